@@ -1,0 +1,112 @@
+"""Shared helpers: data sets, floors measured in the same run, and the report table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".bench")
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    floor_name: str = ""
+    floor: float | None = None
+    target: str = ""
+    ok: bool | None = None
+
+    def line(self) -> str:
+        ratio = ""
+        if self.floor:
+            ratio = (
+                f"{self.value / self.floor:6.2f}x {self.floor_name} ({self.floor:.3f} {self.unit})"
+            )
+        verdict = {True: "meets", False: "MISSES", None: ""}[self.ok]
+        return f"  {self.name:<46} {self.value:9.3f} {self.unit:<5} {ratio:<42} {self.target:<18} {verdict}"
+
+
+def ratio_figure(name: str, value: float, floor_name: str, floor: float, limit: float) -> Figure:
+    return Figure(
+        name, value, "s", floor_name, floor, f"target <= {limit}x", value <= limit * floor
+    )
+
+
+def make_tree(path: str, dirs: int, files_per_dir: int, size: int, seed: int = 1) -> str:
+    """Files of random content (fast to generate); reused if already there."""
+    marker = os.path.join(path, ".complete")
+    if os.path.exists(marker):
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    rnd = random.Random(seed)
+    for d in range(dirs):
+        sub = os.path.join(path, f"d{d:03}")
+        os.makedirs(sub)
+        for f in range(files_per_dir):
+            with open(os.path.join(sub, f"f{f:05}.bin"), "wb") as fh:
+                left = size
+                while left:
+                    n = min(left, 16 << 20)
+                    fh.write(rnd.randbytes(n))
+                    left -= n
+    with open(marker, "w") as fh:
+        fh.write("ok")
+    return path
+
+
+def list_files(path: str) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f != ".complete")
+    return out
+
+
+def sha256_pass(path: str) -> float:
+    """The floor: one plain single-threaded SHA-256 pass over every file."""
+    files = list_files(path)
+    start = time.perf_counter()
+    for p in files:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        h.hexdigest()
+    return time.perf_counter() - start
+
+
+def cp_r(path: str, scratch: str) -> float:
+    shutil.rmtree(scratch, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", path, scratch], check=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(scratch, ignore_errors=True)
+    return elapsed
+
+
+def best_of(n: int, fn: Callable[[], float]) -> float:
+    return min(fn() for _ in range(n))
+
+
+def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``python -m benchmarks.<module> args`` and return the JSON it prints last."""
+    full_env = {**os.environ, **(env or {}), "CAIRN_SILENT": "true"}
+    out = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=os.path.dirname(ROOT),
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))

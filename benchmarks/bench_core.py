@@ -1,0 +1,51 @@
+"""Issue 2: logging s1 (20,000 x 4 KiB in 100 dirs) and s2 (4 x 256 MiB) on the embedded store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from benchmarks._common import (
+    ROOT,
+    Figure,
+    best_of,
+    cp_r,
+    make_tree,
+    ratio_figure,
+    run_child,
+    sha256_pass,
+)
+
+
+def run() -> list[Figure]:
+    figures: list[Figure] = []
+    s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096)
+    s2 = make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
+    for label, data, targets in (
+        ("s1", s1, {"new": 2.0, "unchanged": 0.25}),
+        ("s2", s2, {"new": 1.5}),
+    ):
+        sha = best_of(3, lambda data=data: sha256_pass(data))
+        cp = cp_r(data, os.path.join(ROOT, f"{label}-cp"))
+        store = os.path.join(ROOT, f"store-{label}")
+        shutil.rmtree(store, ignore_errors=True)
+        env = {"CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{label}")}
+        shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)
+        first = os.path.join(data, "d000", sorted(os.listdir(os.path.join(data, "d000")))[0])
+        res = run_child("_log_child", data, f"{label}-data", first, env=env)
+        figures.append(Figure(f"{label}: SHA-256 pass (floor)", sha, "s"))
+        figures.append(Figure(f"{label}: cp -r (floor)", cp, "s"))
+        for key in ("new", "unchanged", "changed"):
+            limit = targets.get(key)
+            if limit is not None:
+                figures.append(ratio_figure(f"{label}: log {key}", res[key], "sha", sha, limit))
+            else:
+                figures.append(Figure(f"{label}: log {key}", res[key], "s", "sha", sha))
+        figures.append(Figure(f"{label}: log vs cp -r", res["new"], "s", "cp", cp))
+        if label == "s1":
+            peak = res["peak_mib"]
+            figures.append(
+                Figure("s1: peak RSS", peak, "MiB", target="target <= 200", ok=peak <= 200)
+            )
+        shutil.rmtree(store, ignore_errors=True)
+    return figures

@@ -1,0 +1,52 @@
+"""cairn: versioned ML artifacts, self-hosted, with the Python API of W&B Artifacts.
+
+``import cairn as wandb`` and W&B's artifact code runs unchanged::
+
+    with wandb.init(project="demo") as run:
+        artifact = wandb.Artifact("dataset", type="dataset")
+        artifact.add_dir("data/")
+        run.log_artifact(artifact)
+"""
+
+from typing import Any
+
+from cairn import errors
+from cairn.sdk import (
+    Api,
+    Artifact,
+    ArtifactManifestEntry,
+    Config,
+    Run,
+    Table,
+    finish,
+    init,
+    log_artifact,
+    use_artifact,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Api",
+    "Artifact",
+    "ArtifactManifestEntry",
+    "Config",
+    "Run",
+    "Table",
+    "__version__",
+    "errors",
+    "finish",
+    "init",
+    "log_artifact",
+    "run",
+    "use_artifact",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # ``cairn.run`` is the active run (or None), read at the moment it is asked for.
+    if name == "run":
+        from cairn.sdk import current_run
+
+        return current_run()
+    raise AttributeError(f"module 'cairn' has no attribute {name!r}")

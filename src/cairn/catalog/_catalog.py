@@ -1,0 +1,789 @@
+"""The catalog: metadata of projects, runs, collections, versions, aliases and lineage.
+
+One ``Catalog`` wraps one SQLAlchemy engine (SQLite for the embedded store, PostgreSQL for a
+server). Work happens in transactions: ``catalog.write(fn)`` runs ``fn(tx)`` in a write
+transaction and retries it when a concurrent writer got in the way; ``catalog.read(fn)`` does the
+same for reads. Version numbers are handed out by bumping ``collections.next_index`` inside the
+committing transaction, after locking the collection row, so they are dense and unique across
+processes and machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from cairn.catalog import _schema as s
+from cairn.core import LATEST, Change, ManifestEntry
+from cairn.core._records import (
+    COMMITTED,
+    DELETED,
+    PENDING,
+    CollectionRecord,
+    RunRecord,
+    VersionRecord,
+)
+from cairn.errors import (
+    ArtifactNotFoundError,
+    CommError,
+    ConflictError,
+    RunNotFoundError,
+    TypeConflictError,
+    UsageError,
+)
+
+T = TypeVar("T")
+_RETRIES = 12
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """Lock timeouts, serialization failures and deadlocks: the transaction may simply be retried."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40001", "40P01", "55P03"):
+        return True
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class Catalog:
+    """Metadata in SQL. ``url`` is any SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``)."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._pid = 0
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        from cairn.catalog._migrate import ensure_schema
+
+        ensure_schema(self, create=create)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or self._pid != os.getpid():
+            if self._engine is not None:
+                self._engine.dispose(close=False)  # inherited over fork(): not ours to close
+            self._engine = self._make_engine()
+            self._pid = os.getpid()
+        return self._engine
+
+    def _make_engine(self) -> Engine:
+        if self.dialect == "sqlite":
+            engine = create_engine(
+                self.url,
+                poolclass=NullPool,
+                connect_args={"timeout": 60, "check_same_thread": False},
+            )
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Connection) -> None:
+                # Writers take the lock up front, so two writers never deadlock upgrading a read
+                # lock; readers use a plain (deferred) transaction and never block in WAL mode.
+                write = conn.get_execution_options().get("cairn_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+            return engine
+        return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+
+    def dispose(self) -> None:
+        if self._engine is not None and self._pid == os.getpid():
+            self._engine.dispose()
+        self._engine = None
+
+    def _run(self, fn: Callable[[Tx], T], write: bool) -> T:
+        delay = 0.01
+        for attempt in range(_RETRIES):
+            try:
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(cairn_write=write)
+                    with conn.begin():
+                        return fn(Tx(conn, self.dialect))
+            except IntegrityError as exc:
+                # A concurrent writer created the same row first; the retry will see it.
+                if attempt == _RETRIES - 1:
+                    raise ConflictError(
+                        f"catalog conflict, retries exhausted: {exc.orig}"
+                    ) from None
+            except (OperationalError, DBAPIError) as exc:
+                if not _is_transient(exc) or attempt == _RETRIES - 1:
+                    raise CommError(f"catalog error ({self.dialect}): {exc.orig}") from None
+            except SQLAlchemyError as exc:
+                raise CommError(f"catalog error ({self.dialect}): {exc}") from None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, write=True)
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, write=False)
+
+
+class Tx:
+    """Operations inside one transaction of the catalog."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    # -- projects ------------------------------------------------------------------------------
+
+    def project_id(self, entity: str, name: str, *, create: bool) -> int | None:
+        q = select(s.projects.c.id).where(s.projects.c.entity == entity, s.projects.c.name == name)
+        pid = self.conn.execute(q).scalar()
+        if pid is None and create:
+            self.conn.execute(
+                self._insert(s.projects)
+                .values(entity=entity, name=name, created_at=_now())
+                .on_conflict_do_nothing()
+            )
+            pid = self.conn.execute(q).scalar()
+        return None if pid is None else int(pid)
+
+    def projects(self, entity: str | None = None) -> list[tuple[str, str]]:
+        q = select(s.projects.c.entity, s.projects.c.name).order_by(
+            s.projects.c.entity, s.projects.c.name
+        )
+        if entity is not None:
+            q = q.where(s.projects.c.entity == entity)
+        return [(r[0], r[1]) for r in self.conn.execute(q)]
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def insert_run(self, project_id: int, run: RunRecord) -> int:
+        existing = self.run_pk(project_id, run.id)
+        if existing is not None:
+            self.conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == existing)
+                .values(state=run.state, finished_at=None)
+            )
+            return existing
+        res = self.conn.execute(
+            s.runs.insert().values(
+                project_id=project_id,
+                run_id=run.id,
+                name=run.name,
+                group_name=run.group,
+                job_type=run.job_type,
+                config=_json(dict(run.config)),
+                state=run.state,
+                created_at=run.created_at or _now(),
+            )
+        )
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def run_pk(self, project_id: int, run_id: str) -> int | None:
+        q = select(s.runs.c.id).where(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id)
+        pk = self.conn.execute(q).scalar()
+        return None if pk is None else int(pk)
+
+    def require_run_pk(self, project_id: int, run_id: str) -> int:
+        pk = self.run_pk(project_id, run_id)
+        if pk is None:
+            raise RunNotFoundError(f"run {run_id!r} does not exist in this project")
+        return pk
+
+    def set_run_state(self, run_pk: int, state: str, config: Mapping[str, Any] | None) -> None:
+        values: dict[str, Any] = {"state": state, "finished_at": _now()}
+        if config is not None:
+            values["config"] = _json(dict(config))
+        self.conn.execute(update(s.runs).where(s.runs.c.id == run_pk).values(**values))
+
+    def run_records(self, where: Any) -> list[RunRecord]:
+        q = (
+            select(s.runs, s.projects.c.entity, s.projects.c.name.label("project"))
+            .join(s.projects, s.projects.c.id == s.runs.c.project_id)
+            .where(where)
+            .order_by(s.runs.c.created_at, s.runs.c.id)
+        )
+        return [
+            RunRecord(
+                id=r.run_id,
+                entity=r.entity,
+                project=r.project,
+                name=r.name,
+                group=r.group_name,
+                job_type=r.job_type,
+                config=json.loads(r.config),
+                state=r.state,
+                created_at=r.created_at,
+                finished_at=r.finished_at,
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def run_record(self, project_id: int, run_id: str) -> RunRecord:
+        found = self.run_records(and_(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id))
+        if not found:
+            raise RunNotFoundError(f"run {run_id!r} not found")
+        return found[0]
+
+    # -- collections ---------------------------------------------------------------------------
+
+    def lock_collection(
+        self, project_id: int, name: str, type_name: str, description: str | None
+    ) -> tuple[int, int]:
+        """Lock (creating it if needed) a collection for a commit: (id, next_index).
+
+        Raises ``TypeConflictError`` when the name exists with another type.
+        """
+        c = s.collections.c
+        q = select(c.id, c.type, c.next_index).where(c.project_id == project_id, c.name == name)
+        row = self.conn.execute(q.with_for_update()).first()
+        if row is None:
+            now = _now()
+            self.conn.execute(
+                self._insert(s.collections)
+                .values(
+                    project_id=project_id,
+                    name=name,
+                    type=type_name,
+                    description=description,
+                    next_index=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+            row = self.conn.execute(q.with_for_update()).first()
+            assert row is not None
+        if row.type != type_name:
+            raise TypeConflictError(
+                f"artifact {name!r} already exists in this project with type {row.type!r},"
+                f" not {type_name!r}; use type {row.type!r} or another name"
+            )
+        return int(row.id), int(row.next_index)
+
+    def collection_id(self, project_id: int, name: str) -> int | None:
+        c = s.collections.c
+        q = select(c.id).where(c.project_id == project_id, c.name == name)
+        cid = self.conn.execute(q).scalar()
+        return None if cid is None else int(cid)
+
+    def require_collection(self, project_id: int, name: str, where: str) -> int:
+        cid = self.collection_id(project_id, name)
+        if cid is None:
+            raise ArtifactNotFoundError(f"artifact {name!r} not found in project {where}")
+        return cid
+
+    def collection_records(
+        self, project_id: int, type_name: str | None = None, name: str | None = None
+    ) -> list[CollectionRecord]:
+        c, v = s.collections.c, s.versions.c
+        counts = (
+            select(
+                v.collection_id,
+                func.count().label("n"),
+                func.max(v.idx).label("latest_idx"),
+            )
+            .where(v.state == COMMITTED)
+            .group_by(v.collection_id)
+            .subquery()
+        )
+        q = (
+            select(
+                s.collections,
+                s.projects.c.entity,
+                s.projects.c.name.label("project"),
+                counts.c.n,
+                counts.c.latest_idx,
+            )
+            .join(s.projects, s.projects.c.id == c.project_id)
+            .outerjoin(counts, counts.c.collection_id == c.id)
+            .where(c.project_id == project_id)
+            .order_by(c.type, c.name)
+        )
+        if type_name is not None:
+            q = q.where(c.type == type_name)
+        if name is not None:
+            q = q.where(c.name == name)
+        rows = list(self.conn.execute(q))
+        latest_sizes = self._latest_sizes([int(r.id) for r in rows])
+        return [
+            CollectionRecord(
+                id=int(r.id),
+                entity=r.entity,
+                project=r.project,
+                name=r.name,
+                type=r.type,
+                description=r.description,
+                version_count=int(r.n or 0),
+                latest_index=None if r.latest_idx is None else int(r.latest_idx),
+                latest_size=latest_sizes.get(int(r.id)),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+    def _latest_sizes(self, collection_ids: list[int]) -> dict[int, int]:
+        if not collection_ids:
+            return {}
+        a, v = s.aliases.c, s.versions.c
+        q = (
+            select(a.collection_id, v.size)
+            .join(s.versions, v.id == a.version_id)
+            .where(a.alias == LATEST, a.collection_id.in_(collection_ids))
+        )
+        return {int(r[0]): int(r[1]) for r in self.conn.execute(q)}
+
+    def types(self, project_id: int) -> list[str]:
+        c = s.collections.c
+        q = select(c.type).where(c.project_id == project_id).distinct().order_by(c.type)
+        return [r[0] for r in self.conn.execute(q)]
+
+    # -- versions ------------------------------------------------------------------------------
+
+    def committed_with_digest(self, collection_id: int, digest: str) -> str | None:
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, v.digest == digest, v.state == COMMITTED)
+            .order_by(v.idx)
+        )
+        vid = self.conn.execute(q).scalars().first()
+        return None if vid is None else str(vid)
+
+    def insert_version(
+        self,
+        *,
+        collection_id: int,
+        state: str,
+        index: int | None,
+        digest: str | None,
+        size: int,
+        file_count: int,
+        metadata: Mapping[str, Any],
+        description: str | None,
+        created_by: int | None,
+        distributed_id: str | None = None,
+        base_version_id: str | None = None,
+    ) -> str:
+        vid = uuid.uuid4().hex
+        now = _now()
+        self.conn.execute(
+            s.versions.insert().values(
+                id=vid,
+                collection_id=collection_id,
+                idx=index,
+                state=state,
+                digest=digest,
+                size=size,
+                file_count=file_count,
+                metadata=_json(dict(metadata)),
+                description=description,
+                created_by=created_by,
+                distributed_id=distributed_id,
+                base_version_id=base_version_id,
+                created_at=now,
+                updated_at=now,
+                committed_at=now if state == COMMITTED else None,
+            )
+        )
+        if index is not None:
+            self.bump_index(collection_id, index)
+        return vid
+
+    def bump_index(self, collection_id: int, used: int) -> None:
+        c = s.collections.c
+        self.conn.execute(
+            update(s.collections)
+            .where(c.id == collection_id)
+            .values(next_index=used + 1, updated_at=_now())
+        )
+
+    def commit_pending(
+        self,
+        version_id: str,
+        *,
+        index: int,
+        digest: str,
+        size: int,
+        file_count: int,
+        created_by: int | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "idx": index,
+            "state": COMMITTED,
+            "digest": digest,
+            "size": size,
+            "file_count": file_count,
+            "created_by": created_by,
+            "committed_at": _now(),
+            "updated_at": _now(),
+        }
+        if metadata is not None:
+            values["metadata"] = _json(dict(metadata))
+        if description is not None:
+            values["description"] = description
+        self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
+        collection_id = self.conn.execute(
+            select(s.versions.c.collection_id).where(s.versions.c.id == version_id)
+        ).scalar_one()
+        self.bump_index(int(collection_id), index)
+        self.conn.execute(
+            delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
+        )
+
+    def lock_version(self, version_id: str) -> tuple[str, int] | None:
+        """Lock a version row: (state, collection_id), or None if there is no such version."""
+        v = s.versions.c
+        row = self.conn.execute(
+            select(v.state, v.collection_id).where(v.id == version_id).with_for_update()
+        ).first()
+        return None if row is None else (str(row.state), int(row.collection_id))
+
+    def set_version_state(self, version_id: str, state: str) -> None:
+        v = s.versions.c
+        self.conn.execute(
+            update(s.versions).where(v.id == version_id).values(state=state, updated_at=_now())
+        )
+
+    def update_version(
+        self,
+        version_id: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"updated_at": _now()}
+        if description is not None:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = _json(dict(metadata))
+        self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
+
+    def resolve(self, collection_id: int, label: str | None) -> str | None:
+        """The committed version a label names: ``None``/``latest``, ``vN`` or an alias."""
+        v = s.versions.c
+        if label is not None and label[:1] == "v" and label[1:].isdigit():
+            q = select(v.id).where(
+                v.collection_id == collection_id, v.idx == int(label[1:]), v.state == COMMITTED
+            )
+            vid = self.conn.execute(q).scalar()
+            return None if vid is None else str(vid)
+        a = s.aliases.c
+        q = (
+            select(a.version_id)
+            .join(s.versions, v.id == a.version_id)
+            .where(a.collection_id == collection_id, a.alias == (label or LATEST))
+            .where(v.state == COMMITTED)
+        )
+        vid = self.conn.execute(q).scalar()
+        return None if vid is None else str(vid)
+
+    def version_ids(
+        self, collection_id: int, *, include_pending: bool = False, include_deleted: bool = False
+    ) -> list[str]:
+        v = s.versions.c
+        states = (
+            [COMMITTED]
+            + ([PENDING] if include_pending else [])
+            + ([DELETED] if include_deleted else [])
+        )
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, v.state.in_(states))
+            .order_by(v.idx.is_(None), v.idx, v.created_at)
+        )
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def pending_version(self, collection_id: int, distributed_id: str) -> str | None:
+        v = s.versions.c
+        q = select(v.id).where(
+            v.collection_id == collection_id,
+            v.distributed_id == distributed_id,
+            v.state == PENDING,
+        )
+        vid = self.conn.execute(q.with_for_update()).scalar()
+        return None if vid is None else str(vid)
+
+    def pending_older_than(self, cutoff: float) -> list[str]:
+        v = s.versions.c
+        q = select(v.id).where(v.state == PENDING, v.updated_at < cutoff)
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def version_records(self, ids: Sequence[str]) -> list[VersionRecord]:
+        if not ids:
+            return []
+        v, c, p = s.versions.c, s.collections.c, s.projects.c
+        q = (
+            select(
+                s.versions,
+                c.name.label("cname"),
+                c.type,
+                p.entity,
+                p.name.label("project"),
+                s.runs.c.run_id.label("creator"),
+            )
+            .join(s.collections, c.id == v.collection_id)
+            .join(s.projects, p.id == c.project_id)
+            .outerjoin(s.runs, s.runs.c.id == v.created_by)
+            .where(v.id.in_(list(ids)))
+        )
+        rows = {str(r.id): r for r in self.conn.execute(q)}
+        alias_map: dict[str, list[str]] = {}
+        for vid, alias in self.conn.execute(
+            select(s.aliases.c.version_id, s.aliases.c.alias)
+            .where(s.aliases.c.version_id.in_(list(ids)))
+            .order_by(s.aliases.c.alias)
+        ):
+            alias_map.setdefault(str(vid), []).append(alias)
+        tag_map: dict[str, list[str]] = {}
+        for vid, tag in self.conn.execute(
+            select(s.tags.c.version_id, s.tags.c.tag)
+            .where(s.tags.c.version_id.in_(list(ids)))
+            .order_by(s.tags.c.tag)
+        ):
+            tag_map.setdefault(str(vid), []).append(tag)
+        out = []
+        for vid in ids:
+            r = rows.get(vid)
+            if r is None:
+                raise ArtifactNotFoundError(f"artifact version {vid!r} not found")
+            aliases = alias_map.get(vid, [])
+            # "latest" first, then the rest in name order, as W&B shows them.
+            aliases.sort(key=lambda a: (a != LATEST, a))
+            out.append(
+                VersionRecord(
+                    id=vid,
+                    entity=r.entity,
+                    project=r.project,
+                    name=r.cname,
+                    type=r.type,
+                    index=r.idx,
+                    state=r.state,
+                    digest=r.digest,
+                    size=int(r.size),
+                    file_count=int(r.file_count),
+                    metadata=json.loads(r.metadata),
+                    description=r.description,
+                    aliases=tuple(aliases),
+                    tags=tuple(tag_map.get(vid, [])),
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                    created_by=r.creator,
+                    distributed_id=r.distributed_id,
+                    base_version_id=r.base_version_id,
+                    collection_id=int(r.collection_id),
+                )
+            )
+        return out
+
+    def version_record(self, version_id: str) -> VersionRecord:
+        return self.version_records([version_id])[0]
+
+    # -- aliases and tags ------------------------------------------------------------------------
+
+    def set_alias(self, collection_id: int, alias: str, version_id: str) -> None:
+        """Point ``alias`` at ``version_id`` (moving it from another version of the collection)."""
+        ins = self._insert(s.aliases).values(
+            collection_id=collection_id, alias=alias, version_id=version_id
+        )
+        self.conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["collection_id", "alias"], set_={"version_id": version_id}
+            )
+        )
+
+    def remove_alias(self, collection_id: int, alias: str, version_id: str | None = None) -> bool:
+        a = s.aliases.c
+        stmt = delete(s.aliases).where(a.collection_id == collection_id, a.alias == alias)
+        if version_id is not None:
+            stmt = stmt.where(a.version_id == version_id)
+        return bool(self.conn.execute(stmt).rowcount)
+
+    def aliases_of(self, version_id: str) -> list[str]:
+        a = s.aliases.c
+        return [r[0] for r in self.conn.execute(select(a.alias).where(a.version_id == version_id))]
+
+    def replace_aliases(self, collection_id: int, version_id: str, aliases: Iterable[str]) -> None:
+        """Make ``aliases`` (plus ``latest`` if it is there) exactly the version's aliases."""
+        wanted = set(aliases)
+        for alias in self.aliases_of(version_id):
+            if alias != LATEST and alias not in wanted:
+                self.remove_alias(collection_id, alias, version_id)
+        for alias in sorted(wanted):
+            self.set_alias(collection_id, alias, version_id)
+
+    def move_latest(self, collection_id: int) -> None:
+        """Point ``latest`` at the highest committed version (or drop it if none is left)."""
+        v = s.versions.c
+        top = self.conn.execute(
+            select(v.id)
+            .where(v.collection_id == collection_id, v.state == COMMITTED)
+            .order_by(v.idx.desc())
+            .limit(1)
+        ).scalar()
+        if top is None:
+            self.remove_alias(collection_id, LATEST)
+        else:
+            self.set_alias(collection_id, LATEST, str(top))
+
+    def add_tags(self, version_id: str, tags: Iterable[str]) -> None:
+        for tag in tags:
+            self.conn.execute(
+                self._insert(s.tags).values(version_id=version_id, tag=tag).on_conflict_do_nothing()
+            )
+
+    def replace_tags(self, version_id: str, tags: Iterable[str]) -> None:
+        self.conn.execute(delete(s.tags).where(s.tags.c.version_id == version_id))
+        self.add_tags(version_id, tags)
+
+    # -- lineage -------------------------------------------------------------------------------
+
+    def link_run(self, version_id: str, run_pk: int, role: str) -> None:
+        self.conn.execute(
+            self._insert(s.version_runs)
+            .values(version_id=version_id, run_id=run_pk, role=role, created_at=_now())
+            .on_conflict_do_nothing()
+        )
+
+    def copy_links(self, src_version: str, dst_version: str, role: str) -> None:
+        vr = s.version_runs.c
+        q = select(vr.run_id).where(vr.version_id == src_version, vr.role == role)
+        for (run_pk,) in list(self.conn.execute(q)):
+            self.link_run(dst_version, int(run_pk), role)
+
+    def runs_of(self, version_id: str, role: str) -> list[RunRecord]:
+        vr = s.version_runs.c
+        sub = select(vr.run_id).where(vr.version_id == version_id, vr.role == role)
+        return self.run_records(s.runs.c.id.in_(sub))
+
+    def versions_of_run(self, run_pk: int, role: str) -> list[str]:
+        vr, v = s.version_runs.c, s.versions.c
+        q = (
+            select(vr.version_id)
+            .join(s.versions, v.id == vr.version_id)
+            .where(vr.run_id == run_pk, vr.role == role, v.state != DELETED)
+            .order_by(vr.created_at)
+        )
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    # -- staged entries (distributed versions) ---------------------------------------------------
+
+    def stage_changes(self, version_id: str, changes: Sequence[Change], run_pk: int | None) -> None:
+        """Upsert changes into a pending version: the last one staged for a path wins."""
+        if not changes:
+            return
+        now = _now()
+        rows = []
+        for path, e in changes:
+            rows.append(
+                {
+                    "version_id": version_id,
+                    "path": path,
+                    "removed": 1 if e is None else 0,
+                    "digest": "" if e is None else e.digest,
+                    "size": None if e is None else e.size,
+                    "ref": None if e is None else e.ref,
+                    "extra": None if e is None or not e.extra else _json(dict(e.extra)),
+                    "run_id": run_pk,
+                    "staged_at": now,
+                }
+            )
+        ins = self._insert(s.staged_entries)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["version_id", "path"],
+            set_={
+                col: getattr(ins.excluded, col)
+                for col in ("removed", "digest", "size", "ref", "extra", "run_id", "staged_at")
+            },
+        )
+        self.conn.execute(stmt, rows)
+        self.conn.execute(
+            update(s.versions).where(s.versions.c.id == version_id).values(updated_at=now)
+        )
+
+    def staged(self, version_id: str) -> list[Change]:
+        """The staged changes of a pending version, sorted by path."""
+        se = s.staged_entries.c
+        q = select(se.path, se.removed, se.digest, se.size, se.ref, se.extra).where(
+            se.version_id == version_id
+        )
+        out: list[Change] = [
+            (
+                r[0],
+                None
+                if r[1]
+                else ManifestEntry(r[0], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None),
+            )
+            for r in self.conn.execute(q)
+        ]
+        out.sort(key=lambda c: c[0])
+        return out
+
+    def staged_count(self, version_id: str) -> int:
+        se = s.staged_entries.c
+        q = select(func.count()).select_from(s.staged_entries).where(se.version_id == version_id)
+        return int(self.conn.execute(q).scalar_one())
+
+    def drop_pending(self, version_id: str) -> None:
+        """Forget a PENDING version and its staged changes."""
+        state = self.conn.execute(
+            select(s.versions.c.state).where(s.versions.c.id == version_id)
+        ).scalar()
+        if state is None:
+            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
+        if state != PENDING:
+            raise UsageError(
+                f"version {version_id} is {state}, not PENDING; it cannot be discarded"
+            )
+        for table in (s.staged_entries, s.version_runs, s.tags, s.aliases):
+            self.conn.execute(delete(table).where(table.c.version_id == version_id))
+        self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
+
+    # -- garbage collection support ----------------------------------------------------------------
+
+    def live_roots(self) -> list[str]:
+        """Manifest roots of every version not deleted."""
+        v = s.versions.c
+        q = select(v.digest).where(v.state == COMMITTED, v.digest.is_not(None)).distinct()
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def staged_digests(self) -> list[str]:
+        se = s.staged_entries.c
+        q = select(se.digest).where(se.ref.is_(None), se.removed == 0).distinct()
+        return [str(r[0]) for r in self.conn.execute(q)]

@@ -1,0 +1,111 @@
+"""Schema migrations (Alembic), checked every time a catalog is opened.
+
+The embedded store upgrades itself; a server refuses to start on an old schema unless told to
+migrate (``cairn server migrate``), because several servers may share one database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from cairn.catalog._schema import HEAD_REVISION
+from cairn.errors import CommError, UsageError
+
+if TYPE_CHECKING:
+    from cairn.catalog._catalog import Catalog
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if rev is None else str(rev)
+
+
+def _alembic_config(conn: Connection) -> object:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS_DIR)
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def known_revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(MIGRATIONS_DIR)
+    return [rev.revision for rev in script.walk_revisions()]
+
+
+def script_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
+    assert head is not None
+    return head
+
+
+@contextlib.contextmanager
+def _migration_lock(catalog: Catalog, conn: Connection) -> Iterator[None]:
+    """Only one process migrates at a time; the others wait, then find the work done."""
+    if catalog.dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(7242001)"))
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(7242001)"))
+            conn.commit()
+        return
+    db_path = catalog.url.split("///", 1)[-1]
+    import fcntl
+
+    with open(db_path + ".migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def upgrade(catalog: Catalog) -> None:
+    """Bring the schema to the newest revision this version of cairn knows."""
+    from alembic import command
+
+    with catalog.engine.connect() as conn, _migration_lock(catalog, conn):
+        if current_revision(conn) == HEAD_REVISION:
+            return
+        conn.commit()
+        command.upgrade(_alembic_config(conn), "head")  # type: ignore[arg-type]
+        conn.commit()
+
+
+def ensure_schema(catalog: Catalog, *, create: bool) -> None:
+    """Check the schema revision; upgrade it when ``create`` (the embedded store) allows."""
+    try:
+        with catalog.engine.connect() as conn:
+            rev = current_revision(conn)
+            conn.rollback()
+    except Exception as exc:  # noqa: BLE001 - any driver error means "cannot open"
+        raise CommError(f"cannot open the catalog at {catalog.url}: {exc}") from None
+    if rev == HEAD_REVISION:
+        return
+    if rev is not None and rev not in known_revisions():
+        raise UsageError(
+            f"the catalog at {catalog.url} has schema revision {rev!r}, which this version of"
+            " cairn does not know; it was written by a newer cairn: upgrade cairn"
+        )
+    if not create:
+        raise UsageError(
+            f"the catalog at {catalog.url} is at schema revision {rev or 'none'},"
+            f" not {HEAD_REVISION}; run `cairn server migrate` first"
+        )
+    upgrade(catalog)

@@ -1,0 +1,86 @@
+"""Pure core: names and paths, digests, manifest entries and paged manifests, diff.
+
+Nothing in this package does I/O or imports outside the standard library (and cairn.errors).
+"""
+
+from cairn.core._digest import (
+    PREFIX as DIGEST_PREFIX,
+)
+from cairn.core._digest import (
+    check_digest,
+    digest_bytes,
+    digest_from_hasher,
+    digest_hex,
+    is_digest,
+    new_hasher,
+)
+from cairn.core._manifest import (
+    INDEX_FORMAT,
+    LEAF_FORMAT,
+    Change,
+    Index,
+    Leaf,
+    ManifestDiff,
+    ManifestEntry,
+    PageReader,
+    PageRef,
+    build_tree,
+    decode_node,
+    diff_trees,
+    encode_leaf,
+    update_tree,
+)
+from cairn.core._names import (
+    LATEST,
+    ArtifactPath,
+    entry_path_problem,
+    is_version_label,
+    normalize_entry_path,
+    parse_artifact_path,
+    validate_alias,
+    validate_aliases,
+    validate_artifact_name,
+    validate_project,
+    validate_tags,
+    validate_type,
+    version_index,
+    version_label,
+)
+
+__all__ = [
+    "DIGEST_PREFIX",
+    "INDEX_FORMAT",
+    "LATEST",
+    "LEAF_FORMAT",
+    "ArtifactPath",
+    "Change",
+    "Index",
+    "Leaf",
+    "ManifestDiff",
+    "ManifestEntry",
+    "PageReader",
+    "PageRef",
+    "build_tree",
+    "check_digest",
+    "decode_node",
+    "diff_trees",
+    "digest_bytes",
+    "digest_from_hasher",
+    "digest_hex",
+    "encode_leaf",
+    "entry_path_problem",
+    "is_digest",
+    "is_version_label",
+    "new_hasher",
+    "normalize_entry_path",
+    "parse_artifact_path",
+    "update_tree",
+    "validate_alias",
+    "validate_aliases",
+    "validate_artifact_name",
+    "validate_project",
+    "validate_tags",
+    "validate_type",
+    "version_index",
+    "version_label",
+]

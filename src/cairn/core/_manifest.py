@@ -1,0 +1,521 @@
+"""Paged manifests: a version's entries as a content-defined tree of pages.
+
+The format is specified in ``docs/design.md`` ("Manifest"); this module is its only implementation.
+In short: entries sorted by path are cut into *leaf pages* after every entry whose path hashes to
+0 modulo ``LEAF_FANOUT``; references to pages are cut the same way into *index pages*, level by
+level, until one page remains: the root. Every page is stored as a blob named by its digest, and
+the root's digest is the version digest. Because the cut points depend only on the entries, equal
+entry sets give equal pages and an equal root digest, whatever history built them.
+
+Nothing here does I/O. Functions that read pages take ``load(digest) -> bytes``; functions that
+write take ``put(digest, data)``; the caller decides where pages live and caches them.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from cairn.core._digest import digest_bytes
+from cairn.core._names import entry_path_problem
+from cairn.errors import ManifestFormatError
+
+LEAF_FORMAT = "cairn.manifest.leaf/1"
+INDEX_FORMAT = "cairn.manifest.index/1"
+LEAF_FANOUT = 512  # a leaf ends after an entry whose path hash is 0 modulo this
+INDEX_FANOUT = 64  # an index page ends after a child whose first path hash is 0 modulo this
+_MAX_LEVELS = 40
+
+Json: TypeAlias = Any
+Load: TypeAlias = Callable[[str], bytes]
+Put: TypeAlias = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a version: where it goes (``path``) and what it is.
+
+    ``digest`` is the content digest for stored files and checksummed references; for a reference
+    recorded without a checksum it is the URI itself (as in W&B). ``ref`` is the URI of a reference
+    (None for content kept in the store). ``extra`` holds JSON facts that pin a reference (ETag,
+    version id) or user data; it is part of the entry's identity.
+    """
+
+    path: str
+    digest: str
+    size: int | None = None
+    ref: str | None = None
+    extra: Mapping[str, Json] | None = None
+
+    def to_row(self) -> list[Json]:
+        row: list[Json] = [self.path, self.digest, self.size]
+        if self.ref is not None or self.extra:
+            row.append(self.ref)
+        if self.extra:
+            row.append(dict(self.extra))
+        return row
+
+    @staticmethod
+    def from_row(row: Json) -> ManifestEntry:
+        if not isinstance(row, list) or not 3 <= len(row) <= 5:
+            raise ManifestFormatError(f"malformed manifest entry {row!r}")
+        path, digest, size = row[0], row[1], row[2]
+        ref = row[3] if len(row) > 3 else None
+        extra = row[4] if len(row) > 4 else None
+        if not isinstance(path, str) or not isinstance(digest, str):
+            raise ManifestFormatError(f"malformed manifest entry {row!r}")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise ManifestFormatError(f"malformed size in manifest entry {row!r}")
+        if ref is not None and not isinstance(ref, str):
+            raise ManifestFormatError(f"malformed reference in manifest entry {row!r}")
+        if extra is not None and not isinstance(extra, dict):
+            raise ManifestFormatError(f"malformed extra in manifest entry {row!r}")
+        return ManifestEntry(path, digest, size, ref, extra or None)
+
+    def same_content(self, other: ManifestEntry) -> bool:
+        return (
+            self.digest == other.digest
+            and self.size == other.size
+            and self.ref == other.ref
+            and (self.extra or None) == (other.extra or None)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PageRef:
+    """A reference to a page: its first path, digest, and the entries and bytes below it."""
+
+    first_path: str
+    digest: str
+    count: int
+    size: int
+    level: int  # 0 for a leaf page
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def level(self) -> int:
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    level: int
+    children: tuple[PageRef, ...]
+
+
+Node: TypeAlias = Leaf | Index
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def _dumps(obj: Json) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def encode_leaf(entries: Sequence[ManifestEntry]) -> bytes:
+    return _dumps({"format": LEAF_FORMAT, "entries": [e.to_row() for e in entries]})
+
+
+def encode_index(level: int, children: Sequence[PageRef]) -> bytes:
+    rows = [[c.first_path, c.digest, c.count, c.size] for c in children]
+    return _dumps({"format": INDEX_FORMAT, "level": level, "children": rows})
+
+
+def decode_node(data: bytes, *, check_paths: bool = True) -> Node:
+    """Decode a page. Unknown formats and paths that could escape a directory are refused."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestFormatError(f"manifest page is not valid JSON: {exc}") from None
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    if fmt == LEAF_FORMAT:
+        entries = tuple(ManifestEntry.from_row(r) for r in doc.get("entries", ()))
+        if check_paths:
+            for e in entries:
+                problem = entry_path_problem(e.path)
+                if problem is not None:
+                    raise ManifestFormatError(
+                        f"manifest refused: entry path {e.path[:200]!r} is unsafe ({problem})"
+                    )
+        return Leaf(entries)
+    if fmt == INDEX_FORMAT:
+        level = doc.get("level")
+        rows = doc.get("children")
+        if not isinstance(level, int) or level < 1 or not isinstance(rows, list) or not rows:
+            raise ManifestFormatError("malformed manifest index page")
+        children = []
+        for r in rows:
+            if not (isinstance(r, list) and len(r) == 4 and isinstance(r[0], str)):
+                raise ManifestFormatError(f"malformed manifest index row {r!r}")
+            children.append(PageRef(r[0], r[1], int(r[2]), int(r[3]), level - 1))
+        return Index(level, tuple(children))
+    if isinstance(fmt, str) and fmt.startswith("cairn.manifest."):
+        raise ManifestFormatError(
+            f"manifest page format {fmt!r} is not known to this version of cairn; upgrade cairn"
+        )
+    raise ManifestFormatError("blob is not a cairn manifest page")
+
+
+# -- cut points -------------------------------------------------------------------------------
+
+
+def _mix32(h: int) -> int:
+    # murmur3's finaliser: spreads the bits of a CRC so that "mod K" is uniform.
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
+
+
+def path_hash(path: str, level: int = 0) -> int:
+    """The 32-bit hash of ``path`` that decides cut points at ``level`` (see docs/design.md)."""
+    salt = (level * 0x9E3779B9) & 0xFFFFFFFF
+    return _mix32(zlib.crc32(path.encode()) ^ salt)
+
+
+def is_leaf_boundary(path: str) -> bool:
+    return path_hash(path) % LEAF_FANOUT == 0
+
+
+def _is_index_boundary(level: int, first_path: str) -> bool:
+    return path_hash(first_path, level) % INDEX_FANOUT == 0
+
+
+# -- building ---------------------------------------------------------------------------------
+
+
+def _store(data: bytes, put: Put) -> str:
+    digest = digest_bytes(data)
+    put(digest, data)
+    return digest
+
+
+def _write_leaf(entries: Sequence[ManifestEntry], put: Put) -> PageRef:
+    digest = _store(encode_leaf(entries), put)
+    size = sum(e.size or 0 for e in entries)
+    first = entries[0].path if entries else ""
+    return PageRef(first, digest, len(entries), size, 0)
+
+
+def _split_leaves(
+    entries: list[ManifestEntry],
+) -> tuple[list[list[ManifestEntry]], list[ManifestEntry]]:
+    """Cut ``entries`` after each boundary entry: (complete pages, the unfinished rest)."""
+    pages: list[list[ManifestEntry]] = []
+    start = 0
+    for i, e in enumerate(entries):
+        if is_leaf_boundary(e.path):
+            pages.append(entries[start : i + 1])
+            start = i + 1
+    return pages, entries[start:]
+
+
+def build_index(leaves: Sequence[PageRef], put: Put) -> PageRef:
+    """Stack index levels over ``leaves`` until one page remains; return the root reference."""
+    if not leaves:
+        return _write_leaf([], put)
+    refs = list(leaves)
+    level = 1
+    while len(refs) > 1:
+        groups: list[list[PageRef]] = []
+        current: list[PageRef] = []
+        for ref in refs:
+            current.append(ref)
+            # At least two children per index page, so every level shrinks; near the top a
+            # forced single page keeps a degenerate hash distribution from looping forever.
+            if (
+                len(current) >= 2
+                and _is_index_boundary(level, ref.first_path)
+                and level < _MAX_LEVELS
+            ):
+                groups.append(current)
+                current = []
+        if current:
+            groups.append(current)
+        refs = []
+        for group in groups:
+            digest = _store(encode_index(level, group), put)
+            refs.append(
+                PageRef(
+                    group[0].first_path,
+                    digest,
+                    sum(c.count for c in group),
+                    sum(c.size for c in group),
+                    level,
+                )
+            )
+        level += 1
+    return refs[0]
+
+
+def build_tree(entries: Iterable[ManifestEntry], put: Put) -> PageRef:
+    """Write the pages of a manifest holding ``entries`` (sorted by path, paths unique)."""
+    leaves: list[PageRef] = []
+    page: list[ManifestEntry] = []
+    previous: str | None = None
+    for e in entries:
+        if previous is not None and e.path <= previous:
+            raise ValueError(f"entries must be sorted by path and unique: {e.path!r}")
+        previous = e.path
+        page.append(e)
+        if is_leaf_boundary(e.path):
+            leaves.append(_write_leaf(page, put))
+            page = []
+    if page or not leaves:
+        leaves.append(_write_leaf(page, put))
+    return build_index(leaves, put)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+class PageReader:
+    """Decodes pages through ``load``, keeping recently used ones (pages never change)."""
+
+    def __init__(self, load: Load, capacity: int = 256) -> None:
+        self._load = load
+        self._capacity = capacity
+        self._cache: dict[str, Node] = {}
+
+    def node(self, digest: str) -> Node:
+        node = self._cache.pop(digest, None)
+        if node is None:
+            node = decode_node(self._load(digest))
+            if len(self._cache) >= self._capacity:
+                del self._cache[next(iter(self._cache))]
+        self._cache[digest] = node  # most recent last
+        return node
+
+    def root_ref(self, digest: str) -> PageRef:
+        node = self.node(digest)
+        if isinstance(node, Leaf):
+            size = sum(e.size or 0 for e in node.entries)
+            first = node.entries[0].path if node.entries else ""
+            return PageRef(first, digest, len(node.entries), size, 0)
+        count = sum(c.count for c in node.children)
+        size = sum(c.size for c in node.children)
+        return PageRef(node.children[0].first_path, digest, count, size, node.level)
+
+    def get(self, root: str, path: str) -> ManifestEntry | None:
+        node = self.node(root)
+        while isinstance(node, Index):
+            i = bisect_right(node.children, path, key=lambda c: c.first_path) - 1
+            if i < 0:
+                return None
+            node = self.node(node.children[i].digest)
+        i = bisect_left(node.entries, path, key=lambda e: e.path)
+        if i < len(node.entries) and node.entries[i].path == path:
+            return node.entries[i]
+        return None
+
+    def iter_from(self, root: str, start: str = "") -> Iterator[ManifestEntry]:
+        """Entries with ``path >= start`` in path order, loading pages as they are reached."""
+        yield from self._iter_node(root, start)
+
+    def _iter_node(self, digest: str, start: str) -> Iterator[ManifestEntry]:
+        node = self.node(digest)
+        if isinstance(node, Leaf):
+            i = bisect_left(node.entries, start, key=lambda e: e.path) if start else 0
+            yield from node.entries[i:]
+            return
+        i = max(0, bisect_right(node.children, start, key=lambda c: c.first_path) - 1)
+        for k, child in enumerate(node.children[i:]):
+            yield from self._iter_node(child.digest, start if k == 0 else "")
+
+    def iter_prefix(self, root: str, prefix: str) -> Iterator[ManifestEntry]:
+        for e in self.iter_from(root, prefix):
+            if not e.path.startswith(prefix):
+                return
+            yield e
+
+    def leaves(self, root: str) -> list[PageRef]:
+        """References to every leaf page in order (reads only index pages)."""
+        top = self.root_ref(root)
+        if top.level == 0:
+            return [top]
+        out: list[PageRef] = []
+        stack = [top]
+        while stack:
+            ref = stack.pop()
+            node = self.node(ref.digest)
+            assert isinstance(node, Index)
+            if node.level == 1:
+                out.extend(node.children)
+            else:
+                stack.extend(reversed(node.children))
+        return out
+
+
+# -- incremental update -----------------------------------------------------------------------
+
+Change: TypeAlias = tuple[str, ManifestEntry | None]  # (path, new entry) or (path, None) to remove
+
+
+def _merge(entries: Sequence[ManifestEntry], changes: Sequence[Change]) -> list[ManifestEntry]:
+    out: list[ManifestEntry] = []
+    i = 0
+    n = len(entries)
+    for path, new in changes:
+        while i < n and entries[i].path < path:
+            out.append(entries[i])
+            i += 1
+        if i < n and entries[i].path == path:
+            i += 1  # replaced or removed
+        if new is not None:
+            out.append(new)
+    out.extend(entries[i:])
+    return out
+
+
+def update_tree(reader: PageReader, root: str, changes: Sequence[Change], put: Put) -> PageRef:
+    """Apply ``changes`` (sorted by path, unique) to the manifest at ``root``.
+
+    Only the leaf pages the changes fall in are read and rewritten (plus, where a removed entry
+    was a cut point, the following page); unchanged leaves are reused by reference. Index pages
+    are rebuilt from the leaf references, which rewrites only the ones whose children changed.
+    """
+    leaves = reader.leaves(root)
+    if not changes:
+        return reader.root_ref(root)
+    firsts = [r.first_path for r in leaves]
+    out: list[PageRef] = []
+    carry: list[ManifestEntry] = []
+    j = 0
+    i = 0
+    n = len(leaves)
+    while i < n:
+        if not carry:
+            if j >= len(changes):
+                out.extend(leaves[i:])
+                break
+            target = max(0, bisect_right(firsts, changes[j][0]) - 1)
+            if target > i:
+                out.extend(leaves[i:target])
+                i = target
+        upper = firsts[i + 1] if i + 1 < n else None
+        k = j
+        while k < len(changes) and (upper is None or changes[k][0] < upper):
+            k += 1
+        node = reader.node(leaves[i].digest)
+        assert isinstance(node, Leaf)
+        carry.extend(_merge(node.entries, changes[j:k]))
+        j = k
+        pages, carry = _split_leaves(carry)
+        out.extend(_write_leaf(p, put) for p in pages)
+        i += 1
+    if carry:
+        out.append(_write_leaf(carry, put))
+    return build_index(out, put)
+
+
+# -- diff -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDiff:
+    added: tuple[ManifestEntry, ...]
+    removed: tuple[ManifestEntry, ...]
+    modified: tuple[tuple[ManifestEntry, ManifestEntry], ...]  # (old, new)
+
+    def changes(self) -> list[Change]:
+        """The changes that turn the old manifest into the new one, sorted by path."""
+        out: list[Change] = [(e.path, e) for e in self.added]
+        out += [(e.path, None) for e in self.removed]
+        out += [(new.path, new) for _, new in self.modified]
+        return sorted(out, key=lambda c: c[0])
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.modified)
+
+
+class _Cursor:
+    """Walks a tree in path order, expanding pages only when asked to."""
+
+    def __init__(self, reader: PageReader, root: str) -> None:
+        self._reader = reader
+        self.stack: list[PageRef | ManifestEntry] = [reader.root_ref(root)]
+
+    def expand(self) -> None:
+        ref = self.stack.pop()
+        assert isinstance(ref, PageRef)
+        node = self._reader.node(ref.digest)
+        if isinstance(node, Leaf):
+            self.stack.extend(reversed(node.entries))
+        else:
+            self.stack.extend(reversed(node.children))
+
+    def drain(self) -> Iterator[ManifestEntry]:
+        while self.stack:
+            top = self.stack[-1]
+            if isinstance(top, PageRef):
+                self.expand()
+            else:
+                self.stack.pop()
+                yield top
+
+
+def _key(item: PageRef | ManifestEntry) -> str:
+    return item.first_path if isinstance(item, PageRef) else item.path
+
+
+def diff_trees(reader: PageReader, old: str, new: str) -> ManifestDiff:
+    """What changed from ``old`` to ``new``; pages with equal digests are skipped unread."""
+    added: list[ManifestEntry] = []
+    removed: list[ManifestEntry] = []
+    modified: list[tuple[ManifestEntry, ManifestEntry]] = []
+    if old != new:
+        a, b = _Cursor(reader, old), _Cursor(reader, new)
+        while a.stack and b.stack:
+            x, y = a.stack[-1], b.stack[-1]
+            x_page, y_page = isinstance(x, PageRef), isinstance(y, PageRef)
+            kx, ky = _key(x), _key(y)
+            if x_page and y_page:
+                assert isinstance(x, PageRef) and isinstance(y, PageRef)
+                if x.digest == y.digest:
+                    a.stack.pop()
+                    b.stack.pop()
+                elif kx < ky or (kx == ky and x.level >= y.level):
+                    a.expand()
+                    if kx == ky and x.level == y.level:
+                        b.expand()
+                else:
+                    b.expand()
+            elif x_page:
+                if kx <= ky:
+                    a.expand()
+                else:
+                    b.stack.pop()
+                    added.append(y)  # type: ignore[arg-type]
+            elif y_page:
+                if ky <= kx:
+                    b.expand()
+                else:
+                    a.stack.pop()
+                    removed.append(x)  # type: ignore[arg-type]
+            else:
+                assert isinstance(x, ManifestEntry) and isinstance(y, ManifestEntry)
+                if kx == ky:
+                    a.stack.pop()
+                    b.stack.pop()
+                    if not x.same_content(y):
+                        modified.append((x, y))
+                elif kx < ky:
+                    a.stack.pop()
+                    removed.append(x)
+                else:
+                    b.stack.pop()
+                    added.append(y)
+        removed.extend(a.drain())
+        added.extend(b.drain())
+    return ManifestDiff(tuple(added), tuple(removed), tuple(modified))

@@ -1,0 +1,281 @@
+"""The query API (W&B's ``wandb.Api``): find artifacts, collections, types and runs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from cairn.core import ManifestDiff, diff_trees, parse_artifact_path, validate_project
+from cairn.core._records import CollectionRecord, RunRecord
+from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
+from cairn.sdk._artifact import Artifact, reader_for
+from cairn.sdk._settings import Settings, current_service
+from cairn.service import Service
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ApiRun:
+    """A run as the query API sees it (W&B's ``wandb.apis.public.Run``)."""
+
+    def __init__(self, service: Service, record: RunRecord) -> None:
+        self._service = service
+        self._record = record
+
+    id = property(lambda self: self._record.id)
+    name = property(lambda self: self._record.name)
+    entity = property(lambda self: self._record.entity)
+    project = property(lambda self: self._record.project)
+    group = property(lambda self: self._record.group)
+    job_type = property(lambda self: self._record.job_type)
+    state = property(lambda self: self._record.state)
+    path = property(lambda self: self._record.path.split("/"))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self._record.config)
+
+    @property
+    def created_at(self) -> str | None:
+        return _iso(self._record.created_at)
+
+    def logged_artifacts(self) -> list[Artifact]:
+        r = self._record
+        records = self._service.run_versions(r.entity, r.project, r.id, "output")
+        return [Artifact._from_record(self._service, v) for v in records]
+
+    def used_artifacts(self) -> list[Artifact]:
+        r = self._record
+        records = self._service.run_versions(r.entity, r.project, r.id, "input")
+        return [Artifact._from_record(self._service, v) for v in records]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiRun) and other._record.path == self._record.path
+
+    def __hash__(self) -> int:
+        return hash(self._record.path)
+
+    def __repr__(self) -> str:
+        return f"<Run {self._record.path} ({self.state})>"
+
+
+class ArtifactType:
+    """An artifact type in a project, with its collections."""
+
+    def __init__(self, api: Api, entity: str, project: str, name: str) -> None:
+        self._api = api
+        self.entity = entity
+        self.project = project
+        self.name = name
+
+    def collections(self) -> list[ArtifactCollection]:
+        return self._api.artifact_collections(f"{self.entity}/{self.project}", self.name)
+
+    def collection(self, name: str) -> ArtifactCollection:
+        return self._api.artifact_collection(self.name, f"{self.entity}/{self.project}/{name}")
+
+    def __repr__(self) -> str:
+        return f"<ArtifactType {self.name}>"
+
+
+class ArtifactCollection:
+    """A named sequence of versions: ``name`` with its ``type`` in a project."""
+
+    def __init__(self, api: Api, record: CollectionRecord) -> None:
+        self._api = api
+        self._record = record
+
+    name = property(lambda self: self._record.name)
+    type = property(lambda self: self._record.type)
+    entity = property(lambda self: self._record.entity)
+    project = property(lambda self: self._record.project)
+    description = property(lambda self: self._record.description)
+    id = property(lambda self: self._record.id)
+
+    @property
+    def version_count(self) -> int:
+        return self._record.version_count
+
+    @property
+    def created_at(self) -> str | None:
+        return _iso(self._record.created_at)
+
+    @property
+    def updated_at(self) -> str | None:
+        return _iso(self._record.updated_at)
+
+    def artifacts(self, per_page: int = 50) -> list[Artifact]:
+        r = self._record
+        return self._api.artifacts(r.type, f"{r.entity}/{r.project}/{r.name}")
+
+    versions = artifacts
+
+    def is_sequence(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<ArtifactCollection {self.name} ({self.type})>"
+
+
+class Api:
+    """Query the store: ``Api().artifact("project/name:alias")``, collections, types, runs.
+
+    ``overrides`` may set ``entity`` and ``project``, used where a path leaves them out.
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        settings = Settings.from_env()
+        self._service = current_service()
+        overrides = dict(overrides or {})
+        self._entity: str = (
+            overrides.get("entity") or settings.entity or self._service.default_entity
+        )
+        self._project: str = overrides.get("project") or settings.project
+
+    @property
+    def default_entity(self) -> str:
+        return self._entity
+
+    @property
+    def default_project(self) -> str:
+        return self._project
+
+    def _split(self, path: str) -> tuple[str, str, str, str | None]:
+        ref = parse_artifact_path(path)
+        return ref.entity or self._entity, ref.project or self._project, ref.name, ref.label
+
+    def _project_path(self, path: str | None) -> tuple[str, str]:
+        if not path:
+            return self._entity, self._project
+        parts = path.split("/")
+        if len(parts) == 1:
+            return self._entity, validate_project(parts[0])
+        if len(parts) == 2:
+            return validate_project(parts[0], "entity"), validate_project(parts[1])
+        raise ValidationError(f"invalid project path {path!r}: expected project or entity/project")
+
+    def artifact(self, name: str, type: str | None = None) -> Artifact:
+        """The version ``[[entity/]project/]name[:alias|:vN]`` (``latest`` when no label)."""
+        entity, project, coll, label = self._split(name)
+        record = self._service.resolve(entity, project, coll, label)
+        if type is not None and record.type != type:
+            raise ValidationError(f"artifact {name} has type {record.type!r}, not {type!r}")
+        return Artifact._from_record(self._service, record)
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except (NotFoundError, ValidationError):
+            return False
+        return True
+
+    def artifacts(
+        self,
+        type_name: str,
+        name: str,
+        per_page: int = 50,
+        tags: Sequence[str] | None = None,
+        include_pending: bool = False,
+    ) -> list[Artifact]:
+        """The versions of a collection, newest first (PENDING ones only when asked for)."""
+        entity, project, coll, _ = self._split(name)
+        records = self._service.list_versions(
+            entity, project, coll, include_pending=include_pending
+        )
+        if records and records[0].type != type_name:
+            raise ValidationError(
+                f"artifact {coll} has type {records[0].type!r}, not {type_name!r}"
+            )
+        if tags:
+            wanted = set(tags)
+            records = [r for r in records if wanted.issubset(r.tags)]
+        records.sort(key=lambda r: (r.index is not None, r.index or 0), reverse=True)
+        return [Artifact._from_record(self._service, r) for r in records]
+
+    artifact_versions = artifacts
+
+    def artifact_collections(
+        self, project_name: str | None, type_name: str | None = None, per_page: int = 50
+    ) -> list[ArtifactCollection]:
+        entity, project = self._project_path(project_name)
+        return [
+            ArtifactCollection(self, c)
+            for c in self._service.list_collections(entity, project, type_name)
+        ]
+
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        entity, project, coll, _ = self._split(name)
+        for c in self._service.list_collections(entity, project, type_name):
+            if c.name == coll:
+                return ArtifactCollection(self, c)
+        raise ArtifactNotFoundError(f"no {type_name} artifact named {coll} in {entity}/{project}")
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        try:
+            self.artifact_collection(type, name)
+        except NotFoundError:
+            return False
+        return True
+
+    def artifact_types(self, project: str | None = None) -> list[ArtifactType]:
+        entity, proj = self._project_path(project)
+        return [ArtifactType(self, entity, proj, t) for t in self._service.list_types(entity, proj)]
+
+    def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
+        entity, proj = self._project_path(project)
+        if type_name not in self._service.list_types(entity, proj):
+            raise ArtifactNotFoundError(f"no artifact type {type_name!r} in {entity}/{proj}")
+        return ArtifactType(self, entity, proj, type_name)
+
+    def projects(self, entity: str | None = None) -> list[str]:
+        return [f"{e}/{p}" for e, p in self._service.list_projects(entity)]
+
+    def run(self, path: str) -> ApiRun:
+        """The run ``[[entity/]project/]run_id``."""
+        parts = path.split("/")
+        if len(parts) == 1:
+            entity, project, run_id = self._entity, self._project, parts[0]
+        elif len(parts) == 2:
+            entity, project, run_id = self._entity, parts[0], parts[1]
+        elif len(parts) == 3:
+            entity, project, run_id = parts
+        else:
+            raise ValidationError(f"invalid run path {path!r}: expected [[entity/]project/]run_id")
+        return ApiRun(self._service, self._service.get_run(entity, project, run_id))
+
+    def diff(self, a: Artifact | str, b: Artifact | str) -> ManifestDiff:
+        """What changed from version ``a`` to version ``b``: added, removed, modified entries.
+
+        Pages whose digests are equal are skipped unread, so the cost follows the change.
+        """
+        old = a if isinstance(a, Artifact) else self.artifact(a)
+        new = b if isinstance(b, Artifact) else self.artifact(b)
+        return diff_trees(reader_for(self._service), old.digest, new.digest)
+
+    def discard_pending(self, artifact_path: str, distributed_id: str) -> None:
+        """Throw away the PENDING version that ``distributed_id`` was building."""
+        entity, project, coll, _ = self._split(artifact_path)
+        for r in self._service.list_versions(entity, project, coll, include_pending=True):
+            if r.state == "PENDING" and r.distributed_id == distributed_id:
+                self._service.discard_pending(r.id)
+                return
+        raise ArtifactNotFoundError(
+            f"no pending version of {coll} with distributed_id {distributed_id!r}"
+        )
+
+    def cleanup_pending(self, older_than_seconds: float) -> int:
+        """Discard PENDING versions untouched for longer than that; return how many."""
+        return self._service.cleanup_pending(older_than_seconds)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.projects())

@@ -1,0 +1,1013 @@
+"""Artifact: a named, typed, versioned set of files (W&B's ``wandb.Artifact``)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import json
+import os
+import stat as _stat
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+
+from cairn.core import (
+    LATEST,
+    Change,
+    ManifestDiff,
+    ManifestEntry,
+    PageReader,
+    normalize_entry_path,
+    validate_aliases,
+    validate_artifact_name,
+    validate_tags,
+    validate_type,
+)
+from cairn.core import build_tree as _build_tree
+from cairn.core._records import COMMITTED, PENDING, VersionRecord
+from cairn.errors import (
+    ArtifactFinalizedError,
+    ArtifactNotLoggedError,
+    UsageError,
+    ValidationError,
+)
+from cairn.sdk import _progress
+from cairn.sdk._contents import Contents
+from cairn.sdk._download import Downloader, file_digest, file_path_of_uri
+from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry, as_fs_path
+from cairn.sdk._settings import Settings, current_service
+from cairn.sdk._staging import Stager
+from cairn.sdk._statcache import StatCache
+from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
+
+if TYPE_CHECKING:
+    from cairn.sdk._api import ApiRun
+    from cairn.sdk._run import Run
+
+F = TypeVar("F", bound=Callable[..., Any])
+Policy = Literal["mutable", "immutable"]
+MAX_REFERENCE_OBJECTS = 10_000_000
+
+_stat_caches: dict[str, StatCache] = {}
+_readers: dict[int, PageReader] = {}
+
+
+def stat_cache_for(settings: Settings) -> StatCache:
+    path = os.path.join(settings.cache_dir, "stat-cache.sqlite")
+    cache = _stat_caches.get(path)
+    if cache is None:
+        cache = _stat_caches[path] = StatCache(path)
+    return cache
+
+
+def reader_for(service: Service) -> PageReader:
+    reader = _readers.get(id(service))
+    if reader is None:
+        reader = _readers[id(service)] = PageReader(service.read_blob, capacity=256)
+    return reader
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _normalize_metadata(metadata: object) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ValidationError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        # A copy that is plain JSON: what is stored is exactly what is read back.
+        return dict(json.loads(json.dumps(metadata, default=_json_default)))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _check_policy(policy: object) -> bool:
+    """Whether the policy allows linking instead of copying."""
+    if policy not in ("mutable", "immutable", None):
+        raise ValidationError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
+    return policy == "immutable"
+
+
+class Artifact:
+    """A named, typed set of files that is logged as versions ``v0, v1, ...``.
+
+    Build one with ``add_file``/``add_dir``/``new_file``/``add_reference``, then log it with
+    ``run.log_artifact(artifact)`` or ``artifact.save()``. A logged artifact is immutable; use
+    ``new_draft()`` to make the next version from it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        incremental: bool = False,
+        use_as: str | None = None,
+    ) -> None:
+        self._name = validate_artifact_name(name)
+        self._type = validate_type(type)
+        self._description = description
+        self._metadata = _normalize_metadata(metadata)
+        self._incremental = incremental
+        self._use_as = use_as
+        self._aliases: list[str] = []
+        self._saved_aliases: list[str] = []
+        self._tags: list[str] = []
+        self._saved_tags: list[str] = []
+        self._record: VersionRecord | None = None
+        self._service: Service | None = None
+        self._stager: Stager | None = None
+        self._contents = Contents()
+        self._final = False
+        self._base: VersionRecord | None = None
+        self._local_paths: dict[str, str] = {}
+        self._tmp_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._distributed_id: str | None = None
+        self._manifest = ArtifactManifest(self, self._contents)
+        self._added_objects: dict[int, tuple[Any, ArtifactManifestEntry]] = {}
+
+    # -- construction from the store -------------------------------------------------------------
+
+    @classmethod
+    def _from_record(cls, service: Service, record: VersionRecord) -> Artifact:
+        art = cls.__new__(cls)
+        art._name = record.name
+        art._type = record.type
+        art._description = record.description
+        art._metadata = dict(record.metadata)
+        art._incremental = False
+        art._use_as = None
+        art._service = service
+        art._stager = None
+        art._local_paths = {}
+        art._tmp_dir = None
+        art._distributed_id = record.distributed_id
+        art._added_objects = {}
+        art._base = None
+        art._assign(record)
+        return art
+
+    def _assign(self, record: VersionRecord) -> None:
+        """Become a view of the committed (or deleted) version ``record``."""
+        self._record = record
+        self._name = record.name
+        self._type = record.type
+        self._description = record.description
+        self._metadata = dict(record.metadata)
+        self._aliases = [a for a in record.aliases if a != LATEST]
+        self._saved_aliases = list(self._aliases)
+        self._tags = list(record.tags)
+        self._saved_tags = list(self._tags)
+        svc = self._svc()
+        self._contents = Contents(reader_for(svc), record.digest, record.file_count, record.size)
+        self._manifest = ArtifactManifest(self, self._contents)
+        self._final = True
+
+    def _svc(self) -> Service:
+        if self._service is None:
+            self._service = current_service()
+        return self._service
+
+    def _stage(self) -> Stager:
+        if self._stager is None:
+            self._stager = Stager(self._svc(), stat_cache_for(Settings.from_env()))
+        return self._stager
+
+    # -- state checks ------------------------------------------------------------------------------
+
+    def _ensure_logged(self, what: str) -> VersionRecord:
+        if self._record is None:
+            raise ArtifactNotLoggedError(
+                f"'Artifact.{what}' needs a logged artifact; log it first with"
+                " run.log_artifact(artifact) or artifact.save(), then read it",
+                name=what,
+                obj=self,
+            )
+        return self._record
+
+    def _ensure_not_final(self, what: str) -> None:
+        if self._final:
+            raise ArtifactFinalizedError(
+                f"'Artifact.{what}' cannot change {self.name}: a logged artifact is immutable;"
+                " call new_draft() to make a new version from it",
+                name=what,
+                obj=self,
+            )
+
+    def is_draft(self) -> bool:
+        """Whether the artifact is not (yet) a logged version."""
+        return self._record is None
+
+    def finalize(self) -> None:
+        """Lock the artifact: no more files may be added (logging does this)."""
+        self._final = True
+
+    # -- properties --------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str | None:
+        return None if self._record is None else self._record.id
+
+    @property
+    def entity(self) -> str:
+        return self._ensure_logged("entity").entity
+
+    @property
+    def project(self) -> str:
+        return self._ensure_logged("project").project
+
+    @property
+    def name(self) -> str:
+        """``name:vN`` once logged; the bare name before."""
+        rec = self._record
+        if rec is not None and rec.version is not None:
+            return f"{rec.name}:{rec.version}"
+        return self._name
+
+    @property
+    def source_name(self) -> str:
+        return self.name
+
+    @property
+    def qualified_name(self) -> str:
+        rec = self._ensure_logged("qualified_name")
+        return f"{rec.entity}/{rec.project}/{self.name}"
+
+    @property
+    def version(self) -> str:
+        rec = self._ensure_logged("version")
+        if rec.version is None:
+            raise ArtifactNotLoggedError(
+                "'Artifact.version' is not assigned until the version is committed", name="version"
+            )
+        return rec.version
+
+    @property
+    def source_version(self) -> str:
+        return self.version
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        self._description = value
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = _normalize_metadata(value)
+
+    @property
+    def aliases(self) -> list[str]:
+        """User aliases of the logged version (``latest`` is kept by cairn and not listed)."""
+        self._ensure_logged("aliases")
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, aliases: list[str]) -> None:
+        self._ensure_logged("aliases")
+        self._aliases = [a for a in validate_aliases(aliases) if a != LATEST]
+
+    @property
+    def tags(self) -> list[str]:
+        self._ensure_logged("tags")
+        return self._tags
+
+    @tags.setter
+    def tags(self, tags: list[str]) -> None:
+        self._ensure_logged("tags")
+        self._tags = validate_tags(tags)
+
+    @property
+    def distributed_id(self) -> str | None:
+        return self._distributed_id
+
+    @distributed_id.setter
+    def distributed_id(self, value: str | None) -> None:
+        self._distributed_id = value
+
+    @property
+    def incremental(self) -> bool:
+        return self._incremental
+
+    @property
+    def use_as(self) -> str | None:
+        return self._use_as
+
+    @property
+    def state(self) -> str:
+        """``PENDING`` until logged, then ``COMMITTED`` (or ``DELETED``)."""
+        return PENDING if self._record is None else self._record.state
+
+    @property
+    def manifest(self) -> ArtifactManifest:
+        return self._manifest
+
+    @property
+    def digest(self) -> str:
+        """The version digest: the root digest of the manifest (equal content, equal digest)."""
+        if self._record is not None and self._record.digest is not None:
+            return self._record.digest
+        if self._base is not None and not self._contents.changed:
+            assert self._base.digest is not None
+            return self._base.digest
+        if self._base is not None:
+            from cairn.core import update_tree
+
+            return update_tree(
+                reader_for(self._svc()), self._base.digest or "", self._contents.changes(), _discard
+            ).digest
+        return _build_tree(self._contents, _discard).digest
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the files (references count with their recorded size)."""
+        return self._contents.size
+
+    @property
+    def file_count(self) -> int:
+        self._ensure_logged("file_count")
+        return len(self._contents)
+
+    @property
+    def commit_hash(self) -> str:
+        rec = self._ensure_logged("commit_hash")
+        assert rec.digest is not None
+        return rec.digest
+
+    @property
+    def created_at(self) -> str:
+        return _iso(self._ensure_logged("created_at").created_at)
+
+    @property
+    def updated_at(self) -> str:
+        return _iso(self._ensure_logged("updated_at").updated_at)
+
+    @property
+    def base_version(self) -> Artifact | None:
+        """The version a draft was made from (None for versions built from scratch)."""
+        base_id = self._record.base_version_id if self._record is not None else None
+        if base_id is None and self._base is not None:
+            base_id = self._base.id
+        if base_id is None:
+            return None
+        svc = self._svc()
+        return Artifact._from_record(svc, svc.get_version(base_id))
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.id or self.name}>"
+
+    # -- adding files ------------------------------------------------------------------------------
+
+    def _put(
+        self, entry: ManifestEntry, overwrite: bool, local_path: str | None
+    ) -> ArtifactManifestEntry:
+        old = self._contents.get(entry.path)
+        if old is not None and not overwrite and not old.same_content(entry):
+            raise ValidationError(
+                f"Cannot add the same path twice: {entry.path!r} is already in the artifact with"
+                " other content; pass overwrite=True to replace it, or remove() it first"
+            )
+        self._contents.put(entry)
+        if local_path is not None:
+            self._local_paths[entry.path] = local_path
+        return ArtifactManifestEntry(entry, self, local_path)
+
+    def add_file(
+        self,
+        local_path: str,
+        name: str | None = None,
+        is_tmp: bool | None = False,
+        skip_cache: bool | None = False,
+        policy: Policy | None = "mutable",
+        overwrite: bool = False,
+    ) -> ArtifactManifestEntry:
+        """Add one local file, as ``name`` (default: its base name) inside the artifact."""
+        self._ensure_not_final("add_file")
+        link = _check_policy(policy)
+        path = os.path.abspath(os.fspath(local_path))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise ValidationError(f"Path is not a file: {local_path!r} does not exist") from None
+        if not _stat.S_ISREG(st.st_mode):
+            hint = "; use add_dir() for directories" if _stat.S_ISDIR(st.st_mode) else ""
+            raise ValidationError(f"Path is not a file: {local_path!r}{hint}")
+        entry_path = normalize_entry_path(
+            os.fspath(name) if name is not None else os.path.basename(path)
+        )
+        staged = self._stage().stage([(path, st)], link=link)[0]
+        if is_tmp:
+            head, _, tail = entry_path.rpartition("/")
+            parts = tail.split(".")
+            parts[0] = staged.digest.split(":", 1)[1][:20]
+            entry_path = (head + "/" if head else "") + ".".join(parts)
+        entry = ManifestEntry(entry_path, staged.digest, staged.size)
+        return self._put(entry, overwrite, path)
+
+    def add_dir(
+        self,
+        local_path: str,
+        name: str | None = None,
+        skip_cache: bool | None = False,
+        policy: Policy | None = "mutable",
+        merge: bool = False,
+    ) -> None:
+        """Add every file below a local directory, under ``name`` (default: the root)."""
+        self._ensure_not_final("add_dir")
+        link = _check_policy(policy)
+        root = os.path.abspath(os.fspath(local_path))
+        if not os.path.isdir(root):
+            raise ValidationError(f"Path is not a directory: {local_path!r}")
+        prefix = (
+            normalize_entry_path(os.fspath(name)) + "/" if name not in (None, "", ".", "/") else ""
+        )
+        files: list[tuple[str, os.stat_result]] = []
+        logical: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, root)
+            rel_prefix = prefix if rel == "." else prefix + rel.replace(os.sep, "/") + "/"
+            for fname in sorted(filenames):
+                full = os.path.join(dirpath, fname)
+                st = os.stat(full)
+                if not _stat.S_ISREG(st.st_mode):
+                    continue  # sockets, fifos, devices: not files to version
+                files.append((full, st))
+                logical.append(normalize_entry_path(rel_prefix + fname))
+        total = sum(st.st_size for _, st in files)
+        with _progress.progress("hashing", len(files), total) as bar:
+            staged = self._stage().stage(files, tree_root=root, link=link, on_progress=bar.advance)
+        for (full, _), path, sf in zip(files, logical, staged, strict=True):
+            self._put(ManifestEntry(path, sf.digest, sf.size), merge, full)
+
+    @contextlib.contextmanager
+    def new_file(
+        self, name: str, mode: str = "x", encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Open a new file to write; when the block ends it is added to the artifact as ``name``."""
+        self._ensure_not_final("new_file")
+        entry_path = normalize_entry_path(name)
+        if self._tmp_dir is None:
+            self._tmp_dir = tempfile.TemporaryDirectory(prefix="cairn-new-file-")
+        path = as_fs_path(self._tmp_dir.name, entry_path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        overwrite = "x" not in mode
+        if not overwrite and self._contents.get(entry_path) is not None:
+            raise ValidationError(
+                f"File with name {name!r} already exists in the artifact; use mode='w' to replace it"
+            )
+        try:
+            f = open(path, mode, encoding=encoding)  # noqa: SIM115 - closed below, then added
+        except FileExistsError:
+            raise ValidationError(f"File with name {name!r} already exists at {path!r}") from None
+        with f:
+            yield f
+        self.add_file(path, name=entry_path, policy="immutable", overwrite=overwrite)
+
+    def add_reference(
+        self,
+        uri: ArtifactManifestEntry | str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> Sequence[ArtifactManifestEntry]:
+        """Track a file or directory outside the store by URI; nothing is copied.
+
+        ``file://`` URIs are supported: with ``checksum`` each file's digest and size pin its
+        content (a directory expands to its files, at most ``max_objects``); without, the URI
+        alone is recorded.
+        """
+        self._ensure_not_final("add_reference")
+        if isinstance(uri, ArtifactManifestEntry):
+            uri = uri.ref_target() if uri.ref else uri.ref_url()
+        if not isinstance(uri, str) or "://" not in uri:
+            raise ValidationError(
+                f"references must be URIs, got {uri!r}; to reference a local file use file:///path"
+            )
+        scheme = uri.split("://", 1)[0].lower()
+        if scheme != "file":
+            raise ValidationError(
+                f"reference scheme {scheme!r} is not supported yet; file:// is (http(s) and s3 come"
+                " later)"
+            )
+        limit = MAX_REFERENCE_OBJECTS if max_objects is None else max_objects
+        path = file_path_of_uri(uri)
+        if not os.path.exists(path):
+            raise ValidationError(f"reference {uri!r}: {path} does not exist")
+        base_name = name if name is not None else os.path.basename(path.rstrip("/"))
+        if not checksum:
+            st = os.stat(path)
+            size = None if os.path.isdir(path) else st.st_size
+            entry = ManifestEntry(normalize_entry_path(base_name), uri, size, uri)
+            return [self._put(entry, True, None)]
+        if os.path.isfile(path):
+            st = os.stat(path)
+            digest = file_digest(path, stat_cache_for(Settings.from_env()))
+            entry = ManifestEntry(normalize_entry_path(base_name), digest, st.st_size, uri)
+            return [self._put(entry, True, None)]
+        out: list[ArtifactManifestEntry] = []
+        prefix = normalize_entry_path(name) + "/" if name else ""
+        cache = stat_cache_for(Settings.from_env())
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                if len(out) >= limit:
+                    raise ValidationError(
+                        f"reference {uri!r} holds more than max_objects={limit} files; raise"
+                        " max_objects or reference a smaller directory"
+                    )
+                full = os.path.join(dirpath, fname)
+                rel = os.path.relpath(full, path).replace(os.sep, "/")
+                digest = file_digest(full, cache)
+                entry = ManifestEntry(
+                    normalize_entry_path(prefix + rel),
+                    digest,
+                    os.stat(full).st_size,
+                    "file://" + _quote_path(full),
+                )
+                out.append(self._put(entry, True, None))
+        return out
+
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
+        """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
+        self._ensure_not_final("add")
+        from cairn.sdk._objects import encode_object
+
+        entry_path, data = encode_object(obj, name)
+        existing = self._added_objects.get(id(obj))
+        if existing is not None and existing[1].path == entry_path:
+            return existing[1]
+        if not overwrite:
+            old = self._contents.get(entry_path)
+            if old is not None:
+                return ArtifactManifestEntry(old, self)
+        staged = self._stage().stage_bytes(data)
+        entry = self._put(ManifestEntry(entry_path, staged.digest, staged.size), True, None)
+        self._added_objects[id(obj)] = (obj, entry)
+        return entry
+
+    def get(self, name: str) -> Any:
+        """The object added with ``add(obj, name)`` (a ``cairn.Table`` or the JSON value)."""
+        self._ensure_logged("get")
+        from cairn.sdk._objects import decode_object, object_paths
+
+        for path in object_paths(name):
+            entry = self._contents.get(path)
+            if entry is not None:
+                return decode_object(path, self._svc().read_blob(entry.digest))
+        return None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __setitem__(self, name: str, obj: Any) -> None:
+        self.add(obj, name)
+
+    def remove(self, item: str | os.PathLike[str] | ArtifactManifestEntry) -> None:
+        """Remove an entry, a path, or every entry under a directory (``"dir"`` or ``"dir/"``)."""
+        self._ensure_not_final("remove")
+        if isinstance(item, ArtifactManifestEntry):
+            path = item.path
+        else:
+            path = os.fspath(item).replace(os.sep, "/").strip("/")
+        if path and self._contents.delete(path):
+            self._local_paths.pop(path, None)
+            return
+        prefix = path + "/" if path else ""
+        matched = [e.path for e in self._contents.iter_prefix(prefix)] if path else []
+        if not matched:
+            raise FileNotFoundError(f"No such file or directory in the artifact: {path!r}")
+        for p in matched:
+            self._contents.delete(p)
+            self._local_paths.pop(p, None)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def get_entry(self, name: str) -> ArtifactManifestEntry:
+        """The entry at ``name`` (``KeyError`` if there is none)."""
+        self._ensure_logged("get_entry")
+        path = os.fspath(name).replace(os.sep, "/").strip("/")
+        entry = self._contents.get(path)
+        if entry is None:
+            raise KeyError(f"Path not contained in artifact {self.name}: {path!r}")
+        return ArtifactManifestEntry(entry, self, self._local_paths.get(path))
+
+    def get_path(self, name: str) -> ArtifactManifestEntry:
+        """Deprecated spelling of ``get_entry``."""
+        warnings.warn(
+            "Artifact.get_path(name) is deprecated; use Artifact.get_entry(name)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.get_entry(name)
+
+    def files(self, names: Sequence[str] | None = None, per_page: int = 50) -> ArtifactFiles:
+        """The artifact's files, read page by page (all of them, or those in ``names``)."""
+        self._ensure_logged("files")
+        return ArtifactFiles(self, names)
+
+    def _default_root(self, include_version: bool = True) -> str:
+        base = Settings.from_env().artifact_dir
+        name = self.name if include_version else self._name
+        if os.name == "nt":
+            name = name.replace(":", "-")
+        return os.path.join(base, name)
+
+    def _downloader(self, root: str, allow_missing_references: bool, bar: Any) -> Downloader:
+        return Downloader(
+            self._svc(),
+            root,
+            stat_cache=stat_cache_for(Settings.from_env()),
+            allow_missing_references=allow_missing_references,
+            on_progress=bar.advance if bar is not None else None,
+        )
+
+    def download(
+        self,
+        root: str | None = None,
+        allow_missing_references: bool = False,
+        skip_cache: bool | None = None,
+        path_prefix: str | None = None,
+        multipart: bool | None = None,
+    ) -> str:
+        """Write the artifact's files under ``root`` (default ``./artifacts/<name>:<version>``).
+
+        Files already there with the right content are kept; every file written is verified.
+        With ``path_prefix`` only entries whose path starts with it are written.
+        """
+        self._ensure_logged("download")
+        root = os.fspath(root) if root is not None else self._default_root()
+        prefix = (path_prefix or "").replace(os.sep, "/").lstrip("/")
+        if prefix:
+            entries: Any = self._contents.iter_prefix(prefix)
+            count, total = None, None
+        else:
+            entries = iter(self._contents)
+            count, total = len(self._contents), self._contents.size
+        with _progress.progress("downloading", count, total) as bar:
+            self._downloader(root, allow_missing_references, bar).fetch_all(entries)
+        return root
+
+    def _download_entry(self, entry: ManifestEntry, root: str | None) -> str:
+        root = os.fspath(root) if root is not None else self._default_root()
+        return self._downloader(root, False, None).fetch(entry)
+
+    def file(self, root: str | None = None) -> str:
+        """Download a single-file artifact and return the file's path."""
+        self._ensure_logged("file")
+        if len(self._contents) != 1:
+            raise ValidationError(
+                f"Artifact.file() needs an artifact with exactly one file; {self.name} has"
+                f" {len(self._contents)}: use download() instead"
+            )
+        entry = next(iter(self._contents))
+        return self._download_entry(entry, root)
+
+    def checkout(self, root: str | None = None) -> str:
+        """Make ``root`` hold exactly the artifact's files: download, and delete any others."""
+        self._ensure_logged("checkout")
+        root = os.fspath(root) if root is not None else self._default_root(include_version=False)
+        if os.path.isdir(root):
+            for dirpath, _, filenames in os.walk(root):
+                for fname in filenames:
+                    full = os.path.join(dirpath, fname)
+                    rel = os.path.relpath(full, root).replace(os.sep, "/")
+                    if self._contents.get(rel) is None:
+                        os.remove(full)
+        return self.download(root=root)
+
+    def verify(self, root: str | None = None) -> None:
+        """Check that ``root`` holds exactly the artifact's files with their content.
+
+        Raises ``ValueError`` naming the first file that is extra, missing or different.
+        References are checked only where they were recorded with a checksum.
+        """
+        self._ensure_logged("verify")
+        root = os.fspath(root) if root is not None else self._default_root()
+        if not os.path.isdir(root):
+            raise ValidationError(f"cannot verify {self.name}: {root} is not a directory")
+        found: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                full = os.path.join(dirpath, fname)
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                if self._contents.get(rel) is None:
+                    raise ValidationError(
+                        f"Found file {full} which is not a member of artifact {self.name}"
+                    )
+                found.add(rel)
+        cache = stat_cache_for(Settings.from_env())
+        for entry in self._contents:
+            full = as_fs_path(root, entry.path)
+            if entry.path not in found:
+                raise ValidationError(
+                    f"File {entry.path!r} of artifact {self.name} is missing from {root}"
+                )
+            if entry.ref is not None and not entry.digest.startswith("sha256:"):
+                continue
+            if file_digest(full, cache) != entry.digest:
+                raise ValidationError(f"Digest mismatch for file: {entry.path!r} ({full})")
+
+    # -- versions ----------------------------------------------------------------------------------
+
+    def new_draft(self) -> Artifact:
+        """A new, unlogged artifact holding this version's files, to change and log as the next.
+
+        Costs the same for ten files or ten million: nothing is copied or read until used.
+        """
+        rec = self._ensure_logged("new_draft")
+        if rec.state != COMMITTED or rec.digest is None:
+            raise UsageError(f"{self.name} is {rec.state}; only a committed version has drafts")
+        draft = Artifact(rec.name, rec.type, description=rec.description)
+        draft._metadata = copy.deepcopy(dict(rec.metadata))
+        draft._service = self._svc()
+        draft._base = rec
+        draft._contents = Contents(reader_for(draft._service), rec.digest, rec.file_count, rec.size)
+        draft._manifest = ArtifactManifest(draft, draft._contents)
+        draft._local_paths = {}
+        return draft
+
+    def diff(self, other: Artifact) -> ManifestDiff:
+        """What changed from ``other`` to this artifact (both logged): added, removed, modified."""
+        from cairn.core import diff_trees
+
+        mine = self._ensure_logged("diff")
+        theirs = other._ensure_logged("diff")
+        assert mine.digest is not None and theirs.digest is not None
+        return diff_trees(reader_for(self._svc()), theirs.digest, mine.digest)
+
+    def _commit_request(
+        self,
+        *,
+        entity: str,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str],
+        tags: Sequence[str],
+    ) -> CommitRequest:
+        base = self._base
+        if base is not None and base.project != project:
+            raise ValidationError(
+                f"a draft of {base.qualified_name} can only be logged to project {base.project!r}"
+            )
+        return CommitRequest(
+            entity=base.entity if base is not None else entity,
+            project=project,
+            name=self._name,
+            type=self._type,
+            changes=self._contents.changes(),
+            base_version_id=base.id if base is not None else None,
+            description=self._description,
+            metadata=self._metadata,
+            aliases=list(aliases),
+            tags=list(tags),
+            run_id=run_id,
+        )
+
+    def _log(
+        self,
+        service: Service,
+        *,
+        entity: str,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str],
+        tags: Sequence[str],
+    ) -> Artifact:
+        """Commit this artifact as a new version (or find the identical one)."""
+        if self._record is not None:
+            raise ArtifactFinalizedError(
+                f"{self.name} is already logged; call new_draft() to make a new version from it",
+                name="log",
+            )
+        if self._service is not None and self._service is not service:
+            raise UsageError("this artifact was built for another store; build it again")
+        self._service = service
+        stager = self._stage()
+        stager.flush()
+        request = self._commit_request(
+            entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
+        )
+        result = service.commit(request)
+        if result.missing:
+            stager.restore(result.missing)
+            result = service.commit(request)
+            if result.missing:
+                raise UsageError(f"the store lost {len(result.missing)} blobs while logging; retry")
+        self._after_commit(result)
+        return self
+
+    def _distributed_changes(self, service: Service) -> list[Change]:
+        if self._record is not None:
+            raise ArtifactFinalizedError(
+                f"{self.name} is already committed; an upsert needs a new Artifact", name="upsert"
+            )
+        if self._service is not None and self._service is not service:
+            raise UsageError("this artifact was built for another store; build it again")
+        self._service = service
+        changes = self._contents.changes()
+        self._stage().ensure_present(
+            [e.digest for _, e in changes if e is not None and e.ref is None]
+        )
+        return changes
+
+    def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
+        """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
+        changes = self._distributed_changes(service)
+        base = self._base
+        service.stage(
+            StageRequest(
+                entity=base.entity if base is not None else run.entity,
+                project=run.project,
+                name=self._name,
+                type=self._type,
+                distributed_id=dist,
+                changes=changes,
+                base_version_id=base.id if base is not None else None,
+                run_id=run.id,
+                description=self._description,
+                metadata=self._metadata or None,
+            )
+        )
+        self._distributed_id = dist
+
+    def _finish_distributed(
+        self, service: Service, run: Run, dist: str, aliases: list[str]
+    ) -> None:
+        """Stage this artifact's files and commit the version ``dist`` (Run.finish_artifact)."""
+        changes = self._distributed_changes(service)
+        base = self._base
+        request = FinishRequest(
+            entity=base.entity if base is not None else run.entity,
+            project=run.project,
+            name=self._name,
+            type=self._type,
+            distributed_id=dist,
+            changes=changes,
+            base_version_id=base.id if base is not None else None,
+            run_id=run.id,
+            description=self._description,
+            metadata=self._metadata or None,
+            aliases=aliases,
+        )
+        result = service.finish(request)
+        if result.missing:
+            self._stage().restore(result.missing)
+            result = service.finish(request)
+        self._distributed_id = dist
+        self._after_commit(result)
+
+    def _after_commit(self, result: CommitResult) -> None:
+        record = result.version
+        assert record is not None
+        if not result.created:
+            warnings.warn(
+                f"artifact {record.name}: the content is identical to {record.name}:{record.version};"
+                " no new version was made (the existing one got the aliases)",
+                UserWarning,
+                stacklevel=4,
+            )
+        local_paths = self._local_paths
+        self._assign(record)
+        self._local_paths = local_paths
+        self._base = None
+
+    def save(self, project: str | None = None, settings: Any = None) -> None:
+        """Log the artifact (in the active run, or in a new run of job type ``auto``), or, if
+        it is logged already, save changes to its description, metadata, aliases and tags."""
+        if self._record is not None:
+            self._update()
+            return
+        from cairn.sdk import _run
+
+        active = _run.current_run()
+        if active is not None:
+            active.log_artifact(self)
+            return
+        base = self._base
+        with _run.init(
+            project=project or (base.project if base is not None else None),
+            entity=base.entity if base is not None else None,
+            job_type="auto",
+        ) as run:
+            run.log_artifact(self)
+
+    def _update(self) -> None:
+        rec = self._ensure_logged("save")
+        record = self._svc().update_version(
+            rec.id,
+            description=self._description,
+            metadata=self._metadata,
+            aliases=self._aliases,
+            tags=self._tags,
+        )
+        self._assign(record)
+
+    def wait(self, timeout: int | None = None) -> Artifact:
+        """Return once the artifact is logged. Logging in cairn finishes before log_artifact
+        returns, so this only checks that it was logged."""
+        self._ensure_logged("wait")
+        return self
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Delete this version (its number is never reused). Refuses a version with aliases
+        unless ``delete_aliases=True``."""
+        rec = self._ensure_logged("delete")
+        self._svc().delete_version(rec.id, delete_aliases=delete_aliases)
+        self._record = self._svc().get_version(rec.id)
+        self._aliases = []
+
+    def used_by(self) -> list[ApiRun]:
+        """The runs that used this version (``run.use_artifact``)."""
+        from cairn.sdk._api import ApiRun
+
+        rec = self._ensure_logged("used_by")
+        return [ApiRun(self._svc(), r) for r in self._svc().version_runs(rec.id, "input")]
+
+    def logged_by(self) -> ApiRun | None:
+        """The run that logged (committed) this version, if any."""
+        from cairn.sdk._api import ApiRun
+
+        rec = self._ensure_logged("logged_by")
+        if rec.created_by is None:
+            return None
+        return ApiRun(self._svc(), self._svc().get_run(rec.entity, rec.project, rec.created_by))
+
+    def written_by(self) -> list[ApiRun]:
+        """Every run that upserted files into this (distributed) version."""
+        from cairn.sdk._api import ApiRun
+
+        rec = self._ensure_logged("written_by")
+        return [ApiRun(self._svc(), r) for r in self._svc().version_runs(rec.id, "writer")]
+
+    def json_encode(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "name": self.name, "digest": self.digest}
+
+
+def _discard(digest: str, data: bytes) -> None:
+    """A page sink that keeps nothing (for computing a digest only)."""
+
+
+def _quote_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path)
+
+
+class ArtifactFiles(Sequence[ArtifactManifestEntry]):
+    """The files of a logged artifact, read page by page as they are iterated."""
+
+    def __init__(self, artifact: Artifact, names: Sequence[str] | None) -> None:
+        self._artifact = artifact
+        self._names = list(names) if names is not None else None
+        self._cache: list[ArtifactManifestEntry] | None = None
+
+    def __iter__(self) -> Iterator[ArtifactManifestEntry]:
+        art = self._artifact
+        if self._names is not None:
+            for name in self._names:
+                entry = art._contents.get(name)
+                if entry is not None:
+                    yield ArtifactManifestEntry(entry, art)
+            return
+        for entry in art._contents:
+            yield ArtifactManifestEntry(entry, art)
+
+    def __len__(self) -> int:
+        if self._names is not None:
+            return sum(1 for _ in self)
+        return len(self._artifact._contents)
+
+    def __getitem__(self, index: Any) -> Any:
+        if self._cache is None:
+            self._cache = list(self)
+        return self._cache[index]
+
+    def __repr__(self) -> str:
+        return f"<ArtifactFiles of {self._artifact.name}: {len(self)} files>"

@@ -1,0 +1,122 @@
+"""The entries of an artifact: a committed base (read lazily) plus local changes.
+
+A new artifact has no base; a committed one has a base and no changes; a draft has both. Reading
+goes through the changes first, then the base's pages, loaded only when a path falls in them, so a
+draft of a million-entry version costs nothing until it is read, and committing it sends only the
+changes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+
+from cairn.core import Change, ManifestEntry, PageReader
+
+
+class Contents:
+    def __init__(
+        self,
+        reader: PageReader | None = None,
+        root: str | None = None,
+        base_count: int = 0,
+        base_size: int = 0,
+    ) -> None:
+        self._reader = reader
+        self._root = root
+        self._base_count = base_count
+        self._base_size = base_size
+        self.overlay: dict[str, ManifestEntry] = {}
+        self.removed: set[str] = set()
+        # Counts kept up to date on every change, so len() never reads a page.
+        self._delta_count = 0
+        self._delta_size = 0
+
+    @property
+    def has_base(self) -> bool:
+        return self._root is not None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.overlay or self.removed)
+
+    def _base_get(self, path: str) -> ManifestEntry | None:
+        if self._reader is None or self._root is None:
+            return None
+        return self._reader.get(self._root, path)
+
+    def get(self, path: str) -> ManifestEntry | None:
+        entry = self.overlay.get(path)
+        if entry is not None:
+            return entry
+        if path in self.removed:
+            return None
+        return self._base_get(path)
+
+    def __len__(self) -> int:
+        return self._base_count + self._delta_count
+
+    @property
+    def size(self) -> int:
+        return self._base_size + self._delta_size
+
+    def put(self, entry: ManifestEntry) -> None:
+        old = self.get(entry.path)
+        if old is not None:
+            self._delta_count -= 1
+            self._delta_size -= old.size or 0
+        self.overlay[entry.path] = entry
+        self.removed.discard(entry.path)
+        self._delta_count += 1
+        self._delta_size += entry.size or 0
+
+    def delete(self, path: str) -> bool:
+        old = self.get(path)
+        if old is None:
+            return False
+        self.overlay.pop(path, None)
+        if self._base_get(path) is not None:
+            self.removed.add(path)
+        self._delta_count -= 1
+        self._delta_size -= old.size or 0
+        return True
+
+    def iter_from(self, start: str = "") -> Iterator[ManifestEntry]:
+        """Entries with ``path >= start``, in path order."""
+        local = sorted(p for p in self.overlay if p >= start)
+        local_iter = (self.overlay[p] for p in local)
+        if self._reader is None or self._root is None:
+            yield from local_iter
+            return
+        hidden = self.removed
+        overlay = self.overlay
+        base_iter = (
+            e
+            for e in self._reader.iter_from(self._root, start)
+            if e.path not in hidden and e.path not in overlay
+        )
+        yield from heapq.merge(base_iter, local_iter, key=lambda e: e.path)
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        return self.iter_from("")
+
+    def iter_prefix(self, prefix: str) -> Iterator[ManifestEntry]:
+        for e in self.iter_from(prefix):
+            if not e.path.startswith(prefix):
+                return
+            yield e
+
+    def changes(self) -> list[Change]:
+        """What to send to commit: every local change, sorted by path."""
+        out: list[Change] = [(p, e) for p, e in self.overlay.items()]
+        out += [(p, None) for p in self.removed]
+        out.sort(key=lambda c: c[0])
+        return out
+
+    def all_entries(self) -> list[ManifestEntry]:
+        return list(self)
+
+    def map_entries(self, fn: Callable[[ManifestEntry], ManifestEntry]) -> None:
+        """Apply ``fn`` to every local entry (not to the base)."""
+        for path, entry in list(self.overlay.items()):
+            self.overlay[path] = fn(entry)

@@ -1,0 +1,212 @@
+"""Writing entries to a directory: verified, atomic per file, never outside the root.
+
+A file already present with the right content is left alone (checked through the stat cache, so a
+second download of an unchanged tree costs a stat per file). Every file written is verified
+against its digest while it is written; each lands under a temporary name and is renamed into
+place, so an interrupted download never leaves a half-written file under the entry's name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import unquote, urlparse
+
+from cairn.core import ManifestEntry, digest_from_hasher, entry_path_problem, new_hasher
+from cairn.errors import DigestMismatchError, ValidationError
+from cairn.sdk._entry import as_fs_path
+from cairn.sdk._statcache import StatCache, is_racy, now_ns, stat_key
+from cairn.service import Service
+
+CHUNK = 1 << 20
+_THREADS = 8
+
+
+def hash_file(path: str) -> tuple[str, int]:
+    hasher = new_hasher()
+    size = 0
+    with open(path, "rb") as f:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+    return digest_from_hasher(hasher), size
+
+
+def file_digest(path: str, cache: StatCache | None) -> str:
+    """The digest of a local file, through the stat cache."""
+    st = os.stat(path)
+    if cache is not None:
+        hit = cache.lookup(path)
+        if hit is not None and hit[0] == stat_key(st):
+            return hit[1]
+    started = now_ns()
+    digest, _ = hash_file(path)
+    st_after = os.stat(path)
+    if cache is not None and stat_key(st_after) == stat_key(st) and not is_racy(st, started):
+        cache.record([(path, stat_key(st), digest)])
+    return digest
+
+
+def file_path_of_uri(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise ValidationError(f"{uri!r} is not a file:// URI")
+    if parsed.netloc not in ("", "localhost"):
+        raise ValidationError(f"{uri!r} names another host; file:// references must be local")
+    return unquote(parsed.path)
+
+
+class RootGuard:
+    """Makes sure nothing is written outside ``root``, even through symlinked directories."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self._real_root = os.path.realpath(self.root)
+        self._checked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def target(self, entry_path: str) -> str:
+        problem = entry_path_problem(entry_path)
+        if problem is not None:
+            raise ValidationError(f"refusing to write entry {entry_path[:200]!r}: {problem}")
+        dest = as_fs_path(self.root, entry_path)
+        parent = os.path.dirname(dest)
+        with self._lock:
+            if parent not in self._checked:
+                os.makedirs(parent, exist_ok=True)
+                real = os.path.realpath(parent)
+                if real != self._real_root and not real.startswith(self._real_root + os.sep):
+                    raise ValidationError(
+                        f"refusing to write entry {entry_path!r}: {parent} leads outside {self.root}"
+                        " through a symbolic link"
+                    )
+                self._checked.add(parent)
+        if os.path.islink(dest):
+            raise ValidationError(
+                f"refusing to write entry {entry_path!r}: {dest} is a symbolic link"
+            )
+        return dest
+
+
+def _copy_verified(src: str, dest: str, digest: str, what: str) -> None:
+    hasher = new_hasher()
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fin.readinto(buf):
+            hasher.update(view[:n])
+            fout.write(view[:n])
+    if digest_from_hasher(hasher) != digest:
+        os.unlink(dest)
+        raise DigestMismatchError(
+            f"{what}: the content at {src} changed since the artifact was logged (digest mismatch);"
+            " pass allow_missing_references=True to skip such entries"
+        )
+
+
+class Downloader:
+    def __init__(
+        self,
+        service: Service,
+        root: str,
+        *,
+        stat_cache: StatCache | None,
+        allow_missing_references: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._service = service
+        self.guard = RootGuard(root)
+        self._cache = stat_cache
+        self._allow_missing = allow_missing_references
+        self._on_progress = on_progress
+        self._fresh: list[tuple[str, tuple[int, int, int, int, int], str]] = []
+
+    def _present(self, dest: str, entry: ManifestEntry) -> bool:
+        try:
+            st = os.stat(dest)
+        except FileNotFoundError:
+            return False
+        if not os.path.isfile(dest):
+            raise ValidationError(f"cannot write {dest}: a directory is in the way")
+        if entry.size is not None and st.st_size != entry.size:
+            return False
+        if entry.ref is not None and not entry.digest.startswith("sha256:"):
+            return False
+        return file_digest(dest, self._cache) == entry.digest
+
+    def fetch(self, entry: ManifestEntry) -> str:
+        dest = self.guard.target(entry.path)
+        if self._present(dest, entry):
+            self._progress(entry)
+            return dest
+        tmp = f"{dest}.cairn-{uuid.uuid4().hex[:12]}.partial"
+        started = now_ns()
+        try:
+            if entry.ref is None:
+                self._service.download_blob(entry.digest, tmp)
+            elif not self._fetch_reference(entry, tmp):
+                return dest
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        st = os.stat(dest)
+        if entry.ref is None and not is_racy(st, started):
+            self._fresh.append((dest, stat_key(st), entry.digest))
+        self._progress(entry)
+        return dest
+
+    def _progress(self, entry: ManifestEntry) -> None:
+        if self._on_progress is not None:
+            self._on_progress(1, entry.size or 0)
+
+    def _fetch_reference(self, entry: ManifestEntry, tmp: str) -> bool:
+        """Fetch a reference into ``tmp``; False when it was skipped (allowed to be missing)."""
+        assert entry.ref is not None
+        scheme = urlparse(entry.ref).scheme
+        what = f"reference entry {entry.path!r} ({entry.ref})"
+        if scheme != "file":
+            raise ValidationError(
+                f"{what}: downloading {scheme}:// references is not supported yet"
+            )
+        src = file_path_of_uri(entry.ref)
+        try:
+            if not entry.digest.startswith("sha256:"):
+                # Recorded without a checksum: copy whatever is there now.
+                if os.path.isdir(src):
+                    shutil.copytree(src, tmp)
+                else:
+                    shutil.copyfile(src, tmp)
+            else:
+                _copy_verified(src, tmp, entry.digest, what)
+        except (FileNotFoundError, DigestMismatchError) as exc:
+            if self._allow_missing:
+                warnings.warn(f"skipped {what}: {exc}", stacklevel=4)
+                return False
+            if isinstance(exc, FileNotFoundError):
+                raise FileNotFoundError(f"{what}: {src} does not exist any more") from None
+            raise
+        return True
+
+    def fetch_all(self, entries: Iterable[ManifestEntry]) -> None:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            # Bounded in flight: a million entries are streamed, not queued all at once.
+            pending = []
+            for entry in entries:
+                pending.append(pool.submit(self.fetch, entry))
+                if len(pending) >= 4 * _THREADS * 16:
+                    for fut in pending:
+                        fut.result()
+                    pending.clear()
+            for fut in pending:
+                fut.result()
+        if self._cache is not None and self._fresh:
+            self._cache.record(self._fresh)

@@ -1,0 +1,385 @@
+"""Runs: ``cairn.init()`` and the Run it returns (W&B's ``wandb.init`` / ``wandb.Run``)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from cairn.core import parse_artifact_path, validate_aliases, validate_project, validate_tags
+from cairn.core._records import FAILED, FINISHED, RUNNING, RunRecord
+from cairn.errors import RunFinishedError, UsageError, ValidationError
+from cairn.sdk._artifact import Artifact
+from cairn.sdk._settings import Settings, current_service
+from cairn.service import Service
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_ALPHABET = string.ascii_lowercase + string.digits
+_current: Run | None = None
+_current_lock = threading.Lock()
+
+
+def _new_run_id() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+def current_run() -> Run | None:
+    """The active run of this process (``cairn.run``), or None."""
+    return _current
+
+
+class Config(dict[str, Any]):
+    """A run's configuration: a dict whose keys can also be read and set as attributes."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"config has no key {key!r}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def update(self, *args: Any, allow_val_change: bool | None = None, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+
+
+class Run:
+    """A unit of work that logs and uses artifacts. Use it as a context manager, or call
+    ``finish()``; an exception escaping the ``with`` block marks the run failed."""
+
+    def __init__(
+        self, service: Service, record: RunRecord, settings: Settings, dir: str | None
+    ) -> None:
+        self._service = service
+        self._record = record
+        self._settings = settings
+        self._config = Config(record.config)
+        self._finished = False
+        self._dir = dir
+
+    # -- properties --
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def project(self) -> str:
+        return self._record.project
+
+    @property
+    def entity(self) -> str:
+        return self._record.entity
+
+    @property
+    def group(self) -> str | None:
+        return self._record.group
+
+    @property
+    def job_type(self) -> str | None:
+        return self._record.job_type
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def dir(self) -> str:
+        return self._dir or os.getcwd()
+
+    @property
+    def path(self) -> str:
+        return self._record.path
+
+    @property
+    def state(self) -> str:
+        return self._record.state
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} ({self.name})>"
+
+    # -- lifecycle --
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exit_code=0 if exc_type is None else 1)
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """End the run (``exit_code`` other than 0 marks it failed). Calling it twice is harmless."""
+        global _current
+        if self._finished:
+            return
+        self._finished = True
+        state = FINISHED if not exit_code else FAILED
+        self._service.finish_run(self.entity, self.project, self.id, state, dict(self._config))
+        self._record = self._service.get_run(self.entity, self.project, self.id)
+        with _current_lock:
+            if _current is self:
+                _current = None
+
+    def _check_active(self, what: str) -> None:
+        if self._finished:
+            raise RunFinishedError(
+                f"run {self.path} has finished; {what} needs an active run: start one with"
+                " cairn.init()"
+            )
+
+    def _as_record(self) -> RunRecord:
+        return self._record
+
+    # -- artifacts --
+
+    def _prepare(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None,
+        type: str | None,
+    ) -> Artifact:
+        """Turn ``log_artifact``'s first argument into an Artifact (a path becomes a new one)."""
+        if isinstance(artifact_or_path, Artifact):
+            return artifact_or_path
+        path = os.fspath(artifact_or_path)
+        if "://" in path:
+            art = Artifact(name or _name_from_path(self.id, path), type or "unspecified")
+            art.add_reference(path)
+            return art
+        if not os.path.exists(path):
+            raise ValidationError(f"cannot log {path!r}: no such file or directory")
+        art = Artifact(name or _name_from_path(self.id, path), type or "unspecified")
+        if os.path.isdir(path):
+            art.add_dir(path)
+        else:
+            art.add_file(path)
+        return art
+
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Artifact:
+        """Log an artifact (or a file or directory path) as a new version, the run's output.
+
+        If the content equals an existing version of the same name, no new version is made; that
+        one gets ``aliases`` and ``latest``.
+        """
+        self._check_active("log_artifact")
+        artifact = self._prepare(artifact_or_path, name, type)
+        alias_list = validate_aliases(aliases)
+        tag_list = validate_tags(tags)
+        return artifact._log(
+            self._service,
+            entity=self.entity,
+            project=self.project,
+            run_id=self.id,
+            aliases=alias_list,
+            tags=tag_list,
+        )
+
+    def use_artifact(
+        self,
+        artifact_or_name: Artifact | str,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        use_as: str | None = None,
+    ) -> Artifact:
+        """Fetch an artifact version (``name``, ``name:alias``, ``name:vN``, ``project/name:alias``
+        or ``entity/project/name:alias``) and record this run as its user."""
+        self._check_active("use_artifact")
+        if isinstance(artifact_or_name, Artifact):
+            artifact = artifact_or_name
+            if artifact.is_draft():
+                self.log_artifact(artifact, aliases=aliases)
+        else:
+            ref = parse_artifact_path(artifact_or_name)
+            record = self._service.resolve(
+                ref.entity or self.entity, ref.project or self.project, ref.name, ref.label
+            )
+            artifact = Artifact._from_record(self._service, record)
+        if type is not None and type != artifact.type:
+            raise ValidationError(
+                f"artifact {artifact.name} has type {artifact.type!r}, not {type!r}"
+            )
+        assert artifact.id is not None
+        self._service.use_version(artifact.id, self._record)
+        return artifact
+
+    def _distributed_id(self, distributed_id: str | None, what: str) -> str:
+        dist = distributed_id or self.group
+        if not dist:
+            raise TypeError(
+                f"{what} needs a distributed_id: pass distributed_id=... or start the run with"
+                " cairn.init(group=...) (or set CAIRN_RUN_GROUP); the group is the default"
+            )
+        return dist
+
+    def upsert_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        distributed_id: str | None = None,
+    ) -> Artifact:
+        """Add this run's files to the shared PENDING version of ``distributed_id`` (default:
+        the run's group). Many runs may upsert at once; ``finish_artifact`` commits it."""
+        self._check_active("upsert_artifact")
+        dist = self._distributed_id(distributed_id, "upsert_artifact")
+        artifact = self._prepare(artifact_or_path, name, type)
+        artifact._stage_distributed(self._service, self, dist, validate_aliases(aliases))
+        return artifact
+
+    def finish_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        distributed_id: str | None = None,
+    ) -> Artifact:
+        """Stage this run's files (if any) and commit the distributed version: it gets its
+        number and ``latest`` and never changes again."""
+        self._check_active("finish_artifact")
+        dist = self._distributed_id(distributed_id, "finish_artifact")
+        artifact = self._prepare(artifact_or_path, name, type)
+        artifact._finish_distributed(self._service, self, dist, validate_aliases(aliases))
+        return artifact
+
+    def logged_artifacts(self) -> list[Artifact]:
+        records = self._service.run_versions(self.entity, self.project, self.id, "output")
+        return [Artifact._from_record(self._service, r) for r in records]
+
+    def used_artifacts(self) -> list[Artifact]:
+        records = self._service.run_versions(self.entity, self.project, self.id, "input")
+        return [Artifact._from_record(self._service, r) for r in records]
+
+
+def _name_from_path(run_id: str, path: str) -> str:
+    base = os.path.basename(os.path.normpath(path.split("://", 1)[-1])) or "artifact"
+    clean = re.sub(r"[^A-Za-z0-9_\-.]", "-", base)
+    return f"run-{run_id}-{clean}"[:128]
+
+
+def init(
+    project: str | None = None,
+    entity: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    name: str | None = None,
+    config: dict[str, Any] | Any = None,
+    dir: str | None = None,
+    id: str | None = None,
+    tags: Sequence[str] | None = None,
+    notes: str | None = None,
+    reinit: bool | str | None = None,
+    resume: bool | str | None = None,
+    mode: str | None = None,
+    settings: Any = None,
+    save_code: bool | None = None,
+    anonymous: str | None = None,
+) -> Run:
+    """Start a run (W&B's ``wandb.init``) and make it the active one, ``cairn.run``.
+
+    ``project``, ``entity`` and ``group`` default to ``CAIRN_PROJECT`` (else
+    ``uncategorized``), ``CAIRN_ENTITY`` (else the local user) and ``CAIRN_RUN_GROUP``. A run that
+    is still active in this process is finished first. ``tags``, ``notes``, ``reinit``,
+    ``resume``, ``mode``, ``settings``, ``save_code`` and ``anonymous`` are accepted so W&B code
+    runs unchanged; they do not change what cairn does.
+    """
+    global _current
+    env = Settings.from_env()
+    service = current_service()
+    project = validate_project(project or env.project)
+    entity = validate_project(entity or env.entity or service.default_entity, "entity")
+    run_id = id or _new_run_id()
+    if not _RUN_ID_RE.match(run_id):
+        raise ValidationError(f"invalid run id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    cfg = dict(config) if config is not None else {}
+    with _current_lock:
+        previous = _current
+    if previous is not None and not previous.finished:
+        previous.finish()
+    record = RunRecord(
+        id=run_id,
+        entity=entity,
+        project=project,
+        name=name or f"{job_type or 'run'}-{run_id}",
+        group=group or env.run_group,
+        job_type=job_type,
+        config=cfg,
+        state=RUNNING,
+        created_at=time.time(),
+    )
+    record = service.start_run(record)
+    run = Run(service, record, env, dir)
+    with _current_lock:
+        _current = run
+    return run
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the active run, if there is one."""
+    run = _current
+    if run is not None:
+        run.finish(exit_code=exit_code, quiet=quiet)
+
+
+def log_artifact(
+    artifact_or_path: Artifact | str | os.PathLike[str],
+    name: str | None = None,
+    type: str | None = None,
+    aliases: Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
+) -> Artifact:
+    """``cairn.run.log_artifact(...)`` on the active run."""
+    return _require_run("log_artifact").log_artifact(artifact_or_path, name, type, aliases, tags)
+
+
+def use_artifact(
+    artifact_or_name: Artifact | str, type: str | None = None, aliases: Sequence[str] | None = None
+) -> Artifact:
+    """``cairn.run.use_artifact(...)`` on the active run."""
+    return _require_run("use_artifact").use_artifact(artifact_or_name, type, aliases)
+
+
+def _require_run(what: str) -> Run:
+    run = _current
+    if run is None:
+        raise UsageError(f"cairn.{what}() needs an active run: call cairn.init() first")
+    return run
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    # As in W&B, a script that ends without finish() still finishes its run.
+    run = _current
+    if run is not None and not run.finished:
+        try:
+            run.finish()
+        except Exception:  # noqa: BLE001 - the interpreter is exiting; nothing to report to
+            pass

@@ -1,0 +1,536 @@
+"""LocalService: the Service in process, over a Catalog and a BlobStore.
+
+This is the embedded store (``CAIRN_DIR``: SQLite + local blobs) and also what a server runs on
+(PostgreSQL + S3). Manifests are built here from the entries a client sends, so the rules of the
+format live in one place.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cairn.catalog import Catalog, Tx
+from cairn.core import (
+    LATEST,
+    ManifestEntry,
+    PageReader,
+    PageRef,
+    build_tree,
+    update_tree,
+)
+from cairn.core._records import (
+    COMMITTED,
+    DELETED,
+    PENDING,
+    CollectionRecord,
+    RunRecord,
+    VersionRecord,
+)
+from cairn.errors import (
+    ArtifactNotFoundError,
+    CommError,
+    UsageError,
+    ValidationError,
+)
+from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
+
+STORE_FORMAT = 1
+
+
+def local_user() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "local"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in user) or "local"
+
+
+def _blob_digests(entries: Sequence[ManifestEntry | None]) -> list[str]:
+    return list({e.digest for e in entries if e is not None and e.ref is None})
+
+
+class LocalService:
+    """A Service over a catalog and a blob store in this process."""
+
+    def __init__(
+        self, catalog: Catalog, blobs: BlobStore, *, location: str, entity: str | None = None
+    ):
+        self.catalog = catalog
+        self.blobs = blobs
+        self._location = location
+        self._entity = entity or local_user()
+        self._reader = PageReader(self.blobs.get, capacity=512)
+
+    @classmethod
+    def open(cls, root: str) -> LocalService:
+        """Open (creating if needed) the embedded store at ``root``."""
+        root = os.path.abspath(os.path.expanduser(root))
+        try:
+            os.makedirs(root, exist_ok=True)
+        except OSError as exc:
+            raise CommError(f"cannot create the cairn store at {root}: {exc.strerror}") from None
+        marker = os.path.join(root, "cairn-store.json")
+        if os.path.exists(marker):
+            with open(marker) as f:
+                fmt = json.load(f).get("format")
+            if fmt != STORE_FORMAT:
+                raise UsageError(
+                    f"the store at {root} has format {fmt!r}; this cairn reads format"
+                    f" {STORE_FORMAT}: upgrade cairn"
+                )
+        else:
+            tmp = f"{marker}.{os.getpid()}.partial"
+            with open(tmp, "w") as f:
+                json.dump({"format": STORE_FORMAT}, f)
+            os.replace(tmp, marker)
+        catalog = Catalog("sqlite:///" + os.path.join(root, "catalog.sqlite"))
+        blobs = LocalBlobStore(os.path.join(root, "blobs"))
+        return cls(catalog, blobs, location=root)
+
+    # -- identity --
+
+    @property
+    def default_entity(self) -> str:
+        return self._entity
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.blobs.close()
+        self.catalog.dispose()
+
+    # -- runs --
+
+    def start_run(self, run: RunRecord) -> RunRecord:
+        def fn(tx: Tx) -> RunRecord:
+            pid = tx.project_id(run.entity, run.project, create=True)
+            assert pid is not None
+            tx.insert_run(pid, run)
+            return tx.run_record(pid, run.id)
+
+        return self.catalog.write(fn)
+
+    def finish_run(
+        self, entity: str, project: str, run_id: str, state: str, config: Mapping[str, Any] | None
+    ) -> None:
+        def fn(tx: Tx) -> None:
+            pk = self._run_pk(tx, entity, project, run_id)
+            tx.set_run_state(pk, state, config)
+
+        self.catalog.write(fn)
+
+    def get_run(self, entity: str, project: str, run_id: str) -> RunRecord:
+        def fn(tx: Tx) -> RunRecord:
+            pid = self._project(tx, entity, project)
+            return tx.run_record(pid, run_id)
+
+        return self.catalog.read(fn)
+
+    def run_versions(
+        self, entity: str, project: str, run_id: str, role: str
+    ) -> list[VersionRecord]:
+        def fn(tx: Tx) -> list[VersionRecord]:
+            pk = self._run_pk(tx, entity, project, run_id)
+            return tx.version_records(tx.versions_of_run(pk, role))
+
+        return self.catalog.read(fn)
+
+    def _project(self, tx: Tx, entity: str, project: str) -> int:
+        pid = tx.project_id(entity, project, create=False)
+        if pid is None:
+            raise ArtifactNotFoundError(f"project {entity}/{project} not found")
+        return pid
+
+    def _run_pk(self, tx: Tx, entity: str, project: str, run_id: str) -> int:
+        pid = self._project(tx, entity, project)
+        return tx.require_run_pk(pid, run_id)
+
+    def _maybe_run_pk(self, tx: Tx, project_id: int, run_id: str | None) -> int | None:
+        return None if run_id is None else tx.require_run_pk(project_id, run_id)
+
+    # -- blobs --
+
+    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self.blobs.put_many(items)
+
+    def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        return self.blobs.put_file(path, link=link)
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        present = self.blobs.has_many(digests)
+        return [d for d in dict.fromkeys(digests) if d not in present]
+
+    def read_blob(self, digest: str) -> bytes:
+        return self.blobs.get(digest)
+
+    def download_blob(self, digest: str, dest: str) -> None:
+        self.blobs.copy_to(digest, dest)
+
+    # -- committing --
+
+    def _build(
+        self, base_root: str | None, changes: Sequence[tuple[str, ManifestEntry | None]]
+    ) -> tuple[PageRef, dict[str, bytes]]:
+        """Build the new manifest in memory: (root, pages written)."""
+        pages: dict[str, bytes] = {}
+
+        def put(digest: str, data: bytes) -> None:
+            pages[digest] = data
+
+        if base_root is None:
+            if any(e is None for _, e in changes):
+                raise ValidationError(
+                    "a new artifact cannot remove entries; it has no base version"
+                )
+            root = build_tree((e for _, e in changes if e is not None), put)
+        else:
+            root = update_tree(self._reader, base_root, changes, put)
+        return root, pages
+
+    def _persist_pages(self, pages: dict[str, bytes]) -> None:
+        if pages:
+            present = self.blobs.has_many(pages)
+            self.blobs.put_many([(d, b) for d, b in pages.items() if d not in present])
+
+    def _existing_with_digest(
+        self, entity: str, project: str, name: str, digest: str
+    ) -> str | None:
+        def fn(tx: Tx) -> str | None:
+            pid = tx.project_id(entity, project, create=False)
+            cid = None if pid is None else tx.collection_id(pid, name)
+            return None if cid is None else tx.committed_with_digest(cid, digest)
+
+        return self.catalog.read(fn)
+
+    def commit(self, request: CommitRequest) -> CommitResult:
+        base_root: str | None = None
+        if request.base_version_id is not None:
+            base = self.get_version(request.base_version_id)
+            if base.state != COMMITTED or base.digest is None:
+                raise UsageError(f"the base version {base.qualified_name} is not committed")
+            if base.name != request.name or base.project != request.project:
+                raise ValidationError(
+                    f"a draft of {base.qualified_name} must be logged as"
+                    f" {base.project}/{base.name}, not {request.project}/{request.name}"
+                )
+            base_root = base.digest
+        root, pages = self._build(base_root, request.changes)
+        existing = self._existing_with_digest(
+            request.entity, request.project, request.name, root.digest
+        )
+        if existing is None:
+            missing = self.missing_blobs(_blob_digests([e for _, e in request.changes]))
+            if missing:
+                return CommitResult(None, False, tuple(missing))
+            self._persist_pages(pages)
+
+        def fn(tx: Tx) -> CommitResult:
+            pid = tx.project_id(request.entity, request.project, create=True)
+            assert pid is not None
+            run_pk = self._maybe_run_pk(tx, pid, request.run_id)
+            cid, next_index = tx.lock_collection(
+                pid, request.name, request.type, request.description
+            )
+            found = tx.committed_with_digest(cid, root.digest)
+            if found is not None:
+                # Identical content: no new version; it gets the aliases and "latest".
+                for alias in (*request.aliases, LATEST):
+                    tx.set_alias(cid, alias, found)
+                tx.add_tags(found, request.tags)
+                if run_pk is not None:
+                    tx.link_run(found, run_pk, "output")
+                return CommitResult(tx.version_record(found), created=False)
+            vid = tx.insert_version(
+                collection_id=cid,
+                state=COMMITTED,
+                index=next_index,
+                digest=root.digest,
+                size=root.size,
+                file_count=root.count,
+                metadata=request.metadata,
+                description=request.description,
+                created_by=run_pk,
+                base_version_id=request.base_version_id,
+            )
+            for alias in (*request.aliases, LATEST):
+                tx.set_alias(cid, alias, vid)
+            tx.add_tags(vid, request.tags)
+            if run_pk is not None:
+                tx.link_run(vid, run_pk, "output")
+            return CommitResult(tx.version_record(vid), created=True)
+
+        result = self.catalog.write(fn)
+        if existing is not None and result.created:
+            # The duplicate vanished between the check and the commit (deleted): pages are needed.
+            self._persist_pages(pages)
+        return result
+
+    # -- distributed versions --
+
+    def _stage_in_tx(
+        self,
+        tx: Tx,
+        request: StageRequest | FinishRequest,
+    ) -> tuple[int, int, str, int | None]:
+        """Stage changes into the PENDING version, creating it.
+
+        Returns (collection id, next version number, version id, run pk); the collection and the
+        version rows stay locked until the transaction ends.
+        """
+        pid = tx.project_id(request.entity, request.project, create=True)
+        assert pid is not None
+        run_pk = self._maybe_run_pk(tx, pid, request.run_id)
+        cid, next_index = tx.lock_collection(pid, request.name, request.type, request.description)
+        vid = tx.pending_version(cid, request.distributed_id)
+        if vid is None:
+            vid = tx.insert_version(
+                collection_id=cid,
+                state=PENDING,
+                index=None,
+                digest=None,
+                size=0,
+                file_count=0,
+                metadata=request.metadata or {},
+                description=request.description,
+                created_by=None,
+                distributed_id=request.distributed_id,
+                base_version_id=request.base_version_id,
+            )
+        else:
+            base = tx.version_record(vid).base_version_id
+            if base != request.base_version_id:
+                raise ValidationError(
+                    f"distributed version {request.distributed_id!r} of {request.name} is based on"
+                    f" {base or 'nothing'}; every upsert into it must use the same base version"
+                )
+            if request.metadata or request.description is not None:
+                tx.update_version(vid, description=request.description, metadata=request.metadata)
+        tx.stage_changes(vid, request.changes, run_pk)
+        if run_pk is not None:
+            tx.link_run(vid, run_pk, "writer")
+        return cid, next_index, vid, run_pk
+
+    def _require_blobs(
+        self, changes: Sequence[tuple[str, ManifestEntry | None]]
+    ) -> tuple[str, ...]:
+        return tuple(self.missing_blobs(_blob_digests([e for _, e in changes])))
+
+    def _check_base(self, request: StageRequest | FinishRequest) -> None:
+        if request.base_version_id is None and any(e is None for _, e in request.changes):
+            raise ValidationError("only a draft (a version with a base) can remove entries")
+
+    def stage(self, request: StageRequest) -> VersionRecord:
+        self._check_base(request)
+        missing = self._require_blobs(request.changes)
+        if missing:
+            raise CommError(
+                f"{len(missing)} blobs must be stored before staging, e.g. {missing[0]}"
+            )
+
+        def fn(tx: Tx) -> VersionRecord:
+            _, _, vid, _ = self._stage_in_tx(tx, request)
+            return tx.version_record(vid)
+
+        return self.catalog.write(fn)
+
+    def finish(self, request: FinishRequest) -> CommitResult:
+        self._check_base(request)
+        missing = self._require_blobs(request.changes)
+        if missing:
+            return CommitResult(None, False, missing)
+
+        def fn(tx: Tx) -> CommitResult:
+            cid, next_index, vid, run_pk = self._stage_in_tx(tx, request)
+            # The rows are locked: the changes read now are all the version will have.
+            changes = tx.staged(vid)
+            base_root = None
+            if request.base_version_id is not None:
+                base_root = tx.version_record(request.base_version_id).digest
+            root, pages = self._build(base_root, changes)
+            self._persist_pages(pages)
+            found = tx.committed_with_digest(cid, root.digest)
+            target = vid
+            if found is not None:
+                # Same content as a committed version: that one gets the aliases; the pending
+                # version is folded into it (its writers become writers of the existing one).
+                tx.copy_links(vid, found, "writer")
+                tx.drop_pending(vid)
+                target = found
+            else:
+                tx.commit_pending(
+                    vid,
+                    index=next_index,
+                    digest=root.digest,
+                    size=root.size,
+                    file_count=root.count,
+                    created_by=run_pk,
+                    metadata=request.metadata,
+                    description=request.description,
+                )
+            for alias in (*request.aliases, LATEST):
+                tx.set_alias(cid, alias, target)
+            tx.add_tags(target, request.tags)
+            if run_pk is not None:
+                tx.link_run(target, run_pk, "output")
+            return CommitResult(tx.version_record(target), created=found is None)
+
+        return self.catalog.write(fn)
+
+    def discard_pending(self, version_id: str) -> None:
+        self.catalog.write(lambda tx: tx.drop_pending(version_id))
+
+    def cleanup_pending(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - older_than_seconds
+
+        def fn(tx: Tx) -> int:
+            ids = tx.pending_older_than(cutoff)
+            for vid in ids:
+                tx.drop_pending(vid)
+            return len(ids)
+
+        return self.catalog.write(fn)
+
+    # -- queries --
+
+    def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
+        def fn(tx: Tx) -> VersionRecord:
+            where = f"{entity}/{project}"
+            pid = tx.project_id(entity, project, create=False)
+            if pid is None:
+                raise ArtifactNotFoundError(
+                    f"artifact {name}:{label or LATEST} not found: project {where} does not exist"
+                )
+            cid = tx.require_collection(pid, name, where)
+            vid = tx.resolve(cid, label)
+            if vid is None:
+                raise ArtifactNotFoundError(
+                    f"artifact {where}/{name} has no version or alias {label or LATEST!r}"
+                )
+            return tx.version_record(vid)
+
+        return self.catalog.read(fn)
+
+    def get_version(self, version_id: str) -> VersionRecord:
+        return self.catalog.read(lambda tx: tx.version_record(version_id))
+
+    def list_versions(
+        self, entity: str, project: str, name: str, *, include_pending: bool = False
+    ) -> list[VersionRecord]:
+        def fn(tx: Tx) -> list[VersionRecord]:
+            pid = self._project(tx, entity, project)
+            cid = tx.require_collection(pid, name, f"{entity}/{project}")
+            return tx.version_records(tx.version_ids(cid, include_pending=include_pending))
+
+        return self.catalog.read(fn)
+
+    def list_collections(
+        self, entity: str, project: str, type_name: str | None = None
+    ) -> list[CollectionRecord]:
+        def fn(tx: Tx) -> list[CollectionRecord]:
+            pid = tx.project_id(entity, project, create=False)
+            return [] if pid is None else tx.collection_records(pid, type_name)
+
+        return self.catalog.read(fn)
+
+    def list_types(self, entity: str, project: str) -> list[str]:
+        def fn(tx: Tx) -> list[str]:
+            pid = tx.project_id(entity, project, create=False)
+            return [] if pid is None else tx.types(pid)
+
+        return self.catalog.read(fn)
+
+    def list_projects(self, entity: str | None = None) -> list[tuple[str, str]]:
+        return self.catalog.read(lambda tx: tx.projects(entity))
+
+    # -- changing committed versions (metadata only; files never change) --
+
+    def _committed(self, tx: Tx, version_id: str) -> VersionRecord:
+        rec = tx.version_record(version_id)
+        if rec.state != COMMITTED:
+            raise UsageError(f"version {rec.qualified_name} is {rec.state}; only committed ones")
+        return rec
+
+    def update_version(
+        self,
+        version_id: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        aliases: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> VersionRecord:
+        def fn(tx: Tx) -> VersionRecord:
+            rec = self._committed(tx, version_id)
+            tx.update_version(version_id, description=description, metadata=metadata)
+            if aliases is not None:
+                tx.replace_aliases(rec.collection_id, version_id, aliases)
+            if tags is not None:
+                tx.replace_tags(version_id, tags)
+            return tx.version_record(version_id)
+
+        return self.catalog.write(fn)
+
+    def add_alias(self, version_id: str, alias: str) -> VersionRecord:
+        def fn(tx: Tx) -> VersionRecord:
+            rec = self._committed(tx, version_id)
+            tx.set_alias(rec.collection_id, alias, version_id)
+            return tx.version_record(version_id)
+
+        return self.catalog.write(fn)
+
+    def remove_alias(self, version_id: str, alias: str) -> VersionRecord:
+        def fn(tx: Tx) -> VersionRecord:
+            rec = self._committed(tx, version_id)
+            if alias == LATEST:
+                raise UsageError(
+                    "'latest' always points to the newest version; it cannot be removed"
+                )
+            if not tx.remove_alias(rec.collection_id, alias, version_id):
+                raise ArtifactNotFoundError(f"{rec.qualified_name} has no alias {alias!r}")
+            return tx.version_record(version_id)
+
+        return self.catalog.write(fn)
+
+    def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None:
+        def fn(tx: Tx) -> None:
+            rec = tx.version_record(version_id)
+            if rec.state == DELETED:
+                return
+            if rec.state == PENDING:
+                tx.drop_pending(version_id)
+                return
+            own = [a for a in rec.aliases if a != LATEST]
+            if own and not delete_aliases:
+                raise UsageError(
+                    f"{rec.qualified_name} has aliases {', '.join(own)}; remove them first or pass"
+                    " delete_aliases=True"
+                )
+            for alias in rec.aliases:
+                tx.remove_alias(rec.collection_id, alias, version_id)
+            tx.set_version_state(version_id, DELETED)
+            if LATEST in rec.aliases:
+                tx.move_latest(rec.collection_id)
+
+        self.catalog.write(fn)
+
+    def use_version(self, version_id: str, run: RunRecord) -> None:
+        def fn(tx: Tx) -> None:
+            pk = self._run_pk(tx, run.entity, run.project, run.id)
+            tx.link_run(version_id, pk, "input")
+
+        self.catalog.write(fn)
+
+    def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
+        return self.catalog.read(lambda tx: tx.runs_of(version_id, role))

@@ -1,0 +1,187 @@
+"""The Service protocol: everything the SDK may ask of a store, local or remote.
+
+The SDK sees only this. ``LocalService`` implements it in process over a catalog and a blob store;
+``HttpService`` implements it over cairn's REST API. ``cairn.testing.ServiceTests`` holds both to
+the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from cairn.core import Change
+from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.storage import BlobInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRequest:
+    """Commit a new version of ``entity/project/name``.
+
+    With ``base_version_id`` the changes apply to that committed version (a draft); without, the
+    changes are all the entries of the new version. ``changes`` are sorted by path, one per path.
+    """
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    changes: Sequence[Change]
+    base_version_id: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    aliases: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageRequest:
+    """Add changes to the PENDING version of ``name`` with ``distributed_id`` (an upsert).
+
+    ``changes`` are sorted by path: entries to add or replace, or ``(path, None)`` to remove a path
+    of the base version (only with ``base_version_id``, when the distributed version is a draft).
+    """
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    distributed_id: str
+    changes: Sequence[Change]
+    base_version_id: str | None = None
+    run_id: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRequest:
+    """Stage ``changes`` (may be none) and commit the PENDING version of ``distributed_id``."""
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    distributed_id: str
+    changes: Sequence[Change]
+    base_version_id: str | None = None
+    run_id: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    aliases: Sequence[str] = ()
+    tags: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The committed version, whether it is new, and blobs the store lacked (nothing committed)."""
+
+    version: VersionRecord | None
+    created: bool = False
+    missing: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Service(Protocol):
+    @property
+    def default_entity(self) -> str:
+        """The entity names default to (the local user, or the API key's user)."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a directory or a URL)."""
+
+    @property
+    def is_local(self) -> bool:
+        """Whether blobs live on this machine (so downloads need no separate cache)."""
+
+    # -- runs --
+
+    def start_run(self, run: RunRecord) -> RunRecord: ...
+
+    def finish_run(
+        self, entity: str, project: str, run_id: str, state: str, config: Mapping[str, Any] | None
+    ) -> None: ...
+
+    def get_run(self, entity: str, project: str, run_id: str) -> RunRecord: ...
+
+    def run_versions(
+        self, entity: str, project: str, run_id: str, role: str
+    ) -> list[VersionRecord]:
+        """Versions a run used (``role="input"``) or logged (``role="output"``)."""
+
+    # -- blobs --
+
+    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store small blobs whose digests the caller computed (a server re-checks them)."""
+
+    def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        """Store a file's content, hashing it on the way; returns its digest and size.
+
+        ``link=True`` (the "immutable" policy) lets a local store hard-link the file."""
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        """Those of ``digests`` the store lacks (asked once per batch, never per file)."""
+
+    def read_blob(self, digest: str) -> bytes:
+        """A blob's content, verified against its digest."""
+
+    def download_blob(self, digest: str, dest: str) -> None:
+        """Write a blob to the file ``dest``, verified against its digest."""
+
+    # -- versions --
+
+    def commit(self, request: CommitRequest) -> CommitResult: ...
+
+    def stage(self, request: StageRequest) -> VersionRecord: ...
+
+    def finish(self, request: FinishRequest) -> CommitResult: ...
+
+    def discard_pending(self, version_id: str) -> None: ...
+
+    def cleanup_pending(self, older_than_seconds: float) -> int:
+        """Discard PENDING versions untouched for longer than that; return how many."""
+
+    def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
+        """The committed version that ``name:label`` names (label None means ``latest``)."""
+
+    def get_version(self, version_id: str) -> VersionRecord: ...
+
+    def list_versions(
+        self, entity: str, project: str, name: str, *, include_pending: bool = False
+    ) -> list[VersionRecord]: ...
+
+    def list_collections(
+        self, entity: str, project: str, type_name: str | None = None
+    ) -> list[CollectionRecord]: ...
+
+    def list_types(self, entity: str, project: str) -> list[str]: ...
+
+    def list_projects(self, entity: str | None = None) -> list[tuple[str, str]]: ...
+
+    def update_version(
+        self,
+        version_id: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        aliases: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> VersionRecord: ...
+
+    def add_alias(self, version_id: str, alias: str) -> VersionRecord: ...
+
+    def remove_alias(self, version_id: str, alias: str) -> VersionRecord: ...
+
+    def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None: ...
+
+    def use_version(self, version_id: str, run: RunRecord) -> None:
+        """Record that ``run`` used the version (lineage)."""
+
+    def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
+        """Runs linked to a version: ``input`` (users), ``output`` (committer), ``writer``."""
+
+    def close(self) -> None: ...

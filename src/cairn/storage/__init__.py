@@ -1,0 +1,15 @@
+"""Blob stores: content-addressed bytes (local files, memory; S3 comes with the server)."""
+
+from cairn.storage._base import BlobInfo, BlobStore
+from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
+from cairn.storage._memory import MemoryBlobStore
+from cairn.storage._wrappers import ReadOnlyBlobStore
+
+__all__ = [
+    "SMALL_LIMIT",
+    "BlobInfo",
+    "BlobStore",
+    "LocalBlobStore",
+    "MemoryBlobStore",
+    "ReadOnlyBlobStore",
+]

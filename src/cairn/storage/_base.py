@@ -1,0 +1,65 @@
+"""The BlobStore protocol: content-addressed bytes, written once, never modified."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: str
+    size: int
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Where content lives, named by its digest (``sha256:<hex>``).
+
+    Contracts every implementation keeps (checked by ``cairn.testing.BlobStoreTests``):
+
+    * a blob is durable when ``put``/``put_many``/``put_file`` returns, so a version that refers
+      to it may commit;
+    * putting a blob that exists is a no-op; blobs are never modified in place;
+    * ``get``/``copy_to`` verify the content against its digest and raise
+      ``DigestMismatchError`` naming the blob rather than return damaged data;
+    * a missing blob raises ``BlobNotFoundError`` (also a ``FileNotFoundError``).
+    """
+
+    @property
+    def read_only(self) -> bool: ...
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Store ``data``; the caller MUST have computed ``digest`` from it."""
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store several small blobs at once (one durable write where the store allows it)."""
+
+    def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        """Store the content of the file at ``path``, hashing it while it is copied.
+
+        ``link=True`` allows a store to hard-link the file instead of copying it."""
+
+    def get(self, digest: str) -> bytes:
+        """The whole content of a blob, verified."""
+
+    def open(self, digest: str) -> BinaryIO:
+        """A stream of the blob's content (not verified; use ``get`` or ``copy_to`` for that)."""
+
+    def copy_to(self, digest: str, dest: str) -> None:
+        """Write the blob to the file ``dest`` (created or truncated), verifying it."""
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that are present."""
+
+    def size(self, digest: str) -> int | None:
+        """The size of a blob, or None if it is absent."""
+
+    def delete_many(self, digests: Iterable[str]) -> int:
+        """Remove blobs (absent ones are skipped); return how many were removed."""
+
+    def list(self) -> Iterator[BlobInfo]:
+        """Every blob in the store, in no particular order."""
+
+    def close(self) -> None: ...

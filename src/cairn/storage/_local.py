@@ -1,0 +1,342 @@
+"""Content-addressed blobs on local disk.
+
+Layout under ``root`` (see docs/design.md, "Blobs"):
+
+* ``sha256/ab/cdef...``: one read-only file per blob of ``small_limit`` bytes or more, written to
+  ``tmp/`` first, flushed to disk, then renamed into place;
+* ``small.sqlite``: blobs under ``small_limit`` bytes, keyed by their raw digest. Creating a file
+  costs more than writing 4 KiB on most file systems, so many small files cost many times their
+  bytes; one transaction for thousands of small blobs costs one flush (SQLite's own measurements
+  put blobs under ~100 KB faster in a database than in files).
+
+Several processes may read and write the same store at once: files are renamed atomically and
+SQLite serialises writers (WAL mode, waiting up to a minute for the lock).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import BinaryIO
+
+from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
+from cairn.core._digest import PREFIX
+from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError
+from cairn.storage._base import BlobInfo
+
+SMALL_LIMIT = 128 * 1024
+CHUNK = 1 << 20
+_BATCH = 500  # SQLite host parameters per statement, well under its limit
+
+
+def _raw(digest: str) -> bytes:
+    return bytes.fromhex(check_digest(digest)[len(PREFIX) :])
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobStore:
+    """A BlobStore on a local directory (the embedded store's, or a server's)."""
+
+    def __init__(self, root: str, *, small_limit: int = SMALL_LIMIT, durable: bool = True) -> None:
+        self.root = os.path.abspath(root)
+        self.small_limit = small_limit
+        self._durable = durable
+        self._tmp = os.path.join(self.root, "tmp")
+        os.makedirs(os.path.join(self.root, "sha256"), exist_ok=True)
+        os.makedirs(self._tmp, exist_ok=True)
+        self._db_path = os.path.join(self.root, "small.sqlite")
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid = 0
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    def _db(self) -> sqlite3.Connection:
+        # A connection must not cross fork(); open a fresh one in a child process.
+        if self._conn is None or self._conn_pid != os.getpid():
+            conn = sqlite3.connect(
+                self._db_path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA page_size=16384")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS blob"
+                    " (digest BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL)"
+                )
+            except sqlite3.Error as exc:
+                conn.close()
+                raise CommError(f"cannot open the blob index {self._db_path}: {exc}") from None
+            self._conn, self._conn_pid = conn, os.getpid()
+        return self._conn
+
+    def path_of(self, digest: str) -> str:
+        hexd = check_digest(digest)[len(PREFIX) :]
+        return os.path.join(self.root, "sha256", hexd[:2], hexd[2:])
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def put(self, digest: str, data: bytes) -> None:
+        self.put_many([(digest, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        small = [(_raw(d), len(b), b) for d, b in items if len(b) < self.small_limit]
+        for digest, data in items:
+            if len(data) >= self.small_limit:
+                self._put_large_bytes(digest, data)
+        if not small:
+            return
+        with self._lock:
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT OR IGNORE INTO blob (digest, size, data) VALUES (?, ?, ?)", small
+                )
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise CommError(f"could not store blobs in {self._db_path}: {exc}") from None
+
+    def _put_large_bytes(self, digest: str, data: bytes) -> None:
+        final = self.path_of(digest)
+        if os.path.exists(final):
+            return
+        tmp = self._tmp_path()
+        with open(tmp, "xb") as f:
+            f.write(data)
+            self._flush(f)
+        self._install(tmp, final)
+
+    def _tmp_path(self) -> str:
+        return os.path.join(self._tmp, f"{uuid.uuid4().hex}.partial")
+
+    def _flush(self, f: BinaryIO) -> None:
+        if self._durable:
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _install(self, tmp: str, final: str) -> None:
+        os.chmod(tmp, 0o444)
+        parent = os.path.dirname(final)
+        os.makedirs(parent, exist_ok=True)
+        os.replace(tmp, final)  # same content if it raced another writer: harmless
+        if self._durable:
+            _fsync_dir(parent)
+
+    def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        """Store a file's content. With ``link``, a large file is hard-linked into the store
+        instead of copied when the file system allows it (the caller promises never to change
+        the file: it *is* the blob afterwards)."""
+        with open(path, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            if link and size >= self.small_limit:
+                hasher = new_hasher()
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                while n := src.readinto(buf):
+                    hasher.update(view[:n])
+                digest = digest_from_hasher(hasher)
+                final = self.path_of(digest)
+                if not os.path.exists(final):
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    try:
+                        os.link(path, final)
+                    except OSError:
+                        link = False  # another file system, or links not allowed: copy
+                    else:
+                        return BlobInfo(digest, size)
+                else:
+                    return BlobInfo(digest, size)
+                src.seek(0)
+            if size < self.small_limit:
+                data = src.read()
+                digest = digest_bytes(data)
+                self.put_many([(digest, data)])
+                return BlobInfo(digest, len(data))
+            hasher = new_hasher()
+            tmp = self._tmp_path()
+            written = 0
+            try:
+                with open(tmp, "xb") as dst:
+                    buf = bytearray(CHUNK)
+                    view = memoryview(buf)
+                    while n := src.readinto(buf):
+                        hasher.update(view[:n])
+                        dst.write(view[:n])
+                        written += n
+                    self._flush(dst)
+                digest = digest_from_hasher(hasher)
+                final = self.path_of(digest)
+                if os.path.exists(final):
+                    os.unlink(tmp)
+                else:
+                    self._install(tmp, final)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        return BlobInfo(digest, written)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _small(self, digest: str) -> bytes | None:
+        with self._lock:
+            row = (
+                self._db()
+                .execute("SELECT data FROM blob WHERE digest = ?", (_raw(digest),))
+                .fetchone()
+            )
+        return None if row is None else bytes(row[0])
+
+    def get(self, digest: str) -> bytes:
+        data = self._small(digest)
+        if data is None:
+            try:
+                with open(self.path_of(digest), "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                raise BlobNotFoundError(
+                    f"blob {digest} is not in the store at {self.root}"
+                ) from None
+        if digest_bytes(data) != digest:
+            raise DigestMismatchError(
+                f"blob {digest} in {self.root} is damaged: its content has another digest;"
+                " run `cairn verify` to find every damaged blob"
+            )
+        return data
+
+    def open(self, digest: str) -> BinaryIO:
+        data = self._small(digest)
+        if data is not None:
+            return io.BytesIO(data)
+        try:
+            return open(self.path_of(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.root}") from None
+
+    def copy_to(self, digest: str, dest: str) -> None:
+        data = self._small(digest)
+        if data is not None:
+            if digest_bytes(data) != digest:
+                raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+            with open(dest, "wb") as f:
+                f.write(data)
+            return
+        hasher = new_hasher()
+        with self.open(digest) as src, open(dest, "wb") as dst:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := src.readinto(buf):  # type: ignore[attr-defined]
+                hasher.update(view[:n])
+                dst.write(view[:n])
+        if digest_from_hasher(hasher) != digest:
+            os.unlink(dest)
+            raise DigestMismatchError(
+                f"blob {digest} in {self.root} is damaged: its content has another digest"
+            )
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(digests))
+        found: set[str] = set()
+        with self._lock:
+            db = self._db()
+            for start in range(0, len(wanted), _BATCH):
+                chunk = wanted[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT digest FROM blob WHERE digest IN ({marks})", [_raw(d) for d in chunk]
+                ).fetchall()
+                found.update(PREFIX + bytes(r[0]).hex() for r in rows)
+        found.update(d for d in wanted if d not in found and os.path.exists(self.path_of(d)))
+        return found
+
+    def size(self, digest: str) -> int | None:
+        with self._lock:
+            row = (
+                self._db()
+                .execute("SELECT size FROM blob WHERE digest = ?", (_raw(digest),))
+                .fetchone()
+            )
+        if row is not None:
+            return int(row[0])
+        try:
+            return os.stat(self.path_of(digest)).st_size
+        except FileNotFoundError:
+            return None
+
+    def delete_many(self, digests: Iterable[str]) -> int:
+        wanted = list(dict.fromkeys(digests))
+        removed = 0
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(wanted), _BATCH):
+                    chunk = wanted[start : start + _BATCH]
+                    marks = ",".join("?" * len(chunk))
+                    cur = db.execute(
+                        f"DELETE FROM blob WHERE digest IN ({marks})", [_raw(d) for d in chunk]
+                    )
+                    removed += cur.rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        for d in wanted:
+            try:
+                os.unlink(self.path_of(d))
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def list(self) -> Iterator[BlobInfo]:
+        with self._lock:
+            rows = self._db().execute("SELECT digest, size FROM blob").fetchall()
+        for raw, size in rows:
+            yield BlobInfo(PREFIX + bytes(raw).hex(), int(size))
+        base = os.path.join(self.root, "sha256")
+        for sub in sorted(os.listdir(base)):
+            subdir = os.path.join(base, sub)
+            for entry in os.scandir(subdir):
+                if entry.is_file():
+                    yield BlobInfo(PREFIX + sub + entry.name, entry.stat().st_size)
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        """Delete partial files older than ``older_than`` seconds (left by killed writers)."""
+        import time
+
+        removed = 0
+        now = time.time()
+        for entry in os.scandir(self._tmp):
+            try:
+                if now - entry.stat().st_mtime > older_than:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._conn_pid == os.getpid():
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,75 @@
+"""A BlobStore in a dict: for tests and for throwaway stores."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import BinaryIO
+
+from cairn.core import digest_bytes
+from cairn.errors import BlobNotFoundError, DigestMismatchError
+from cairn.storage._base import BlobInfo
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    def put(self, digest: str, data: bytes) -> None:
+        with self._lock:
+            self._blobs.setdefault(digest, bytes(data))
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for digest, data in items:
+            self.put(digest, data)
+
+    def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        with open(path, "rb") as f:
+            data = f.read()
+        digest = digest_bytes(data)
+        self.put(digest, data)
+        return BlobInfo(digest, len(data))
+
+    def get(self, digest: str) -> bytes:
+        try:
+            data = self._blobs[digest]
+        except KeyError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store") from None
+        if digest_bytes(data) != digest:
+            raise DigestMismatchError(f"blob {digest} is damaged: its content has another digest")
+        return data
+
+    def open(self, digest: str) -> BinaryIO:
+        return io.BytesIO(self.get(digest))
+
+    def copy_to(self, digest: str, dest: str) -> None:
+        data = self.get(digest)
+        with open(dest, "wb") as f:
+            f.write(data)
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        return {d for d in digests if d in self._blobs}
+
+    def size(self, digest: str) -> int | None:
+        data = self._blobs.get(digest)
+        return None if data is None else len(data)
+
+    def delete_many(self, digests: Iterable[str]) -> int:
+        with self._lock:
+            return sum(self._blobs.pop(d, None) is not None for d in set(digests))
+
+    def list(self) -> Iterator[BlobInfo]:
+        return iter([BlobInfo(d, len(b)) for d, b in list(self._blobs.items())])
+
+    def close(self) -> None:
+        pass
+
+    def corrupt(self, digest: str, data: bytes) -> None:
+        """Replace a blob's content behind the store's back (for tests of verification)."""
+        self._blobs[digest] = data

@@ -1,0 +1,108 @@
+"""BlobStoreTests: what every BlobStore must do."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from cairn.core import digest_bytes
+from cairn.errors import BlobNotFoundError, DigestMismatchError
+from cairn.storage import BlobStore
+
+
+class BlobStoreTests:
+    """Provide a ``store`` fixture returning an empty BlobStore."""
+
+    def test_put_then_get(self, store: BlobStore) -> None:
+        data = b"hello cairn"
+        d = digest_bytes(data)
+        store.put(d, data)
+        assert store.get(d) == data
+        assert store.size(d) == len(data)
+        assert store.has_many([d, digest_bytes(b"other")]) == {d}
+
+    def test_put_is_idempotent(self, store: BlobStore) -> None:
+        data = b"same"
+        d = digest_bytes(data)
+        store.put(d, data)
+        store.put(d, data)
+        assert [b.digest for b in store.list()].count(d) == 1
+
+    def test_missing_blob_is_not_found_and_file_not_found(self, store: BlobStore) -> None:
+        d = digest_bytes(b"never stored")
+        with pytest.raises(BlobNotFoundError):
+            store.get(d)
+        with pytest.raises(FileNotFoundError):
+            store.get(d)
+        assert store.size(d) is None
+        assert store.has_many([d]) == set()
+
+    def test_put_many_small_and_large(self, store: BlobStore) -> None:
+        items = [(digest_bytes(b), b) for b in (b"a", b"b" * 1000, os.urandom(300_000))]
+        store.put_many(items)
+        for d, b in items:
+            assert store.get(d) == b
+        assert {i.digest for i in store.list()} >= {d for d, _ in items}
+
+    def test_put_file_hashes_while_copying(
+        self, store: BlobStore, tmp_path: os.PathLike[str]
+    ) -> None:
+        for size in (0, 10, 200_000, 3_000_000):
+            data = os.urandom(size)
+            path = os.path.join(os.fspath(tmp_path), f"f{size}")
+            with open(path, "wb") as f:
+                f.write(data)
+            info = store.put_file(path)
+            assert info.digest == digest_bytes(data)
+            assert info.size == size
+            assert store.get(info.digest) == data
+
+    def test_copy_to_and_open(self, store: BlobStore, tmp_path: os.PathLike[str]) -> None:
+        for data in (b"small", os.urandom(2_000_000)):
+            d = digest_bytes(data)
+            store.put(d, data)
+            dest = os.path.join(os.fspath(tmp_path), "out")
+            store.copy_to(d, dest)
+            with open(dest, "rb") as f:
+                assert f.read() == data
+            with store.open(d) as f:
+                assert f.read() == data
+
+    def test_delete_many(self, store: BlobStore) -> None:
+        items = [(digest_bytes(b), b) for b in (b"x", os.urandom(300_000))]
+        store.put_many(items)
+        assert store.delete_many([d for d, _ in items] + [digest_bytes(b"absent")]) == 2
+        assert store.has_many([d for d, _ in items]) == set()
+
+    def test_many_threads_put_the_same_blobs(self, store: BlobStore) -> None:
+        blobs = [os.urandom(n) for n in (1, 100, 200_000)] * 4
+
+        def work() -> None:
+            store.put_many([(digest_bytes(b), b) for b in blobs])
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for b in blobs:
+            assert store.get(digest_bytes(b)) == b
+
+    def corrupt(self, store: BlobStore, digest: str, data: bytes) -> None:
+        """Replace a blob's bytes behind the store's back; implementations override this."""
+        pytest.skip("this store cannot be corrupted from a test")
+
+    def test_damaged_blob_is_an_error_not_data(
+        self, store: BlobStore, tmp_path: os.PathLike[str]
+    ) -> None:
+        for data in (b"precious", os.urandom(300_000)):
+            d = digest_bytes(data)
+            store.put(d, data)
+            self.corrupt(store, d, b"X" + data[1:])
+            with pytest.raises(DigestMismatchError, match=d):
+                store.get(d)
+            dest = os.path.join(os.fspath(tmp_path), "damaged")
+            with pytest.raises(DigestMismatchError):
+                store.copy_to(d, dest)

@@ -1,0 +1,179 @@
+"""CatalogTests: what the catalog must do on every SQL engine it supports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from cairn.catalog import HEAD_REVISION, Catalog, Tx
+from cairn.core import LATEST, ManifestEntry
+from cairn.core._records import COMMITTED, PENDING, RunRecord
+from cairn.errors import TypeConflictError, UsageError
+
+
+def _commit(tx: Tx, project: str, name: str, digest: str, type_name: str = "dataset") -> str:
+    pid = tx.project_id("me", project, create=True)
+    assert pid is not None
+    cid, idx = tx.lock_collection(pid, name, type_name, None)
+    vid = tx.insert_version(
+        collection_id=cid,
+        state=COMMITTED,
+        index=idx,
+        digest=digest,
+        size=1,
+        file_count=1,
+        metadata={"k": [1, 2]},
+        description="d",
+        created_by=None,
+    )
+    tx.set_alias(cid, LATEST, vid)
+    return vid
+
+
+class CatalogTests:
+    """Provide a ``catalog`` fixture returning an empty Catalog."""
+
+    def test_schema_is_at_head(self, catalog: Catalog) -> None:
+        from sqlalchemy import text
+
+        with catalog.engine.connect() as conn:
+            assert (
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                == HEAD_REVISION
+            )
+
+    def test_versions_are_dense_and_resolvable(self, catalog: Catalog) -> None:
+        def commit_n(i: int) -> Callable[[Tx], str]:
+            return lambda tx: _commit(tx, "p", "ds", f"d{i}")
+
+        ids = [catalog.write(commit_n(i)) for i in range(3)]
+        recs = catalog.read(lambda tx: tx.version_records(ids))
+        assert [r.index for r in recs] == [0, 1, 2]
+        assert recs[0].metadata == {"k": [1, 2]}
+
+        def resolve(label: str | None) -> str | None:
+            def fn(tx: Tx) -> str | None:
+                pid = tx.project_id("me", "p", create=False)
+                assert pid is not None
+                cid = tx.collection_id(pid, "ds")
+                assert cid is not None
+                return tx.resolve(cid, label)
+
+            return catalog.read(fn)
+
+        assert resolve(None) == ids[2]
+        assert resolve("latest") == ids[2]
+        assert resolve("v1") == ids[1]
+        assert resolve("v9") is None
+        assert resolve("nope") is None
+
+    def test_type_conflict(self, catalog: Catalog) -> None:
+        catalog.write(lambda tx: _commit(tx, "p", "model1", "d", "model"))
+        with pytest.raises(TypeConflictError, match="'model'"):
+            catalog.write(lambda tx: _commit(tx, "p", "model1", "d2", "dataset"))
+
+    def test_aliases_move_and_latest_follows_deletes(self, catalog: Catalog) -> None:
+        a = catalog.write(lambda tx: _commit(tx, "p", "ds", "da"))
+        b = catalog.write(lambda tx: _commit(tx, "p", "ds", "db"))
+
+        def alias(tx: Tx) -> None:
+            rec = tx.version_record(a)
+            tx.set_alias(rec.collection_id, "best", a)
+            tx.set_alias(rec.collection_id, "best", b)  # moves
+
+        catalog.write(alias)
+        rb = catalog.read(lambda tx: tx.version_record(b))
+        assert set(rb.aliases) == {"best", LATEST}
+        assert catalog.read(lambda tx: tx.version_record(a)).aliases == ()
+
+        def delete_b(tx: Tx) -> None:
+            for al in ("best", LATEST):
+                tx.remove_alias(rb.collection_id, al, b)
+            tx.set_version_state(b, "DELETED")
+            tx.move_latest(rb.collection_id)
+
+        catalog.write(delete_b)
+        assert catalog.read(lambda tx: tx.version_record(a)).aliases == (LATEST,)
+
+    def test_concurrent_commits_get_unique_dense_numbers(self, catalog: Catalog) -> None:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(5):
+                    digest = f"{n}-{i}"
+                    catalog.write(lambda tx: _commit(tx, "p", "shared", digest))  # noqa: B023
+            except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        indexes = catalog.read(
+            lambda tx: [
+                r.index
+                for r in tx.version_records(
+                    tx.version_ids(
+                        tx.collection_id(tx.project_id("me", "p", create=False) or 0, "shared") or 0
+                    )
+                )
+            ]
+        )
+        assert sorted(i for i in indexes if i is not None) == list(range(20))
+
+    def test_staged_changes_last_upsert_wins_and_pending_can_be_dropped(
+        self, catalog: Catalog
+    ) -> None:
+        def stage(tx: Tx) -> str:
+            pid = tx.project_id("me", "p", create=True)
+            assert pid is not None
+            cid, _ = tx.lock_collection(pid, "dist", "dataset", None)
+            return tx.pending_version(cid, "g1") or tx.insert_version(
+                collection_id=cid,
+                state=PENDING,
+                index=None,
+                digest=None,
+                size=0,
+                file_count=0,
+                metadata={},
+                description=None,
+                created_by=None,
+                distributed_id="g1",
+            )
+
+        vid = catalog.write(stage)
+        e1 = ManifestEntry("a.txt", "sha256:" + "1" * 64, 1)
+        e2 = ManifestEntry("a.txt", "sha256:" + "2" * 64, 2)
+        catalog.write(lambda tx: tx.stage_changes(vid, [("a.txt", e1)], None))
+        catalog.write(lambda tx: tx.stage_changes(vid, [("a.txt", e2), ("b.txt", None)], None))
+        staged = catalog.read(lambda tx: tx.staged(vid))
+        assert staged == [("a.txt", e2), ("b.txt", None)]
+        assert catalog.write(stage) == vid  # one pending version per distributed id
+        catalog.write(lambda tx: tx.drop_pending(vid))
+        assert catalog.read(lambda tx: tx.staged(vid)) == []
+        done = catalog.write(lambda tx: _commit(tx, "p", "other", "x"))
+        with pytest.raises(UsageError):
+            catalog.write(lambda tx: tx.drop_pending(done))
+
+    def test_runs_and_lineage(self, catalog: Catalog) -> None:
+        def fn(tx: Tx) -> tuple[str, int]:
+            pid = tx.project_id("me", "p", create=True)
+            assert pid is not None
+            pk = tx.insert_run(
+                pid,
+                RunRecord(id="r1", entity="me", project="p", name="run one", config={"lr": 0.1}),
+            )
+            vid = _commit(tx, "p", "ds", "d")
+            tx.link_run(vid, pk, "input")
+            tx.link_run(vid, pk, "input")  # twice is once
+            return vid, pk
+
+        vid, pk = catalog.write(fn)
+        users = catalog.read(lambda tx: tx.runs_of(vid, "input"))
+        assert [(u.id, u.config) for u in users] == [("r1", {"lr": 0.1})]
+        assert catalog.read(lambda tx: tx.versions_of_run(pk, "input")) == [vid]

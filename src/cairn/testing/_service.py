@@ -1,0 +1,172 @@
+"""ServiceTests: the Service protocol's behaviour, for the embedded store and for a server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cairn.core import LATEST, ManifestEntry, digest_bytes
+from cairn.core._records import RunRecord
+from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
+from cairn.service import CommitRequest, FinishRequest, Service, StageRequest
+
+
+def _blob(service: Service, data: bytes, path: str) -> ManifestEntry:
+    d = digest_bytes(data)
+    service.store_blobs([(d, data)])
+    return ManifestEntry(path, d, len(data))
+
+
+def _commit(service: Service, entries: list[ManifestEntry], **kw: object) -> CommitRequest:
+    return CommitRequest(
+        entity="me",
+        project="proj",
+        name=str(kw.pop("name", "ds")),
+        type=str(kw.pop("type", "dataset")),
+        changes=sorted(((e.path, e) for e in entries), key=lambda c: c[0]),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class ServiceTests:
+    """Provide a ``service`` fixture returning a Service over an empty store."""
+
+    def test_commit_resolve_and_dedup(self, service: Service) -> None:
+        a = _blob(service, b"one", "a.txt")
+        b = _blob(service, b"two", "dir/b.txt")
+        first = service.commit(_commit(service, [a, b], aliases=["best"]))
+        assert first.created and first.version is not None
+        assert first.version.version == "v0" and first.version.file_count == 2
+        assert set(first.version.aliases) == {"best", LATEST}
+        again = service.commit(_commit(service, [b, a]))
+        assert not again.created and again.version is not None
+        assert again.version.id == first.version.id
+        got = service.resolve("me", "proj", "ds", "best")
+        assert got.digest == first.version.digest
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "ds", "v7")
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "nothing", None)
+
+    def test_missing_blobs_are_reported_not_committed(self, service: Service) -> None:
+        ghost = ManifestEntry("g.bin", digest_bytes(b"never uploaded"), 14)
+        result = service.commit(_commit(service, [ghost]))
+        assert result.version is None and result.missing == (ghost.digest,)
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "ds", None)
+
+    def test_type_conflict(self, service: Service) -> None:
+        e = _blob(service, b"m", "m.pt")
+        service.commit(_commit(service, [e], name="net", type="model"))
+        with pytest.raises(TypeConflictError):
+            service.commit(_commit(service, [e], name="net", type="dataset"))
+
+    def test_draft_changes_apply_to_base(self, service: Service) -> None:
+        a, b, c = (_blob(service, x, p) for x, p in ((b"1", "a"), (b"2", "b"), (b"3", "c")))
+        v0 = service.commit(_commit(service, [a, b])).version
+        assert v0 is not None
+        req = CommitRequest(
+            entity="me",
+            project="proj",
+            name="ds",
+            type="dataset",
+            changes=[("a", None), ("c", c)],
+            base_version_id=v0.id,
+        )
+        v1 = service.commit(req).version
+        assert v1 is not None and v1.version == "v1" and v1.base_version_id == v0.id
+        scratch = service.commit(_commit(service, [b, c])).version
+        assert scratch is not None and scratch.id == v1.id  # same content, same digest
+
+    def test_distributed_stage_and_finish(self, service: Service) -> None:
+        service.start_run(RunRecord(id="w1", entity="me", project="proj", name="w1"))
+        service.start_run(RunRecord(id="w2", entity="me", project="proj", name="w2"))
+        a1 = _blob(service, b"a-from-1", "a")
+        a2 = _blob(service, b"a-from-2", "a")
+        b = _blob(service, b"b", "b")
+        common = {
+            "entity": "me",
+            "project": "proj",
+            "name": "d",
+            "type": "dataset",
+            "distributed_id": "g",
+        }
+        p1 = service.stage(StageRequest(**common, changes=[("a", a1)], run_id="w1"))  # type: ignore[arg-type]
+        p2 = service.stage(StageRequest(**common, changes=[("a", a2), ("b", b)], run_id="w2"))  # type: ignore[arg-type]
+        assert p1.id == p2.id and p1.state == "PENDING"
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "d", None)
+        assert service.list_versions("me", "proj", "d") == []
+        assert [v.id for v in service.list_versions("me", "proj", "d", include_pending=True)] == [
+            p1.id
+        ]
+        done = service.finish(FinishRequest(**common, changes=[], run_id="w1", aliases=["x"]))  # type: ignore[arg-type]
+        assert done.version is not None and done.version.version == "v0"
+        assert done.version.file_count == 2 and "x" in done.version.aliases
+        writers = {r.id for r in service.version_runs(done.version.id, "writer")}
+        assert writers == {"w1", "w2"}
+        # An upsert after the commit starts a new pending version; the committed one is untouched.
+        p3 = service.stage(StageRequest(**common, changes=[("b", b)]))  # type: ignore[arg-type]
+        assert p3.id != done.version.id
+        assert service.get_version(done.version.id).file_count == 2
+        service.discard_pending(p3.id)
+        assert [v.id for v in service.list_versions("me", "proj", "d", include_pending=True)] == [
+            done.version.id
+        ]
+
+    def test_removing_without_base_is_refused(self, service: Service) -> None:
+        with pytest.raises(ValidationError):
+            service.stage(
+                StageRequest(
+                    entity="me",
+                    project="proj",
+                    name="d",
+                    type="t",
+                    distributed_id="g",
+                    changes=[("a", None)],
+                )
+            )
+
+    def test_aliases_tags_metadata_and_delete(self, service: Service) -> None:
+        v0 = service.commit(_commit(service, [_blob(service, b"0", "f")])).version
+        v1 = service.commit(_commit(service, [_blob(service, b"1", "f")])).version
+        assert v0 is not None and v1 is not None
+        rec = service.update_version(
+            v0.id, description="first", metadata={"n": 1}, aliases=["gold"], tags=["t-1"]
+        )
+        assert rec.description == "first" and rec.metadata == {"n": 1}
+        assert rec.aliases == ("gold",) and rec.tags == ("t-1",)
+        assert service.add_alias(v1.id, "gold").aliases == (LATEST, "gold")  # moved
+        with pytest.raises(UsageError):
+            service.remove_alias(v1.id, LATEST)
+        with pytest.raises(UsageError, match="gold"):
+            service.delete_version(v1.id)
+        service.delete_version(v1.id, delete_aliases=True)
+        assert service.resolve("me", "proj", "ds", None).id == v0.id  # latest moved back
+        v2 = service.commit(_commit(service, [_blob(service, b"2", "f")])).version
+        assert v2 is not None and v2.version == "v2"  # numbers are never reused
+
+    def test_lists(self, service: Service) -> None:
+        service.commit(_commit(service, [_blob(service, b"m", "m")], name="net", type="model"))
+        service.commit(_commit(service, [_blob(service, b"d", "d")], name="data", type="dataset"))
+        assert service.list_types("me", "proj") == ["dataset", "model"]
+        names = [c.name for c in service.list_collections("me", "proj")]
+        assert sorted(names) == ["data", "net"]
+        assert [c.name for c in service.list_collections("me", "proj", "model")] == ["net"]
+        assert ("me", "proj") in service.list_projects()
+
+    def test_blob_round_trip(self, service: Service, tmp_path: os.PathLike[str]) -> None:
+        src = os.path.join(os.fspath(tmp_path), "big.bin")
+        data = os.urandom(1_500_000)
+        with open(src, "wb") as f:
+            f.write(data)
+        info = service.store_file(src)
+        assert info.digest == digest_bytes(data)
+        assert service.missing_blobs([info.digest, digest_bytes(b"nope")]) == [
+            digest_bytes(b"nope")
+        ]
+        dest = os.path.join(os.fspath(tmp_path), "back.bin")
+        service.download_blob(info.digest, dest)
+        with open(dest, "rb") as f:
+            assert f.read() == data

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from cairn.catalog import HEAD_REVISION, Catalog, script_head
+from cairn.catalog._schema import metadata
+from cairn.errors import UsageError
+from cairn.testing import CatalogTests
+
+
+class TestSqliteCatalog(CatalogTests):
+    @pytest.fixture
+    def catalog(self, tmp_path: pathlib.Path) -> Catalog:
+        return Catalog(f"sqlite:///{tmp_path}/catalog.sqlite")
+
+
+def test_head_revision_constant_matches_migrations() -> None:
+    assert script_head() == HEAD_REVISION
+
+
+def test_migrations_match_the_schema(tmp_path: pathlib.Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    catalog = Catalog(f"sqlite:///{tmp_path}/c.sqlite")
+    with catalog.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_a_server_catalog_is_not_migrated_silently(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(UsageError, match="cairn server migrate"):
+        Catalog(f"sqlite:///{tmp_path}/new.sqlite", create=False)
+
+
+def test_newer_schema_is_refused(tmp_path: pathlib.Path) -> None:
+    from sqlalchemy import text
+
+    catalog = Catalog(f"sqlite:///{tmp_path}/c.sqlite")
+    with catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(UsageError, match="newer cairn"):
+        Catalog(f"sqlite:///{tmp_path}/c.sqlite")

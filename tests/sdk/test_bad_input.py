@@ -1,0 +1,94 @@
+"""Bad input gets a clear error and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+import cairn
+from cairn.core import LEAF_FORMAT, digest_bytes
+from cairn.errors import ArtifactNotFoundError, ManifestFormatError
+from tests.conftest import write
+
+
+def test_bad_files_and_names() -> None:
+    art = cairn.Artifact("ok", "dataset")
+    with pytest.raises(ValueError, match="does not exist"):
+        art.add_file("missing.txt")
+    pathlib.Path("adir").mkdir()
+    with pytest.raises(ValueError, match="add_dir"):
+        art.add_file("adir")
+    with pytest.raises(ValueError, match="not a directory"):
+        art.add_dir("missing-dir")
+    write("f.txt", "f")
+    for bad in ("/abs.txt", "../up.txt", "a//b", "a\x00b", "a/./b"):
+        with pytest.raises(ValueError, match="invalid entry path"):
+            art.add_file("f.txt", name=bad)
+    with pytest.raises(ValueError, match="policy"):
+        art.add_file("f.txt", policy="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="letters, digits"):
+        cairn.Artifact("bad name!", "dataset")
+    with pytest.raises(ValueError, match="reserved"):
+        cairn.Artifact("x", "wandb-history")
+    with pytest.raises(ValueError):
+        cairn.init(project="a/b")
+    with pytest.raises(ValueError, match="alias"), cairn.init() as run:
+        run.log_artifact(art, aliases=["v3"])
+    assert len(art.manifest.entries) == 0
+
+
+def test_names_that_resolve_to_nothing() -> None:
+    api = cairn.Api()
+    with pytest.raises(ArtifactNotFoundError):
+        api.artifact("nothing:latest")
+    with pytest.raises(LookupError):
+        api.artifact("nothing")
+    with pytest.raises(ValueError):
+        api.artifact("too/many/parts/here")
+
+
+def test_an_exception_while_logging_leaves_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    art = cairn.Artifact("ds", "dataset")
+    art.add_file(write("a.txt", "a"))
+    from cairn.catalog import Tx
+
+    def explode(self: Tx, *args: object, **kw: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Tx, "add_tags", explode)
+    with cairn.init() as run, pytest.raises(RuntimeError):
+        run.log_artifact(art)
+    monkeypatch.undo()
+    assert not cairn.Api().artifact_exists("ds")
+
+
+def test_a_manifest_that_would_escape_the_download_root_is_refused(tmp_path: pathlib.Path) -> None:
+    art = cairn.Artifact("ds", "dataset")
+    art.add_file(write("a.txt", "a"))
+    with cairn.init() as run:
+        run.log_artifact(art)
+    # Forge a version whose manifest page names "../escape" (as a hostile store could).
+    from cairn.sdk import current_service
+    from cairn.service import LocalService
+
+    svc = current_service()
+    assert isinstance(svc, LocalService)
+    page = json.dumps(
+        {
+            "format": LEAF_FORMAT,
+            "entries": [["../escape.txt", art.manifest.entries["a.txt"].digest, 1]],
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+    svc.store_blobs([(digest_bytes(page), page)])
+    from sqlalchemy import text
+
+    with svc.catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE versions SET digest = :d"), {"d": digest_bytes(page)})
+    forged = cairn.Api().artifact("ds:v0")
+    with pytest.raises(ManifestFormatError, match="unsafe"):
+        forged.download(root=str(tmp_path / "root"))
+    assert not (tmp_path / "escape.txt").exists()
