@@ -11,6 +11,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 class BlobInfo:
     digest: str
     size: int
+    stored_at: float | None = None  # when the blob was written (seconds since the epoch), if known
 
 
 @runtime_checkable

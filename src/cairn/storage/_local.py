@@ -19,6 +19,7 @@ import io
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
@@ -77,8 +78,8 @@ class LocalBlobStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
                 conn.execute(
-                    "CREATE TABLE IF NOT EXISTS blob"
-                    " (digest BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS blob (digest BLOB PRIMARY KEY,"
+                    " size INTEGER NOT NULL, stored_at REAL NOT NULL, data BLOB NOT NULL)"
                 )
             except sqlite3.Error as exc:
                 conn.close()
@@ -96,7 +97,8 @@ class LocalBlobStore:
         self.put_many([(digest, data)])
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        small = [(_raw(d), len(b), b) for d, b in items if len(b) < self.small_limit]
+        now = time.time()
+        small = [(_raw(d), len(b), now, b) for d, b in items if len(b) < self.small_limit]
         for digest, data in items:
             if len(data) >= self.small_limit:
                 self._put_large_bytes(digest, data)
@@ -310,20 +312,19 @@ class LocalBlobStore:
 
     def list(self) -> Iterator[BlobInfo]:
         with self._lock:
-            rows = self._db().execute("SELECT digest, size FROM blob").fetchall()
-        for raw, size in rows:
-            yield BlobInfo(PREFIX + bytes(raw).hex(), int(size))
+            rows = self._db().execute("SELECT digest, size, stored_at FROM blob").fetchall()
+        for raw, size, stored_at in rows:
+            yield BlobInfo(PREFIX + bytes(raw).hex(), int(size), float(stored_at))
         base = os.path.join(self.root, "sha256")
         for sub in sorted(os.listdir(base)):
             subdir = os.path.join(base, sub)
             for entry in os.scandir(subdir):
                 if entry.is_file():
-                    yield BlobInfo(PREFIX + sub + entry.name, entry.stat().st_size)
+                    st = entry.stat()
+                    yield BlobInfo(PREFIX + sub + entry.name, st.st_size, st.st_mtime)
 
     def remove_stale_temp(self, older_than: float) -> int:
         """Delete partial files older than ``older_than`` seconds (left by killed writers)."""
-        import time
-
         removed = 0
         now = time.time()
         for entry in os.scandir(self._tmp):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
@@ -15,6 +16,7 @@ from cairn.storage._base import BlobInfo
 class MemoryBlobStore:
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._stored_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
@@ -23,7 +25,9 @@ class MemoryBlobStore:
 
     def put(self, digest: str, data: bytes) -> None:
         with self._lock:
-            self._blobs.setdefault(digest, bytes(data))
+            if digest not in self._blobs:
+                self._blobs[digest] = bytes(data)
+                self._stored_at[digest] = time.time()
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         for digest, data in items:
@@ -65,7 +69,9 @@ class MemoryBlobStore:
             return sum(self._blobs.pop(d, None) is not None for d in set(digests))
 
     def list(self) -> Iterator[BlobInfo]:
-        return iter([BlobInfo(d, len(b)) for d, b in list(self._blobs.items())])
+        return iter(
+            [BlobInfo(d, len(b), self._stored_at.get(d)) for d, b in list(self._blobs.items())]
+        )
 
     def close(self) -> None:
         pass
