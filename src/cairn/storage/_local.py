@@ -109,7 +109,8 @@ class LocalBlobStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(
-                    "INSERT OR IGNORE INTO blob (digest, size, data) VALUES (?, ?, ?)", small
+                    "INSERT OR IGNORE INTO blob (digest, size, stored_at, data) VALUES (?, ?, ?, ?)",
+                    small,
                 )
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
