@@ -48,7 +48,7 @@ def many(n: int) -> list[ManifestEntry]:
 def test_empty_manifest_has_a_stable_digest() -> None:
     pages = Pages()
     root = build_tree([], pages.put)
-    assert root.count == 0 and root.size == 0
+    assert root.entry_count == 0 and root.size == 0
     assert root.digest == build_tree([], Pages().put).digest
 
 
@@ -57,7 +57,7 @@ def test_large_manifest_is_paged_and_readable() -> None:
     entries = many(20_000)
     root = build_tree(entries, pages.put)
     reader = PageReader(pages.__getitem__)
-    assert root.count == 20_000 and root.size == sum(range(20_000))
+    assert root.entry_count == 20_000 and root.size == sum(range(20_000))
     assert root.level >= 1 and len(pages) > 20
     assert reader.get(root.digest, "d050/f005000") == entries[5000]
     assert reader.get(root.digest, "d050/f005000x") is None
@@ -67,7 +67,7 @@ def test_large_manifest_is_paged_and_readable() -> None:
         e.path for e in entries[700:800]
     ]
     leaves = reader.leaves(root.digest)
-    assert sum(r.count for r in leaves) == 20_000
+    assert sum(r.entry_count for r in leaves) == 20_000
 
 
 def test_same_entries_same_digest_whatever_the_history() -> None:
@@ -92,7 +92,7 @@ def test_an_incremental_change_rewrites_few_pages() -> None:
         ("d300/f030000", entry("d300/f030000", "changed")),
     ]
     new = update_tree(reader, root.digest, sorted(changes), pages.put)
-    assert new.count == 50_000
+    assert new.entry_count == 50_000
     assert pages.writes - before <= 12  # a few leaves plus the index pages above them
     diff = diff_trees(reader, root.digest, new.digest)
     assert [e.path for e in diff.added] == ["d100/new"]

@@ -1,9 +1,9 @@
 """Paged manifests: a version's entries as a content-defined tree of pages.
 
 The format is specified in ``docs/design.md`` ("Manifest"); this module is its only implementation.
-In short: entries sorted by path are cut into *leaf pages* after every entry whose path hashes to
-0 modulo ``LEAF_FANOUT``; references to pages are cut the same way into *index pages*, level by
-level, until one page remains: the root. Every page is stored as a blob named by its digest, and
+In short: entries sorted by path are cut into *leaf pages* after every entry whose path hash has
+its top ``LEAF_BITS`` bits zero; references to pages are cut the same way into *index pages*, level
+by level, until one page remains: the root. Every page is stored as a blob named by its digest, and
 the root's digest is the version digest. Because the cut points depend only on the entries, equal
 entry sets give equal pages and an equal root digest, whatever history built them.
 
@@ -18,7 +18,7 @@ import zlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from cairn.core._digest import digest_bytes
 from cairn.core._names import entry_path_problem
@@ -26,8 +26,6 @@ from cairn.errors import ManifestFormatError
 
 LEAF_FORMAT = "cairn.manifest.leaf/1"
 INDEX_FORMAT = "cairn.manifest.index/1"
-LEAF_FANOUT = 512  # a leaf ends after an entry whose path hash is 0 modulo this
-INDEX_FANOUT = 64  # an index page ends after a child whose first path hash is 0 modulo this
 _MAX_LEVELS = 40
 
 Json: TypeAlias = Any
@@ -35,8 +33,7 @@ Load: TypeAlias = Callable[[str], bytes]
 Put: TypeAlias = Callable[[str, bytes], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestEntry:
+class ManifestEntry(NamedTuple):
     """One file of a version: where it goes (``path``) and what it is.
 
     ``digest`` is the content digest for stored files and checksummed references; for a reference
@@ -85,13 +82,12 @@ class ManifestEntry:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PageRef:
+class PageRef(NamedTuple):
     """A reference to a page: its first path, digest, and the entries and bytes below it."""
 
     first_path: str
     digest: str
-    count: int
+    entry_count: int
     size: int
     level: int  # 0 for a leaf page
 
@@ -122,11 +118,14 @@ def _dumps(obj: Json) -> bytes:
 
 
 def encode_leaf(entries: Sequence[ManifestEntry]) -> bytes:
-    return _dumps({"format": LEAF_FORMAT, "entries": [e.to_row() for e in entries]})
+    rows = [
+        [e.path, e.digest, e.size] if e.ref is None and not e.extra else e.to_row() for e in entries
+    ]
+    return _dumps({"format": LEAF_FORMAT, "entries": rows})
 
 
 def encode_index(level: int, children: Sequence[PageRef]) -> bytes:
-    rows = [[c.first_path, c.digest, c.count, c.size] for c in children]
+    rows = [[c.first_path, c.digest, c.entry_count, c.size] for c in children]
     return _dumps({"format": INDEX_FORMAT, "level": level, "children": rows})
 
 
@@ -167,29 +166,24 @@ def decode_node(data: bytes, *, check_paths: bool = True) -> Node:
 
 # -- cut points -------------------------------------------------------------------------------
 
-
-def _mix32(h: int) -> int:
-    # murmur3's finaliser: spreads the bits of a CRC so that "mod K" is uniform.
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h
+_GOLDEN = 0x9E3779B1  # 2^32 / golden ratio: multiplying by it spreads every input bit to the top
+_MASK = 0xFFFFFFFF
+LEAF_BITS = 9  # a leaf ends where the top 9 bits of the hash are zero: 1 entry in 512
+INDEX_BITS = 6  # an index page ends where the top 6 bits are zero: 1 child in 64
 
 
 def path_hash(path: str, level: int = 0) -> int:
     """The 32-bit hash of ``path`` that decides cut points at ``level`` (see docs/design.md)."""
-    salt = (level * 0x9E3779B9) & 0xFFFFFFFF
-    return _mix32(zlib.crc32(path.encode()) ^ salt)
+    salt = (level * 0x85EBCA6B) & _MASK
+    return ((zlib.crc32(path.encode()) ^ salt) * _GOLDEN) & _MASK
 
 
 def is_leaf_boundary(path: str) -> bool:
-    return path_hash(path) % LEAF_FANOUT == 0
+    return ((zlib.crc32(path.encode()) * _GOLDEN) & _MASK) >> (32 - LEAF_BITS) == 0
 
 
 def _is_index_boundary(level: int, first_path: str) -> bool:
-    return path_hash(first_path, level) % INDEX_FANOUT == 0
+    return path_hash(first_path, level) >> (32 - INDEX_BITS) == 0
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -250,7 +244,7 @@ def build_index(leaves: Sequence[PageRef], put: Put) -> PageRef:
                 PageRef(
                     group[0].first_path,
                     digest,
-                    sum(c.count for c in group),
+                    sum(c.entry_count for c in group),
                     sum(c.size for c in group),
                     level,
                 )
@@ -264,12 +258,15 @@ def build_tree(entries: Iterable[ManifestEntry], put: Put) -> PageRef:
     leaves: list[PageRef] = []
     page: list[ManifestEntry] = []
     previous: str | None = None
+    crc32 = zlib.crc32
+    shift = 32 - LEAF_BITS
     for e in entries:
-        if previous is not None and e.path <= previous:
-            raise ValueError(f"entries must be sorted by path and unique: {e.path!r}")
-        previous = e.path
+        path = e.path
+        if previous is not None and path <= previous:
+            raise ValueError(f"entries must be sorted by path and unique: {path!r}")
+        previous = path
         page.append(e)
-        if is_leaf_boundary(e.path):
+        if ((crc32(path.encode()) * _GOLDEN) & _MASK) >> shift == 0:  # is_leaf_boundary, inlined
             leaves.append(_write_leaf(page, put))
             page = []
     if page or not leaves:
@@ -303,7 +300,7 @@ class PageReader:
             size = sum(e.size or 0 for e in node.entries)
             first = node.entries[0].path if node.entries else ""
             return PageRef(first, digest, len(node.entries), size, 0)
-        count = sum(c.count for c in node.children)
+        count = sum(c.entry_count for c in node.children)
         size = sum(c.size for c in node.children)
         return PageRef(node.children[0].first_path, digest, count, size, node.level)
 

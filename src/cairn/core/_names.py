@@ -169,6 +169,20 @@ def entry_path_problem(path: str) -> str | None:
 
     This is the check readers apply to manifests from any source before writing files.
     """
+    # Fast path for the common case (it runs once per file of every artifact): short printable
+    # ASCII with no name starting with "." cannot hold any of the problems checked below.
+    if (
+        0 < len(path) <= MAX_PART_BYTES
+        and path.isascii()
+        and path.isprintable()
+        and path[0] not in "/."
+        and path[-1] != "/"
+        and "\\" not in path
+        and "//" not in path
+        and "/." not in path
+        and path[1:2] != ":"
+    ):
+        return None
     if not path:
         return "it is empty"
     if "\x00" in path:

@@ -19,6 +19,7 @@ from cairn.core import (
     ManifestDiff,
     ManifestEntry,
     PageReader,
+    entry_path_problem,
     normalize_entry_path,
     validate_aliases,
     validate_artifact_name,
@@ -135,7 +136,7 @@ class Artifact:
         self._contents = Contents()
         self._final = False
         self._base: VersionRecord | None = None
-        self._local_paths: dict[str, str] = {}
+        self._local_paths = LocalPaths()
         self._tmp_dir: tempfile.TemporaryDirectory[str] | None = None
         self._distributed_id: str | None = None
         self._manifest = ArtifactManifest(self, self._contents)
@@ -154,7 +155,7 @@ class Artifact:
         art._use_as = None
         art._service = service
         art._stager = None
-        art._local_paths = {}
+        art._local_paths = LocalPaths()
         art._tmp_dir = None
         art._distributed_id = record.distributed_id
         art._added_objects = {}
@@ -394,7 +395,7 @@ class Artifact:
             )
         self._contents.put(entry)
         if local_path is not None:
-            self._local_paths[entry.path] = local_path
+            self._local_paths.add(entry.path, local_path)
         return ArtifactManifestEntry(entry, self, local_path)
 
     def add_file(
@@ -420,7 +421,8 @@ class Artifact:
         entry_path = normalize_entry_path(
             os.fspath(name) if name is not None else os.path.basename(path)
         )
-        staged = self._stage().stage([(path, st)], link=link)[0]
+        directory, base = os.path.split(path)
+        staged = self._stage().stage([(directory, base, st)], link=link)[0]
         if is_tmp:
             head, _, tail = entry_path.rpartition("/")
             parts = tail.split(".")
@@ -443,27 +445,22 @@ class Artifact:
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise ValidationError(f"Path is not a directory: {local_path!r}")
-        prefix = (
-            normalize_entry_path(os.fspath(name)) + "/" if name not in (None, "", ".", "/") else ""
-        )
-        files: list[tuple[str, os.stat_result]] = []
-        logical: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames.sort()
-            rel = os.path.relpath(dirpath, root)
-            rel_prefix = prefix if rel == "." else prefix + rel.replace(os.sep, "/") + "/"
-            for fname in sorted(filenames):
-                full = os.path.join(dirpath, fname)
-                st = os.stat(full)
-                if not _stat.S_ISREG(st.st_mode):
-                    continue  # sockets, fifos, devices: not files to version
-                files.append((full, st))
-                logical.append(normalize_entry_path(rel_prefix + fname))
-        total = sum(st.st_size for _, st in files)
+        prefix = "" if name in (None, "", ".", "/") else normalize_entry_path(os.fspath(name)) + "/"
+        files, logical = _scan_tree(root, prefix)
+        total = sum(st.st_size for _, _, st in files)
         with _progress.progress("hashing", len(files), total) as bar:
-            staged = self._stage().stage(files, tree_root=root, link=link, on_progress=bar.advance)
-        for (full, _), path, sf in zip(files, logical, staged, strict=True):
-            self._put(ManifestEntry(path, sf.digest, sf.size), merge, full)
+            staged = self._stage().stage(files, link=link, on_progress=bar.advance)
+        entries = [
+            ManifestEntry(path, sf.digest, sf.size)
+            for path, sf in zip(logical, staged, strict=True)
+        ]
+        clash = self._contents.put_many(entries, overwrite=merge)
+        if clash is not None:
+            raise ValidationError(
+                f"Cannot add the same path twice: {clash!r} is already in the artifact with other"
+                " content; pass merge=True to replace changed files"
+            )
+        self._local_paths.add_batch(logical, files)
 
     @contextlib.contextmanager
     def new_file(
@@ -596,7 +593,7 @@ class Artifact:
         else:
             path = os.fspath(item).replace(os.sep, "/").strip("/")
         if path and self._contents.delete(path):
-            self._local_paths.pop(path, None)
+            self._local_paths.pop(path)
             return
         prefix = path + "/" if path else ""
         matched = [e.path for e in self._contents.iter_prefix(prefix)] if path else []
@@ -604,7 +601,7 @@ class Artifact:
             raise FileNotFoundError(f"No such file or directory in the artifact: {path!r}")
         for p in matched:
             self._contents.delete(p)
-            self._local_paths.pop(p, None)
+            self._local_paths.pop(p)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -750,7 +747,7 @@ class Artifact:
         draft._base = rec
         draft._contents = Contents(reader_for(draft._service), rec.digest, rec.file_count, rec.size)
         draft._manifest = ArtifactManifest(draft, draft._contents)
-        draft._local_paths = {}
+        draft._local_paths = LocalPaths()
         return draft
 
     def diff(self, other: Artifact) -> ManifestDiff:
@@ -968,6 +965,81 @@ class Artifact:
 
     def json_encode(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "name": self.name, "digest": self.digest}
+
+
+class LocalPaths:
+    """Entry path -> the local file it came from (``entry.local_path``), built only when read:
+    joining 20,000 paths costs more than the rest of re-adding an unchanged directory."""
+
+    def __init__(self) -> None:
+        self._map: dict[str, str] = {}
+        self._pending: list[tuple[list[str], list[tuple[str, str, os.stat_result]]]] = []
+
+    def add(self, path: str, local: str) -> None:
+        self._materialize()
+        self._map[path] = local
+
+    def add_batch(self, logical: list[str], files: list[tuple[str, str, os.stat_result]]) -> None:
+        self._pending.append((logical, files))
+
+    def get(self, path: str) -> str | None:
+        self._materialize()
+        return self._map.get(path)
+
+    def pop(self, path: str) -> None:
+        self._materialize()
+        self._map.pop(path, None)
+
+    def _materialize(self) -> None:
+        for logical, files in self._pending:
+            for path, (d, name, _) in zip(logical, files, strict=True):
+                self._map[path] = os.path.join(d, name)
+        self._pending.clear()
+
+
+def _scan_tree(root: str, prefix: str) -> tuple[list[tuple[str, str, os.stat_result]], list[str]]:
+    """Every regular file below ``root`` in path order: ([(directory, name, stat)], [entry path]).
+
+    Symbolic links are followed (as W&B does), each directory at most once.
+    """
+    files: list[tuple[str, str, os.stat_result]] = []
+    logical: list[str] = []
+    seen: set[tuple[int, int]] = set()
+
+    def walk(directory: str, rel: str) -> None:
+        st_dir = os.stat(directory)
+        if (st_dir.st_dev, st_dir.st_ino) in seen:
+            return
+        seen.add((st_dir.st_dev, st_dir.st_ino))
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        for entry in entries:
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # a dangling link, or deleted while we looked
+            if _stat.S_ISDIR(st.st_mode):
+                subdirs.append(entry)
+            elif _stat.S_ISREG(st.st_mode):
+                path = rel + entry.name
+                problem = entry_path_problem(path)
+                if problem is not None:
+                    raise ValidationError(
+                        f"cannot add {entry.path}: invalid entry path ({problem})"
+                    )
+                files.append((directory, entry.name, st))
+                logical.append(path)
+        for sub in subdirs:
+            walk(sub.path, rel + sub.name + "/")
+
+    walk(root, prefix)
+    # Entry paths sort by code point; directory walks list "a/b" before "a-c", so sort once.
+    if any(logical[i] > logical[i + 1] for i in range(len(logical) - 1)):
+        order = sorted(range(len(logical)), key=logical.__getitem__)
+        files = [files[i] for i in order]
+        logical = [logical[i] for i in order]
+    return files, logical
 
 
 def _discard(digest: str, data: bytes) -> None:

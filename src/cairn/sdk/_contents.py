@@ -70,6 +70,24 @@ class Contents:
         self._delta_count += 1
         self._delta_size += entry.size or 0
 
+    def put_many(self, entries: list[ManifestEntry], *, overwrite: bool) -> str | None:
+        """Add entries; without ``overwrite``, stop at the first path already present with other
+        content and return it (nothing after it is added)."""
+        if not self.overlay and not self.removed and self._root is None:
+            # A fresh artifact: nothing to compare against but the batch itself.
+            overlay = dict(zip((e.path for e in entries), entries, strict=True))
+            if len(overlay) == len(entries):
+                self.overlay = overlay
+                self._delta_count = len(entries)
+                self._delta_size = sum(e.size or 0 for e in entries)
+                return None
+        for e in entries:
+            old = self.get(e.path)
+            if old is not None and not overwrite and not old.same_content(e):
+                return e.path
+            self.put(e)
+        return None
+
     def delete(self, path: str) -> bool:
         old = self.get(path)
         if old is None:

@@ -1,19 +1,19 @@
 """Staging: turning local files into stored blobs, reading each changed file once.
 
 A file whose (device, inode, size, mtime, ctime) is in the stat cache is not read at all; its
-blob's presence is checked once per batch when it matters (at commit). Small files are read
-whole, hashed and buffered, then written in one transaction; large files are streamed into the
-store while they are hashed. Files are hashed in a few threads: hashing and reading release the
-GIL, so this uses both cores.
+blob's presence is checked once per batch when it matters (at commit). Other files are read once:
+small ones whole (hashed, buffered, then written many per transaction), large ones streamed into
+the store while they are hashed. Reading and hashing release the GIL, so they run in a couple of
+threads over chunks of files, while the main thread writes full buffers to the store.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 from cairn.core import digest_bytes
 from cairn.errors import DigestMismatchError, ValidationError
@@ -22,12 +22,13 @@ from cairn.service import Service
 from cairn.storage import SMALL_LIMIT
 
 FLUSH_BYTES = 32 << 20
-_THREADS = 4
-_MIN_PARALLEL = 64  # below this many files threads cost more than they save
+_THREADS = 2
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
 
 
-@dataclass(frozen=True, slots=True)
-class StagedFile:
+class StagedFile(NamedTuple):
     digest: str
     size: int
 
@@ -36,6 +37,14 @@ def _changed_while_reading(path: str) -> ValidationError:
     return ValidationError(
         f"file {path} changed while cairn was reading it; add it again once it is complete"
     )
+
+
+class _Read(NamedTuple):
+    position: int
+    digest: str
+    size: int
+    data: bytes | None  # None when the file went straight to the store (large files)
+    key_after: StatKey | None  # None when the file must not be cached (racy)
 
 
 class Stager:
@@ -47,88 +56,102 @@ class Stager:
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, bytes]] = []
         self._buffer_bytes = 0
-        self._sources: dict[str, str] = {}  # digest -> a local file with that content
+        self._sources: dict[str, tuple[str, str]] = {}  # digest -> a local file with that content
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[Future[None]] = []
 
     # -- hashing and storing -------------------------------------------------------------------
 
     def stage(
         self,
-        files: Sequence[tuple[str, os.stat_result]],
+        files: Sequence[LocalFile],
         *,
-        tree_root: str | None = None,
         use_cache: bool = True,
         link: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[StagedFile]:
-        """Digest and store ``files`` (absolute path, its stat); results in the same order.
-
-        ``tree_root`` (a directory all files are under) lets the stat cache answer in one query.
-        """
+        """Digest and store ``files``; the results come in the same order."""
         started = now_ns()
-        cached: dict[str, tuple[StatKey, str]] = {}
-        if use_cache and self._cache is not None:
-            if tree_root is not None and len(files) > 1:
-                cached = self._cache.lookup_tree(tree_root)
-            else:
-                for path, _ in files:
-                    hit = self._cache.lookup(path)
-                    if hit is not None:
-                        cached[path] = hit
         results: list[StagedFile | None] = [None] * len(files)
         misses: list[int] = []
-        for i, (path, st) in enumerate(files):
-            hit = cached.get(path)
-            if hit is not None and hit[0] == stat_key(st):
-                results[i] = StagedFile(hit[1], st.st_size)
-                self._sources.setdefault(hit[1], path)
-            else:
-                misses.append(i)
-        if on_progress is not None and len(misses) < len(files):
-            on_progress(
-                len(files) - len(misses),
-                sum(files[i][1].st_size for i in range(len(files)) if results[i] is not None),
-            )
-        fresh: list[tuple[str, StatKey, str]] = []
-
-        def work(i: int) -> None:
-            path, st = files[i]
-            staged, st_after = self._store_one(path, st, link)
-            results[i] = staged
-            if not is_racy(st_after, started):
-                fresh.append((path, stat_key(st_after), staged.digest))
-            if on_progress is not None:
-                on_progress(1, staged.size)
-
-        if len(misses) >= _MIN_PARALLEL:
-            with ThreadPoolExecutor(_THREADS) as pool:
-                for _ in pool.map(work, misses):
-                    pass
+        sources = self._sources
+        if use_cache and self._cache is not None:
+            cached = self._cache.load_dirs({d for d, _, _ in files})
+            empty: dict[str, tuple[StatKey, str]] = {}
+            for i, (d, name, st) in enumerate(files):
+                hit = cached.get(d, empty).get(name)
+                if hit is not None and hit[0] == (
+                    st.st_dev,
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                ):
+                    results[i] = StagedFile(hit[1], st.st_size)
+                    if hit[1] not in sources:
+                        sources[hit[1]] = (d, name)
+                else:
+                    misses.append(i)
+            if on_progress is not None and len(misses) < len(files):
+                hits = [r for r in results if r is not None]
+                on_progress(len(hits), sum(r.size for r in hits))
         else:
-            for i in misses:
-                work(i)
+            misses = list(range(len(files)))
+        fresh: list[tuple[str, StatKey, str]] = []
+        for read in self._read_all(files, misses, link, started):
+            d, name, _ = files[read.position]
+            results[read.position] = StagedFile(read.digest, read.size)
+            if read.digest not in sources:
+                sources[read.digest] = (d, name)
+            if read.data is not None:
+                self._buffer_add(read.digest, read.data)
+            if read.key_after is not None:
+                fresh.append((os.path.join(d, name), read.key_after, read.digest))
+            if on_progress is not None:
+                on_progress(1, read.size)
         if use_cache and self._cache is not None and fresh:
             self._cache.record(fresh)
         return [r for r in results if r is not None]
 
-    def _store_one(
-        self, path: str, st: os.stat_result, link: bool
-    ) -> tuple[StagedFile, os.stat_result]:
+    def _read_all(
+        self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int
+    ) -> Iterator[_Read]:
+        """Read and hash the missed files; large ones in a couple of threads (hashing releases
+        the GIL), small ones in this thread while full buffers are written in the background."""
+        large = [i for i in misses if files[i][2].st_size >= SMALL_LIMIT]
+        small = [i for i in misses if files[i][2].st_size < SMALL_LIMIT] if large else misses
+        if not large:
+            for i in small:
+                yield self._read_one(i, files[i], link, started)
+            return
+        with ThreadPoolExecutor(_THREADS) as pool:
+            futures = [pool.submit(self._read_one, i, files[i], link, started) for i in large]
+            for i in small:
+                yield self._read_one(i, files[i], link, started)
+            for fut in futures:
+                yield fut.result()
+
+    def _read_one(self, index: int, file: LocalFile, link: bool, started: int) -> _Read:
+        d, name, st = file
+        path = os.path.join(d, name)
         if st.st_size >= SMALL_LIMIT:
             info = self._service.store_file(path, link=link)
             st_after = os.stat(path)
             if st_after.st_size != info.size or stat_key(st_after) != stat_key(st):
                 raise _changed_while_reading(path)
-            self._sources.setdefault(info.digest, path)
-            return StagedFile(info.digest, info.size), st_after
-        with open(path, "rb") as f:
-            data = f.read()
-            st_after = os.fstat(f.fileno())
+            key = None if is_racy(st_after, started) else stat_key(st_after)
+            return _Read(index, info.digest, info.size, None, key)
+        fd = os.open(path, _O_RDONLY)
+        try:
+            # Unbuffered: one read of size+1 bytes both gets the content and shows it is all.
+            data = os.read(fd, st.st_size + 1)
+            st_after = os.fstat(fd)
+        finally:
+            os.close(fd)
         if len(data) != st_after.st_size or stat_key(st_after)[2:] != stat_key(st)[2:]:
             raise _changed_while_reading(path)
-        digest = digest_bytes(data)
-        self._sources.setdefault(digest, path)
-        self._buffer_add(digest, data)
-        return StagedFile(digest, len(data)), st_after
+        key = None if is_racy(st_after, started) else stat_key(st_after)
+        return _Read(index, digest_bytes(data), len(data), data, key)
 
     def stage_bytes(self, data: bytes) -> StagedFile:
         """Store content that is not in a file (objects added with ``Artifact.add``)."""
@@ -145,24 +168,37 @@ class Stager:
             self._buffer_bytes += len(data)
             full = self._buffer_bytes >= FLUSH_BYTES
         if full:
-            self.flush()
+            self._write_behind()
 
-    def flush(self) -> None:
-        """Make every buffered blob durable in the store."""
+    def _write_behind(self) -> None:
+        """Hand the full buffer to a background writer; reading goes on meanwhile."""
         with self._lock:
             batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
-        if batch:
-            self._service.store_blobs(batch)
+            if not batch:
+                return
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="cairn-store")
+            # At most one batch waits behind the one being written: memory stays bounded.
+            while len(self._writes) >= 2:
+                self._writes.pop(0).result()
+            self._writes.append(self._writer.submit(self._service.store_blobs, batch))
+
+    def flush(self) -> None:
+        """Make every buffered blob durable in the store (waits for background writes)."""
+        self._write_behind()
+        while self._writes:
+            self._writes.pop(0).result()
 
     def restore(self, digests: Sequence[str]) -> None:
         """Store again blobs the store reports missing, from the local files they came from."""
         for digest in digests:
-            path = self._sources.get(digest)
-            if path is None:
+            source = self._sources.get(digest)
+            if source is None:
                 raise DigestMismatchError(
                     f"content {digest} is missing from the store at {self._service.location} and"
                     " no local file with it is known; add the file again"
                 )
+            path = os.path.join(*source)
             try:
                 info = self._service.store_file(path)
             except FileNotFoundError:
@@ -180,3 +216,7 @@ class Stager:
         missing = self._service.missing_blobs(list(dict.fromkeys(digests)))
         if missing:
             self.restore(missing)
+
+    def source_of(self, digest: str) -> str | None:
+        source = self._sources.get(digest)
+        return None if source is None else os.path.join(*source)

@@ -3,10 +3,14 @@
 Re-adding a file that did not change then costs a ``stat``, not a read. A file whose timestamps are
 too close to the moment it was read is not cached: a change within the file system's timestamp
 granularity could otherwise go unseen (git calls this "racy clean").
+
+Entries are kept one row per directory (a marshalled dict ``name -> (key, digest)``), so adding a
+directory of 20,000 files costs one query per directory instead of one per file.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import sqlite3
 import threading
@@ -14,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 StatKey = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+DirEntries = dict[str, tuple[StatKey, str]]
 RACY_NS = 50_000_000  # a file changed within 50 ms of being read is not cached
 
 
@@ -25,6 +30,18 @@ def is_racy(st: os.stat_result, read_started_ns: int) -> bool:
     return max(st.st_mtime_ns, st.st_ctime_ns) >= read_started_ns - RACY_NS
 
 
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def _decode(blob: bytes) -> DirEntries:
+    try:
+        raw = marshal.loads(blob)
+    except (ValueError, EOFError, TypeError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
 class StatCache:
     """A best-effort cache in SQLite: any error makes it forget, never fail the caller."""
 
@@ -34,6 +51,9 @@ class StatCache:
         self._pid = 0
         self._lock = threading.Lock()
         self._broken = False
+        # Decoded rows, kept in memory: a stale one can only cause a miss, because a hit needs
+        # the file's current (device, inode, size, mtime, ctime) to match.
+        self._mem: dict[str, DirEntries] = {}
 
     def _db(self) -> sqlite3.Connection | None:
         if self._broken:
@@ -47,8 +67,7 @@ class StatCache:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(
-                    "CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
-                    " size INTEGER, mtime INTEGER, ctime INTEGER, digest TEXT) WITHOUT ROWID"
+                    "CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, entries BLOB NOT NULL)"
                 )
             except (sqlite3.Error, OSError):
                 self._broken = True
@@ -56,39 +75,63 @@ class StatCache:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def lookup_tree(self, directory: str) -> dict[str, tuple[StatKey, str]]:
-        """Every cached file below ``directory`` (an absolute path), in one query."""
-        prefix = directory.rstrip(os.sep) + os.sep
+    def load_dir(self, directory: str) -> DirEntries:
+        """Cached files directly in ``directory`` (an absolute path): name -> (key, digest)."""
         with self._lock:
+            mem = self._mem.get(directory)
+            if mem is not None:
+                return mem
             db = self._db()
             if db is None:
                 return {}
             try:
-                rows = db.execute(
-                    "SELECT path, dev, ino, size, mtime, ctime, digest FROM stat"
-                    " WHERE path >= ? AND path < ?",
-                    (prefix, prefix[:-1] + chr(ord(os.sep) + 1)),
-                ).fetchall()
+                row = db.execute("SELECT entries FROM dirs WHERE path = ?", (directory,)).fetchone()
             except sqlite3.Error:
                 return {}
-        return {r[0]: ((r[1], r[2], r[3], r[4], r[5]), r[6]) for r in rows}
+        entries = {} if row is None else _decode(row[0])
+        self._remember(directory, entries)
+        return entries
+
+    def _remember(self, directory: str, entries: DirEntries) -> None:
+        if len(self._mem) > 20_000:
+            self._mem.clear()
+        self._mem[directory] = entries
+
+    def load_dirs(self, directories: Iterable[str]) -> dict[str, DirEntries]:
+        """``load_dir`` for many directories in one query per 500."""
+        wanted = list(dict.fromkeys(directories))
+        out: dict[str, DirEntries] = {}
+        with self._lock:
+            db = self._db()
+            if db is None:
+                return out
+            try:
+                out.update((d, self._mem[d]) for d in wanted if d in self._mem)
+                wanted = [d for d in wanted if d not in out]
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for path, blob in db.execute(
+                        f"SELECT path, entries FROM dirs WHERE path IN ({marks})", chunk
+                    ):
+                        out[path] = _decode(blob)
+            except sqlite3.Error:
+                return {}
+            for d in wanted:
+                self._remember(d, out.setdefault(d, {}))
+        return out
 
     def lookup(self, path: str) -> tuple[StatKey, str] | None:
-        with self._lock:
-            db = self._db()
-            if db is None:
-                return None
-            try:
-                r = db.execute(
-                    "SELECT dev, ino, size, mtime, ctime, digest FROM stat WHERE path = ?", (path,)
-                ).fetchone()
-            except sqlite3.Error:
-                return None
-        return None if r is None else ((r[0], r[1], r[2], r[3], r[4]), r[5])
+        directory, name = os.path.split(path)
+        return self.load_dir(directory).get(name)
 
     def record(self, rows: Iterable[tuple[str, StatKey, str]]) -> None:
-        batch = [(p, *k, d) for p, k, d in rows]
-        if not batch:
+        """Remember digests of files (absolute path, stat key, digest)."""
+        by_dir: dict[str, dict[str, tuple[StatKey, str]]] = {}
+        for path, key, digest in rows:
+            directory, name = os.path.split(path)
+            by_dir.setdefault(directory, {})[name] = (key, digest)
+        if not by_dir:
             return
         with self._lock:
             db = self._db()
@@ -96,7 +139,17 @@ class StatCache:
                 return
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+                for directory, updates in by_dir.items():
+                    row = db.execute(
+                        "SELECT entries FROM dirs WHERE path = ?", (directory,)
+                    ).fetchone()
+                    merged = {} if row is None else _decode(row[0])
+                    merged.update(updates)
+                    self._remember(directory, merged)
+                    db.execute(
+                        "INSERT OR REPLACE INTO dirs (path, entries) VALUES (?, ?)",
+                        (directory, marshal.dumps(merged)),
+                    )
                 db.execute("COMMIT")
             except sqlite3.Error:
                 if db.in_transaction:
@@ -107,7 +160,3 @@ class StatCache:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
-
-
-def now_ns() -> int:
-    return time.time_ns()

@@ -75,7 +75,9 @@ class LocalBlobStore:
             )
             try:
                 conn.execute("PRAGMA page_size=16384")
-                conn.execute("PRAGMA journal_mode=WAL")
+                # A rollback journal, not WAL: blobs are appended in large batches, and WAL would
+                # write every byte twice (log, then checkpoint). Readers wait out a commit.
+                conn.execute("PRAGMA journal_mode=TRUNCATE")
                 conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS blob (digest BLOB PRIMARY KEY,"
