@@ -44,7 +44,7 @@ def ratio_figure(name: str, value: float, floor_name: str, floor: float, limit: 
 
 def make_tree(path: str, dirs: int, files_per_dir: int, size: int, seed: int = 1) -> str:
     """Files of random content (fast to generate); reused if already there."""
-    marker = os.path.join(path, ".complete")
+    marker = path.rstrip("/") + ".complete"  # beside the tree, not in it
     if os.path.exists(marker):
         return path
     shutil.rmtree(path, ignore_errors=True)
@@ -68,7 +68,7 @@ def list_files(path: str) -> list[str]:
     out = []
     for dirpath, dirnames, filenames in os.walk(path):
         dirnames.sort()
-        out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f != ".complete")
+        out.extend(os.path.join(dirpath, f) for f in sorted(filenames))
     return out
 
 

@@ -540,6 +540,22 @@ class Tx:
         vid = self.conn.execute(q.with_for_update()).scalar()
         return None if vid is None else str(vid)
 
+    def last_committed_distributed(self, collection_id: int, distributed_id: str) -> str | None:
+        """The newest committed version that ``distributed_id`` built, if any."""
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(
+                v.collection_id == collection_id,
+                v.distributed_id == distributed_id,
+                v.state == COMMITTED,
+            )
+            .order_by(v.idx.desc())
+            .limit(1)
+        )
+        vid = self.conn.execute(q).scalar()
+        return None if vid is None else str(vid)
+
     def pending_older_than(self, cutoff: float) -> list[str]:
         v = s.versions.c
         q = select(v.id).where(v.state == PENDING, v.updated_at < cutoff)

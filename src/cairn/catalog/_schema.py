@@ -14,7 +14,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 
 metadata = MetaData(
@@ -87,15 +86,13 @@ versions = Table(
     Column("committed_at", Float),
     UniqueConstraint("collection_id", "idx"),
     Index("ix_versions_collection_digest", "collection_id", "digest"),
-    Index(
-        "uq_versions_pending_distributed",
-        "collection_id",
-        "distributed_id",
-        unique=True,
-        sqlite_where=text("state = 'PENDING' AND distributed_id IS NOT NULL"),
-        postgresql_where=text("state = 'PENDING' AND distributed_id IS NOT NULL"),
-    ),
+    # Also: a partial unique index, at most one PENDING version per (collection, distributed_id):
+    # "uq_versions_pending_distributed", created by migration 0001. It is not declared here
+    # because dialect options (postgresql_where) make SQLAlchemy import the PostgreSQL dialect
+    # and asyncio at start-up, which every embedded-store process would pay for.
 )
+
+PARTIAL_INDEXES = ("uq_versions_pending_distributed",)
 
 aliases = Table(
     "aliases",

@@ -352,6 +352,9 @@ class LocalService:
             return CommitResult(None, False, missing)
 
         def fn(tx: Tx) -> CommitResult:
+            done = self._already_finished(tx, request)
+            if done is not None:
+                return done
             cid, next_index, vid, run_pk = self._stage_in_tx(tx, request)
             # The rows are locked: the changes read now are all the version will have.
             changes = tx.staged(vid)
@@ -387,6 +390,30 @@ class LocalService:
             return CommitResult(tx.version_record(target), created=found is None)
 
         return self.catalog.write(fn)
+
+    def _already_finished(self, tx: Tx, request: FinishRequest) -> CommitResult | None:
+        """A second finish of a distributed version (two finishers racing, or a retry) returns
+        the committed version instead of starting a new one, when it adds nothing to it."""
+        pid = tx.project_id(request.entity, request.project, create=True)
+        assert pid is not None
+        cid, _ = tx.lock_collection(pid, request.name, request.type, request.description)
+        if tx.pending_version(cid, request.distributed_id) is not None:
+            return None
+        done = tx.last_committed_distributed(cid, request.distributed_id)
+        if done is None:
+            return None
+        record = tx.version_record(done)
+        assert record.digest is not None
+        for path, entry in request.changes:
+            if self._reader.get(record.digest, path) != entry:
+                return None  # it brings something new: that is a new version
+        run_pk = self._maybe_run_pk(tx, pid, request.run_id)
+        for alias in request.aliases:
+            tx.set_alias(cid, alias, done)
+        tx.add_tags(done, request.tags)
+        if run_pk is not None:
+            tx.link_run(done, run_pk, "output")
+        return CommitResult(tx.version_record(done), created=False)
 
     def discard_pending(self, version_id: str) -> None:
         self.catalog.write(lambda tx: tx.drop_pending(version_id))
