@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["core", "distributed"]
+SUITES = ["core", "distributed", "incremental"]
 
 
 def main(argv: list[str]) -> int:

@@ -197,3 +197,62 @@ def test_diff_against_big_trees(removals: list[int], n: int) -> None:
     b = build_tree([e for e in entries if e.path not in gone], pages.put)
     diff = diff_trees(reader, a.digest, b.digest)
     assert {e.path for e in diff.removed} == gone and not diff.added and not diff.modified
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    initial=st.lists(st.integers(0, 2000), max_size=400, unique=True),
+    steps=st.lists(
+        st.lists(st.tuples(st.booleans(), st.integers(0, 2100), st.integers(0, 3)), max_size=40),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_deep_trees_update_like_scratch(
+    initial: list[int], steps: list[list[tuple[bool, int, int]]]
+) -> None:
+    """With tiny pages (a cut every ~4 entries, every ~2 children) trees get many levels from
+    few entries: incremental updates must still equal building from scratch, at every depth."""
+    from cairn.core import _manifest as m
+
+    saved = (m.LEAF_BITS, m.INDEX_BITS)
+    m.LEAF_BITS, m.INDEX_BITS = 2, 1
+    try:
+        pages = Pages()
+        reader = PageReader(pages.__getitem__)
+        state = {f"k{i:05}": entry(f"k{i:05}", "0") for i in initial}
+        root = build_tree([state[p] for p in sorted(state)], pages.put)
+        for step in steps:
+            changes: dict[str, ManifestEntry | None] = {}
+            for add, key, value in step:
+                path = f"k{key:05}"
+                changes[path] = entry(path, str(value)) if add else None
+            for path, new in changes.items():
+                if new is None:
+                    state.pop(path, None)
+                else:
+                    state[path] = new
+            new_root = update_tree(reader, root.digest, sorted(changes.items()), pages.put)
+            scratch = build_tree([state[p] for p in sorted(state)], Pages().put)
+            assert (new_root.digest, new_root.level) == (scratch.digest, scratch.level)
+            assert new_root.entry_count == len(state)
+            root = new_root
+    finally:
+        m.LEAF_BITS, m.INDEX_BITS = saved
+
+
+def test_incremental_updates_read_few_pages() -> None:
+    pages = Pages()
+    root = build_tree(many(100_000), pages.put)
+    reads: list[str] = []
+
+    def load(digest: str) -> bytes:
+        reads.append(digest)
+        return pages[digest]
+
+    reader = PageReader(load)
+    new = update_tree(reader, root.digest, [("d500/new", entry("d500/new"))], pages.put)
+    assert new.entry_count == 100_001
+    assert len(reads) <= 2 * (
+        root.level + 1
+    )  # the pages on one root-to-leaf path (and a neighbour)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from cairn.catalog import _schema as s
 from cairn.core import LATEST, Change, ManifestEntry
@@ -87,9 +87,13 @@ class Catalog:
 
     def _make_engine(self) -> Engine:
         if self.dialect == "sqlite":
+            # Connections are pooled (opening one and setting its pragmas costs more than most
+            # transactions); the engine is rebuilt in a forked child, so none crosses fork().
             engine = create_engine(
                 self.url,
-                poolclass=NullPool,
+                poolclass=QueuePool,
+                pool_size=4,
+                max_overflow=8,
                 connect_args={"timeout": 60, "check_same_thread": False},
             )
 

@@ -202,53 +202,54 @@ def _write_leaf(entries: Sequence[ManifestEntry], put: Put) -> PageRef:
     return PageRef(first, digest, len(entries), size, 0)
 
 
-def _split_leaves(
-    entries: list[ManifestEntry],
-) -> tuple[list[list[ManifestEntry]], list[ManifestEntry]]:
-    """Cut ``entries`` after each boundary entry: (complete pages, the unfinished rest)."""
-    pages: list[list[ManifestEntry]] = []
+def _split(items: list[Any], level: int) -> tuple[list[list[Any]], list[Any]]:
+    """Cut a level's items after each cut point: (complete pages, the unfinished rest).
+
+    ``items`` are entries (level 0) or references to pages one level down (level >= 1), and the
+    first of them starts a page (it follows a cut point, or it is the first of its level).
+    """
+    pages: list[list[Any]] = []
     start = 0
-    for i, e in enumerate(entries):
-        if is_leaf_boundary(e.path):
-            pages.append(entries[start : i + 1])
+    if level == 0:
+        shift = 32 - LEAF_BITS
+        crc32 = zlib.crc32
+        for i, e in enumerate(items):
+            if ((crc32(e.path.encode()) * _GOLDEN) & _MASK) >> shift == 0:
+                pages.append(items[start : i + 1])
+                start = i + 1
+        return pages, items[start:]
+    for i, ref in enumerate(items):
+        # At least two children per index page, so every level shrinks; at the top a forced
+        # single page keeps a degenerate hash distribution from stacking levels forever.
+        if i + 1 - start >= 2 and level < _MAX_LEVELS and _is_index_boundary(level, ref.first_path):
+            pages.append(items[start : i + 1])
             start = i + 1
-    return pages, entries[start:]
+    return pages, items[start:]
 
 
-def build_index(leaves: Sequence[PageRef], put: Put) -> PageRef:
-    """Stack index levels over ``leaves`` until one page remains; return the root reference."""
-    if not leaves:
+def _write_page(items: Sequence[Any], level: int, put: Put) -> PageRef:
+    if level == 0:
+        return _write_leaf(items, put)
+    digest = _store(encode_index(level, items), put)
+    return PageRef(
+        items[0].first_path,
+        digest,
+        sum(c.entry_count for c in items),
+        sum(c.size for c in items),
+        level,
+    )
+
+
+def build_index(pages: Sequence[PageRef], put: Put, level: int = 1) -> PageRef:
+    """Stack index levels over ``pages`` (of level ``level - 1``) until one page remains."""
+    if not pages:
         return _write_leaf([], put)
-    refs = list(leaves)
-    level = 1
+    refs = list(pages)
     while len(refs) > 1:
-        groups: list[list[PageRef]] = []
-        current: list[PageRef] = []
-        for ref in refs:
-            current.append(ref)
-            # At least two children per index page, so every level shrinks; near the top a
-            # forced single page keeps a degenerate hash distribution from looping forever.
-            if (
-                len(current) >= 2
-                and _is_index_boundary(level, ref.first_path)
-                and level < _MAX_LEVELS
-            ):
-                groups.append(current)
-                current = []
-        if current:
-            groups.append(current)
-        refs = []
-        for group in groups:
-            digest = _store(encode_index(level, group), put)
-            refs.append(
-                PageRef(
-                    group[0].first_path,
-                    digest,
-                    sum(c.entry_count for c in group),
-                    sum(c.size for c in group),
-                    level,
-                )
-            )
+        groups, rest = _split(refs, level)
+        if rest:
+            groups.append(rest)
+        refs = [_write_page(group, level, put) for group in groups]
         level += 1
     return refs[0]
 
@@ -359,61 +360,145 @@ class PageReader:
 Change: TypeAlias = tuple[str, ManifestEntry | None]  # (path, new entry) or (path, None) to remove
 
 
-def _merge(entries: Sequence[ManifestEntry], changes: Sequence[Change]) -> list[ManifestEntry]:
-    out: list[ManifestEntry] = []
+def _item_key(item: Any) -> str:
+    return item.first_path if isinstance(item, PageRef) else item.path
+
+
+def _merge(items: Sequence[Any], changes: Sequence[tuple[str, Any]]) -> list[Any]:
+    """Apply keyed changes (key, new item or None) to items sorted by key."""
+    out: list[Any] = []
     i = 0
-    n = len(entries)
-    for path, new in changes:
-        while i < n and entries[i].path < path:
-            out.append(entries[i])
+    n = len(items)
+    for key, new in changes:
+        while i < n and _item_key(items[i]) < key:
+            out.append(items[i])
             i += 1
-        if i < n and entries[i].path == path:
+        if i < n and _item_key(items[i]) == key:
             i += 1  # replaced or removed
         if new is not None:
             out.append(new)
-    out.extend(entries[i:])
+    out.extend(items[i:])
     return out
+
+
+class _LevelCursor:
+    """Walks the pages of one level of a tree in order, loading only the index pages above the
+    pages it visits (a B-tree cursor)."""
+
+    def __init__(self, reader: PageReader, top: PageRef, level: int) -> None:
+        self._reader = reader
+        self._top = top
+        self._level = level
+        self._stack: list[tuple[Index, int]] = []
+        self.current = top
+
+    def seek(self, key: str) -> None:
+        """Stand on the last page of the level whose first key is <= ``key`` (or the first)."""
+        self._stack.clear()
+        ref = self._top
+        while ref.level > self._level:
+            node = self._reader.node(ref.digest)
+            assert isinstance(node, Index)
+            i = max(0, bisect_right(node.children, key, key=lambda c: c.first_path) - 1)
+            self._stack.append((node, i))
+            ref = node.children[i]
+        self.current = ref
+
+    def next_first(self) -> str | None:
+        """The first key of the page after the current one (None at the end of the level)."""
+        for node, i in reversed(self._stack):
+            if i + 1 < len(node.children):
+                return node.children[i + 1].first_path
+        return None
+
+    def advance(self) -> bool:
+        while self._stack and self._stack[-1][1] + 1 >= len(self._stack[-1][0].children):
+            self._stack.pop()
+        if not self._stack:
+            return False
+        node, i = self._stack.pop()
+        self._stack.append((node, i + 1))
+        ref = node.children[i + 1]
+        while ref.level > self._level:
+            child = self._reader.node(ref.digest)
+            assert isinstance(child, Index)
+            self._stack.append((child, 0))
+            ref = child.children[0]
+        self.current = ref
+        return True
+
+
+def _update_level(
+    reader: PageReader, top: PageRef, level: int, changes: Sequence[tuple[str, Any]], put: Put
+) -> list[tuple[str, PageRef | None]]:
+    """Apply changes to the items of the pages at ``level``; return the changes this makes to
+    the level above: old page references removed, new ones added (keyed by first path)."""
+    cursor = _LevelCursor(reader, top, level)
+    out: dict[str, PageRef | None] = {}
+    j, n = 0, len(changes)
+    while j < n:
+        cursor.seek(changes[j][0])
+        carry: list[Any] = []
+        while True:
+            page = cursor.current
+            upper = cursor.next_first()
+            k = j
+            while k < n and (upper is None or changes[k][0] < upper):
+                k += 1
+            node = reader.node(page.digest)
+            items: Sequence[Any] = node.entries if isinstance(node, Leaf) else node.children
+            carry.extend(_merge(items, changes[j:k]))
+            j = k
+            out.setdefault(page.first_path, None)  # the old page goes, unless rewritten as is
+            complete, carry = _split(carry, level)
+            for chunk in complete:
+                ref = _write_page(chunk, level, put)
+                out[ref.first_path] = ref
+            if not carry:
+                break  # the new pages end where an old one did: the rest of the level is unchanged
+            if not cursor.advance():
+                ref = _write_page(carry, level, put)  # the end of the level: no cut point needed
+                out[ref.first_path] = ref
+                break
+    return sorted(out.items())
 
 
 def update_tree(reader: PageReader, root: str, changes: Sequence[Change], put: Put) -> PageRef:
     """Apply ``changes`` (sorted by path, unique) to the manifest at ``root``.
 
-    Only the leaf pages the changes fall in are read and rewritten (plus, where a removed entry
-    was a cut point, the following page); unchanged leaves are reused by reference. Index pages
-    are rebuilt from the leaf references, which rewrites only the ones whose children changed.
+    Only the pages the changes fall in are read and rewritten (plus, where a removed item was a
+    cut point, the page after), level by level up to the root; every other page is reused by
+    reference. Cost: O(changes x depth x page size), whatever the size of the manifest.
     """
-    leaves = reader.leaves(root)
+    top = reader.root_ref(root)
     if not changes:
-        return reader.root_ref(root)
-    firsts = [r.first_path for r in leaves]
-    out: list[PageRef] = []
-    carry: list[ManifestEntry] = []
-    j = 0
-    i = 0
-    n = len(leaves)
-    while i < n:
-        if not carry:
-            if j >= len(changes):
-                out.extend(leaves[i:])
-                break
-            target = max(0, bisect_right(firsts, changes[j][0]) - 1)
-            if target > i:
-                out.extend(leaves[i:target])
-                i = target
-        upper = firsts[i + 1] if i + 1 < n else None
-        k = j
-        while k < len(changes) and (upper is None or changes[k][0] < upper):
-            k += 1
-        node = reader.node(leaves[i].digest)
-        assert isinstance(node, Leaf)
-        carry.extend(_merge(node.entries, changes[j:k]))
-        j = k
-        pages, carry = _split_leaves(carry)
-        out.extend(_write_leaf(p, put) for p in pages)
-        i += 1
-    if carry:
-        out.append(_write_leaf(carry, put))
-    return build_index(out, put)
+        return top
+    written: dict[str, bytes] = {}
+
+    def record(digest: str, data: bytes) -> None:
+        written[digest] = data
+        put(digest, data)
+
+    level_changes: Sequence[tuple[str, Any]] = changes
+    level = 0
+    while level < top.level:
+        level_changes = _update_level(reader, top, level, level_changes, record)
+        level += 1
+    # The root's own level: the root is the whole level, and it may split or empty out.
+    pages = [ref for _, ref in _update_level(reader, top, level, level_changes, record) if ref]
+    if not pages:
+        return _write_leaf([], put)
+    if len(pages) > 1:
+        return build_index(pages, put, level + 1)
+    new_root = pages[0]
+    while new_root.level > 0:  # a root with one child is not a root: its child is
+        data = written.get(new_root.digest)
+        node = decode_node(data) if data is not None else reader.node(new_root.digest)
+        assert isinstance(node, Index)
+        if len(node.children) != 1:
+            break
+        new_root = node.children[0]
+    return new_root
 
 
 # -- diff -------------------------------------------------------------------------------------
