@@ -60,6 +60,10 @@ def test_without_group_or_id_a_type_error_names_both() -> None:
 
 
 def test_later_upsert_wins_and_writers_are_recorded() -> None:
+    with cairn.init() as run:
+        art = cairn.Artifact("shared", "dataset")
+        art.add_file(write("early/a", "a"), name="a")
+        run.upsert_artifact(art, distributed_id="d1", aliases=["from-upsert"])
     upsert({"same.txt": "first", "a": "a"})
     upsert({"same.txt": "second", "b": "b"})
     with cairn.init() as run:
@@ -67,13 +71,13 @@ def test_later_upsert_wins_and_writers_are_recorded() -> None:
         art.add_file(write("c", "c"))
         run.finish_artifact(art, distributed_id="d1", aliases=["release"])
         finisher = run.id
-    assert art.version == "v0" and art.aliases == ["release"]
+    assert art.version == "v0" and art.aliases == ["from-upsert", "release"]
     assert art.digest.startswith("sha256:") and art.wait() is art
     assert sorted(art.manifest.entries) == ["a", "b", "c", "same.txt"]
     root = art.download()
     with open(os.path.join(root, "same.txt")) as f:
         assert f.read() == "second"
-    assert len(art.written_by()) == 3
+    assert len(art.written_by()) == 4
     logger = art.logged_by()
     assert logger is not None and logger.id == finisher
 

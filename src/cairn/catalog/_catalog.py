@@ -757,6 +757,22 @@ class Tx:
             update(s.versions).where(s.versions.c.id == version_id).values(updated_at=now)
         )
 
+    def add_pending_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
+        """Remember aliases an upsert asked for; they are set when the version commits."""
+        if not aliases:
+            return
+        v = s.versions.c
+        raw = self.conn.execute(select(v.pending_aliases).where(v.id == version_id)).scalar()
+        merged = list(dict.fromkeys([*(json.loads(raw) if raw else []), *aliases]))
+        self.conn.execute(
+            update(s.versions).where(v.id == version_id).values(pending_aliases=_json(merged))
+        )
+
+    def pending_aliases(self, version_id: str) -> list[str]:
+        v = s.versions.c
+        raw = self.conn.execute(select(v.pending_aliases).where(v.id == version_id)).scalar()
+        return list(json.loads(raw)) if raw else []
+
     def staged(self, version_id: str) -> list[Change]:
         """The staged changes of a pending version, sorted by path."""
         se = s.staged_entries.c

@@ -81,6 +81,7 @@ versions = Table(
     Column("created_by", Integer, ForeignKey("runs.id")),
     Column("distributed_id", String(256)),
     Column("base_version_id", String(32)),
+    Column("pending_aliases", Text),  # JSON list: aliases upserts asked for, set at commit
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("committed_at", Float),

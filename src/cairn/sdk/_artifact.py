@@ -834,45 +834,39 @@ class Artifact:
         )
         return changes
 
-    def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
-        """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
+    def _distributed_request(
+        self, service: Service, run: Run, dist: str, aliases: list[str], *, finish: bool
+    ) -> StageRequest:
         changes = self._distributed_changes(service)
         base = self._base
-        service.stage(
-            StageRequest(
-                entity=base.entity if base is not None else run.entity,
-                project=run.project,
-                name=self._name,
-                type=self._type,
-                distributed_id=dist,
-                changes=changes,
-                base_version_id=base.id if base is not None else None,
-                run_id=run.id,
-                description=self._description,
-                metadata=self._metadata or None,
-            )
-        )
+        fields: dict[str, Any] = {
+            "entity": base.entity if base is not None else run.entity,
+            "project": run.project,
+            "name": self._name,
+            "type": self._type,
+            "distributed_id": dist,
+            "changes": changes,
+            "base_version_id": base.id if base is not None else None,
+            "run_id": run.id,
+            "description": self._description,
+            "metadata": self._metadata or None,
+            "aliases": aliases,
+        }
+        if finish:
+            return FinishRequest(**fields)
+        return StageRequest(**fields)
+
+    def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
+        """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
+        service.stage(self._distributed_request(service, run, dist, aliases, finish=False))
         self._distributed_id = dist
 
     def _finish_distributed(
         self, service: Service, run: Run, dist: str, aliases: list[str]
     ) -> None:
         """Stage this artifact's files and commit the version ``dist`` (Run.finish_artifact)."""
-        changes = self._distributed_changes(service)
-        base = self._base
-        request = FinishRequest(
-            entity=base.entity if base is not None else run.entity,
-            project=run.project,
-            name=self._name,
-            type=self._type,
-            distributed_id=dist,
-            changes=changes,
-            base_version_id=base.id if base is not None else None,
-            run_id=run.id,
-            description=self._description,
-            metadata=self._metadata or None,
-            aliases=aliases,
-        )
+        request = self._distributed_request(service, run, dist, aliases, finish=True)
+        assert isinstance(request, FinishRequest)
         result = service.finish(request)
         if result.missing:
             self._stage().restore(result.missing)

@@ -318,6 +318,7 @@ class LocalService:
             if request.metadata or request.description is not None:
                 tx.update_version(vid, description=request.description, metadata=request.metadata)
         tx.stage_changes(vid, request.changes, run_pk)
+        tx.add_pending_aliases(vid, request.aliases)
         if run_pk is not None:
             tx.link_run(vid, run_pk, "writer")
         return cid, next_index, vid, run_pk
@@ -365,6 +366,7 @@ class LocalService:
             self._persist_pages(pages)
             found = tx.committed_with_digest(cid, root.digest)
             target = vid
+            aliases = [*tx.pending_aliases(vid), *request.aliases]
             if found is not None:
                 # Same content as a committed version: that one gets the aliases; the pending
                 # version is folded into it (its writers become writers of the existing one).
@@ -382,7 +384,7 @@ class LocalService:
                     metadata=request.metadata,
                     description=request.description,
                 )
-            for alias in (*request.aliases, LATEST):
+            for alias in (*aliases, LATEST):
                 tx.set_alias(cid, alias, target)
             tx.add_tags(target, request.tags)
             if run_pk is not None:

@@ -55,23 +55,13 @@ class StageRequest:
     run_id: str | None = None
     description: str | None = None
     metadata: Mapping[str, Any] | None = None
+    aliases: Sequence[str] = ()  # given to the version when it is committed
 
 
 @dataclass(frozen=True, slots=True)
-class FinishRequest:
+class FinishRequest(StageRequest):
     """Stage ``changes`` (may be none) and commit the PENDING version of ``distributed_id``."""
 
-    entity: str
-    project: str
-    name: str
-    type: str
-    distributed_id: str
-    changes: Sequence[Change]
-    base_version_id: str | None = None
-    run_id: str | None = None
-    description: str | None = None
-    metadata: Mapping[str, Any] | None = None
-    aliases: Sequence[str] = ()
     tags: Sequence[str] = ()
 
 

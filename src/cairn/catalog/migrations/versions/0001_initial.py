@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.Integer),
         sa.Column("distributed_id", sa.String(256)),
         sa.Column("base_version_id", sa.String(32)),
+        sa.Column("pending_aliases", sa.Text),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
         sa.Column("committed_at", sa.Float),
