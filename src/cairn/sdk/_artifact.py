@@ -38,6 +38,7 @@ from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
 from cairn.sdk._download import Downloader, file_digest, file_path_of_uri
 from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry, as_fs_path
+from cairn.sdk._gc import without_gc
 from cairn.sdk._settings import Settings, current_service
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import StatCache
@@ -431,6 +432,7 @@ class Artifact:
         entry = ManifestEntry(entry_path, staged.digest, staged.size)
         return self._put(entry, overwrite, path)
 
+    @without_gc
     def add_dir(
         self,
         local_path: str,
@@ -644,6 +646,7 @@ class Artifact:
             on_progress=bar.advance if bar is not None else None,
         )
 
+    @without_gc
     def download(
         self,
         root: str | None = None,
@@ -698,6 +701,7 @@ class Artifact:
                         os.remove(full)
         return self.download(root=root)
 
+    @without_gc
     def verify(self, root: str | None = None) -> None:
         """Check that ``root`` holds exactly the artifact's files with their content.
 
@@ -787,6 +791,7 @@ class Artifact:
             run_id=run_id,
         )
 
+    @without_gc
     def _log(
         self,
         service: Service,
@@ -856,11 +861,13 @@ class Artifact:
             return FinishRequest(**fields)
         return StageRequest(**fields)
 
+    @without_gc
     def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
         """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
         service.stage(self._distributed_request(service, run, dist, aliases, finish=False))
         self._distributed_id = dist
 
+    @without_gc
     def _finish_distributed(
         self, service: Service, run: Run, dist: str, aliases: list[str]
     ) -> None:
