@@ -73,8 +73,9 @@ def main() -> None:
         build(int(sys.argv[2]), sys.argv[3])
         print(json.dumps({"ok": 1}))
     else:
-        os.makedirs("incr-work", exist_ok=True)
-        os.chdir("incr-work")
+        work = os.path.join(os.environ["CAIRN_DIR"], "..", "incr-work")
+        os.makedirs(work, exist_ok=True)
+        os.chdir(work)
         print(json.dumps(change(sys.argv[2], trace=role == "trace")))
 
 
