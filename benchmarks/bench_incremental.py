@@ -20,15 +20,27 @@ def run() -> list[Figure]:
     run_child("_incr_child", "build", "1000000", "big", env=env)
     built = time.perf_counter() - start
     run_child("_incr_child", "build", "10000", "small", env=env)
-    small = min((run_child("_incr_child", "time", "small", env=env) for _ in range(3)), key=lambda r: r["commit"])
-    big = min((run_child("_incr_child", "time", "big", env=env) for _ in range(3)), key=lambda r: r["commit"])
+    small = min(
+        (run_child("_incr_child", "time", "small", env=env) for _ in range(3)),
+        key=lambda r: r["commit"],
+    )
+    big = min(
+        (run_child("_incr_child", "time", "big", env=env) for _ in range(3)),
+        key=lambda r: r["commit"],
+    )
     mem = run_child("_incr_child", "trace", "big", env=env)
     for path in env.values():
         shutil.rmtree(path, ignore_errors=True)
     return [
         Figure("(building the 1,000,000-entry version, not timed)", built, "s"),
         Figure("draft commit, 10,000 entries", small["commit"], "s"),
-        Figure("draft commit, 1,000,000 entries", big["commit"], "s", target="target <= 0.050", ok=big["commit"] <= 0.05),
+        Figure(
+            "draft commit, 1,000,000 entries",
+            big["commit"],
+            "s",
+            target="target <= 0.050",
+            ok=big["commit"] <= 0.05,
+        ),
         Figure(
             "draft commit, 1M vs 10k",
             big["commit"],
@@ -38,6 +50,18 @@ def run() -> list[Figure]:
             "target <= 2x",
             big["commit"] <= 2 * small["commit"],
         ),
-        Figure("diff of the two 1M versions", big["diff"], "s", target="target <= 0.020", ok=big["diff"] <= 0.02),
-        Figure("peak memory of the 1M commit (tracemalloc)", mem["peak_mib"], "MiB", target="target <= 100", ok=mem["peak_mib"] <= 100),
+        Figure(
+            "diff of the two 1M versions",
+            big["diff"],
+            "s",
+            target="target <= 0.020",
+            ok=big["diff"] <= 0.02,
+        ),
+        Figure(
+            "peak memory of the 1M commit (tracemalloc)",
+            mem["peak_mib"],
+            "MiB",
+            target="target <= 100",
+            ok=mem["peak_mib"] <= 100,
+        ),
     ]
