@@ -81,6 +81,4 @@ def chromium_available() -> bool:
 
 
 def launch_chromium(playwright: Any) -> Any:
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-    )
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

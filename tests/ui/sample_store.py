@@ -54,8 +54,7 @@ def png(width: int, height: int, seed: int) -> bytes:
     rows = b""
     for y in range(height):
         row = bytes(
-            max(0, min(255, int(255 - ((x - cx) ** 2 + (y - cy) ** 2) * 1.2)))
-            for x in range(width)
+            max(0, min(255, int(255 - ((x - cx) ** 2 + (y - cy) ** 2) * 1.2))) for x in range(width)
         )
         rows += b"\x00" + row
 
@@ -83,11 +82,18 @@ def _images(work: str) -> str:
     root = os.path.join(work, "mnist")
     for digit in range(10):
         for i in range(3):
-            _write(os.path.join(root, "images", "train", str(digit), f"{i:04}.png"), png(28, 28, digit * 10 + i))
-        _write(os.path.join(root, "images", "test", str(digit), "0000.png"), png(28, 28, 500 + digit))
+            _write(
+                os.path.join(root, "images", "train", str(digit), f"{i:04}.png"),
+                png(28, 28, digit * 10 + i),
+            )
+        _write(
+            os.path.join(root, "images", "test", str(digit), "0000.png"), png(28, 28, 500 + digit)
+        )
     rows = ["image,label"] + [f"train/{d}/{i:04}.png,{d}" for d in range(10) for i in range(3)]
     _write(os.path.join(root, "labels.csv"), "\n".join(rows) + "\n")
-    _write(os.path.join(root, "README.md"), "# MNIST sample\n\n28x28 grey-scale digits, 3 per class.\n")
+    _write(
+        os.path.join(root, "README.md"), "# MNIST sample\n\n28x28 grey-scale digits, 3 per class.\n"
+    )
     return root
 
 
@@ -102,7 +108,11 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
                 "mnist-images",
                 type="dataset",
                 description="MNIST digits, a small sample.\nThree images per class.",
-                metadata={"source": "yann.lecun.com", "classes": 10, "split": {"train": 30, "test": 10}},
+                metadata={
+                    "source": "yann.lecun.com",
+                    "classes": 10,
+                    "split": {"train": 30, "test": 10},
+                },
             )
             art.add_dir(os.path.join(data, "images"), name="images")
             art.add_file(os.path.join(data, "labels.csv"))
@@ -111,7 +121,9 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
         with cairn.init(project="mnist", job_type="clean", name="clean-data") as run:
             draft = run.use_artifact("mnist-images:raw").new_draft()
             draft.remove("images/test/")
-            fixed = _write(os.path.join(work, "labels-fixed.csv"), "image,label\ntrain/0/0000.png,0\n")
+            fixed = _write(
+                os.path.join(work, "labels-fixed.csv"), "image,label\ntrain/0/0000.png,0\n"
+            )
             draft.add_file(fixed, name="labels.csv", overwrite=True)
             draft.add_file(_write(os.path.join(work, "NOTES.txt"), "test split moved out\n"))
             run.log_artifact(draft, aliases=["clean"])
@@ -119,7 +131,9 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
         with cairn.init(project="mnist", job_type="train", name="train-cnn", config=config) as run:
             run.use_artifact("mnist-images:clean")
             model = cairn.Artifact("cnn-model", type="model", metadata={"accuracy": 0.987})
-            model.add_file(_write(os.path.join(work, "model.pt"), random.Random(7).randbytes(40_000)))
+            model.add_file(
+                _write(os.path.join(work, "model.pt"), random.Random(7).randbytes(40_000))
+            )
             model.add_file(_write(os.path.join(work, "config.json"), json.dumps(config)))
             run.log_artifact(model, aliases=["best"])
         with cairn.init(project="mnist", job_type="evaluate", name="evaluate-cnn") as run:
@@ -127,29 +141,50 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
             results = cairn.Artifact("eval-results", type="evaluation")
             table = cairn.Table(columns=["image", "label", "prediction", "score"])
             for i in range(12):
-                table.add_data(f"test/{i % 10}/0000.png", i % 10, (i * 7) % 10, round(0.5 + i / 30, 3))
+                table.add_data(
+                    f"test/{i % 10}/0000.png", i % 10, (i * 7) % 10, round(0.5 + i / 30, 3)
+                )
             results.add(table, "predictions")
             results.add({"accuracy": 0.987, "loss": 0.041}, "summary")
             run.log_artifact(results)
         for shard in range(3):
-            with cairn.init(project="mnist", job_type="score", group="eval-42", name=f"score-{shard}") as run:
+            with cairn.init(
+                project="mnist", job_type="score", group="eval-42", name=f"score-{shard}"
+            ) as run:
                 part = cairn.Artifact("predictions", type="evaluation")
-                part.add_file(_write(os.path.join(work, f"shard-{shard}.csv"), f"id,score\n{shard},0.9\n"))
+                part.add_file(
+                    _write(os.path.join(work, f"shard-{shard}.csv"), f"id,score\n{shard},0.9\n")
+                )
                 if shard < 2:
                     run.upsert_artifact(part)
                 else:
                     run.finish_artifact(part)
         if malicious:
-            with cairn.init(project="sandbox", job_type=MALICIOUS, name=f"run {MALICIOUS}", config={MALICIOUS: MALICIOUS}) as run:
+            with cairn.init(
+                project="sandbox",
+                job_type=MALICIOUS,
+                name=f"run {MALICIOUS}",
+                config={MALICIOUS: MALICIOUS},
+            ) as run:
                 art = cairn.Artifact(
                     "xss-test",
                     type="dataset",
                     description=f"<script>alert(1)</script>{MALICIOUS}",
                     metadata={MALICIOUS: MALICIOUS},
                 )
-                art.add_file(_write(os.path.join(work, "evil.txt"), MALICIOUS), name=f"{MALICIOUS}.txt")
-                art.add_file(_write(os.path.join(work, "evil.html"), f"<html><body>{MALICIOUS}</body></html>"), name="page.html")
-                art.add_file(_write(os.path.join(work, "evil.png"), f"<svg onload=alert(1)>{MALICIOUS}"), name="fake.png")
+                art.add_file(
+                    _write(os.path.join(work, "evil.txt"), MALICIOUS), name=f"{MALICIOUS}.txt"
+                )
+                art.add_file(
+                    _write(
+                        os.path.join(work, "evil.html"), f"<html><body>{MALICIOUS}</body></html>"
+                    ),
+                    name="page.html",
+                )
+                art.add_file(
+                    _write(os.path.join(work, "evil.png"), f"<svg onload=alert(1)>{MALICIOUS}"),
+                    name="fake.png",
+                )
                 run.log_artifact(art, aliases=[MALICIOUS])
     return {"entity": ENTITY, "project": "mnist"}
 

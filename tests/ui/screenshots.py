@@ -15,7 +15,9 @@ from playwright.sync_api import sync_playwright
 from tests.ui.harness import launch_chromium, ui_server
 from tests.ui.sample_store import ENTITY, fill
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "screenshots")
+OUT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "screenshots"
+)
 DATASET = f"/{ENTITY}/mnist/artifacts/dataset/mnist-images"
 PAGES = [
     ("projects", "/"),
@@ -24,7 +26,10 @@ PAGES = [
     ("version", f"{DATASET}/v1"),
     ("files", f"{DATASET}/v0/files/images/train/"),
     ("file-image", f"{DATASET}/v0/file/images/train/3/0001.png"),
-    ("file-table", f"/{ENTITY}/mnist/artifacts/evaluation/eval-results/v0/file/predictions.table.json"),
+    (
+        "file-table",
+        f"/{ENTITY}/mnist/artifacts/evaluation/eval-results/v0/file/predictions.table.json",
+    ),
     ("diff", f"{DATASET}/v1/diff"),
     ("lineage", f"/{ENTITY}/mnist/artifacts/model/cnn-model/v0/lineage"),
     ("run", None),  # the training run: found from the model's page
@@ -35,7 +40,10 @@ def main() -> int:
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cairn-shots-") as tmp:
         fill(tmp, malicious=False)
-        with ui_server(os.path.join(tmp, "store"), os.path.join(tmp, "ui.log")) as base, sync_playwright() as p:
+        with (
+            ui_server(os.path.join(tmp, "store"), os.path.join(tmp, "ui.log")) as base,
+            sync_playwright() as p,
+        ):
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             for name, path in PAGES:
