@@ -31,7 +31,7 @@ PAGES = [
         f"/{ENTITY}/mnist/artifacts/evaluation/eval-results/v0/file/predictions.table.json",
     ),
     ("diff", f"{DATASET}/v1/diff"),
-    ("lineage", f"/{ENTITY}/mnist/artifacts/model/cnn-model/v0/lineage"),
+    ("lineage", f"/{ENTITY}/mnist/artifacts/model/cnn-model/v0/lineage?depth=6"),
     ("run", None),  # the training run: found from the model's page
 ]
 

@@ -240,3 +240,24 @@ def test_aliases_are_added_and_removed_with_csrf_protection(client: TestClient) 
     assert away.headers["location"] == "/"
     latest = client.post(url, data={**form, "action": "remove", "alias": "latest"})
     assert latest.status_code == 400 and "latest" in latest.text
+
+
+def test_bad_requests_get_error_pages_not_json(client: TestClient) -> None:
+    r = client.get(f"{DATA}/v1/lineage?depth=99")
+    assert r.status_code == 400 and "Invalid parameter" in r.text and "<html" in r.text
+    r = client.post(f"{DATA}/v1")
+    assert r.status_code == 405 and "<html" in r.text
+    token = csrf_token(get(client, DATA))
+    r = client.post(DATA, data={"csrf_token": token, "action": "add", "version": "", "alias": "a"})
+    assert r.status_code == 400 and "not a version number" in r.text
+
+
+def test_only_requests_for_this_host_are_answered(local_service: LocalService) -> None:
+    """``cairn ui`` refuses other Host names: no DNS rebinding onto the local store."""
+    from cairn.ui import LocalUiBackend, create_ui_app
+
+    app = create_ui_app(
+        LocalUiBackend(local_service), secure_cookies=False, allowed_hosts=["127.0.0.1"]
+    )
+    assert TestClient(app, base_url="http://127.0.0.1").get("/").status_code == 200
+    assert TestClient(app, base_url="http://rebound.example").get("/").status_code == 400

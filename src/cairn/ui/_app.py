@@ -6,8 +6,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cairn.errors import (
@@ -118,9 +120,15 @@ def create_ui_app(
             status = 400
         return _error_page(request, status, str(exc))
 
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error_page(request, 404, "There is no page at this address.")
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "There is no page at this address.", 405: "This page cannot do that."}
+        return _error_page(request, exc.status_code, messages.get(exc.status_code, exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+        return _error_page(request, 400, f"Invalid parameter: {where or 'the request'}.")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -23,9 +23,9 @@ from cairn.errors import NotFoundError, PermissionDeniedError
 from cairn.service import Service
 
 MAX_NODES = 300
-NODE_W = 200
+NODE_W = 180
 NODE_H = 44
-LAYER_GAP = 290  # from one layer's left edge to the next one's
+LAYER_GAP = 230  # from one layer's left edge to the next one's
 ROW_GAP = 60
 MARGIN = 24
 

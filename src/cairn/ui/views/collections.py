@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cairn.core import validate_alias
+from cairn.core import is_version_label, validate_alias
 from cairn.core._records import RunRecord, VersionRecord
 from cairn.errors import PermissionDeniedError, UsageError, ValidationError
 from cairn.ui._web import Ctx, form_data, page_context, safe_next
@@ -74,7 +74,10 @@ async def change_alias(
         action = fields.get("action", "")
         try:
             alias = validate_alias(fields.get("alias", "").strip())
-            version = ctx.service.resolve(entity, project, name, fields.get("version", ""))
+            label = fields.get("version", "")
+            if not is_version_label(label):
+                raise ValidationError(f"not a version number: {label!r}")
+            version = ctx.service.resolve(entity, project, name, label)
             if action == "add":
                 ctx.service.add_alias(version.id, alias)
             elif action == "remove":
