@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import cairn
 from cairn.sdk import current_service
-from cairn.ui._lineage import NODE_H, NODE_W, gather, layout, run_key, version_key
+from cairn.ui._lineage import MAX_NODES, NODE_H, NODE_W, gather, layout, run_key, version_key
 from tests.conftest import write
 
 
@@ -116,3 +116,41 @@ def test_a_few_hundred_nodes_lay_out_quickly() -> None:
     assert placed.nodes["data"].layer == 0 and placed.nodes["model3"].layer == 2
     # Each model sits level with the run that logged it (no crossings in this graph).
     assert all(placed.nodes[f"run{i}"].y == placed.nodes[f"model{i}"].y for i in range(150))
+
+
+def test_a_dataset_used_by_a_few_hundred_runs_renders(tmp_path: object) -> None:
+    """The lineage page of a dataset with 150 users (and their 150 models) stays quick."""
+    import time
+
+    from starlette.testclient import TestClient
+
+    from cairn.core._records import FINISHED, RunRecord
+    from cairn.service import CommitRequest
+    from cairn.ui import LocalUiBackend, create_ui_app
+
+    svc = current_service()
+    entity = svc.default_entity
+    with cairn.init(project="wide", job_type="prepare") as prep:
+        _log(prep, "data", "dataset", "shared")
+    data = svc.resolve(entity, "wide", "data", "v0")
+    for i in range(150):
+        run = svc.start_run(
+            RunRecord(f"r{i:03}", entity, "wide", f"train-{i:03}", job_type="train")
+        )
+        svc.use_version(data.id, run)
+        svc.commit(
+            CommitRequest(entity, "wide", f"model-{i:03}", "model", changes=[], run_id=run.id)
+        )
+        svc.finish_run(entity, "wide", run.id, FINISHED, {"i": i})
+    client = TestClient(create_ui_app(LocalUiBackend(svc), secure_cookies=False))
+    start = time.perf_counter()
+    page = client.get(f"/{entity}/wide/artifacts/dataset/data/v0/lineage?depth=2")
+    elapsed = time.perf_counter() - start
+    assert page.status_code == 200
+    runs = page.text.count('class="node run"')
+    versions = page.text.count('class="node version')
+    assert runs == 151  # prepare + 150 training runs
+    assert runs + versions == MAX_NODES  # the rest is behind the "+" of truncated nodes
+    assert "more lineage beyond" in page.text
+    print(f"lineage page of {MAX_NODES} nodes: {elapsed:.2f} s")
+    assert elapsed < 10, elapsed

@@ -23,6 +23,7 @@ from cairn.core._records import RunRecord, VersionRecord
 from cairn.errors import PermissionDeniedError, ValidationError
 from cairn.service import Service
 from cairn.ui._backend import Principal, UiBackend
+from cairn.ui._tree import DirListing
 
 KEY_COOKIE = "cairn_key"
 CSRF_COOKIE = "cairn_csrf"
@@ -94,7 +95,7 @@ class UiState:
     secure_cookies: bool
     templates: jinja2.Environment
     pages: LRU[str, Leaf | Index]
-    listings: LRU[tuple[str, str, str], Any]
+    listings: LRU[tuple[str, str, str], DirListing]
 
     def csrf_token(self, cookie_value: str) -> str:
         return hmac.new(self.secret, cookie_value.encode(), hashlib.sha256).hexdigest()

@@ -29,18 +29,18 @@ document.addEventListener("DOMContentLoaded", () => {
       apply();
     });
   }
-  // A graph that fits at a readable size is shown whole; a larger one opens on its centre node.
+  // A graph whose width fits at a readable size is shown that wide; then the centre node is
+  // scrolled into view (a tall graph can have it far down).
   const fit = Math.min(1, (wrap.clientWidth - 4) / width);
   if (fit >= 0.6) {
     scale = fit;
     apply();
-  } else {
-    const center = svg.querySelector(".node.center rect");
-    if (center) {
-      const x = Number(center.getAttribute("x")), y = Number(center.getAttribute("y"));
-      wrap.scrollLeft = Math.max(0, x - wrap.clientWidth / 2 + 100);
-      wrap.scrollTop = Math.max(0, y - wrap.clientHeight / 2 + 22);
-    }
+  }
+  const center = svg.querySelector(".node.center rect");
+  if (center) {
+    const x = Number(center.getAttribute("x")) * scale, y = Number(center.getAttribute("y")) * scale;
+    wrap.scrollLeft = Math.max(0, x - wrap.clientWidth / 2 + 90 * scale);
+    wrap.scrollTop = Math.max(0, y - wrap.clientHeight / 2 + 22 * scale);
   }
   const edges = Array.from(svg.querySelectorAll(".edge"));
   for (const node of svg.querySelectorAll(".node")) {

@@ -39,7 +39,6 @@ def listing(ctx: Ctx, version: VersionRecord, directory: str, start: str) -> Dir
     if cached is None:
         cached = list_directory(ctx.reader(), version.digest, directory, start=start)
         ctx.ui.listings.put(key, cached)
-    assert isinstance(cached, DirListing)
     return cached
 
 
@@ -52,7 +51,7 @@ def _breadcrumbs(directory: str) -> list[tuple[str, str]]:
     return out
 
 
-def _canonical(ctx: Ctx, version: VersionRecord, label: str, url: str) -> Response | None:
+def _canonical(version: VersionRecord, label: str, url: str) -> Response | None:
     """Pages are addressed by version number; an alias in the URL redirects (it can move)."""
     if version.version and label != version.version:
         return RedirectResponse(url, status_code=307)
@@ -64,7 +63,7 @@ def version_page(
     entity: str, project: str, type_name: str, name: str, label: str, ctx: Page
 ) -> Response:
     version = find_version(ctx, entity, project, type_name, name, label)
-    redirect = _canonical(ctx, version, label, ctx.urls.version(version))
+    redirect = _canonical(version, label, ctx.urls.version(version))
     if redirect:
         return redirect
     svc = ctx.service
@@ -106,7 +105,7 @@ def files_page(
     version = find_version(ctx, entity, project, type_name, name, label)
     directory = directory.strip("/")
     directory = directory + "/" if directory else ""
-    redirect = _canonical(ctx, version, label, ctx.urls.files(version, directory, start))
+    redirect = _canonical(version, label, ctx.urls.files(version, directory, start))
     if redirect:
         return redirect
     page = listing(ctx, version, directory, start)
@@ -136,7 +135,7 @@ def file_page(
     entity: str, project: str, type_name: str, name: str, label: str, path: str, ctx: Page
 ) -> Response:
     version = find_version(ctx, entity, project, type_name, name, label)
-    redirect = _canonical(ctx, version, label, ctx.urls.file(version, path))
+    redirect = _canonical(version, label, ctx.urls.file(version, path))
     if redirect:
         return redirect
     entry = _entry(ctx, version, path)
