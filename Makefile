@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install dev demo test lint bench docs clean
+.PHONY: install dev demo test lint bench docs screenshots chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,20 @@ demo: install
 	CAIRN_DIR=$(CURDIR)/demo-store/store CAIRN_CACHE_DIR=$(CURDIR)/demo-store/cache \
 		CAIRN_ARTIFACT_DIR=$(CURDIR)/demo-store/artifacts $(BIN)/cairn demo --workdir demo-store/work
 
-test: dev
-	$(BIN)/python -m pytest -n 2 -q
+# The browser tests drive Debian's Chromium (never a downloaded browser: there is no network).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "make: $(CHROMIUM) is missing: sudo apt-get install chromium (browser tests skip without it)"; \
+	fi
+
+chromium: $(CHROMIUM)
+
+# --dist loadgroup keeps the browser tests (one xdist group) in one worker: one browser.
+test: dev $(CHROMIUM)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks
@@ -41,6 +53,10 @@ bench: dev
 
 docs: dev
 	$(BIN)/python -m cairn.cli.docs > docs/cli.md
+
+# A picture of each page of the web UI (shown in the README), from a fresh sample store.
+screenshots: dev $(CHROMIUM)
+	$(BIN)/python -m tests.ui.screenshots
 
 clean:
 	rm -rf $(VENV) demo-store .bench .pytest_cache .mypy_cache .ruff_cache

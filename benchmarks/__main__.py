@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["core", "distributed", "incremental"]
+SUITES = ["core", "distributed", "incremental", "ui"]
 
 
 def main(argv: list[str]) -> int:

@@ -48,5 +48,25 @@ def demo(workdir: str) -> None:
     demo_module.main(workdir, out=click.echo)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def ui(host: str, port: int) -> None:
+    """Browse the embedded store (CAIRN_DIR) in a web browser, on this machine.
+
+    Projects, artifacts, versions, files, diffs and lineage; aliases can be added and removed.
+    There is no sign-in: keep the default address (127.0.0.1) so only this machine can connect.
+    """
+    try:
+        from cairn.ui import serve_local
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the web UI needs extra packages ({exc.name} is missing): pip install 'cairn[ui]'"
+        ) from None
+    from cairn.sdk import Settings
+
+    serve_local(Settings.from_env().dir, host, port, out=click.echo)
+
+
 def main() -> None:
     sys.exit(cli(standalone_mode=True))

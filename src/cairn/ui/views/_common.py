@@ -1,0 +1,45 @@
+"""Look-ups several pages share."""
+
+from __future__ import annotations
+
+from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.errors import ArtifactNotFoundError, NotFoundError, PermissionDeniedError
+from cairn.ui._web import Ctx
+
+
+def find_collection(
+    ctx: Ctx, entity: str, project: str, type_name: str, name: str
+) -> CollectionRecord:
+    for c in ctx.service.list_collections(entity, project):
+        if c.name == name and c.type == type_name:
+            return c
+    raise ArtifactNotFoundError(f"no artifact {entity}/{project}/{name} of type {type_name!r}")
+
+
+def find_version(
+    ctx: Ctx, entity: str, project: str, type_name: str, name: str, label: str
+) -> VersionRecord:
+    """The committed version ``name:label`` (a version number or an alias) of that type."""
+    version = ctx.service.resolve(entity, project, name, label)
+    if version.type != type_name:
+        raise ArtifactNotFoundError(f"no artifact {entity}/{project}/{name} of type {type_name!r}")
+    return version
+
+
+def maybe_run(ctx: Ctx, entity: str, project: str, run_id: str | None) -> RunRecord | None:
+    """The run, or None if there is none or the user may not read it."""
+    if not run_id:
+        return None
+    try:
+        return ctx.service.get_run(entity, project, run_id)
+    except (NotFoundError, PermissionDeniedError):
+        return None
+
+
+def maybe_version(ctx: Ctx, version_id: str | None) -> VersionRecord | None:
+    if not version_id:
+        return None
+    try:
+        return ctx.service.get_version(version_id)
+    except (NotFoundError, PermissionDeniedError):
+        return None

@@ -1,0 +1,94 @@
+"""The difference between two versions of an artifact: added, removed and modified files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from cairn.core import ManifestEntry, diff_trees
+from cairn.core._records import VersionRecord
+from cairn.ui._web import Ctx, page_context
+from cairn.ui.views._common import find_version
+from cairn.ui.views.versions import BASE
+
+router = APIRouter(include_in_schema=False)
+Page = Annotated[Ctx, Depends(page_context)]
+
+MAX_LISTED = 1000  # paths listed per kind of change; the totals count them all
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiffView:
+    old: VersionRecord
+    new: VersionRecord
+    added: list[ManifestEntry]
+    removed: list[ManifestEntry]
+    modified: list[tuple[ManifestEntry, ManifestEntry]]
+    added_total: Totals
+    removed_total: Totals
+    modified_total: Totals  # bytes: new size minus old size
+    max_listed: int
+
+
+def _default_against(version: VersionRecord, versions: list[VersionRecord]) -> VersionRecord | None:
+    """What a version is compared with by default: its base, else the version before it."""
+    by_id = {v.id: v for v in versions}
+    if version.base_version_id in by_id:
+        return by_id[version.base_version_id or ""]
+    older = [v for v in versions if (v.index or 0) < (version.index or 0)]
+    return max(older, key=lambda v: v.index or 0) if older else None
+
+
+def _size(entries: list[ManifestEntry]) -> int:
+    return sum(e.size or 0 for e in entries)
+
+
+@router.get(BASE + "/diff")
+def diff_page(
+    entity: str,
+    project: str,
+    type_name: str,
+    name: str,
+    label: str,
+    ctx: Page,
+    against: str = "",
+) -> Response:
+    version = find_version(ctx, entity, project, type_name, name, label)
+    versions = sorted(
+        ctx.service.list_versions(entity, project, name), key=lambda v: v.index or 0, reverse=True
+    )
+    other = (
+        find_version(ctx, entity, project, type_name, name, against)
+        if against
+        else _default_against(version, versions)
+    )
+    view = None
+    if other is not None:
+        assert other.digest is not None and version.digest is not None
+        d = diff_trees(ctx.reader(), other.digest, version.digest)
+        added, removed, modified = list(d.added), list(d.removed), list(d.modified)
+        view = DiffView(
+            old=other,
+            new=version,
+            added=added[:MAX_LISTED],
+            removed=removed[:MAX_LISTED],
+            modified=modified[:MAX_LISTED],
+            added_total=Totals(len(added), _size(added)),
+            removed_total=Totals(len(removed), _size(removed)),
+            modified_total=Totals(
+                len(modified), _size([n for _, n in modified]) - _size([o for o, _ in modified])
+            ),
+            max_listed=MAX_LISTED,
+        )
+    return ctx.render(
+        "diff.html", version=version, tab="diff", versions=versions, against=other, diff=view
+    )

@@ -1,0 +1,169 @@
+"""The UI in a real browser: headless Chromium (Playwright) against a real ``cairn ui`` process.
+
+One server and one browser serve every test here (session fixtures; the tests share an xdist
+group so they run in one worker).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.ui.harness import chromium_available, launch_chromium, ui_server
+from tests.ui.sample_store import ENTITY, MALICIOUS
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [
+    pytest.mark.xdist_group("ui-browser"),
+    pytest.mark.skipif(
+        not chromium_available() and not os.environ.get("CI"),
+        reason="Chromium is not installed (apt-get install chromium); CI requires it",
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def base_url(ui_root: str) -> Iterator[str]:
+    with ui_server(os.path.join(ui_root, "store"), os.path.join(ui_root, "ui.log")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Script errors and CSP refusals show as console errors; a 4xx answer a test asked for
+    # shows as "Failed to load resource" and is not one of them.
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert not dialogs, f"a script ran: {dialogs}"
+    assert not errors, f"errors in the page: {errors}"
+
+
+def test_from_projects_to_a_version_its_diff_and_lineage(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(base_url + "/")
+    page.get_by_role("link", name="mnist", exact=True).click()
+    expect(page).to_have_url(f"{base_url}/{ENTITY}/mnist")
+    page.get_by_role("link", name="mnist-images", exact=True).click()
+    expect(page.locator("h1")).to_have_text("mnist-images")
+    page.locator("table.versions").get_by_role("link", name="v1", exact=True).click()
+    expect(page.locator("h1")).to_have_text("mnist-images:v1")
+    expect(page.locator("table.files")).to_contain_text("labels.csv")
+
+    page.locator("table.files").get_by_role("link", name="images/").click()
+    expect(page).to_have_url(re.compile(r"/v1/files/images/$"))
+    page.get_by_role("link", name="train/").click()
+    page.get_by_role("link", name="3/").click()
+    page.get_by_role("link", name="0001.png").click()
+    image = page.locator("img.preview-image")
+    expect(image).to_be_visible()
+    assert page.evaluate("document.querySelector('img.preview-image').naturalWidth") == 28
+
+    page.get_by_role("link", name="Diff", exact=True).click()
+    expect(page.locator(".total.added")).to_contain_text("+1 added")
+    expect(page.locator(".total.removed")).to_contain_text("\u221210 removed")
+    page.get_by_role("link", name="NOTES.txt").click()
+    expect(page.locator("pre.code")).to_have_text("test split moved out\n")
+
+    page.get_by_role("link", name="Lineage", exact=True).click()
+    graph = page.locator("svg.graph")
+    expect(graph).to_be_visible()
+    expect(page.locator(".zoom")).to_be_visible()  # app.js ran under the CSP
+    center = graph.locator("a.node.center")
+    expect(center).to_contain_text("mnist-images:v1")
+
+
+def test_clicking_through_the_lineage_graph(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(f"{base_url}/{ENTITY}/mnist/artifacts/model/cnn-model/v0/lineage")
+    graph = page.locator("svg.graph")
+    # model <- train-cnn <- mnist-images:v1 <- clean-data <- mnist-images:v0
+    graph.locator("a.node.run", has_text="train-cnn").click()
+    expect(page).to_have_url(re.compile(r"/runs/[a-z0-9]+/lineage$"))
+    expect(page.locator("h1")).to_have_text("train-cnn")
+    expect(graph.locator("a.node.center")).to_contain_text("train-cnn")
+    graph.locator("a.node.version", has_text="mnist-images:v1").click()
+    expect(page).to_have_url(re.compile(r"/mnist-images/v1/lineage$"))
+    graph.locator("a.node.version", has_text="mnist-images:v0").click()
+    expect(page.locator("h1")).to_have_text("mnist-images:v0")
+    expect(graph.locator("a.node.center")).to_contain_text("mnist-images:v0")
+    # The base-version edge (v0 -> v1) and the run that used v0 are drawn.
+    expect(graph.locator("path.edge.base")).to_have_count(1)
+    graph.locator("a.node.run", has_text="clean-data").hover()
+    assert graph.locator("path.edge.hot").count() >= 2
+    page.get_by_role("link", name="Overview").click()
+    expect(page).to_have_url(re.compile(r"/mnist-images/v0$"))
+
+
+def test_adding_and_removing_an_alias(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(f"{base_url}/{ENTITY}/mnist/artifacts/model/cnn-model")
+    row = page.locator("tr#v0")
+    row.get_by_label("new alias for v0").fill("production")
+    row.get_by_role("button", name="Add").click()
+    expect(page).to_have_url(f"{base_url}/{ENTITY}/mnist/artifacts/model/cnn-model")
+    expect(row.locator(".chip", has_text="production")).to_be_visible()
+    row.get_by_role("button", name="remove alias production").click()
+    expect(row.locator(".chip", has_text="production")).to_have_count(0)
+    expect(row.locator(".chip", has_text="best")).to_be_visible()
+    # A bad alias is refused with a message, and nothing changes.
+    row.get_by_label("new alias for v0").fill("v12")
+    row.get_by_role("button", name="Add").click()
+    expect(page.locator(".error")).to_contain_text("version numbers")
+
+
+def test_a_malicious_file_name_renders_as_text(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    version = f"{base_url}/{ENTITY}/sandbox/artifacts/dataset/xss-test/v0"
+    page.goto(version)
+    link = page.locator("table.files a.file").first
+    expect(link).to_have_text(MALICIOUS + ".txt")
+    assert page.locator("img[src='x']").count() == 0
+    expect(page.locator("table.kv")).to_contain_text(MALICIOUS)
+    expect(page.locator(".card .description")).to_have_text("<script>alert(1)</script>" + MALICIOUS)
+    link.click()
+    expect(page.locator(".filename")).to_have_text(MALICIOUS + ".txt")
+    expect(page.locator("pre.code")).to_have_text(MALICIOUS)
+    assert page.locator("img[src='x']").count() == 0
+    # The run whose name and config are HTML.
+    page.goto(version)
+    page.get_by_role("link", name=f"run {MALICIOUS}").click()
+    expect(page.locator("h1")).to_have_text(f"run {MALICIOUS}")
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_long_listings_page_in_the_browser(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(f"{base_url}/{ENTITY}/mnist/artifacts/dataset/many-files/v0/files/big/")
+    rows = page.locator("table.files a.file")
+    expect(rows).to_have_count(500)
+    page.get_by_role("link", name="next page →").click()
+    expect(rows.first).to_have_text("part-00500.txt")
+    expect(rows).to_have_count(500)
