@@ -322,7 +322,10 @@ class LocalBlobStore:
             for entry in os.scandir(subdir):
                 if entry.is_file():
                     st = entry.stat()
-                    yield BlobInfo(PREFIX + sub + entry.name, st.st_size, st.st_mtime)
+                    # A hard-linked blob (policy="immutable") keeps its source's mtime; linking
+                    # and making it read-only set ctime, so ctime tells when it was stored.
+                    stored_at = max(st.st_mtime, st.st_ctime)
+                    yield BlobInfo(PREFIX + sub + entry.name, st.st_size, stored_at)
 
     def remove_stale_temp(self, older_than: float) -> int:
         """Delete partial files older than ``older_than`` seconds (left by killed writers)."""
