@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -145,3 +146,14 @@ def test_gc_stops_without_removing_anything_when_a_page_is_unreadable(
     report = svc.verify()
     assert [(p.kind, p.digest, p.path) for p in report.problems] == [("missing", v0.digest, None)]
     assert "a manifest page of me/p/ds:v0" in report.problems[0].message()
+
+
+def test_storing_content_again_makes_it_young_again(svc: LocalService) -> None:
+    again = blob(svc, b"stored long ago, then again by a commit in progress", "f")
+    with sqlite3.connect(svc.blobs.root + "/small.sqlite") as db:  # type: ignore[attr-defined]
+        db.execute("UPDATE blob SET stored_at = 0")
+    assert svc.collect_garbage(grace_seconds=3600, dry_run=True).removed_blobs == 1
+    svc.store_blobs([(again.digest, b"stored long ago, then again by a commit in progress")])
+    report = svc.collect_garbage(grace_seconds=3600)
+    assert (report.removed_blobs, report.young_blobs) == (0, 1)
+    assert present(svc, again) == [True]
