@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from cairn.core import digest_bytes
 from cairn.errors import DigestMismatchError, ValidationError
+from cairn.sdk import _progress
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.service import Service
 from cairn.storage import SMALL_LIMIT
@@ -161,23 +162,25 @@ class Stager:
 
     def restore(self, digests: Sequence[str]) -> None:
         """Store again blobs the store reports missing, from the local files they came from."""
-        for digest in digests:
-            path = self._sources.get(digest)
-            if path is None:
-                raise DigestMismatchError(
-                    f"content {digest} is missing from the store at {self._service.location} and"
-                    " no local file with it is known; add the file again"
-                )
-            try:
-                info = self._service.store_file(path)
-            except FileNotFoundError:
-                raise ValidationError(
-                    f"file {path} was added to the artifact but is gone; add it again"
-                ) from None
-            if info.digest != digest:
-                raise ValidationError(
-                    f"file {path} changed after it was added to the artifact; add it again"
-                )
+        with _progress.progress("storing", len(digests), None) as bar:
+            for digest in digests:
+                path = self._sources.get(digest)
+                if path is None:
+                    raise DigestMismatchError(
+                        f"content {digest} is missing from the store at {self._service.location}"
+                        " and no local file with it is known; add the file again"
+                    )
+                try:
+                    info = self._service.store_file(path)
+                except FileNotFoundError:
+                    raise ValidationError(
+                        f"file {path} was added to the artifact but is gone; add it again"
+                    ) from None
+                if info.digest != digest:
+                    raise ValidationError(
+                        f"file {path} changed after it was added to the artifact; add it again"
+                    )
+                bar.advance(1, info.size)
 
     def ensure_present(self, digests: Sequence[str]) -> None:
         """Flush, then store whatever of ``digests`` the store still lacks."""
