@@ -57,7 +57,9 @@ def test_an_exception_while_logging_leaves_no_version(monkeypatch: pytest.Monkey
     def explode(self: Tx, *args: object, **kw: object) -> None:
         raise RuntimeError("disk on fire")
 
-    with monkeypatch.context() as patch:  # undoing it must not undo the store's environment
+    # A context, not monkeypatch.undo(): that would also undo the fixture's CAIRN_DIR and send
+    # the rest of the test to ~/.cairn.
+    with monkeypatch.context() as patch:
         patch.setattr(Tx, "add_tags", explode)
         with cairn.init() as run, pytest.raises(RuntimeError):
             run.log_artifact(art)

@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from cairn import __version__
+from cairn.cli._artifact import artifact
+from cairn.cli._maintenance import cache, cleanup, gc, verify
 from cairn.errors import CairnError
 
 
@@ -17,7 +19,7 @@ class CairnGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (CairnError, FileNotFoundError, PermissionError) as exc:
+        except (CairnError, OSError, ImportError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"cairn: error: {exc}", err=True)
@@ -66,6 +68,16 @@ def ui(host: str, port: int) -> None:
     from cairn.sdk import Settings
 
     serve_local(Settings.from_env().dir, host, port, out=click.echo)
+
+
+cli.add_command(artifact)
+# W&B spells it `wandb artifact cache cleanup`; the same command, hidden from the reference.
+artifact.add_command(
+    click.Group("cache", commands=[cleanup], hidden=True, help="Same as `cairn cache`.")
+)
+cli.add_command(cache)
+cli.add_command(gc)
+cli.add_command(verify)
 
 
 def main() -> None:

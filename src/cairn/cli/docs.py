@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import click
 
 from cairn.cli._main import cli
@@ -14,7 +16,7 @@ def _walk(cmd: click.Command, path: list[str], out: list[str]) -> None:
     ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
     title = " ".join(path)
     out.append(f"{'#' * min(len(path) + 1, 4)} `{title}`\n")
-    help_text = (cmd.help or "").strip()
+    help_text = inspect.cleandoc(cmd.help or "")
     if help_text:
         out.append(help_text + "\n")
     out.append("```\n" + cmd.get_help(ctx).replace("\b\n", "") + "\n```\n")

@@ -36,12 +36,13 @@ from cairn.errors import (
 )
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
-from cairn.sdk._download import Downloader, file_digest, file_path_of_uri
+from cairn.sdk._download import Downloader
 from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry, as_fs_path
 from cairn.sdk._gc import without_gc
+from cairn.sdk._references import add_reference_entries
 from cairn.sdk._settings import Settings, current_service
 from cairn.sdk._staging import Stager
-from cairn.sdk._statcache import StatCache
+from cairn.sdk._statcache import StatCache, file_digest
 from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
 
 if TYPE_CHECKING:
@@ -495,11 +496,12 @@ class Artifact:
         checksum: bool = True,
         max_objects: int | None = None,
     ) -> Sequence[ArtifactManifestEntry]:
-        """Track a file or directory outside the store by URI; nothing is copied.
+        """Track content outside the store by URI; nothing is copied.
 
-        ``file://`` URIs are supported: with ``checksum`` each file's digest and size pin its
-        content (a directory expands to its files, at most ``max_objects``); without, the URI
-        alone is recorded.
+        ``file://`` files and directories, ``http(s)://`` URLs and ``s3://bucket/key`` objects or
+        ``s3://bucket/prefix`` trees. With ``checksum`` each entry records what pins its content
+        (digest, ETag, size, S3 version id) and a directory or prefix expands to at most
+        ``max_objects`` entries; without, the URI alone is recorded. See ``_references.py``.
         """
         self._ensure_not_final("add_reference")
         if isinstance(uri, ArtifactManifestEntry):
@@ -508,49 +510,15 @@ class Artifact:
             raise ValidationError(
                 f"references must be URIs, got {uri!r}; to reference a local file use file:///path"
             )
-        scheme = uri.split("://", 1)[0].lower()
-        if scheme != "file":
-            raise ValidationError(
-                f"reference scheme {scheme!r} is not supported yet; file:// is (http(s) and s3 come"
-                " later)"
-            )
         limit = MAX_REFERENCE_OBJECTS if max_objects is None else max_objects
-        path = file_path_of_uri(uri)
-        if not os.path.exists(path):
-            raise ValidationError(f"reference {uri!r}: {path} does not exist")
-        base_name = name if name is not None else os.path.basename(path.rstrip("/"))
-        if not checksum:
-            st = os.stat(path)
-            size = None if os.path.isdir(path) else st.st_size
-            entry = ManifestEntry(normalize_entry_path(base_name), uri, size, uri)
-            return [self._put(entry, True, None)]
-        if os.path.isfile(path):
-            st = os.stat(path)
-            digest = file_digest(path, stat_cache_for(Settings.from_env()))
-            entry = ManifestEntry(normalize_entry_path(base_name), digest, st.st_size, uri)
-            return [self._put(entry, True, None)]
-        out: list[ArtifactManifestEntry] = []
-        prefix = normalize_entry_path(name) + "/" if name else ""
-        cache = stat_cache_for(Settings.from_env())
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for fname in sorted(filenames):
-                if len(out) >= limit:
-                    raise ValidationError(
-                        f"reference {uri!r} holds more than max_objects={limit} files; raise"
-                        " max_objects or reference a smaller directory"
-                    )
-                full = os.path.join(dirpath, fname)
-                rel = os.path.relpath(full, path).replace(os.sep, "/")
-                digest = file_digest(full, cache)
-                entry = ManifestEntry(
-                    normalize_entry_path(prefix + rel),
-                    digest,
-                    os.stat(full).st_size,
-                    "file://" + _quote_path(full),
-                )
-                out.append(self._put(entry, True, None))
-        return out
+        entries = add_reference_entries(
+            uri,
+            None if name is None else os.fspath(name),
+            checksum=checksum,
+            max_objects=limit,
+            cache=stat_cache_for(Settings.from_env()),
+        )
+        return [self._put(entry, True, None) for entry in entries]
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
@@ -1045,12 +1013,6 @@ def _scan_tree(root: str, prefix: str) -> tuple[list[tuple[str, str, os.stat_res
 
 def _discard(digest: str, data: bytes) -> None:
     """A page sink that keeps nothing (for computing a digest only)."""
-
-
-def _quote_path(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path)
 
 
 class ArtifactFiles(Sequence[ArtifactManifestEntry]):

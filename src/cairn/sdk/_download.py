@@ -9,58 +9,24 @@ place, so an interrupted download never leaves a half-written file under the ent
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import unquote, urlparse
 
-from cairn.core import ManifestEntry, digest_from_hasher, entry_path_problem, new_hasher
+from cairn.core import ManifestEntry, entry_path_problem
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk._entry import as_fs_path
-from cairn.sdk._statcache import StatCache, is_racy, now_ns, stat_key
+from cairn.sdk._references import fetch_reference, file_path_of_uri
+from cairn.sdk._statcache import StatCache, file_digest, hash_file, is_racy, now_ns, stat_key
 from cairn.service import Service
+
+# file_digest, hash_file and file_path_of_uri lived here first; they stay importable from here.
+__all__ = ["CHUNK", "Downloader", "RootGuard", "file_digest", "file_path_of_uri", "hash_file"]
 
 CHUNK = 1 << 20
 _THREADS = 8
-
-
-def hash_file(path: str) -> tuple[str, int]:
-    hasher = new_hasher()
-    size = 0
-    with open(path, "rb") as f:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            hasher.update(view[:n])
-            size += n
-    return digest_from_hasher(hasher), size
-
-
-def file_digest(path: str, cache: StatCache | None) -> str:
-    """The digest of a local file, through the stat cache."""
-    st = os.stat(path)
-    if cache is not None:
-        hit = cache.lookup(path)
-        if hit is not None and hit[0] == stat_key(st):
-            return hit[1]
-    started = now_ns()
-    digest, _ = hash_file(path)
-    st_after = os.stat(path)
-    if cache is not None and stat_key(st_after) == stat_key(st) and not is_racy(st, started):
-        cache.record([(path, stat_key(st), digest)])
-    return digest
-
-
-def file_path_of_uri(uri: str) -> str:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise ValidationError(f"{uri!r} is not a file:// URI")
-    if parsed.netloc not in ("", "localhost"):
-        raise ValidationError(f"{uri!r} names another host; file:// references must be local")
-    return unquote(parsed.path)
 
 
 class RootGuard:
@@ -94,22 +60,6 @@ class RootGuard:
                 f"refusing to write entry {entry_path!r}: {dest} is a symbolic link"
             )
         return dest
-
-
-def _copy_verified(src: str, dest: str, digest: str, what: str) -> None:
-    hasher = new_hasher()
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := fin.readinto(buf):
-            hasher.update(view[:n])
-            fout.write(view[:n])
-    if digest_from_hasher(hasher) != digest:
-        os.unlink(dest)
-        raise DigestMismatchError(
-            f"{what}: the content at {src} changed since the artifact was logged (digest mismatch);"
-            " pass allow_missing_references=True to skip such entries"
-        )
 
 
 class Downloader:
@@ -170,29 +120,12 @@ class Downloader:
 
     def _fetch_reference(self, entry: ManifestEntry, tmp: str) -> bool:
         """Fetch a reference into ``tmp``; False when it was skipped (allowed to be missing)."""
-        assert entry.ref is not None
-        scheme = urlparse(entry.ref).scheme
-        what = f"reference entry {entry.path!r} ({entry.ref})"
-        if scheme != "file":
-            raise ValidationError(
-                f"{what}: downloading {scheme}:// references is not supported yet"
-            )
-        src = file_path_of_uri(entry.ref)
         try:
-            if not entry.digest.startswith("sha256:"):
-                # Recorded without a checksum: copy whatever is there now.
-                if os.path.isdir(src):
-                    shutil.copytree(src, tmp)
-                else:
-                    shutil.copyfile(src, tmp)
-            else:
-                _copy_verified(src, tmp, entry.digest, what)
+            fetch_reference(entry, tmp, self._cache)
         except (FileNotFoundError, DigestMismatchError) as exc:
             if self._allow_missing:
-                warnings.warn(f"skipped {what}: {exc}", stacklevel=4)
+                warnings.warn(f"skipped {exc}", stacklevel=4)
                 return False
-            if isinstance(exc, FileNotFoundError):
-                raise FileNotFoundError(f"{what}: {src} does not exist any more") from None
             raise
         return True
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -95,10 +97,16 @@ class Table:
 
 
 def _plain(value: Any) -> Any:
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None  # pandas' missing values
     if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
-        return value.item()  # numpy scalar
-    if hasattr(value, "tolist"):
-        return value.tolist()
+        value = value.item()  # numpy scalar
+    elif hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None  # a missing value (pandas writes NaN); JSON has no NaN
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()  # also pandas.Timestamp
     return value
 
 

@@ -1,7 +1,10 @@
 """Progress bars for long work: bytes, files, rate and ETA on a terminal, silence elsewhere.
 
-Shown only when stderr is a terminal and ``CAIRN_SILENT`` is not set; the work is the same either
-way. Bars appear only for work big enough to notice (see ``MIN_FILES``/``MIN_BYTES``).
+Shown on stderr, only when stderr is a terminal and ``CAIRN_SILENT`` is not set; the work is the
+same either way. A bar appears at once for work big enough to notice (``MIN_FILES`` files or
+``MIN_BYTES`` bytes), or as soon as smaller work (or work of unknown size) has taken longer than
+``MIN_SECONDS``. ``progress`` has the signature of ``cairn.service.ProgressFactory``, so the
+service's long operations (gc, verify) draw through it too.
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 MIN_FILES = 200
 MIN_BYTES = 64 << 20
+MIN_SECONDS = 1.0
+_TRUE = {"1", "true", "yes", "on"}
 
 
 class Progress:
@@ -29,15 +35,26 @@ class Progress:
         self._lock = threading.Lock()
         self._rich: Any = None
         self._task: Any = None
+        self._started_at = time.monotonic()
+        self._may_draw = False  # set when stderr is a terminal and the user did not silence it
+        self._done = False
 
     def advance(self, files: int, nbytes: int) -> None:
         with self._lock:
             self.files += files
             self.bytes += nbytes
+            if (
+                self._rich is None
+                and self._may_draw
+                and not self._done
+                and time.monotonic() - self._started_at >= MIN_SECONDS
+            ):
+                self._start()
             if self._rich is not None:
                 self._rich.update(self._task, completed=self.bytes, files=self.files)
 
     def _start(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -57,19 +74,25 @@ class Progress:
             TextColumn("{task.fields[files]}/" + str(total) + " files"),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
+            console=Console(stderr=True),
             transient=True,
         )
-        self._task = self._rich.add_task(self.description, total=self.total_bytes, files=0)
+        self._task = self._rich.add_task(
+            self.description, total=self.total_bytes, completed=self.bytes, files=self.files
+        )
         self._rich.start()
 
     def _stop(self) -> None:
-        if self._rich is not None:
-            self._rich.stop()
-            self._rich = None
+        with self._lock:
+            self._done = True
+            if self._rich is not None:
+                self._rich.stop()
+                self._rich = None
 
 
 def enabled() -> bool:
-    if (os.environ.get("CAIRN_SILENT") or "").lower() in {"1", "true", "yes", "on"}:
+    """Whether bars may be drawn: stderr is a terminal and ``CAIRN_SILENT`` is not true."""
+    if (os.environ.get("CAIRN_SILENT") or "").lower() in _TRUE:
         return False
     return sys.stderr.isatty()
 
@@ -78,11 +101,13 @@ def enabled() -> bool:
 def progress(
     description: str, total_files: int | None = None, total_bytes: int | None = None
 ) -> Iterator[Progress]:
-    """A Progress that draws itself if the work is large and stderr is a terminal."""
+    """A Progress that draws itself on a terminal if the work is large or takes a while."""
     bar = Progress(description, total_files, total_bytes)
-    big = (total_files or 0) >= MIN_FILES or (total_bytes or 0) >= MIN_BYTES
-    if big and enabled():
-        bar._start()
+    if enabled():
+        bar._may_draw = True
+        if (total_files or 0) >= MIN_FILES or (total_bytes or 0) >= MIN_BYTES:
+            with bar._lock:
+                bar._start()
     try:
         yield bar
     finally:

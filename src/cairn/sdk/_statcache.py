@@ -17,9 +17,12 @@ import threading
 import time
 from collections.abc import Iterable
 
+from cairn.core import digest_from_hasher, new_hasher
+
 StatKey = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 DirEntries = dict[str, tuple[StatKey, str]]
 RACY_NS = 50_000_000  # a file changed within 50 ms of being read is not cached
+CHUNK = 1 << 20
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -160,3 +163,31 @@ class StatCache:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+
+
+def hash_file(path: str) -> tuple[str, int]:
+    """The digest and size of a local file, read in chunks."""
+    hasher = new_hasher()
+    size = 0
+    with open(path, "rb") as f:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+    return digest_from_hasher(hasher), size
+
+
+def file_digest(path: str, cache: StatCache | None) -> str:
+    """The digest of a local file, through the stat cache."""
+    st = os.stat(path)
+    if cache is not None:
+        hit = cache.lookup(path)
+        if hit is not None and hit[0] == stat_key(st):
+            return hit[1]
+    started = now_ns()
+    digest, _ = hash_file(path)
+    st_after = os.stat(path)
+    if cache is not None and stat_key(st_after) == stat_key(st) and not is_racy(st, started):
+        cache.record([(path, stat_key(st), digest)])
+    return digest

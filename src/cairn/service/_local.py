@@ -37,6 +37,18 @@ from cairn.errors import (
     UsageError,
     ValidationError,
 )
+from cairn.service._maintenance import (
+    DEFAULT_GRACE_SECONDS,
+    GcReport,
+    MaintenanceLock,
+    ProgressFactory,
+    ThreadMaintenanceLock,
+    VerifyReport,
+    collect_garbage,
+    maintenance_lock_for,
+    no_progress,
+    verify_store,
+)
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
 
@@ -59,13 +71,22 @@ class LocalService:
     """A Service over a catalog and a blob store in this process."""
 
     def __init__(
-        self, catalog: Catalog, blobs: BlobStore, *, location: str, entity: str | None = None
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        *,
+        location: str,
+        entity: str | None = None,
+        maintenance_lock: MaintenanceLock | None = None,
     ):
         self.catalog = catalog
         self.blobs = blobs
         self._location = location
         self._entity = entity or local_user()
         self._reader = PageReader(self.blobs.get, capacity=512)
+        # Shared by commits, exclusive for gc's sweep (see _maintenance.py). The default only
+        # covers this process: a store written by several processes must pass a shared lock.
+        self._maintenance = maintenance_lock or ThreadMaintenanceLock()
 
     @classmethod
     def open(cls, root: str) -> LocalService:
@@ -91,7 +112,7 @@ class LocalService:
             os.replace(tmp, marker)
         catalog = Catalog("sqlite:///" + os.path.join(root, "catalog.sqlite"))
         blobs = LocalBlobStore(os.path.join(root, "blobs"))
-        return cls(catalog, blobs, location=root)
+        return cls(catalog, blobs, location=root, maintenance_lock=maintenance_lock_for(root))
 
     # -- identity --
 
@@ -215,6 +236,11 @@ class LocalService:
         return self.catalog.read(fn)
 
     def commit(self, request: CommitRequest) -> CommitResult:
+        # From the blob check to the catalog commit, gc may not sweep (see _maintenance.py).
+        with self._maintenance.shared():
+            return self._commit(request)
+
+    def _commit(self, request: CommitRequest) -> CommitResult:
         base_root: str | None = None
         if request.base_version_id is not None:
             base = self.get_version(request.base_version_id)
@@ -333,6 +359,10 @@ class LocalService:
             raise ValidationError("only a draft (a version with a base) can remove entries")
 
     def stage(self, request: StageRequest) -> VersionRecord:
+        with self._maintenance.shared():
+            return self._stage(request)
+
+    def _stage(self, request: StageRequest) -> VersionRecord:
         self._check_base(request)
         missing = self._require_blobs(request.changes)
         if missing:
@@ -347,6 +377,10 @@ class LocalService:
         return self.catalog.write(fn)
 
     def finish(self, request: FinishRequest) -> CommitResult:
+        with self._maintenance.shared():
+            return self._finish(request)
+
+    def _finish(self, request: FinishRequest) -> CommitResult:
         self._check_base(request)
         missing = self._require_blobs(request.changes)
         if missing:
@@ -430,6 +464,36 @@ class LocalService:
             return len(ids)
 
         return self.catalog.write(fn)
+
+    # -- maintenance (not part of the Service protocol: run where the store is) --
+
+    def collect_garbage(
+        self,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        dry_run: bool = False,
+        progress: ProgressFactory = no_progress,
+    ) -> GcReport:
+        """Remove blobs no version refers to that are older than ``grace_seconds``.
+
+        Safe while other processes log: see ``cairn.service._maintenance``."""
+        return collect_garbage(
+            self.catalog,
+            self.blobs,
+            self._maintenance,
+            grace_seconds=grace_seconds,
+            dry_run=dry_run,
+            progress=progress,
+        )
+
+    def verify(
+        self,
+        versions: Sequence[VersionRecord] | None = None,
+        *,
+        progress: ProgressFactory = no_progress,
+    ) -> VerifyReport:
+        """Re-hash stored blobs and check that the versions' blobs exist (all when None)."""
+        return verify_store(self.catalog, self.blobs, versions, progress=progress)
 
     # -- queries --
 

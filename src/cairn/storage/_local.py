@@ -38,6 +38,14 @@ def _raw(digest: str) -> bytes:
     return bytes.fromhex(check_digest(digest)[len(PREFIX) :])
 
 
+def _touch(path: str) -> None:
+    """Mark a blob file as stored now (see ``list``: gc's grace period counts from then)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # best effort: a store shared read-only, say
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -110,8 +118,11 @@ class LocalBlobStore:
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
+                # Storing content again refreshes stored_at: gc's grace period counts from the
+                # last time a writer relied on the blob.
                 db.executemany(
-                    "INSERT OR IGNORE INTO blob (digest, size, stored_at, data) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO blob (digest, size, stored_at, data) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (digest) DO UPDATE SET stored_at = excluded.stored_at",
                     small,
                 )
                 db.execute("COMMIT")
@@ -123,6 +134,7 @@ class LocalBlobStore:
     def _put_large_bytes(self, digest: str, data: bytes) -> None:
         final = self.path_of(digest)
         if os.path.exists(final):
+            _touch(final)
             return
         tmp = self._tmp_path()
         with open(tmp, "xb") as f:
@@ -169,6 +181,7 @@ class LocalBlobStore:
                     else:
                         return BlobInfo(digest, size)
                 else:
+                    _touch(final)
                     return BlobInfo(digest, size)
                 src.seek(0)
             if size < self.small_limit:
@@ -192,6 +205,7 @@ class LocalBlobStore:
                 final = self.path_of(digest)
                 if os.path.exists(final):
                     os.unlink(tmp)
+                    _touch(final)
                 else:
                     self._install(tmp, final)
             except BaseException:
@@ -324,7 +338,10 @@ class LocalBlobStore:
             for entry in os.scandir(subdir):
                 if entry.is_file():
                     st = entry.stat()
-                    yield BlobInfo(PREFIX + sub + entry.name, st.st_size, st.st_mtime)
+                    # A hard-linked blob (policy="immutable") keeps its source's mtime; linking
+                    # and making it read-only set ctime, so ctime tells when it was stored.
+                    stored_at = max(st.st_mtime, st.st_ctime)
+                    yield BlobInfo(PREFIX + sub + entry.name, st.st_size, stored_at)
 
     def remove_stale_temp(self, older_than: float) -> int:
         """Delete partial files older than ``older_than`` seconds (left by killed writers)."""

@@ -1,0 +1,109 @@
+"""``cairn cache cleanup``, ``cairn gc`` and ``cairn verify``: keeping caches and stores healthy."""
+
+from __future__ import annotations
+
+import click
+
+from cairn import sdk
+from cairn.cli._output import emit_json, json_option
+from cairn.errors import ValidationError
+from cairn.sdk import format_size as size
+
+
+def _size_param(value: str) -> int:
+    try:
+        return sdk.parse_size(value)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="TARGET_SIZE") from None
+
+
+def _duration_param(value: str) -> float:
+    try:
+        return sdk.parse_duration(value)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--grace'") from None
+
+
+@click.group()
+def cache() -> None:
+    """Manage the download cache ($CAIRN_CACHE_DIR)."""
+
+
+@cache.command()
+@click.argument("target_size")
+@click.option("--remove-temp", is_flag=True, help="Also remove partial downloads (none running).")
+@json_option
+def cleanup(target_size: str, remove_temp: bool, as_json: bool) -> None:
+    """Shrink the download cache to TARGET_SIZE (e.g. 10GB, 500MB, 2GiB), least recently used
+    blobs first."""
+    report = sdk.cleanup_cache(_size_param(target_size), remove_temp=remove_temp)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    click.echo(
+        f"removed {report.removed_files} files ({size(report.removed_bytes)}) from"
+        f" {report.cache_dir}; it holds {report.remaining_files} files"
+        f" ({size(report.remaining_bytes)})"
+    )
+    if remove_temp:
+        click.echo(
+            f"removed {report.temp_files_removed} partial files ({size(report.temp_bytes_removed)})"
+        )
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    help="Spare unreferenced blobs younger than this (e.g. 30m, 2h, 0): they may belong to a"
+    " version being logged right now.",
+)
+@json_option
+def gc(dry_run: bool, grace: str, as_json: bool) -> None:
+    """Remove stored blobs that no version uses (e.g. after `cairn artifact rm`).
+
+    Safe while other processes log: content of a commit in progress is never removed.
+    """
+    report = sdk.collect_garbage(grace_seconds=_duration_param(grace), dry_run=dry_run)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {report.removed_blobs} blobs ({size(report.removed_bytes)}) that no version uses;"
+        f" {report.live_blobs} of {report.blobs} blobs are in use"
+    )
+    if report.young_blobs:
+        click.echo(
+            f"spared {report.young_blobs} unused blobs ({size(report.young_bytes)}) younger than"
+            f" {grace}"
+        )
+    if report.temp_files_removed:
+        click.echo(f"removed {report.temp_files_removed} stale partial files")
+
+
+@click.command()
+@click.argument("scope", required=False)
+@json_option
+def verify(scope: str | None, as_json: bool) -> None:
+    """Re-hash stored blobs and check that every committed version's blobs exist.
+
+    SCOPE narrows the check to a project, project/name (all its versions) or
+    project/name:version; without it every blob in the store is re-hashed. Exits 1 if any blob
+    is missing or damaged, naming the versions and files it belongs to.
+    """
+    report = sdk.verify_store(scope)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for problem in report.problems:
+            click.echo(problem.message())
+        status = "ok" if report.ok else f"{len(report.problems)} problems"
+        click.echo(
+            f"checked {report.versions} versions, {report.blobs} blobs ({size(report.bytes)}):"
+            f" {status}"
+        )
+    if not report.ok:
+        raise SystemExit(1)

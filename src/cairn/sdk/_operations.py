@@ -1,0 +1,376 @@
+"""Whole operations on the store, one call each, for the command line and for scripts.
+
+Each function resolves names the way ``cairn.Api`` does (``[[entity/]project/]name[:alias]``,
+defaults from ``CAIRN_ENTITY``/``CAIRN_PROJECT``), does one thing, and returns a value the caller
+can print or turn into JSON (``to_json``/``version_json``). The command line (``cairn.cli``) is a
+thin layer over these.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from cairn.core import (
+    LATEST,
+    ManifestDiff,
+    ManifestEntry,
+    diff_trees,
+    parse_artifact_path,
+    validate_alias,
+    validate_project,
+)
+from cairn.core._records import COMMITTED, CollectionRecord, VersionRecord
+from cairn.errors import UsageError, ValidationError
+from cairn.sdk import _progress
+from cairn.sdk._artifact import Artifact, Policy, reader_for
+from cairn.sdk._settings import Settings, current_service
+from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, Service, VerifyReport
+
+
+def iso_time(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def version_json(rec: VersionRecord) -> dict[str, Any]:
+    """A version as plain JSON (what ``--json`` prints)."""
+    return {
+        "id": rec.id,
+        "entity": rec.entity,
+        "project": rec.project,
+        "name": rec.name,
+        "type": rec.type,
+        "version": rec.version,
+        "qualified_name": rec.qualified_name,
+        "state": rec.state,
+        "aliases": list(rec.aliases),
+        "tags": list(rec.tags),
+        "digest": rec.digest,
+        "files": rec.file_count,
+        "size": rec.size,
+        "description": rec.description,
+        "metadata": dict(rec.metadata),
+        "created_at": iso_time(rec.created_at),
+        "created_by": rec.created_by,
+        "base_version_id": rec.base_version_id,
+    }
+
+
+def collection_json(rec: CollectionRecord) -> dict[str, Any]:
+    return {
+        "entity": rec.entity,
+        "project": rec.project,
+        "name": rec.name,
+        "type": rec.type,
+        "description": rec.description,
+        "latest_version": None if rec.latest_index is None else f"v{rec.latest_index}",
+        "versions": rec.version_count,
+        "size": rec.latest_size,
+        "updated_at": iso_time(rec.updated_at),
+    }
+
+
+def entry_json(entry: ManifestEntry) -> dict[str, Any]:
+    row: dict[str, Any] = {"path": entry.path, "digest": entry.digest, "size": entry.size}
+    if entry.ref is not None:
+        row["ref"] = entry.ref
+    if entry.extra:
+        row["extra"] = dict(entry.extra)
+    return row
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+
+class _Scope:
+    """The service and the default entity and project names resolve against."""
+
+    def __init__(self) -> None:
+        settings = Settings.from_env()
+        self.service: Service = current_service()
+        self.entity = settings.entity or self.service.default_entity
+        self.project = settings.project
+
+    def split(self, path: str) -> tuple[str, str, str, str | None]:
+        ref = parse_artifact_path(path)
+        return ref.entity or self.entity, ref.project or self.project, ref.name, ref.label
+
+    def resolve(self, path: str) -> VersionRecord:
+        entity, project, name, label = self.split(path)
+        return self.service.resolve(entity, project, name, label)
+
+    def project_path(self, path: str) -> tuple[str, str]:
+        parts = path.split("/")
+        if len(parts) == 1:
+            return self.entity, validate_project(parts[0])
+        if len(parts) == 2:
+            return validate_project(parts[0], "entity"), validate_project(parts[1])
+        raise ValidationError(f"invalid project {path!r}: expected project or entity/project")
+
+
+# -- put and get ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    version: VersionRecord
+    created: bool  # False when identical content already was a version (it got the aliases)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**version_json(self.version), "created": self.created}
+
+
+def put_path(
+    path: str,
+    name: str | None = None,
+    *,
+    type: str = "dataset",
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    policy: str = "mutable",
+) -> PutResult:
+    """Log a file or a directory as a new version of ``[[entity/]project/]name``.
+
+    ``name`` defaults to the base name of ``path``. The version is logged by a run of job type
+    ``cli_put``. Identical content makes no new version: the existing one gets the aliases.
+    """
+    local = os.path.abspath(path)
+    if not os.path.exists(local):
+        raise ValidationError(f"cannot put {path!r}: no such file or directory")
+    ref = parse_artifact_path(name if name is not None else os.path.basename(local.rstrip("/")))
+    if ref.label is not None:
+        raise ValidationError(
+            f"the name {name!r} includes ':{ref.label}'; give the name alone and aliases with"
+            " --alias"
+        )
+    if policy not in ("mutable", "immutable"):
+        raise ValidationError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
+    from cairn.sdk._run import init
+
+    artifact = Artifact(ref.name, type, description=description)
+    if os.path.isdir(local):
+        artifact.add_dir(local, policy=cast(Policy, policy))
+    else:
+        artifact.add_file(local, policy=cast(Policy, policy))
+    with (
+        init(
+            project=ref.project, entity=ref.entity, job_type="cli_put", config={"path": local}
+        ) as run,
+        warnings.catch_warnings(),
+    ):
+        # The result says whether the content was new; no warning is needed on top.
+        warnings.simplefilter("ignore", UserWarning)
+        run.log_artifact(artifact, aliases=list(aliases))
+    record = artifact._record
+    assert record is not None
+    # A new version is created by this run; a reused one keeps its first creator.
+    return PutResult(record, created=record.created_by == run.id)
+
+
+def get_path(
+    path: str, *, root: str | None = None, path_prefix: str | None = None
+) -> tuple[VersionRecord, str]:
+    """Download ``[[entity/]project/]name[:alias]`` (or only the entries under ``path_prefix``)
+    to ``root`` (default ``$CAIRN_ARTIFACT_DIR/<name>:<version>``); returns the version and root."""
+    scope = _Scope()
+    record = scope.resolve(path)
+    artifact = Artifact._from_record(scope.service, record)
+    return record, artifact.download(root=root, path_prefix=path_prefix)
+
+
+# -- listings ------------------------------------------------------------------------------------
+
+
+def list_collections(project: str, type_name: str | None = None) -> list[CollectionRecord]:
+    """The collections of ``[entity/]project`` (of one type if given), by type and name."""
+    scope = _Scope()
+    entity, proj = scope.project_path(project)
+    return scope.service.list_collections(entity, proj, type_name)
+
+
+def list_versions(path: str, *, include_pending: bool = False) -> list[VersionRecord]:
+    """The versions of ``[[entity/]project/]name``, newest first."""
+    scope = _Scope()
+    entity, project, name, label = scope.split(path)
+    if label is not None:
+        raise ValidationError(f"give a collection, not a version: {path.split(':')[0]!r}")
+    records = scope.service.list_versions(entity, project, name, include_pending=include_pending)
+    records.sort(key=lambda r: (r.index is not None, r.index or 0, r.created_at), reverse=True)
+    return records
+
+
+def list_files(path: str, *, prefix: str = "") -> tuple[VersionRecord, Iterator[ManifestEntry]]:
+    """The version ``path`` names and its entries in path order (read page by page)."""
+    scope = _Scope()
+    record = scope.resolve(path)
+    assert record.digest is not None
+    reader = reader_for(scope.service)
+    if prefix:
+        return record, reader.iter_prefix(record.digest, prefix)
+    return record, reader.iter_from(record.digest)
+
+
+# -- diff ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiffReport:
+    old: VersionRecord
+    new: VersionRecord
+    diff: ManifestDiff
+
+    @property
+    def added_bytes(self) -> int:
+        return sum(e.size or 0 for e in self.diff.added)
+
+    @property
+    def removed_bytes(self) -> int:
+        return sum(e.size or 0 for e in self.diff.removed)
+
+    @property
+    def modified_bytes(self) -> int:
+        """Change in size of the modified entries (new minus old)."""
+        return sum((n.size or 0) - (o.size or 0) for o, n in self.diff.modified)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old": self.old.qualified_name,
+            "new": self.new.qualified_name,
+            "added": [entry_json(e) for e in self.diff.added],
+            "removed": [entry_json(e) for e in self.diff.removed],
+            "modified": [
+                {
+                    "path": n.path,
+                    "old_size": o.size,
+                    "new_size": n.size,
+                    "old_digest": o.digest,
+                    "new_digest": n.digest,
+                }
+                for o, n in self.diff.modified
+            ],
+            "totals": {
+                "added": len(self.diff.added),
+                "added_bytes": self.added_bytes,
+                "removed": len(self.diff.removed),
+                "removed_bytes": self.removed_bytes,
+                "modified": len(self.diff.modified),
+                "modified_bytes": self.modified_bytes,
+            },
+        }
+
+
+def diff_versions(old: str, new: str) -> DiffReport:
+    """What changed from version ``old`` to version ``new``. ``new`` may leave out the entity
+    and project: they default to ``old``'s."""
+    scope = _Scope()
+    old_rec = scope.resolve(old)
+    ref = parse_artifact_path(new)
+    new_rec = scope.service.resolve(
+        ref.entity or old_rec.entity, ref.project or old_rec.project, ref.name, ref.label
+    )
+    assert old_rec.digest is not None and new_rec.digest is not None
+    diff = diff_trees(reader_for(scope.service), old_rec.digest, new_rec.digest)
+    return DiffReport(old_rec, new_rec, diff)
+
+
+# -- aliases and deletion ------------------------------------------------------------------------
+
+
+def add_alias(path: str, alias: str) -> VersionRecord:
+    """Give the version ``path`` names the alias (moving it from another version)."""
+    scope = _Scope()
+    record = scope.resolve(path)
+    return scope.service.add_alias(record.id, validate_alias(alias))
+
+
+def remove_alias(path: str, alias: str) -> VersionRecord:
+    """Take ``alias`` off the version ``path`` names."""
+    scope = _Scope()
+    record = scope.resolve(path)
+    return scope.service.remove_alias(record.id, alias)
+
+
+def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:
+    """Delete the version ``path`` names (which must name one: ``:vN`` or ``:alias``).
+
+    A version with aliases of its own is refused unless ``delete_aliases``. Its number is never
+    reused; its blobs are removed by the next ``cairn gc`` unless another version uses them.
+    """
+    scope = _Scope()
+    entity, project, name, label = scope.split(path)
+    if label is None:
+        raise ValidationError(
+            f"name the version to delete, e.g. {project}/{name}:v0 (or :alias); {path!r} names"
+            " the whole collection"
+        )
+    record = scope.service.resolve(entity, project, name, label)
+    own = [a for a in record.aliases if a != LATEST]
+    if own and not delete_aliases:
+        raise UsageError(
+            f"{record.qualified_name} has aliases {', '.join(own)}; remove them first or delete"
+            " them with it (--delete-aliases, or delete_aliases=True)"
+        )
+    scope.service.delete_version(record.id, delete_aliases=delete_aliases)
+    return scope.service.get_version(record.id)
+
+
+# -- maintenance ---------------------------------------------------------------------------------
+
+
+def _local_service(what: str) -> LocalService:
+    service = current_service()
+    if not isinstance(service, LocalService):
+        raise UsageError(
+            f"{what} works on a store directly, and CAIRN_BASE_URL points to a server: run it on"
+            " the server's machine, against the server's store"
+        )
+    return service
+
+
+def collect_garbage(
+    *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+) -> GcReport:
+    """Remove blobs of the store no version refers to (see ``LocalService.collect_garbage``)."""
+    if grace_seconds < 0:
+        raise ValidationError(f"the grace period must be zero or more, got {grace_seconds}")
+    return _local_service("cairn gc").collect_garbage(
+        grace_seconds=grace_seconds, dry_run=dry_run, progress=_progress.progress
+    )
+
+
+def verify_store(scope_path: str | None = None) -> VerifyReport:
+    """Re-hash stored blobs and check every committed version's blobs exist.
+
+    ``scope_path`` narrows it: ``project``, ``[entity/]project/name`` (every version) or
+    ``[entity/]project/name:version``. Without it the whole store is checked, every blob re-hashed.
+    """
+    service = _local_service("cairn verify")
+    versions: list[VersionRecord] | None = None
+    if scope_path:
+        scope = _Scope()
+        if "/" not in scope_path and ":" not in scope_path:
+            project = validate_project(scope_path)
+            versions = []
+            for coll in service.list_collections(scope.entity, project):
+                versions += service.list_versions(scope.entity, project, coll.name)
+            if not versions:
+                raise ValidationError(f"project {scope.entity}/{project} has no versions to verify")
+        else:
+            if "/" not in scope_path:
+                raise ValidationError(
+                    f"invalid scope {scope_path!r}: give project, project/name or"
+                    " project/name:version"
+                )
+            entity, project, name, label = scope.split(scope_path)
+            if label is None:
+                versions = service.list_versions(entity, project, name)
+            else:
+                versions = [service.resolve(entity, project, name, label)]
+        versions = [v for v in versions if v.state == COMMITTED]
+    return service.verify(versions, progress=_progress.progress)

@@ -1,0 +1,308 @@
+"""References to http(s):// and s3:// content, against real servers on loopback.
+
+HTTP: a ``http.server`` in a thread of the test process. S3: moto's standalone server, started as
+a separate process once per test worker; boto3 talks the real S3 wire protocol to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import cairn
+from cairn.errors import CommError, DigestMismatchError, ValidationError
+
+# -- a real HTTP server -------------------------------------------------------------------------
+
+
+class FileServer:
+    """Serves ``files`` (path -> bytes). ``/etag/...`` paths send a strong ETag, ``/weak/...`` a
+    weak one, others none. ``hits`` counts requests."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.hits = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits += 1
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                tag = hashlib.sha1(body).hexdigest()
+                if self.path.startswith("/etag/"):
+                    self.send_header("ETag", f'"{tag}"')
+                elif self.path.startswith("/weak/"):
+                    self.send_header("ETag", f'W/"{tag}"')
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def web() -> Iterator[FileServer]:
+    server = FileServer()
+    yield server
+    server.close()
+
+
+def log(art: cairn.Artifact) -> cairn.Artifact:
+    with cairn.init(project="refs") as run:
+        run.log_artifact(art)
+    return art
+
+
+def test_http_reference_pinned_by_etag(web: FileServer, tmp_path: pathlib.Path) -> None:
+    web.files["/etag/data/train.csv"] = b"a,b\n1,2\n"
+    art = cairn.Artifact("web", "dataset")
+    (entry,) = art.add_reference(f"{web.url}/etag/data/train.csv")
+    expected_tag = hashlib.sha1(b"a,b\n1,2\n").hexdigest()
+    assert (entry.path, entry.size, entry.digest) == ("train.csv", 8, expected_tag)
+    assert entry.extra == {"etag": expected_tag}
+    log(art)
+    root = art.download(root=str(tmp_path / "one"))
+    assert pathlib.Path(root, "train.csv").read_bytes() == b"a,b\n1,2\n"
+
+    web.files["/etag/data/train.csv"] = b"a,b\n9,9\n"  # same size, new content, new ETag
+    with pytest.raises(DigestMismatchError, match=r"'train\.csv'.*changed since"):
+        art.download(root=str(tmp_path / "two"))
+    assert not (tmp_path / "two" / "train.csv").exists()
+    with pytest.warns(UserWarning, match=r"skipped.*train\.csv"):
+        art.download(root=str(tmp_path / "three"), allow_missing_references=True)
+    assert not (tmp_path / "three" / "train.csv").exists()
+
+
+def test_http_reference_without_etag_pins_the_content(
+    web: FileServer, tmp_path: pathlib.Path
+) -> None:
+    web.files["/plain/x.bin"] = b"0123456789"
+    web.files["/weak/y.bin"] = b"weak tags do not pin bytes"
+    art = cairn.Artifact("web", "dataset")
+    (x,) = art.add_reference(f"{web.url}/plain/x.bin", name="files/x.bin")
+    (y,) = art.add_reference(f"{web.url}/weak/y.bin")
+    assert (
+        x.path == "files/x.bin"
+        and x.digest == "sha256:" + hashlib.sha256(b"0123456789").hexdigest()
+    )
+    assert y.digest.startswith("sha256:") and y.extra == {}
+    log(art)
+    assert pathlib.Path(art.download(root=str(tmp_path / "a")), "files", "x.bin").exists()
+    web.files["/plain/x.bin"] = b"9876543210"  # same size, other bytes
+    with pytest.raises(DigestMismatchError, match=r"files/x\.bin"):
+        art.download(root=str(tmp_path / "b"))
+    del web.files["/plain/x.bin"]
+    with pytest.raises(FileNotFoundError, match=r"files/x\.bin.*404"):
+        art.download(root=str(tmp_path / "c"))
+
+
+def test_http_reference_without_checksum_records_the_url_alone(
+    web: FileServer, tmp_path: pathlib.Path
+) -> None:
+    url = f"{web.url}/plain/live.txt"
+    art = cairn.Artifact("web", "dataset")
+    (entry,) = art.add_reference(url, checksum=False)
+    assert web.hits == 0  # nothing was fetched
+    assert (entry.digest, entry.size, entry.ref) == (url, None, url)
+    log(art)
+    web.files["/plain/live.txt"] = b"whatever is there now"
+    root = art.download(root=str(tmp_path / "d"))
+    assert pathlib.Path(root, "live.txt").read_bytes() == b"whatever is there now"
+
+
+def test_http_reference_bad_input(web: FileServer) -> None:
+    art = cairn.Artifact("web", "dataset")
+    with pytest.raises(ValidationError, match="404"):
+        art.add_reference(f"{web.url}/plain/missing.csv")
+    with pytest.raises(ValidationError, match="credentials"):
+        art.add_reference("https://user:secret@example.com/x.csv")
+    with pytest.raises(ValidationError, match="name="):
+        art.add_reference(f"{web.url}/plain/", checksum=False)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(CommError, match=f"127.0.0.1:{port}"):
+        art.add_reference(f"http://127.0.0.1:{port}/x.csv")
+
+
+# -- a real S3 server (moto) ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pytest.importorskip("boto3")
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"moto server did not start: {log_path.read_text()}"
+                    ) from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A boto3 client on the moto server, with the standard AWS variables pointing at it."""
+    import boto3
+
+    for var, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return boto3.client("s3")
+
+
+def bucket(s3: Any, versioned: bool = False) -> str:
+    name = f"cairn-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def test_s3_objects_and_prefixes(s3: Any, tmp_path: pathlib.Path) -> None:
+    b = bucket(s3)
+    for key, body in {
+        "data/x.txt": b"x",
+        "data/sub/y.txt": b"yy",
+        "data/sub/": b"",  # a "directory" marker, not content
+        "database.txt": b"not under data/",
+        "model.pt": b"weights",
+    }.items():
+        s3.put_object(Bucket=b, Key=key, Body=body)
+    art = cairn.Artifact("s3", "dataset")
+    tree = art.add_reference(f"s3://{b}/data", name="train")
+    assert sorted(e.path for e in tree) == ["train/sub/y.txt", "train/x.txt"]
+    assert {e.ref for e in tree} == {f"s3://{b}/data/x.txt", f"s3://{b}/data/sub/y.txt"}
+    (model,) = art.add_reference(f"s3://{b}/model.pt")
+    assert (model.path, model.size) == ("model.pt", 7)
+    assert model.digest == hashlib.md5(b"weights").hexdigest() == model.extra["etag"]
+    assert "versionID" not in model.extra  # the bucket is not versioned
+    flat = cairn.Artifact("flat", "dataset").add_reference(f"s3://{b}/data/")
+    assert sorted(e.path for e in flat) == ["sub/y.txt", "x.txt"]
+    with pytest.raises(ValidationError, match="max_objects=1"):
+        cairn.Artifact("x", "dataset").add_reference(f"s3://{b}/data", max_objects=1)
+    with pytest.raises(ValidationError, match="no object under"):
+        cairn.Artifact("x", "dataset").add_reference(f"s3://{b}/nothing-here")
+    log(art)
+
+    root = pathlib.Path(art.download(root=str(tmp_path / "a")))
+    assert (root / "train" / "sub" / "y.txt").read_bytes() == b"yy"
+    assert (root / "model.pt").read_bytes() == b"weights"
+    s3.put_object(Bucket=b, Key="model.pt", Body=b"retrained")
+    with pytest.raises(DigestMismatchError, match=r"'model\.pt'.*changed since"):
+        art.download(root=str(tmp_path / "b"))
+    with pytest.warns(UserWarning, match="skipped"):
+        art.download(root=str(tmp_path / "c"), allow_missing_references=True)
+    assert (tmp_path / "c" / "train" / "x.txt").read_bytes() == b"x"
+    s3.put_object(Bucket=b, Key="model.pt", Body=b"weights")  # the same bytes, the same ETag
+    assert (pathlib.Path(art.download(root=str(tmp_path / "b"))) / "model.pt").exists()
+    s3.delete_object(Bucket=b, Key="data/x.txt")
+    with pytest.raises(FileNotFoundError, match=r"train/x\.txt"):
+        art.download(root=str(tmp_path / "d"))
+
+
+def test_s3_versioned_bucket_pins_the_version(s3: Any, tmp_path: pathlib.Path) -> None:
+    b = bucket(s3, versioned=True)
+    first = s3.put_object(Bucket=b, Key="labels/a.csv", Body=b"first")
+    s3.put_object(Bucket=b, Key="labels/b.csv", Body=b"bee")
+    art = cairn.Artifact("pinned", "dataset")
+    (one,) = art.add_reference(f"s3://{b}/labels/a.csv")
+    assert one.extra["versionID"] == first["VersionId"]
+    listed = {e.path: e for e in art.add_reference(f"s3://{b}/labels", name="all")}
+    assert listed["all/a.csv"].extra["versionID"] == first["VersionId"]
+    log(art)
+    s3.put_object(Bucket=b, Key="labels/a.csv", Body=b"second, longer")
+    s3.delete_object(Bucket=b, Key="labels/b.csv")  # a delete marker; the version remains
+    root = pathlib.Path(art.download(root=str(tmp_path / "a")))
+    assert (root / "a.csv").read_bytes() == b"first"
+    assert (root / "all" / "a.csv").read_bytes() == b"first"
+    assert (root / "all" / "b.csv").read_bytes() == b"bee"
+    s3.delete_object(Bucket=b, Key="labels/a.csv", VersionId=first["VersionId"])
+    with pytest.raises(FileNotFoundError, match=r"a\.csv"):
+        art.download(root=str(tmp_path / "b"))
+    pinned = cairn.Artifact("old", "dataset")
+    with pytest.raises(ValidationError, match="cannot be added"):
+        pinned.add_reference(f"s3://{b}/labels/a.csv?versionId={first['VersionId']}")
+
+
+def test_s3_without_checksum_fetches_what_is_there(s3: Any, tmp_path: pathlib.Path) -> None:
+    b = bucket(s3)
+    art = cairn.Artifact("loose", "dataset")
+    (obj,) = art.add_reference(f"s3://{b}/later.txt", checksum=False)
+    (tree,) = art.add_reference(f"s3://{b}/dir", checksum=False)
+    assert (obj.digest, obj.size) == (f"s3://{b}/later.txt", None)
+    assert tree.path == "dir"
+    log(art)
+    s3.put_object(Bucket=b, Key="later.txt", Body=b"now")
+    s3.put_object(Bucket=b, Key="dir/p/q.txt", Body=b"q")
+    root = pathlib.Path(art.download(root=str(tmp_path / "a")))
+    assert (root / "later.txt").read_bytes() == b"now"
+    assert (root / "dir" / "p" / "q.txt").read_bytes() == b"q"
+
+
+def test_s3_errors_are_clear(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    art = cairn.Artifact("x", "dataset")
+    with pytest.raises(ValidationError, match="no bucket"):
+        art.add_reference("s3:///key")
+    with pytest.raises(ValidationError, match=r"does not exist|no object"):
+        art.add_reference(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/k")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(CommError, match="AWS_ENDPOINT_URL"):
+        art.add_reference("s3://bucket/key")
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
