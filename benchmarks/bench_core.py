@@ -13,6 +13,7 @@ from benchmarks._common import (
     make_tree,
     ratio_figure,
     run_child,
+    settle,
     sha256_pass,
 )
 
@@ -31,6 +32,7 @@ def run() -> list[Figure]:
         shutil.rmtree(store, ignore_errors=True)
         env = {"CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{label}")}
         shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)
+        settle()
         first = os.path.join(data, "d000", sorted(os.listdir(os.path.join(data, "d000")))[0])
         res = run_child("_log_child", data, f"{label}-data", first, env=env)
         figures.append(Figure(f"{label}: SHA-256 pass (floor)", sha, "s"))

@@ -13,12 +13,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from hashlib import sha256
 from typing import NamedTuple
 
 from cairn.core import digest_bytes
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
+from cairn.sdk._statcache import RACY_NS, StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.service import Service
 from cairn.storage import SMALL_LIMIT
 
@@ -154,10 +155,20 @@ class Stager:
             st_after = os.fstat(fd)
         finally:
             os.close(fd)
-        if len(data) != st_after.st_size or stat_key(st_after)[2:] != stat_key(st)[2:]:
+        size, mtime, ctime = st_after.st_size, st_after.st_mtime_ns, st_after.st_ctime_ns
+        if len(data) != size or (size, mtime, ctime) != (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):
             raise _changed_while_reading(path)
-        key = None if is_racy(st_after, started) else stat_key(st_after)
-        return _Read(index, digest_bytes(data), len(data), data, key)
+        # This runs once per file of every tree added: stat_key/is_racy/digest_bytes inlined.
+        key = (
+            None
+            if max(mtime, ctime) >= started - RACY_NS
+            else (st_after.st_dev, st_after.st_ino, size, mtime, ctime)
+        )
+        return _Read(index, "sha256:" + sha256(data).hexdigest(), size, data, key)
 
     def stage_bytes(self, data: bytes) -> StagedFile:
         """Store content that is not in a file (objects added with ``Artifact.add``)."""
