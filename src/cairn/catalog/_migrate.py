@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from cairn.catalog._schema import HEAD_REVISION
 from cairn.errors import CommError, UsageError
@@ -88,14 +90,30 @@ def upgrade(catalog: Catalog) -> None:
         conn.commit()
 
 
+def _read_revision(catalog: Catalog) -> str | None:
+    """The schema revision, waiting out another process that is creating the store."""
+    delay = 0.01
+    for attempt in range(40):
+        try:
+            with catalog.engine.connect() as conn:
+                rev = current_revision(conn)
+                conn.rollback()
+            return rev
+        except OperationalError as exc:
+            text_ = str(exc.orig).lower()
+            if ("locked" in text_ or "busy" in text_) and attempt < 39:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            raise CommError(f"cannot open the catalog at {catalog.url}: {exc.orig}") from None
+        except Exception as exc:  # noqa: BLE001 - any other driver error means "cannot open"
+            raise CommError(f"cannot open the catalog at {catalog.url}: {exc}") from None
+    raise AssertionError("unreachable")
+
+
 def ensure_schema(catalog: Catalog, *, create: bool) -> None:
     """Check the schema revision; upgrade it when ``create`` (the embedded store) allows."""
-    try:
-        with catalog.engine.connect() as conn:
-            rev = current_revision(conn)
-            conn.rollback()
-    except Exception as exc:  # noqa: BLE001 - any driver error means "cannot open"
-        raise CommError(f"cannot open the catalog at {catalog.url}: {exc}") from None
+    rev = _read_revision(catalog)
     if rev == HEAD_REVISION:
         return
     if rev is not None and rev not in known_revisions():
