@@ -467,6 +467,18 @@ class Tx:
             delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
         )
 
+    def version_project_id(self, version_id: str) -> int:
+        v, c = s.versions.c, s.collections.c
+        q = (
+            select(c.project_id)
+            .join(s.versions, v.collection_id == c.id)
+            .where(v.id == version_id)
+        )
+        pid = self.conn.execute(q).scalar()
+        if pid is None:
+            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
+        return int(pid)
+
     def lock_version(self, version_id: str) -> tuple[str, int] | None:
         """Lock a version row: (state, collection_id), or None if there is no such version."""
         v = s.versions.c
@@ -774,6 +786,16 @@ class Tx:
         for table in (s.staged_entries, s.version_runs, s.tags, s.aliases):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
+
+    # -- blob ownership (servers) -----------------------------------------------------------------
+
+    def grant_blobs(self, project_id: int, digests: Iterable[str]) -> None:
+        """Record that the project's versions refer to these blobs (so its readers may read them)."""
+        rows = [{"project_id": project_id, "digest": d} for d in dict.fromkeys(digests)]
+        for start in range(0, len(rows), 5000):
+            self.conn.execute(
+                self._insert(s.project_blobs).on_conflict_do_nothing(), rows[start : start + 5000]
+            )
 
     # -- garbage collection support ----------------------------------------------------------------
 

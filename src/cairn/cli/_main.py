@@ -48,5 +48,11 @@ def demo(workdir: str) -> None:
     demo_module.main(workdir, out=click.echo)
 
 
+from cairn.cli._server import keys, server  # noqa: E402 - commands register on the group above
+
+cli.add_command(server)
+cli.add_command(keys)
+
+
 def main() -> None:
     sys.exit(cli(standalone_mode=True))

@@ -11,7 +11,7 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cairn.catalog import Catalog, Tx
@@ -59,12 +59,21 @@ class LocalService:
     """A Service over a catalog and a blob store in this process."""
 
     def __init__(
-        self, catalog: Catalog, blobs: BlobStore, *, location: str, entity: str | None = None
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        *,
+        location: str,
+        entity: str | None = None,
+        track_blob_owners: bool = False,
     ):
         self.catalog = catalog
         self.blobs = blobs
         self._location = location
         self._entity = entity or local_user()
+        # A server records which project refers to which blob (files and manifest pages), so a
+        # key reads only blobs of projects it may read. The embedded store has one user: no need.
+        self._owners = track_blob_owners
         self._reader = PageReader(self.blobs.get, capacity=512)
 
     @classmethod
@@ -204,6 +213,10 @@ class LocalService:
             present = self.blobs.has_many(pages)
             self.blobs.put_many([(d, b) for d, b in pages.items() if d not in present])
 
+    def _grant(self, tx: Tx, project_id: int, digests: Iterable[str]) -> None:
+        if self._owners:
+            tx.grant_blobs(project_id, digests)
+
     def _existing_with_digest(
         self, entity: str, project: str, name: str, digest: str
     ) -> str | None:
@@ -243,6 +256,7 @@ class LocalService:
             cid, next_index = tx.lock_collection(
                 pid, request.name, request.type, request.description
             )
+            self._grant(tx, pid, [*_blob_digests([e for _, e in request.changes]), *pages])
             found = tx.committed_with_digest(cid, root.digest)
             if found is not None:
                 # Identical content: no new version; it gets the aliases and "latest".
@@ -318,6 +332,7 @@ class LocalService:
             if request.metadata or request.description is not None:
                 tx.update_version(vid, description=request.description, metadata=request.metadata)
         tx.stage_changes(vid, request.changes, run_pk)
+        self._grant(tx, pid, _blob_digests([e for _, e in request.changes]))
         if run_pk is not None:
             tx.link_run(vid, run_pk, "writer")
         return cid, next_index, vid, run_pk
@@ -360,6 +375,9 @@ class LocalService:
                 base_root = tx.version_record(request.base_version_id).digest
             root, pages = self._build(base_root, changes)
             self._persist_pages(pages)
+            if self._owners:
+                pid = tx.version_project_id(vid)
+                self._grant(tx, pid, pages)
             found = tx.committed_with_digest(cid, root.digest)
             target = vid
             if found is not None:

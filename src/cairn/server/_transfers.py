@@ -1,0 +1,244 @@
+"""Uploads of large blobs: in parts through the server, or straight to S3 by presigned URL.
+
+Either way an upload is a row of the catalog's ``uploads`` table, so any server (or the same one
+after a restart) can take it up, and it ends with ``complete``: the server verifies the content
+against the digest before the blob may be used, and refuses (and forgets) it otherwise.
+
+* **Parts** (local-disk stores): the client sends parts of ``part_size`` bytes in any order, several
+  at a time; each is written at its offset into one spool file next to the store and marked done
+  once durable, so an interrupted upload resumes with the parts still missing. ``complete``
+  hashes the file and moves it into the store (a hard link, no copy).
+* **Presigned** (S3 stores): the client PUTs the file to a staging key with the signed
+  ``x-amz-checksum-sha256`` header (S3 refuses other content); ``complete`` checks the object
+  against the digest (re-reading it where the store reports no checksum) and copies it, inside the
+  object store, to the blob's key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from cairn.catalog import Catalog, Tx
+from cairn.catalog import _schema as s
+from cairn.catalog._blobs import CatalogBlobStore
+from cairn.core import check_digest, digest_from_hasher, new_hasher
+from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedError, ValidationError
+from cairn.storage import BlobStore, LocalBlobStore
+from cairn.storage._s3 import S3BlobStore, checksum_b64
+
+PART_SIZE = 32 << 20
+MAX_PARTS = 10_000
+PRESIGN_SECONDS = 3600
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    user: str
+    digest: str
+    size: int
+    part_size: int
+    ref: str
+
+    @property
+    def part_count(self) -> int:
+        return max(1, -(-self.size // self.part_size))
+
+    def part_length(self, n: int) -> int:
+        if not 0 <= n < self.part_count:
+            raise ValidationError(f"part {n} is out of range: the upload has {self.part_count}")
+        return min(self.part_size, self.size - n * self.part_size)
+
+
+class Transfers:
+    """The server's side of uploads in parts and presigned uploads."""
+
+    def __init__(self, catalog: Catalog, blobs: BlobStore, spool: str, *, part_size: int = PART_SIZE):
+        self.catalog = catalog
+        self.blobs = blobs
+        self.part_size = part_size
+        self.s3: S3BlobStore | None = None
+        if isinstance(blobs, CatalogBlobStore) and isinstance(blobs.large, S3BlobStore):
+            self.s3 = blobs.large
+        if isinstance(blobs, LocalBlobStore):
+            spool = os.path.join(blobs.root, "tmp", "uploads")  # same file system: link, no copy
+        self.spool = spool
+        os.makedirs(self.spool, exist_ok=True)
+
+    @property
+    def presigned(self) -> bool:
+        return self.s3 is not None
+
+    # -- the uploads table -------------------------------------------------------------------
+
+    def _load(self, user: str, upload_id: str) -> Upload:
+        u = s.uploads.c
+        row = self.catalog.read(
+            lambda tx: tx.conn.execute(select(s.uploads).where(u.id == upload_id)).first()
+        )
+        if row is None:
+            raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
+        if row.user_name != user:
+            raise PermissionDeniedError(f"upload {upload_id!r} belongs to another user")
+        return Upload(
+            row.id, row.user_name, row.digest, int(row.size), int(row.part_size), row.backend_ref
+        )
+
+    def _forget(self, upload_id: str) -> None:
+        self.catalog.write(
+            lambda tx: tx.conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
+        )
+
+    def _paths(self, up: Upload) -> tuple[str, str]:
+        base = os.path.join(self.spool, up.id)
+        return base + ".partial", base + ".parts"
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def begin(self, user: str, digest: str, size: int) -> dict[str, Any]:
+        check_digest(digest)
+        if not isinstance(size, int) or size < 0:
+            raise ValidationError("size must be a non-negative integer")
+        if self.s3 is None and -(-size // self.part_size) > MAX_PARTS:
+            raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
+        upload_id = secrets.token_hex(16)
+        ref = f"{self.s3.prefix}uploads/{upload_id}" if self.s3 is not None else upload_id
+        up = Upload(upload_id, user, digest, size, self.part_size, ref)
+
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(
+                s.uploads.insert().values(
+                    id=up.id,
+                    user_name=user,
+                    digest=digest,
+                    size=size,
+                    part_size=up.part_size,
+                    backend_ref=ref,
+                    created_at=time.time(),
+                )
+            )
+
+        if self.s3 is None:
+            data, parts = self._paths(up)
+            with open(data, "wb") as f:
+                f.truncate(size)
+            os.makedirs(parts, exist_ok=True)
+        self.catalog.write(fn)
+        return self.describe(up)
+
+    def describe(self, up: Upload) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": up.id,
+            "digest": up.digest,
+            "size": up.size,
+            "part_size": up.part_size,
+        }
+        if self.s3 is not None:
+            headers = {"x-amz-checksum-sha256": checksum_b64(up.digest)}
+            url = self.s3.client.generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self.s3.bucket,
+                    "Key": up.ref,
+                    "ChecksumSHA256": headers["x-amz-checksum-sha256"],
+                },
+                ExpiresIn=PRESIGN_SECONDS,
+            )
+            out.update(mode="presigned", url=url, headers=headers, parts_done=[])
+        else:
+            _, parts = self._paths(up)
+            done = sorted(int(n) for n in os.listdir(parts)) if os.path.isdir(parts) else []
+            out.update(mode="parts", parts_done=done)
+        return out
+
+    def status(self, user: str, upload_id: str) -> dict[str, Any]:
+        return self.describe(self._load(user, upload_id))
+
+    def write_part(self, user: str, upload_id: str, n: int, data: bytes) -> None:
+        up = self._load(user, upload_id)
+        if self.s3 is not None:
+            raise ValidationError("this upload goes straight to the object store, not in parts")
+        if len(data) != up.part_length(n):
+            raise ValidationError(
+                f"part {n} must be {up.part_length(n)} bytes, not {len(data)}"
+            )
+        path, parts = self._paths(up)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            raise NotFoundError(f"upload {upload_id!r} has no spool file; begin again") from None
+        try:
+            os.pwrite(fd, data, n * up.part_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with open(os.path.join(parts, str(n)), "w"):
+            pass
+
+    def complete(self, user: str, upload_id: str) -> int:
+        """Verify and store the upload's blob; return its size."""
+        up = self._load(user, upload_id)
+        try:
+            if self.s3 is not None:
+                return self._complete_presigned(up)
+            return self._complete_parts(up)
+        except DigestMismatchError:
+            self.abort(up)
+            raise
+
+    def _complete_parts(self, up: Upload) -> int:
+        path, parts = self._paths(up)
+        done = {int(n) for n in os.listdir(parts)} if os.path.isdir(parts) else set()
+        missing = [n for n in range(up.part_count) if n not in done]
+        if missing and up.size > 0:
+            raise ValidationError(f"upload {up.id} lacks parts {missing[:10]}; send them first")
+        hasher = new_hasher()
+        size = 0
+        with open(path, "rb") as f:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
+                size += n
+        if digest_from_hasher(hasher) != up.digest or size != up.size:
+            raise DigestMismatchError(
+                f"upload of blob {up.digest} has other content (digest mismatch); refused"
+            )
+        if isinstance(self.blobs, LocalBlobStore):
+            info = self.blobs.put_file(path, link=True)
+        else:
+            info = self.blobs.put_file(path)
+        if info.digest != up.digest:  # changed under us: never store it under that name
+            raise DigestMismatchError(f"upload of blob {up.digest} changed while it was stored")
+        self.abort(up)
+        return size
+
+    def _complete_presigned(self, up: Upload) -> int:
+        assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
+        size = self.s3.adopt(up.ref, up.digest)
+        if size != up.size:
+            raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
+        self.blobs.record([(up.digest, size, None)])
+        self._forget(up.id)
+        return size
+
+    def abort(self, up: Upload) -> None:
+        if self.s3 is None:
+            path, parts = self._paths(up)
+            for p in (path,):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+            if os.path.isdir(parts):
+                for name in os.listdir(parts):
+                    os.unlink(os.path.join(parts, name))
+                os.rmdir(parts)
+        self._forget(up.id)
