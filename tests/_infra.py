@@ -36,7 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 30) -> None:
+def _wait_port(
+    port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -76,8 +78,18 @@ class Postgres:
         self._as = as_postgres
         self._data = data
         subprocess.run(
-            [*as_postgres, _pg_bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--no-sync"],
+            [
+                *as_postgres,
+                _pg_bin("initdb"),
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             check=True,
             capture_output=True,
         )
@@ -87,8 +99,18 @@ class Postgres:
             " -c max_connections=300 -c shared_buffers=128MB"
         )
         subprocess.run(
-            [*as_postgres, _pg_bin("pg_ctl"), "-D", data, "-o", opts, "-l",
-             os.path.join(self._dir, "log"), "-w", "start"],
+            [
+                *as_postgres,
+                _pg_bin("pg_ctl"),
+                "-D",
+                data,
+                "-o",
+                opts,
+                "-l",
+                os.path.join(self._dir, "log"),
+                "-w",
+                "start",
+            ],
             check=True,
             capture_output=True,
         )
@@ -153,7 +175,9 @@ class S3Server:
 class CairnServer:
     """``cairn server`` as a real process (uvicorn) on a free port."""
 
-    def __init__(self, db: str, store: str, env: dict[str, str] | None = None, *, migrate: bool = True) -> None:
+    def __init__(
+        self, db: str, store: str, env: dict[str, str] | None = None, *, migrate: bool = True
+    ) -> None:
         self.db = db
         self.store = store
         self.env = {**os.environ, **(env or {}), "CAIRN_ADMIN_KEY": ADMIN_KEY}
@@ -173,8 +197,18 @@ class CairnServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cairn", "server", "--db", self.db, "--store", self.store,
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "cairn",
+                "server",
+                "--db",
+                self.db,
+                "--store",
+                self.store,
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

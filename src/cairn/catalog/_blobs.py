@@ -13,7 +13,7 @@ import io
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import delete, select
 
@@ -60,6 +60,9 @@ class CatalogBlobStore:
 
         self.catalog.write(fn)
 
+    def _rows(self, q: Any) -> list[Any]:
+        return self.catalog.read(lambda tx: list(tx.conn.execute(q)))
+
     def _row(self, digest: str) -> tuple[int, bytes | None] | None:
         b = s.blobs.c
         q = select(b.size, b.data).where(b.digest == check_digest(digest))
@@ -79,7 +82,7 @@ class CatalogBlobStore:
             todo = [(d, b) for d, b in large if d not in present]
             self.large.put_many(todo)
             self.record([(d, len(b), None) for d, b in todo])
-        self.record(small)  # type: ignore[arg-type]
+        self.record(small)
 
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
         if os.path.getsize(path) < self.small_limit:
@@ -131,9 +134,11 @@ class CatalogBlobStore:
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
             q = select(b.digest, b.data).where(b.digest.in_(chunk), b.data.is_not(None))
-            for d, data in self.catalog.read(lambda tx, q=q: list(tx.conn.execute(q))):
+            for d, data in self._rows(q):
                 if digest_bytes(data) != d:
-                    raise DigestMismatchError(f"blob {d} is damaged: its content has another digest")
+                    raise DigestMismatchError(
+                        f"blob {d} is damaged: its content has another digest"
+                    )
                 out[str(d)] = bytes(data)
         return out
 
@@ -144,9 +149,7 @@ class CatalogBlobStore:
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
             q = select(b.digest).where(b.digest.in_(chunk))
-            found.update(
-                str(r[0]) for r in self.catalog.read(lambda tx, q=q: list(tx.conn.execute(q)))
-            )
+            found.update(str(r[0]) for r in self._rows(q))
         return found
 
     def size(self, digest: str) -> int | None:

@@ -469,11 +469,7 @@ class Tx:
 
     def version_project_id(self, version_id: str) -> int:
         v, c = s.versions.c, s.collections.c
-        q = (
-            select(c.project_id)
-            .join(s.versions, v.collection_id == c.id)
-            .where(v.id == version_id)
-        )
+        q = select(c.project_id).join(s.versions, v.collection_id == c.id).where(v.id == version_id)
         pid = self.conn.execute(q).scalar()
         if pid is None:
             raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")

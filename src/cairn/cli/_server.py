@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from cairn.errors import UsageError
+
+if TYPE_CHECKING:
+    from cairn.service._http import HttpService
 
 _DB_HELP = "Catalog URL: postgresql://user@host/db or a SQLite path. [env: CAIRN_SERVER_DB]"
 _STORE_HELP = "Blob store: a directory, or s3://bucket/prefix. [env: CAIRN_SERVER_STORE]"
@@ -50,7 +54,7 @@ def migrate(ctx: click.Context, db: str | None) -> None:
     click.echo("catalog schema is current")
 
 
-def _admin_service():  # type: ignore[no-untyped-def]
+def _admin_service() -> HttpService:
     from cairn.sdk import Settings
     from cairn.service._http import HttpService
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select, union
 
@@ -17,6 +18,10 @@ from cairn.catalog import _schema as s
 from cairn.server._auth import Principal
 
 _BATCH = 2000
+
+
+def _rows(catalog: Catalog, q: Any) -> list[Any]:
+    return catalog.read(lambda tx: list(tx.conn.execute(q)))
 
 
 def readable_blobs(catalog: Catalog, who: Principal, digests: Sequence[str]) -> set[str]:
@@ -33,7 +38,7 @@ def readable_blobs(catalog: Catalog, who: Principal, digests: Sequence[str]) -> 
             .where(pb.digest.in_(chunk), who.project_filter(p.entity, p.name))
         )
         q = union(mine, theirs)
-        found.update(str(r[0]) for r in catalog.read(lambda tx, q=q: list(tx.conn.execute(q))))
+        found.update(str(r[0]) for r in _rows(catalog, q))
     return found
 
 

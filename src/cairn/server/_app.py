@@ -14,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cairn import __version__
 from cairn.errors import CairnError, ValidationError
 from cairn.server._backend import Backend
 from cairn.server._routes import router
@@ -40,7 +39,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        limit = self.batch_limit if path.endswith(("/blobs/batch", "/parts")) or "/parts/" in path else self.json_limit
+        limit = (
+            self.batch_limit
+            if path.endswith(("/blobs/batch", "/parts")) or "/parts/" in path
+            else self.json_limit
+        )
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -84,11 +87,20 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cairn")
+    except PackageNotFoundError:
+        return "0"
+
+
 def create_app(backend: Backend) -> FastAPI:
     """The app over ``backend`` (see ``Backend.open``)."""
     app = FastAPI(
         title="cairn",
-        version=__version__,
+        version=_version(),
         description="Versioned ML artifacts: cairn's REST API. Every route needs an API key"
         " (`Authorization: Bearer <key>`).",
         openapi_url=None,  # served under /api/v1 behind the key check instead
@@ -110,7 +122,7 @@ def create_app(backend: Backend) -> FastAPI:
 
     app.include_router(router, prefix=API)
     app.add_middleware(
-        BodyLimit,  # type: ignore[arg-type]
+        BodyLimit,
         json_limit=backend.config.max_json_bytes,
         batch_limit=backend.config.max_batch_bytes + (1 << 20),
     )

@@ -82,7 +82,9 @@ class Principal:
         if not self.is_admin:
             raise PermissionDeniedError(f"key of {self.user!r} is not a server admin key")
 
-    def project_filter(self, entity_col: ColumnElement[str], name_col: ColumnElement[str]) -> ColumnElement[bool]:
+    def project_filter(
+        self, entity_col: ColumnElement[str], name_col: ColumnElement[str]
+    ) -> ColumnElement[bool]:
         """A SQL condition: the project (entity, name) is readable with this key."""
         terms: list[ColumnElement[bool]] = []
         for g in self.grants:
@@ -157,7 +159,9 @@ class KeyRing:
         if not self.catalog.write(fn):
             raise NotFoundError(f"no active API key with id {key_id!r}")
         with self._lock:
-            self._cache = {t: v for t, v in self._cache.items() if v[1] is None or v[1].key_id != key_id}
+            self._cache = {
+                t: v for t, v in self._cache.items() if v[1] is None or v[1].key_id != key_id
+            }
 
     def list(self) -> list[dict[str, object]]:
         k, g = s.api_keys.c, s.api_key_grants.c
@@ -184,7 +188,9 @@ class KeyRing:
 
     def authenticate(self, header: str | None) -> Principal:
         if not header or not header.lower().startswith("bearer "):
-            raise AuthenticationError("this server needs an API key: send 'Authorization: Bearer <key>'")
+            raise AuthenticationError(
+                "this server needs an API key: send 'Authorization: Bearer <key>'"
+            )
         token = header[7:].strip()
         now = time.monotonic()
         with self._lock:

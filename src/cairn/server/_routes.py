@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field
@@ -67,11 +67,7 @@ def _version_for(b: Backend, who: Principal, version_id: str, role: str) -> Vers
 
 
 def _readable(who: Principal, records: list[VersionRecord]) -> list[dict[str, Any]]:
-    return [
-        version_to_json(r)
-        for r in records
-        if who.role_on(r.entity, r.project) is not None
-    ]
+    return [version_to_json(r) for r in records if who.role_on(r.entity, r.project) is not None]
 
 
 def _text(value: Any, what: str, limit: int = 256) -> str | None:
@@ -259,7 +255,9 @@ def upload_status(upload_id: str, who: Who, b: B) -> dict[str, Any]:
 
 
 @router.put("/uploads/{upload_id}/parts/{number}", summary="Send one part of an upload")
-async def upload_part(upload_id: str, number: int, request: Request, who: Who, b: B) -> dict[str, Any]:
+async def upload_part(
+    upload_id: str, number: int, request: Request, who: Who, b: B
+) -> dict[str, Any]:
     _may_upload(who)
     body = await request.body()
     await run_in_threadpool(b.transfers.write_part, who.user, upload_id, number, body)
@@ -472,9 +470,7 @@ def list_types(entity: str, project: str, who: Who, b: B) -> list[str]:
 def list_projects(who: Who, b: B, entity: str | None = None) -> list[list[str]]:
     if entity is not None:
         validate_project(entity, "entity")
-    return [
-        [e, p] for e, p in b.service.list_projects(entity) if who.role_on(e, p) is not None
-    ]
+    return [[e, p] for e, p in b.service.list_projects(entity) if who.role_on(e, p) is not None]
 
 
 class VersionUpdateIn(BaseModel):
@@ -509,9 +505,7 @@ def remove_alias(version_id: str, alias: str, who: Who, b: B) -> dict[str, Any]:
 
 
 @router.delete("/versions/{version_id}", summary="Delete a version")
-def delete_version(
-    version_id: str, who: Who, b: B, delete_aliases: bool = False
-) -> dict[str, Any]:
+def delete_version(version_id: str, who: Who, b: B, delete_aliases: bool = False) -> dict[str, Any]:
     _version_for(b, who, version_id, "write")
     b.service.delete_version(version_id, delete_aliases=delete_aliases)
     return {}
@@ -556,7 +550,9 @@ def create_key(body: KeyIn, who: Who, b: B) -> dict[str, Any]:
         raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {body.role!r}")
     validate_project(body.user, "user")
     if body.project is None:
-        grant = Grant(ANY, ANY, "admin") if body.role == "admin" else Grant(body.user, ANY, body.role)
+        grant = (
+            Grant(ANY, ANY, "admin") if body.role == "admin" else Grant(body.user, ANY, body.role)
+        )
     else:
         entity, project = parse_project(body.project, body.user)
         grant = Grant(entity, project, body.role)

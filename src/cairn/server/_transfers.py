@@ -60,7 +60,9 @@ class Upload:
 class Transfers:
     """The server's side of uploads in parts and presigned uploads."""
 
-    def __init__(self, catalog: Catalog, blobs: BlobStore, spool: str, *, part_size: int = PART_SIZE):
+    def __init__(
+        self, catalog: Catalog, blobs: BlobStore, spool: str, *, part_size: int = PART_SIZE
+    ):
         self.catalog = catalog
         self.blobs = blobs
         self.part_size = part_size
@@ -166,9 +168,7 @@ class Transfers:
         if self.s3 is not None:
             raise ValidationError("this upload goes straight to the object store, not in parts")
         if len(data) != up.part_length(n):
-            raise ValidationError(
-                f"part {n} must be {up.part_length(n)} bytes, not {len(data)}"
-            )
+            raise ValidationError(f"part {n} must be {up.part_length(n)} bytes, not {len(data)}")
         path, parts = self._paths(up)
         try:
             fd = os.open(path, os.O_WRONLY)

@@ -10,7 +10,6 @@ from cairn.service._protocol import (
 )
 
 
-
 def http_service(base_url: str, api_key: str | None, cache_dir: str) -> Service:
     """The Service for a cairn server at ``base_url`` (``cairn.service._http.HttpService``).
 

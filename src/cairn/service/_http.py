@@ -157,9 +157,7 @@ class HttpService:
     def _backoff(self, attempt: int) -> None:
         time.sleep(min(5.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
 
-    def _send(
-        self, client: httpx.Client, method: str, url: str, **kw: Any
-    ) -> httpx.Response:
+    def _send(self, client: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response:
         """One request, retried on connection failures and 502/503/504."""
         body_factory: Callable[[], Any] | None = kw.pop("body_factory", None)
         for attempt in range(self._retries + 1):
@@ -217,16 +215,22 @@ class HttpService:
 
     def start_run(self, run: RunRecord) -> RunRecord:
         body = run_to_json(run)
-        return run_from_json(self._call("POST", self._project(run.entity, run.project) + "/runs", json=body))
+        return run_from_json(
+            self._call("POST", self._project(run.entity, run.project) + "/runs", json=body)
+        )
 
     def finish_run(
         self, entity: str, project: str, run_id: str, state: str, config: Mapping[str, Any] | None
     ) -> None:
         path = f"{self._project(entity, project)}/runs/{_seg(run_id)}/finish"
-        self._call("POST", path, json={"state": state, "config": None if config is None else dict(config)})
+        self._call(
+            "POST", path, json={"state": state, "config": None if config is None else dict(config)}
+        )
 
     def get_run(self, entity: str, project: str, run_id: str) -> RunRecord:
-        return run_from_json(self._call("GET", f"{self._project(entity, project)}/runs/{_seg(run_id)}"))
+        return run_from_json(
+            self._call("GET", f"{self._project(entity, project)}/runs/{_seg(run_id)}")
+        )
 
     def run_versions(
         self, entity: str, project: str, run_id: str, role: str
@@ -280,7 +284,7 @@ class HttpService:
                 for _ in pool.map(send, batches):
                     pass
         for d, b in big:
-            self._upload(d, len(b), lambda off, n, b=b: b[off : off + n], None)
+            self._upload(d, len(b), _slicer(b), None)
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         digest, size = hash_file(path)
@@ -405,7 +409,9 @@ class HttpService:
             data = f.read()
         if digest_bytes(data) != digest:
             os.unlink(path)
-            raise DigestMismatchError(f"cached blob {digest} at {path} is damaged (digest mismatch)")
+            raise DigestMismatchError(
+                f"cached blob {digest} at {path} is damaged (digest mismatch)"
+            )
         return data
 
     def download_blob(self, digest: str, dest: str) -> None:
@@ -459,7 +465,11 @@ class HttpService:
         return version_from_json(self._call("POST", path, json=self._stage_body(request)))
 
     def finish(self, request: FinishRequest) -> CommitResult:
-        body = {**self._stage_body(request), "aliases": list(request.aliases), "tags": list(request.tags)}
+        body = {
+            **self._stage_body(request),
+            "aliases": list(request.aliases),
+            "tags": list(request.tags),
+        }
         path = self._project(request.entity, request.project) + "/finish"
         return self._result(self._call("POST", path, json=body))
 
@@ -547,6 +557,10 @@ class HttpService:
 
     def list_keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/keys"))
+
+
+def _slicer(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda off, n: data[off : off + n]
 
 
 class _Retry(CairnError):

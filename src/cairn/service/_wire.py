@@ -263,7 +263,8 @@ def error_from_body(status: int, body: Any, where: str) -> errors.CairnError:
         )
     cls: Any = getattr(errors, name, None) if isinstance(name, str) else None
     if isinstance(cls, type) and issubclass(cls, errors.CairnError) and name in errors.__all__:
-        return cls(message or f"{name} ({status})")  # type: ignore[no-any-return]
+        made: errors.CairnError = cls(message or f"{name} ({status})")
+        return made
     if status == 404:
         return errors.NotFoundError(f"{where}: not found (404): {message or ''}".rstrip(": "))
     if status == 413:

@@ -97,7 +97,9 @@ class S3BlobStore:
             if code in ("NoSuchKey", "404", "NotFound"):
                 return BlobNotFoundError(f"{what} is not in {self.location}")
             if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
-                return DigestMismatchError(f"{what}: the object store refused content with another digest")
+                return DigestMismatchError(
+                    f"{what}: the object store refused content with another digest"
+                )
             return CommError(f"{self.location}: {code or 'error'}: {exc}")
         if isinstance(exc, BotoCoreError):
             return CommError(f"cannot reach {self.location}: {exc}")
@@ -174,9 +176,7 @@ class S3BlobStore:
                         Body=chunk,
                         ChecksumSHA256=sha,
                     )
-                    parts.append(
-                        {"PartNumber": number, "ETag": res["ETag"], "ChecksumSHA256": sha}
-                    )
+                    parts.append({"PartNumber": number, "ETag": res["ETag"], "ChecksumSHA256": sha})
                     number += 1
             c.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -339,9 +339,7 @@ def make_client() -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise UsageError(
-            "an s3:// store needs boto3: pip install 'cairn[server]'"
-        ) from None
+        raise UsageError("an s3:// store needs boto3: pip install 'cairn[server]'") from None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     config = Config(
         max_pool_connections=32,

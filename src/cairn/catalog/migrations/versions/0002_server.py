@@ -75,5 +75,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("uploads", "project_blobs", "blob_uploads", "blobs", "api_key_grants", "api_keys"):
+    for table in (
+        "uploads",
+        "project_blobs",
+        "blob_uploads",
+        "blobs",
+        "api_key_grants",
+        "api_keys",
+    ):
         op.drop_table(table)
