@@ -15,7 +15,9 @@ from tests._infra import Postgres, reset_database
 
 @pytest.fixture(scope="module")
 def pg_catalog_url(postgres: Postgres) -> str:
-    url = postgres.create_database("catalog_tests").replace("postgresql://", "postgresql+psycopg://")
+    url = postgres.create_database("catalog_tests").replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
     Catalog(url).dispose()  # migrates
     return url
 

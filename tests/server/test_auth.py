@@ -36,10 +36,14 @@ def server(request: pytest.FixtureRequest) -> CairnServer:
 @pytest.fixture
 def clients(server: CairnServer, tmp_path: pathlib.Path) -> Iterator[dict[str, HttpService]]:
     made = {
-        "alice": HttpService(server.url, server.create_key("alice"), str(tmp_path / "a"), retries=0),
+        "alice": HttpService(
+            server.url, server.create_key("alice"), str(tmp_path / "a"), retries=0
+        ),
         "bob": HttpService(server.url, server.create_key("bob"), str(tmp_path / "b"), retries=0),
         "reader": HttpService(
-            server.url, server.create_key("carol", "alice/shared", "read"), str(tmp_path / "c"),
+            server.url,
+            server.create_key("carol", "alice/shared", "read"),
+            str(tmp_path / "c"),
             retries=0,
         ),
     }
@@ -52,7 +56,10 @@ def _commit(svc: HttpService, project: str, data: bytes, entity: str = "alice") 
     d = digest_bytes(data)
     svc.store_blobs([(d, data)])
     req = CommitRequest(
-        entity=entity, project=project, name="ds", type="dataset",
+        entity=entity,
+        project=project,
+        name="ds",
+        type="dataset",
         changes=[("f.bin", ManifestEntry("f.bin", d, len(data)))],
     )
     result = svc.commit(req)
@@ -119,7 +126,10 @@ def test_presence_checks_never_reveal_other_projects_content(
         bob.read_blob(secret)
     # A commit that names the digest without the content is told to upload it.
     req = CommitRequest(
-        entity="bob", project="p", name="steal", type="dataset",
+        entity="bob",
+        project="p",
+        name="steal",
+        type="dataset",
         changes=[("x", ManifestEntry("x", secret, 22))],
     )
     assert bob.commit(req).missing == (secret,)
@@ -144,7 +154,8 @@ def test_uploads_that_do_not_match_their_digest_are_refused(
     key = alice._http.headers["Authorization"]
     body = pack_blobs([(claimed, b"something else")])
     resp = httpx.post(
-        f"{server.url}/api/v1/blobs/batch", content=body,
+        f"{server.url}/api/v1/blobs/batch",
+        content=body,
         headers={"Authorization": key, "Content-Type": BATCH_TYPE},
     )
     assert resp.status_code == 422 and "mismatch" in resp.text
@@ -156,7 +167,10 @@ def test_uploads_that_do_not_match_their_digest_are_refused(
         alice._upload(wrong, len(big), lambda off, n: big[off : off + n], None)
     assert alice.missing_blobs([wrong]) == [wrong]
     req = CommitRequest(
-        entity="alice", project="p", name="ds", type="dataset",
+        entity="alice",
+        project="p",
+        name="ds",
+        type="dataset",
         changes=[("b", ManifestEntry("b", wrong, len(big)))],
     )
     assert alice.commit(req).missing == (wrong,)
@@ -205,9 +219,23 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
         "CAIRN_CACHE_DIR": str(tmp_path / "cache"),
     }
     out = subprocess.run(
-        [sys.executable, "-m", "cairn", "keys", "create", "--user", "dave", "--project",
-         "team/models", "--role", "read"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "cairn",
+            "keys",
+            "create",
+            "--user",
+            "dave",
+            "--project",
+            "team/models",
+            "--role",
+            "read",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     key = out.stdout.strip()
     svc = HttpService(server.url, key, str(tmp_path / "d"), retries=0)
@@ -218,19 +246,26 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
     # A non-admin key cannot make keys.
     denied = subprocess.run(
         [sys.executable, "-m", "cairn", "keys", "create", "--user", "eve"],
-        env={**env, "CAIRN_API_KEY": key}, capture_output=True, text=True,
+        env={**env, "CAIRN_API_KEY": key},
+        capture_output=True,
+        text=True,
     )
     assert denied.returncode == 1 and "403" in denied.stderr
     key_id = key.split("_")[1]
     subprocess.run(
-        [sys.executable, "-m", "cairn", "keys", "revoke", key_id], env=env, check=True,
+        [sys.executable, "-m", "cairn", "keys", "revoke", key_id],
+        env=env,
+        check=True,
         capture_output=True,
     )
     time.sleep(0.1)
     with pytest.raises(AuthenticationError):
         svc.list_collections("team", "models")
     listed = subprocess.run(
-        [sys.executable, "-m", "cairn", "keys", "list"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "cairn", "keys", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
     )
     assert key_id in listed.stdout and key.split("_")[2] not in listed.stdout

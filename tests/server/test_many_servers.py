@@ -16,7 +16,7 @@ import pytest
 
 from cairn.core import ManifestEntry
 from cairn.errors import ArtifactNotFoundError
-from cairn.service import CommitRequest, CommitResult
+from cairn.service import CommitRequest, CommitResult, FinishRequest
 from cairn.service._http import HttpService
 from tests._infra import ADMIN_KEY, CairnServer, Postgres, S3Server, reset_database
 
@@ -98,9 +98,22 @@ def test_sixteen_distributed_writers_on_two_servers_lose_nothing(
     versions = svc.list_versions("team", "dist", "shared", include_pending=True)
     assert [(v.version, v.state, v.file_count) for v in versions] == [("v0", "COMMITTED", 16)]
     writers = {r.id for r in svc.version_runs(versions[0].id, "writer")}
-    assert len(writers) == 16
-    # A second finish (a retried finisher) makes no second version.
-    _run_workers(finisher, [_env(a, key, tmp_path, 98)])
+    assert len(writers) == 17  # the sixteen, and the finisher
+    # The finish request again (as a retry after a lost answer would send it): same version.
+    finisher_run = svc.get_version(versions[0].id).created_by
+    assert finisher_run is not None
+    retried = svc.finish(
+        FinishRequest(
+            entity="team",
+            project="dist",
+            name="shared",
+            type="dataset",
+            distributed_id="g1",
+            changes=[],
+            run_id=finisher_run,
+        )
+    )
+    assert retried.version is not None and retried.version.id == versions[0].id
     again = svc.list_versions("team", "dist", "shared", include_pending=True)
     assert [v.id for v in again] == [versions[0].id]
     svc.close()
@@ -140,7 +153,10 @@ def test_a_server_killed_mid_upload_leaves_no_version_and_the_retry_succeeds(
             try:
                 info = svc.store_file(str(big))
                 req = CommitRequest(
-                    entity="me", project="p", name="model", type="model",
+                    entity="me",
+                    project="p",
+                    name="model",
+                    type="model",
                     changes=[("big.bin", ManifestEntry("big.bin", info.digest, info.size))],
                 )
                 outcome.append(svc.commit(req))

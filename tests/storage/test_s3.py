@@ -43,7 +43,9 @@ class TestS3BlobStore(BlobStoreTests):
     def test_blobs_are_objects_named_by_digest(self, store: S3BlobStore) -> None:
         d = digest_bytes(b"named")
         store.put(d, b"named")
-        head = store.client.head_object(Bucket=store.bucket, Key=f"{store.prefix}sha256/{d[7:9]}/{d[9:]}")
+        head = store.client.head_object(
+            Bucket=store.bucket, Key=f"{store.prefix}sha256/{d[7:9]}/{d[9:]}"
+        )
         assert head["ContentLength"] == 5
 
     def test_multipart_uploads_are_verified_before_they_take_the_name(
@@ -76,7 +78,9 @@ class TestCatalogBlobStoreSqlite(BlobStoreTests):
     def store(
         self, s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
     ) -> CatalogBlobStore:
-        return CatalogBlobStore(Catalog(f"sqlite:///{tmp_path}/c.sqlite"), _s3_store(s3, monkeypatch))
+        return CatalogBlobStore(
+            Catalog(f"sqlite:///{tmp_path}/c.sqlite"), _s3_store(s3, monkeypatch)
+        )
 
     def corrupt(self, store: BlobStore, digest: str, data: bytes) -> None:
         assert isinstance(store, CatalogBlobStore)
