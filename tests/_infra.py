@@ -151,7 +151,9 @@ class S3Server:
         )
         _wait_port(self.port, self.proc, "moto")
         self.env = {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint}
-        self.client().create_bucket(Bucket=bucket)
+        client = self.client()
+        client.create_bucket(Bucket=bucket)
+        client.close()
 
     def client(self):  # type: ignore[no-untyped-def]
         import boto3

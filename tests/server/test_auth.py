@@ -82,6 +82,7 @@ def test_every_route_needs_a_key(server: CairnServer) -> None:
     bad = HttpService(server.url, "cairn_0123456789abcdef_wrong", "/tmp/unused-cache", retries=0)
     with pytest.raises(AuthenticationError, match="401"):
         bad.list_projects()
+    bad.close()
 
 
 def test_openapi_document_lists_the_versioned_routes(server: CairnServer) -> None:
@@ -261,6 +262,7 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
     time.sleep(0.1)
     with pytest.raises(AuthenticationError):
         svc.list_collections("team", "models")
+    svc.close()
     listed = subprocess.run(
         [sys.executable, "-m", "cairn", "keys", "list"],
         env=env,

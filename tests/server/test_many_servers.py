@@ -176,10 +176,11 @@ def test_a_server_killed_mid_upload_leaves_no_version_and_the_retry_succeeds(
         server.kill()
         with psycopg.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM versions").fetchone() == (0,)
+        server.start()
+        probe = HttpService(server.url, ADMIN_KEY, str(tmp_path / "p"), retries=0)
         with pytest.raises(ArtifactNotFoundError):
-            probe = HttpService(server.url, ADMIN_KEY, str(tmp_path / "p"), retries=0)
-            server.start()
             probe.resolve("me", "p", "model", None)
+        probe.close()
         worker.join(120)
         assert len(outcome) == 1 and isinstance(outcome[0], CommitResult), outcome
         assert outcome[0].version is not None and outcome[0].version.version == "v0"

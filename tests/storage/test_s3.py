@@ -33,8 +33,10 @@ def _corrupt_s3(store: S3BlobStore, digest: str, data: bytes) -> None:
 
 class TestS3BlobStore(BlobStoreTests):
     @pytest.fixture
-    def store(self, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3BlobStore:
-        return _s3_store(s3, monkeypatch)
+    def store(self, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3BlobStore]:
+        store = _s3_store(s3, monkeypatch)
+        yield store
+        store.close()
 
     def corrupt(self, store: BlobStore, digest: str, data: bytes) -> None:
         assert isinstance(store, S3BlobStore)
@@ -77,10 +79,12 @@ class TestCatalogBlobStoreSqlite(BlobStoreTests):
     @pytest.fixture
     def store(
         self, s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
-    ) -> CatalogBlobStore:
-        return CatalogBlobStore(
+    ) -> Iterator[CatalogBlobStore]:
+        store = CatalogBlobStore(
             Catalog(f"sqlite:///{tmp_path}/c.sqlite"), _s3_store(s3, monkeypatch)
         )
+        yield store
+        store.close()
 
     def corrupt(self, store: BlobStore, digest: str, data: bytes) -> None:
         assert isinstance(store, CatalogBlobStore)
@@ -105,5 +109,7 @@ class TestCatalogBlobStorePostgres(TestCatalogBlobStoreSqlite):
     ) -> Iterator[CatalogBlobStore]:
         reset_database(pg_db, keep=("alembic_version",))
         catalog = Catalog(pg_db.replace("postgresql://", "postgresql+psycopg://"), create=False)
-        yield CatalogBlobStore(catalog, _s3_store(s3, monkeypatch))
+        store = CatalogBlobStore(catalog, _s3_store(s3, monkeypatch))
+        yield store
+        store.close()
         catalog.dispose()

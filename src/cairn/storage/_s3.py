@@ -307,7 +307,7 @@ class S3BlobStore:
             raise self._translate(exc) from None
 
     def close(self) -> None:
-        pass
+        self._client.close()
 
 
 class _BodyReader(io.RawIOBase):
