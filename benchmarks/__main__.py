@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["core"]
+SUITES = ["core", "server"]
 
 
 def main(argv: list[str]) -> int:
