@@ -23,7 +23,7 @@ from cairn.core import check_digest, digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
 from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore
 
-_BATCH = 1000
+_BATCH = 5000
 
 
 class CatalogBlobStore:
@@ -52,16 +52,15 @@ class CatalogBlobStore:
             for d, n, data in items
         ]
 
-        def fn(tx: Tx) -> None:
-            for start in range(0, len(rows), _BATCH):
-                tx.conn.execute(
-                    tx._insert(s.blobs).on_conflict_do_nothing(), rows[start : start + _BATCH]
-                )
+        self.catalog.write(lambda tx: tx.insert_ignore(s.blobs, rows))
 
-        self.catalog.write(fn)
+    def _present(self, chunk: list[str]) -> list[str]:
+        b = s.blobs.c
 
-    def _rows(self, q: Any) -> list[Any]:
-        return self.catalog.read(lambda tx: list(tx.conn.execute(q)))
+        def fn(tx: Tx) -> list[str]:
+            return [str(r[0]) for r in tx.conn.execute(select(b.digest).where(tx.among(b.digest, chunk)))]
+
+        return self.catalog.read(fn)
 
     def _row(self, digest: str) -> tuple[int, bytes | None] | None:
         b = s.blobs.c
@@ -133,8 +132,13 @@ class CatalogBlobStore:
         wanted = list(dict.fromkeys(digests))
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
-            q = select(b.digest, b.data).where(b.digest.in_(chunk), b.data.is_not(None))
-            for d, data in self._rows(q):
+            for d, data in self.catalog.read(
+                lambda tx, chunk=chunk: list(
+                    tx.conn.execute(
+                        select(b.digest, b.data).where(tx.among(b.digest, chunk), b.data.is_not(None))
+                    )
+                )
+            ):
                 if digest_bytes(data) != d:
                     raise DigestMismatchError(
                         f"blob {d} is damaged: its content has another digest"
@@ -148,8 +152,7 @@ class CatalogBlobStore:
         b = s.blobs.c
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
-            q = select(b.digest).where(b.digest.in_(chunk))
-            found.update(str(r[0]) for r in self._rows(q))
+            found.update(self._present(chunk))
         return found
 
     def size(self, digest: str) -> int | None:

@@ -163,6 +163,38 @@ class Tx:
 
         return sqlite_insert(table)
 
+    def among(self, column: Any, values: Sequence[Any]) -> Any:
+        """``column IN values``; on PostgreSQL one array parameter (``= ANY``), which the planner
+        answers from an index, where a list of thousands of parameters is compared one by one."""
+        if self.dialect == "postgresql":
+            from sqlalchemy import any_, bindparam
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(list(values))
+
+    def insert_ignore(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows, skipping those whose key exists; on PostgreSQL one statement for all
+        (``INSERT ... SELECT unnest(...)``), not a round trip per row."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy import bindparam
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            cols = list(rows[0])
+            arrays = [
+                func.unnest(bindparam(f"a{i}", [r[c] for r in rows], type_=ARRAY(table.c[c].type)))
+                for i, c in enumerate(cols)
+            ]
+            stmt = self._insert(table).from_select(cols, select(*arrays)).on_conflict_do_nothing()
+            self.conn.execute(stmt)
+            return
+        for start in range(0, len(rows), 5000):
+            self.conn.execute(
+                self._insert(table).on_conflict_do_nothing(), list(rows[start : start + 5000])
+            )
+
     # -- projects ------------------------------------------------------------------------------
 
     def project_id(self, entity: str, name: str, *, create: bool) -> int | None:
@@ -788,10 +820,7 @@ class Tx:
     def grant_blobs(self, project_id: int, digests: Iterable[str]) -> None:
         """Record that the project's versions refer to these blobs (so its readers may read them)."""
         rows = [{"project_id": project_id, "digest": d} for d in dict.fromkeys(digests)]
-        for start in range(0, len(rows), 5000):
-            self.conn.execute(
-                self._insert(s.project_blobs).on_conflict_do_nothing(), rows[start : start + 5000]
-            )
+        self.insert_ignore(s.project_blobs, rows)
 
     # -- garbage collection support ----------------------------------------------------------------
 

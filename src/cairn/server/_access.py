@@ -17,11 +17,25 @@ from cairn.catalog import Catalog, Tx
 from cairn.catalog import _schema as s
 from cairn.server._auth import Principal
 
-_BATCH = 2000
+_BATCH = 20_000
 
 
 def _rows(catalog: Catalog, q: Any) -> list[Any]:
     return catalog.read(lambda tx: list(tx.conn.execute(q)))
+
+
+def _readable_chunk(catalog: Catalog, who: Principal, chunk: list[str]) -> list[str]:
+    bu, pb, p = s.blob_uploads.c, s.project_blobs.c, s.projects.c
+
+    def fn(tx: Tx) -> list[str]:
+        projects = select(p.id).where(who.project_filter(p.entity, p.name))
+        mine = select(bu.digest).where(bu.user_name == who.user, tx.among(bu.digest, chunk))
+        theirs = select(pb.digest).where(
+            tx.among(pb.digest, chunk), pb.project_id.in_(projects.scalar_subquery())
+        )
+        return [str(r[0]) for r in tx.conn.execute(union(mine, theirs))]
+
+    return catalog.read(fn)
 
 
 def readable_blobs(catalog: Catalog, who: Principal, digests: Sequence[str]) -> set[str]:
@@ -29,16 +43,10 @@ def readable_blobs(catalog: Catalog, who: Principal, digests: Sequence[str]) -> 
     bu, pb, p = s.blob_uploads.c, s.project_blobs.c, s.projects.c
     found: set[str] = set()
     wanted = list(dict.fromkeys(digests))
-    for start in range(0, len(wanted), _BATCH):
-        chunk = wanted[start : start + _BATCH]
-        mine = select(bu.digest).where(bu.user_name == who.user, bu.digest.in_(chunk))
-        theirs = (
-            select(pb.digest)
-            .join(s.projects, p.id == pb.project_id)
-            .where(pb.digest.in_(chunk), who.project_filter(p.entity, p.name))
-        )
-        q = union(mine, theirs)
-        found.update(str(r[0]) for r in _rows(catalog, q))
+    batch = _BATCH if catalog.dialect == "postgresql" else 2000  # SQLite: 32,766 parameters
+    for start in range(0, len(wanted), batch):
+        chunk = wanted[start : start + batch]
+        found.update(_readable_chunk(catalog, who, chunk))
     return found
 
 
@@ -49,10 +57,4 @@ def record_uploads(catalog: Catalog, user: str, digests: Sequence[str]) -> None:
     now = time.time()
     rows = [{"user_name": user, "digest": d, "created_at": now} for d in dict.fromkeys(digests)]
 
-    def fn(tx: Tx) -> None:
-        for start in range(0, len(rows), _BATCH):
-            tx.conn.execute(
-                tx._insert(s.blob_uploads).on_conflict_do_nothing(), rows[start : start + _BATCH]
-            )
-
-    catalog.write(fn)
+    catalog.write(lambda tx: tx.insert_ignore(s.blob_uploads, rows))
