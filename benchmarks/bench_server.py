@@ -14,8 +14,9 @@ import sys
 import textwrap
 import time
 
-from benchmarks._common import ROOT, Figure, make_tree, ratio_figure, run_child
 from tests._infra import CairnServer, Postgres, S3Server
+
+from benchmarks._common import ROOT, Figure, make_tree, ratio_figure, run_child
 
 RESOLVE_CLIENT = """
     import sys, time
@@ -54,10 +55,12 @@ def _resolves_per_second(server: CairnServer, key: str, clients: int, seconds: f
         "CAIRN_SILENT": "true",
         "CAIRN_CACHE_DIR": os.path.join(ROOT, "cache-meta"),
     }
-    setup = "import cairn\nwith cairn.init(project='bench') as run:\n" \
-        "    a = cairn.Artifact('meta', 'dataset')\n" \
-        "    with a.new_file('x.txt', mode='w') as f:\n        f.write('x')\n" \
+    setup = (
+        "import cairn\nwith cairn.init(project='bench') as run:\n"
+        "    a = cairn.Artifact('meta', 'dataset')\n"
+        "    with a.new_file('x.txt', mode='w') as f:\n        f.write('x')\n"
         "    run.log_artifact(a)\n"
+    )
     subprocess.run([sys.executable, "-c", setup], env=env, check=True, cwd=ROOT)
     procs = [
         subprocess.Popen(

@@ -8,6 +8,7 @@ refuses root. ``CAIRN_TEST_POSTGRES_URL`` points the tests at a running server i
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shutil
@@ -28,6 +29,17 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the process that started it dies (Linux), so an
+    interrupted test run leaves no server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def free_port() -> int:
@@ -115,6 +127,7 @@ class Postgres:
             capture_output=True,
         )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        atexit.register(self.stop)  # pg_ctl daemonizes: stop the cluster even if a test aborts
 
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""
@@ -148,6 +161,7 @@ class S3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, **S3_ENV},
+            preexec_fn=_die_with_parent,
         )
         _wait_port(self.port, self.proc, "moto")
         self.env = {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint}
@@ -198,6 +212,8 @@ class CairnServer:
         self.start()
 
     def start(self) -> None:
+        # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
+        self.log = tempfile.NamedTemporaryFile(prefix="cairn-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -213,12 +229,14 @@ class CairnServer:
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
+            preexec_fn=_die_with_parent,
         )
         try:
             _wait_port(self.port, self.proc, "cairn server")
         except RuntimeError:
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            with open(self.log.name) as f:
+                err = f.read()
             raise RuntimeError(f"cairn server did not start: {err[-3000:]}") from None
 
     def kill(self) -> None:

@@ -13,7 +13,7 @@ import io
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy import delete, select
 
@@ -58,7 +58,10 @@ class CatalogBlobStore:
         b = s.blobs.c
 
         def fn(tx: Tx) -> list[str]:
-            return [str(r[0]) for r in tx.conn.execute(select(b.digest).where(tx.among(b.digest, chunk)))]
+            return [
+                str(r[0])
+                for r in tx.conn.execute(select(b.digest).where(tx.among(b.digest, chunk)))
+            ]
 
         return self.catalog.read(fn)
 
@@ -125,31 +128,9 @@ class CatalogBlobStore:
         with open(dest, "wb") as f:
             f.write(data)
 
-    def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
-        """The bytes of those of ``digests`` kept in the catalog, verified (one query a batch)."""
-        b = s.blobs.c
-        out: dict[str, bytes] = {}
-        wanted = list(dict.fromkeys(digests))
-        for start in range(0, len(wanted), _BATCH):
-            chunk = wanted[start : start + _BATCH]
-            for d, data in self.catalog.read(
-                lambda tx, chunk=chunk: list(
-                    tx.conn.execute(
-                        select(b.digest, b.data).where(tx.among(b.digest, chunk), b.data.is_not(None))
-                    )
-                )
-            ):
-                if digest_bytes(data) != d:
-                    raise DigestMismatchError(
-                        f"blob {d} is damaged: its content has another digest"
-                    )
-                out[str(d)] = bytes(data)
-        return out
-
     def has_many(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
         found: set[str] = set()
-        b = s.blobs.c
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
             found.update(self._present(chunk))

@@ -55,6 +55,8 @@ def _json(value: Any) -> str:
 
 def _is_transient(exc: DBAPIError) -> bool:
     """Lock timeouts, serialization failures and deadlocks: the transaction may simply be retried."""
+    if exc.connection_invalidated:
+        return True  # the server closed the connection (restart, failover): a new one will do
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     if code in ("40001", "40P01", "55P03"):
         return True
@@ -110,7 +112,9 @@ class Catalog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
             return engine
-        return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+        # No pre-ping (a round trip per transaction): a connection the server closed fails its
+        # first statement, the pool is invalidated, and _run retries the transaction.
+        return create_engine(self.url, pool_size=8, max_overflow=16, pool_use_lifo=True)
 
     def dispose(self) -> None:
         if self._engine is not None and self._pid == os.getpid():
@@ -325,6 +329,20 @@ class Tx:
                 f" not {type_name!r}; use type {row.type!r} or another name"
             )
         return int(row.id), int(row.next_index)
+
+    def locate(self, entity: str, project: str, name: str) -> tuple[int | None, int | None]:
+        """(project id, collection id) of ``entity/project/name`` in one query; None where absent."""
+        p, c = s.projects.c, s.collections.c
+        q = (
+            select(p.id, c.id)
+            .select_from(s.projects)
+            .outerjoin(s.collections, and_(c.project_id == p.id, c.name == name))
+            .where(p.entity == entity, p.name == project)
+        )
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None, None
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     def collection_id(self, project_id: int, name: str) -> int | None:
         c = s.collections.c

@@ -21,8 +21,18 @@ _STORE_HELP = "Blob store: a directory, or s3://bucket/prefix. [env: CAIRN_SERVE
 @click.option("--store", envvar="CAIRN_SERVER_STORE", help=_STORE_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers",
+    envvar="CAIRN_SERVER_WORKERS",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (about one per core). [env: CAIRN_SERVER_WORKERS]",
+)
 @click.pass_context
-def server(ctx: click.Context, db: str | None, store: str | None, host: str, port: int) -> None:
+def server(
+    ctx: click.Context, db: str | None, store: str | None, host: str, port: int, workers: int
+) -> None:
     """Run the cairn server (REST API under /api/v1) until interrupted.
 
     Every request needs an API key; CAIRN_ADMIN_KEY sets a bootstrap admin key. S3 endpoint and
@@ -37,7 +47,7 @@ def server(ctx: click.Context, db: str | None, store: str | None, host: str, por
 
     config = ServerConfig.from_env(db, store)
     click.echo(f"cairn server on http://{host}:{port}/api/v1 (catalog {config.db})", err=True)
-    serve(config, host, port)
+    serve(config, host, port, workers=workers)
 
 
 @server.command()

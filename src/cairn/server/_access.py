@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select, union
 
@@ -18,10 +17,6 @@ from cairn.catalog import _schema as s
 from cairn.server._auth import Principal
 
 _BATCH = 20_000
-
-
-def _rows(catalog: Catalog, q: Any) -> list[Any]:
-    return catalog.read(lambda tx: list(tx.conn.execute(q)))
 
 
 def _readable_chunk(catalog: Catalog, who: Principal, chunk: list[str]) -> list[str]:
@@ -40,7 +35,6 @@ def _readable_chunk(catalog: Catalog, who: Principal, chunk: list[str]) -> list[
 
 def readable_blobs(catalog: Catalog, who: Principal, digests: Sequence[str]) -> set[str]:
     """Those of ``digests`` the key may read (and so need not upload)."""
-    bu, pb, p = s.blob_uploads.c, s.project_blobs.c, s.projects.c
     found: set[str] = set()
     wanted = list(dict.fromkeys(digests))
     batch = _BATCH if catalog.dialect == "postgresql" else 2000  # SQLite: 32,766 parameters

@@ -99,6 +99,12 @@ class Principal:
         return or_(*terms)
 
 
+def require_valid(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise AuthenticationError("the API key is not valid (unknown, malformed or revoked)")
+    return principal
+
+
 def parse_project(value: str, user: str) -> tuple[str, str]:
     """``entity/project``, ``entity/*`` or ``project`` (in the user's own entity)."""
     entity, _, project = value.rpartition("/")
@@ -186,26 +192,37 @@ class KeyRing:
         _ = g
         return self.catalog.read(fn)
 
-    def authenticate(self, header: str | None) -> Principal:
+    @staticmethod
+    def token_of(header: str | None) -> str:
         if not header or not header.lower().startswith("bearer "):
             raise AuthenticationError(
                 "this server needs an API key: send 'Authorization: Bearer <key>'"
             )
-        token = header[7:].strip()
-        now = time.monotonic()
+        return header[7:].strip()
+
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """(hit, principal) from the cache, without touching the catalog."""
         with self._lock:
             hit = self._cache.get(token)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
-            principal = hit[1]
-        else:
-            principal = self._lookup(token)
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[token] = (now, principal)
-        if principal is None:
-            raise AuthenticationError("the API key is not valid (unknown, malformed or revoked)")
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return True, hit[1]
+        return False, None
+
+    def check(self, token: str) -> Principal | None:
+        """Look the key up in the catalog (and remember the answer for a moment)."""
+        principal = self._lookup(token)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = (time.monotonic(), principal)
         return principal
+
+    def authenticate(self, header: str | None) -> Principal:
+        token = self.token_of(header)
+        hit, principal = self.cached(token)
+        if not hit:
+            principal = self.check(token)
+        return require_valid(principal)
 
     def _lookup(self, token: str) -> Principal | None:
         if self._admin_hash is not None and hmac.compare_digest(_hash(token), self._admin_hash):

@@ -6,8 +6,8 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
 
 * **Parts** (local-disk stores): the client sends parts of ``part_size`` bytes in any order, several
   at a time; each is written at its offset into one spool file next to the store and marked done
-  once durable, so an interrupted upload resumes with the parts still missing. ``complete``
-  hashes the file and moves it into the store (a hard link, no copy).
+  once written, so an interrupted upload resumes with the parts still missing. ``complete``
+  hashes the file, makes it durable (one fsync) and moves it into the store (a rename).
 * **Presigned** (S3 stores): the client PUTs the file to a staging key with the signed
   ``x-amz-checksum-sha256`` header (S3 refuses other content); ``complete`` checks the object
   against the digest (re-reading it where the store reports no checksum) and copies it, inside the
@@ -175,8 +175,9 @@ class Transfers:
         except FileNotFoundError:
             raise NotFoundError(f"upload {upload_id!r} has no spool file; begin again") from None
         try:
+            # Not fsynced here: complete() hashes the whole file and fsyncs it once before it
+            # becomes a blob, so a part lost in a crash fails that check, never a version.
             os.pwrite(fd, data, n * up.part_size)
-            os.fsync(fd)
         finally:
             os.close(fd)
         with open(os.path.join(parts, str(n)), "w"):
@@ -207,16 +208,17 @@ class Transfers:
             while n := f.readinto(buf):
                 hasher.update(view[:n])
                 size += n
+            os.fsync(f.fileno())  # durable before any version may refer to it
         if digest_from_hasher(hasher) != up.digest or size != up.size:
             raise DigestMismatchError(
                 f"upload of blob {up.digest} has other content (digest mismatch); refused"
             )
-        if isinstance(self.blobs, LocalBlobStore):
-            info = self.blobs.put_file(path, link=True)
+        if isinstance(self.blobs, LocalBlobStore) and size >= self.blobs.small_limit:
+            self.blobs.adopt(path, up.digest)  # verified just now; the parts were fsynced
         else:
             info = self.blobs.put_file(path)
-        if info.digest != up.digest:  # changed under us: never store it under that name
-            raise DigestMismatchError(f"upload of blob {up.digest} changed while it was stored")
+            if info.digest != up.digest:  # changed under us: never store it under that name
+                raise DigestMismatchError(f"upload of blob {up.digest} changed while stored")
         self.abort(up)
         return size
 
@@ -232,11 +234,10 @@ class Transfers:
     def abort(self, up: Upload) -> None:
         if self.s3 is None:
             path, parts = self._paths(up)
-            for p in (path,):
-                try:
-                    os.unlink(p)
-                except FileNotFoundError:
-                    pass
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
             if os.path.isdir(parts):
                 for name in os.listdir(parts):
                     os.unlink(os.path.join(parts, name))

@@ -425,12 +425,13 @@ class LocalService:
     def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
         def fn(tx: Tx) -> VersionRecord:
             where = f"{entity}/{project}"
-            pid = tx.project_id(entity, project, create=False)
+            pid, cid = tx.locate(entity, project, name)
             if pid is None:
                 raise ArtifactNotFoundError(
                     f"artifact {name}:{label or LATEST} not found: project {where} does not exist"
                 )
-            cid = tx.require_collection(pid, name, where)
+            if cid is None:
+                cid = tx.require_collection(pid, name, where)  # raises: not found
             vid = tx.resolve(cid, label)
             if vid is None:
                 raise ArtifactNotFoundError(

@@ -198,6 +198,16 @@ class LocalBlobStore:
                 raise
         return BlobInfo(digest, written)
 
+    def adopt(self, path: str, digest: str) -> None:
+        """Move a durable file into the store as blob ``digest`` (rename, no copy). The caller
+        MUST have verified the file's content against ``digest``; ``path`` must be on the
+        store's file system (e.g. under ``root/tmp``)."""
+        final = self.path_of(digest)
+        if os.path.exists(final):
+            os.unlink(path)
+            return
+        self._install(path, final)
+
     # -- reads ---------------------------------------------------------------------------------
 
     def _small(self, digest: str) -> bytes | None:
