@@ -213,7 +213,8 @@ class CairnServer:
 
     def start(self) -> None:
         # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
-        self.log = tempfile.NamedTemporaryFile(prefix="cairn-server-", suffix=".log", delete=False)
+        fd, self.log_path = tempfile.mkstemp(prefix="cairn-server-", suffix=".log")
+        self.log = os.fdopen(fd, "wb")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -235,7 +236,7 @@ class CairnServer:
         try:
             _wait_port(self.port, self.proc, "cairn server")
         except RuntimeError:
-            with open(self.log.name) as f:
+            with open(self.log_path) as f:
                 err = f.read()
             raise RuntimeError(f"cairn server did not start: {err[-3000:]}") from None
 

@@ -34,9 +34,11 @@ from cairn.server._auth import ANY, ROLES, Grant, Principal, parse_project, requ
 from cairn.server._backend import Backend
 from cairn.service import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.service._wire import (
+    BATCH_TYPE,
     changes_from_json,
     check_digests,
     collection_to_json,
+    pack_blobs,
     run_to_json,
     unpack_blobs,
     version_to_json,
@@ -257,6 +259,37 @@ async def upload_batch(request: Request, who: Who, b: B) -> dict[str, Any]:
         return len(items)
 
     return {"stored": await run_in_threadpool(store)}
+
+
+FETCH_DIGESTS = 4096
+FETCH_BYTES = 16 << 20
+
+
+@router.post(
+    "/blobs/fetch",
+    summary="Small blobs, many per answer (application/vnd.cairn.blobs); others are left out",
+)
+def fetch_blobs(body: DigestsIn, who: Who, b: B) -> Response:
+    digests = check_digests(body.digests, FETCH_DIGESTS)
+    allowed = readable_blobs(b.catalog, who, digests)
+    readable = [d for d in dict.fromkeys(digests) if d in allowed]
+    blobs = b.blobs
+    found: dict[str, bytes] = {}
+    if isinstance(blobs, CatalogBlobStore):
+        found = blobs.small_many(readable)
+    elif isinstance(blobs, LocalBlobStore):
+        for d in readable:
+            data = blobs.small(d)
+            if data is not None:
+                found[d] = data
+    items: list[tuple[str, bytes]] = []
+    total = 0
+    for d in readable:
+        data = found.get(d)
+        if data is not None and total + len(data) <= FETCH_BYTES:
+            items.append((d, data))
+            total += len(data)
+    return Response(pack_blobs(items), media_type=BATCH_TYPE)
 
 
 @router.get("/blobs/{digest}", summary="A blob's content (or a redirect to the object store)")

@@ -42,6 +42,7 @@ from cairn.service._wire import (
     pack_blobs,
     run_from_json,
     run_to_json,
+    unpack_blobs,
     version_from_json,
 )
 from cairn.storage import SMALL_LIMIT, BlobInfo
@@ -49,6 +50,7 @@ from cairn.storage import SMALL_LIMIT, BlobInfo
 CHUNK = 1 << 20
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
+PREFETCH_BATCH = 1024  # small blobs per download request
 _THREADS = 4
 _RETRIES = 9  # backoff 0.2 s doubling to 5 s: about 30 s in all
 _RETRY_STATUS = (502, 503, 504)
@@ -96,6 +98,12 @@ class DownloadCache:
     def __init__(self, cache_dir: str) -> None:
         self.root = os.path.join(os.path.abspath(cache_dir), "blobs")
         self.tmp = os.path.join(self.root, "tmp")
+        self._dirs: set[str] = set()  # made already: a mkdir that fails costs as much as one
+
+    def _makedirs(self, path: str) -> None:
+        if path not in self._dirs:
+            os.makedirs(path, exist_ok=True)
+            self._dirs.add(path)
 
     def path_of(self, digest: str) -> str:
         hexd = check_digest(digest)[len(PREFIX) :]
@@ -110,12 +118,12 @@ class DownloadCache:
         return path
 
     def partial(self) -> str:
-        os.makedirs(self.tmp, exist_ok=True)
+        self._makedirs(self.tmp)
         return os.path.join(self.tmp, f"{uuid.uuid4().hex}.partial")
 
     def install(self, tmp: str, digest: str) -> str:
         path = self.path_of(digest)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._makedirs(os.path.dirname(path))
         os.replace(tmp, path)
         return path
 
@@ -408,6 +416,27 @@ class HttpService:
             for chunk in resp.iter_bytes(CHUNK):
                 hasher.update(chunk)
                 f.write(chunk)
+
+    def prefetch_blobs(self, digests: Sequence[str]) -> None:
+        """Fetch small blobs not yet cached many per request (the server leaves out large
+        ones, which ``download_blob`` streams one by one)."""
+        todo = [d for d in dict.fromkeys(digests) if self._cache.lookup(d) is None]
+        chunks = [todo[i : i + PREFETCH_BATCH] for i in range(0, len(todo), PREFETCH_BATCH)]
+
+        def fetch(chunk: list[str]) -> None:
+            resp = self._send(self._http, "POST", "/blobs/fetch", json={"digests": chunk})
+            for digest, data in unpack_blobs(resp.content):  # each re-hashed
+                tmp = self._cache.partial()
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                self._cache.install(tmp, digest)
+
+        if len(chunks) == 1:
+            fetch(chunks[0])
+        elif chunks:
+            with ThreadPoolExecutor(_THREADS) as pool:
+                for _ in pool.map(fetch, chunks):
+                    pass
 
     def read_blob(self, digest: str) -> bytes:
         path = self._fetch_into_cache(digest)

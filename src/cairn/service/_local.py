@@ -187,6 +187,9 @@ class LocalService:
     def download_blob(self, digest: str, dest: str) -> None:
         self.blobs.copy_to(digest, dest)
 
+    def prefetch_blobs(self, digests: Sequence[str]) -> None:
+        pass  # the blobs are here already
+
     # -- committing --
 
     def _build(

@@ -210,6 +210,13 @@ class LocalBlobStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def small(self, digest: str) -> bytes | None:
+        """A small blob's bytes (verified), or None if it is absent or not a small blob."""
+        data = self._small(digest)
+        if data is not None and digest_bytes(data) != digest:
+            raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+        return data
+
     def _small(self, digest: str) -> bytes | None:
         with self._lock:
             row = (
