@@ -3,6 +3,8 @@ small blobs both ways, parts that resume, the download cache."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import pathlib
 from collections import Counter
@@ -12,9 +14,10 @@ import httpx
 import pytest
 
 from cairn.core import ManifestEntry, digest_bytes
+from cairn.errors import DigestMismatchError
 from cairn.service import CommitRequest
 from cairn.service._http import HttpService
-from tests._infra import CairnServer, reset_database
+from tests._infra import CairnServer, Postgres, S3Server, reset_database
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -87,9 +90,7 @@ def test_a_damaged_cache_entry_is_fetched_again(svc: HttpService, tmp_path: path
     assert dest.read_bytes() == data and cached.read_bytes() == data
 
 
-def test_parts_resume_where_they_stopped(
-    server_local: CairnServer, tmp_path: pathlib.Path
-) -> None:
+def test_parts_resume_where_they_stopped(server_local: CairnServer, tmp_path: pathlib.Path) -> None:
     server = server_local
     reset_database(server.db)
     svc = HttpService(server.url, server.create_key("me"), str(tmp_path / "cache"))
@@ -109,4 +110,47 @@ def test_parts_resume_where_they_stopped(
     dest = tmp_path / "back"
     svc.download_blob(d, str(dest))
     assert dest.read_bytes() == data
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def server_s3_parts(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
+    """S3 store, 5 MiB parts (S3's smallest), so blobs from 20 MiB go in presigned parts."""
+    db = postgres.create_database("s3_parts")
+    srv = CairnServer(db, s3.url("parts"), {**s3.env, "CAIRN_SERVER_PART_SIZE": str(5 << 20)})
+    yield srv
+    srv.stop()
+
+
+def test_s3_parts_go_presigned_and_resume(
+    server_s3_parts: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    svc = HttpService(server_s3_parts.url, server_s3_parts.create_key("me"), str(tmp_path / "c"))
+    part = svc._whoami()["part_size"]
+    data = os.urandom(part * 4 + 12345)
+    d = digest_bytes(data)
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data)})
+    assert plan["mode"] == "presigned-parts" and plan["parts_done"] == []
+    # One part arrives, then the client "dies"; the upload resumes from what S3 kept.
+    chunk = data[part : 2 * part]
+    checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+    target = svc._call("POST", f"/uploads/{plan['id']}/parts/1/url", json={"checksum": checksum})
+    assert "Signature" in target["url"] or "X-Amz-Signature" in target["url"]
+    httpx.put(target["url"], content=chunk, headers=target["headers"]).raise_for_status()
+    status = svc._call("GET", f"/uploads/{plan['id']}")
+    assert status["parts_done"] == [1]
+    seen = _count(svc)
+    svc._put_parts(status, len(data), lambda off, n: data[off : off + n])
+    asked = sorted(k for k in seen if k.startswith(f"POST /uploads/{plan['id']}/parts/"))
+    assert [k.rsplit("/", 1)[1] for k in asked] == ["0", "2", "3", "4"]  # not 1 again
+    svc._call("POST", f"/uploads/{plan['id']}/complete")
+    assert svc.missing_blobs([d]) == []
+    dest = tmp_path / "back"
+    svc.download_blob(d, str(dest))  # a presigned GET, followed without the API key
+    assert dest.read_bytes() == data
+    # Parts whose whole does not match the digest never become a blob.
+    wrong = digest_bytes(data[:-1] + b"?")
+    with pytest.raises(DigestMismatchError):
+        svc._upload(wrong, len(data), lambda off, n: data[off : off + n], None)
+    assert svc.missing_blobs([wrong]) == [wrong]
     svc.close()

@@ -607,6 +607,18 @@ class Tx:
         if not ids:
             return []
         v, c, p = s.versions.c, s.collections.c, s.projects.c
+        # Aliases and tags come in the same query (one round trip, not three): names cannot hold
+        # a newline, so it separates them.
+        alias_list = (
+            select(func.aggregate_strings(s.aliases.c.alias, "\n"))
+            .where(s.aliases.c.version_id == v.id)
+            .scalar_subquery()
+        )
+        tag_list = (
+            select(func.aggregate_strings(s.tags.c.tag, "\n"))
+            .where(s.tags.c.version_id == v.id)
+            .scalar_subquery()
+        )
         q = (
             select(
                 s.versions,
@@ -615,27 +627,19 @@ class Tx:
                 p.entity,
                 p.name.label("project"),
                 s.runs.c.run_id.label("creator"),
+                alias_list.label("alias_list"),
+                tag_list.label("tag_list"),
             )
             .join(s.collections, c.id == v.collection_id)
             .join(s.projects, p.id == c.project_id)
             .outerjoin(s.runs, s.runs.c.id == v.created_by)
-            .where(v.id.in_(list(ids)))
+            .where(self.among(v.id, list(ids)))
         )
         rows = {str(r.id): r for r in self.conn.execute(q)}
-        alias_map: dict[str, list[str]] = {}
-        for vid, alias in self.conn.execute(
-            select(s.aliases.c.version_id, s.aliases.c.alias)
-            .where(s.aliases.c.version_id.in_(list(ids)))
-            .order_by(s.aliases.c.alias)
-        ):
-            alias_map.setdefault(str(vid), []).append(alias)
-        tag_map: dict[str, list[str]] = {}
-        for vid, tag in self.conn.execute(
-            select(s.tags.c.version_id, s.tags.c.tag)
-            .where(s.tags.c.version_id.in_(list(ids)))
-            .order_by(s.tags.c.tag)
-        ):
-            tag_map.setdefault(str(vid), []).append(tag)
+        alias_map = {
+            vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
+        }
+        tag_map = {vid: sorted(r.tag_list.split("\n")) for vid, r in rows.items() if r.tag_list}
         out = []
         for vid in ids:
             r = rows.get(vid)

@@ -10,7 +10,7 @@ from cairn.catalog import Catalog, upgrade
 from cairn.catalog._blobs import CatalogBlobStore
 from cairn.errors import UsageError
 from cairn.server._auth import KeyRing
-from cairn.server._transfers import Transfers
+from cairn.server._transfers import PART_SIZE, Transfers
 from cairn.service import LocalService
 from cairn.storage import BlobStore, LocalBlobStore
 
@@ -25,6 +25,7 @@ class ServerConfig:
     admin_key: str | None = None
     max_json_bytes: int = MAX_JSON_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
+    part_size: int = PART_SIZE
 
     @classmethod
     def from_env(cls, db: str | None = None, store: str | None = None) -> ServerConfig:
@@ -34,7 +35,16 @@ class ServerConfig:
             raise UsageError(
                 "cairn server needs --db (or CAIRN_SERVER_DB) and --store (or CAIRN_SERVER_STORE)"
             )
-        return cls(db=db, store=store, admin_key=os.environ.get("CAIRN_ADMIN_KEY") or None)
+        part = os.environ.get("CAIRN_SERVER_PART_SIZE")
+        part_size = int(part) if part and part.isdigit() else PART_SIZE
+        if not 5 << 20 <= part_size <= MAX_BATCH_BYTES:
+            raise UsageError("CAIRN_SERVER_PART_SIZE must be between 5 MiB and 64 MiB (in bytes)")
+        return cls(
+            db=db,
+            store=store,
+            admin_key=os.environ.get("CAIRN_ADMIN_KEY") or None,
+            part_size=part_size,
+        )
 
 
 def catalog_url(db: str) -> str:
@@ -83,7 +93,7 @@ class Backend:
             blobs=blobs,
             service=service,
             keys=KeyRing(catalog, config.admin_key),
-            transfers=Transfers(catalog, blobs, spool),
+            transfers=Transfers(catalog, blobs, spool, part_size=config.part_size),
             config=config,
         )
 

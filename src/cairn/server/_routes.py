@@ -341,6 +341,19 @@ async def upload_part(
     return {}
 
 
+class PartUrlIn(BaseModel):
+    checksum: str = Field(max_length=64)
+
+
+@router.post(
+    "/uploads/{upload_id}/parts/{number}/url",
+    summary="A presigned URL for one part (S3 stores), bound to the part's SHA-256",
+)
+def upload_part_url(upload_id: str, number: int, body: PartUrlIn, who: Who, b: B) -> dict[str, Any]:
+    _may_upload(who)
+    return b.transfers.part_url(who.user, upload_id, number, body.checksum)
+
+
 @router.post("/uploads/{upload_id}/complete", summary="Verify and store an upload's blob")
 def complete_upload(upload_id: str, who: Who, b: B) -> dict[str, Any]:
     _may_upload(who)

@@ -32,7 +32,7 @@ from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedErr
 from cairn.storage import BlobStore, LocalBlobStore
 from cairn.storage._s3 import S3BlobStore, checksum_b64
 
-PART_SIZE = 32 << 20
+PART_SIZE = 32 << 20  # S3 stores take blobs from 4 parts up in parts, smaller ones in one PUT
 MAX_PARTS = 10_000
 PRESIGN_SECONDS = 3600
 CHUNK = 1 << 20
@@ -112,6 +112,15 @@ class Transfers:
             raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
         upload_id = secrets.token_hex(16)
         ref = f"{self.s3.prefix}uploads/{upload_id}" if self.s3 is not None else upload_id
+        if self.s3 is not None and size >= 4 * self.part_size:
+            # In parts: S3 keeps the parts that arrived, so the upload can resume.
+            try:
+                made = self.s3.client.create_multipart_upload(
+                    Bucket=self.s3.bucket, Key=ref, ChecksumAlgorithm="SHA256"
+                )
+            except Exception as exc:  # noqa: BLE001 - translated
+                raise self.s3.translate(exc) from None
+            ref = f"{ref}\n{made['UploadId']}"
         up = Upload(upload_id, user, digest, size, self.part_size, ref)
 
         def fn(tx: Tx) -> None:
@@ -142,7 +151,9 @@ class Transfers:
             "size": up.size,
             "part_size": up.part_size,
         }
-        if self.s3 is not None:
+        if self.s3 is not None and "\n" in up.ref:
+            out.update(mode="presigned-parts", parts_done=self._s3_parts(up))
+        elif self.s3 is not None:
             headers = {"x-amz-checksum-sha256": checksum_b64(up.digest)}
             url = self.s3.client.generate_presigned_url(
                 "put_object",
@@ -159,6 +170,45 @@ class Transfers:
             done = sorted(int(n) for n in os.listdir(parts)) if os.path.isdir(parts) else []
             out.update(mode="parts", parts_done=done)
         return out
+
+    def _s3_parts(self, up: Upload) -> list[int]:
+        return sorted(p["PartNumber"] - 1 for p in self._s3_list(up))
+
+    def _s3_list(self, up: Upload) -> list[dict[str, Any]]:
+        assert self.s3 is not None
+        key, s3_id = up.ref.split("\n")
+        out: list[dict[str, Any]] = []
+        try:
+            pages = self.s3.client.get_paginator("list_parts").paginate(
+                Bucket=self.s3.bucket, Key=key, UploadId=s3_id
+            )
+            for page in pages:
+                out.extend(page.get("Parts", []))
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self.s3.translate(exc) from None
+        return out
+
+    def part_url(self, user: str, upload_id: str, n: int, checksum: str) -> dict[str, Any]:
+        """A presigned URL for part ``n`` that S3 accepts only with this SHA-256 (base64)."""
+        up = self._load(user, upload_id)
+        if self.s3 is None or "\n" not in up.ref:
+            raise ValidationError(f"upload {upload_id} does not go to the object store in parts")
+        up.part_length(n)
+        if len(checksum) != 44 or not checksum.endswith("="):
+            raise ValidationError("checksum must be a base64 SHA-256 (44 characters)")
+        key, s3_id = up.ref.split("\n")
+        url = self.s3.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.s3.bucket,
+                "Key": key,
+                "UploadId": s3_id,
+                "PartNumber": n + 1,
+                "ChecksumSHA256": checksum,
+            },
+            ExpiresIn=PRESIGN_SECONDS,
+        )
+        return {"url": url, "headers": {"x-amz-checksum-sha256": checksum}}
 
     def status(self, user: str, upload_id: str) -> dict[str, Any]:
         return self.describe(self._load(user, upload_id))
@@ -224,7 +274,35 @@ class Transfers:
 
     def _complete_presigned(self, up: Upload) -> int:
         assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
-        size = self.s3.adopt(up.ref, up.digest)
+        key = up.ref
+        if "\n" in up.ref:
+            key, s3_id = up.ref.split("\n")
+            parts = self._s3_list(up)
+            if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
+                raise ValidationError(f"upload {up.id} lacks parts; send them first")
+            try:
+                self.s3.client.complete_multipart_upload(
+                    Bucket=self.s3.bucket,
+                    Key=key,
+                    UploadId=s3_id,
+                    MultipartUpload={
+                        "Parts": [
+                            {
+                                "PartNumber": p["PartNumber"],
+                                "ETag": p["ETag"],
+                                **(
+                                    {"ChecksumSHA256": p["ChecksumSHA256"]}
+                                    if p.get("ChecksumSHA256")
+                                    else {}
+                                ),
+                            }
+                            for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
+                        ]
+                    },
+                )
+            except Exception as exc:  # noqa: BLE001 - translated
+                raise self.s3.translate(exc) from None
+        size = self.s3.adopt(key, up.digest)
         if size != up.size:
             raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
         self.blobs.record([(up.digest, size, None)])

@@ -87,6 +87,9 @@ class S3BlobStore:
             return None
         return PREFIX + parts[1] + parts[2]
 
+    def translate(self, exc: Exception, digest: str | None = None) -> Exception:
+        return self._translate(exc, digest)
+
     def _translate(self, exc: Exception, digest: str | None = None) -> Exception:
         """botocore's errors, as cairn's."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -206,12 +209,17 @@ class S3BlobStore:
                 raise DigestMismatchError(
                     f"upload of blob {digest} has other content (digest mismatch); refused"
                 )
-            c.copy_object(
-                Bucket=self.bucket,
-                Key=self.key_of(digest),
-                CopySource={"Bucket": self.bucket, "Key": staging_key},
-                ChecksumAlgorithm="SHA256",
-            )
+            if size <= PART_SIZE * 64:
+                c.copy_object(
+                    Bucket=self.bucket,
+                    Key=self.key_of(digest),
+                    CopySource={"Bucket": self.bucket, "Key": staging_key},
+                    ChecksumAlgorithm="SHA256",
+                )
+            else:  # over CopyObject's 5 GiB: boto3 copies in parts, inside the object store
+                c.copy(
+                    {"Bucket": self.bucket, "Key": staging_key}, self.bucket, self.key_of(digest)
+                )
             return size
         except DigestMismatchError:
             raise
