@@ -94,6 +94,7 @@ def run() -> list[Figure]:
             store = os.path.join(ROOT, f"store-{label}")
             shutil.rmtree(store, ignore_errors=True)
             env = {"CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{label}")}
+            shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)  # "new" means unseen files
             embedded = run_child("_log_child", data, f"{label}-data", first, env=env)["new"]
             shutil.rmtree(store, ignore_errors=True)
             figures.append(Figure(f"{label}: embedded log new (floor)", embedded, "s"))

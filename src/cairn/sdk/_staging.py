@@ -155,7 +155,12 @@ class Stager:
             self._service.store_blobs(batch)
 
     def restore(self, digests: Sequence[str]) -> None:
-        """Store again blobs the store reports missing, from the local files they came from."""
+        """Store again blobs the store reports missing, from the local files they came from.
+
+        Small files are read and stored many at a time (one transaction, or one request to a
+        server, per 32 MiB), not one by one."""
+        batch: list[tuple[str, bytes]] = []
+        size = 0
         for digest in digests:
             path = self._sources.get(digest)
             if path is None:
@@ -164,15 +169,27 @@ class Stager:
                     " no local file with it is known; add the file again"
                 )
             try:
-                info = self._service.store_file(path)
+                if os.path.getsize(path) < SMALL_LIMIT:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    found = digest_bytes(data)
+                    batch.append((found, data))
+                    size += len(data)
+                else:
+                    found = self._service.store_file(path).digest
             except FileNotFoundError:
                 raise ValidationError(
                     f"file {path} was added to the artifact but is gone; add it again"
                 ) from None
-            if info.digest != digest:
+            if found != digest:
                 raise ValidationError(
                     f"file {path} changed after it was added to the artifact; add it again"
                 )
+            if size >= FLUSH_BYTES:
+                self._service.store_blobs(batch)
+                batch, size = [], 0
+        if batch:
+            self._service.store_blobs(batch)
 
     def ensure_present(self, digests: Sequence[str]) -> None:
         """Flush, then store whatever of ``digests`` the store still lacks."""
