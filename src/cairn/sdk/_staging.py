@@ -24,6 +24,7 @@ from cairn.storage import SMALL_LIMIT
 FLUSH_BYTES = 32 << 20
 _THREADS = 4
 _MIN_PARALLEL = 64  # below this many files threads cost more than they save
+_MIN_PARALLEL_BYTES = 64 << 20  # ... unless they are large: then reading one overlaps storing another
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ class Stager:
             if on_progress is not None:
                 on_progress(1, staged.size)
 
-        if len(misses) >= _MIN_PARALLEL:
+        big = sum(files[i][1].st_size for i in misses) >= _MIN_PARALLEL_BYTES
+        if len(misses) >= _MIN_PARALLEL or (big and len(misses) > 1):
             with ThreadPoolExecutor(_THREADS) as pool:
                 for _ in pool.map(work, misses):
                     pass
