@@ -24,7 +24,9 @@ from cairn.storage import SMALL_LIMIT
 FLUSH_BYTES = 32 << 20
 _THREADS = 4
 _MIN_PARALLEL = 64  # below this many files threads cost more than they save
-_MIN_PARALLEL_BYTES = 64 << 20  # ... unless they are large: then reading one overlaps storing another
+_MIN_PARALLEL_BYTES = (
+    64 << 20
+)  # ... unless they are large: then reading one overlaps storing another
 
 
 @dataclass(frozen=True, slots=True)
