@@ -213,25 +213,23 @@ class Transfers:
     def status(self, user: str, upload_id: str) -> dict[str, Any]:
         return self.describe(self._load(user, upload_id))
 
-    def write_part(self, user: str, upload_id: str, n: int, data: bytes) -> None:
+    def open_part(self, user: str, upload_id: str, n: int) -> PartWriter:
+        """Where part ``n`` goes: written as it arrives, marked done only if it was whole."""
         up = self._load(user, upload_id)
         if self.s3 is not None:
             raise ValidationError("this upload goes straight to the object store, not in parts")
-        if len(data) != up.part_length(n):
-            raise ValidationError(f"part {n} must be {up.part_length(n)} bytes, not {len(data)}")
+        length = up.part_length(n)
         path, parts = self._paths(up)
         try:
             fd = os.open(path, os.O_WRONLY)
         except FileNotFoundError:
             raise NotFoundError(f"upload {upload_id!r} has no spool file; begin again") from None
-        try:
-            # Not fsynced here: complete() hashes the whole file and fsyncs it once before it
-            # becomes a blob, so a part lost in a crash fails that check, never a version.
-            os.pwrite(fd, data, n * up.part_size)
-        finally:
-            os.close(fd)
-        with open(os.path.join(parts, str(n)), "w"):
-            pass
+        return PartWriter(fd, n * up.part_size, length, os.path.join(parts, str(n)))
+
+    def write_part(self, user: str, upload_id: str, n: int, data: bytes) -> None:
+        writer = self.open_part(user, upload_id, n)
+        writer.write(data)
+        writer.close()
 
     def complete(self, user: str, upload_id: str) -> int:
         """Verify and store the upload's blob; return its size."""
@@ -321,3 +319,40 @@ class Transfers:
                     os.unlink(os.path.join(parts, name))
                 os.rmdir(parts)
         self._forget(up.id)
+
+
+class PartWriter:
+    """Writes one part at its offset in the spool file, chunk by chunk (no 32 MiB buffers).
+
+    Not fsynced here: ``complete`` hashes the whole file and fsyncs it once before it becomes a
+    blob, so a part lost in a crash fails that check, never a version."""
+
+    def __init__(self, fd: int, offset: int, length: int, marker: str) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + length
+        self._length = length
+        self._marker = marker
+
+    def write(self, chunk: bytes) -> None:
+        if self._pos + len(chunk) > self._end:
+            self.abort()
+            raise ValidationError(f"part is longer than its {self._length} bytes")
+        os.pwrite(self._fd, chunk, self._pos)
+        self._pos += len(chunk)
+
+    def close(self) -> None:
+        """Mark the part done, if it arrived whole."""
+        os.close(self._fd)
+        if self._pos != self._end:
+            raise ValidationError(
+                f"part is {self._length} bytes, {self._end - self._pos} of them did not arrive"
+            )
+        with open(self._marker, "w"):
+            pass
+
+    def abort(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
