@@ -192,23 +192,21 @@ class S3BlobStore:
             raise self._translate(exc, digest) from None
 
     def adopt(self, staging_key: str, digest: str) -> int:
-        """Verify an object uploaded under ``staging_key`` (by reading it) and move it to the
-        blob's key; the staging object is removed either way. Returns the blob's size.
+        """Verify an object uploaded under ``staging_key`` and copy it to the blob's key; the
+        staging object is removed either way. Returns the blob's size.
 
-        Multipart uploads are checked by S3 part by part only, so the whole is re-hashed here
-        before it may take the blob's name."""
+        Where the store reports the whole object's SHA-256 (a single PUT to S3) that is trusted;
+        otherwise (multipart uploads, which S3 checks part by part only, and stores that keep no
+        checksums) the object is read back and hashed here before it may take the blob's name."""
         c = self._client
         try:
-            body = c.get_object(Bucket=self.bucket, Key=staging_key)["Body"]
-            hasher = new_hasher()
-            size = 0
-            while chunk := body.read(CHUNK):
-                hasher.update(chunk)
-                size += len(chunk)
-            if digest_from_hasher(hasher) != digest:
-                raise DigestMismatchError(
-                    f"upload of blob {digest} has other content (digest mismatch); refused"
-                )
+            head = c.head_object(Bucket=self.bucket, Key=staging_key, ChecksumMode="ENABLED")
+            if head.get("ChecksumSHA256") == checksum_b64(digest):
+                # The store computed the whole object's SHA-256 itself (a single PUT to AWS S3
+                # or MinIO): nothing to read back.
+                size = int(head["ContentLength"])
+            else:
+                size = self._rehash(staging_key, digest)
             if size <= PART_SIZE * 64:
                 c.copy_object(
                     Bucket=self.bucket,
@@ -232,6 +230,19 @@ class S3BlobStore:
                 pass
 
     # -- reads ---------------------------------------------------------------------------------
+
+    def _rehash(self, key: str, digest: str) -> int:
+        body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        hasher = new_hasher()
+        size = 0
+        while chunk := body.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+        if digest_from_hasher(hasher) != digest:
+            raise DigestMismatchError(
+                f"upload of blob {digest} has other content (digest mismatch); refused"
+            )
+        return size
 
     def _get_body(self, digest: str) -> Any:
         try:
