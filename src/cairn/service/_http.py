@@ -357,24 +357,26 @@ class HttpService:
 
         def send(n: int) -> None:
             off = n * part_size
-            data = read(off, min(part_size, size - off))
-            headers = {"Content-Length": str(len(data))}
-            if presigned:  # straight to S3, which refuses a part that does not match
-                checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
-                target = self._call("POST", f"{upload}/parts/{n}/url", json={"checksum": checksum})
-                headers.update(target["headers"])
+            length = min(part_size, size - off)
+            headers = {"Content-Length": str(length)}
+            if not presigned:  # read as it is sent: no part-sized buffer
                 self._send(
-                    self._plain,
+                    self._http,
                     "PUT",
-                    target["url"],
+                    f"{upload}/parts/{n}",
                     headers=headers,
-                    body_factory=lambda: _chunks(data),
+                    body_factory=lambda: _read_chunks(read, off, length),
                 )
                 return
+            # Straight to S3, by a URL bound to the part's SHA-256: S3 refuses other bytes.
+            data = read(off, length)
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            target = self._call("POST", f"{upload}/parts/{n}/url", json={"checksum": checksum})
+            headers.update(target["headers"])
             self._send(
-                self._http,
+                self._plain,
                 "PUT",
-                f"{upload}/parts/{n}",
+                target["url"],
                 headers=headers,
                 body_factory=lambda: _chunks(data),
             )
@@ -617,6 +619,16 @@ def _chunks(data: bytes) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(view), CHUNK):
         yield bytes(view[start : start + CHUNK])
+
+
+def _read_chunks(read: Callable[[int, int], bytes], off: int, length: int) -> Iterator[bytes]:
+    end = off + length
+    while off < end:
+        chunk = read(off, min(CHUNK, end - off))
+        if not chunk:
+            raise CommError("the file got shorter while it was uploaded; add it again")
+        off += len(chunk)
+        yield chunk
 
 
 def _slicer(data: bytes) -> Callable[[int, int], bytes]:
