@@ -214,25 +214,25 @@ class CairnServer:
     def start(self) -> None:
         # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
         fd, self.log_path = tempfile.mkstemp(prefix="cairn-server-", suffix=".log")
-        self.log = os.fdopen(fd, "wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cairn",
-                "server",
-                "--db",
-                self.db,
-                "--store",
-                self.store,
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            preexec_fn=_die_with_parent,
-        )
+        with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cairn",
+                    "server",
+                    "--db",
+                    self.db,
+                    "--store",
+                    self.store,
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                preexec_fn=_die_with_parent,
+            )
         try:
             _wait_port(self.port, self.proc, "cairn server")
         except RuntimeError:
