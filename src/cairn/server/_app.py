@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from cairn.errors import CairnError, ValidationError
 from cairn.server._backend import Backend
-from cairn.server._routes import router
+from cairn.server._routes import ROUTERS
 from cairn.service._wire import API, error_body, status_of
 
 Scope = MutableMapping[str, Any]
@@ -120,7 +120,8 @@ def create_app(backend: Backend) -> FastAPI:
         err = ValidationError(f"bad request: {where}: {first.get('msg', 'invalid')}")
         return JSONResponse(error_body(err), status_code=400)
 
-    app.include_router(router, prefix=API)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API)
     app.add_middleware(
         BodyLimit,
         json_limit=backend.config.max_json_bytes,
