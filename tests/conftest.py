@@ -10,6 +10,7 @@ import pytest
 
 import cairn
 from cairn.sdk import reset_services
+from tests._infra import CairnServer, Postgres, S3Server, reset_database
 
 _CAIRN_VARS = (
     "CAIRN_DIR",
@@ -24,11 +25,65 @@ _CAIRN_VARS = (
 )
 
 
+# -- real components, one of each per test process (pytest-xdist worker) --------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_local(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CairnServer]:
+    """A cairn server on PostgreSQL and a local blob directory."""
+    db = postgres.create_database("cairn_local")
+    server = CairnServer(db, str(tmp_path_factory.mktemp("server-blobs")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_s3(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
+    """A cairn server on PostgreSQL and S3 (moto)."""
+    db = postgres.create_database("cairn_s3")
+    server = CairnServer(db, s3.url("blobs"), s3.env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backend() -> str:
+    """Where the SDK's store is: "embedded" here; tests/sdk run each test on "server" too."""
+    return "embedded"
+
+
 @pytest.fixture(autouse=True)
-def cairn_env(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:
-    """A fresh store in ``tmp_path/store``; the test runs in ``tmp_path/work``."""
+def cairn_env(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[pathlib.Path]:
+    """A fresh store in ``tmp_path/store`` (or an emptied server); the test runs in
+    ``tmp_path/work``."""
     for var in _CAIRN_VARS:
         monkeypatch.delenv(var, raising=False)
+    if backend == "server":
+        server: CairnServer = request.getfixturevalue("server_s3")
+        reset_database(server.db)
+        monkeypatch.setenv("CAIRN_BASE_URL", server.url)
+        monkeypatch.setenv("CAIRN_API_KEY", server.create_key("tester", "*/*", "write"))
     monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CAIRN_ARTIFACT_DIR", str(tmp_path / "artifacts"))

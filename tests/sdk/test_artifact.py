@@ -89,6 +89,7 @@ def test_dedup_moves_aliases_and_warns() -> None:
     assert [a.version for a in cairn.Api().artifacts("dataset", "ds")] == ["v1", "v0"]
 
 
+@pytest.mark.embedded_only
 def test_identical_content_dedups_across_collections_in_storage(cairn_env: pathlib.Path) -> None:
     big = os.urandom(500_000)
     for name in ("one", "two"):

@@ -49,6 +49,7 @@ def test_names_that_resolve_to_nothing() -> None:
         api.artifact("too/many/parts/here")
 
 
+@pytest.mark.embedded_only
 def test_an_exception_while_logging_leaves_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
     art = cairn.Artifact("ds", "dataset")
     art.add_file(write("a.txt", "a"))
@@ -66,6 +67,7 @@ def test_an_exception_while_logging_leaves_no_version(monkeypatch: pytest.Monkey
     assert not cairn.Api().artifact_exists("ds")
 
 
+@pytest.mark.embedded_only
 def test_a_manifest_that_would_escape_the_download_root_is_refused(tmp_path: pathlib.Path) -> None:
     art = cairn.Artifact("ds", "dataset")
     art.add_file(write("a.txt", "a"))

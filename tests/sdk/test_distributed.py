@@ -106,14 +106,19 @@ def test_upsert_after_finish_starts_a_new_version() -> None:
     assert v0.id != v1.id
 
 
-def test_discard_and_cleanup_of_pending_versions() -> None:
+def test_discard_pending_versions() -> None:
     upsert({"a": "1"}, dist="abandoned")
     api = cairn.Api()
     api.discard_pending("shared", "abandoned")
     assert api.artifacts("dataset", "shared", include_pending=True) == []
     with pytest.raises(ArtifactNotFoundError):
         api.discard_pending("shared", "abandoned")
+
+
+@pytest.mark.embedded_only  # on a server, cleaning up every project's pending versions is for admins
+def test_cleanup_of_old_pending_versions() -> None:
     upsert({"a": "1"}, dist="old")
+    api = cairn.Api()
     assert api.cleanup_pending(older_than_seconds=3600) == 0
     time.sleep(0.05)
     assert api.cleanup_pending(older_than_seconds=0.01) == 1
@@ -206,6 +211,7 @@ def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
     assert len(versions[0].written_by()) == workers + 1
 
 
+@pytest.mark.embedded_only  # reads the staged rows in the catalog
 def test_a_worker_killed_mid_upsert_leaves_nothing_half_staged() -> None:
     per_worker = 3000
     for delay in (0.3, 0.6, 0.9, 1.2):

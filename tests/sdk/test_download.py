@@ -74,6 +74,7 @@ def test_checkout_removes_extra_files_and_verify_names_problems(tmp_path: pathli
         art.verify(root)
 
 
+@pytest.mark.embedded_only
 def test_corrupted_store_content_is_detected(
     cairn_env: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:

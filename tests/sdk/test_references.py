@@ -11,10 +11,7 @@ import http.server
 import os
 import pathlib
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +20,7 @@ import pytest
 
 import cairn
 from cairn.errors import CommError, DigestMismatchError, ValidationError
+from tests._infra import S3Server, free_port
 
 # -- a real HTTP server -------------------------------------------------------------------------
 
@@ -155,43 +153,14 @@ def test_http_reference_bad_input(web: FileServer) -> None:
 # -- a real S3 server (moto) ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("boto3")
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "server.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"moto server did not start: {log_path.read_text()}"
-                    ) from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+@pytest.fixture
+def s3_endpoint(s3: S3Server) -> str:
+    """The session's moto server (tests/conftest.py), also used by the server backend."""
+    return s3.endpoint
 
 
 @pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def s3_client(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A boto3 client on the moto server, with the standard AWS variables pointing at it."""
     import boto3
 
@@ -206,16 +175,16 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     return boto3.client("s3")
 
 
-def bucket(s3: Any, versioned: bool = False) -> str:
+def bucket(client: Any, versioned: bool = False) -> str:
     name = f"cairn-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
+    client.create_bucket(Bucket=name)
     if versioned:
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
 
 
-def test_s3_objects_and_prefixes(s3: Any, tmp_path: pathlib.Path) -> None:
-    b = bucket(s3)
+def test_s3_objects_and_prefixes(s3_client: Any, tmp_path: pathlib.Path) -> None:
+    b = bucket(s3_client)
     for key, body in {
         "data/x.txt": b"x",
         "data/sub/y.txt": b"yy",
@@ -223,7 +192,7 @@ def test_s3_objects_and_prefixes(s3: Any, tmp_path: pathlib.Path) -> None:
         "database.txt": b"not under data/",
         "model.pt": b"weights",
     }.items():
-        s3.put_object(Bucket=b, Key=key, Body=body)
+        s3_client.put_object(Bucket=b, Key=key, Body=body)
     art = cairn.Artifact("s3", "dataset")
     tree = art.add_reference(f"s3://{b}/data", name="train")
     assert sorted(e.path for e in tree) == ["train/sub/y.txt", "train/x.txt"]
@@ -243,36 +212,36 @@ def test_s3_objects_and_prefixes(s3: Any, tmp_path: pathlib.Path) -> None:
     root = pathlib.Path(art.download(root=str(tmp_path / "a")))
     assert (root / "train" / "sub" / "y.txt").read_bytes() == b"yy"
     assert (root / "model.pt").read_bytes() == b"weights"
-    s3.put_object(Bucket=b, Key="model.pt", Body=b"retrained")
+    s3_client.put_object(Bucket=b, Key="model.pt", Body=b"retrained")
     with pytest.raises(DigestMismatchError, match=r"'model\.pt'.*changed since"):
         art.download(root=str(tmp_path / "b"))
     with pytest.warns(UserWarning, match="skipped"):
         art.download(root=str(tmp_path / "c"), allow_missing_references=True)
     assert (tmp_path / "c" / "train" / "x.txt").read_bytes() == b"x"
-    s3.put_object(Bucket=b, Key="model.pt", Body=b"weights")  # the same bytes, the same ETag
+    s3_client.put_object(Bucket=b, Key="model.pt", Body=b"weights")  # the same bytes, the same ETag
     assert (pathlib.Path(art.download(root=str(tmp_path / "b"))) / "model.pt").exists()
-    s3.delete_object(Bucket=b, Key="data/x.txt")
+    s3_client.delete_object(Bucket=b, Key="data/x.txt")
     with pytest.raises(FileNotFoundError, match=r"train/x\.txt"):
         art.download(root=str(tmp_path / "d"))
 
 
-def test_s3_versioned_bucket_pins_the_version(s3: Any, tmp_path: pathlib.Path) -> None:
-    b = bucket(s3, versioned=True)
-    first = s3.put_object(Bucket=b, Key="labels/a.csv", Body=b"first")
-    s3.put_object(Bucket=b, Key="labels/b.csv", Body=b"bee")
+def test_s3_versioned_bucket_pins_the_version(s3_client: Any, tmp_path: pathlib.Path) -> None:
+    b = bucket(s3_client, versioned=True)
+    first = s3_client.put_object(Bucket=b, Key="labels/a.csv", Body=b"first")
+    s3_client.put_object(Bucket=b, Key="labels/b.csv", Body=b"bee")
     art = cairn.Artifact("pinned", "dataset")
     (one,) = art.add_reference(f"s3://{b}/labels/a.csv")
     assert one.extra["versionID"] == first["VersionId"]
     listed = {e.path: e for e in art.add_reference(f"s3://{b}/labels", name="all")}
     assert listed["all/a.csv"].extra["versionID"] == first["VersionId"]
     log(art)
-    s3.put_object(Bucket=b, Key="labels/a.csv", Body=b"second, longer")
-    s3.delete_object(Bucket=b, Key="labels/b.csv")  # a delete marker; the version remains
+    s3_client.put_object(Bucket=b, Key="labels/a.csv", Body=b"second, longer")
+    s3_client.delete_object(Bucket=b, Key="labels/b.csv")  # a delete marker; the version remains
     root = pathlib.Path(art.download(root=str(tmp_path / "a")))
     assert (root / "a.csv").read_bytes() == b"first"
     assert (root / "all" / "a.csv").read_bytes() == b"first"
     assert (root / "all" / "b.csv").read_bytes() == b"bee"
-    s3.delete_object(Bucket=b, Key="labels/a.csv", VersionId=first["VersionId"])
+    s3_client.delete_object(Bucket=b, Key="labels/a.csv", VersionId=first["VersionId"])
     with pytest.raises(FileNotFoundError, match=r"a\.csv"):
         art.download(root=str(tmp_path / "b"))
     pinned = cairn.Artifact("old", "dataset")
@@ -280,28 +249,28 @@ def test_s3_versioned_bucket_pins_the_version(s3: Any, tmp_path: pathlib.Path) -
         pinned.add_reference(f"s3://{b}/labels/a.csv?versionId={first['VersionId']}")
 
 
-def test_s3_without_checksum_fetches_what_is_there(s3: Any, tmp_path: pathlib.Path) -> None:
-    b = bucket(s3)
+def test_s3_without_checksum_fetches_what_is_there(s3_client: Any, tmp_path: pathlib.Path) -> None:
+    b = bucket(s3_client)
     art = cairn.Artifact("loose", "dataset")
     (obj,) = art.add_reference(f"s3://{b}/later.txt", checksum=False)
     (tree,) = art.add_reference(f"s3://{b}/dir", checksum=False)
     assert (obj.digest, obj.size) == (f"s3://{b}/later.txt", None)
     assert tree.path == "dir"
     log(art)
-    s3.put_object(Bucket=b, Key="later.txt", Body=b"now")
-    s3.put_object(Bucket=b, Key="dir/p/q.txt", Body=b"q")
+    s3_client.put_object(Bucket=b, Key="later.txt", Body=b"now")
+    s3_client.put_object(Bucket=b, Key="dir/p/q.txt", Body=b"q")
     root = pathlib.Path(art.download(root=str(tmp_path / "a")))
     assert (root / "later.txt").read_bytes() == b"now"
     assert (root / "dir" / "p" / "q.txt").read_bytes() == b"q"
 
 
-def test_s3_errors_are_clear(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_errors_are_clear(s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     art = cairn.Artifact("x", "dataset")
     with pytest.raises(ValidationError, match="no bucket"):
         art.add_reference("s3:///key")
     with pytest.raises(ValidationError, match=r"does not exist|no object"):
         art.add_reference(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/k")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(CommError, match="AWS_ENDPOINT_URL"):
         art.add_reference("s3://bucket/key")

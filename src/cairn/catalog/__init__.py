@@ -1,7 +1,8 @@
 """The catalog: metadata in SQL (SQLite or PostgreSQL) through SQLAlchemy Core, with migrations."""
 
+from cairn.catalog._blobs import CatalogBlobStore
 from cairn.catalog._catalog import Catalog, Tx
 from cairn.catalog._migrate import script_head, upgrade
 from cairn.catalog._schema import HEAD_REVISION
 
-__all__ = ["HEAD_REVISION", "Catalog", "Tx", "script_head", "upgrade"]
+__all__ = ["HEAD_REVISION", "Catalog", "CatalogBlobStore", "Tx", "script_head", "upgrade"]

@@ -55,6 +55,8 @@ def _json(value: Any) -> str:
 
 def _is_transient(exc: DBAPIError) -> bool:
     """Lock timeouts, serialization failures and deadlocks: the transaction may simply be retried."""
+    if exc.connection_invalidated:
+        return True  # the server closed the connection (restart, failover): a new one will do
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     if code in ("40001", "40P01", "55P03"):
         return True
@@ -114,7 +116,9 @@ class Catalog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
             return engine
-        return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+        # No pre-ping (a round trip per transaction): a connection the server closed fails its
+        # first statement, the pool is invalidated, and _run retries the transaction.
+        return create_engine(self.url, pool_size=8, max_overflow=16, pool_use_lifo=True)
 
     def dispose(self) -> None:
         if self._engine is not None and self._pid == os.getpid():
@@ -166,6 +170,38 @@ class Tx:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)
+
+    def among(self, column: Any, values: Sequence[Any]) -> Any:
+        """``column IN values``; on PostgreSQL one array parameter (``= ANY``), which the planner
+        answers from an index, where a list of thousands of parameters is compared one by one."""
+        if self.dialect == "postgresql":
+            from sqlalchemy import any_, bindparam
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(list(values))
+
+    def insert_ignore(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows, skipping those whose key exists; on PostgreSQL one statement for all
+        (``INSERT ... SELECT unnest(...)``), not a round trip per row."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy import bindparam
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            cols = list(rows[0])
+            arrays = [
+                func.unnest(bindparam(f"a{i}", [r[c] for r in rows], type_=ARRAY(table.c[c].type)))
+                for i, c in enumerate(cols)
+            ]
+            stmt = self._insert(table).from_select(cols, select(*arrays)).on_conflict_do_nothing()
+            self.conn.execute(stmt)
+            return
+        for start in range(0, len(rows), 5000):
+            self.conn.execute(
+                self._insert(table).on_conflict_do_nothing(), list(rows[start : start + 5000])
+            )
 
     # -- projects ------------------------------------------------------------------------------
 
@@ -297,6 +333,20 @@ class Tx:
                 f" not {type_name!r}; use type {row.type!r} or another name"
             )
         return int(row.id), int(row.next_index)
+
+    def locate(self, entity: str, project: str, name: str) -> tuple[int | None, int | None]:
+        """(project id, collection id) of ``entity/project/name`` in one query; None where absent."""
+        p, c = s.projects.c, s.collections.c
+        q = (
+            select(p.id, c.id)
+            .select_from(s.projects)
+            .outerjoin(s.collections, and_(c.project_id == p.id, c.name == name))
+            .where(p.entity == entity, p.name == project)
+        )
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None, None
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     def collection_id(self, project_id: int, name: str) -> int | None:
         c = s.collections.c
@@ -471,6 +521,14 @@ class Tx:
             delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
         )
 
+    def version_project_id(self, version_id: str) -> int:
+        v, c = s.versions.c, s.collections.c
+        q = select(c.project_id).join(s.versions, v.collection_id == c.id).where(v.id == version_id)
+        pid = self.conn.execute(q).scalar()
+        if pid is None:
+            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
+        return int(pid)
+
     def lock_version(self, version_id: str) -> tuple[str, int] | None:
         """Lock a version row: (state, collection_id), or None if there is no such version."""
         v = s.versions.c
@@ -569,6 +627,18 @@ class Tx:
         if not ids:
             return []
         v, c, p = s.versions.c, s.collections.c, s.projects.c
+        # Aliases and tags come in the same query (one round trip, not three): names cannot hold
+        # a newline, so it separates them.
+        alias_list = (
+            select(func.aggregate_strings(s.aliases.c.alias, "\n"))
+            .where(s.aliases.c.version_id == v.id)
+            .scalar_subquery()
+        )
+        tag_list = (
+            select(func.aggregate_strings(s.tags.c.tag, "\n"))
+            .where(s.tags.c.version_id == v.id)
+            .scalar_subquery()
+        )
         q = (
             select(
                 s.versions,
@@ -577,27 +647,19 @@ class Tx:
                 p.entity,
                 p.name.label("project"),
                 s.runs.c.run_id.label("creator"),
+                alias_list.label("alias_list"),
+                tag_list.label("tag_list"),
             )
             .join(s.collections, c.id == v.collection_id)
             .join(s.projects, p.id == c.project_id)
             .outerjoin(s.runs, s.runs.c.id == v.created_by)
-            .where(v.id.in_(list(ids)))
+            .where(self.among(v.id, list(ids)))
         )
         rows = {str(r.id): r for r in self.conn.execute(q)}
-        alias_map: dict[str, list[str]] = {}
-        for vid, alias in self.conn.execute(
-            select(s.aliases.c.version_id, s.aliases.c.alias)
-            .where(s.aliases.c.version_id.in_(list(ids)))
-            .order_by(s.aliases.c.alias)
-        ):
-            alias_map.setdefault(str(vid), []).append(alias)
-        tag_map: dict[str, list[str]] = {}
-        for vid, tag in self.conn.execute(
-            select(s.tags.c.version_id, s.tags.c.tag)
-            .where(s.tags.c.version_id.in_(list(ids)))
-            .order_by(s.tags.c.tag)
-        ):
-            tag_map.setdefault(str(vid), []).append(tag)
+        alias_map = {
+            vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
+        }
+        tag_map = {vid: sorted(r.tag_list.split("\n")) for vid, r in rows.items() if r.tag_list}
         out = []
         for vid in ids:
             r = rows.get(vid)
@@ -810,6 +872,13 @@ class Tx:
         for table in (s.staged_entries, s.version_runs, s.tags, s.aliases):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
+
+    # -- blob ownership (servers) -----------------------------------------------------------------
+
+    def grant_blobs(self, project_id: int, digests: Iterable[str]) -> None:
+        """Record that the project's versions refer to these blobs (so its readers may read them)."""
+        rows = [{"project_id": project_id, "digest": d} for d in dict.fromkeys(digests)]
+        self.insert_ignore(s.project_blobs, rows)
 
     # -- garbage collection support ----------------------------------------------------------------
 

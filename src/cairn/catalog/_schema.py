@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -137,4 +138,74 @@ staged_entries = Table(
     Column("staged_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0001_initial"
+# -- the server's tables (migration 0002) ------------------------------------------------------
+
+# API keys: a public id, the SHA-256 of the secret part (keys are random 256-bit secrets, so a fast
+# hash is enough), the user they act as, and when they were revoked.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_name", String(128), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+# What a key may do: role read/write/admin on one project (entity, project), on every project of
+# an entity (project "*"), or on everything (entity "*" and project "*": a server admin).
+api_key_grants = Table(
+    "api_key_grants",
+    metadata,
+    Column("key_id", String(32), ForeignKey("api_keys.id"), primary_key=True),
+    Column("entity", String(128), primary_key=True),
+    Column("project", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+)
+
+# The blob index of a server whose large blobs live in an object store: one row per stored blob;
+# blobs under the small limit keep their bytes here (``data``), larger ones are in the object store
+# (``data`` NULL). Presence checks are one query instead of a HEAD request per blob.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(80), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("stored_at", Float, nullable=False),
+    Column("data", LargeBinary),
+)
+
+# Blobs a user uploaded and the server verified: the user may use them in a commit (and sees them
+# as present) before any project refers to them.
+blob_uploads = Table(
+    "blob_uploads",
+    metadata,
+    Column("user_name", String(128), primary_key=True),
+    Column("digest", String(80), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Blobs a project's versions (files and manifest pages) refer to: a key reads a blob only if a
+# project it may read holds it, or its user uploaded it.
+project_blobs = Table(
+    "project_blobs",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("digest", String(80), primary_key=True, index=True),
+)
+
+# Uploads in parts that are under way (so another server, or the same after a restart, can take
+# them up): who, which blob, the part size, and the backend's handle.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_name", String(128), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("part_size", BigInteger, nullable=False),
+    Column("backend_ref", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+HEAD_REVISION = "0002_server"

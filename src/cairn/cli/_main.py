@@ -79,6 +79,11 @@ cli.add_command(cache)
 cli.add_command(gc)
 cli.add_command(verify)
 
+from cairn.cli._server import keys, server  # noqa: E402 - commands register on the group above
+
+cli.add_command(server)
+cli.add_command(keys)
+
 
 def main() -> None:
     sys.exit(cli(standalone_mode=True))

@@ -129,17 +129,39 @@ class Downloader:
             raise
         return True
 
+    def _prefetch(self, entries: list[ManifestEntry]) -> None:
+        """Let a remote service fetch, many per request, the blobs these entries will need
+        (those whose file is not already there with the right size)."""
+        wanted = []
+        for e in entries:
+            if e.ref is not None or entry_path_problem(e.path) is not None:
+                continue
+            try:
+                if os.stat(as_fs_path(self.guard.root, e.path)).st_size == e.size:
+                    continue
+            except OSError:
+                pass
+            wanted.append(e.digest)
+        if wanted:
+            self._service.prefetch_blobs(wanted)
+
     def fetch_all(self, entries: Iterable[ManifestEntry]) -> None:
+        batch = 4 * _THREADS * 64
         with ThreadPoolExecutor(_THREADS) as pool:
             # Bounded in flight: a million entries are streamed, not queued all at once.
-            pending = []
+            pending: list[ManifestEntry] = []
+
+            def run(chunk: list[ManifestEntry]) -> None:
+                if not self._service.is_local:
+                    self._prefetch(chunk)
+                for fut in [pool.submit(self.fetch, e) for e in chunk]:
+                    fut.result()
+
             for entry in entries:
-                pending.append(pool.submit(self.fetch, entry))
-                if len(pending) >= 4 * _THREADS * 16:
-                    for fut in pending:
-                        fut.result()
-                    pending.clear()
-            for fut in pending:
-                fut.result()
+                pending.append(entry)
+                if len(pending) >= batch:
+                    run(pending)
+                    pending = []
+            run(pending)
         if self._cache is not None and self._fresh:
             self._cache.record(self._fresh)

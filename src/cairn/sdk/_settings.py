@@ -56,7 +56,7 @@ def service_for(settings: Settings) -> Service:
         svc = _services.get(key)
         if svc is None:
             if settings.base_url:
-                from cairn.service import http_service  # type: ignore[attr-defined]
+                from cairn.service import http_service
 
                 svc = http_service(settings.base_url, settings.api_key, settings.cache_dir)
             else:

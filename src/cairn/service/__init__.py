@@ -19,6 +19,16 @@ from cairn.service._protocol import (
     StageRequest,
 )
 
+
+def http_service(base_url: str, api_key: str | None, cache_dir: str) -> Service:
+    """The Service for a cairn server at ``base_url`` (``cairn.service._http.HttpService``).
+
+    Imported on first use, so the embedded store never loads the HTTP client."""
+    from cairn.service._http import HttpService
+
+    return HttpService(base_url, api_key, cache_dir)
+
+
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
     "CommitRequest",
@@ -34,5 +44,6 @@ __all__ = [
     "ThreadMaintenanceLock",
     "VerifyProblem",
     "VerifyReport",
+    "http_service",
     "local_user",
 ]

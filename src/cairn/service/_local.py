@@ -11,7 +11,7 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cairn.catalog import Catalog, Tx
@@ -78,11 +78,15 @@ class LocalService:
         location: str,
         entity: str | None = None,
         maintenance_lock: MaintenanceLock | None = None,
+        track_blob_owners: bool = False,
     ):
         self.catalog = catalog
         self.blobs = blobs
         self._location = location
         self._entity = entity or local_user()
+        # A server records which project refers to which blob (files and manifest pages), so a
+        # key reads only blobs of projects it may read. The embedded store has one user: no need.
+        self._owners = track_blob_owners
         self._reader = PageReader(self.blobs.get, capacity=512)
         # Shared by commits, exclusive for gc's sweep (see _maintenance.py). The default only
         # covers this process: a store written by several processes must pass a shared lock.
@@ -199,6 +203,9 @@ class LocalService:
     def download_blob(self, digest: str, dest: str) -> None:
         self.blobs.copy_to(digest, dest)
 
+    def prefetch_blobs(self, digests: Sequence[str]) -> None:
+        pass  # the blobs are here already
+
     # -- committing --
 
     def _build(
@@ -224,6 +231,10 @@ class LocalService:
         if pages:
             present = self.blobs.has_many(pages)
             self.blobs.put_many([(d, b) for d, b in pages.items() if d not in present])
+
+    def _grant(self, tx: Tx, project_id: int, digests: Iterable[str]) -> None:
+        if self._owners:
+            tx.grant_blobs(project_id, digests)
 
     def _existing_with_digest(
         self, entity: str, project: str, name: str, digest: str
@@ -269,6 +280,7 @@ class LocalService:
             cid, next_index = tx.lock_collection(
                 pid, request.name, request.type, request.description
             )
+            self._grant(tx, pid, [*_blob_digests([e for _, e in request.changes]), *pages])
             found = tx.committed_with_digest(cid, root.digest)
             if found is not None:
                 # Identical content: no new version; it gets the aliases and "latest".
@@ -345,6 +357,7 @@ class LocalService:
                 tx.update_version(vid, description=request.description, metadata=request.metadata)
         tx.stage_changes(vid, request.changes, run_pk)
         tx.add_pending_aliases(vid, request.aliases)
+        self._grant(tx, pid, _blob_digests([e for _, e in request.changes]))
         if run_pk is not None:
             tx.link_run(vid, run_pk, "writer")
         return cid, next_index, vid, run_pk
@@ -398,6 +411,9 @@ class LocalService:
                 base_root = tx.version_record(request.base_version_id).digest
             root, pages = self._build(base_root, changes)
             self._persist_pages(pages)
+            if self._owners:
+                pid = tx.version_project_id(vid)
+                self._grant(tx, pid, pages)
             found = tx.committed_with_digest(cid, root.digest)
             target = vid
             aliases = [*tx.pending_aliases(vid), *request.aliases]
@@ -500,12 +516,13 @@ class LocalService:
     def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
         def fn(tx: Tx) -> VersionRecord:
             where = f"{entity}/{project}"
-            pid = tx.project_id(entity, project, create=False)
+            pid, cid = tx.locate(entity, project, name)
             if pid is None:
                 raise ArtifactNotFoundError(
                     f"artifact {name}:{label or LATEST} not found: project {where} does not exist"
                 )
-            cid = tx.require_collection(pid, name, where)
+            if cid is None:
+                cid = tx.require_collection(pid, name, where)  # raises: not found
             vid = tx.resolve(cid, label)
             if vid is None:
                 raise ArtifactNotFoundError(

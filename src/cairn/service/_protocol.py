@@ -122,6 +122,10 @@ class Service(Protocol):
     def download_blob(self, digest: str, dest: str) -> None:
         """Write a blob to the file ``dest``, verified against its digest."""
 
+    def prefetch_blobs(self, digests: Sequence[str]) -> None:
+        """Hint: these blobs are about to be downloaded one by one. A remote store fetches the
+        small ones many per request into its download cache; a local store does nothing."""
+
     # -- versions --
 
     def commit(self, request: CommitRequest) -> CommitResult: ...

@@ -1,8 +1,9 @@
-"""Blob stores: content-addressed bytes (local files, memory; S3 comes with the server)."""
+"""Blob stores: content-addressed bytes (local files, S3, memory)."""
 
 from cairn.storage._base import BlobInfo, BlobStore
 from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
 from cairn.storage._memory import MemoryBlobStore
+from cairn.storage._s3 import S3BlobStore
 from cairn.storage._wrappers import ReadOnlyBlobStore
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "LocalBlobStore",
     "MemoryBlobStore",
     "ReadOnlyBlobStore",
+    "S3BlobStore",
 ]

@@ -214,7 +214,24 @@ class LocalBlobStore:
                 raise
         return BlobInfo(digest, written)
 
+    def adopt(self, path: str, digest: str) -> None:
+        """Move a durable file into the store as blob ``digest`` (rename, no copy). The caller
+        MUST have verified the file's content against ``digest``; ``path`` must be on the
+        store's file system (e.g. under ``root/tmp``)."""
+        final = self.path_of(digest)
+        if os.path.exists(final):
+            os.unlink(path)
+            return
+        self._install(path, final)
+
     # -- reads ---------------------------------------------------------------------------------
+
+    def small(self, digest: str) -> bytes | None:
+        """A small blob's bytes (verified), or None if it is absent or not a small blob."""
+        data = self._small(digest)
+        if data is not None and digest_bytes(data) != digest:
+            raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+        return data
 
     def _small(self, digest: str) -> bytes | None:
         with self._lock:

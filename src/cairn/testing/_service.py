@@ -170,3 +170,16 @@ class ServiceTests:
         service.download_blob(info.digest, dest)
         with open(dest, "rb") as f:
             assert f.read() == data
+
+    def test_prefetch_then_download(self, service: Service, tmp_path: os.PathLike[str]) -> None:
+        blobs = [os.urandom(n) for n in (10, 4096, 200_000)]
+        for data in blobs:
+            service.store_blobs([(digest_bytes(data), data)])
+        digests = [digest_bytes(b) for b in blobs]
+        ghost = digest_bytes(b"not stored anywhere")
+        service.prefetch_blobs([*digests, ghost])  # a hint: absent blobs are not an error here
+        for data, d in zip(blobs, digests, strict=True):
+            dest = os.path.join(os.fspath(tmp_path), d[7:20])
+            service.download_blob(d, dest)
+            with open(dest, "rb") as f:
+                assert f.read() == data

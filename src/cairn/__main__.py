@@ -1,0 +1,5 @@
+"""``python -m cairn``: the command line."""
+
+from cairn.cli import main
+
+main()

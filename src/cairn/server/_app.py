@@ -1,0 +1,130 @@
+"""The FastAPI application: cairn's REST API (``/api/v1``) over a Service, with API keys.
+
+Every route authenticates the key first and checks its role on the project it touches; every
+value a client sends is validated here again (names, entry paths, digests), whatever the client
+checked. Blob content is re-hashed on arrival. No route fetches a URL on a client's behalf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from cairn.errors import CairnError, ValidationError
+from cairn.server._backend import Backend
+from cairn.server._routes import ROUTERS
+from cairn.service._wire import API, error_body, status_of
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit (413) before they are read in full."""
+
+    def __init__(self, app: ASGIApp, json_limit: int, batch_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.batch_limit = batch_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        limit = (
+            self.batch_limit
+            if path.endswith(("/blobs/batch", "/parts")) or "/parts/" in path
+            else self.json_limit
+        )
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, limit)
+
+
+class _TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(
+        {"error": {"type": "ValidationError", "message": f"request body over {limit} bytes"}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cairn")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(backend: Backend) -> FastAPI:
+    """The app over ``backend`` (see ``Backend.open``)."""
+    app = FastAPI(
+        title="cairn",
+        version=_version(),
+        description="Versioned ML artifacts: cairn's REST API. Every route needs an API key"
+        " (`Authorization: Bearer <key>`).",
+        openapi_url=None,  # served under /api/v1 behind the key check instead
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.backend = backend
+
+    @app.exception_handler(CairnError)
+    async def cairn_error(_request: Request, exc: CairnError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        err = ValidationError(f"bad request: {where}: {first.get('msg', 'invalid')}")
+        return JSONResponse(error_body(err), status_code=400)
+
+    for router in ROUTERS:
+        app.include_router(router, prefix=API)
+    app.add_middleware(
+        BodyLimit,
+        json_limit=backend.config.max_json_bytes,
+        batch_limit=backend.config.max_batch_bytes + (1 << 20),
+    )
+    return app

@@ -1,0 +1,252 @@
+"""API keys and what they may do.
+
+A key is ``cairn_<id>_<secret>``: ``id`` (16 hex digits) names the row, ``secret`` is 256 random
+bits; the catalog keeps only the SHA-256 of the secret. A random 256-bit secret cannot be guessed
+from its hash, so a slow password hash would add nothing but latency. The bootstrap admin key
+(``CAIRN_ADMIN_KEY``) is compared in constant time and never stored.
+
+A key carries grants: a role (``read`` < ``write`` < ``admin``) on one project, on every project
+of an entity (project ``*``), or on everything (``*``/``*``). ``admin`` on everything makes a
+server admin, who manages keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from cairn.catalog import Catalog, Tx
+from cairn.catalog import _schema as s
+from cairn.core import validate_project
+from cairn.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
+
+ROLES = ("read", "write", "admin")
+ANY = "*"
+CACHE_SECONDS = 2.0  # a revoked key stops working on every server within this time
+
+
+def _rank(role: str) -> int:
+    return ROLES.index(role)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    entity: str
+    project: str
+    role: str
+
+    def covers(self, entity: str, project: str) -> bool:
+        return self.entity in (ANY, entity) and self.project in (ANY, project)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's user and grants."""
+
+    user: str
+    key_id: str
+    grants: tuple[Grant, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return any(g.entity == ANY and g.project == ANY and g.role == "admin" for g in self.grants)
+
+    def role_on(self, entity: str, project: str) -> str | None:
+        best: str | None = None
+        for g in self.grants:
+            if g.covers(entity, project) and (best is None or _rank(g.role) > _rank(best)):
+                best = g.role
+        return best
+
+    def require(self, entity: str, project: str, role: str) -> None:
+        have = self.role_on(entity, project)
+        if have is None or _rank(have) < _rank(role):
+            raise PermissionDeniedError(
+                f"key of {self.user!r} has {have or 'no'} access to {entity}/{project};"
+                f" this needs {role}"
+            )
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise PermissionDeniedError(f"key of {self.user!r} is not a server admin key")
+
+    def project_filter(
+        self, entity_col: ColumnElement[str], name_col: ColumnElement[str]
+    ) -> ColumnElement[bool]:
+        """A SQL condition: the project (entity, name) is readable with this key."""
+        terms: list[ColumnElement[bool]] = []
+        for g in self.grants:
+            conds: list[ColumnElement[bool]] = []
+            if g.entity != ANY:
+                conds.append(entity_col == g.entity)
+            if g.project != ANY:
+                conds.append(name_col == g.project)
+            terms.append(and_(*conds) if conds else true())
+        if not terms:
+            return false()
+        return or_(*terms)
+
+
+def require_valid(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise AuthenticationError("the API key is not valid (unknown, malformed or revoked)")
+    return principal
+
+
+def parse_project(value: str, user: str) -> tuple[str, str]:
+    """``entity/project``, ``entity/*`` or ``project`` (in the user's own entity)."""
+    entity, _, project = value.rpartition("/")
+    entity = entity or user
+    if entity != ANY:
+        validate_project(entity, "entity")
+    if project != ANY:
+        validate_project(project)
+    return entity, project
+
+
+class KeyRing:
+    """Creates, checks and revokes API keys (rows in the catalog)."""
+
+    def __init__(self, catalog: Catalog, admin_key: str | None) -> None:
+        self.catalog = catalog
+        self._admin_hash = _hash(admin_key) if admin_key else None
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, user: str, grants: Iterable[Grant]) -> tuple[str, str]:
+        """A new key for ``user``: (key id, the full key, shown once)."""
+        validate_project(user, "user")
+        grants = list(grants)
+        for g in grants:
+            if g.role not in ROLES:
+                raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {g.role!r}")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(
+                s.api_keys.insert().values(
+                    id=key_id, user_name=user, secret_hash=_hash(secret), created_at=time.time()
+                )
+            )
+            for g in grants:
+                tx.conn.execute(
+                    s.api_key_grants.insert().values(
+                        key_id=key_id, entity=g.entity, project=g.project, role=g.role
+                    )
+                )
+
+        self.catalog.write(fn)
+        return key_id, f"cairn_{key_id}_{secret}"
+
+    def revoke(self, key_id: str) -> None:
+        k = s.api_keys.c
+
+        def fn(tx: Tx) -> int:
+            res = tx.conn.execute(
+                update(s.api_keys)
+                .where(k.id == key_id, k.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            return int(res.rowcount)
+
+        if not self.catalog.write(fn):
+            raise NotFoundError(f"no active API key with id {key_id!r}")
+        with self._lock:
+            self._cache = {
+                t: v for t, v in self._cache.items() if v[1] is None or v[1].key_id != key_id
+            }
+
+    def list(self) -> list[dict[str, object]]:
+        k, g = s.api_keys.c, s.api_key_grants.c
+
+        def fn(tx: Tx) -> list[dict[str, object]]:
+            out: dict[str, dict[str, object]] = {}
+            for r in tx.conn.execute(select(s.api_keys).order_by(k.created_at)):
+                out[r.id] = {
+                    "id": r.id,
+                    "user": r.user_name,
+                    "created_at": r.created_at,
+                    "revoked": r.revoked_at is not None,
+                    "grants": [],
+                }
+            for r in tx.conn.execute(select(s.api_key_grants)):
+                if r.key_id in out:
+                    grants = out[r.key_id]["grants"]
+                    assert isinstance(grants, list)
+                    grants.append({"entity": r.entity, "project": r.project, "role": r.role})
+            return list(out.values())
+
+        _ = g
+        return self.catalog.read(fn)
+
+    @staticmethod
+    def token_of(header: str | None) -> str:
+        if not header or not header.lower().startswith("bearer "):
+            raise AuthenticationError(
+                "this server needs an API key: send 'Authorization: Bearer <key>'"
+            )
+        return header[7:].strip()
+
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """(hit, principal) from the cache, without touching the catalog."""
+        with self._lock:
+            hit = self._cache.get(token)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return True, hit[1]
+        return False, None
+
+    def check(self, token: str) -> Principal | None:
+        """Look the key up in the catalog (and remember the answer for a moment)."""
+        principal = self._lookup(token)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = (time.monotonic(), principal)
+        return principal
+
+    def authenticate(self, header: str | None) -> Principal:
+        token = self.token_of(header)
+        hit, principal = self.cached(token)
+        if not hit:
+            principal = self.check(token)
+        return require_valid(principal)
+
+    def _lookup(self, token: str) -> Principal | None:
+        if self._admin_hash is not None and hmac.compare_digest(_hash(token), self._admin_hash):
+            return Principal("admin", "bootstrap", (Grant(ANY, ANY, "admin"),))
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "cairn" or len(parts[1]) != 16:
+            return None
+        key_id, secret = parts[1], parts[2]
+        k, g = s.api_keys.c, s.api_key_grants.c
+
+        def fn(tx: Tx) -> Principal | None:
+            row = tx.conn.execute(
+                select(k.user_name, k.secret_hash, k.revoked_at).where(k.id == key_id)
+            ).first()
+            if row is None or row.revoked_at is not None:
+                return None
+            if not hmac.compare_digest(row.secret_hash, _hash(secret)):
+                return None
+            grants = tuple(
+                Grant(r.entity, r.project, r.role)
+                for r in tx.conn.execute(
+                    select(g.entity, g.project, g.role).where(g.key_id == key_id)
+                )
+            )
+            return Principal(str(row.user_name), key_id, grants)
+
+        return self.catalog.read(fn)

@@ -1,0 +1,101 @@
+"""What a server runs on: its catalog, blob store and service, opened from two URLs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+from cairn.catalog import Catalog, upgrade
+from cairn.catalog._blobs import CatalogBlobStore
+from cairn.errors import UsageError
+from cairn.server._auth import KeyRing
+from cairn.server._transfers import PART_SIZE, Transfers
+from cairn.service import LocalService
+from cairn.storage import BlobStore, LocalBlobStore
+
+MAX_JSON_BYTES = 256 << 20  # a commit of a million entries is about 130 MB of JSON
+MAX_BATCH_BYTES = 64 << 20  # one request of small blobs, or one part
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    db: str
+    store: str
+    admin_key: str | None = None
+    max_json_bytes: int = MAX_JSON_BYTES
+    max_batch_bytes: int = MAX_BATCH_BYTES
+    part_size: int = PART_SIZE
+
+    @classmethod
+    def from_env(cls, db: str | None = None, store: str | None = None) -> ServerConfig:
+        db = db or os.environ.get("CAIRN_SERVER_DB")
+        store = store or os.environ.get("CAIRN_SERVER_STORE")
+        if not db or not store:
+            raise UsageError(
+                "cairn server needs --db (or CAIRN_SERVER_DB) and --store (or CAIRN_SERVER_STORE)"
+            )
+        part = os.environ.get("CAIRN_SERVER_PART_SIZE")
+        part_size = int(part) if part and part.isdigit() else PART_SIZE
+        if not 5 << 20 <= part_size <= MAX_BATCH_BYTES:
+            raise UsageError("CAIRN_SERVER_PART_SIZE must be between 5 MiB and 64 MiB (in bytes)")
+        return cls(
+            db=db,
+            store=store,
+            admin_key=os.environ.get("CAIRN_ADMIN_KEY") or None,
+            part_size=part_size,
+        )
+
+
+def catalog_url(db: str) -> str:
+    """Accept ``postgresql://`` (psycopg 3 is the driver) and plain SQLite paths too."""
+    if db.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + db.split("://", 1)[1]
+    if "://" not in db:
+        return "sqlite:///" + os.path.abspath(db)
+    return db
+
+
+def migrate(db: str) -> None:
+    """Bring the catalog's schema to this version's (``cairn server migrate``)."""
+    catalog = Catalog(catalog_url(db), create=True)
+    upgrade(catalog)
+    catalog.dispose()
+
+
+@dataclass
+class Backend:
+    catalog: Catalog
+    blobs: BlobStore
+    service: LocalService
+    keys: KeyRing
+    transfers: Transfers
+    config: ServerConfig
+
+    @classmethod
+    def open(cls, config: ServerConfig) -> Backend:
+        catalog = Catalog(catalog_url(config.db), create=False)
+        blobs: BlobStore
+        if config.store.startswith("s3://"):
+            from cairn.storage._s3 import S3BlobStore
+
+            blobs = CatalogBlobStore(catalog, S3BlobStore.from_url(config.store))
+            spool = os.path.join(tempfile.gettempdir(), "cairn-uploads")
+        else:
+            path = config.store.removeprefix("file://")
+            blobs = LocalBlobStore(path)
+            spool = os.path.join(path, "tmp", "uploads")
+        service = LocalService(
+            catalog, blobs, location=config.store, entity="server", track_blob_owners=True
+        )
+        return cls(
+            catalog=catalog,
+            blobs=blobs,
+            service=service,
+            keys=KeyRing(catalog, config.admin_key),
+            transfers=Transfers(catalog, blobs, spool, part_size=config.part_size),
+            config=config,
+        )
+
+    def close(self) -> None:
+        self.service.close()

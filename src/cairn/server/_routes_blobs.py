@@ -1,0 +1,169 @@
+"""Routes: blob presence, batches both ways, single blobs, uploads in parts or presigned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from cairn.catalog._blobs import CatalogBlobStore
+from cairn.core import check_digest
+from cairn.errors import BlobNotFoundError, PermissionDeniedError
+from cairn.server._access import readable_blobs, record_uploads
+from cairn.server._auth import Principal
+from cairn.server._common import B, Who, new_router
+from cairn.service._wire import BATCH_TYPE, check_digests, pack_blobs, unpack_blobs
+from cairn.storage import LocalBlobStore
+
+MAX_DIGESTS = 50_000
+
+router = new_router()
+
+
+# -- blobs ----------------------------------------------------------------------------------------
+
+
+class DigestsIn(BaseModel):
+    digests: list[str]
+
+
+def _may_upload(who: Principal) -> None:
+    if not any(g.role in ("write", "admin") for g in who.grants):
+        raise PermissionDeniedError(f"key of {who.user!r} may not write anywhere, so not upload")
+
+
+@router.post("/blobs/missing", summary="Which of these blobs the key would have to upload")
+def missing_blobs(body: DigestsIn, who: Who, b: B) -> dict[str, Any]:
+    digests = check_digests(body.digests, MAX_DIGESTS)
+    have = readable_blobs(b.catalog, who, digests)
+    return {"missing": [d for d in dict.fromkeys(digests) if d not in have]}
+
+
+@router.post(
+    "/blobs/batch",
+    summary="Upload small blobs, many per request (application/vnd.cairn.blobs)",
+)
+async def upload_batch(request: Request, who: Who, b: B) -> dict[str, Any]:
+    _may_upload(who)
+    body = await request.body()
+
+    def store() -> int:
+        items = list(unpack_blobs(body))  # every blob re-hashed; one bad blob refuses the batch
+        b.blobs.put_many(items)
+        record_uploads(b.catalog, who.user, [d for d, _ in items])
+        return len(items)
+
+    return {"stored": await run_in_threadpool(store)}
+
+
+FETCH_DIGESTS = 4096
+FETCH_BYTES = 16 << 20
+
+
+@router.post(
+    "/blobs/fetch",
+    summary="Small blobs, many per answer (application/vnd.cairn.blobs); others are left out",
+)
+def fetch_blobs(body: DigestsIn, who: Who, b: B) -> Response:
+    digests = check_digests(body.digests, FETCH_DIGESTS)
+    allowed = readable_blobs(b.catalog, who, digests)
+    readable = [d for d in dict.fromkeys(digests) if d in allowed]
+    blobs = b.blobs
+    found: dict[str, bytes] = {}
+    if isinstance(blobs, CatalogBlobStore):
+        found = blobs.small_many(readable)
+    elif isinstance(blobs, LocalBlobStore):
+        for d in readable:
+            data = blobs.small(d)
+            if data is not None:
+                found[d] = data
+    items: list[tuple[str, bytes]] = []
+    total = 0
+    for d in readable:
+        data = found.get(d)
+        if data is not None and total + len(data) <= FETCH_BYTES:
+            items.append((d, data))
+            total += len(data)
+    return Response(pack_blobs(items), media_type=BATCH_TYPE)
+
+
+@router.get("/blobs/{digest}", summary="A blob's content (or a redirect to the object store)")
+def get_blob(digest: str, who: Who, b: B) -> Response:
+    check_digest(digest)
+    if digest not in readable_blobs(b.catalog, who, [digest]):
+        raise BlobNotFoundError(f"blob {digest} is not in any project this key may read")
+    blobs = b.blobs
+    if isinstance(blobs, LocalBlobStore):
+        size = blobs.size(digest)
+        if size is None:
+            raise BlobNotFoundError(f"blob {digest} is missing from the store")
+        if size >= blobs.small_limit:
+            return FileResponse(blobs.path_of(digest), media_type="application/octet-stream")
+    if isinstance(blobs, CatalogBlobStore) and b.transfers.s3 is not None:
+        size = blobs.size(digest)
+        if size is not None and size >= blobs.small_limit:
+            s3 = b.transfers.s3
+            url = s3.client.generate_presigned_url(
+                "get_object", Params={"Bucket": s3.bucket, "Key": s3.key_of(digest)}, ExpiresIn=3600
+            )
+            return RedirectResponse(url, status_code=307)
+    return Response(blobs.get(digest), media_type="application/octet-stream")
+
+
+class UploadIn(BaseModel):
+    digest: str
+    size: int = Field(ge=0, le=5 << 40)
+
+
+@router.post("/uploads", summary="Begin uploading a large blob (in parts, or presigned to S3)")
+def begin_upload(body: UploadIn, who: Who, b: B) -> dict[str, Any]:
+    _may_upload(who)
+    return b.transfers.begin(who.user, check_digest(body.digest), body.size)
+
+
+@router.get("/uploads/{upload_id}", summary="An upload's state: which parts arrived")
+def upload_status(upload_id: str, who: Who, b: B) -> dict[str, Any]:
+    return b.transfers.status(who.user, upload_id)
+
+
+@router.put("/uploads/{upload_id}/parts/{number}", summary="Send one part of an upload")
+async def upload_part(
+    upload_id: str, number: int, request: Request, who: Who, b: B
+) -> dict[str, Any]:
+    _may_upload(who)
+    writer = await run_in_threadpool(b.transfers.open_part, who.user, upload_id, number)
+    try:
+        # Each chunk goes to the page cache as it arrives (microseconds: no thread hop).
+        async for chunk in request.stream():
+            if chunk:
+                writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return {}
+
+
+class PartUrlIn(BaseModel):
+    checksum: str = Field(max_length=64)
+
+
+@router.post(
+    "/uploads/{upload_id}/parts/{number}/url",
+    summary="A presigned URL for one part (S3 stores), bound to the part's SHA-256",
+)
+def upload_part_url(upload_id: str, number: int, body: PartUrlIn, who: Who, b: B) -> dict[str, Any]:
+    _may_upload(who)
+    return b.transfers.part_url(who.user, upload_id, number, body.checksum)
+
+
+@router.post("/uploads/{upload_id}/complete", summary="Verify and store an upload's blob")
+def complete_upload(upload_id: str, who: Who, b: B) -> dict[str, Any]:
+    _may_upload(who)
+    up = b.transfers._load(who.user, upload_id)
+    size = b.transfers.complete(who.user, upload_id)
+    record_uploads(b.catalog, who.user, [up.digest])
+    return {"digest": up.digest, "size": size}

@@ -1,0 +1,99 @@
+"""Routes: who the key is, the API document, runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+
+from cairn.core._records import RunRecord
+from cairn.server._common import B, Who, _names, _readable, _role, _run_id, new_router
+from cairn.service._wire import run_to_json
+
+router = new_router()
+
+
+# -- identity and the API document ------------------------------------------------------------
+
+
+@router.get("/whoami", summary="The key's user, grants and the server's transfer options")
+def whoami(who: Who, b: B) -> dict[str, Any]:
+    return {
+        "user": who.user,
+        "entity": who.user,
+        "admin": who.is_admin,
+        "grants": [{"entity": g.entity, "project": g.project, "role": g.role} for g in who.grants],
+        "presigned_uploads": b.transfers.presigned,
+        "part_size": b.transfers.part_size,
+        "max_batch_bytes": b.config.max_batch_bytes,
+    }
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, who: Who) -> dict[str, Any]:
+    doc: dict[str, Any] = request.app.openapi()
+    return doc
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+class RunIn(BaseModel):
+    id: str = Field(max_length=128)
+    name: str = Field(max_length=256)
+    group: str | None = Field(default=None, max_length=256)
+    job_type: str | None = Field(default=None, max_length=256)
+    config: dict[str, Any] = {}
+    state: str = Field(default="running", max_length=16)
+    created_at: float = 0.0
+
+
+class RunStateIn(BaseModel):
+    state: str = Field(max_length=16)
+    config: dict[str, Any] | None = None
+
+
+@router.post("/projects/{entity}/{project}/runs", summary="Start (or resume) a run")
+def start_run(entity: str, project: str, body: RunIn, who: Who, b: B) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "write")
+    rec = RunRecord(
+        id=_run_id(body.id),
+        entity=entity,
+        project=project,
+        name=body.name,
+        group=body.group,
+        job_type=body.job_type,
+        config=body.config,
+        state=body.state,
+        created_at=body.created_at,
+    )
+    return run_to_json(b.service.start_run(rec))
+
+
+@router.post("/projects/{entity}/{project}/runs/{run_id}/finish", summary="Finish a run")
+def finish_run(
+    entity: str, project: str, run_id: str, body: RunStateIn, who: Who, b: B
+) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "write")
+    b.service.finish_run(entity, project, _run_id(run_id), body.state, body.config)
+    return {}
+
+
+@router.get("/projects/{entity}/{project}/runs/{run_id}", summary="A run")
+def get_run(entity: str, project: str, run_id: str, who: Who, b: B) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "read")
+    return run_to_json(b.service.get_run(entity, project, _run_id(run_id)))
+
+
+@router.get("/projects/{entity}/{project}/runs/{run_id}/versions", summary="A run's versions")
+def run_versions(
+    entity: str, project: str, run_id: str, who: Who, b: B, role: str = "output"
+) -> list[dict[str, Any]]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "read")
+    recs = b.service.run_versions(entity, project, _run_id(run_id), _role(role))
+    return _readable(who, recs)

@@ -1,0 +1,358 @@
+"""Uploads of large blobs: in parts through the server, or straight to S3 by presigned URL.
+
+Either way an upload is a row of the catalog's ``uploads`` table, so any server (or the same one
+after a restart) can take it up, and it ends with ``complete``: the server verifies the content
+against the digest before the blob may be used, and refuses (and forgets) it otherwise.
+
+* **Parts** (local-disk stores): the client sends parts of ``part_size`` bytes in any order, several
+  at a time; each is written at its offset into one spool file next to the store and marked done
+  once written, so an interrupted upload resumes with the parts still missing. ``complete``
+  hashes the file, makes it durable (one fsync) and moves it into the store (a rename).
+* **Presigned** (S3 stores): the client PUTs the file to a staging key with the signed
+  ``x-amz-checksum-sha256`` header (S3 refuses other content); ``complete`` checks the object
+  against the digest (re-reading it where the store reports no checksum) and copies it, inside the
+  object store, to the blob's key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from cairn.catalog import Catalog, Tx
+from cairn.catalog import _schema as s
+from cairn.catalog._blobs import CatalogBlobStore
+from cairn.core import check_digest, digest_from_hasher, new_hasher
+from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedError, ValidationError
+from cairn.storage import BlobStore, LocalBlobStore
+from cairn.storage._s3 import S3BlobStore, checksum_b64
+
+PART_SIZE = 32 << 20  # S3 stores take blobs from 4 parts up in parts, smaller ones in one PUT
+MAX_PARTS = 10_000
+PRESIGN_SECONDS = 3600
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    user: str
+    digest: str
+    size: int
+    part_size: int
+    ref: str
+
+    @property
+    def part_count(self) -> int:
+        return max(1, -(-self.size // self.part_size))
+
+    def part_length(self, n: int) -> int:
+        if not 0 <= n < self.part_count:
+            raise ValidationError(f"part {n} is out of range: the upload has {self.part_count}")
+        return min(self.part_size, self.size - n * self.part_size)
+
+
+class Transfers:
+    """The server's side of uploads in parts and presigned uploads."""
+
+    def __init__(
+        self, catalog: Catalog, blobs: BlobStore, spool: str, *, part_size: int = PART_SIZE
+    ):
+        self.catalog = catalog
+        self.blobs = blobs
+        self.part_size = part_size
+        self.s3: S3BlobStore | None = None
+        if isinstance(blobs, CatalogBlobStore) and isinstance(blobs.large, S3BlobStore):
+            self.s3 = blobs.large
+        if isinstance(blobs, LocalBlobStore):
+            spool = os.path.join(blobs.root, "tmp", "uploads")  # same file system: link, no copy
+        self.spool = spool
+        os.makedirs(self.spool, exist_ok=True)
+
+    @property
+    def presigned(self) -> bool:
+        return self.s3 is not None
+
+    # -- the uploads table -------------------------------------------------------------------
+
+    def _load(self, user: str, upload_id: str) -> Upload:
+        u = s.uploads.c
+        row = self.catalog.read(
+            lambda tx: tx.conn.execute(select(s.uploads).where(u.id == upload_id)).first()
+        )
+        if row is None:
+            raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
+        if row.user_name != user:
+            raise PermissionDeniedError(f"upload {upload_id!r} belongs to another user")
+        return Upload(
+            row.id, row.user_name, row.digest, int(row.size), int(row.part_size), row.backend_ref
+        )
+
+    def _forget(self, upload_id: str) -> None:
+        self.catalog.write(
+            lambda tx: tx.conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
+        )
+
+    def _paths(self, up: Upload) -> tuple[str, str]:
+        base = os.path.join(self.spool, up.id)
+        return base + ".partial", base + ".parts"
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def begin(self, user: str, digest: str, size: int) -> dict[str, Any]:
+        check_digest(digest)
+        if not isinstance(size, int) or size < 0:
+            raise ValidationError("size must be a non-negative integer")
+        if self.s3 is None and -(-size // self.part_size) > MAX_PARTS:
+            raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
+        upload_id = secrets.token_hex(16)
+        ref = f"{self.s3.prefix}uploads/{upload_id}" if self.s3 is not None else upload_id
+        if self.s3 is not None and size >= 4 * self.part_size:
+            # In parts: S3 keeps the parts that arrived, so the upload can resume.
+            try:
+                made = self.s3.client.create_multipart_upload(
+                    Bucket=self.s3.bucket, Key=ref, ChecksumAlgorithm="SHA256"
+                )
+            except Exception as exc:  # noqa: BLE001 - translated
+                raise self.s3.translate(exc) from None
+            ref = f"{ref}\n{made['UploadId']}"
+        up = Upload(upload_id, user, digest, size, self.part_size, ref)
+
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(
+                s.uploads.insert().values(
+                    id=up.id,
+                    user_name=user,
+                    digest=digest,
+                    size=size,
+                    part_size=up.part_size,
+                    backend_ref=ref,
+                    created_at=time.time(),
+                )
+            )
+
+        if self.s3 is None:
+            data, parts = self._paths(up)
+            with open(data, "wb") as f:
+                f.truncate(size)
+            os.makedirs(parts, exist_ok=True)
+        self.catalog.write(fn)
+        return self.describe(up)
+
+    def describe(self, up: Upload) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": up.id,
+            "digest": up.digest,
+            "size": up.size,
+            "part_size": up.part_size,
+        }
+        if self.s3 is not None and "\n" in up.ref:
+            out.update(mode="presigned-parts", parts_done=self._s3_parts(up))
+        elif self.s3 is not None:
+            headers = {"x-amz-checksum-sha256": checksum_b64(up.digest)}
+            url = self.s3.client.generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self.s3.bucket,
+                    "Key": up.ref,
+                    "ChecksumSHA256": headers["x-amz-checksum-sha256"],
+                },
+                ExpiresIn=PRESIGN_SECONDS,
+            )
+            out.update(mode="presigned", url=url, headers=headers, parts_done=[])
+        else:
+            _, parts = self._paths(up)
+            done = sorted(int(n) for n in os.listdir(parts)) if os.path.isdir(parts) else []
+            out.update(mode="parts", parts_done=done)
+        return out
+
+    def _s3_parts(self, up: Upload) -> list[int]:
+        return sorted(p["PartNumber"] - 1 for p in self._s3_list(up))
+
+    def _s3_list(self, up: Upload) -> list[dict[str, Any]]:
+        assert self.s3 is not None
+        key, s3_id = up.ref.split("\n")
+        out: list[dict[str, Any]] = []
+        try:
+            pages = self.s3.client.get_paginator("list_parts").paginate(
+                Bucket=self.s3.bucket, Key=key, UploadId=s3_id
+            )
+            for page in pages:
+                out.extend(page.get("Parts", []))
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self.s3.translate(exc) from None
+        return out
+
+    def part_url(self, user: str, upload_id: str, n: int, checksum: str) -> dict[str, Any]:
+        """A presigned URL for part ``n`` that S3 accepts only with this SHA-256 (base64)."""
+        up = self._load(user, upload_id)
+        if self.s3 is None or "\n" not in up.ref:
+            raise ValidationError(f"upload {upload_id} does not go to the object store in parts")
+        up.part_length(n)
+        if len(checksum) != 44 or not checksum.endswith("="):
+            raise ValidationError("checksum must be a base64 SHA-256 (44 characters)")
+        key, s3_id = up.ref.split("\n")
+        url = self.s3.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.s3.bucket,
+                "Key": key,
+                "UploadId": s3_id,
+                "PartNumber": n + 1,
+                "ChecksumSHA256": checksum,
+            },
+            ExpiresIn=PRESIGN_SECONDS,
+        )
+        return {"url": url, "headers": {"x-amz-checksum-sha256": checksum}}
+
+    def status(self, user: str, upload_id: str) -> dict[str, Any]:
+        return self.describe(self._load(user, upload_id))
+
+    def open_part(self, user: str, upload_id: str, n: int) -> PartWriter:
+        """Where part ``n`` goes: written as it arrives, marked done only if it was whole."""
+        up = self._load(user, upload_id)
+        if self.s3 is not None:
+            raise ValidationError("this upload goes straight to the object store, not in parts")
+        length = up.part_length(n)
+        path, parts = self._paths(up)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            raise NotFoundError(f"upload {upload_id!r} has no spool file; begin again") from None
+        return PartWriter(fd, n * up.part_size, length, os.path.join(parts, str(n)))
+
+    def write_part(self, user: str, upload_id: str, n: int, data: bytes) -> None:
+        writer = self.open_part(user, upload_id, n)
+        writer.write(data)
+        writer.close()
+
+    def complete(self, user: str, upload_id: str) -> int:
+        """Verify and store the upload's blob; return its size."""
+        up = self._load(user, upload_id)
+        try:
+            if self.s3 is not None:
+                return self._complete_presigned(up)
+            return self._complete_parts(up)
+        except DigestMismatchError:
+            self.abort(up)
+            raise
+
+    def _complete_parts(self, up: Upload) -> int:
+        path, parts = self._paths(up)
+        done = {int(n) for n in os.listdir(parts)} if os.path.isdir(parts) else set()
+        missing = [n for n in range(up.part_count) if n not in done]
+        if missing and up.size > 0:
+            raise ValidationError(f"upload {up.id} lacks parts {missing[:10]}; send them first")
+        hasher = new_hasher()
+        size = 0
+        with open(path, "rb") as f:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
+                size += n
+            os.fsync(f.fileno())  # durable before any version may refer to it
+        if digest_from_hasher(hasher) != up.digest or size != up.size:
+            raise DigestMismatchError(
+                f"upload of blob {up.digest} has other content (digest mismatch); refused"
+            )
+        if isinstance(self.blobs, LocalBlobStore) and size >= self.blobs.small_limit:
+            self.blobs.adopt(path, up.digest)  # verified just now; the parts were fsynced
+        else:
+            info = self.blobs.put_file(path)
+            if info.digest != up.digest:  # changed under us: never store it under that name
+                raise DigestMismatchError(f"upload of blob {up.digest} changed while stored")
+        self.abort(up)
+        return size
+
+    def _complete_presigned(self, up: Upload) -> int:
+        assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
+        key = up.ref
+        if "\n" in up.ref:
+            key, s3_id = up.ref.split("\n")
+            parts = self._s3_list(up)
+            if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
+                raise ValidationError(f"upload {up.id} lacks parts; send them first")
+            try:
+                self.s3.client.complete_multipart_upload(
+                    Bucket=self.s3.bucket,
+                    Key=key,
+                    UploadId=s3_id,
+                    MultipartUpload={
+                        "Parts": [
+                            {
+                                "PartNumber": p["PartNumber"],
+                                "ETag": p["ETag"],
+                                **(
+                                    {"ChecksumSHA256": p["ChecksumSHA256"]}
+                                    if p.get("ChecksumSHA256")
+                                    else {}
+                                ),
+                            }
+                            for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
+                        ]
+                    },
+                )
+            except Exception as exc:  # noqa: BLE001 - translated
+                raise self.s3.translate(exc) from None
+        size = self.s3.adopt(key, up.digest)
+        if size != up.size:
+            raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
+        self.blobs.record([(up.digest, size, None)])
+        self._forget(up.id)
+        return size
+
+    def abort(self, up: Upload) -> None:
+        if self.s3 is None:
+            path, parts = self._paths(up)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            if os.path.isdir(parts):
+                for name in os.listdir(parts):
+                    os.unlink(os.path.join(parts, name))
+                os.rmdir(parts)
+        self._forget(up.id)
+
+
+class PartWriter:
+    """Writes one part at its offset in the spool file, chunk by chunk (no 32 MiB buffers).
+
+    Not fsynced here: ``complete`` hashes the whole file and fsyncs it once before it becomes a
+    blob, so a part lost in a crash fails that check, never a version."""
+
+    def __init__(self, fd: int, offset: int, length: int, marker: str) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + length
+        self._length = length
+        self._marker = marker
+
+    def write(self, chunk: bytes) -> None:
+        if self._pos + len(chunk) > self._end:
+            self.abort()
+            raise ValidationError(f"part is longer than its {self._length} bytes")
+        os.pwrite(self._fd, chunk, self._pos)
+        self._pos += len(chunk)
+
+    def close(self) -> None:
+        """Mark the part done, if it arrived whole."""
+        os.close(self._fd)
+        if self._pos != self._end:
+            raise ValidationError(
+                f"part is {self._length} bytes, {self._end - self._pos} of them did not arrive"
+            )
+        with open(self._marker, "w"):
+            pass
+
+    def abort(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass

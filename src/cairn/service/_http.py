@@ -1,0 +1,636 @@
+"""HttpService: the Service protocol over a cairn server's REST API (``CAIRN_BASE_URL``).
+
+One ``httpx.Client`` keeps connections alive across calls and threads. Calls that fail on the way
+(connection refused or reset, a server that died mid-request, 502/503/504) are retried with
+backoff for about half a minute: every call of the protocol is safe to repeat (a repeated commit
+finds its own version by digest, an upsert overwrites itself, a repeated part rewrites the same
+bytes).
+
+Transfers: ``store_blobs`` asks once per batch which blobs the server lacks, then sends those
+many per request (``application/vnd.cairn.blobs``), several requests at a time. Large files go
+through ``/uploads``: straight to S3 by presigned URL (with the SHA-256 for S3 to check), or to
+the server in parts, several at a time; a part that failed is sent again, and the parts the server
+already has are not. Downloads land in the download cache (``$CAIRN_CACHE_DIR/blobs``, see
+docs/design.md), verified, and are copied out from there, verified again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
+from cairn.core._digest import PREFIX
+from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.errors import CairnError, CommError, DigestMismatchError
+from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.service._wire import (
+    API,
+    BATCH_TYPE,
+    changes_to_json,
+    collection_from_json,
+    error_from_body,
+    pack_blobs,
+    run_from_json,
+    run_to_json,
+    unpack_blobs,
+    version_from_json,
+)
+from cairn.storage import SMALL_LIMIT, BlobInfo
+
+CHUNK = 1 << 20
+BATCH_BYTES = 8 << 20  # one request of small blobs
+MISSING_BATCH = 20_000  # digests per presence check
+PREFETCH_BATCH = 1024  # small blobs per download request
+_THREADS = 4
+_RETRIES = 9  # backoff 0.2 s doubling to 5 s: about 30 s in all
+_RETRY_STATUS = (502, 503, 504)
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _json_body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def hash_file(path: str) -> tuple[str, int]:
+    hasher = new_hasher()
+    size = 0
+    with open(path, "rb") as f:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+    return digest_from_hasher(hasher), size
+
+
+def _copy_verified(src: str, dest: str, digest: str) -> None:
+    hasher = new_hasher()
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fin.readinto(buf):
+            hasher.update(view[:n])
+            fout.write(view[:n])
+    if digest_from_hasher(hasher) != digest:
+        os.unlink(dest)
+        raise DigestMismatchError(f"cached blob {digest} at {src} is damaged (digest mismatch)")
+
+
+class DownloadCache:
+    """``<cache_dir>/blobs/sha256/ab/<rest>``: one file per blob; partial files in ``tmp/``."""
+
+    def __init__(self, cache_dir: str) -> None:
+        self.root = os.path.join(os.path.abspath(cache_dir), "blobs")
+        self.tmp = os.path.join(self.root, "tmp")
+        self._dirs: set[str] = set()  # made already: a mkdir that fails costs as much as one
+
+    def _makedirs(self, path: str) -> None:
+        if path not in self._dirs:
+            os.makedirs(path, exist_ok=True)
+            self._dirs.add(path)
+
+    def path_of(self, digest: str) -> str:
+        hexd = check_digest(digest)[len(PREFIX) :]
+        return os.path.join(self.root, "sha256", hexd[:2], hexd[2:])
+
+    def lookup(self, digest: str) -> str | None:
+        path = self.path_of(digest)
+        try:
+            os.utime(path)  # least recently used goes first when the cache is trimmed
+        except FileNotFoundError:
+            return None
+        return path
+
+    def partial(self) -> str:
+        self._makedirs(self.tmp)
+        return os.path.join(self.tmp, f"{uuid.uuid4().hex}.partial")
+
+    def install(self, tmp: str, digest: str) -> str:
+        path = self.path_of(digest)
+        self._makedirs(os.path.dirname(path))
+        os.replace(tmp, path)
+        return path
+
+
+class HttpService:
+    """A Service that calls a cairn server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        cache_dir: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retries: int = _RETRIES,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": "cairn-http"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        timeout = httpx.Timeout(300.0, connect=10.0)
+        self._http = httpx.Client(
+            base_url=self.base_url + API,
+            headers=headers,
+            timeout=timeout,
+            limits=limits,
+            transport=transport,
+        )
+        # Presigned object-store URLs carry their own signature: never send the API key there.
+        self._plain = httpx.Client(timeout=timeout, limits=limits)
+        self._cache = DownloadCache(cache_dir)
+        self._retries = retries
+        self._info: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(min(5.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
+
+    def _send(self, client: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response:
+        """One request, retried on connection failures and 502/503/504."""
+        body_factory: Callable[[], Any] | None = kw.pop("body_factory", None)
+        for attempt in range(self._retries + 1):
+            if body_factory is not None:
+                kw["content"] = body_factory()
+            try:
+                resp = client.request(method, url, **kw)
+            except httpx.TransportError as exc:
+                if attempt == self._retries:
+                    raise CommError(
+                        f"cannot reach the cairn server at {self.base_url}: {exc!s}"
+                        " (is it running? is CAIRN_BASE_URL right?)"
+                    ) from None
+                self._backoff(attempt)
+                continue
+            if resp.status_code in _RETRY_STATUS and attempt < self._retries:
+                self._backoff(attempt)
+                continue
+            if resp.status_code >= 400:
+                raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
+            return resp
+        raise AssertionError("unreachable")
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self._send(self._http, method, path, **kw)
+        return resp.json() if resp.content else None
+
+    def _whoami(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = dict(self._call("GET", "/whoami"))
+        return self._info
+
+    def _project(self, entity: str, project: str) -> str:
+        return f"/projects/{_seg(entity)}/{_seg(project)}"
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def default_entity(self) -> str:
+        return str(self._whoami()["entity"])
+
+    @property
+    def location(self) -> str:
+        return self.base_url
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._http.close()
+        self._plain.close()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start_run(self, run: RunRecord) -> RunRecord:
+        body = run_to_json(run)
+        return run_from_json(
+            self._call("POST", self._project(run.entity, run.project) + "/runs", json=body)
+        )
+
+    def finish_run(
+        self, entity: str, project: str, run_id: str, state: str, config: Mapping[str, Any] | None
+    ) -> None:
+        path = f"{self._project(entity, project)}/runs/{_seg(run_id)}/finish"
+        self._call(
+            "POST", path, json={"state": state, "config": None if config is None else dict(config)}
+        )
+
+    def get_run(self, entity: str, project: str, run_id: str) -> RunRecord:
+        return run_from_json(
+            self._call("GET", f"{self._project(entity, project)}/runs/{_seg(run_id)}")
+        )
+
+    def run_versions(
+        self, entity: str, project: str, run_id: str, role: str
+    ) -> list[VersionRecord]:
+        path = f"{self._project(entity, project)}/runs/{_seg(run_id)}/versions"
+        return [version_from_json(v) for v in self._call("GET", path, params={"role": role})]
+
+    # -- blobs: uploads ----------------------------------------------------------------------
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(digests))
+        missing: list[str] = []
+        for start in range(0, len(wanted), MISSING_BATCH):
+            chunk = wanted[start : start + MISSING_BATCH]
+            missing.extend(self._call("POST", "/blobs/missing", json={"digests": chunk})["missing"])
+        return missing
+
+    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+        unique = dict(items)
+        if not unique:
+            return
+        missing = set(self.missing_blobs(list(unique)))
+        todo = [(d, unique[d]) for d in unique if d in missing]
+        big = [(d, b) for d, b in todo if len(b) >= BATCH_BYTES]
+        batches: list[list[tuple[str, bytes]]] = [[]]
+        size = 0
+        for d, b in todo:
+            if len(b) >= BATCH_BYTES:
+                continue
+            if size + len(b) > BATCH_BYTES and batches[-1]:
+                batches.append([])
+                size = 0
+            batches[-1].append((d, b))
+            size += len(b) + 40
+        batches = [b for b in batches if b]
+
+        def send(batch: list[tuple[str, bytes]]) -> None:
+            body = pack_blobs(batch)
+            self._send(
+                self._http,
+                "POST",
+                "/blobs/batch",
+                headers={"Content-Type": BATCH_TYPE, "Content-Length": str(len(body))},
+                body_factory=lambda: _chunks(body),
+            )
+
+        if len(batches) == 1:
+            send(batches[0])
+        elif batches:
+            with ThreadPoolExecutor(_THREADS) as pool:
+                for _ in pool.map(send, batches):
+                    pass
+        for d, b in big:
+            self._upload(d, len(b), _slicer(b), None)
+
+    def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        digest, size = hash_file(path)
+        if size < SMALL_LIMIT:
+            with open(path, "rb") as f:
+                data = f.read()
+            if digest_bytes(data) != digest:
+                raise DigestMismatchError(f"file {path} changed while it was read")
+            self.store_blobs([(digest, data)])
+            return BlobInfo(digest, size)
+        if self.missing_blobs([digest]):
+            self._upload_file(path, digest, size)
+        return BlobInfo(digest, size)
+
+    def _upload_file(self, path: str, digest: str, size: int) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self._upload(digest, size, lambda off, n: os.pread(fd, n, off), path)
+        finally:
+            os.close(fd)
+
+    def _upload(
+        self,
+        digest: str,
+        size: int,
+        read: Callable[[int, int], bytes],
+        path: str | None,
+    ) -> None:
+        plan = self._call("POST", "/uploads", json={"digest": digest, "size": size})
+        if plan["mode"] == "presigned":
+            self._put_presigned(plan, size, read)
+        else:
+            self._put_parts(plan, size, read)
+        self._call("POST", f"/uploads/{_seg(plan['id'])}/complete")
+
+    def _put_presigned(
+        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+    ) -> None:
+        def body() -> Iterator[bytes]:
+            off = 0
+            while off < size:
+                chunk = read(off, min(CHUNK * 8, size - off))
+                if not chunk:
+                    break
+                off += len(chunk)
+                yield chunk
+
+        headers = {**plan.get("headers", {}), "Content-Length": str(size)}
+        self._send(self._plain, "PUT", plan["url"], headers=headers, body_factory=body)
+
+    def _put_parts(
+        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+    ) -> None:
+        part_size = int(plan["part_size"])
+        count = max(1, -(-size // part_size))
+        done = set(plan.get("parts_done", []))
+        upload = f"/uploads/{_seg(plan['id'])}"
+
+        presigned = plan["mode"] == "presigned-parts"
+
+        def send(n: int) -> None:
+            off = n * part_size
+            length = min(part_size, size - off)
+            headers = {"Content-Length": str(length)}
+            if not presigned:  # read as it is sent: no part-sized buffer
+                self._send(
+                    self._http,
+                    "PUT",
+                    f"{upload}/parts/{n}",
+                    headers=headers,
+                    body_factory=lambda: _read_chunks(read, off, length),
+                )
+                return
+            # Straight to S3, by a URL bound to the part's SHA-256: S3 refuses other bytes.
+            data = read(off, length)
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            target = self._call("POST", f"{upload}/parts/{n}/url", json={"checksum": checksum})
+            headers.update(target["headers"])
+            self._send(
+                self._plain,
+                "PUT",
+                target["url"],
+                headers=headers,
+                body_factory=lambda: _chunks(data),
+            )
+
+        todo = [n for n in range(count) if n not in done]
+        if len(todo) <= 1:
+            for n in todo:
+                send(n)
+            return
+        with ThreadPoolExecutor(_THREADS) as pool:
+            for _ in pool.map(send, todo):
+                pass
+
+    # -- blobs: downloads --------------------------------------------------------------------
+
+    def _fetch_into_cache(self, digest: str) -> str:
+        hit = self._cache.lookup(digest)
+        if hit is not None:
+            return hit
+        tmp = self._cache.partial()
+        try:
+            for attempt in range(self._retries + 1):
+                try:
+                    self._stream_blob(digest, tmp)
+                    break
+                except (httpx.TransportError, _Retry) as exc:
+                    if attempt == self._retries:
+                        raise CommError(f"could not download blob {digest}: {exc}") from None
+                    self._backoff(attempt)
+            return self._cache.install(tmp, digest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _stream_blob(self, digest: str, tmp: str) -> None:
+        hasher = new_hasher()
+        with self._http.stream("GET", f"/blobs/{digest}") as resp:
+            if resp.status_code == 307:
+                location = resp.headers["location"]
+                with self._plain.stream("GET", location) as inner:
+                    self._write_stream(inner, tmp, hasher)
+            else:
+                self._write_stream(resp, tmp, hasher)
+        if digest_from_hasher(hasher) != digest:
+            raise DigestMismatchError(
+                f"blob {digest} from {self.base_url} has other content (digest mismatch)"
+            )
+
+    def _write_stream(self, resp: httpx.Response, tmp: str, hasher: Any) -> None:
+        if resp.status_code in _RETRY_STATUS:
+            raise _Retry(f"{resp.status_code}")
+        if resp.status_code >= 400:
+            resp.read()
+            raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
+        with open(tmp, "wb") as f:
+            for chunk in resp.iter_bytes(CHUNK):
+                hasher.update(chunk)
+                f.write(chunk)
+
+    def prefetch_blobs(self, digests: Sequence[str]) -> None:
+        """Fetch small blobs not yet cached many per request (the server leaves out large
+        ones, which ``download_blob`` streams one by one)."""
+        todo = [d for d in dict.fromkeys(digests) if self._cache.lookup(d) is None]
+        chunks = [todo[i : i + PREFETCH_BATCH] for i in range(0, len(todo), PREFETCH_BATCH)]
+
+        def fetch(chunk: list[str]) -> None:
+            resp = self._send(self._http, "POST", "/blobs/fetch", json={"digests": chunk})
+            for digest, data in unpack_blobs(resp.content):  # each re-hashed
+                tmp = self._cache.partial()
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                self._cache.install(tmp, digest)
+
+        if len(chunks) == 1:
+            fetch(chunks[0])
+        elif chunks:
+            with ThreadPoolExecutor(_THREADS) as pool:
+                for _ in pool.map(fetch, chunks):
+                    pass
+
+    def read_blob(self, digest: str) -> bytes:
+        path = self._fetch_into_cache(digest)
+        with open(path, "rb") as f:
+            data = f.read()
+        if digest_bytes(data) != digest:
+            os.unlink(path)
+            raise DigestMismatchError(
+                f"cached blob {digest} at {path} is damaged (digest mismatch)"
+            )
+        return data
+
+    def download_blob(self, digest: str, dest: str) -> None:
+        path = self._fetch_into_cache(digest)
+        try:
+            _copy_verified(path, dest, digest)
+        except DigestMismatchError:
+            os.unlink(path)  # a damaged cache entry: fetch it again, once
+            _copy_verified(self._fetch_into_cache(digest), dest, digest)
+
+    # -- versions ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _result(d: Mapping[str, Any]) -> CommitResult:
+        v = d.get("version")
+        return CommitResult(
+            None if v is None else version_from_json(v),
+            bool(d.get("created")),
+            tuple(d.get("missing") or ()),
+        )
+
+    def commit(self, request: CommitRequest) -> CommitResult:
+        body = {
+            "name": request.name,
+            "type": request.type,
+            "changes": changes_to_json(request.changes),
+            "base_version_id": request.base_version_id,
+            "description": request.description,
+            "metadata": dict(request.metadata),
+            "aliases": list(request.aliases),
+            "tags": list(request.tags),
+            "run_id": request.run_id,
+        }
+        path = self._project(request.entity, request.project) + "/commit"
+        return self._result(self._call("POST", path, json=body))
+
+    def _stage_body(self, request: StageRequest | FinishRequest) -> dict[str, Any]:
+        return {
+            "name": request.name,
+            "type": request.type,
+            "distributed_id": request.distributed_id,
+            "changes": changes_to_json(request.changes),
+            "base_version_id": request.base_version_id,
+            "run_id": request.run_id,
+            "description": request.description,
+            "metadata": None if request.metadata is None else dict(request.metadata),
+            "aliases": list(request.aliases),
+        }
+
+    def stage(self, request: StageRequest) -> VersionRecord:
+        path = self._project(request.entity, request.project) + "/stage"
+        return version_from_json(self._call("POST", path, json=self._stage_body(request)))
+
+    def finish(self, request: FinishRequest) -> CommitResult:
+        body = {**self._stage_body(request), "tags": list(request.tags)}
+        path = self._project(request.entity, request.project) + "/finish"
+        return self._result(self._call("POST", path, json=body))
+
+    def discard_pending(self, version_id: str) -> None:
+        self._call("DELETE", f"/versions/{_seg(version_id)}/pending")
+
+    def cleanup_pending(self, older_than_seconds: float) -> int:
+        body = {"older_than_seconds": older_than_seconds}
+        return int(self._call("POST", "/admin/cleanup-pending", json=body)["discarded"])
+
+    def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
+        path = f"{self._project(entity, project)}/artifacts/{_seg(name)}/resolve"
+        params = {} if label is None else {"label": label}
+        return version_from_json(self._call("GET", path, params=params))
+
+    def get_version(self, version_id: str) -> VersionRecord:
+        return version_from_json(self._call("GET", f"/versions/{_seg(version_id)}"))
+
+    def list_versions(
+        self, entity: str, project: str, name: str, *, include_pending: bool = False
+    ) -> list[VersionRecord]:
+        path = f"{self._project(entity, project)}/artifacts/{_seg(name)}/versions"
+        params = {"include_pending": "true" if include_pending else "false"}
+        return [version_from_json(v) for v in self._call("GET", path, params=params)]
+
+    def list_collections(
+        self, entity: str, project: str, type_name: str | None = None
+    ) -> list[CollectionRecord]:
+        params = {} if type_name is None else {"type": type_name}
+        rows = self._call("GET", self._project(entity, project) + "/collections", params=params)
+        return [collection_from_json(c) for c in rows]
+
+    def list_types(self, entity: str, project: str) -> list[str]:
+        return [str(t) for t in self._call("GET", self._project(entity, project) + "/types")]
+
+    def list_projects(self, entity: str | None = None) -> list[tuple[str, str]]:
+        params = {} if entity is None else {"entity": entity}
+        return [(str(e), str(p)) for e, p in self._call("GET", "/projects", params=params)]
+
+    def update_version(
+        self,
+        version_id: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        aliases: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> VersionRecord:
+        body = {
+            "description": description,
+            "metadata": None if metadata is None else dict(metadata),
+            "aliases": None if aliases is None else list(aliases),
+            "tags": None if tags is None else list(tags),
+        }
+        return version_from_json(self._call("PATCH", f"/versions/{_seg(version_id)}", json=body))
+
+    def add_alias(self, version_id: str, alias: str) -> VersionRecord:
+        path = f"/versions/{_seg(version_id)}/aliases/{_seg(alias)}"
+        return version_from_json(self._call("PUT", path))
+
+    def remove_alias(self, version_id: str, alias: str) -> VersionRecord:
+        path = f"/versions/{_seg(version_id)}/aliases/{_seg(alias)}"
+        return version_from_json(self._call("DELETE", path))
+
+    def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None:
+        params = {"delete_aliases": "true" if delete_aliases else "false"}
+        self._call("DELETE", f"/versions/{_seg(version_id)}", params=params)
+
+    def use_version(self, version_id: str, run: RunRecord) -> None:
+        body = {"entity": run.entity, "project": run.project, "run_id": run.id}
+        self._call("POST", f"/versions/{_seg(version_id)}/users", json=body)
+
+    def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
+        rows = self._call("GET", f"/versions/{_seg(version_id)}/runs", params={"role": role})
+        return [run_from_json(r) for r in rows]
+
+    # -- API keys (server admins; not part of the Service protocol) ----------------------------
+
+    def create_key(self, user: str, project: str | None, role: str) -> dict[str, Any]:
+        body = {"user": user, "project": project, "role": role}
+        return dict(self._call("POST", "/keys", json=body))
+
+    def revoke_key(self, key_id: str) -> None:
+        self._call("DELETE", f"/keys/{_seg(key_id)}")
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/keys"))
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    """A large body in 1 MiB pieces: httpcore re-slices what one send() did not take, which
+    for one 32 MiB bytes object copies quadratically."""
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        yield bytes(view[start : start + CHUNK])
+
+
+def _read_chunks(read: Callable[[int, int], bytes], off: int, length: int) -> Iterator[bytes]:
+    end = off + length
+    while off < end:
+        chunk = read(off, min(CHUNK, end - off))
+        if not chunk:
+            raise CommError("the file got shorter while it was uploaded; add it again")
+        off += len(chunk)
+        yield chunk
+
+
+def _slicer(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda off, n: data[off : off + n]
+
+
+class _Retry(CairnError):
+    """A download answered 502/503/504: try again."""

@@ -1,0 +1,272 @@
+"""The REST API's wire format, shared by ``HttpService`` and the server.
+
+Records travel as JSON objects with the dataclasses' field names; manifest entries as the rows of
+manifest pages (``[path, digest, size, ref?, extra?]``); changes as ``[path, row or null]``.
+Small blobs travel many per request in a binary batch: for each blob, its raw 32-byte SHA-256,
+its length as 8 bytes big-endian, then its bytes. Whoever reads a batch re-hashes every blob.
+
+Errors travel as ``{"error": {"type": <a cairn.errors class name>, "message": ...}}`` with an
+HTTP status that says the same (401, 403, 404, 409, 413, 422, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from cairn import errors
+from cairn.core import Change, ManifestEntry, check_digest, entry_path_problem, is_digest
+from cairn.core._digest import PREFIX
+from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.errors import DigestMismatchError, ValidationError
+
+API = "/api/v1"
+BATCH_TYPE = "application/vnd.cairn.blobs"
+_HEAD = struct.Struct(">32sQ")
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def run_to_json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "entity": r.entity,
+        "project": r.project,
+        "name": r.name,
+        "group": r.group,
+        "job_type": r.job_type,
+        "config": dict(r.config),
+        "state": r.state,
+        "created_at": r.created_at,
+        "finished_at": r.finished_at,
+    }
+
+
+def run_from_json(d: Mapping[str, Any]) -> RunRecord:
+    return RunRecord(
+        id=str(d["id"]),
+        entity=str(d["entity"]),
+        project=str(d["project"]),
+        name=str(d["name"]),
+        group=d.get("group"),
+        job_type=d.get("job_type"),
+        config=dict(d.get("config") or {}),
+        state=str(d.get("state") or "running"),
+        created_at=float(d.get("created_at") or 0.0),
+        finished_at=d.get("finished_at"),
+    )
+
+
+def version_to_json(v: VersionRecord) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "entity": v.entity,
+        "project": v.project,
+        "name": v.name,
+        "type": v.type,
+        "index": v.index,
+        "state": v.state,
+        "digest": v.digest,
+        "size": v.size,
+        "file_count": v.file_count,
+        "metadata": dict(v.metadata),
+        "description": v.description,
+        "aliases": list(v.aliases),
+        "tags": list(v.tags),
+        "created_at": v.created_at,
+        "updated_at": v.updated_at,
+        "created_by": v.created_by,
+        "distributed_id": v.distributed_id,
+        "base_version_id": v.base_version_id,
+        "collection_id": v.collection_id,
+    }
+
+
+def version_from_json(d: Mapping[str, Any]) -> VersionRecord:
+    return VersionRecord(
+        id=str(d["id"]),
+        entity=str(d["entity"]),
+        project=str(d["project"]),
+        name=str(d["name"]),
+        type=str(d["type"]),
+        index=d.get("index"),
+        state=str(d["state"]),
+        digest=d.get("digest"),
+        size=int(d.get("size") or 0),
+        file_count=int(d.get("file_count") or 0),
+        metadata=dict(d.get("metadata") or {}),
+        description=d.get("description"),
+        aliases=tuple(d.get("aliases") or ()),
+        tags=tuple(d.get("tags") or ()),
+        created_at=float(d.get("created_at") or 0.0),
+        updated_at=float(d.get("updated_at") or 0.0),
+        created_by=d.get("created_by"),
+        distributed_id=d.get("distributed_id"),
+        base_version_id=d.get("base_version_id"),
+        collection_id=int(d.get("collection_id") or 0),
+    )
+
+
+def collection_to_json(c: CollectionRecord) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "entity": c.entity,
+        "project": c.project,
+        "name": c.name,
+        "type": c.type,
+        "description": c.description,
+        "version_count": c.version_count,
+        "latest_index": c.latest_index,
+        "latest_size": c.latest_size,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+
+
+def collection_from_json(d: Mapping[str, Any]) -> CollectionRecord:
+    return CollectionRecord(
+        id=int(d["id"]),
+        entity=str(d["entity"]),
+        project=str(d["project"]),
+        name=str(d["name"]),
+        type=str(d["type"]),
+        description=d.get("description"),
+        version_count=int(d.get("version_count") or 0),
+        latest_index=d.get("latest_index"),
+        latest_size=d.get("latest_size"),
+        created_at=float(d.get("created_at") or 0.0),
+        updated_at=float(d.get("updated_at") or 0.0),
+    )
+
+
+# -- entries and changes ---------------------------------------------------------------------------
+
+
+def changes_to_json(changes: Sequence[Change]) -> list[list[Any]]:
+    return [[path, None if e is None else e.to_row()] for path, e in changes]
+
+
+def changes_from_json(rows: Any) -> list[Change]:
+    """Changes a client sent, checked as strictly as a manifest page from an unknown source:
+    every path must be a valid entry path, sorted and unique; every stored entry a digest."""
+    if not isinstance(rows, list):
+        raise ValidationError("changes must be a list of [path, entry or null]")
+    out: list[Change] = []
+    previous: str | None = None
+    for row in rows:
+        if not isinstance(row, list) or len(row) != 2 or not isinstance(row[0], str):
+            raise ValidationError(f"malformed change {str(row)[:200]}")
+        path = row[0]
+        problem = entry_path_problem(path)
+        if problem is not None:
+            raise ValidationError(f"invalid entry path {path[:200]!r}: {problem}")
+        if previous is not None and path <= previous:
+            raise ValidationError("changes must be sorted by path, one per path")
+        previous = path
+        entry = None
+        if row[1] is not None:
+            entry = ManifestEntry.from_row(row[1])
+            if entry.path != path:
+                raise ValidationError(f"change for {path!r} carries an entry for {entry.path!r}")
+            if entry.ref is None:
+                check_digest(entry.digest)
+                if entry.size is None:
+                    raise ValidationError(f"entry {path!r} is stored content without a size")
+        out.append((path, entry))
+    return out
+
+
+# -- blob batches ------------------------------------------------------------------------------------
+
+
+def pack_blobs(items: Sequence[tuple[str, bytes]]) -> bytes:
+    parts: list[bytes] = []
+    for digest, data in items:
+        parts.append(_HEAD.pack(bytes.fromhex(check_digest(digest)[len(PREFIX) :]), len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def unpack_blobs(body: bytes | memoryview) -> Iterator[tuple[str, bytes]]:
+    """The blobs of a batch, each re-hashed; a blob with other content raises
+    ``DigestMismatchError`` and a malformed batch ``ValidationError``."""
+    view = memoryview(body)
+    pos = 0
+    while pos < len(view):
+        if pos + _HEAD.size > len(view):
+            raise ValidationError("truncated blob batch")
+        raw, length = _HEAD.unpack_from(view, pos)
+        pos += _HEAD.size
+        if pos + length > len(view):
+            raise ValidationError("truncated blob batch")
+        data = bytes(view[pos : pos + length])
+        pos += length
+        digest = PREFIX + raw.hex()
+        if hashlib.sha256(data).digest() != raw:
+            raise DigestMismatchError(
+                f"blob {digest} was sent with other content (digest mismatch); nothing was stored"
+            )
+        yield digest, data
+
+
+def check_digests(values: Any, limit: int) -> list[str]:
+    if not isinstance(values, list) or not all(is_digest(v) for v in values):
+        raise ValidationError("expected a list of digests 'sha256:<64 hex>'")
+    if len(values) > limit:
+        raise ValidationError(f"at most {limit} digests per request")
+    return list(values)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+STATUS: dict[type[errors.CairnError], int] = {
+    errors.AuthenticationError: 401,
+    errors.PermissionDeniedError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.UsageError: 409,
+    errors.DigestMismatchError: 422,
+    errors.ValidationError: 400,
+    errors.ArtifactStatusError: 409,
+    errors.WaitTimeoutError: 408,
+    errors.CommError: 500,
+}
+
+
+def status_of(exc: errors.CairnError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(exc: errors.CairnError) -> dict[str, Any]:
+    return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+
+
+def error_from_body(status: int, body: Any, where: str) -> errors.CairnError:
+    """The cairn error a server's answer stands for (only names from ``cairn.errors``)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    name = err.get("type") if isinstance(err, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    if status == 401:
+        return errors.AuthenticationError(
+            f"{where} refused the API key (401): {message or 'no or bad key'};"
+            " set CAIRN_API_KEY to a valid key"
+        )
+    if status == 403:
+        return errors.PermissionDeniedError(
+            f"{where}: the API key may not do this (403): {message or 'permission denied'}"
+        )
+    cls: Any = getattr(errors, name, None) if isinstance(name, str) else None
+    if isinstance(cls, type) and issubclass(cls, errors.CairnError) and name in errors.__all__:
+        made: errors.CairnError = cls(message or f"{name} ({status})")
+        return made
+    if status == 404:
+        return errors.NotFoundError(f"{where}: not found (404): {message or ''}".rstrip(": "))
+    if status == 413:
+        return errors.ValidationError(f"{where}: request too large (413): {message or ''}")
+    return errors.CommError(f"{where} answered {status}: {message or str(body)[:300]}")

@@ -1,0 +1,377 @@
+"""Content-addressed blobs in an S3-compatible object store (AWS S3, MinIO, ...).
+
+One object per blob at ``<prefix>sha256/ab/cdef...``. Every upload carries the blob's SHA-256
+(``x-amz-checksum-sha256``), so the object store itself refuses content that does not match its
+name; every read is verified again on the way out. The endpoint and credentials come from the
+standard AWS environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_DEFAULT_REGION``, profiles); boto3 is an optional dependency (``pip install cairn[server]``).
+
+Presence checks cost one HEAD request per blob here: a server keeps an index in its catalog
+instead (``cairn.catalog.CatalogBlobStore``) and asks this store only for content.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, cast
+
+from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
+from cairn.core._digest import PREFIX
+from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
+from cairn.storage._base import BlobInfo
+
+CHUNK = 1 << 20
+PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit is 5 GiB)
+_THREADS = 8
+
+
+def checksum_b64(digest: str) -> str:
+    """The ``x-amz-checksum-sha256`` form (base64 of the raw digest) of a cairn digest."""
+    return base64.b64encode(bytes.fromhex(check_digest(digest)[len(PREFIX) :])).decode()
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (bucket, ``some/prefix/``)."""
+    if not url.startswith("s3://"):
+        raise UsageError(f"{url!r} is not an s3:// URL")
+    bucket, _, prefix = url[5:].partition("/")
+    if not bucket:
+        raise UsageError(f"{url!r} names no bucket; use s3://bucket/prefix")
+    prefix = prefix.strip("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    err = response.get("Error", {}) if isinstance(response, dict) else {}
+    return str(err.get("Code", ""))
+
+
+class S3BlobStore:
+    """A BlobStore on an S3 bucket (under a key prefix)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client = client if client is not None else make_client()
+
+    @classmethod
+    def from_url(cls, url: str) -> S3BlobStore:
+        bucket, prefix = parse_s3_url(url)
+        return cls(bucket, prefix)
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def key_of(self, digest: str) -> str:
+        hexd = check_digest(digest)[len(PREFIX) :]
+        return f"{self.prefix}sha256/{hexd[:2]}/{hexd[2:]}"
+
+    def _digest_of_key(self, key: str) -> str | None:
+        rest = key[len(self.prefix) :]
+        parts = rest.split("/")
+        if len(parts) != 3 or parts[0] != "sha256":
+            return None
+        return PREFIX + parts[1] + parts[2]
+
+    def translate(self, exc: Exception, digest: str | None = None) -> Exception:
+        return self._translate(exc, digest)
+
+    def _translate(self, exc: Exception, digest: str | None = None) -> Exception:
+        """botocore's errors, as cairn's."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        what = f"blob {digest}" if digest else "the object store"
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return BlobNotFoundError(f"{what} is not in {self.location}")
+            if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+                return DigestMismatchError(
+                    f"{what}: the object store refused content with another digest"
+                )
+            return CommError(f"{self.location}: {code or 'error'}: {exc}")
+        if isinstance(exc, BotoCoreError):
+            return CommError(f"cannot reach {self.location}: {exc}")
+        return exc
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def put(self, digest: str, data: bytes) -> None:
+        try:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=self.key_of(digest),
+                Body=data,
+                ChecksumSHA256=checksum_b64(digest),
+            )
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        if len(items) <= 1:
+            for d, b in items:
+                self.put(d, b)
+            return
+        with ThreadPoolExecutor(_THREADS) as pool:
+            for _ in pool.map(lambda item: self.put(*item), items):
+                pass
+
+    def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        """Hash the file (one read), then upload it with its checksum (a second read)."""
+        hasher = new_hasher()
+        size = 0
+        with open(path, "rb") as f:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
+                size += n
+        digest = digest_from_hasher(hasher)
+        if size <= PART_SIZE:
+            with open(path, "rb") as f:
+                try:
+                    self._client.put_object(
+                        Bucket=self.bucket,
+                        Key=self.key_of(digest),
+                        Body=f,
+                        ContentLength=size,
+                        ChecksumSHA256=checksum_b64(digest),
+                    )
+                except Exception as exc:  # noqa: BLE001 - translated below
+                    raise self._translate(exc, digest) from None
+        else:
+            self._put_parts(path, digest)
+        return BlobInfo(digest, size)
+
+    def _put_parts(self, path: str, digest: str) -> None:
+        """A multipart upload; S3 checks each part's SHA-256, then the whole is read back."""
+        staging = f"{self.prefix}uploads/{os.urandom(12).hex()}"
+        c = self._client
+        try:
+            up = c.create_multipart_upload(
+                Bucket=self.bucket, Key=staging, ChecksumAlgorithm="SHA256"
+            )
+            upload_id = up["UploadId"]
+            parts = []
+            with open(path, "rb") as f:
+                number = 1
+                while chunk := f.read(PART_SIZE):
+                    sha = base64.b64encode(bytes.fromhex(digest_bytes(chunk)[7:])).decode()
+                    res = c.upload_part(
+                        Bucket=self.bucket,
+                        Key=staging,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=chunk,
+                        ChecksumSHA256=sha,
+                    )
+                    parts.append({"PartNumber": number, "ETag": res["ETag"], "ChecksumSHA256": sha})
+                    number += 1
+            c.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=staging,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+            self.adopt(staging, digest)
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+
+    def adopt(self, staging_key: str, digest: str) -> int:
+        """Verify an object uploaded under ``staging_key`` and copy it to the blob's key; the
+        staging object is removed either way. Returns the blob's size.
+
+        Where the store reports the whole object's SHA-256 (a single PUT to S3) that is trusted;
+        otherwise (multipart uploads, which S3 checks part by part only, and stores that keep no
+        checksums) the object is read back and hashed here before it may take the blob's name."""
+        c = self._client
+        try:
+            head = c.head_object(Bucket=self.bucket, Key=staging_key, ChecksumMode="ENABLED")
+            if head.get("ChecksumSHA256") == checksum_b64(digest):
+                # The store computed the whole object's SHA-256 itself (a single PUT to AWS S3
+                # or MinIO): nothing to read back.
+                size = int(head["ContentLength"])
+            else:
+                size = self._rehash(staging_key, digest)
+            if size <= PART_SIZE * 64:
+                c.copy_object(
+                    Bucket=self.bucket,
+                    Key=self.key_of(digest),
+                    CopySource={"Bucket": self.bucket, "Key": staging_key},
+                    ChecksumAlgorithm="SHA256",
+                )
+            else:  # over CopyObject's 5 GiB: boto3 copies in parts, inside the object store
+                c.copy(
+                    {"Bucket": self.bucket, "Key": staging_key}, self.bucket, self.key_of(digest)
+                )
+            return size
+        except DigestMismatchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+        finally:
+            try:
+                c.delete_object(Bucket=self.bucket, Key=staging_key)
+            except Exception:  # noqa: BLE001 - best effort; a lifecycle rule can sweep uploads/
+                pass
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _rehash(self, key: str, digest: str) -> int:
+        body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        hasher = new_hasher()
+        size = 0
+        while chunk := body.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+        if digest_from_hasher(hasher) != digest:
+            raise DigestMismatchError(
+                f"upload of blob {digest} has other content (digest mismatch); refused"
+            )
+        return size
+
+    def _get_body(self, digest: str) -> Any:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=self.key_of(digest))["Body"]
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+
+    def get(self, digest: str) -> bytes:
+        body = self._get_body(digest)
+        try:
+            data = cast(bytes, body.read())
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+        if digest_bytes(data) != digest:
+            raise DigestMismatchError(
+                f"blob {digest} in {self.location} is damaged: its content has another digest"
+            )
+        return data
+
+    def open(self, digest: str) -> BinaryIO:
+        return cast(BinaryIO, _BodyReader(self._get_body(digest)))
+
+    def copy_to(self, digest: str, dest: str) -> None:
+        body = self._get_body(digest)
+        hasher = new_hasher()
+        try:
+            with open(dest, "wb") as out:
+                while chunk := body.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+        if digest_from_hasher(hasher) != digest:
+            os.unlink(dest)
+            raise DigestMismatchError(
+                f"blob {digest} in {self.location} is damaged: its content has another digest"
+            )
+
+    def size(self, digest: str) -> int | None:
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self.key_of(digest))
+        except Exception as exc:  # noqa: BLE001 - translated below
+            err = self._translate(exc, digest)
+            if isinstance(err, BlobNotFoundError):
+                return None
+            raise err from None
+        return int(head["ContentLength"])
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(digests))
+        if not wanted:
+            return set()
+        with ThreadPoolExecutor(_THREADS) as pool:
+            sizes = list(pool.map(self.size, wanted))
+        return {d for d, s in zip(wanted, sizes, strict=True) if s is not None}
+
+    def delete_many(self, digests: Iterable[str]) -> int:
+        present = sorted(self.has_many(digests))
+        for start in range(0, len(present), 1000):
+            chunk = present[start : start + 1000]
+            try:
+                self._client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self.key_of(d)} for d in chunk], "Quiet": True},
+                )
+            except Exception as exc:  # noqa: BLE001 - translated below
+                raise self._translate(exc) from None
+        return len(present)
+
+    def list(self) -> Iterator[BlobInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}sha256/"):
+                for obj in page.get("Contents", []):
+                    digest = self._digest_of_key(obj["Key"])
+                    if digest is not None:
+                        yield BlobInfo(digest, int(obj["Size"]), obj["LastModified"].timestamp())
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _BodyReader(io.RawIOBase):
+    """botocore's streaming body as a file object."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._body.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        return cast(bytes, self._body.read(None if size is None or size < 0 else size))
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+def make_client() -> Any:
+    """A boto3 S3 client from the standard AWS environment (and ``AWS_ENDPOINT_URL``)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise UsageError("an s3:// store needs boto3: pip install 'cairn[server]'") from None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    config = Config(
+        max_pool_connections=32,
+        retries={"mode": "standard", "max_attempts": 5},
+        s3={"addressing_style": "path"} if endpoint else {},
+        signature_version="s3v4",
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint or None, region_name=region, config=config
+    )
+
+
+__all__ = ["PART_SIZE", "S3BlobStore", "checksum_b64", "make_client", "parse_s3_url"]

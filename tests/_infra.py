@@ -1,0 +1,283 @@
+"""Real components for tests and benchmarks: a PostgreSQL cluster, an S3 server (moto), and cairn
+servers as uvicorn processes, all on loopback, started here and stopped at exit.
+
+PostgreSQL must be installed (``initdb`` and ``pg_ctl`` on PATH or under
+/usr/lib/postgresql/*/bin); as root, the cluster runs as the ``postgres`` user, since initdb
+refuses root. ``CAIRN_TEST_POSTGRES_URL`` points the tests at a running server instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+
+import httpx
+
+ADMIN_KEY = "test-admin-key-" + uuid.uuid4().hex
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the process that started it dies (Linux), so an
+    interrupted test run leaves no server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(
+    port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for path in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
+        return path
+    raise RuntimeError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on loopback (fsync off: tests, not durability)."""
+
+    def __init__(self) -> None:
+        self.url = os.environ.get("CAIRN_TEST_POSTGRES_URL", "")
+        self._dir: str | None = None
+        if self.url:
+            return
+        self._dir = tempfile.mkdtemp(prefix="cairn-pg-")
+        self.port = free_port()
+        data = os.path.join(self._dir, "data")
+        as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self._dir, "postgres", "postgres")
+            as_postgres = ["runuser", "-u", "postgres", "--"]
+        self._as = as_postgres
+        self._data = data
+        subprocess.run(
+            [
+                *as_postgres,
+                _pg_bin("initdb"),
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self._dir}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c max_connections=300 -c shared_buffers=128MB"
+        )
+        subprocess.run(
+            [
+                *as_postgres,
+                _pg_bin("pg_ctl"),
+                "-D",
+                data,
+                "-o",
+                opts,
+                "-l",
+                os.path.join(self._dir, "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        atexit.register(self.stop)  # pg_ctl daemonizes: stop the cluster even if a test aborts
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"{self.url}/{name}"
+
+    def stop(self) -> None:
+        if self._dir is None:
+            return
+        subprocess.run(
+            [*self._as, _pg_bin("pg_ctl"), "-D", self._data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir = None
+
+
+class S3Server:
+    """moto's standalone S3 server on loopback, with one bucket."""
+
+    def __init__(self, bucket: str = "cairn-test") -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.bucket = bucket
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **S3_ENV},
+            preexec_fn=_die_with_parent,
+        )
+        _wait_port(self.port, self.proc, "moto")
+        self.env = {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint}
+        client = self.client()
+        client.create_bucket(Bucket=bucket)
+        client.close()
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def url(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class CairnServer:
+    """``cairn server`` as a real process (uvicorn) on a free port."""
+
+    def __init__(
+        self, db: str, store: str, env: dict[str, str] | None = None, *, migrate: bool = True
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.env = {**os.environ, **(env or {}), "CAIRN_ADMIN_KEY": ADMIN_KEY}
+        for var in ("CAIRN_BASE_URL", "CAIRN_API_KEY"):
+            self.env.pop(var, None)
+        if migrate:
+            subprocess.run(
+                [sys.executable, "-m", "cairn", "server", "migrate", "--db", db],
+                check=True,
+                env=self.env,
+                capture_output=True,
+            )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
+        fd, self.log_path = tempfile.mkstemp(prefix="cairn-server-", suffix=".log")
+        with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cairn",
+                    "server",
+                    "--db",
+                    self.db,
+                    "--store",
+                    self.store,
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            _wait_port(self.port, self.proc, "cairn server")
+        except RuntimeError:
+            with open(self.log_path) as f:
+                err = f.read()
+            raise RuntimeError(f"cairn server did not start: {err[-3000:]}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def create_key(self, user: str, project: str | None = None, role: str = "write") -> str:
+        resp = httpx.post(
+            f"{self.url}/api/v1/keys",
+            json={"user": user, "project": project, "role": role},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=30,
+        )
+        resp.raise_for_status()
+        return str(resp.json()["key"])
+
+
+def reset_database(db_url: str, keep: Sequence[str] = ("blobs", "alembic_version")) -> None:
+    """Empty every catalog table (except those in ``keep``): a fresh store for the next test."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+            if r[0] not in keep
+        ]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
