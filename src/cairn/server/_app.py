@@ -127,4 +127,7 @@ def create_app(backend: Backend) -> FastAPI:
         json_limit=backend.config.max_json_bytes,
         batch_limit=backend.config.max_batch_bytes + (1 << 20),
     )
+    from cairn.server._ui import mount_ui
+
+    mount_ui(app, backend)  # the web UI, behind the same keys, at / (after the API routes)
     return app
