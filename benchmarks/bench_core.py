@@ -27,14 +27,20 @@ def run() -> list[Figure]:
         ("s2", s2, {"new": 1.5}),
     ):
         sha = best_of(3, lambda data=data: sha256_pass(data))
-        cp = cp_r(data, os.path.join(ROOT, f"{label}-cp"))
+        cp = best_of(
+            2, lambda data=data, label=label: cp_r(data, os.path.join(ROOT, f"{label}-cp"))
+        )
         store = os.path.join(ROOT, f"store-{label}")
-        shutil.rmtree(store, ignore_errors=True)
         env = {"CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{label}")}
-        shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)
-        settle()
         first = os.path.join(data, "d000", sorted(os.listdir(os.path.join(data, "d000")))[0])
-        res = run_child("_log_child", data, f"{label}-data", first, env=env)
+        # Best of two fresh runs, as for the floors: this machine's disk stalls now and then.
+        runs = []
+        for _ in range(2):
+            for path in env.values():
+                shutil.rmtree(path, ignore_errors=True)
+            settle()
+            runs.append(run_child("_log_child", data, f"{label}-data", first, env=env))
+        res = {key: min(r[key] for r in runs) for key in runs[0]}
         figures.append(Figure(f"{label}: SHA-256 pass (floor)", sha, "s"))
         figures.append(Figure(f"{label}: cp -r (floor)", cp, "s"))
         for key in ("new", "unchanged", "changed"):
