@@ -15,6 +15,7 @@ from benchmarks._common import (
     run_child,
     settle,
     sha256_pass,
+    stat_pass,
 )
 
 
@@ -43,6 +44,9 @@ def run() -> list[Figure]:
         res = {key: min(r[key] for r in runs) for key in runs[0]}
         figures.append(Figure(f"{label}: SHA-256 pass (floor)", sha, "s"))
         figures.append(Figure(f"{label}: cp -r (floor)", cp, "s"))
+        if label == "s1":
+            stats = best_of(3, lambda data=data: stat_pass(data))
+            figures.append(Figure("s1: os.walk + os.stat of every file", stats, "s", "sha", sha))
         for key in ("new", "unchanged", "changed"):
             limit = targets.get(key)
             if limit is not None:
