@@ -18,7 +18,18 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
@@ -186,11 +197,12 @@ class Tx:
         (``INSERT ... SELECT unnest(...)``), not a round trip per row."""
         if not rows:
             return
-        if self.dialect == "postgresql":
+        cols = list(rows[0])
+        binary = any(isinstance(table.c[c].type, LargeBinary) for c in cols)
+        if self.dialect == "postgresql" and not binary:
             from sqlalchemy import bindparam
             from sqlalchemy.dialects.postgresql import ARRAY
 
-            cols = list(rows[0])
             arrays = [
                 func.unnest(bindparam(f"a{i}", [r[c] for r in rows], type_=ARRAY(table.c[c].type)))
                 for i, c in enumerate(cols)
@@ -198,9 +210,12 @@ class Tx:
             stmt = self._insert(table).from_select(cols, select(*arrays)).on_conflict_do_nothing()
             self.conn.execute(stmt)
             return
-        for start in range(0, len(rows), 5000):
+        # Rows with blob data: batched executemany. (An array of bytea would be escaped as
+        # text element by element: measured six times slower for 8,000 blobs of 4 KiB.)
+        batch = 1000 if binary else 5000
+        for start in range(0, len(rows), batch):
             self.conn.execute(
-                self._insert(table).on_conflict_do_nothing(), list(rows[start : start + 5000])
+                self._insert(table).on_conflict_do_nothing(), list(rows[start : start + batch])
             )
 
     # -- projects ------------------------------------------------------------------------------

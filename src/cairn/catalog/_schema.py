@@ -208,4 +208,4 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0002_server"
+HEAD_REVISION = "0003_blob_storage"
