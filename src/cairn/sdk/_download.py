@@ -19,8 +19,9 @@ from cairn.core import ManifestEntry, entry_path_problem
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk._entry import as_fs_path
 from cairn.sdk._references import fetch_reference, file_path_of_uri
-from cairn.sdk._statcache import StatCache, file_digest, hash_file, is_racy, now_ns, stat_key
+from cairn.sdk._statcache import StatCache, file_digest, is_racy, now_ns, stat_key
 from cairn.service import Service
+from cairn.storage import hash_file
 
 # file_digest, hash_file and file_path_of_uri lived here first; they stay importable from here.
 __all__ = ["CHUNK", "Downloader", "RootGuard", "file_digest", "file_path_of_uri", "hash_file"]

@@ -17,12 +17,11 @@ import threading
 import time
 from collections.abc import Iterable
 
-from cairn.core import digest_from_hasher, new_hasher
+from cairn.storage import hash_file
 
 StatKey = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 DirEntries = dict[str, tuple[StatKey, str]]
 RACY_NS = 50_000_000  # a file changed within 50 ms of being read is not cached
-CHUNK = 1 << 20
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -163,19 +162,6 @@ class StatCache:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
-
-
-def hash_file(path: str) -> tuple[str, int]:
-    """The digest and size of a local file, read in chunks."""
-    hasher = new_hasher()
-    size = 0
-    with open(path, "rb") as f:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            hasher.update(view[:n])
-            size += n
-    return digest_from_hasher(hasher), size
 
 
 def file_digest(path: str, cache: StatCache | None) -> str:

@@ -27,9 +27,9 @@ from sqlalchemy import delete, select
 from cairn.catalog import Catalog, Tx
 from cairn.catalog import _schema as s
 from cairn.catalog._blobs import CatalogBlobStore
-from cairn.core import check_digest, digest_from_hasher, new_hasher
+from cairn.core import check_digest
 from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedError, ValidationError
-from cairn.storage import BlobStore, LocalBlobStore
+from cairn.storage import BlobStore, LocalBlobStore, hash_stream
 from cairn.storage._s3 import S3BlobStore, checksum_b64
 
 PART_SIZE = 32 << 20  # S3 stores take blobs from 4 parts up in parts, smaller ones in one PUT
@@ -248,16 +248,10 @@ class Transfers:
         missing = [n for n in range(up.part_count) if n not in done]
         if missing and up.size > 0:
             raise ValidationError(f"upload {up.id} lacks parts {missing[:10]}; send them first")
-        hasher = new_hasher()
-        size = 0
         with open(path, "rb") as f:
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            while n := f.readinto(buf):
-                hasher.update(view[:n])
-                size += n
+            digest, size = hash_stream(f)
             os.fsync(f.fileno())  # durable before any version may refer to it
-        if digest_from_hasher(hasher) != up.digest or size != up.size:
+        if digest != up.digest or size != up.size:
             raise DigestMismatchError(
                 f"upload of blob {up.digest} has other content (digest mismatch); refused"
             )

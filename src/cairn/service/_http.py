@@ -47,7 +47,7 @@ from cairn.service._wire import (
     unpack_blobs,
     version_from_json,
 )
-from cairn.storage import SMALL_LIMIT, BlobInfo
+from cairn.storage import SMALL_LIMIT, BlobInfo, hash_file
 
 CHUNK = 1 << 20
 BATCH_BYTES = 8 << 20  # one request of small blobs
@@ -67,18 +67,6 @@ def _json_body(resp: httpx.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
-
-
-def hash_file(path: str) -> tuple[str, int]:
-    hasher = new_hasher()
-    size = 0
-    with open(path, "rb") as f:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            hasher.update(view[:n])
-            size += n
-    return digest_from_hasher(hasher), size
 
 
 def _copy_verified(src: str, dest: str, digest: str) -> None:

@@ -1,6 +1,7 @@
 """Blob stores: content-addressed bytes (local files, S3, memory)."""
 
 from cairn.storage._base import BlobInfo, BlobStore
+from cairn.storage._hashing import hash_file, hash_stream
 from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
 from cairn.storage._memory import MemoryBlobStore
 from cairn.storage._s3 import S3BlobStore
@@ -13,5 +14,7 @@ __all__ = [
     "LocalBlobStore",
     "MemoryBlobStore",
     "ReadOnlyBlobStore",
+    "hash_file",
+    "hash_stream",
     "S3BlobStore",
 ]

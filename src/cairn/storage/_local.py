@@ -28,6 +28,7 @@ from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hashe
 from cairn.core._digest import PREFIX
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError
 from cairn.storage._base import BlobInfo
+from cairn.storage._hashing import hash_stream
 
 SMALL_LIMIT = 128 * 1024
 CHUNK = 1 << 20
@@ -181,12 +182,7 @@ class LocalBlobStore:
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
             if link and size >= self.small_limit:
-                hasher = new_hasher()
-                buf = bytearray(CHUNK)
-                view = memoryview(buf)
-                while n := src.readinto(buf):
-                    hasher.update(view[:n])
-                digest = digest_from_hasher(hasher)
+                digest, _ = hash_stream(src)
                 final = self.path_of(digest)
                 if not os.path.exists(final):
                     os.makedirs(os.path.dirname(final), exist_ok=True)

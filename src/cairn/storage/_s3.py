@@ -23,6 +23,7 @@ from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hashe
 from cairn.core._digest import PREFIX
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
 from cairn.storage._base import BlobInfo
+from cairn.storage._hashing import hash_file
 
 CHUNK = 1 << 20
 PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit is 5 GiB)
@@ -132,15 +133,7 @@ class S3BlobStore:
 
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
         """Hash the file (one read), then upload it with its checksum (a second read)."""
-        hasher = new_hasher()
-        size = 0
-        with open(path, "rb") as f:
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            while n := f.readinto(buf):
-                hasher.update(view[:n])
-                size += n
-        digest = digest_from_hasher(hasher)
+        digest, size = hash_file(path)
         if size <= PART_SIZE:
             with open(path, "rb") as f:
                 try:
