@@ -223,6 +223,7 @@ def test_a_worker_killed_mid_upsert_leaves_nothing_half_staged() -> None:
         time.sleep(delay * 0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         try:
             pending = cairn.Api().artifacts("dataset", "stress", include_pending=True)
         except ArtifactNotFoundError:

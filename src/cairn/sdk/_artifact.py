@@ -7,9 +7,11 @@ import copy
 import datetime as _dt
 import json
 import os
+import shutil
 import stat as _stat
 import tempfile
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -139,7 +141,7 @@ class Artifact:
         self._final = False
         self._base: VersionRecord | None = None
         self._local_paths = LocalPaths()
-        self._tmp_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp_dir: str | None = None  # new_file()'s files; removed with the artifact
         self._distributed_id: str | None = None
         self._manifest = ArtifactManifest(self, self._contents)
         self._added_objects: dict[int, tuple[Any, ArtifactManifestEntry]] = {}
@@ -473,8 +475,11 @@ class Artifact:
         self._ensure_not_final("new_file")
         entry_path = normalize_entry_path(name)
         if self._tmp_dir is None:
-            self._tmp_dir = tempfile.TemporaryDirectory(prefix="cairn-new-file-")
-        path = as_fs_path(self._tmp_dir.name, entry_path)
+            self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-")
+            # Removed when the artifact goes (or at exit), quietly: TemporaryDirectory would warn
+            # (ResourceWarning) about the implicit clean-up of an artifact nobody closes.
+            weakref.finalize(self, shutil.rmtree, self._tmp_dir, ignore_errors=True)
+        path = as_fs_path(self._tmp_dir, entry_path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         overwrite = "x" not in mode
         if not overwrite and self._contents.get(entry_path) is not None:
