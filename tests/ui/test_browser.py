@@ -84,6 +84,11 @@ def test_from_projects_to_a_version_its_diff_and_lineage(page: Any, base_url: st
     page.get_by_role("link", name="0001.png").click()
     image = page.locator("img.preview-image")
     expect(image).to_be_visible()
+    # Visible is not loaded: wait for the browser to finish decoding it before measuring.
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.preview-image');"
+        " return i.complete && i.naturalWidth > 0; }"
+    )
     assert page.evaluate("document.querySelector('img.preview-image').naturalWidth") == 28
 
     page.get_by_role("link", name="Diff", exact=True).click()
