@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from cairn.catalog import _schema as s
 from cairn.core import (
+    Change,
     validate_alias,
     validate_aliases,
     validate_artifact_name,
@@ -129,20 +130,27 @@ def stage(entity: str, project: str, body: StageIn, who: Who, b: B) -> dict[str,
         raise BlobNotFoundError(
             f"{len(missing)} blobs must be uploaded before staging, e.g. {missing[0]}"
         )
-    req = StageRequest(
-        entity=entity,
-        project=project,
-        name=body.name,
-        type=body.type,
-        distributed_id=body.distributed_id,
-        changes=changes,
-        base_version_id=body.base_version_id,
-        run_id=body.run_id,
-        description=body.description,
-        metadata=body.metadata,
-        aliases=validate_aliases(body.aliases),
-    )
+    req = StageRequest(**_distributed_fields(entity, project, body, changes))
     return version_to_json(b.service.stage(req))
+
+
+def _distributed_fields(
+    entity: str, project: str, body: StageIn, changes: list[Change]
+) -> dict[str, Any]:
+    """What an upsert and a finish send to the service alike (checked by ``_check_write``)."""
+    return {
+        "entity": entity,
+        "project": project,
+        "name": body.name,
+        "type": body.type,
+        "distributed_id": body.distributed_id,
+        "changes": changes,
+        "base_version_id": body.base_version_id,
+        "run_id": body.run_id,
+        "description": body.description,
+        "metadata": body.metadata,
+        "aliases": body.aliases,
+    }
 
 
 def _finished_by(b: Backend, entity: str, project: str, body: StageIn) -> str | None:
@@ -175,20 +183,7 @@ def finish(entity: str, project: str, body: StageIn, who: Who, b: B) -> dict[str
     done = _finished_by(b, entity, project, body)
     if done is not None:  # a retried finish whose first attempt committed: the same answer
         return _commit_result(CommitResult(b.service.get_version(done), True))
-    req = FinishRequest(
-        entity=entity,
-        project=project,
-        name=body.name,
-        type=body.type,
-        distributed_id=body.distributed_id,
-        changes=changes,
-        base_version_id=body.base_version_id,
-        run_id=body.run_id,
-        description=body.description,
-        metadata=body.metadata,
-        aliases=body.aliases,
-        tags=body.tags,
-    )
+    req = FinishRequest(**_distributed_fields(entity, project, body, changes), tags=body.tags)
     return _commit_result(b.service.finish(req))
 
 
