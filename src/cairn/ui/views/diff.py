@@ -1,4 +1,5 @@
-"""The difference between two versions of an artifact: added, removed and modified files."""
+"""The difference between two versions of an artifact: metadata paths added, removed and changed;
+files added, removed and modified; and what changed inside modified text, CSV, JSON and Tables."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from fastapi.responses import Response
 
 from cairn.core import ManifestEntry, diff_trees
 from cairn.core._records import VersionRecord
+from cairn.core._search import MetadataDiff, diff_metadata
+from cairn.ui._content_diff import (
+    MAX_DIFF_BYTES,
+    MAX_DIFFED_FILES,
+    ContentDiff,
+    content_diff,
+    diffable,
+    too_large,
+)
 from cairn.ui._web import Ctx, page_context
 from cairn.ui.views._common import find_version
 from cairn.ui.views.versions import BASE
@@ -37,6 +47,33 @@ class DiffView:
     removed_total: Totals
     modified_total: Totals  # bytes: new size minus old size
     max_listed: int
+    metadata: MetadataDiff
+    contents: list[ContentDiff]
+    undiffed: int  # modified text files beyond MAX_DIFFED_FILES
+
+
+def _contents(
+    ctx: Ctx, modified: list[tuple[ManifestEntry, ManifestEntry]]
+) -> tuple[list[ContentDiff], int]:
+    """Content diffs of the first modified files that are text, CSV, JSON or Tables."""
+    out: list[ContentDiff] = []
+    skipped = 0
+    for old, new in modified:
+        if not (diffable(old) and diffable(new)):
+            continue
+        if len(out) >= MAX_DIFFED_FILES:
+            skipped += 1
+            continue
+        if too_large(old, new):
+            note = f"too large to diff (over {MAX_DIFF_BYTES // 1024:,} KB); download both sides"
+            out.append(ContentDiff(new.path, "too_large", note=note))
+            continue
+        out.append(
+            content_diff(
+                new.path, ctx.service.read_blob(old.digest), ctx.service.read_blob(new.digest)
+            )
+        )
+    return out, skipped
 
 
 def _default_against(version: VersionRecord, versions: list[VersionRecord]) -> VersionRecord | None:
@@ -76,6 +113,7 @@ def diff_page(
         assert other.digest is not None and version.digest is not None
         d = diff_trees(ctx.reader(), other.digest, version.digest)
         added, removed, modified = list(d.added), list(d.removed), list(d.modified)
+        contents, undiffed = _contents(ctx, modified)
         view = DiffView(
             old=other,
             new=version,
@@ -88,6 +126,9 @@ def diff_page(
                 len(modified), _size([n for _, n in modified]) - _size([o for o, _ in modified])
             ),
             max_listed=MAX_LISTED,
+            metadata=diff_metadata(other.metadata, version.metadata),
+            contents=contents,
+            undiffed=undiffed,
         )
     return ctx.render(
         "diff.html", version=version, tab="diff", versions=versions, against=other, diff=view

@@ -1,0 +1,46 @@
+"""Search: projects, artifacts, versions and runs matching the header's search box, paged."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+
+from cairn.errors import ValidationError
+from cairn.service import SEARCH_KINDS, SearchRequest, SearchResult
+from cairn.ui._web import Ctx, page_context
+
+router = APIRouter(include_in_schema=False)
+Page = Annotated[Ctx, Depends(page_context)]
+
+PER_KIND = 10  # hits of each kind on the overview
+PER_PAGE = 50  # hits on a page of one kind
+MAX_PAGE = 1000
+
+
+@router.get("/-/search")
+def search_page(ctx: Page, q: str = "", kind: str = "", page: int = 1) -> HTMLResponse:
+    q = q.strip()
+    error = None
+    result = SearchResult()
+    kinds = (kind,) if kind in SEARCH_KINDS else SEARCH_KINDS
+    page = max(1, min(page, MAX_PAGE))
+    limit = PER_PAGE if kind in SEARCH_KINDS else PER_KIND
+    if q:
+        try:
+            result = ctx.service.search(
+                SearchRequest(query=q, kinds=kinds, offset=(page - 1) * limit, limit=limit)
+            )
+        except ValidationError as exc:
+            error = str(exc)
+    return ctx.render(
+        "search.html",
+        status_code=400 if error else 200,
+        search_query=q,
+        kind=kind if kind in SEARCH_KINDS else "",
+        page=page,
+        limit=limit,
+        result=result,
+        error=error,
+    )
