@@ -164,13 +164,11 @@ def search(
         conds += [v.id.in_(select(a.version_id).where(a.alias == x)) for x in query.aliases]
         conds += [_metadata_condition(x) for x in query.metadata]
         for w in query.words:
-            # A union of version ids, each part answered from an index (collections by name
-            # are few; aliases, tags and metadata values are looked up), plus one pass over
-            # the versions' descriptions.
+            # A union of version ids, each part answered from an index (the versions of
+            # collections whose name has the word; aliases, tags and metadata values equal to
+            # it), plus one pass over the versions' own descriptions.
             cc, vv = s.collections.alias("cc"), s.versions.alias("vv")
-            named = select(cc.c.id).where(
-                or_(_contains(cc.c.name, w), _contains(cc.c.description, w))
-            )
+            named = select(cc.c.id).where(_contains(cc.c.name, w))
             ids = union(
                 select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
                 select(a.version_id).where(a.alias == w),

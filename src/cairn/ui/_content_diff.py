@@ -176,10 +176,7 @@ def _table_diff(path: str, old: Table, new: Table) -> ContentDiff:
         None, [key(r, ia) for r in rows_a], [key(r, ib) for r in rows_b], autojunk=False
     )
     for op, a0, a1, b0, b1 in matcher.get_opcodes():
-        if op == "equal":
-            if out.added_columns or out.removed_columns:
-                for a, b in zip(rows_a[a0:a1], rows_b[b0:b1], strict=True):
-                    emit("changed", a, b)
+        if op == "equal":  # same values in the common columns (new columns are listed above)
             continue
         if op == "replace" and a1 - a0 == b1 - b0:
             for a, b in zip(rows_a[a0:a1], rows_b[b0:b1], strict=True):
