@@ -164,7 +164,7 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
         # A second model and its evaluation: metadata, JSON and Table diffs between versions.
         config2 = {**config, "lr": 0.0005, "epochs": 20}
         with cairn.init(
-            project="mnist", job_type="train", name="train-cnn-2", config=config2
+            project="mnist", job_type="train", name="finetune-cnn", config=config2
         ) as run:
             run.use_artifact("mnist-images:clean")
             model = cairn.Artifact(

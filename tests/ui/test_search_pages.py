@@ -46,8 +46,8 @@ def test_search_finds_each_kind_and_pages(client: TestClient) -> None:
     assert versions_in(nightly) == []  # search hits are not a versions table
     by_value = get(client, "/-/search?q=accuracy%3E0.99")
     assert "cnn-model:v1</a>" in by_value and "cnn-model:v0</a>" not in by_value
-    runs = get(client, "/-/search?q=train-cnn")
-    assert 'id="hits-run"' in runs and ">train-cnn-2</a>" in runs
+    runs = get(client, "/-/search?q=finetune")
+    assert 'id="hits-run"' in runs and ">finetune-cnn</a>" in runs
     # One kind, a page at a time: 120 sweep versions are three pages of 50.
     first = get(client, "/-/search?q=sweep-results&kind=version")
     assert first.count("sweep-results:v") == 50 and 'rel="next"' in first
