@@ -122,8 +122,9 @@ SEARCH_QUERIES = [
 
 
 def build_search_store(store: str, n: int = SEARCH_VERSIONS) -> str:
-    """``n`` committed versions in 100 collections of 10 projects, with metadata, tags and
-    aliases, written straight into the catalog (the manifests are not needed to search)."""
+    """``n`` committed versions in 100 collections of 10 projects (and 10,010 more in two
+    collections), with metadata, tags and aliases, written straight into the catalog (the
+    manifests are not needed to search or to list versions)."""
     import random as _random
 
     from cairn.catalog import _schema as s
@@ -137,15 +138,19 @@ def build_search_store(store: str, n: int = SEARCH_VERSIONS) -> str:
     per = n // 100
     digest = "sha256:" + "0" * 64
 
+    # 100 collections of n/100 versions, and two more in project-0 whose versions tables are
+    # timed side by side: one of 10,000 versions and one of 10.
+    collections = [(f"project-{c % 10}", f"images-{c:02}", per) for c in range(100)]
+    collections += [("project-0", "sweep-10000", 10_000), ("project-0", "sweep-10", 10)]
+
     def fill(tx: Tx) -> None:
-        for c in range(100):
-            project = f"project-{c % 10}"
+        for c, (project, name, count) in enumerate(collections):
             pid = tx.project_id("bench", project, create=True)
             assert pid is not None
             kind = "model" if c % 4 == 0 else "dataset"
-            cid, _ = tx.lock_collection(pid, f"images-{c:02}", kind, f"collection {c}")
+            cid, _ = tx.lock_collection(pid, name, kind, f"collection {c}")
             versions, meta, tags, aliases = [], [], [], []
-            for i in range(per):
+            for i in range(count):
                 vid = f"{c:04x}{i:028x}"
                 metadata = {
                     "accuracy": rnd.random(),
@@ -179,7 +184,13 @@ def build_search_store(store: str, n: int = SEARCH_VERSIONS) -> str:
             aliases.append(
                 {"collection_id": cid, "alias": LATEST, "version_id": versions[-1]["id"]}
             )
-            aliases.append({"collection_id": cid, "alias": "best", "version_id": versions[7]["id"]})
+            aliases.append(
+                {
+                    "collection_id": cid,
+                    "alias": "best",
+                    "version_id": versions[min(7, count - 1)]["id"],
+                }
+            )
             for table, rows in (
                 (s.versions, versions),
                 (s.version_metadata, meta),
@@ -187,7 +198,7 @@ def build_search_store(store: str, n: int = SEARCH_VERSIONS) -> str:
                 (s.aliases, aliases),
             ):
                 tx.conn.execute(table.insert(), rows)
-            tx.bump_index(cid, per - 1)
+            tx.bump_index(cid, count - 1)
 
     svc.catalog.write(fill)
     svc.close()
@@ -201,13 +212,21 @@ def run_search() -> list[Figure]:
     shutil.rmtree(store, ignore_errors=True)
     start = time.perf_counter()
     build_search_store(store)
-    figures = [Figure("(building 100,000 versions, not timed)", time.perf_counter() - start, "s")]
+    figures = [Figure("(building 110,010 versions, not timed)", time.perf_counter() - start, "s")]
     collection = "/bench/project-3/artifacts/dataset/images-03"
     pages = [(f"search: {name}", f"/-/search?q={quote(q)}") for name, q in SEARCH_QUERIES]
+    big = "/bench/project-0/artifacts/model/sweep-10000"
+    small = "/bench/project-0/artifacts/dataset/sweep-10"
     pages += [
         ("versions table (1,000 versions), first page", collection),
         ("versions table, sorted by size", collection + "?sort=size"),
-        ("versions table, page 19 filtered by tag", collection + "?q=tag:nightly&page=2"),
+        ("versions table, filtered by tag, page 2", collection + "?q=tag:nightly&page=2"),
+        ("versions table of 10 versions", small),
+        ("versions table of 10,000 versions", big),
+        (
+            "... of 10,000, page 150 by size, 2 columns",
+            big + "?sort=size&page=150&col=lr&col=split.train",
+        ),
     ]
     port = _free_port()
     cairn = os.path.join(os.path.dirname(sys.executable), "cairn")

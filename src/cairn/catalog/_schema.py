@@ -149,14 +149,15 @@ version_metadata = Table(
     Column("key", String(256), primary_key=True),
     Column("text_value", String(256), nullable=False),
     Column("num_value", Float),
-    Index("ix_version_metadata_key_num", "key", "num_value"),
-    Index("ix_version_metadata_key_text", "key", "text_value"),
-    Index("ix_version_metadata_text", "text_value"),
+    # Covering (the version id is in each index): a condition's ids are read from the index.
+    Index("ix_version_metadata_key_num", "key", "num_value", "version_id"),
+    Index("ix_version_metadata_key_text", "key", "text_value", "version_id"),
+    Index("ix_version_metadata_text", "text_value", "version_id"),
 )
 
 # Look-ups by value for search (migration 0004): which versions carry a tag, an alias.
-Index("ix_tags_tag", tags.c.tag)
-Index("ix_aliases_alias", aliases.c.alias)
+Index("ix_tags_tag", tags.c.tag, tags.c.version_id)
+Index("ix_aliases_alias", aliases.c.alias, aliases.c.version_id)
 Index("ix_versions_created_at", versions.c.created_at)
 
 # -- the server's tables (migration 0002) ------------------------------------------------------

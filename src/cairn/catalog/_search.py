@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, union
+from sqlalchemy import Select, false, func, intersect, or_, select, union
 
 from cairn.catalog import _schema as s
 from cairn.core._records import COMMITTED, CollectionRecord, RunRecord, VersionRecord
@@ -45,33 +45,45 @@ def _contains(column: Any, word: str, dialect: str = "") -> Any:
     return func.lower(column).like(_like(word), escape="\\")
 
 
-def _metadata_condition(cond: MetadataCondition) -> Any:
-    """Versions whose metadata leaf ``cond.key`` satisfies the condition (an IN-subquery the
-    planner answers from the (key, value) indexes)."""
+def _metadata_ids(cond: MetadataCondition) -> Any:
+    """The ids of versions whose metadata leaf ``cond.key`` satisfies the condition (from the
+    covering (key, value, version) indexes)."""
     m = s.version_metadata.c
     if cond.op == "=":
-        test = m.text_value == cond.text[:MAX_TEXT_CHARS]
-        if cond.number is not None:
-            test = or_(test, m.num_value == cond.number)
-    else:
-        assert cond.number is not None
-        ops = {">": m.num_value > cond.number, ">=": m.num_value >= cond.number}
-        ops.update({"<": m.num_value < cond.number, "<=": m.num_value <= cond.number})
-        test = ops[cond.op]
-    return s.versions.c.id.in_(select(m.version_id).where(m.key == cond.key, test))
+        found = select(m.version_id).where(
+            m.key == cond.key, m.text_value == cond.text[:MAX_TEXT_CHARS]
+        )
+        if cond.number is None:
+            return found
+        return union(
+            found, select(m.version_id).where(m.key == cond.key, m.num_value == cond.number)
+        )
+    assert cond.number is not None
+    ops = {">": m.num_value > cond.number, ">=": m.num_value >= cond.number}
+    ops.update({"<": m.num_value < cond.number, "<=": m.num_value <= cond.number})
+    return select(m.version_id).where(m.key == cond.key, ops[cond.op])
 
 
 COUNT_CAP = 10_000  # a total above this is reported as a lower bound above COUNT_CAP
 
 
-def _page(tx: Any, q: Any, offset: int, limit: int) -> tuple[list[Any], int]:
-    """One page of ``q``'s rows, and how many rows it has, from one execution of ``q``: its
-    first ``max(COUNT_CAP + 1, offset + limit)`` rows are read (a query that matches a million
-    rows is not counted to the end: its total is then a lower bound above ``COUNT_CAP``)."""
-    n = max(COUNT_CAP + 1, offset + limit)
-    rows = list(tx.conn.execute(q.limit(n)))
-    total = len(rows) + 1 if len(rows) == n else len(rows)
-    return rows[offset : offset + limit], total
+def _page(tx: Any, q: Any, offset: int, limit: int, *, once: bool = False) -> tuple[list[Any], int]:
+    """One page of ``q``'s rows, and how many rows it has, counted up to ``COUNT_CAP + 1`` (a
+    query that matches a million rows is not counted to the end: its total is then a lower
+    bound). A first page with room to spare is its own count; otherwise the rows are counted in
+    SQL. With ``once`` (a costly filter: a scan), ``q`` runs once instead, and the first
+    ``max(COUNT_CAP + 1, offset + limit)`` rows are read and counted here."""
+    if once:
+        n = max(COUNT_CAP + 1, offset + limit)
+        rows = list(tx.conn.execute(q.limit(n)))
+        total = len(rows) + 1 if len(rows) == n else len(rows)
+        return rows[offset : offset + limit], total
+    rows = list(tx.conn.execute(q.offset(offset).limit(limit)))
+    if offset == 0 and len(rows) < limit:
+        return rows, len(rows)
+    cap = max(COUNT_CAP + 1, offset + limit + 1)
+    capped = q.order_by(None).limit(cap).subquery()
+    return rows, int(tx.conn.execute(select(func.count()).select_from(capped)).scalar_one())
 
 
 def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
@@ -160,22 +172,30 @@ def search(
         if collection_id is not None:
             conds.append(v.collection_id == collection_id)
         conds += [c.type == x for x in query.types] + [c.name == x for x in query.names]
-        conds += [v.id.in_(select(t.version_id).where(t.tag == x)) for x in query.tags]
-        conds += [v.id.in_(select(a.version_id).where(a.alias == x)) for x in query.aliases]
-        conds += [_metadata_condition(x) for x in query.metadata]
+        # Tags, aliases and metadata conditions are sets of version ids read from covering
+        # indexes and intersected before any version row is read.
+        id_sets: list[Any] = [select(t.version_id).where(t.tag == x) for x in query.tags]
+        id_sets += [select(a.version_id).where(a.alias == x) for x in query.aliases]
+        id_sets += [_metadata_ids(x) for x in query.metadata]
         for w in query.words:
-            # A union of version ids, each part answered from an index (the versions of
-            # collections whose name has the word; aliases, tags and metadata values equal to
-            # it), plus one pass over the versions' own descriptions.
+            # The versions of collections whose name has the word; those with an alias, tag or
+            # metadata value equal to it (indexes); those whose own description has it (the
+            # one pass over every version row a search makes).
             cc, vv = s.collections.alias("cc"), s.versions.alias("vv")
             named = select(cc.c.id).where(_contains(cc.c.name, w))
-            ids = union(
-                select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
-                select(a.version_id).where(a.alias == w),
-                select(t.version_id).where(t.tag == w),
-                select(m.version_id).where(m.text_value == w[:MAX_TEXT_CHARS]),
-                select(vv.c.id).where(_contains(vv.c.description, w, tx.dialect)),
+            id_sets.append(
+                union(
+                    select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
+                    select(a.version_id).where(a.alias == w),
+                    select(t.version_id).where(t.tag == w),
+                    select(m.version_id).where(m.text_value == w[:MAX_TEXT_CHARS]),
+                    select(vv.c.id).where(_contains(vv.c.description, w, tx.dialect)),
+                )
             )
+        if id_sets:
+            # (SQLite takes no parenthesised compound inside a compound: unions are wrapped.)
+            parts = [x if isinstance(x, Select) else select(x.subquery().c[0]) for x in id_sets]
+            ids = parts[0] if len(parts) == 1 else intersect(*parts)
             conds.append(v.id.in_(select(ids.subquery().c[0])))
         where = [x for x in (scoped(c.project_id), *conds) if x is not None]
         column = getattr(v, VERSION_SORTS.get(sort, "created_at"))
@@ -187,7 +207,7 @@ def search(
             .where(*where)
             .order_by(*order, v.id)
         )
-        rows, hits.totals["version"] = _page(tx, q, offset, limit)
+        rows, hits.totals["version"] = _page(tx, q, offset, limit, once=bool(id_sets))
         hits.versions = tx.version_records([str(row.id) for row in rows])
 
     if "run" in kinds and not only_versions and not query.types and not query.names:

@@ -35,11 +35,15 @@ def upgrade() -> None:
             ["version_id"], ["versions.id"], name="fk_version_metadata_version_id_versions"
         ),
     )
-    op.create_index("ix_version_metadata_key_num", "version_metadata", ["key", "num_value"])
-    op.create_index("ix_version_metadata_key_text", "version_metadata", ["key", "text_value"])
-    op.create_index("ix_version_metadata_text", "version_metadata", ["text_value"])
-    op.create_index("ix_tags_tag", "tags", ["tag"])
-    op.create_index("ix_aliases_alias", "aliases", ["alias"])
+    # Covering indexes: a condition's version ids are read from the index alone.
+    for name, columns in (
+        ("ix_version_metadata_key_num", ["key", "num_value", "version_id"]),
+        ("ix_version_metadata_key_text", ["key", "text_value", "version_id"]),
+        ("ix_version_metadata_text", ["text_value", "version_id"]),
+    ):
+        op.create_index(name, "version_metadata", columns)
+    op.create_index("ix_tags_tag", "tags", ["tag", "version_id"])
+    op.create_index("ix_aliases_alias", "aliases", ["alias", "version_id"])
     op.create_index("ix_versions_created_at", "versions", ["created_at"])
     conn = op.get_bind()
     versions = sa.table(
