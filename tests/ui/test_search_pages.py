@@ -128,6 +128,10 @@ def test_compare_shows_metadata_and_content_changes(client: TestClient) -> None:
     assert "<del>0</del> <ins>1</ins>" in csv and "<del>1.0000</del> <ins>0.5000</ins>" in csv
     log = page.split('data-path="train.log"', 1)[1].split("</div>", 1)[0]
     assert "too large to diff" in log
+    # By default the version before; the list offers every other version.
+    default = get(client, f"{SWEEPS}/v5/diff")
+    assert f'Changes from <a href="{SWEEPS}/v4" class="vlink">v4</a>' in default
+    assert default.count("<option ") == SWEEP - 1
     # Any two versions, not only neighbours.
     far = html.unescape(get(client, f"{SWEEPS}/v90/diff?against=v3"))
     assert "<del>3</del> <ins>90</ins>" in far
