@@ -177,18 +177,32 @@ def search(
         id_sets: list[Any] = [select(t.version_id).where(t.tag == x) for x in query.tags]
         id_sets += [select(a.version_id).where(a.alias == x) for x in query.aliases]
         id_sets += [_metadata_ids(x) for x in query.metadata]
-        for w in query.words:
+        for i, w in enumerate(query.words):
             # The versions of collections whose name has the word; those with an alias, tag or
             # metadata value equal to it (indexes); those whose own description has it (the
-            # one pass over every version row a search makes).
+            # one pass over every version row a search makes). The first word is a set of ids
+            # like the filters; the others are tested on the rows that set leaves (so two
+            # common words cost one pass, not two sets of every version).
+            exact = [
+                select(a.version_id).where(a.alias == w),
+                select(t.version_id).where(t.tag == w),
+                select(m.version_id).where(m.text_value == w[:MAX_TEXT_CHARS]),
+            ]
+            if i > 0:
+                conds.append(
+                    or_(
+                        _contains(c.name, w, tx.dialect),
+                        _contains(v.description, w, tx.dialect),
+                        *(v.id.in_(x) for x in exact),
+                    )
+                )
+                continue
             cc, vv = s.collections.alias("cc"), s.versions.alias("vv")
             named = select(cc.c.id).where(_contains(cc.c.name, w))
             id_sets.append(
                 union(
                     select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
-                    select(a.version_id).where(a.alias == w),
-                    select(t.version_id).where(t.tag == w),
-                    select(m.version_id).where(m.text_value == w[:MAX_TEXT_CHARS]),
+                    *exact,
                     select(vv.c.id).where(_contains(vv.c.description, w, tx.dialect)),
                 )
             )

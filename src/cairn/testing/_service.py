@@ -217,6 +217,8 @@ class ServiceTests:
         assert found("type:model") == found("name:net") == ["net:v0"]
         assert found("FIRST") == found("adam") == ["ds:v0"]  # description; a metadata value
         assert found("type:dataset acc<0.6") == ["ds:v0"]
+        assert found("ds nightly") == found("try first") == ["ds:v0"]  # every word must match
+        assert found("ds net") == []
         assert found("nothing-like-this") == []
         everything = service.search(SearchRequest(query="proj"))
         assert everything.projects == (("me", "proj"),) and everything.totals["project"] == 1
