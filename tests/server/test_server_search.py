@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import html
 import os
+import pathlib
+import re
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -45,7 +49,7 @@ def _search(server: CairnServer, key: str, **body: Any) -> httpx.Response:
     )
 
 
-def test_search_stays_within_the_keys_grants(server: CairnServer) -> None:
+def test_search_stays_within_the_keys_grants(server: CairnServer, tmp_path: pathlib.Path) -> None:
     alice = server.create_key("alice", "alice/vision", "write")
     bob = server.create_key("bob", "bob/private", "write")
     _log(server, alice, "vision", {"owner": "alice", "acc": 0.8})
@@ -89,3 +93,17 @@ def test_search_stays_within_the_keys_grants(server: CairnServer) -> None:
     version = html.unescape(b.get("/alice/vision/artifacts/dataset/data/v0").text)
     assert f"export CAIRN_BASE_URL={server.url}" in version
     assert alice not in version and 'run.use_artifact("alice/vision/data:v0")' in version
+    # ... and they run, with the key in the environment as the snippet says.
+    match = re.search(r'<pre id="snippet-api-download"><code>(.*?)</code></pre>', version, re.S)
+    assert match is not None
+    env = {
+        **os.environ,
+        "CAIRN_BASE_URL": server.url,
+        "CAIRN_API_KEY": alice,
+        "CAIRN_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", match.group(1)], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data-v0" / "a.txt").read_text() == "vision"
