@@ -59,6 +59,8 @@ def test_flatten_and_index_rows() -> None:
     )
     assert rows["long"] == ("y" * MAX_TEXT_CHARS, None) and rows["inf"][1] is None
     assert all(len(k) <= 256 for k, _, _ in index_rows({"k" * 300: 1, "ok": 2}))
+    # A dotted key and a nested one with the same path are one row (the later value).
+    assert index_rows({"a.b": 1, "a": {"b": 2}}) == [("a.b", "2", 2.0)]
 
 
 def test_diff_metadata_by_dotted_path() -> None:

@@ -46,6 +46,8 @@ def test_search_finds_each_kind_and_pages(client: TestClient) -> None:
     assert versions_in(nightly) == []  # search hits are not a versions table
     by_value = get(client, "/-/search?q=accuracy%3E0.99")
     assert "cnn-model:v1</a>" in by_value and "cnn-model:v0</a>" not in by_value
+    assert '<th class="meta-col"><code>accuracy</code></th>' in by_value  # the value compared
+    assert '<td class="meta-col"><code>0.991</code></td>' in by_value
     runs = get(client, "/-/search?q=finetune")
     assert 'id="hits-run"' in runs and ">finetune-cnn</a>" in runs
     # One kind, a page at a time: 120 sweep versions are three pages of 50.

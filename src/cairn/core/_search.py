@@ -157,6 +157,7 @@ def index_rows(metadata: Mapping[str, Any]) -> list[tuple[str, str, float | None
     """(path, text, number) of each leaf, as the catalog's metadata index stores them: text cut
     to ``MAX_TEXT_CHARS``; numbers (not booleans) also as a float, so ``key>n`` compares them."""
     rows: list[tuple[str, str, float | None]] = []
+    # flatten_metadata keeps one value per path: {"a.b": 1, "a": {"b": 2}} gives one "a.b".
     for key, value in flatten_metadata(metadata).items():
         if len(key) > MAX_KEY_CHARS:
             continue
