@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["core", "distributed", "incremental", "server", "ui"]
+SUITES = ["core", "distributed", "incremental", "server", "ui", "search"]
 
 
 def main(argv: list[str]) -> int:

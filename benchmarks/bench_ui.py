@@ -6,6 +6,7 @@ cached: every manifest page it needs is read and decoded), then warm (the same r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -102,4 +103,161 @@ def run() -> list[Figure]:
         figures.append(Figure(f"{name}, warm", min(warms), "s"))
     for path in env.values():
         shutil.rmtree(path, ignore_errors=True)
+    return figures
+
+
+# -- issue 16: search and the versions table on a store with 100,000 versions --------------------
+
+SEARCH_VERSIONS = 100_000
+SEARCH_TARGET = 0.2  # seconds, one search page over HTTP
+SEARCH_QUERIES = [
+    ("a word (names, descriptions, aliases, tags, values)", "images-07"),
+    ("a tag", "tag:exp-42"),
+    ("an alias", "alias:best"),
+    ("metadata, numeric", "accuracy>0.999"),
+    ("metadata, two conditions", "source:web split.train>=990"),
+    ("a type and a word", "type:model nightly"),
+    ("nothing matches", "no-such-thing"),
+]
+
+
+def build_search_store(store: str, n: int = SEARCH_VERSIONS) -> str:
+    """``n`` committed versions in 100 collections of 10 projects (and 10,010 more in two
+    collections), with metadata, tags and aliases, written straight into the catalog (the
+    manifests are not needed to search or to list versions)."""
+    import random as _random
+
+    from cairn.catalog import _schema as s
+    from cairn.catalog._catalog import Tx
+    from cairn.core import LATEST
+    from cairn.core._search import index_rows
+    from cairn.service import LocalService
+
+    svc = LocalService.open(store)
+    rnd = _random.Random(16)
+    per = n // 100
+    digest = "sha256:" + "0" * 64
+
+    # 100 collections of n/100 versions, and two more in project-0 whose versions tables are
+    # timed side by side: one of 10,000 versions and one of 10.
+    collections = [(f"project-{c % 10}", f"images-{c:02}", per) for c in range(100)]
+    collections += [("project-0", "sweep-10000", 10_000), ("project-0", "sweep-10", 10)]
+
+    def fill(tx: Tx) -> None:
+        for c, (project, name, count) in enumerate(collections):
+            pid = tx.project_id("bench", project, create=True)
+            assert pid is not None
+            kind = "model" if c % 4 == 0 else "dataset"
+            cid, _ = tx.lock_collection(pid, name, kind, f"collection {c}")
+            versions, meta, tags, aliases = [], [], [], []
+            for i in range(count):
+                vid = f"{c:04x}{i:028x}"
+                metadata = {
+                    "accuracy": rnd.random(),
+                    "lr": rnd.choice([0.1, 0.01, 0.001]),
+                    "source": rnd.choice(["web", "camera", "synthetic"]),
+                    "split": {"train": rnd.randrange(1000), "test": rnd.randrange(100)},
+                }
+                versions.append(
+                    {
+                        "id": vid,
+                        "collection_id": cid,
+                        "idx": i,
+                        "state": "COMMITTED",
+                        "digest": digest,
+                        "size": rnd.randrange(1 << 30),
+                        "file_count": rnd.randrange(100_000),
+                        "metadata": json.dumps(metadata),
+                        "description": f"run {i} of collection {c}",
+                        "created_at": 1.7e9 + c * per + i,
+                        "updated_at": 1.7e9 + c * per + i,
+                        "committed_at": 1.7e9 + c * per + i,
+                    }
+                )
+                meta += [
+                    {"version_id": vid, "key": k, "text_value": t, "num_value": v}
+                    for k, t, v in index_rows(metadata)
+                ]
+                tags.append({"version_id": vid, "tag": f"exp-{i % 100}"})
+                if i % 10 == 0:
+                    tags.append({"version_id": vid, "tag": "nightly"})
+            aliases.append(
+                {"collection_id": cid, "alias": LATEST, "version_id": versions[-1]["id"]}
+            )
+            aliases.append(
+                {
+                    "collection_id": cid,
+                    "alias": "best",
+                    "version_id": versions[min(7, count - 1)]["id"],
+                }
+            )
+            for table, rows in (
+                (s.versions, versions),
+                (s.version_metadata, meta),
+                (s.tags, tags),
+                (s.aliases, aliases),
+            ):
+                tx.conn.execute(table.insert(), rows)
+            tx.bump_index(cid, count - 1)
+
+    svc.catalog.write(fill)
+    svc.close()
+    return store
+
+
+def run_search() -> list[Figure]:
+    from urllib.parse import quote
+
+    store = os.path.join(ROOT, "store-search")
+    shutil.rmtree(store, ignore_errors=True)
+    start = time.perf_counter()
+    build_search_store(store)
+    figures = [Figure("(building 110,010 versions, not timed)", time.perf_counter() - start, "s")]
+    collection = "/bench/project-3/artifacts/dataset/images-03"
+    pages = [(f"search: {name}", f"/-/search?q={quote(q)}") for name, q in SEARCH_QUERIES]
+    big = "/bench/project-0/artifacts/model/sweep-10000"
+    small = "/bench/project-0/artifacts/dataset/sweep-10"
+    pages += [
+        ("versions table (1,000 versions), first page", collection),
+        ("versions table, sorted by size", collection + "?sort=size"),
+        ("versions table, filtered by tag, page 2", collection + "?q=tag:nightly&page=2"),
+        ("versions table of 10 versions", small),
+        ("versions table of 10,000 versions", big),
+        (
+            "... of 10,000, page 150 by size, 2 columns",
+            big + "?sort=size&page=150&col=lr&col=split.train",
+        ),
+    ]
+    port = _free_port()
+    cairn = os.path.join(os.path.dirname(sys.executable), "cairn")
+    proc = subprocess.Popen(
+        [cairn, "ui", "--port", str(port)],
+        env={**os.environ, "CAIRN_DIR": store},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(base + "/-/static/style.css")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        for name, path in pages:
+            _get(base + path)  # the first request of a query warms SQLite's page cache
+            times = [_get(base + path)[0] for _ in range(5)]
+            value = statistics.median(times)
+            figures.append(
+                Figure(
+                    name, value, "s", target=f"target <= {SEARCH_TARGET}", ok=value <= SEARCH_TARGET
+                )
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    shutil.rmtree(store, ignore_errors=True)
     return figures

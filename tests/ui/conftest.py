@@ -12,9 +12,10 @@ from starlette.testclient import TestClient
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.service import CommitRequest, LocalService
 from cairn.ui import LocalUiBackend, create_ui_app
-from tests.ui.sample_store import ENTITY, fill
+from tests.ui.sample_store import ENTITY, add_sweep, fill
 
-MANY = 1203  # files in many-files:v0 under big/: more than two pages of 500
+MANY = 1203
+SWEEP = 120  # versions of sweeps/sweep-results: three pages of the versions table  # files in many-files:v0 under big/: more than two pages of 500
 
 
 def add_many_files(store_dir: str) -> None:
@@ -48,6 +49,7 @@ def ui_root(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = str(tmp_path_factory.mktemp("ui-store"))
     fill(root)
     add_many_files(os.path.join(root, "store"))
+    add_sweep(os.path.join(root, "store"), SWEEP)
     return root
 
 

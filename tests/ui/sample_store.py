@@ -126,6 +126,8 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
             )
             draft.add_file(fixed, name="labels.csv", overwrite=True)
             draft.add_file(_write(os.path.join(work, "NOTES.txt"), "test split moved out\n"))
+            draft.metadata["split"] = {"train": 30, "test": 0}
+            draft.metadata["cleaned"] = True
             run.log_artifact(draft, aliases=["clean"])
         config = {"lr": 0.001, "epochs": 12, "optimizer": "adam", "layers": [32, 64, 10]}
         with cairn.init(project="mnist", job_type="train", name="train-cnn", config=config) as run:
@@ -159,6 +161,39 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
                     run.upsert_artifact(part)
                 else:
                     run.finish_artifact(part)
+        # A second model and its evaluation: metadata, JSON and Table diffs between versions.
+        config2 = {**config, "lr": 0.0005, "epochs": 20}
+        with cairn.init(
+            project="mnist", job_type="train", name="finetune-cnn", config=config2
+        ) as run:
+            run.use_artifact("mnist-images:clean")
+            model = cairn.Artifact(
+                "cnn-model", type="model", metadata={"accuracy": 0.991, "epochs": 20}
+            )
+            model.add_file(
+                _write(os.path.join(work, "model-2.pt"), random.Random(8).randbytes(40_000)),
+                name="model.pt",
+            )
+            model.add_file(
+                _write(os.path.join(work, "config-2.json"), json.dumps(config2)),
+                name="config.json",
+            )
+            run.log_artifact(model, tags=["nightly"])
+        with cairn.init(project="mnist", job_type="evaluate", name="evaluate-cnn-2") as run:
+            run.use_artifact("cnn-model:v1")
+            results = cairn.Artifact("eval-results", type="evaluation")
+            table = cairn.Table(columns=["image", "label", "prediction", "score"])
+            for i in range(14):  # rows 3 and 7 now right; rows 12 and 13 new
+                fixed = i in (3, 7)
+                table.add_data(
+                    f"test/{i % 10}/0000.png",
+                    i % 10,
+                    i % 10 if fixed else (i * 7) % 10,
+                    0.95 if fixed else round(0.5 + i / 30, 3),
+                )
+            results.add(table, "predictions")
+            results.add({"accuracy": 0.991, "loss": 0.03}, "summary")
+            run.log_artifact(results)
         if malicious:
             with cairn.init(
                 project="sandbox",
@@ -187,6 +222,46 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
                 )
                 run.log_artifact(art, aliases=[MALICIOUS])
     return {"entity": ENTITY, "project": "mnist"}
+
+
+def add_sweep(store_dir: str, count: int) -> None:
+    """sweep-results: ``count`` versions with metadata (through the Service: fast), for the
+    versions table's paging, sorting, filters and metadata columns."""
+    from cairn.core import ManifestEntry, digest_bytes
+    from cairn.service import CommitRequest, LocalService
+
+    svc = LocalService.open(store_dir)
+    try:
+        for i in range(count):
+            data = f"step,loss\n{i},{1 / (i + 1):.4f}\n".encode()
+            d = digest_bytes(data)
+            svc.store_blobs([(d, data)])
+            notes = f"trial {i}\noptimizer: {'adam' if i % 2 else 'sgd'}\nseed: {i}\n".encode()
+            files = [("metrics.csv", data), ("notes.txt", notes)]
+            if i < 2:  # a log over the content diff's cap: "too large to diff"
+                files.append(("train.log", f"trial {i}\n".encode() * 140_000))
+            svc.store_blobs([(digest_bytes(b), b) for _, b in files])
+            entries = [ManifestEntry(p, digest_bytes(b), len(b)) for p, b in files]
+            entries += [ManifestEntry(f"extra/{j}.csv", d, len(data)) for j in range(i % 5)]
+            svc.commit(
+                CommitRequest(
+                    entity=ENTITY,
+                    project="sweeps",
+                    name="sweep-results",
+                    type="metrics",
+                    changes=sorted((e.path, e) for e in entries),
+                    metadata={
+                        "accuracy": round(0.5 + (i * 37 % 100) / 200, 3),
+                        "optimizer": "adam" if i % 2 else "sgd",
+                        "params": {"lr": [0.1, 0.01, 0.001][i % 3], "seed": i},
+                    },
+                    tags=["nightly"] if i % 10 == 0 else [],
+                    aliases=["best"] if i == 42 % count else [],
+                    description=f"sweep trial {i}",
+                )
+            )
+    finally:
+        svc.close()
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import tempfile
 from playwright.sync_api import sync_playwright
 
 from tests.ui.harness import launch_chromium, ui_server
-from tests.ui.sample_store import ENTITY, fill
+from tests.ui.sample_store import ENTITY, add_sweep, fill
 
 OUT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "screenshots"
 )
 DATASET = f"/{ENTITY}/mnist/artifacts/dataset/mnist-images"
+SWEEPS = f"/{ENTITY}/sweeps/artifacts/metrics/sweep-results"
 PAGES = [
     ("projects", "/"),
     ("project", f"/{ENTITY}/mnist"),
@@ -33,13 +34,32 @@ PAGES = [
     ("diff", f"{DATASET}/v1/diff"),
     ("lineage", f"/{ENTITY}/mnist/artifacts/model/cnn-model/v0/lineage?depth=6"),
     ("run", None),  # the training run: found from the model's page
+    ("search", "/-/search?q=mnist"),
+    ("versions-table", f"{SWEEPS}?q=tag%3Anightly&col=accuracy&col=optimizer&col=params.lr"),
+    ("compare", f"{SWEEPS}/v110/diff?against=v100"),
+    (
+        "compare-table",
+        f"/{ENTITY}/mnist/artifacts/evaluation/eval-results/v1/diff#content-diff",
+    ),
 ]
+# Pages taller than the window are photographed as the window shows them (smaller PNGs).
+WINDOW_ONLY = {
+    "lineage",
+    "search",
+    "compare",
+    "compare-table",
+    "diff",
+    "version",
+    "file-table",
+    "versions-table",
+}
 
 
 def main() -> int:
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cairn-shots-") as tmp:
         fill(tmp, malicious=False)
+        add_sweep(os.path.join(tmp, "store"), 120)
         with (
             ui_server(os.path.join(tmp, "store"), os.path.join(tmp, "ui.log")) as base,
             sync_playwright() as p,
@@ -54,7 +74,7 @@ def main() -> int:
                     page.goto(base + path)
                 page.wait_for_load_state("networkidle")
                 target = os.path.join(OUT, f"{name}.png")
-                page.screenshot(path=target, full_page=name not in ("lineage",))
+                page.screenshot(path=target, full_page=name not in WINDOW_ONLY)
                 print(f"wrote {os.path.relpath(target)}")
             browser.close()
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ from starlette.testclient import TestClient
 
 from cairn.core._records import RunRecord, VersionRecord
 from cairn.errors import PermissionDeniedError
-from cairn.service import LocalService, Service
+from cairn.service import LocalService, SearchRequest, SearchResult, Service
 from cairn.ui import Principal, UiBackend, create_ui_app
 from tests.ui.conftest import csrf_token
 from tests.ui.sample_store import ENTITY
@@ -44,6 +45,18 @@ class ProjectScopedService:
     def list_collections(self, entity: str, project: str, type_name: str | None = None) -> Any:
         self._check(entity, project)
         return self._inner.list_collections(entity, project, type_name)
+
+    def list_types(self, entity: str, project: str) -> list[str]:
+        self._check(entity, project)
+        return self._inner.list_types(entity, project)
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        if request.collection is not None:
+            self._check(*request.collection[:2])
+        scope = self.list_projects()
+        if request.projects is not None:
+            scope = [p for p in scope if p in request.projects]
+        return self._inner.search(dataclasses.replace(request, projects=tuple(scope)))
 
     def list_versions(self, entity: str, project: str, name: str, **kw: Any) -> Any:
         self._check(entity, project)
@@ -163,11 +176,14 @@ def test_a_key_sees_only_what_it_may_read(browser: TestClient, backend: KeyBacke
     assert browser.get(f"/{ENTITY}/sandbox/artifacts/dataset/xss-test").status_code == 403
     assert browser.get(f"/{ENTITY}/sandbox/artifacts/dataset/xss-test/v0").status_code == 403
     assert backend.seen and set(backend.seen) == {ALICE}  # every request re-checks the key
+    found = browser.get("/-/search?q=xss").text  # search too stays within the key's projects
+    assert "Nothing matches" in found and "xss-test" not in found.split("Nothing matches")[1]
 
     browser.cookies.clear()
     sign_in(browser, BOB)
     assert "sandbox" in browser.get("/").text
     assert browser.get(f"/{ENTITY}/sandbox/artifacts/dataset/xss-test/v0").status_code == 200
+    assert "sandbox/xss-test:v0</a>" in browser.get("/-/search?q=xss").text
 
 
 def test_only_writers_get_alias_forms_and_may_post_them(browser: TestClient) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,3 +175,99 @@ def test_long_listings_page_in_the_browser(page: Any, base_url: str) -> None:
     page.get_by_role("link", name="next page →").click()
     expect(rows.first).to_have_text("part-00500.txt")
     expect(rows).to_have_count(500)
+
+
+# -- issue 16: search, compare, the versions table, snippets -------------------------------------
+
+SWEEPS = f"/{ENTITY}/sweeps/artifacts/metrics/sweep-results"
+
+
+def test_search_from_the_header(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(base_url + "/")
+    box = page.get_by_role("search").get_by_label("search")
+    box.fill("accuracy>0.99 type:model")
+    box.press("Enter")
+    expect(page).to_have_url(re.compile(r"/-/search\?q=accuracy%3E0\.99\+type%3Amodel$"))
+    hits = page.locator("#hits-version a.vlink")
+    expect(hits).to_have_count(1)
+    expect(hits).to_have_text(f"{ENTITY}/mnist/cnn-model:v1")
+    hits.click()
+    expect(page.locator("h1")).to_have_text("cnn-model:v1")
+    # More hits than the overview shows: one kind, paged.
+    page.get_by_role("search").get_by_label("search").fill("tag:nightly")
+    page.get_by_role("search").get_by_label("search").press("Enter")
+    page.get_by_role("link", name="all 13 →").click()
+    expect(page.locator("#hits-version a.vlink")).to_have_count(13)
+
+
+def test_compare_two_ticked_versions(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(base_url + SWEEPS)
+    button = page.get_by_role("button", name="Compare ticked")
+    expect(button).to_be_disabled()
+    page.get_by_label("compare v110").check()
+    expect(button).to_be_disabled()
+    page.get_by_label("compare v100").check()
+    expect(button).to_be_enabled()
+    button.click()
+    expect(page).to_have_url(f"{base_url}{SWEEPS}/v110/diff?against=v100")
+    meta = page.locator("table.meta-diff")
+    expect(meta.locator("tr", has_text="params.seed")).to_contain_text("100")
+    expect(meta.locator("tr", has_text="params.seed")).to_contain_text("110")
+    notes = page.locator('.content-diff[data-path="notes.txt"]')
+    expect(notes.locator("span.removed", has_text="-trial 100")).to_be_visible()
+    expect(notes.locator("span.added", has_text="+trial 110")).to_be_visible()
+    metrics = page.locator('.content-diff[data-path="metrics.csv"] td.cell-changed').first
+    expect(metrics).to_contain_text("100")
+    expect(metrics.locator("ins")).to_have_text("110")
+
+
+def test_versions_table_sorts_pages_filters_and_shows_metadata(page: Any, base_url: str) -> None:
+    expect = playwright_api.expect
+    page.goto(base_url + SWEEPS)
+    rows = page.locator("table.versions tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_have_id("v119")
+    page.locator("th a.sort", has_text="Version").click()  # sorted on: flips to oldest first
+    expect(rows.first).to_have_id("v0")
+    page.get_by_role("link", name="next page →").click()
+    expect(page).to_have_url(re.compile(r"sort=version&order=asc&page=2$"))
+    expect(rows.first).to_have_id("v50")
+    page.locator("th a.sort", has_text="Files").click()
+    expect(page).to_have_url(re.compile(r"sort=files&order=desc$"))
+    expect(rows.first.locator("td.num").first).to_have_text("6")  # 2 files + 4 under extra/
+    page.get_by_label("filter versions").fill("tag:nightly optimizer:sgd")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(12)
+    page.locator("details.columns-picker summary").click()
+    page.locator("details.columns-picker").get_by_label("params.seed").check()
+    page.locator("details.columns-picker").get_by_role("button", name="Show").click()
+    expect(page.locator("th.meta-col")).to_have_text("params.seed")
+    expect(rows).to_have_count(12)  # the filter is kept
+    expect(page.locator("tr#v110 td.meta-col")).to_have_text("110")
+
+
+def test_copied_snippet_runs(chromium: Any, base_url: str, ui_store: str, tmp_path: Any) -> None:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    page = context.new_page()
+    try:
+        page.goto(f"{base_url}/{ENTITY}/mnist/artifacts/model/cnn-model/v1")
+        snippet = page.locator('.snippet[data-snippet="api-download"]')
+        snippet.get_by_role("button", name="Copy").click()
+        playwright_api.expect(snippet.locator("button.copy")).to_have_text("Copied")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        shown = snippet.locator("pre").text_content()
+    finally:
+        context.close()
+    assert copied == shown and 'wandb.Api().artifact("acme/mnist/cnn-model:v1")' in copied
+    store = os.path.join(tmp_path, "store")
+    shutil.copytree(ui_store, store)
+    env = {**os.environ, "CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(tmp_path, "cache")}
+    env.pop("CAIRN_BASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", copied], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert os.path.getsize(os.path.join(tmp_path, "cnn-model-v1", "model.pt")) == 40_000

@@ -62,6 +62,11 @@ def test_every_page_renders_with_security_headers(
         f"{P}/artifacts/evaluation/eval-results/v0/file/summary.json",
         f"{P}/runs/{train}",
         f"{P}/runs/{train}/lineage",
+        "/-/search?q=mnist",
+        "/-/search?q=tag%3Anightly&kind=version&page=2",
+        f"/{ENTITY}/sweeps/artifacts/metrics/sweep-results?sort=size&order=asc&page=2&col=accuracy",
+        f"/{ENTITY}/sweeps/artifacts/metrics/sweep-results/v3/diff?against=v1",
+        f"{P}/artifacts/evaluation/eval-results/v1/diff",
     ]
     for url in pages:
         r = client.get(url)

@@ -43,6 +43,7 @@ from cairn.core._records import (
     RunRecord,
     VersionRecord,
 )
+from cairn.core._search import index_rows
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,
@@ -491,7 +492,23 @@ class Tx:
         )
         if index is not None:
             self.bump_index(collection_id, index)
+        if state == COMMITTED:
+            self.index_metadata(vid, metadata, replace=False)
         return vid
+
+    def index_metadata(
+        self, version_id: str, metadata: Mapping[str, Any], *, replace: bool = True
+    ) -> None:
+        """Make the search index hold ``metadata``'s leaves for the version (see _schema.py)."""
+        if replace:
+            vm = s.version_metadata
+            self.conn.execute(delete(vm).where(vm.c.version_id == version_id))
+        rows = [
+            {"version_id": version_id, "key": k, "text_value": t, "num_value": n}
+            for k, t, n in index_rows(metadata)
+        ]
+        if rows:
+            self.conn.execute(s.version_metadata.insert(), rows)
 
     def bump_index(self, collection_id: int, used: int) -> None:
         c = s.collections.c
@@ -528,10 +545,13 @@ class Tx:
         if description is not None:
             values["description"] = description
         self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
-        collection_id = self.conn.execute(
-            select(s.versions.c.collection_id).where(s.versions.c.id == version_id)
-        ).scalar_one()
-        self.bump_index(int(collection_id), index)
+        row = self.conn.execute(
+            select(s.versions.c.collection_id, s.versions.c.metadata).where(
+                s.versions.c.id == version_id
+            )
+        ).one()
+        self.bump_index(int(row.collection_id), index)
+        self.index_metadata(version_id, json.loads(row.metadata))
         self.conn.execute(
             delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
         )
@@ -571,6 +591,8 @@ class Tx:
         if metadata is not None:
             values["metadata"] = _json(dict(metadata))
         self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
+        if metadata is not None:
+            self.index_metadata(version_id, metadata)
 
     def resolve(self, collection_id: int, label: str | None) -> str | None:
         """The committed version a label names: ``None``/``latest``, ``vN`` or an alias."""
@@ -884,7 +906,7 @@ class Tx:
             raise UsageError(
                 f"version {version_id} is {state}, not PENDING; it cannot be discarded"
             )
-        for table in (s.staged_entries, s.version_runs, s.tags, s.aliases):
+        for table in (s.staged_entries, s.version_runs, s.tags, s.aliases, s.version_metadata):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
 

@@ -138,6 +138,28 @@ staged_entries = Table(
     Column("staged_at", Float, nullable=False),
 )
 
+# The metadata of committed versions, one row per leaf (nested keys flattened to dotted paths, see
+# ``cairn.core._search.index_rows``), so search answers ``key:value`` and ``key>n`` from an index
+# on both SQLite and PostgreSQL instead of reading JSON. Written in the transaction that commits
+# a version or changes its metadata (migration 0004).
+version_metadata = Table(
+    "version_metadata",
+    metadata,
+    Column("version_id", String(32), ForeignKey("versions.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("text_value", String(256), nullable=False),
+    Column("num_value", Float),
+    # Covering (the version id is in each index): a condition's ids are read from the index.
+    Index("ix_version_metadata_key_num", "key", "num_value", "version_id"),
+    Index("ix_version_metadata_key_text", "key", "text_value", "version_id"),
+    Index("ix_version_metadata_text", "text_value", "version_id"),
+)
+
+# Look-ups by value for search (migration 0004): which versions carry a tag, an alias.
+Index("ix_tags_tag", tags.c.tag, tags.c.version_id)
+Index("ix_aliases_alias", aliases.c.alias, aliases.c.version_id)
+Index("ix_versions_created_at", versions.c.created_at)
+
 # -- the server's tables (migration 0002) ------------------------------------------------------
 
 # API keys: a public id, the SHA-256 of the secret part (keys are random 256-bit secrets, so a fast
@@ -208,4 +230,4 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0003_blob_storage"
+HEAD_REVISION = "0004_search"

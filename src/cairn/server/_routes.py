@@ -1,12 +1,24 @@
 """The routes of ``/api/v1``: each authenticates, checks the key's role, validates, makes one call.
 
 One module per concept: ``_routes_runs`` (identity, runs), ``_routes_blobs`` (presence, batches,
-uploads), ``_routes_versions`` (commits and queries), ``_routes_keys`` (API keys); ``_common``
+uploads), ``_routes_versions`` (commits and queries), ``_routes_search`` (search), ``_routes_keys`` (API keys); ``_common``
 holds what they share.
 """
 
 from __future__ import annotations
 
-from cairn.server import _routes_blobs, _routes_keys, _routes_runs, _routes_versions
+from cairn.server import (
+    _routes_blobs,
+    _routes_keys,
+    _routes_runs,
+    _routes_search,
+    _routes_versions,
+)
 
-ROUTERS = (_routes_runs.router, _routes_blobs.router, _routes_versions.router, _routes_keys.router)
+ROUTERS = (
+    _routes_runs.router,
+    _routes_blobs.router,
+    _routes_versions.router,
+    _routes_search.router,
+    _routes_keys.router,
+)

@@ -20,7 +20,15 @@ from cairn.errors import BlobNotFoundError, PermissionDeniedError
 from cairn.server._access import readable_blobs
 from cairn.server._auth import Principal as KeyPrincipal
 from cairn.server._backend import Backend
-from cairn.service import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.server._routes_search import scoped_search
+from cairn.service import (
+    CommitRequest,
+    CommitResult,
+    FinishRequest,
+    SearchRequest,
+    SearchResult,
+    StageRequest,
+)
 from cairn.storage import BlobInfo
 from cairn.ui import Principal, create_ui_app
 
@@ -158,6 +166,9 @@ class KeyScopedService:
 
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str]]:
         return [p for p in self._inner.list_projects(entity) if self._can_read(*p)]
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        return scoped_search(self._inner, self._who, request)
 
     # -- versions: changes --
 

@@ -18,6 +18,7 @@ from cairn.service._protocol import (
     Service,
     StageRequest,
 )
+from cairn.service._search import SEARCH_KINDS, VERSION_SORTS, SearchRequest, SearchResult
 
 
 def http_service(base_url: str, api_key: str | None, cache_dir: str) -> Service:
@@ -39,9 +40,13 @@ __all__ = [
     "LocalService",
     "MaintenanceLock",
     "ProgressFactory",
+    "SEARCH_KINDS",
+    "SearchRequest",
+    "SearchResult",
     "Service",
     "StageRequest",
     "ThreadMaintenanceLock",
+    "VERSION_SORTS",
     "VerifyProblem",
     "VerifyReport",
     "http_service",

@@ -35,6 +35,7 @@ from cairn.core._digest import PREFIX
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
 from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.service._search import SearchRequest, SearchResult
 from cairn.service._wire import (
     API,
     BATCH_TYPE,
@@ -44,6 +45,8 @@ from cairn.service._wire import (
     pack_blobs,
     run_from_json,
     run_to_json,
+    search_request_to_json,
+    search_result_from_json,
     unpack_blobs,
     version_from_json,
 )
@@ -584,6 +587,11 @@ class HttpService:
     def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
         rows = self._call("GET", f"/versions/{_seg(version_id)}/runs", params={"role": role})
         return [run_from_json(r) for r in rows]
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        return search_result_from_json(
+            self._call("POST", "/search", json=search_request_to_json(request.check()))
+        )
 
     # -- API keys (server admins; not part of the Service protocol) ----------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cairn.catalog import Catalog, Tx
+from cairn.catalog import _search as catalog_search
 from cairn.core import (
     LATEST,
     ManifestEntry,
@@ -31,6 +32,7 @@ from cairn.core._records import (
     RunRecord,
     VersionRecord,
 )
+from cairn.core._search import parse_query
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,
@@ -50,6 +52,7 @@ from cairn.service._maintenance import (
     verify_store,
 )
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
 
 STORE_FORMAT = 1
@@ -644,3 +647,42 @@ class LocalService:
 
     def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
         return self.catalog.read(lambda tx: tx.runs_of(version_id, role))
+
+    # -- search --
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        request.check()
+        query = parse_query(request.query)
+
+        def fn(tx: Tx) -> SearchResult:
+            scope = None
+            if request.projects is not None:
+                scope = catalog_search.project_ids(tx, request.projects)
+            collection_id = None
+            if request.collection is not None:
+                entity, project, name = request.collection
+                pid, collection_id = tx.locate(entity, project, name)
+                if collection_id is None:
+                    raise ArtifactNotFoundError(f"artifact {entity}/{project}/{name} not found")
+                if scope is not None and pid not in scope:
+                    scope = []
+            hits = catalog_search.search(
+                tx,
+                query,
+                project_ids=scope,
+                collection_id=collection_id,
+                kinds=request.kinds,
+                sort=request.sort,
+                descending=request.descending,
+                offset=request.offset,
+                limit=request.limit,
+            )
+            return SearchResult(
+                projects=tuple(hits.projects),
+                collections=tuple(hits.collections),
+                versions=tuple(hits.versions),
+                runs=tuple(hits.runs),
+                totals=hits.totals,
+            )
+
+        return self.catalog.read(fn)

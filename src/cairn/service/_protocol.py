@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from cairn.core import Change
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo
 
 
@@ -177,5 +178,9 @@ class Service(Protocol):
 
     def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
         """Runs linked to a version: ``input`` (users), ``output`` (committer), ``writer``."""
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        """Projects, collections, committed versions and runs matching ``request.query``, a page
+        of each, only within what the caller may read (see ``SearchRequest``)."""
 
     def close(self) -> None: ...

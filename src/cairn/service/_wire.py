@@ -21,6 +21,7 @@ from cairn.core import Change, ManifestEntry, check_digest, entry_path_problem, 
 from cairn.core._digest import PREFIX
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
 from cairn.errors import DigestMismatchError, ValidationError
+from cairn.service._search import SearchRequest, SearchResult
 
 API = "/api/v1"
 BATCH_TYPE = "application/vnd.cairn.blobs"
@@ -139,6 +140,42 @@ def collection_from_json(d: Mapping[str, Any]) -> CollectionRecord:
         latest_size=d.get("latest_size"),
         created_at=float(d.get("created_at") or 0.0),
         updated_at=float(d.get("updated_at") or 0.0),
+    )
+
+
+# -- search --------------------------------------------------------------------------------------
+
+
+def search_request_to_json(r: SearchRequest) -> dict[str, Any]:
+    return {
+        "query": r.query,
+        "kinds": list(r.kinds),
+        "projects": None if r.projects is None else [list(p) for p in r.projects],
+        "collection": None if r.collection is None else list(r.collection),
+        "sort": r.sort,
+        "descending": r.descending,
+        "offset": r.offset,
+        "limit": r.limit,
+    }
+
+
+def search_result_to_json(r: SearchResult) -> dict[str, Any]:
+    return {
+        "projects": [list(p) for p in r.projects],
+        "collections": [collection_to_json(c) for c in r.collections],
+        "versions": [version_to_json(v) for v in r.versions],
+        "runs": [run_to_json(x) for x in r.runs],
+        "totals": dict(r.totals),
+    }
+
+
+def search_result_from_json(d: Mapping[str, Any]) -> SearchResult:
+    return SearchResult(
+        projects=tuple((str(e), str(p)) for e, p in d["projects"]),
+        collections=tuple(collection_from_json(c) for c in d["collections"]),
+        versions=tuple(version_from_json(v) for v in d["versions"]),
+        runs=tuple(run_from_json(x) for x in d["runs"]),
+        totals={str(k): int(n) for k, n in d["totals"].items()},
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
 from cairn.core import LATEST, ManifestEntry, digest_bytes
 from cairn.core._records import RunRecord
 from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
-from cairn.service import CommitRequest, FinishRequest, Service, StageRequest
+from cairn.service import CommitRequest, FinishRequest, SearchRequest, Service, StageRequest
 
 
 def _blob(service: Service, data: bytes, path: str) -> ManifestEntry:
@@ -183,3 +184,86 @@ class ServiceTests:
             service.download_blob(d, dest)
             with open(dest, "rb") as f:
                 assert f.read() == data
+
+    def test_search(self, service: Service) -> None:
+        a, b, c = (_blob(service, data, p) for data, p in ((b"1", "a"), (b"2", "b"), (b"3", "c")))
+        first = service.commit(
+            _commit(
+                service,
+                [a],
+                metadata={"acc": 0.5, "opt": {"name": "adam"}},
+                tags=["nightly"],
+                description="first try",
+            )
+        ).version
+        assert first is not None
+        service.commit(
+            _commit(
+                service, [a, b], metadata={"acc": 0.9, "opt": {"name": "sgd"}}, aliases=["gold"]
+            )
+        )
+        service.commit(_commit(service, [c], name="net", type="model", metadata={"acc": 0.7}))
+
+        def found(query: str, **kw: Any) -> list[str]:
+            result = service.search(SearchRequest(query=query, **kw))
+            return [f"{v.name}:{v.version}" for v in result.versions]
+
+        assert found("acc>0.6") == ["net:v0", "ds:v1"]  # newest first
+        assert found("acc>=0.5 acc<0.8") == ["net:v0", "ds:v0"]
+        assert found("acc:0.9") == ["ds:v1"]
+        assert found("opt.name:sgd") == ["ds:v1"]  # nested keys as dotted paths
+        assert found("tag:nightly") == found("nightly") == ["ds:v0"]
+        assert found("alias:gold") == found("gold") == ["ds:v1"]
+        assert found("type:model") == found("name:net") == ["net:v0"]
+        assert found("FIRST") == found("adam") == ["ds:v0"]  # description; a metadata value
+        assert found("type:dataset acc<0.6") == ["ds:v0"]
+        assert found("ds nightly") == found("try first") == ["ds:v0"]  # every word must match
+        assert found("ds net") == []
+        assert found("nothing-like-this") == []
+        everything = service.search(SearchRequest(query="proj"))
+        assert everything.projects == (("me", "proj"),) and everything.totals["project"] == 1
+        named = service.search(SearchRequest(query="ds"))
+        assert [col.name for col in named.collections] == ["ds"]
+        assert named.collections[0].version_count == 2
+
+        # Changed metadata is what is found; a pending version is not found at all.
+        service.update_version(first.id, metadata={"acc": 0.99})
+        assert found("acc>0.95") == ["ds:v0"] and found("adam") == []
+        pending = service.stage(
+            StageRequest(
+                entity="me",
+                project="proj",
+                name="ds",
+                type="dataset",
+                distributed_id="d1",
+                changes=[("z", _blob(service, b"z", "z"))],
+                metadata={"acc": 0.999},
+            )
+        )
+        assert found("acc>0.95") == ["ds:v0"]
+        service.discard_pending(pending.id)
+
+        # A collection's versions, sorted and paged (its versions table).
+        page = service.search(
+            SearchRequest(
+                kinds=("version",),
+                collection=("me", "proj", "ds"),
+                sort="version",
+                descending=False,
+                offset=1,
+                limit=1,
+            )
+        )
+        assert [v.version for v in page.versions] == ["v1"] and page.totals == {"version": 2}
+
+        for bad in (
+            SearchRequest(query="acc>high"),
+            SearchRequest(query='"unclosed'),
+            SearchRequest(limit=0),
+            SearchRequest(sort="name"),
+            SearchRequest(kinds=("files",)),
+        ):
+            with pytest.raises(ValidationError):
+                service.search(bad)
+        with pytest.raises(ArtifactNotFoundError):
+            service.search(SearchRequest(collection=("me", "proj", "nope")))

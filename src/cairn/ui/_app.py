@@ -32,7 +32,7 @@ from cairn.ui._web import (
     ui_state,
     urls_for,
 )
-from cairn.ui.views import auth, collections, diff, lineage, projects, runs, versions
+from cairn.ui.views import auth, collections, diff, lineage, projects, runs, search, versions
 
 # Pages load only this origin's styles, scripts and images; nothing inline, no frames, no
 # plugins. A name or file that slips past escaping still cannot run script.
@@ -73,7 +73,8 @@ def create_ui_app(
         listings=LRU(256),
     )
     app.mount("/-/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, projects, collections, versions, diff, lineage, runs):
+    # /-/search before the projects' /{entity}/{project}, which would match it too.
+    for module in (auth, search, projects, collections, versions, diff, lineage, runs):
         app.include_router(module.router)
 
     @app.middleware("http")

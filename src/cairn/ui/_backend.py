@@ -52,8 +52,9 @@ class UiBackend(Protocol):
     def service_for(self, principal: Principal) -> Service:
         """A Service that reads only what ``principal`` may read.
 
-        Projects it may not read are absent from ``list_projects`` and raise
-        ``cairn.errors.NotFoundError`` or ``PermissionDeniedError`` when named."""
+        Projects it may not read are absent from ``list_projects`` and from what ``search``
+        finds and counts, and raise ``cairn.errors.NotFoundError`` or
+        ``PermissionDeniedError`` when named."""
 
     def can_write(self, principal: Principal, entity: str, project: str) -> bool:
         """Whether ``principal`` may change versions of ``entity/project`` (aliases)."""

@@ -123,6 +123,12 @@ class Urls:
     def logout(self) -> str:
         return f"{self.root}/-/logout"
 
+    def search(self, query: str = "", kind: str = "", page: int = 1) -> str:
+        url = f"{self.root}/-/search"
+        params = [("q", query)] + ([("kind", kind)] if kind else [])
+        params += [("page", str(page))] if page > 1 else []
+        return url + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
+
     def entity(self, entity: str) -> str:
         return self._join(entity)
 

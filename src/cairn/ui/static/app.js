@@ -7,6 +7,47 @@ document.addEventListener("DOMContentLoaded", () => {
     select.addEventListener("change", () => select.form.submit());
   }
 
+  // Copy buttons: copy the text of the element they name (the Clipboard API where the page is
+  // a secure context; else the selection and execCommand, which plain-HTTP servers need).
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const source = document.getElementById(button.dataset.copy);
+      if (!source) return;
+      const text = source.textContent;
+      let done = false;
+      if (navigator.clipboard && window.isSecureContext) {
+        try {
+          await navigator.clipboard.writeText(text);
+          done = true;
+        } catch (e) {
+          done = false;
+        }
+      }
+      if (!done) {
+        const range = document.createRange();
+        range.selectNodeContents(source);
+        const selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        done = document.execCommand("copy");
+        selection.removeAllRanges();
+      }
+      button.textContent = done ? "Copied" : "Select and copy";
+      button.classList.toggle("copied", done);
+      setTimeout(() => { button.textContent = "Copy"; button.classList.remove("copied"); }, 1500);
+    });
+  }
+
+  // Versions table: "Compare ticked" is enabled when exactly two versions are ticked.
+  const compare = document.getElementById("compare-button");
+  if (compare) {
+    const boxes = Array.from(document.querySelectorAll('input[name="compare"]'));
+    const update = () => { compare.disabled = boxes.filter((b) => b.checked).length !== 2; };
+    for (const b of boxes) b.addEventListener("change", update);
+    update();
+  }
+
   // Lineage: zoom buttons, and the edges of the node under the pointer highlighted.
   const svg = document.querySelector("svg.graph");
   if (!svg) return;

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+from cairn.core import validate_artifact_name
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
-from cairn.errors import ArtifactNotFoundError, NotFoundError, PermissionDeniedError
+from cairn.errors import (
+    ArtifactNotFoundError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from cairn.service import SearchRequest
 from cairn.ui._web import Ctx
 
 
 def find_collection(
     ctx: Ctx, entity: str, project: str, type_name: str, name: str
 ) -> CollectionRecord:
-    for c in ctx.service.list_collections(entity, project):
-        if c.name == name and c.type == type_name:
-            return c
+    # Through search: it counts the versions of this collection only (list_collections counts
+    # those of every collection of the project). list_types first: a cheap read that any
+    # Service refuses for a project the user may not read.
+    if type_name in ctx.service.list_types(entity, project) and is_artifact_name(name):
+        found = ctx.service.search(
+            SearchRequest(
+                query=f"name:{name}", kinds=("collection",), projects=((entity, project),)
+            )
+        )
+        for c in found.collections:
+            if c.name == name and c.type == type_name:
+                return c
     raise ArtifactNotFoundError(f"no artifact {entity}/{project}/{name} of type {type_name!r}")
+
+
+def is_artifact_name(name: str) -> bool:
+    try:
+        validate_artifact_name(name)
+    except ValidationError:
+        return False
+    return True
 
 
 def find_version(

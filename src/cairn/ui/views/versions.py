@@ -20,6 +20,7 @@ from cairn.ui._preview import (
     preview,
     sniff_image,
 )
+from cairn.ui._snippets import file_snippets, version_snippets
 from cairn.ui._tree import DirListing, list_directory
 from cairn.ui._web import Ctx, mapping_rows, page_context
 from cairn.ui.views._common import find_version, maybe_run, maybe_version
@@ -40,6 +41,13 @@ def listing(ctx: Ctx, version: VersionRecord, directory: str, start: str) -> Dir
         cached = list_directory(ctx.reader(), version.digest, directory, start=start)
         ctx.ui.listings.put(key, cached)
     return cached
+
+
+def server_url(ctx: Ctx) -> str | None:
+    """The address clients reach this server at (None for ``cairn ui``: the embedded store)."""
+    if not ctx.ui.backend.needs_login:
+        return None
+    return str(ctx.request.base_url).rstrip("/")
 
 
 def _breadcrumbs(directory: str) -> list[tuple[str, str]]:
@@ -81,6 +89,7 @@ def version_page(
         path_parts=[],
         start="",
         can_write=ctx.can_write(entity, project),
+        snippets=version_snippets(version, server_url(ctx)),
     )
 
 
@@ -151,6 +160,7 @@ def file_page(
         directory=directory,
         path_parts=_breadcrumbs(directory),
         filename=path.rsplit("/", 1)[-1],
+        snippets=file_snippets(version, path, server_url(ctx)),
     )
 
 

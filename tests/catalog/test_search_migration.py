@@ -1,0 +1,66 @@
+"""Migration 0004 indexes the metadata of versions committed before it, on SQLite and
+PostgreSQL; a downgrade drops the index again."""
+
+from __future__ import annotations
+
+import pathlib
+
+from alembic import command
+
+from cairn.catalog import Catalog
+from cairn.catalog._migrate import _alembic_config, upgrade
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.service import CommitRequest, LocalService, SearchRequest
+from cairn.storage import LocalBlobStore
+from tests._infra import Postgres
+
+
+def _fill_then_downgrade(catalog: Catalog, blobs: str) -> LocalService:
+    svc = LocalService(catalog, LocalBlobStore(blobs), location=blobs, entity="me")
+    data = b"x"
+    svc.store_blobs([(digest_bytes(data), data)])
+    for i in range(3):
+        entry = ManifestEntry(f"f{i}", digest_bytes(data), 1)
+        svc.commit(
+            CommitRequest(
+                entity="me",
+                project="p",
+                name="ds",
+                type="dataset",
+                changes=[(entry.path, entry)],
+                metadata={"acc": i / 2, "opt": {"name": f"o{i}"}},
+            )
+        )
+    with catalog.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0003_blob_storage")  # type: ignore[arg-type]
+        conn.commit()
+    return svc
+
+
+def _found(svc: LocalService, query: str) -> list[str]:
+    return [v.version for v in svc.search(SearchRequest(query=query)).versions]
+
+
+def _check(catalog: Catalog, svc: LocalService) -> None:
+    upgrade(catalog)
+    assert _found(svc, "acc>=0.5") == ["v2", "v1"]
+    assert _found(svc, "opt.name:o0") == ["v0"]
+
+
+def test_existing_versions_are_indexed_on_sqlite(tmp_path: pathlib.Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    svc = _fill_then_downgrade(catalog, str(tmp_path / "blobs"))
+    _check(catalog, svc)
+    svc.close()
+
+
+def test_existing_versions_are_indexed_on_postgres(
+    postgres: Postgres, tmp_path: pathlib.Path
+) -> None:
+    url = postgres.create_database("search_migration").replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
+    catalog = Catalog(url)
+    svc = _fill_then_downgrade(catalog, str(tmp_path / "blobs"))
+    _check(catalog, svc)
+    svc.close()
