@@ -24,6 +24,7 @@ from cairn.storage import SMALL_LIMIT
 
 if TYPE_CHECKING:
     from cairn.fs._filesystem import CairnFileSystem
+    from cairn.fs._writes import Draft
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 
@@ -41,9 +42,11 @@ class CairnFile(AbstractBufferedFile):  # type: ignore[misc]
         *,
         service: Service,
         details: dict[str, Any] | None = None,
+        draft: Draft | None = None,
         **kwargs: Any,
     ) -> None:
         self._service = service
+        self._draft = draft
         self._details = details
         self._whole: bytes | None = None
         self._hasher: Any = None
@@ -114,9 +117,11 @@ class CairnFile(AbstractBufferedFile):  # type: ignore[misc]
             self._initiate_upload()
         assert self._tmp is not None
         tmp, self._tmp = self._tmp, None
-        self.fs._stage_file(self.path, tmp, owned=True)
+        self.fs._stage_file(self.path, tmp, owned=True, draft=self._draft)
 
     def discard(self) -> None:
         if self._tmp is not None:
             os.unlink(self._tmp)
             self._tmp = None
+        if self._draft is not None and self.autocommit:
+            self._draft.close()  # a draft of its own (in a transaction, the draft is shared)

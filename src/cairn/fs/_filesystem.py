@@ -8,6 +8,7 @@ subdirectory is skipped over in one seek. See docs/fs.md for the grammar, cachin
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -226,6 +227,13 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         hi = size if end is None else (max(0, size + end) if end < 0 else min(end, size))
         return svc.read_blob_range(entry.digest, lo, max(0, hi - lo))
 
+    def modified(self, path: str) -> _dt.datetime:
+        """When the version the path names was logged (versions never change after that)."""
+        _, record = self._version(parse_cairn_path(self._strip_protocol(path)))
+        return _dt.datetime.fromtimestamp(record.created_at, tz=_dt.UTC)
+
+    created = modified
+
     def ukey(self, path: str) -> str:
         """The content digest: it changes exactly when the content does."""
         return str(self.info(path)["digest"])
@@ -284,19 +292,31 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if not where.path:
             raise ValidationError(f"cairn://{name} is an artifact version, not a file in it")
         normalize_entry_path(where.path)
+        # The base version is the one the path names now, when the write begins.
+        draft = self._draft(where) if self._intrans else self._new_draft(where)
         return CairnFile(
-            self, name, "wb", service=self._svc(), block_size=size, autocommit=autocommit
+            self,
+            name,
+            "wb",
+            service=self._svc(),
+            draft=draft,
+            block_size=size,
+            autocommit=autocommit,
         )
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _draft(self, where: CairnPath) -> Draft:
+    def _new_draft(self, where: CairnPath) -> Draft:
         svc = self._svc()
-        entity = self._entity(svc, where)
-        key = (entity, where.project, where.name, where.label)
+        return Draft(svc, self._entity(svc, where), where, self.artifact_type)
+
+    def _draft(self, where: CairnPath) -> Draft:
+        """The transaction's draft of the artifact ``where`` names (begun on first use)."""
+        svc = self._svc()
+        key = (self._entity(svc, where), where.project, where.name, where.label)
         draft = self._drafts.get(key)
         if draft is None:
-            draft = self._drafts[key] = Draft(svc, entity, where, self.artifact_type)
+            draft = self._drafts[key] = self._new_draft(where)
         return draft
 
     def _done(self) -> None:
@@ -320,19 +340,30 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         for draft in drafts:
             draft.close()
 
-    def _stage_file(self, path: str, local: str, *, owned: bool) -> None:
+    def _stage_file(
+        self, path: str, local: str, *, owned: bool, draft: Draft | None = None
+    ) -> None:
+        """Add a local file to a draft (``owned``: a temporary file the draft may keep); outside
+        a transaction, log it now."""
         where = parse_cairn_path(path)
         entry_path = normalize_entry_path(where.path)
+        alone = draft is not None and not self._intrans
         try:
-            draft = self._draft(where)
+            if draft is None:
+                draft = self._draft(where)
             draft.add_file(entry_path, draft.own(local) if owned else local)
+            if alone:
+                draft.commit()
         except BaseException:
             if owned and os.path.exists(local):
                 os.unlink(local)
-            if not self._intrans:
+            if alone and draft is not None:
+                draft.close()
+            elif not self._intrans:
                 self._drop_drafts()
             raise
-        self._done()
+        if not alone:
+            self._done()
 
     def put_file(self, lpath: str, rpath: str, callback: Any = None, **kwargs: Any) -> None:
         if os.path.isdir(lpath):

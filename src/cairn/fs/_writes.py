@@ -23,7 +23,7 @@ from fsspec.transaction import Transaction
 
 from cairn.core import LATEST, ManifestEntry
 from cairn.core._records import RUNNING, RunRecord, VersionRecord
-from cairn.errors import ArtifactNotFoundError, ConflictError
+from cairn.errors import ArtifactNotFoundError, ConflictError, PathNotFoundError
 from cairn.fs._paths import CairnPath
 from cairn.sdk import Artifact, Run, Settings
 from cairn.service import Service
@@ -47,7 +47,7 @@ class Draft:
         self.where = where
         self.base = resolve_or_none(service, entity, where)
         if self.base is None and where.pinned:
-            raise ArtifactNotFoundError(
+            raise PathNotFoundError(
                 f"cannot write to {where.artifact}: no such version; write to"
                 f" {where.project}/{where.name}:latest to start a new artifact"
             )
