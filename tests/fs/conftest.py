@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,9 @@ from cairn.fs import CairnFileSystem
 from cairn.sdk import current_service
 from cairn.testing import CountingService
 
-pytest.importorskip("fsspec")
+# Hugging Face datasets keeps its caches under HF_HOME: a temporary one, not the user's.
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="cairn-test-hf-"))
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -46,3 +50,18 @@ def log_files(name: str, files: dict[str, bytes | str], project: str = "proj") -
     with cairn.init(project=project) as run:
         run.log_artifact(art)
     return art
+
+
+@pytest.fixture(scope="session")
+def big_parquet(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Any]:
+    """A ~100 MB Parquet file (written once per session): 4 int64 columns of random values
+    (incompressible, stored uncompressed), 3.2 million rows in 8 row groups of ~12.8 MB."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(15)
+    table = pa.table({c: rng.integers(0, 2**40, 3_200_000) for c in "abcd"})
+    path = str(tmp_path_factory.mktemp("parquet") / "big.parquet")
+    pq.write_table(table, path, row_group_size=400_000, compression="none")
+    return path, table
