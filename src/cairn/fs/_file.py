@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from cairn.fs._filesystem import CairnFileSystem
     from cairn.fs._writes import Draft
 
-DEFAULT_BLOCK_SIZE = 1 << 20
+DEFAULT_BLOCK_SIZE = 256 << 10  # the read-ahead: small, since Parquet readers jump around
 
 
 class CairnFile(AbstractBufferedFile):  # type: ignore[misc]
