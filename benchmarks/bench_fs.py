@@ -46,6 +46,21 @@ def _parquet(path: str) -> str:
     return path
 
 
+def _moto_range_floor(s3: S3Server, digest: str) -> float:
+    """What one ranged GET of 1 MiB of the file costs moto itself (boto3, no cairn)."""
+    hexd = digest.partition(":")[2]
+    client = s3.client()
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        client.get_object(
+            Bucket=s3.bucket, Key=f"fs/sha256/{hexd[:2]}/{hexd[2:]}", Range="bytes=0-1048575"
+        )["Body"].read()
+        times.append(time.perf_counter() - start)
+    client.close()
+    return min(times)
+
+
 def _mode(label: str, env: dict[str, str], data: str) -> list[Figure]:
     import pyarrow.parquet as pq
 
@@ -124,6 +139,10 @@ def run() -> list[Figure]:
                 "CAIRN_SILENT": "true",
             }
             figures += _mode(label, env, data)
+        from cairn.storage import hash_file
+
+        floor = _moto_range_floor(s3, hash_file(data)[0])
+        figures.append(Figure("server (S3): moto's own 1 MiB ranged GET (floor)", floor, "s"))
     finally:
         for server in servers:
             server.stop()

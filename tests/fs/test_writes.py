@@ -92,6 +92,10 @@ def test_writing_to_an_old_version_builds_on_it(fs: CairnFileSystem) -> None:
     assert fs.ls("proj/ds:v2", detail=False) == ["proj/ds:v2/a.txt", "proj/ds:v2/c.txt"]
     with pytest.raises(PathNotFoundError):
         fs.pipe_file("proj/ds:v9/c.txt", b"c")
+    with pytest.raises(PathNotFoundError, match="no version 'prod'"):
+        fs.pipe_file("proj/ds:prod/c.txt", b"c")  # a version of c.txt alone would drop a.txt
+    fs.pipe_file("proj/fresh:prod/c.txt", b"c")  # a new artifact may start at any alias
+    assert cairn.Api().artifact("proj/fresh:prod").version == "v0"
 
 
 def test_pandas_writes_parquet_as_a_version(fs: CairnFileSystem) -> None:

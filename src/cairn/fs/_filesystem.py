@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fsspec.spec import AbstractFileSystem
@@ -25,6 +26,18 @@ from cairn.sdk import Settings, current_service
 from cairn.service import Service
 
 Info = dict[str, Any]
+
+
+class _SharedReader(PageReader):
+    """A PageReader that several threads may use at once (pyarrow reads with a thread pool)."""
+
+    def __init__(self, load: Callable[[str], bytes]) -> None:
+        super().__init__(load, capacity=512)
+        self._lock = threading.Lock()
+
+    def node(self, digest: str) -> Any:
+        with self._lock:
+            return super().node(digest)
 
 
 def _file_info(name: str, entry: ManifestEntry) -> Info:
@@ -81,7 +94,7 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def _reader(self, svc: Service) -> PageReader:
         reader = self._readers.get(id(svc))
         if reader is None:
-            reader = self._readers[id(svc)] = PageReader(svc.read_blob, capacity=512)
+            reader = self._readers[id(svc)] = _SharedReader(svc.read_blob)
         return reader
 
     def _entity(self, svc: Service, where: CairnPath) -> str:

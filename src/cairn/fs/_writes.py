@@ -46,10 +46,11 @@ class Draft:
         self.entity = entity
         self.where = where
         self.base = resolve_or_none(service, entity, where)
-        if self.base is None and where.pinned:
+        if self.base is None and where.label != LATEST and self._exists():
+            # A new version holding only what is written would silently drop every other file.
             raise PathNotFoundError(
-                f"cannot write to {where.artifact}: no such version; write to"
-                f" {where.project}/{where.name}:latest to start a new artifact"
+                f"cannot write to {where.artifact}: {where.name} has no version"
+                f" {where.label!r}; write to {where.project}/{where.name}:latest (or :vN)"
             )
         if self.base is not None:
             self.artifact = Artifact._from_record(service, self.base).new_draft()
@@ -57,6 +58,15 @@ class Draft:
             self.artifact = Artifact(where.name, artifact_type)
             self.artifact._service = service  # staged into this store, not the default one
         self._tmp = tempfile.mkdtemp(prefix="cairn-fs-draft-")
+
+    def _exists(self) -> bool:
+        if self.where.pinned:
+            return True  # vN names a version that would have to exist
+        w = self.where
+        try:
+            return bool(self.service.list_versions(self.entity, w.project, w.name))
+        except ArtifactNotFoundError:
+            return False
 
     def own(self, tmp: str) -> str:
         """Move a written temporary file under the draft (kept until it is logged)."""
