@@ -74,7 +74,7 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._service = service
         self.artifact_type = artifact_type
         self.blocksize = block_size
-        self._readers: dict[int, PageReader] = {}
+        self._pages: tuple[Service, PageReader] | None = None
         self._drafts: dict[tuple[str, str, str, str], Draft] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -92,10 +92,12 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return self._service if self._service is not None else current_service()
 
     def _reader(self, svc: Service) -> PageReader:
-        reader = self._readers.get(id(svc))
-        if reader is None:
-            reader = self._readers[id(svc)] = _SharedReader(svc.read_blob)
-        return reader
+        """Pages are read (and kept) per service: the service is held, so another one made
+        later cannot take its ``id`` and be handed this one's reader."""
+        held = self._pages
+        if held is None or held[0] is not svc:
+            held = self._pages = (svc, _SharedReader(svc.read_blob))
+        return held[1]
 
     def _entity(self, svc: Service, where: CairnPath) -> str:
         return where.entity or Settings.from_env().entity or svc.default_entity
