@@ -121,3 +121,26 @@ def test_bad_writes_are_refused_before_anything_is_logged(fs: CairnFileSystem) -
     with pytest.raises(FileNotFoundError):
         fs.rm("proj/ds:latest/nope.txt")
     assert versions("ds") == ["v0"]
+
+
+def test_one_call_that_writes_many_files_logs_one_version(
+    fs: CairnFileSystem, tmp_path: pathlib.Path
+) -> None:
+    for name in ("a.txt", "sub/b.txt", "sub/c.txt"):
+        (tmp_path / "up" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "up" / name).write_text(name)
+    fs.put(str(tmp_path / "up") + "/", "proj/up:latest/data", recursive=True)
+    assert versions("up") == ["v0"]
+    assert fs.find("proj/up:v0") == [
+        "proj/up:v0/data/a.txt",
+        "proj/up:v0/data/sub/b.txt",
+        "proj/up:v0/data/sub/c.txt",
+    ]
+    fs.mv("proj/up:latest/data/sub", "proj/up:latest/moved", recursive=True)
+    assert versions("up") == ["v0", "v1"]
+    assert fs.find("proj/up:v1") == [
+        "proj/up:v1/data/a.txt",
+        "proj/up:v1/moved/b.txt",
+        "proj/up:v1/moved/c.txt",
+    ]
+    assert fs.cat("proj/up:v1/moved/c.txt") == b"sub/c.txt"

@@ -8,6 +8,7 @@ subdirectory is skipped over in one seek. See docs/fs.md for the grammar, cachin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import threading
@@ -76,6 +77,7 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.blocksize = block_size
         self._pages: tuple[Service, PageReader] | None = None
         self._drafts: dict[tuple[str, str, str, str], Draft] = {}
+        self._batching = False
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -335,9 +337,39 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return draft
 
     def _done(self) -> None:
-        """After a write: outside a transaction, log it now."""
-        if not self._intrans:
+        """After a write: outside a transaction (and outside a call that writes many files),
+        log it now."""
+        if not self._intrans and not self._batching:
             self._commit_drafts()
+
+    @contextlib.contextmanager
+    def _one_version(self) -> Iterator[None]:
+        """The writes of one call (``put`` of a directory, ``copy``, ``mv``) make one version
+        per artifact, not one per file."""
+        if self._intrans or self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+        except BaseException:
+            self._drop_drafts()
+            raise
+        finally:
+            self._batching = False
+        self._commit_drafts()
+
+    def put(self, lpath: Any, rpath: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._one_version():
+            return super().put(lpath, rpath, *args, **kwargs)
+
+    def copy(self, path1: Any, path2: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._one_version():
+            return super().copy(path1, path2, *args, **kwargs)
+
+    def mv(self, path1: Any, path2: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._one_version():
+            return super().mv(path1, path2, *args, **kwargs)
 
     def _commit_drafts(self) -> None:
         drafts, self._drafts = list(self._drafts.values()), {}
@@ -374,7 +406,7 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 os.unlink(local)
             if alone and draft is not None:
                 draft.close()
-            elif not self._intrans:
+            elif not self._intrans and not self._batching:
                 self._drop_drafts()
             raise
         if not alone:
@@ -387,13 +419,17 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy inside the store: the new entry refers to the same content (no bytes move)."""
-        _, _, entry = self._entry(path1)
+        try:
+            _, _, entry = self._entry(path1)
+        except IsADirectoryError:
+            return  # a recursive copy names directories too: they come with their files
+
         where = parse_cairn_path(self._strip_protocol(path2))
         entry_path = normalize_entry_path(where.path)
         try:
             self._draft(where).add_entry(entry._replace(path=entry_path))
         except BaseException:
-            if not self._intrans:
+            if not self._intrans and not self._batching:
                 self._drop_drafts()
             raise
         self._done()
@@ -415,7 +451,7 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     raise IsADirectoryError(f"cairn://{name} is a directory: pass recursive=True")
                 self._draft(where).remove(where.path)
         except BaseException:
-            if not self._intrans:
+            if not self._intrans and not self._batching:
                 self._drop_drafts()
             raise
         self._done()
