@@ -12,6 +12,7 @@ thrown away otherwise (their blobs, unreferenced, go at the next ``cairn gc``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import shutil
@@ -58,6 +59,7 @@ class Draft:
             self.artifact = Artifact(where.name, artifact_type)
             self.artifact._service = service  # staged into this store, not the default one
         self._tmp = tempfile.mkdtemp(prefix="cairn-fs-draft-")
+        self._names = itertools.count()
 
     def _exists(self) -> bool:
         if self.where.pinned:
@@ -70,7 +72,7 @@ class Draft:
 
     def own(self, tmp: str) -> str:
         """Move a written temporary file under the draft (kept until it is logged)."""
-        dest = os.path.join(self._tmp, f"{len(os.listdir(self._tmp))}.bin")
+        dest = os.path.join(self._tmp, f"{next(self._names)}.bin")
         shutil.move(tmp, dest)
         return dest
 
