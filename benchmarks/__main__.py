@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["core", "distributed", "incremental", "server", "ui", "search"]
+SUITES = ["core", "distributed", "incremental", "server", "ui", "search", "fs"]
 
 
 def main(argv: list[str]) -> int:

@@ -29,3 +29,16 @@ def test_quickstart_runs(cairn_env: pathlib.Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "['v1', 'v0']" in result.stdout
+
+
+def test_data_tools_section_runs(cairn_env: pathlib.Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Use artifacts from your data tools", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    result = subprocess.run(
+        [sys.executable, "-c", code.group(1)], capture_output=True, text=True, env=os.environ.copy()
+    )
+    assert result.returncode == 0, result.stderr
+    assert "('cat', 2)" in result.stdout
+    assert result.stdout.strip().endswith("['mnist/labels:latest/val.csv']")

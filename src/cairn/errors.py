@@ -18,7 +18,8 @@ same meaning, the cairn error also subclasses it, so code written for W&B (which
     │   ├── NotFoundError (LookupError)
     │   │   ├── ArtifactNotFoundError   no collection/version/alias of that name
     │   │   ├── RunNotFoundError
-    │   │   └── BlobNotFoundError (FileNotFoundError)   content missing from the store
+    │   │   ├── BlobNotFoundError (FileNotFoundError)   content missing from the store
+    │   │   └── PathNotFoundError (FileNotFoundError)   no file or directory at a cairn:// path
     │   ├── ConflictError               a concurrent change won; retrying may succeed
     │   ├── AuthenticationError         no or bad API key (HTTP 401)
     │   └── PermissionDeniedError       the key may not do this (HTTP 403)
@@ -41,6 +42,7 @@ __all__ = [
     "DigestMismatchError",
     "ManifestFormatError",
     "NotFoundError",
+    "PathNotFoundError",
     "PermissionDeniedError",
     "RunFinishedError",
     "RunNotFoundError",
@@ -111,6 +113,10 @@ class RunNotFoundError(NotFoundError):
 
 class BlobNotFoundError(NotFoundError, FileNotFoundError):
     """Content that a manifest refers to is missing from the store."""
+
+
+class PathNotFoundError(NotFoundError, FileNotFoundError):
+    """No file or directory at a ``cairn://`` path (or no such artifact version)."""
 
 
 class ConflictError(CommError):

@@ -21,7 +21,7 @@ from cairn.catalog import _schema as s
 from cairn.catalog._catalog import Catalog, Tx
 from cairn.core import check_digest, digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
-from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore
+from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore, check_range
 
 _BATCH = 5000
 
@@ -116,6 +116,16 @@ class CatalogBlobStore:
         if row[1] is None:
             return self.large.open(digest)
         return io.BytesIO(row[1])
+
+    def get_range(self, digest: str, start: int, length: int) -> bytes:
+        """A slice of a small blob's row, or a ranged read of the large store."""
+        check_range(start, length)
+        row = self._row(digest)
+        if row is None:
+            raise BlobNotFoundError(f"blob {digest} is not in the store")
+        if row[1] is None:
+            return self.large.get_range(digest, start, length)
+        return row[1][start : start + length]
 
     def copy_to(self, digest: str, dest: str) -> None:
         row = self._row(digest)

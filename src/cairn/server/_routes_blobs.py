@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from cairn.catalog._blobs import CatalogBlobStore
@@ -14,9 +15,10 @@ from cairn.core import check_digest
 from cairn.errors import BlobNotFoundError, PermissionDeniedError
 from cairn.server._access import readable_blobs, record_uploads
 from cairn.server._auth import Principal
+from cairn.server._backend import Backend
 from cairn.server._common import B, Who, new_router
-from cairn.service._wire import BATCH_TYPE, check_digests, pack_blobs, unpack_blobs
-from cairn.storage import LocalBlobStore
+from cairn.service._wire import BATCH_TYPE, check_digests, pack_blobs, parse_range, unpack_blobs
+from cairn.storage import LocalBlobStore, range_header
 
 MAX_DIGESTS = 50_000
 
@@ -90,11 +92,54 @@ def fetch_blobs(body: DigestsIn, who: Who, b: B) -> Response:
     return Response(pack_blobs(items), media_type=BATCH_TYPE)
 
 
+RANGE_CHUNK = 1 << 20
+
+
+def _range_response(b: Backend, digest: str, header: str) -> Response | None:
+    """The answer to a ``Range`` request: 206 with the bytes asked for (read in place, never the
+    whole blob), 416 past the end, a redirect to a presigned GET of that range on S3; None
+    where the header is not one range of bytes (the whole blob is sent then, as HTTP allows)."""
+    blobs = b.blobs
+    size = blobs.size(digest)
+    if size is None:
+        raise BlobNotFoundError(f"blob {digest} is missing from the store")
+    asked = parse_range(header, size)
+    if asked is None:
+        return None
+    start, length = asked
+    if length == 0:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    s3 = b.transfers.s3
+    if isinstance(blobs, CatalogBlobStore) and s3 is not None and size >= blobs.small_limit:
+        params = {"Bucket": s3.bucket, "Key": s3.key_of(digest)}
+        params["Range"] = range_header(start, length)  # signed: the URL serves this range
+        url = s3.client.generate_presigned_url("get_object", Params=params, ExpiresIn=3600)
+        return RedirectResponse(url, status_code=307)
+
+    def chunks() -> Iterator[bytes]:
+        for at in range(start, start + length, RANGE_CHUNK):
+            yield blobs.get_range(digest, at, min(RANGE_CHUNK, start + length - at))
+
+    headers = {
+        "Content-Range": f"bytes {start}-{start + length - 1}/{size}",
+        "Content-Length": str(length),
+        "Accept-Ranges": "bytes",
+    }
+    media = "application/octet-stream"
+    if length <= RANGE_CHUNK:
+        return Response(blobs.get_range(digest, start, length), 206, headers, media)
+    return StreamingResponse(chunks(), 206, headers, media)
+
+
 @router.get("/blobs/{digest}", summary="A blob's content (or a redirect to the object store)")
-def get_blob(digest: str, who: Who, b: B) -> Response:
+def get_blob(
+    digest: str, who: Who, b: B, byte_range: Annotated[str | None, Header(alias="range")] = None
+) -> Response:
     check_digest(digest)
     if digest not in readable_blobs(b.catalog, who, [digest]):
         raise BlobNotFoundError(f"blob {digest} is not in any project this key may read")
+    if byte_range is not None and (ranged := _range_response(b, digest, byte_range)) is not None:
+        return ranged
     blobs = b.blobs
     if isinstance(blobs, LocalBlobStore):
         size = blobs.size(digest)

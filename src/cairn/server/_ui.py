@@ -126,6 +126,10 @@ class KeyScopedService:
         self._blob(digest)
         self._inner.download_blob(digest, dest)
 
+    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
+        self._blob(digest)
+        return self._inner.read_blob_range(digest, start, length)
+
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         """Nothing to prefetch: the blobs are local to the server."""
 

@@ -50,7 +50,7 @@ from cairn.service._wire import (
     unpack_blobs,
     version_from_json,
 )
-from cairn.storage import SMALL_LIMIT, BlobInfo, hash_file
+from cairn.storage import SMALL_LIMIT, BlobInfo, check_range, hash_file, range_header
 
 CHUNK = 1 << 20
 BATCH_BYTES = 8 << 20  # one request of small blobs
@@ -159,8 +159,10 @@ class HttpService:
         time.sleep(min(5.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
 
     def _send(self, client: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response:
-        """One request, retried on connection failures and 502/503/504."""
+        """One request, retried on connection failures and 502/503/504 (an error status in
+        ``accept`` is returned instead of raised)."""
         body_factory: Callable[[], Any] | None = kw.pop("body_factory", None)
+        accept: tuple[int, ...] = kw.pop("accept", ())
         for attempt in range(self._retries + 1):
             if body_factory is not None:
                 kw["content"] = body_factory()
@@ -177,7 +179,7 @@ class HttpService:
             if resp.status_code in _RETRY_STATUS and attempt < self._retries:
                 self._backoff(attempt)
                 continue
-            if resp.status_code >= 400:
+            if resp.status_code >= 400 and resp.status_code not in accept:
                 raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
             return resp
         raise AssertionError("unreachable")
@@ -466,6 +468,28 @@ class HttpService:
         except DigestMismatchError:
             os.unlink(path)  # a damaged cache entry: fetch it again, once
             _copy_verified(self._fetch_into_cache(digest), dest, digest)
+
+    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
+        """A ``Range`` request (followed to the object store, range and all); a blob that is
+        in the download cache already (verified) is read from there instead."""
+        check_range(start, length)
+        if length == 0:
+            return b""
+        hit = self._cache.lookup(check_digest(digest))
+        if hit is not None:
+            with open(hit, "rb") as f:
+                f.seek(start)
+                return f.read(length)
+        headers = {"Range": range_header(start, length)}
+        resp = self._send(self._http, "GET", f"/blobs/{digest}", headers=headers, accept=(416,))
+        if resp.status_code == 307:
+            location = resp.headers["location"]
+            resp = self._send(self._plain, "GET", location, headers=headers, accept=(416,))
+        if resp.status_code == 416:
+            return b""  # the range starts past the end of the blob
+        if resp.status_code == 206:
+            return resp.content[:length]
+        return resp.content[start : start + length]  # the whole blob came back
 
     # -- versions ------------------------------------------------------------------------------
 

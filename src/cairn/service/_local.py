@@ -206,6 +206,9 @@ class LocalService:
     def download_blob(self, digest: str, dest: str) -> None:
         self.blobs.copy_to(digest, dest)
 
+    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
+        return self.blobs.get_range(digest, start, length)
+
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         pass  # the blobs are here already
 

@@ -123,6 +123,13 @@ class Service(Protocol):
     def download_blob(self, digest: str, dest: str) -> None:
         """Write a blob to the file ``dest``, verified against its digest."""
 
+    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` of a blob (fewer at its end, none past it).
+
+        Only those bytes travel (a local seek, an HTTP ``Range`` request). Not verified: a part
+        has no digest; the caller verifies what it reads whole. Nothing enters the download
+        cache, which holds verified blobs only."""
+
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         """Hint: these blobs are about to be downloaded one by one. A remote store fetches the
         small ones many per request into its download cache; a local store does nothing."""

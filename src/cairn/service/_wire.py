@@ -307,3 +307,34 @@ def error_from_body(status: int, body: Any, where: str) -> errors.CairnError:
     if status == 413:
         return errors.ValidationError(f"{where}: request too large (413): {message or ''}")
     return errors.CommError(f"{where} answered {status}: {message or str(body)[:300]}")
+
+
+# -- byte ranges ---------------------------------------------------------------------------------
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """``(start, length)`` that an HTTP ``Range`` header asks of a blob of ``size`` bytes.
+
+    One range of bytes is understood (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``); None for
+    anything else (several ranges, other units, garbage), which HTTP lets a server answer with
+    the whole blob. A range that starts at or past the end gives length 0 (answered with 416)."""
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first:  # the last n bytes
+        if not last.isdigit() or int(last) == 0:
+            return None
+        n = min(int(last), size)
+        return size - n, n
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    stop = min(int(last) + 1, size) if last else size
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        return size, 0
+    return start, stop - start

@@ -1,6 +1,6 @@
 """Blob stores: content-addressed bytes (local files, S3, memory)."""
 
-from cairn.storage._base import BlobInfo, BlobStore
+from cairn.storage._base import BlobInfo, BlobStore, check_range, range_header
 from cairn.storage._hashing import hash_file, hash_stream
 from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
 from cairn.storage._memory import MemoryBlobStore
@@ -17,4 +17,6 @@ __all__ = [
     "hash_file",
     "hash_stream",
     "S3BlobStore",
+    "check_range",
+    "range_header",
 ]

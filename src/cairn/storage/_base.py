@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from cairn.errors import ValidationError
+
 
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
@@ -25,6 +27,7 @@ class BlobStore(Protocol):
     * putting a blob that exists is a no-op; blobs are never modified in place;
     * ``get``/``copy_to`` verify the content against its digest and raise
       ``DigestMismatchError`` naming the blob rather than return damaged data;
+    * ``get_range`` reads only the bytes asked for (a seek, a ranged GET, a slice);
     * a missing blob raises ``BlobNotFoundError`` (also a ``FileNotFoundError``).
     """
 
@@ -51,6 +54,12 @@ class BlobStore(Protocol):
     def copy_to(self, digest: str, dest: str) -> None:
         """Write the blob to the file ``dest`` (created or truncated), verifying it."""
 
+    def get_range(self, digest: str, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` of a blob: fewer at its end, none past it.
+
+        Not verified (a part of a blob has no digest to check); a reader that needs verified
+        content reads the whole blob with ``get``. Only the range is read, not the blob."""
+
     def has_many(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that are present."""
 
@@ -64,3 +73,14 @@ class BlobStore(Protocol):
         """Every blob in the store, in no particular order."""
 
     def close(self) -> None: ...
+
+
+def check_range(start: int, length: int) -> None:
+    """Refuse a negative offset or length (a caller's mistake, not the store's)."""
+    if start < 0 or length < 0:
+        raise ValidationError(f"invalid byte range: start {start}, length {length}")
+
+
+def range_header(start: int, length: int) -> str:
+    """The HTTP ``Range`` header value for ``length`` bytes (at least one) from ``start``."""
+    return f"bytes={start}-{start + length - 1}"

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from cairn.core import digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
-from cairn.storage._base import BlobInfo
+from cairn.storage._base import BlobInfo, check_range
 
 
 class MemoryBlobStore:
@@ -51,6 +51,14 @@ class MemoryBlobStore:
 
     def open(self, digest: str) -> BinaryIO:
         return io.BytesIO(self.get(digest))
+
+    def get_range(self, digest: str, start: int, length: int) -> bytes:
+        check_range(start, length)
+        try:
+            data = self._blobs[digest]
+        except KeyError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store") from None
+        return data[start : start + length]
 
     def copy_to(self, digest: str, dest: str) -> None:
         data = self.get(digest)

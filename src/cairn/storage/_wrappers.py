@@ -40,6 +40,9 @@ class ReadOnlyBlobStore:
     def open(self, digest: str) -> BinaryIO:
         return self._inner.open(digest)
 
+    def get_range(self, digest: str, start: int, length: int) -> bytes:
+        return self._inner.get_range(digest, start, length)
+
     def copy_to(self, digest: str, dest: str) -> None:
         self._inner.copy_to(digest, dest)
 

@@ -10,6 +10,7 @@ Subclass one in a test module and provide the fixture it asks for::
 
 from cairn.testing._blobstore import BlobStoreTests
 from cairn.testing._catalog import CatalogTests
+from cairn.testing._counting import CountingService
 from cairn.testing._service import ServiceTests
 
-__all__ = ["BlobStoreTests", "CatalogTests", "ServiceTests"]
+__all__ = ["BlobStoreTests", "CatalogTests", "CountingService", "ServiceTests"]

@@ -70,6 +70,23 @@ class BlobStoreTests:
             with store.open(d) as f:
                 assert f.read() == data
 
+    def test_get_range(self, store: BlobStore) -> None:
+        for data in (b"0123456789", os.urandom(300_000)):
+            d = digest_bytes(data)
+            store.put(d, data)
+            n = len(data)
+            assert store.get_range(d, 0, 4) == data[:4]
+            assert store.get_range(d, 3, 5) == data[3:8]
+            assert store.get_range(d, n - 2, 100) == data[-2:]  # clipped at the end
+            assert store.get_range(d, n, 10) == b""  # past the end: nothing
+            assert store.get_range(d, n + 5, 10) == b""
+            assert store.get_range(d, 2, 0) == b""
+            assert store.get_range(d, 0, n) == data
+        with pytest.raises(BlobNotFoundError):
+            store.get_range(digest_bytes(b"never stored"), 0, 10)
+        with pytest.raises(ValueError):
+            store.get_range(d, -1, 10)
+
     def test_delete_many(self, store: BlobStore) -> None:
         items = [(digest_bytes(b), b) for b in (b"x", os.urandom(300_000))]
         store.put_many(items)

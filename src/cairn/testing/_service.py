@@ -267,3 +267,22 @@ class ServiceTests:
                 service.search(bad)
         with pytest.raises(ArtifactNotFoundError):
             service.search(SearchRequest(collection=("me", "proj", "nope")))
+
+    def test_read_blob_range(self, service: Service, tmp_path: os.PathLike[str]) -> None:
+        small = os.urandom(5000)
+        service.store_blobs([(digest_bytes(small), small)])
+        src = os.path.join(os.fspath(tmp_path), "big.bin")
+        big = os.urandom(1_500_000)
+        with open(src, "wb") as f:
+            f.write(big)
+        service.store_file(src)
+        for data in (small, big):
+            d, n = digest_bytes(data), len(data)
+            assert service.read_blob_range(d, 0, 10) == data[:10]
+            assert service.read_blob_range(d, 1000, 3000) == data[1000:4000]
+            assert service.read_blob_range(d, n - 3, 100) == data[-3:]
+            assert service.read_blob_range(d, n, 10) == b""
+            assert service.read_blob_range(d, 7, 0) == b""
+        assert service.read_blob_range(digest_bytes(big), 0, len(big)) == big
+        with pytest.raises(FileNotFoundError):
+            service.read_blob_range(digest_bytes(b"never stored"), 0, 10)
