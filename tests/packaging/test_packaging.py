@@ -153,3 +153,48 @@ def test_dataframe_without_pandas_says_what_to_install(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match=re.escape("pip install 'cairn-artifacts[data]'")):
         table.get_dataframe()
+
+
+def _fake_dists(dist: Path, leave_out: str) -> None:
+    """A wheel and an sdist as setuptools makes them, without ``leave_out``."""
+    import tarfile
+    import zipfile
+
+    from tests.packaging.dist import package_files
+
+    version = source_version()
+    info = f"cairn_artifacts-{version}.dist-info"
+    metadata = (
+        f"Metadata-Version: 2.4\nName: cairn-artifacts\nVersion: {version}\n"
+        "License-Expression: Apache-2.0\nRequires-Python: >=3.11\n"
+        + "".join(f"Provides-Extra: {e}\n" for e in ("ui", "server", "s3", "data", "dev"))
+    )
+    with zipfile.ZipFile(dist / f"cairn_artifacts-{version}-py3-none-any.whl", "w") as zf:
+        for name in package_files():
+            if name != leave_out:
+                zf.writestr(name, (ROOT / "src" / name).read_bytes())
+        zf.writestr(f"{info}/METADATA", metadata)
+        zf.writestr(f"{info}/entry_points.txt", "[console_scripts]\ncairn = cairn.cli:main\n")
+        zf.writestr(f"{info}/licenses/LICENSE", (ROOT / "LICENSE").read_text())
+    with tarfile.open(dist / f"cairn_artifacts-{version}.tar.gz", "w:gz") as tf:
+        prefix = f"cairn_artifacts-{version}"
+        for name in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml"):
+            tf.add(ROOT / name, f"{prefix}/{name}")
+        for name in package_files():
+            tf.add(ROOT / "src" / name, f"{prefix}/src/{name}")
+
+
+def test_dist_check_fails_on_a_missing_package_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.packaging.dist import check
+
+    complete, broken = tmp_path / "complete", tmp_path / "broken"
+    complete.mkdir()
+    broken.mkdir()
+    _fake_dists(complete, leave_out="")
+    check(complete)
+    assert "hold all" in capsys.readouterr().out
+    _fake_dists(broken, leave_out="cairn/ui/static/style.css")
+    with pytest.raises(SystemExit, match=r"wheel lacks cairn/ui/static/style\.css"):
+        check(broken)
