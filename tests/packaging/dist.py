@@ -13,6 +13,7 @@ the README's quickstart on a temporary store, the hints of missing extras; then 
 from __future__ import annotations
 
 import email
+import json
 import os
 import re
 import socket
@@ -248,7 +249,7 @@ def smoke(dist: Path) -> None:
         core.ready()
         smoke_core(core, version, work, env)
         full.ready()
-        smoke_servers(full, base, work, env)
+        smoke_servers(full, version, base, work, env)
     print(f"smoke: the wheel works in a fresh environment ({time.monotonic() - STARTED:.0f} s)")
 
 
@@ -293,7 +294,7 @@ def smoke_core(venv: Venv, version: str, work: Path, env: dict[str, str]) -> Non
     expect(result.returncode == 0, "cairn server --help works without the extra")
 
 
-def smoke_servers(venv: Venv, base: Path, work: Path, env: dict[str, str]) -> None:
+def smoke_servers(venv: Venv, version: str, base: Path, work: Path, env: dict[str, str]) -> None:
     """With the server extra (which brings ui and s3): `cairn ui` and `cairn server` answer."""
     cairn = venv.cairn
     port = free_port()
@@ -323,6 +324,9 @@ def smoke_servers(venv: Venv, base: Path, work: Path, env: dict[str, str]) -> No
             "cairn server answers the admin key",
             body,
         )
+        status, body = get(api + "openapi.json", {"Authorization": f"Bearer {key}"})
+        shown = json.loads(body)["info"]["version"] if status == 200 else None
+        expect(shown == version, f"cairn server's OpenAPI document says {version}", body[:300])
         status, page = get(f"http://127.0.0.1:{port}/-/login")
         expect(status == 200 and "<form" in page, "cairn server serves the UI's sign-in page")
 
