@@ -198,3 +198,12 @@ def test_dist_check_fails_on_a_missing_package_file(
     _fake_dists(broken, leave_out="cairn/ui/static/style.css")
     with pytest.raises(SystemExit, match=r"wheel lacks cairn/ui/static/style\.css"):
         check(broken)
+
+
+def test_nothing_asks_for_the_old_distribution_name() -> None:
+    """The version comes from cairn._version; the metadata of "cairn" is another project's."""
+    for path in sorted((ROOT / "src" / "cairn").rglob("*.py")):
+        text = path.read_text()
+        assert not re.search(
+            r"""(version|metadata|distribution|files)\(\s*["']cairn["']""", text
+        ), f"{path.relative_to(ROOT)} reads the metadata of the distribution 'cairn'"
