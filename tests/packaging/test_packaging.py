@@ -88,7 +88,9 @@ def test_extras_fit() -> None:
 
 
 def _hints(text: str) -> list[tuple[str, str]]:
-    return re.findall(r"pip install '?([A-Za-z0-9_.-]+)(?:\[([a-z0-9,]+)\])?", text)
+    """(name, extras) of each `pip install NAME[EXTRAS]`, but of a file (dist/...whl)."""
+    found = re.findall(r"pip install '?([A-Za-z0-9_./*-]+)(?:\[([a-z0-9,]+)\])?", text)
+    return [(name, extras) for name, extras in found if "/" not in name]
 
 
 def test_every_install_line_names_the_distribution() -> None:
