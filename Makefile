@@ -4,16 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install dev demo test lint bench docs screenshots chromium clean
+.PHONY: install dev demo test lint bench docs screenshots chromium clean dist smoke test-min
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The distribution was called `cairn` before it got a name of its own: drop that old install.
+UNINSTALL_OLD := rm -rf src/cairn.egg-info; $(PIP) uninstall -y cairn >/dev/null 2>&1 || true
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(UNINSTALL_OLD)
 	$(PIP) install -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(UNINSTALL_OLD)
 	$(PIP) install -e '.[dev]'
 	touch $(VENV)/.installed $@
 
@@ -42,6 +47,36 @@ chromium: $(CHROMIUM)
 test: dev $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
+# What would be published: the sdist, then the wheel built from it (python -m build), checked by
+# twine and by a check that every file under src/cairn (templates, static files, migrations,
+# py.typed) and the license are in both.
+dist: dev
+	rm -rf dist && mkdir dist
+	$(BIN)/python -m build --outdir dist . > dist/build.log 2>&1 || { cat dist/build.log; exit 1; }
+	$(BIN)/twine check --strict dist/*.whl dist/*.tar.gz
+	$(BIN)/python -m tests.packaging.dist check dist
+
+# The wheel in a fresh virtual environment as a user installs it (no checkout, no dev extras):
+# cairn --version, cairn demo, the README's quickstart, the hints of missing extras, then with
+# the server extra `cairn ui` and `cairn server` answering requests.
+smoke: dist
+	$(BIN)/python -m tests.packaging.dist smoke dist
+
+# The lower bound of every runtime dependency range (tests/packaging/lower_bounds.py) in a
+# separate environment, and the tests on it but the browser's and the generated CLI reference's
+# (click's help layout differs by version). Not part of `make test`: it takes about 10 minutes.
+VENV_MIN := .venv-min
+test-min: dev
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(BIN)/python -m tests.packaging.lower_bounds > $(VENV_MIN)/constraints.txt
+	$(VENV_MIN)/bin/python -m pip --disable-pip-version-check -q install \
+		-c $(VENV_MIN)/constraints.txt -e '.[dev]'
+	$(VENV_MIN)/bin/python -m tests.packaging.lower_bounds --check
+	$(VENV_MIN)/bin/python -m pytest -n 2 --dist loadgroup -q -p no:randomly \
+		--ignore tests/ui/test_browser.py \
+		--deselect tests/test_docs_and_surface.py::test_cli_reference_is_current
+
 lint: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -59,4 +94,4 @@ screenshots: dev $(CHROMIUM)
 	$(BIN)/python -m tests.ui.screenshots
 
 clean:
-	rm -rf $(VENV) demo-store .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MIN) dist src/*.egg-info demo-store .bench .pytest_cache .mypy_cache .ruff_cache

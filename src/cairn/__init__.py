@@ -11,6 +11,7 @@
 from typing import Any
 
 from cairn import errors
+from cairn._version import __version__
 from cairn.sdk import (
     Api,
     Artifact,
@@ -23,8 +24,6 @@ from cairn.sdk import (
     log_artifact,
     use_artifact,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Api",

@@ -15,7 +15,7 @@ def test_ui_without_its_extra_says_what_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "cairn.ui", None)  # as if fastapi could not be imported
     result = CliRunner().invoke(cli, ["ui", "--port", "0"])
     assert result.exit_code == 1
-    assert "pip install 'cairn[ui]'" in result.output
+    assert "pip install 'cairn-artifacts[ui]'" in result.output
 
 
 def test_ui_options() -> None:

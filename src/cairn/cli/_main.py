@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from cairn import __version__
+from cairn._extras import missing_extra
+from cairn._version import __version__
 from cairn.cli._artifact import artifact
 from cairn.cli._maintenance import cache, cleanup, gc, verify
 from cairn.errors import CairnError
@@ -62,9 +63,7 @@ def ui(host: str, port: int) -> None:
     try:
         from cairn.ui import serve_local
     except ImportError as exc:
-        raise click.ClickException(
-            f"the web UI needs extra packages ({exc.name} is missing): pip install 'cairn[ui]'"
-        ) from None
+        raise missing_extra("cairn ui", "ui", exc.name or "fastapi") from None
     from cairn.sdk import Settings
 
     serve_local(Settings.from_env().dir, host, port, out=click.echo)

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cairn._extras import missing_extra
 from cairn.core import normalize_entry_path
 from cairn.errors import ValidationError
 
@@ -72,7 +73,7 @@ class Table:
         try:
             import pandas as pd  # type: ignore[import-untyped]
         except ImportError:
-            raise ImportError("get_dataframe() needs pandas: pip install pandas") from None
+            raise missing_extra("get_dataframe()", "data", "pandas") from None
         return pd.DataFrame(self.data, columns=self.columns)
 
     def __len__(self) -> int:

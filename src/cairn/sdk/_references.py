@@ -15,7 +15,7 @@ logged fails to download with ``DigestMismatchError`` naming the entry; a vanish
 
 S3 endpoint, region and credentials come from the standard AWS environment (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ...), so any S3-compatible store works. boto3 is the
-optional extra ``cairn[s3]``.
+optional extra ``cairn-artifacts[s3]``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
+from cairn._extras import missing_extra
 from cairn.core import ManifestEntry, digest_from_hasher, new_hasher, normalize_entry_path
 from cairn.errors import (
     CommError,
@@ -357,9 +358,7 @@ def _s3_client() -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise ImportError(
-            "s3:// references need boto3, which is not installed: pip install 'cairn[s3]'"
-        ) from None
+        raise missing_extra("s3:// references", "s3", "boto3") from None
     key = (os.getpid(), *(os.environ.get(v) for v in _S3_ENV))
     with _s3_lock:
         client = _s3_clients.get(key)

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from cairn._version import __version__
 from cairn.errors import CairnError, ValidationError
 from cairn.server._backend import Backend
 from cairn.server._routes import ROUTERS
@@ -87,20 +88,11 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("cairn")
-    except PackageNotFoundError:
-        return "0"
-
-
 def create_app(backend: Backend) -> FastAPI:
     """The app over ``backend`` (see ``Backend.open``)."""
     app = FastAPI(
         title="cairn",
-        version=_version(),
+        version=__version__,
         description="Versioned ML artifacts: cairn's REST API. Every route needs an API key"
         " (`Authorization: Bearer <key>`).",
         openapi_url=None,  # served under /api/v1 behind the key check instead

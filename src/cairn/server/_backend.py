@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+from cairn._extras import require
 from cairn.catalog import Catalog, upgrade
 from cairn.catalog._blobs import CatalogBlobStore
 from cairn.errors import UsageError
@@ -50,6 +51,7 @@ class ServerConfig:
 def catalog_url(db: str) -> str:
     """Accept ``postgresql://`` (psycopg 3 is the driver) and plain SQLite paths too."""
     if db.startswith(("postgres://", "postgresql://")):
+        require("a PostgreSQL catalog", "server", "psycopg")
         return "postgresql+psycopg://" + db.split("://", 1)[1]
     if "://" not in db:
         return "sqlite:///" + os.path.abspath(db)

@@ -4,7 +4,7 @@ One object per blob at ``<prefix>sha256/ab/cdef...``. Every upload carries the b
 (``x-amz-checksum-sha256``), so the object store itself refuses content that does not match its
 name; every read is verified again on the way out. The endpoint and credentials come from the
 standard AWS environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_DEFAULT_REGION``, profiles); boto3 is an optional dependency (``pip install cairn[server]``).
+``AWS_DEFAULT_REGION``, profiles); boto3 is an optional dependency (``pip install 'cairn-artifacts[s3]'``).
 
 Presence checks cost one HEAD request per blob here: a server keeps an index in its catalog
 instead (``cairn.catalog.CatalogBlobStore``) and asks this store only for content.
@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
+from cairn._extras import install_hint
 from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
 from cairn.core._digest import PREFIX
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
@@ -366,7 +367,7 @@ def make_client() -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise UsageError("an s3:// store needs boto3: pip install 'cairn[server]'") from None
+        raise UsageError(f"an s3:// store needs boto3: {install_hint('s3')}") from None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     config = Config(
         max_pool_connections=32,
