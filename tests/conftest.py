@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 import cairn
 from cairn.sdk import reset_services
-from tests._infra import CairnServer, Postgres, S3Server, reset_database
+from tests._infra import CairnServer, InProcessServer, Postgres, S3Server, reset_database
 
 _CAIRN_VARS = (
     "CAIRN_DIR",
@@ -60,6 +60,42 @@ def server_s3(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
     server = CairnServer(db, s3.url("blobs"), s3.env)
     yield server
     server.stop()
+
+
+InProcess = Callable[[str, str], InProcessServer]
+
+
+@pytest.fixture(scope="session")
+def inprocess(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcess]:
+    """``inprocess(catalog, store)``: the server app in this process (the fast tier), on a
+    catalog ("postgres" or "sqlite") and a blob store ("local" or "s3"), made once per session.
+    Tests empty its catalog with ``reset_database(server.db)``."""
+    servers: dict[tuple[str, str], InProcessServer] = {}
+
+    def get(catalog: str, store: str) -> InProcessServer:
+        found = servers.get((catalog, store))
+        if found is not None:
+            return found
+        where = tmp_path_factory.mktemp(f"inprocess-{catalog}-{store}")
+        if catalog == "postgres":
+            pg: Postgres = request.getfixturevalue("postgres")
+            db = pg.create_database(f"cairn_inprocess_{store}")
+        else:
+            db = str(where / "catalog.sqlite")
+        env: dict[str, str] | None = None
+        if store == "s3":
+            s3: S3Server = request.getfixturevalue("s3")
+            blobs, env = s3.url(f"inprocess-{catalog}"), s3.env
+        else:
+            blobs = str(where / "blobs")
+        server = servers[catalog, store] = InProcessServer(db, blobs, env)
+        return server
+
+    yield get
+    for server in servers.values():
+        server.stop()
 
 
 @pytest.fixture

@@ -148,6 +148,20 @@ class ServiceTests:
         v2 = service.commit(_commit(service, [_blob(service, b"2", "f")])).version
         assert v2 is not None and v2.version == "v2"  # numbers are never reused
 
+    @pytest.mark.parametrize("alias", ["v0", "v3", "v01", "v007"])
+    def test_aliases_that_look_like_versions_are_refused(
+        self, service: Service, alias: str
+    ) -> None:
+        v0 = service.commit(_commit(service, [_blob(service, b"0", "f")])).version
+        assert v0 is not None
+        with pytest.raises(ValidationError, match="version"):
+            service.add_alias(v0.id, alias)
+        with pytest.raises(ValidationError, match="version"):
+            service.commit(_commit(service, [_blob(service, b"1", "f")], aliases=[alias]))
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "ds", alias if alias != "v0" else "v9")
+        assert service.resolve("me", "proj", "ds", None).id == v0.id
+
     def test_lists(self, service: Service) -> None:
         service.commit(_commit(service, [_blob(service, b"m", "m")], name="net", type="model"))
         service.commit(_commit(service, [_blob(service, b"d", "d")], name="data", type="dataset"))
