@@ -83,7 +83,7 @@ def validate_alias(alias: object) -> str:
         )
     if _VERSION_LIKE_RE.match(alias):
         raise ValidationError(
-            f"invalid alias {alias!r}: 'v' followed by digits names a version number, set by"
+            f"invalid alias {alias!r}: names of the form v<digits> are version numbers, set by"
             " cairn; choose another alias"
         )
     return alias
