@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import cairn
+import cairn.service
 from cairn.sdk import reset_services
 from tests._infra import CairnServer, InProcessServer, Postgres, S3Server, reset_database
 
@@ -115,11 +116,21 @@ def cairn_env(
     ``tmp_path/work``."""
     for var in _CAIRN_VARS:
         monkeypatch.delenv(var, raising=False)
-    if backend == "server":
+    if backend == "server" and request.node.get_closest_marker("process_server"):
         server: CairnServer = request.getfixturevalue("server_s3")
         reset_database(server.db)
         monkeypatch.setenv("CAIRN_BASE_URL", server.url)
         monkeypatch.setenv("CAIRN_API_KEY", server.create_key("tester", "*/*", "write"))
+    elif backend == "server":
+        # The server app in this process (PostgreSQL + S3): the SDK's HttpService reaches it
+        # through an in-process transport, so no request crosses a socket to it.
+        app: InProcessServer = request.getfixturevalue("inprocess")("postgres", "s3")
+        reset_database(app.db)
+        monkeypatch.setattr(
+            cairn.service, "http_service", lambda _url, key, cache: app.service(key, cache)
+        )
+        monkeypatch.setenv("CAIRN_BASE_URL", app.url)
+        monkeypatch.setenv("CAIRN_API_KEY", app.create_key("tester", "*/*", "write"))
     monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CAIRN_ARTIFACT_DIR", str(tmp_path / "artifacts"))

@@ -177,6 +177,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.process_server
 def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
     workers, per_worker = 16, 40
     procs = [
