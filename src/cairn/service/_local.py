@@ -75,6 +75,13 @@ def _blob_digests(entries: Sequence[ManifestEntry | None]) -> list[str]:
     return list({e.digest for e in entries if e is not None and e.ref is None})
 
 
+def _kept_changing(request: FinishRequest) -> ConflictError:
+    return ConflictError(
+        f"distributed version {request.distributed_id!r} of {request.name} kept changing while"
+        " it was finished; finish it again"
+    )
+
+
 def _label(
     tx: Tx,
     collection_id: int,
@@ -451,10 +458,7 @@ class LocalService:
             if isinstance(outcome, CommitResult):
                 return outcome
             changes = outcome
-        raise ConflictError(
-            f"distributed version {request.distributed_id!r} of {request.name} kept changing"
-            " while it was finished; finish it again"
-        )
+        raise _kept_changing(request)
 
     def _stage_for_finish(
         self, tx: Tx, request: FinishRequest, *, start_new: bool
@@ -565,10 +569,7 @@ class LocalService:
             result = self.catalog.write(apply)
             if result is not None:
                 return result
-        raise ConflictError(
-            f"distributed version {request.distributed_id!r} of {request.name} kept changing"
-            " while it was finished; finish it again"
-        )
+        raise _kept_changing(request)
 
     def discard_pending(self, version_id: str) -> None:
         self.catalog.write(lambda tx: tx.drop_pending(version_id))
