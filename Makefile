@@ -36,6 +36,8 @@ demo: install
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then \
+		echo "make: $(CHROMIUM) is missing; running as root, so installing Debian's chromium" \
+			"package now (apt-get install chromium) for the browser tests"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else \
 		echo "make: $(CHROMIUM) is missing: sudo apt-get install chromium (browser tests skip without it)"; \

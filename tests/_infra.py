@@ -9,6 +9,7 @@ refuses root. ``CAIRN_TEST_POSTGRES_URL`` points the tests at a running server i
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import os
 import shutil
@@ -19,7 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -267,8 +269,120 @@ class CairnServer:
         return str(resp.json()["key"])
 
 
+class SyncASGITransport(httpx.BaseTransport):
+    """A sync httpx transport over an ASGI app in this process.
+
+    httpx's own ``ASGITransport`` is async-only; this one runs it on an event loop in a
+    background thread (anyio's blocking portal), so a sync ``httpx.Client`` (``HttpService``,
+    several threads at a time) calls the app with no socket and no process in between. A request
+    body is read in full first, and so is the response (the app's server errors are raised here,
+    with their traceback, instead of becoming a 500).
+    """
+
+    def __init__(self, app: Any) -> None:
+        import anyio.from_thread
+
+        self._asgi = httpx.ASGITransport(app=app)
+        self._stack = contextlib.ExitStack()
+        self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            req = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            resp = await self._asgi.handle_async_request(req)
+            content = await resp.aread()
+            return resp.status_code, resp.headers.raw, content
+
+        status, headers, content = self._portal.call(call)
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        """Clients close their transport; this one is shared by many: ``shutdown`` ends it."""
+
+    def shutdown(self) -> None:
+        self._stack.close()
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class InProcessServer:
+    """cairn's FastAPI app in this process, over a catalog (PostgreSQL or SQLite) and a blob
+    store (a directory or S3): the fast tier of server tests. ``service()`` gives an
+    ``HttpService`` that reaches it through ``SyncASGITransport``; ``url`` is a name only."""
+
+    url = "http://cairn.in-process"
+
+    def __init__(self, db: str, store: str, env: Mapping[str, str] | None = None) -> None:
+        from cairn.server import Backend, ServerConfig, create_app, migrate
+
+        self.db = db
+        self.store = store
+        migrate(db)
+        with _environ(env or {}):  # the S3 client reads its endpoint once, when it is made
+            self.backend = Backend.open(ServerConfig(db=db, store=store, admin_key=ADMIN_KEY))
+        self.app = create_app(self.backend)
+        self.transport = SyncASGITransport(self.app)
+        self._admin = httpx.Client(
+            transport=self.transport,
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+
+    def create_key(self, user: str, project: str | None = None, role: str = "write") -> str:
+        resp = self._admin.post(
+            "/api/v1/keys", json={"user": user, "project": project, "role": role}
+        )
+        resp.raise_for_status()
+        return str(resp.json()["key"])
+
+    def service(self, key: str | None, cache_dir: str, **kw: Any) -> Any:
+        """An ``HttpService`` (typed ``Any``: tests import cairn lazily) with key ``key``."""
+        from cairn.service._http import HttpService
+
+        return HttpService(self.url, key, cache_dir, transport=self.transport, **kw)
+
+    def stop(self) -> None:
+        self._admin.close()
+        self.transport.shutdown()
+        self.backend.close()
+
+
 def reset_database(db_url: str, keep: Sequence[str] = ("blobs", "alembic_version")) -> None:
-    """Empty every catalog table (except those in ``keep``): a fresh store for the next test."""
+    """Empty every catalog table (except those in ``keep``): a fresh store for the next test.
+
+    ``db_url`` is a PostgreSQL URL or a SQLite file."""
+    if not db_url.startswith(("postgres://", "postgresql://")):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(db_url, isolation_level=None)) as lite:
+            names = [
+                r[0]
+                for r in lite.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%'"
+                )
+                if r[0] not in keep
+            ]
+            lite.execute("PRAGMA foreign_keys = OFF")
+            lite.execute("BEGIN IMMEDIATE")
+            for name in names:
+                lite.execute(f'DELETE FROM "{name}"')
+            lite.execute("COMMIT")
+        return
     import psycopg
 
     with psycopg.connect(db_url, autocommit=True) as conn:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 import cairn
+import cairn.service
 from cairn.sdk import reset_services
-from tests._infra import CairnServer, Postgres, S3Server, reset_database
+from tests._infra import CairnServer, InProcessServer, Postgres, S3Server, reset_database
 
 _CAIRN_VARS = (
     "CAIRN_DIR",
@@ -62,6 +63,42 @@ def server_s3(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
     server.stop()
 
 
+InProcess = Callable[[str, str], InProcessServer]
+
+
+@pytest.fixture(scope="session")
+def inprocess(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcess]:
+    """``inprocess(catalog, store)``: the server app in this process (the fast tier), on a
+    catalog ("postgres" or "sqlite") and a blob store ("local" or "s3"), made once per session.
+    Tests empty its catalog with ``reset_database(server.db)``."""
+    servers: dict[tuple[str, str], InProcessServer] = {}
+
+    def get(catalog: str, store: str) -> InProcessServer:
+        found = servers.get((catalog, store))
+        if found is not None:
+            return found
+        where = tmp_path_factory.mktemp(f"inprocess-{catalog}-{store}")
+        if catalog == "postgres":
+            pg: Postgres = request.getfixturevalue("postgres")
+            db = pg.create_database(f"cairn_inprocess_{store}")
+        else:
+            db = str(where / "catalog.sqlite")
+        env: dict[str, str] | None = None
+        if store == "s3":
+            s3: S3Server = request.getfixturevalue("s3")
+            blobs, env = s3.url(f"inprocess-{catalog}"), s3.env
+        else:
+            blobs = str(where / "blobs")
+        server = servers[catalog, store] = InProcessServer(db, blobs, env)
+        return server
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
 @pytest.fixture
 def backend() -> str:
     """Where the SDK's store is: "embedded" here; tests/sdk run each test on "server" too."""
@@ -79,11 +116,21 @@ def cairn_env(
     ``tmp_path/work``."""
     for var in _CAIRN_VARS:
         monkeypatch.delenv(var, raising=False)
-    if backend == "server":
+    if backend == "server" and request.node.get_closest_marker("process_server"):
         server: CairnServer = request.getfixturevalue("server_s3")
         reset_database(server.db)
         monkeypatch.setenv("CAIRN_BASE_URL", server.url)
         monkeypatch.setenv("CAIRN_API_KEY", server.create_key("tester", "*/*", "write"))
+    elif backend == "server":
+        # The server app in this process (PostgreSQL + S3): the SDK's HttpService reaches it
+        # through an in-process transport, so no request crosses a socket to it.
+        app: InProcessServer = request.getfixturevalue("inprocess")("postgres", "s3")
+        reset_database(app.db)
+        monkeypatch.setattr(
+            cairn.service, "http_service", lambda _url, key, cache: app.service(key, cache)
+        )
+        monkeypatch.setenv("CAIRN_BASE_URL", app.url)
+        monkeypatch.setenv("CAIRN_API_KEY", app.create_key("tester", "*/*", "write"))
     monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CAIRN_ARTIFACT_DIR", str(tmp_path / "artifacts"))

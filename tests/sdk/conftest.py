@@ -1,5 +1,7 @@
-"""Every end-to-end SDK test runs twice: on the embedded store and through a real server process
-(PostgreSQL + S3), unless it looks inside the embedded store (``embedded_only``)."""
+"""Every end-to-end SDK test runs twice: on the embedded store and through the server (PostgreSQL +
+S3), unless it looks inside the embedded store (``embedded_only``). The server is the app in this
+process (the fast tier), or a real server process for tests that start processes of their own
+(``process_server``): those need an address to give them."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import cairn
 
 WORKER = textwrap.dedent(
@@ -24,6 +26,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.process_server
 def test_processes_logging_at_once_get_dense_unique_versions() -> None:
     workers, per_worker = 6, 4
     procs = [

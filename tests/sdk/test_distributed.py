@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 import warnings
+from collections.abc import Sequence
 
 import pytest
 
 import cairn
-from cairn.errors import ArtifactNotFoundError
+from cairn.catalog import Catalog
+from cairn.core import ManifestEntry
+from cairn.errors import ArtifactNotFoundError, CommError
+from cairn.sdk._staging import Stager
+from cairn.service import CommitRequest, CommitResult, FinishRequest, LocalService
+from cairn.storage import LocalBlobStore
 from tests.conftest import write
 
 
@@ -170,6 +177,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.process_server
 def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
     workers, per_worker = 16, 40
     procs = [
@@ -243,3 +251,44 @@ def test_a_worker_killed_mid_upsert_leaves_nothing_half_staged() -> None:
     with cairn.init(group="stress") as run:
         art = run.finish_artifact(cairn.Artifact("stress", "dataset"))
     assert art.file_count == per_worker
+
+
+class _LosingStore(LocalBlobStore):
+    """A blob store that loses every write (a disk that drops data, a gc that sweeps it): the
+    store keeps reporting the blobs missing, however often they are sent again."""
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        pass
+
+
+@pytest.mark.embedded_only
+@pytest.mark.parametrize("call", ["commit", "finish"])
+def test_blobs_missing_twice_are_an_error_not_a_version(tmp_path: pathlib.Path, call: str) -> None:
+    """Commit and finish make sure of their blobs the same way (``Stager.commit_with_blobs``):
+    restored once, and missing again, it is a CommError (a finish used to fail an assert)."""
+    service = LocalService(
+        Catalog("sqlite:///" + str(tmp_path / "catalog.sqlite")),
+        _LosingStore(str(tmp_path / "blobs")),
+        location=str(tmp_path),
+    )
+    stager = Stager(service, None)
+    path = write(tmp_path / "src" / "a.txt", "content that is never kept")
+    (staged,) = stager.stage([(os.path.dirname(path), "a.txt", os.stat(path))], use_cache=False)
+    entry = ManifestEntry("a.txt", staged.digest, staged.size)
+    fields = {"entity": "me", "project": "p", "name": "ds", "type": "dataset"}
+    calls = 0
+
+    def commit() -> CommitResult:
+        nonlocal calls
+        calls += 1
+        if call == "commit":
+            return service.commit(CommitRequest(**fields, changes=[("a.txt", entry)]))  # type: ignore[arg-type]
+        return service.finish(
+            FinishRequest(**fields, distributed_id="d", changes=[("a.txt", entry)])  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(CommError, match="lost 1 blobs again"):
+        stager.commit_with_blobs(commit)
+    assert calls == 2
+    assert service.list_collections("me", "p") == []  # nothing half made
+    service.close()

@@ -53,6 +53,7 @@ def test_outside_a_run_save() -> None:
     assert run is not None and run.job_type == "auto"
 
 
+@pytest.mark.process_server
 def test_distributed_runs_in_three_processes() -> None:
     for i in (1, 2, 3):
         write(f"image{i}.png", f"image {i}")

@@ -6,11 +6,10 @@ import json
 import math
 import pathlib
 
+import pandas as pd  # a dev dependency: its absence is an error, not a silent skip
 import pytest
 
 import cairn
-
-pd = pytest.importorskip("pandas")
 
 
 def test_dataframe_round_trip(tmp_path: pathlib.Path) -> None:

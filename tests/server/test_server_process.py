@@ -69,7 +69,7 @@ def test_a_server_on_sqlite_and_a_directory(tmp_path: pathlib.Path) -> None:
 
 def test_keys_are_stored_hashed(postgres: Postgres, server_local: CairnServer) -> None:
     key = server_local.create_key("hashed")
-    key_id, secret = key.split("_")[1], key.split("_", 2)[2]
+    _, key_id, secret = key.split("_", 2)  # cairn_<id>_<secret>; the secret may hold "_"
     with psycopg.connect(server_local.db) as conn:
         row = conn.execute("SELECT secret_hash FROM api_keys WHERE id = %s", (key_id,)).fetchone()
     assert row is not None and secret not in row[0] and len(row[0]) == 64

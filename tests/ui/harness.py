@@ -76,6 +76,11 @@ def ui_server(store_dir: str, log_path: str) -> Iterator[str]:
             proc.wait()
 
 
+def in_ci() -> bool:
+    """Whether this runs in CI (``CI=true``, as CI services and ``.ci/run`` set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
 def chromium_available() -> bool:
     return os.path.exists(CHROMIUM) or shutil.which(CHROMIUM) is not None
 

@@ -16,15 +16,20 @@ from typing import Any
 
 import pytest
 
-from tests.ui.harness import chromium_available, launch_chromium, ui_server
+from tests.ui.harness import CHROMIUM, chromium_available, in_ci, launch_chromium, ui_server
 from tests.ui.sample_store import ENTITY, MALICIOUS
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+# In CI (CI=true) every browser test runs: a missing Playwright or Chromium is a failure there,
+# and a skip only on a developer's machine.
+if in_ci():
+    import playwright.sync_api as playwright_api
+else:
+    playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [
     pytest.mark.xdist_group("ui-browser"),
     pytest.mark.skipif(
-        not chromium_available() and not os.environ.get("CI"),
+        not chromium_available() and not in_ci(),
         reason="Chromium is not installed (apt-get install chromium); CI requires it",
     ),
 ]
@@ -38,6 +43,8 @@ def base_url(ui_root: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
+    if not chromium_available():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (make chromium); CI=true requires it")
     with playwright_api.sync_playwright() as p:
         browser = launch_chromium(p)
         yield browser

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cairn
 from cairn.sdk import current_service
+from cairn.service import Service
 from cairn.ui._lineage import MAX_NODES, NODE_H, NODE_W, gather, layout, run_key, version_key
 from tests.conftest import write
 
@@ -104,24 +107,41 @@ def test_a_chain_is_drawn_left_to_right_in_one_row() -> None:
     assert len({placed.nodes[k].y for k in "abc"}) == 1
 
 
-def test_a_few_hundred_nodes_lay_out_quickly() -> None:
-    import time
-
+def test_a_few_hundred_nodes_lay_out_in_three_layers() -> None:
     keys = ["data"] + [f"run{i}" for i in range(150)] + [f"model{i}" for i in range(150)]
     edges = [("data", f"run{i}", "input") for i in range(150)]
     edges += [(f"run{i}", f"model{i}", "output") for i in range(150)]
-    start = time.perf_counter()
     placed = layout(keys, edges)
-    assert time.perf_counter() - start < 2
     assert placed.nodes["data"].layer == 0 and placed.nodes["model3"].layer == 2
     # Each model sits level with the run that logged it (no crossings in this graph).
     assert all(placed.nodes[f"run{i}"].y == placed.nodes[f"model{i}"].y for i in range(150))
 
 
-def test_a_dataset_used_by_a_few_hundred_runs_renders(tmp_path: object) -> None:
-    """The lineage page of a dataset with 150 users (and their 150 models) stays quick."""
-    import time
+class _CountingService:
+    """A Service that counts the calls made through it (and passes each one on)."""
 
+    def __init__(self, inner: Service) -> None:
+        self._inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        def counted(*args: Any, **kw: Any) -> Any:
+            self.calls[name] += 1
+            return value(*args, **kw)
+
+        return counted
+
+
+def test_a_dataset_used_by_a_few_hundred_runs_renders(tmp_path: object) -> None:
+    """The lineage page of a dataset with 150 users (and their 150 models) stays quick: its work
+    is bounded by the nodes it shows (a few Service calls each), whatever else is in the store.
+
+    Counted, not timed: this page once failed a 10 s limit on a busy machine (its wall-clock
+    time says more about the machine than about the page; ``make bench`` times things)."""
     from starlette.testclient import TestClient
 
     from cairn.core._records import FINISHED, RunRecord
@@ -142,15 +162,15 @@ def test_a_dataset_used_by_a_few_hundred_runs_renders(tmp_path: object) -> None:
             CommitRequest(entity, "wide", f"model-{i:03}", "model", changes=[], run_id=run.id)
         )
         svc.finish_run(entity, "wide", run.id, FINISHED, {"i": i})
-    client = TestClient(create_ui_app(LocalUiBackend(svc), secure_cookies=False))
-    start = time.perf_counter()
+    counting = _CountingService(svc)
+    client = TestClient(create_ui_app(LocalUiBackend(counting), secure_cookies=False))  # type: ignore[arg-type]
     page = client.get(f"/{entity}/wide/artifacts/dataset/data/v0/lineage?depth=2")
-    elapsed = time.perf_counter() - start
     assert page.status_code == 200
     runs = page.text.count('class="node run"')
     versions = page.text.count('class="node version')
     assert runs == 151  # prepare + 150 training runs
     assert runs + versions == MAX_NODES  # the rest is behind the "+" of truncated nodes
     assert "more lineage beyond" in page.text
-    print(f"lineage page of {MAX_NODES} nodes: {elapsed:.2f} s")
-    assert elapsed < 10, elapsed
+    calls = sum(counting.calls.values())
+    print(f"lineage page of {MAX_NODES} nodes: {calls} Service calls {dict(counting.calls)}")
+    assert calls <= 2 * MAX_NODES, counting.calls

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.pool import QueuePool
 
 from cairn.catalog import _schema as s
-from cairn.core import LATEST, Change, ManifestEntry
+from cairn.core import LATEST, Change, ManifestEntry, is_version_label, version_index
 from cairn.core._records import (
     COMMITTED,
     DELETED,
@@ -597,9 +597,11 @@ class Tx:
     def resolve(self, collection_id: int, label: str | None) -> str | None:
         """The committed version a label names: ``None``/``latest``, ``vN`` or an alias."""
         v = s.versions.c
-        if label is not None and label[:1] == "v" and label[1:].isdigit():
+        if label is not None and is_version_label(label):
             q = select(v.id).where(
-                v.collection_id == collection_id, v.idx == int(label[1:]), v.state == COMMITTED
+                v.collection_id == collection_id,
+                v.idx == version_index(label),
+                v.state == COMMITTED,
             )
             vid = self.conn.execute(q).scalar()
             return None if vid is None else str(vid)

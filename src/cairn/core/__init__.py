@@ -10,9 +10,18 @@ from cairn.core._digest import (
     check_digest,
     digest_bytes,
     digest_from_hasher,
+    digest_from_raw,
     digest_hex,
+    digest_raw,
     is_digest,
     new_hasher,
+)
+from cairn.core._layout import (
+    BLOB_ROOT,
+    blob_path,
+    blob_path_parts,
+    digest_in_folder,
+    digest_of_blob_path,
 )
 from cairn.core._manifest import (
     INDEX_FORMAT,
@@ -48,6 +57,7 @@ from cairn.core._names import (
 )
 
 __all__ = [
+    "BLOB_ROOT",
     "DIGEST_PREFIX",
     "INDEX_FORMAT",
     "LATEST",
@@ -60,13 +70,19 @@ __all__ = [
     "ManifestEntry",
     "PageReader",
     "PageRef",
+    "blob_path",
+    "blob_path_parts",
     "build_tree",
     "check_digest",
     "decode_node",
     "diff_trees",
     "digest_bytes",
     "digest_from_hasher",
+    "digest_from_raw",
     "digest_hex",
+    "digest_in_folder",
+    "digest_of_blob_path",
+    "digest_raw",
     "encode_leaf",
     "entry_path_problem",
     "is_digest",

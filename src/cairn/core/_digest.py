@@ -47,3 +47,13 @@ def check_digest(value: str) -> str:
 def digest_hex(digest: str) -> str:
     """The hex part of a digest (used to name blobs)."""
     return check_digest(digest)[len(PREFIX) :]
+
+
+def digest_raw(digest: str) -> bytes:
+    """The 32 bytes a digest names (how the embedded store and the wire format keep it)."""
+    return bytes.fromhex(digest_hex(digest))
+
+
+def digest_from_raw(raw: bytes) -> str:
+    """The digest string of 32 raw bytes (the inverse of ``digest_raw``; not checked)."""
+    return PREFIX + raw.hex()

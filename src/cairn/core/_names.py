@@ -26,6 +26,7 @@ MAX_PART_BYTES = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\-.]+$")
 _TAG_RE = re.compile(r"^[-\w]+( +[-\w]+)*$")
 _VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)$")
+_VERSION_LIKE_RE = re.compile(r"^v[0-9]+$")  # v01 too: refused as an alias, as W&B refuses it
 _PROJECT_FORBIDDEN = frozenset("/\\#?%:\r\n")
 _ALIAS_FORBIDDEN = frozenset("/:")
 RESERVED_TYPES = frozenset({"job"})
@@ -80,9 +81,10 @@ def validate_alias(alias: object) -> str:
         raise ValidationError(
             f"invalid alias {alias!r}: it may not contain '/', ':' or control characters"
         )
-    if _VERSION_RE.match(alias):
+    if _VERSION_LIKE_RE.match(alias):
         raise ValidationError(
-            f"invalid alias {alias!r}: names of the form vN are version numbers, set by cairn"
+            f"invalid alias {alias!r}: names of the form v<digits> are version numbers, set by"
+            " cairn; choose another alias"
         )
     return alias
 

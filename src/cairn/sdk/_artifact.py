@@ -789,13 +789,7 @@ class Artifact:
         request = self._commit_request(
             entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
         )
-        result = service.commit(request)
-        if result.missing:
-            stager.restore(result.missing)
-            result = service.commit(request)
-            if result.missing:
-                raise UsageError(f"the store lost {len(result.missing)} blobs while logging; retry")
-        self._after_commit(result)
+        self._after_commit(stager.commit_with_blobs(lambda: service.commit(request)))
         return self
 
     def _distributed_changes(self, service: Service) -> list[Change]:
@@ -847,10 +841,7 @@ class Artifact:
         """Stage this artifact's files and commit the version ``dist`` (Run.finish_artifact)."""
         request = self._distributed_request(service, run, dist, aliases, finish=True)
         assert isinstance(request, FinishRequest)
-        result = service.finish(request)
-        if result.missing:
-            self._stage().restore(result.missing)
-            result = service.finish(request)
+        result = self._stage().commit_with_blobs(lambda: service.finish(request))
         self._distributed_id = dist
         self._after_commit(result)
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.core import BLOB_ROOT
 from cairn.errors import ValidationError
 from cairn.sdk._settings import Settings
 
@@ -82,7 +83,7 @@ def cleanup_cache(
         raise ValidationError(f"the target size must be zero or more, got {target_size}")
     root = cache_dir or Settings.from_env().cache_dir
     blobs = os.path.join(root, "blobs")
-    files = _scan(os.path.join(blobs, "sha256"))
+    files = _scan(os.path.join(blobs, BLOB_ROOT))
     total = sum(size for _, size, _ in files)
     removed = removed_bytes = gone = 0
     files.sort()  # oldest mtime first: the least recently used

@@ -17,10 +17,10 @@ from hashlib import sha256
 from typing import NamedTuple
 
 from cairn.core import digest_bytes
-from cairn.errors import DigestMismatchError, ValidationError
+from cairn.errors import CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._statcache import RACY_NS, StatCache, StatKey, is_racy, now_ns, stat_key
-from cairn.service import Service
+from cairn.service import CommitResult, Service
 from cairn.storage import SMALL_LIMIT
 
 FLUSH_BYTES = 32 << 20
@@ -247,6 +247,24 @@ class Stager:
                 bar.advance(1, stored)
             if batch:
                 self._service.store_blobs(batch)
+
+    def commit_with_blobs(self, commit: Callable[[], CommitResult]) -> CommitResult:
+        """The one way a commit (``commit`` or ``finish``) makes sure the store has its blobs.
+
+        Buffered blobs are flushed, then ``commit`` runs; a store that reports blobs missing
+        (gc swept them, or they were never stored here) gets them again from the local files
+        and ``commit`` runs once more. Missing again: an error, never a partial version."""
+        self.flush()
+        result = commit()
+        if result.missing:
+            self.restore(result.missing)
+            result = commit()
+            if result.missing:
+                raise CommError(
+                    f"the store at {self._service.location} lost {len(result.missing)} blobs"
+                    f" again while logging (e.g. {result.missing[0]}); log the artifact again"
+                )
+        return result
 
     def ensure_present(self, digests: Sequence[str]) -> None:
         """Flush, then store whatever of ``digests`` the store still lacks."""

@@ -6,9 +6,7 @@ import math
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from cairn.catalog import _schema as s
 from cairn.core import (
     Change,
     validate_alias,
@@ -22,7 +20,6 @@ from cairn.core._records import RunRecord
 from cairn.errors import BlobNotFoundError, ValidationError
 from cairn.server._access import readable_blobs
 from cairn.server._auth import Principal
-from cairn.server._backend import Backend
 from cairn.server._common import (
     B,
     Who,
@@ -153,36 +150,11 @@ def _distributed_fields(
     }
 
 
-def _finished_by(b: Backend, entity: str, project: str, body: StageIn) -> str | None:
-    """The version this run already committed for the distributed id, if the newest one of that
-    id is it (so a finish repeated after a lost answer does not start a new version)."""
-    if body.run_id is None:
-        return None
-    v, c, p, r = s.versions.c, s.collections.c, s.projects.c, s.runs.c
-    q = (
-        select(v.id, v.state, r.run_id)
-        .join(s.collections, c.id == v.collection_id)
-        .join(s.projects, p.id == c.project_id)
-        .outerjoin(s.runs, r.id == v.created_by)
-        .where(p.entity == entity, p.name == project, c.name == body.name)
-        .where(v.distributed_id == body.distributed_id, v.state != "DELETED")
-        .order_by(v.created_at.desc())
-        .limit(1)
-    )
-    row = b.catalog.read(lambda tx: tx.conn.execute(q).first())
-    if row is None or row.state != "COMMITTED" or row.run_id != body.run_id:
-        return None
-    return str(row.id)
-
-
 @router.post("/projects/{entity}/{project}/finish", summary="Commit a distributed version")
 def finish(entity: str, project: str, body: StageIn, who: Who, b: B) -> dict[str, Any]:
     entity, project, (changes, missing) = _check_write(b, who, entity, project, body)
     if missing:
         return _commit_result(CommitResult(None, False, missing))
-    done = _finished_by(b, entity, project, body)
-    if done is not None:  # a retried finish whose first attempt committed: the same answer
-        return _commit_result(CommitResult(b.service.get_version(done), True))
     req = FinishRequest(**_distributed_fields(entity, project, body, changes), tags=body.tags)
     return _commit_result(b.service.finish(req))
 

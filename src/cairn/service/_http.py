@@ -30,8 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
-from cairn.core._digest import PREFIX
+from cairn.core import blob_path_parts, check_digest, digest_bytes, digest_from_hasher, new_hasher
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
 from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
@@ -86,7 +85,8 @@ def _copy_verified(src: str, dest: str, digest: str) -> None:
 
 
 class DownloadCache:
-    """``<cache_dir>/blobs/sha256/ab/<rest>``: one file per blob; partial files in ``tmp/``."""
+    """``<cache_dir>/blobs/sha256/ab/<rest>`` (``cairn.core.blob_path``): one file per blob;
+    partial files in ``tmp/``."""
 
     def __init__(self, cache_dir: str) -> None:
         self.root = os.path.join(os.path.abspath(cache_dir), "blobs")
@@ -99,8 +99,7 @@ class DownloadCache:
             self._dirs.add(path)
 
     def path_of(self, digest: str) -> str:
-        hexd = check_digest(digest)[len(PREFIX) :]
-        return os.path.join(self.root, "sha256", hexd[:2], hexd[2:])
+        return os.path.join(self.root, *blob_path_parts(digest))
 
     def lookup(self, digest: str) -> str | None:
         path = self.path_of(digest)

@@ -18,11 +18,14 @@ from cairn.catalog import Catalog, Tx
 from cairn.catalog import _search as catalog_search
 from cairn.core import (
     LATEST,
+    Change,
     ManifestEntry,
     PageReader,
     PageRef,
     build_tree,
     update_tree,
+    validate_alias,
+    validate_aliases,
 )
 from cairn.core._records import (
     COMMITTED,
@@ -36,6 +39,7 @@ from cairn.core._search import parse_query
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,
+    ConflictError,
     UsageError,
     ValidationError,
 )
@@ -56,6 +60,7 @@ from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
 
 STORE_FORMAT = 1
+_FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
 
 
 def local_user() -> str:
@@ -68,6 +73,30 @@ def local_user() -> str:
 
 def _blob_digests(entries: Sequence[ManifestEntry | None]) -> list[str]:
     return list({e.digest for e in entries if e is not None and e.ref is None})
+
+
+def _kept_changing(request: FinishRequest) -> ConflictError:
+    return ConflictError(
+        f"distributed version {request.distributed_id!r} of {request.name} kept changing while"
+        " it was finished; finish it again"
+    )
+
+
+def _label(
+    tx: Tx,
+    collection_id: int,
+    version_id: str,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    run_pk: int | None,
+) -> None:
+    """What every commit does to the version it committed (or found identical): the aliases
+    move to it, it gets the tags, and the committing run (if any) is recorded as its maker."""
+    for alias in aliases:
+        tx.set_alias(collection_id, alias, version_id)
+    tx.add_tags(version_id, tags)
+    if run_pk is not None:
+        tx.link_run(version_id, run_pk, "output")
 
 
 class LocalService:
@@ -258,6 +287,7 @@ class LocalService:
             return self._commit(request)
 
     def _commit(self, request: CommitRequest) -> CommitResult:
+        validate_aliases(request.aliases)
         base_root: str | None = None
         if request.base_version_id is not None:
             base = self.get_version(request.base_version_id)
@@ -290,11 +320,7 @@ class LocalService:
             found = tx.committed_with_digest(cid, root.digest)
             if found is not None:
                 # Identical content: no new version; it gets the aliases and "latest".
-                for alias in (*request.aliases, LATEST):
-                    tx.set_alias(cid, alias, found)
-                tx.add_tags(found, request.tags)
-                if run_pk is not None:
-                    tx.link_run(found, run_pk, "output")
+                _label(tx, cid, found, [*request.aliases, LATEST], request.tags, run_pk)
                 return CommitResult(tx.version_record(found), created=False)
             vid = tx.insert_version(
                 collection_id=cid,
@@ -308,11 +334,7 @@ class LocalService:
                 created_by=run_pk,
                 base_version_id=request.base_version_id,
             )
-            for alias in (*request.aliases, LATEST):
-                tx.set_alias(cid, alias, vid)
-            tx.add_tags(vid, request.tags)
-            if run_pk is not None:
-                tx.link_run(vid, run_pk, "output")
+            _label(tx, cid, vid, [*request.aliases, LATEST], request.tags, run_pk)
             return CommitResult(tx.version_record(vid), created=True)
 
         result = self.catalog.write(fn)
@@ -364,8 +386,8 @@ class LocalService:
         tx.stage_changes(vid, request.changes, run_pk)
         tx.add_pending_aliases(vid, request.aliases)
         self._grant(tx, pid, _blob_digests([e for _, e in request.changes]))
-        if run_pk is not None:
-            tx.link_run(vid, run_pk, "writer")
+        if run_pk is not None and (request.changes or not isinstance(request, FinishRequest)):
+            tx.link_run(vid, run_pk, "writer")  # a finisher that brings nothing: see _commit_staged
         return cid, next_index, vid, run_pk
 
     def _require_blobs(
@@ -374,6 +396,7 @@ class LocalService:
         return tuple(self.missing_blobs(_blob_digests([e for _, e in changes])))
 
     def _check_base(self, request: StageRequest | FinishRequest) -> None:
+        validate_aliases(request.aliases)
         if request.base_version_id is None and any(e is None for _, e in request.changes):
             raise ValidationError("only a draft (a version with a base) can remove entries")
 
@@ -400,78 +423,153 @@ class LocalService:
             return self._finish(request)
 
     def _finish(self, request: FinishRequest) -> CommitResult:
+        """Stage the last changes, then commit the pending version with every staged change.
+
+        No blob is read or written inside a catalog transaction: a server's blob index
+        (``CatalogBlobStore``) writes through the same catalog, and on SQLite (one writer at a
+        time) a blob write inside a write transaction waits for that transaction forever. So
+        the manifest is built between two transactions, and the second one commits it only if
+        the staged changes are still those it was built from (else it is built again)."""
         self._check_base(request)
         missing = self._require_blobs(request.changes)
         if missing:
             return CommitResult(None, False, missing)
-
-        def fn(tx: Tx) -> CommitResult:
-            done = self._already_finished(tx, request)
-            if done is not None:
-                return done
-            cid, next_index, vid, run_pk = self._stage_in_tx(tx, request)
-            # The rows are locked: the changes read now are all the version will have.
-            changes = tx.staged(vid)
-            base_root = None
-            if request.base_version_id is not None:
-                base_root = tx.version_record(request.base_version_id).digest
-            root, pages = self._build(base_root, changes)
-            self._persist_pages(pages)
-            if self._owners:
-                pid = tx.version_project_id(vid)
-                self._grant(tx, pid, pages)
-            found = tx.committed_with_digest(cid, root.digest)
-            target = vid
-            aliases = [*tx.pending_aliases(vid), *request.aliases]
-            if found is not None:
-                # Same content as a committed version: that one gets the aliases; the pending
-                # version is folded into it (its writers become writers of the existing one).
-                tx.copy_links(vid, found, "writer")
-                tx.drop_pending(vid)
-                target = found
-            else:
-                tx.commit_pending(
-                    vid,
-                    index=next_index,
-                    digest=root.digest,
-                    size=root.size,
-                    file_count=root.entry_count,
-                    created_by=run_pk,
-                    metadata=request.metadata,
-                    description=request.description,
+        changes: list[Change] | None = None  # None: stage first (again, if another finished)
+        vid = base_root = ""
+        start_new = False
+        for _ in range(_FINISH_ATTEMPTS):
+            if changes is None:
+                staged = self.catalog.write(
+                    lambda tx: self._stage_for_finish(tx, request, start_new=start_new)  # noqa: B023
                 )
-            for alias in (*aliases, LATEST):
-                tx.set_alias(cid, alias, target)
-            tx.add_tags(target, request.tags)
-            if run_pk is not None:
-                tx.link_run(target, run_pk, "output")
-            return CommitResult(tx.version_record(target), created=found is None)
+                if staged is None:  # nothing pending and a version committed: a repeated finish?
+                    done = self._already_finished(request)
+                    if done is not None:
+                        return done
+                    start_new = True  # it brings something new: that is a new version
+                    continue
+                vid, base_root, changes = staged
+            root, pages = self._build(base_root or None, changes)
+            self._persist_pages(pages)
+            built = changes
+            outcome = self.catalog.write(
+                lambda tx: self._commit_staged(tx, request, vid, built, root, pages)  # noqa: B023
+            )
+            if isinstance(outcome, CommitResult):
+                return outcome
+            changes = outcome
+        raise _kept_changing(request)
 
-        return self.catalog.write(fn)
+    def _stage_for_finish(
+        self, tx: Tx, request: FinishRequest, *, start_new: bool
+    ) -> tuple[str, str, list[Change]] | None:
+        """Stage the request's changes: (pending version id, base manifest root or "", every
+        change staged into it). None, staging nothing, when no version of the distributed id
+        is pending and one is committed, unless ``start_new``: see ``_already_finished``."""
+        if not start_new:
+            pid = tx.project_id(request.entity, request.project, create=True)
+            assert pid is not None
+            cid, _ = tx.lock_collection(pid, request.name, request.type, request.description)
+            if tx.pending_version(cid, request.distributed_id) is None and (
+                tx.last_committed_distributed(cid, request.distributed_id) is not None
+            ):
+                return None
+        _, _, vid, _ = self._stage_in_tx(tx, request)
+        base_root = ""
+        if request.base_version_id is not None:
+            base_root = tx.version_record(request.base_version_id).digest or ""
+        return vid, base_root, tx.staged(vid)
 
-    def _already_finished(self, tx: Tx, request: FinishRequest) -> CommitResult | None:
-        """A second finish of a distributed version (two finishers racing, or a retry) returns
-        the committed version instead of starting a new one, when it adds nothing to it."""
+    def _commit_staged(
+        self,
+        tx: Tx,
+        request: FinishRequest,
+        vid: str,
+        changes: list[Change],
+        root: PageRef,
+        pages: Mapping[str, bytes],
+    ) -> CommitResult | list[Change] | None:
+        """Commit ``vid`` as built from ``changes``. Returns the staged changes instead when
+        they changed meanwhile (build again), None when ``vid`` was finished by another."""
         pid = tx.project_id(request.entity, request.project, create=True)
         assert pid is not None
-        cid, _ = tx.lock_collection(pid, request.name, request.type, request.description)
-        if tx.pending_version(cid, request.distributed_id) is not None:
+        cid, next_index = tx.lock_collection(pid, request.name, request.type, request.description)
+        if tx.pending_version(cid, request.distributed_id) != vid:
             return None
-        done = tx.last_committed_distributed(cid, request.distributed_id)
-        if done is None:
-            return None
-        record = tx.version_record(done)
-        assert record.digest is not None
-        for path, entry in request.changes:
-            if self._reader.get(record.digest, path) != entry:
-                return None  # it brings something new: that is a new version
+        staged = tx.staged(vid)
+        if staged != changes:
+            return staged
         run_pk = self._maybe_run_pk(tx, pid, request.run_id)
-        for alias in request.aliases:
-            tx.set_alias(cid, alias, done)
-        tx.add_tags(done, request.tags)
-        if run_pk is not None:
-            tx.link_run(done, run_pk, "output")
-        return CommitResult(tx.version_record(done), created=False)
+        if run_pk is not None:  # the run that commits wrote the version, whatever it brought
+            tx.link_run(vid, run_pk, "writer")
+        self._grant(tx, pid, pages)
+        found = tx.committed_with_digest(cid, root.digest)
+        target = vid
+        aliases = [*tx.pending_aliases(vid), *request.aliases]
+        if found is not None:
+            # Same content as a committed version: that one gets the aliases; the pending
+            # version is folded into it (its writers become writers of the existing one).
+            tx.copy_links(vid, found, "writer")
+            tx.drop_pending(vid)
+            target = found
+        else:
+            tx.commit_pending(
+                vid,
+                index=next_index,
+                digest=root.digest,
+                size=root.size,
+                file_count=root.entry_count,
+                created_by=run_pk,
+                metadata=request.metadata,
+                description=request.description,
+            )
+        _label(tx, cid, target, [*aliases, LATEST], request.tags, run_pk)
+        return CommitResult(tx.version_record(target), created=found is None)
+
+    def _already_finished(self, request: FinishRequest) -> CommitResult | None:
+        """The one rule for a repeated finish of a distributed version (a retry after a lost
+        answer, or two finishers racing), for the embedded store and a server alike.
+
+        When no version of the id is pending and the newest committed one is there: if this run
+        committed it, the finish is a retry and gets the same answer (``created``); if it has
+        every change the request brings, it gets the request's aliases and tags (not
+        ``created``). Otherwise (None) the finish starts a new version."""
+
+        def newest(tx: Tx) -> VersionRecord | None:
+            pid, cid = tx.locate(request.entity, request.project, request.name)
+            if pid is None or cid is None:
+                return None
+            if tx.pending_version(cid, request.distributed_id) is not None:
+                return None
+            done = tx.last_committed_distributed(cid, request.distributed_id)
+            return None if done is None else tx.version_record(done)
+
+        for _ in range(_FINISH_ATTEMPTS):
+            record = self.catalog.read(newest)
+            if record is None or record.digest is None:
+                return None
+            if request.run_id is not None and record.created_by == request.run_id:
+                return CommitResult(record, created=True)
+            for path, entry in request.changes:  # manifest pages are blobs: read outside the tx
+                if self._reader.get(record.digest, path) != entry:
+                    return None  # it brings something new: that is a new version
+
+            def apply(tx: Tx, record: VersionRecord = record) -> CommitResult | None:
+                pid = tx.project_id(request.entity, request.project, create=False)
+                assert pid is not None
+                cid, _ = tx.lock_collection(pid, request.name, request.type, request.description)
+                if tx.pending_version(cid, request.distributed_id) is not None or (
+                    tx.last_committed_distributed(cid, request.distributed_id) != record.id
+                ):
+                    return None  # another finish or upsert got in meanwhile: decide again
+                run_pk = self._maybe_run_pk(tx, pid, request.run_id)
+                _label(tx, cid, record.id, request.aliases, request.tags, run_pk)
+                return CommitResult(tx.version_record(record.id), created=False)
+
+            result = self.catalog.write(apply)
+            if result is not None:
+                return result
+        raise _kept_changing(request)
 
     def discard_pending(self, version_id: str) -> None:
         self.catalog.write(lambda tx: tx.drop_pending(version_id))
@@ -587,6 +685,9 @@ class LocalService:
         aliases: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
     ) -> VersionRecord:
+        if aliases is not None:
+            validate_aliases(aliases)
+
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
             tx.update_version(version_id, description=description, metadata=metadata)
@@ -599,6 +700,8 @@ class LocalService:
         return self.catalog.write(fn)
 
     def add_alias(self, version_id: str, alias: str) -> VersionRecord:
+        validate_alias(alias)
+
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
             tx.set_alias(rec.collection_id, alias, version_id)

@@ -17,8 +17,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cairn import errors
-from cairn.core import Change, ManifestEntry, check_digest, entry_path_problem, is_digest
-from cairn.core._digest import PREFIX
+from cairn.core import (
+    Change,
+    ManifestEntry,
+    check_digest,
+    digest_from_raw,
+    digest_raw,
+    entry_path_problem,
+    is_digest,
+)
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.service._search import SearchRequest, SearchResult
@@ -222,7 +229,7 @@ def changes_from_json(rows: Any) -> list[Change]:
 def pack_blobs(items: Sequence[tuple[str, bytes]]) -> bytes:
     parts: list[bytes] = []
     for digest, data in items:
-        parts.append(_HEAD.pack(bytes.fromhex(check_digest(digest)[len(PREFIX) :]), len(data)))
+        parts.append(_HEAD.pack(digest_raw(digest), len(data)))
         parts.append(data)
     return b"".join(parts)
 
@@ -241,7 +248,7 @@ def unpack_blobs(body: bytes | memoryview) -> Iterator[tuple[str, bytes]]:
             raise ValidationError("truncated blob batch")
         data = bytes(view[pos : pos + length])
         pos += length
-        digest = PREFIX + raw.hex()
+        digest = digest_from_raw(raw)
         if hashlib.sha256(data).digest() != raw:
             raise DigestMismatchError(
                 f"blob {digest} was sent with other content (digest mismatch); nothing was stored"

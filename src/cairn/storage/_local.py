@@ -24,8 +24,16 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
-from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
-from cairn.core._digest import PREFIX
+from cairn.core import (
+    BLOB_ROOT,
+    blob_path_parts,
+    digest_bytes,
+    digest_from_hasher,
+    digest_from_raw,
+    digest_in_folder,
+    digest_raw,
+    new_hasher,
+)
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError
 from cairn.storage._base import BlobInfo, check_range
 from cairn.storage._hashing import hash_stream
@@ -33,10 +41,6 @@ from cairn.storage._hashing import hash_stream
 SMALL_LIMIT = 128 * 1024
 CHUNK = 1 << 20
 _BATCH = 500  # SQLite host parameters per statement, well under its limit
-
-
-def _raw(digest: str) -> bytes:
-    return bytes.fromhex(check_digest(digest)[len(PREFIX) :])
 
 
 def _touch(path: str) -> None:
@@ -79,7 +83,7 @@ class LocalBlobStore:
         self.small_limit = small_limit
         self._durable = durable
         self._tmp = os.path.join(self.root, "tmp")
-        os.makedirs(os.path.join(self.root, "sha256"), exist_ok=True)
+        os.makedirs(os.path.join(self.root, BLOB_ROOT), exist_ok=True)
         os.makedirs(self._tmp, exist_ok=True)
         self._db_path = os.path.join(self.root, "small.sqlite")
         self._lock = threading.RLock()
@@ -115,8 +119,7 @@ class LocalBlobStore:
         return self._conn
 
     def path_of(self, digest: str) -> str:
-        hexd = check_digest(digest)[len(PREFIX) :]
-        return os.path.join(self.root, "sha256", hexd[:2], hexd[2:])
+        return os.path.join(self.root, *blob_path_parts(digest))
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class LocalBlobStore:
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
-        small = [(_raw(d), len(b), now, b) for d, b in items if len(b) < self.small_limit]
+        small = [(digest_raw(d), len(b), now, b) for d, b in items if len(b) < self.small_limit]
         for digest, data in items:
             if len(data) >= self.small_limit:
                 self._put_large_bytes(digest, data)
@@ -259,7 +262,7 @@ class LocalBlobStore:
         with self._lock:
             row = (
                 self._db()
-                .execute("SELECT data FROM blob WHERE digest = ?", (_raw(digest),))
+                .execute("SELECT data FROM blob WHERE digest = ?", (digest_raw(digest),))
                 .fetchone()
             )
         return None if row is None else bytes(row[0])
@@ -301,7 +304,7 @@ class LocalBlobStore:
                 self._db()
                 .execute(
                     "SELECT substr(data, ?, ?) FROM blob WHERE digest = ?",
-                    (start + 1, length, _raw(digest)),
+                    (start + 1, length, digest_raw(digest)),
                 )
                 .fetchone()
             )
@@ -354,9 +357,10 @@ class LocalBlobStore:
                 chunk = wanted[start : start + _BATCH]
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"SELECT digest FROM blob WHERE digest IN ({marks})", [_raw(d) for d in chunk]
+                    f"SELECT digest FROM blob WHERE digest IN ({marks})",
+                    [digest_raw(d) for d in chunk],
                 ).fetchall()
-                found.update(PREFIX + bytes(r[0]).hex() for r in rows)
+                found.update(digest_from_raw(bytes(r[0])) for r in rows)
         found.update(d for d in wanted if d not in found and os.path.exists(self.path_of(d)))
         return found
 
@@ -364,7 +368,7 @@ class LocalBlobStore:
         with self._lock:
             row = (
                 self._db()
-                .execute("SELECT size FROM blob WHERE digest = ?", (_raw(digest),))
+                .execute("SELECT size FROM blob WHERE digest = ?", (digest_raw(digest),))
                 .fetchone()
             )
         if row is not None:
@@ -385,7 +389,8 @@ class LocalBlobStore:
                     chunk = wanted[start : start + _BATCH]
                     marks = ",".join("?" * len(chunk))
                     cur = db.execute(
-                        f"DELETE FROM blob WHERE digest IN ({marks})", [_raw(d) for d in chunk]
+                        f"DELETE FROM blob WHERE digest IN ({marks})",
+                        [digest_raw(d) for d in chunk],
                     )
                     removed += cur.rowcount
                 db.execute("COMMIT")
@@ -404,17 +409,18 @@ class LocalBlobStore:
         with self._lock:
             rows = self._db().execute("SELECT digest, size, stored_at FROM blob").fetchall()
         for raw, size, stored_at in rows:
-            yield BlobInfo(PREFIX + bytes(raw).hex(), int(size), float(stored_at))
-        base = os.path.join(self.root, "sha256")
+            yield BlobInfo(digest_from_raw(bytes(raw)), int(size), float(stored_at))
+        base = os.path.join(self.root, BLOB_ROOT)
         for sub in sorted(os.listdir(base)):
             subdir = os.path.join(base, sub)
             for entry in os.scandir(subdir):
-                if entry.is_file():
+                digest = digest_in_folder(sub, entry.name)
+                if digest is not None and entry.is_file():
                     st = entry.stat()
                     # A hard-linked blob (policy="immutable") keeps its source's mtime; linking
                     # and making it read-only set ctime, so ctime tells when it was stored.
                     stored_at = max(st.st_mtime, st.st_ctime)
-                    yield BlobInfo(PREFIX + sub + entry.name, st.st_size, stored_at)
+                    yield BlobInfo(digest, st.st_size, stored_at)
 
     def remove_stale_temp(self, older_than: float) -> int:
         """Delete partial files older than ``older_than`` seconds (left by killed writers)."""

@@ -20,8 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
 from cairn._extras import install_hint
-from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
-from cairn.core._digest import PREFIX
+from cairn.core import (
+    BLOB_ROOT,
+    blob_path,
+    digest_bytes,
+    digest_from_hasher,
+    digest_of_blob_path,
+    digest_raw,
+    new_hasher,
+)
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
 from cairn.storage._base import BlobInfo, check_range, range_header
 from cairn.storage._hashing import hash_file
@@ -33,7 +40,7 @@ _THREADS = 8
 
 def checksum_b64(digest: str) -> str:
     """The ``x-amz-checksum-sha256`` form (base64 of the raw digest) of a cairn digest."""
-    return base64.b64encode(bytes.fromhex(check_digest(digest)[len(PREFIX) :])).decode()
+    return base64.b64encode(digest_raw(digest)).decode()
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -79,15 +86,10 @@ class S3BlobStore:
         return f"s3://{self.bucket}/{self.prefix}"
 
     def key_of(self, digest: str) -> str:
-        hexd = check_digest(digest)[len(PREFIX) :]
-        return f"{self.prefix}sha256/{hexd[:2]}/{hexd[2:]}"
+        return self.prefix + blob_path(digest)
 
     def _digest_of_key(self, key: str) -> str | None:
-        rest = key[len(self.prefix) :]
-        parts = rest.split("/")
-        if len(parts) != 3 or parts[0] != "sha256":
-            return None
-        return PREFIX + parts[1] + parts[2]
+        return digest_of_blob_path(key[len(self.prefix) :])
 
     def translate(self, exc: Exception, digest: str | None = None) -> Exception:
         return self._translate(exc, digest)
@@ -164,7 +166,7 @@ class S3BlobStore:
             with open(path, "rb") as f:
                 number = 1
                 while chunk := f.read(PART_SIZE):
-                    sha = base64.b64encode(bytes.fromhex(digest_bytes(chunk)[7:])).decode()
+                    sha = checksum_b64(digest_bytes(chunk))
                     res = c.upload_part(
                         Bucket=self.bucket,
                         Key=staging,
@@ -326,7 +328,7 @@ class S3BlobStore:
     def list(self) -> Iterator[BlobInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}sha256/"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{BLOB_ROOT}/"):
                 for obj in page.get("Contents", []):
                     digest = self._digest_of_key(obj["Key"])
                     if digest is not None:

@@ -69,6 +69,20 @@ class CatalogTests:
         assert resolve("v9") is None
         assert resolve("nope") is None
 
+    def test_only_canonical_version_labels_name_versions(self, catalog: Catalog) -> None:
+        """``v01`` is not a version label (core's rule): it names an alias, never v1. Aliases
+        like it are refused now; a store may hold one from before."""
+        ids = [catalog.write(lambda tx: _commit(tx, "p", "ds", "d0"))]
+        ids.append(catalog.write(lambda tx: _commit(tx, "p", "ds", "d1")))
+
+        def fn(tx: Tx) -> tuple[str | None, ...]:
+            cid = tx.collection_id(tx.project_id("me", "p", create=False) or 0, "ds")
+            assert cid is not None
+            tx.set_alias(cid, "v01", ids[0])
+            return tuple(tx.resolve(cid, label) for label in ("v01", "v1", "v001", "v+1"))
+
+        assert catalog.write(fn) == (ids[0], ids[1], None, None)
+
     def test_type_conflict(self, catalog: Catalog) -> None:
         catalog.write(lambda tx: _commit(tx, "p", "model1", "d", "model"))
         with pytest.raises(TypeConflictError, match="'model'"):

@@ -11,6 +11,7 @@ from cairn.core import LATEST, ManifestEntry, digest_bytes
 from cairn.core._records import RunRecord
 from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
 from cairn.service import CommitRequest, FinishRequest, SearchRequest, Service, StageRequest
+from cairn.storage import SMALL_LIMIT
 
 
 def _blob(service: Service, data: bytes, path: str) -> ManifestEntry:
@@ -148,6 +149,20 @@ class ServiceTests:
         v2 = service.commit(_commit(service, [_blob(service, b"2", "f")])).version
         assert v2 is not None and v2.version == "v2"  # numbers are never reused
 
+    @pytest.mark.parametrize("alias", ["v0", "v3", "v01", "v007"])
+    def test_aliases_that_look_like_versions_are_refused(
+        self, service: Service, alias: str
+    ) -> None:
+        v0 = service.commit(_commit(service, [_blob(service, b"0", "f")])).version
+        assert v0 is not None
+        with pytest.raises(ValidationError, match="version"):
+            service.add_alias(v0.id, alias)
+        with pytest.raises(ValidationError, match="version"):
+            service.commit(_commit(service, [_blob(service, b"1", "f")], aliases=[alias]))
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "ds", alias if alias != "v0" else "v9")
+        assert service.resolve("me", "proj", "ds", None).id == v0.id
+
     def test_lists(self, service: Service) -> None:
         service.commit(_commit(service, [_blob(service, b"m", "m")], name="net", type="model"))
         service.commit(_commit(service, [_blob(service, b"d", "d")], name="data", type="dataset"))
@@ -171,6 +186,48 @@ class ServiceTests:
         service.download_blob(info.digest, dest)
         with open(dest, "rb") as f:
             assert f.read() == data
+
+    def test_files_around_the_small_limit_and_up_to_8_mib(
+        self, service: Service, tmp_path: os.PathLike[str]
+    ) -> None:
+        """Sizes where a blob changes its path: under, at and over the small-blob limit (inline
+        rows / batches vs. files / uploads), a few MiB, and around 8 MiB (one batch request,
+        the size of a part), stored from a file and from bytes, committed and read back."""
+        root = os.fspath(tmp_path)
+        sizes = [SMALL_LIMIT - 1, SMALL_LIMIT, SMALL_LIMIT + 1, (3 << 20) + 7, (8 << 20) - 1]
+        entries: list[ManifestEntry] = []
+        blobs: dict[str, bytes] = {}
+        for i, size in enumerate(sizes):
+            data = os.urandom(size)
+            if i % 2:
+                service.store_blobs([(digest_bytes(data), data)])
+                digest = digest_bytes(data)
+            else:
+                src = os.path.join(root, f"src-{size}")
+                with open(src, "wb") as f:
+                    f.write(data)
+                info = service.store_file(src)
+                assert info.size == size
+                digest = info.digest
+            assert digest == digest_bytes(data)
+            blobs[digest] = data
+            entries.append(ManifestEntry(f"f{size}.bin", digest, size))
+        data = os.urandom(8 << 20)  # exactly 8 MiB, in a batch with a small one
+        small = b"small neighbour"
+        service.store_blobs([(digest_bytes(small), small), (digest_bytes(data), data)])
+        for blob in (small, data):
+            blobs[digest_bytes(blob)] = blob
+            entries.append(ManifestEntry(f"b{len(blob)}.bin", digest_bytes(blob), len(blob)))
+        assert service.missing_blobs(list(blobs)) == []
+        result = service.commit(_commit(service, entries, name="sizes"))
+        assert result.version is not None and result.version.size == sum(map(len, blobs.values()))
+        service.prefetch_blobs(list(blobs))
+        for digest, blob in blobs.items():
+            dest = os.path.join(root, "out-" + digest[7:19])
+            service.download_blob(digest, dest)
+            with open(dest, "rb") as f:
+                assert f.read() == blob
+            assert service.read_blob(digest) == blob
 
     def test_prefetch_then_download(self, service: Service, tmp_path: os.PathLike[str]) -> None:
         blobs = [os.urandom(n) for n in (10, 4096, 200_000)]
