@@ -168,5 +168,7 @@ def test_alias_and_rm(tmp_path: pathlib.Path) -> None:
     assert [v["version"] for v in versions] == ["v1"]
     gone = run("artifact", "get", "proj/ds:v0")
     assert gone.code == 1 and "v0" in gone.err
-    run_ok("artifact", "rm", "proj/ds:latest")  # latest alone is not an alias of the user's
+    kept = run("artifact", "rm", "proj/ds:latest")  # latest is an alias too, as in W&B
+    assert kept.code == 1 and "latest" in kept.err and "--delete-aliases" in kept.err
+    run_ok("artifact", "rm", "proj/ds:latest", "--delete-aliases")
     assert run("artifact", "get", "proj/ds").code == 1

@@ -408,7 +408,7 @@ class Tx:
         if name is not None:
             q = q.where(c.name == name)
         rows = list(self.conn.execute(q))
-        latest_sizes = self._latest_sizes([int(r.id) for r in rows])
+        latest = self._latest_versions({int(r.id): r.latest_idx for r in rows})
         return [
             CollectionRecord(
                 id=int(r.id),
@@ -418,24 +418,38 @@ class Tx:
                 type=r.type,
                 description=r.description,
                 version_count=int(r.n or 0),
-                latest_index=None if r.latest_idx is None else int(r.latest_idx),
-                latest_size=latest_sizes.get(int(r.id)),
+                latest_index=latest.get(int(r.id), (None, None))[0],
+                latest_size=latest.get(int(r.id), (None, None))[1],
                 created_at=r.created_at,
                 updated_at=r.updated_at,
             )
             for r in rows
         ]
 
-    def _latest_sizes(self, collection_ids: list[int]) -> dict[int, int]:
-        if not collection_ids:
+    def _latest_versions(self, newest: Mapping[int, int | None]) -> dict[int, tuple[int, int]]:
+        """Collection id -> (index, size) of the version ``:latest`` resolves to: the one with
+        the ``latest`` alias, else (an edit removed it) the newest committed one."""
+        if not newest:
             return {}
         a, v = s.aliases.c, s.versions.c
         q = (
-            select(a.collection_id, v.size)
+            select(a.collection_id, v.idx, v.size)
             .join(s.versions, v.id == a.version_id)
-            .where(a.alias == LATEST, a.collection_id.in_(collection_ids))
+            .where(a.alias == LATEST, v.state == COMMITTED)
+            .where(self.among(a.collection_id, list(newest)))
         )
-        return {int(r[0]): int(r[1]) for r in self.conn.execute(q)}
+        out = {int(r[0]): (int(r[1]), int(r[2])) for r in self.conn.execute(q)}
+        rest = [(cid, idx) for cid, idx in newest.items() if cid not in out and idx is not None]
+        if rest:
+            q = select(v.collection_id, v.idx, v.size).where(
+                self.among(v.collection_id, [cid for cid, _ in rest]),
+                v.state == COMMITTED,
+            )
+            wanted = set(rest)
+            for r in self.conn.execute(q):
+                if (int(r[0]), r[1]) in wanted:
+                    out[int(r[0])] = (int(r[1]), int(r[2]))
+        return out
 
     def types(self, project_id: int) -> list[str]:
         c = s.collections.c
@@ -611,6 +625,20 @@ class Tx:
             .where(v.state == COMMITTED)
         )
         vid = self.conn.execute(q).scalar()
+        if vid is None and (label or LATEST) == LATEST:
+            # No "latest" alias (an edit removed it): the newest committed version, as in W&B.
+            vid = self.newest_committed(collection_id)
+        return None if vid is None else str(vid)
+
+    def newest_committed(self, collection_id: int) -> str | None:
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, v.state == COMMITTED)
+            .order_by(v.idx.desc())
+            .limit(1)
+        )
+        vid = self.conn.execute(q).scalar()
         return None if vid is None else str(vid)
 
     def version_ids(
@@ -759,23 +787,18 @@ class Tx:
         return [r[0] for r in self.conn.execute(select(a.alias).where(a.version_id == version_id))]
 
     def replace_aliases(self, collection_id: int, version_id: str, aliases: Iterable[str]) -> None:
-        """Make ``aliases`` (plus ``latest`` if it is there) exactly the version's aliases."""
+        """Make ``aliases`` exactly the version's aliases (``latest`` included: a list without
+        it takes ``latest`` off the version, as in W&B)."""
         wanted = set(aliases)
         for alias in self.aliases_of(version_id):
-            if alias != LATEST and alias not in wanted:
+            if alias not in wanted:
                 self.remove_alias(collection_id, alias, version_id)
         for alias in sorted(wanted):
             self.set_alias(collection_id, alias, version_id)
 
     def move_latest(self, collection_id: int) -> None:
         """Point ``latest`` at the highest committed version (or drop it if none is left)."""
-        v = s.versions.c
-        top = self.conn.execute(
-            select(v.id)
-            .where(v.collection_id == collection_id, v.state == COMMITTED)
-            .order_by(v.idx.desc())
-            .limit(1)
-        ).scalar()
+        top = self.newest_committed(collection_id)
         if top is None:
             self.remove_alias(collection_id, LATEST)
         else:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from cairn.core import (
-    LATEST,
     Change,
     ManifestDiff,
     ManifestEntry,
@@ -32,6 +31,7 @@ from cairn.core import build_tree as _build_tree
 from cairn.core._records import COMMITTED, PENDING, VersionRecord
 from cairn.errors import (
     ArtifactFinalizedError,
+    ArtifactNotFoundError,
     ArtifactNotLoggedError,
     UsageError,
     ValidationError,
@@ -174,7 +174,7 @@ class Artifact:
         self._type = record.type
         self._description = record.description
         self._metadata = dict(record.metadata)
-        self._aliases = [a for a in record.aliases if a != LATEST]
+        self._aliases = list(record.aliases)
         self._saved_aliases = list(self._aliases)
         self._tags = list(record.tags)
         self._saved_tags = list(self._tags)
@@ -288,14 +288,15 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
-        """User aliases of the logged version (``latest`` is kept by cairn and not listed)."""
+        """The aliases of the logged version, ``latest`` included while it points here (version
+        labels ``vN`` are never aliases). Change the list, then ``save()``."""
         self._ensure_logged("aliases")
         return self._aliases
 
     @aliases.setter
     def aliases(self, aliases: list[str]) -> None:
         self._ensure_logged("aliases")
-        self._aliases = [a for a in validate_aliases(aliases) if a != LATEST]
+        self._aliases = validate_aliases(aliases)
 
     @property
     def tags(self) -> list[str]:
@@ -891,12 +892,21 @@ class Artifact:
 
     def _update(self) -> None:
         rec = self._ensure_logged("save")
-        record = self._svc().update_version(
+        svc = self._svc()
+        # Aliases change by difference from what was read (as W&B does), so that an alias another
+        # process moved meanwhile ("latest" after a new version) is not taken back.
+        wanted = validate_aliases(self._aliases)
+        tags = validate_tags(self._tags)  # both checked before anything changes
+        for alias in [a for a in self._saved_aliases if a not in wanted]:
+            with contextlib.suppress(ArtifactNotFoundError):  # moved or removed meanwhile
+                svc.remove_alias(rec.id, alias)
+        for alias in [a for a in wanted if a not in self._saved_aliases]:
+            svc.add_alias(rec.id, alias)
+        record = svc.update_version(
             rec.id,
             description=self._description,
             metadata=self._metadata,
-            aliases=self._aliases,
-            tags=self._tags,
+            tags=tags,
         )
         self._assign(record)
 
@@ -907,8 +917,8 @@ class Artifact:
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
-        """Delete this version (its number is never reused). Refuses a version with aliases
-        unless ``delete_aliases=True``."""
+        """Delete this version (its number is never reused). Refuses a version with any alias,
+        ``latest`` included, unless ``delete_aliases=True``."""
         rec = self._ensure_logged("delete")
         self._svc().delete_version(rec.id, delete_aliases=delete_aliases)
         self._record = self._svc().get_version(rec.id)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from cairn.core import (
-    LATEST,
     ManifestDiff,
     ManifestEntry,
     diff_trees,
@@ -310,11 +309,10 @@ def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:
             " the whole collection"
         )
     record = scope.service.resolve(entity, project, name, label)
-    own = [a for a in record.aliases if a != LATEST]
-    if own and not delete_aliases:
+    if record.aliases and not delete_aliases:
         raise UsageError(
-            f"{record.qualified_name} has aliases {', '.join(own)}; remove them first or delete"
-            " them with it (--delete-aliases, or delete_aliases=True)"
+            f"{record.qualified_name} has aliases {', '.join(record.aliases)}; remove them first"
+            " or delete them with it (--delete-aliases, or delete_aliases=True)"
         )
     scope.service.delete_version(record.id, delete_aliases=delete_aliases)
     return scope.service.get_version(record.id)

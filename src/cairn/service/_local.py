@@ -609,10 +609,6 @@ class LocalService:
     def remove_alias(self, version_id: str, alias: str) -> VersionRecord:
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
-            if alias == LATEST:
-                raise UsageError(
-                    "'latest' always points to the newest version; it cannot be removed"
-                )
             if not tx.remove_alias(rec.collection_id, alias, version_id):
                 raise ArtifactNotFoundError(f"{rec.qualified_name} has no alias {alias!r}")
             return tx.version_record(version_id)
@@ -627,11 +623,12 @@ class LocalService:
             if rec.state == PENDING:
                 tx.drop_pending(version_id)
                 return
-            own = [a for a in rec.aliases if a != LATEST]
-            if own and not delete_aliases:
+            if rec.aliases and not delete_aliases:
+                # As in W&B, "latest" counts: the newest version is kept by "delete every
+                # version without an alias".
                 raise UsageError(
-                    f"{rec.qualified_name} has aliases {', '.join(own)}; remove them first or pass"
-                    " delete_aliases=True"
+                    f"{rec.qualified_name} has aliases {', '.join(rec.aliases)}; remove them"
+                    " first or pass delete_aliases=True"
                 )
             for alias in rec.aliases:
                 tx.remove_alias(rec.collection_id, alias, version_id)

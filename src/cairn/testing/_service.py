@@ -139,10 +139,18 @@ class ServiceTests:
         assert rec.description == "first" and rec.metadata == {"n": 1}
         assert rec.aliases == ("gold",) and rec.tags == ("t-1",)
         assert service.add_alias(v1.id, "gold").aliases == (LATEST, "gold")  # moved
-        with pytest.raises(UsageError):
-            service.remove_alias(v1.id, LATEST)
+        # "latest" is an alias like any other: it may be removed, and then "latest" resolves to
+        # the newest committed version; a version with any alias is kept unless asked.
+        assert service.remove_alias(v1.id, LATEST).aliases == ("gold",)
+        assert service.resolve("me", "proj", "ds", None).id == v1.id
+        assert service.resolve("me", "proj", "ds", LATEST).id == v1.id
         with pytest.raises(UsageError, match="gold"):
             service.delete_version(v1.id)
+        assert service.add_alias(v0.id, LATEST).aliases == (LATEST,)
+        assert service.resolve("me", "proj", "ds", None).id == v0.id
+        with pytest.raises(UsageError, match=LATEST):
+            service.delete_version(v0.id)
+        assert service.update_version(v0.id, aliases=[]).aliases == ()
         service.delete_version(v1.id, delete_aliases=True)
         assert service.resolve("me", "proj", "ds", None).id == v0.id  # latest moved back
         v2 = service.commit(_commit(service, [_blob(service, b"2", "f")])).version
