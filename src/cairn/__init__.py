@@ -24,6 +24,7 @@ from cairn.sdk import (
     log_artifact,
     use_artifact,
 )
+from cairn.sdk._login import Settings, login
 
 __all__ = [
     "Api",
@@ -31,12 +32,14 @@ __all__ = [
     "ArtifactManifestEntry",
     "Config",
     "Run",
+    "Settings",
     "Table",
     "__version__",
     "errors",
     "finish",
     "init",
     "log_artifact",
+    "login",
     "run",
     "use_artifact",
 ]

@@ -51,6 +51,7 @@ from cairn.errors import (
     RunNotFoundError,
     TypeConflictError,
     UsageError,
+    ValidationError,
 )
 
 T = TypeVar("T")
@@ -409,6 +410,8 @@ class Tx:
             q = q.where(c.name == name)
         rows = list(self.conn.execute(q))
         latest = self._latest_versions({int(r.id): r.latest_idx for r in rows})
+        ctags = self.collection_tag_map([int(r.id) for r in rows])
+        caliases = self.collection_alias_map([int(r.id) for r in rows])
         return [
             CollectionRecord(
                 id=int(r.id),
@@ -422,6 +425,8 @@ class Tx:
                 latest_size=latest.get(int(r.id), (None, None))[1],
                 created_at=r.created_at,
                 updated_at=r.updated_at,
+                tags=tuple(ctags.get(int(r.id), ())),
+                aliases=tuple(caliases.get(int(r.id), ())),
             )
             for r in rows
         ]
@@ -813,6 +818,69 @@ class Tx:
     def replace_tags(self, version_id: str, tags: Iterable[str]) -> None:
         self.conn.execute(delete(s.tags).where(s.tags.c.version_id == version_id))
         self.add_tags(version_id, tags)
+
+    # -- collections as W&B edits them: tags, rename, delete ---------------------------------------
+
+    def collection_tag_map(self, collection_ids: Sequence[int]) -> dict[int, list[str]]:
+        if not collection_ids:
+            return {}
+        ct = s.collection_tags.c
+        q = select(ct.collection_id, ct.tag).where(self.among(ct.collection_id, collection_ids))
+        out: dict[int, list[str]] = {}
+        for cid, tag in self.conn.execute(q.order_by(ct.tag)):
+            out.setdefault(int(cid), []).append(str(tag))
+        return out
+
+    def collection_alias_map(self, collection_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Every alias in use in each collection, ``latest`` first, then by name."""
+        if not collection_ids:
+            return {}
+        a = s.aliases.c
+        q = select(a.collection_id, a.alias).where(self.among(a.collection_id, collection_ids))
+        out: dict[int, list[str]] = {}
+        for cid, alias in self.conn.execute(q):
+            out.setdefault(int(cid), []).append(str(alias))
+        for names in out.values():
+            names.sort(key=lambda n: (n != LATEST, n))
+        return out
+
+    def set_collection_tags(self, collection_id: int, tags: Iterable[str]) -> None:
+        ct = s.collection_tags.c
+        self.conn.execute(delete(s.collection_tags).where(ct.collection_id == collection_id))
+        rows = [{"collection_id": collection_id, "tag": t} for t in dict.fromkeys(tags)]
+        if rows:
+            self.conn.execute(s.collection_tags.insert(), rows)
+
+    def update_collection(
+        self, collection_id: int, *, name: str | None = None, description: str | None = None
+    ) -> None:
+        c = s.collections.c
+        values: dict[str, Any] = {"updated_at": _now()}
+        if name is not None:
+            pid = self.conn.execute(select(c.project_id).where(c.id == collection_id)).scalar_one()
+            other = self.collection_id(int(pid), name)
+            if other is not None and other != collection_id:
+                raise ValidationError(
+                    f"an artifact named {name!r} already exists in this project; choose another"
+                    " name"
+                )
+            values["name"] = name
+        if description is not None:
+            values["description"] = description
+        self.conn.execute(update(s.collections).where(c.id == collection_id).values(**values))
+
+    def delete_collection(self, collection_id: int) -> None:
+        """Remove a collection, its versions and everything attached to them."""
+        v = s.versions.c
+        ids = select(v.id).where(v.collection_id == collection_id)
+        for table in (s.staged_entries, s.version_runs, s.tags):
+            self.conn.execute(delete(table).where(table.c.version_id.in_(ids)))
+        self.conn.execute(delete(s.aliases).where(s.aliases.c.collection_id == collection_id))
+        self.conn.execute(delete(s.versions).where(v.collection_id == collection_id))
+        self.conn.execute(
+            delete(s.collection_tags).where(s.collection_tags.c.collection_id == collection_id)
+        )
+        self.conn.execute(delete(s.collections).where(s.collections.c.id == collection_id))
 
     # -- lineage -------------------------------------------------------------------------------
 

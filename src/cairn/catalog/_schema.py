@@ -230,4 +230,14 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0004_search"
+# -- W&B parity (migration 0005) ----------------------------------------------------------------
+
+# Tags on a collection (W&B's ArtifactCollection.tags), validated as version tags are.
+collection_tags = Table(
+    "collection_tags",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("collections.id"), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+)
+
+HEAD_REVISION = "0005_collection_tags"

@@ -47,6 +47,8 @@ class CollectionRecord:
     latest_size: int | None
     created_at: float
     updated_at: float
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # every alias in use in the collection
 
 
 @dataclass(frozen=True, slots=True)

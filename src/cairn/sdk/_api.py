@@ -6,7 +6,14 @@ import datetime as _dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from cairn.core import ManifestDiff, diff_trees, parse_artifact_path, validate_project
+from cairn.core import (
+    ManifestDiff,
+    diff_trees,
+    parse_artifact_path,
+    validate_artifact_name,
+    validate_project,
+    validate_tags,
+)
 from cairn.core._records import CollectionRecord, RunRecord
 from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
 from cairn.sdk._artifact import Artifact, reader_for
@@ -84,18 +91,57 @@ class ArtifactType:
 
 
 class ArtifactCollection:
-    """A named sequence of versions: ``name`` with its ``type`` in a project."""
+    """A named sequence of versions in a project (W&B's ``ArtifactCollection``).
 
-    def __init__(self, api: Api, record: CollectionRecord) -> None:
-        self._api = api
+    ``name``, ``description`` and ``tags`` may be set, then ``save()``; ``delete()`` removes the
+    collection with all its versions.
+    """
+
+    def __init__(self, service: Service, record: CollectionRecord) -> None:
+        self._service = service
+        self._assign(record)
+
+    def _assign(self, record: CollectionRecord) -> None:
         self._record = record
+        self._name = record.name
+        self._description = record.description
+        self._tags = list(record.tags)
 
-    name = property(lambda self: self._record.name)
     type = property(lambda self: self._record.type)
     entity = property(lambda self: self._record.entity)
     project = property(lambda self: self._record.project)
-    description = property(lambda self: self._record.description)
     id = property(lambda self: self._record.id)
+
+    @property
+    def name(self) -> str:
+        return str(self._name)
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = validate_artifact_name(value)
+
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"description must be text, got {type(value).__name__}")
+        self._description = value
+
+    @property
+    def tags(self) -> list[str]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Sequence[str] | str) -> None:
+        self._tags = validate_tags(value)
+
+    @property
+    def aliases(self) -> list[str]:
+        """Every alias in use in the collection (``latest`` included)."""
+        return list(self._record.aliases)
 
     @property
     def version_count(self) -> int:
@@ -110,13 +156,41 @@ class ArtifactCollection:
         return _iso(self._record.updated_at)
 
     def artifacts(self, per_page: int = 50) -> list[Artifact]:
+        """The collection's versions, newest first."""
         r = self._record
-        return self._api.artifacts(r.type, f"{r.entity}/{r.project}/{r.name}")
+        records = self._service.list_versions(r.entity, r.project, r.name)
+        records.sort(key=lambda v: v.index or 0, reverse=True)
+        return [Artifact._from_record(self._service, v) for v in records]
 
     versions = artifacts
 
     def is_sequence(self) -> bool:
         return True
+
+    def save(self) -> None:
+        """Save a new ``name`` (rename), ``description`` or ``tags``; all or nothing."""
+        r = self._record
+        tags = validate_tags(self._tags)
+        record = self._service.update_collection(
+            r.entity,
+            r.project,
+            r.name,
+            new_name=self._name if self._name != r.name else None,
+            description=self._description if self._description != r.description else None,
+            tags=tags if tags != list(r.tags) else None,
+        )
+        self._assign(record)
+
+    def delete(self) -> None:
+        """Delete the collection and every version of it (the blobs go with the next gc)."""
+        r = self._record
+        self._service.delete_collection(r.entity, r.project, r.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactCollection) and other._record.id == self._record.id
+
+    def __hash__(self) -> int:
+        return hash(self._record.id)
 
     def __repr__(self) -> str:
         return f"<ArtifactCollection {self.name} ({self.type})>"
@@ -184,7 +258,7 @@ class Api:
         type_name: str,
         name: str,
         per_page: int = 50,
-        tags: Sequence[str] | None = None,
+        tags: Sequence[str] | str | None = None,
         include_pending: bool = False,
     ) -> list[Artifact]:
         """The versions of a collection, newest first (PENDING ones only when asked for)."""
@@ -197,7 +271,7 @@ class Api:
                 f"artifact {coll} has type {records[0].type!r}, not {type_name!r}"
             )
         if tags:
-            wanted = set(tags)
+            wanted = set(validate_tags(tags))
             records = [r for r in records if wanted.issubset(r.tags)]
         records.sort(key=lambda r: (r.index is not None, r.index or 0), reverse=True)
         return [Artifact._from_record(self._service, r) for r in records]
@@ -209,16 +283,20 @@ class Api:
     ) -> list[ArtifactCollection]:
         entity, project = self._project_path(project_name)
         return [
-            ArtifactCollection(self, c)
+            ArtifactCollection(self._service, c)
             for c in self._service.list_collections(entity, project, type_name)
         ]
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        """The collection ``[[entity/]project/]name`` of that type."""
         entity, project, coll, _ = self._split(name)
-        for c in self._service.list_collections(entity, project, type_name):
-            if c.name == coll:
-                return ArtifactCollection(self, c)
-        raise ArtifactNotFoundError(f"no {type_name} artifact named {coll} in {entity}/{project}")
+        record = self._service.get_collection(entity, project, coll)
+        if record.type != type_name:
+            raise ArtifactNotFoundError(
+                f"no {type_name} artifact named {coll} in {entity}/{project}; it has type"
+                f" {record.type!r}"
+            )
+        return ArtifactCollection(self._service, record)
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
         try:

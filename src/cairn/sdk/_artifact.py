@@ -48,7 +48,7 @@ from cairn.sdk._statcache import StatCache, file_digest
 from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
 
 if TYPE_CHECKING:
-    from cairn.sdk._api import ApiRun
+    from cairn.sdk._api import ApiRun, ArtifactCollection
     from cairn.sdk._run import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,6 +98,17 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _staging_root() -> str | None:
+    """Where new_file() stages files: ``<CAIRN_DATA_DIR or WANDB_DATA_DIR>/artifacts/staging``
+    (W&B's place for them), else the system's temporary directory."""
+    data_dir = Settings.from_env().data_dir
+    if data_dir is None:
+        return None
+    root = os.path.join(os.path.expanduser(data_dir), "artifacts", "staging")
+    os.makedirs(root, exist_ok=True)
+    return root
 
 
 def _check_policy(policy: object) -> bool:
@@ -265,6 +276,22 @@ class Artifact:
     @property
     def source_version(self) -> str:
         return self.version
+
+    @property
+    def collection(self) -> ArtifactCollection:
+        """The collection (W&B's ``ArtifactCollection``) this version belongs to."""
+        from cairn.sdk._api import ArtifactCollection
+
+        rec = self._ensure_logged("collection")
+        svc = self._svc()
+        return ArtifactCollection(svc, svc.get_collection(rec.entity, rec.project, rec.name))
+
+    @property
+    def source_collection(self) -> ArtifactCollection:
+        """The collection the version was logged to (the same as ``collection`` for a version
+        that is not a registry link)."""
+        self._ensure_logged("source_collection")
+        return self.collection
 
     @property
     def type(self) -> str:
@@ -476,7 +503,7 @@ class Artifact:
         self._ensure_not_final("new_file")
         entry_path = normalize_entry_path(name)
         if self._tmp_dir is None:
-            self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-")
+            self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-", dir=_staging_root())
             # Removed when the artifact goes (or at exit), quietly: TemporaryDirectory would warn
             # (ResourceWarning) about the implicit clean-up of an artifact nobody closes.
             weakref.finalize(self, shutil.rmtree, self._tmp_dir, ignore_errors=True)

@@ -344,6 +344,7 @@ _S3_ENV = (
     "AWS_MAX_ATTEMPTS",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
+    "AWS_S3_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
     "AWS_REGION",
@@ -365,9 +366,20 @@ def _s3_client() -> Any:
         if client is None:
             # Attempts come from AWS_MAX_ATTEMPTS (default 3), like every AWS tool.
             config = Config(retries={"mode": "standard"})
-            client = boto3.session.Session().client("s3", config=config)
+            client = boto3.session.Session().client(
+                "s3", config=config, endpoint_url=w_and_b_endpoint()
+            )
             _s3_clients[key] = client
         return client
+
+
+def w_and_b_endpoint() -> str | None:
+    """W&B's ``AWS_S3_ENDPOINT_URL``, when boto3's own variables (``AWS_ENDPOINT_URL_S3``,
+    ``AWS_ENDPOINT_URL``, read by boto3 itself) are unset."""
+    env = os.environ
+    if env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"):
+        return None
+    return env.get("AWS_S3_ENDPOINT_URL") or None
 
 
 @dataclass(frozen=True, slots=True)

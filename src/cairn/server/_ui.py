@@ -222,6 +222,31 @@ class KeyScopedService:
         self._who.require_admin()
         return self._inner.cleanup_pending(older_than_seconds)
 
+    # -- collections (W&B's ArtifactCollection) --
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        self._may(entity, project)
+        return self._inner.get_collection(entity, project, name)
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        self._may(entity, project, "write")
+        return self._inner.update_collection(
+            entity, project, name, new_name=new_name, description=description, tags=tags
+        )
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        self._may(entity, project, "write")
+        self._inner.delete_collection(entity, project, name)
+
 
 class ServerUiBackend:
     """``cairn.ui.UiBackend`` over the server's API keys: sign in with a key; see what it sees."""

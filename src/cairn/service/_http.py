@@ -616,6 +616,32 @@ class HttpService:
         return search_result_from_json(
             self._call("POST", "/search", json=search_request_to_json(request.check()))
         )
+    # -- collections (W&B's ArtifactCollection) --
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        path = f"{self._project(entity, project)}/collections/{_seg(name)}"
+        return collection_from_json(self._call("GET", path))
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        path = f"{self._project(entity, project)}/collections/{_seg(name)}"
+        body = {
+            "name": new_name,
+            "description": description,
+            "tags": None if tags is None else list(tags),
+        }
+        return collection_from_json(self._call("PATCH", path, json=body))
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        self._call("DELETE", f"{self._project(entity, project)}/collections/{_seg(name)}")
 
     # -- API keys (server admins; not part of the Service protocol) ----------------------------
 

@@ -638,6 +638,52 @@ class LocalService:
 
         self.catalog.write(fn)
 
+    # -- collections (W&B's ArtifactCollection: rename, description, tags, delete) --
+
+    def _collection(self, tx: Tx, entity: str, project: str, name: str) -> int:
+        pid = self._project(tx, entity, project)
+        return tx.require_collection(pid, name, f"{entity}/{project}")
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        def fn(tx: Tx) -> CollectionRecord:
+            pid = self._project(tx, entity, project)
+            found = tx.collection_records(pid, name=name)
+            if not found:
+                raise ArtifactNotFoundError(f"artifact {name!r} not found in {entity}/{project}")
+            return found[0]
+
+        return self.catalog.read(fn)
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        """Rename a collection, change its description or replace its tags (all or nothing)."""
+
+        def fn(tx: Tx) -> CollectionRecord:
+            cid = self._collection(tx, entity, project, name)
+            tx.update_collection(cid, name=new_name, description=description)
+            if tags is not None:
+                tx.set_collection_tags(cid, tags)
+            pid = self._project(tx, entity, project)
+            return tx.collection_records(pid, name=new_name or name)[0]
+
+        return self.catalog.write(fn)
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        """Delete a collection and every version of it (their blobs go with the next gc)."""
+
+        def fn(tx: Tx) -> None:
+            tx.delete_collection(self._collection(tx, entity, project, name))
+
+        self.catalog.write(fn)
+
     def use_version(self, version_id: str, run: RunRecord) -> None:
         def fn(tx: Tx) -> None:
             pk = self._run_pk(tx, run.entity, run.project, run.id)

@@ -180,6 +180,25 @@ class Service(Protocol):
 
     def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None: ...
 
+    # -- collections (W&B's ArtifactCollection) --
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord: ...
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        """Rename a collection, change its description or replace its tags (all or nothing)."""
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        """Delete a collection and every version of it."""
+
     def use_version(self, version_id: str, run: RunRecord) -> None:
         """Record that ``run`` used the version (lineage)."""
 

@@ -124,6 +124,8 @@ def collection_to_json(c: CollectionRecord) -> dict[str, Any]:
         "latest_size": c.latest_size,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
+        "tags": list(c.tags),
+        "aliases": list(c.aliases),
     }
 
 
@@ -139,6 +141,8 @@ def collection_from_json(d: Mapping[str, Any]) -> CollectionRecord:
         latest_index=d.get("latest_index"),
         latest_size=d.get("latest_size"),
         created_at=float(d.get("created_at") or 0.0),
+        tags=tuple(d.get("tags") or ()),
+        aliases=tuple(d.get("aliases") or ()),
         updated_at=float(d.get("updated_at") or 0.0),
     )
 

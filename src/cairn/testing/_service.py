@@ -156,6 +156,31 @@ class ServiceTests:
         v2 = service.commit(_commit(service, [_blob(service, b"2", "f")])).version
         assert v2 is not None and v2.version == "v2"  # numbers are never reused
 
+    def test_collections_are_renamed_tagged_and_deleted(self, service: Service) -> None:
+        service.commit(_commit(service, [_blob(service, b"c0", "f")], aliases=["best"]))
+        service.commit(_commit(service, [_blob(service, b"o", "f")], name="other"))
+        rec = service.get_collection("me", "proj", "ds")
+        assert (rec.name, rec.type, rec.aliases, rec.tags) == (
+            "ds",
+            "dataset",
+            (LATEST, "best"),
+            (),
+        )
+        rec = service.update_collection("me", "proj", "ds", tags=["a", "b c"], description="d")
+        assert rec.tags == ("a", "b c") and rec.description == "d"
+        with pytest.raises(ValidationError, match="already exists"):
+            service.update_collection("me", "proj", "ds", new_name="other", tags=["x"])
+        assert service.get_collection("me", "proj", "ds").tags == ("a", "b c")  # nothing changed
+        renamed = service.update_collection("me", "proj", "ds", new_name="ds2")
+        assert renamed.name == "ds2" and renamed.id == rec.id
+        assert service.resolve("me", "proj", "ds2", "best").version == "v0"
+        service.delete_collection("me", "proj", "ds2")
+        with pytest.raises(ArtifactNotFoundError):
+            service.get_collection("me", "proj", "ds2")
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "ds2", None)
+        assert [c.name for c in service.list_collections("me", "proj")] == ["other"]
+
     def test_lists(self, service: Service) -> None:
         service.commit(_commit(service, [_blob(service, b"m", "m")], name="net", type="model"))
         service.commit(_commit(service, [_blob(service, b"d", "d")], name="data", type="dataset"))

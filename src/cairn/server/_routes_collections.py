@@ -1,0 +1,64 @@
+"""Routes: artifact collections as W&B edits them (rename, description, tags, delete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from cairn.core import validate_artifact_name, validate_tags
+from cairn.server._common import B, Who, _description, _names, new_router
+from cairn.service._wire import collection_to_json
+
+router = new_router()
+
+
+def _collection_path(entity: str, project: str, name: str) -> tuple[str, str, str]:
+    entity, project = _names(entity, project)
+    return entity, project, validate_artifact_name(name)
+
+
+@router.get("/projects/{entity}/{project}/collections/{name}", summary="One artifact collection")
+def get_collection(entity: str, project: str, name: str, who: Who, b: B) -> dict[str, Any]:
+    entity, project, name = _collection_path(entity, project, name)
+    who.require(entity, project, "read")
+    return collection_to_json(b.service.get_collection(entity, project, name))
+
+
+class CollectionUpdateIn(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+
+
+@router.patch(
+    "/projects/{entity}/{project}/collections/{name}",
+    summary="Rename a collection, change its description or tags",
+)
+def update_collection(
+    entity: str, project: str, name: str, body: CollectionUpdateIn, who: Who, b: B
+) -> dict[str, Any]:
+    entity, project, name = _collection_path(entity, project, name)
+    who.require(entity, project, "write")
+    new_name = None if body.name is None else validate_artifact_name(body.name)
+    tags = None if body.tags is None else validate_tags(body.tags)
+    rec = b.service.update_collection(
+        entity,
+        project,
+        name,
+        new_name=new_name,
+        description=_description(body.description),
+        tags=tags,
+    )
+    return collection_to_json(rec)
+
+
+@router.delete(
+    "/projects/{entity}/{project}/collections/{name}",
+    summary="Delete a collection and all its versions",
+)
+def delete_collection(entity: str, project: str, name: str, who: Who, b: B) -> dict[str, Any]:
+    entity, project, name = _collection_path(entity, project, name)
+    who.require(entity, project, "write")
+    b.service.delete_collection(entity, project, name)
+    return {}
