@@ -277,3 +277,29 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
         check=True,
     )
     assert key_id in listed.stdout and key.split("_")[2] not in listed.stdout
+
+
+def test_w_and_b_routes_check_the_keys_grants(clients: dict[str, HttpService]) -> None:
+    """Collections and runs of a project (W&B's public API) obey the same grants."""
+    from cairn.core._records import RunRecord
+
+    alice, bob, reader = clients["alice"], clients["bob"], clients["reader"]
+    _commit(alice, "shared", b"w&b routes")
+    alice.start_run(RunRecord(id="r1", entity="alice", project="shared", name="r1"))
+    assert [r.id for r in reader.list_runs("alice", "shared")] == ["r1"]
+    assert reader.get_collection("alice", "shared", "ds").name == "ds"
+    with pytest.raises(PermissionDeniedError):
+        bob.list_runs("alice", "shared")
+    with pytest.raises(PermissionDeniedError):
+        bob.get_collection("alice", "shared", "ds")
+    for denied in (
+        lambda: reader.delete_run("alice", "shared", "r1"),
+        lambda: reader.update_collection("alice", "shared", "ds", tags=["x"]),
+        lambda: reader.delete_collection("alice", "shared", "ds"),
+        lambda: bob.delete_collection("alice", "shared", "ds"),
+    ):
+        with pytest.raises(PermissionDeniedError):
+            denied()
+    assert alice.update_collection("alice", "shared", "ds", tags=["x"]).tags == ("x",)
+    alice.delete_run("alice", "shared", "r1")
+    assert alice.list_runs("alice", "shared") == []

@@ -315,6 +315,17 @@ class Tx:
             raise RunNotFoundError(f"run {run_id!r} not found")
         return found[0]
 
+    def delete_run(self, run_pk: int) -> None:
+        """Forget a run: its lineage rows go; versions it logged stay, with no creator."""
+        self.conn.execute(delete(s.version_runs).where(s.version_runs.c.run_id == run_pk))
+        self.conn.execute(
+            update(s.versions).where(s.versions.c.created_by == run_pk).values(created_by=None)
+        )
+        self.conn.execute(
+            update(s.staged_entries).where(s.staged_entries.c.run_id == run_pk).values(run_id=None)
+        )
+        self.conn.execute(delete(s.runs).where(s.runs.c.id == run_pk))
+
     # -- collections ---------------------------------------------------------------------------
 
     def lock_collection(

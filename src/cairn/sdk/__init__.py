@@ -1,6 +1,6 @@
 """The SDK: Run, Artifact, entries and the query Api, over the Service protocol."""
 
-from cairn.sdk._api import Api, ApiRun, ArtifactCollection, ArtifactType
+from cairn.sdk._api import Api, ApiRun, ArtifactCollection, ArtifactType, Project, Runs
 from cairn.sdk._artifact import Artifact, ArtifactFiles
 from cairn.sdk._cache_cleanup import CacheCleanupReport, cleanup_cache
 from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry
@@ -40,8 +40,10 @@ __all__ = [
     "CacheCleanupReport",
     "Config",
     "DiffReport",
+    "Project",
     "PutResult",
     "Run",
+    "Runs",
     "Settings",
     "Table",
     "add_alias",

@@ -61,6 +61,20 @@ class ApiRun:
         records = self._service.run_versions(r.entity, r.project, r.id, "input")
         return [Artifact._from_record(self._service, v) for v in records]
 
+    @property
+    def display_name(self) -> str:
+        return str(self._record.name)
+
+    @property
+    def tags(self) -> list[str]:
+        return []
+
+    def delete(self, delete_artifacts: bool = False) -> None:
+        """Delete the run. Versions it logged stay (with no logging run) unless
+        ``delete_artifacts=True`` deletes them too, aliases included (W&B's ``Run.delete``)."""
+        r = self._record
+        self._service.delete_run(r.entity, r.project, r.id, delete_artifacts=delete_artifacts)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ApiRun) and other._record.path == self._record.path
 
@@ -69,6 +83,64 @@ class ApiRun:
 
     def __repr__(self) -> str:
         return f"<Run {self._record.path} ({self.state})>"
+
+
+class Project:
+    """A project (W&B's ``wandb.apis.public.Project``): its collections, types and runs."""
+
+    def __init__(self, api: Api, entity: str, name: str) -> None:
+        self._api = api
+        self.entity = entity
+        self.name = name
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.name]
+
+    @property
+    def id(self) -> str:
+        return f"{self.entity}/{self.name}"
+
+    def artifact_types(self, per_page: int = 50) -> list[ArtifactType]:
+        return self._api.artifact_types(self.id)
+
+    artifacts_types = artifact_types  # W&B's spelling
+
+    def artifact_collections(
+        self, type_name: str | None = None, per_page: int = 50
+    ) -> list[ArtifactCollection]:
+        return self._api.artifact_collections(self.id, type_name)
+
+    collections = artifact_collections
+
+    def runs(self, filters: Mapping[str, Any] | None = None, order: str = "+created_at") -> Runs:
+        return self._api.runs(self.id, filters, order)
+
+    def sweeps(self) -> list[Any]:
+        """Sweeps are not part of cairn: always empty."""
+        return []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Project) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<Project {self.entity}/{self.name}>"
+
+
+class Runs(list[ApiRun]):
+    """The runs ``Api.runs`` found: a list (``len``, indexing, iteration), as W&B's ``Runs``."""
+
+    def __init__(self, runs: list[ApiRun], entity: str, project: str) -> None:
+        super().__init__(runs)
+        self.entity = entity
+        self.project = project
+
+    @property
+    def length(self) -> int:
+        return len(self)
 
 
 class ArtifactType:
@@ -315,8 +387,38 @@ class Api:
             raise ArtifactNotFoundError(f"no artifact type {type_name!r} in {entity}/{proj}")
         return ArtifactType(self, entity, proj, type_name)
 
-    def projects(self, entity: str | None = None) -> list[str]:
-        return [f"{e}/{p}" for e, p in self._service.list_projects(entity)]
+    def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
+        """The projects of ``entity`` (default: every entity the store holds)."""
+        return [Project(self, e, p) for e, p in self._service.list_projects(entity)]
+
+    def project(self, name: str, entity: str | None = None) -> Project:
+        """The project ``name`` (or ``entity/name``) of ``entity`` (default: the default entity)."""
+        if "/" in name:
+            ent, proj = self._project_path(name)
+        else:
+            ent, proj = validate_project(entity or self._entity, "entity"), validate_project(name)
+        return Project(self, ent, proj)
+
+    def runs(
+        self,
+        path: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "+created_at",
+        per_page: int = 50,
+        include_sweeps: bool = True,
+        lazy: bool = True,
+    ) -> Runs:
+        """The runs of project ``path`` (``project`` or ``entity/project``) that match W&B's
+        ``filters`` (see ``cairn.sdk._runs_query``), in ``order`` (default oldest first)."""
+        from cairn.sdk._runs_query import matches, sort_key
+
+        entity, project = self._project_path(path)
+        if filters is not None and not isinstance(filters, Mapping):
+            raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
+        key, reverse = sort_key(order)
+        found = [r for r in self._service.list_runs(entity, project) if matches(r, filters or {})]
+        found.sort(key=key, reverse=reverse)
+        return Runs([ApiRun(self._service, r) for r in found], entity, project)
 
     def run(self, path: str) -> ApiRun:
         """The run ``[[entity/]project/]run_id``."""
@@ -355,5 +457,5 @@ class Api:
         """Discard PENDING versions untouched for longer than that; return how many."""
         return self._service.cleanup_pending(older_than_seconds)
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Project]:
         return iter(self.projects())

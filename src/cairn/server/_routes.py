@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from cairn.server import (
     _routes_blobs,
-    _routes_collections,
     _routes_keys,
     _routes_runs,
     _routes_search,
     _routes_versions,
 )
     _routes_versions,
+    _routes_wandb,
 )
 
 ROUTERS = (
@@ -24,5 +24,5 @@ ROUTERS = (
     _routes_versions.router,
     _routes_search.router,
     _routes_keys.router,
-    _routes_collections.router,  # W&B's collections (issue 11)
+    _routes_wandb.router,  # W&B parity: collections, runs of a project (issue 11)
 )

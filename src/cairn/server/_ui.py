@@ -222,6 +222,18 @@ class KeyScopedService:
         self._who.require_admin()
         return self._inner.cleanup_pending(older_than_seconds)
 
+    # -- runs of a project (W&B's Api.runs, Run.delete) --
+
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        self._may(entity, project)
+        return self._inner.list_runs(entity, project)
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        self._may(entity, project, "write")
+        self._inner.delete_run(entity, project, run_id, delete_artifacts=delete_artifacts)
+
     # -- collections (W&B's ArtifactCollection) --
 
     def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:

@@ -616,6 +616,19 @@ class HttpService:
         return search_result_from_json(
             self._call("POST", "/search", json=search_request_to_json(request.check()))
         )
+    # -- runs of a project (W&B's Api.runs, Run.delete) --
+
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        return [
+            run_from_json(r) for r in self._call("GET", self._project(entity, project) + "/runs")
+        ]
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        params = {"delete_artifacts": "true" if delete_artifacts else "false"}
+        self._call("DELETE", f"{self._project(entity, project)}/runs/{_seg(run_id)}", params=params)
+
     # -- collections (W&B's ArtifactCollection) --
 
     def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:

@@ -175,6 +175,31 @@ class LocalService:
 
         return self.catalog.read(fn)
 
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        """The runs of a project, oldest first (none if the project does not exist)."""
+        from cairn.catalog import _schema as schema
+
+        def fn(tx: Tx) -> list[RunRecord]:
+            pid = tx.project_id(entity, project, create=False)
+            return [] if pid is None else tx.run_records(schema.runs.c.project_id == pid)
+
+        return self.catalog.read(fn)
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        """Delete a run; with ``delete_artifacts`` the versions it logged are deleted too (their
+        aliases with them), otherwise they stay, with no logging run."""
+
+        def fn(tx: Tx) -> None:
+            pk = self._run_pk(tx, entity, project, run_id)
+            if delete_artifacts:
+                for vid in tx.versions_of_run(pk, "output"):
+                    self._delete_version_in(tx, vid, delete_aliases=True)
+            tx.delete_run(pk)
+
+        self.catalog.write(fn)
+
     def _project(self, tx: Tx, entity: str, project: str) -> int:
         pid = tx.project_id(entity, project, create=False)
         if pid is None:
@@ -616,27 +641,29 @@ class LocalService:
         return self.catalog.write(fn)
 
     def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None:
-        def fn(tx: Tx) -> None:
-            rec = tx.version_record(version_id)
-            if rec.state == DELETED:
-                return
-            if rec.state == PENDING:
-                tx.drop_pending(version_id)
-                return
-            if rec.aliases and not delete_aliases:
-                # As in W&B, "latest" counts: the newest version is kept by "delete every
-                # version without an alias".
-                raise UsageError(
-                    f"{rec.qualified_name} has aliases {', '.join(rec.aliases)}; remove them"
-                    " first or pass delete_aliases=True"
-                )
-            for alias in rec.aliases:
-                tx.remove_alias(rec.collection_id, alias, version_id)
-            tx.set_version_state(version_id, DELETED)
-            if LATEST in rec.aliases:
-                tx.move_latest(rec.collection_id)
+        self.catalog.write(
+            lambda tx: self._delete_version_in(tx, version_id, delete_aliases=delete_aliases)
+        )
 
-        self.catalog.write(fn)
+    def _delete_version_in(self, tx: Tx, version_id: str, *, delete_aliases: bool) -> None:
+        rec = tx.version_record(version_id)
+        if rec.state == DELETED:
+            return
+        if rec.state == PENDING:
+            tx.drop_pending(version_id)
+            return
+        if rec.aliases and not delete_aliases:
+            # As in W&B, "latest" counts: the newest version is kept by "delete every version
+            # without an alias".
+            raise UsageError(
+                f"{rec.qualified_name} has aliases {', '.join(rec.aliases)}; remove them"
+                " first or pass delete_aliases=True"
+            )
+        for alias in rec.aliases:
+            tx.remove_alias(rec.collection_id, alias, version_id)
+        tx.set_version_state(version_id, DELETED)
+        if LATEST in rec.aliases:
+            tx.move_latest(rec.collection_id)
 
     # -- collections (W&B's ArtifactCollection: rename, description, tags, delete) --
 

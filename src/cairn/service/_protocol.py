@@ -104,6 +104,14 @@ class Service(Protocol):
     ) -> list[VersionRecord]:
         """Versions a run used (``role="input"``) or logged (``role="output"``)."""
 
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        """The runs of a project, oldest first (W&B's ``Api.runs`` filters them)."""
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        """Delete a run (and, with ``delete_artifacts``, the versions it logged)."""
+
     # -- blobs --
 
     def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:

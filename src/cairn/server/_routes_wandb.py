@@ -1,4 +1,5 @@
-"""Routes: artifact collections as W&B edits them (rename, description, tags, delete)."""
+"""Routes for W&B's public API: collections (rename, description, tags, delete) and the runs of
+a project (list, delete)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from cairn.core import validate_artifact_name, validate_tags
-from cairn.server._common import B, Who, _description, _names, new_router
-from cairn.service._wire import collection_to_json
+from cairn.server._common import B, Who, _description, _names, _run_id, new_router
+from cairn.service._wire import collection_to_json, run_to_json
 
 router = new_router()
 
@@ -61,4 +62,21 @@ def delete_collection(entity: str, project: str, name: str, who: Who, b: B) -> d
     entity, project, name = _collection_path(entity, project, name)
     who.require(entity, project, "write")
     b.service.delete_collection(entity, project, name)
+    return {}
+
+
+@router.get("/projects/{entity}/{project}/runs", summary="The runs of a project, oldest first")
+def list_runs(entity: str, project: str, who: Who, b: B) -> list[dict[str, Any]]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "read")
+    return [run_to_json(r) for r in b.service.list_runs(entity, project)]
+
+
+@router.delete("/projects/{entity}/{project}/runs/{run_id}", summary="Delete a run")
+def delete_run(
+    entity: str, project: str, run_id: str, who: Who, b: B, delete_artifacts: bool = False
+) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "write")
+    b.service.delete_run(entity, project, _run_id(run_id), delete_artifacts=delete_artifacts)
     return {}
