@@ -16,13 +16,16 @@ from cairn.sdk import (
     Api,
     Artifact,
     ArtifactManifestEntry,
+    ArtifactTTL,
     Config,
     Run,
     Table,
     finish,
     init,
     log_artifact,
+    log_model,
     use_artifact,
+    use_model,
 )
 from cairn.sdk._login import Settings, login
 
@@ -30,6 +33,7 @@ __all__ = [
     "Api",
     "Artifact",
     "ArtifactManifestEntry",
+    "ArtifactTTL",
     "Config",
     "Run",
     "Settings",
@@ -39,9 +43,11 @@ __all__ = [
     "finish",
     "init",
     "log_artifact",
+    "log_model",
     "login",
     "run",
     "use_artifact",
+    "use_model",
 ]
 
 

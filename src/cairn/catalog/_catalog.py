@@ -27,7 +27,9 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -183,6 +185,12 @@ class Tx:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)
+
+    def alive(self) -> Any:
+        """A committed version whose TTL (if any) has not run out: what queries see. An expired
+        version stays in the catalog until gc marks it deleted, but nothing shows it."""
+        v = s.versions.c
+        return and_(v.state == COMMITTED, or_(v.expires_at.is_(None), v.expires_at > _now()))
 
     def among(self, column: Any, values: Sequence[Any]) -> Any:
         """``column IN values``; on PostgreSQL one array parameter (``= ANY``), which the planner
@@ -398,7 +406,7 @@ class Tx:
                 func.count().label("n"),
                 func.max(v.idx).label("latest_idx"),
             )
-            .where(v.state == COMMITTED)
+            .where(self.alive())
             .group_by(v.collection_id)
             .subquery()
         )
@@ -451,7 +459,7 @@ class Tx:
         q = (
             select(a.collection_id, v.idx, v.size)
             .join(s.versions, v.id == a.version_id)
-            .where(a.alias == LATEST, v.state == COMMITTED)
+            .where(a.alias == LATEST, self.alive())
             .where(self.among(a.collection_id, list(newest)))
         )
         out = {int(r[0]): (int(r[1]), int(r[2])) for r in self.conn.execute(q)}
@@ -459,7 +467,7 @@ class Tx:
         if rest:
             q = select(v.collection_id, v.idx, v.size).where(
                 self.among(v.collection_id, [cid for cid, _ in rest]),
-                v.state == COMMITTED,
+                self.alive(),
             )
             wanted = set(rest)
             for r in self.conn.execute(q):
@@ -478,7 +486,7 @@ class Tx:
         v = s.versions.c
         q = (
             select(v.id)
-            .where(v.collection_id == collection_id, v.digest == digest, v.state == COMMITTED)
+            .where(v.collection_id == collection_id, v.digest == digest, self.alive())
             .order_by(v.idx)
         )
         vid = self.conn.execute(q).scalars().first()
@@ -629,7 +637,7 @@ class Tx:
         v = s.versions.c
         if label is not None and label[:1] == "v" and label[1:].isdigit():
             q = select(v.id).where(
-                v.collection_id == collection_id, v.idx == int(label[1:]), v.state == COMMITTED
+                v.collection_id == collection_id, v.idx == int(label[1:]), self.alive()
             )
             vid = self.conn.execute(q).scalar()
             return None if vid is None else str(vid)
@@ -638,7 +646,7 @@ class Tx:
             select(a.version_id)
             .join(s.versions, v.id == a.version_id)
             .where(a.collection_id == collection_id, a.alias == (label or LATEST))
-            .where(v.state == COMMITTED)
+            .where(self.alive())
         )
         vid = self.conn.execute(q).scalar()
         if vid is None and (label or LATEST) == LATEST:
@@ -650,7 +658,7 @@ class Tx:
         v = s.versions.c
         q = (
             select(v.id)
-            .where(v.collection_id == collection_id, v.state == COMMITTED)
+            .where(v.collection_id == collection_id, self.alive())
             .order_by(v.idx.desc())
             .limit(1)
         )
@@ -669,6 +677,7 @@ class Tx:
         q = (
             select(v.id)
             .where(v.collection_id == collection_id, v.state.in_(states))
+            .where(or_(v.state != COMMITTED, self.alive()) if not include_deleted else true())
             .order_by(v.idx.is_(None), v.idx, v.created_at)
         )
         return [str(r[0]) for r in self.conn.execute(q)]
@@ -691,7 +700,7 @@ class Tx:
             .where(
                 v.collection_id == collection_id,
                 v.distributed_id == distributed_id,
-                v.state == COMMITTED,
+                self.alive(),
             )
             .order_by(v.idx.desc())
             .limit(1)
@@ -741,12 +750,16 @@ class Tx:
             vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
         }
         tag_map = {vid: sorted(r.tag_list.split("\n")) for vid, r in rows.items() if r.tag_list}
+        now = _now()
         out = []
         for vid in ids:
             r = rows.get(vid)
             if r is None:
                 raise ArtifactNotFoundError(f"artifact version {vid!r} not found")
             aliases = alias_map.get(vid, [])
+            state = r.state
+            if state == COMMITTED and r.expires_at is not None and r.expires_at <= now:
+                state, aliases = DELETED, []  # expired: gone for every reader
             # "latest" first, then the rest in name order, as W&B shows them.
             aliases.sort(key=lambda a: (a != LATEST, a))
             out.append(
@@ -757,7 +770,7 @@ class Tx:
                     name=r.cname,
                     type=r.type,
                     index=r.idx,
-                    state=r.state,
+                    state=state,
                     digest=r.digest,
                     size=int(r.size),
                     file_count=int(r.file_count),
@@ -771,6 +784,7 @@ class Tx:
                     distributed_id=r.distributed_id,
                     base_version_id=r.base_version_id,
                     collection_id=int(r.collection_id),
+                    ttl_seconds=None if r.ttl_seconds is None else float(r.ttl_seconds),
                 )
             )
         return out
@@ -829,6 +843,29 @@ class Tx:
     def replace_tags(self, version_id: str, tags: Iterable[str]) -> None:
         self.conn.execute(delete(s.tags).where(s.tags.c.version_id == version_id))
         self.add_tags(version_id, tags)
+
+    # -- time to live (W&B's Artifact.ttl) -------------------------------------------------------
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> None:
+        """Give a version a TTL from its commit time (None: no TTL)."""
+        v = s.versions.c
+        row = self.conn.execute(
+            select(v.committed_at, v.created_at).where(v.id == version_id)
+        ).first()
+        if row is None:
+            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
+        start = row.committed_at or row.created_at
+        expires = None if ttl_seconds is None else start + ttl_seconds
+        self.conn.execute(
+            update(s.versions)
+            .where(v.id == version_id)
+            .values(ttl_seconds=ttl_seconds, expires_at=expires, updated_at=_now())
+        )
+
+    def expired_versions(self) -> list[str]:
+        v = s.versions.c
+        q = select(v.id).where(v.state == COMMITTED, v.expires_at.is_not(None))
+        return [str(r[0]) for r in self.conn.execute(q.where(v.expires_at <= _now()))]
 
     # -- collections as W&B edits them: tags, rename, delete ---------------------------------------
 
@@ -919,6 +956,7 @@ class Tx:
             select(vr.version_id)
             .join(s.versions, v.id == vr.version_id)
             .where(vr.run_id == run_pk, vr.role == role, v.state != DELETED)
+            .where(or_(v.state != COMMITTED, self.alive()))
             .order_by(vr.created_at)
         )
         return [str(r[0]) for r in self.conn.execute(q)]
@@ -1024,7 +1062,7 @@ class Tx:
     def live_roots(self) -> list[str]:
         """Manifest roots of every version not deleted."""
         v = s.versions.c
-        q = select(v.digest).where(v.state == COMMITTED, v.digest.is_not(None)).distinct()
+        q = select(v.digest).where(self.alive(), v.digest.is_not(None)).distinct()
         return [str(r[0]) for r in self.conn.execute(q)]
 
     def staged_digests(self) -> list[str]:

@@ -86,6 +86,9 @@ versions = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("committed_at", Float),
+    # W&B's Artifact.ttl (migration 0006): seconds from the commit, and when that runs out.
+    Column("ttl_seconds", Float),
+    Column("expires_at", Float, index=True),
     UniqueConstraint("collection_id", "idx"),
     Index("ix_versions_collection_digest", "collection_id", "digest"),
     # Also: a partial unique index, at most one PENDING version per (collection, distributed_id):
@@ -240,4 +243,4 @@ collection_tags = Table(
     Column("tag", String(128), primary_key=True),
 )
 
-HEAD_REVISION = "0005_collection_tags"
+HEAD_REVISION = "0006_version_ttl"

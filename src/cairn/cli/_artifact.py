@@ -113,7 +113,7 @@ def versions(path: str, include_pending: bool, as_json: bool) -> None:
     if as_json:
         emit_json([sdk.version_json(r) for r in records])
         return
-    headers = ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN"]
+    headers = ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN", "EXPIRES"]
     rows = [
         [
             r.version or f"({r.state.lower()})",
@@ -122,6 +122,7 @@ def versions(path: str, include_pending: bool, as_json: bool) -> None:
             size(r.size),
             sdk.iso_time(r.created_at),
             r.created_by,
+            None if r.ttl_seconds is None else sdk.iso_time(r.created_at + r.ttl_seconds),
         ]
         for r in records
     ]

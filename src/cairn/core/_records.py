@@ -75,6 +75,7 @@ class VersionRecord:
     distributed_id: str | None = None
     base_version_id: str | None = None
     collection_id: int = 0
+    ttl_seconds: float | None = None  # W&B's Artifact.ttl; None: no TTL
 
     @property
     def version(self) -> str | None:

@@ -24,8 +24,19 @@ from cairn.sdk._operations import (
     verify_store,
     version_json,
 )
-from cairn.sdk._run import Config, Run, current_run, finish, init, log_artifact, use_artifact
+from cairn.sdk._run import (
+    Config,
+    Run,
+    current_run,
+    finish,
+    init,
+    log_artifact,
+    log_model,
+    use_artifact,
+    use_model,
+)
 from cairn.sdk._settings import Settings, current_service, reset_services
+from cairn.sdk._ttl import ArtifactTTL
 from cairn.sdk._units import format_size, parse_duration, parse_size
 
 __all__ = [
@@ -36,6 +47,7 @@ __all__ = [
     "ArtifactFiles",
     "ArtifactManifest",
     "ArtifactManifestEntry",
+    "ArtifactTTL",
     "ArtifactType",
     "CacheCleanupReport",
     "Config",
@@ -63,6 +75,7 @@ __all__ = [
     "list_collections",
     "list_files",
     "list_versions",
+    "log_model",
     "log_artifact",
     "parse_duration",
     "parse_size",
@@ -70,6 +83,7 @@ __all__ = [
     "remove_alias",
     "reset_services",
     "use_artifact",
+    "use_model",
     "verify_store",
     "version_json",
 ]

@@ -45,6 +45,7 @@ from cairn.sdk._references import add_reference_entries
 from cairn.sdk._settings import Settings, current_service
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import StatCache, file_digest
+from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl, ttl_seconds
 from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
 
 if TYPE_CHECKING:
@@ -154,6 +155,8 @@ class Artifact:
         self._local_paths = LocalPaths()
         self._tmp_dir: str | None = None  # new_file()'s files; removed with the artifact
         self._distributed_id: str | None = None
+        self._ttl: TtlValue = ArtifactTTL.INHERIT
+        self._ttl_changed = False
         self._manifest = ArtifactManifest(self, self._contents)
         self._added_objects: dict[int, tuple[Any, ArtifactManifestEntry]] = {}
 
@@ -173,6 +176,7 @@ class Artifact:
         art._local_paths = LocalPaths()
         art._tmp_dir = None
         art._distributed_id = record.distributed_id
+        art._ttl_changed = False
         art._added_objects = {}
         art._base = None
         art._assign(record)
@@ -189,6 +193,10 @@ class Artifact:
         self._saved_aliases = list(self._aliases)
         self._tags = list(record.tags)
         self._saved_tags = list(self._tags)
+        self._ttl = (
+            None if record.ttl_seconds is None else _dt.timedelta(seconds=record.ttl_seconds)
+        )
+        self._ttl_changed = False
         svc = self._svc()
         self._contents = Contents(reader_for(svc), record.digest, record.file_count, record.size)
         self._manifest = ArtifactManifest(self, self._contents)
@@ -334,6 +342,28 @@ class Artifact:
     def tags(self, tags: list[str]) -> None:
         self._ensure_logged("tags")
         self._tags = validate_tags(tags)
+
+    @property
+    def ttl(self) -> _dt.timedelta | None:
+        """The time to live: a ``timedelta`` counted from the commit, after which the version is
+        hidden from every query and its content removed by gc, or None (kept until deleted). Set
+        it (``timedelta``, None, or ``ArtifactTTL.INHERIT``: cairn's default, none) before logging
+        or, on a logged version, then ``save()``. An inherited TTL is known only once logged."""
+        if self._ttl is ArtifactTTL.INHERIT:
+            if self._record is None or self._ttl_changed:
+                raise ArtifactNotLoggedError(
+                    "'Artifact.ttl' is inherited; it is known once the artifact is logged (and"
+                    " saved)",
+                    name="ttl",
+                    obj=self,
+                )
+            return None
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, value: _dt.timedelta | ArtifactTTL | None) -> None:
+        self._ttl = check_ttl(value)
+        self._ttl_changed = True
 
     @property
     def distributed_id(self) -> str | None:
@@ -892,6 +922,9 @@ class Artifact:
                 UserWarning,
                 stacklevel=4,
             )
+        if self._ttl is not ArtifactTTL.INHERIT:
+            # A TTL set on the draft counts from the commit (W&B's Artifact.ttl).
+            record = self._svc().set_ttl(record.id, ttl_seconds(self._ttl))
         local_paths = self._local_paths
         self._assign(record)
         self._local_paths = local_paths
@@ -929,6 +962,8 @@ class Artifact:
                 svc.remove_alias(rec.id, alias)
         for alias in [a for a in wanted if a not in self._saved_aliases]:
             svc.add_alias(rec.id, alias)
+        if self._ttl_changed:
+            svc.set_ttl(rec.id, ttl_seconds(self._ttl))
         record = svc.update_version(
             rec.id,
             description=self._description,

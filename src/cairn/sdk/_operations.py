@@ -58,6 +58,10 @@ def version_json(rec: VersionRecord) -> dict[str, Any]:
         "created_at": iso_time(rec.created_at),
         "created_by": rec.created_by,
         "base_version_id": rec.base_version_id,
+        "ttl_seconds": rec.ttl_seconds,
+        "expires_at": None
+        if rec.ttl_seconds is None
+        else iso_time(rec.created_at + rec.ttl_seconds),
     }
 
 

@@ -298,6 +298,35 @@ class Run:
         artifact._finish_distributed(self._service, self, dist, validate_aliases(aliases))
         return artifact
 
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        """Log a model file or directory as an artifact of type ``model`` (W&B's
+        ``Run.log_model``); ``name`` defaults to ``run-<run id>-<base name>``."""
+        self._check_active("log_model")
+        return self.log_artifact(path, name=name, type="model", aliases=aliases)
+
+    def use_model(self, name: str) -> str:
+        """Download the model artifact ``name`` (``name:alias``, ...), record the run as its user,
+        and return the local path: the file itself for a one-file model, else the directory
+        (W&B's ``Run.use_model``)."""
+        self._check_active("use_model")
+        artifact = self.use_artifact(name)
+        if "model" not in artifact.type.lower():
+            raise ValidationError(
+                f"use_model() is for model artifacts; {artifact.name} has type {artifact.type!r}:"
+                " use use_artifact() and download() instead"
+            )
+        root = artifact.download()
+        entries = artifact.manifest.entries
+        if len(entries) == 1:
+            (only,) = list(entries)
+            return os.path.join(root, *only.split("/"))
+        return root
+
     def logged_artifacts(self) -> list[Artifact]:
         records = self._service.run_versions(self.entity, self.project, self.id, "output")
         return [Artifact._from_record(self._service, r) for r in records]
@@ -513,6 +542,18 @@ class DisabledRun(Run):
         self._check_active("finish_artifact")
         return self._noop_artifact(artifact_or_path, name, type)
 
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        self._check_active("log_model")
+        return self._noop_artifact(path, name, "model")
+
+    def use_model(self, name: str) -> str:
+        raise UsageError("use_model() needs a store, and this run is disabled (mode='disabled')")
+
     def logged_artifacts(self) -> list[Artifact]:
         return []
 
@@ -546,6 +587,18 @@ def use_artifact(
 ) -> Artifact:
     """``cairn.run.use_artifact(...)`` on the active run."""
     return _require_run("use_artifact").use_artifact(artifact_or_name, type, aliases)
+
+
+def log_model(
+    path: str | os.PathLike[str], name: str | None = None, aliases: Sequence[str] | None = None
+) -> Artifact:
+    """``cairn.run.log_model(...)`` on the active run."""
+    return _require_run("log_model").log_model(path, name, aliases)
+
+
+def use_model(name: str) -> str:
+    """``cairn.run.use_model(name)`` on the active run."""
+    return _require_run("use_model").use_model(name)
 
 
 def _require_run(what: str) -> Run:

@@ -13,8 +13,6 @@ from cairn.server import (
     _routes_runs,
     _routes_search,
     _routes_versions,
-)
-    _routes_versions,
     _routes_wandb,
 )
 

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from cairn.core import validate_artifact_name, validate_tags
-from cairn.server._common import B, Who, _description, _names, _run_id, new_router
-from cairn.service._wire import collection_to_json, run_to_json
+from cairn.server._common import B, Who, _description, _names, _run_id, _version_for, new_router
+from cairn.service._wire import collection_to_json, run_to_json, version_to_json
 
 router = new_router()
 
@@ -80,3 +80,13 @@ def delete_run(
     who.require(entity, project, "write")
     b.service.delete_run(entity, project, _run_id(run_id), delete_artifacts=delete_artifacts)
     return {}
+
+
+class TtlIn(BaseModel):
+    ttl_seconds: float | None = None
+
+
+@router.put("/versions/{version_id}/ttl", summary="Set a version's time to live")
+def set_ttl(version_id: str, body: TtlIn, who: Who, b: B) -> dict[str, Any]:
+    _version_for(b, who, version_id, "write")
+    return version_to_json(b.service.set_ttl(version_id, body.ttl_seconds))

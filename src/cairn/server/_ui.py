@@ -234,6 +234,10 @@ class KeyScopedService:
         self._may(entity, project, "write")
         self._inner.delete_run(entity, project, run_id, delete_artifacts=delete_artifacts)
 
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        self._version(version_id, "write")
+        return self._inner.set_ttl(version_id, ttl_seconds)
+
     # -- collections (W&B's ArtifactCollection) --
 
     def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:

@@ -629,6 +629,10 @@ class HttpService:
         params = {"delete_artifacts": "true" if delete_artifacts else "false"}
         self._call("DELETE", f"{self._project(entity, project)}/runs/{_seg(run_id)}", params=params)
 
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        body = {"ttl_seconds": ttl_seconds}
+        return version_from_json(self._call("PUT", f"/versions/{_seg(version_id)}/ttl", json=body))
+
     # -- collections (W&B's ArtifactCollection) --
 
     def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:

@@ -523,7 +523,10 @@ class LocalService:
     ) -> GcReport:
         """Remove blobs no version refers to that are older than ``grace_seconds``.
 
-        Safe while other processes log: see ``cairn.service._maintenance``."""
+        Safe while other processes log: see ``cairn.service._maintenance``. Versions whose TTL
+        ran out are marked deleted first (not with ``dry_run``; their blobs count either way)."""
+        if not dry_run:
+            self.expire_versions()
         return collect_garbage(
             self.catalog,
             self.blobs,
@@ -664,6 +667,38 @@ class LocalService:
         tx.set_version_state(version_id, DELETED)
         if LATEST in rec.aliases:
             tx.move_latest(rec.collection_id)
+
+    # -- time to live (W&B's Artifact.ttl) --
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        """Give a committed version a TTL counted from its commit (None: keep it for ever)."""
+        if ttl_seconds is not None and not ttl_seconds > 0:
+            raise ValidationError(f"a TTL must be positive, got {ttl_seconds} seconds")
+
+        def fn(tx: Tx) -> VersionRecord:
+            self._committed(tx, version_id)
+            tx.set_ttl(version_id, ttl_seconds)
+            return tx.version_record(version_id)
+
+        return self.catalog.write(fn)
+
+    def expire_versions(self) -> int:
+        """Mark versions whose TTL ran out as deleted (their aliases go, ``latest`` moves);
+        return how many. Queries hide them already; gc then frees their blobs."""
+
+        def fn(tx: Tx) -> int:
+            ids = tx.expired_versions()
+            for vid in ids:
+                cid = tx.version_record(vid).collection_id
+                had_latest = LATEST in tx.aliases_of(vid)
+                for alias in tx.aliases_of(vid):
+                    tx.remove_alias(cid, alias, vid)
+                tx.set_version_state(vid, DELETED)
+                if had_latest:
+                    tx.move_latest(cid)
+            return len(ids)
+
+        return self.catalog.write(fn)
 
     # -- collections (W&B's ArtifactCollection: rename, description, tags, delete) --
 

@@ -188,6 +188,10 @@ class Service(Protocol):
 
     def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None: ...
 
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        """Give a committed version a TTL from its commit (None: none); an expired version is
+        hidden from every query and removed by gc (W&B's ``Artifact.ttl``)."""
+
     # -- collections (W&B's ArtifactCollection) --
 
     def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord: ...

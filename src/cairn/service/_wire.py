@@ -83,6 +83,7 @@ def version_to_json(v: VersionRecord) -> dict[str, Any]:
         "distributed_id": v.distributed_id,
         "base_version_id": v.base_version_id,
         "collection_id": v.collection_id,
+        "ttl_seconds": v.ttl_seconds,
     }
 
 
@@ -108,6 +109,7 @@ def version_from_json(d: Mapping[str, Any]) -> VersionRecord:
         distributed_id=d.get("distributed_id"),
         base_version_id=d.get("base_version_id"),
         collection_id=int(d.get("collection_id") or 0),
+        ttl_seconds=None if d.get("ttl_seconds") is None else float(d["ttl_seconds"]),
     )
 
 
