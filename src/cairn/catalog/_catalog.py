@@ -506,6 +506,7 @@ class Tx:
         created_by: int | None,
         distributed_id: str | None = None,
         base_version_id: str | None = None,
+        source_version_id: str | None = None,
     ) -> str:
         vid = uuid.uuid4().hex
         now = _now()
@@ -523,6 +524,7 @@ class Tx:
                 created_by=created_by,
                 distributed_id=distributed_id,
                 base_version_id=base_version_id,
+                source_version_id=source_version_id,
                 created_at=now,
                 updated_at=now,
                 committed_at=now if state == COMMITTED else None,
@@ -785,6 +787,7 @@ class Tx:
                     base_version_id=r.base_version_id,
                     collection_id=int(r.collection_id),
                     ttl_seconds=None if r.ttl_seconds is None else float(r.ttl_seconds),
+                    source_version_id=r.source_version_id,
                 )
             )
         return out
@@ -918,9 +921,16 @@ class Tx:
         self.conn.execute(update(s.collections).where(c.id == collection_id).values(**values))
 
     def delete_collection(self, collection_id: int) -> None:
-        """Remove a collection, its versions and everything attached to them."""
+        """Remove a collection, its versions and everything attached to them. Refused while
+        one of its versions is linked into another collection (a registry)."""
         v = s.versions.c
         ids = select(v.id).where(v.collection_id == collection_id)
+        links = self.links_to(ids)
+        if links:
+            raise UsageError(
+                f"a version of this artifact is linked to {links[0]}; unlink it first"
+                " (artifact.unlink() on the linked version)"
+            )
         for table in (s.staged_entries, s.version_runs, s.tags):
             self.conn.execute(delete(table).where(table.c.version_id.in_(ids)))
         self.conn.execute(delete(s.aliases).where(s.aliases.c.collection_id == collection_id))
@@ -929,6 +939,62 @@ class Tx:
             delete(s.collection_tags).where(s.collection_tags.c.collection_id == collection_id)
         )
         self.conn.execute(delete(s.collections).where(s.collections.c.id == collection_id))
+
+    # -- registry links and registries (W&B's link_artifact, Registry) ---------------------------
+
+    def links_to(self, source_ids: Any) -> list[str]:
+        """``entity/project/name:vN`` of the live links whose source is among ``source_ids``
+        (a list or a subquery)."""
+        v, c, p = s.versions.c, s.collections.c, s.projects.c
+        cond = v.source_version_id.in_(source_ids)
+        q = (
+            select(p.entity, p.name, c.name, v.idx)
+            .join(s.collections, c.id == v.collection_id)
+            .join(s.projects, p.id == c.project_id)
+            .where(cond, v.state == COMMITTED)
+            .order_by(p.entity, p.name, c.name, v.idx)
+        )
+        return [f"{r[0]}/{r[1]}/{r[2]}:v{r[3]}" for r in self.conn.execute(q)]
+
+    def link_of(self, collection_id: int, source_version_id: str) -> str | None:
+        v = s.versions.c
+        q = select(v.id).where(
+            v.collection_id == collection_id,
+            v.source_version_id == source_version_id,
+            v.state == COMMITTED,
+        )
+        vid = self.conn.execute(q).scalar()
+        return None if vid is None else str(vid)
+
+    def create_registry(
+        self,
+        project_id: int,
+        description: str | None,
+        visibility: str,
+        artifact_types: Sequence[str],
+    ) -> None:
+        self.conn.execute(
+            self._insert(s.registries)
+            .values(
+                project_id=project_id,
+                description=description,
+                visibility=visibility,
+                artifact_types=_json(list(artifact_types)),
+                created_at=_now(),
+            )
+            .on_conflict_do_nothing()
+        )
+
+    def registry_rows(self, project_name: str | None = None) -> list[Any]:
+        r, p = s.registries.c, s.projects.c
+        q = (
+            select(p.entity, p.name, r.description, r.visibility, r.artifact_types, r.created_at)
+            .join(s.projects, p.id == r.project_id)
+            .order_by(p.name)
+        )
+        if project_name is not None:
+            q = q.where(p.name == project_name)
+        return list(self.conn.execute(q))
 
     # -- lineage -------------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ versions = Table(
     # W&B's Artifact.ttl (migration 0006): seconds from the commit, and when that runs out.
     Column("ttl_seconds", Float),
     Column("expires_at", Float, index=True),
+    # A registry link (migration 0007): this version's content is the source version's.
+    Column("source_version_id", String(32), index=True),
     UniqueConstraint("collection_id", "idx"),
     Index("ix_versions_collection_digest", "collection_id", "digest"),
     # Also: a partial unique index, at most one PENDING version per (collection, distributed_id):
@@ -243,4 +245,15 @@ collection_tags = Table(
     Column("tag", String(128), primary_key=True),
 )
 
-HEAD_REVISION = "0006_version_ttl"
+# A registry (W&B's Registry): the project wandb-registry-<name> of the registry entity.
+registries = Table(
+    "registries",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("description", Text),
+    Column("visibility", String(32), nullable=False),
+    Column("artifact_types", Text, nullable=False, server_default="[]"),  # JSON list; [] = any
+    Column("created_at", Float, nullable=False),
+)
+
+HEAD_REVISION = "0007_registry_links"

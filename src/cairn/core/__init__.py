@@ -32,6 +32,8 @@ from cairn.core._manifest import (
 )
 from cairn.core._names import (
     LATEST,
+    REGISTRY_ENTITY,
+    REGISTRY_PREFIX,
     ArtifactPath,
     entry_path_problem,
     is_version_label,
@@ -51,6 +53,8 @@ __all__ = [
     "DIGEST_PREFIX",
     "INDEX_FORMAT",
     "LATEST",
+    "REGISTRY_ENTITY",
+    "REGISTRY_PREFIX",
     "LEAF_FORMAT",
     "ArtifactPath",
     "Change",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.core import (
     ManifestDiff,
@@ -19,6 +19,9 @@ from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
 from cairn.sdk._artifact import Artifact, reader_for
 from cairn.sdk._settings import Settings, current_service
 from cairn.service import Service
+
+if TYPE_CHECKING:
+    from cairn.sdk._registry import Registry
 
 
 def _iso(ts: float | None) -> str | None:
@@ -419,6 +422,50 @@ class Api:
         found = [r for r in self._service.list_runs(entity, project) if matches(r, filters or {})]
         found.sort(key=key, reverse=reverse)
         return Runs([ApiRun(self._service, r) for r in found], entity, project)
+
+    def registries(
+        self, organization: str | None = None, filter: Mapping[str, Any] | None = None
+    ) -> list[Registry]:
+        """The registries (those the key may read, on a server); ``model`` and ``dataset``
+        always exist. ``filter`` may match ``name`` (W&B's ``{"name": ...}``)."""
+        from cairn.sdk._registry import Registry
+
+        found = [Registry(self._service, r) for r in self._service.list_registries()]
+        wanted = (filter or {}).get("name")
+        if isinstance(wanted, str):
+            found = [r for r in found if r.name == wanted]
+        return found
+
+    def registry(self, name: str, organization: str | None = None) -> Registry:
+        """The registry ``name`` (without the ``wandb-registry-`` prefix)."""
+        for reg in self.registries():
+            if reg.name == name or reg.full_name == name:
+                return reg
+        raise ArtifactNotFoundError(
+            f"registry {name!r} not found; create it with cairn.Api().create_registry({name!r})"
+        )
+
+    def create_registry(
+        self,
+        name: str,
+        visibility: str = "organization",
+        organization: str | None = None,
+        description: str | None = None,
+        artifact_types: Sequence[str] | None = None,
+    ) -> Registry:
+        """Create a registry (``visibility`` ``organization`` or ``restricted``; on a server,
+        who may read or link is what keys are granted on ``registry/wandb-registry-<name>``)."""
+        from cairn.sdk._registry import Registry
+
+        if visibility not in ("organization", "restricted"):
+            raise ValidationError("visibility must be 'organization' or 'restricted'")
+        record = self._service.create_registry(
+            validate_artifact_name(name),
+            description=description,
+            visibility=visibility,
+            artifact_types=list(artifact_types or ()),
+        )
+        return Registry(self._service, record)
 
     def run(self, path: str) -> ApiRun:
         """The run ``[[entity/]project/]run_id``."""

@@ -22,6 +22,7 @@ from cairn.core import (
     PageReader,
     entry_path_problem,
     normalize_entry_path,
+    parse_artifact_path,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
@@ -99,6 +100,20 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def link_target(target_path: str, entity: str, project: str) -> tuple[str, str, str]:
+    """(entity, project, collection) of a link target: ``collection``, ``project/collection``,
+    ``entity/project/collection``; ``[org/]wandb-registry-<name>/<collection>`` is a registry."""
+    ref = parse_artifact_path(target_path)
+    if ref.label is not None:
+        raise ValidationError(
+            f"link target {target_path!r} names a version; give the collection only (aliases go"
+            " in aliases=[...])"
+        )
+    if ref.project is None:
+        return entity, project, ref.name
+    return ref.entity or entity, ref.project, ref.name
 
 
 def _staging_root() -> str | None:
@@ -265,7 +280,44 @@ class Artifact:
 
     @property
     def source_name(self) -> str:
-        return self.name
+        """``name:vN`` of the version as logged (for a registry link: of its source)."""
+        src = self._source_record()
+        if src is None:
+            return self.name
+        return f"{src.name}:{src.version}"
+
+    def _source_record(self) -> VersionRecord | None:
+        """The version a link points to (None for a version that is not a link)."""
+        rec = self._record
+        if rec is None or rec.source_version_id is None:
+            return None
+        cached = getattr(self, "_source_cache", None)
+        if cached is None or cached.id != rec.source_version_id:
+            cached = self._svc().get_version(rec.source_version_id)
+            self._source_cache = cached
+        return cached
+
+    @property
+    def is_link(self) -> bool:
+        """Whether this version is a link into another collection (a registry)."""
+        return self._record is not None and self._record.source_version_id is not None
+
+    @property
+    def source_entity(self) -> str:
+        src = self._source_record()
+        return src.entity if src is not None else self.entity
+
+    @property
+    def source_project(self) -> str:
+        src = self._source_record()
+        return src.project if src is not None else self.project
+
+    @property
+    def source_qualified_name(self) -> str:
+        src = self._source_record()
+        return (
+            f"{src.entity}/{src.project}/{src.name}:{src.version}" if src else self.qualified_name
+        )
 
     @property
     def qualified_name(self) -> str:
@@ -283,7 +335,8 @@ class Artifact:
 
     @property
     def source_version(self) -> str:
-        return self.version
+        src = self._source_record()
+        return str(src.version) if src is not None else self.version
 
     @property
     def collection(self) -> ArtifactCollection:
@@ -296,10 +349,41 @@ class Artifact:
 
     @property
     def source_collection(self) -> ArtifactCollection:
-        """The collection the version was logged to (the same as ``collection`` for a version
-        that is not a registry link)."""
+        """The collection the version was logged to (for a registry link: its source's)."""
+        from cairn.sdk._api import ArtifactCollection
+
         self._ensure_logged("source_collection")
-        return self.collection
+        src = self._source_record()
+        if src is None:
+            return self.collection
+        svc = self._svc()
+        return ArtifactCollection(svc, svc.get_collection(src.entity, src.project, src.name))
+
+    def link(self, target_path: str, aliases: Sequence[str] | None = None) -> Artifact:
+        """Link this version into ``target_path`` (``collection``, ``project/collection``,
+        ``entity/project/collection`` or a registry's ``wandb-registry-<registry>/<collection>``):
+        a version there with its own number and aliases, the same content (no copy). Returns
+        the linked version (W&B's ``Artifact.link``)."""
+        rec = self._ensure_logged("link")
+        entity, project, name = link_target(target_path, rec.entity, rec.project)
+        svc = self._svc()
+        linked = svc.link_version(rec.id, entity, project, name, validate_aliases(aliases))
+        return Artifact._from_record(svc, linked)
+
+    def unlink(self) -> None:
+        """Remove this link from the collection it was linked to (the source version stays).
+        Raises ``UsageError`` for a version that is not a link."""
+        rec = self._ensure_logged("unlink")
+        self._svc().unlink_version(rec.id)
+        self._record = self._svc().get_version(rec.id)
+        self._aliases = []
+
+    @property
+    def linked_artifacts(self) -> list[Artifact]:
+        """The links of this version (where it was linked to)."""
+        rec = self._ensure_logged("linked_artifacts")
+        svc = self._svc()
+        return [Artifact._from_record(svc, r) for r in svc.version_links(rec.id)]
 
     @property
     def type(self) -> str:

@@ -21,12 +21,13 @@ from cairn.core import (
     diff_trees,
     parse_artifact_path,
     validate_alias,
+    validate_aliases,
     validate_project,
 )
-from cairn.core._records import COMMITTED, CollectionRecord, VersionRecord
+from cairn.core._records import COMMITTED, CollectionRecord, RegistryRecord, VersionRecord
 from cairn.errors import UsageError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._artifact import Artifact, Policy, reader_for
+from cairn.sdk._artifact import Artifact, Policy, link_target, reader_for
 from cairn.sdk._settings import Settings, current_service
 from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, Service, VerifyReport
 
@@ -58,6 +59,7 @@ def version_json(rec: VersionRecord) -> dict[str, Any]:
         "created_at": iso_time(rec.created_at),
         "created_by": rec.created_by,
         "base_version_id": rec.base_version_id,
+        "source_version_id": rec.source_version_id,  # a registry link's source
         "ttl_seconds": rec.ttl_seconds,
         "expires_at": None
         if rec.ttl_seconds is None
@@ -297,6 +299,20 @@ def remove_alias(path: str, alias: str) -> VersionRecord:
     scope = _Scope()
     record = scope.resolve(path)
     return scope.service.remove_alias(record.id, alias)
+
+
+def link_version(path: str, target: str, aliases: Sequence[str] = ()) -> VersionRecord:
+    """Link the version ``path`` names into ``target`` (``wandb-registry-<name>/<collection>``
+    or ``[[entity/]project/]collection``), as ``Artifact.link`` does."""
+    scope = _Scope()
+    record = scope.resolve(path)
+    entity, project, name = link_target(target, record.entity, record.project)
+    return scope.service.link_version(record.id, entity, project, name, validate_aliases(aliases))
+
+
+def list_registries() -> list[RegistryRecord]:
+    """The registries (``model`` and ``dataset`` always exist)."""
+    return current_service().list_registries()
 
 
 def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:

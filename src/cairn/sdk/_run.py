@@ -298,6 +298,17 @@ class Run:
         artifact._finish_distributed(self._service, self, dist, validate_aliases(aliases))
         return artifact
 
+    def link_artifact(
+        self, artifact: Artifact, target_path: str, aliases: Sequence[str] | None = None
+    ) -> Artifact:
+        """Link a version into ``target_path`` (a registry's ``wandb-registry-<name>/<collection>``,
+        or ``[[entity/]project/]collection``); a draft is logged first. Returns the linked
+        version (W&B's ``Run.link_artifact``)."""
+        self._check_active("link_artifact")
+        if artifact.is_draft():
+            self.log_artifact(artifact)
+        return artifact.link(target_path, aliases)
+
     def log_model(
         self,
         path: str | os.PathLike[str],
@@ -550,6 +561,12 @@ class DisabledRun(Run):
     ) -> Artifact:
         self._check_active("log_model")
         return self._noop_artifact(path, name, "model")
+
+    def link_artifact(
+        self, artifact: Artifact, target_path: str, aliases: Sequence[str] | None = None
+    ) -> Artifact:
+        self._check_active("link_artifact")
+        return artifact
 
     def use_model(self, name: str) -> str:
         raise UsageError("use_model() needs a store, and this run is disabled (mode='disabled')")

@@ -32,7 +32,7 @@ import httpx
 
 from cairn.core import check_digest, digest_bytes, digest_from_hasher, new_hasher
 from cairn.core._digest import PREFIX
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.service._search import SearchRequest, SearchResult
@@ -43,6 +43,7 @@ from cairn.service._wire import (
     collection_from_json,
     error_from_body,
     pack_blobs,
+    registry_from_json,
     run_from_json,
     run_to_json,
     search_request_to_json,
@@ -632,6 +633,46 @@ class HttpService:
     def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
         body = {"ttl_seconds": ttl_seconds}
         return version_from_json(self._call("PUT", f"/versions/{_seg(version_id)}/ttl", json=body))
+
+    # -- registry links and registries (W&B's link_artifact, Registry) --
+
+    def link_version(
+        self,
+        source_version_id: str,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Sequence[str] = (),
+    ) -> VersionRecord:
+        body = {"entity": entity, "project": project, "name": name, "aliases": list(aliases)}
+        path = f"/versions/{_seg(source_version_id)}/links"
+        return version_from_json(self._call("POST", path, json=body))
+
+    def unlink_version(self, version_id: str) -> None:
+        self._call("DELETE", f"/versions/{_seg(version_id)}/link")
+
+    def version_links(self, version_id: str) -> list[VersionRecord]:
+        rows = self._call("GET", f"/versions/{_seg(version_id)}/links")
+        return [version_from_json(v) for v in rows]
+
+    def create_registry(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        visibility: str = "organization",
+        artifact_types: Sequence[str] = (),
+    ) -> RegistryRecord:
+        body = {
+            "name": name,
+            "description": description,
+            "visibility": visibility,
+            "artifact_types": list(artifact_types),
+        }
+        return registry_from_json(self._call("POST", "/registries", json=body))
+
+    def list_registries(self) -> list[RegistryRecord]:
+        return [registry_from_json(r) for r in self._call("GET", "/registries")]
 
     # -- collections (W&B's ArtifactCollection) --
 

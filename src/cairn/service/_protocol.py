@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from cairn.core import Change
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo
 
@@ -191,6 +191,36 @@ class Service(Protocol):
     def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
         """Give a committed version a TTL from its commit (None: none); an expired version is
         hidden from every query and removed by gc (W&B's ``Artifact.ttl``)."""
+
+    # -- registry links and registries (W&B's link_artifact, Registry) --
+
+    def link_version(
+        self,
+        source_version_id: str,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Sequence[str] = (),
+    ) -> VersionRecord:
+        """Link a committed version into ``entity/project/name``: a version there with its own
+        number and aliases and the source's content (no copy)."""
+
+    def unlink_version(self, version_id: str) -> None:
+        """Remove a link (the source version stays)."""
+
+    def version_links(self, version_id: str) -> list[VersionRecord]:
+        """The live links of a version."""
+
+    def create_registry(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        visibility: str = "organization",
+        artifact_types: Sequence[str] = (),
+    ) -> RegistryRecord: ...
+
+    def list_registries(self) -> list[RegistryRecord]: ...
 
     # -- collections (W&B's ArtifactCollection) --
 

@@ -19,7 +19,7 @@ from typing import Any
 from cairn import errors
 from cairn.core import Change, ManifestEntry, check_digest, entry_path_problem, is_digest
 from cairn.core._digest import PREFIX
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.service._search import SearchRequest, SearchResult
 
@@ -84,6 +84,7 @@ def version_to_json(v: VersionRecord) -> dict[str, Any]:
         "base_version_id": v.base_version_id,
         "collection_id": v.collection_id,
         "ttl_seconds": v.ttl_seconds,
+        "source_version_id": v.source_version_id,
     }
 
 
@@ -110,6 +111,31 @@ def version_from_json(d: Mapping[str, Any]) -> VersionRecord:
         base_version_id=d.get("base_version_id"),
         collection_id=int(d.get("collection_id") or 0),
         ttl_seconds=None if d.get("ttl_seconds") is None else float(d["ttl_seconds"]),
+        source_version_id=d.get("source_version_id"),
+    )
+
+
+def registry_to_json(r: RegistryRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "entity": r.entity,
+        "project": r.project,
+        "description": r.description,
+        "visibility": r.visibility,
+        "artifact_types": list(r.artifact_types),
+        "created_at": r.created_at,
+    }
+
+
+def registry_from_json(d: Mapping[str, Any]) -> RegistryRecord:
+    return RegistryRecord(
+        name=str(d["name"]),
+        entity=str(d["entity"]),
+        project=str(d["project"]),
+        description=d.get("description"),
+        visibility=str(d.get("visibility") or "organization"),
+        artifact_types=tuple(d.get("artifact_types") or ()),
+        created_at=float(d.get("created_at") or 0.0),
     )
 
 
