@@ -99,7 +99,7 @@ def test_ls_versions_and_files(tmp_path: pathlib.Path) -> None:
     assert versions[0]["aliases"] == ["latest", "best"] and versions[0]["files"] == 3
     assert versions[0]["size"] == 6 and versions[0]["created_by"]
     human = run_ok("artifact", "versions", "proj/ds").out.splitlines()
-    assert human[0].split() == ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN"]
+    assert human[0].split() == ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN", "EXPIRES"]
     assert human[1].split()[:3] == ["v1", "latest,best", "3"]
 
     entries = ok("artifact", "files", "proj/ds:v0", "--json").json()

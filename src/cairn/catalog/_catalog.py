@@ -255,11 +255,15 @@ class Tx:
     def insert_run(self, project_id: int, run: RunRecord) -> int:
         existing = self.run_pk(project_id, run.id)
         if existing is not None:
-            self.conn.execute(
-                update(s.runs)
-                .where(s.runs.c.id == existing)
-                .values(state=run.state, finished_at=None)
-            )
+            # Resumed (W&B's init(id=..., resume=...)): the config given now is merged into the
+            # stored one, not dropped.
+            values: dict[str, Any] = {"state": run.state, "finished_at": None}
+            if run.config:
+                stored = self.conn.execute(
+                    select(s.runs.c.config).where(s.runs.c.id == existing)
+                ).scalar_one()
+                values["config"] = _json({**json.loads(stored), **dict(run.config)})
+            self.conn.execute(update(s.runs).where(s.runs.c.id == existing).values(**values))
             return existing
         res = self.conn.execute(
             s.runs.insert().values(

@@ -7,12 +7,14 @@ import copy
 import datetime as _dt
 import json
 import os
+import pathlib
 import shutil
 import stat as _stat
+import sys
 import tempfile
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from cairn.core import (
@@ -80,16 +82,41 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+MAX_METADATA_KEYS = 100  # W&B's limit
+
+
 def _normalize_metadata(metadata: object) -> dict[str, Any]:
+    """W&B's rules: a mapping (else ``TypeError``) of at most 100 keys (else ``ValueError``) whose
+    values are JSON (``TypeError`` otherwise); NaN is stored as null; infinities are refused
+    (``ValueError``)."""
     if metadata is None:
         return {}
-    if not isinstance(metadata, dict):
-        raise ValidationError(f"metadata must be a dict, got {type(metadata).__name__}")
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise ValidationError(
+            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed"
+        )
     try:
-        # A copy that is plain JSON: what is stored is exactly what is read back.
-        return dict(json.loads(json.dumps(metadata, default=_json_default)))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from None
+        text = json.dumps(_nan_to_none(dict(metadata)), default=_json_default, allow_nan=False)
+    except ValueError:
+        raise ValidationError(
+            "metadata values may not be infinite (NaN is stored as null)"
+        ) from None
+    # A copy that is plain JSON: what is stored is exactly what is read back.
+    return dict(json.loads(text))
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _nan_to_none(value.tolist())
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -100,6 +127,31 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def entry_name(name: object) -> str:
+    """An entry name given as text or as a ``pathlib`` path of any flavour: a Windows path
+    (``PureWindowsPath("a\\b")``) becomes ``a/b``, as in W&B."""
+    if isinstance(name, pathlib.PureWindowsPath):
+        return name.as_posix()
+    if isinstance(name, os.PathLike):
+        return pathlib.PurePath(os.fspath(name)).as_posix()
+    if not isinstance(name, str):
+        raise ValidationError(f"an entry name must be text or a path, got {name!r}")
+    return name
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn at the first caller outside cairn, so the warning names the user's line."""
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def link_target(target_path: str, entity: str, project: str) -> tuple[str, str, str]:
@@ -565,7 +617,7 @@ class Artifact:
             hint = "; use add_dir() for directories" if _stat.S_ISDIR(st.st_mode) else ""
             raise ValidationError(f"Path is not a file: {local_path!r}{hint}")
         entry_path = normalize_entry_path(
-            os.fspath(name) if name is not None else os.path.basename(path)
+            entry_name(name) if name is not None else os.path.basename(path)
         )
         directory, base = os.path.split(path)
         staged = self._stage().stage([(directory, base, st)], link=link)[0]
@@ -592,7 +644,8 @@ class Artifact:
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise ValidationError(f"Path is not a directory: {local_path!r}")
-        prefix = "" if name in (None, "", ".", "/") else normalize_entry_path(os.fspath(name)) + "/"
+        given = None if name is None else entry_name(name)
+        prefix = "" if given in (None, "", ".", "/") else normalize_entry_path(given) + "/"
         files, logical = _scan_tree(root, prefix)
         total = sum(st.st_size for _, _, st in files)
         with _progress.progress("hashing", len(files), total) as bar:
@@ -615,7 +668,7 @@ class Artifact:
     ) -> Iterator[IO[Any]]:
         """Open a new file to write; when the block ends it is added to the artifact as ``name``."""
         self._ensure_not_final("new_file")
-        entry_path = normalize_entry_path(name)
+        entry_path = normalize_entry_path(entry_name(name))
         if self._tmp_dir is None:
             self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-", dir=_staging_root())
             # Removed when the artifact goes (or at exit), quietly: TemporaryDirectory would warn
@@ -660,7 +713,7 @@ class Artifact:
         limit = MAX_REFERENCE_OBJECTS if max_objects is None else max_objects
         entries = add_reference_entries(
             uri,
-            None if name is None else os.fspath(name),
+            None if name is None else entry_name(name),
             checksum=checksum,
             max_objects=limit,
             cache=stat_cache_for(Settings.from_env()),
@@ -725,11 +778,16 @@ class Artifact:
     def get_entry(self, name: str) -> ArtifactManifestEntry:
         """The entry at ``name`` (``KeyError`` if there is none)."""
         self._ensure_logged("get_entry")
-        path = os.fspath(name).replace(os.sep, "/").strip("/")
+        path = entry_name(name).replace(os.sep, "/").strip("/")
         entry = self._contents.get(path)
         if entry is None:
             raise KeyError(f"Path not contained in artifact {self.name}: {path!r}")
         return ArtifactManifestEntry(entry, self, self._local_paths.get(path))
+
+    def get_added_local_path_name(self, local_path: str | os.PathLike[str]) -> str | None:
+        """The entry name under which the local file ``local_path`` was added, or None (W&B's
+        ``Artifact.get_added_local_path_name``)."""
+        return self._local_paths.name_of(os.path.abspath(os.fspath(local_path)))
 
     def get_path(self, name: str) -> ArtifactManifestEntry:
         """Deprecated spelling of ``get_entry``."""
@@ -1000,11 +1058,9 @@ class Artifact:
         record = result.version
         assert record is not None
         if not result.created:
-            warnings.warn(
+            warn_user(
                 f"artifact {record.name}: the content is identical to {record.name}:{record.version};"
-                " no new version was made (the existing one got the aliases)",
-                UserWarning,
-                stacklevel=4,
+                " no new version was made (the existing one got the aliases)"
             )
         if self._ttl is not ArtifactTTL.INHERIT:
             # A TTL set on the draft counts from the commit (W&B's Artifact.ttl).
@@ -1119,6 +1175,13 @@ class LocalPaths:
     def pop(self, path: str) -> None:
         self._materialize()
         self._map.pop(path, None)
+
+    def name_of(self, local: str) -> str | None:
+        self._materialize()
+        for path, source in self._map.items():
+            if os.path.abspath(source) == local:
+                return path
+        return None
 
     def _materialize(self) -> None:
         for logical, files in self._pending:

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from cairn.core import parse_artifact_path, validate_aliases, validate_project, validate_tags
 from cairn.core._records import FAILED, FINISHED, RUNNING, RunRecord
-from cairn.errors import RunFinishedError, UsageError, ValidationError
+from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
 from cairn.sdk._artifact import Artifact
 from cairn.sdk._settings import (
     Settings,
@@ -379,9 +379,11 @@ def init(
     back to W&B's variable (``WANDB_PROJECT``, ...). ``mode`` (else ``CAIRN_MODE``/``WANDB_MODE``)
     is ``online``, ``offline`` (the embedded store even where a server is configured) or
     ``disabled`` (a run that records nothing, as in W&B). ``settings`` is a ``cairn.Settings`` or a
-    dict of W&B's settings. A run that is still active in this process is finished first.
-    ``tags``, ``notes``, ``reinit``, ``resume``, ``save_code`` and ``anonymous`` are accepted so
-    W&B code runs unchanged.
+    dict of W&B's settings. ``resume`` follows W&B: ``"allow"`` (or True, None) resumes the run
+    with that id if there is one, ``"must"`` requires it, ``"never"`` refuses it; a resumed run's
+    config is merged with ``config``. A run that is still active in this process is finished
+    first. ``tags``, ``notes``, ``reinit``, ``save_code`` and ``anonymous`` are accepted so W&B
+    code runs unchanged.
     """
     env = _init_settings(mode, settings)
     if env.mode == "disabled":
@@ -399,6 +401,7 @@ def init(
     run_id = id or env.run_id or _new_run_id()
     if not _RUN_ID_RE.match(run_id):
         raise ValidationError(f"invalid run id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    _check_resume(service, entity, project, run_id, resume, given_id=bool(id or env.run_id))
     cfg = dict(config) if config is not None else {}
     job_type = job_type or env.job_type
     record = RunRecord(
@@ -418,6 +421,36 @@ def init(
     if not same_store(store, Settings.from_env()):
         set_run_service(service)
     return run
+
+
+def _check_resume(
+    service: Service, entity: str, project: str, run_id: str, resume: object, *, given_id: bool
+) -> None:
+    """W&B's ``resume``: ``"allow"`` (or True, ``"auto"``, None) resumes a run with that id if
+    there is one; ``"must"`` requires one; ``"never"`` refuses one. A resumed run keeps its
+    config, merged with the config given now."""
+    if resume not in (None, False, True, "allow", "auto", "must", "never"):
+        raise ValidationError(
+            f"invalid resume {resume!r}: use 'allow', 'must', 'never' (or True/False)"
+        )
+    if resume not in ("must", "never"):
+        return
+    if resume == "must" and not given_id:
+        raise UsageError("resume='must' needs the id of the run to resume: init(id=...)")
+    try:
+        service.get_run(entity, project, run_id)
+        exists = True
+    except NotFoundError:
+        exists = False
+    if resume == "must" and not exists:
+        raise UsageError(
+            f"resume='must' but run {entity}/{project}/{run_id} does not exist; start it first"
+            " or use resume='allow'"
+        )
+    if resume == "never" and exists:
+        raise UsageError(
+            f"resume='never' but run {entity}/{project}/{run_id} exists; choose another id"
+        )
 
 
 def _init_settings(mode: str | None, settings: Any) -> Settings:
