@@ -113,3 +113,21 @@ def test_gc_removes_expired_content() -> None:
     report = cairn.sdk.collect_garbage(grace_seconds=0)
     assert report.removed_blobs >= 2  # the file and the manifest page
     assert cairn.sdk.list_versions("p/ds") == []
+
+
+@pytest.mark.embedded_only
+def test_a_table_added_to_a_second_artifact_outlives_the_first_through_gc() -> None:
+    table = cairn.Table(columns=["a"], data=[[i] for i in range(50)])
+    first = cairn.Artifact("first", "dataset")
+    first.add(table, "rows")
+    with cairn.init(project="p") as run:
+        run.log_artifact(first)
+    second = cairn.Artifact("second", "dataset")
+    second.add(table, "rows")  # the same content: stored once
+    with cairn.init(project="p") as run:
+        run.log_artifact(second)
+    assert first.get_entry("rows.table.json").digest == second.get_entry("rows.table.json").digest
+    first.delete(delete_aliases=True)
+    cairn.sdk.collect_garbage(grace_seconds=0)
+    back = cairn.Api(overrides={"project": "p"}).artifact("second:v0").get("rows")
+    assert back.data == [[i] for i in range(50)]

@@ -96,3 +96,59 @@ def test_identical_content_warning_points_at_the_users_line() -> None:
     assert warning.filename == __file__
     with open(__file__) as f:
         assert "run.log_artifact(art)  # the line" in f.readlines()[warning.lineno - 1]
+
+
+def test_references_cairn_cannot_fetch_are_kept_by_uri() -> None:
+    art = cairn.Artifact("refs", "dataset")
+    (gs,) = art.add_reference("gs://bucket/path/model.bin")
+    assert (gs.path, gs.digest, gs.size, gs.ref) == (
+        "model.bin",
+        "gs://bucket/path/model.bin",
+        None,
+        "gs://bucket/path/model.bin",
+    )
+    art.add_file(write("a.txt", "a"))
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    root = pathlib.Path(cairn.Api().artifact("p/refs:v0").download())
+    assert (root / "a.txt").read_text() == "a" and not (root / "model.bin").exists()
+    with pytest.raises(ValueError, match="scheme"):
+        cairn.Artifact("x", "dataset").add_reference("no-scheme-here")
+
+
+def test_artifact_references_resolve_on_download_and_survive_the_first() -> None:
+    first = cairn.Artifact("first", "dataset")
+    first.add_file(write("src/table.json", '{"rows": 3}'), name="table.json")
+    with cairn.init(project="p") as run:
+        run.log_artifact(first)
+    second = cairn.Artifact("second", "dataset")
+    second.add_reference(first.get_entry("table.json"), name="copied/table.json")
+    second.add_reference(f"wandb-artifact://{first.id}/table.json", name="again.json")
+    second.add_reference(first.get_entry("table.json").ref_url(), name="third.json")
+    with pytest.raises(ValueError, match="no 'missing.json'"):
+        second.add_reference(f"cairn-artifact://{first.id}/missing.json")
+    with cairn.init(project="p") as run:
+        run.log_artifact(second)
+    first.delete(delete_aliases=True)  # the second keeps the content alive
+    root = pathlib.Path(cairn.Api().artifact("p/second:v0").download())
+    for name in ("copied/table.json", "again.json", "third.json"):
+        assert (root / name).read_text() == '{"rows": 3}'
+
+
+def test_incremental_artifacts_build_on_the_latest_version() -> None:
+    base = cairn.Artifact("inc", "dataset")
+    base.add_file(write("a.txt", "a"))
+    with cairn.init(project="p") as run:
+        run.log_artifact(base)
+    for name in ("b.txt", "c.txt"):
+        inc = cairn.Artifact("inc", "dataset", incremental=True)
+        inc.add_file(write(name, name))
+        with cairn.init(project="p") as run:
+            run.log_artifact(inc)
+    latest = cairn.Api().artifact("p/inc:latest")
+    assert latest.version == "v2" and sorted(latest.manifest.entries) == ["a.txt", "b.txt", "c.txt"]
+    fresh = cairn.Artifact("new-inc", "dataset", incremental=True)  # nothing to build on yet
+    fresh.add_file(write("z.txt", "z"))
+    with cairn.init(project="p") as run:
+        run.log_artifact(fresh)
+    assert sorted(fresh.manifest.entries) == ["z.txt"]

@@ -36,6 +36,7 @@ from cairn.errors import (
     ArtifactFinalizedError,
     ArtifactNotFoundError,
     ArtifactNotLoggedError,
+    NotFoundError,
     UsageError,
     ValidationError,
 )
@@ -127,6 +128,13 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+_ARTIFACT_SCHEMES = ("cairn-artifact://", "wandb-artifact://")
+
+
+def _ref_name(name: object, default: str) -> str:
+    return normalize_entry_path(default if name is None else entry_name(name))
 
 
 def entry_name(name: object) -> str:
@@ -704,8 +712,14 @@ class Artifact:
         ``max_objects`` entries; without, the URI alone is recorded. See ``_references.py``.
         """
         self._ensure_not_final("add_reference")
+        if isinstance(uri, ArtifactManifestEntry) and not uri.ref:
+            # An entry of another artifact (W&B's artifact reference): the same content, by
+            # digest, so it downloads from the store and gc keeps it while either version lives.
+            return [self._put(uri._entry._replace(path=_ref_name(name, uri.path)), True, None)]
         if isinstance(uri, ArtifactManifestEntry):
-            uri = uri.ref_target() if uri.ref else uri.ref_url()
+            uri = uri.ref_target()
+        if isinstance(uri, str) and uri.startswith(_ARTIFACT_SCHEMES):
+            return [self._put(self._artifact_entry(uri, name), True, None)]
         if not isinstance(uri, str) or "://" not in uri:
             raise ValidationError(
                 f"references must be URIs, got {uri!r}; to reference a local file use file:///path"
@@ -719,6 +733,22 @@ class Artifact:
             cache=stat_cache_for(Settings.from_env()),
         )
         return [self._put(entry, True, None) for entry in entries]
+
+    def _artifact_entry(self, uri: str, name: str | None) -> ManifestEntry:
+        """The entry ``cairn-artifact://<version id>/<path>`` (or W&B's ``wandb-artifact://``)
+        names, under ``name``."""
+        version_id, _, path = uri.split("://", 1)[1].partition("/")
+        svc = self._svc()
+        try:
+            record = svc.get_version(version_id)
+        except NotFoundError:
+            raise ValidationError(
+                f"reference {uri!r}: no artifact version {version_id!r}"
+            ) from None
+        entry = None if record.digest is None else reader_for(svc).get(record.digest, path)
+        if entry is None:
+            raise ValidationError(f"reference {uri!r}: {record.qualified_name} has no {path!r}")
+        return entry._replace(path=_ref_name(name, path))
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
@@ -986,6 +1016,10 @@ class Artifact:
         self._service = service
         stager = self._stage()
         stager.flush()
+        if self._incremental and self._base is None:
+            # W&B's incremental artifact: the files added apply onto the latest version.
+            with contextlib.suppress(NotFoundError):
+                self._base = service.resolve(entity, project, self._name, None)
         request = self._commit_request(
             entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
         )

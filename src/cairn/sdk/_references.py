@@ -75,6 +75,29 @@ def add_reference_entries(
         raise ValidationError(f"reference {uri!r} cannot be added: {exc}") from None
 
 
+class UriReferences:
+    """A scheme cairn cannot fetch (``gs://``, ``azure://``, ...): kept by URI, as W&B does. The
+    digest is the URI itself, the size unknown, and a download skips the entry."""
+
+    def entries(
+        self, uri: str, name: str | None, *, checksum: bool, max_objects: int
+    ) -> list[ManifestEntry]:
+        path = normalize_entry_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
+        return [ManifestEntry(path, uri, None, uri)]
+
+    def fetch(self, entry: ManifestEntry, dest: str) -> None:
+        raise _Unfetchable(entry.ref)
+
+
+class _Unfetchable(Exception):
+    """A reference whose scheme cairn cannot fetch: skipped on download."""
+
+
+def is_fetchable(uri: str) -> bool:
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    return scheme in ("file", "http", "https", "s3")
+
+
 def fetch_reference(entry: ManifestEntry, dest: str, cache: StatCache | None) -> None:
     """Download a reference entry to ``dest``, checking it still is what was logged."""
     assert entry.ref is not None
@@ -100,9 +123,11 @@ def handler_for(uri: str, cache: StatCache | None) -> ReferenceHandler:
         return HttpReferences()
     if scheme == "s3":
         return S3References()
+    if scheme and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return UriReferences()
     raise ValidationError(
-        f"reference scheme {scheme!r} of {uri!r} is not supported: use file://, http://,"
-        " https:// or s3://"
+        f"reference {uri!r} has no URI scheme: use file://, http://, https://, s3:// or any"
+        " scheme://"
     )
 
 
