@@ -125,7 +125,7 @@ def test_artifact_references_resolve_on_download_and_survive_the_first() -> None
     second.add_reference(first.get_entry("table.json"), name="copied/table.json")
     second.add_reference(f"wandb-artifact://{first.id}/table.json", name="again.json")
     second.add_reference(first.get_entry("table.json").ref_url(), name="third.json")
-    with pytest.raises(ValueError, match="no 'missing.json'"):
+    with pytest.raises(ValueError, match="missing"):
         second.add_reference(f"cairn-artifact://{first.id}/missing.json")
     with cairn.init(project="p") as run:
         run.log_artifact(second)
