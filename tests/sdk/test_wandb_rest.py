@@ -152,3 +152,29 @@ def test_incremental_artifacts_build_on_the_latest_version() -> None:
     with cairn.init(project="p") as run:
         run.log_artifact(fresh)
     assert sorted(fresh.manifest.entries) == ["z.txt"]
+
+
+def test_paginated_artifacts_with_order_and_cursor() -> None:
+    for i in range(4):
+        art = cairn.Artifact("pages", "dataset")
+        art.add_file(write("a.txt", str(i)))
+        with cairn.init(project="p") as run:
+            run.log_artifact(art)
+    api = cairn.Api(overrides={"project": "p"})
+    found = api.artifacts("dataset", "pages", per_page=2)
+    assert len(found) == 4 and found[0].version == "v3" and found.cursor == "v0"
+    assert [a.version for a in found[1:3]] == ["v2", "v1"]
+    oldest_first = api.artifact_versions("dataset", "pages", order="+version")
+    assert [a.version for a in oldest_first] == ["v0", "v1", "v2", "v3"]
+    cursor = oldest_first.cursor
+    art = cairn.Artifact("pages", "dataset")
+    art.add_file(write("a.txt", "new"))
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    since = api.artifacts("dataset", "pages", order="+version", start=cursor)
+    assert [a.version for a in since] == ["v4"]
+    assert api.artifacts("dataset", "pages", start="v2").cursor == "v0"
+    with pytest.raises(ValueError):
+        api.artifacts("dataset", "pages", start="page-two")
+    with pytest.raises(ValueError):
+        api.artifacts("dataset", "pages", order="size")

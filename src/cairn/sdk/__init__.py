@@ -1,6 +1,14 @@
 """The SDK: Run, Artifact, entries and the query Api, over the Service protocol."""
 
-from cairn.sdk._api import Api, ApiRun, ArtifactCollection, ArtifactType, Project, Runs
+from cairn.sdk._api import (
+    Api,
+    ApiRun,
+    ArtifactCollection,
+    Artifacts,
+    ArtifactType,
+    Project,
+    Runs,
+)
 from cairn.sdk._artifact import Artifact, ArtifactFiles
 from cairn.sdk._cache_cleanup import CacheCleanupReport, cleanup_cache
 from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry
@@ -48,6 +56,7 @@ __all__ = [
     "Artifact",
     "ArtifactCollection",
     "ArtifactFiles",
+    "Artifacts",
     "ArtifactManifest",
     "ArtifactManifestEntry",
     "ArtifactTTL",

@@ -146,6 +146,37 @@ class Runs(list[ApiRun]):
         return len(self)
 
 
+class Artifacts(list[Artifact]):
+    """W&B's paginated ``Artifacts``: the versions a query found, as a list. ``cursor`` names the
+    last one; pass it as ``start=`` to get only what comes after it (``None`` when empty)."""
+
+    def __init__(self, artifacts: list[Artifact], per_page: int = 50) -> None:
+        super().__init__(artifacts)
+        self.per_page = per_page
+
+    @property
+    def cursor(self) -> str | None:
+        for artifact in reversed(self):
+            if not artifact.is_draft() and artifact.state != "PENDING":
+                return artifact.version
+        return None
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+    @property
+    def more(self) -> bool:
+        """Whether more pages remain to be loaded: never, every version is loaded at once."""
+        return False
+
+
+def _cursor_index(cursor: str) -> int:
+    if not isinstance(cursor, str) or not cursor.startswith("v") or not cursor[1:].isdigit():
+        raise ValidationError(f"invalid start {cursor!r}: pass the cursor of an earlier answer")
+    return int(cursor[1:])
+
+
 class ArtifactType:
     """An artifact type in a project, with its collections."""
 
@@ -230,12 +261,12 @@ class ArtifactCollection:
     def updated_at(self) -> str | None:
         return _iso(self._record.updated_at)
 
-    def artifacts(self, per_page: int = 50) -> list[Artifact]:
+    def artifacts(self, per_page: int = 50) -> Artifacts:
         """The collection's versions, newest first."""
         r = self._record
         records = self._service.list_versions(r.entity, r.project, r.name)
         records.sort(key=lambda v: v.index or 0, reverse=True)
-        return [Artifact._from_record(self._service, v) for v in records]
+        return Artifacts([Artifact._from_record(self._service, v) for v in records], per_page)
 
     versions = artifacts
 
@@ -335,8 +366,17 @@ class Api:
         per_page: int = 50,
         tags: Sequence[str] | str | None = None,
         include_pending: bool = False,
-    ) -> list[Artifact]:
-        """The versions of a collection, newest first (PENDING ones only when asked for)."""
+        order: str = "-version",
+        start: str | None = None,
+    ) -> Artifacts:
+        """The versions of a collection as W&B's paginated ``Artifacts`` (a list: iterate,
+        ``len``, index), newest first. ``order`` is ``-version`` / ``+version`` (or
+        ``-created_at`` / ``+created_at``); ``start`` is a ``cursor`` of an earlier answer: only
+        the versions after it in that order (e.g. those logged since, with ``+version``)."""
+        if not isinstance(per_page, int) or per_page < 1:
+            raise ValidationError(f"per_page must be a positive integer, got {per_page!r}")
+        if order.lstrip("+-") not in ("version", "created_at", "createdAt"):
+            raise ValidationError(f"invalid order {order!r}: use '-version' or '+version'")
         entity, project, coll, _ = self._split(name)
         records = self._service.list_versions(
             entity, project, coll, include_pending=include_pending
@@ -348,8 +388,19 @@ class Api:
         if tags:
             wanted = set(validate_tags(tags))
             records = [r for r in records if wanted.issubset(r.tags)]
-        records.sort(key=lambda r: (r.index is not None, r.index or 0), reverse=True)
-        return [Artifact._from_record(self._service, r) for r in records]
+        newest_first = not order.startswith("+")
+        if order.lstrip("+-") == "version":
+            records.sort(key=lambda r: (r.index is not None, r.index or 0), reverse=newest_first)
+        else:
+            records.sort(key=lambda r: r.created_at, reverse=newest_first)
+        if start is not None:
+            after = _cursor_index(start)
+            records = [
+                r
+                for r in records
+                if r.index is not None and (r.index < after if newest_first else r.index > after)
+            ]
+        return Artifacts([Artifact._from_record(self._service, r) for r in records], per_page)
 
     artifact_versions = artifacts
 
