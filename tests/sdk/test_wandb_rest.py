@@ -178,3 +178,19 @@ def test_paginated_artifacts_with_order_and_cursor() -> None:
         api.artifacts("dataset", "pages", start="page-two")
     with pytest.raises(ValueError):
         api.artifacts("dataset", "pages", order="size")
+
+
+def test_unchecksummed_directory_references_list_their_files(tmp_path: pathlib.Path) -> None:
+    data = tmp_path / "shared"
+    write(data / "a.csv", "1")
+    write(data / "sub" / "b.csv", "2")
+    art = cairn.Artifact("dirref", "dataset")
+    entries = art.add_reference(f"file://{data}", name="d", checksum=False)
+    assert sorted(e.path for e in entries) == ["d/a.csv", "d/sub/b.csv"]
+    assert all(e.digest == e.ref and e.size is None for e in entries)
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    write(data / "a.csv", "changed")  # no checksum: whatever is there now is fetched
+    root = pathlib.Path(cairn.Api().artifact("p/dirref:v0").download())
+    assert (root / "d" / "a.csv").read_text() == "changed"
+    assert (root / "d" / "sub" / "b.csv").read_text() == "2"

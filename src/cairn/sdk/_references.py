@@ -205,9 +205,8 @@ class FileReferences:
         if not os.path.exists(path):
             raise ValidationError(f"reference {uri!r}: {path} does not exist")
         base_name = name if name is not None else os.path.basename(path.rstrip("/"))
-        if not checksum:
-            size = None if os.path.isdir(path) else os.stat(path).st_size
-            return [ManifestEntry(_entry_path(base_name, uri), uri, size, uri)]
+        if not checksum and os.path.isfile(path):
+            return [ManifestEntry(_entry_path(base_name, uri), uri, None, uri)]
         if os.path.isfile(path):
             digest = file_digest(path, self._cache)
             return [ManifestEntry(_entry_path(base_name, uri), digest, os.stat(path).st_size, uri)]
@@ -220,12 +219,17 @@ class FileReferences:
                     raise _too_many(uri, max_objects, "files")
                 full = os.path.join(dirpath, fname)
                 rel = os.path.relpath(full, path).replace(os.sep, "/")
+                ref = "file://" + quote(full)
+                if not checksum:
+                    # A directory recorded without checksums still lists its files (by URI).
+                    out.append(ManifestEntry(_entry_path(prefix + rel, uri), ref, None, ref))
+                    continue
                 out.append(
                     ManifestEntry(
                         _entry_path(prefix + rel, uri),
                         file_digest(full, self._cache),
                         os.stat(full).st_size,
-                        "file://" + quote(full),
+                        ref,
                     )
                 )
         return out
