@@ -10,7 +10,7 @@
 
 from typing import Any
 
-from cairn import errors
+from cairn import data_types, errors
 from cairn._version import __version__
 from cairn.sdk import (
     Api,
@@ -28,6 +28,7 @@ from cairn.sdk import (
     use_model,
 )
 from cairn.sdk._login import Settings, login
+from cairn.sdk._tables import JoinedTable, PartitionedTable
 
 __all__ = [
     "Api",
@@ -35,10 +36,13 @@ __all__ = [
     "ArtifactManifestEntry",
     "ArtifactTTL",
     "Config",
+    "JoinedTable",
+    "PartitionedTable",
     "Run",
     "Settings",
     "Table",
     "__version__",
+    "data_types",
     "errors",
     "finish",
     "init",

@@ -194,3 +194,27 @@ def test_unchecksummed_directory_references_list_their_files(tmp_path: pathlib.P
     root = pathlib.Path(cairn.Api().artifact("p/dirref:v0").download())
     assert (root / "d" / "a.csv").read_text() == "changed"
     assert (root / "d" / "sub" / "b.csv").read_text() == "2"
+
+
+def test_joined_and_partitioned_tables_round_trip() -> None:
+    from cairn.data_types import PartitionedTable
+
+    users = cairn.Table(columns=["id", "name"], data=[[1, "ann"], [2, "bob"], [3, "cy"]])
+    scores = cairn.Table(columns=["id", "score"], data=[[1, 0.5], [3, 0.9], [4, 0.1]])
+    art = cairn.Artifact("tables", "dataset")
+    art.add(cairn.JoinedTable(users, scores, "id"), "joined")
+    for i in range(3):
+        art.add(cairn.Table(columns=["x"], data=[[i], [i * 10]]), f"parts/part-{i}")
+    art.add(PartitionedTable("parts"), "all")
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    back = cairn.Api().artifact("p/tables:v0")
+    joined = back.get("joined")
+    assert isinstance(joined, cairn.JoinedTable) and joined.join_key == "id"
+    assert joined.table1 == users and joined.table2 == scores
+    assert joined.joined().data == [[1, "ann", 0.5], [3, "cy", 0.9]]
+    parts = back.get("all")
+    assert isinstance(parts, PartitionedTable) and len(parts.parts) == 3
+    assert parts.columns == ["x"] and list(parts) == [[0], [0], [1], [10], [2], [20]]
+    with pytest.raises(TypeError):
+        cairn.JoinedTable(users, 5, "id")  # type: ignore[arg-type]

@@ -754,7 +754,10 @@ class Artifact:
         """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
         self._ensure_not_final("add")
         from cairn.sdk._objects import encode_object
+        from cairn.sdk._tables import JoinedTable, PartitionedTable
 
+        if isinstance(obj, (JoinedTable, PartitionedTable)):
+            return self._add_composite(obj, entry_name(name), overwrite)
         entry_path, data = encode_object(obj, name)
         existing = self._added_objects.get(id(obj))
         if existing is not None and existing[1].path == entry_path:
@@ -768,11 +771,72 @@ class Artifact:
         self._added_objects[id(obj)] = (obj, entry)
         return entry
 
+    def _add_composite(self, obj: Any, name: str, overwrite: bool) -> ArtifactManifestEntry:
+        """A JoinedTable (its Table objects added beside it) or a PartitionedTable, as W&B
+        stores them: a JSON file naming the tables."""
+        from cairn.sdk._tables import (
+            JOINED_SUFFIX,
+            PARTITIONED_SUFFIX,
+            JoinedTable,
+            table_entry,
+        )
+
+        if isinstance(obj, JoinedTable):
+            paths = []
+            for i, table in enumerate((obj.table1, obj.table2), start=1):
+                if isinstance(table, str):
+                    paths.append(table_entry(table))
+                else:
+                    paths.append(self.add(table, f"{name}.table{i}", overwrite).path)
+            payload: Any = {
+                "_type": "joined-table",
+                "table1": paths[0],
+                "table2": paths[1],
+                "join_key": obj.join_key,
+            }
+            path = name if name.endswith(JOINED_SUFFIX) else name + JOINED_SUFFIX
+        else:
+            payload = {"_type": "partitioned-table", "parts_path": obj.parts_path}
+            path = name if name.endswith(PARTITIONED_SUFFIX) else name + PARTITIONED_SUFFIX
+        data = json.dumps(payload, sort_keys=True).encode()
+        staged = self._stage().stage_bytes(data)
+        entry = ManifestEntry(normalize_entry_path(path), staged.digest, staged.size)
+        return self._put(entry, True, None)
+
+    def _get_composite(self, name: str) -> Any:
+        from cairn.sdk._objects import TABLE_SUFFIX, decode_object
+        from cairn.sdk._tables import (
+            JOINED_SUFFIX,
+            PARTITIONED_SUFFIX,
+            JoinedTable,
+            PartitionedTable,
+        )
+
+        for suffix in (JOINED_SUFFIX, PARTITIONED_SUFFIX):
+            path = name if name.endswith(suffix) else name + suffix
+            entry = self._contents.get(path)
+            if entry is None:
+                continue
+            spec = json.loads(self._svc().read_blob(entry.digest))
+            if spec.get("_type") == "joined-table":
+                t1, t2 = self.get(spec["table1"]), self.get(spec["table2"])
+                return JoinedTable(t1, t2, spec["join_key"])
+            parts = PartitionedTable(spec["parts_path"])
+            for e in self._contents.iter_prefix(parts.parts_path + "/"):
+                if e.path.endswith(TABLE_SUFFIX):
+                    parts.parts.append(decode_object(e.path, self._svc().read_blob(e.digest)))
+            return parts
+        return None
+
     def get(self, name: str) -> Any:
-        """The object added with ``add(obj, name)`` (a ``cairn.Table`` or the JSON value)."""
+        """The object added with ``add(obj, name)`` (a ``cairn.Table``, ``JoinedTable``,
+        ``PartitionedTable`` or the JSON value)."""
         self._ensure_logged("get")
         from cairn.sdk._objects import decode_object, object_paths
 
+        composite = self._get_composite(name)
+        if composite is not None:
+            return composite
         for path in object_paths(name):
             entry = self._contents.get(path)
             if entry is not None:
