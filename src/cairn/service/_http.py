@@ -617,6 +617,7 @@ class HttpService:
         return search_result_from_json(
             self._call("POST", "/search", json=search_request_to_json(request.check()))
         )
+
     # -- runs of a project (W&B's Api.runs, Run.delete) --
 
     def list_runs(self, entity: str, project: str) -> list[RunRecord]:
