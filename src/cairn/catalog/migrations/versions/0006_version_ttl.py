@@ -15,14 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("versions") as batch:
-        batch.add_column(sa.Column("ttl_seconds", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("expires_at", sa.Float(), nullable=True))
-        batch.create_index(op.f("ix_versions_expires_at"), ["expires_at"])
+    # Plain ADD COLUMN (no batch copy of the table: on SQLite that would drop and re-create
+    # versions, which other tables' foreign keys refer to).
+    op.add_column("versions", sa.Column("ttl_seconds", sa.Float(), nullable=True))
+    op.add_column("versions", sa.Column("expires_at", sa.Float(), nullable=True))
+    op.create_index(op.f("ix_versions_expires_at"), "versions", ["expires_at"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("versions") as batch:
-        batch.drop_index(op.f("ix_versions_expires_at"))
-        batch.drop_column("expires_at")
-        batch.drop_column("ttl_seconds")
+    op.drop_index(op.f("ix_versions_expires_at"), table_name="versions")
+    op.drop_column("versions", "expires_at")
+    op.drop_column("versions", "ttl_seconds")

@@ -19,9 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("versions") as batch:
-        batch.add_column(sa.Column("source_version_id", sa.String(length=32), nullable=True))
-        batch.create_index(op.f("ix_versions_source_version_id"), ["source_version_id"])
+    op.add_column("versions", sa.Column("source_version_id", sa.String(length=32), nullable=True))
+    op.create_index(op.f("ix_versions_source_version_id"), "versions", ["source_version_id"])
     op.create_table(
         "registries",
         sa.Column("project_id", sa.Integer(), nullable=False),
@@ -38,6 +37,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("registries")
-    with op.batch_alter_table("versions") as batch:
-        batch.drop_index(op.f("ix_versions_source_version_id"))
-        batch.drop_column("source_version_id")
+    op.drop_index(op.f("ix_versions_source_version_id"), table_name="versions")
+    op.drop_column("versions", "source_version_id")
