@@ -23,6 +23,26 @@ _CAIRN_VARS = (
     "CAIRN_ENTITY",
     "CAIRN_RUN_GROUP",
     "CAIRN_SILENT",
+    "CAIRN_JOB_TYPE",
+    "CAIRN_RUN_NAME",
+    "CAIRN_RUN_ID",
+    "CAIRN_MODE",
+    "CAIRN_RUN_DIR",
+    "CAIRN_DATA_DIR",
+    # W&B's variables of the same meaning are honoured when the CAIRN_* one is unset.
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_RUN_GROUP",
+    "WANDB_JOB_TYPE",
+    "WANDB_NAME",
+    "WANDB_RUN_ID",
+    "WANDB_ARTIFACT_DIR",
+    "WANDB_CACHE_DIR",
+    "WANDB_SILENT",
+    "WANDB_MODE",
+    "WANDB_DIR",
+    "WANDB_DATA_DIR",
+    "AWS_S3_ENDPOINT_URL",
 )
 
 

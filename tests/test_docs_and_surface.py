@@ -54,6 +54,13 @@ def test_readme_shows_the_two_commands_and_every_setting() -> None:
     from cairn.sdk._settings import Settings
 
     src = (ROOT / "src" / "cairn" / "sdk" / "_settings.py").read_text()
-    for var in set(re.findall(r'"(CAIRN_[A-Z_]+)"', src)):
+    for var in set(re.findall(r'"((?:CAIRN|WANDB)_[A-Z_]+)"', src)):
         assert var in readme, f"README's configuration table lacks {var}"
+    assert "WANDB_MODE" in src and "AWS_S3_ENDPOINT_URL" in readme
+    for never in ("WANDB_API_KEY", "WANDB_BASE_URL", ".netrc"):
+        assert never in readme  # named as never read ...
+        for module in (ROOT / "src" / "cairn").rglob("*.py"):
+            text = module.read_text()
+            # ... and read by no code (docstrings may say so).
+            assert f'"{never}"' not in text and f"'{never}'" not in text, module
     assert Settings.from_env()

@@ -10,35 +10,48 @@
 
 from typing import Any
 
-from cairn import errors
+from cairn import data_types, errors
 from cairn._version import __version__
 from cairn.sdk import (
     Api,
     Artifact,
     ArtifactManifestEntry,
+    ArtifactTTL,
     Config,
     Run,
     Table,
     finish,
     init,
     log_artifact,
+    log_model,
     use_artifact,
+    use_model,
 )
+from cairn.sdk._login import Settings, login
+from cairn.sdk._tables import JoinedTable, PartitionedTable
 
 __all__ = [
     "Api",
     "Artifact",
     "ArtifactManifestEntry",
+    "ArtifactTTL",
     "Config",
+    "JoinedTable",
+    "PartitionedTable",
     "Run",
+    "Settings",
     "Table",
     "__version__",
+    "data_types",
     "errors",
     "finish",
     "init",
     "log_artifact",
+    "log_model",
+    "login",
     "run",
     "use_artifact",
+    "use_model",
 ]
 
 

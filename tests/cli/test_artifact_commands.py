@@ -99,7 +99,7 @@ def test_ls_versions_and_files(tmp_path: pathlib.Path) -> None:
     assert versions[0]["aliases"] == ["latest", "best"] and versions[0]["files"] == 3
     assert versions[0]["size"] == 6 and versions[0]["created_by"]
     human = run_ok("artifact", "versions", "proj/ds").out.splitlines()
-    assert human[0].split() == ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN"]
+    assert human[0].split() == ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN", "EXPIRES"]
     assert human[1].split()[:3] == ["v1", "latest,best", "3"]
 
     entries = ok("artifact", "files", "proj/ds:v0", "--json").json()
@@ -168,5 +168,7 @@ def test_alias_and_rm(tmp_path: pathlib.Path) -> None:
     assert [v["version"] for v in versions] == ["v1"]
     gone = run("artifact", "get", "proj/ds:v0")
     assert gone.code == 1 and "v0" in gone.err
-    run_ok("artifact", "rm", "proj/ds:latest")  # latest alone is not an alias of the user's
+    kept = run("artifact", "rm", "proj/ds:latest")  # latest is an alias too, as in W&B
+    assert kept.code == 1 and "latest" in kept.err and "--delete-aliases" in kept.err
+    run_ok("artifact", "rm", "proj/ds:latest", "--delete-aliases")
     assert run("artifact", "get", "proj/ds").code == 1

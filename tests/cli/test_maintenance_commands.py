@@ -121,7 +121,7 @@ def test_gc_during_concurrent_logging_never_breaks_a_version(
         write(data / "s.txt", f"small {i}")
         run_ok("artifact", "put", str(data), "-n", "p/trash")
     for i in range(3):
-        run_ok("artifact", "rm", f"p/trash:v{i}")
+        run_ok("artifact", "rm", f"p/trash:v{i}", "--delete-aliases")
     time.sleep(1.1)  # older than gc's grace below
     work = tmp_path / "work-logger"
     work.mkdir()

@@ -55,7 +55,7 @@ def test_properties_before_and_after_logging() -> None:
     assert art.state == "COMMITTED" and art.id
     assert art.name == "ds:v0" and art.version == "v0"
     assert art.qualified_name == "team/p1/ds:v0"
-    assert art.aliases == ["best"] and art.tags == ["raw"]
+    assert art.aliases == ["latest", "best"] and art.tags == ["raw"]
     assert art.digest == digest_before and art.digest.startswith("sha256:")
     assert art.file_count == 1 and art.size == 5
     assert art.project == "p1" and art.entity == "team"
@@ -85,7 +85,7 @@ def test_dedup_moves_aliases_and_warns() -> None:
         again = log(files={"a.txt": "same"}, aliases=["again"])
     assert again.version == "v0" and again.id == first.id
     latest = cairn.Api().artifact("ds:latest")
-    assert latest.version == "v0" and latest.aliases == ["again"]
+    assert latest.version == "v0" and latest.aliases == ["latest", "again"]
     assert [a.version for a in cairn.Api().artifacts("dataset", "ds")] == ["v1", "v0"]
 
 

@@ -78,7 +78,7 @@ def test_later_upsert_wins_and_writers_are_recorded() -> None:
         art.add_file(write("c", "c"))
         run.finish_artifact(art, distributed_id="d1", aliases=["release"])
         finisher = run.id
-    assert art.version == "v0" and art.aliases == ["from-upsert", "release"]
+    assert art.version == "v0" and art.aliases == ["latest", "from-upsert", "release"]
     assert art.digest.startswith("sha256:") and art.wait() is art
     assert sorted(art.manifest.entries) == ["a", "b", "c", "same.txt"]
     root = art.download()

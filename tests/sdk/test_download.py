@@ -111,8 +111,8 @@ def test_file_references(tmp_path: pathlib.Path) -> None:
     art.add_reference(f"file://{data_dir}/x.csv", name="plain", checksum=False)
     with pytest.raises(ValueError, match="max_objects"):
         cairn.Artifact("r2", "dataset").add_reference(f"file://{data_dir}", max_objects=1)
-    with pytest.raises(ValueError, match="not supported"):
-        cairn.Artifact("r3", "dataset").add_reference("ftp://host/x")
+    (kept,) = cairn.Artifact("r3", "dataset").add_reference("ftp://host/x")  # kept by URI
+    assert (kept.digest, kept.size) == ("ftp://host/x", None)
     with pytest.raises(ValueError, match="URI"):
         cairn.Artifact("r4", "dataset").add_reference("/no/scheme")
     with cairn.init() as run:

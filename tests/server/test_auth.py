@@ -278,3 +278,77 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
         check=True,
     )
     assert key_id in listed.stdout and secret not in listed.stdout
+
+
+def test_w_and_b_routes_check_the_keys_grants(clients: dict[str, HttpService]) -> None:
+    """Collections and runs of a project (W&B's public API) obey the same grants."""
+    from cairn.core._records import RunRecord
+
+    alice, bob, reader = clients["alice"], clients["bob"], clients["reader"]
+    _commit(alice, "shared", b"w&b routes")
+    alice.start_run(RunRecord(id="r1", entity="alice", project="shared", name="r1"))
+    assert [r.id for r in reader.list_runs("alice", "shared")] == ["r1"]
+    assert reader.get_collection("alice", "shared", "ds").name == "ds"
+    with pytest.raises(PermissionDeniedError):
+        bob.list_runs("alice", "shared")
+    with pytest.raises(PermissionDeniedError):
+        bob.get_collection("alice", "shared", "ds")
+    for denied in (
+        lambda: reader.delete_run("alice", "shared", "r1"),
+        lambda: reader.update_collection("alice", "shared", "ds", tags=["x"]),
+        lambda: reader.delete_collection("alice", "shared", "ds"),
+        lambda: bob.delete_collection("alice", "shared", "ds"),
+    ):
+        with pytest.raises(PermissionDeniedError):
+            denied()
+    assert alice.update_collection("alice", "shared", "ds", tags=["x"]).tags == ("x",)
+    alice.delete_run("alice", "shared", "r1")
+    assert alice.list_runs("alice", "shared") == []
+
+
+def test_registries_are_granted_as_projects(
+    server: CairnServer, clients: dict[str, HttpService], tmp_path: pathlib.Path
+) -> None:
+    """Linking into a registry needs write on registry/wandb-registry-<name>; reading a link
+    (and its content) needs read there, not on the source project."""
+    alice = clients["alice"]
+    data = b"registry weights"
+    digest = _commit(alice, "train", data)
+    source = alice.resolve("alice", "train", "ds", None)
+    with pytest.raises(PermissionDeniedError):  # alice may write alice/*, not the registry
+        alice.link_version(source.id, "registry", "wandb-registry-model", "churn", ["prod"])
+    publisher = HttpService(
+        server.url,
+        server.create_key("alice", "registry/wandb-registry-model", "write"),
+        str(tmp_path / "pub"),
+        retries=0,
+    )
+    consumer = HttpService(
+        server.url,
+        server.create_key("dave", "registry/wandb-registry-model", "read"),
+        str(tmp_path / "con"),
+        retries=0,
+    )
+    try:
+        with pytest.raises(PermissionDeniedError):  # the publisher key cannot read alice/train
+            publisher.link_version(source.id, "registry", "wandb-registry-model", "churn")
+        both = HttpService(server.url, server.create_key("alice"), str(tmp_path / "both"))
+        with pytest.raises(PermissionDeniedError):
+            both.link_version(source.id, "registry", "wandb-registry-model", "churn")
+        both.close()
+        admin = HttpService(server.url, ADMIN_KEY, str(tmp_path / "admin"), retries=0)
+        link = admin.link_version(source.id, "registry", "wandb-registry-model", "churn", ["prod"])
+        admin.close()
+        got = consumer.resolve("registry", "wandb-registry-model", "churn", "prod")
+        assert got.id == link.id and got.source_version_id == source.id
+        assert consumer.read_blob(digest) == data  # the content, through the registry grant
+        with pytest.raises(PermissionDeniedError):
+            consumer.get_version(source.id)  # but not the source project
+        assert [r.name for r in consumer.list_registries()] == ["model"]
+        with pytest.raises(PermissionDeniedError):
+            consumer.unlink_version(link.id)
+        with pytest.raises(PermissionDeniedError):
+            consumer.create_registry("mine")
+    finally:
+        publisher.close()
+        consumer.close()

@@ -55,7 +55,7 @@ def test_deleted_versions_are_garbage_and_shared_content_is_not(svc: LocalServic
     stray = blob(svc, b"never used", "x")
     report = svc.collect_garbage(grace_seconds=0, dry_run=True)
     assert report.removed_blobs == 1 and present(svc, stray) == [True]  # dry run
-    svc.delete_version(v0.id)
+    svc.delete_version(v0.id, delete_aliases=True)
     young = svc.collect_garbage(grace_seconds=3600)
     assert young.removed_blobs == 0 and young.young_blobs == 3  # old, stray, v0's page
     report = svc.collect_garbage(grace_seconds=0)
@@ -79,7 +79,7 @@ def test_pending_versions_keep_their_staged_blobs_and_their_base(svc: LocalServi
     }
     pending = svc.stage(StageRequest(**common, changes=[("b", b)]))
     # The base is deleted while a draft based on it is pending: its pages must stay.
-    svc.delete_version(base.id)
+    svc.delete_version(base.id, delete_aliases=True)
     assert svc.collect_garbage(grace_seconds=0).removed_blobs == 0
     done = svc.finish(FinishRequest(**common, changes=[]))
     assert done.version is not None and done.version.file_count == 2
@@ -101,7 +101,8 @@ def test_gc_never_removes_old_content_a_commit_in_progress_reuses(svc: LocalServ
     gc's sweep waits, then sees the new version and keeps the blob."""
     reused = blob(svc, b"content logged, deleted, then logged again", "f")
     first = commit(svc, reused)
-    svc.delete_version(first.id)  # `reused` is now garbage, and older than grace 0
+    # `reused` is now garbage, and older than grace 0.
+    svc.delete_version(first.id, delete_aliases=True)
     paused, resume = threading.Event(), threading.Event()
     write = svc.catalog.write
 

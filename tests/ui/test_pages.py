@@ -243,8 +243,17 @@ def test_aliases_are_added_and_removed_with_csrf_protection(client: TestClient) 
         url, data={**form, "action": "remove", "alias": MALICIOUS + "x", "next": "//evil.example/"}
     )
     assert away.headers["location"] == "/"
-    latest = client.post(url, data={**form, "action": "remove", "alias": "latest"})
-    assert latest.status_code == 400 and "latest" in latest.text
+    # "latest" is an alias like any other (as in W&B): removing it leaves ":latest" resolving to
+    # the newest version, which the page still shows as the latest.
+    assert "remove alias latest" in get(client, url)
+    newest = client.get(f"{url}/latest").headers["location"].rsplit("/", 1)[-1]  # vN
+    latest = client.post(
+        url, data={**form, "version": newest, "action": "remove", "alias": "latest"}
+    )
+    assert latest.status_code == 303
+    assert "remove alias latest" not in get(client, url)
+    restored = client.post(url, data={**form, "version": newest, "alias": "latest"})
+    assert restored.status_code == 303  # put back: other tests share the sample store
 
 
 def test_bad_requests_get_error_pages_not_json(client: TestClient) -> None:

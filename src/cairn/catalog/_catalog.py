@@ -27,7 +27,9 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -51,6 +53,7 @@ from cairn.errors import (
     RunNotFoundError,
     TypeConflictError,
     UsageError,
+    ValidationError,
 )
 
 T = TypeVar("T")
@@ -183,6 +186,12 @@ class Tx:
 
         return sqlite_insert(table)
 
+    def alive(self) -> Any:
+        """A committed version whose TTL (if any) has not run out: what queries see. An expired
+        version stays in the catalog until gc marks it deleted, but nothing shows it."""
+        v = s.versions.c
+        return and_(v.state == COMMITTED, or_(v.expires_at.is_(None), v.expires_at > _now()))
+
     def among(self, column: Any, values: Sequence[Any]) -> Any:
         """``column IN values``; on PostgreSQL one array parameter (``= ANY``), which the planner
         answers from an index, where a list of thousands of parameters is compared one by one."""
@@ -246,11 +255,15 @@ class Tx:
     def insert_run(self, project_id: int, run: RunRecord) -> int:
         existing = self.run_pk(project_id, run.id)
         if existing is not None:
-            self.conn.execute(
-                update(s.runs)
-                .where(s.runs.c.id == existing)
-                .values(state=run.state, finished_at=None)
-            )
+            # Resumed (W&B's init(id=..., resume=...)): the config given now is merged into the
+            # stored one, not dropped.
+            values: dict[str, Any] = {"state": run.state, "finished_at": None}
+            if run.config:
+                stored = self.conn.execute(
+                    select(s.runs.c.config).where(s.runs.c.id == existing)
+                ).scalar_one()
+                values["config"] = _json({**json.loads(stored), **dict(run.config)})
+            self.conn.execute(update(s.runs).where(s.runs.c.id == existing).values(**values))
             return existing
         res = self.conn.execute(
             s.runs.insert().values(
@@ -313,6 +326,17 @@ class Tx:
         if not found:
             raise RunNotFoundError(f"run {run_id!r} not found")
         return found[0]
+
+    def delete_run(self, run_pk: int) -> None:
+        """Forget a run: its lineage rows go; versions it logged stay, with no creator."""
+        self.conn.execute(delete(s.version_runs).where(s.version_runs.c.run_id == run_pk))
+        self.conn.execute(
+            update(s.versions).where(s.versions.c.created_by == run_pk).values(created_by=None)
+        )
+        self.conn.execute(
+            update(s.staged_entries).where(s.staged_entries.c.run_id == run_pk).values(run_id=None)
+        )
+        self.conn.execute(delete(s.runs).where(s.runs.c.id == run_pk))
 
     # -- collections ---------------------------------------------------------------------------
 
@@ -386,7 +410,7 @@ class Tx:
                 func.count().label("n"),
                 func.max(v.idx).label("latest_idx"),
             )
-            .where(v.state == COMMITTED)
+            .where(self.alive())
             .group_by(v.collection_id)
             .subquery()
         )
@@ -408,7 +432,9 @@ class Tx:
         if name is not None:
             q = q.where(c.name == name)
         rows = list(self.conn.execute(q))
-        latest_sizes = self._latest_sizes([int(r.id) for r in rows])
+        latest = self._latest_versions({int(r.id): r.latest_idx for r in rows})
+        ctags = self.collection_tag_map([int(r.id) for r in rows])
+        caliases = self.collection_alias_map([int(r.id) for r in rows])
         return [
             CollectionRecord(
                 id=int(r.id),
@@ -418,24 +444,40 @@ class Tx:
                 type=r.type,
                 description=r.description,
                 version_count=int(r.n or 0),
-                latest_index=None if r.latest_idx is None else int(r.latest_idx),
-                latest_size=latest_sizes.get(int(r.id)),
+                latest_index=latest.get(int(r.id), (None, None))[0],
+                latest_size=latest.get(int(r.id), (None, None))[1],
                 created_at=r.created_at,
                 updated_at=r.updated_at,
+                tags=tuple(ctags.get(int(r.id), ())),
+                aliases=tuple(caliases.get(int(r.id), ())),
             )
             for r in rows
         ]
 
-    def _latest_sizes(self, collection_ids: list[int]) -> dict[int, int]:
-        if not collection_ids:
+    def _latest_versions(self, newest: Mapping[int, int | None]) -> dict[int, tuple[int, int]]:
+        """Collection id -> (index, size) of the version ``:latest`` resolves to: the one with
+        the ``latest`` alias, else (an edit removed it) the newest committed one."""
+        if not newest:
             return {}
         a, v = s.aliases.c, s.versions.c
         q = (
-            select(a.collection_id, v.size)
+            select(a.collection_id, v.idx, v.size)
             .join(s.versions, v.id == a.version_id)
-            .where(a.alias == LATEST, a.collection_id.in_(collection_ids))
+            .where(a.alias == LATEST, self.alive())
+            .where(self.among(a.collection_id, list(newest)))
         )
-        return {int(r[0]): int(r[1]) for r in self.conn.execute(q)}
+        out = {int(r[0]): (int(r[1]), int(r[2])) for r in self.conn.execute(q)}
+        rest = [(cid, idx) for cid, idx in newest.items() if cid not in out and idx is not None]
+        if rest:
+            q = select(v.collection_id, v.idx, v.size).where(
+                self.among(v.collection_id, [cid for cid, _ in rest]),
+                self.alive(),
+            )
+            wanted = set(rest)
+            for r in self.conn.execute(q):
+                if (int(r[0]), r[1]) in wanted:
+                    out[int(r[0])] = (int(r[1]), int(r[2]))
+        return out
 
     def types(self, project_id: int) -> list[str]:
         c = s.collections.c
@@ -448,7 +490,7 @@ class Tx:
         v = s.versions.c
         q = (
             select(v.id)
-            .where(v.collection_id == collection_id, v.digest == digest, v.state == COMMITTED)
+            .where(v.collection_id == collection_id, v.digest == digest, self.alive())
             .order_by(v.idx)
         )
         vid = self.conn.execute(q).scalars().first()
@@ -468,6 +510,7 @@ class Tx:
         created_by: int | None,
         distributed_id: str | None = None,
         base_version_id: str | None = None,
+        source_version_id: str | None = None,
     ) -> str:
         vid = uuid.uuid4().hex
         now = _now()
@@ -485,6 +528,7 @@ class Tx:
                 created_by=created_by,
                 distributed_id=distributed_id,
                 base_version_id=base_version_id,
+                source_version_id=source_version_id,
                 created_at=now,
                 updated_at=now,
                 committed_at=now if state == COMMITTED else None,
@@ -601,7 +645,7 @@ class Tx:
             q = select(v.id).where(
                 v.collection_id == collection_id,
                 v.idx == version_index(label),
-                v.state == COMMITTED,
+                self.alive(),
             )
             vid = self.conn.execute(q).scalar()
             return None if vid is None else str(vid)
@@ -610,7 +654,21 @@ class Tx:
             select(a.version_id)
             .join(s.versions, v.id == a.version_id)
             .where(a.collection_id == collection_id, a.alias == (label or LATEST))
-            .where(v.state == COMMITTED)
+            .where(self.alive())
+        )
+        vid = self.conn.execute(q).scalar()
+        if vid is None and (label or LATEST) == LATEST:
+            # No "latest" alias (an edit removed it): the newest committed version, as in W&B.
+            vid = self.newest_committed(collection_id)
+        return None if vid is None else str(vid)
+
+    def newest_committed(self, collection_id: int) -> str | None:
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, self.alive())
+            .order_by(v.idx.desc())
+            .limit(1)
         )
         vid = self.conn.execute(q).scalar()
         return None if vid is None else str(vid)
@@ -627,6 +685,7 @@ class Tx:
         q = (
             select(v.id)
             .where(v.collection_id == collection_id, v.state.in_(states))
+            .where(or_(v.state != COMMITTED, self.alive()) if not include_deleted else true())
             .order_by(v.idx.is_(None), v.idx, v.created_at)
         )
         return [str(r[0]) for r in self.conn.execute(q)]
@@ -649,7 +708,7 @@ class Tx:
             .where(
                 v.collection_id == collection_id,
                 v.distributed_id == distributed_id,
-                v.state == COMMITTED,
+                self.alive(),
             )
             .order_by(v.idx.desc())
             .limit(1)
@@ -699,12 +758,16 @@ class Tx:
             vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
         }
         tag_map = {vid: sorted(r.tag_list.split("\n")) for vid, r in rows.items() if r.tag_list}
+        now = _now()
         out = []
         for vid in ids:
             r = rows.get(vid)
             if r is None:
                 raise ArtifactNotFoundError(f"artifact version {vid!r} not found")
             aliases = alias_map.get(vid, [])
+            state = r.state
+            if state == COMMITTED and r.expires_at is not None and r.expires_at <= now:
+                state, aliases = DELETED, []  # expired: gone for every reader
             # "latest" first, then the rest in name order, as W&B shows them.
             aliases.sort(key=lambda a: (a != LATEST, a))
             out.append(
@@ -715,7 +778,7 @@ class Tx:
                     name=r.cname,
                     type=r.type,
                     index=r.idx,
-                    state=r.state,
+                    state=state,
                     digest=r.digest,
                     size=int(r.size),
                     file_count=int(r.file_count),
@@ -729,6 +792,8 @@ class Tx:
                     distributed_id=r.distributed_id,
                     base_version_id=r.base_version_id,
                     collection_id=int(r.collection_id),
+                    ttl_seconds=None if r.ttl_seconds is None else float(r.ttl_seconds),
+                    source_version_id=r.source_version_id,
                 )
             )
         return out
@@ -761,23 +826,18 @@ class Tx:
         return [r[0] for r in self.conn.execute(select(a.alias).where(a.version_id == version_id))]
 
     def replace_aliases(self, collection_id: int, version_id: str, aliases: Iterable[str]) -> None:
-        """Make ``aliases`` (plus ``latest`` if it is there) exactly the version's aliases."""
+        """Make ``aliases`` exactly the version's aliases (``latest`` included: a list without
+        it takes ``latest`` off the version, as in W&B)."""
         wanted = set(aliases)
         for alias in self.aliases_of(version_id):
-            if alias != LATEST and alias not in wanted:
+            if alias not in wanted:
                 self.remove_alias(collection_id, alias, version_id)
         for alias in sorted(wanted):
             self.set_alias(collection_id, alias, version_id)
 
     def move_latest(self, collection_id: int) -> None:
         """Point ``latest`` at the highest committed version (or drop it if none is left)."""
-        v = s.versions.c
-        top = self.conn.execute(
-            select(v.id)
-            .where(v.collection_id == collection_id, v.state == COMMITTED)
-            .order_by(v.idx.desc())
-            .limit(1)
-        ).scalar()
+        top = self.newest_committed(collection_id)
         if top is None:
             self.remove_alias(collection_id, LATEST)
         else:
@@ -792,6 +852,155 @@ class Tx:
     def replace_tags(self, version_id: str, tags: Iterable[str]) -> None:
         self.conn.execute(delete(s.tags).where(s.tags.c.version_id == version_id))
         self.add_tags(version_id, tags)
+
+    # -- time to live (W&B's Artifact.ttl) -------------------------------------------------------
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> None:
+        """Give a version a TTL from its commit time (None: no TTL)."""
+        v = s.versions.c
+        row = self.conn.execute(
+            select(v.committed_at, v.created_at).where(v.id == version_id)
+        ).first()
+        if row is None:
+            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
+        start = row.committed_at or row.created_at
+        expires = None if ttl_seconds is None else start + ttl_seconds
+        self.conn.execute(
+            update(s.versions)
+            .where(v.id == version_id)
+            .values(ttl_seconds=ttl_seconds, expires_at=expires, updated_at=_now())
+        )
+
+    def expired_versions(self) -> list[str]:
+        v = s.versions.c
+        q = select(v.id).where(v.state == COMMITTED, v.expires_at.is_not(None))
+        return [str(r[0]) for r in self.conn.execute(q.where(v.expires_at <= _now()))]
+
+    # -- collections as W&B edits them: tags, rename, delete ---------------------------------------
+
+    def collection_tag_map(self, collection_ids: Sequence[int]) -> dict[int, list[str]]:
+        if not collection_ids:
+            return {}
+        ct = s.collection_tags.c
+        q = select(ct.collection_id, ct.tag).where(self.among(ct.collection_id, collection_ids))
+        out: dict[int, list[str]] = {}
+        for cid, tag in self.conn.execute(q.order_by(ct.tag)):
+            out.setdefault(int(cid), []).append(str(tag))
+        return out
+
+    def collection_alias_map(self, collection_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Every alias in use in each collection, ``latest`` first, then by name."""
+        if not collection_ids:
+            return {}
+        a = s.aliases.c
+        q = select(a.collection_id, a.alias).where(self.among(a.collection_id, collection_ids))
+        out: dict[int, list[str]] = {}
+        for cid, alias in self.conn.execute(q):
+            out.setdefault(int(cid), []).append(str(alias))
+        for names in out.values():
+            names.sort(key=lambda n: (n != LATEST, n))
+        return out
+
+    def set_collection_tags(self, collection_id: int, tags: Iterable[str]) -> None:
+        ct = s.collection_tags.c
+        self.conn.execute(delete(s.collection_tags).where(ct.collection_id == collection_id))
+        rows = [{"collection_id": collection_id, "tag": t} for t in dict.fromkeys(tags)]
+        if rows:
+            self.conn.execute(s.collection_tags.insert(), rows)
+
+    def update_collection(
+        self, collection_id: int, *, name: str | None = None, description: str | None = None
+    ) -> None:
+        c = s.collections.c
+        values: dict[str, Any] = {"updated_at": _now()}
+        if name is not None:
+            pid = self.conn.execute(select(c.project_id).where(c.id == collection_id)).scalar_one()
+            other = self.collection_id(int(pid), name)
+            if other is not None and other != collection_id:
+                raise ValidationError(
+                    f"an artifact named {name!r} already exists in this project; choose another"
+                    " name"
+                )
+            values["name"] = name
+        if description is not None:
+            values["description"] = description
+        self.conn.execute(update(s.collections).where(c.id == collection_id).values(**values))
+
+    def delete_collection(self, collection_id: int) -> None:
+        """Remove a collection, its versions and everything attached to them. Refused while
+        one of its versions is linked into another collection (a registry)."""
+        v = s.versions.c
+        ids = select(v.id).where(v.collection_id == collection_id)
+        links = self.links_to(ids)
+        if links:
+            raise UsageError(
+                f"a version of this artifact is linked to {links[0]}; unlink it first"
+                " (artifact.unlink() on the linked version)"
+            )
+        for table in (s.staged_entries, s.version_runs, s.tags, s.version_metadata):
+            self.conn.execute(delete(table).where(table.c.version_id.in_(ids)))
+        self.conn.execute(delete(s.aliases).where(s.aliases.c.collection_id == collection_id))
+        self.conn.execute(delete(s.versions).where(v.collection_id == collection_id))
+        self.conn.execute(
+            delete(s.collection_tags).where(s.collection_tags.c.collection_id == collection_id)
+        )
+        self.conn.execute(delete(s.collections).where(s.collections.c.id == collection_id))
+
+    # -- registry links and registries (W&B's link_artifact, Registry) ---------------------------
+
+    def links_to(self, source_ids: Any) -> list[str]:
+        """``entity/project/name:vN`` of the live links whose source is among ``source_ids``
+        (a list or a subquery)."""
+        v, c, p = s.versions.c, s.collections.c, s.projects.c
+        cond = v.source_version_id.in_(source_ids)
+        q = (
+            select(p.entity, p.name, c.name, v.idx)
+            .join(s.collections, c.id == v.collection_id)
+            .join(s.projects, p.id == c.project_id)
+            .where(cond, v.state == COMMITTED)
+            .order_by(p.entity, p.name, c.name, v.idx)
+        )
+        return [f"{r[0]}/{r[1]}/{r[2]}:v{r[3]}" for r in self.conn.execute(q)]
+
+    def link_of(self, collection_id: int, source_version_id: str) -> str | None:
+        v = s.versions.c
+        q = select(v.id).where(
+            v.collection_id == collection_id,
+            v.source_version_id == source_version_id,
+            v.state == COMMITTED,
+        )
+        vid = self.conn.execute(q).scalar()
+        return None if vid is None else str(vid)
+
+    def create_registry(
+        self,
+        project_id: int,
+        description: str | None,
+        visibility: str,
+        artifact_types: Sequence[str],
+    ) -> None:
+        self.conn.execute(
+            self._insert(s.registries)
+            .values(
+                project_id=project_id,
+                description=description,
+                visibility=visibility,
+                artifact_types=_json(list(artifact_types)),
+                created_at=_now(),
+            )
+            .on_conflict_do_nothing()
+        )
+
+    def registry_rows(self, project_name: str | None = None) -> list[Any]:
+        r, p = s.registries.c, s.projects.c
+        q = (
+            select(p.entity, p.name, r.description, r.visibility, r.artifact_types, r.created_at)
+            .join(s.projects, p.id == r.project_id)
+            .order_by(p.name)
+        )
+        if project_name is not None:
+            q = q.where(p.name == project_name)
+        return list(self.conn.execute(q))
 
     # -- lineage -------------------------------------------------------------------------------
 
@@ -819,6 +1028,7 @@ class Tx:
             select(vr.version_id)
             .join(s.versions, v.id == vr.version_id)
             .where(vr.run_id == run_pk, vr.role == role, v.state != DELETED)
+            .where(or_(v.state != COMMITTED, self.alive()))
             .order_by(vr.created_at)
         )
         return [str(r[0]) for r in self.conn.execute(q)]
@@ -924,7 +1134,7 @@ class Tx:
     def live_roots(self) -> list[str]:
         """Manifest roots of every version not deleted."""
         v = s.versions.c
-        q = select(v.digest).where(v.state == COMMITTED, v.digest.is_not(None)).distinct()
+        q = select(v.digest).where(self.alive(), v.digest.is_not(None)).distinct()
         return [str(r[0]) for r in self.conn.execute(q)]
 
     def staged_digests(self) -> list[str]:

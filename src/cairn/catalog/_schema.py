@@ -86,6 +86,11 @@ versions = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("committed_at", Float),
+    # W&B's Artifact.ttl (migration 0006): seconds from the commit, and when that runs out.
+    Column("ttl_seconds", Float),
+    Column("expires_at", Float, index=True),
+    # A registry link (migration 0007): this version's content is the source version's.
+    Column("source_version_id", String(32), index=True),
     UniqueConstraint("collection_id", "idx"),
     Index("ix_versions_collection_digest", "collection_id", "digest"),
     # Also: a partial unique index, at most one PENDING version per (collection, distributed_id):
@@ -230,4 +235,25 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0004_search"
+# -- W&B parity (migration 0005) ----------------------------------------------------------------
+
+# Tags on a collection (W&B's ArtifactCollection.tags), validated as version tags are.
+collection_tags = Table(
+    "collection_tags",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("collections.id"), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+)
+
+# A registry (W&B's Registry): the project wandb-registry-<name> of the registry entity.
+registries = Table(
+    "registries",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("description", Text),
+    Column("visibility", String(32), nullable=False),
+    Column("artifact_types", Text, nullable=False, server_default="[]"),  # JSON list; [] = any
+    Column("created_at", Float, nullable=False),
+)
+
+HEAD_REVISION = "0007_registry_links"

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, false, func, intersect, or_, select, union
 
 from cairn.catalog import _schema as s
-from cairn.core._records import COMMITTED, CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
 from cairn.core._search import MAX_TEXT_CHARS, MetadataCondition, SearchQuery
 
 KINDS = ("project", "collection", "version", "run")
@@ -93,7 +93,7 @@ def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
     c, v, p = s.collections.c, s.versions.c, s.projects.c
     counts = (
         select(v.collection_id, func.count().label("n"), func.max(v.idx).label("latest_idx"))
-        .where(v.state == COMMITTED, v.collection_id.in_(ids))
+        .where(tx.alive(), v.collection_id.in_(ids))  # expired versions (TTL) are not counted
         .group_by(v.collection_id)
         .subquery()
     )
@@ -104,7 +104,8 @@ def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
         .where(c.id.in_(ids))
     )
     rows = {int(r.id): r for r in tx.conn.execute(q)}
-    sizes = tx._latest_sizes(ids)
+    # What ":latest" names: the "latest" alias, else the newest live version (W&B's rule).
+    latest = tx._latest_versions({cid: r.latest_idx for cid, r in rows.items()})
     return [
         CollectionRecord(
             id=cid,
@@ -114,8 +115,8 @@ def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
             type=r.type,
             description=r.description,
             version_count=int(r.n or 0),
-            latest_index=None if r.latest_idx is None else int(r.latest_idx),
-            latest_size=sizes.get(cid),
+            latest_index=latest.get(cid, (None, None))[0],
+            latest_size=latest.get(cid, (None, None))[1],
             created_at=r.created_at,
             updated_at=r.updated_at,
         )
@@ -168,7 +169,7 @@ def search(
 
     if "version" in kinds:
         a, t, m = s.aliases.c, s.tags.c, s.version_metadata.c
-        conds = [v.state == COMMITTED]
+        conds = [tx.alive()]  # committed and not expired (TTL)
         if collection_id is not None:
             conds.append(v.collection_id == collection_id)
         conds += [c.type == x for x in query.types] + [c.name == x for x in query.names]

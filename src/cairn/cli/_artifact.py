@@ -113,7 +113,7 @@ def versions(path: str, include_pending: bool, as_json: bool) -> None:
     if as_json:
         emit_json([sdk.version_json(r) for r in records])
         return
-    headers = ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN"]
+    headers = ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "RUN", "EXPIRES"]
     rows = [
         [
             r.version or f"({r.state.lower()})",
@@ -122,6 +122,7 @@ def versions(path: str, include_pending: bool, as_json: bool) -> None:
             size(r.size),
             sdk.iso_time(r.created_at),
             r.created_by,
+            None if r.ttl_seconds is None else sdk.iso_time(r.created_at + r.ttl_seconds),
         ]
         for r in records
     ]
@@ -198,6 +199,50 @@ def alias_rm(path: str, name: str) -> None:
     """Remove the alias NAME from the version PATH (project/name:version)."""
     record = sdk.remove_alias(path, name)
     click.echo(f"{record.qualified_name}: aliases {', '.join(record.aliases) or '(none)'}")
+
+
+@artifact.command("link")
+@click.argument("path")
+@click.argument("target")
+@click.option("-a", "--alias", "aliases", multiple=True, help="Alias in TARGET (repeatable).")
+@json_option
+def link(path: str, target: str, aliases: tuple[str, ...], as_json: bool) -> None:
+    """Link the version PATH into TARGET: a registry's wandb-registry-<name>/<collection>, or
+    [[entity/]project/]collection. The link has its own number and aliases there and the same
+    content (no copy)."""
+    record = sdk.link_version(path, target, aliases)
+    if as_json:
+        emit_json(sdk.version_json(record))
+        return
+    click.echo(f"linked {path} as {record.qualified_name} (aliases {', '.join(record.aliases)})")
+
+
+@artifact.command("registries")
+@json_option
+def registries(as_json: bool) -> None:
+    """List the registries (model and dataset always exist)."""
+    records = sdk.list_registries()
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": r.name,
+                    "project": r.project,
+                    "entity": r.entity,
+                    "description": r.description,
+                    "visibility": r.visibility,
+                    "artifact_types": list(r.artifact_types),
+                }
+                for r in records
+            ]
+        )
+        return
+    headers = ["NAME", "PROJECT", "TYPES", "DESCRIPTION"]
+    rows = [
+        [r.name, f"{r.entity}/{r.project}", ",".join(r.artifact_types) or "any", r.description]
+        for r in records
+    ]
+    emit_table(headers, rows)
 
 
 @artifact.command("rm")

@@ -41,6 +41,8 @@ from cairn.core._manifest import (
 )
 from cairn.core._names import (
     LATEST,
+    REGISTRY_ENTITY,
+    REGISTRY_PREFIX,
     ArtifactPath,
     entry_path_problem,
     is_version_label,
@@ -61,6 +63,8 @@ __all__ = [
     "DIGEST_PREFIX",
     "INDEX_FORMAT",
     "LATEST",
+    "REGISTRY_ENTITY",
+    "REGISTRY_PREFIX",
     "LEAF_FORMAT",
     "ArtifactPath",
     "Change",

@@ -32,6 +32,9 @@ _ALIAS_FORBIDDEN = frozenset("/:")
 RESERVED_TYPES = frozenset({"job"})
 RESERVED_TYPE_PREFIX = "wandb-"
 LATEST = "latest"
+# W&B's registries: the project "wandb-registry-<name>"; in cairn they all belong to one entity.
+REGISTRY_PREFIX = "wandb-registry-"
+REGISTRY_ENTITY = "registry"
 
 
 def _short(value: str, limit: int = 60) -> str:
@@ -249,6 +252,8 @@ def parse_artifact_path(path: object) -> ArtifactPath:
     name = validate_artifact_name(parts[-1])
     project = validate_project(parts[-2]) if len(parts) >= 2 else None
     entity = validate_project(parts[-3], "entity") if len(parts) == 3 else None
+    if project is not None and project.startswith(REGISTRY_PREFIX):
+        entity = REGISTRY_ENTITY  # W&B's <org>/wandb-registry-<name>/...: one registry entity
     if label and not is_version_label(label) and _ALIAS_FORBIDDEN.intersection(label):
         raise ValidationError(f"invalid alias {label!r} in artifact path {path!r}")
     return ArtifactPath(name=name, project=project, entity=entity, label=label or None)

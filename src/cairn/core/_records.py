@@ -47,6 +47,8 @@ class CollectionRecord:
     latest_size: int | None
     created_at: float
     updated_at: float
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # every alias in use in the collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class VersionRecord:
     distributed_id: str | None = None
     base_version_id: str | None = None
     collection_id: int = 0
+    ttl_seconds: float | None = None  # W&B's Artifact.ttl; None: no TTL
+    source_version_id: str | None = None  # a registry link: the version it links to
 
     @property
     def version(self) -> str | None:
@@ -82,3 +86,16 @@ class VersionRecord:
     def qualified_name(self) -> str:
         label = self.version or self.id
         return f"{self.entity}/{self.project}/{self.name}:{label}"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRecord:
+    """A registry (W&B's): the project ``wandb-registry-<name>`` of the registry entity."""
+
+    name: str  # without the "wandb-registry-" prefix
+    entity: str
+    project: str
+    description: str | None
+    visibility: str
+    artifact_types: tuple[str, ...]
+    created_at: float

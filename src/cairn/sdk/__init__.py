@@ -1,6 +1,14 @@
 """The SDK: Run, Artifact, entries and the query Api, over the Service protocol."""
 
-from cairn.sdk._api import Api, ApiRun, ArtifactCollection, ArtifactType
+from cairn.sdk._api import (
+    Api,
+    ApiRun,
+    ArtifactCollection,
+    Artifacts,
+    ArtifactType,
+    Project,
+    Runs,
+)
 from cairn.sdk._artifact import Artifact, ArtifactFiles
 from cairn.sdk._cache_cleanup import CacheCleanupReport, cleanup_cache
 from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry
@@ -16,16 +24,30 @@ from cairn.sdk._operations import (
     entry_json,
     get_path,
     iso_time,
+    link_version,
     list_collections,
     list_files,
+    list_registries,
     list_versions,
     put_path,
     remove_alias,
     verify_store,
     version_json,
 )
-from cairn.sdk._run import Config, Run, current_run, finish, init, log_artifact, use_artifact
+from cairn.sdk._registry import Registry
+from cairn.sdk._run import (
+    Config,
+    Run,
+    current_run,
+    finish,
+    init,
+    log_artifact,
+    log_model,
+    use_artifact,
+    use_model,
+)
 from cairn.sdk._settings import Settings, current_service, reset_services
+from cairn.sdk._ttl import ArtifactTTL
 from cairn.sdk._units import format_size, parse_duration, parse_size
 
 __all__ = [
@@ -34,14 +56,19 @@ __all__ = [
     "Artifact",
     "ArtifactCollection",
     "ArtifactFiles",
+    "Artifacts",
     "ArtifactManifest",
     "ArtifactManifestEntry",
+    "ArtifactTTL",
     "ArtifactType",
     "CacheCleanupReport",
     "Config",
     "DiffReport",
+    "Project",
     "PutResult",
+    "Registry",
     "Run",
+    "Runs",
     "Settings",
     "Table",
     "add_alias",
@@ -60,7 +87,10 @@ __all__ = [
     "iso_time",
     "list_collections",
     "list_files",
+    "link_version",
+    "list_registries",
     "list_versions",
+    "log_model",
     "log_artifact",
     "parse_duration",
     "parse_size",
@@ -68,6 +98,7 @@ __all__ = [
     "remove_alias",
     "reset_services",
     "use_artifact",
+    "use_model",
     "verify_store",
     "version_json",
 ]

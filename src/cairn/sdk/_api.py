@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cairn.core import ManifestDiff, diff_trees, parse_artifact_path, validate_project
+from cairn.core import (
+    ManifestDiff,
+    diff_trees,
+    parse_artifact_path,
+    validate_artifact_name,
+    validate_project,
+    validate_tags,
+)
 from cairn.core._records import CollectionRecord, RunRecord
 from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
 from cairn.sdk._artifact import Artifact, reader_for
 from cairn.sdk._settings import Settings, current_service
 from cairn.service import Service
+
+if TYPE_CHECKING:
+    from cairn.sdk._registry import Registry
 
 
 def _iso(ts: float | None) -> str | None:
@@ -54,6 +64,20 @@ class ApiRun:
         records = self._service.run_versions(r.entity, r.project, r.id, "input")
         return [Artifact._from_record(self._service, v) for v in records]
 
+    @property
+    def display_name(self) -> str:
+        return str(self._record.name)
+
+    @property
+    def tags(self) -> list[str]:
+        return []
+
+    def delete(self, delete_artifacts: bool = False) -> None:
+        """Delete the run. Versions it logged stay (with no logging run) unless
+        ``delete_artifacts=True`` deletes them too, aliases included (W&B's ``Run.delete``)."""
+        r = self._record
+        self._service.delete_run(r.entity, r.project, r.id, delete_artifacts=delete_artifacts)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ApiRun) and other._record.path == self._record.path
 
@@ -62,6 +86,95 @@ class ApiRun:
 
     def __repr__(self) -> str:
         return f"<Run {self._record.path} ({self.state})>"
+
+
+class Project:
+    """A project (W&B's ``wandb.apis.public.Project``): its collections, types and runs."""
+
+    def __init__(self, api: Api, entity: str, name: str) -> None:
+        self._api = api
+        self.entity = entity
+        self.name = name
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.name]
+
+    @property
+    def id(self) -> str:
+        return f"{self.entity}/{self.name}"
+
+    def artifact_types(self, per_page: int = 50) -> list[ArtifactType]:
+        return self._api.artifact_types(self.id)
+
+    artifacts_types = artifact_types  # W&B's spelling
+
+    def artifact_collections(
+        self, type_name: str | None = None, per_page: int = 50
+    ) -> list[ArtifactCollection]:
+        return self._api.artifact_collections(self.id, type_name)
+
+    collections = artifact_collections
+
+    def runs(self, filters: Mapping[str, Any] | None = None, order: str = "+created_at") -> Runs:
+        return self._api.runs(self.id, filters, order)
+
+    def sweeps(self) -> list[Any]:
+        """Sweeps are not part of cairn: always empty."""
+        return []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Project) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<Project {self.entity}/{self.name}>"
+
+
+class Runs(list[ApiRun]):
+    """The runs ``Api.runs`` found: a list (``len``, indexing, iteration), as W&B's ``Runs``."""
+
+    def __init__(self, runs: list[ApiRun], entity: str, project: str) -> None:
+        super().__init__(runs)
+        self.entity = entity
+        self.project = project
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+
+class Artifacts(list[Artifact]):
+    """W&B's paginated ``Artifacts``: the versions a query found, as a list. ``cursor`` names the
+    last one; pass it as ``start=`` to get only what comes after it (``None`` when empty)."""
+
+    def __init__(self, artifacts: list[Artifact], per_page: int = 50) -> None:
+        super().__init__(artifacts)
+        self.per_page = per_page
+
+    @property
+    def cursor(self) -> str | None:
+        for artifact in reversed(self):
+            if not artifact.is_draft() and artifact.state != "PENDING":
+                return artifact.version
+        return None
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+    @property
+    def more(self) -> bool:
+        """Whether more pages remain to be loaded: never, every version is loaded at once."""
+        return False
+
+
+def _cursor_index(cursor: str) -> int:
+    if not isinstance(cursor, str) or not cursor.startswith("v") or not cursor[1:].isdigit():
+        raise ValidationError(f"invalid start {cursor!r}: pass the cursor of an earlier answer")
+    return int(cursor[1:])
 
 
 class ArtifactType:
@@ -84,18 +197,57 @@ class ArtifactType:
 
 
 class ArtifactCollection:
-    """A named sequence of versions: ``name`` with its ``type`` in a project."""
+    """A named sequence of versions in a project (W&B's ``ArtifactCollection``).
 
-    def __init__(self, api: Api, record: CollectionRecord) -> None:
-        self._api = api
+    ``name``, ``description`` and ``tags`` may be set, then ``save()``; ``delete()`` removes the
+    collection with all its versions.
+    """
+
+    def __init__(self, service: Service, record: CollectionRecord) -> None:
+        self._service = service
+        self._assign(record)
+
+    def _assign(self, record: CollectionRecord) -> None:
         self._record = record
+        self._name = record.name
+        self._description = record.description
+        self._tags = list(record.tags)
 
-    name = property(lambda self: self._record.name)
     type = property(lambda self: self._record.type)
     entity = property(lambda self: self._record.entity)
     project = property(lambda self: self._record.project)
-    description = property(lambda self: self._record.description)
     id = property(lambda self: self._record.id)
+
+    @property
+    def name(self) -> str:
+        return str(self._name)
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = validate_artifact_name(value)
+
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"description must be text, got {type(value).__name__}")
+        self._description = value
+
+    @property
+    def tags(self) -> list[str]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Sequence[str] | str) -> None:
+        self._tags = validate_tags(value)
+
+    @property
+    def aliases(self) -> list[str]:
+        """Every alias in use in the collection (``latest`` included)."""
+        return list(self._record.aliases)
 
     @property
     def version_count(self) -> int:
@@ -109,14 +261,42 @@ class ArtifactCollection:
     def updated_at(self) -> str | None:
         return _iso(self._record.updated_at)
 
-    def artifacts(self, per_page: int = 50) -> list[Artifact]:
+    def artifacts(self, per_page: int = 50) -> Artifacts:
+        """The collection's versions, newest first."""
         r = self._record
-        return self._api.artifacts(r.type, f"{r.entity}/{r.project}/{r.name}")
+        records = self._service.list_versions(r.entity, r.project, r.name)
+        records.sort(key=lambda v: v.index or 0, reverse=True)
+        return Artifacts([Artifact._from_record(self._service, v) for v in records], per_page)
 
     versions = artifacts
 
     def is_sequence(self) -> bool:
         return True
+
+    def save(self) -> None:
+        """Save a new ``name`` (rename), ``description`` or ``tags``; all or nothing."""
+        r = self._record
+        tags = validate_tags(self._tags)
+        record = self._service.update_collection(
+            r.entity,
+            r.project,
+            r.name,
+            new_name=self._name if self._name != r.name else None,
+            description=self._description if self._description != r.description else None,
+            tags=tags if tags != list(r.tags) else None,
+        )
+        self._assign(record)
+
+    def delete(self) -> None:
+        """Delete the collection and every version of it (the blobs go with the next gc)."""
+        r = self._record
+        self._service.delete_collection(r.entity, r.project, r.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactCollection) and other._record.id == self._record.id
+
+    def __hash__(self) -> int:
+        return hash(self._record.id)
 
     def __repr__(self) -> str:
         return f"<ArtifactCollection {self.name} ({self.type})>"
@@ -184,10 +364,19 @@ class Api:
         type_name: str,
         name: str,
         per_page: int = 50,
-        tags: Sequence[str] | None = None,
+        tags: Sequence[str] | str | None = None,
         include_pending: bool = False,
-    ) -> list[Artifact]:
-        """The versions of a collection, newest first (PENDING ones only when asked for)."""
+        order: str = "-version",
+        start: str | None = None,
+    ) -> Artifacts:
+        """The versions of a collection as W&B's paginated ``Artifacts`` (a list: iterate,
+        ``len``, index), newest first. ``order`` is ``-version`` / ``+version`` (or
+        ``-created_at`` / ``+created_at``); ``start`` is a ``cursor`` of an earlier answer: only
+        the versions after it in that order (e.g. those logged since, with ``+version``)."""
+        if not isinstance(per_page, int) or per_page < 1:
+            raise ValidationError(f"per_page must be a positive integer, got {per_page!r}")
+        if order.lstrip("+-") not in ("version", "created_at", "createdAt"):
+            raise ValidationError(f"invalid order {order!r}: use '-version' or '+version'")
         entity, project, coll, _ = self._split(name)
         records = self._service.list_versions(
             entity, project, coll, include_pending=include_pending
@@ -197,10 +386,21 @@ class Api:
                 f"artifact {coll} has type {records[0].type!r}, not {type_name!r}"
             )
         if tags:
-            wanted = set(tags)
+            wanted = set(validate_tags(tags))
             records = [r for r in records if wanted.issubset(r.tags)]
-        records.sort(key=lambda r: (r.index is not None, r.index or 0), reverse=True)
-        return [Artifact._from_record(self._service, r) for r in records]
+        newest_first = not order.startswith("+")
+        if order.lstrip("+-") == "version":
+            records.sort(key=lambda r: (r.index is not None, r.index or 0), reverse=newest_first)
+        else:
+            records.sort(key=lambda r: r.created_at, reverse=newest_first)
+        if start is not None:
+            after = _cursor_index(start)
+            records = [
+                r
+                for r in records
+                if r.index is not None and (r.index < after if newest_first else r.index > after)
+            ]
+        return Artifacts([Artifact._from_record(self._service, r) for r in records], per_page)
 
     artifact_versions = artifacts
 
@@ -209,16 +409,20 @@ class Api:
     ) -> list[ArtifactCollection]:
         entity, project = self._project_path(project_name)
         return [
-            ArtifactCollection(self, c)
+            ArtifactCollection(self._service, c)
             for c in self._service.list_collections(entity, project, type_name)
         ]
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        """The collection ``[[entity/]project/]name`` of that type."""
         entity, project, coll, _ = self._split(name)
-        for c in self._service.list_collections(entity, project, type_name):
-            if c.name == coll:
-                return ArtifactCollection(self, c)
-        raise ArtifactNotFoundError(f"no {type_name} artifact named {coll} in {entity}/{project}")
+        record = self._service.get_collection(entity, project, coll)
+        if record.type != type_name:
+            raise ArtifactNotFoundError(
+                f"no {type_name} artifact named {coll} in {entity}/{project}; it has type"
+                f" {record.type!r}"
+            )
+        return ArtifactCollection(self._service, record)
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
         try:
@@ -237,8 +441,82 @@ class Api:
             raise ArtifactNotFoundError(f"no artifact type {type_name!r} in {entity}/{proj}")
         return ArtifactType(self, entity, proj, type_name)
 
-    def projects(self, entity: str | None = None) -> list[str]:
-        return [f"{e}/{p}" for e, p in self._service.list_projects(entity)]
+    def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
+        """The projects of ``entity`` (default: every entity the store holds)."""
+        return [Project(self, e, p) for e, p in self._service.list_projects(entity)]
+
+    def project(self, name: str, entity: str | None = None) -> Project:
+        """The project ``name`` (or ``entity/name``) of ``entity`` (default: the default entity)."""
+        if "/" in name:
+            ent, proj = self._project_path(name)
+        else:
+            ent, proj = validate_project(entity or self._entity, "entity"), validate_project(name)
+        return Project(self, ent, proj)
+
+    def runs(
+        self,
+        path: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "+created_at",
+        per_page: int = 50,
+        include_sweeps: bool = True,
+        lazy: bool = True,
+    ) -> Runs:
+        """The runs of project ``path`` (``project`` or ``entity/project``) that match W&B's
+        ``filters`` (see ``cairn.sdk._runs_query``), in ``order`` (default oldest first)."""
+        from cairn.sdk._runs_query import matches, sort_key
+
+        entity, project = self._project_path(path)
+        if filters is not None and not isinstance(filters, Mapping):
+            raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
+        key, reverse = sort_key(order)
+        found = [r for r in self._service.list_runs(entity, project) if matches(r, filters or {})]
+        found.sort(key=key, reverse=reverse)
+        return Runs([ApiRun(self._service, r) for r in found], entity, project)
+
+    def registries(
+        self, organization: str | None = None, filter: Mapping[str, Any] | None = None
+    ) -> list[Registry]:
+        """The registries (those the key may read, on a server); ``model`` and ``dataset``
+        always exist. ``filter`` may match ``name`` (W&B's ``{"name": ...}``)."""
+        from cairn.sdk._registry import Registry
+
+        found = [Registry(self._service, r) for r in self._service.list_registries()]
+        wanted = (filter or {}).get("name")
+        if isinstance(wanted, str):
+            found = [r for r in found if r.name == wanted]
+        return found
+
+    def registry(self, name: str, organization: str | None = None) -> Registry:
+        """The registry ``name`` (without the ``wandb-registry-`` prefix)."""
+        for reg in self.registries():
+            if reg.name == name or reg.full_name == name:
+                return reg
+        raise ArtifactNotFoundError(
+            f"registry {name!r} not found; create it with cairn.Api().create_registry({name!r})"
+        )
+
+    def create_registry(
+        self,
+        name: str,
+        visibility: str = "organization",
+        organization: str | None = None,
+        description: str | None = None,
+        artifact_types: Sequence[str] | None = None,
+    ) -> Registry:
+        """Create a registry (``visibility`` ``organization`` or ``restricted``; on a server,
+        who may read or link is what keys are granted on ``registry/wandb-registry-<name>``)."""
+        from cairn.sdk._registry import Registry
+
+        if visibility not in ("organization", "restricted"):
+            raise ValidationError("visibility must be 'organization' or 'restricted'")
+        record = self._service.create_registry(
+            validate_artifact_name(name),
+            description=description,
+            visibility=visibility,
+            artifact_types=list(artifact_types or ()),
+        )
+        return Registry(self._service, record)
 
     def run(self, path: str) -> ApiRun:
         """The run ``[[entity/]project/]run_id``."""
@@ -277,5 +555,5 @@ class Api:
         """Discard PENDING versions untouched for longer than that; return how many."""
         return self._service.cleanup_pending(older_than_seconds)
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Project]:
         return iter(self.projects())

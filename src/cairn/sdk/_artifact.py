@@ -7,22 +7,24 @@ import copy
 import datetime as _dt
 import json
 import os
+import pathlib
 import shutil
 import stat as _stat
+import sys
 import tempfile
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from cairn.core import (
-    LATEST,
     Change,
     ManifestDiff,
     ManifestEntry,
     PageReader,
     entry_path_problem,
     normalize_entry_path,
+    parse_artifact_path,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
@@ -32,7 +34,9 @@ from cairn.core import build_tree as _build_tree
 from cairn.core._records import COMMITTED, PENDING, VersionRecord
 from cairn.errors import (
     ArtifactFinalizedError,
+    ArtifactNotFoundError,
     ArtifactNotLoggedError,
+    NotFoundError,
     UsageError,
     ValidationError,
 )
@@ -45,10 +49,11 @@ from cairn.sdk._references import add_reference_entries
 from cairn.sdk._settings import Settings, current_service
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import StatCache, file_digest
+from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl, ttl_seconds
 from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
 
 if TYPE_CHECKING:
-    from cairn.sdk._api import ApiRun
+    from cairn.sdk._api import ApiRun, ArtifactCollection
     from cairn.sdk._run import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,16 +83,41 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+MAX_METADATA_KEYS = 100  # W&B's limit
+
+
 def _normalize_metadata(metadata: object) -> dict[str, Any]:
+    """W&B's rules: a mapping (else ``TypeError``) of at most 100 keys (else ``ValueError``) whose
+    values are JSON (``TypeError`` otherwise); NaN is stored as null; infinities are refused
+    (``ValueError``)."""
     if metadata is None:
         return {}
-    if not isinstance(metadata, dict):
-        raise ValidationError(f"metadata must be a dict, got {type(metadata).__name__}")
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise ValidationError(
+            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed"
+        )
     try:
-        # A copy that is plain JSON: what is stored is exactly what is read back.
-        return dict(json.loads(json.dumps(metadata, default=_json_default)))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from None
+        text = json.dumps(_nan_to_none(dict(metadata)), default=_json_default, allow_nan=False)
+    except ValueError:
+        raise ValidationError(
+            "metadata values may not be infinite (NaN is stored as null)"
+        ) from None
+    # A copy that is plain JSON: what is stored is exactly what is read back.
+    return dict(json.loads(text))
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _nan_to_none(value.tolist())
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -98,6 +128,63 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+_ARTIFACT_SCHEMES = ("cairn-artifact://", "wandb-artifact://")
+
+
+def _ref_name(name: object, default: str) -> str:
+    return normalize_entry_path(default if name is None else entry_name(name))
+
+
+def entry_name(name: object) -> str:
+    """An entry name given as text or as a ``pathlib`` path of any flavour: a Windows path
+    (``PureWindowsPath("a\\b")``) becomes ``a/b``, as in W&B."""
+    if isinstance(name, pathlib.PureWindowsPath):
+        return name.as_posix()
+    if isinstance(name, os.PathLike):
+        return pathlib.PurePath(os.fspath(name)).as_posix()
+    if not isinstance(name, str):
+        raise ValidationError(f"an entry name must be text or a path, got {name!r}")
+    return name
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn at the first caller outside cairn, so the warning names the user's line."""
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def link_target(target_path: str, entity: str, project: str) -> tuple[str, str, str]:
+    """(entity, project, collection) of a link target: ``collection``, ``project/collection``,
+    ``entity/project/collection``; ``[org/]wandb-registry-<name>/<collection>`` is a registry."""
+    ref = parse_artifact_path(target_path)
+    if ref.label is not None:
+        raise ValidationError(
+            f"link target {target_path!r} names a version; give the collection only (aliases go"
+            " in aliases=[...])"
+        )
+    if ref.project is None:
+        return entity, project, ref.name
+    return ref.entity or entity, ref.project, ref.name
+
+
+def _staging_root() -> str | None:
+    """Where new_file() stages files: ``<CAIRN_DATA_DIR or WANDB_DATA_DIR>/artifacts/staging``
+    (W&B's place for them), else the system's temporary directory."""
+    data_dir = Settings.from_env().data_dir
+    if data_dir is None:
+        return None
+    root = os.path.join(os.path.expanduser(data_dir), "artifacts", "staging")
+    os.makedirs(root, exist_ok=True)
+    return root
 
 
 def _check_policy(policy: object) -> bool:
@@ -143,6 +230,8 @@ class Artifact:
         self._local_paths = LocalPaths()
         self._tmp_dir: str | None = None  # new_file()'s files; removed with the artifact
         self._distributed_id: str | None = None
+        self._ttl: TtlValue = ArtifactTTL.INHERIT
+        self._ttl_changed = False
         self._manifest = ArtifactManifest(self, self._contents)
         self._added_objects: dict[int, tuple[Any, ArtifactManifestEntry]] = {}
 
@@ -162,6 +251,7 @@ class Artifact:
         art._local_paths = LocalPaths()
         art._tmp_dir = None
         art._distributed_id = record.distributed_id
+        art._ttl_changed = False
         art._added_objects = {}
         art._base = None
         art._assign(record)
@@ -174,10 +264,14 @@ class Artifact:
         self._type = record.type
         self._description = record.description
         self._metadata = dict(record.metadata)
-        self._aliases = [a for a in record.aliases if a != LATEST]
+        self._aliases = list(record.aliases)
         self._saved_aliases = list(self._aliases)
         self._tags = list(record.tags)
         self._saved_tags = list(self._tags)
+        self._ttl = (
+            None if record.ttl_seconds is None else _dt.timedelta(seconds=record.ttl_seconds)
+        )
+        self._ttl_changed = False
         svc = self._svc()
         self._contents = Contents(reader_for(svc), record.digest, record.file_count, record.size)
         self._manifest = ArtifactManifest(self, self._contents)
@@ -246,7 +340,44 @@ class Artifact:
 
     @property
     def source_name(self) -> str:
-        return self.name
+        """``name:vN`` of the version as logged (for a registry link: of its source)."""
+        src = self._source_record()
+        if src is None:
+            return self.name
+        return f"{src.name}:{src.version}"
+
+    def _source_record(self) -> VersionRecord | None:
+        """The version a link points to (None for a version that is not a link)."""
+        rec = self._record
+        if rec is None or rec.source_version_id is None:
+            return None
+        cached = getattr(self, "_source_cache", None)
+        if cached is None or cached.id != rec.source_version_id:
+            cached = self._svc().get_version(rec.source_version_id)
+            self._source_cache = cached
+        return cached
+
+    @property
+    def is_link(self) -> bool:
+        """Whether this version is a link into another collection (a registry)."""
+        return self._record is not None and self._record.source_version_id is not None
+
+    @property
+    def source_entity(self) -> str:
+        src = self._source_record()
+        return src.entity if src is not None else self.entity
+
+    @property
+    def source_project(self) -> str:
+        src = self._source_record()
+        return src.project if src is not None else self.project
+
+    @property
+    def source_qualified_name(self) -> str:
+        src = self._source_record()
+        return (
+            f"{src.entity}/{src.project}/{src.name}:{src.version}" if src else self.qualified_name
+        )
 
     @property
     def qualified_name(self) -> str:
@@ -264,7 +395,55 @@ class Artifact:
 
     @property
     def source_version(self) -> str:
-        return self.version
+        src = self._source_record()
+        return str(src.version) if src is not None else self.version
+
+    @property
+    def collection(self) -> ArtifactCollection:
+        """The collection (W&B's ``ArtifactCollection``) this version belongs to."""
+        from cairn.sdk._api import ArtifactCollection
+
+        rec = self._ensure_logged("collection")
+        svc = self._svc()
+        return ArtifactCollection(svc, svc.get_collection(rec.entity, rec.project, rec.name))
+
+    @property
+    def source_collection(self) -> ArtifactCollection:
+        """The collection the version was logged to (for a registry link: its source's)."""
+        from cairn.sdk._api import ArtifactCollection
+
+        self._ensure_logged("source_collection")
+        src = self._source_record()
+        if src is None:
+            return self.collection
+        svc = self._svc()
+        return ArtifactCollection(svc, svc.get_collection(src.entity, src.project, src.name))
+
+    def link(self, target_path: str, aliases: Sequence[str] | None = None) -> Artifact:
+        """Link this version into ``target_path`` (``collection``, ``project/collection``,
+        ``entity/project/collection`` or a registry's ``wandb-registry-<registry>/<collection>``):
+        a version there with its own number and aliases, the same content (no copy). Returns
+        the linked version (W&B's ``Artifact.link``)."""
+        rec = self._ensure_logged("link")
+        entity, project, name = link_target(target_path, rec.entity, rec.project)
+        svc = self._svc()
+        linked = svc.link_version(rec.id, entity, project, name, validate_aliases(aliases))
+        return Artifact._from_record(svc, linked)
+
+    def unlink(self) -> None:
+        """Remove this link from the collection it was linked to (the source version stays).
+        Raises ``UsageError`` for a version that is not a link."""
+        rec = self._ensure_logged("unlink")
+        self._svc().unlink_version(rec.id)
+        self._record = self._svc().get_version(rec.id)
+        self._aliases = []
+
+    @property
+    def linked_artifacts(self) -> list[Artifact]:
+        """The links of this version (where it was linked to)."""
+        rec = self._ensure_logged("linked_artifacts")
+        svc = self._svc()
+        return [Artifact._from_record(svc, r) for r in svc.version_links(rec.id)]
 
     @property
     def type(self) -> str:
@@ -288,14 +467,15 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
-        """User aliases of the logged version (``latest`` is kept by cairn and not listed)."""
+        """The aliases of the logged version, ``latest`` included while it points here (version
+        labels ``vN`` are never aliases). Change the list, then ``save()``."""
         self._ensure_logged("aliases")
         return self._aliases
 
     @aliases.setter
     def aliases(self, aliases: list[str]) -> None:
         self._ensure_logged("aliases")
-        self._aliases = [a for a in validate_aliases(aliases) if a != LATEST]
+        self._aliases = validate_aliases(aliases)
 
     @property
     def tags(self) -> list[str]:
@@ -306,6 +486,28 @@ class Artifact:
     def tags(self, tags: list[str]) -> None:
         self._ensure_logged("tags")
         self._tags = validate_tags(tags)
+
+    @property
+    def ttl(self) -> _dt.timedelta | None:
+        """The time to live: a ``timedelta`` counted from the commit, after which the version is
+        hidden from every query and its content removed by gc, or None (kept until deleted). Set
+        it (``timedelta``, None, or ``ArtifactTTL.INHERIT``: cairn's default, none) before logging
+        or, on a logged version, then ``save()``. An inherited TTL is known only once logged."""
+        if self._ttl is ArtifactTTL.INHERIT:
+            if self._record is None or self._ttl_changed:
+                raise ArtifactNotLoggedError(
+                    "'Artifact.ttl' is inherited; it is known once the artifact is logged (and"
+                    " saved)",
+                    name="ttl",
+                    obj=self,
+                )
+            return None
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, value: _dt.timedelta | ArtifactTTL | None) -> None:
+        self._ttl = check_ttl(value)
+        self._ttl_changed = True
 
     @property
     def distributed_id(self) -> str | None:
@@ -423,7 +625,7 @@ class Artifact:
             hint = "; use add_dir() for directories" if _stat.S_ISDIR(st.st_mode) else ""
             raise ValidationError(f"Path is not a file: {local_path!r}{hint}")
         entry_path = normalize_entry_path(
-            os.fspath(name) if name is not None else os.path.basename(path)
+            entry_name(name) if name is not None else os.path.basename(path)
         )
         directory, base = os.path.split(path)
         staged = self._stage().stage([(directory, base, st)], link=link)[0]
@@ -450,7 +652,8 @@ class Artifact:
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise ValidationError(f"Path is not a directory: {local_path!r}")
-        prefix = "" if name in (None, "", ".", "/") else normalize_entry_path(os.fspath(name)) + "/"
+        given = None if name is None else entry_name(name)
+        prefix = "" if given in (None, "", ".", "/") else normalize_entry_path(given) + "/"
         files, logical = _scan_tree(root, prefix)
         total = sum(st.st_size for _, _, st in files)
         with _progress.progress("hashing", len(files), total) as bar:
@@ -473,9 +676,9 @@ class Artifact:
     ) -> Iterator[IO[Any]]:
         """Open a new file to write; when the block ends it is added to the artifact as ``name``."""
         self._ensure_not_final("new_file")
-        entry_path = normalize_entry_path(name)
+        entry_path = normalize_entry_path(entry_name(name))
         if self._tmp_dir is None:
-            self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-")
+            self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-", dir=_staging_root())
             # Removed when the artifact goes (or at exit), quietly: TemporaryDirectory would warn
             # (ResourceWarning) about the implicit clean-up of an artifact nobody closes.
             weakref.finalize(self, shutil.rmtree, self._tmp_dir, ignore_errors=True)
@@ -509,8 +712,14 @@ class Artifact:
         ``max_objects`` entries; without, the URI alone is recorded. See ``_references.py``.
         """
         self._ensure_not_final("add_reference")
+        if isinstance(uri, ArtifactManifestEntry) and not uri.ref:
+            # An entry of another artifact (W&B's artifact reference): the same content, by
+            # digest, so it downloads from the store and gc keeps it while either version lives.
+            return [self._put(uri._entry._replace(path=_ref_name(name, uri.path)), True, None)]
         if isinstance(uri, ArtifactManifestEntry):
-            uri = uri.ref_target() if uri.ref else uri.ref_url()
+            uri = uri.ref_target()
+        if isinstance(uri, str) and uri.startswith(_ARTIFACT_SCHEMES):
+            return [self._put(self._artifact_entry(uri, name), True, None)]
         if not isinstance(uri, str) or "://" not in uri:
             raise ValidationError(
                 f"references must be URIs, got {uri!r}; to reference a local file use file:///path"
@@ -518,18 +727,37 @@ class Artifact:
         limit = MAX_REFERENCE_OBJECTS if max_objects is None else max_objects
         entries = add_reference_entries(
             uri,
-            None if name is None else os.fspath(name),
+            None if name is None else entry_name(name),
             checksum=checksum,
             max_objects=limit,
             cache=stat_cache_for(Settings.from_env()),
         )
         return [self._put(entry, True, None) for entry in entries]
 
+    def _artifact_entry(self, uri: str, name: str | None) -> ManifestEntry:
+        """The entry ``cairn-artifact://<version id>/<path>`` (or W&B's ``wandb-artifact://``)
+        names, under ``name``."""
+        version_id, _, path = uri.split("://", 1)[1].partition("/")
+        svc = self._svc()
+        try:
+            record = svc.get_version(version_id)
+        except NotFoundError:
+            raise ValidationError(
+                f"reference {uri!r}: no artifact version {version_id!r}"
+            ) from None
+        entry = None if record.digest is None else reader_for(svc).get(record.digest, path)
+        if entry is None:
+            raise ValidationError(f"reference {uri!r}: {record.qualified_name} has no {path!r}")
+        return entry._replace(path=_ref_name(name, path))
+
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
         self._ensure_not_final("add")
         from cairn.sdk._objects import encode_object
+        from cairn.sdk._tables import JoinedTable, PartitionedTable
 
+        if isinstance(obj, (JoinedTable, PartitionedTable)):
+            return self._add_composite(obj, entry_name(name), overwrite)
         entry_path, data = encode_object(obj, name)
         existing = self._added_objects.get(id(obj))
         if existing is not None and existing[1].path == entry_path:
@@ -543,11 +771,72 @@ class Artifact:
         self._added_objects[id(obj)] = (obj, entry)
         return entry
 
+    def _add_composite(self, obj: Any, name: str, overwrite: bool) -> ArtifactManifestEntry:
+        """A JoinedTable (its Table objects added beside it) or a PartitionedTable, as W&B
+        stores them: a JSON file naming the tables."""
+        from cairn.sdk._tables import (
+            JOINED_SUFFIX,
+            PARTITIONED_SUFFIX,
+            JoinedTable,
+            table_entry,
+        )
+
+        if isinstance(obj, JoinedTable):
+            paths = []
+            for i, table in enumerate((obj.table1, obj.table2), start=1):
+                if isinstance(table, str):
+                    paths.append(table_entry(table))
+                else:
+                    paths.append(self.add(table, f"{name}.table{i}", overwrite).path)
+            payload: Any = {
+                "_type": "joined-table",
+                "table1": paths[0],
+                "table2": paths[1],
+                "join_key": obj.join_key,
+            }
+            path = name if name.endswith(JOINED_SUFFIX) else name + JOINED_SUFFIX
+        else:
+            payload = {"_type": "partitioned-table", "parts_path": obj.parts_path}
+            path = name if name.endswith(PARTITIONED_SUFFIX) else name + PARTITIONED_SUFFIX
+        data = json.dumps(payload, sort_keys=True).encode()
+        staged = self._stage().stage_bytes(data)
+        entry = ManifestEntry(normalize_entry_path(path), staged.digest, staged.size)
+        return self._put(entry, True, None)
+
+    def _get_composite(self, name: str) -> Any:
+        from cairn.sdk._objects import TABLE_SUFFIX, decode_object
+        from cairn.sdk._tables import (
+            JOINED_SUFFIX,
+            PARTITIONED_SUFFIX,
+            JoinedTable,
+            PartitionedTable,
+        )
+
+        for suffix in (JOINED_SUFFIX, PARTITIONED_SUFFIX):
+            path = name if name.endswith(suffix) else name + suffix
+            entry = self._contents.get(path)
+            if entry is None:
+                continue
+            spec = json.loads(self._svc().read_blob(entry.digest))
+            if spec.get("_type") == "joined-table":
+                t1, t2 = self.get(spec["table1"]), self.get(spec["table2"])
+                return JoinedTable(t1, t2, spec["join_key"])
+            parts = PartitionedTable(spec["parts_path"])
+            for e in self._contents.iter_prefix(parts.parts_path + "/"):
+                if e.path.endswith(TABLE_SUFFIX):
+                    parts.parts.append(decode_object(e.path, self._svc().read_blob(e.digest)))
+            return parts
+        return None
+
     def get(self, name: str) -> Any:
-        """The object added with ``add(obj, name)`` (a ``cairn.Table`` or the JSON value)."""
+        """The object added with ``add(obj, name)`` (a ``cairn.Table``, ``JoinedTable``,
+        ``PartitionedTable`` or the JSON value)."""
         self._ensure_logged("get")
         from cairn.sdk._objects import decode_object, object_paths
 
+        composite = self._get_composite(name)
+        if composite is not None:
+            return composite
         for path in object_paths(name):
             entry = self._contents.get(path)
             if entry is not None:
@@ -583,11 +872,16 @@ class Artifact:
     def get_entry(self, name: str) -> ArtifactManifestEntry:
         """The entry at ``name`` (``KeyError`` if there is none)."""
         self._ensure_logged("get_entry")
-        path = os.fspath(name).replace(os.sep, "/").strip("/")
+        path = entry_name(name).replace(os.sep, "/").strip("/")
         entry = self._contents.get(path)
         if entry is None:
             raise KeyError(f"Path not contained in artifact {self.name}: {path!r}")
         return ArtifactManifestEntry(entry, self, self._local_paths.get(path))
+
+    def get_added_local_path_name(self, local_path: str | os.PathLike[str]) -> str | None:
+        """The entry name under which the local file ``local_path`` was added, or None (W&B's
+        ``Artifact.get_added_local_path_name``)."""
+        return self._local_paths.name_of(os.path.abspath(os.fspath(local_path)))
 
     def get_path(self, name: str) -> ArtifactManifestEntry:
         """Deprecated spelling of ``get_entry``."""
@@ -786,6 +1080,10 @@ class Artifact:
         self._service = service
         stager = self._stage()
         stager.flush()
+        if self._incremental and self._base is None:
+            # W&B's incremental artifact: the files added apply onto the latest version.
+            with contextlib.suppress(NotFoundError):
+                self._base = service.resolve(entity, project, self._name, None)
         request = self._commit_request(
             entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
         )
@@ -849,12 +1147,13 @@ class Artifact:
         record = result.version
         assert record is not None
         if not result.created:
-            warnings.warn(
+            warn_user(
                 f"artifact {record.name}: the content is identical to {record.name}:{record.version};"
-                " no new version was made (the existing one got the aliases)",
-                UserWarning,
-                stacklevel=4,
+                " no new version was made (the existing one got the aliases)"
             )
+        if self._ttl is not ArtifactTTL.INHERIT:
+            # A TTL set on the draft counts from the commit (W&B's Artifact.ttl).
+            record = self._svc().set_ttl(record.id, ttl_seconds(self._ttl))
         local_paths = self._local_paths
         self._assign(record)
         self._local_paths = local_paths
@@ -882,12 +1181,23 @@ class Artifact:
 
     def _update(self) -> None:
         rec = self._ensure_logged("save")
-        record = self._svc().update_version(
+        svc = self._svc()
+        # Aliases change by difference from what was read (as W&B does), so that an alias another
+        # process moved meanwhile ("latest" after a new version) is not taken back.
+        wanted = validate_aliases(self._aliases)
+        tags = validate_tags(self._tags)  # both checked before anything changes
+        for alias in [a for a in self._saved_aliases if a not in wanted]:
+            with contextlib.suppress(ArtifactNotFoundError):  # moved or removed meanwhile
+                svc.remove_alias(rec.id, alias)
+        for alias in [a for a in wanted if a not in self._saved_aliases]:
+            svc.add_alias(rec.id, alias)
+        if self._ttl_changed:
+            svc.set_ttl(rec.id, ttl_seconds(self._ttl))
+        record = svc.update_version(
             rec.id,
             description=self._description,
             metadata=self._metadata,
-            aliases=self._aliases,
-            tags=self._tags,
+            tags=tags,
         )
         self._assign(record)
 
@@ -898,8 +1208,8 @@ class Artifact:
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
-        """Delete this version (its number is never reused). Refuses a version with aliases
-        unless ``delete_aliases=True``."""
+        """Delete this version (its number is never reused). Refuses a version with any alias,
+        ``latest`` included, unless ``delete_aliases=True``."""
         rec = self._ensure_logged("delete")
         self._svc().delete_version(rec.id, delete_aliases=delete_aliases)
         self._record = self._svc().get_version(rec.id)
@@ -954,6 +1264,13 @@ class LocalPaths:
     def pop(self, path: str) -> None:
         self._materialize()
         self._map.pop(path, None)
+
+    def name_of(self, local: str) -> str | None:
+        self._materialize()
+        for path, source in self._map.items():
+            if os.path.abspath(source) == local:
+                return path
+        return None
 
     def _materialize(self) -> None:
         for logical, files in self._pending:

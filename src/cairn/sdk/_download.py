@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from cairn.core import ManifestEntry, entry_path_problem
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk._entry import as_fs_path
-from cairn.sdk._references import fetch_reference, file_path_of_uri
+from cairn.sdk._references import fetch_reference, file_path_of_uri, is_fetchable
 from cairn.sdk._statcache import StatCache, file_digest, is_racy, now_ns, stat_key
 from cairn.service import Service
 from cairn.storage import hash_file
@@ -103,6 +103,8 @@ class Downloader:
         try:
             if entry.ref is None:
                 self._service.download_blob(entry.digest, tmp)
+            elif not is_fetchable(entry.ref):
+                return dest  # kept by URI only (W&B's behaviour for schemes it cannot fetch)
             elif not self._fetch_reference(entry, tmp):
                 return dest
             os.replace(tmp, dest)

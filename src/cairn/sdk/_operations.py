@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from cairn.core import (
-    LATEST,
     ManifestDiff,
     ManifestEntry,
     diff_trees,
     parse_artifact_path,
     validate_alias,
+    validate_aliases,
     validate_project,
 )
-from cairn.core._records import COMMITTED, CollectionRecord, VersionRecord
+from cairn.core._records import COMMITTED, CollectionRecord, RegistryRecord, VersionRecord
 from cairn.errors import UsageError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._artifact import Artifact, Policy, reader_for
+from cairn.sdk._artifact import Artifact, Policy, link_target, reader_for
 from cairn.sdk._settings import Settings, current_service
 from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, Service, VerifyReport
 
@@ -59,6 +59,11 @@ def version_json(rec: VersionRecord) -> dict[str, Any]:
         "created_at": iso_time(rec.created_at),
         "created_by": rec.created_by,
         "base_version_id": rec.base_version_id,
+        "source_version_id": rec.source_version_id,  # a registry link's source
+        "ttl_seconds": rec.ttl_seconds,
+        "expires_at": None
+        if rec.ttl_seconds is None
+        else iso_time(rec.created_at + rec.ttl_seconds),
     }
 
 
@@ -296,6 +301,20 @@ def remove_alias(path: str, alias: str) -> VersionRecord:
     return scope.service.remove_alias(record.id, alias)
 
 
+def link_version(path: str, target: str, aliases: Sequence[str] = ()) -> VersionRecord:
+    """Link the version ``path`` names into ``target`` (``wandb-registry-<name>/<collection>``
+    or ``[[entity/]project/]collection``), as ``Artifact.link`` does."""
+    scope = _Scope()
+    record = scope.resolve(path)
+    entity, project, name = link_target(target, record.entity, record.project)
+    return scope.service.link_version(record.id, entity, project, name, validate_aliases(aliases))
+
+
+def list_registries() -> list[RegistryRecord]:
+    """The registries (``model`` and ``dataset`` always exist)."""
+    return current_service().list_registries()
+
+
 def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:
     """Delete the version ``path`` names (which must name one: ``:vN`` or ``:alias``).
 
@@ -310,11 +329,10 @@ def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:
             " the whole collection"
         )
     record = scope.service.resolve(entity, project, name, label)
-    own = [a for a in record.aliases if a != LATEST]
-    if own and not delete_aliases:
+    if record.aliases and not delete_aliases:
         raise UsageError(
-            f"{record.qualified_name} has aliases {', '.join(own)}; remove them first or delete"
-            " them with it (--delete-aliases, or delete_aliases=True)"
+            f"{record.qualified_name} has aliases {', '.join(record.aliases)}; remove them first"
+            " or delete them with it (--delete-aliases, or delete_aliases=True)"
         )
     scope.service.delete_version(record.id, delete_aliases=delete_aliases)
     return scope.service.get_version(record.id)

@@ -91,8 +91,10 @@ class Progress:
 
 
 def enabled() -> bool:
-    """Whether bars may be drawn: stderr is a terminal and ``CAIRN_SILENT`` is not true."""
-    if (os.environ.get("CAIRN_SILENT") or "").lower() in _TRUE:
+    """Whether bars may be drawn: stderr is a terminal and ``CAIRN_SILENT`` (else
+    ``WANDB_SILENT``) is not true."""
+    silent = os.environ.get("CAIRN_SILENT") or os.environ.get("WANDB_SILENT") or ""
+    if silent.lower() in _TRUE:
         return False
     return sys.stderr.isatty()
 

@@ -75,6 +75,29 @@ def add_reference_entries(
         raise ValidationError(f"reference {uri!r} cannot be added: {exc}") from None
 
 
+class UriReferences:
+    """A scheme cairn cannot fetch (``gs://``, ``azure://``, ...): kept by URI, as W&B does. The
+    digest is the URI itself, the size unknown, and a download skips the entry."""
+
+    def entries(
+        self, uri: str, name: str | None, *, checksum: bool, max_objects: int
+    ) -> list[ManifestEntry]:
+        path = normalize_entry_path(name or uri.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1])
+        return [ManifestEntry(path, uri, None, uri)]
+
+    def fetch(self, entry: ManifestEntry, dest: str) -> None:
+        raise _Unfetchable(entry.ref)
+
+
+class _Unfetchable(Exception):
+    """A reference whose scheme cairn cannot fetch: skipped on download."""
+
+
+def is_fetchable(uri: str) -> bool:
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    return scheme in ("file", "http", "https", "s3")
+
+
 def fetch_reference(entry: ManifestEntry, dest: str, cache: StatCache | None) -> None:
     """Download a reference entry to ``dest``, checking it still is what was logged."""
     assert entry.ref is not None
@@ -100,9 +123,11 @@ def handler_for(uri: str, cache: StatCache | None) -> ReferenceHandler:
         return HttpReferences()
     if scheme == "s3":
         return S3References()
+    if scheme and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return UriReferences()
     raise ValidationError(
-        f"reference scheme {scheme!r} of {uri!r} is not supported: use file://, http://,"
-        " https:// or s3://"
+        f"reference {uri!r} has no URI scheme: use file://, http://, https://, s3:// or any"
+        " scheme://"
     )
 
 
@@ -180,9 +205,8 @@ class FileReferences:
         if not os.path.exists(path):
             raise ValidationError(f"reference {uri!r}: {path} does not exist")
         base_name = name if name is not None else os.path.basename(path.rstrip("/"))
-        if not checksum:
-            size = None if os.path.isdir(path) else os.stat(path).st_size
-            return [ManifestEntry(_entry_path(base_name, uri), uri, size, uri)]
+        if not checksum and os.path.isfile(path):
+            return [ManifestEntry(_entry_path(base_name, uri), uri, None, uri)]
         if os.path.isfile(path):
             digest = file_digest(path, self._cache)
             return [ManifestEntry(_entry_path(base_name, uri), digest, os.stat(path).st_size, uri)]
@@ -195,12 +219,17 @@ class FileReferences:
                     raise _too_many(uri, max_objects, "files")
                 full = os.path.join(dirpath, fname)
                 rel = os.path.relpath(full, path).replace(os.sep, "/")
+                ref = "file://" + quote(full)
+                if not checksum:
+                    # A directory recorded without checksums still lists its files (by URI).
+                    out.append(ManifestEntry(_entry_path(prefix + rel, uri), ref, None, ref))
+                    continue
                 out.append(
                     ManifestEntry(
                         _entry_path(prefix + rel, uri),
                         file_digest(full, self._cache),
                         os.stat(full).st_size,
-                        "file://" + quote(full),
+                        ref,
                     )
                 )
         return out
@@ -344,6 +373,7 @@ _S3_ENV = (
     "AWS_MAX_ATTEMPTS",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
+    "AWS_S3_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
     "AWS_REGION",
@@ -365,9 +395,20 @@ def _s3_client() -> Any:
         if client is None:
             # Attempts come from AWS_MAX_ATTEMPTS (default 3), like every AWS tool.
             config = Config(retries={"mode": "standard"})
-            client = boto3.session.Session().client("s3", config=config)
+            client = boto3.session.Session().client(
+                "s3", config=config, endpoint_url=w_and_b_endpoint()
+            )
             _s3_clients[key] = client
         return client
+
+
+def w_and_b_endpoint() -> str | None:
+    """W&B's ``AWS_S3_ENDPOINT_URL``, when boto3's own variables (``AWS_ENDPOINT_URL_S3``,
+    ``AWS_ENDPOINT_URL``, read by boto3 itself) are unset."""
+    env = os.environ
+    if env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"):
+        return None
+    return env.get("AWS_S3_ENDPOINT_URL") or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import re
 import secrets
@@ -11,13 +12,19 @@ import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from cairn.core import parse_artifact_path, validate_aliases, validate_project, validate_tags
 from cairn.core._records import FAILED, FINISHED, RUNNING, RunRecord
-from cairn.errors import RunFinishedError, UsageError, ValidationError
+from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
 from cairn.sdk._artifact import Artifact
-from cairn.sdk._settings import Settings, current_service
+from cairn.sdk._settings import (
+    Settings,
+    parse_mode,
+    same_store,
+    service_for,
+    set_run_service,
+)
 from cairn.service import Service
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -64,6 +71,7 @@ class Run:
         self._config = Config(record.config)
         self._finished = False
         self._dir = dir
+        self._files_dir: str | None = None
 
     # -- properties --
 
@@ -97,7 +105,26 @@ class Run:
 
     @property
     def dir(self) -> str:
-        return self._dir or os.getcwd()
+        """The run's files directory, ``<root>/cairn/run-<time>-<id>/files`` (created when first
+        asked for), where root is ``init(dir=...)``, else ``CAIRN_RUN_DIR``/``WANDB_DIR``, else
+        the working directory: W&B's layout under ``cairn/`` instead of ``wandb/``."""
+        if self._files_dir is None:
+            root = self._dir or self._settings.run_dir or os.getcwd()
+            stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(self._record.created_at))
+            path = os.path.join(os.path.abspath(root), "cairn", f"run-{stamp}-{self.id}", "files")
+            os.makedirs(path, exist_ok=True)
+            self._files_dir = path
+        return self._files_dir
+
+    @property
+    def disabled(self) -> bool:
+        """Whether this is a no-op run (``mode="disabled"``, as in W&B)."""
+        return False
+
+    @property
+    def offline(self) -> bool:
+        """Whether the run logs to the embedded store although a server is configured."""
+        return self._settings.mode == "offline"
 
     @property
     def path(self) -> str:
@@ -139,6 +166,7 @@ class Run:
         with _current_lock:
             if _current is self:
                 _current = None
+                set_run_service(None)
 
     def _check_active(self, what: str) -> None:
         if self._finished:
@@ -270,6 +298,46 @@ class Run:
         artifact._finish_distributed(self._service, self, dist, validate_aliases(aliases))
         return artifact
 
+    def link_artifact(
+        self, artifact: Artifact, target_path: str, aliases: Sequence[str] | None = None
+    ) -> Artifact:
+        """Link a version into ``target_path`` (a registry's ``wandb-registry-<name>/<collection>``,
+        or ``[[entity/]project/]collection``); a draft is logged first. Returns the linked
+        version (W&B's ``Run.link_artifact``)."""
+        self._check_active("link_artifact")
+        if artifact.is_draft():
+            self.log_artifact(artifact)
+        return artifact.link(target_path, aliases)
+
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        """Log a model file or directory as an artifact of type ``model`` (W&B's
+        ``Run.log_model``); ``name`` defaults to ``run-<run id>-<base name>``."""
+        self._check_active("log_model")
+        return self.log_artifact(path, name=name, type="model", aliases=aliases)
+
+    def use_model(self, name: str) -> str:
+        """Download the model artifact ``name`` (``name:alias``, ...), record the run as its user,
+        and return the local path: the file itself for a one-file model, else the directory
+        (W&B's ``Run.use_model``)."""
+        self._check_active("use_model")
+        artifact = self.use_artifact(name)
+        if "model" not in artifact.type.lower():
+            raise ValidationError(
+                f"use_model() is for model artifacts; {artifact.name} has type {artifact.type!r}:"
+                " use use_artifact() and download() instead"
+            )
+        root = artifact.download()
+        entries = artifact.manifest.entries
+        if len(entries) == 1:
+            (only,) = list(entries)
+            return os.path.join(root, *only.split("/"))
+        return root
+
     def logged_artifacts(self) -> list[Artifact]:
         records = self._service.run_versions(self.entity, self.project, self.id, "output")
         return [Artifact._from_record(self._service, r) for r in records]
@@ -305,41 +373,245 @@ def init(
 ) -> Run:
     """Start a run (W&B's ``wandb.init``) and make it the active one, ``cairn.run``.
 
-    ``project``, ``entity`` and ``group`` default to ``CAIRN_PROJECT`` (else
-    ``uncategorized``), ``CAIRN_ENTITY`` (else the local user) and ``CAIRN_RUN_GROUP``. A run that
-    is still active in this process is finished first. ``tags``, ``notes``, ``reinit``,
-    ``resume``, ``mode``, ``settings``, ``save_code`` and ``anonymous`` are accepted so W&B code
-    runs unchanged; they do not change what cairn does.
+    ``project``, ``entity``, ``group``, ``job_type``, ``name`` and ``id`` default to
+    ``CAIRN_PROJECT`` (else ``uncategorized``), ``CAIRN_ENTITY`` (else the store's user),
+    ``CAIRN_RUN_GROUP``, ``CAIRN_JOB_TYPE``, ``CAIRN_RUN_NAME`` and ``CAIRN_RUN_ID``, each falling
+    back to W&B's variable (``WANDB_PROJECT``, ...). ``mode`` (else ``CAIRN_MODE``/``WANDB_MODE``)
+    is ``online``, ``offline`` (the embedded store even where a server is configured) or
+    ``disabled`` (a run that records nothing, as in W&B). ``settings`` is a ``cairn.Settings`` or a
+    dict of W&B's settings. ``resume`` follows W&B: ``"allow"`` (or True, None) resumes the run
+    with that id if there is one, ``"must"`` requires it, ``"never"`` refuses it; a resumed run's
+    config is merged with ``config``. A run that is still active in this process is finished
+    first. ``tags``, ``notes``, ``reinit``, ``save_code`` and ``anonymous`` are accepted so W&B
+    code runs unchanged.
     """
-    global _current
-    env = Settings.from_env()
-    service = current_service()
+    env = _init_settings(mode, settings)
+    if env.mode == "disabled":
+        return _start(
+            DisabledRun(
+                _disabled_record(project, entity, group, job_type, name, config, id, env), env, dir
+            )
+        )
+    # "offline": the embedded store even where a server is configured (W&B logs locally, to
+    # sync later; here `cairn sync` moves the versions).
+    store = dataclasses.replace(env, base_url=None) if env.mode == "offline" else env
+    service = service_for(store)
     project = validate_project(project or env.project)
     entity = validate_project(entity or env.entity or service.default_entity, "entity")
-    run_id = id or _new_run_id()
+    run_id = id or env.run_id or _new_run_id()
     if not _RUN_ID_RE.match(run_id):
         raise ValidationError(f"invalid run id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    _check_resume(service, entity, project, run_id, resume, given_id=bool(id or env.run_id))
     cfg = dict(config) if config is not None else {}
-    with _current_lock:
-        previous = _current
-    if previous is not None and not previous.finished:
-        previous.finish()
+    job_type = job_type or env.job_type
     record = RunRecord(
         id=run_id,
         entity=entity,
         project=project,
-        name=name or f"{job_type or 'run'}-{run_id}",
+        name=name or env.run_name or f"{job_type or 'run'}-{run_id}",
         group=group or env.run_group,
         job_type=job_type,
         config=cfg,
         state=RUNNING,
         created_at=time.time(),
     )
+    _finish_previous()
     record = service.start_run(record)
-    run = Run(service, record, env, dir)
+    run = _start(Run(service, record, env, dir))
+    if not same_store(store, Settings.from_env()):
+        set_run_service(service)
+    return run
+
+
+def _check_resume(
+    service: Service, entity: str, project: str, run_id: str, resume: object, *, given_id: bool
+) -> None:
+    """W&B's ``resume``: ``"allow"`` (or True, ``"auto"``, None) resumes a run with that id if
+    there is one; ``"must"`` requires one; ``"never"`` refuses one. A resumed run keeps its
+    config, merged with the config given now."""
+    if resume not in (None, False, True, "allow", "auto", "must", "never"):
+        raise ValidationError(
+            f"invalid resume {resume!r}: use 'allow', 'must', 'never' (or True/False)"
+        )
+    if resume not in ("must", "never"):
+        return
+    if resume == "must" and not given_id:
+        raise UsageError("resume='must' needs the id of the run to resume: init(id=...)")
+    try:
+        service.get_run(entity, project, run_id)
+        exists = True
+    except NotFoundError:
+        exists = False
+    if resume == "must" and not exists:
+        raise UsageError(
+            f"resume='must' but run {entity}/{project}/{run_id} does not exist; start it first"
+            " or use resume='allow'"
+        )
+    if resume == "never" and exists:
+        raise UsageError(
+            f"resume='never' but run {entity}/{project}/{run_id} exists; choose another id"
+        )
+
+
+def _init_settings(mode: str | None, settings: Any) -> Settings:
+    """The environment's settings, then ``init(settings=...)``'s, then ``init(mode=...)``."""
+    from cairn.sdk._login import as_settings
+
+    env = Settings.from_env()
+    given = as_settings(settings)
+    if given is not None:
+        env = given.apply(env)
+    if mode is not None:
+        env = dataclasses.replace(env, mode=parse_mode(mode))
+    return env
+
+
+def _finish_previous() -> None:
+    with _current_lock:
+        previous = _current
+    if previous is not None and not previous.finished:
+        previous.finish()
+
+
+def _start(run: Run) -> Run:
+    global _current
+    _finish_previous()
     with _current_lock:
         _current = run
     return run
+
+
+def _disabled_record(
+    project: str | None,
+    entity: str | None,
+    group: str | None,
+    job_type: str | None,
+    name: str | None,
+    config: Any,
+    run_id: str | None,
+    env: Settings,
+) -> RunRecord:
+    run_id = run_id or env.run_id or _new_run_id()
+    job_type = job_type or env.job_type
+    return RunRecord(
+        id=run_id,
+        entity=entity or env.entity or "disabled",
+        project=project or env.project,
+        name=name or env.run_name or f"{job_type or 'run'}-{run_id}",
+        group=group or env.run_group,
+        job_type=job_type,
+        config=dict(config) if config is not None else {},
+        state=RUNNING,
+        created_at=time.time(),
+    )
+
+
+class DisabledRun(Run):
+    """W&B's disabled mode: a run that records nothing and never touches a store. Its config
+    works; logging returns the artifact unlogged; using an artifact returns an unlogged one of
+    that name; ``finish`` does nothing but end it."""
+
+    def __init__(self, record: RunRecord, settings: Settings, dir: str | None) -> None:
+        super().__init__(cast(Service, None), record, settings, dir)
+
+    @property
+    def disabled(self) -> bool:
+        return True
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        global _current
+        if self._finished:
+            return
+        self._finished = True
+        state = FINISHED if not exit_code else FAILED
+        self._record = dataclasses.replace(self._record, state=state, config=dict(self._config))
+        with _current_lock:
+            if _current is self:
+                _current = None
+
+    def _noop_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None,
+        type: str | None,
+    ) -> Artifact:
+        if isinstance(artifact_or_path, Artifact):
+            return artifact_or_path
+        path = os.fspath(artifact_or_path)
+        return Artifact(name or _name_from_path(self.id, path), type or "unspecified")
+
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Artifact:
+        self._check_active("log_artifact")
+        return self._noop_artifact(artifact_or_path, name, type)
+
+    def use_artifact(
+        self,
+        artifact_or_name: Artifact | str,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        use_as: str | None = None,
+    ) -> Artifact:
+        self._check_active("use_artifact")
+        if isinstance(artifact_or_name, Artifact):
+            return artifact_or_name
+        ref = parse_artifact_path(artifact_or_name)
+        return Artifact(ref.name, type or "unspecified")
+
+    def upsert_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        distributed_id: str | None = None,
+    ) -> Artifact:
+        self._check_active("upsert_artifact")
+        return self._noop_artifact(artifact_or_path, name, type)
+
+    def finish_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        distributed_id: str | None = None,
+    ) -> Artifact:
+        self._check_active("finish_artifact")
+        return self._noop_artifact(artifact_or_path, name, type)
+
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        self._check_active("log_model")
+        return self._noop_artifact(path, name, "model")
+
+    def link_artifact(
+        self, artifact: Artifact, target_path: str, aliases: Sequence[str] | None = None
+    ) -> Artifact:
+        self._check_active("link_artifact")
+        return artifact
+
+    def use_model(self, name: str) -> str:
+        raise UsageError("use_model() needs a store, and this run is disabled (mode='disabled')")
+
+    def logged_artifacts(self) -> list[Artifact]:
+        return []
+
+    def used_artifacts(self) -> list[Artifact]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} (disabled)>"
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
@@ -365,6 +637,18 @@ def use_artifact(
 ) -> Artifact:
     """``cairn.run.use_artifact(...)`` on the active run."""
     return _require_run("use_artifact").use_artifact(artifact_or_name, type, aliases)
+
+
+def log_model(
+    path: str | os.PathLike[str], name: str | None = None, aliases: Sequence[str] | None = None
+) -> Artifact:
+    """``cairn.run.log_model(...)`` on the active run."""
+    return _require_run("log_model").log_model(path, name, aliases)
+
+
+def use_model(name: str) -> str:
+    """``cairn.run.use_model(name)`` on the active run."""
+    return _require_run("use_model").use_model(name)
 
 
 def _require_run(what: str) -> Run:

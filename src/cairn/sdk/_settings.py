@@ -8,14 +8,45 @@ from dataclasses import dataclass
 
 import platformdirs
 
+from cairn.errors import ValidationError
 from cairn.service import LocalService, Service
 
 _TRUE = {"1", "true", "yes", "on"}
 
+# W&B's run modes; "dryrun" and "run" are W&B's older names for "offline" and "online".
+MODES = {
+    "online": "online",
+    "shared": "online",
+    "run": "online",
+    "offline": "offline",
+    "dryrun": "offline",
+    "disabled": "disabled",
+}
+
+
+def env_value(cairn_name: str, wandb_name: str | None = None) -> str | None:
+    """The ``CAIRN_*`` variable, else (when it is unset or empty) W&B's variable of the same
+    meaning. W&B's credentials (``WANDB_API_KEY``, ``WANDB_BASE_URL``, ``.netrc``) are never read:
+    they are for W&B's cloud, not for a cairn server."""
+    value = os.environ.get(cairn_name)
+    if not value and wandb_name is not None:
+        value = os.environ.get(wandb_name)
+    return value or None
+
+
+def parse_mode(mode: object) -> str:
+    """``online``, ``offline`` or ``disabled`` from any of W&B's mode names."""
+    if not isinstance(mode, str) or mode.lower() not in MODES:
+        raise ValidationError(
+            f"invalid mode {mode!r}: use 'online', 'offline' or 'disabled' (as in W&B)"
+        )
+    return MODES[mode.lower()]
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Where cairn keeps things. Every field comes from a ``CAIRN_*`` variable (see README)."""
+    """Where cairn keeps things. Every field comes from a ``CAIRN_*`` variable, else from W&B's
+    variable of the same meaning (see README's configuration table)."""
 
     dir: str
     base_url: str | None
@@ -26,27 +57,45 @@ class Settings:
     entity: str | None
     run_group: str | None
     silent: bool
+    job_type: str | None = None
+    run_name: str | None = None
+    run_id: str | None = None
+    mode: str = "online"
+    run_dir: str | None = None  # root of run files (run.dir); None: the working directory
+    data_dir: str | None = None  # root of staging files (new_file); None: the temp directory
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ
+        cache = env_value("CAIRN_CACHE_DIR", "WANDB_CACHE_DIR")
         return cls(
-            dir=os.path.expanduser(env.get("CAIRN_DIR") or "~/.cairn"),
-            base_url=env.get("CAIRN_BASE_URL") or None,
-            api_key=env.get("CAIRN_API_KEY") or None,
-            cache_dir=os.path.expanduser(
-                env.get("CAIRN_CACHE_DIR") or platformdirs.user_cache_dir("cairn")
-            ),
-            artifact_dir=env.get("CAIRN_ARTIFACT_DIR") or os.path.join(".", "artifacts"),
-            project=env.get("CAIRN_PROJECT") or "uncategorized",
-            entity=env.get("CAIRN_ENTITY") or None,
-            run_group=env.get("CAIRN_RUN_GROUP") or None,
-            silent=(env.get("CAIRN_SILENT") or "").lower() in _TRUE,
+            dir=os.path.expanduser(env_value("CAIRN_DIR") or "~/.cairn"),
+            base_url=env_value("CAIRN_BASE_URL"),
+            api_key=env_value("CAIRN_API_KEY"),
+            cache_dir=os.path.expanduser(cache or platformdirs.user_cache_dir("cairn")),
+            artifact_dir=env_value("CAIRN_ARTIFACT_DIR", "WANDB_ARTIFACT_DIR")
+            or os.path.join(".", "artifacts"),
+            project=env_value("CAIRN_PROJECT", "WANDB_PROJECT") or "uncategorized",
+            entity=env_value("CAIRN_ENTITY", "WANDB_ENTITY"),
+            run_group=env_value("CAIRN_RUN_GROUP", "WANDB_RUN_GROUP"),
+            silent=(env_value("CAIRN_SILENT", "WANDB_SILENT") or "").lower() in _TRUE,
+            job_type=env_value("CAIRN_JOB_TYPE", "WANDB_JOB_TYPE"),
+            run_name=env_value("CAIRN_RUN_NAME", "WANDB_NAME"),
+            run_id=env_value("CAIRN_RUN_ID", "WANDB_RUN_ID"),
+            mode=parse_mode(env_value("CAIRN_MODE", "WANDB_MODE") or "online"),
+            run_dir=env_value("CAIRN_RUN_DIR", "WANDB_DIR"),
+            data_dir=env_value("CAIRN_DATA_DIR", "WANDB_DATA_DIR"),
         )
 
 
 _services: dict[tuple[str, str | None, str | None, int], Service] = {}
 _lock = threading.Lock()
+
+
+def same_store(a: Settings, b: Settings) -> bool:
+    """Whether both settings select the same store."""
+    if a.base_url or b.base_url:
+        return (a.base_url, a.api_key) == (b.base_url, b.api_key)
+    return a.dir == b.dir
 
 
 def service_for(settings: Settings) -> Service:
@@ -65,12 +114,25 @@ def service_for(settings: Settings) -> Service:
         return svc
 
 
+# The store of the active run, when init(settings=..., mode="offline") chose another one than the
+# environment names: artifacts built and queries made while it runs go there too.
+_run_service: Service | None = None
+
+
+def set_run_service(service: Service | None) -> None:
+    global _run_service
+    _run_service = service
+
+
 def current_service() -> Service:
+    if _run_service is not None:
+        return _run_service
     return service_for(Settings.from_env())
 
 
 def reset_services() -> None:
     """Close every service this process opened (tests use this between stores)."""
+    set_run_service(None)
     with _lock:
         for key, svc in list(_services.items()):
             if key[3] == os.getpid():

@@ -13,6 +13,7 @@ from cairn.server import (
     _routes_runs,
     _routes_search,
     _routes_versions,
+    _routes_wandb,
 )
 
 ROUTERS = (
@@ -21,4 +22,5 @@ ROUTERS = (
     _routes_versions.router,
     _routes_search.router,
     _routes_keys.router,
+    _routes_wandb.router,  # W&B parity: collections, runs of a project (issue 11)
 )

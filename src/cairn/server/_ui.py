@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import BlobNotFoundError, PermissionDeniedError
 from cairn.server._access import readable_blobs
 from cairn.server._auth import Principal as KeyPrincipal
@@ -221,6 +221,84 @@ class KeyScopedService:
     def cleanup_pending(self, older_than_seconds: float) -> int:
         self._who.require_admin()
         return self._inner.cleanup_pending(older_than_seconds)
+
+    # -- runs of a project (W&B's Api.runs, Run.delete) --
+
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        self._may(entity, project)
+        return self._inner.list_runs(entity, project)
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        self._may(entity, project, "write")
+        self._inner.delete_run(entity, project, run_id, delete_artifacts=delete_artifacts)
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        self._version(version_id, "write")
+        return self._inner.set_ttl(version_id, ttl_seconds)
+
+    # -- registry links and registries (W&B's link_artifact, Registry) --
+
+    def link_version(
+        self,
+        source_version_id: str,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Sequence[str] = (),
+    ) -> VersionRecord:
+        self._version(source_version_id)
+        self._may(entity, project, "write")
+        return self._inner.link_version(source_version_id, entity, project, name, aliases)
+
+    def unlink_version(self, version_id: str) -> None:
+        self._version(version_id, "write")
+        self._inner.unlink_version(version_id)
+
+    def version_links(self, version_id: str) -> list[VersionRecord]:
+        self._version(version_id)
+        found = self._inner.version_links(version_id)
+        return [v for v in found if self._can_read(v.entity, v.project)]
+
+    def create_registry(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        visibility: str = "organization",
+        artifact_types: Sequence[str] = (),
+    ) -> RegistryRecord:
+        raise PermissionDeniedError("registries are created through the REST API, not the web UI")
+
+    def list_registries(self) -> list[RegistryRecord]:
+        found = self._inner.list_registries()
+        return [r for r in found if self._can_read(r.entity, r.project)]
+
+    # -- collections (W&B's ArtifactCollection) --
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        self._may(entity, project)
+        return self._inner.get_collection(entity, project, name)
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        self._may(entity, project, "write")
+        return self._inner.update_collection(
+            entity, project, name, new_name=new_name, description=description, tags=tags
+        )
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        self._may(entity, project, "write")
+        self._inner.delete_collection(entity, project, name)
 
 
 class ServerUiBackend:

@@ -31,7 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.core import blob_path_parts, check_digest, digest_bytes, digest_from_hasher, new_hasher
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.service._search import SearchRequest, SearchResult
@@ -42,6 +42,7 @@ from cairn.service._wire import (
     collection_from_json,
     error_from_body,
     pack_blobs,
+    registry_from_json,
     run_from_json,
     run_to_json,
     search_request_to_json,
@@ -615,6 +616,90 @@ class HttpService:
         return search_result_from_json(
             self._call("POST", "/search", json=search_request_to_json(request.check()))
         )
+
+    # -- runs of a project (W&B's Api.runs, Run.delete) --
+
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        return [
+            run_from_json(r) for r in self._call("GET", self._project(entity, project) + "/runs")
+        ]
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        params = {"delete_artifacts": "true" if delete_artifacts else "false"}
+        self._call("DELETE", f"{self._project(entity, project)}/runs/{_seg(run_id)}", params=params)
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        body = {"ttl_seconds": ttl_seconds}
+        return version_from_json(self._call("PUT", f"/versions/{_seg(version_id)}/ttl", json=body))
+
+    # -- registry links and registries (W&B's link_artifact, Registry) --
+
+    def link_version(
+        self,
+        source_version_id: str,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Sequence[str] = (),
+    ) -> VersionRecord:
+        body = {"entity": entity, "project": project, "name": name, "aliases": list(aliases)}
+        path = f"/versions/{_seg(source_version_id)}/links"
+        return version_from_json(self._call("POST", path, json=body))
+
+    def unlink_version(self, version_id: str) -> None:
+        self._call("DELETE", f"/versions/{_seg(version_id)}/link")
+
+    def version_links(self, version_id: str) -> list[VersionRecord]:
+        rows = self._call("GET", f"/versions/{_seg(version_id)}/links")
+        return [version_from_json(v) for v in rows]
+
+    def create_registry(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        visibility: str = "organization",
+        artifact_types: Sequence[str] = (),
+    ) -> RegistryRecord:
+        body = {
+            "name": name,
+            "description": description,
+            "visibility": visibility,
+            "artifact_types": list(artifact_types),
+        }
+        return registry_from_json(self._call("POST", "/registries", json=body))
+
+    def list_registries(self) -> list[RegistryRecord]:
+        return [registry_from_json(r) for r in self._call("GET", "/registries")]
+
+    # -- collections (W&B's ArtifactCollection) --
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        path = f"{self._project(entity, project)}/collections/{_seg(name)}"
+        return collection_from_json(self._call("GET", path))
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        path = f"{self._project(entity, project)}/collections/{_seg(name)}"
+        body = {
+            "name": new_name,
+            "description": description,
+            "tags": None if tags is None else list(tags),
+        }
+        return collection_from_json(self._call("PATCH", path, json=body))
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        self._call("DELETE", f"{self._project(entity, project)}/collections/{_seg(name)}")
 
     # -- API keys (server admins; not part of the Service protocol) ----------------------------
 

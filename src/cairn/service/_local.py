@@ -14,10 +14,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
+
 from cairn.catalog import Catalog, Tx
 from cairn.catalog import _search as catalog_search
 from cairn.core import (
     LATEST,
+    REGISTRY_ENTITY,
+    REGISTRY_PREFIX,
     Change,
     ManifestEntry,
     PageReader,
@@ -27,11 +31,13 @@ from cairn.core import (
     validate_alias,
     validate_aliases,
 )
+from cairn.core._manifest import Leaf
 from cairn.core._records import (
     COMMITTED,
     DELETED,
     PENDING,
     CollectionRecord,
+    RegistryRecord,
     RunRecord,
     VersionRecord,
 )
@@ -69,6 +75,21 @@ def local_user() -> str:
     except (KeyError, OSError):
         user = "local"
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in user) or "local"
+
+
+DEFAULT_REGISTRIES = ("model", "dataset")
+
+
+def _registry(row: Any) -> RegistryRecord:
+    return RegistryRecord(
+        name=str(row.name)[len(REGISTRY_PREFIX) :],
+        entity=str(row.entity),
+        project=str(row.name),
+        description=row.description,
+        visibility=str(row.visibility),
+        artifact_types=tuple(json.loads(row.artifact_types)),
+        created_at=float(row.created_at),
+    )
 
 
 def _blob_digests(entries: Sequence[ManifestEntry | None]) -> list[str]:
@@ -203,6 +224,31 @@ class LocalService:
             return tx.version_records(tx.versions_of_run(pk, role))
 
         return self.catalog.read(fn)
+
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        """The runs of a project, oldest first (none if the project does not exist)."""
+        from cairn.catalog import _schema as schema
+
+        def fn(tx: Tx) -> list[RunRecord]:
+            pid = tx.project_id(entity, project, create=False)
+            return [] if pid is None else tx.run_records(schema.runs.c.project_id == pid)
+
+        return self.catalog.read(fn)
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        """Delete a run; with ``delete_artifacts`` the versions it logged are deleted too (their
+        aliases with them), otherwise they stay, with no logging run."""
+
+        def fn(tx: Tx) -> None:
+            pk = self._run_pk(tx, entity, project, run_id)
+            if delete_artifacts:
+                for vid in tx.versions_of_run(pk, "output"):
+                    self._delete_version_in(tx, vid, delete_aliases=True)
+            tx.delete_run(pk)
+
+        self.catalog.write(fn)
 
     def _project(self, tx: Tx, entity: str, project: str) -> int:
         pid = tx.project_id(entity, project, create=False)
@@ -596,7 +642,10 @@ class LocalService:
     ) -> GcReport:
         """Remove blobs no version refers to that are older than ``grace_seconds``.
 
-        Safe while other processes log: see ``cairn.service._maintenance``."""
+        Safe while other processes log: see ``cairn.service._maintenance``. Versions whose TTL
+        ran out are marked deleted first (not with ``dry_run``; their blobs count either way)."""
+        if not dry_run:
+            self.expire_versions()
         return collect_garbage(
             self.catalog,
             self.blobs,
@@ -712,10 +761,6 @@ class LocalService:
     def remove_alias(self, version_id: str, alias: str) -> VersionRecord:
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
-            if alias == LATEST:
-                raise UsageError(
-                    "'latest' always points to the newest version; it cannot be removed"
-                )
             if not tx.remove_alias(rec.collection_id, alias, version_id):
                 raise ArtifactNotFoundError(f"{rec.qualified_name} has no alias {alias!r}")
             return tx.version_record(version_id)
@@ -723,24 +768,249 @@ class LocalService:
         return self.catalog.write(fn)
 
     def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None:
+        self.catalog.write(
+            lambda tx: self._delete_version_in(tx, version_id, delete_aliases=delete_aliases)
+        )
+
+    def _delete_version_in(self, tx: Tx, version_id: str, *, delete_aliases: bool) -> None:
+        rec = tx.version_record(version_id)
+        if rec.state == DELETED:
+            return
+        if rec.state == PENDING:
+            tx.drop_pending(version_id)
+            return
+        if rec.aliases and not delete_aliases:
+            # As in W&B, "latest" counts: the newest version is kept by "delete every version
+            # without an alias".
+            raise UsageError(
+                f"{rec.qualified_name} has aliases {', '.join(rec.aliases)}; remove them"
+                " first or pass delete_aliases=True"
+            )
+        for alias in rec.aliases:
+            tx.remove_alias(rec.collection_id, alias, version_id)
+        tx.set_version_state(version_id, DELETED)
+        if LATEST in rec.aliases:
+            tx.move_latest(rec.collection_id)
+
+    # -- registry links and registries (W&B's link_artifact, Registry) --
+
+    def _registry_project(self, tx: Tx, project: str, *, create_default: bool) -> int:
+        """The project id of registry ``project`` (``wandb-registry-<name>``); the default
+        registries ``model`` and ``dataset`` exist from their first use, as in W&B."""
+        pid = tx.project_id(REGISTRY_ENTITY, project, create=False)
+        if pid is not None and tx.registry_rows(project):
+            return pid
+        name = project[len(REGISTRY_PREFIX) :]
+        if not (create_default and name in DEFAULT_REGISTRIES):
+            raise ArtifactNotFoundError(
+                f"registry {name!r} does not exist; create it with"
+                f" cairn.Api().create_registry({name!r})"
+            )
+        pid = tx.project_id(REGISTRY_ENTITY, project, create=True)
+        assert pid is not None
+        tx.create_registry(pid, f"The default {name} registry", "organization", ())
+        return pid
+
+    def link_version(
+        self,
+        source_version_id: str,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Sequence[str] = (),
+    ) -> VersionRecord:
+        """Link a committed version into ``entity/project/name`` (a registry collection, or any
+        other): a version there with its own number and aliases and the source's content (no
+        copy). Linking the same source again gives the existing link the aliases."""
+
+        def fn(tx: Tx) -> VersionRecord:
+            src = self._committed(tx, source_version_id)
+            if src.source_version_id is not None:  # a link of a link names the real source
+                src = self._committed(tx, src.source_version_id)
+            if project.startswith(REGISTRY_PREFIX):
+                pid = self._registry_project(tx, project, create_default=True)
+                allowed = json.loads(tx.registry_rows(project)[0].artifact_types)
+                if allowed and src.type not in allowed:
+                    raise ValidationError(
+                        f"registry {project[len(REGISTRY_PREFIX) :]!r} accepts types"
+                        f" {', '.join(allowed)}, not {src.type!r}"
+                    )
+            else:
+                found_pid = tx.project_id(entity, project, create=True)
+                assert found_pid is not None
+                pid = found_pid
+            cid, next_index = tx.lock_collection(pid, name, src.type, None)
+            if cid == src.collection_id:
+                raise ValidationError(f"{src.qualified_name} is already in {project}/{name}")
+            vid = tx.link_of(cid, src.id)
+            if vid is None:
+                assert src.digest is not None
+                vid = tx.insert_version(
+                    collection_id=cid,
+                    state=COMMITTED,
+                    index=next_index,
+                    digest=src.digest,
+                    size=src.size,
+                    file_count=src.file_count,
+                    metadata=src.metadata,
+                    description=src.description,
+                    created_by=None,
+                    source_version_id=src.id,
+                )
+                if self._owners:
+                    self._grant(tx, pid, self._version_blobs(src.digest))
+            for alias in (*aliases, LATEST):
+                tx.set_alias(cid, alias, vid)
+            return tx.version_record(vid)
+
+        return self.catalog.write(fn)
+
+    def _version_blobs(self, root: str) -> list[str]:
+        """Every page and file blob a manifest names (what a reader of a link must reach)."""
+        out: list[str] = []
+        stack = [root]
+        while stack:
+            digest = stack.pop()
+            out.append(digest)
+            node = self._reader.node(digest)
+            if isinstance(node, Leaf):
+                out.extend(e.digest for e in node.entries if e.ref is None)
+            else:
+                stack.extend(c.digest for c in node.children)
+        return out
+
+    def unlink_version(self, version_id: str) -> None:
+        """Remove a link (the source version stays)."""
+
         def fn(tx: Tx) -> None:
-            rec = tx.version_record(version_id)
-            if rec.state == DELETED:
-                return
-            if rec.state == PENDING:
-                tx.drop_pending(version_id)
-                return
-            own = [a for a in rec.aliases if a != LATEST]
-            if own and not delete_aliases:
+            rec = self._committed(tx, version_id)
+            if rec.source_version_id is None:
                 raise UsageError(
-                    f"{rec.qualified_name} has aliases {', '.join(own)}; remove them first or pass"
-                    " delete_aliases=True"
+                    f"{rec.qualified_name} is not a link; unlink() removes a version from a"
+                    " registry (or other collection) it was linked to; use delete() here"
                 )
             for alias in rec.aliases:
                 tx.remove_alias(rec.collection_id, alias, version_id)
             tx.set_version_state(version_id, DELETED)
             if LATEST in rec.aliases:
                 tx.move_latest(rec.collection_id)
+
+        self.catalog.write(fn)
+
+    def version_links(self, version_id: str) -> list[VersionRecord]:
+        """The live links of a version (where it was linked to)."""
+        from cairn.catalog import _schema as schema
+
+        def fn(tx: Tx) -> list[VersionRecord]:
+            v = schema.versions.c
+            q = select(v.id).where(v.source_version_id == version_id, v.state == COMMITTED)
+            return tx.version_records([str(r[0]) for r in tx.conn.execute(q)])
+
+        return self.catalog.read(fn)
+
+    def create_registry(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        visibility: str = "organization",
+        artifact_types: Sequence[str] = (),
+    ) -> RegistryRecord:
+        project = REGISTRY_PREFIX + name
+
+        def fn(tx: Tx) -> RegistryRecord:
+            if tx.registry_rows(project):
+                raise ValidationError(f"registry {name!r} already exists")
+            pid = tx.project_id(REGISTRY_ENTITY, project, create=True)
+            assert pid is not None
+            tx.create_registry(pid, description, visibility, artifact_types)
+            return _registry(tx.registry_rows(project)[0])
+
+        return self.catalog.write(fn)
+
+    def list_registries(self) -> list[RegistryRecord]:
+        def fn(tx: Tx) -> list[RegistryRecord]:
+            for name in DEFAULT_REGISTRIES:
+                self._registry_project(tx, REGISTRY_PREFIX + name, create_default=True)
+            return [_registry(r) for r in tx.registry_rows()]
+
+        return self.catalog.write(fn)
+
+    # -- time to live (W&B's Artifact.ttl) --
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        """Give a committed version a TTL counted from its commit (None: keep it for ever)."""
+        if ttl_seconds is not None and not ttl_seconds > 0:
+            raise ValidationError(f"a TTL must be positive, got {ttl_seconds} seconds")
+
+        def fn(tx: Tx) -> VersionRecord:
+            self._committed(tx, version_id)
+            tx.set_ttl(version_id, ttl_seconds)
+            return tx.version_record(version_id)
+
+        return self.catalog.write(fn)
+
+    def expire_versions(self) -> int:
+        """Mark versions whose TTL ran out as deleted (their aliases go, ``latest`` moves);
+        return how many. Queries hide them already; gc then frees their blobs."""
+
+        def fn(tx: Tx) -> int:
+            ids = tx.expired_versions()
+            for vid in ids:
+                cid = tx.version_record(vid).collection_id
+                had_latest = LATEST in tx.aliases_of(vid)
+                for alias in tx.aliases_of(vid):
+                    tx.remove_alias(cid, alias, vid)
+                tx.set_version_state(vid, DELETED)
+                if had_latest:
+                    tx.move_latest(cid)
+            return len(ids)
+
+        return self.catalog.write(fn)
+
+    # -- collections (W&B's ArtifactCollection: rename, description, tags, delete) --
+
+    def _collection(self, tx: Tx, entity: str, project: str, name: str) -> int:
+        pid = self._project(tx, entity, project)
+        return tx.require_collection(pid, name, f"{entity}/{project}")
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        def fn(tx: Tx) -> CollectionRecord:
+            pid = self._project(tx, entity, project)
+            found = tx.collection_records(pid, name=name)
+            if not found:
+                raise ArtifactNotFoundError(f"artifact {name!r} not found in {entity}/{project}")
+            return found[0]
+
+        return self.catalog.read(fn)
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        """Rename a collection, change its description or replace its tags (all or nothing)."""
+
+        def fn(tx: Tx) -> CollectionRecord:
+            cid = self._collection(tx, entity, project, name)
+            tx.update_collection(cid, name=new_name, description=description)
+            if tags is not None:
+                tx.set_collection_tags(cid, tags)
+            pid = self._project(tx, entity, project)
+            return tx.collection_records(pid, name=new_name or name)[0]
+
+        return self.catalog.write(fn)
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        """Delete a collection and every version of it (their blobs go with the next gc)."""
+
+        def fn(tx: Tx) -> None:
+            tx.delete_collection(self._collection(tx, entity, project, name))
 
         self.catalog.write(fn)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from cairn.core import Change
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo
 
@@ -104,6 +104,14 @@ class Service(Protocol):
     ) -> list[VersionRecord]:
         """Versions a run used (``role="input"``) or logged (``role="output"``)."""
 
+    def list_runs(self, entity: str, project: str) -> list[RunRecord]:
+        """The runs of a project, oldest first (W&B's ``Api.runs`` filters them)."""
+
+    def delete_run(
+        self, entity: str, project: str, run_id: str, *, delete_artifacts: bool = False
+    ) -> None:
+        """Delete a run (and, with ``delete_artifacts``, the versions it logged)."""
+
     # -- blobs --
 
     def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
@@ -179,6 +187,59 @@ class Service(Protocol):
     def remove_alias(self, version_id: str, alias: str) -> VersionRecord: ...
 
     def delete_version(self, version_id: str, *, delete_aliases: bool = False) -> None: ...
+
+    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
+        """Give a committed version a TTL from its commit (None: none); an expired version is
+        hidden from every query and removed by gc (W&B's ``Artifact.ttl``)."""
+
+    # -- registry links and registries (W&B's link_artifact, Registry) --
+
+    def link_version(
+        self,
+        source_version_id: str,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Sequence[str] = (),
+    ) -> VersionRecord:
+        """Link a committed version into ``entity/project/name``: a version there with its own
+        number and aliases and the source's content (no copy)."""
+
+    def unlink_version(self, version_id: str) -> None:
+        """Remove a link (the source version stays)."""
+
+    def version_links(self, version_id: str) -> list[VersionRecord]:
+        """The live links of a version."""
+
+    def create_registry(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        visibility: str = "organization",
+        artifact_types: Sequence[str] = (),
+    ) -> RegistryRecord: ...
+
+    def list_registries(self) -> list[RegistryRecord]: ...
+
+    # -- collections (W&B's ArtifactCollection) --
+
+    def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord: ...
+
+    def update_collection(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> CollectionRecord:
+        """Rename a collection, change its description or replace its tags (all or nothing)."""
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        """Delete a collection and every version of it."""
 
     def use_version(self, version_id: str, run: RunRecord) -> None:
         """Record that ``run`` used the version (lineage)."""

@@ -26,7 +26,7 @@ from cairn.core import (
     entry_path_problem,
     is_digest,
 )
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.service._search import SearchRequest, SearchResult
 
@@ -90,6 +90,8 @@ def version_to_json(v: VersionRecord) -> dict[str, Any]:
         "distributed_id": v.distributed_id,
         "base_version_id": v.base_version_id,
         "collection_id": v.collection_id,
+        "ttl_seconds": v.ttl_seconds,
+        "source_version_id": v.source_version_id,
     }
 
 
@@ -115,6 +117,32 @@ def version_from_json(d: Mapping[str, Any]) -> VersionRecord:
         distributed_id=d.get("distributed_id"),
         base_version_id=d.get("base_version_id"),
         collection_id=int(d.get("collection_id") or 0),
+        ttl_seconds=None if d.get("ttl_seconds") is None else float(d["ttl_seconds"]),
+        source_version_id=d.get("source_version_id"),
+    )
+
+
+def registry_to_json(r: RegistryRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "entity": r.entity,
+        "project": r.project,
+        "description": r.description,
+        "visibility": r.visibility,
+        "artifact_types": list(r.artifact_types),
+        "created_at": r.created_at,
+    }
+
+
+def registry_from_json(d: Mapping[str, Any]) -> RegistryRecord:
+    return RegistryRecord(
+        name=str(d["name"]),
+        entity=str(d["entity"]),
+        project=str(d["project"]),
+        description=d.get("description"),
+        visibility=str(d.get("visibility") or "organization"),
+        artifact_types=tuple(d.get("artifact_types") or ()),
+        created_at=float(d.get("created_at") or 0.0),
     )
 
 
@@ -131,6 +159,8 @@ def collection_to_json(c: CollectionRecord) -> dict[str, Any]:
         "latest_size": c.latest_size,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
+        "tags": list(c.tags),
+        "aliases": list(c.aliases),
     }
 
 
@@ -146,6 +176,8 @@ def collection_from_json(d: Mapping[str, Any]) -> CollectionRecord:
         latest_index=d.get("latest_index"),
         latest_size=d.get("latest_size"),
         created_at=float(d.get("created_at") or 0.0),
+        tags=tuple(d.get("tags") or ()),
+        aliases=tuple(d.get("aliases") or ()),
         updated_at=float(d.get("updated_at") or 0.0),
     )
 

@@ -370,7 +370,11 @@ def make_client() -> Any:
         from botocore.config import Config
     except ImportError:
         raise UsageError(f"an s3:// store needs boto3: {install_hint('s3')}") from None
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = (
+        os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or os.environ.get("AWS_S3_ENDPOINT_URL")  # W&B's name for it
+    )
     config = Config(
         max_pool_connections=32,
         retries={"mode": "standard", "max_attempts": 5},

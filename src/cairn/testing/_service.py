@@ -140,10 +140,18 @@ class ServiceTests:
         assert rec.description == "first" and rec.metadata == {"n": 1}
         assert rec.aliases == ("gold",) and rec.tags == ("t-1",)
         assert service.add_alias(v1.id, "gold").aliases == (LATEST, "gold")  # moved
-        with pytest.raises(UsageError):
-            service.remove_alias(v1.id, LATEST)
+        # "latest" is an alias like any other: it may be removed, and then "latest" resolves to
+        # the newest committed version; a version with any alias is kept unless asked.
+        assert service.remove_alias(v1.id, LATEST).aliases == ("gold",)
+        assert service.resolve("me", "proj", "ds", None).id == v1.id
+        assert service.resolve("me", "proj", "ds", LATEST).id == v1.id
         with pytest.raises(UsageError, match="gold"):
             service.delete_version(v1.id)
+        assert service.add_alias(v0.id, LATEST).aliases == (LATEST,)
+        assert service.resolve("me", "proj", "ds", None).id == v0.id
+        with pytest.raises(UsageError, match=LATEST):
+            service.delete_version(v0.id)
+        assert service.update_version(v0.id, aliases=[]).aliases == ()
         service.delete_version(v1.id, delete_aliases=True)
         assert service.resolve("me", "proj", "ds", None).id == v0.id  # latest moved back
         v2 = service.commit(_commit(service, [_blob(service, b"2", "f")])).version
@@ -162,6 +170,31 @@ class ServiceTests:
         with pytest.raises(ArtifactNotFoundError):
             service.resolve("me", "proj", "ds", alias if alias != "v0" else "v9")
         assert service.resolve("me", "proj", "ds", None).id == v0.id
+
+    def test_collections_are_renamed_tagged_and_deleted(self, service: Service) -> None:
+        service.commit(_commit(service, [_blob(service, b"c0", "f")], aliases=["best"]))
+        service.commit(_commit(service, [_blob(service, b"o", "f")], name="other"))
+        rec = service.get_collection("me", "proj", "ds")
+        assert (rec.name, rec.type, rec.aliases, rec.tags) == (
+            "ds",
+            "dataset",
+            (LATEST, "best"),
+            (),
+        )
+        rec = service.update_collection("me", "proj", "ds", tags=["a", "b c"], description="d")
+        assert rec.tags == ("a", "b c") and rec.description == "d"
+        with pytest.raises(ValidationError, match="already exists"):
+            service.update_collection("me", "proj", "ds", new_name="other", tags=["x"])
+        assert service.get_collection("me", "proj", "ds").tags == ("a", "b c")  # nothing changed
+        renamed = service.update_collection("me", "proj", "ds", new_name="ds2")
+        assert renamed.name == "ds2" and renamed.id == rec.id
+        assert service.resolve("me", "proj", "ds2", "best").version == "v0"
+        service.delete_collection("me", "proj", "ds2")
+        with pytest.raises(ArtifactNotFoundError):
+            service.get_collection("me", "proj", "ds2")
+        with pytest.raises(ArtifactNotFoundError):
+            service.resolve("me", "proj", "ds2", None)
+        assert [c.name for c in service.list_collections("me", "proj")] == ["other"]
 
     def test_lists(self, service: Service) -> None:
         service.commit(_commit(service, [_blob(service, b"m", "m")], name="net", type="model"))

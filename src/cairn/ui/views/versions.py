@@ -81,6 +81,8 @@ def version_page(
         tab="overview",
         created_by=maybe_run(ctx, entity, project, version.created_by),
         base=maybe_version(ctx, version.base_version_id),
+        source=maybe_version(ctx, version.source_version_id),  # a registry link's source
+        links=svc.version_links(version.id),
         users=svc.version_runs(version.id, "input"),
         writers=svc.version_runs(version.id, "writer"),
         metadata=mapping_rows(version.metadata),

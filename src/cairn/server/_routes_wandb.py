@@ -1,0 +1,176 @@
+"""Routes for W&B's public API: collections (rename, description, tags, delete) and the runs of
+a project (list, delete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from cairn.core import (
+    REGISTRY_ENTITY,
+    REGISTRY_PREFIX,
+    validate_aliases,
+    validate_artifact_name,
+    validate_project,
+    validate_tags,
+    validate_type,
+)
+from cairn.errors import ValidationError
+from cairn.server._common import B, Who, _description, _names, _run_id, _version_for, new_router
+from cairn.service._wire import (
+    collection_to_json,
+    registry_to_json,
+    run_to_json,
+    version_to_json,
+)
+
+router = new_router()
+
+
+def _collection_path(entity: str, project: str, name: str) -> tuple[str, str, str]:
+    entity, project = _names(entity, project)
+    return entity, project, validate_artifact_name(name)
+
+
+@router.get("/projects/{entity}/{project}/collections/{name}", summary="One artifact collection")
+def get_collection(entity: str, project: str, name: str, who: Who, b: B) -> dict[str, Any]:
+    entity, project, name = _collection_path(entity, project, name)
+    who.require(entity, project, "read")
+    return collection_to_json(b.service.get_collection(entity, project, name))
+
+
+class CollectionUpdateIn(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+
+
+@router.patch(
+    "/projects/{entity}/{project}/collections/{name}",
+    summary="Rename a collection, change its description or tags",
+)
+def update_collection(
+    entity: str, project: str, name: str, body: CollectionUpdateIn, who: Who, b: B
+) -> dict[str, Any]:
+    entity, project, name = _collection_path(entity, project, name)
+    who.require(entity, project, "write")
+    new_name = None if body.name is None else validate_artifact_name(body.name)
+    tags = None if body.tags is None else validate_tags(body.tags)
+    rec = b.service.update_collection(
+        entity,
+        project,
+        name,
+        new_name=new_name,
+        description=_description(body.description),
+        tags=tags,
+    )
+    return collection_to_json(rec)
+
+
+@router.delete(
+    "/projects/{entity}/{project}/collections/{name}",
+    summary="Delete a collection and all its versions",
+)
+def delete_collection(entity: str, project: str, name: str, who: Who, b: B) -> dict[str, Any]:
+    entity, project, name = _collection_path(entity, project, name)
+    who.require(entity, project, "write")
+    b.service.delete_collection(entity, project, name)
+    return {}
+
+
+@router.get("/projects/{entity}/{project}/runs", summary="The runs of a project, oldest first")
+def list_runs(entity: str, project: str, who: Who, b: B) -> list[dict[str, Any]]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "read")
+    return [run_to_json(r) for r in b.service.list_runs(entity, project)]
+
+
+@router.delete("/projects/{entity}/{project}/runs/{run_id}", summary="Delete a run")
+def delete_run(
+    entity: str, project: str, run_id: str, who: Who, b: B, delete_artifacts: bool = False
+) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "write")
+    b.service.delete_run(entity, project, _run_id(run_id), delete_artifacts=delete_artifacts)
+    return {}
+
+
+class TtlIn(BaseModel):
+    ttl_seconds: float | None = None
+
+
+@router.put("/versions/{version_id}/ttl", summary="Set a version's time to live")
+def set_ttl(version_id: str, body: TtlIn, who: Who, b: B) -> dict[str, Any]:
+    _version_for(b, who, version_id, "write")
+    return version_to_json(b.service.set_ttl(version_id, body.ttl_seconds))
+
+
+# -- registry links and registries -----------------------------------------------------------------
+
+
+class LinkIn(BaseModel):
+    entity: str
+    project: str
+    name: str
+    aliases: list[str] = []
+
+
+@router.post("/versions/{version_id}/links", summary="Link a version into a collection")
+def link_version(version_id: str, body: LinkIn, who: Who, b: B) -> dict[str, Any]:
+    _version_for(b, who, version_id, "read")
+    entity, project = _names(body.entity, body.project)
+    if project.startswith(REGISTRY_PREFIX):
+        entity = REGISTRY_ENTITY
+    who.require(entity, project, "write")  # a registry is granted as a project is
+    rec = b.service.link_version(
+        version_id,
+        entity,
+        project,
+        validate_artifact_name(body.name),
+        validate_aliases(body.aliases),
+    )
+    return version_to_json(rec)
+
+
+@router.delete("/versions/{version_id}/link", summary="Remove a link")
+def unlink_version(version_id: str, who: Who, b: B) -> dict[str, Any]:
+    _version_for(b, who, version_id, "write")
+    b.service.unlink_version(version_id)
+    return {}
+
+
+@router.get("/versions/{version_id}/links", summary="Where a version is linked")
+def version_links(version_id: str, who: Who, b: B) -> list[dict[str, Any]]:
+    _version_for(b, who, version_id, "read")
+    found = b.service.version_links(version_id)
+    return [version_to_json(v) for v in found if who.role_on(v.entity, v.project) is not None]
+
+
+class RegistryIn(BaseModel):
+    name: str
+    description: str | None = None
+    visibility: str = "organization"
+    artifact_types: list[str] = []
+
+
+@router.post("/registries", summary="Create a registry")
+def create_registry(body: RegistryIn, who: Who, b: B) -> dict[str, Any]:
+    name = validate_artifact_name(body.name)
+    project = validate_project(REGISTRY_PREFIX + name)
+    who.require(REGISTRY_ENTITY, project, "write")  # as creating a project needs
+    if body.visibility not in ("organization", "restricted"):
+        raise ValidationError("visibility must be 'organization' or 'restricted'")
+    rec = b.service.create_registry(
+        name,
+        description=_description(body.description),
+        visibility=body.visibility,
+        artifact_types=[validate_type(t) for t in body.artifact_types],
+    )
+    return registry_to_json(rec)
+
+
+@router.get("/registries", summary="The registries the key may read")
+def list_registries(who: Who, b: B) -> list[dict[str, Any]]:
+    found = b.service.list_registries()
+    return [registry_to_json(r) for r in found if who.role_on(r.entity, r.project) is not None]
