@@ -45,7 +45,7 @@ from cairn.core._records import (
     RunRecord,
     VersionRecord,
 )
-from cairn.core._search import index_rows
+from cairn.core._search import index_rows, text_words
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,
@@ -538,6 +538,7 @@ class Tx:
             self.bump_index(collection_id, index)
         if state == COMMITTED:
             self.index_metadata(vid, metadata, replace=False)
+            self.index_words(vid, description, replace=False)
         return vid
 
     def index_metadata(
@@ -553,6 +554,17 @@ class Tx:
         ]
         if rows:
             self.conn.execute(s.version_metadata.insert(), rows)
+
+    def index_words(
+        self, version_id: str, description: str | None, *, replace: bool = True
+    ) -> None:
+        """Make the search index hold the words of the version's description (see _schema.py)."""
+        if replace:
+            vw = s.version_words
+            self.conn.execute(delete(vw).where(vw.c.version_id == version_id))
+        rows = [{"word": w, "version_id": version_id} for w in text_words(description)]
+        if rows:
+            self.conn.execute(s.version_words.insert(), rows)
 
     def bump_index(self, collection_id: int, used: int) -> None:
         c = s.collections.c
@@ -590,12 +602,13 @@ class Tx:
             values["description"] = description
         self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
         row = self.conn.execute(
-            select(s.versions.c.collection_id, s.versions.c.metadata).where(
-                s.versions.c.id == version_id
-            )
+            select(
+                s.versions.c.collection_id, s.versions.c.metadata, s.versions.c.description
+            ).where(s.versions.c.id == version_id)
         ).one()
         self.bump_index(int(row.collection_id), index)
         self.index_metadata(version_id, json.loads(row.metadata))
+        self.index_words(version_id, row.description)
         self.conn.execute(
             delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
         )
@@ -637,6 +650,8 @@ class Tx:
         self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
         if metadata is not None:
             self.index_metadata(version_id, metadata)
+        if description is not None:
+            self.index_words(version_id, description)
 
     def resolve(self, collection_id: int, label: str | None) -> str | None:
         """The committed version a label names: ``None``/``latest``, ``vN`` or an alias."""
@@ -1118,7 +1133,14 @@ class Tx:
             raise UsageError(
                 f"version {version_id} is {state}, not PENDING; it cannot be discarded"
             )
-        for table in (s.staged_entries, s.version_runs, s.tags, s.aliases, s.version_metadata):
+        for table in (
+            s.staged_entries,
+            s.version_runs,
+            s.tags,
+            s.aliases,
+            s.version_metadata,
+            s.version_words,
+        ):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
 

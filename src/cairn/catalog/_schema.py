@@ -160,6 +160,20 @@ version_metadata = Table(
     Index("ix_version_metadata_text", "text_value", "version_id"),
 )
 
+# The words of committed versions' descriptions (``cairn.core._search.text_words``: lower-cased,
+# one row per distinct word), so a search word is a prefix range of this primary key, read the
+# same way on SQLite and PostgreSQL (``C`` collation there: code point order, like SQLite's
+# BINARY) instead of a ``LIKE`` scan of every description. Written in the transaction that
+# commits a version or changes its description (migration 0008; existing versions indexed by it).
+_WORD_TYPE = String(64).with_variant(String(64, collation="C"), "postgresql")
+version_words = Table(
+    "version_words",
+    metadata,
+    Column("word", _WORD_TYPE, primary_key=True),
+    Column("version_id", String(32), ForeignKey("versions.id"), primary_key=True),
+    Index("ix_version_words_version_id", "version_id", "word"),
+)
+
 # Look-ups by value for search (migration 0004): which versions carry a tag, an alias.
 Index("ix_tags_tag", tags.c.tag, tags.c.version_id)
 Index("ix_aliases_alias", aliases.c.alias, aliases.c.version_id)
@@ -256,4 +270,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0007_registry_links"
+HEAD_REVISION = "0008_search_words"

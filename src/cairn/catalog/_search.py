@@ -1,8 +1,9 @@
 """Search in the catalog: projects, collections, committed versions and runs that match a parsed
 query, a page at a time, answered from indexes (no manifest is read).
 
-Words match case-insensitively as substrings of names and descriptions, and exactly against
-aliases, tags and metadata values; filters (``type:``, ``tag:``, ``alias:``, ``name:``, metadata
+Words match case-insensitively as substrings of names (and collections' descriptions), as word
+prefixes of versions' descriptions (the ``version_words`` index), and exactly against aliases,
+tags and metadata values; filters (``type:``, ``tag:``, ``alias:``, ``name:``, metadata
 conditions) must all hold. Tags, aliases and metadata belong to versions, so a query with them
 finds only versions.
 """
@@ -13,11 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, false, func, intersect, or_, select, union
+from sqlalchemy import Select, and_, exists, false, func, intersect, or_, select, union
 
 from cairn.catalog import _schema as s
 from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
-from cairn.core._search import MAX_TEXT_CHARS, MetadataCondition, SearchQuery
+from cairn.core._search import (
+    MAX_TEXT_CHARS,
+    MetadataCondition,
+    SearchQuery,
+    prefix_end,
+    query_parts,
+)
 
 KINDS = ("project", "collection", "version", "run")
 VERSION_SORTS = {"version": "idx", "created": "created_at", "size": "size", "files": "file_count"}
@@ -62,6 +69,74 @@ def _metadata_ids(cond: MetadataCondition) -> Any:
     ops = {">": m.num_value > cond.number, ">=": m.num_value >= cond.number}
     ops.update({"<": m.num_value < cond.number, "<=": m.num_value <= cond.number})
     return select(m.version_id).where(m.key == cond.key, ops[cond.op])
+
+
+def _word_range(column: Any, part: str) -> Any:
+    """``column`` begins with ``part`` (a range of the index, see ``prefix_end``)."""
+    end = prefix_end(part)
+    return column >= part if end is None else and_(column >= part, column < end)
+
+
+def _described_ids(word: str) -> Any:
+    """The ids of versions whose description has a word beginning with each part of ``word``
+    (read from the ``version_words`` primary key), or None when ``word`` has no part."""
+    parts = query_parts(word)
+    if not parts:
+        return None
+    vw = s.version_words.c
+    sets = [select(vw.version_id).where(_word_range(vw.word, p)) for p in parts]
+    if len(sets) == 1:
+        return sets[0]
+    # (SQLite takes no parenthesised compound inside a compound: the intersection is wrapped.)
+    return select(intersect(*sets).subquery().c[0])
+
+
+def _described_row(version_id: Any, word: str) -> Any:
+    """The version ``version_id`` has a description with words beginning with each part of
+    ``word`` (an index probe per part)."""
+    ww = s.version_words.alias("ww")
+    return and_(
+        *(
+            exists().where(ww.c.version_id == version_id, _word_range(ww.c.word, p))
+            for p in query_parts(word)
+        )
+    )
+
+
+def _exact_ids(word: str) -> list[Any]:
+    """The ids of versions with an alias, a tag or a metadata value equal to ``word``."""
+    a, t, m = s.aliases.c, s.tags.c, s.version_metadata.c
+    return [
+        select(a.version_id).where(a.alias == word),
+        select(t.version_id).where(t.tag == word),
+        select(m.version_id).where(m.text_value == word[:MAX_TEXT_CHARS]),
+    ]
+
+
+DENSE = 20_000  # a word that may match more versions than this is tested row by row
+
+
+def _word_sets(tx: Any, words: Sequence[str], dense: int) -> list[tuple[str, int, list[Any]]]:
+    """Each distinct word, how many versions it may match at most (each part of its set counted
+    from its index, up to ``dense``), and the parts of its set; rarest first."""
+    out = []
+    for w in dict.fromkeys(words):
+        cc, vv = s.collections.alias("cc"), s.versions.alias("vv")
+        named = select(cc.c.id).where(_contains(cc.c.name, w))
+        members = [
+            select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
+            *_exact_ids(w),
+        ]
+        described = _described_ids(w)
+        if described is not None:
+            members.append(described)
+        capped = [
+            select(func.count()).select_from(x.limit(max(dense, 1)).subquery()).scalar_subquery()
+            for x in members
+        ]
+        estimate = int(tx.conn.execute(select(sum(capped[1:], capped[0]))).scalar_one())
+        out.append((w, estimate, members))
+    return sorted(out, key=lambda x: x[1])
 
 
 COUNT_CAP = 10_000  # a total above this is reported as a lower bound above COUNT_CAP
@@ -136,8 +211,11 @@ def search(
     descending: bool = True,
     offset: int = 0,
     limit: int = 20,
+    dense: int = DENSE,
 ) -> CatalogHits:
-    """A page (``offset``, ``limit``) of each kind of hit, within ``project_ids`` (None: all)."""
+    """A page (``offset``, ``limit``) of each kind of hit, within ``project_ids`` (None: all).
+    A word that may match ``dense`` versions or more is tested row by row (tests pass 0 and a
+    huge number to check that both ways find the same)."""
     hits = CatalogHits()
     only_versions = query.has_version_filters or collection_id is not None
     p, c, v, r = s.projects.c, s.collections.c, s.versions.c, s.runs.c
@@ -168,7 +246,7 @@ def search(
         hits.collections = _collection_records(tx, [int(row.id) for row in rows])
 
     if "version" in kinds:
-        a, t, m = s.aliases.c, s.tags.c, s.version_metadata.c
+        a, t = s.aliases.c, s.tags.c
         conds = [tx.alive()]  # committed and not expired (TTL)
         if collection_id is not None:
             conds.append(v.collection_id == collection_id)
@@ -178,40 +256,37 @@ def search(
         id_sets: list[Any] = [select(t.version_id).where(t.tag == x) for x in query.tags]
         id_sets += [select(a.version_id).where(a.alias == x) for x in query.aliases]
         id_sets += [_metadata_ids(x) for x in query.metadata]
-        for i, w in enumerate(query.words):
-            # The versions of collections whose name has the word; those with an alias, tag or
-            # metadata value equal to it (indexes); those whose own description has it (the
-            # one pass over every version row a search makes). The first word is a set of ids
-            # like the filters; the others are tested on the rows that set leaves (so two
-            # common words cost one pass, not two sets of every version).
-            exact = [
-                select(a.version_id).where(a.alias == w),
-                select(t.version_id).where(t.tag == w),
-                select(m.version_id).where(m.text_value == w[:MAX_TEXT_CHARS]),
-            ]
-            if i > 0:
-                conds.append(
-                    or_(
-                        _contains(c.name, w, tx.dialect),
-                        _contains(v.description, w, tx.dialect),
-                        *(v.id.in_(x) for x in exact),
-                    )
-                )
+        # Each word is the versions of collections whose name has it, those with an alias, tag
+        # or metadata value equal to it, and those whose description has words beginning with
+        # each of its parts: all read from indexes, no version row. The rarest word (if it is
+        # rare enough, see ``_word_sets``) is a set of ids like the filters; the others are
+        # tested by index probes on the rows it leaves, or, when every word is common, on the
+        # rows met in the page's order (the first 10,001 that match are soon found).
+        words = _word_sets(tx, query.words, dense)
+        driving = words[0][0] if words and words[0][1] < dense else None
+        for w, _, members in words:
+            if w == driving:
+                id_sets.append(union(*members))
                 continue
-            cc, vv = s.collections.alias("cc"), s.versions.alias("vv")
-            named = select(cc.c.id).where(_contains(cc.c.name, w))
-            id_sets.append(
-                union(
-                    select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
-                    *exact,
-                    select(vv.c.id).where(_contains(vv.c.description, w, tx.dialect)),
+            described = _described_ids(w)
+            conds.append(
+                or_(
+                    _contains(c.name, w, tx.dialect),
+                    *(v.id.in_(x) for x in _exact_ids(w)),
+                    *([] if described is None else [_described_row(v.id, w)]),
                 )
             )
         if id_sets:
             # (SQLite takes no parenthesised compound inside a compound: unions are wrapped.)
             parts = [x if isinstance(x, Select) else select(x.subquery().c[0]) for x in id_sets]
             ids = parts[0] if len(parts) == 1 else intersect(*parts)
-            conds.append(v.id.in_(select(ids.subquery().c[0])))
+            if tx.dialect == "postgresql":
+                # Computed first: PostgreSQL misjudges how many ids a range of num_value leaves
+                # (its statistics mix every key) and would probe the index once per version.
+                found = ids.cte("found").prefix_with("MATERIALIZED")
+                conds.append(v.id.in_(select(found.c[0])))
+            else:
+                conds.append(v.id.in_(select(ids.subquery().c[0])))
         where = [x for x in (scoped(c.project_id), *conds) if x is not None]
         column = getattr(v, VERSION_SORTS.get(sort, "created_at"))
         order = [column.desc(), v.idx.desc()] if descending else [column.asc(), v.idx.asc()]

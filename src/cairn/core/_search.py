@@ -20,6 +20,10 @@ MAX_TERMS = 16
 MAX_KEY_CHARS = 256  # metadata paths longer than this are not indexed
 MAX_TEXT_CHARS = 256  # text values are indexed by their first 256 characters
 MAX_INDEXED_LEAVES = 1000  # per version: a huge metadata dict is searchable by its first leaves
+MAX_WORD_CHARS = 64  # description words are indexed (and looked up) by their first 64 characters
+MAX_INDEXED_WORDS = 1000  # per version: a huge description is searchable by its first words
+
+_WORD = re.compile(r"\w+")
 
 # ``key>=3``, ``key<0.5``, ``key:value``; a key is a dotted metadata path.
 _COMPARISON = re.compile(r"^([^\s:<>=]+?)(>=|<=|>|<|:)(.+)$")
@@ -168,6 +172,39 @@ def index_rows(metadata: Mapping[str, Any]) -> list[tuple[str, str, float | None
         if len(rows) >= MAX_INDEXED_LEAVES:
             break
     return rows
+
+
+def text_words(text: str | None) -> list[str]:
+    """The distinct words of a description as the catalog's word index stores them: runs of
+    letters, digits and ``_``, lower-cased, cut to ``MAX_WORD_CHARS``, the first
+    ``MAX_INDEXED_WORDS``. A search word (``query_parts``) matches a description that has a word
+    beginning with each of its parts."""
+    out: dict[str, None] = {}
+    for match in _WORD.finditer((text or "").lower()):
+        out[match.group()[:MAX_WORD_CHARS]] = None
+        if len(out) >= MAX_INDEXED_WORDS:
+            break
+    return list(out)
+
+
+def query_parts(word: str) -> list[str]:
+    """The parts of a search word that are looked up in the word index: ``images-07`` has two
+    (``images``, ``07``); ``--`` has none (it then matches no description)."""
+    return list(dict.fromkeys(m.group()[:MAX_WORD_CHARS] for m in _WORD.finditer(word.lower())))
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string above every string that begins with ``prefix`` (code point order), so a
+    prefix is a range ``prefix <= w < prefix_end(prefix)`` an index answers on SQLite and
+    PostgreSQL alike; None when there is none (a prefix of U+10FFFF only)."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop()) + 1
+        if 0xD800 <= last <= 0xDFFF:  # surrogates are not characters
+            last = 0xE000
+        if last <= 0x10FFFF:
+            return "".join(chars) + chr(last)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,6 +306,8 @@ class ServiceTests:
         assert found("alias:gold") == found("gold") == ["ds:v1"]
         assert found("type:model") == found("name:net") == ["net:v0"]
         assert found("FIRST") == found("adam") == ["ds:v0"]  # description; a metadata value
+        # A description's words are found by their beginnings, not from their middles.
+        assert found("fir") == found("tr") == ["ds:v0"] and found("irst") == []
         assert found("type:dataset acc<0.6") == ["ds:v0"]
         assert found("ds nightly") == found("try first") == ["ds:v0"]  # every word must match
         assert found("ds net") == []
@@ -319,6 +321,8 @@ class ServiceTests:
         # Changed metadata is what is found; a pending version is not found at all.
         service.update_version(first.id, metadata={"acc": 0.99})
         assert found("acc>0.95") == ["ds:v0"] and found("adam") == []
+        service.update_version(first.id, description="second go")
+        assert found("second") == ["ds:v0"] and found("try") == []
         pending = service.stage(
             StageRequest(
                 entity="me",
