@@ -281,6 +281,28 @@ class Tx:
         assert pk is not None
         return int(pk[0])
 
+    def import_run(self, project_id: int, run: RunRecord) -> int:
+        """Insert a run copied from another store as it is, unless the id exists (then nothing)."""
+        existing = self.run_pk(project_id, run.id)
+        if existing is not None:
+            return existing
+        res = self.conn.execute(
+            s.runs.insert().values(
+                project_id=project_id,
+                run_id=run.id,
+                name=run.name,
+                group_name=run.group,
+                job_type=run.job_type,
+                config=_json(dict(run.config)),
+                state=run.state,
+                created_at=run.created_at or _now(),
+                finished_at=run.finished_at,
+            )
+        )
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
     def run_pk(self, project_id: int, run_id: str) -> int | None:
         q = select(s.runs.c.id).where(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id)
         pk = self.conn.execute(q).scalar()
@@ -565,6 +587,58 @@ class Tx:
         rows = [{"word": w, "version_id": version_id} for w in text_words(description)]
         if rows:
             self.conn.execute(s.version_words.insert(), rows)
+
+    def index_used(self, collection_id: int, index: int) -> bool:
+        """Whether the collection ever gave out number ``index`` (deleted versions keep theirs)."""
+        v = s.versions.c
+        q = select(v.id).where(v.collection_id == collection_id, v.idx == index)
+        return self.conn.execute(q).first() is not None
+
+    def insert_imported_version(
+        self,
+        *,
+        collection_id: int,
+        index: int,
+        digest: str,
+        size: int,
+        file_count: int,
+        metadata: Mapping[str, Any],
+        description: str | None,
+        created_by: int | None,
+        base_version_id: str | None,
+        created_at: float,
+    ) -> str:
+        """A COMMITTED version copied from another store: its number and creation time are kept
+        (the number must be free: ``index_used``); ``next_index`` stays above every number."""
+        vid = uuid.uuid4().hex
+        now = _now()
+        self.conn.execute(
+            s.versions.insert().values(
+                id=vid,
+                collection_id=collection_id,
+                idx=index,
+                state=COMMITTED,
+                digest=digest,
+                size=size,
+                file_count=file_count,
+                metadata=_json(dict(metadata)),
+                description=description,
+                created_by=created_by,
+                base_version_id=base_version_id,
+                created_at=created_at,
+                updated_at=now,
+                committed_at=now,
+            )
+        )
+        c = s.collections.c
+        self.conn.execute(
+            update(s.collections)
+            .where(c.id == collection_id, c.next_index <= index)
+            .values(next_index=index + 1, updated_at=now)
+        )
+        self.index_metadata(vid, metadata, replace=False)  # searchable like any commit
+        self.index_words(vid, description, replace=False)
+        return vid
 
     def bump_index(self, collection_id: int, used: int) -> None:
         c = s.collections.c

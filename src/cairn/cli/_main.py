@@ -83,6 +83,12 @@ from cairn.cli._server import keys, server  # noqa: E402 - commands register on 
 cli.add_command(server)
 cli.add_command(keys)
 
+from cairn.cli._sync import export, import_, sync  # noqa: E402
+
+cli.add_command(sync)
+cli.add_command(export)
+cli.add_command(import_)
+
 
 def main() -> None:
     sys.exit(cli(standalone_mode=True))

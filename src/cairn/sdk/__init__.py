@@ -47,6 +47,18 @@ from cairn.sdk._run import (
     use_model,
 )
 from cairn.sdk._settings import Settings, current_service, reset_services
+from cairn.sdk._sync import (
+    SyncOptions,
+    SyncReport,
+    export_bundle,
+    export_to,
+    import_bundle,
+    import_from,
+    open_store,
+    parse_since,
+    sync,
+    sync_stores,
+)
 from cairn.sdk._ttl import ArtifactTTL
 from cairn.sdk._units import format_size, parse_duration, parse_size
 
@@ -70,6 +82,8 @@ __all__ = [
     "Run",
     "Runs",
     "Settings",
+    "SyncOptions",
+    "SyncReport",
     "Table",
     "add_alias",
     "cleanup_cache",
@@ -80,9 +94,13 @@ __all__ = [
     "delete_version",
     "diff_versions",
     "entry_json",
+    "export_bundle",
+    "export_to",
     "finish",
     "format_size",
     "get_path",
+    "import_bundle",
+    "import_from",
     "init",
     "iso_time",
     "list_collections",
@@ -92,11 +110,15 @@ __all__ = [
     "list_versions",
     "log_model",
     "log_artifact",
+    "open_store",
     "parse_duration",
+    "parse_since",
     "parse_size",
     "put_path",
     "remove_alias",
     "reset_services",
+    "sync",
+    "sync_stores",
     "use_artifact",
     "use_model",
     "verify_store",

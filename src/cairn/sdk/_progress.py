@@ -26,8 +26,15 @@ _TRUE = {"1", "true", "yes", "on"}
 class Progress:
     """Counts files and bytes; draws a bar when attached to a terminal."""
 
-    def __init__(self, description: str, total_files: int | None, total_bytes: int | None) -> None:
+    def __init__(
+        self,
+        description: str,
+        total_files: int | None,
+        total_bytes: int | None,
+        unit: str = "files",
+    ) -> None:
         self.description = description
+        self.unit = unit  # what "files" counts (e.g. versions, for a sync)
         self.total_files = total_files
         self.total_bytes = total_bytes
         self.files = 0
@@ -71,7 +78,7 @@ class Progress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             DownloadColumn(),
-            TextColumn("{task.fields[files]}/" + str(total) + " files"),
+            TextColumn("{task.fields[files]}/" + str(total) + " " + self.unit),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
@@ -101,10 +108,13 @@ def enabled() -> bool:
 
 @contextmanager
 def progress(
-    description: str, total_files: int | None = None, total_bytes: int | None = None
+    description: str,
+    total_files: int | None = None,
+    total_bytes: int | None = None,
+    unit: str = "files",
 ) -> Iterator[Progress]:
     """A Progress that draws itself on a terminal if the work is large or takes a while."""
-    bar = Progress(description, total_files, total_bytes)
+    bar = Progress(description, total_files, total_bytes, unit)
     if enabled():
         bar._may_draw = True
         if (total_files or 0) >= MIN_FILES or (total_bytes or 0) >= MIN_BYTES:

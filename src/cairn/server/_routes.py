@@ -1,8 +1,9 @@
 """The routes of ``/api/v1``: each authenticates, checks the key's role, validates, makes one call.
 
 One module per concept: ``_routes_runs`` (identity, runs), ``_routes_blobs`` (presence, batches,
-uploads), ``_routes_versions`` (commits and queries), ``_routes_search`` (search), ``_routes_keys`` (API keys); ``_common``
-holds what they share.
+uploads), ``_routes_versions`` (commits and queries), ``_routes_search`` (search),
+``_routes_sync`` (copying between stores), ``_routes_keys`` (API keys); ``_common`` holds what
+they share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from cairn.server import (
     _routes_keys,
     _routes_runs,
     _routes_search,
+    _routes_sync,
     _routes_versions,
     _routes_wandb,
 )
@@ -21,6 +23,7 @@ ROUTERS = (
     _routes_blobs.router,
     _routes_versions.router,
     _routes_search.router,
+    _routes_sync.router,
     _routes_keys.router,
     _routes_wandb.router,  # W&B parity: collections, runs of a project (issue 11)
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
@@ -25,9 +25,11 @@ from cairn.service import (
     CommitRequest,
     CommitResult,
     FinishRequest,
+    ImportRequest,
     SearchRequest,
     SearchResult,
     StageRequest,
+    VersionExport,
 )
 from cairn.storage import BlobInfo
 from cairn.ui import Principal, create_ui_app
@@ -122,6 +124,13 @@ class KeyScopedService:
         self._blob(digest)
         return self._inner.read_blob(digest)
 
+    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        for digest in digests:
+            yield digest, self.read_blob(digest)
+
+    def blob_path(self, digest: str) -> str | None:
+        return None  # the UI downloads through download_blob (which checks access)
+
     def download_blob(self, digest: str, dest: str) -> None:
         self._blob(digest)
         self._inner.download_blob(digest, dest)
@@ -141,6 +150,9 @@ class KeyScopedService:
         raise PermissionDeniedError("content is uploaded through the REST API, not the web UI")
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        raise PermissionDeniedError("content is uploaded through the REST API, not the web UI")
+
+    def store_blob_file(self, path: str, digest: str, size: int) -> None:
         raise PermissionDeniedError("content is uploaded through the REST API, not the web UI")
 
     # -- versions: reads --
@@ -213,6 +225,15 @@ class KeyScopedService:
 
     def finish(self, request: FinishRequest) -> CommitResult:
         raise PermissionDeniedError("versions are logged through the REST API, not the web UI")
+
+    def export_versions(self, entity: str, project: str, name: str) -> list[VersionExport]:
+        raise PermissionDeniedError("stores are copied through the REST API, not the web UI")
+
+    def import_run(self, run: RunRecord) -> RunRecord:
+        raise PermissionDeniedError("stores are copied through the REST API, not the web UI")
+
+    def import_version(self, request: ImportRequest) -> CommitResult:
+        raise PermissionDeniedError("stores are copied through the REST API, not the web UI")
 
     def discard_pending(self, version_id: str) -> None:
         self._version(version_id, "write")

@@ -15,8 +15,10 @@ from cairn.service._protocol import (
     CommitRequest,
     CommitResult,
     FinishRequest,
+    ImportRequest,
     Service,
     StageRequest,
+    VersionExport,
 )
 from cairn.service._search import SEARCH_KINDS, VERSION_SORTS, SearchRequest, SearchResult
 
@@ -37,6 +39,7 @@ __all__ = [
     "FileMaintenanceLock",
     "FinishRequest",
     "GcReport",
+    "ImportRequest",
     "LocalService",
     "MaintenanceLock",
     "ProgressFactory",
@@ -49,6 +52,7 @@ __all__ = [
     "VERSION_SORTS",
     "VerifyProblem",
     "VerifyReport",
+    "VersionExport",
     "http_service",
     "local_user",
 ]

@@ -33,7 +33,14 @@ import httpx
 from cairn.core import blob_path_parts, check_digest, digest_bytes, digest_from_hasher, new_hasher
 from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import CairnError, CommError, DigestMismatchError
-from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.service._protocol import (
+    CommitRequest,
+    CommitResult,
+    FinishRequest,
+    ImportRequest,
+    StageRequest,
+    VersionExport,
+)
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.service._wire import (
     API,
@@ -41,6 +48,8 @@ from cairn.service._wire import (
     changes_to_json,
     collection_from_json,
     error_from_body,
+    export_from_json,
+    import_to_json,
     pack_blobs,
     registry_from_json,
     run_from_json,
@@ -302,6 +311,14 @@ class HttpService:
             self._upload_file(path, digest, size)
         return BlobInfo(digest, size)
 
+    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+        # Not hashed here: the server hashes every upload before it stores it (422 otherwise).
+        if size < SMALL_LIMIT:
+            with open(path, "rb") as f:
+                self.store_blobs([(digest, f.read())])
+            return
+        self._upload_file(path, digest, size)
+
     def _upload_file(self, path: str, digest: str, size: int) -> None:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -460,6 +477,16 @@ class HttpService:
                 f"cached blob {digest} at {path} is damaged (digest mismatch)"
             )
         return data
+
+    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        for start in range(0, len(digests), PREFETCH_BATCH * 8):
+            chunk = digests[start : start + PREFETCH_BATCH * 8]
+            self.prefetch_blobs(chunk)
+            for digest in chunk:
+                yield digest, self.read_blob(digest)
+
+    def blob_path(self, digest: str) -> str | None:
+        return None  # blobs are on the server; download_blob fetches them
 
     def download_blob(self, digest: str, dest: str) -> None:
         path = self._fetch_into_cache(digest)
@@ -700,6 +727,20 @@ class HttpService:
 
     def delete_collection(self, entity: str, project: str, name: str) -> None:
         self._call("DELETE", f"{self._project(entity, project)}/collections/{_seg(name)}")
+
+    # -- copying between stores (cairn sync) ----------------------------------------------------
+
+    def export_versions(self, entity: str, project: str, name: str) -> list[VersionExport]:
+        path = f"{self._project(entity, project)}/artifacts/{_seg(name)}/export"
+        return [export_from_json(x) for x in self._call("GET", path)]
+
+    def import_run(self, run: RunRecord) -> RunRecord:
+        path = self._project(run.entity, run.project) + "/runs/import"
+        return run_from_json(self._call("POST", path, json=run_to_json(run)))
+
+    def import_version(self, request: ImportRequest) -> CommitResult:
+        path = self._project(request.entity, request.project) + "/import"
+        return self._result(self._call("POST", path, json=import_to_json(request)))
 
     # -- API keys (server admins; not part of the Service protocol) ----------------------------
 

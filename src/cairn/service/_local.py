@@ -11,7 +11,7 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -23,10 +23,12 @@ from cairn.core import (
     REGISTRY_ENTITY,
     REGISTRY_PREFIX,
     Change,
+    Index,
     ManifestEntry,
     PageReader,
     PageRef,
     build_tree,
+    check_digest,
     update_tree,
     validate_alias,
     validate_aliases,
@@ -46,6 +48,7 @@ from cairn.errors import (
     ArtifactNotFoundError,
     CommError,
     ConflictError,
+    DigestMismatchError,
     UsageError,
     ValidationError,
 )
@@ -61,12 +64,21 @@ from cairn.service._maintenance import (
     no_progress,
     verify_store,
 )
-from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.service._protocol import (
+    CommitRequest,
+    CommitResult,
+    FinishRequest,
+    ImportRequest,
+    StageRequest,
+    VersionExport,
+)
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
 
 STORE_FORMAT = 1
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
+
+_ROLES = ("output", "input", "writer")
 
 
 def local_user() -> str:
@@ -271,6 +283,14 @@ class LocalService:
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         return self.blobs.put_file(path, link=link)
 
+    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+        info = self.blobs.put_file(path)
+        if info.digest != digest:
+            raise DigestMismatchError(
+                f"{path} was to hold blob {digest} but hashes to {info.digest}; nothing was stored"
+                " under that digest"
+            )
+
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         present = self.blobs.has_many(digests)
         return [d for d in dict.fromkeys(digests) if d not in present]
@@ -278,11 +298,24 @@ class LocalService:
     def read_blob(self, digest: str) -> bytes:
         return self.blobs.get(digest)
 
+    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        if isinstance(self.blobs, LocalBlobStore):
+            yield from self.blobs.get_many(digests)
+            return
+        for digest in digests:
+            yield digest, self.blobs.get(digest)
+
     def download_blob(self, digest: str, dest: str) -> None:
         self.blobs.copy_to(digest, dest)
 
     def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
         return self.blobs.get_range(digest, start, length)
+
+    def blob_path(self, digest: str) -> str | None:
+        if isinstance(self.blobs, LocalBlobStore):
+            path = self.blobs.path_of(digest)
+            return path if os.path.exists(path) else None
+        return None
 
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         pass  # the blobs are here already
@@ -1062,3 +1095,129 @@ class LocalService:
             )
 
         return self.catalog.read(fn)
+
+    # -- copying between stores (cairn sync) --
+
+    def export_versions(self, entity: str, project: str, name: str) -> list[VersionExport]:
+        def fn(tx: Tx) -> list[VersionExport]:
+            pid, cid = tx.locate(entity, project, name)
+            if pid is None or cid is None:
+                return []
+            described = tx.collection_records(pid, name=name)
+            description = described[0].description if described else None
+            out = []
+            for rec in tx.version_records(tx.version_ids(cid)):
+                base_digest = None
+                if rec.base_version_id is not None:
+                    base_digest = tx.version_record(rec.base_version_id).digest
+                runs = {role: tx.runs_of(rec.id, role) for role in _ROLES}
+                out.append(VersionExport(rec, runs, base_digest, description))
+            return out
+
+        return self.catalog.read(fn)
+
+    def import_run(self, run: RunRecord) -> RunRecord:
+        def fn(tx: Tx) -> RunRecord:
+            pid = tx.project_id(run.entity, run.project, create=True)
+            assert pid is not None
+            tx.import_run(pid, run)
+            return tx.run_record(pid, run.id)
+
+        return self.catalog.write(fn)
+
+    def manifest_closure(self, root: str) -> tuple[list[str], list[str], list[str]]:
+        """(pages, blobs, missing pages) of the manifest tree at ``root``: every page reachable
+        from it that the store holds, the blobs their entries name, and the pages it lacks (whose
+        subtrees could not be read). Not part of the protocol: the server checks with it that a
+        key may read everything an import refers to."""
+        pages: list[str] = []
+        blobs: dict[str, None] = {}
+        missing: list[str] = []
+        level = [root]
+        while level:
+            present = self.blobs.has_many(level)
+            below: list[str] = []
+            for digest in dict.fromkeys(level):
+                if digest not in present:
+                    missing.append(digest)
+                    continue
+                pages.append(digest)
+                node = self._reader.node(digest)
+                if isinstance(node, Index):
+                    below.extend(c.digest for c in node.children)
+                else:
+                    blobs.update((e.digest, None) for e in node.entries if e.ref is None)
+            level = below
+        return pages, list(blobs), missing
+
+    def import_version(self, request: ImportRequest) -> CommitResult:
+        with self._maintenance.shared():
+            return self._import_version(request)
+
+    def _import_version(self, request: ImportRequest) -> CommitResult:
+        check_digest(request.digest)
+        if request.index is not None and request.index < 0:
+            raise ValidationError(f"a version number is 0 or more, not {request.index}")
+        existing = self._existing_with_digest(
+            request.entity, request.project, request.name, request.digest
+        )
+        pages: list[str] = []
+        blobs: list[str] = []
+        size = count = 0
+        if existing is None:
+            pages, blobs, missing = self.manifest_closure(request.digest)
+            if missing:
+                return CommitResult(None, False, tuple(missing))
+            absent = self.missing_blobs(blobs)
+            if absent:
+                return CommitResult(None, False, tuple(absent))
+            top = self._reader.root_ref(request.digest)
+            size, count = top.size, top.entry_count
+
+        def fn(tx: Tx) -> CommitResult:
+            pid = tx.project_id(request.entity, request.project, create=True)
+            assert pid is not None
+            creator = self._maybe_run_pk(tx, pid, request.created_by)
+            links = []
+            for role, entity, project, run_id in request.runs:
+                links.append((role, self._run_pk(tx, entity, project, run_id)))
+            cid, next_index = tx.lock_collection(
+                pid, request.name, request.type, request.collection_description
+            )
+            found = tx.committed_with_digest(cid, request.digest)
+            created = found is None
+            if found is None:
+                if not pages:
+                    # The duplicate vanished between the check and now (deleted): start again.
+                    raise ConflictError("the destination changed during the import; run it again")
+                index = next_index if request.index is None else request.index
+                if request.index is not None and tx.index_used(cid, request.index):
+                    raise ConflictError(
+                        f"{request.project}/{request.name}:v{request.index} exists already with"
+                        " other content; import it with a new number"
+                    )
+                found = tx.insert_imported_version(
+                    collection_id=cid,
+                    index=index,
+                    digest=request.digest,
+                    size=size,
+                    file_count=count,
+                    metadata=request.metadata,
+                    description=request.description,
+                    created_by=creator,
+                    base_version_id=request.base_version_id,
+                    created_at=request.created_at,
+                )
+                self._grant(tx, pid, [*pages, *blobs])
+            for alias in request.aliases:
+                if alias != LATEST:
+                    tx.set_alias(cid, alias, found)
+            tx.move_latest(cid)
+            tx.add_tags(found, request.tags)
+            if creator is not None:
+                tx.link_run(found, creator, "output")
+            for role, pk in links:
+                tx.link_run(found, pk, role)
+            return CommitResult(tx.version_record(found), created=created)
+
+        return self.catalog.write(fn)

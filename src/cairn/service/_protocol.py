@@ -7,7 +7,7 @@ the same behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -75,6 +75,52 @@ class CommitResult:
     missing: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class VersionExport:
+    """Everything a store keeps about a committed version, to copy it to another store.
+
+    ``runs`` maps a lineage role (``output``: logged it, ``input``: used it, ``writer``: upserted
+    into it) to the runs in that role; ``base_digest`` is the manifest digest of the version a
+    draft was made from (versions are matched across stores by digest, never by id). Fields that
+    new catalog features add (a TTL, registry links) belong here and in ``ImportRequest``.
+    """
+
+    version: VersionRecord
+    runs: Mapping[str, Sequence[RunRecord]]
+    base_digest: str | None = None
+    collection_description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRequest:
+    """Add a version copied from another store, keeping what it was there.
+
+    Its manifest pages and blobs must be in the store already (``missing`` says which are not).
+    Idempotent: when the collection has a committed version with ``digest``, that version gets the
+    aliases, tags and lineage links (its number, time and metadata stay). Otherwise the version is
+    committed in one transaction, as a normal commit, with number ``index`` (``ConflictError`` if
+    the collection used that number already; ``None``: the next number) and ``created_at``;
+    ``latest`` then points at the highest number. Runs named in ``created_by`` and ``runs`` must
+    exist (``import_run``); ``runs`` holds ``(role, entity, project, run_id)``.
+    """
+
+    entity: str
+    project: str
+    name: str
+    type: str
+    digest: str
+    index: int | None
+    created_at: float
+    description: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    aliases: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    created_by: str | None = None
+    runs: Sequence[tuple[str, str, str, str]] = ()
+    base_version_id: str | None = None
+    collection_description: str | None = None
+
+
 @runtime_checkable
 class Service(Protocol):
     @property
@@ -122,11 +168,21 @@ class Service(Protocol):
 
         ``link=True`` (the "immutable" policy) lets a local store hard-link the file."""
 
+    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+        """Store a file whose digest the caller knows (a blob copied from another store). The
+        store still checks it: a local store hashes it while copying, a server when the upload
+        completes; other content raises ``DigestMismatchError`` and stores nothing under
+        ``digest``."""
+
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         """Those of ``digests`` the store lacks (asked once per batch, never per file)."""
 
     def read_blob(self, digest: str) -> bytes:
         """A blob's content, verified against its digest."""
+
+    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """``(digest, content)`` of each of ``digests`` (small blobs), each verified; many per
+        query or request where the store can (a local store reads its small blobs in batches)."""
 
     def download_blob(self, digest: str, dest: str) -> None:
         """Write a blob to the file ``dest``, verified against its digest."""
@@ -137,6 +193,11 @@ class Service(Protocol):
         Only those bytes travel (a local seek, an HTTP ``Range`` request). Not verified: a part
         has no digest; the caller verifies what it reads whole. Nothing enters the download
         cache, which holds verified blobs only."""
+
+    def blob_path(self, digest: str) -> str | None:
+        """A file of this machine holding the blob, to read and never change, if the store keeps
+        it as one (a local store's large blobs); None otherwise. Not verified: whoever reads it
+        checks the digest (storing it elsewhere re-hashes it anyway)."""
 
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         """Hint: these blobs are about to be downloaded one by one. A remote store fetches the
@@ -250,5 +311,17 @@ class Service(Protocol):
     def search(self, request: SearchRequest) -> SearchResult:
         """Projects, collections, committed versions and runs matching ``request.query``, a page
         of each, only within what the caller may read (see ``SearchRequest``)."""
+
+    # -- copying between stores (``cairn sync``) --
+
+    def export_versions(self, entity: str, project: str, name: str) -> list[VersionExport]:
+        """Every committed version of ``name`` with its lineage, by number (empty if none)."""
+
+    def import_run(self, run: RunRecord) -> RunRecord:
+        """Create the run as it is (id, times, state, config) unless it exists; an existing run
+        is returned unchanged."""
+
+    def import_version(self, request: ImportRequest) -> CommitResult:
+        """See ``ImportRequest``."""
 
     def close(self) -> None: ...

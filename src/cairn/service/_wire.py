@@ -28,6 +28,7 @@ from cairn.core import (
 )
 from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import DigestMismatchError, ValidationError
+from cairn.service._protocol import ImportRequest, VersionExport
 from cairn.service._search import SearchRequest, SearchResult
 
 API = "/api/v1"
@@ -144,6 +145,43 @@ def registry_from_json(d: Mapping[str, Any]) -> RegistryRecord:
         artifact_types=tuple(d.get("artifact_types") or ()),
         created_at=float(d.get("created_at") or 0.0),
     )
+
+
+def export_to_json(x: VersionExport) -> dict[str, Any]:
+    return {
+        "version": version_to_json(x.version),
+        "runs": {role: [run_to_json(r) for r in runs] for role, runs in x.runs.items()},
+        "base_digest": x.base_digest,
+        "collection_description": x.collection_description,
+    }
+
+
+def export_from_json(d: Mapping[str, Any]) -> VersionExport:
+    runs = d.get("runs") or {}
+    return VersionExport(
+        version=version_from_json(d["version"]),
+        runs={str(role): tuple(run_from_json(r) for r in rs) for role, rs in runs.items()},
+        base_digest=d.get("base_digest"),
+        collection_description=d.get("collection_description"),
+    )
+
+
+def import_to_json(r: ImportRequest) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "type": r.type,
+        "digest": r.digest,
+        "index": r.index,
+        "created_at": r.created_at,
+        "description": r.description,
+        "metadata": dict(r.metadata),
+        "aliases": list(r.aliases),
+        "tags": list(r.tags),
+        "created_by": r.created_by,
+        "runs": [list(link) for link in r.runs],
+        "base_version_id": r.base_version_id,
+        "collection_description": r.collection_description,
+    }
 
 
 def collection_to_json(c: CollectionRecord) -> dict[str, Any]:

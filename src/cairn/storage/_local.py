@@ -348,6 +348,30 @@ class LocalBlobStore:
                 f"blob {digest} in {self.root} is damaged: its content has another digest"
             )
 
+    def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """``(digest, content)`` of each blob, small ones many per query; each verified."""
+        wanted = list(dict.fromkeys(digests))
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = (
+                    self._db()
+                    .execute(
+                        f"SELECT digest, data FROM blob WHERE digest IN ({marks})",
+                        [digest_raw(d) for d in chunk],
+                    )
+                    .fetchall()
+                )
+            small = {digest_from_raw(bytes(r[0])): bytes(r[1]) for r in rows}
+            for digest in chunk:
+                data = small.get(digest)
+                if data is None:
+                    data = self.get(digest)  # a large blob (or not there: BlobNotFoundError)
+                elif digest_bytes(data) != digest:
+                    raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+                yield digest, data
+
     def has_many(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
         found: set[str] = set()

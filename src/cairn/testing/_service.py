@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -9,8 +10,23 @@ import pytest
 
 from cairn.core import LATEST, ManifestEntry, digest_bytes
 from cairn.core._records import RunRecord
-from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
-from cairn.service import CommitRequest, FinishRequest, SearchRequest, Service, StageRequest
+from cairn.errors import (
+    ArtifactNotFoundError,
+    ConflictError,
+    DigestMismatchError,
+    NotFoundError,
+    TypeConflictError,
+    UsageError,
+    ValidationError,
+)
+from cairn.service import (
+    CommitRequest,
+    FinishRequest,
+    ImportRequest,
+    SearchRequest,
+    Service,
+    StageRequest,
+)
 from cairn.storage import SMALL_LIMIT
 
 
@@ -219,6 +235,24 @@ class ServiceTests:
         service.download_blob(info.digest, dest)
         with open(dest, "rb") as f:
             assert f.read() == data
+        held = service.blob_path(info.digest)  # a local store's own file, or None
+        if held is not None:
+            with open(held, "rb") as f:
+                assert f.read() == data
+        assert service.blob_path(digest_bytes(b"nope")) is None
+
+    def test_store_blob_file_is_checked(self, service: Service, tmp_path: os.PathLike[str]) -> None:
+        for size in (1000, 300_000):
+            data = os.urandom(size)
+            path = os.path.join(os.fspath(tmp_path), f"f{size}")
+            with open(path, "wb") as f:
+                f.write(data)
+            service.store_blob_file(path, digest_bytes(data), size)
+            assert service.read_blob(digest_bytes(data)) == data
+            liar = digest_bytes(data + b"!")
+            with pytest.raises(DigestMismatchError):
+                service.store_blob_file(path, liar, size)
+            assert service.missing_blobs([liar]) == [liar]
 
     def test_files_around_the_small_limit_and_up_to_8_mib(
         self, service: Service, tmp_path: os.PathLike[str]
@@ -380,3 +414,103 @@ class ServiceTests:
         assert service.read_blob_range(digest_bytes(big), 0, len(big)) == big
         with pytest.raises(FileNotFoundError):
             service.read_blob_range(digest_bytes(b"never stored"), 0, 10)
+
+    def test_read_blobs_in_batches(self, service: Service) -> None:
+        blobs = [os.urandom(n) for n in (1, 4096, 200_000, 7)]
+        service.store_blobs([(digest_bytes(b), b) for b in blobs])
+        digests = [digest_bytes(b) for b in blobs]
+        assert list(service.read_blobs(digests)) == list(zip(digests, blobs, strict=True))
+        with pytest.raises(NotFoundError):
+            list(service.read_blobs([digest_bytes(b"not stored anywhere")]))
+
+    # -- copying between stores (cairn sync) --
+
+    def test_export_versions_with_lineage(self, service: Service) -> None:
+        service.start_run(RunRecord(id="maker", entity="me", project="proj", name="maker"))
+        service.start_run(RunRecord(id="user", entity="me", project="proj", name="user"))
+        v0 = service.commit(
+            _commit(service, [_blob(service, b"x", "x")], run_id="maker", tags=["t"])
+        ).version
+        assert v0 is not None
+        draft = CommitRequest(
+            entity="me",
+            project="proj",
+            name="ds",
+            type="dataset",
+            changes=[("y", _blob(service, b"y", "y"))],
+            base_version_id=v0.id,
+        )
+        v1 = service.commit(draft).version
+        assert v1 is not None
+        service.use_version(v0.id, RunRecord(id="user", entity="me", project="proj", name=""))
+        out = service.export_versions("me", "proj", "ds")
+        assert [x.version.version for x in out] == ["v0", "v1"]
+        assert [r.id for r in out[0].runs["output"]] == ["maker"]
+        assert [r.id for r in out[0].runs["input"]] == ["user"]
+        assert out[0].version.tags == ("t",) and out[0].base_digest is None
+        assert out[1].base_digest == v0.digest
+        assert service.export_versions("me", "proj", "nothing") == []
+        assert service.export_versions("me", "nowhere", "ds") == []
+
+    def test_import_keeps_number_time_and_is_idempotent(self, service: Service) -> None:
+        v0 = service.commit(_commit(service, [_blob(service, b"a", "a")])).version
+        assert v0 is not None and v0.digest is not None
+        run = RunRecord(
+            id="r1", entity="me", project="copy", name="r", state="finished", created_at=50.0
+        )
+        got = service.import_run(run)
+        assert got.state == "finished" and got.created_at == 50.0
+        assert service.import_run(dataclasses.replace(run, name="other")).name == "r"
+        req = ImportRequest(
+            entity="me",
+            project="copy",
+            name="ds",
+            type="dataset",
+            digest=v0.digest,
+            index=4,
+            created_at=1000.0,
+            metadata={"k": 1},
+            aliases=["gold"],
+            tags=["t"],
+            created_by="r1",
+            runs=[("input", "me", "copy", "r1")],
+        )
+        first = service.import_version(req)
+        assert first.created and first.version is not None
+        rec = first.version
+        assert (rec.version, rec.created_at, rec.created_by) == ("v4", 1000.0, "r1")
+        assert set(rec.aliases) == {LATEST, "gold"} and rec.tags == ("t",)
+        assert rec.file_count == 1 and rec.size == 1 and rec.metadata == {"k": 1}
+        assert [r.id for r in service.version_runs(rec.id, "input")] == ["r1"]
+        again = service.import_version(req)
+        assert not again.created and again.version is not None and again.version.id == rec.id
+        # A taken number is a conflict; without a number the next one is used.
+        other = service.commit(_commit(service, [_blob(service, b"b", "b")])).version
+        assert other is not None and other.digest is not None
+        moved = dataclasses.replace(req, digest=other.digest, aliases=())
+        with pytest.raises(ConflictError):
+            service.import_version(moved)
+        appended = service.import_version(dataclasses.replace(moved, index=None))
+        assert appended.version is not None and appended.version.version == "v5"
+        assert service.resolve("me", "copy", "ds", None).id == appended.version.id
+        # Older numbers go below: latest stays on the highest.
+        third = service.commit(_commit(service, [_blob(service, b"c", "c")])).version
+        assert third is not None and third.digest is not None
+        low = service.import_version(dataclasses.replace(moved, digest=third.digest, index=1))
+        assert low.version is not None and low.version.version == "v1"
+        assert service.resolve("me", "copy", "ds", None).id == appended.version.id
+
+    def test_import_reports_missing_content(self, service: Service) -> None:
+        ghost = digest_bytes(b"a manifest page nobody stored")
+        req = ImportRequest(
+            entity="me",
+            project="copy",
+            name="ds",
+            type="dataset",
+            digest=ghost,
+            index=0,
+            created_at=1.0,
+        )
+        result = service.import_version(req)
+        assert result.version is None and result.missing == (ghost,)
+        assert service.list_projects("me") == [] or service.list_versions("me", "copy", "ds") == []

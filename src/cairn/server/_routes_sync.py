@@ -1,0 +1,157 @@
+"""Routes: copying versions between stores (``cairn sync``): export a collection's versions with
+their lineage, import runs and versions as they were.
+
+Importing needs ``write`` on the destination project (and on the project of every run it links);
+a version keeps its number and creation time, as any writer may ask. The content must be readable
+by the key (uploaded by its user or in a project it may read), exactly as for a commit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cairn.core import (
+    check_digest,
+    validate_aliases,
+    validate_artifact_name,
+    validate_tags,
+    validate_type,
+)
+from cairn.core._records import RunRecord
+from cairn.errors import ValidationError
+from cairn.server._access import readable_blobs
+from cairn.server._common import (
+    B,
+    Who,
+    _description,
+    _names,
+    _role,
+    _run_id,
+    _version_for,
+    new_router,
+)
+from cairn.server._routes_runs import RunIn
+from cairn.server._routes_versions import _commit_result
+from cairn.service import CommitResult, ImportRequest
+from cairn.service._wire import export_to_json, run_to_json
+
+router = new_router()
+
+_MAX_LINKS = 100_000
+
+
+@router.get(
+    "/projects/{entity}/{project}/artifacts/{name}/export",
+    summary="Every committed version of a name, with lineage (for cairn sync)",
+)
+def export_versions(entity: str, project: str, name: str, who: Who, b: B) -> list[dict[str, Any]]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "read")
+    validate_artifact_name(name)
+    out = []
+    for x in b.service.export_versions(entity, project, name):
+        body = export_to_json(x)
+        # Lineage shows only runs of projects the key may read (as GET /versions/{id}/runs).
+        body["runs"] = {
+            role: [r for r in runs if who.role_on(r["entity"], r["project"]) is not None]
+            for role, runs in body["runs"].items()
+        }
+        out.append(body)
+    return out
+
+
+class RunImportIn(RunIn):
+    finished_at: float | None = None
+
+
+@router.post("/projects/{entity}/{project}/runs/import", summary="Copy a run from another store")
+def import_run(entity: str, project: str, body: RunImportIn, who: Who, b: B) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "write")
+    for value in (body.created_at, body.finished_at):
+        if value is not None and not math.isfinite(value):
+            raise ValidationError("run times must be finite numbers")
+    rec = RunRecord(
+        id=_run_id(body.id),
+        entity=entity,
+        project=project,
+        name=body.name,
+        group=body.group,
+        job_type=body.job_type,
+        config=body.config,
+        state=body.state,
+        created_at=body.created_at,
+        finished_at=body.finished_at,
+    )
+    return run_to_json(b.service.import_run(rec))
+
+
+class ImportIn(BaseModel):
+    name: str
+    type: str
+    digest: str
+    index: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    created_at: float
+    description: str | None = None
+    metadata: dict[str, Any] = {}
+    aliases: list[str] = []
+    tags: list[str] = []
+    created_by: str | None = None
+    runs: list[tuple[str, str, str, str]] = Field(default=[], max_length=_MAX_LINKS)
+    base_version_id: str | None = None
+    collection_description: str | None = None
+
+
+@router.post("/projects/{entity}/{project}/import", summary="Copy a version from another store")
+def import_version(entity: str, project: str, body: ImportIn, who: Who, b: B) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    who.require(entity, project, "write")
+    validate_artifact_name(body.name)
+    validate_type(body.type)
+    aliases = validate_aliases(body.aliases)
+    tags = validate_tags(body.tags)
+    _description(body.description)
+    _description(body.collection_description)
+    digest = check_digest(body.digest)
+    if not math.isfinite(body.created_at):
+        raise ValidationError("created_at must be a finite number")
+    if body.created_by is not None:
+        _run_id(body.created_by)
+    links = []
+    for role, run_entity, run_project, run_id in body.runs:
+        run_entity, run_project = _names(run_entity, run_project)
+        who.require(run_entity, run_project, "write")
+        links.append((_role(role), run_entity, run_project, _run_id(run_id)))
+    if body.base_version_id is not None:
+        base = _version_for(b, who, body.base_version_id, "read")
+        if (base.entity, base.project, base.name) != (entity, project, body.name):
+            raise ValidationError(f"the base version {base.qualified_name} is of another artifact")
+    # Everything the version refers to must be the key's to use: its pages and their blobs.
+    pages, blobs, missing = b.service.manifest_closure(digest)
+    if not missing:
+        wanted = [*pages, *blobs]
+        have = readable_blobs(b.catalog, who, wanted)
+        missing = [d for d in wanted if d not in have]
+    if missing:
+        return _commit_result(CommitResult(None, False, tuple(missing)))
+    req = ImportRequest(
+        entity=entity,
+        project=project,
+        name=body.name,
+        type=body.type,
+        digest=digest,
+        index=body.index,
+        created_at=body.created_at,
+        description=body.description,
+        metadata=body.metadata,
+        aliases=aliases,
+        tags=tags,
+        created_by=body.created_by,
+        runs=links,
+        base_version_id=body.base_version_id,
+        collection_description=body.collection_description,
+    )
+    return _commit_result(b.service.import_version(req))
