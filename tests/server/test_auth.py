@@ -14,6 +14,7 @@ import pytest
 
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import (
+    ArtifactNotFoundError,
     AuthenticationError,
     BlobNotFoundError,
     DigestMismatchError,
@@ -100,17 +101,23 @@ def test_a_key_sees_and_changes_only_its_projects(clients: dict[str, HttpService
     _commit(alice, "private", b"private data")
     assert reader.resolve("alice", "shared", "ds", None).version == "v0"
     assert reader.list_projects() == [("alice", "shared")]
-    with pytest.raises(PermissionDeniedError, match="403"):
+    # A key that may not read a project is told it is not found (404), as if it did not exist.
+    with pytest.raises(ArtifactNotFoundError, match="not found"):
         reader.resolve("alice", "private", "ds", None)
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError):
         bob.resolve("alice", "shared", "ds", None)
-    with pytest.raises(PermissionDeniedError):  # read-only: no commits
+    with pytest.raises(PermissionDeniedError, match="403"):  # read-only: no commits
         _commit(reader, "shared", b"more", entity="alice")
-    with pytest.raises(PermissionDeniedError):  # bob writes only under bob/
+    with pytest.raises(ArtifactNotFoundError):  # bob may not even read alice/shared
         _commit(bob, "shared", b"bob's", entity="alice")
     version = alice.resolve("alice", "private", "ds", None)
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError) as hidden:
         bob.get_version(version.id)
+    with pytest.raises(ArtifactNotFoundError) as absent:
+        bob.get_version("f" * len(version.id))
+    assert str(hidden.value).replace(version.id, "ID") == str(absent.value).replace(
+        "f" * len(version.id), "ID"
+    )
     with pytest.raises(PermissionDeniedError):
         reader.delete_version(alice.resolve("alice", "shared", "ds", None).id)
 
@@ -242,7 +249,7 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
     svc = HttpService(server.url, key, str(tmp_path / "d"), retries=0)
     assert svc.default_entity == "dave"
     assert svc.list_collections("team", "models") == []
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError):
         svc.list_collections("team", "other")
     # A non-admin key cannot make keys.
     denied = subprocess.run(

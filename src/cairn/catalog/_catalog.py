@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,7 +33,14 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import QueuePool
 
 from cairn.catalog import _schema as s
@@ -79,6 +87,27 @@ def _is_transient(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+_HOST_PORT = re.compile(r'(?:at|host) "[^"]*"(?: \([^)]*\))?(?:, port \d+)?|port \d+')
+_SOCKET = re.compile(r'socket "[^"]*"')
+_USER = re.compile(r'(user|role|database) "[^"]*"')
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's message) without the catalog's host, port, user name or password."""
+    try:
+        parts = make_url(url)
+        secrets = [parts.password, parts.username, parts.host, parts.port]
+    except ArgumentError:
+        secrets = []
+    text = _HOST_PORT.sub("<catalog host>", text)
+    text = _SOCKET.sub("<catalog socket>", text)
+    text = _USER.sub(lambda m: f"{m.group(1)} <hidden>", text)
+    for secret in secrets:
+        if secret is not None and len(str(secret)) >= 2:
+            text = text.replace(str(secret), "<hidden>")
+    return " ".join(text.split())
+
+
 class Catalog:
     """Metadata in SQL. ``url`` is any SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``)."""
 
@@ -90,6 +119,18 @@ class Catalog:
         from cairn.catalog._migrate import ensure_schema
 
         ensure_schema(self, create=create)
+
+    @property
+    def display(self) -> str:
+        """The catalog as error messages name it: a SQLite file's path, or a PostgreSQL
+        database's name (never its host, port or credentials)."""
+        try:
+            parts = make_url(self.url)
+        except ArgumentError:
+            return self.dialect
+        if self.dialect == "sqlite":
+            return str(parts.database or "(memory)")
+        return f"{self.dialect} database {parts.database or ''!s}".strip()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -152,13 +193,17 @@ class Catalog:
                 # A concurrent writer created the same row first; the retry will see it.
                 if attempt == _RETRIES - 1:
                     raise ConflictError(
-                        f"catalog conflict, retries exhausted: {exc.orig}"
+                        f"catalog conflict, retries exhausted: {scrub(str(exc.orig), self.url)}"
                     ) from None
             except (OperationalError, DBAPIError) as exc:
                 if not _is_transient(exc) or attempt == _RETRIES - 1:
-                    raise CommError(f"catalog error ({self.dialect}): {exc.orig}") from None
+                    raise CommError(
+                        f"catalog error ({self.dialect}): {scrub(str(exc.orig), self.url)}"
+                    ) from None
             except SQLAlchemyError as exc:
-                raise CommError(f"catalog error ({self.dialect}): {exc}") from None
+                raise CommError(
+                    f"catalog error ({self.dialect}): {scrub(str(exc), self.url)}"
+                ) from None
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")

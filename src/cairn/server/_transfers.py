@@ -88,7 +88,7 @@ class Transfers:
         if row is None:
             raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
         if row.user_name != user:
-            raise PermissionDeniedError(f"upload {upload_id!r} belongs to another user")
+            raise PermissionDeniedError(f"upload {upload_id!r} belongs to another key")
         return Upload(
             row.id, row.user_name, row.digest, int(row.size), int(row.part_size), row.backend_ref
         )

@@ -30,9 +30,16 @@ from urllib.parse import quote
 
 import httpx
 
-from cairn.core import blob_path_parts, check_digest, digest_bytes, digest_from_hasher, new_hasher
+from cairn.core import (
+    blob_path_parts,
+    check_digest,
+    digest_bytes,
+    digest_from_hasher,
+    new_hasher,
+    validate_project,
+)
 from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
-from cairn.errors import CairnError, CommError, DigestMismatchError
+from cairn.errors import CairnError, CommError, DigestMismatchError, ValidationError
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.service._wire import (
@@ -41,6 +48,7 @@ from cairn.service._wire import (
     changes_to_json,
     collection_from_json,
     error_from_body,
+    key_id_of,
     pack_blobs,
     registry_from_json,
     run_from_json,
@@ -62,6 +70,10 @@ _RETRY_STATUS = (502, 503, 504)
 
 
 def _seg(value: str) -> str:
+    """One path segment, quoted. A segment of dots only would be resolved away by URL rules
+    (``/a/../b`` is ``/b``), reaching another route: refused, as the names it stands for are."""
+    if not value.strip("."):
+        raise ValidationError(f"{value!r} cannot be sent as a name: it is empty or only dots")
     return quote(value, safe="")
 
 
@@ -194,6 +206,8 @@ class HttpService:
         return self._info
 
     def _project(self, entity: str, project: str) -> str:
+        validate_project(entity, "entity")
+        validate_project(project)
         return f"/projects/{_seg(entity)}/{_seg(project)}"
 
     # -- identity ------------------------------------------------------------------------------
@@ -708,7 +722,8 @@ class HttpService:
         return dict(self._call("POST", "/keys", json=body))
 
     def revoke_key(self, key_id: str) -> None:
-        self._call("DELETE", f"/keys/{_seg(key_id)}")
+        """Revoke a key by id (or by the whole key: only its id is sent)."""
+        self._call("DELETE", f"/keys/{key_id_of(key_id)}")
 
     def list_keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/keys"))
