@@ -96,3 +96,28 @@ def test_a_manifest_that_would_escape_the_download_root_is_refused(tmp_path: pat
     with pytest.raises(ManifestFormatError, match="unsafe"):
         forged.download(root=str(tmp_path / "root"))
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_metadata_nan_becomes_null_and_reads_back_on_both_stores() -> None:
+    art = cairn.Artifact("m", "dataset", metadata={"loss": float("nan"), "xs": [1.0, float("nan")]})
+    assert art.metadata == {"loss": None, "xs": [1.0, None]}
+    write("f.txt", "f")
+    art.add_file("f.txt")
+    with cairn.init() as run:
+        run.log_artifact(art)
+    logged = cairn.Api().artifact("m:latest")
+    assert logged.metadata == {"loss": None, "xs": [1.0, None]}
+    json.dumps(logged.metadata, allow_nan=False)
+
+
+def test_metadata_too_deep_or_out_of_range_is_a_clear_error() -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):  # deeper than Python's recursion limit
+        node["x"] = node = {}
+    with pytest.raises(ValueError, match="nested"):
+        cairn.Artifact("d", "dataset", metadata=deep)
+    with pytest.raises(ValueError, match=r"metadata\.big"):
+        cairn.Artifact("d", "dataset", metadata={"big": 1 << 70})
+    art = cairn.Artifact("d", "dataset", metadata={"tags": {"b", "a"}})  # a set: a list
+    assert sorted(art.metadata["tags"]) == ["a", "b"]

@@ -33,6 +33,7 @@ import httpx
 from cairn.core import (
     blob_path_parts,
     check_digest,
+    check_json_value,
     digest_bytes,
     digest_from_hasher,
     new_hasher,
@@ -175,6 +176,11 @@ class HttpService:
         ``accept`` is returned instead of raised)."""
         body_factory: Callable[[], Any] | None = kw.pop("body_factory", None)
         accept: tuple[int, ...] = kw.pop("accept", ())
+        if isinstance(kw.get("json"), dict):
+            # What the server would refuse (NaN, 1e999, ...) is refused here alike, field named.
+            for field, value in kw["json"].items():
+                if field not in ("changes", "digests"):  # checked row by row by the server
+                    check_json_value(value, field)
         for attempt in range(self._retries + 1):
             if body_factory is not None:
                 kw["content"] = body_factory()
