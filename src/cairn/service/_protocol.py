@@ -120,7 +120,7 @@ class Service(Protocol):
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         """Store a file's content, hashing it on the way; returns its digest and size.
 
-        ``link=True`` (the "immutable" policy) lets a local store hard-link the file."""
+        ``link=True`` (the "immutable" policy) lets a local store clone the file (copy-on-write)."""
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         """Those of ``digests`` the store lacks (asked once per batch, never per file)."""

@@ -15,6 +15,7 @@ SQLite serialises writers (WAL mode, waiting up to a minute for the lock).
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import sqlite3
@@ -52,6 +53,9 @@ def _touch(path: str) -> None:
 
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+_FICLONE = 0x40049409  # Linux ioctl: a copy-on-write clone of a whole file (btrfs, XFS, ...)
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -179,26 +183,17 @@ class LocalBlobStore:
             _fsync_dir(parent)
 
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
-        """Store a file's content. With ``link``, a large file is hard-linked into the store
-        instead of copied when the file system allows it (the caller promises never to change
-        the file: it *is* the blob afterwards)."""
+        """Store a file's content. With ``link`` (``policy="immutable"``), a large file is
+        cloned into the store where the file system offers copy-on-write clones (btrfs, XFS,
+        ...): no bytes are copied, and a later change of the user's file cannot reach the blob.
+        Elsewhere it is copied. It is never hard-linked: the user's file would *be* the blob, and
+        writing over it (``torch.save`` to the same path) would change stored content."""
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
             if link and size >= self.small_limit:
-                digest, _ = hash_stream(src)
-                final = self.path_of(digest)
-                if not os.path.exists(final):
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    try:
-                        os.link(path, final)
-                    except OSError:
-                        link = False  # another file system, or links not allowed: copy
-                    else:
-                        return BlobInfo(digest, size)
-                else:
-                    _touch(final)
-                    return BlobInfo(digest, size)
-                src.seek(0)
+                cloned = self._put_clone(src, size)
+                if cloned is not None:
+                    return cloned
             if size < self.small_limit:
                 data = src.read()
                 digest = digest_bytes(data)
@@ -237,6 +232,37 @@ class LocalBlobStore:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
                 raise
+        return BlobInfo(digest, written)
+
+    def _put_clone(self, src: BinaryIO, size: int) -> BlobInfo | None:
+        """Clone ``src`` into the store and hash the clone (which no one else can change), or
+        None when this file system cannot clone."""
+        tmp = self._tmp_path()
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
+            try:
+                fcntl.ioctl(out, _FICLONE, src.fileno())
+                if self._durable:
+                    os.fsync(out)  # as durable as a copy: the clone's metadata is on disk
+            finally:
+                os.close(out)
+        except OSError:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            return None  # no clones on this file system (or across two): copy instead
+        try:
+            with open(tmp, "rb") as clone:
+                digest, written = hash_stream(clone)
+            final = self.path_of(digest)
+            if os.path.exists(final):
+                os.unlink(tmp)
+                _touch(final)
+            else:
+                self._install(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         return BlobInfo(digest, written)
 
     def adopt(self, path: str, digest: str) -> None:
