@@ -180,3 +180,23 @@ def test_alias_and_rm(tmp_path: pathlib.Path) -> None:
     assert kept.code == 1 and "latest" in kept.err and "--delete-aliases" in kept.err
     run_ok("artifact", "rm", "proj/ds:latest", "--delete-aliases")
     assert run("artifact", "get", "proj/ds").code == 1
+
+
+def test_json_output_is_always_strict_json(tmp_path: pathlib.Path, cairn_env: pathlib.Path) -> None:
+    import json
+    import sqlite3
+
+    data = make_tree(tmp_path / "d", {"a.txt": b"1"})
+    run_ok("artifact", "put", str(data), "-n", "p/ds")
+    # A store written by an older cairn may hold NaN in metadata.
+    with sqlite3.connect(os.path.join(os.environ["CAIRN_DIR"], "catalog.sqlite")) as conn:
+        conn.execute("""UPDATE versions SET metadata = '{"loss": NaN, "x": Infinity}'""")
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> object:
+            raise ValueError(f"not strict JSON: {name}")
+
+        return json.loads(text, parse_constant=refuse)
+
+    versions = strict(run_ok("artifact", "versions", "p/ds", "--json").out)
+    assert isinstance(versions, list) and versions[0]["metadata"] == {"loss": None, "x": None}

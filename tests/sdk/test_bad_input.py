@@ -121,3 +121,26 @@ def test_metadata_too_deep_or_out_of_range_is_a_clear_error() -> None:
         cairn.Artifact("d", "dataset", metadata={"big": 1 << 70})
     art = cairn.Artifact("d", "dataset", metadata={"tags": {"b", "a"}})  # a set: a list
     assert sorted(art.metadata["tags"]) == ["a", "b"]
+
+
+def test_download_root_that_is_a_file_and_names_as_long_as_names_can_be(
+    tmp_path: pathlib.Path,
+) -> None:
+    long_name = "n" * 251 + ".bin"  # 255 bytes: no room for a suffix beside it
+    art = cairn.Artifact("long", "dataset")
+    art.add_file(write("small.txt", "s"), name=long_name)
+    art.add_file(write("big.bin", "b" * 200_000), name="d/" + long_name)
+    with cairn.init() as run:
+        run.log_artifact(art)
+    logged = cairn.Api().artifact("long:latest")
+    root = logged.download(root=str(tmp_path / "out"))
+    assert (pathlib.Path(root) / long_name).read_text() == "s"
+    assert (pathlib.Path(root) / "d" / long_name).stat().st_size == 200_000
+    blocker = write(str(tmp_path / "a-file"), "x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        logged.download(root=blocker)
+    in_the_way = tmp_path / "other"
+    in_the_way.mkdir()
+    (in_the_way / "d").write_text("a file where a directory goes")
+    with pytest.raises(ValueError, match="in the way"):
+        logged.download(root=str(in_the_way))

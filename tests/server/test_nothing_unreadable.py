@@ -5,6 +5,8 @@ field named, and nothing left behind."""
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from cairn.core import ManifestEntry, build_tree, digest_bytes
 from cairn.errors import ValidationError
 from cairn.service import CommitRequest, Service
 from cairn.service._http import HttpService
+from cairn.storage import hash_file
 from tests._infra import CairnServer
 
 
@@ -99,3 +102,21 @@ def test_deep_nesting_is_refused_not_a_crash(both: dict[str, Service]) -> None:
         svc.store_blobs([(digest_bytes(b"abc"), b"abc")])
         with pytest.raises(ValidationError, match="nested"):
             svc.commit(_request(deep))
+
+
+def test_a_file_truncated_between_hashing_and_upload_is_named(
+    both: dict[str, Service], tmp_path: pathlib.Path
+) -> None:
+    server = both["server"]
+    assert isinstance(server, HttpService)
+    path = tmp_path / "ckpt.bin"
+    path.write_bytes(os.urandom(600_000))
+    digest, size = hash_file(str(path))
+    with open(path, "r+b") as f:  # the training job rewrites it meanwhile
+        f.truncate(100_000)
+    with pytest.raises(ValidationError, match=r"ckpt\.bin changed while cairn was uploading"):
+        server._upload_file(str(path), digest, size)
+    path.write_bytes(os.urandom(600_000))  # same size, other content
+    with pytest.raises(ValidationError, match="not what was hashed"):
+        server._upload_file(str(path), digest, size)
+    assert server.missing_blobs([digest]) == [digest]

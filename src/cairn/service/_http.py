@@ -85,6 +85,13 @@ def _json_body(resp: httpx.Response) -> Any:
         return None
 
 
+def _changed(path: str, how: str) -> ValidationError:
+    return ValidationError(
+        f"file {path} changed while cairn was uploading it ({how}); add it again once it is"
+        " complete"
+    )
+
+
 def _copy_verified(src: str, dest: str, digest: str) -> None:
     hasher = new_hasher()
     with open(src, "rb") as fin, open(dest, "wb") as fout:
@@ -324,8 +331,17 @@ class HttpService:
 
     def _upload_file(self, path: str, digest: str, size: int) -> None:
         fd = os.open(path, os.O_RDONLY)
+
+        def read(off: int, n: int) -> bytes:
+            data = os.pread(fd, n, off)
+            if len(data) != n:
+                raise _changed(path, "it is shorter than when it was hashed")
+            return data
+
         try:
-            self._upload(digest, size, lambda off, n: os.pread(fd, n, off), path)
+            self._upload(digest, size, read, path)
+        except DigestMismatchError:
+            raise _changed(path, "its content is not what was hashed") from None
         finally:
             os.close(fd)
 

@@ -69,7 +69,7 @@ from cairn.service._maintenance import (
 )
 from cairn.service._protocol import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.service._search import SearchRequest, SearchResult
-from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
+from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
 
 STORE_FORMAT = 1
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
@@ -143,6 +143,9 @@ def _check_request(request: CommitRequest | StageRequest) -> None:
             raise ValidationError(f"entry {path!r}: size {entry.size} is beyond 64 bits")
 
 
+_TRUE = ("1", "true", "yes", "on")
+
+
 class LocalService:
     """A Service over a catalog and a blob store in this process."""
 
@@ -169,13 +172,26 @@ class LocalService:
         self._maintenance = maintenance_lock or ThreadMaintenanceLock()
 
     @classmethod
-    def open(cls, root: str) -> LocalService:
-        """Open (creating if needed) the embedded store at ``root``."""
+    def open(cls, root: str, *, allow_network_fs: bool | None = None) -> LocalService:
+        """Open (creating if needed) the embedded store at ``root``.
+
+        A directory on a network or FUSE file system is refused (SQLite's locks are not safe
+        there) unless ``allow_network_fs`` (default: ``CAIRN_ALLOW_NETWORK_FS``) is true."""
         root = os.path.abspath(os.path.expanduser(root))
         try:
             os.makedirs(root, exist_ok=True)
         except OSError as exc:
             raise CommError(f"cannot create the cairn store at {root}: {exc.strerror}") from None
+        if allow_network_fs is None:
+            allow_network_fs = os.environ.get("CAIRN_ALLOW_NETWORK_FS", "").lower() in _TRUE
+        fs = None if allow_network_fs else network_filesystem(root)
+        if fs is not None:
+            raise UsageError(
+                f"the cairn store {root} is on a network file system ({fs}), where SQLite's"
+                " locking is not safe and two machines could corrupt it; share a store between"
+                " machines with `cairn server` (CAIRN_BASE_URL), or set"
+                " CAIRN_ALLOW_NETWORK_FS=true if only one process ever writes it"
+            )
         marker = os.path.join(root, "cairn-store.json")
         if os.path.exists(marker):
             with open(marker) as f:
