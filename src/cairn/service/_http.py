@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import random
 import threading
@@ -66,7 +67,10 @@ BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
 PREFETCH_BATCH = 1024  # small blobs per download request
 _THREADS = 4
-_RETRIES = 9  # backoff 0.2 s doubling to 5 s: about 30 s in all
+_RETRIES = 12  # backoff 0.2 s doubling to 5 s, within RETRY_SECONDS in all
+RETRY_SECONDS = 45.0  # a call is given up after this long (a catalog restart takes seconds)
+_NOTICE_AFTER = 2.0  # waiting longer than this is said on stderr, once per call
+_log = logging.getLogger("cairn")
 _RETRY_STATUS = (502, 503, 504)
 
 
@@ -178,9 +182,28 @@ class HttpService:
     def _backoff(self, attempt: int) -> None:
         time.sleep(min(5.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
 
-    def _send(self, client: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response:
-        """One request, retried on connection failures and 502/503/504 (an error status in
-        ``accept`` is returned instead of raised)."""
+    def _wait(self, attempt: int, started: float, why: str, notice: bool) -> bool:
+        """Wait before another attempt, or False when the time for retries is spent; with
+        ``notice``, say on stderr what it waits for."""
+        if attempt >= self._retries or time.monotonic() - started > RETRY_SECONDS:
+            return False
+        if notice:
+            _log.warning(
+                "cairn: waiting for the server at %s (%s); retrying for up to %d s",
+                self.base_url,
+                why,
+                RETRY_SECONDS,
+            )
+        self._backoff(attempt)
+        return True
+
+    def _send(
+        self, client: httpx.Client, method: str, url: str, *, idempotent: bool = True, **kw: Any
+    ) -> httpx.Response:
+        """One request, retried on connection failures and 502/503/504 for at most
+        ``RETRY_SECONDS`` (an error status in ``accept`` is returned instead of raised). A call
+        that is not ``idempotent`` (one that creates a key) is retried only when it never reached
+        the server."""
         body_factory: Callable[[], Any] | None = kw.pop("body_factory", None)
         accept: tuple[int, ...] = kw.pop("accept", ())
         if isinstance(kw.get("json"), dict):
@@ -188,29 +211,40 @@ class HttpService:
             for field, value in kw["json"].items():
                 if field not in ("changes", "digests"):  # checked row by row by the server
                     check_json_value(value, field)
-        for attempt in range(self._retries + 1):
+        started = time.monotonic()
+        noticed = False
+        attempt = 0
+        while True:
             if body_factory is not None:
                 kw["content"] = body_factory()
             try:
                 resp = client.request(method, url, **kw)
             except httpx.TransportError as exc:
-                if attempt == self._retries:
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                why = f"{type(exc).__name__}: {exc!s}"
+                notice = not noticed and time.monotonic() - started > _NOTICE_AFTER
+                noticed = noticed or notice
+                if not (idempotent or never_sent) or not self._wait(attempt, started, why, notice):
                     raise CommError(
                         f"cannot reach the cairn server at {self.base_url}: {exc!s}"
                         " (is it running? is CAIRN_BASE_URL right?)"
                     ) from None
-                self._backoff(attempt)
-                continue
-            if resp.status_code in _RETRY_STATUS and attempt < self._retries:
-                self._backoff(attempt)
-                continue
-            if resp.status_code >= 400 and resp.status_code not in accept:
-                raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
-            return resp
-        raise AssertionError("unreachable")
+            else:
+                if resp.status_code not in _RETRY_STATUS or not idempotent:
+                    if resp.status_code >= 400 and resp.status_code not in accept:
+                        raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
+                    return resp
+                body = _json_body(resp)
+                err = body.get("error") if isinstance(body, dict) else None
+                why = f"{resp.status_code}: {err.get('message') if isinstance(err, dict) else ''}"
+                notice = not noticed and time.monotonic() - started > _NOTICE_AFTER
+                noticed = noticed or notice
+                if not self._wait(attempt, started, why.rstrip(": "), notice):
+                    raise error_from_body(resp.status_code, body, self.base_url)
+            attempt += 1
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        resp = self._send(self._http, method, path, **kw)
+    def _call(self, method: str, path: str, *, idempotent: bool = True, **kw: Any) -> Any:
+        resp = self._send(self._http, method, path, idempotent=idempotent, **kw)
         return resp.json() if resp.content else None
 
     def _whoami(self) -> dict[str, Any]:
@@ -741,7 +775,8 @@ class HttpService:
 
     def create_key(self, user: str, project: str | None, role: str) -> dict[str, Any]:
         body = {"user": user, "project": project, "role": role}
-        return dict(self._call("POST", "/keys", json=body))
+        # Not idempotent: a retry after the request arrived could make a second key.
+        return dict(self._call("POST", "/keys", json=body, idempotent=False))
 
     def revoke_key(self, key_id: str) -> None:
         """Revoke a key by id (or by the whole key: only its id is sent)."""

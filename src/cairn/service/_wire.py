@@ -321,6 +321,7 @@ STATUS: dict[type[errors.CairnError], int] = {
     errors.PermissionDeniedError: 403,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
+    errors.UnavailableError: 503,
     errors.UsageError: 409,
     errors.DigestMismatchError: 422,
     errors.ValidationError: 400,
