@@ -242,11 +242,11 @@ class Catalog:
                     continue
                 if not _is_transient(exc) or attempt == _RETRIES - 1:
                     raise CommError(
-                        f"catalog error ({self.dialect}): {scrub(str(exc.orig), self.url)}"
+                        f"catalog error ({self.display}): {scrub(str(exc.orig), self.url)}"
                     ) from None
             except SQLAlchemyError as exc:
                 raise CommError(
-                    f"catalog error ({self.dialect}): {scrub(str(exc), self.url)}"
+                    f"catalog error ({self.display}): {scrub(str(exc), self.url)}"
                 ) from None
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)

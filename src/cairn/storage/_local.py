@@ -15,6 +15,7 @@ SQLite serialises writers (WAL mode, waiting up to a minute for the lock).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import os
@@ -108,6 +109,9 @@ class LocalBlobStore:
             )
             try:
                 conn.execute("PRAGMA page_size=16384")
+                # Pages freed by gc go back to the file system (``incremental_vacuum`` after each
+                # delete). Takes effect when the file is created; older stores keep their mode.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 # A rollback journal, not WAL: blobs are appended in large batches, and WAL would
                 # write every byte twice (log, then checkpoint). Readers wait out a commit.
                 conn.execute("PRAGMA journal_mode=TRUNCATE")
@@ -135,7 +139,12 @@ class LocalBlobStore:
         small = [(digest_raw(d), len(b), now, b) for d, b in items if len(b) < self.small_limit]
         for digest, data in items:
             if len(data) >= self.small_limit:
-                self._put_large_bytes(digest, data)
+                try:
+                    self._put_large_bytes(digest, data)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise self._store_error(f"could not store blob {digest}", exc) from None
+                    raise
         if not small:
             return
         with self._lock:
@@ -152,8 +161,11 @@ class LocalBlobStore:
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise CommError(f"could not store blobs in {self._db_path}: {exc}") from None
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
+                raise self._store_error("could not store blobs", exc) from None
 
     def _put_large_bytes(self, digest: str, data: bytes) -> None:
         final = self.path_of(digest)
@@ -188,6 +200,14 @@ class LocalBlobStore:
         ...): no bytes are copied, and a later change of the user's file cannot reach the blob.
         Elsewhere it is copied. It is never hard-linked: the user's file would *be* the blob, and
         writing over it (``torch.save`` to the same path) would change stored content."""
+        try:
+            return self._put_file(path, link)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise self._store_error(f"could not store {path}", exc) from None
+            raise
+
+    def _put_file(self, path: str, link: bool) -> BlobInfo:
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
             if link and size >= self.small_limit:
@@ -405,12 +425,20 @@ class LocalBlobStore:
             return None
 
     def delete_many(self, digests: Iterable[str]) -> int:
+        """Delete blobs. Large files are unlinked first: on a full disk that frees the space
+        the small-blob database then needs to record its own deletions."""
         wanted = list(dict.fromkeys(digests))
         removed = 0
+        for d in wanted:
+            try:
+                os.unlink(self.path_of(d))
+                removed += 1
+            except FileNotFoundError:
+                pass
         with self._lock:
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
             try:
+                db.execute("BEGIN IMMEDIATE")
                 for start in range(0, len(wanted), _BATCH):
                     chunk = wanted[start : start + _BATCH]
                     marks = ",".join("?" * len(chunk))
@@ -420,16 +448,26 @@ class LocalBlobStore:
                     )
                     removed += cur.rowcount
                 db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        for d in wanted:
-            try:
-                os.unlink(self.path_of(d))
-                removed += 1
-            except FileNotFoundError:
-                pass
+                db.execute("PRAGMA incremental_vacuum")  # give the freed pages back
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
+                raise self._store_error("could not remove blobs", exc) from None
         return removed
+
+    def _store_error(self, what: str, exc: BaseException) -> CommError:
+        """A write that failed, naming this store (and saying so when it is full)."""
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in text.lower()
+        if full:
+            return CommError(
+                f"{what}: the blob store {self.root} is full ({text}); free space on its disk,"
+                " or delete versions and run `cairn gc`"
+            )
+        return CommError(f"{what} in the blob store {self.root}: {text}")
 
     def list(self) -> Iterator[BlobInfo]:
         with self._lock:
