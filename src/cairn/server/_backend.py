@@ -13,6 +13,7 @@ from cairn.errors import UsageError
 from cairn.server._auth import KeyRing
 from cairn.server._transfers import PART_SIZE, Transfers
 from cairn.service import LocalService
+from cairn.service._maintenance import maintenance_lock_for_catalog
 from cairn.storage import BlobStore, LocalBlobStore
 
 MAX_JSON_BYTES = 256 << 20  # a commit of a million entries is about 130 MB of JSON
@@ -88,7 +89,13 @@ class Backend:
             blobs = LocalBlobStore(path)
             spool = os.path.join(path, "tmp", "uploads")
         service = LocalService(
-            catalog, blobs, location=config.store, entity="server", track_blob_owners=True
+            catalog,
+            blobs,
+            location=config.store,
+            entity="server",
+            track_blob_owners=True,
+            # Shared with every server process and `cairn gc --db/--store`: see _maintenance.py.
+            maintenance_lock=maintenance_lock_for_catalog(catalog),
         )
         return cls(
             catalog=catalog,
