@@ -171,6 +171,7 @@ def begin_upload(body: UploadIn, who: Who, b: B) -> dict[str, Any]:
 
 @router.get("/uploads/{upload_id}", summary="An upload's state: which parts arrived")
 def upload_status(upload_id: str, who: Who, b: B) -> dict[str, Any]:
+    _may_upload(who)
     return b.transfers.status(uploader(who), upload_id)
 
 
