@@ -91,7 +91,7 @@ def test_retries_say_what_they_wait_for_and_give_up(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()  # nothing listens there
-    svc = HttpService(f"http://127.0.0.1:{port}", "k", str(tmp_path), retries=5)
+    svc = HttpService(f"http://127.0.0.1:{port}", "k", str(tmp_path), retries=4, notice_after=0.05)
     with caplog.at_level(logging.WARNING, logger="cairn"), pytest.raises(CommError, match="reach"):
         svc.list_projects()
     notices = [r.getMessage() for r in caplog.records if "waiting for the server" in r.getMessage()]

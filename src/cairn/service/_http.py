@@ -156,6 +156,7 @@ class HttpService:
         *,
         transport: httpx.BaseTransport | None = None,
         retries: int = _RETRIES,
+        notice_after: float = _NOTICE_AFTER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"User-Agent": "cairn-http"}
@@ -174,6 +175,7 @@ class HttpService:
         self._plain = httpx.Client(timeout=timeout, limits=limits)
         self._cache = DownloadCache(cache_dir)
         self._retries = retries
+        self._notice_after = notice_after
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
@@ -222,7 +224,7 @@ class HttpService:
             except httpx.TransportError as exc:
                 never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 why = f"{type(exc).__name__}: {exc!s}"
-                notice = not noticed and time.monotonic() - started > _NOTICE_AFTER
+                notice = not noticed and time.monotonic() - started > self._notice_after
                 noticed = noticed or notice
                 if not (idempotent or never_sent) or not self._wait(attempt, started, why, notice):
                     raise CommError(
@@ -237,7 +239,7 @@ class HttpService:
                 body = _json_body(resp)
                 err = body.get("error") if isinstance(body, dict) else None
                 why = f"{resp.status_code}: {err.get('message') if isinstance(err, dict) else ''}"
-                notice = not noticed and time.monotonic() - started > _NOTICE_AFTER
+                notice = not noticed and time.monotonic() - started > self._notice_after
                 noticed = noticed or notice
                 if not self._wait(attempt, started, why.rstrip(": "), notice):
                     raise error_from_body(resp.status_code, body, self.base_url)
