@@ -104,3 +104,39 @@ def test_without_a_store_gc_and_verify_say_so(tmp_path: pathlib.Path) -> None:
     assert not (tmp_path / "nothing-here").exists()
     remote = _cairn("verify", env={**env, "CAIRN_BASE_URL": "http://127.0.0.1:9"})
     assert remote.returncode != 0 and "--db" in remote.stderr
+
+
+def _blob_file(store: str, digest: str) -> pathlib.Path:
+    return pathlib.Path(store, "sha256", digest[7:9], digest[9:])
+
+
+def test_a_damaged_or_missing_blob_is_repaired_by_the_next_log(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    from cairn.service import LocalService
+    from cairn.storage import LocalBlobStore
+
+    content = os.urandom(300_000)
+    digest = digest_bytes(content)
+    # Embedded: verify finds the damage (and drops the bad copy); the next log stores it again.
+    local = LocalService.open(str(tmp_path / "store"))
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(content)
+    local.store_file(str(src))
+    assert isinstance(local.blobs, LocalBlobStore)
+    blob = pathlib.Path(local.blobs.path_of(digest))
+    blob.chmod(0o644)
+    blob.write_bytes(b"\0" * len(content))
+    assert [p.kind for p in local.verify().problems] == ["damaged"]
+    assert local.missing_blobs([digest]) == [digest]
+    local.store_file(str(src))
+    assert local.read_blob(digest) == content and local.verify().ok
+    local.close()
+    # Server: a blob lost from the store is reported missing, so the next log uploads it again.
+    svc = HttpService(server.url, server.create_key("e"), str(tmp_path / "cache"), retries=0)
+    _log(svc, "first", content)
+    _blob_file(server.store, digest).unlink()
+    assert svc.missing_blobs([digest]) == [digest]
+    _log(svc, "again", content)
+    assert _blob_file(server.store, digest).read_bytes() == content
+    svc.close()

@@ -548,6 +548,11 @@ def verify_store(
             hashed_bytes += size
             bar.advance(1, size)
     problems = _referrers(blobs, checked, bad) if bad else []
+    damaged = [d for d, kind in bad.items() if kind == DAMAGED]
+    if damaged:
+        # A damaged copy is worse than none: presence checks would call it present forever.
+        # Removed, the next log of the same content stores it again (the repair).
+        blobs.delete_many(damaged)
     return VerifyReport(
         versions=len(checked),
         blobs=len(to_hash) + len(pages),
