@@ -140,3 +140,28 @@ def test_a_damaged_or_missing_blob_is_repaired_by_the_next_log(
     _log(svc, "again", content)
     assert _blob_file(server.store, digest).read_bytes() == content
     svc.close()
+
+
+def test_abandoned_uploads_are_swept_after_their_age(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    headers = {"Authorization": f"Bearer {server.create_key('e')}"}
+    content = os.urandom(300_000)
+    begun = httpx.post(
+        f"{server.url}/api/v1/uploads",
+        headers=headers,
+        json={"digest": digest_bytes(content), "size": 300 << 30},  # declares 300 GiB, sends little
+    )
+    assert begun.status_code == 200, begun.text
+    upload = begun.json()["id"]
+    spool = pathlib.Path(server.store, "tmp", "uploads")
+    assert list(spool.glob(f"{upload}*"))
+    # Nothing sent yet: the spool file is not stretched to the size the client declared.
+    assert (spool / f"{upload}.partial").stat().st_size == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env |= {"CAIRN_CACHE_DIR": str(tmp_path / "c"), "CAIRN_SERVER_UPLOAD_MAX_AGE": "0"}
+    done = _cairn("gc", "--db", server.db, "--store", server.store, "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    assert list(spool.glob(f"{upload}*")) == []
+    gone = httpx.get(f"{server.url}/api/v1/uploads/{upload}", headers=headers)
+    assert gone.status_code == 404

@@ -75,7 +75,8 @@ def _server_options(f: F) -> F:
 
 @contextlib.contextmanager
 def _store(db: str | None, store: str | None) -> Iterator[LocalService | None]:
-    """A server's service when --db/--store are given, else None (the embedded store)."""
+    """A server's service when --db/--store are given, else None (the embedded store). Its
+    abandoned uploads are swept on the way (older than CAIRN_SERVER_UPLOAD_MAX_AGE)."""
     if not db and not store:
         yield None
         return
@@ -83,6 +84,7 @@ def _store(db: str | None, store: str | None) -> Iterator[LocalService | None]:
 
     backend = Backend.open(ServerConfig.from_env(db, store))
     try:
+        backend.transfers.sweep(backend.config.upload_max_age)
         yield backend.service
     finally:
         backend.close()

@@ -189,7 +189,8 @@ def admin_gc(body: GcIn, who: Who, b: B) -> dict[str, Any]:
     """The same collector as `cairn gc --db/--store`, under the lock every server shares."""
     who.require_admin()
     report = b.service.collect_garbage(grace_seconds=body.grace_seconds, dry_run=body.dry_run)
-    return report.to_json()
+    swept = 0 if body.dry_run else b.transfers.sweep(b.config.upload_max_age)
+    return {**report.to_json(), "abandoned_uploads_removed": swept}
 
 
 @router.post("/admin/verify", summary="Re-hash every stored blob (server admins)")
