@@ -29,7 +29,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 def _kind(method: str, path: str) -> str:
     if path.startswith(("/keys", "/admin/")):
         return "admin"
-    if path in ("/whoami", "/projects", "/blobs/missing", "/blobs/fetch"):
+    if path in ("/whoami", "/projects", "/blobs/missing", "/blobs/fetch", "/search"):
         return "any"
     if path.startswith("/uploads") or path in ("/uploads", "/blobs/batch"):
         return "upload"
