@@ -149,7 +149,7 @@ def server_kills(rounds: int) -> Row:
             time.sleep(rng.uniform(1.0, 4.0))  # up long enough to finish a call or two
             server.kill()
             row.kills += 1
-            server.start()  # same port: the writer's retries carry on
+            _restart(server)  # same port: the writer's retries carry on
             if writer.poll() is not None:  # the writer stopped: how?
                 why = _last_error(int(writer.args[-1]))
                 if "cannot reach the cairn server" in why:
@@ -160,7 +160,7 @@ def server_kills(rounds: int) -> Row:
                 writer = _spawn_worker(env, 10_000 + row.kills)
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-        server.start()  # verify runs with a server up, as it would in production
+        _restart(server)  # verify runs with a server up, as it would in production
         check = subprocess.run(
             [sys.executable, "-m", "cairn", "verify", "--db", server.db, "--store", server.store],
             cwd=ROOT,
@@ -177,6 +177,18 @@ def server_kills(rounds: int) -> Row:
         server.stop()
         pg.stop()
     return row
+
+
+def _restart(server: object) -> None:
+    """Start a killed server again; a loaded machine may need more than one try."""
+    for attempt in range(5):
+        try:
+            server.start()  # type: ignore[attr-defined]
+            return
+        except RuntimeError:
+            if attempt == 4:
+                raise
+            time.sleep(2)
 
 
 def concurrent(writers: int, with_gc: bool) -> Row:
@@ -279,7 +291,11 @@ def main(argv: list[str]) -> int:
         ),
     ]
     chosen = [int(x) for x in only.split(",") if x] or range(len(attacks))
-    rows = [attacks[i]() for i in chosen]
+    rows = []
+    for i in chosen:
+        rows.append(attacks[i]())
+        r = rows[-1]
+        print(f"  done: {r.attack}: {r.kills} kills, {r.failures} failures; {r.note}", flush=True)
     print_table(rows)
     return 0 if all(r.failures == 0 for r in rows) else 1
 

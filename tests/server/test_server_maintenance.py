@@ -76,7 +76,7 @@ def test_gc_and_verify_run_against_a_servers_store(
         "verify", env={**env, "CAIRN_SERVER_DB": server.db, "CAIRN_SERVER_STORE": server.store}
     )
     assert bad.returncode == 1 and "kept" in bad.stdout, bad.stdout + bad.stderr
-    blob.unlink()  # (the store is shared by the session's tests: leave no damaged blob)
+    assert not blob.exists()  # verify removed the damaged copy: the next log repairs it
     svc.close()
 
 
