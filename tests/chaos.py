@@ -114,7 +114,7 @@ def embedded_kills(rounds: int) -> Row:
     versions = 0
     for r in range(rounds):
         proc = _spawn_worker(env, r)
-        time.sleep(rng.uniform(0.3, 2.0))
+        time.sleep(rng.uniform(0.5, 2.5))  # the writer's start takes about a second
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             row.kills += 1
@@ -131,7 +131,11 @@ def server_kills(rounds: int) -> Row:
     row = Row("SIGKILL server mid-log (PostgreSQL + directory)", rounds=rounds)
     pg = Postgres()
     base = tempfile.mkdtemp(prefix="chaos-server-")
-    server = CairnServer(pg.create_database("chaos"), f"{base}/blobs")
+    try:
+        server = CairnServer(pg.create_database("chaos"), f"{base}/blobs")
+    except BaseException:
+        pg.stop()
+        raise
     key = server.create_key("chaos", "*/*", "write")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env |= {
