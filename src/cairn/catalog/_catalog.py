@@ -102,7 +102,15 @@ def _is_outage(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(
         t in text
-        for t in ("connection refused", "could not connect", "server closed the connection")
+        for t in (
+            "connection refused",
+            "could not connect",
+            "connection failed",  # psycopg, before any SQLSTATE exists
+            "server closed the connection",
+            "the database system is shutting down",
+            "the database system is starting up",
+            "terminating connection",
+        )
     )
 
 
