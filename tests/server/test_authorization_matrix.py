@@ -29,7 +29,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 def _kind(method: str, path: str) -> str:
     if path.startswith(("/keys", "/admin/")):
         return "admin"
-    if path in ("/whoami", "/projects", "/blobs/missing", "/blobs/fetch", "/search"):
+    if path in ("/whoami", "/projects", "/blobs/missing", "/blobs/fetch", "/search", "/registries"):
         return "any"
     if path.startswith("/uploads") or path in ("/uploads", "/blobs/batch"):
         return "upload"
@@ -74,6 +74,7 @@ def _bodies(digest: str) -> dict[str, dict[str, object]]:
         "post /blobs/fetch": {"digests": [digest]},
         "post /admin/cleanup-pending": {"older_than_seconds": 3600},
         "post /keys": {"user": "zz", "role": "read"},
+        "post /versions/{version_id}/links": {"entity": "alice", "project": "p", "name": "l"},
     }
 
 
