@@ -58,7 +58,7 @@ def test_gc_and_verify_run_against_a_servers_store(
     kept = os.urandom(300_000)
     gone = os.urandom(300_000)
     _log(svc, "kept", kept)
-    svc.delete_version(_log(svc, "gone", gone))
+    svc.delete_version(_log(svc, "gone", gone), delete_aliases=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env |= {"CAIRN_DIR": str(tmp_path / "no-store"), "CAIRN_CACHE_DIR": str(tmp_path / "c")}
     where = ["--db", server.db, "--store", server.store]

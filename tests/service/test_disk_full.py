@@ -63,7 +63,7 @@ def test_a_full_disk_is_named_recovered_by_gc_and_nothing_is_torn(
     for i in range(4):
         _log(svc, src, i)
     for i in range(3):  # deleted: their blobs are garbage until gc runs
-        svc.delete_version(svc.resolve("e", "p", f"ckpt{i}", None).id)
+        svc.delete_version(svc.resolve("e", "p", f"ckpt{i}", None).id, delete_aliases=True)
     logged = 4
     with pytest.raises(CairnError) as full:
         for i in range(4, 100):
