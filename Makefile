@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install dev demo test lint bench docs screenshots chromium clean dist smoke test-min
+.PHONY: install dev demo test lint bench chaos docs screenshots chromium clean dist smoke test-min
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,11 @@ lint: dev
 
 bench: dev
 	$(BIN)/python -m benchmarks
+
+# The attack kit: SIGKILL rounds, concurrent writers, gc racing writers, the authorization matrix,
+# a full disk, a PostgreSQL restart, schemathesis; prints one table (CHAOS_ROUNDS=N scales it).
+chaos: dev
+	$(BIN)/python -m tests.chaos
 
 docs: dev
 	$(BIN)/python -m cairn.cli.docs > docs/cli.md

@@ -112,14 +112,21 @@ class Postgres:
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             " -c max_connections=300 -c shared_buffers=128MB"
         )
+        self._opts = opts
+        self._start()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        atexit.register(self.stop)  # pg_ctl daemonizes: stop the cluster even if a test aborts
+
+    def _start(self) -> None:
+        assert self._dir is not None
         subprocess.run(
             [
-                *as_postgres,
+                *self._as,
                 _pg_bin("pg_ctl"),
                 "-D",
-                data,
+                self._data,
                 "-o",
-                opts,
+                self._opts,
                 "-l",
                 os.path.join(self._dir, "log"),
                 "-w",
@@ -128,8 +135,17 @@ class Postgres:
             check=True,
             capture_output=True,
         )
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
-        atexit.register(self.stop)  # pg_ctl daemonizes: stop the cluster even if a test aborts
+
+    def restart(self, down_seconds: float) -> None:
+        """Stop the cluster (as an operator restarting it would), wait, start it again."""
+        assert self._dir is not None, "only a cluster of our own can be restarted"
+        subprocess.run(
+            [*self._as, _pg_bin("pg_ctl"), "-D", self._data, "-m", "fast", "-w", "stop"],
+            check=True,
+            capture_output=True,
+        )
+        time.sleep(down_seconds)
+        self._start()
 
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""

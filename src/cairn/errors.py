@@ -21,6 +21,7 @@ same meaning, the cairn error also subclasses it, so code written for W&B (which
     │   │   ├── BlobNotFoundError (FileNotFoundError)   content missing from the store
     │   │   └── PathNotFoundError (FileNotFoundError)   no file or directory at a cairn:// path
     │   ├── ConflictError               a concurrent change won; retrying may succeed
+    │   ├── UnavailableError            the catalog cannot be reached for now (HTTP 503)
     │   ├── AuthenticationError         no or bad API key (HTTP 401)
     │   └── PermissionDeniedError       the key may not do this (HTTP 403)
     ├── DigestMismatchError (ValueError)   content does not match its recorded digest
@@ -47,6 +48,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "TypeConflictError",
+    "UnavailableError",
     "UsageError",
     "ValidationError",
     "WaitTimeoutError",
@@ -121,6 +123,11 @@ class PathNotFoundError(NotFoundError, FileNotFoundError):
 
 class ConflictError(CommError):
     """A concurrent change won the race; the operation may be retried."""
+
+
+class UnavailableError(CommError):
+    """The catalog cannot be reached for now (restarting, failing over); a server answers 503 and
+    clients retry for a while."""
 
 
 class AuthenticationError(CommError):

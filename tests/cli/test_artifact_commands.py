@@ -70,13 +70,21 @@ def test_put_defaults_and_bad_input(tmp_path: pathlib.Path) -> None:
     assert policy.code == 2
 
 
-def test_immutable_policy_links_large_files(
+def test_immutable_policy_relogs_and_stored_content_never_follows_the_file(
     tmp_path: pathlib.Path, cairn_env: pathlib.Path
 ) -> None:
-    big = write(tmp_path / "ckpt.bin", os.urandom(300_000))
-    put = run_ok("artifact", "put", big, "-n", "p/ckpt", "--policy", "immutable", "--json").json()
-    assert put["created"]
-    assert os.stat(big).st_nlink == 2  # the store holds a hard link, not a copy
+    first = os.urandom(300_000)
+    data = make_tree(tmp_path / "ckpt", {"model.bin": first, "cfg.txt": b"x"})
+    for _ in range(3):  # every re-log after the first used to fail ("changed while reading")
+        put = run_ok("artifact", "put", str(data), "-n", "p/ckpt", "--policy", "immutable")
+        assert put.code == 0
+    big = data / "model.bin"
+    assert os.stat(big).st_nlink == 1  # the store holds no hard link to the user's file
+    with open(big, "r+b") as f:  # written over in place, as torch.save to the same path does
+        f.write(b"\0" * 1000)
+    run_ok("artifact", "get", "p/ckpt:v0", "--root", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "model.bin").read_bytes() == first
+    assert ok("verify").code == 0
 
 
 def test_ls_versions_and_files(tmp_path: pathlib.Path) -> None:
@@ -172,3 +180,23 @@ def test_alias_and_rm(tmp_path: pathlib.Path) -> None:
     assert kept.code == 1 and "latest" in kept.err and "--delete-aliases" in kept.err
     run_ok("artifact", "rm", "proj/ds:latest", "--delete-aliases")
     assert run("artifact", "get", "proj/ds").code == 1
+
+
+def test_json_output_is_always_strict_json(tmp_path: pathlib.Path, cairn_env: pathlib.Path) -> None:
+    import json
+    import sqlite3
+
+    data = make_tree(tmp_path / "d", {"a.txt": b"1"})
+    run_ok("artifact", "put", str(data), "-n", "p/ds")
+    # A store written by an older cairn may hold NaN in metadata.
+    with sqlite3.connect(os.path.join(os.environ["CAIRN_DIR"], "catalog.sqlite")) as conn:
+        conn.execute("""UPDATE versions SET metadata = '{"loss": NaN, "x": Infinity}'""")
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> object:
+            raise ValueError(f"not strict JSON: {name}")
+
+        return json.loads(text, parse_constant=refuse)
+
+    versions = strict(run_ok("artifact", "versions", "p/ds", "--json").out)
+    assert isinstance(versions, list) and versions[0]["metadata"] == {"loss": None, "x": None}

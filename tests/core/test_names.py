@@ -21,7 +21,9 @@ def test_valid_artifact_names(name: str) -> None:
     assert validate_artifact_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "a:b", "spaces here", "ü", "A" * 129, None, 3])
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "a:b", "spaces here", "ü", "A" * 129, None, 3, ".", "..", "..."]
+)
 def test_invalid_artifact_names_say_what_is_allowed(name: object) -> None:
     with pytest.raises(ValidationError) as info:
         validate_artifact_name(name)
@@ -38,7 +40,8 @@ def test_reserved_and_bad_types() -> None:
 def test_aliases() -> None:
     assert validate_aliases(["best", "best", "prod"]) == ["best", "prod"]
     assert validate_aliases("x") == ["x"]
-    for bad in ("v3", "a/b", "a:b", ""):
+    assert validate_alias(".best") == ".best"
+    for bad in ("v3", "a/b", "a:b", "", ".", "..", "...."):
         with pytest.raises(ValidationError):
             validate_alias(bad)
 
@@ -51,9 +54,13 @@ def test_tags() -> None:
 
 def test_projects() -> None:
     assert validate_project("my project") == "my project"
-    for bad in ("a/b", "a#b", "a?b", "a%b", "a:b", ""):
+    assert validate_project("a.b") == "a.b"
+    # '*' is the grant pattern of API keys; dot-only names mean directories in paths and URLs.
+    for bad in ("a/b", "a#b", "a?b", "a%b", "a:b", "", "*", "a*", ".", "..", "..."):
         with pytest.raises(ValidationError):
             validate_project(bad)
+        with pytest.raises(ValidationError):
+            validate_project(bad, "entity")
 
 
 @pytest.mark.parametrize(

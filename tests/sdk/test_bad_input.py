@@ -96,3 +96,51 @@ def test_a_manifest_that_would_escape_the_download_root_is_refused(tmp_path: pat
     with pytest.raises(ManifestFormatError, match="unsafe"):
         forged.download(root=str(tmp_path / "root"))
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_metadata_nan_becomes_null_and_reads_back_on_both_stores() -> None:
+    art = cairn.Artifact("m", "dataset", metadata={"loss": float("nan"), "xs": [1.0, float("nan")]})
+    assert art.metadata == {"loss": None, "xs": [1.0, None]}
+    write("f.txt", "f")
+    art.add_file("f.txt")
+    with cairn.init() as run:
+        run.log_artifact(art)
+    logged = cairn.Api().artifact("m:latest")
+    assert logged.metadata == {"loss": None, "xs": [1.0, None]}
+    json.dumps(logged.metadata, allow_nan=False)
+
+
+def test_metadata_too_deep_or_out_of_range_is_a_clear_error() -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):  # deeper than Python's recursion limit
+        node["x"] = node = {}
+    with pytest.raises(ValueError, match="nested"):
+        cairn.Artifact("d", "dataset", metadata=deep)
+    with pytest.raises(ValueError, match=r"metadata\.big"):
+        cairn.Artifact("d", "dataset", metadata={"big": 1 << 70})
+    art = cairn.Artifact("d", "dataset", metadata={"tags": {"b", "a"}})  # a set: a list
+    assert sorted(art.metadata["tags"]) == ["a", "b"]
+
+
+def test_download_root_that_is_a_file_and_names_as_long_as_names_can_be(
+    tmp_path: pathlib.Path,
+) -> None:
+    long_name = "n" * 251 + ".bin"  # 255 bytes: no room for a suffix beside it
+    art = cairn.Artifact("long", "dataset")
+    art.add_file(write("small.txt", "s"), name=long_name)
+    art.add_file(write("big.bin", "b" * 200_000), name="d/" + long_name)
+    with cairn.init() as run:
+        run.log_artifact(art)
+    logged = cairn.Api().artifact("long:latest")
+    root = logged.download(root=str(tmp_path / "out"))
+    assert (pathlib.Path(root) / long_name).read_text() == "s"
+    assert (pathlib.Path(root) / "d" / long_name).stat().st_size == 200_000
+    blocker = write(str(tmp_path / "a-file"), "x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        logged.download(root=blocker)
+    in_the_way = tmp_path / "other"
+    in_the_way.mkdir()
+    (in_the_way / "d").write_text("a file where a directory goes")
+    with pytest.raises(ValueError, match="in the way"):
+        logged.download(root=str(in_the_way))

@@ -14,6 +14,7 @@ import pytest
 
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import (
+    ArtifactNotFoundError,
     AuthenticationError,
     BlobNotFoundError,
     DigestMismatchError,
@@ -100,17 +101,23 @@ def test_a_key_sees_and_changes_only_its_projects(clients: dict[str, HttpService
     _commit(alice, "private", b"private data")
     assert reader.resolve("alice", "shared", "ds", None).version == "v0"
     assert reader.list_projects() == [("alice", "shared")]
-    with pytest.raises(PermissionDeniedError, match="403"):
+    # A key that may not read a project is told it is not found (404), as if it did not exist.
+    with pytest.raises(ArtifactNotFoundError, match="not found"):
         reader.resolve("alice", "private", "ds", None)
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError):
         bob.resolve("alice", "shared", "ds", None)
-    with pytest.raises(PermissionDeniedError):  # read-only: no commits
+    with pytest.raises(PermissionDeniedError, match="403"):  # read-only: no commits
         _commit(reader, "shared", b"more", entity="alice")
-    with pytest.raises(PermissionDeniedError):  # bob writes only under bob/
+    with pytest.raises(ArtifactNotFoundError):  # bob may not even read alice/shared
         _commit(bob, "shared", b"bob's", entity="alice")
     version = alice.resolve("alice", "private", "ds", None)
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError) as hidden:
         bob.get_version(version.id)
+    with pytest.raises(ArtifactNotFoundError) as absent:
+        bob.get_version("f" * len(version.id))
+    assert str(hidden.value).replace(version.id, "ID") == str(absent.value).replace(
+        "f" * len(version.id), "ID"
+    )
     with pytest.raises(PermissionDeniedError):
         reader.delete_version(alice.resolve("alice", "shared", "ds", None).id)
 
@@ -242,7 +249,7 @@ def test_keys_command_creates_and_revokes(server: CairnServer, tmp_path: pathlib
     svc = HttpService(server.url, key, str(tmp_path / "d"), retries=0)
     assert svc.default_entity == "dave"
     assert svc.list_collections("team", "models") == []
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError):
         svc.list_collections("team", "other")
     # A non-admin key cannot make keys.
     denied = subprocess.run(
@@ -289,15 +296,16 @@ def test_w_and_b_routes_check_the_keys_grants(clients: dict[str, HttpService]) -
     alice.start_run(RunRecord(id="r1", entity="alice", project="shared", name="r1"))
     assert [r.id for r in reader.list_runs("alice", "shared")] == ["r1"]
     assert reader.get_collection("alice", "shared", "ds").name == "ds"
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError):  # bob may not read alice/shared: 404
         bob.list_runs("alice", "shared")
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ArtifactNotFoundError):
         bob.get_collection("alice", "shared", "ds")
+    with pytest.raises(ArtifactNotFoundError):
+        bob.delete_collection("alice", "shared", "ds")
     for denied in (
         lambda: reader.delete_run("alice", "shared", "r1"),
         lambda: reader.update_collection("alice", "shared", "ds", tags=["x"]),
         lambda: reader.delete_collection("alice", "shared", "ds"),
-        lambda: bob.delete_collection("alice", "shared", "ds"),
     ):
         with pytest.raises(PermissionDeniedError):
             denied()
@@ -315,7 +323,7 @@ def test_registries_are_granted_as_projects(
     data = b"registry weights"
     digest = _commit(alice, "train", data)
     source = alice.resolve("alice", "train", "ds", None)
-    with pytest.raises(PermissionDeniedError):  # alice may write alice/*, not the registry
+    with pytest.raises(ArtifactNotFoundError):  # alice may not even read the registry: 404
         alice.link_version(source.id, "registry", "wandb-registry-model", "churn", ["prod"])
     publisher = HttpService(
         server.url,
@@ -330,10 +338,10 @@ def test_registries_are_granted_as_projects(
         retries=0,
     )
     try:
-        with pytest.raises(PermissionDeniedError):  # the publisher key cannot read alice/train
+        with pytest.raises(ArtifactNotFoundError):  # the publisher key cannot read alice/train
             publisher.link_version(source.id, "registry", "wandb-registry-model", "churn")
         both = HttpService(server.url, server.create_key("alice"), str(tmp_path / "both"))
-        with pytest.raises(PermissionDeniedError):
+        with pytest.raises(ArtifactNotFoundError):
             both.link_version(source.id, "registry", "wandb-registry-model", "churn")
         both.close()
         admin = HttpService(server.url, ADMIN_KEY, str(tmp_path / "admin"), retries=0)
@@ -342,12 +350,12 @@ def test_registries_are_granted_as_projects(
         got = consumer.resolve("registry", "wandb-registry-model", "churn", "prod")
         assert got.id == link.id and got.source_version_id == source.id
         assert consumer.read_blob(digest) == data  # the content, through the registry grant
-        with pytest.raises(PermissionDeniedError):
-            consumer.get_version(source.id)  # but not the source project
+        with pytest.raises(ArtifactNotFoundError):
+            consumer.get_version(source.id)  # but not the source project (404, as if absent)
         assert [r.name for r in consumer.list_registries()] == ["model"]
         with pytest.raises(PermissionDeniedError):
             consumer.unlink_version(link.id)
-        with pytest.raises(PermissionDeniedError):
+        with pytest.raises(ArtifactNotFoundError):  # no grant on that registry at all: 404
             consumer.create_registry("mine")
     finally:
         publisher.close()

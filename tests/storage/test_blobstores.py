@@ -38,13 +38,18 @@ class TestLocalBlobStore(BlobStoreTests):
         assert not os.stat(path).st_mode & 0o222
         assert os.listdir(os.path.join(store.root, "tmp")) == []
 
-    def test_link_policy_hard_links_large_files(
+    def test_link_policy_never_shares_the_users_inode(
         self, store: LocalBlobStore, tmp_path: pathlib.Path
     ) -> None:
         src = tmp_path / "model.bin"
-        src.write_bytes(os.urandom(store.small_limit + 1))
+        content = os.urandom(store.small_limit + 1)
+        src.write_bytes(content)
         info = store.put_file(str(src), link=True)
-        assert os.stat(store.path_of(info.digest)).st_ino == os.stat(src).st_ino
+        assert os.stat(store.path_of(info.digest)).st_ino != os.stat(src).st_ino
+        with open(src, "r+b") as f:  # written over in place: the blob does not follow
+            f.write(b"\0" * 100)
+        assert store.get(info.digest) == content
+        assert os.listdir(os.path.join(store.root, "tmp")) == []
 
     def test_stale_partial_files_are_cleaned(self, store: LocalBlobStore) -> None:
         stale = os.path.join(store.root, "tmp", "x.partial")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,7 +33,14 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import QueuePool
 
 from cairn.catalog import _schema as s
@@ -52,6 +60,7 @@ from cairn.errors import (
     ConflictError,
     RunNotFoundError,
     TypeConflictError,
+    UnavailableError,
     UsageError,
     ValidationError,
 )
@@ -68,15 +77,73 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return str(code) if code else None
+
+
 def _is_transient(exc: DBAPIError) -> bool:
     """Lock timeouts, serialization failures and deadlocks: the transaction may simply be retried."""
-    if exc.connection_invalidated:
-        return True  # the server closed the connection (restart, failover): a new one will do
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if code in ("40001", "40P01", "55P03"):
+    if _is_outage(exc):
+        return True
+    if _sqlstate(exc) in ("40001", "40P01", "55P03"):
         return True
     text = str(exc.orig).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    """The catalog's server is gone for now (restart, failover, not up yet)."""
+    if exc.connection_invalidated:
+        return True  # the server closed the connection: a new one may do
+    code = _sqlstate(exc) or ""
+    if code.startswith("08") or code in ("57P01", "57P02", "57P03"):
+        return True  # connection exceptions; admin/crash shutdown; cannot connect now
+    text = str(exc.orig).lower()
+    return any(
+        t in text
+        for t in (
+            "connection refused",
+            "could not connect",
+            "connection failed",  # psycopg, before any SQLSTATE exists
+            "server closed the connection",
+            "the database system is shutting down",
+            "the database system is starting up",
+            "terminating connection",
+        )
+    )
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """Two writers created the same row: a genuine race, which a retry resolves."""
+    if _sqlstate(exc) == "23505":
+        return True
+    text = str(exc.orig).lower()
+    return "unique constraint failed" in text or "primary key must be unique" in text
+
+
+OUTAGE_SECONDS = 8.0  # how long one transaction waits out a catalog outage before a 503
+
+
+_HOST_PORT = re.compile(r'(?:at|host) "[^"]*"(?: \([^)]*\))?(?:, port \d+)?|port \d+')
+_SOCKET = re.compile(r'socket "[^"]*"')
+_USER = re.compile(r'(user|role|database) "[^"]*"')
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's message) without the catalog's host, port, user name or password."""
+    try:
+        parts = make_url(url)
+        secrets = [parts.password, parts.username, parts.host, parts.port]
+    except ArgumentError:
+        secrets = []
+    text = _HOST_PORT.sub("<catalog host>", text)
+    text = _SOCKET.sub("<catalog socket>", text)
+    text = _USER.sub(lambda m: f"{m.group(1)} <hidden>", text)
+    for secret in secrets:
+        if secret is not None and len(str(secret)) >= 2:
+            text = text.replace(str(secret), "<hidden>")
+    return " ".join(text.split())
 
 
 class Catalog:
@@ -90,6 +157,18 @@ class Catalog:
         from cairn.catalog._migrate import ensure_schema
 
         ensure_schema(self, create=create)
+
+    @property
+    def display(self) -> str:
+        """The catalog as error messages name it: a SQLite file's path, or a PostgreSQL
+        database's name (never its host, port or credentials)."""
+        try:
+            parts = make_url(self.url)
+        except ArgumentError:
+            return self.dialect
+        if self.dialect == "sqlite":
+            return str(parts.database or "(memory)")
+        return f"{self.dialect} database {parts.database or ''!s}".strip()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -142,6 +221,7 @@ class Catalog:
 
     def _run(self, fn: Callable[[Tx], T], write: bool) -> T:
         delay = 0.01
+        started = time.monotonic()
         for attempt in range(_RETRIES):
             try:
                 with self.engine.connect() as conn:
@@ -149,19 +229,36 @@ class Catalog:
                     with conn.begin():
                         return fn(Tx(conn, self.dialect))
             except IntegrityError as exc:
+                if not _is_unique_violation(exc):
+                    # Not a race: a row it refers to is gone, or a check failed. Say so at once.
+                    raise ConflictError(
+                        f"the catalog refused the change: {scrub(str(exc.orig), self.url)}"
+                    ) from None
                 # A concurrent writer created the same row first; the retry will see it.
                 if attempt == _RETRIES - 1:
                     raise ConflictError(
-                        f"catalog conflict, retries exhausted: {exc.orig}"
+                        f"catalog conflict, retries exhausted: {scrub(str(exc.orig), self.url)}"
                     ) from None
             except (OperationalError, DBAPIError) as exc:
+                if _is_outage(exc):
+                    if time.monotonic() - started > OUTAGE_SECONDS:
+                        raise UnavailableError(
+                            f"the catalog ({self.display}) cannot be reached:"
+                            f" {scrub(str(exc.orig), self.url)}; retry in a moment"
+                        ) from None
+                    time.sleep(min(0.5, 0.05 * 2**attempt))
+                    continue
                 if not _is_transient(exc) or attempt == _RETRIES - 1:
-                    raise CommError(f"catalog error ({self.dialect}): {exc.orig}") from None
+                    raise CommError(
+                        f"catalog error ({self.display}): {scrub(str(exc.orig), self.url)}"
+                    ) from None
             except SQLAlchemyError as exc:
-                raise CommError(f"catalog error ({self.dialect}): {exc}") from None
+                raise CommError(
+                    f"catalog error ({self.display}): {scrub(str(exc), self.url)}"
+                ) from None
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")
+        raise UnavailableError(f"the catalog ({self.display}) cannot be reached; retry later")
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, write=True)

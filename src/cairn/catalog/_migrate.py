@@ -16,6 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from cairn.catalog._catalog import scrub
 from cairn.catalog._schema import HEAD_REVISION
 from cairn.errors import CommError, UsageError
 
@@ -105,9 +106,13 @@ def _read_revision(catalog: Catalog) -> str | None:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
-            raise CommError(f"cannot open the catalog at {catalog.url}: {exc.orig}") from None
+            raise CommError(
+                f"cannot open the catalog ({catalog.display}): {scrub(str(exc.orig), catalog.url)}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - any other driver error means "cannot open"
-            raise CommError(f"cannot open the catalog at {catalog.url}: {exc}") from None
+            raise CommError(
+                f"cannot open the catalog ({catalog.display}): {scrub(str(exc), catalog.url)}"
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -118,12 +123,12 @@ def ensure_schema(catalog: Catalog, *, create: bool) -> None:
         return
     if rev is not None and rev not in known_revisions():
         raise UsageError(
-            f"the catalog at {catalog.url} has schema revision {rev!r}, which this version of"
+            f"the catalog {catalog.display} has schema revision {rev!r}, which this version of"
             " cairn does not know; it was written by a newer cairn: upgrade cairn"
         )
     if not create:
         raise UsageError(
-            f"the catalog at {catalog.url} is at schema revision {rev or 'none'},"
+            f"the catalog {catalog.display} is at schema revision {rev or 'none'},"
             f" not {HEAD_REVISION}; run `cairn server migrate` first"
         )
     upgrade(catalog)

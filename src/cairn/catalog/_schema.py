@@ -216,8 +216,9 @@ blobs = Table(
     Column("data", LargeBinary),
 )
 
-# Blobs a user uploaded and the server verified: the user may use them in a commit (and sees them
-# as present) before any project refers to them.
+# Blobs a key uploaded and the server verified: the key may use them in a commit (and sees them
+# as present) before any project refers to them. ``user_name`` holds ``key:<key id>`` (the column
+# kept its first name; rows of older servers, by user name, simply stop counting).
 blob_uploads = Table(
     "blob_uploads",
     metadata,
@@ -227,7 +228,7 @@ blob_uploads = Table(
 )
 
 # Blobs a project's versions (files and manifest pages) refer to: a key reads a blob only if a
-# project it may read holds it, or its user uploaded it.
+# project it may read holds it, or the key itself uploaded it.
 project_blobs = Table(
     "project_blobs",
     metadata,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
 import click
 
 from cairn import sdk
 from cairn.cli._output import emit_json, json_option
 from cairn.errors import ValidationError
 from cairn.sdk import format_size as size
+from cairn.service import LocalService
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _size_param(value: str) -> int:
@@ -51,6 +58,38 @@ def cleanup(target_size: str, remove_temp: bool, as_json: bool) -> None:
         )
 
 
+def _server_options(f: F) -> F:
+    """``--db``/``--store``: work on a server's catalog and store (on the server's machine)."""
+    f = click.option(
+        "--store",
+        envvar="CAIRN_SERVER_STORE",
+        help="A server's blob store (directory or s3://...). [env: CAIRN_SERVER_STORE]",
+    )(f)
+    return click.option(
+        "--db",
+        envvar="CAIRN_SERVER_DB",
+        help="A server's catalog: work on its store instead of the embedded one, with the"
+        " servers running. [env: CAIRN_SERVER_DB]",
+    )(f)
+
+
+@contextlib.contextmanager
+def _store(db: str | None, store: str | None) -> Iterator[LocalService | None]:
+    """A server's service when --db/--store are given, else None (the embedded store). Its
+    abandoned uploads are swept on the way (older than CAIRN_SERVER_UPLOAD_MAX_AGE)."""
+    if not db and not store:
+        yield None
+        return
+    from cairn.server._backend import Backend, ServerConfig
+
+    backend = Backend.open(ServerConfig.from_env(db, store))
+    try:
+        backend.transfers.sweep(backend.config.upload_max_age)
+        yield backend.service
+    finally:
+        backend.close()
+
+
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @click.option(
@@ -60,13 +99,18 @@ def cleanup(target_size: str, remove_temp: bool, as_json: bool) -> None:
     help="Spare unreferenced blobs younger than this (e.g. 30m, 2h, 0): they may belong to a"
     " version being logged right now.",
 )
+@_server_options
 @json_option
-def gc(dry_run: bool, grace: str, as_json: bool) -> None:
+def gc(dry_run: bool, grace: str, db: str | None, store: str | None, as_json: bool) -> None:
     """Remove stored blobs that no version uses (e.g. after `cairn artifact rm`).
 
-    Safe while other processes log: content of a commit in progress is never removed.
+    Safe while other processes log: content of a commit in progress is never removed. With
+    --db/--store it works on a server's store, safe while the servers run (they share a lock).
     """
-    report = sdk.collect_garbage(grace_seconds=_duration_param(grace), dry_run=dry_run)
+    with _store(db, store) as service:
+        report = sdk.collect_garbage(
+            grace_seconds=_duration_param(grace), dry_run=dry_run, service=service
+        )
     if as_json:
         emit_json(report.to_json())
         return
@@ -86,15 +130,18 @@ def gc(dry_run: bool, grace: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("scope", required=False)
+@_server_options
 @json_option
-def verify(scope: str | None, as_json: bool) -> None:
+def verify(scope: str | None, db: str | None, store: str | None, as_json: bool) -> None:
     """Re-hash stored blobs and check that every committed version's blobs exist.
 
     SCOPE narrows the check to a project, project/name (all its versions) or
     project/name:version; without it every blob in the store is re-hashed. Exits 1 if any blob
-    is missing or damaged, naming the versions and files it belongs to.
+    is missing or damaged, naming the versions and files it belongs to. With --db/--store it
+    checks a server's store.
     """
-    report = sdk.verify_store(scope)
+    with _store(db, store) as service:
+        report = sdk.verify_store(scope, service=service)
     if as_json:
         emit_json(report.to_json())
     else:

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from cairn.core import nonfinite_to_null
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -19,7 +21,15 @@ def json_option(f: F) -> F:
 
 
 def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    """Print ``value`` as strict JSON, always: NaN or infinities (stored by an older cairn) as
+    null, anything else unknown as text, and ASCII escapes when the text cannot be UTF-8."""
+    plain = nonfinite_to_null(value)
+    text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(plain, indent=2, ensure_ascii=True, allow_nan=False, default=str)
+    click.echo(text)
 
 
 def emit_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

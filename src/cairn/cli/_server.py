@@ -107,9 +107,13 @@ def create(user: str, project: str | None, role: str) -> None:
 
 
 @keys.command()
-@click.argument("key_id")
-def revoke(key_id: str) -> None:
-    """Revoke the key with id KEY_ID (the part after 'cairn_'); it stops working at once."""
+@click.argument("key")
+def revoke(key: str) -> None:
+    """Revoke KEY: its id (16 hex digits, as `cairn keys list` shows) or the whole key (only its
+    id is sent). It stops working at once."""
+    from cairn.service._wire import key_id_of
+
+    key_id = key_id_of(key)  # the secret never leaves this process, nor appears in a message
     svc = _admin_service()
     try:
         svc.revoke_key(key_id)

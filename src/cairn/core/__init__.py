@@ -57,9 +57,13 @@ from cairn.core._names import (
     version_index,
     version_label,
 )
+from cairn.core._values import MAX_DEPTH, check_json_value, nonfinite_to_null
 
 __all__ = [
     "BLOB_ROOT",
+    "MAX_DEPTH",
+    "check_json_value",
+    "nonfinite_to_null",
     "DIGEST_PREFIX",
     "INDEX_FORMAT",
     "LATEST",

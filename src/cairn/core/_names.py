@@ -6,7 +6,10 @@ The rules follow W&B's so that code moving between the two behaves the same:
 * types: at most 128 characters, no ``/`` or ``:``; ``job`` and ``wandb-*`` are reserved;
 * aliases: at most 128 characters, no ``/`` or ``:``; ``vN`` is reserved for version numbers;
 * tags: words of letters, digits, ``-`` and ``_`` separated by single spaces;
-* project and entity names: at most 128 characters, none of ``/ \\ # ? % :`` or line breaks.
+* project and entity names: at most 128 characters, none of ``/ \\ # ? % : *`` or line breaks
+  (``*`` is the grant pattern of API keys, so no name may be one);
+* no entity, project, artifact or alias name consists of dots only (``.``, ``..``): in a URL or
+  a path they would mean the current or parent directory.
 
 Entry paths (the names of files inside an artifact) are relative, ``/``-separated and normalised;
 anything that could escape a download directory is refused here, once, for every caller.
@@ -27,7 +30,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_\-.]+$")
 _TAG_RE = re.compile(r"^[-\w]+( +[-\w]+)*$")
 _VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)$")
 _VERSION_LIKE_RE = re.compile(r"^v[0-9]+$")  # v01 too: refused as an alias, as W&B refuses it
-_PROJECT_FORBIDDEN = frozenset("/\\#?%:\r\n")
+_PROJECT_FORBIDDEN = frozenset("/\\#?%:*\r\n")
 _ALIAS_FORBIDDEN = frozenset("/:")
 RESERVED_TYPES = frozenset({"job"})
 RESERVED_TYPE_PREFIX = "wandb-"
@@ -35,6 +38,13 @@ LATEST = "latest"
 # W&B's registries: the project "wandb-registry-<name>"; in cairn they all belong to one entity.
 REGISTRY_PREFIX = "wandb-registry-"
 REGISTRY_ENTITY = "registry"
+
+
+def _dots_only(name: str, what: str) -> None:
+    if not name.strip("."):
+        raise ValidationError(
+            f"invalid {what} {name!r}: a name of dots only would mean a directory in paths and URLs"
+        )
 
 
 def _short(value: str, limit: int = 60) -> str:
@@ -54,6 +64,7 @@ def validate_artifact_name(name: object) -> str:
             f"invalid artifact name {name!r}: use only letters, digits, '-', '_' and '.'"
             " (a version or alias goes after ':' when you look an artifact up, not in its name)"
         )
+    _dots_only(name, "artifact name")
     return name
 
 
@@ -89,6 +100,7 @@ def validate_alias(alias: object) -> str:
             f"invalid alias {alias!r}: names of the form v<digits> are version numbers, set by"
             " cairn; choose another alias"
         )
+    _dots_only(alias, "alias")
     return alias
 
 
@@ -131,6 +143,7 @@ def validate_project(project: object, what: str = "project") -> str:
     if bad or any(ord(c) < 32 for c in project):
         shown = ", ".join(repr(c) for c in sorted(bad)) or "control characters"
         raise ValidationError(f"invalid {what} name {project!r}: it may not contain {shown}")
+    _dots_only(project, f"{what} name")
     return project
 
 

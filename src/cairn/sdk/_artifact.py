@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from cairn.core import (
+    MAX_DEPTH,
     Change,
     ManifestDiff,
     ManifestEntry,
     PageReader,
+    check_json_value,
     entry_path_problem,
     normalize_entry_path,
     parse_artifact_path,
@@ -100,12 +102,20 @@ def _normalize_metadata(metadata: object) -> dict[str, Any]:
         )
     try:
         text = json.dumps(_nan_to_none(dict(metadata)), default=_json_default, allow_nan=False)
-    except ValueError:
+        # A copy that is plain JSON: what is stored is exactly what is read back.
+        return dict(check_json_value(json.loads(text), "metadata"))
+    except RecursionError:
         raise ValidationError(
-            "metadata values may not be infinite (NaN is stored as null)"
+            f"metadata is nested too deeply (more than {MAX_DEPTH} levels) or refers to itself"
         ) from None
-    # A copy that is plain JSON: what is stored is exactly what is read back.
-    return dict(json.loads(text))
+    except ValidationError:
+        raise
+    except ValueError as exc:
+        if "Out of range float" in str(exc):
+            raise ValidationError(
+                "metadata values may not be infinite (NaN is stored as null)"
+            ) from None
+        raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from None
 
 
 def _nan_to_none(value: Any) -> Any:

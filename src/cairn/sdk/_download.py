@@ -35,6 +35,11 @@ class RootGuard:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise ValidationError(
+                f"cannot download into {self.root}: it is a file, not a directory;"
+                " give another root"
+            )
         os.makedirs(self.root, exist_ok=True)
         self._real_root = os.path.realpath(self.root)
         self._checked: set[str] = set()
@@ -48,7 +53,13 @@ class RootGuard:
         parent = os.path.dirname(dest)
         with self._lock:
             if parent not in self._checked:
-                os.makedirs(parent, exist_ok=True)
+                try:
+                    os.makedirs(parent, exist_ok=True)
+                except (FileExistsError, NotADirectoryError):
+                    raise ValidationError(
+                        f"cannot write entry {entry_path!r}: a file in {self.root} is in the way"
+                        f" of its directory {os.path.dirname(entry_path)!r}"
+                    ) from None
                 real = os.path.realpath(parent)
                 if real != self._real_root and not real.startswith(self._real_root + os.sep):
                     raise ValidationError(
@@ -98,7 +109,8 @@ class Downloader:
         if self._present(dest, entry):
             self._progress(entry)
             return dest
-        tmp = f"{dest}.cairn-{uuid.uuid4().hex[:12]}.partial"
+        # A short name beside it: the entry's name may already be as long as names can be.
+        tmp = os.path.join(os.path.dirname(dest), f".cairn-{uuid.uuid4().hex[:12]}.partial")
         started = now_ns()
         try:
             if entry.ref is None:

@@ -341,34 +341,54 @@ def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:
 # -- maintenance ---------------------------------------------------------------------------------
 
 
-def _local_service(what: str) -> LocalService:
-    service = current_service()
-    if not isinstance(service, LocalService):
+def _local_service(what: str, service: LocalService | None = None) -> LocalService:
+    """The store ``what`` works on: ``service`` (a server's catalog and store), else the
+    embedded store, which must exist (an empty one would check nothing and print "ok")."""
+    if service is not None:
+        return service
+    settings = Settings.from_env()
+    if settings.base_url:
         raise UsageError(
             f"{what} works on a store directly, and CAIRN_BASE_URL points to a server: run it on"
-            " the server's machine, against the server's store"
+            " the server's machine with --db and --store (or CAIRN_SERVER_DB and"
+            " CAIRN_SERVER_STORE), or as a server admin with `POST /api/v1/admin/gc` or"
+            " `/admin/verify`"
         )
-    return service
+    if not os.path.exists(os.path.join(settings.dir, "cairn-store.json")):
+        raise UsageError(
+            f"there is no cairn store at {settings.dir} (CAIRN_DIR), so {what} has nothing to"
+            " check; for a server's store give --db and --store (or CAIRN_SERVER_DB and"
+            " CAIRN_SERVER_STORE)"
+        )
+    found = current_service()
+    assert isinstance(found, LocalService)
+    return found
 
 
 def collect_garbage(
-    *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    dry_run: bool = False,
+    service: LocalService | None = None,
 ) -> GcReport:
-    """Remove blobs of the store no version refers to (see ``LocalService.collect_garbage``)."""
+    """Remove blobs of the store no version refers to (see ``LocalService.collect_garbage``);
+    ``service`` is another store than the embedded one (a server's)."""
     if grace_seconds < 0:
         raise ValidationError(f"the grace period must be zero or more, got {grace_seconds}")
-    return _local_service("cairn gc").collect_garbage(
+    return _local_service("cairn gc", service).collect_garbage(
         grace_seconds=grace_seconds, dry_run=dry_run, progress=_progress.progress
     )
 
 
-def verify_store(scope_path: str | None = None) -> VerifyReport:
+def verify_store(
+    scope_path: str | None = None, *, service: LocalService | None = None
+) -> VerifyReport:
     """Re-hash stored blobs and check every committed version's blobs exist.
 
     ``scope_path`` narrows it: ``project``, ``[entity/]project/name`` (every version) or
     ``[entity/]project/name:version``. Without it the whole store is checked, every blob re-hashed.
     """
-    service = _local_service("cairn verify")
+    service = _local_service("cairn verify", service)
     versions: list[VersionRecord] | None = None
     if scope_path:
         scope = _Scope()

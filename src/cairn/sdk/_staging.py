@@ -139,12 +139,7 @@ class Stager:
         if st.st_size >= SMALL_LIMIT:
             info = self._service.store_file(path, link=link)
             st_after = os.stat(path)
-            # Hard-linking the file into the store (link=True) changes its ctime, not its content.
-            compared = 4 if link else 5
-            if (
-                st_after.st_size != info.size
-                or stat_key(st_after)[:compared] != stat_key(st)[:compared]
-            ):
+            if st_after.st_size != info.size or stat_key(st_after) != stat_key(st):
                 raise _changed_while_reading(path)
             key = None if is_racy(st_after, started) else stat_key(st_after)
             return _Read(index, info.digest, info.size, None, key)

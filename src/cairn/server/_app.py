@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from cairn._version import __version__
 from cairn.errors import CairnError, ValidationError
 from cairn.server._backend import Backend
+from cairn.server._log import RequestLog
+from cairn.server._log import configure as configure_logging
 from cairn.server._routes import ROUTERS
 from cairn.service._wire import API, error_body, status_of
 
@@ -119,7 +121,9 @@ def create_app(backend: Backend) -> FastAPI:
         json_limit=backend.config.max_json_bytes,
         batch_limit=backend.config.max_batch_bytes + (1 << 20),
     )
+    app.add_middleware(RequestLog)  # outermost: logs every answer, 413s included
     from cairn.server._ui import mount_ui
 
     mount_ui(app, backend)  # the web UI, behind the same keys, at / (after the API routes)
+    configure_logging()
     return app

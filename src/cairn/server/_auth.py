@@ -26,7 +26,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from cairn.catalog import Catalog, Tx
 from cairn.catalog import _schema as s
 from cairn.core import validate_project
-from cairn.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
+from cairn.errors import (
+    ArtifactNotFoundError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from cairn.service._wire import key_id_of
 
 ROLES = ("read", "write", "admin")
 ANY = "*"
@@ -71,8 +78,13 @@ class Principal:
         return best
 
     def require(self, entity: str, project: str, role: str) -> None:
+        """Raise unless the key has ``role`` on the project. A key that may not even read it is
+        told the project is not found, whether it exists or not (so the answer reveals nothing);
+        403 is only for a key that may read but not do this."""
         have = self.role_on(entity, project)
-        if have is None or _rank(have) < _rank(role):
+        if have is None:
+            raise ArtifactNotFoundError(project_not_found(entity, project))
+        if _rank(have) < _rank(role):
             raise PermissionDeniedError(
                 f"key of {self.user!r} has {have or 'no'} access to {entity}/{project};"
                 f" this needs {role}"
@@ -97,6 +109,10 @@ class Principal:
         if not terms:
             return false()
         return or_(*terms)
+
+
+def project_not_found(entity: str, project: str) -> str:
+    return f"project {entity}/{project} not found (or this API key may not read it)"
 
 
 def require_valid(principal: Principal | None) -> Principal:
@@ -152,6 +168,8 @@ class KeyRing:
         return key_id, f"cairn_{key_id}_{secret}"
 
     def revoke(self, key_id: str) -> None:
+        """Revoke a key, given its id (or the whole key, of which only the id is used)."""
+        key_id = key_id_of(key_id)
         k = s.api_keys.c
 
         def fn(tx: Tx) -> int:

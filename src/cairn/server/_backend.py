@@ -11,8 +11,9 @@ from cairn.catalog import Catalog, upgrade
 from cairn.catalog._blobs import CatalogBlobStore
 from cairn.errors import UsageError
 from cairn.server._auth import KeyRing
-from cairn.server._transfers import PART_SIZE, Transfers
+from cairn.server._transfers import PART_SIZE, UPLOAD_MAX_AGE, Transfers
 from cairn.service import LocalService
+from cairn.service._maintenance import maintenance_lock_for_catalog
 from cairn.storage import BlobStore, LocalBlobStore
 
 MAX_JSON_BYTES = 256 << 20  # a commit of a million entries is about 130 MB of JSON
@@ -27,6 +28,7 @@ class ServerConfig:
     max_json_bytes: int = MAX_JSON_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
     part_size: int = PART_SIZE
+    upload_max_age: float = UPLOAD_MAX_AGE
 
     @classmethod
     def from_env(cls, db: str | None = None, store: str | None = None) -> ServerConfig:
@@ -40,11 +42,19 @@ class ServerConfig:
         part_size = int(part) if part and part.isdigit() else PART_SIZE
         if not 5 << 20 <= part_size <= MAX_BATCH_BYTES:
             raise UsageError("CAIRN_SERVER_PART_SIZE must be between 5 MiB and 64 MiB (in bytes)")
+        age = os.environ.get("CAIRN_SERVER_UPLOAD_MAX_AGE")
+        try:
+            upload_max_age = float(age) if age else UPLOAD_MAX_AGE
+        except ValueError:
+            upload_max_age = -1.0
+        if not 0 <= upload_max_age < 1e9:
+            raise UsageError("CAIRN_SERVER_UPLOAD_MAX_AGE must be a number of seconds (>= 0)")
         return cls(
             db=db,
             store=store,
             admin_key=os.environ.get("CAIRN_ADMIN_KEY") or None,
             part_size=part_size,
+            upload_max_age=upload_max_age,
         )
 
 
@@ -88,14 +98,26 @@ class Backend:
             blobs = LocalBlobStore(path)
             spool = os.path.join(path, "tmp", "uploads")
         service = LocalService(
-            catalog, blobs, location=config.store, entity="server", track_blob_owners=True
+            catalog,
+            blobs,
+            location=config.store,
+            entity="server",
+            track_blob_owners=True,
+            # Shared with every server process and `cairn gc --db/--store`: see _maintenance.py.
+            maintenance_lock=maintenance_lock_for_catalog(catalog),
         )
         return cls(
             catalog=catalog,
             blobs=blobs,
             service=service,
             keys=KeyRing(catalog, config.admin_key),
-            transfers=Transfers(catalog, blobs, spool, part_size=config.part_size),
+            transfers=Transfers(
+                catalog,
+                blobs,
+                spool,
+                part_size=config.part_size,
+                upload_max_age=config.upload_max_age,
+            ),
             config=config,
         )
 

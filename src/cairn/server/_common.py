@@ -14,9 +14,10 @@ from fastapi.routing import APIRoute
 
 from cairn.core import validate_project
 from cairn.core._records import VersionRecord
-from cairn.errors import ValidationError
+from cairn.errors import ArtifactNotFoundError, AuthenticationError, ValidationError
 from cairn.server._auth import Principal, require_valid
 from cairn.server._backend import Backend
+from cairn.server._log import key_refused
 from cairn.service._wire import version_to_json
 
 
@@ -61,10 +62,18 @@ async def backend(request: Request) -> Backend:
 async def principal(request: Request) -> Principal:
     # async: a cached key costs no trip through the thread pool; a new one is looked up there.
     keys = request.app.state.backend.keys
-    token = keys.token_of(request.headers.get("authorization"))
+    try:
+        token = keys.token_of(request.headers.get("authorization"))
+    except AuthenticationError:
+        key_refused(request.url.path, "", "no key")
+        raise
     hit, who = keys.cached(token)
     if not hit:
         who = await run_in_threadpool(keys.check, token)
+    if who is None:
+        key_refused(request.url.path, token, "unknown, malformed or revoked")
+    else:
+        request.state.key_id = who.key_id
     return require_valid(who)
 
 
@@ -79,7 +88,13 @@ def _names(entity: str, project: str) -> tuple[str, str]:
 def _version_for(b: Backend, who: Principal, version_id: str, role: str) -> VersionRecord:
     if not version_id.isalnum() or len(version_id) > 32:
         raise ValidationError(f"invalid version id {version_id[:40]!r}")
-    rec = b.service.get_version(version_id)
+    try:
+        rec = b.service.get_version(version_id)
+    except ArtifactNotFoundError:
+        rec = None
+    if rec is None or who.role_on(rec.entity, rec.project) is None:
+        # The same answer as for a version that does not exist: nothing about others' projects.
+        raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
     who.require(rec.entity, rec.project, role)
     return rec
 

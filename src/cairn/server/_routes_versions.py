@@ -32,6 +32,7 @@ from cairn.server._common import (
     new_router,
 )
 from cairn.service import CommitRequest, CommitResult, FinishRequest, StageRequest
+from cairn.service._maintenance import DEFAULT_GRACE_SECONDS
 from cairn.service._wire import changes_from_json, collection_to_json, run_to_json, version_to_json
 
 router = new_router()
@@ -176,6 +177,27 @@ def cleanup_pending(body: CleanupIn, who: Who, b: B) -> dict[str, Any]:
     if not math.isfinite(body.older_than_seconds):
         raise ValidationError("older_than_seconds must be finite")
     return {"discarded": b.service.cleanup_pending(body.older_than_seconds)}
+
+
+class GcIn(BaseModel):
+    grace_seconds: float = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=10 * 365 * 86400)
+    dry_run: bool = False
+
+
+@router.post("/admin/gc", summary="Remove blobs no version uses (server admins)")
+def admin_gc(body: GcIn, who: Who, b: B) -> dict[str, Any]:
+    """The same collector as `cairn gc --db/--store`, under the lock every server shares."""
+    who.require_admin()
+    report = b.service.collect_garbage(grace_seconds=body.grace_seconds, dry_run=body.dry_run)
+    swept = 0 if body.dry_run else b.transfers.sweep(b.config.upload_max_age)
+    return {**report.to_json(), "abandoned_uploads_removed": swept}
+
+
+@router.post("/admin/verify", summary="Re-hash every stored blob (server admins)")
+def admin_verify(who: Who, b: B) -> dict[str, Any]:
+    """The same check as `cairn verify --db/--store`: every committed version, every blob."""
+    who.require_admin()
+    return b.service.verify().to_json()
 
 
 @router.get(

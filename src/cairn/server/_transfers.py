@@ -57,11 +57,20 @@ class Upload:
         return min(self.part_size, self.size - n * self.part_size)
 
 
+UPLOAD_MAX_AGE = 24 * 3600.0  # an upload not completed after this long is abandoned
+
+
 class Transfers:
     """The server's side of uploads in parts and presigned uploads."""
 
     def __init__(
-        self, catalog: Catalog, blobs: BlobStore, spool: str, *, part_size: int = PART_SIZE
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        spool: str,
+        *,
+        part_size: int = PART_SIZE,
+        upload_max_age: float = UPLOAD_MAX_AGE,
     ):
         self.catalog = catalog
         self.blobs = blobs
@@ -73,6 +82,8 @@ class Transfers:
             spool = os.path.join(blobs.root, "tmp", "uploads")  # same file system: link, no copy
         self.spool = spool
         os.makedirs(self.spool, exist_ok=True)
+        self.max_age = upload_max_age
+        self._last_sweep = time.monotonic()
 
     @property
     def presigned(self) -> bool:
@@ -88,7 +99,7 @@ class Transfers:
         if row is None:
             raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
         if row.user_name != user:
-            raise PermissionDeniedError(f"upload {upload_id!r} belongs to another user")
+            raise PermissionDeniedError(f"upload {upload_id!r} belongs to another key")
         return Upload(
             row.id, row.user_name, row.digest, int(row.size), int(row.part_size), row.backend_ref
         )
@@ -110,6 +121,7 @@ class Transfers:
             raise ValidationError("size must be a non-negative integer")
         if self.s3 is None and -(-size // self.part_size) > MAX_PARTS:
             raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
+        self.sweep_now_and_then()
         upload_id = secrets.token_hex(16)
         ref = f"{self.s3.prefix}uploads/{upload_id}" if self.s3 is not None else upload_id
         if self.s3 is not None and size >= 4 * self.part_size:
@@ -138,8 +150,9 @@ class Transfers:
 
         if self.s3 is None:
             data, parts = self._paths(up)
-            with open(data, "wb") as f:
-                f.truncate(size)
+            # Empty: the file grows as parts arrive, never to a size the client only declared
+            # (a sparse file of 5 TiB would fill the disk as soon as it is written in order).
+            open(data, "wb").close()
             os.makedirs(parts, exist_ok=True)
         self.catalog.write(fn)
         return self.describe(up)
@@ -300,6 +313,57 @@ class Transfers:
         self.blobs.record([(up.digest, size, None)])
         self._forget(up.id)
         return size
+
+    def sweep(self, older_than: float) -> int:
+        """Abort uploads begun more than ``older_than`` seconds ago (clients that went away):
+        their rows, spool files and S3 multipart uploads; and spool files no row owns (a server
+        killed between the two). Returns how many were removed."""
+        cutoff = time.time() - older_than
+        u = s.uploads.c
+        rows = self.catalog.read(
+            lambda tx: tx.conn.execute(select(s.uploads).where(u.created_at < cutoff)).all()
+        )
+        for row in rows:
+            up = Upload(
+                row.id,
+                row.user_name,
+                row.digest,
+                int(row.size),
+                int(row.part_size),
+                row.backend_ref,
+            )
+            if self.s3 is not None and "\n" in up.ref:
+                key, upload_id = up.ref.split("\n", 1)
+                try:
+                    self.s3.client.abort_multipart_upload(
+                        Bucket=self.s3.bucket, Key=key, UploadId=upload_id
+                    )
+                except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
+                    pass
+            self.abort(up)
+        known = set(self.catalog.read(lambda tx: [r[0] for r in tx.conn.execute(select(u.id))]))
+        orphans = 0
+        for entry in os.scandir(self.spool):
+            upload_id = entry.name.split(".", 1)[0]
+            try:
+                if upload_id not in known and entry.stat().st_mtime < cutoff:
+                    if entry.is_dir():
+                        for name in os.listdir(entry.path):
+                            os.unlink(os.path.join(entry.path, name))
+                        os.rmdir(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                    orphans += 1
+            except FileNotFoundError:
+                pass
+        self._last_sweep = time.monotonic()
+        return len(rows) + orphans
+
+    def sweep_now_and_then(self) -> None:
+        """Sweep at most once an hour, from a request that begins an upload."""
+        if time.monotonic() - self._last_sweep > 3600:
+            self._last_sweep = time.monotonic()
+            self.sweep(self.max_age)
 
     def abort(self, up: Upload) -> None:
         if self.s3 is None:

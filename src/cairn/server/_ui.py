@@ -20,6 +20,7 @@ from cairn.errors import BlobNotFoundError, PermissionDeniedError
 from cairn.server._access import readable_blobs
 from cairn.server._auth import Principal as KeyPrincipal
 from cairn.server._backend import Backend
+from cairn.server._log import key_refused
 from cairn.server._routes_search import scoped_search
 from cairn.service import (
     CommitRequest,
@@ -341,6 +342,7 @@ class ServerUiBackend:
     def authenticate(self, api_key: str) -> Principal | None:
         who = self._b.keys.check(api_key)  # cached by the key ring; a revoked key fails in ~2 s
         if who is None:
+            key_refused("/login", api_key, "unknown, malformed or revoked")
             return None
         with self._lock:
             self._principals[who.key_id] = who

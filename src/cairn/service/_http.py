@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import random
 import threading
@@ -30,9 +31,17 @@ from urllib.parse import quote
 
 import httpx
 
-from cairn.core import blob_path_parts, check_digest, digest_bytes, digest_from_hasher, new_hasher
+from cairn.core import (
+    blob_path_parts,
+    check_digest,
+    check_json_value,
+    digest_bytes,
+    digest_from_hasher,
+    new_hasher,
+    validate_project,
+)
 from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
-from cairn.errors import CairnError, CommError, DigestMismatchError
+from cairn.errors import CairnError, CommError, DigestMismatchError, ValidationError
 from cairn.service._protocol import (
     CommitRequest,
     CommitResult,
@@ -50,6 +59,7 @@ from cairn.service._wire import (
     error_from_body,
     export_from_json,
     import_to_json,
+    key_id_of,
     pack_blobs,
     registry_from_json,
     run_from_json,
@@ -66,11 +76,18 @@ BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
 PREFETCH_BATCH = 1024  # small blobs per download request
 _THREADS = 4
-_RETRIES = 9  # backoff 0.2 s doubling to 5 s: about 30 s in all
+_RETRIES = 12  # backoff 0.2 s doubling to 5 s, within RETRY_SECONDS in all
+RETRY_SECONDS = 45.0  # a call is given up after this long (a catalog restart takes seconds)
+_NOTICE_AFTER = 2.0  # waiting longer than this is said on stderr, once per call
+_log = logging.getLogger("cairn")
 _RETRY_STATUS = (502, 503, 504)
 
 
 def _seg(value: str) -> str:
+    """One path segment, quoted. A segment of dots only would be resolved away by URL rules
+    (``/a/../b`` is ``/b``), reaching another route: refused, as the names it stands for are."""
+    if not value.strip("."):
+        raise ValidationError(f"{value!r} cannot be sent as a name: it is empty or only dots")
     return quote(value, safe="")
 
 
@@ -79,6 +96,13 @@ def _json_body(resp: httpx.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
+
+
+def _changed(path: str, how: str) -> ValidationError:
+    return ValidationError(
+        f"file {path} changed while cairn was uploading it ({how}); add it again once it is"
+        " complete"
+    )
 
 
 def _copy_verified(src: str, dest: str, digest: str) -> None:
@@ -141,6 +165,7 @@ class HttpService:
         *,
         transport: httpx.BaseTransport | None = None,
         retries: int = _RETRIES,
+        notice_after: float = _NOTICE_AFTER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"User-Agent": "cairn-http"}
@@ -159,6 +184,7 @@ class HttpService:
         self._plain = httpx.Client(timeout=timeout, limits=limits)
         self._cache = DownloadCache(cache_dir)
         self._retries = retries
+        self._notice_after = notice_after
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
@@ -167,34 +193,69 @@ class HttpService:
     def _backoff(self, attempt: int) -> None:
         time.sleep(min(5.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
 
-    def _send(self, client: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response:
-        """One request, retried on connection failures and 502/503/504 (an error status in
-        ``accept`` is returned instead of raised)."""
+    def _wait(self, attempt: int, started: float, why: str, notice: bool) -> bool:
+        """Wait before another attempt, or False when the time for retries is spent; with
+        ``notice``, say on stderr what it waits for."""
+        if attempt >= self._retries or time.monotonic() - started > RETRY_SECONDS:
+            return False
+        if notice:
+            _log.warning(
+                "cairn: waiting for the server at %s (%s); retrying for up to %d s",
+                self.base_url,
+                why,
+                RETRY_SECONDS,
+            )
+        self._backoff(attempt)
+        return True
+
+    def _send(
+        self, client: httpx.Client, method: str, url: str, *, idempotent: bool = True, **kw: Any
+    ) -> httpx.Response:
+        """One request, retried on connection failures and 502/503/504 for at most
+        ``RETRY_SECONDS`` (an error status in ``accept`` is returned instead of raised). A call
+        that is not ``idempotent`` (one that creates a key) is retried only when it never reached
+        the server."""
         body_factory: Callable[[], Any] | None = kw.pop("body_factory", None)
         accept: tuple[int, ...] = kw.pop("accept", ())
-        for attempt in range(self._retries + 1):
+        if isinstance(kw.get("json"), dict):
+            # What the server would refuse (NaN, 1e999, ...) is refused here alike, field named.
+            for field, value in kw["json"].items():
+                if field not in ("changes", "digests"):  # checked row by row by the server
+                    check_json_value(value, field)
+        started = time.monotonic()
+        noticed = False
+        attempt = 0
+        while True:
             if body_factory is not None:
                 kw["content"] = body_factory()
             try:
                 resp = client.request(method, url, **kw)
             except httpx.TransportError as exc:
-                if attempt == self._retries:
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                why = f"{type(exc).__name__}: {exc!s}"
+                notice = not noticed and time.monotonic() - started > self._notice_after
+                noticed = noticed or notice
+                if not (idempotent or never_sent) or not self._wait(attempt, started, why, notice):
                     raise CommError(
                         f"cannot reach the cairn server at {self.base_url}: {exc!s}"
                         " (is it running? is CAIRN_BASE_URL right?)"
                     ) from None
-                self._backoff(attempt)
-                continue
-            if resp.status_code in _RETRY_STATUS and attempt < self._retries:
-                self._backoff(attempt)
-                continue
-            if resp.status_code >= 400 and resp.status_code not in accept:
-                raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
-            return resp
-        raise AssertionError("unreachable")
+            else:
+                if resp.status_code not in _RETRY_STATUS or not idempotent:
+                    if resp.status_code >= 400 and resp.status_code not in accept:
+                        raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
+                    return resp
+                body = _json_body(resp)
+                err = body.get("error") if isinstance(body, dict) else None
+                why = f"{resp.status_code}: {err.get('message') if isinstance(err, dict) else ''}"
+                notice = not noticed and time.monotonic() - started > self._notice_after
+                noticed = noticed or notice
+                if not self._wait(attempt, started, why.rstrip(": "), notice):
+                    raise error_from_body(resp.status_code, body, self.base_url)
+            attempt += 1
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        resp = self._send(self._http, method, path, **kw)
+    def _call(self, method: str, path: str, *, idempotent: bool = True, **kw: Any) -> Any:
+        resp = self._send(self._http, method, path, idempotent=idempotent, **kw)
         return resp.json() if resp.content else None
 
     def _whoami(self) -> dict[str, Any]:
@@ -203,6 +264,8 @@ class HttpService:
         return self._info
 
     def _project(self, entity: str, project: str) -> str:
+        validate_project(entity, "entity")
+        validate_project(project)
         return f"/projects/{_seg(entity)}/{_seg(project)}"
 
     # -- identity ------------------------------------------------------------------------------
@@ -321,8 +384,17 @@ class HttpService:
 
     def _upload_file(self, path: str, digest: str, size: int) -> None:
         fd = os.open(path, os.O_RDONLY)
+
+        def read(off: int, n: int) -> bytes:
+            data = os.pread(fd, n, off)
+            if len(data) != n:
+                raise _changed(path, "it is shorter than when it was hashed")
+            return data
+
         try:
-            self._upload(digest, size, lambda off, n: os.pread(fd, n, off), path)
+            self._upload(digest, size, read, path)
+        except DigestMismatchError:
+            raise _changed(path, "its content is not what was hashed") from None
         finally:
             os.close(fd)
 
@@ -746,10 +818,12 @@ class HttpService:
 
     def create_key(self, user: str, project: str | None, role: str) -> dict[str, Any]:
         body = {"user": user, "project": project, "role": role}
-        return dict(self._call("POST", "/keys", json=body))
+        # Not idempotent: a retry after the request arrived could make a second key.
+        return dict(self._call("POST", "/keys", json=body, idempotent=False))
 
     def revoke_key(self, key_id: str) -> None:
-        self._call("DELETE", f"/keys/{_seg(key_id)}")
+        """Revoke a key by id (or by the whole key: only its id is sent)."""
+        self._call("DELETE", f"/keys/{key_id_of(key_id)}")
 
     def list_keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/keys"))

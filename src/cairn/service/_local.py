@@ -29,9 +29,14 @@ from cairn.core import (
     PageRef,
     build_tree,
     check_digest,
+    check_json_value,
     update_tree,
     validate_alias,
     validate_aliases,
+    validate_artifact_name,
+    validate_project,
+    validate_tags,
+    validate_type,
 )
 from cairn.core._manifest import Leaf
 from cairn.core._records import (
@@ -44,6 +49,7 @@ from cairn.core._records import (
     VersionRecord,
 )
 from cairn.core._search import parse_query
+from cairn.core._values import INT_RANGE
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,
@@ -73,7 +79,7 @@ from cairn.service._protocol import (
     VersionExport,
 )
 from cairn.service._search import SearchRequest, SearchResult
-from cairn.storage import BlobInfo, BlobStore, LocalBlobStore
+from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
 
 STORE_FORMAT = 1
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
@@ -132,6 +138,26 @@ def _label(
         tx.link_run(version_id, run_pk, "output")
 
 
+def _check_request(request: CommitRequest | StageRequest) -> None:
+    """A request's names, metadata and sizes, checked by the rules of ``cairn.core`` before
+    anything is written (the server runs every request through here too, so the embedded store
+    and a server accept exactly the same things, and nothing unreadable is committed)."""
+    validate_project(request.entity, "entity")
+    validate_project(request.project)
+    validate_artifact_name(request.name)
+    validate_type(request.type)
+    validate_aliases(list(request.aliases))
+    validate_tags(list(getattr(request, "tags", ())))
+    if request.metadata is not None:
+        check_json_value(dict(request.metadata), "metadata")
+    for path, entry in request.changes:
+        if entry is not None and entry.size is not None and entry.size > INT_RANGE[1]:
+            raise ValidationError(f"entry {path!r}: size {entry.size} is beyond 64 bits")
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
 class LocalService:
     """A Service over a catalog and a blob store in this process."""
 
@@ -158,13 +184,26 @@ class LocalService:
         self._maintenance = maintenance_lock or ThreadMaintenanceLock()
 
     @classmethod
-    def open(cls, root: str) -> LocalService:
-        """Open (creating if needed) the embedded store at ``root``."""
+    def open(cls, root: str, *, allow_network_fs: bool | None = None) -> LocalService:
+        """Open (creating if needed) the embedded store at ``root``.
+
+        A directory on a network or FUSE file system is refused (SQLite's locks are not safe
+        there) unless ``allow_network_fs`` (default: ``CAIRN_ALLOW_NETWORK_FS``) is true."""
         root = os.path.abspath(os.path.expanduser(root))
         try:
             os.makedirs(root, exist_ok=True)
         except OSError as exc:
             raise CommError(f"cannot create the cairn store at {root}: {exc.strerror}") from None
+        if allow_network_fs is None:
+            allow_network_fs = os.environ.get("CAIRN_ALLOW_NETWORK_FS", "").lower() in _TRUE
+        fs = None if allow_network_fs else network_filesystem(root)
+        if fs is not None:
+            raise UsageError(
+                f"the cairn store {root} is on a network file system ({fs}), where SQLite's"
+                " locking is not safe and two machines could corrupt it; share a store between"
+                " machines with `cairn server` (CAIRN_BASE_URL), or set"
+                " CAIRN_ALLOW_NETWORK_FS=true if only one process ever writes it"
+            )
         marker = os.path.join(root, "cairn-store.json")
         if os.path.exists(marker):
             with open(marker) as f:
@@ -204,6 +243,10 @@ class LocalService:
     # -- runs --
 
     def start_run(self, run: RunRecord) -> RunRecord:
+        validate_project(run.entity, "entity")
+        validate_project(run.project)
+        check_json_value(dict(run.config), "config")
+
         def fn(tx: Tx) -> RunRecord:
             pid = tx.project_id(run.entity, run.project, create=True)
             assert pid is not None
@@ -215,6 +258,9 @@ class LocalService:
     def finish_run(
         self, entity: str, project: str, run_id: str, state: str, config: Mapping[str, Any] | None
     ) -> None:
+        if config is not None:
+            check_json_value(dict(config), "config")
+
         def fn(tx: Tx) -> None:
             pk = self._run_pk(tx, entity, project, run_id)
             tx.set_run_state(pk, state, config)
@@ -339,6 +385,8 @@ class LocalService:
             root = build_tree((e for _, e in changes if e is not None), put)
         else:
             root = update_tree(self._reader, base_root, changes, put)
+        if root.size > INT_RANGE[1]:
+            raise ValidationError(f"the version's total size ({root.size} bytes) is beyond 64 bits")
         return root, pages
 
     def _persist_pages(self, pages: dict[str, bytes]) -> None:
@@ -361,6 +409,7 @@ class LocalService:
         return self.catalog.read(fn)
 
     def commit(self, request: CommitRequest) -> CommitResult:
+        _check_request(request)
         # From the blob check to the catalog commit, gc may not sweep (see _maintenance.py).
         with self._maintenance.shared():
             return self._commit(request)
@@ -480,6 +529,7 @@ class LocalService:
             raise ValidationError("only a draft (a version with a base) can remove entries")
 
     def stage(self, request: StageRequest) -> VersionRecord:
+        _check_request(request)
         with self._maintenance.shared():
             return self._stage(request)
 
@@ -498,6 +548,7 @@ class LocalService:
         return self.catalog.write(fn)
 
     def finish(self, request: FinishRequest) -> CommitResult:
+        _check_request(request)
         with self._maintenance.shared():
             return self._finish(request)
 
@@ -769,6 +820,12 @@ class LocalService:
     ) -> VersionRecord:
         if aliases is not None:
             validate_aliases(aliases)
+        if metadata is not None:
+            check_json_value(dict(metadata), "metadata")
+        if aliases is not None:
+            validate_aliases(list(aliases))
+        if tags is not None:
+            validate_tags(list(tags))
 
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)

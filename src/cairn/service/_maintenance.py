@@ -29,7 +29,13 @@ from typing import Any, Protocol
 from cairn.catalog import Catalog, Tx
 from cairn.core import Index, Leaf, PageReader, decode_node, digest_from_hasher, new_hasher
 from cairn.core._records import COMMITTED, VersionRecord
-from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ManifestFormatError
+from cairn.errors import (
+    BlobNotFoundError,
+    CommError,
+    DigestMismatchError,
+    ManifestFormatError,
+    UnavailableError,
+)
 from cairn.storage import BlobStore
 
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -133,6 +139,75 @@ class FileMaintenanceLock:
 
     def exclusive(self) -> AbstractContextManager[None]:
         return self._hold(True)
+
+
+_ADVISORY_KEY = 0x636169726E  # "cairn": the key of the maintenance lock among advisory locks
+
+
+class AdvisoryMaintenanceLock:
+    """A PostgreSQL advisory lock: every server process (on every machine) and every
+    ``cairn gc`` run against the same catalog agree. Each hold uses its own connection, so the
+    lock ends with it even if the process dies."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def _connect(self, how: str) -> Any:
+        """A connection holding the lock; a catalog outage is waited out as a transaction's is."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from cairn.catalog._catalog import OUTAGE_SECONDS
+
+        started = time.monotonic()
+        while True:
+            conn = None
+            try:
+                conn = self.catalog.engine.connect()
+                conn.execute(text(f"SELECT {how}(:k)"), {"k": _ADVISORY_KEY})
+                conn.commit()
+                return conn
+            except SQLAlchemyError as exc:
+                if conn is not None:
+                    conn.invalidate()
+                    conn.close()
+                if time.monotonic() - started > OUTAGE_SECONDS:
+                    raise UnavailableError(
+                        f"the catalog ({self.catalog.display}) cannot be reached to take the"
+                        f" maintenance lock ({type(exc).__name__}); retry in a moment"
+                    ) from None
+                time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def _hold(self, exclusive: bool) -> Iterator[None]:
+        from sqlalchemy import text
+
+        conn = self._connect("pg_advisory_lock" if exclusive else "pg_advisory_lock_shared")
+        try:
+            yield
+        finally:
+            undo = "pg_advisory_unlock" if exclusive else "pg_advisory_unlock_shared"
+            try:
+                conn.execute(text(f"SELECT {undo}(:k)"), {"k": _ADVISORY_KEY})
+                conn.commit()
+            except Exception:  # noqa: BLE001 - a lost connection released the lock anyway
+                conn.invalidate()
+            conn.close()
+
+    def shared(self) -> AbstractContextManager[None]:
+        return self._hold(False)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self._hold(True)
+
+
+def maintenance_lock_for_catalog(catalog: Catalog) -> MaintenanceLock:
+    """The lock every process writing through ``catalog`` shares: an advisory lock on
+    PostgreSQL, a file lock beside a SQLite catalog."""
+    if catalog.dialect == "postgresql":
+        return AdvisoryMaintenanceLock(catalog)
+    db = catalog.url.split("///", 1)[-1]
+    return FileMaintenanceLock(f"{db}.maintenance.lock")
 
 
 def maintenance_lock_for(root: str) -> MaintenanceLock:
@@ -473,6 +548,11 @@ def verify_store(
             hashed_bytes += size
             bar.advance(1, size)
     problems = _referrers(blobs, checked, bad) if bad else []
+    damaged = [d for d, kind in bad.items() if kind == DAMAGED]
+    if damaged:
+        # A damaged copy is worse than none: presence checks would call it present forever.
+        # Removed, the next log of the same content stores it again (the repair).
+        blobs.delete_many(damaged)
     return VerifyReport(
         versions=len(checked),
         blobs=len(to_hash) + len(pages),

@@ -166,7 +166,7 @@ class Service(Protocol):
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         """Store a file's content, hashing it on the way; returns its digest and size.
 
-        ``link=True`` (the "immutable" policy) lets a local store hard-link the file."""
+        ``link=True`` (the "immutable" policy) lets a local store clone the file (copy-on-write)."""
 
     def store_blob_file(self, path: str, digest: str, size: int) -> None:
         """Store a file whose digest the caller knows (a blob copied from another store). The

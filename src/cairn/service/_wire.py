@@ -12,6 +12,7 @@ HTTP status that says the same (401, 403, 404, 409, 413, 422, ...).
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,23 @@ from cairn.service._search import SearchRequest, SearchResult
 API = "/api/v1"
 BATCH_TYPE = "application/vnd.cairn.blobs"
 _HEAD = struct.Struct(">32sQ")
+
+
+# -- API keys ------------------------------------------------------------------------------------
+
+_KEY_ID_RE = re.compile(r"^(?:cairn_)?([0-9a-f]{16})(?:_.*)?$", re.DOTALL)
+
+
+def key_id_of(text: str) -> str:
+    """The key id in ``text``: an id (16 hex digits), or a whole key ``cairn_<id>_<secret>``
+    (or ``<id>_<secret>``). Never repeats ``text`` in its error: it may hold a secret."""
+    m = _KEY_ID_RE.match(text.strip())
+    if m is None:
+        raise ValidationError(
+            "not an API key id: give the 16 hex digits `cairn keys list` shows as 'id'"
+            " (or the whole key, of which only the id is used)"
+        )
+    return m.group(1)
 
 
 # -- records -------------------------------------------------------------------------------------
@@ -341,6 +359,7 @@ STATUS: dict[type[errors.CairnError], int] = {
     errors.PermissionDeniedError: 403,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
+    errors.UnavailableError: 503,
     errors.UsageError: 409,
     errors.DigestMismatchError: 422,
     errors.ValidationError: 400,

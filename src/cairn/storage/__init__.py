@@ -1,6 +1,7 @@
 """Blob stores: content-addressed bytes (local files, S3, memory)."""
 
 from cairn.storage._base import BlobInfo, BlobStore, check_range, range_header
+from cairn.storage._fs import filesystem_type, network_filesystem
 from cairn.storage._hashing import hash_file, hash_stream
 from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
 from cairn.storage._memory import MemoryBlobStore
@@ -14,8 +15,10 @@ __all__ = [
     "LocalBlobStore",
     "MemoryBlobStore",
     "ReadOnlyBlobStore",
+    "filesystem_type",
     "hash_file",
     "hash_stream",
+    "network_filesystem",
     "S3BlobStore",
     "check_range",
     "range_header",

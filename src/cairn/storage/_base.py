@@ -43,7 +43,7 @@ class BlobStore(Protocol):
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
         """Store the content of the file at ``path``, hashing it while it is copied.
 
-        ``link=True`` allows a store to hard-link the file instead of copying it."""
+        ``link=True`` allows a store to clone the file (copy-on-write) instead of copying it."""
 
     def get(self, digest: str) -> bytes:
         """The whole content of a blob, verified."""

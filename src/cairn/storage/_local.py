@@ -15,6 +15,8 @@ SQLite serialises writers (WAL mode, waiting up to a minute for the lock).
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import os
 import sqlite3
@@ -52,6 +54,9 @@ def _touch(path: str) -> None:
 
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+_FICLONE = 0x40049409  # Linux ioctl: a copy-on-write clone of a whole file (btrfs, XFS, ...)
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -104,6 +109,9 @@ class LocalBlobStore:
             )
             try:
                 conn.execute("PRAGMA page_size=16384")
+                # Pages freed by gc go back to the file system (``incremental_vacuum`` after each
+                # delete). Takes effect when the file is created; older stores keep their mode.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 # A rollback journal, not WAL: blobs are appended in large batches, and WAL would
                 # write every byte twice (log, then checkpoint). Readers wait out a commit.
                 conn.execute("PRAGMA journal_mode=TRUNCATE")
@@ -131,7 +139,12 @@ class LocalBlobStore:
         small = [(digest_raw(d), len(b), now, b) for d, b in items if len(b) < self.small_limit]
         for digest, data in items:
             if len(data) >= self.small_limit:
-                self._put_large_bytes(digest, data)
+                try:
+                    self._put_large_bytes(digest, data)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise self._store_error(f"could not store blob {digest}", exc) from None
+                    raise
         if not small:
             return
         with self._lock:
@@ -148,8 +161,11 @@ class LocalBlobStore:
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise CommError(f"could not store blobs in {self._db_path}: {exc}") from None
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
+                raise self._store_error("could not store blobs", exc) from None
 
     def _put_large_bytes(self, digest: str, data: bytes) -> None:
         final = self.path_of(digest)
@@ -179,26 +195,25 @@ class LocalBlobStore:
             _fsync_dir(parent)
 
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
-        """Store a file's content. With ``link``, a large file is hard-linked into the store
-        instead of copied when the file system allows it (the caller promises never to change
-        the file: it *is* the blob afterwards)."""
+        """Store a file's content. With ``link`` (``policy="immutable"``), a large file is
+        cloned into the store where the file system offers copy-on-write clones (btrfs, XFS,
+        ...): no bytes are copied, and a later change of the user's file cannot reach the blob.
+        Elsewhere it is copied. It is never hard-linked: the user's file would *be* the blob, and
+        writing over it (``torch.save`` to the same path) would change stored content."""
+        try:
+            return self._put_file(path, link)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise self._store_error(f"could not store {path}", exc) from None
+            raise
+
+    def _put_file(self, path: str, link: bool) -> BlobInfo:
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
             if link and size >= self.small_limit:
-                digest, _ = hash_stream(src)
-                final = self.path_of(digest)
-                if not os.path.exists(final):
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    try:
-                        os.link(path, final)
-                    except OSError:
-                        link = False  # another file system, or links not allowed: copy
-                    else:
-                        return BlobInfo(digest, size)
-                else:
-                    _touch(final)
-                    return BlobInfo(digest, size)
-                src.seek(0)
+                cloned = self._put_clone(src, size)
+                if cloned is not None:
+                    return cloned
             if size < self.small_limit:
                 data = src.read()
                 digest = digest_bytes(data)
@@ -237,6 +252,37 @@ class LocalBlobStore:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
                 raise
+        return BlobInfo(digest, written)
+
+    def _put_clone(self, src: BinaryIO, size: int) -> BlobInfo | None:
+        """Clone ``src`` into the store and hash the clone (which no one else can change), or
+        None when this file system cannot clone."""
+        tmp = self._tmp_path()
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
+            try:
+                fcntl.ioctl(out, _FICLONE, src.fileno())
+                if self._durable:
+                    os.fsync(out)  # as durable as a copy: the clone's metadata is on disk
+            finally:
+                os.close(out)
+        except OSError:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            return None  # no clones on this file system (or across two): copy instead
+        try:
+            with open(tmp, "rb") as clone:
+                digest, written = hash_stream(clone)
+            final = self.path_of(digest)
+            if os.path.exists(final):
+                os.unlink(tmp)
+                _touch(final)
+            else:
+                self._install(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         return BlobInfo(digest, written)
 
     def adopt(self, path: str, digest: str) -> None:
@@ -403,12 +449,20 @@ class LocalBlobStore:
             return None
 
     def delete_many(self, digests: Iterable[str]) -> int:
+        """Delete blobs. Large files are unlinked first: on a full disk that frees the space
+        the small-blob database then needs to record its own deletions."""
         wanted = list(dict.fromkeys(digests))
         removed = 0
+        for d in wanted:
+            try:
+                os.unlink(self.path_of(d))
+                removed += 1
+            except FileNotFoundError:
+                pass
         with self._lock:
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
             try:
+                db.execute("BEGIN IMMEDIATE")
                 for start in range(0, len(wanted), _BATCH):
                     chunk = wanted[start : start + _BATCH]
                     marks = ",".join("?" * len(chunk))
@@ -418,16 +472,26 @@ class LocalBlobStore:
                     )
                     removed += cur.rowcount
                 db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        for d in wanted:
-            try:
-                os.unlink(self.path_of(d))
-                removed += 1
-            except FileNotFoundError:
-                pass
+                db.execute("PRAGMA incremental_vacuum")  # give the freed pages back
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
+                raise self._store_error("could not remove blobs", exc) from None
         return removed
+
+    def _store_error(self, what: str, exc: BaseException) -> CommError:
+        """A write that failed, naming this store (and saying so when it is full)."""
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in text.lower()
+        if full:
+            return CommError(
+                f"{what}: the blob store {self.root} is full ({text}); free space on its disk,"
+                " or delete versions and run `cairn gc`"
+            )
+        return CommError(f"{what} in the blob store {self.root}: {text}")
 
     def list(self) -> Iterator[BlobInfo]:
         with self._lock:

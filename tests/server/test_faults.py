@@ -1,0 +1,126 @@
+"""Recovering from faults by ourselves (issue 12, item 5): a catalog restart mid-log, retries that
+are bounded and say what they wait for, and only genuine races retried in the catalog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import insert
+
+from cairn.catalog import Catalog, Tx
+from cairn.catalog import _schema as s
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.errors import CommError, ConflictError
+from cairn.service import CommitRequest
+from cairn.service._http import HttpService
+from tests._infra import CairnServer, Postgres, free_port
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Postgres]:
+    if os.environ.get("CAIRN_TEST_POSTGRES_URL"):
+        pytest.skip("restarting PostgreSQL needs a cluster of the tests' own")
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+def _log(svc: HttpService, i: int) -> None:
+    data = f"content {i}".encode()
+    d = digest_bytes(data)
+    svc.store_blobs([(d, data)])
+    req = CommitRequest(
+        entity="e",
+        project="p",
+        name=f"ds{i % 3}",
+        type="dataset",
+        changes=[("f", ManifestEntry("f", d, len(data)))],
+    )
+    result = svc.commit(req)
+    assert result.version is not None
+
+
+def test_a_postgresql_restart_mid_log_is_carried_through(
+    own_postgres: Postgres, tmp_path: pathlib.Path
+) -> None:
+    server = CairnServer(own_postgres.create_database("faults"), str(tmp_path / "blobs"))
+    try:
+        svc = HttpService(server.url, server.create_key("e"), str(tmp_path / "cache"))
+        restarted = threading.Event()
+        failures: list[BaseException] = []
+        done: list[int] = []
+
+        def attempt(i: int) -> None:
+            try:
+                _log(svc, i)
+                done.append(i)
+            except BaseException as exc:  # noqa: BLE001 - counted and shown below
+                failures.append(exc)
+
+        def writer() -> None:
+            i = 0
+            while not restarted.is_set() and i < 1000:
+                attempt(i)
+                i += 1
+            for j in range(i, i + 8):  # and 8 more once it is back
+                attempt(j)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        while len(done) < 3 and thread.is_alive():
+            threading.Event().wait(0.05)
+        own_postgres.restart(down_seconds=2.0)
+        restarted.set()
+        thread.join(120)
+        assert not thread.is_alive()
+        assert failures == [], failures[:3]
+        assert len(done) >= 11
+        log = pathlib.Path(server.log_path).read_text()
+        assert '"status":503' in log or '"status":200' in log
+        svc.close()
+    finally:
+        server.stop()
+
+
+def test_retries_say_what_they_wait_for_and_give_up(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()  # nothing listens there
+    svc = HttpService(f"http://127.0.0.1:{port}", "k", str(tmp_path), retries=4, notice_after=0.05)
+    with caplog.at_level(logging.WARNING, logger="cairn"), pytest.raises(CommError, match="reach"):
+        svc.list_projects()
+    notices = [r.getMessage() for r in caplog.records if "waiting for the server" in r.getMessage()]
+    assert len(notices) == 1 and f"127.0.0.1:{port}" in notices[0]
+    assert "ConnectError" in notices[0]
+    svc.close()
+
+
+def test_the_catalog_retries_only_unique_violations(tmp_path: pathlib.Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    calls: list[int] = []
+
+    def dangling(tx: Tx) -> None:
+        calls.append(1)
+        tx.conn.execute(insert(s.project_blobs).values(project_id=424242, digest="sha256:x"))
+
+    with pytest.raises(ConflictError, match="refused the change"):
+        catalog.write(dangling)
+    assert len(calls) == 1  # a foreign-key error is not a race: no retries
+
+    tries: list[int] = []
+
+    def racing(tx: Tx) -> None:
+        # The first attempt loses a race (the row is there already); the retry succeeds.
+        tries.append(1)
+        tx.conn.execute(insert(s.projects).values(entity="e", name="p0", created_at=0.0))
+        if len(tries) == 1:
+            tx.conn.execute(insert(s.projects).values(entity="e", name="p0", created_at=0.0))
+
+    catalog.write(racing)
+    assert len(tries) == 2
+    catalog.dispose()

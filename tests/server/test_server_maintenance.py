@@ -1,0 +1,167 @@
+"""A server takes care of its store (issue 12, item 4): `cairn gc`/`cairn verify` against a
+server's catalog and store, the admin REST calls, and no "ok" from a store that is not there."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.service import CommitRequest
+from cairn.service._http import HttpService
+from tests._infra import ADMIN_KEY, CairnServer, reset_database
+
+
+@pytest.fixture
+def server(server_local: CairnServer) -> CairnServer:
+    reset_database(server_local.db)
+    return server_local
+
+
+def _cairn(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cairn", *args], env=env, capture_output=True, text=True
+    )
+
+
+def _log(svc: HttpService, name: str, data: bytes) -> str:
+    d = digest_bytes(data)
+    if len(data) >= 128 * 1024:
+        path = f"/tmp/cairn-test-{os.getpid()}-{name}"
+        pathlib.Path(path).write_bytes(data)
+        svc.store_file(path)
+        os.unlink(path)
+    else:
+        svc.store_blobs([(d, data)])
+    req = CommitRequest(
+        entity="e",
+        project="p",
+        name=name,
+        type="dataset",
+        changes=[("f.bin", ManifestEntry("f.bin", d, len(data)))],
+    )
+    result = svc.commit(req)
+    assert result.version is not None
+    return result.version.id
+
+
+def test_gc_and_verify_run_against_a_servers_store(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    svc = HttpService(server.url, server.create_key("e"), str(tmp_path / "cache"), retries=0)
+    kept = os.urandom(300_000)
+    gone = os.urandom(300_000)
+    _log(svc, "kept", kept)
+    svc.delete_version(_log(svc, "gone", gone), delete_aliases=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env |= {"CAIRN_DIR": str(tmp_path / "no-store"), "CAIRN_CACHE_DIR": str(tmp_path / "c")}
+    where = ["--db", server.db, "--store", server.store]
+    gc = _cairn("gc", *where, "--grace", "0", "--json", env=env)
+    assert gc.returncode == 0, gc.stderr
+    report = json.loads(gc.stdout)  # the deleted version's blob and manifest page (at least)
+    assert report["removed_blobs"] >= 2 and report["removed_bytes"] >= 300_000
+    ok = _cairn("verify", *where, env=env)
+    assert ok.returncode == 0 and "ok" in ok.stdout, ok.stderr
+    # Damage the kept blob: verify names the version and exits 1 (also through the env).
+    blob = pathlib.Path(server.store, "sha256", digest_bytes(kept)[7:9], digest_bytes(kept)[9:])
+    blob.chmod(0o644)
+    blob.write_bytes(b"x" * 300_000)
+    bad = _cairn(
+        "verify", env={**env, "CAIRN_SERVER_DB": server.db, "CAIRN_SERVER_STORE": server.store}
+    )
+    assert bad.returncode == 1 and "kept" in bad.stdout, bad.stdout + bad.stderr
+    assert not blob.exists()  # verify removed the damaged copy: the next log repairs it
+    svc.close()
+
+
+def test_admins_trigger_gc_and_verify_over_rest(server: CairnServer) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    writer = {"Authorization": f"Bearer {server.create_key('e')}"}
+    for path in ("/admin/gc", "/admin/verify"):
+        refused = httpx.post(f"{server.url}/api/v1{path}", headers=writer, json={})
+        assert refused.status_code == 403, refused.text
+    gc = httpx.post(
+        f"{server.url}/api/v1/admin/gc", headers=admin, json={"dry_run": True}, timeout=60
+    )
+    assert gc.status_code == 200 and gc.json()["dry_run"] is True, gc.text
+    verify = httpx.post(f"{server.url}/api/v1/admin/verify", headers=admin, timeout=60)
+    assert verify.status_code == 200 and "ok" in verify.json(), verify.text
+
+
+def test_without_a_store_gc_and_verify_say_so(tmp_path: pathlib.Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env |= {"CAIRN_DIR": str(tmp_path / "nothing-here"), "CAIRN_CACHE_DIR": str(tmp_path / "c")}
+    for command in ("verify", "gc"):
+        done = _cairn(command, env=env)
+        assert done.returncode != 0 and "no cairn store" in done.stderr, done.stdout + done.stderr
+        assert "ok" not in done.stdout
+    assert not (tmp_path / "nothing-here").exists()
+    remote = _cairn("verify", env={**env, "CAIRN_BASE_URL": "http://127.0.0.1:9"})
+    assert remote.returncode != 0 and "--db" in remote.stderr
+
+
+def _blob_file(store: str, digest: str) -> pathlib.Path:
+    return pathlib.Path(store, "sha256", digest[7:9], digest[9:])
+
+
+def test_a_damaged_or_missing_blob_is_repaired_by_the_next_log(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    from cairn.service import LocalService
+    from cairn.storage import LocalBlobStore
+
+    content = os.urandom(300_000)
+    digest = digest_bytes(content)
+    # Embedded: verify finds the damage (and drops the bad copy); the next log stores it again.
+    local = LocalService.open(str(tmp_path / "store"))
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(content)
+    local.store_file(str(src))
+    assert isinstance(local.blobs, LocalBlobStore)
+    blob = pathlib.Path(local.blobs.path_of(digest))
+    blob.chmod(0o644)
+    blob.write_bytes(b"\0" * len(content))
+    assert [p.kind for p in local.verify().problems] == ["damaged"]
+    assert local.missing_blobs([digest]) == [digest]
+    local.store_file(str(src))
+    assert local.read_blob(digest) == content and local.verify().ok
+    local.close()
+    # Server: a blob lost from the store is reported missing, so the next log uploads it again.
+    svc = HttpService(server.url, server.create_key("e"), str(tmp_path / "cache"), retries=0)
+    _log(svc, "first", content)
+    _blob_file(server.store, digest).unlink()
+    assert svc.missing_blobs([digest]) == [digest]
+    _log(svc, "again", content)
+    assert _blob_file(server.store, digest).read_bytes() == content
+    svc.close()
+
+
+def test_abandoned_uploads_are_swept_after_their_age(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    headers = {"Authorization": f"Bearer {server.create_key('e')}"}
+    content = os.urandom(300_000)
+    begun = httpx.post(
+        f"{server.url}/api/v1/uploads",
+        headers=headers,
+        json={"digest": digest_bytes(content), "size": 300 << 30},  # declares 300 GiB, sends little
+    )
+    assert begun.status_code == 200, begun.text
+    upload = begun.json()["id"]
+    spool = pathlib.Path(server.store, "tmp", "uploads")
+    assert list(spool.glob(f"{upload}*"))
+    # Nothing sent yet: the spool file is not stretched to the size the client declared.
+    assert (spool / f"{upload}.partial").stat().st_size == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env |= {"CAIRN_CACHE_DIR": str(tmp_path / "c"), "CAIRN_SERVER_UPLOAD_MAX_AGE": "0"}
+    done = _cairn("gc", "--db", server.db, "--store", server.store, "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    assert list(spool.glob(f"{upload}*")) == []
+    gone = httpx.get(f"{server.url}/api/v1/uploads/{upload}", headers=headers)
+    assert gone.status_code == 404
