@@ -13,14 +13,9 @@ import sys
 import tempfile
 import time
 
-from benchmarks._common import Figure
+from benchmarks._common import Figure, cairn_command
 
 RUNS = 11
-
-
-def _cairn() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "cairn")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "cairn"]
 
 
 def _time(cmd: list[str], env: dict[str, str]) -> float:
@@ -39,14 +34,17 @@ def run() -> list[Figure]:
         }
         # A store that exists and is current, so `artifact ls` measures opening, not creating.
         subprocess.run(
-            [*_cairn(), "artifact", "ls", "empty"], check=True, stdout=subprocess.DEVNULL, env=env
+            [*cairn_command(), "artifact", "ls", "empty"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
         )
         commands = {
             "python -c pass (floor)": [sys.executable, "-c", "pass"],
             "python -c 'import cairn'": [sys.executable, "-c", "import cairn"],
-            "cairn --help": [*_cairn(), "--help"],
-            "cairn --version": [*_cairn(), "--version"],
-            "cairn artifact ls (empty store)": [*_cairn(), "artifact", "ls", "empty"],
+            "cairn --help": [*cairn_command(), "--help"],
+            "cairn --version": [*cairn_command(), "--version"],
+            "cairn artifact ls (empty store)": [*cairn_command(), "artifact", "ls", "empty"],
         }
         targets = {
             "python -c 'import cairn'": 0.15,
