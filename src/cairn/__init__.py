@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from cairn import data_types, errors
+from cairn import errors
 from cairn._lazy import TYPE_CHECKING, lazy_exports
 from cairn._version import __version__
 
@@ -42,6 +42,7 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
+    from cairn import data_types
     from cairn.sdk import (
         Api,
         Artifact,
@@ -90,4 +91,8 @@ def __getattr__(name: str) -> Any:
         from cairn.sdk import current_run
 
         return current_run()
+    if name == "data_types":  # a submodule: importing it binds it on the package
+        import importlib
+
+        return importlib.import_module("cairn.data_types")
     return _sdk_getattr(name)
