@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["core", "distributed", "incremental", "server", "sync", "ui", "search", "fs"]
+SUITES = ["start", "core", "distributed", "incremental", "server", "sync", "ui", "search", "fs"]
 
 
 def main(argv: list[str]) -> int:

@@ -128,3 +128,20 @@ def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> dic
         cwd=os.path.dirname(ROOT),
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def process_seconds(cmd: list[str], env: dict[str, str] | None = None, runs: int = 3) -> float:
+    """Median wall time of ``cmd`` as a new process (what a user feels: start, imports, work)."""
+    full_env = {**os.environ, **(env or {}), "CAIRN_SILENT": "true"}
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=full_env)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def cairn_command() -> list[str]:
+    """The ``cairn`` console script of this interpreter (``python -m cairn`` if not installed)."""
+    script = os.path.join(os.path.dirname(sys.executable), "cairn")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "cairn"]

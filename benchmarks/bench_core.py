@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 from benchmarks._common import (
     ROOT,
@@ -24,7 +25,7 @@ def run() -> list[Figure]:
     s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096)
     s2 = make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
     for label, data, targets in (
-        ("s1", s1, {"new": 2.0, "unchanged": 0.25}),
+        ("s1", s1, {"new": 2.0, "unchanged": 0.35}),
         ("s2", s2, {"new": 1.5}),
     ):
         sha = best_of(3, lambda data=data: sha256_pass(data))
@@ -35,24 +36,49 @@ def run() -> list[Figure]:
         env = {"CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{label}")}
         first = os.path.join(data, "d000", sorted(os.listdir(os.path.join(data, "d000")))[0])
         # Best of two fresh runs, as for the floors: this machine's disk stalls now and then.
+        # Each step is a new process, timed whole (start, imports, opening the store), as a user
+        # runs it; "new" is timed inside its process, after creating the store.
         runs = []
         for _ in range(2):
             for path in env.values():
                 shutil.rmtree(path, ignore_errors=True)
             settle()
-            runs.append(run_child("_log_child", data, f"{label}-data", first, env=env))
+            steps = {}
+            for step in ("new", "unchanged", "changed"):
+                start = time.perf_counter()
+                steps[step] = run_child("_log_child", step, data, f"{label}-data", first, env=env)
+                steps[step]["wall"] = time.perf_counter() - start
+            assert steps["unchanged"]["version"] == steps["new"]["version"], "re-log made a version"
+            assert steps["changed"]["version"] != steps["new"]["version"], "no version for a change"
+            runs.append(
+                {
+                    "new": steps["new"]["seconds"],
+                    "unchanged": steps["unchanged"]["wall"],
+                    "changed": steps["changed"]["wall"],
+                    "peak_mib": steps["new"]["peak_mib"],
+                }
+            )
         res = {key: min(r[key] for r in runs) for key in runs[0]}
         figures.append(Figure(f"{label}: SHA-256 pass (floor)", sha, "s"))
         figures.append(Figure(f"{label}: cp -r (floor)", cp, "s"))
         if label == "s1":
             stats = best_of(3, lambda data=data: stat_pass(data))
             figures.append(Figure("s1: os.walk + os.stat of every file", stats, "s", "sha", sha))
-        for key in ("new", "unchanged", "changed"):
+        figures.append(ratio_figure(f"{label}: log new", res["new"], "sha", sha, targets["new"]))
+        # Re-logs are whole processes (issue 13): an absolute target, the SHA-256 pass beside it.
+        for key, what in (("unchanged", "re-log unchanged"), ("changed", "re-log, 1 file changed")):
             limit = targets.get(key)
-            if limit is not None:
-                figures.append(ratio_figure(f"{label}: log {key}", res[key], "sha", sha, limit))
-            else:
-                figures.append(Figure(f"{label}: log {key}", res[key], "s", "sha", sha))
+            verdict = None if limit is None else res[key] <= limit
+            target = "" if limit is None else f"target <= {limit} s"
+            figures.append(
+                Figure(f"{label}: {what} (process)", res[key], "s", "sha", sha, target, verdict)
+            )
+        if label == "s1":
+            figures.append(
+                ratio_figure(
+                    "s1: 1 file changed vs unchanged", res["changed"], "unch", res["unchanged"], 1.1
+                )
+            )
         figures.append(Figure(f"{label}: log vs cp -r", res["new"], "s", "cp", cp))
         if label == "s1":
             peak = res["peak_mib"]

@@ -77,6 +77,6 @@ def run() -> list[Figure]:
             target="target <= 0.5",
             ok=fin["seconds"] <= 0.5,
         ),
-        Figure("(not counted: interpreter start + import)", imports, "s"),
+        Figure("(not counted: import + opening the store, per worker)", imports, "s"),
         Figure("(wall, single process incl. start)", single_wall, "s"),
     ]

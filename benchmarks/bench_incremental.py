@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 
-from benchmarks._common import ROOT, Figure, run_child
+from benchmarks._common import ROOT, Figure, cairn_command, process_seconds, run_child
 
 
 def run() -> list[Figure]:
@@ -29,6 +30,16 @@ def run() -> list[Figure]:
         key=lambda r: r["commit"],
     )
     mem = run_child("_incr_child", "trace", "big", env=env)
+    # What a user feels: each a new process (start, imports, opening the store, the work).
+    floor = process_seconds([sys.executable, "-c", "pass"])
+    diff_process = process_seconds(
+        [*cairn_command(), "artifact", "diff", "bench/big:v0", "big:v1"], env
+    )
+    resolve = (
+        "import cairn; a = cairn.Api(overrides={'project': 'bench'}).artifact('big:latest');"
+        " assert a.file_count >= 1_000_000"
+    )
+    resolve_process = process_seconds([sys.executable, "-c", resolve], env)
     for path in env.values():
         shutil.rmtree(path, ignore_errors=True)
     return [
@@ -56,6 +67,16 @@ def run() -> list[Figure]:
             "s",
             target="target <= 0.020",
             ok=big["diff"] <= 0.02,
+        ),
+        Figure(
+            "diff of two 1M versions, `cairn artifact diff` (process)",
+            diff_process,
+            "s",
+            "pass",
+            floor,
+        ),
+        Figure(
+            "resolve big:latest, `Api().artifact` (process)", resolve_process, "s", "pass", floor
         ),
         Figure(
             "peak memory of the 1M commit (tracemalloc)",

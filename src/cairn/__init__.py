@@ -8,27 +8,11 @@
         run.log_artifact(artifact)
 """
 
-from typing import Any
+from __future__ import annotations
 
-from cairn import data_types, errors
+from cairn import errors
+from cairn._lazy import TYPE_CHECKING, lazy_exports
 from cairn._version import __version__
-from cairn.sdk import (
-    Api,
-    Artifact,
-    ArtifactManifestEntry,
-    ArtifactTTL,
-    Config,
-    Run,
-    Table,
-    finish,
-    init,
-    log_artifact,
-    log_model,
-    use_artifact,
-    use_model,
-)
-from cairn.sdk._login import Settings, login
-from cairn.sdk._tables import JoinedTable, PartitionedTable
 
 __all__ = [
     "Api",
@@ -54,11 +38,61 @@ __all__ = [
     "use_model",
 ]
 
+# The SDK loads on first use, so `import cairn` (and `cairn --help`) stays cheap; see cairn._lazy.
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cairn import data_types
+    from cairn.sdk import (
+        Api,
+        Artifact,
+        ArtifactManifestEntry,
+        ArtifactTTL,
+        Config,
+        Run,
+        Table,
+        finish,
+        init,
+        log_artifact,
+        log_model,
+        use_artifact,
+        use_model,
+    )
+    from cairn.sdk._login import Settings, login
+    from cairn.sdk._tables import JoinedTable, PartitionedTable
+
+_sdk_getattr, __dir__ = lazy_exports(
+    __name__,
+    {
+        "cairn.sdk": [
+            "Api",
+            "Artifact",
+            "ArtifactManifestEntry",
+            "ArtifactTTL",
+            "Config",
+            "Run",
+            "Table",
+            "finish",
+            "init",
+            "log_artifact",
+            "log_model",
+            "use_artifact",
+            "use_model",
+        ],
+        "cairn.sdk._login": ["Settings", "login"],
+        "cairn.sdk._tables": ["JoinedTable", "PartitionedTable"],
+    },
+)
+
 
 def __getattr__(name: str) -> Any:
-    # ``cairn.run`` is the active run (or None), read at the moment it is asked for.
+    # ``cairn.run`` is the active run (or None), read at the moment it is asked for: never cached.
     if name == "run":
         from cairn.sdk import current_run
 
         return current_run()
-    raise AttributeError(f"module 'cairn' has no attribute {name!r}")
+    if name == "data_types":  # a submodule: importing it binds it on the package
+        import importlib
+
+        return importlib.import_module("cairn.data_types")
+    return _sdk_getattr(name)

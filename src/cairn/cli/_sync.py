@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cairn import sdk
 from cairn.cli._output import emit_json, json_option
 from cairn.errors import ValidationError
-from cairn.sdk import SyncOptions, SyncReport
 from cairn.sdk import format_size as size
+
+if TYPE_CHECKING:
+    # The sync module brings the catalog; the parser (`cairn --help`) must not load it.
+    from cairn.sdk import SyncOptions, SyncReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,7 +63,7 @@ def _options(kw: dict[str, Any]) -> SyncOptions:
         since_at = None if since is None else sdk.parse_since(since)
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="'--since'") from None
-    return SyncOptions(
+    return sdk.SyncOptions(
         projects=kw.pop("projects"),
         artifacts=kw.pop("artifacts"),
         since=since_at,

@@ -1,66 +1,96 @@
 """The SDK: Run, Artifact, entries and the query Api, over the Service protocol."""
 
-from cairn.sdk._api import (
-    Api,
-    ApiRun,
-    ArtifactCollection,
-    Artifacts,
-    ArtifactType,
-    Project,
-    Runs,
-)
-from cairn.sdk._artifact import Artifact, ArtifactFiles
-from cairn.sdk._cache_cleanup import CacheCleanupReport, cleanup_cache
-from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry
-from cairn.sdk._objects import Table
-from cairn.sdk._operations import (
-    DiffReport,
-    PutResult,
-    add_alias,
-    collect_garbage,
-    collection_json,
-    delete_version,
-    diff_versions,
-    entry_json,
-    get_path,
-    iso_time,
-    link_version,
-    list_collections,
-    list_files,
-    list_registries,
-    list_versions,
-    put_path,
-    remove_alias,
-    verify_store,
-    version_json,
-)
-from cairn.sdk._registry import Registry
-from cairn.sdk._run import (
-    Config,
-    Run,
-    current_run,
-    finish,
-    init,
-    log_artifact,
-    log_model,
-    use_artifact,
-    use_model,
-)
-from cairn.sdk._settings import Settings, current_service, reset_services
-from cairn.sdk._sync import (
-    SyncOptions,
-    SyncReport,
-    export_bundle,
-    export_to,
-    import_bundle,
-    import_from,
-    open_store,
-    parse_since,
-    sync,
-    sync_stores,
-)
-from cairn.sdk._ttl import ArtifactTTL
-from cairn.sdk._units import format_size, parse_duration, parse_size
+from typing import TYPE_CHECKING
+
+from cairn._lazy import lazy_exports
+
+# Each module loads when one of its names is first read (cairn._lazy): the CLI's parser and
+# `import cairn` do not pay for the store.
+if TYPE_CHECKING:
+    from cairn.sdk._api import (
+        Api,
+        ApiRun,
+        ArtifactCollection,
+        Artifacts,
+        ArtifactType,
+        Project,
+        Runs,
+    )
+    from cairn.sdk._artifact import (
+        Artifact,
+        ArtifactFiles,
+    )
+    from cairn.sdk._cache_cleanup import (
+        CacheCleanupReport,
+        cleanup_cache,
+    )
+    from cairn.sdk._entry import (
+        ArtifactManifest,
+        ArtifactManifestEntry,
+    )
+    from cairn.sdk._objects import (
+        Table,
+    )
+    from cairn.sdk._operations import (
+        DiffReport,
+        PutResult,
+        add_alias,
+        collect_garbage,
+        collection_json,
+        delete_version,
+        diff_versions,
+        entry_json,
+        get_path,
+        iso_time,
+        link_version,
+        list_collections,
+        list_files,
+        list_registries,
+        list_versions,
+        put_path,
+        remove_alias,
+        verify_store,
+        version_json,
+    )
+    from cairn.sdk._registry import (
+        Registry,
+    )
+    from cairn.sdk._run import (
+        Config,
+        Run,
+        current_run,
+        finish,
+        init,
+        log_artifact,
+        log_model,
+        use_artifact,
+        use_model,
+    )
+    from cairn.sdk._settings import (
+        Settings,
+        current_service,
+        reset_services,
+    )
+    from cairn.sdk._sync import (
+        SyncOptions,
+        SyncReport,
+        export_bundle,
+        export_to,
+        import_bundle,
+        import_from,
+        open_store,
+        parse_since,
+        sync,
+        sync_stores,
+    )
+    from cairn.sdk._ttl import (
+        ArtifactTTL,
+    )
+    from cairn.sdk._units import (
+        format_size,
+        parse_duration,
+        parse_size,
+    )
 
 __all__ = [
     "Api",
@@ -124,3 +154,70 @@ __all__ = [
     "verify_store",
     "version_json",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._api": [
+            "Api",
+            "ApiRun",
+            "ArtifactCollection",
+            "Artifacts",
+            "ArtifactType",
+            "Project",
+            "Runs",
+        ],
+        "._artifact": ["Artifact", "ArtifactFiles"],
+        "._cache_cleanup": ["CacheCleanupReport", "cleanup_cache"],
+        "._entry": ["ArtifactManifest", "ArtifactManifestEntry"],
+        "._objects": ["Table"],
+        "._operations": [
+            "DiffReport",
+            "PutResult",
+            "add_alias",
+            "collect_garbage",
+            "collection_json",
+            "delete_version",
+            "diff_versions",
+            "entry_json",
+            "get_path",
+            "iso_time",
+            "link_version",
+            "list_collections",
+            "list_files",
+            "list_registries",
+            "list_versions",
+            "put_path",
+            "remove_alias",
+            "verify_store",
+            "version_json",
+        ],
+        "._registry": ["Registry"],
+        "._run": [
+            "Config",
+            "Run",
+            "current_run",
+            "finish",
+            "init",
+            "log_artifact",
+            "log_model",
+            "use_artifact",
+            "use_model",
+        ],
+        "._settings": ["Settings", "current_service", "reset_services"],
+        "._sync": [
+            "SyncOptions",
+            "SyncReport",
+            "export_bundle",
+            "export_to",
+            "import_bundle",
+            "import_from",
+            "open_store",
+            "parse_since",
+            "sync",
+            "sync_stores",
+        ],
+        "._ttl": ["ArtifactTTL"],
+        "._units": ["format_size", "parse_duration", "parse_size"],
+    },
+)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import platformdirs
 
 from cairn.errors import ValidationError
-from cairn.service import LocalService, Service
+from cairn.service import Service
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -109,6 +109,9 @@ def service_for(settings: Settings) -> Service:
 
                 svc = http_service(settings.base_url, settings.api_key, settings.cache_dir)
             else:
+                # Loaded here, not at import: the catalog brings SQLAlchemy, a server needs none.
+                from cairn.service import LocalService
+
                 svc = LocalService.open(settings.dir)
             _services[key] = svc
         return svc

@@ -1,26 +1,43 @@
 """The seam between the SDK and a store: the Service protocol and its implementations."""
 
-from cairn.service._local import LocalService, local_user
-from cairn.service._maintenance import (
-    DEFAULT_GRACE_SECONDS,
-    FileMaintenanceLock,
-    GcReport,
-    MaintenanceLock,
-    ProgressFactory,
-    ThreadMaintenanceLock,
-    VerifyProblem,
-    VerifyReport,
-)
-from cairn.service._protocol import (
-    CommitRequest,
-    CommitResult,
-    FinishRequest,
-    ImportRequest,
-    Service,
-    StageRequest,
-    VersionExport,
-)
-from cairn.service._search import SEARCH_KINDS, VERSION_SORTS, SearchRequest, SearchResult
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cairn._lazy import lazy_exports
+
+# The protocol and value types load without the catalog (SQLAlchemy); LocalService and the
+# maintenance code load on first use (cairn._lazy).
+if TYPE_CHECKING:
+    from cairn.service._local import (
+        LocalService,
+        local_user,
+    )
+    from cairn.service._maintenance import (
+        DEFAULT_GRACE_SECONDS,
+        FileMaintenanceLock,
+        GcReport,
+        MaintenanceLock,
+        ProgressFactory,
+        ThreadMaintenanceLock,
+        VerifyProblem,
+        VerifyReport,
+    )
+    from cairn.service._protocol import (
+        CommitRequest,
+        CommitResult,
+        FinishRequest,
+        ImportRequest,
+        Service,
+        StageRequest,
+        VersionExport,
+    )
+    from cairn.service._search import (
+        SEARCH_KINDS,
+        VERSION_SORTS,
+        SearchRequest,
+        SearchResult,
+    )
 
 
 def http_service(base_url: str, api_key: str | None, cache_dir: str) -> Service:
@@ -56,3 +73,30 @@ __all__ = [
     "http_service",
     "local_user",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._local": ["LocalService", "local_user"],
+        "._maintenance": [
+            "DEFAULT_GRACE_SECONDS",
+            "FileMaintenanceLock",
+            "GcReport",
+            "MaintenanceLock",
+            "ProgressFactory",
+            "ThreadMaintenanceLock",
+            "VerifyProblem",
+            "VerifyReport",
+        ],
+        "._protocol": [
+            "CommitRequest",
+            "CommitResult",
+            "FinishRequest",
+            "ImportRequest",
+            "Service",
+            "StageRequest",
+            "VersionExport",
+        ],
+        "._search": ["SEARCH_KINDS", "VERSION_SORTS", "SearchRequest", "SearchResult"],
+    },
+)
