@@ -75,6 +75,13 @@ def _bodies(digest: str) -> dict[str, dict[str, object]]:
         "post /admin/cleanup-pending": {"older_than_seconds": 3600},
         "post /keys": {"user": "zz", "role": "read"},
         "post /versions/{version_id}/links": {"entity": "alice", "project": "p", "name": "l"},
+        "post /projects/{entity}/{project}/runs/import": {"id": "r3", "name": "r3"},
+        "post /projects/{entity}/{project}/import": {
+            "name": "ds",
+            "type": "dataset",
+            "digest": digest,
+            "created_at": 1.0,
+        },
     }
 
 

@@ -1123,7 +1123,13 @@ class Tx:
                 f"a version of this artifact is linked to {links[0]}; unlink it first"
                 " (artifact.unlink() on the linked version)"
             )
-        for table in (s.staged_entries, s.version_runs, s.tags, s.version_metadata):
+        for table in (
+            s.staged_entries,
+            s.version_runs,
+            s.tags,
+            s.version_metadata,
+            s.version_words,
+        ):
             self.conn.execute(delete(table).where(table.c.version_id.in_(ids)))
         self.conn.execute(delete(s.aliases).where(s.aliases.c.collection_id == collection_id))
         self.conn.execute(delete(s.versions).where(v.collection_id == collection_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -12,7 +12,9 @@ from cairn import sdk
 from cairn.cli._output import emit_json, json_option
 from cairn.errors import ValidationError
 from cairn.sdk import format_size as size
-from cairn.service import LocalService
+
+if TYPE_CHECKING:  # the CLI builds its parser without loading the store
+    from cairn.service import LocalService
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -380,9 +380,12 @@ class HttpService:
             with open(path, "rb") as f:
                 self.store_blobs([(digest, f.read())])
             return
-        self._upload_file(path, digest, size)
+        self._upload_file(path, digest, size, hashed_here=False)
 
-    def _upload_file(self, path: str, digest: str, size: int) -> None:
+    def _upload_file(self, path: str, digest: str, size: int, *, hashed_here: bool = True) -> None:
+        """Upload a file in parts. When this client hashed it (``hashed_here``), a digest the
+        server refuses means the file changed since: say so; else the digest was only claimed
+        and the `DigestMismatchError` stands."""
         fd = os.open(path, os.O_RDONLY)
 
         def read(off: int, n: int) -> bytes:
@@ -394,6 +397,8 @@ class HttpService:
         try:
             self._upload(digest, size, read, path)
         except DigestMismatchError:
+            if not hashed_here:
+                raise
             raise _changed(path, "its content is not what was hashed") from None
         finally:
             os.close(fd)
