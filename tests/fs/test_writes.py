@@ -9,6 +9,8 @@ import pytest
 import cairn
 from cairn.errors import ConflictError, PathNotFoundError, ValidationError
 from cairn.fs import CairnFileSystem
+from cairn.service import CommitRequest, CommitResult
+from cairn.testing import CountingService
 from tests.fs.conftest import log_files
 
 
@@ -83,6 +85,39 @@ def test_the_commit_is_refused_if_the_alias_moved(fs: CairnFileSystem) -> None:
     fs.pipe_file("proj/ds:prod/b.txt", b"b")
     assert cairn.Api().artifact("proj/ds:prod").version == "v2"
     assert fs.ls("proj/ds:prod", detail=False) == ["proj/ds:prod/a.txt", "proj/ds:prod/b.txt"]
+
+
+class RacingService(CountingService):
+    """Another writer logs a version of ``ds`` just as the first commit request reaches the store
+    (after the client's own check passed): only the store's check can catch it."""
+
+    raced = False
+
+    def commit(self, request: CommitRequest) -> CommitResult:
+        if not self.raced:
+            self.raced = True
+            theirs = log_files("ds", {"theirs.txt": "theirs"})  # gets latest
+            theirs.aliases.append("prod")
+            theirs.save()
+        result: CommitResult = self._inner.commit(request)
+        return result
+
+
+@pytest.mark.parametrize("alias", ["latest", "prod"])
+def test_a_writer_in_the_same_instant_is_caught_by_the_store(
+    counter: CountingService, alias: str
+) -> None:
+    art = log_files("ds", {"a.txt": "a"})
+    art.aliases.append("prod")
+    art.save()
+    fs = CairnFileSystem(service=RacingService(counter), skip_instance_cache=True)  # type: ignore[arg-type]
+    with pytest.raises(ConflictError, match="nothing was committed"):
+        fs.pipe_file(f"proj/ds:{alias}/mine.txt", b"mine")
+    assert versions("ds") == ["v0", "v1"]  # the other writer's version only
+    assert fs.ls(f"proj/ds:{alias}", detail=False) == [f"proj/ds:{alias}/theirs.txt"]
+    # Without a race the same write goes through.
+    fs.pipe_file(f"proj/ds:{alias}/mine.txt", b"mine")
+    assert versions("ds") == ["v0", "v1", "v2"]
 
 
 def test_writing_to_an_old_version_builds_on_it(fs: CairnFileSystem) -> None:

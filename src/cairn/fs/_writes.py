@@ -4,7 +4,9 @@ A draft is based on the version the path named when the draft began (``new_draft
 writing to ``name:v3`` builds on v3), or on nothing when the artifact does not exist yet. It is
 logged in a run of job type ``fsspec`` that records the base version as its input (lineage). If the
 path named an alias and that alias has moved since the draft began, the commit is refused with
-``ConflictError``: logging anyway would silently leave out the other writer's version. Outside a
+``ConflictError``: logging anyway would silently leave out the other writer's version. The store
+checks the alias inside the transaction that commits (``CommitRequest.expect_alias``), so a writer
+that commits in the same instant is caught too. Outside a
 transaction every write is a draft committed at once; inside ``with fs.transaction:`` the drafts
 are committed when the block ends without an exception, after every draft's alias is checked, and
 thrown away otherwise (their blobs, unreferenced, go at the next ``cairn gc``).
@@ -122,6 +124,9 @@ class Draft:
                 run.use_artifact(Artifact._from_record(svc, self.base))
             label = self.where.label
             aliases = [] if self.where.pinned or label == LATEST else [label]
+            if not self.where.pinned:
+                # The store checks it again in the commit's own transaction (no race).
+                self.artifact._expect_alias = (label, None if self.base is None else self.base.id)
             logged = run.log_artifact(self.artifact, aliases=aliases)
         except BaseException:
             run.finish(exit_code=1)

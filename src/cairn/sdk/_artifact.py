@@ -240,6 +240,8 @@ class Artifact:
         self._local_paths = LocalPaths()
         self._tmp_dir: str | None = None  # new_file()'s files; removed with the artifact
         self._distributed_id: str | None = None
+        # (alias, version id or None) the commit requires, checked by the store (cairn.fs)
+        self._expect_alias: tuple[str, str | None] | None = None
         self._ttl: TtlValue = ArtifactTTL.INHERIT
         self._ttl_changed = False
         self._manifest = ArtifactManifest(self, self._contents)
@@ -1066,6 +1068,7 @@ class Artifact:
             aliases=list(aliases),
             tags=list(tags),
             run_id=run_id,
+            expect_alias=self._expect_alias,
         )
 
     @without_gc

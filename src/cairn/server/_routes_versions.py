@@ -51,6 +51,8 @@ class CommitIn(BaseModel):
     aliases: list[str] = []
     tags: list[str] = []
     run_id: str | None = None
+    # [alias, version id or null]: refused with 409 unless the alias still names that version
+    expect_alias: tuple[str, str | None] | None = None
 
 
 class StageIn(BaseModel):
@@ -117,6 +119,7 @@ def commit(entity: str, project: str, body: CommitIn, who: Who, b: B) -> dict[st
         aliases=body.aliases,
         tags=body.tags,
         run_id=body.run_id,
+        expect_alias=body.expect_alias,
     )
     return _commit_result(b.service.commit(req))
 

@@ -607,7 +607,7 @@ class HttpService:
         )
 
     def commit(self, request: CommitRequest) -> CommitResult:
-        body = {
+        body: dict[str, Any] = {
             "name": request.name,
             "type": request.type,
             "changes": changes_to_json(request.changes),
@@ -618,6 +618,8 @@ class HttpService:
             "tags": list(request.tags),
             "run_id": request.run_id,
         }
+        if request.expect_alias is not None:
+            body["expect_alias"] = list(request.expect_alias)
         path = self._project(request.entity, request.project) + "/commit"
         return self._result(self._call("POST", path, json=body))
 

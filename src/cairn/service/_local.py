@@ -138,6 +138,20 @@ def _label(
         tx.link_run(version_id, run_pk, "output")
 
 
+def _check_expected_alias(tx: Tx, cid: int, name: str, expect: tuple[str, str | None]) -> None:
+    """Refuse the commit unless ``alias`` still names the expected version (run in the commit's
+    own transaction, after the collection is locked, so no other commit can slip in between)."""
+    alias, expected = expect
+    now = tx.resolve(cid, alias)
+    if now != expected:
+        was = "no version" if expected is None else f"version {expected}"
+        moved = f"version {now}" if now is not None else "no version"
+        raise ConflictError(
+            f"{name}:{alias} was expected to name {was} but names {moved} (another writer moved"
+            " it); nothing was committed: read the new version and write again"
+        )
+
+
 def _check_request(request: CommitRequest | StageRequest) -> None:
     """A request's names, metadata and sizes, checked by the rules of ``cairn.core`` before
     anything is written (the server runs every request through here too, so the embedded store
@@ -148,6 +162,17 @@ def _check_request(request: CommitRequest | StageRequest) -> None:
     validate_type(request.type)
     validate_aliases(list(request.aliases))
     validate_tags(list(getattr(request, "tags", ())))
+    expect = getattr(request, "expect_alias", None)
+    if expect is not None:
+        if not isinstance(expect, tuple) or len(expect) != 2:
+            raise ValidationError(
+                f"expect_alias must be (alias, version id or None), got {expect!r}"
+            )
+        validate_alias(expect[0])
+        if expect[1] is not None and not isinstance(expect[1], str):
+            raise ValidationError(
+                f"expect_alias: the version id must be a string, got {expect[1]!r}"
+            )
     if request.metadata is not None:
         check_json_value(dict(request.metadata), "metadata")
     for path, entry in request.changes:
@@ -444,6 +469,8 @@ class LocalService:
             cid, next_index = tx.lock_collection(
                 pid, request.name, request.type, request.description
             )
+            if request.expect_alias is not None:
+                _check_expected_alias(tx, cid, request.name, request.expect_alias)
             self._grant(tx, pid, [*_blob_digests([e for _, e in request.changes]), *pages])
             found = tx.committed_with_digest(cid, root.digest)
             if found is not None:

@@ -23,6 +23,9 @@ class CommitRequest:
 
     With ``base_version_id`` the changes apply to that committed version (a draft); without, the
     changes are all the entries of the new version. ``changes`` are sorted by path, one per path.
+    With ``expect_alias`` = ``(alias, version id)`` the commit is refused with ``ConflictError``
+    (and nothing is committed) unless the alias still names that version (``None``: names no
+    version) inside the same catalog transaction: a compare-and-set for writers of one alias.
     """
 
     entity: str
@@ -36,6 +39,7 @@ class CommitRequest:
     aliases: Sequence[str] = ()
     tags: Sequence[str] = ()
     run_id: str | None = None
+    expect_alias: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,33 @@ class ServiceTests:
         scratch = service.commit(_commit(service, [b, c])).version
         assert scratch is not None and scratch.id == v1.id  # same content, same digest
 
+    def test_commit_with_expected_alias(self, service: Service) -> None:
+        a, b, c = (_blob(service, x, p) for x, p in ((b"1", "a"), (b"2", "b"), (b"3", "c")))
+        # None: the alias must not name a version yet (here the artifact does not even exist).
+        v0 = service.commit(_commit(service, [a], aliases=["prod"], expect_alias=("prod", None)))
+        assert v0.created and v0.version is not None
+        with pytest.raises(ConflictError, match="prod"):
+            service.commit(_commit(service, [b], expect_alias=("prod", None)))
+        v1 = service.commit(_commit(service, [b], aliases=["prod"])).version  # another writer
+        assert v1 is not None
+        for stale in (("prod", v0.version.id), ("latest", v0.version.id)):
+            with pytest.raises(ConflictError, match="nothing was committed"):
+                service.commit(_commit(service, [c], aliases=["prod"], expect_alias=stale))
+            # Identical content (no new version, only aliases) is refused all the same.
+            with pytest.raises(ConflictError):
+                service.commit(_commit(service, [a], aliases=["prod"], expect_alias=stale))
+        assert [v.id for v in service.list_versions("me", "proj", "ds")] in (
+            [v0.version.id, v1.id],
+            [v1.id, v0.version.id],
+        )
+        assert service.resolve("me", "proj", "ds", "prod").id == v1.id
+        assert not service.get_version(v0.version.id).aliases
+        ok = service.commit(_commit(service, [c], aliases=["prod"], expect_alias=("prod", v1.id)))
+        assert ok.created and ok.version is not None and ok.version.version == "v2"
+        assert set(ok.version.aliases) == {"prod", LATEST}
+        with pytest.raises(ValidationError):
+            service.commit(_commit(service, [c], expect_alias=("v1", v1.id)))
+
     def test_distributed_stage_and_finish(self, service: Service) -> None:
         service.start_run(RunRecord(id="w1", entity="me", project="proj", name="w1"))
         service.start_run(RunRecord(id="w2", entity="me", project="proj", name="w2"))
