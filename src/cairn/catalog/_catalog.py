@@ -1041,15 +1041,18 @@ class Tx:
 
     # -- time to live (W&B's Artifact.ttl) -------------------------------------------------------
 
-    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> None:
-        """Give a version a TTL from its commit time (None: no TTL)."""
+    def set_ttl(
+        self, version_id: str, ttl_seconds: float | None, start: float | None = None
+    ) -> None:
+        """Give a version a TTL from its commit time, or from ``start`` (None: no TTL)."""
         v = s.versions.c
         row = self.conn.execute(
             select(v.committed_at, v.created_at).where(v.id == version_id)
         ).first()
         if row is None:
             raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
-        start = row.committed_at or row.created_at
+        if start is None:
+            start = row.committed_at or row.created_at
         expires = None if ttl_seconds is None else start + ttl_seconds
         self.conn.execute(
             update(s.versions)

@@ -18,8 +18,10 @@ to server and embedded to embedded are one code path. For each collection (in ve
    many per request, large ones through the destination's upload path). A second sync finds every
    version by digest and sends no content.
 3. **Commit**: ``import_run`` for runs the destination lacks, then ``import_version``, one
-   transaction like any commit: a sync killed at any moment leaves blobs, never a partial version,
-   and the next sync takes up where it stopped.
+   transaction like any commit (with the version's TTL): a sync killed at any moment leaves
+   blobs, never a partial version, and the next sync takes up where it stopped.
+4. **Runs** linked to no copied version (unless ``artifacts`` narrows the sync): every run of
+   the projects (created since ``since``) the destination lacks, through ``import_run``.
 
 A bundle (``export_bundle``/``import_bundle``) is a directory holding an embedded store plus
 ``cairn-bundle.json`` (written last, so an interrupted export is not mistaken for a bundle); see
@@ -410,6 +412,20 @@ class _Syncer:
                 self.report.runs_copied += 1
             self.known_runs.add(key)
 
+    def copy_runs(self, projects: Iterable[tuple[str, str]]) -> None:
+        """The runs of ``projects`` linked to no copied version (runs that only used or made
+        deleted versions, or none): created at or after ``since`` and not at the destination."""
+        for entity, project in projects:
+            to_entity = self._entity(entity)
+            try:
+                there = {r.id for r in self.dest.list_runs(to_entity, project)}
+            except NotFoundError:  # the project is not at the destination yet
+                there = set()
+            self.known_runs.update((to_entity, project, run_id) for run_id in there)
+            since = self.options.since
+            runs = self.source.list_runs(entity, project)
+            self._ensure_runs(r for r in runs if since is None or r.created_at >= since)
+
     def _links(self, x: VersionExport) -> list[tuple[str, str, str, str]]:
         return [
             (role, self._entity(r.entity), r.project, r.id)
@@ -422,6 +438,9 @@ class _Syncer:
         there = step.there
         assert there is not None
         if step.aliases or set(step.export.version.tags) - set(there.version.tags):
+            return True
+        ttl = step.export.version.ttl_seconds
+        if ttl is not None and ttl != there.version.ttl_seconds:
             return True
         have = {
             (role, r.entity, r.project, r.id) for role in _ROLES for r in there.runs.get(role, ())
@@ -466,6 +485,7 @@ class _Syncer:
             runs=self._links(x),
             base_version_id=None if x.base_digest is None else committed.get(x.base_digest),
             collection_description=x.collection_description,
+            ttl_seconds=v.ttl_seconds,
         )
         try:
             result = self.dest.import_version(request)
@@ -527,7 +547,10 @@ def sync_stores(
     with progress("sync", len(todo), total_bytes, unit="versions") as bar:
         copier = _Copier(source, dest, report, bar)
         try:
-            _Syncer(source, dest, options, report).run(plans, copier, bar)
+            syncer = _Syncer(source, dest, options, report)
+            syncer.run(plans, copier, bar)
+            if not options.artifacts:  # a project's runs, not only those of its artifacts
+                syncer.copy_runs(_wanted_projects(source, options))
         finally:
             copier.close()
     report.seconds = time.monotonic() - started

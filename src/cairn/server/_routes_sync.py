@@ -103,6 +103,7 @@ class ImportIn(BaseModel):
     runs: list[tuple[str, str, str, str]] = Field(default=[], max_length=_MAX_LINKS)
     base_version_id: str | None = None
     collection_description: str | None = None
+    ttl_seconds: float | None = None
 
 
 @router.post("/projects/{entity}/{project}/import", summary="Copy a version from another store")
@@ -153,5 +154,6 @@ def import_version(entity: str, project: str, body: ImportIn, who: Who, b: B) ->
         runs=links,
         base_version_id=body.base_version_id,
         collection_description=body.collection_description,
+        ttl_seconds=body.ttl_seconds,
     )
     return _commit_result(b.service.import_version(req))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -1242,6 +1243,9 @@ class LocalService:
         check_digest(request.digest)
         if request.index is not None and request.index < 0:
             raise ValidationError(f"a version number is 0 or more, not {request.index}")
+        ttl = request.ttl_seconds
+        if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
+            raise ValidationError(f"a TTL must be positive, got {ttl} seconds")
         existing = self._existing_with_digest(
             request.entity, request.project, request.name, request.digest
         )
@@ -1293,6 +1297,10 @@ class LocalService:
                     created_at=request.created_at,
                 )
                 self._grant(tx, pid, [*pages, *blobs])
+                if ttl is not None:
+                    tx.set_ttl(found, ttl, start=request.created_at)
+            elif ttl is not None and tx.version_record(found).ttl_seconds != ttl:
+                tx.set_ttl(found, ttl)
             for alias in request.aliases:
                 if alias != LATEST:
                     tx.set_alias(cid, alias, found)

@@ -199,6 +199,7 @@ def import_to_json(r: ImportRequest) -> dict[str, Any]:
         "runs": [list(link) for link in r.runs],
         "base_version_id": r.base_version_id,
         "collection_description": r.collection_description,
+        "ttl_seconds": r.ttl_seconds,
     }
 
 
