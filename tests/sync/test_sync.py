@@ -519,3 +519,37 @@ def test_ttl_is_copied_both_ways(
     assert expires == pytest.approx(copied.created_at + 7 * 86400.0)
     back.close()
     src.close()
+
+
+def _links(store: LocalService | HttpService) -> dict[str, tuple[str | None, object]]:
+    out: dict[str, tuple[str | None, object]] = {}
+    for entity, project in store.list_projects():
+        for coll in store.list_collections(entity, project):
+            for x in store.export_versions(entity, project, coll.name):
+                name = f"{entity}/{project}/{coll.name}:{x.version.version}"
+                out[name] = (x.version.digest, x.link_of)
+    return out
+
+
+def test_registry_links_are_copied_both_ways(
+    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory
+) -> None:
+    src = LocalService.open(_source(cairn_env))
+    model = src.export_versions(ENTITY, "nlp", "model")[0].version
+    src.link_version(model.id, "registry", "wandb-registry-model", "best", aliases=["prod"])
+    src_links = _links(src)
+    link = src_links["registry/wandb-registry-model/best:v0"]
+    assert link == (model.digest, (ENTITY, "nlp", "model"))
+    http, _ = http_factory()
+    assert sync_stores(src, http).copied == 5
+    assert _links(http) == src_links
+    there = http.export_versions("registry", "wandb-registry-model", "best")[0].version
+    linked = http.export_versions(ENTITY, "nlp", "model")[0].version
+    assert there.source_version_id == linked.id and "prod" in there.aliases
+
+    back = LocalService.open(str(cairn_env / "laptop"))
+    pulled, _ = http_factory()
+    assert sync_stores(pulled, back).copied == 5
+    assert _links(back) == src_links
+    back.close()
+    src.close()

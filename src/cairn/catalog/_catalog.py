@@ -704,6 +704,7 @@ class Tx:
         created_by: int | None,
         base_version_id: str | None,
         created_at: float,
+        source_version_id: str | None = None,
     ) -> str:
         """A COMMITTED version copied from another store: its number and creation time are kept
         (the number must be free: ``index_used``); ``next_index`` stays above every number."""
@@ -725,6 +726,7 @@ class Tx:
                 created_at=created_at,
                 updated_at=now,
                 committed_at=now,
+                source_version_id=source_version_id,
             )
         )
         c = s.collections.c

@@ -395,6 +395,7 @@ class _Syncer:
         self.options = options
         self.report = report
         self.known_runs: set[tuple[str, str, str]] = set()
+        self.imported: set[tuple[str, str, str, str]] = set()  # entity, project, name, digest
 
     def _entity(self, entity: str) -> str:
         return self.options.entity or entity
@@ -433,6 +434,21 @@ class _Syncer:
             for r in x.runs.get(role, ())
         ]
 
+    def _link_of(self, x: VersionExport) -> tuple[str, str, str] | None:
+        """Where a registry link's version is at the destination (None: not a link, or its
+        version was not synced there: then it is copied as a plain version)."""
+        if x.link_of is None:
+            return None
+        entity, project, name = x.link_of
+        entity = self._entity(entity)
+        if (entity, project, name, _digest(x)) in self.imported:
+            return (entity, project, name)
+        try:
+            there = self.dest.export_versions(entity, project, name)
+        except NotFoundError:
+            return None
+        return (entity, project, name) if any(_digest(t) == _digest(x) for t in there) else None
+
     def _needs_update(self, step: _Step) -> bool:
         """Whether a version already there lacks aliases, tags or lineage of the source's."""
         there = step.there
@@ -448,7 +464,9 @@ class _Syncer:
         return bool(set(self._links(step.export)) - have)
 
     def run(self, plans: list[_CollectionPlan], copier: _Copier, bar: Progress) -> None:
-        for plan in plans:
+        # Registry links after the versions they link to (a link never links to a link).
+        links_last = sorted(plans, key=lambda p: any(s.export.link_of for s in p.steps))
+        for plan in links_last:
             committed = dict(plan.dest_ids)  # digest -> version id at the destination
             for step in plan.steps:
                 x = step.export
@@ -460,6 +478,7 @@ class _Syncer:
                 self._ensure_runs(runs)
                 vid = self._import(plan, step, committed)
                 committed[_digest(x)] = vid
+                self.imported.add((plan.entity, plan.project, plan.name, _digest(x)))
                 if step.there is None:
                     bar.advance(1, 0)
 
@@ -486,6 +505,7 @@ class _Syncer:
             base_version_id=None if x.base_digest is None else committed.get(x.base_digest),
             collection_description=x.collection_description,
             ttl_seconds=v.ttl_seconds,
+            link_of=self._link_of(x),
         )
         try:
             result = self.dest.import_version(request)

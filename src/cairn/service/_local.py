@@ -1196,7 +1196,11 @@ class LocalService:
                 if rec.base_version_id is not None:
                     base_digest = tx.version_record(rec.base_version_id).digest
                 runs = {role: tx.runs_of(rec.id, role) for role in _ROLES}
-                out.append(VersionExport(rec, runs, base_digest, description))
+                link_of = None
+                if rec.source_version_id is not None:
+                    linked = tx.version_record(rec.source_version_id)
+                    link_of = (linked.entity, linked.project, linked.name)
+                out.append(VersionExport(rec, runs, base_digest, description, link_of))
             return out
 
         return self.catalog.read(fn)
@@ -1234,6 +1238,19 @@ class LocalService:
                     blobs.update((e.digest, None) for e in node.entries if e.ref is None)
             level = below
         return pages, list(blobs), missing
+
+    def _link_source(self, tx: Tx, request: ImportRequest) -> str:
+        """The version a link being imported links to: ``link_of``'s one with its digest."""
+        assert request.link_of is not None
+        entity, project, name = request.link_of
+        _, cid = tx.locate(entity, project, name)
+        found = None if cid is None else tx.committed_with_digest(cid, request.digest)
+        if found is None:
+            raise ArtifactNotFoundError(
+                f"{request.project}/{request.name} links to {entity}/{project}/{name} with digest"
+                f" {request.digest}, which is not in this store: import that version first"
+            )
+        return found
 
     def import_version(self, request: ImportRequest) -> CommitResult:
         with self._maintenance.shared():
@@ -1274,6 +1291,9 @@ class LocalService:
             )
             found = tx.committed_with_digest(cid, request.digest)
             created = found is None
+            source_id: str | None = None
+            if found is None and request.link_of is not None:
+                source_id = self._link_source(tx, request)
             if found is None:
                 if not pages:
                     # The duplicate vanished between the check and now (deleted): start again.
@@ -1295,6 +1315,7 @@ class LocalService:
                     created_by=creator,
                     base_version_id=request.base_version_id,
                     created_at=request.created_at,
+                    source_version_id=source_id,
                 )
                 self._grant(tx, pid, [*pages, *blobs])
                 if ttl is not None:
