@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -58,8 +59,9 @@ def test_embedded_to_server_and_back(
     http, transport = http_factory()
     report = sync_stores(src, http)
     assert (report.copied, report.already_there, report.conflicting) == (4, 0, 0)
-    # Runs come with the versions they are linked to (the scratch run only made a deleted one).
-    assert report.bytes_sent > 300_000 and report.runs_copied == 6
+    # Runs come with the versions they are linked to, and the scratch run (it only made a deleted
+    # version) with its project.
+    assert report.bytes_sent > 300_000 and report.runs_copied == 7
     assert transport.content_requests()
     server_view = api_view(monkeypatch, CAIRN_BASE_URL=server_s3.url, CAIRN_API_KEY=server_key)
     assert server_view == before
@@ -79,6 +81,39 @@ def test_embedded_to_server_and_back(
     back.close()
     src.close()
     assert api_view(monkeypatch, CAIRN_DIR=back_dir) == before
+
+
+def _runs(store: LocalService | HttpService) -> list[tuple[str, str, str, str | None, Any]]:
+    return sorted(
+        (project, r.id, r.job_type or "", r.group, r.config)
+        for entity, project in store.list_projects()
+        for r in store.list_runs(entity, project)
+    )
+
+
+def test_runs_linked_to_no_copied_version_are_copied(
+    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory
+) -> None:
+    src = LocalService.open(_source(cairn_env))
+    with_scratch = _runs(src)
+    assert [r for r in with_scratch if r[2] == "scratch"]  # linked only to a deleted version
+    http, _ = http_factory()
+    assert sync_stores(src, http).runs_copied == len(with_scratch) == 7
+    assert _runs(http) == with_scratch
+    again, counted = http_factory()
+    assert sync_stores(src, again).runs_copied == 0
+    assert not [p for _, p in counted.requests if p.endswith("/runs/import")]
+    # Narrowed to some artifacts, a sync copies only their runs.
+    narrow = LocalService.open(str(cairn_env / "narrow"))
+    pulled, _ = http_factory()
+    assert sync_stores(pulled, narrow, SyncOptions(artifacts=["model"])).runs_copied == 1
+    narrow.close()
+    back = LocalService.open(str(cairn_env / "laptop"))
+    pulled, _ = http_factory()
+    sync_stores(pulled, back)
+    assert _runs(back) == with_scratch
+    back.close()
+    src.close()
 
 
 def test_filters_and_dry_run(cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -427,4 +462,94 @@ def test_importing_needs_write_and_content_the_key_may_read(
     assert stolen.version is None and stolen.missing
     for svc in (reader, writer, full, other):
         svc.close()
+    src.close()
+
+
+def _ttls(store: LocalService | HttpService) -> dict[str, float | None]:
+    out = {}
+    for entity, project in store.list_projects():
+        for coll in store.list_collections(entity, project):
+            for x in store.export_versions(entity, project, coll.name):
+                out[f"{project}/{coll.name}:{x.version.version}"] = x.version.ttl_seconds
+    return out
+
+
+def test_ttl_is_copied_both_ways(
+    cairn_env: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server_s3: CairnServer,
+    server_key: str,
+    http_factory: Factory,
+) -> None:
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from cairn.catalog import _schema
+
+    src = LocalService.open(_source(cairn_env))
+    model = src.export_versions(ENTITY, "nlp", "model")[0].version
+    src.set_ttl(model.id, 30 * 86400.0)
+    http, _ = http_factory()
+    assert sync_stores(src, http).copied == 4
+    assert _ttls(http) == _ttls(src)
+    assert _ttls(http)["nlp/model:v0"] == 30 * 86400.0
+    monkeypatch.setenv("CAIRN_BASE_URL", server_s3.url)
+    monkeypatch.setenv("CAIRN_API_KEY", server_key)
+    reset_services()
+    assert cairn.Api().artifact(f"{ENTITY}/nlp/model:v0").ttl == dt.timedelta(days=30)
+    reset_services()
+
+    # A TTL changed at the source reaches a version already there.
+    src.set_ttl(model.id, 7 * 86400.0)
+    again, _ = http_factory()
+    assert sync_stores(src, again).already_there == 4
+    assert _ttls(again)["nlp/model:v0"] == 7 * 86400.0
+
+    # And back: the copy expires the TTL after the version's creation time.
+    back = LocalService.open(str(cairn_env / "laptop"))
+    pulled, _ = http_factory()
+    assert sync_stores(pulled, back).copied == 4
+    assert _ttls(back) == _ttls(again)
+    v = _schema.versions.c
+    copied = back.export_versions(ENTITY, "nlp", "model")[0].version
+    expires = back.catalog.read(
+        lambda tx: tx.conn.execute(select(v.expires_at).where(v.id == copied.id)).scalar_one()
+    )
+    assert expires == pytest.approx(copied.created_at + 7 * 86400.0)
+    back.close()
+    src.close()
+
+
+def _links(store: LocalService | HttpService) -> dict[str, tuple[str | None, object]]:
+    out: dict[str, tuple[str | None, object]] = {}
+    for entity, project in store.list_projects():
+        for coll in store.list_collections(entity, project):
+            for x in store.export_versions(entity, project, coll.name):
+                name = f"{entity}/{project}/{coll.name}:{x.version.version}"
+                out[name] = (x.version.digest, x.link_of)
+    return out
+
+
+def test_registry_links_are_copied_both_ways(
+    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory
+) -> None:
+    src = LocalService.open(_source(cairn_env))
+    model = src.export_versions(ENTITY, "nlp", "model")[0].version
+    src.link_version(model.id, "registry", "wandb-registry-model", "best", aliases=["prod"])
+    src_links = _links(src)
+    link = src_links["registry/wandb-registry-model/best:v0"]
+    assert link == (model.digest, (ENTITY, "nlp", "model"))
+    http, _ = http_factory()
+    assert sync_stores(src, http).copied == 5
+    assert _links(http) == src_links
+    there = http.export_versions("registry", "wandb-registry-model", "best")[0].version
+    linked = http.export_versions(ENTITY, "nlp", "model")[0].version
+    assert there.source_version_id == linked.id and "prod" in there.aliases
+
+    back = LocalService.open(str(cairn_env / "laptop"))
+    pulled, _ = http_factory()
+    assert sync_stores(pulled, back).copied == 5
+    assert _links(back) == src_links
+    back.close()
     src.close()

@@ -704,6 +704,7 @@ class Tx:
         created_by: int | None,
         base_version_id: str | None,
         created_at: float,
+        source_version_id: str | None = None,
     ) -> str:
         """A COMMITTED version copied from another store: its number and creation time are kept
         (the number must be free: ``index_used``); ``next_index`` stays above every number."""
@@ -725,6 +726,7 @@ class Tx:
                 created_at=created_at,
                 updated_at=now,
                 committed_at=now,
+                source_version_id=source_version_id,
             )
         )
         c = s.collections.c
@@ -1041,15 +1043,18 @@ class Tx:
 
     # -- time to live (W&B's Artifact.ttl) -------------------------------------------------------
 
-    def set_ttl(self, version_id: str, ttl_seconds: float | None) -> None:
-        """Give a version a TTL from its commit time (None: no TTL)."""
+    def set_ttl(
+        self, version_id: str, ttl_seconds: float | None, start: float | None = None
+    ) -> None:
+        """Give a version a TTL from its commit time, or from ``start`` (None: no TTL)."""
         v = s.versions.c
         row = self.conn.execute(
             select(v.committed_at, v.created_at).where(v.id == version_id)
         ).first()
         if row is None:
             raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
-        start = row.committed_at or row.created_at
+        if start is None:
+            start = row.committed_at or row.created_at
         expires = None if ttl_seconds is None else start + ttl_seconds
         self.conn.execute(
             update(s.versions)

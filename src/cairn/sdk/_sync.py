@@ -18,8 +18,10 @@ to server and embedded to embedded are one code path. For each collection (in ve
    many per request, large ones through the destination's upload path). A second sync finds every
    version by digest and sends no content.
 3. **Commit**: ``import_run`` for runs the destination lacks, then ``import_version``, one
-   transaction like any commit: a sync killed at any moment leaves blobs, never a partial version,
-   and the next sync takes up where it stopped.
+   transaction like any commit (with the version's TTL): a sync killed at any moment leaves
+   blobs, never a partial version, and the next sync takes up where it stopped.
+4. **Runs** linked to no copied version (unless ``artifacts`` narrows the sync): every run of
+   the projects (created since ``since``) the destination lacks, through ``import_run``.
 
 A bundle (``export_bundle``/``import_bundle``) is a directory holding an embedded store plus
 ``cairn-bundle.json`` (written last, so an interrupted export is not mistaken for a bundle); see
@@ -393,6 +395,7 @@ class _Syncer:
         self.options = options
         self.report = report
         self.known_runs: set[tuple[str, str, str]] = set()
+        self.imported: set[tuple[str, str, str, str]] = set()  # entity, project, name, digest
 
     def _entity(self, entity: str) -> str:
         return self.options.entity or entity
@@ -410,6 +413,20 @@ class _Syncer:
                 self.report.runs_copied += 1
             self.known_runs.add(key)
 
+    def copy_runs(self, projects: Iterable[tuple[str, str]]) -> None:
+        """The runs of ``projects`` linked to no copied version (runs that only used or made
+        deleted versions, or none): created at or after ``since`` and not at the destination."""
+        for entity, project in projects:
+            to_entity = self._entity(entity)
+            try:
+                there = {r.id for r in self.dest.list_runs(to_entity, project)}
+            except NotFoundError:  # the project is not at the destination yet
+                there = set()
+            self.known_runs.update((to_entity, project, run_id) for run_id in there)
+            since = self.options.since
+            runs = self.source.list_runs(entity, project)
+            self._ensure_runs(r for r in runs if since is None or r.created_at >= since)
+
     def _links(self, x: VersionExport) -> list[tuple[str, str, str, str]]:
         return [
             (role, self._entity(r.entity), r.project, r.id)
@@ -417,11 +434,29 @@ class _Syncer:
             for r in x.runs.get(role, ())
         ]
 
+    def _link_of(self, x: VersionExport) -> tuple[str, str, str] | None:
+        """Where a registry link's version is at the destination (None: not a link, or its
+        version was not synced there: then it is copied as a plain version)."""
+        if x.link_of is None:
+            return None
+        entity, project, name = x.link_of
+        entity = self._entity(entity)
+        if (entity, project, name, _digest(x)) in self.imported:
+            return (entity, project, name)
+        try:
+            there = self.dest.export_versions(entity, project, name)
+        except NotFoundError:
+            return None
+        return (entity, project, name) if any(_digest(t) == _digest(x) for t in there) else None
+
     def _needs_update(self, step: _Step) -> bool:
         """Whether a version already there lacks aliases, tags or lineage of the source's."""
         there = step.there
         assert there is not None
         if step.aliases or set(step.export.version.tags) - set(there.version.tags):
+            return True
+        ttl = step.export.version.ttl_seconds
+        if ttl is not None and ttl != there.version.ttl_seconds:
             return True
         have = {
             (role, r.entity, r.project, r.id) for role in _ROLES for r in there.runs.get(role, ())
@@ -429,7 +464,9 @@ class _Syncer:
         return bool(set(self._links(step.export)) - have)
 
     def run(self, plans: list[_CollectionPlan], copier: _Copier, bar: Progress) -> None:
-        for plan in plans:
+        # Registry links after the versions they link to (a link never links to a link).
+        links_last = sorted(plans, key=lambda p: any(s.export.link_of for s in p.steps))
+        for plan in links_last:
             committed = dict(plan.dest_ids)  # digest -> version id at the destination
             for step in plan.steps:
                 x = step.export
@@ -441,6 +478,7 @@ class _Syncer:
                 self._ensure_runs(runs)
                 vid = self._import(plan, step, committed)
                 committed[_digest(x)] = vid
+                self.imported.add((plan.entity, plan.project, plan.name, _digest(x)))
                 if step.there is None:
                     bar.advance(1, 0)
 
@@ -466,6 +504,8 @@ class _Syncer:
             runs=self._links(x),
             base_version_id=None if x.base_digest is None else committed.get(x.base_digest),
             collection_description=x.collection_description,
+            ttl_seconds=v.ttl_seconds,
+            link_of=self._link_of(x),
         )
         try:
             result = self.dest.import_version(request)
@@ -527,7 +567,10 @@ def sync_stores(
     with progress("sync", len(todo), total_bytes, unit="versions") as bar:
         copier = _Copier(source, dest, report, bar)
         try:
-            _Syncer(source, dest, options, report).run(plans, copier, bar)
+            syncer = _Syncer(source, dest, options, report)
+            syncer.run(plans, copier, bar)
+            if not options.artifacts:  # a project's runs, not only those of its artifacts
+                syncer.copy_runs(_wanted_projects(source, options))
         finally:
             copier.close()
     report.seconds = time.monotonic() - started

@@ -103,6 +103,8 @@ class ImportIn(BaseModel):
     runs: list[tuple[str, str, str, str]] = Field(default=[], max_length=_MAX_LINKS)
     base_version_id: str | None = None
     collection_description: str | None = None
+    ttl_seconds: float | None = None
+    link_of: tuple[str, str, str] | None = None
 
 
 @router.post("/projects/{entity}/{project}/import", summary="Copy a version from another store")
@@ -125,6 +127,12 @@ def import_version(entity: str, project: str, body: ImportIn, who: Who, b: B) ->
         run_entity, run_project = _names(run_entity, run_project)
         who.require(run_entity, run_project, "write")
         links.append((_role(role), run_entity, run_project, _run_id(run_id)))
+    link_of = None
+    if body.link_of is not None:
+        link_entity, link_project = _names(body.link_of[0], body.link_of[1])
+        who.require(link_entity, link_project, "read")
+        validate_artifact_name(body.link_of[2])
+        link_of = (link_entity, link_project, body.link_of[2])
     if body.base_version_id is not None:
         base = _version_for(b, who, body.base_version_id, "read")
         if (base.entity, base.project, base.name) != (entity, project, body.name):
@@ -153,5 +161,7 @@ def import_version(entity: str, project: str, body: ImportIn, who: Who, b: B) ->
         runs=links,
         base_version_id=body.base_version_id,
         collection_description=body.collection_description,
+        ttl_seconds=body.ttl_seconds,
+        link_of=link_of,
     )
     return _commit_result(b.service.import_version(req))

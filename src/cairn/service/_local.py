@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -1195,7 +1196,11 @@ class LocalService:
                 if rec.base_version_id is not None:
                     base_digest = tx.version_record(rec.base_version_id).digest
                 runs = {role: tx.runs_of(rec.id, role) for role in _ROLES}
-                out.append(VersionExport(rec, runs, base_digest, description))
+                link_of = None
+                if rec.source_version_id is not None:
+                    linked = tx.version_record(rec.source_version_id)
+                    link_of = (linked.entity, linked.project, linked.name)
+                out.append(VersionExport(rec, runs, base_digest, description, link_of))
             return out
 
         return self.catalog.read(fn)
@@ -1234,6 +1239,19 @@ class LocalService:
             level = below
         return pages, list(blobs), missing
 
+    def _link_source(self, tx: Tx, request: ImportRequest) -> str:
+        """The version a link being imported links to: ``link_of``'s one with its digest."""
+        assert request.link_of is not None
+        entity, project, name = request.link_of
+        _, cid = tx.locate(entity, project, name)
+        found = None if cid is None else tx.committed_with_digest(cid, request.digest)
+        if found is None:
+            raise ArtifactNotFoundError(
+                f"{request.project}/{request.name} links to {entity}/{project}/{name} with digest"
+                f" {request.digest}, which is not in this store: import that version first"
+            )
+        return found
+
     def import_version(self, request: ImportRequest) -> CommitResult:
         with self._maintenance.shared():
             return self._import_version(request)
@@ -1242,6 +1260,9 @@ class LocalService:
         check_digest(request.digest)
         if request.index is not None and request.index < 0:
             raise ValidationError(f"a version number is 0 or more, not {request.index}")
+        ttl = request.ttl_seconds
+        if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
+            raise ValidationError(f"a TTL must be positive, got {ttl} seconds")
         existing = self._existing_with_digest(
             request.entity, request.project, request.name, request.digest
         )
@@ -1270,6 +1291,9 @@ class LocalService:
             )
             found = tx.committed_with_digest(cid, request.digest)
             created = found is None
+            source_id: str | None = None
+            if found is None and request.link_of is not None:
+                source_id = self._link_source(tx, request)
             if found is None:
                 if not pages:
                     # The duplicate vanished between the check and now (deleted): start again.
@@ -1291,8 +1315,13 @@ class LocalService:
                     created_by=creator,
                     base_version_id=request.base_version_id,
                     created_at=request.created_at,
+                    source_version_id=source_id,
                 )
                 self._grant(tx, pid, [*pages, *blobs])
+                if ttl is not None:
+                    tx.set_ttl(found, ttl, start=request.created_at)
+            elif ttl is not None and tx.version_record(found).ttl_seconds != ttl:
+                tx.set_ttl(found, ttl)
             for alias in request.aliases:
                 if alias != LATEST:
                     tx.set_alias(cid, alias, found)

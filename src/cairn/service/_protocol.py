@@ -85,14 +85,17 @@ class VersionExport:
 
     ``runs`` maps a lineage role (``output``: logged it, ``input``: used it, ``writer``: upserted
     into it) to the runs in that role; ``base_digest`` is the manifest digest of the version a
-    draft was made from (versions are matched across stores by digest, never by id). Fields that
-    new catalog features add (a TTL, registry links) belong here and in ``ImportRequest``.
+    draft was made from (versions are matched across stores by digest, never by id); the TTL is the
+    version's ``ttl_seconds``. ``link_of``: for a registry link (``link_version``), the
+    ``(entity, project, name)`` of the version it links to (which has the same digest). Fields
+    that new catalog features add belong here and in ``ImportRequest``.
     """
 
     version: VersionRecord
     runs: Mapping[str, Sequence[RunRecord]]
     base_digest: str | None = None
     collection_description: str | None = None
+    link_of: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,11 @@ class ImportRequest:
     the collection used that number already; ``None``: the next number) and ``created_at``;
     ``latest`` then points at the highest number. Runs named in ``created_by`` and ``runs`` must
     exist (``import_run``); ``runs`` holds ``(role, entity, project, run_id)``.
+    ``ttl_seconds`` (W&B's ``Artifact.ttl``): a new version expires that long after
+    ``created_at``, as at the source; a version already there gets it (from its own commit time)
+    when it is given (None leaves its TTL as it is). ``link_of`` ``(entity, project, name)``:
+    a new version is a registry link to that collection's committed version with ``digest``
+    (``NotFoundError`` if there is none: import that one first).
     """
 
     entity: str
@@ -123,6 +131,8 @@ class ImportRequest:
     runs: Sequence[tuple[str, str, str, str]] = ()
     base_version_id: str | None = None
     collection_description: str | None = None
+    ttl_seconds: float | None = None
+    link_of: tuple[str, str, str] | None = None
 
 
 @runtime_checkable

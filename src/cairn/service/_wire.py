@@ -171,6 +171,7 @@ def export_to_json(x: VersionExport) -> dict[str, Any]:
         "runs": {role: [run_to_json(r) for r in runs] for role, runs in x.runs.items()},
         "base_digest": x.base_digest,
         "collection_description": x.collection_description,
+        "link_of": None if x.link_of is None else list(x.link_of),
     }
 
 
@@ -181,7 +182,15 @@ def export_from_json(d: Mapping[str, Any]) -> VersionExport:
         runs={str(role): tuple(run_from_json(r) for r in rs) for role, rs in runs.items()},
         base_digest=d.get("base_digest"),
         collection_description=d.get("collection_description"),
+        link_of=_link_of(d.get("link_of")),
     )
+
+
+def _link_of(value: Any) -> tuple[str, str, str] | None:
+    if value is None:
+        return None
+    entity, project, name = (str(x) for x in value)
+    return (entity, project, name)
 
 
 def import_to_json(r: ImportRequest) -> dict[str, Any]:
@@ -199,6 +208,8 @@ def import_to_json(r: ImportRequest) -> dict[str, Any]:
         "runs": [list(link) for link in r.runs],
         "base_version_id": r.base_version_id,
         "collection_description": r.collection_description,
+        "ttl_seconds": r.ttl_seconds,
+        "link_of": None if r.link_of is None else list(r.link_of),
     }
 
 
