@@ -51,8 +51,10 @@ def free_port() -> int:
 
 
 def _wait_port(
-    port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 30
+    port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 120
 ) -> None:
+    # Generous: it returns as soon as the port answers (or the process dies), and a server
+    # starting on a loaded machine took over 30 s in parallel runs.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
