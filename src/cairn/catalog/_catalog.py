@@ -630,6 +630,7 @@ class Tx:
         distributed_id: str | None = None,
         base_version_id: str | None = None,
         source_version_id: str | None = None,
+        created_at: float | None = None,
     ) -> str:
         vid = uuid.uuid4().hex
         now = _now()
@@ -648,7 +649,7 @@ class Tx:
                 distributed_id=distributed_id,
                 base_version_id=base_version_id,
                 source_version_id=source_version_id,
-                created_at=now,
+                created_at=now if created_at is None else created_at,
                 updated_at=now,
                 committed_at=now if state == COMMITTED else None,
             )
@@ -708,42 +709,28 @@ class Tx:
     ) -> str:
         """A COMMITTED version copied from another store: its number and creation time are kept
         (the number must be free: ``index_used``); ``next_index`` stays above every number."""
-        vid = uuid.uuid4().hex
-        now = _now()
-        self.conn.execute(
-            s.versions.insert().values(
-                id=vid,
-                collection_id=collection_id,
-                idx=index,
-                state=COMMITTED,
-                digest=digest,
-                size=size,
-                file_count=file_count,
-                metadata=_json(dict(metadata)),
-                description=description,
-                created_by=created_by,
-                base_version_id=base_version_id,
-                created_at=created_at,
-                updated_at=now,
-                committed_at=now,
-                source_version_id=source_version_id,
-            )
+        return self.insert_version(
+            collection_id=collection_id,
+            state=COMMITTED,
+            index=index,
+            digest=digest,
+            size=size,
+            file_count=file_count,
+            metadata=metadata,
+            description=description,
+            created_by=created_by,
+            base_version_id=base_version_id,
+            source_version_id=source_version_id,
+            created_at=created_at,
         )
-        c = s.collections.c
-        self.conn.execute(
-            update(s.collections)
-            .where(c.id == collection_id, c.next_index <= index)
-            .values(next_index=index + 1, updated_at=now)
-        )
-        self.index_metadata(vid, metadata, replace=False)  # searchable like any commit
-        self.index_words(vid, description, replace=False)
-        return vid
 
     def bump_index(self, collection_id: int, used: int) -> None:
+        """Keep ``next_index`` above ``used`` (never lowered: an imported version may carry an
+        older number than the collection's newest)."""
         c = s.collections.c
         self.conn.execute(
             update(s.collections)
-            .where(c.id == collection_id)
+            .where(c.id == collection_id, c.next_index <= used)
             .values(next_index=used + 1, updated_at=_now())
         )
 
