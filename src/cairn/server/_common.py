@@ -1,4 +1,4 @@
-"""What every route module shares: the JSON answer, the key check, validators."""
+"""What every route module shares: the JSON answer, the key's scoped service, validators."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
 from cairn.core import validate_project
-from cairn.core._records import VersionRecord
-from cairn.errors import ArtifactNotFoundError, AuthenticationError, ValidationError
+from cairn.errors import AuthenticationError, ValidationError
 from cairn.server._auth import Principal, require_valid
 from cairn.server._backend import Backend
 from cairn.server._log import key_refused
-from cairn.service._wire import version_to_json
+from cairn.server._scoped import ScopedService
 
 
 def _json_out(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,26 +80,16 @@ Who = Annotated[Principal, Depends(principal)]
 B = Annotated[Backend, Depends(backend)]
 
 
+async def scoped(who: Who, b: B) -> ScopedService:
+    """The server's service as the request's key may use it: every route calls this."""
+    return ScopedService(b, who)
+
+
+Svc = Annotated[ScopedService, Depends(scoped)]
+
+
 def _names(entity: str, project: str) -> tuple[str, str]:
     return validate_project(entity, "entity"), validate_project(project)
-
-
-def _version_for(b: Backend, who: Principal, version_id: str, role: str) -> VersionRecord:
-    if not version_id.isalnum() or len(version_id) > 32:
-        raise ValidationError(f"invalid version id {version_id[:40]!r}")
-    try:
-        rec = b.service.get_version(version_id)
-    except ArtifactNotFoundError:
-        rec = None
-    if rec is None or who.role_on(rec.entity, rec.project) is None:
-        # The same answer as for a version that does not exist: nothing about others' projects.
-        raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
-    who.require(rec.entity, rec.project, role)
-    return rec
-
-
-def _readable(who: Principal, records: list[VersionRecord]) -> list[dict[str, Any]]:
-    return [version_to_json(r) for r in records if who.role_on(r.entity, r.project) is not None]
 
 
 def _text(value: Any, what: str, limit: int = 256) -> str | None:

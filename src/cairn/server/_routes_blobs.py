@@ -12,11 +12,9 @@ from pydantic import BaseModel, Field
 
 from cairn.catalog._blobs import CatalogBlobStore
 from cairn.core import check_digest
-from cairn.errors import BlobNotFoundError, PermissionDeniedError
-from cairn.server._access import readable_blobs, record_uploads, uploader
-from cairn.server._auth import Principal
+from cairn.errors import BlobNotFoundError
 from cairn.server._backend import Backend
-from cairn.server._common import B, Who, new_router
+from cairn.server._common import B, Svc, new_router
 from cairn.service._wire import BATCH_TYPE, check_digests, pack_blobs, parse_range, unpack_blobs
 from cairn.storage import LocalBlobStore, range_header
 
@@ -32,33 +30,22 @@ class DigestsIn(BaseModel):
     digests: list[str]
 
 
-def _may_upload(who: Principal) -> None:
-    if not any(g.role in ("write", "admin") for g in who.grants):
-        raise PermissionDeniedError(f"key of {who.user!r} may not write anywhere, so not upload")
-
-
 @router.post("/blobs/missing", summary="Which of these blobs the key would have to upload")
-def missing_blobs(body: DigestsIn, who: Who, b: B) -> dict[str, Any]:
-    digests = check_digests(body.digests, MAX_DIGESTS)
-    have = readable_blobs(b.catalog, who, digests)
-    # Readable and actually stored: a blob lost from the store (or removed as damaged by
-    # verify) is reported missing, so the next log of the same content repairs it.
-    have &= b.blobs.has_many(list(have))
-    return {"missing": [d for d in dict.fromkeys(digests) if d not in have]}
+def missing_blobs(body: DigestsIn, svc: Svc) -> dict[str, Any]:
+    return {"missing": svc.missing_blobs(check_digests(body.digests, MAX_DIGESTS))}
 
 
 @router.post(
     "/blobs/batch",
     summary="Upload small blobs, many per request (application/vnd.cairn.blobs)",
 )
-async def upload_batch(request: Request, who: Who, b: B) -> dict[str, Any]:
-    _may_upload(who)
+async def upload_batch(request: Request, svc: Svc) -> dict[str, Any]:
+    svc.require_upload()  # before the body is read
     body = await request.body()
 
     def store() -> int:
         items = list(unpack_blobs(body))  # every blob re-hashed; one bad blob refuses the batch
-        b.blobs.put_many(items)
-        record_uploads(b.catalog, who, [d for d, _ in items])
+        svc.store_blobs(items)
         return len(items)
 
     return {"stored": await run_in_threadpool(store)}
@@ -72,22 +59,12 @@ FETCH_BYTES = 16 << 20
     "/blobs/fetch",
     summary="Small blobs, many per answer (application/vnd.cairn.blobs); others are left out",
 )
-def fetch_blobs(body: DigestsIn, who: Who, b: B) -> Response:
-    digests = check_digests(body.digests, FETCH_DIGESTS)
-    allowed = readable_blobs(b.catalog, who, digests)
-    readable = [d for d in dict.fromkeys(digests) if d in allowed]
-    blobs = b.blobs
-    found: dict[str, bytes] = {}
-    if isinstance(blobs, CatalogBlobStore):
-        found = blobs.small_many(readable)
-    elif isinstance(blobs, LocalBlobStore):
-        for d in readable:
-            data = blobs.small(d)
-            if data is not None:
-                found[d] = data
+def fetch_blobs(body: DigestsIn, svc: Svc) -> Response:
+    digests = list(dict.fromkeys(check_digests(body.digests, FETCH_DIGESTS)))
+    found = svc.small_blobs(digests)
     items: list[tuple[str, bytes]] = []
     total = 0
-    for d in readable:
+    for d in digests:
         data = found.get(d)
         if data is not None and total + len(data) <= FETCH_BYTES:
             items.append((d, data))
@@ -136,11 +113,9 @@ def _range_response(b: Backend, digest: str, header: str) -> Response | None:
 
 @router.get("/blobs/{digest}", summary="A blob's content (or a redirect to the object store)")
 def get_blob(
-    digest: str, who: Who, b: B, byte_range: Annotated[str | None, Header(alias="range")] = None
+    digest: str, svc: Svc, b: B, byte_range: Annotated[str | None, Header(alias="range")] = None
 ) -> Response:
-    check_digest(digest)
-    if digest not in readable_blobs(b.catalog, who, [digest]):
-        raise BlobNotFoundError(f"blob {digest} is not in any project this key may read")
+    svc.check_blob(check_digest(digest))
     if byte_range is not None and (ranged := _range_response(b, digest, byte_range)) is not None:
         return ranged
     blobs = b.blobs
@@ -167,23 +142,18 @@ class UploadIn(BaseModel):
 
 
 @router.post("/uploads", summary="Begin uploading a large blob (in parts, or presigned to S3)")
-def begin_upload(body: UploadIn, who: Who, b: B) -> dict[str, Any]:
-    _may_upload(who)
-    return b.transfers.begin(uploader(who), check_digest(body.digest), body.size)
+def begin_upload(body: UploadIn, svc: Svc) -> dict[str, Any]:
+    return svc.begin_upload(check_digest(body.digest), body.size)
 
 
 @router.get("/uploads/{upload_id}", summary="An upload's state: which parts arrived")
-def upload_status(upload_id: str, who: Who, b: B) -> dict[str, Any]:
-    _may_upload(who)
-    return b.transfers.status(uploader(who), upload_id)
+def upload_status(upload_id: str, svc: Svc) -> dict[str, Any]:
+    return svc.upload_status(upload_id)
 
 
 @router.put("/uploads/{upload_id}/parts/{number}", summary="Send one part of an upload")
-async def upload_part(
-    upload_id: str, number: int, request: Request, who: Who, b: B
-) -> dict[str, Any]:
-    _may_upload(who)
-    writer = await run_in_threadpool(b.transfers.open_part, uploader(who), upload_id, number)
+async def upload_part(upload_id: str, number: int, request: Request, svc: Svc) -> dict[str, Any]:
+    writer = await run_in_threadpool(svc.open_upload_part, upload_id, number)
     try:
         # Each chunk goes to the page cache as it arrives (microseconds: no thread hop).
         async for chunk in request.stream():
@@ -204,15 +174,11 @@ class PartUrlIn(BaseModel):
     "/uploads/{upload_id}/parts/{number}/url",
     summary="A presigned URL for one part (S3 stores), bound to the part's SHA-256",
 )
-def upload_part_url(upload_id: str, number: int, body: PartUrlIn, who: Who, b: B) -> dict[str, Any]:
-    _may_upload(who)
-    return b.transfers.part_url(uploader(who), upload_id, number, body.checksum)
+def upload_part_url(upload_id: str, number: int, body: PartUrlIn, svc: Svc) -> dict[str, Any]:
+    return svc.upload_part_url(upload_id, number, body.checksum)
 
 
 @router.post("/uploads/{upload_id}/complete", summary="Verify and store an upload's blob")
-def complete_upload(upload_id: str, who: Who, b: B) -> dict[str, Any]:
-    _may_upload(who)
-    up = b.transfers._load(uploader(who), upload_id)
-    size = b.transfers.complete(uploader(who), upload_id)
-    record_uploads(b.catalog, who, [up.digest])
-    return {"digest": up.digest, "size": size}
+def complete_upload(upload_id: str, svc: Svc) -> dict[str, Any]:
+    digest, size = svc.complete_upload(upload_id)
+    return {"digest": digest, "size": size}

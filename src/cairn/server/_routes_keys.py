@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from cairn.core import validate_project
 from cairn.errors import ValidationError
 from cairn.server._auth import ANY, ROLES, Grant, parse_project
-from cairn.server._common import B, Who, new_router
+from cairn.server._common import Svc, new_router
 
 router = new_router()
 
@@ -24,8 +24,8 @@ class KeyIn(BaseModel):
 
 
 @router.post("/keys", summary="Create an API key (server admins)")
-def create_key(body: KeyIn, who: Who, b: B) -> dict[str, Any]:
-    who.require_admin()
+def create_key(body: KeyIn, svc: Svc) -> dict[str, Any]:
+    svc.require_admin()  # before the body is looked at
     if body.role not in ROLES:
         raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {body.role!r}")
     validate_project(body.user, "user")
@@ -36,7 +36,7 @@ def create_key(body: KeyIn, who: Who, b: B) -> dict[str, Any]:
     else:
         entity, project = parse_project(body.project, body.user)
         grant = Grant(entity, project, body.role)
-    key_id, key = b.keys.create(body.user, [grant])
+    key_id, key = svc.create_key(body.user, [grant])
     return {
         "id": key_id,
         "key": key,
@@ -46,13 +46,11 @@ def create_key(body: KeyIn, who: Who, b: B) -> dict[str, Any]:
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key (server admins)")
-def revoke_key(key_id: str, who: Who, b: B) -> dict[str, Any]:
-    who.require_admin()
-    b.keys.revoke(key_id)
+def revoke_key(key_id: str, svc: Svc) -> dict[str, Any]:
+    svc.revoke_key(key_id)
     return {}
 
 
 @router.get("/keys", summary="Every API key, without secrets (server admins)")
-def list_keys(who: Who, b: B) -> list[dict[str, Any]]:
-    who.require_admin()
-    return b.keys.list()
+def list_keys(svc: Svc) -> list[dict[str, Any]]:
+    return svc.list_keys()

@@ -8,8 +8,8 @@ from fastapi import Request
 from pydantic import BaseModel, Field
 
 from cairn.core._records import RunRecord
-from cairn.server._common import B, Who, _names, _readable, _role, _run_id, new_router
-from cairn.service._wire import run_to_json
+from cairn.server._common import B, Svc, Who, _names, _role, _run_id, new_router
+from cairn.service._wire import run_to_json, version_to_json
 
 router = new_router()
 
@@ -55,9 +55,8 @@ class RunStateIn(BaseModel):
 
 
 @router.post("/projects/{entity}/{project}/runs", summary="Start (or resume) a run")
-def start_run(entity: str, project: str, body: RunIn, who: Who, b: B) -> dict[str, Any]:
+def start_run(entity: str, project: str, body: RunIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "write")
     rec = RunRecord(
         id=_run_id(body.id),
         entity=entity,
@@ -69,31 +68,28 @@ def start_run(entity: str, project: str, body: RunIn, who: Who, b: B) -> dict[st
         state=body.state,
         created_at=body.created_at,
     )
-    return run_to_json(b.service.start_run(rec))
+    return run_to_json(svc.start_run(rec))
 
 
 @router.post("/projects/{entity}/{project}/runs/{run_id}/finish", summary="Finish a run")
 def finish_run(
-    entity: str, project: str, run_id: str, body: RunStateIn, who: Who, b: B
+    entity: str, project: str, run_id: str, body: RunStateIn, svc: Svc
 ) -> dict[str, Any]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "write")
-    b.service.finish_run(entity, project, _run_id(run_id), body.state, body.config)
+    svc.finish_run(entity, project, _run_id(run_id), body.state, body.config)
     return {}
 
 
 @router.get("/projects/{entity}/{project}/runs/{run_id}", summary="A run")
-def get_run(entity: str, project: str, run_id: str, who: Who, b: B) -> dict[str, Any]:
+def get_run(entity: str, project: str, run_id: str, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
-    return run_to_json(b.service.get_run(entity, project, _run_id(run_id)))
+    return run_to_json(svc.get_run(entity, project, _run_id(run_id)))
 
 
 @router.get("/projects/{entity}/{project}/runs/{run_id}/versions", summary="A run's versions")
 def run_versions(
-    entity: str, project: str, run_id: str, who: Who, b: B, role: str = "output"
+    entity: str, project: str, run_id: str, svc: Svc, role: str = "output"
 ) -> list[dict[str, Any]]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
-    recs = b.service.run_versions(entity, project, _run_id(run_id), _role(role))
-    return _readable(who, recs)
+    recs = svc.run_versions(entity, project, _run_id(run_id), _role(role))
+    return [version_to_json(r) for r in recs]

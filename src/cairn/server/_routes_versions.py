@@ -17,20 +17,8 @@ from cairn.core import (
     validate_type,
 )
 from cairn.core._records import RunRecord
-from cairn.errors import BlobNotFoundError, ValidationError
-from cairn.server._access import readable_blobs
-from cairn.server._auth import Principal
-from cairn.server._common import (
-    B,
-    Who,
-    _description,
-    _names,
-    _role,
-    _run_id,
-    _text,
-    _version_for,
-    new_router,
-)
+from cairn.errors import ValidationError
+from cairn.server._common import Svc, _description, _names, _role, _run_id, _text, new_router
 from cairn.service import CommitRequest, CommitResult, FinishRequest, StageRequest
 from cairn.service._maintenance import DEFAULT_GRACE_SECONDS
 from cairn.service._wire import changes_from_json, collection_to_json, run_to_json, version_to_json
@@ -68,7 +56,7 @@ class StageIn(BaseModel):
     run_id: str | None = None
 
 
-def _commit_result(r: CommitResult) -> dict[str, Any]:
+def commit_result_to_json(r: CommitResult) -> dict[str, Any]:
     return {
         "version": None if r.version is None else version_to_json(r.version),
         "created": r.created,
@@ -76,11 +64,9 @@ def _commit_result(r: CommitResult) -> dict[str, Any]:
     }
 
 
-def _check_write(
-    b: B, who: Principal, entity: str, project: str, body: CommitIn | StageIn
-) -> tuple[str, str, Any]:
+def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, str, list[Change]]:
+    """The project and the changes of a commit, upsert or finish, validated."""
     entity, project = _names(entity, project)
-    who.require(entity, project, "write")
     validate_artifact_name(body.name)
     validate_type(body.type)
     validate_aliases(body.aliases)
@@ -88,25 +74,12 @@ def _check_write(
     _description(body.description)
     if body.run_id is not None:
         _run_id(body.run_id)
-    if body.base_version_id is not None:
-        base = _version_for(b, who, body.base_version_id, "read")
-        if (base.entity, base.project) != (entity, project):
-            raise ValidationError(
-                f"the base version {base.qualified_name} is in another project than"
-                f" {entity}/{project}"
-            )
-    changes = changes_from_json(body.changes)
-    digests = [e.digest for _, e in changes if e is not None and e.ref is None]
-    have = readable_blobs(b.catalog, who, digests)
-    missing = tuple(d for d in dict.fromkeys(digests) if d not in have)
-    return entity, project, (changes, missing)
+    return entity, project, changes_from_json(body.changes)
 
 
 @router.post("/projects/{entity}/{project}/commit", summary="Commit a new version")
-def commit(entity: str, project: str, body: CommitIn, who: Who, b: B) -> dict[str, Any]:
-    entity, project, (changes, missing) = _check_write(b, who, entity, project, body)
-    if missing:
-        return _commit_result(CommitResult(None, False, missing))
+def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any]:
+    entity, project, changes = _checked(entity, project, body)
     req = CommitRequest(
         entity=entity,
         project=project,
@@ -121,24 +94,20 @@ def commit(entity: str, project: str, body: CommitIn, who: Who, b: B) -> dict[st
         run_id=body.run_id,
         expect_alias=body.expect_alias,
     )
-    return _commit_result(b.service.commit(req))
+    return commit_result_to_json(svc.commit(req))
 
 
 @router.post("/projects/{entity}/{project}/stage", summary="Upsert into a distributed version")
-def stage(entity: str, project: str, body: StageIn, who: Who, b: B) -> dict[str, Any]:
-    entity, project, (changes, missing) = _check_write(b, who, entity, project, body)
-    if missing:
-        raise BlobNotFoundError(
-            f"{len(missing)} blobs must be uploaded before staging, e.g. {missing[0]}"
-        )
+def stage(entity: str, project: str, body: StageIn, svc: Svc) -> dict[str, Any]:
+    entity, project, changes = _checked(entity, project, body)
     req = StageRequest(**_distributed_fields(entity, project, body, changes))
-    return version_to_json(b.service.stage(req))
+    return version_to_json(svc.stage(req))
 
 
 def _distributed_fields(
     entity: str, project: str, body: StageIn, changes: list[Change]
 ) -> dict[str, Any]:
-    """What an upsert and a finish send to the service alike (checked by ``_check_write``)."""
+    """What an upsert and a finish send to the service alike (checked by ``_checked``)."""
     return {
         "entity": entity,
         "project": project,
@@ -155,18 +124,15 @@ def _distributed_fields(
 
 
 @router.post("/projects/{entity}/{project}/finish", summary="Commit a distributed version")
-def finish(entity: str, project: str, body: StageIn, who: Who, b: B) -> dict[str, Any]:
-    entity, project, (changes, missing) = _check_write(b, who, entity, project, body)
-    if missing:
-        return _commit_result(CommitResult(None, False, missing))
+def finish(entity: str, project: str, body: StageIn, svc: Svc) -> dict[str, Any]:
+    entity, project, changes = _checked(entity, project, body)
     req = FinishRequest(**_distributed_fields(entity, project, body, changes), tags=body.tags)
-    return _commit_result(b.service.finish(req))
+    return commit_result_to_json(svc.finish(req))
 
 
 @router.delete("/versions/{version_id}/pending", summary="Discard a PENDING version")
-def discard_pending(version_id: str, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
-    b.service.discard_pending(version_id)
+def discard_pending(version_id: str, svc: Svc) -> dict[str, Any]:
+    svc.discard_pending(version_id)
     return {}
 
 
@@ -175,11 +141,10 @@ class CleanupIn(BaseModel):
 
 
 @router.post("/admin/cleanup-pending", summary="Discard stale PENDING versions (server admins)")
-def cleanup_pending(body: CleanupIn, who: Who, b: B) -> dict[str, Any]:
-    who.require_admin()
+def cleanup_pending(body: CleanupIn, svc: Svc) -> dict[str, Any]:
     if not math.isfinite(body.older_than_seconds):
         raise ValidationError("older_than_seconds must be finite")
-    return {"discarded": b.service.cleanup_pending(body.older_than_seconds)}
+    return {"discarded": svc.cleanup_pending(body.older_than_seconds)}
 
 
 class GcIn(BaseModel):
@@ -188,73 +153,66 @@ class GcIn(BaseModel):
 
 
 @router.post("/admin/gc", summary="Remove blobs no version uses (server admins)")
-def admin_gc(body: GcIn, who: Who, b: B) -> dict[str, Any]:
+def admin_gc(body: GcIn, svc: Svc) -> dict[str, Any]:
     """The same collector as `cairn gc --db/--store`, under the lock every server shares."""
-    who.require_admin()
-    report = b.service.collect_garbage(grace_seconds=body.grace_seconds, dry_run=body.dry_run)
-    swept = 0 if body.dry_run else b.transfers.sweep(b.config.upload_max_age)
+    report, swept = svc.collect_garbage(grace_seconds=body.grace_seconds, dry_run=body.dry_run)
     return {**report.to_json(), "abandoned_uploads_removed": swept}
 
 
 @router.post("/admin/verify", summary="Re-hash every stored blob (server admins)")
-def admin_verify(who: Who, b: B) -> dict[str, Any]:
+def admin_verify(svc: Svc) -> dict[str, Any]:
     """The same check as `cairn verify --db/--store`: every committed version, every blob."""
-    who.require_admin()
-    return b.service.verify().to_json()
+    return svc.verify().to_json()
 
 
 @router.get(
     "/projects/{entity}/{project}/artifacts/{name}/resolve", summary="The version name:label names"
 )
 def resolve(
-    entity: str, project: str, name: str, who: Who, b: B, label: str | None = None
+    entity: str, project: str, name: str, svc: Svc, label: str | None = None
 ) -> dict[str, Any]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
     validate_artifact_name(name)
     _text(label, "label", 128)
-    return version_to_json(b.service.resolve(entity, project, name, label))
+    return version_to_json(svc.resolve(entity, project, name, label))
 
 
 @router.get("/versions/{version_id}", summary="A version by id")
-def get_version(version_id: str, who: Who, b: B) -> dict[str, Any]:
-    return version_to_json(_version_for(b, who, version_id, "read"))
+def get_version(version_id: str, svc: Svc) -> dict[str, Any]:
+    return version_to_json(svc.get_version(version_id))
 
 
 @router.get("/projects/{entity}/{project}/artifacts/{name}/versions", summary="Versions of a name")
 def list_versions(
-    entity: str, project: str, name: str, who: Who, b: B, include_pending: bool = False
+    entity: str, project: str, name: str, svc: Svc, include_pending: bool = False
 ) -> list[dict[str, Any]]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
     validate_artifact_name(name)
-    recs = b.service.list_versions(entity, project, name, include_pending=include_pending)
+    recs = svc.list_versions(entity, project, name, include_pending=include_pending)
     return [version_to_json(r) for r in recs]
 
 
 @router.get("/projects/{entity}/{project}/collections", summary="Artifact collections")
 def list_collections(
-    entity: str, project: str, who: Who, b: B, type: str | None = None
+    entity: str, project: str, svc: Svc, type: str | None = None
 ) -> list[dict[str, Any]]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
     if type is not None:
         validate_type(type)
-    return [collection_to_json(c) for c in b.service.list_collections(entity, project, type)]
+    return [collection_to_json(c) for c in svc.list_collections(entity, project, type)]
 
 
 @router.get("/projects/{entity}/{project}/types", summary="Artifact types in use")
-def list_types(entity: str, project: str, who: Who, b: B) -> list[str]:
+def list_types(entity: str, project: str, svc: Svc) -> list[str]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
-    return b.service.list_types(entity, project)
+    return svc.list_types(entity, project)
 
 
 @router.get("/projects", summary="Projects the key may read")
-def list_projects(who: Who, b: B, entity: str | None = None) -> list[list[str]]:
+def list_projects(svc: Svc, entity: str | None = None) -> list[list[str]]:
     if entity is not None:
         validate_project(entity, "entity")
-    return [[e, p] for e, p in b.service.list_projects(entity) if who.role_on(e, p) is not None]
+    return [[e, p] for e, p in svc.list_projects(entity)]
 
 
 class VersionUpdateIn(BaseModel):
@@ -265,33 +223,29 @@ class VersionUpdateIn(BaseModel):
 
 
 @router.patch("/versions/{version_id}", summary="Change a version's description, metadata, ...")
-def update_version(version_id: str, body: VersionUpdateIn, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
+def update_version(version_id: str, body: VersionUpdateIn, svc: Svc) -> dict[str, Any]:
     _description(body.description)
     aliases = None if body.aliases is None else validate_aliases(body.aliases)
     tags = None if body.tags is None else validate_tags(body.tags)
-    rec = b.service.update_version(
+    rec = svc.update_version(
         version_id, description=body.description, metadata=body.metadata, aliases=aliases, tags=tags
     )
     return version_to_json(rec)
 
 
 @router.put("/versions/{version_id}/aliases/{alias}", summary="Point an alias at a version")
-def add_alias(version_id: str, alias: str, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
-    return version_to_json(b.service.add_alias(version_id, validate_alias(alias)))
+def add_alias(version_id: str, alias: str, svc: Svc) -> dict[str, Any]:
+    return version_to_json(svc.add_alias(version_id, validate_alias(alias)))
 
 
 @router.delete("/versions/{version_id}/aliases/{alias}", summary="Remove an alias")
-def remove_alias(version_id: str, alias: str, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
-    return version_to_json(b.service.remove_alias(version_id, validate_alias(alias)))
+def remove_alias(version_id: str, alias: str, svc: Svc) -> dict[str, Any]:
+    return version_to_json(svc.remove_alias(version_id, validate_alias(alias)))
 
 
 @router.delete("/versions/{version_id}", summary="Delete a version")
-def delete_version(version_id: str, who: Who, b: B, delete_aliases: bool = False) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
-    b.service.delete_version(version_id, delete_aliases=delete_aliases)
+def delete_version(version_id: str, svc: Svc, delete_aliases: bool = False) -> dict[str, Any]:
+    svc.delete_version(version_id, delete_aliases=delete_aliases)
     return {}
 
 
@@ -302,17 +256,13 @@ class UseIn(BaseModel):
 
 
 @router.post("/versions/{version_id}/users", summary="Record that a run used a version")
-def use_version(version_id: str, body: UseIn, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "read")
+def use_version(version_id: str, body: UseIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(body.entity, body.project)
-    who.require(entity, project, "write")
     run = RunRecord(id=_run_id(body.run_id), entity=entity, project=project, name="")
-    b.service.use_version(version_id, run)
+    svc.use_version(version_id, run)
     return {}
 
 
 @router.get("/versions/{version_id}/runs", summary="Runs that used, logged or wrote a version")
-def version_runs(version_id: str, who: Who, b: B, role: str = "input") -> list[dict[str, Any]]:
-    _version_for(b, who, version_id, "read")
-    runs = b.service.version_runs(version_id, _role(role))
-    return [run_to_json(r) for r in runs if who.role_on(r.entity, r.project) is not None]
+def version_runs(version_id: str, svc: Svc, role: str = "input") -> list[dict[str, Any]]:
+    return [run_to_json(r) for r in svc.version_runs(version_id, _role(role))]

@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from cairn.core import (
-    REGISTRY_ENTITY,
     REGISTRY_PREFIX,
     validate_aliases,
     validate_artifact_name,
@@ -17,7 +16,7 @@ from cairn.core import (
     validate_type,
 )
 from cairn.errors import ValidationError
-from cairn.server._common import B, Who, _description, _names, _run_id, _version_for, new_router
+from cairn.server._common import Svc, _description, _names, _run_id, new_router
 from cairn.service._wire import (
     collection_to_json,
     registry_to_json,
@@ -34,10 +33,9 @@ def _collection_path(entity: str, project: str, name: str) -> tuple[str, str, st
 
 
 @router.get("/projects/{entity}/{project}/collections/{name}", summary="One artifact collection")
-def get_collection(entity: str, project: str, name: str, who: Who, b: B) -> dict[str, Any]:
+def get_collection(entity: str, project: str, name: str, svc: Svc) -> dict[str, Any]:
     entity, project, name = _collection_path(entity, project, name)
-    who.require(entity, project, "read")
-    return collection_to_json(b.service.get_collection(entity, project, name))
+    return collection_to_json(svc.get_collection(entity, project, name))
 
 
 class CollectionUpdateIn(BaseModel):
@@ -51,13 +49,12 @@ class CollectionUpdateIn(BaseModel):
     summary="Rename a collection, change its description or tags",
 )
 def update_collection(
-    entity: str, project: str, name: str, body: CollectionUpdateIn, who: Who, b: B
+    entity: str, project: str, name: str, body: CollectionUpdateIn, svc: Svc
 ) -> dict[str, Any]:
     entity, project, name = _collection_path(entity, project, name)
-    who.require(entity, project, "write")
     new_name = None if body.name is None else validate_artifact_name(body.name)
     tags = None if body.tags is None else validate_tags(body.tags)
-    rec = b.service.update_collection(
+    rec = svc.update_collection(
         entity,
         project,
         name,
@@ -72,27 +69,24 @@ def update_collection(
     "/projects/{entity}/{project}/collections/{name}",
     summary="Delete a collection and all its versions",
 )
-def delete_collection(entity: str, project: str, name: str, who: Who, b: B) -> dict[str, Any]:
+def delete_collection(entity: str, project: str, name: str, svc: Svc) -> dict[str, Any]:
     entity, project, name = _collection_path(entity, project, name)
-    who.require(entity, project, "write")
-    b.service.delete_collection(entity, project, name)
+    svc.delete_collection(entity, project, name)
     return {}
 
 
 @router.get("/projects/{entity}/{project}/runs", summary="The runs of a project, oldest first")
-def list_runs(entity: str, project: str, who: Who, b: B) -> list[dict[str, Any]]:
+def list_runs(entity: str, project: str, svc: Svc) -> list[dict[str, Any]]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "read")
-    return [run_to_json(r) for r in b.service.list_runs(entity, project)]
+    return [run_to_json(r) for r in svc.list_runs(entity, project)]
 
 
 @router.delete("/projects/{entity}/{project}/runs/{run_id}", summary="Delete a run")
 def delete_run(
-    entity: str, project: str, run_id: str, who: Who, b: B, delete_artifacts: bool = False
+    entity: str, project: str, run_id: str, svc: Svc, delete_artifacts: bool = False
 ) -> dict[str, Any]:
     entity, project = _names(entity, project)
-    who.require(entity, project, "write")
-    b.service.delete_run(entity, project, _run_id(run_id), delete_artifacts=delete_artifacts)
+    svc.delete_run(entity, project, _run_id(run_id), delete_artifacts=delete_artifacts)
     return {}
 
 
@@ -101,9 +95,8 @@ class TtlIn(BaseModel):
 
 
 @router.put("/versions/{version_id}/ttl", summary="Set a version's time to live")
-def set_ttl(version_id: str, body: TtlIn, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
-    return version_to_json(b.service.set_ttl(version_id, body.ttl_seconds))
+def set_ttl(version_id: str, body: TtlIn, svc: Svc) -> dict[str, Any]:
+    return version_to_json(svc.set_ttl(version_id, body.ttl_seconds))
 
 
 # -- registry links and registries -----------------------------------------------------------------
@@ -117,13 +110,9 @@ class LinkIn(BaseModel):
 
 
 @router.post("/versions/{version_id}/links", summary="Link a version into a collection")
-def link_version(version_id: str, body: LinkIn, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "read")
+def link_version(version_id: str, body: LinkIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(body.entity, body.project)
-    if project.startswith(REGISTRY_PREFIX):
-        entity = REGISTRY_ENTITY
-    who.require(entity, project, "write")  # a registry is granted as a project is
-    rec = b.service.link_version(
+    rec = svc.link_version(
         version_id,
         entity,
         project,
@@ -134,17 +123,14 @@ def link_version(version_id: str, body: LinkIn, who: Who, b: B) -> dict[str, Any
 
 
 @router.delete("/versions/{version_id}/link", summary="Remove a link")
-def unlink_version(version_id: str, who: Who, b: B) -> dict[str, Any]:
-    _version_for(b, who, version_id, "write")
-    b.service.unlink_version(version_id)
+def unlink_version(version_id: str, svc: Svc) -> dict[str, Any]:
+    svc.unlink_version(version_id)
     return {}
 
 
 @router.get("/versions/{version_id}/links", summary="Where a version is linked")
-def version_links(version_id: str, who: Who, b: B) -> list[dict[str, Any]]:
-    _version_for(b, who, version_id, "read")
-    found = b.service.version_links(version_id)
-    return [version_to_json(v) for v in found if who.role_on(v.entity, v.project) is not None]
+def version_links(version_id: str, svc: Svc) -> list[dict[str, Any]]:
+    return [version_to_json(v) for v in svc.version_links(version_id)]
 
 
 class RegistryIn(BaseModel):
@@ -155,13 +141,12 @@ class RegistryIn(BaseModel):
 
 
 @router.post("/registries", summary="Create a registry")
-def create_registry(body: RegistryIn, who: Who, b: B) -> dict[str, Any]:
+def create_registry(body: RegistryIn, svc: Svc) -> dict[str, Any]:
     name = validate_artifact_name(body.name)
-    project = validate_project(REGISTRY_PREFIX + name)
-    who.require(REGISTRY_ENTITY, project, "write")  # as creating a project needs
+    validate_project(REGISTRY_PREFIX + name)
     if body.visibility not in ("organization", "restricted"):
         raise ValidationError("visibility must be 'organization' or 'restricted'")
-    rec = b.service.create_registry(
+    rec = svc.create_registry(
         name,
         description=_description(body.description),
         visibility=body.visibility,
@@ -171,6 +156,5 @@ def create_registry(body: RegistryIn, who: Who, b: B) -> dict[str, Any]:
 
 
 @router.get("/registries", summary="The registries the key may read")
-def list_registries(who: Who, b: B) -> list[dict[str, Any]]:
-    found = b.service.list_registries()
-    return [registry_to_json(r) for r in found if who.role_on(r.entity, r.project) is not None]
+def list_registries(svc: Svc) -> list[dict[str, Any]]:
+    return [registry_to_json(r) for r in svc.list_registries()]
