@@ -1,8 +1,21 @@
 """The catalog: metadata in SQL (SQLite or PostgreSQL) through SQLAlchemy Core, with migrations."""
 
+from cairn.catalog._access import ApiKeys, KeyRow, UploadRow, Uploads, readable_blobs
 from cairn.catalog._blobs import CatalogBlobStore
 from cairn.catalog._catalog import Catalog, Tx
 from cairn.catalog._migrate import script_head, upgrade
 from cairn.catalog._schema import HEAD_REVISION
 
-__all__ = ["HEAD_REVISION", "Catalog", "CatalogBlobStore", "Tx", "script_head", "upgrade"]
+__all__ = [
+    "HEAD_REVISION",
+    "ApiKeys",
+    "Catalog",
+    "CatalogBlobStore",
+    "KeyRow",
+    "Tx",
+    "UploadRow",
+    "Uploads",
+    "readable_blobs",
+    "script_head",
+    "upgrade",
+]

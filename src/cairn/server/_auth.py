@@ -20,11 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, false, or_, select, true, update
-from sqlalchemy.sql.elements import ColumnElement
-
-from cairn.catalog import Catalog, Tx
-from cairn.catalog import _schema as s
+from cairn.catalog import ApiKeys, Catalog
 from cairn.core import validate_project
 from cairn.errors import (
     ArtifactNotFoundError,
@@ -94,21 +90,17 @@ class Principal:
         if not self.is_admin:
             raise PermissionDeniedError(f"key of {self.user!r} is not a server admin key")
 
-    def project_filter(
-        self, entity_col: ColumnElement[str], name_col: ColumnElement[str]
-    ) -> ColumnElement[bool]:
-        """A SQL condition: the project (entity, name) is readable with this key."""
-        terms: list[ColumnElement[bool]] = []
-        for g in self.grants:
-            conds: list[ColumnElement[bool]] = []
-            if g.entity != ANY:
-                conds.append(entity_col == g.entity)
-            if g.project != ANY:
-                conds.append(name_col == g.project)
-            terms.append(and_(*conds) if conds else true())
-        if not terms:
-            return false()
-        return or_(*terms)
+    @property
+    def readable(self) -> tuple[tuple[str, str], ...]:
+        """The (entity, project) patterns the key may read (``*``: any)."""
+        return tuple((g.entity, g.project) for g in self.grants)
+
+    @property
+    def uploader(self) -> str:
+        """The owner recorded for the blobs and uploads this key sends: ``key:<id>``, which no
+        user name can be (``:`` is not allowed in names), so what a key sees follows its grants,
+        never its user name."""
+        return f"key:{self.key_id}"
 
 
 def project_not_found(entity: str, project: str) -> str:
@@ -136,7 +128,7 @@ class KeyRing:
     """Creates, checks and revokes API keys (rows in the catalog)."""
 
     def __init__(self, catalog: Catalog, admin_key: str | None) -> None:
-        self.catalog = catalog
+        self.rows = ApiKeys(catalog)
         self._admin_hash = _hash(admin_key) if admin_key else None
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
@@ -150,37 +142,15 @@ class KeyRing:
                 raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {g.role!r}")
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-
-        def fn(tx: Tx) -> None:
-            tx.conn.execute(
-                s.api_keys.insert().values(
-                    id=key_id, user_name=user, secret_hash=_hash(secret), created_at=time.time()
-                )
-            )
-            for g in grants:
-                tx.conn.execute(
-                    s.api_key_grants.insert().values(
-                        key_id=key_id, entity=g.entity, project=g.project, role=g.role
-                    )
-                )
-
-        self.catalog.write(fn)
+        self.rows.insert(
+            key_id, user, _hash(secret), [(g.entity, g.project, g.role) for g in grants]
+        )
         return key_id, f"cairn_{key_id}_{secret}"
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key, given its id (or the whole key, of which only the id is used)."""
         key_id = key_id_of(key_id)
-        k = s.api_keys.c
-
-        def fn(tx: Tx) -> int:
-            res = tx.conn.execute(
-                update(s.api_keys)
-                .where(k.id == key_id, k.revoked_at.is_(None))
-                .values(revoked_at=time.time())
-            )
-            return int(res.rowcount)
-
-        if not self.catalog.write(fn):
+        if not self.rows.revoke(key_id):
             raise NotFoundError(f"no active API key with id {key_id!r}")
         with self._lock:
             self._cache = {
@@ -188,27 +158,16 @@ class KeyRing:
             }
 
     def list(self) -> list[dict[str, object]]:
-        k, g = s.api_keys.c, s.api_key_grants.c
-
-        def fn(tx: Tx) -> list[dict[str, object]]:
-            out: dict[str, dict[str, object]] = {}
-            for r in tx.conn.execute(select(s.api_keys).order_by(k.created_at)):
-                out[r.id] = {
-                    "id": r.id,
-                    "user": r.user_name,
-                    "created_at": r.created_at,
-                    "revoked": r.revoked_at is not None,
-                    "grants": [],
-                }
-            for r in tx.conn.execute(select(s.api_key_grants)):
-                if r.key_id in out:
-                    grants = out[r.key_id]["grants"]
-                    assert isinstance(grants, list)
-                    grants.append({"entity": r.entity, "project": r.project, "role": r.role})
-            return list(out.values())
-
-        _ = g
-        return self.catalog.read(fn)
+        return [
+            {
+                "id": k.id,
+                "user": k.user,
+                "created_at": k.created_at,
+                "revoked": k.revoked,
+                "grants": [{"entity": e, "project": p, "role": r} for e, p, r in k.grants],
+            }
+            for k in self.rows.all()
+        ]
 
     @staticmethod
     def token_of(header: str | None) -> str:
@@ -249,22 +208,9 @@ class KeyRing:
         if len(parts) != 3 or parts[0] != "cairn" or len(parts[1]) != 16:
             return None
         key_id, secret = parts[1], parts[2]
-        k, g = s.api_keys.c, s.api_key_grants.c
-
-        def fn(tx: Tx) -> Principal | None:
-            row = tx.conn.execute(
-                select(k.user_name, k.secret_hash, k.revoked_at).where(k.id == key_id)
-            ).first()
-            if row is None or row.revoked_at is not None:
-                return None
-            if not hmac.compare_digest(row.secret_hash, _hash(secret)):
-                return None
-            grants = tuple(
-                Grant(r.entity, r.project, r.role)
-                for r in tx.conn.execute(
-                    select(g.entity, g.project, g.role).where(g.key_id == key_id)
-                )
-            )
-            return Principal(str(row.user_name), key_id, grants)
-
-        return self.catalog.read(fn)
+        row = self.rows.get(key_id)
+        if row is None or row.revoked:
+            return None
+        if not hmac.compare_digest(row.secret_hash, _hash(secret)):
+            return None
+        return Principal(row.user, key_id, tuple(Grant(*g) for g in row.grants))

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from cairn.catalog import Uploads, readable_blobs
 from cairn.core import REGISTRY_ENTITY, REGISTRY_PREFIX
 from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import (
@@ -32,7 +33,6 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from cairn.server._access import readable_blobs, record_uploads, uploader
 from cairn.server._auth import Grant, Principal
 from cairn.server._backend import Backend
 from cairn.server._transfers import PartWriter
@@ -62,6 +62,7 @@ class ScopedService:
         self._b = backend
         self._inner = backend.service
         self.who = who
+        self._uploads = Uploads(backend.catalog)
         self._known: set[str] = set()  # digests found readable (the UI keeps one per key)
         self._lock = threading.Lock()
 
@@ -116,7 +117,7 @@ class ScopedService:
         rest = [d for d in digests if d not in known]
         if not rest:
             return known
-        found = readable_blobs(self._b.catalog, self.who, rest)
+        found = readable_blobs(self._b.catalog, self.who.uploader, self.who.readable, rest)
         with self._lock:
             if len(self._known) + len(found) > _MAX_KNOWN:
                 self._known.clear()
@@ -184,7 +185,7 @@ class ScopedService:
         """Store verified blobs (``items`` re-hashed by the caller) as uploaded by this key."""
         self.require_upload()
         self._b.blobs.put_many(items)
-        record_uploads(self._b.catalog, self.who, [d for d, _ in items])
+        self._uploads.record_uploaded(self.who.uploader, [d for d, _ in items])
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
@@ -228,32 +229,27 @@ class ScopedService:
 
     # -- uploads of large blobs (server/_transfers.py) --
 
-    @property
-    def uploader(self) -> str:
-        return uploader(self.who)
-
     def begin_upload(self, digest: str, size: int) -> dict[str, Any]:
         self.require_upload()
-        return self._b.transfers.begin(self.uploader, digest, size)
+        return self._b.transfers.begin(self.who.uploader, digest, size)
 
     def upload_status(self, upload_id: str) -> dict[str, Any]:
         self.require_upload()
-        return self._b.transfers.status(self.uploader, upload_id)
+        return self._b.transfers.status(self.who.uploader, upload_id)
 
     def open_upload_part(self, upload_id: str, number: int) -> PartWriter:
         self.require_upload()
-        return self._b.transfers.open_part(self.uploader, upload_id, number)
+        return self._b.transfers.open_part(self.who.uploader, upload_id, number)
 
     def upload_part_url(self, upload_id: str, number: int, checksum: str) -> dict[str, Any]:
         self.require_upload()
-        return self._b.transfers.part_url(self.uploader, upload_id, number, checksum)
+        return self._b.transfers.part_url(self.who.uploader, upload_id, number, checksum)
 
     def complete_upload(self, upload_id: str) -> tuple[str, int]:
         self.require_upload()
-        up = self._b.transfers._load(self.uploader, upload_id)
-        size = self._b.transfers.complete(self.uploader, upload_id)
-        record_uploads(self._b.catalog, self.who, [up.digest])
-        return up.digest, size
+        digest, size = self._b.transfers.complete(self.who.uploader, upload_id)
+        self._uploads.record_uploaded(self.who.uploader, [digest])
+        return digest, size
 
     # -- versions: writes --
 

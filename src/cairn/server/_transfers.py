@@ -22,11 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-
-from cairn.catalog import Catalog, Tx
-from cairn.catalog import _schema as s
-from cairn.catalog._blobs import CatalogBlobStore
+from cairn.catalog import Catalog, CatalogBlobStore, UploadRow, Uploads
 from cairn.core import check_digest
 from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedError, ValidationError
 from cairn.storage import BlobStore, LocalBlobStore, hash_stream
@@ -39,13 +35,8 @@ CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
-class Upload:
-    id: str
-    user: str
-    digest: str
-    size: int
-    part_size: int
-    ref: str
+class Upload(UploadRow):
+    """An upload under way (a row of the catalog's ``uploads`` table)."""
 
     @property
     def part_count(self) -> int:
@@ -72,7 +63,7 @@ class Transfers:
         part_size: int = PART_SIZE,
         upload_max_age: float = UPLOAD_MAX_AGE,
     ):
-        self.catalog = catalog
+        self.rows = Uploads(catalog)
         self.blobs = blobs
         self.part_size = part_size
         self.s3: S3BlobStore | None = None
@@ -92,22 +83,15 @@ class Transfers:
     # -- the uploads table -------------------------------------------------------------------
 
     def _load(self, user: str, upload_id: str) -> Upload:
-        u = s.uploads.c
-        row = self.catalog.read(
-            lambda tx: tx.conn.execute(select(s.uploads).where(u.id == upload_id)).first()
-        )
+        row = self.rows.get(upload_id)
         if row is None:
             raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
-        if row.user_name != user:
+        if row.owner != user:
             raise PermissionDeniedError(f"upload {upload_id!r} belongs to another key")
-        return Upload(
-            row.id, row.user_name, row.digest, int(row.size), int(row.part_size), row.backend_ref
-        )
+        return _upload(row)
 
     def _forget(self, upload_id: str) -> None:
-        self.catalog.write(
-            lambda tx: tx.conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
-        )
+        self.rows.delete(upload_id)
 
     def _paths(self, up: Upload) -> tuple[str, str]:
         base = os.path.join(self.spool, up.id)
@@ -135,26 +119,13 @@ class Transfers:
             ref = f"{ref}\n{made['UploadId']}"
         up = Upload(upload_id, user, digest, size, self.part_size, ref)
 
-        def fn(tx: Tx) -> None:
-            tx.conn.execute(
-                s.uploads.insert().values(
-                    id=up.id,
-                    user_name=user,
-                    digest=digest,
-                    size=size,
-                    part_size=up.part_size,
-                    backend_ref=ref,
-                    created_at=time.time(),
-                )
-            )
-
         if self.s3 is None:
             data, parts = self._paths(up)
             # Empty: the file grows as parts arrive, never to a size the client only declared
             # (a sparse file of 5 TiB would fill the disk as soon as it is written in order).
             open(data, "wb").close()
             os.makedirs(parts, exist_ok=True)
-        self.catalog.write(fn)
+        self.rows.insert(up)
         return self.describe(up)
 
     def describe(self, up: Upload) -> dict[str, Any]:
@@ -244,13 +215,13 @@ class Transfers:
         writer.write(data)
         writer.close()
 
-    def complete(self, user: str, upload_id: str) -> int:
-        """Verify and store the upload's blob; return its size."""
+    def complete(self, user: str, upload_id: str) -> tuple[str, int]:
+        """Verify and store the upload's blob; return its digest and size."""
         up = self._load(user, upload_id)
         try:
             if self.s3 is not None:
-                return self._complete_presigned(up)
-            return self._complete_parts(up)
+                return up.digest, self._complete_presigned(up)
+            return up.digest, self._complete_parts(up)
         except DigestMismatchError:
             self.abort(up)
             raise
@@ -319,19 +290,9 @@ class Transfers:
         their rows, spool files and S3 multipart uploads; and spool files no row owns (a server
         killed between the two). Returns how many were removed."""
         cutoff = time.time() - older_than
-        u = s.uploads.c
-        rows = self.catalog.read(
-            lambda tx: tx.conn.execute(select(s.uploads).where(u.created_at < cutoff)).all()
-        )
+        rows = self.rows.begun_before(cutoff)
         for row in rows:
-            up = Upload(
-                row.id,
-                row.user_name,
-                row.digest,
-                int(row.size),
-                int(row.part_size),
-                row.backend_ref,
-            )
+            up = _upload(row)
             if self.s3 is not None and "\n" in up.ref:
                 key, upload_id = up.ref.split("\n", 1)
                 try:
@@ -341,7 +302,7 @@ class Transfers:
                 except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
                     pass
             self.abort(up)
-        known = set(self.catalog.read(lambda tx: [r[0] for r in tx.conn.execute(select(u.id))]))
+        known = self.rows.ids()
         orphans = 0
         for entry in os.scandir(self.spool):
             upload_id = entry.name.split(".", 1)[0]
@@ -377,6 +338,10 @@ class Transfers:
                     os.unlink(os.path.join(parts, name))
                 os.rmdir(parts)
         self._forget(up.id)
+
+
+def _upload(row: UploadRow) -> Upload:
+    return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref)
 
 
 class PartWriter:

@@ -1,0 +1,234 @@
+"""The server's own tables: API keys, uploads under way, and which blobs a key may read.
+
+Repositories over a ``Catalog``: the server's key ring (``cairn.server._auth``), its transfers
+(``cairn.server._transfers``) and its access checks call these, never SQL of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, false, or_, select, true, union, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from cairn.catalog import _schema as s
+from cairn.catalog._catalog import Catalog, Tx
+
+ANY = "*"  # a grant pattern's wildcard (entity or project)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """An API key as the catalog keeps it: never the secret, only its SHA-256."""
+
+    id: str
+    user: str
+    secret_hash: str
+    created_at: float
+    revoked: bool
+    grants: tuple[tuple[str, str, str], ...]  # (entity, project, role)
+
+
+class ApiKeys:
+    """The ``api_keys`` and ``api_key_grants`` tables."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def insert(
+        self, key_id: str, user: str, secret_hash: str, grants: Sequence[tuple[str, str, str]]
+    ) -> None:
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(
+                s.api_keys.insert().values(
+                    id=key_id, user_name=user, secret_hash=secret_hash, created_at=time.time()
+                )
+            )
+            for entity, project, role in grants:
+                tx.conn.execute(
+                    s.api_key_grants.insert().values(
+                        key_id=key_id, entity=entity, project=project, role=role
+                    )
+                )
+
+        self.catalog.write(fn)
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke an active key; False if there is none with this id."""
+        k = s.api_keys.c
+
+        def fn(tx: Tx) -> int:
+            res = tx.conn.execute(
+                update(s.api_keys)
+                .where(k.id == key_id, k.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            return int(res.rowcount)
+
+        return bool(self.catalog.write(fn))
+
+    def get(self, key_id: str) -> KeyRow | None:
+        k, g = s.api_keys.c, s.api_key_grants.c
+
+        def fn(tx: Tx) -> KeyRow | None:
+            row = tx.conn.execute(select(s.api_keys).where(k.id == key_id)).first()
+            if row is None:
+                return None
+            grants = tx.conn.execute(
+                select(g.entity, g.project, g.role).where(g.key_id == key_id)
+            ).all()
+            return _key_row(row, [(r.entity, r.project, r.role) for r in grants])
+
+        return self.catalog.read(fn)
+
+    def all(self) -> list[KeyRow]:
+        """Every key, oldest first."""
+        k = s.api_keys.c
+
+        def fn(tx: Tx) -> list[KeyRow]:
+            grants: dict[str, list[tuple[str, str, str]]] = {}
+            for r in tx.conn.execute(select(s.api_key_grants)):
+                grants.setdefault(r.key_id, []).append((r.entity, r.project, r.role))
+            rows = tx.conn.execute(select(s.api_keys).order_by(k.created_at))
+            return [_key_row(r, grants.get(r.id, [])) for r in rows]
+
+        return self.catalog.read(fn)
+
+
+def _key_row(row: object, grants: Sequence[tuple[str, str, str]]) -> KeyRow:
+    return KeyRow(
+        id=str(row.id),  # type: ignore[attr-defined]
+        user=str(row.user_name),  # type: ignore[attr-defined]
+        secret_hash=str(row.secret_hash),  # type: ignore[attr-defined]
+        created_at=float(row.created_at),  # type: ignore[attr-defined]
+        revoked=row.revoked_at is not None,  # type: ignore[attr-defined]
+        grants=tuple(grants),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    """An upload under way: who, which blob, the part size and the transfer's handle."""
+
+    id: str
+    owner: str
+    digest: str
+    size: int
+    part_size: int
+    ref: str
+
+
+class Uploads:
+    """The ``uploads`` table (large blobs under way) and ``blob_uploads`` (who uploaded what)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def insert(self, up: UploadRow) -> None:
+        self.catalog.write(
+            lambda tx: tx.conn.execute(
+                s.uploads.insert().values(
+                    id=up.id,
+                    user_name=up.owner,
+                    digest=up.digest,
+                    size=up.size,
+                    part_size=up.part_size,
+                    backend_ref=up.ref,
+                    created_at=time.time(),
+                )
+            )
+        )
+
+    def get(self, upload_id: str) -> UploadRow | None:
+        u = s.uploads.c
+        row = self.catalog.read(
+            lambda tx: tx.conn.execute(select(s.uploads).where(u.id == upload_id)).first()
+        )
+        return None if row is None else _upload_row(row)
+
+    def delete(self, upload_id: str) -> None:
+        self.catalog.write(
+            lambda tx: tx.conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
+        )
+
+    def begun_before(self, cutoff: float) -> list[UploadRow]:
+        u = s.uploads.c
+        rows = self.catalog.read(
+            lambda tx: tx.conn.execute(select(s.uploads).where(u.created_at < cutoff)).all()
+        )
+        return [_upload_row(r) for r in rows]
+
+    def ids(self) -> set[str]:
+        u = s.uploads.c
+        return set(self.catalog.read(lambda tx: [r[0] for r in tx.conn.execute(select(u.id))]))
+
+    def record_uploaded(self, owner: str, digests: Sequence[str]) -> None:
+        """``owner`` uploaded these blobs and the server verified them."""
+        if not digests:
+            return
+        now = time.time()
+        rows = [
+            {"user_name": owner, "digest": d, "created_at": now} for d in dict.fromkeys(digests)
+        ]
+        self.catalog.write(lambda tx: tx.insert_ignore(s.blob_uploads, rows))
+
+
+def _upload_row(row: object) -> UploadRow:
+    return UploadRow(
+        id=str(row.id),  # type: ignore[attr-defined]
+        owner=str(row.user_name),  # type: ignore[attr-defined]
+        digest=str(row.digest),  # type: ignore[attr-defined]
+        size=int(row.size),  # type: ignore[attr-defined]
+        part_size=int(row.part_size),  # type: ignore[attr-defined]
+        ref=str(row.backend_ref),  # type: ignore[attr-defined]
+    )
+
+
+_BATCH = 20_000
+
+
+def _project_filter(
+    patterns: Sequence[tuple[str, str]],
+    entity_col: ColumnElement[str],
+    name_col: ColumnElement[str],
+) -> ColumnElement[bool]:
+    """A SQL condition: the project (entity, name) matches one of ``patterns`` (``*``: any)."""
+    terms: list[ColumnElement[bool]] = []
+    for entity, project in patterns:
+        conds: list[ColumnElement[bool]] = []
+        if entity != ANY:
+            conds.append(entity_col == entity)
+        if project != ANY:
+            conds.append(name_col == project)
+        terms.append(and_(*conds) if conds else true())
+    if not terms:
+        return false()
+    return or_(*terms)
+
+
+def readable_blobs(
+    catalog: Catalog, owner: str, projects: Sequence[tuple[str, str]], digests: Sequence[str]
+) -> set[str]:
+    """Those of ``digests`` that ``owner`` uploaded or that a project matching one of
+    ``projects`` (``(entity, project)`` patterns, ``*`` for any) refers to."""
+    bu, pb, p = s.blob_uploads.c, s.project_blobs.c, s.projects.c
+
+    def chunk_of(chunk: list[str]) -> list[str]:
+        def fn(tx: Tx) -> list[str]:
+            readable = select(p.id).where(_project_filter(projects, p.entity, p.name))
+            mine = select(bu.digest).where(bu.user_name == owner, tx.among(bu.digest, chunk))
+            theirs = select(pb.digest).where(
+                tx.among(pb.digest, chunk), pb.project_id.in_(readable.scalar_subquery())
+            )
+            return [str(r[0]) for r in tx.conn.execute(union(mine, theirs))]
+
+        return catalog.read(fn)
+
+    found: set[str] = set()
+    wanted = list(dict.fromkeys(digests))
+    batch = _BATCH if catalog.dialect == "postgresql" else 2000  # SQLite: 32,766 parameters
+    for start in range(0, len(wanted), batch):
+        found.update(chunk_of(wanted[start : start + batch]))
+    return found
