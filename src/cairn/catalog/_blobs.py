@@ -154,6 +154,19 @@ class CatalogBlobStore:
             out[str(d)] = bytes(data)
         return out
 
+    def local_path(self, digest: str) -> str | None:
+        return None if self._is_small(digest) else self.large.local_path(digest)
+
+    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
+        return None if self._is_small(digest) else self.large.presigned_url(digest, start, length)
+
+    def _is_small(self, digest: str) -> bool:
+        size = self.size(digest)
+        return size is None or size < self.small_limit
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        return self.large.remove_stale_temp(older_than)
+
     def has_many(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
         found: set[str] = set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cairn._extras import require
@@ -121,20 +120,6 @@ class Backend:
             ),
             config=config,
         )
-
-    def small_blobs(self, digests: Sequence[str]) -> dict[str, bytes]:
-        """Those of ``digests`` the store keeps small, with their content (what ``/blobs/fetch``
-        sends many per answer); large ones are left out."""
-        blobs = self.blobs
-        if isinstance(blobs, CatalogBlobStore):
-            return blobs.small_many(digests)
-        found: dict[str, bytes] = {}
-        if isinstance(blobs, LocalBlobStore):
-            for d in digests:
-                data = blobs.small(d)
-                if data is not None:
-                    found[d] = data
-        return found
 
     def close(self) -> None:
         self.service.close()

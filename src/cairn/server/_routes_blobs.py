@@ -10,13 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from cairn.catalog._blobs import CatalogBlobStore
 from cairn.core import check_digest
 from cairn.errors import BlobNotFoundError
 from cairn.server._backend import Backend
 from cairn.server._common import B, Svc, new_router
 from cairn.service._wire import BATCH_TYPE, check_digests, pack_blobs, parse_range, unpack_blobs
-from cairn.storage import LocalBlobStore, range_header
 
 MAX_DIGESTS = 50_000
 
@@ -89,11 +87,8 @@ def _range_response(b: Backend, digest: str, header: str) -> Response | None:
     start, length = asked
     if length == 0:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    s3 = b.transfers.s3
-    if isinstance(blobs, CatalogBlobStore) and s3 is not None and size >= blobs.small_limit:
-        params = {"Bucket": s3.bucket, "Key": s3.key_of(digest)}
-        params["Range"] = range_header(start, length)  # signed: the URL serves this range
-        url = s3.client.generate_presigned_url("get_object", Params=params, ExpiresIn=3600)
+    url = blobs.presigned_url(digest, start, length)
+    if url is not None:
         return RedirectResponse(url, status_code=307)
 
     def chunks() -> Iterator[bytes]:
@@ -119,20 +114,12 @@ def get_blob(
     if byte_range is not None and (ranged := _range_response(b, digest, byte_range)) is not None:
         return ranged
     blobs = b.blobs
-    if isinstance(blobs, LocalBlobStore):
-        size = blobs.size(digest)
-        if size is None:
-            raise BlobNotFoundError(f"blob {digest} is missing from the store")
-        if size >= blobs.small_limit:
-            return FileResponse(blobs.path_of(digest), media_type="application/octet-stream")
-    if isinstance(blobs, CatalogBlobStore) and b.transfers.s3 is not None:
-        size = blobs.size(digest)
-        if size is not None and size >= blobs.small_limit:
-            s3 = b.transfers.s3
-            url = s3.client.generate_presigned_url(
-                "get_object", Params={"Bucket": s3.bucket, "Key": s3.key_of(digest)}, ExpiresIn=3600
-            )
-            return RedirectResponse(url, status_code=307)
+    path = blobs.local_path(digest)
+    if path is not None:
+        return FileResponse(path, media_type="application/octet-stream")
+    url = blobs.presigned_url(digest)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
     return Response(blobs.get(digest), media_type="application/octet-stream")
 
 

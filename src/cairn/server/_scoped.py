@@ -211,7 +211,7 @@ class ScopedService:
     def small_blobs(self, digests: Sequence[str]) -> dict[str, bytes]:
         """The readable ones of ``digests`` the store keeps small (see ``BlobStore.small_many``)."""
         allowed = self.readable_blobs(digests)
-        return self._b.small_blobs([d for d in dict.fromkeys(digests) if d in allowed])
+        return self._b.blobs.small_many([d for d in dict.fromkeys(digests) if d in allowed])
 
     def blob_path(self, digest: str) -> str | None:
         return None  # a blob leaves the server only through a checked read

@@ -384,10 +384,7 @@ class LocalService:
         return self.blobs.get_range(digest, start, length)
 
     def blob_path(self, digest: str) -> str | None:
-        if isinstance(self.blobs, LocalBlobStore):
-            path = self.blobs.path_of(digest)
-            return path if os.path.exists(path) else None
-        return None
+        return self.blobs.local_path(digest)
 
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         pass  # the blobs are here already

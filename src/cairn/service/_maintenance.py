@@ -412,9 +412,7 @@ def collect_garbage(
                     blobs.delete_many([d for d, _ in batch])
                     bar.advance(len(batch), sum(size for _, size in batch))
     if not dry_run:
-        remove_stale_temp = getattr(blobs, "remove_stale_temp", None)
-        if remove_stale_temp is not None:
-            temp_removed = int(remove_stale_temp(max(grace_seconds, TEMP_MIN_AGE_SECONDS)))
+        temp_removed = blobs.remove_stale_temp(max(grace_seconds, TEMP_MIN_AGE_SECONDS))
     return GcReport(
         dry_run=dry_run,
         grace_seconds=grace_seconds,

@@ -72,6 +72,24 @@ class BlobStore(Protocol):
     def list(self) -> Iterator[BlobInfo]:
         """Every blob in the store, in no particular order."""
 
+    # -- capabilities: what a store can do beyond the above (an adapter asks, never guesses) --
+
+    def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """The content (verified) of those of ``digests`` the store keeps as small blobs, read
+        at once; the others are left out (a store that keeps no small blobs returns ``{}``)."""
+
+    def local_path(self, digest: str) -> str | None:
+        """The blob's own file on this machine, to be read (never changed) in place; None where
+        the blob is not one (a small blob, a remote store, an absent blob)."""
+
+    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
+        """A URL a client may GET the blob (or ``length`` bytes from ``start``) from directly
+        for an hour, for large blobs of an object store; None where there is none."""
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        """Delete partial files older than ``older_than`` seconds left by killed writers;
+        return how many (0 for a store that writes none)."""
+
     def close(self) -> None: ...
 
 

@@ -304,6 +304,21 @@ class LocalBlobStore:
             raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
         return data
 
+    def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for d in dict.fromkeys(digests):
+            data = self.small(d)
+            if data is not None:
+                found[d] = data
+        return found
+
+    def local_path(self, digest: str) -> str | None:
+        path = self.path_of(digest)
+        return path if os.path.exists(path) else None
+
+    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
+        return None
+
     def _small(self, digest: str) -> bytes | None:
         with self._lock:
             row = (

@@ -72,6 +72,18 @@ class MemoryBlobStore:
         data = self._blobs.get(digest)
         return None if data is None else len(data)
 
+    def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        return {}
+
+    def local_path(self, digest: str) -> str | None:
+        return None
+
+    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
+        return None
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        return 0
+
     def delete_many(self, digests: Iterable[str]) -> int:
         with self._lock:
             return sum(self._blobs.pop(d, None) is not None for d in set(digests))

@@ -38,6 +38,9 @@ PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit
 _THREADS = 8
 
 
+PRESIGN_SECONDS = 3600  # how long a presigned URL is valid
+
+
 def checksum_b64(digest: str) -> str:
     """The ``x-amz-checksum-sha256`` form (base64 of the raw digest) of a cairn digest."""
     return base64.b64encode(digest_raw(digest)).decode()
@@ -335,6 +338,24 @@ class S3BlobStore:
                         yield BlobInfo(digest, int(obj["Size"]), obj["LastModified"].timestamp())
         except Exception as exc:  # noqa: BLE001 - translated below
             raise self._translate(exc) from None
+
+    def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        return {}
+
+    def local_path(self, digest: str) -> str | None:
+        return None
+
+    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
+        params = {"Bucket": self.bucket, "Key": self.key_of(digest)}
+        if length is not None:
+            params["Range"] = range_header(start, length)  # signed: the URL serves this range
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=PRESIGN_SECONDS
+        )
+        return url
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        return 0  # nothing is written in place: an object appears whole or not at all
 
     def close(self) -> None:
         self._client.close()

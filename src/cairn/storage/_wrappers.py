@@ -55,5 +55,17 @@ class ReadOnlyBlobStore:
     def list(self) -> Iterator[BlobInfo]:
         return self._inner.list()
 
+    def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        return self._inner.small_many(digests)
+
+    def local_path(self, digest: str) -> str | None:
+        return self._inner.local_path(digest)
+
+    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
+        return self._inner.presigned_url(digest, start, length)
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        return 0  # a read-only store is not cleaned
+
     def close(self) -> None:
         self._inner.close()

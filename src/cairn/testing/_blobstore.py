@@ -46,6 +46,29 @@ class BlobStoreTests:
             assert store.get(d) == b
         assert {i.digest for i in store.list()} >= {d for d, _ in items}
 
+    def test_capabilities_answer_or_decline(self, store: BlobStore) -> None:
+        """small_many, local_path and presigned_url either give the blob's content or decline
+        (``{}``/None), never other bytes; an absent blob is declined."""
+        small, large = b"tiny", os.urandom(300_000)
+        ds, dl, absent = digest_bytes(small), digest_bytes(large), digest_bytes(b"absent")
+        store.put_many([(ds, small), (dl, large)])
+        found = store.small_many([ds, dl, absent])
+        assert set(found) <= {ds} and all(found[d] == small for d in found)
+        for d, data in ((dl, large), (absent, None)):
+            path = store.local_path(d)
+            if data is None:
+                assert path is None
+            elif path is not None:
+                with open(path, "rb") as f:
+                    assert f.read() == data
+            url = store.presigned_url(d, 5, 10)
+            if data is not None and url is not None:
+                import httpx
+
+                got = httpx.get(url, headers={"Range": "bytes=5-14"})
+                assert got.status_code == 206 and got.content == data[5:15]
+        assert store.remove_stale_temp(3600) >= 0
+
     def test_put_file_hashes_while_copying(
         self, store: BlobStore, tmp_path: os.PathLike[str]
     ) -> None:
