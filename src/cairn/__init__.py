@@ -49,6 +49,8 @@ if TYPE_CHECKING:
         ArtifactManifestEntry,
         ArtifactTTL,
         Config,
+        JoinedTable,
+        PartitionedTable,
         Run,
         Table,
         finish,
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
         use_model,
     )
     from cairn.sdk._login import Settings, login
-    from cairn.sdk._tables import JoinedTable, PartitionedTable
 
 _sdk_getattr, __dir__ = lazy_exports(
     __name__,

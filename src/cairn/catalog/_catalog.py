@@ -44,16 +44,21 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import QueuePool
 
 from cairn.catalog import _schema as s
-from cairn.core import LATEST, Change, ManifestEntry, is_version_label, version_index
-from cairn.core._records import (
+from cairn.core import (
     COMMITTED,
     DELETED,
+    LATEST,
     PENDING,
+    Change,
     CollectionRecord,
+    ManifestEntry,
     RunRecord,
     VersionRecord,
+    index_rows,
+    is_version_label,
+    text_words,
+    version_index,
 )
-from cairn.core._search import index_rows, text_words
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,

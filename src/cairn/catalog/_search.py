@@ -17,11 +17,13 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, false, func, intersect, or_, select, union
 
 from cairn.catalog import _schema as s
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
-from cairn.core._search import (
+from cairn.core import (
     MAX_TEXT_CHARS,
+    CollectionRecord,
     MetadataCondition,
+    RunRecord,
     SearchQuery,
+    VersionRecord,
     prefix_end,
     query_parts,
 )

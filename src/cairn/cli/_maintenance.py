@@ -82,7 +82,7 @@ def _store(db: str | None, store: str | None) -> Iterator[LocalService | None]:
     if not db and not store:
         yield None
         return
-    from cairn.server._backend import Backend, ServerConfig
+    from cairn.server import Backend, ServerConfig
 
     backend = Backend.open(ServerConfig.from_env(db, store))
     try:

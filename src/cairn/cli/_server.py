@@ -10,7 +10,7 @@ import click
 from cairn.errors import UsageError
 
 if TYPE_CHECKING:
-    from cairn.service._http import HttpService
+    from cairn.service import HttpService
 
 _DB_HELP = "Catalog URL: postgresql://user@host/db or a SQLite path. [env: CAIRN_SERVER_DB]"
 _STORE_HELP = "Blob store: a directory, or s3://bucket/prefix. [env: CAIRN_SERVER_STORE]"
@@ -66,7 +66,7 @@ def migrate(ctx: click.Context, db: str | None) -> None:
 
 def _admin_service() -> HttpService:
     from cairn.sdk import Settings
-    from cairn.service._http import HttpService
+    from cairn.service import HttpService
 
     settings = Settings.from_env()
     if not settings.base_url:
@@ -111,7 +111,7 @@ def create(user: str, project: str | None, role: str) -> None:
 def revoke(key: str) -> None:
     """Revoke KEY: its id (16 hex digits, as `cairn keys list` shows) or the whole key (only its
     id is sent). It stops working at once."""
-    from cairn.service._wire import key_id_of
+    from cairn.service import key_id_of
 
     key_id = key_id_of(key)  # the secret never leaves this process, nor appears in a message
     svc = _admin_service()

@@ -17,8 +17,7 @@ from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
-from cairn.core import ManifestEntry, PageReader, normalize_entry_path
-from cairn.core._records import VersionRecord
+from cairn.core import ManifestEntry, PageReader, VersionRecord, normalize_entry_path
 from cairn.errors import ArtifactNotFoundError, PathNotFoundError, ValidationError
 from cairn.fs._file import DEFAULT_BLOCK_SIZE, CairnFile
 from cairn.fs._paths import PROTOCOL, CairnPath, parse_cairn_path, strip_protocol

@@ -24,8 +24,7 @@ from typing import Any
 
 from fsspec.transaction import Transaction
 
-from cairn.core import LATEST, ManifestEntry
-from cairn.core._records import RUNNING, RunRecord, VersionRecord
+from cairn.core import LATEST, RUNNING, ManifestEntry, RunRecord, VersionRecord
 from cairn.errors import ArtifactNotFoundError, ConflictError, PathNotFoundError
 from cairn.fs._paths import CairnPath
 from cairn.sdk import Artifact, Run, Settings

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         sync,
         sync_stores,
     )
+    from cairn.sdk._tables import JoinedTable, PartitionedTable
     from cairn.sdk._ttl import (
         ArtifactTTL,
     )
@@ -115,6 +116,8 @@ __all__ = [
     "SyncOptions",
     "SyncReport",
     "Table",
+    "JoinedTable",
+    "PartitionedTable",
     "add_alias",
     "cleanup_cache",
     "collect_garbage",
@@ -171,6 +174,7 @@ __getattr__, __dir__ = lazy_exports(
         "._cache_cleanup": ["CacheCleanupReport", "cleanup_cache"],
         "._entry": ["ArtifactManifest", "ArtifactManifestEntry"],
         "._objects": ["Table"],
+        "._tables": ["JoinedTable", "PartitionedTable"],
         "._operations": [
             "DiffReport",
             "PutResult",

@@ -7,14 +7,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cairn.core import (
+    CollectionRecord,
     ManifestDiff,
+    RunRecord,
     diff_trees,
     parse_artifact_path,
     validate_artifact_name,
     validate_project,
     validate_tags,
 )
-from cairn.core._records import CollectionRecord, RunRecord
 from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
 from cairn.sdk._artifact import Artifact, reader_for
 from cairn.sdk._settings import Settings, current_service

@@ -18,11 +18,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from cairn.core import (
+    COMMITTED,
     MAX_DEPTH,
+    PENDING,
     Change,
     ManifestDiff,
     ManifestEntry,
     PageReader,
+    VersionRecord,
     check_json_value,
     entry_path_problem,
     normalize_entry_path,
@@ -33,7 +36,6 @@ from cairn.core import (
     validate_type,
 )
 from cairn.core import build_tree as _build_tree
-from cairn.core._records import COMMITTED, PENDING, VersionRecord
 from cairn.errors import (
     ArtifactFinalizedError,
     ArtifactNotFoundError,

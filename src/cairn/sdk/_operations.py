@@ -16,15 +16,18 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from cairn.core import (
+    COMMITTED,
+    CollectionRecord,
     ManifestDiff,
     ManifestEntry,
+    RegistryRecord,
+    VersionRecord,
     diff_trees,
     parse_artifact_path,
     validate_alias,
     validate_aliases,
     validate_project,
 )
-from cairn.core._records import COMMITTED, CollectionRecord, RegistryRecord, VersionRecord
 from cairn.errors import UsageError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._artifact import Artifact, Policy, link_target, reader_for

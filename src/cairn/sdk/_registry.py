@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING
 
-from cairn.core._records import RegistryRecord
+from cairn.core import RegistryRecord
 from cairn.service import Service
 
 if TYPE_CHECKING:

@@ -14,8 +14,16 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, cast
 
-from cairn.core import parse_artifact_path, validate_aliases, validate_project, validate_tags
-from cairn.core._records import FAILED, FINISHED, RUNNING, RunRecord
+from cairn.core import (
+    FAILED,
+    FINISHED,
+    RUNNING,
+    RunRecord,
+    parse_artifact_path,
+    validate_aliases,
+    validate_project,
+    validate_tags,
+)
 from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
 from cairn.sdk._artifact import Artifact
 from cairn.sdk._settings import (

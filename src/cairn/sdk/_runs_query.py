@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cairn.core._records import RunRecord
+from cairn.core import RunRecord
 from cairn.errors import ValidationError
 
 _MISSING = object()

@@ -42,8 +42,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cairn.core import LATEST, Index, decode_node
-from cairn.core._records import RunRecord
+from cairn.core import LATEST, Index, RunRecord, decode_node
 from cairn.errors import (
     ConflictError,
     DigestMismatchError,

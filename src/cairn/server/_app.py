@@ -20,7 +20,7 @@ from cairn.server._backend import Backend
 from cairn.server._log import RequestLog
 from cairn.server._log import configure as configure_logging
 from cairn.server._routes import ROUTERS
-from cairn.service._wire import API, error_body, status_of
+from cairn.service import API, error_body, status_of
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -29,7 +29,7 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from cairn.service._wire import key_id_of
+from cairn.service import key_id_of
 
 ROLES = ("read", "write", "admin")
 ANY = "*"

@@ -7,13 +7,11 @@ import tempfile
 from dataclasses import dataclass
 
 from cairn._extras import require
-from cairn.catalog import Catalog, upgrade
-from cairn.catalog._blobs import CatalogBlobStore
+from cairn.catalog import Catalog, CatalogBlobStore, upgrade
 from cairn.errors import UsageError
 from cairn.server._auth import KeyRing
 from cairn.server._transfers import PART_SIZE, UPLOAD_MAX_AGE, Transfers
-from cairn.service import LocalService
-from cairn.service._maintenance import maintenance_lock_for_catalog
+from cairn.service import LocalService, maintenance_lock_for_catalog
 from cairn.storage import BlobStore, LocalBlobStore
 
 MAX_JSON_BYTES = 256 << 20  # a commit of a million entries is about 130 MB of JSON
@@ -89,7 +87,7 @@ class Backend:
         catalog = Catalog(catalog_url(config.db), create=False)
         blobs: BlobStore
         if config.store.startswith("s3://"):
-            from cairn.storage._s3 import S3BlobStore
+            from cairn.storage import S3BlobStore
 
             blobs = CatalogBlobStore(catalog, S3BlobStore.from_url(config.store))
             spool = os.path.join(tempfile.gettempdir(), "cairn-uploads")

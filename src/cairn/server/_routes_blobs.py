@@ -14,7 +14,7 @@ from cairn.core import check_digest
 from cairn.errors import BlobNotFoundError
 from cairn.server._backend import Backend
 from cairn.server._common import B, Svc, new_router
-from cairn.service._wire import BATCH_TYPE, check_digests, pack_blobs, parse_range, unpack_blobs
+from cairn.service import BATCH_TYPE, check_digests, pack_blobs, parse_range, unpack_blobs
 
 MAX_DIGESTS = 50_000
 

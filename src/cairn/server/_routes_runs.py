@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import Request
 from pydantic import BaseModel, Field
 
-from cairn.core._records import RunRecord
+from cairn.core import RunRecord
 from cairn.server._common import B, Svc, Who, _names, _role, _run_id, new_router
-from cairn.service._wire import run_to_json, version_to_json
+from cairn.service import run_to_json, version_to_json
 
 router = new_router()
 

@@ -7,8 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cairn.server._common import Svc, new_router
-from cairn.service import SearchRequest
-from cairn.service._wire import search_result_to_json
+from cairn.service import SearchRequest, search_result_to_json
 
 router = new_router()
 

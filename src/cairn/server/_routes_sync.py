@@ -14,19 +14,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cairn.core import (
+    RunRecord,
     check_digest,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
     validate_type,
 )
-from cairn.core._records import RunRecord
 from cairn.errors import ValidationError
 from cairn.server._common import Svc, _description, _names, _role, _run_id, new_router
 from cairn.server._routes_runs import RunIn
 from cairn.server._routes_versions import commit_result_to_json
-from cairn.service import ImportRequest
-from cairn.service._wire import export_to_json, run_to_json
+from cairn.service import ImportRequest, export_to_json, run_to_json
 
 router = new_router()
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from cairn.core import (
     Change,
+    RunRecord,
     validate_alias,
     validate_aliases,
     validate_artifact_name,
@@ -16,12 +17,19 @@ from cairn.core import (
     validate_tags,
     validate_type,
 )
-from cairn.core._records import RunRecord
 from cairn.errors import ValidationError
 from cairn.server._common import Svc, _description, _names, _role, _run_id, _text, new_router
-from cairn.service import CommitRequest, CommitResult, FinishRequest, StageRequest
-from cairn.service._maintenance import DEFAULT_GRACE_SECONDS
-from cairn.service._wire import changes_from_json, collection_to_json, run_to_json, version_to_json
+from cairn.service import (
+    DEFAULT_GRACE_SECONDS,
+    CommitRequest,
+    CommitResult,
+    FinishRequest,
+    StageRequest,
+    changes_from_json,
+    collection_to_json,
+    run_to_json,
+    version_to_json,
+)
 
 router = new_router()
 

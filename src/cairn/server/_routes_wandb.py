@@ -17,7 +17,7 @@ from cairn.core import (
 )
 from cairn.errors import ValidationError
 from cairn.server._common import Svc, _description, _names, _run_id, new_router
-from cairn.service._wire import (
+from cairn.service import (
     collection_to_json,
     registry_to_json,
     run_to_json,

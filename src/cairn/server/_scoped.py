@@ -25,8 +25,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cairn.catalog import Uploads, readable_blobs
-from cairn.core import REGISTRY_ENTITY, REGISTRY_PREFIX
-from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
+from cairn.core import (
+    REGISTRY_ENTITY,
+    REGISTRY_PREFIX,
+    CollectionRecord,
+    RegistryRecord,
+    RunRecord,
+    VersionRecord,
+)
 from cairn.errors import (
     ArtifactNotFoundError,
     BlobNotFoundError,
@@ -37,6 +43,7 @@ from cairn.server._auth import Grant, Principal
 from cairn.server._backend import Backend
 from cairn.server._transfers import PartWriter
 from cairn.service import (
+    DEFAULT_GRACE_SECONDS,
     CommitRequest,
     CommitResult,
     FinishRequest,
@@ -48,7 +55,6 @@ from cairn.service import (
     VerifyReport,
     VersionExport,
 )
-from cairn.service._maintenance import DEFAULT_GRACE_SECONDS
 from cairn.storage import BlobInfo
 
 _MAX_KNOWN = 200_000  # digests remembered as readable, per key

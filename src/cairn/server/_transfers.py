@@ -25,8 +25,7 @@ from typing import Any
 from cairn.catalog import Catalog, CatalogBlobStore, UploadRow, Uploads
 from cairn.core import check_digest
 from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedError, ValidationError
-from cairn.storage import BlobStore, LocalBlobStore, hash_stream
-from cairn.storage._s3 import S3BlobStore, checksum_b64
+from cairn.storage import BlobStore, LocalBlobStore, S3BlobStore, checksum_b64, hash_stream
 
 PART_SIZE = 32 << 20  # S3 stores take blobs from 4 parts up in parts, smaller ones in one PUT
 MAX_PARTS = 10_000

@@ -9,6 +9,7 @@ from cairn._lazy import lazy_exports
 # The protocol and value types load without the catalog (SQLAlchemy); LocalService and the
 # maintenance code load on first use (cairn._lazy).
 if TYPE_CHECKING:
+    from cairn.service._http import HttpService
     from cairn.service._local import (
         LocalService,
         local_user,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         ThreadMaintenanceLock,
         VerifyProblem,
         VerifyReport,
+        maintenance_lock_for_catalog,
     )
     from cairn.service._protocol import (
         CommitRequest,
@@ -37,6 +39,24 @@ if TYPE_CHECKING:
         VERSION_SORTS,
         SearchRequest,
         SearchResult,
+    )
+    from cairn.service._wire import (
+        API,
+        BATCH_TYPE,
+        changes_from_json,
+        check_digests,
+        collection_to_json,
+        error_body,
+        export_to_json,
+        key_id_of,
+        pack_blobs,
+        parse_range,
+        registry_to_json,
+        run_to_json,
+        search_result_to_json,
+        status_of,
+        unpack_blobs,
+        version_to_json,
     )
 
 
@@ -70,13 +90,32 @@ __all__ = [
     "VerifyProblem",
     "VerifyReport",
     "VersionExport",
+    "HttpService",
     "http_service",
     "local_user",
+    "maintenance_lock_for_catalog",
+    "API",
+    "BATCH_TYPE",
+    "changes_from_json",
+    "check_digests",
+    "collection_to_json",
+    "error_body",
+    "export_to_json",
+    "key_id_of",
+    "pack_blobs",
+    "parse_range",
+    "registry_to_json",
+    "run_to_json",
+    "search_result_to_json",
+    "status_of",
+    "unpack_blobs",
+    "version_to_json",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "._http": ["HttpService"],
         "._local": ["LocalService", "local_user"],
         "._maintenance": [
             "DEFAULT_GRACE_SECONDS",
@@ -87,6 +126,7 @@ __getattr__, __dir__ = lazy_exports(
             "ThreadMaintenanceLock",
             "VerifyProblem",
             "VerifyReport",
+            "maintenance_lock_for_catalog",
         ],
         "._protocol": [
             "CommitRequest",
@@ -98,5 +138,23 @@ __getattr__, __dir__ = lazy_exports(
             "VersionExport",
         ],
         "._search": ["SEARCH_KINDS", "VERSION_SORTS", "SearchRequest", "SearchResult"],
+        "._wire": [
+            "API",
+            "BATCH_TYPE",
+            "changes_from_json",
+            "check_digests",
+            "collection_to_json",
+            "error_body",
+            "export_to_json",
+            "key_id_of",
+            "pack_blobs",
+            "parse_range",
+            "registry_to_json",
+            "run_to_json",
+            "search_result_to_json",
+            "status_of",
+            "unpack_blobs",
+            "version_to_json",
+        ],
     },
 )

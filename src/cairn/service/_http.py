@@ -32,6 +32,10 @@ from urllib.parse import quote
 import httpx
 
 from cairn.core import (
+    CollectionRecord,
+    RegistryRecord,
+    RunRecord,
+    VersionRecord,
     blob_path_parts,
     check_digest,
     check_json_value,
@@ -40,7 +44,6 @@ from cairn.core import (
     new_hasher,
     validate_project,
 )
-from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import CairnError, CommError, DigestMismatchError, ValidationError
 from cairn.service._protocol import (
     CommitRequest,

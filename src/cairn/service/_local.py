@@ -20,17 +20,27 @@ from sqlalchemy import select
 from cairn.catalog import Catalog, Tx
 from cairn.catalog import _search as catalog_search
 from cairn.core import (
+    COMMITTED,
+    DELETED,
+    INT_RANGE,
     LATEST,
+    PENDING,
     REGISTRY_ENTITY,
     REGISTRY_PREFIX,
     Change,
+    CollectionRecord,
     Index,
+    Leaf,
     ManifestEntry,
     PageReader,
     PageRef,
+    RegistryRecord,
+    RunRecord,
+    VersionRecord,
     build_tree,
     check_digest,
     check_json_value,
+    parse_query,
     update_tree,
     validate_alias,
     validate_aliases,
@@ -39,18 +49,6 @@ from cairn.core import (
     validate_tags,
     validate_type,
 )
-from cairn.core._manifest import Leaf
-from cairn.core._records import (
-    COMMITTED,
-    DELETED,
-    PENDING,
-    CollectionRecord,
-    RegistryRecord,
-    RunRecord,
-    VersionRecord,
-)
-from cairn.core._search import parse_query
-from cairn.core._values import INT_RANGE
 from cairn.errors import (
     ArtifactNotFoundError,
     CommError,

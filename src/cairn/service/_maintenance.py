@@ -27,8 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cairn.catalog import Catalog, Tx
-from cairn.core import Index, Leaf, PageReader, decode_node, digest_from_hasher, new_hasher
-from cairn.core._records import COMMITTED, VersionRecord
+from cairn.core import (
+    COMMITTED,
+    Index,
+    Leaf,
+    PageReader,
+    VersionRecord,
+    decode_node,
+    digest_from_hasher,
+    new_hasher,
+)
 from cairn.errors import (
     BlobNotFoundError,
     CommError,
@@ -157,7 +165,7 @@ class AdvisoryMaintenanceLock:
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
-        from cairn.catalog._catalog import OUTAGE_SECONDS
+        from cairn.catalog import OUTAGE_SECONDS
 
         started = time.monotonic()
         while True:

@@ -11,8 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from cairn.core import Change
-from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
+from cairn.core import Change, CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo
 

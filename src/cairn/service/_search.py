@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core import CollectionRecord, RunRecord, VersionRecord
 from cairn.errors import ValidationError
 
 SEARCH_KINDS = ("project", "collection", "version", "run")

@@ -20,14 +20,17 @@ from typing import Any
 from cairn import errors
 from cairn.core import (
     Change,
+    CollectionRecord,
     ManifestEntry,
+    RegistryRecord,
+    RunRecord,
+    VersionRecord,
     check_digest,
     digest_from_raw,
     digest_raw,
     entry_path_problem,
     is_digest,
 )
-from cairn.core._records import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.service._protocol import ImportRequest, VersionExport
 from cairn.service._search import SearchRequest, SearchResult

@@ -5,7 +5,7 @@ from cairn.storage._fs import filesystem_type, network_filesystem
 from cairn.storage._hashing import hash_file, hash_stream
 from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
 from cairn.storage._memory import MemoryBlobStore
-from cairn.storage._s3 import S3BlobStore
+from cairn.storage._s3 import S3BlobStore, checksum_b64
 from cairn.storage._wrappers import ReadOnlyBlobStore
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "network_filesystem",
     "S3BlobStore",
     "check_range",
+    "checksum_b64",
     "range_header",
 ]

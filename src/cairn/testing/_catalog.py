@@ -8,8 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from cairn.catalog import HEAD_REVISION, Catalog, Tx
-from cairn.core import LATEST, ManifestEntry
-from cairn.core._records import COMMITTED, PENDING, RunRecord
+from cairn.core import COMMITTED, LATEST, PENDING, ManifestEntry, RunRecord
 from cairn.errors import TypeConflictError, UsageError
 
 

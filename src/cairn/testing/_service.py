@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from cairn.core import LATEST, ManifestEntry, digest_bytes
-from cairn.core._records import RunRecord
+from cairn.core import LATEST, ManifestEntry, RunRecord, digest_bytes
 from cairn.errors import (
     ArtifactNotFoundError,
     ConflictError,

@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cairn.core import ManifestEntry
-from cairn.core._search import leaf_text
+from cairn.core import ManifestEntry, leaf_text
 from cairn.ui._preview import TABLE_SUFFIX, extension
 
 MAX_DIFF_BYTES = 1024 * 1024  # each side

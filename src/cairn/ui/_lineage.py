@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TypeVar
 
-from cairn.core._records import RunRecord, VersionRecord
+from cairn.core import RunRecord, VersionRecord
 from cairn.errors import NotFoundError, PermissionDeniedError
 from cairn.service import Service
 

@@ -8,7 +8,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
-from cairn.core._records import VersionRecord
+from cairn.core import VersionRecord
 
 
 @dataclass(frozen=True, slots=True)

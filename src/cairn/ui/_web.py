@@ -18,8 +18,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from cairn.core import Index, Leaf, PageReader, decode_node
-from cairn.core._records import RunRecord, VersionRecord
+from cairn.core import Index, Leaf, PageReader, RunRecord, VersionRecord, decode_node
 from cairn.errors import PermissionDeniedError, ValidationError
 from cairn.service import Service
 from cairn.ui._backend import Principal, UiBackend

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cairn.core import validate_artifact_name
-from cairn.core._records import CollectionRecord, RunRecord, VersionRecord
+from cairn.core import CollectionRecord, RunRecord, VersionRecord, validate_artifact_name
 from cairn.errors import (
     ArtifactNotFoundError,
     NotFoundError,

@@ -12,9 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cairn.core import is_version_label, validate_alias
-from cairn.core._records import RunRecord, VersionRecord
-from cairn.core._search import flatten_metadata
+from cairn.core import RunRecord, VersionRecord, flatten_metadata, is_version_label, validate_alias
 from cairn.errors import PermissionDeniedError, UsageError, ValidationError
 from cairn.service import VERSION_SORTS, SearchRequest, SearchResult
 from cairn.ui._web import Ctx, compact_json, form_data, page_context, safe_next

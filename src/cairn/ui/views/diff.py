@@ -9,9 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from cairn.core import ManifestEntry, diff_trees
-from cairn.core._records import COMMITTED, VersionRecord
-from cairn.core._search import MetadataDiff, diff_metadata
+from cairn.core import (
+    COMMITTED,
+    ManifestEntry,
+    MetadataDiff,
+    VersionRecord,
+    diff_metadata,
+    diff_trees,
+)
 from cairn.errors import NotFoundError
 from cairn.service import SearchRequest
 from cairn.ui._content_diff import (

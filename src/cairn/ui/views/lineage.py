@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from cairn.core._records import RunRecord, VersionRecord
+from cairn.core import RunRecord, VersionRecord
 from cairn.ui._lineage import NODE_H, NODE_W, gather, layout
 from cairn.ui._web import Ctx, page_context
 from cairn.ui.views._common import find_version

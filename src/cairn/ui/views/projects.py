@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
-from cairn.core._records import CollectionRecord
+from cairn.core import CollectionRecord
 from cairn.errors import NotFoundError
 from cairn.ui._web import Ctx, page_context
 

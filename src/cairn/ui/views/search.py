@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
-from cairn.core._search import flatten_metadata, parse_query
+from cairn.core import flatten_metadata, parse_query
 from cairn.errors import ValidationError
 from cairn.service import SEARCH_KINDS, SearchRequest, SearchResult
 from cairn.ui._web import Ctx, compact_json, page_context

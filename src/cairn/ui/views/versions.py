@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
-from cairn.core import ManifestEntry
-from cairn.core._records import VersionRecord
+from cairn.core import ManifestEntry, VersionRecord
 from cairn.errors import ArtifactNotFoundError, NotFoundError
 from cairn.ui._preview import (
     MAX_IMAGE_BYTES,

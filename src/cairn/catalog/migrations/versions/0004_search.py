@@ -13,7 +13,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from cairn.core._search import index_rows
+from cairn.core import index_rows
 
 revision = "0004_search"
 down_revision = "0003_blob_storage"

@@ -11,7 +11,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
-from cairn.core._search import text_words
+from cairn.core import text_words
 
 revision = "0008_search_words"
 down_revision = "0007_registry_links"
