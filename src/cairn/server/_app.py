@@ -1,8 +1,9 @@
 """The FastAPI application: cairn's REST API (``/api/v1``) over a Service, with API keys.
 
-Every route authenticates the key first and checks its role on the project it touches; every
-value a client sends is validated here again (names, entry paths, digests), whatever the client
-checked. Blob content is re-hashed on arrival. No route fetches a URL on a client's behalf.
+Every route authenticates the key first (``_common.principal``) and makes its call on the key's
+``ScopedService`` (``_scoped.py``), which checks the key's role on what the call touches; every
+value a client sends is validated by the route again (names, entry paths, digests), whatever the
+client checked. Blob content is re-hashed on arrival. No route fetches a URL on a client's behalf.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The routes of ``/api/v1``: each authenticates, checks the key's role, validates, makes one call.
+"""The routes of ``/api/v1``: each validates its input and makes one call on the request key's
+``ScopedService`` (``_scoped.py``: every permission rule, once).
 
 One module per concept: ``_routes_runs`` (identity, runs), ``_routes_blobs`` (presence, batches,
 uploads), ``_routes_versions`` (commits and queries), ``_routes_search`` (search),

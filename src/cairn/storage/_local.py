@@ -10,7 +10,8 @@ Layout under ``root`` (see docs/design.md, "Blobs"):
   put blobs under ~100 KB faster in a database than in files).
 
 Several processes may read and write the same store at once: files are renamed atomically and
-SQLite serialises writers (WAL mode, waiting up to a minute for the lock).
+SQLite serialises writers (a rollback journal, ``TRUNCATE``, not WAL: see ``_db``; a writer waits
+up to a minute for the lock).
 """
 
 from __future__ import annotations
