@@ -52,3 +52,16 @@ def test_durations_and_formatting() -> None:
         "1.2 MB",
         "10.0 TB",
     ]
+
+
+def test_times_and_digests_have_one_format_each() -> None:
+    from cairn.core import display_time, iso_time, short_digest
+
+    assert iso_time(None) is None
+    assert iso_time(0.0) == "1970-01-01T00:00:00Z"
+    assert iso_time(1_764_561_540.5) == "2025-12-01T03:59:00Z"
+    assert display_time(None) == "" and display_time(1_764_561_540) == "2025-12-01 03:59 UTC"
+    digest = "sha256:" + "0123456789ab" + "c" * 52
+    assert short_digest(digest) == "0123456789ab"
+    assert short_digest(digest, algorithm=True) == "sha256:0123456789ab"
+    assert short_digest(None) == "" and short_digest("") == ""

@@ -7,10 +7,7 @@ import click
 from cairn import sdk
 from cairn.cli._output import emit_json, emit_table, json_option
 from cairn.sdk import format_size as size
-
-
-def _short_digest(digest: str) -> str:
-    return digest[: len("sha256:") + 12] if digest.startswith("sha256:") else digest[:19]
+from cairn.sdk import short_digest
 
 
 @click.group()
@@ -142,7 +139,7 @@ def files(path: str, prefix: str, as_json: bool) -> None:
     # Streamed (a version may have millions of entries): fixed-width columns, path last.
     click.echo(f"{'SIZE':>10}  {'DIGEST':<19}  PATH")
     for e in entries:
-        digest = "reference" if e.ref is not None else _short_digest(e.digest)
+        digest = "reference" if e.ref is not None else short_digest(e.digest, algorithm=True)
         target = f"  -> {e.ref}" if e.ref is not None else ""
         click.echo(f"{size(e.size):>10}  {digest:<19}  {e.path}{target}")
 

@@ -16,6 +16,7 @@ from cairn.core._digest import (
     is_digest,
     new_hasher,
 )
+from cairn.core._format import display_time, format_size, iso_time, short_digest
 from cairn.core._layout import (
     BLOB_ROOT,
     blob_path,
@@ -87,6 +88,10 @@ from cairn.core._search import (
 from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite_to_null
 
 __all__ = [
+    "display_time",
+    "format_size",
+    "iso_time",
+    "short_digest",
     "COMMITTED",
     "CRASHED",
     "DELETED",

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
         diff_versions,
         entry_json,
         get_path,
-        iso_time,
         link_version,
         list_collections,
         list_files,
@@ -88,9 +87,12 @@ if TYPE_CHECKING:
         ArtifactTTL,
     )
     from cairn.sdk._units import (
+        display_time,
         format_size,
+        iso_time,
         parse_duration,
         parse_size,
+        short_digest,
     )
 
 __all__ = [
@@ -129,6 +131,7 @@ __all__ = [
     "entry_json",
     "export_bundle",
     "export_to",
+    "display_time",
     "finish",
     "format_size",
     "get_path",
@@ -149,6 +152,7 @@ __all__ = [
     "parse_size",
     "put_path",
     "remove_alias",
+    "short_digest",
     "reset_services",
     "sync",
     "sync_stores",
@@ -185,7 +189,6 @@ __getattr__, __dir__ = lazy_exports(
             "diff_versions",
             "entry_json",
             "get_path",
-            "iso_time",
             "link_version",
             "list_collections",
             "list_files",
@@ -222,6 +225,13 @@ __getattr__, __dir__ = lazy_exports(
             "sync_stores",
         ],
         "._ttl": ["ArtifactTTL"],
-        "._units": ["format_size", "parse_duration", "parse_size"],
+        "._units": [
+            "display_time",
+            "format_size",
+            "iso_time",
+            "parse_duration",
+            "parse_size",
+            "short_digest",
+        ],
     },
 )

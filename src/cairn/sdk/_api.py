@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ from cairn.core import (
     ManifestDiff,
     RunRecord,
     diff_trees,
+    iso_time,
     parse_artifact_path,
     validate_artifact_name,
     validate_project,
@@ -23,12 +23,6 @@ from cairn.service import Service
 
 if TYPE_CHECKING:
     from cairn.sdk._registry import Registry
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ApiRun:
@@ -53,7 +47,7 @@ class ApiRun:
 
     @property
     def created_at(self) -> str | None:
-        return _iso(self._record.created_at)
+        return iso_time(self._record.created_at)
 
     def logged_artifacts(self) -> list[Artifact]:
         r = self._record
@@ -256,11 +250,11 @@ class ArtifactCollection:
 
     @property
     def created_at(self) -> str | None:
-        return _iso(self._record.created_at)
+        return iso_time(self._record.created_at)
 
     @property
     def updated_at(self) -> str | None:
-        return _iso(self._record.updated_at)
+        return iso_time(self._record.updated_at)
 
     def artifacts(self, per_page: int = 50) -> Artifacts:
         """The collection's versions, newest first."""

@@ -8,7 +8,6 @@ thin layer over these.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from cairn.core import (
     RegistryRecord,
     VersionRecord,
     diff_trees,
+    iso_time,
     parse_artifact_path,
     validate_alias,
     validate_aliases,
@@ -33,12 +33,6 @@ from cairn.sdk import _progress
 from cairn.sdk._artifact import Artifact, Policy, link_target, reader_for
 from cairn.sdk._settings import Settings, current_service
 from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, Service, VerifyReport
-
-
-def iso_time(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def version_json(rec: VersionRecord) -> dict[str, Any]:

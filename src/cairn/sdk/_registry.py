@@ -8,10 +8,9 @@ per project: ``registry/wandb-registry-<name>``.
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import TYPE_CHECKING
 
-from cairn.core import RegistryRecord
+from cairn.core import RegistryRecord, iso_time
 from cairn.service import Service
 
 if TYPE_CHECKING:
@@ -40,8 +39,7 @@ class Registry:
 
     @property
     def created_at(self) -> str:
-        ts = _dt.datetime.fromtimestamp(self._record.created_at, tz=_dt.UTC)
-        return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_time(self._record.created_at) or ""
 
     def collections(self) -> list[ArtifactCollection]:
         from cairn.sdk._api import ArtifactCollection

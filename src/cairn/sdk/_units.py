@@ -1,10 +1,23 @@
-"""Sizes and durations as people write them: ``10GB``, ``500MiB``, ``90m``, ``1h``."""
+"""Sizes and durations as people write them: ``10GB``, ``500MiB``, ``90m``, ``1h``.
+
+Formatting them (and times and digests) is ``cairn.core``'s (``core/_format.py``), re-exported here.
+"""
 
 from __future__ import annotations
 
 import re
 
+from cairn.core import display_time, format_size, iso_time, short_digest
 from cairn.errors import ValidationError
+
+__all__ = [
+    "display_time",
+    "format_size",
+    "iso_time",
+    "parse_duration",
+    "parse_size",
+    "short_digest",
+]
 
 _SIZE_UNITS = {
     "": 1,
@@ -46,18 +59,3 @@ def parse_duration(text: str) -> float:
             " e.g. 30m or 1h"
         )
     return float(m.group(1)) * _DURATION_UNITS[unit]
-
-
-def format_size(n: int | None) -> str:
-    """``1234567`` -> ``"1.2 MB"`` (powers of 1000, as ``parse_size`` reads them; SI units, like
-    the progress bars)."""
-    if n is None:
-        return "-"
-    if n < 1000:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("kB", "MB", "GB", "TB", "PB"):
-        value /= 1000
-        if value < 1000 or unit == "PB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")

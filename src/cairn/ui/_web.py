@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -18,7 +17,17 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from cairn.core import Index, Leaf, PageReader, RunRecord, VersionRecord, decode_node
+from cairn.core import (
+    Index,
+    Leaf,
+    PageReader,
+    RunRecord,
+    VersionRecord,
+    decode_node,
+    display_time,
+    format_size,
+    short_digest,
+)
 from cairn.errors import PermissionDeniedError, ValidationError
 from cairn.service import Service
 from cairn.ui._backend import Principal, UiBackend
@@ -303,23 +312,6 @@ class CsrfError(PermissionDeniedError):
 # -- template helpers -------------------------------------------------------------------------
 
 
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
-def timestamp(seconds: float | None) -> str:
-    if not seconds:
-        return ""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -328,12 +320,6 @@ def compact_json(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return ""
-    return digest.split(":", 1)[-1][:12]
 
 
 def plural(n: int, word: str) -> str:
@@ -349,8 +335,8 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        size=human_size,
-        ts=timestamp,
+        size=format_size,
+        ts=display_time,
         pretty_json=pretty_json,
         compact_json=compact_json,
         short_digest=short_digest,
