@@ -11,14 +11,13 @@ from cairn.core import (
     RunRecord,
     diff_trees,
     iso_time,
-    parse_artifact_path,
     validate_artifact_name,
     validate_project,
     validate_tags,
 )
 from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
 from cairn.sdk._artifact import Artifact, reader_for
-from cairn.sdk._settings import Settings, current_service
+from cairn.sdk._resolver import NameResolver
 from cairn.service import Service
 
 if TYPE_CHECKING:
@@ -309,13 +308,11 @@ class Api:
         timeout: int | None = None,
         api_key: str | None = None,
     ) -> None:
-        settings = Settings.from_env()
-        self._service = current_service()
         overrides = dict(overrides or {})
-        self._entity: str = (
-            overrides.get("entity") or settings.entity or self._service.default_entity
-        )
-        self._project: str = overrides.get("project") or settings.project
+        self._names = NameResolver(entity=overrides.get("entity"), project=overrides.get("project"))
+        self._service = self._names.service
+        self._entity: str = self._names.entity
+        self._project: str = self._names.project
 
     @property
     def default_entity(self) -> str:
@@ -326,18 +323,10 @@ class Api:
         return self._project
 
     def _split(self, path: str) -> tuple[str, str, str, str | None]:
-        ref = parse_artifact_path(path)
-        return ref.entity or self._entity, ref.project or self._project, ref.name, ref.label
+        return self._names.split(path)
 
     def _project_path(self, path: str | None) -> tuple[str, str]:
-        if not path:
-            return self._entity, self._project
-        parts = path.split("/")
-        if len(parts) == 1:
-            return self._entity, validate_project(parts[0])
-        if len(parts) == 2:
-            return validate_project(parts[0], "entity"), validate_project(parts[1])
-        raise ValidationError(f"invalid project path {path!r}: expected project or entity/project")
+        return self._names.project_path(path)
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """The version ``[[entity/]project/]name[:alias|:vN]`` (``latest`` when no label)."""
@@ -515,15 +504,7 @@ class Api:
 
     def run(self, path: str) -> ApiRun:
         """The run ``[[entity/]project/]run_id``."""
-        parts = path.split("/")
-        if len(parts) == 1:
-            entity, project, run_id = self._entity, self._project, parts[0]
-        elif len(parts) == 2:
-            entity, project, run_id = self._entity, parts[0], parts[1]
-        elif len(parts) == 3:
-            entity, project, run_id = parts
-        else:
-            raise ValidationError(f"invalid run path {path!r}: expected [[entity/]project/]run_id")
+        entity, project, run_id = self._names.run_path(path)
         return ApiRun(self._service, self._service.get_run(entity, project, run_id))
 
     def diff(self, a: Artifact | str, b: Artifact | str) -> ManifestDiff:

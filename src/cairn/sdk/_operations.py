@@ -31,8 +31,9 @@ from cairn.core import (
 from cairn.errors import UsageError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._artifact import Artifact, Policy, link_target, reader_for
+from cairn.sdk._resolver import NameResolver
 from cairn.sdk._settings import Settings, current_service
-from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, Service, VerifyReport
+from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, VerifyReport
 
 
 def version_json(rec: VersionRecord) -> dict[str, Any]:
@@ -88,32 +89,6 @@ def entry_json(entry: ManifestEntry) -> dict[str, Any]:
 
 
 # -- names ---------------------------------------------------------------------------------------
-
-
-class _Scope:
-    """The service and the default entity and project names resolve against."""
-
-    def __init__(self) -> None:
-        settings = Settings.from_env()
-        self.service: Service = current_service()
-        self.entity = settings.entity or self.service.default_entity
-        self.project = settings.project
-
-    def split(self, path: str) -> tuple[str, str, str, str | None]:
-        ref = parse_artifact_path(path)
-        return ref.entity or self.entity, ref.project or self.project, ref.name, ref.label
-
-    def resolve(self, path: str) -> VersionRecord:
-        entity, project, name, label = self.split(path)
-        return self.service.resolve(entity, project, name, label)
-
-    def project_path(self, path: str) -> tuple[str, str]:
-        parts = path.split("/")
-        if len(parts) == 1:
-            return self.entity, validate_project(parts[0])
-        if len(parts) == 2:
-            return validate_project(parts[0], "entity"), validate_project(parts[1])
-        raise ValidationError(f"invalid project {path!r}: expected project or entity/project")
 
 
 # -- put and get ---------------------------------------------------------------------------------
@@ -180,7 +155,7 @@ def get_path(
 ) -> tuple[VersionRecord, str]:
     """Download ``[[entity/]project/]name[:alias]`` (or only the entries under ``path_prefix``)
     to ``root`` (default ``$CAIRN_ARTIFACT_DIR/<name>:<version>``); returns the version and root."""
-    scope = _Scope()
+    scope = NameResolver()
     record = scope.resolve(path)
     artifact = Artifact._from_record(scope.service, record)
     return record, artifact.download(root=root, path_prefix=path_prefix)
@@ -191,14 +166,14 @@ def get_path(
 
 def list_collections(project: str, type_name: str | None = None) -> list[CollectionRecord]:
     """The collections of ``[entity/]project`` (of one type if given), by type and name."""
-    scope = _Scope()
+    scope = NameResolver()
     entity, proj = scope.project_path(project)
     return scope.service.list_collections(entity, proj, type_name)
 
 
 def list_versions(path: str, *, include_pending: bool = False) -> list[VersionRecord]:
     """The versions of ``[[entity/]project/]name``, newest first."""
-    scope = _Scope()
+    scope = NameResolver()
     entity, project, name, label = scope.split(path)
     if label is not None:
         raise ValidationError(f"give a collection, not a version: {path.split(':')[0]!r}")
@@ -209,7 +184,7 @@ def list_versions(path: str, *, include_pending: bool = False) -> list[VersionRe
 
 def list_files(path: str, *, prefix: str = "") -> tuple[VersionRecord, Iterator[ManifestEntry]]:
     """The version ``path`` names and its entries in path order (read page by page)."""
-    scope = _Scope()
+    scope = NameResolver()
     record = scope.resolve(path)
     assert record.digest is not None
     reader = reader_for(scope.service)
@@ -270,7 +245,7 @@ class DiffReport:
 def diff_versions(old: str, new: str) -> DiffReport:
     """What changed from version ``old`` to version ``new``. ``new`` may leave out the entity
     and project: they default to ``old``'s."""
-    scope = _Scope()
+    scope = NameResolver()
     old_rec = scope.resolve(old)
     ref = parse_artifact_path(new)
     new_rec = scope.service.resolve(
@@ -286,14 +261,14 @@ def diff_versions(old: str, new: str) -> DiffReport:
 
 def add_alias(path: str, alias: str) -> VersionRecord:
     """Give the version ``path`` names the alias (moving it from another version)."""
-    scope = _Scope()
+    scope = NameResolver()
     record = scope.resolve(path)
     return scope.service.add_alias(record.id, validate_alias(alias))
 
 
 def remove_alias(path: str, alias: str) -> VersionRecord:
     """Take ``alias`` off the version ``path`` names."""
-    scope = _Scope()
+    scope = NameResolver()
     record = scope.resolve(path)
     return scope.service.remove_alias(record.id, alias)
 
@@ -301,7 +276,7 @@ def remove_alias(path: str, alias: str) -> VersionRecord:
 def link_version(path: str, target: str, aliases: Sequence[str] = ()) -> VersionRecord:
     """Link the version ``path`` names into ``target`` (``wandb-registry-<name>/<collection>``
     or ``[[entity/]project/]collection``), as ``Artifact.link`` does."""
-    scope = _Scope()
+    scope = NameResolver()
     record = scope.resolve(path)
     entity, project, name = link_target(target, record.entity, record.project)
     return scope.service.link_version(record.id, entity, project, name, validate_aliases(aliases))
@@ -318,7 +293,7 @@ def delete_version(path: str, *, delete_aliases: bool = False) -> VersionRecord:
     A version with aliases of its own is refused unless ``delete_aliases``. Its number is never
     reused; its blobs are removed by the next ``cairn gc`` unless another version uses them.
     """
-    scope = _Scope()
+    scope = NameResolver()
     entity, project, name, label = scope.split(path)
     if label is None:
         raise ValidationError(
@@ -388,7 +363,7 @@ def verify_store(
     service = _local_service("cairn verify", service)
     versions: list[VersionRecord] | None = None
     if scope_path:
-        scope = _Scope()
+        scope = NameResolver()
         if "/" not in scope_path and ":" not in scope_path:
             project = validate_project(scope_path)
             versions = []

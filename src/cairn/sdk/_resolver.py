@@ -1,0 +1,61 @@
+"""Names as people write them -> full names: one set of rules for ``Api`` and the CLI.
+
+``[[entity/]project/]name[:alias|:vN]`` for a version, ``[entity/]project`` for a project,
+``[[entity/]project/]run_id`` for a run; what a path leaves out comes from the defaults: the
+``entity``/``project`` given, else the settings (``CAIRN_ENTITY``, ``CAIRN_PROJECT``), else the
+store's default entity.
+"""
+
+from __future__ import annotations
+
+from cairn.core import VersionRecord, parse_artifact_path, validate_project
+from cairn.errors import ValidationError
+from cairn.sdk._settings import Settings, current_service
+from cairn.service import Service
+
+
+class NameResolver:
+    """The service and the default entity and project that paths resolve against."""
+
+    def __init__(
+        self,
+        service: Service | None = None,
+        *,
+        entity: str | None = None,
+        project: str | None = None,
+    ) -> None:
+        settings = Settings.from_env()
+        self.service: Service = service if service is not None else current_service()
+        self.entity: str = entity or settings.entity or self.service.default_entity
+        self.project: str = project or settings.project
+
+    def split(self, path: str) -> tuple[str, str, str, str | None]:
+        """``(entity, project, name, label)`` of a version path (label None: latest)."""
+        ref = parse_artifact_path(path)
+        return ref.entity or self.entity, ref.project or self.project, ref.name, ref.label
+
+    def resolve(self, path: str) -> VersionRecord:
+        """The version a path names."""
+        return self.service.resolve(*self.split(path))
+
+    def project_path(self, path: str | None) -> tuple[str, str]:
+        """``(entity, project)`` of ``[entity/]project`` (the defaults when there is none)."""
+        if not path:
+            return self.entity, self.project
+        parts = path.split("/")
+        if len(parts) == 1:
+            return self.entity, validate_project(parts[0])
+        if len(parts) == 2:
+            return validate_project(parts[0], "entity"), validate_project(parts[1])
+        raise ValidationError(f"invalid project path {path!r}: expected project or entity/project")
+
+    def run_path(self, path: str) -> tuple[str, str, str]:
+        """``(entity, project, run_id)`` of ``[[entity/]project/]run_id``."""
+        parts = path.split("/")
+        if len(parts) == 1:
+            return self.entity, self.project, parts[0]
+        if len(parts) == 2:
+            return self.entity, parts[0], parts[1]
+        if len(parts) == 3:
+            return parts[0], parts[1], parts[2]
+        raise ValidationError(f"invalid run path {path!r}: expected [[entity/]project/]run_id")
