@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import subprocess
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cairn.core import ManifestEntry, digest_bytes
+from cairn.core import CollectionRecord, ManifestEntry, RunRecord, VersionRecord, digest_bytes
 from cairn.errors import (
     ArtifactNotFoundError,
     AuthenticationError,
@@ -21,7 +22,7 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from cairn.service import CommitRequest
+from cairn.service import CommitRequest, CommitResult
 from cairn.service._http import HttpService
 from cairn.service._wire import BATCH_TYPE, pack_blobs
 from tests._infra import ADMIN_KEY, CairnServer, reset_database
@@ -90,9 +91,25 @@ def test_openapi_document_lists_the_versioned_routes(server: CairnServer) -> Non
     resp = httpx.get(
         f"{server.url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     )
-    paths = resp.json()["paths"]
+    doc = resp.json()
+    paths = doc["paths"]
     assert "/api/v1/projects/{entity}/{project}/commit" in paths
     assert all(p.startswith("/api/v1/") for p in paths)
+
+    # Answers have real schemas, made from the same dataclasses the records travel as.
+    def answer(method: str, path: str) -> dict[str, object]:
+        ok = paths[f"/api/v1{path}"][method]["responses"]["200"]
+        schema: dict[str, object] = ok["content"]["application/json"]["schema"]
+        return schema
+
+    assert answer("get", "/versions/{version_id}") == {"$ref": "#/components/schemas/VersionRecord"}
+    listed = answer("get", "/projects/{entity}/{project}/artifacts/{name}/versions")
+    assert listed["items"] == {"$ref": "#/components/schemas/VersionRecord"}
+    assert answer("post", "/search") == {"$ref": "#/components/schemas/SearchResult"}
+    schemas = doc["components"]["schemas"]
+    for record in (VersionRecord, RunRecord, CollectionRecord, CommitResult):
+        fields = {f.name for f in dataclasses.fields(record)}
+        assert set(schemas[record.__name__]["properties"]) == fields, record
 
 
 def test_a_key_sees_and_changes_only_its_projects(clients: dict[str, HttpService]) -> None:

@@ -778,22 +778,6 @@ class Tx:
             delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
         )
 
-    def version_project_id(self, version_id: str) -> int:
-        v, c = s.versions.c, s.collections.c
-        q = select(c.project_id).join(s.versions, v.collection_id == c.id).where(v.id == version_id)
-        pid = self.conn.execute(q).scalar()
-        if pid is None:
-            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
-        return int(pid)
-
-    def lock_version(self, version_id: str) -> tuple[str, int] | None:
-        """Lock a version row: (state, collection_id), or None if there is no such version."""
-        v = s.versions.c
-        row = self.conn.execute(
-            select(v.state, v.collection_id).where(v.id == version_id).with_for_update()
-        ).first()
-        return None if row is None else (str(row.state), int(row.collection_id))
-
     def set_version_state(self, version_id: str, state: str) -> None:
         v = s.versions.c
         self.conn.execute(

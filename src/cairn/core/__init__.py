@@ -3,6 +3,7 @@
 Nothing in this package does I/O or imports outside the standard library (and cairn.errors).
 """
 
+from cairn.core._codec import from_json, to_json
 from cairn.core._digest import (
     PREFIX as DIGEST_PREFIX,
 )
@@ -88,6 +89,8 @@ from cairn.core._search import (
 from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite_to_null
 
 __all__ = [
+    "from_json",
+    "to_json",
     "display_time",
     "format_size",
     "iso_time",

@@ -9,7 +9,7 @@ changes.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from cairn.core import Change, ManifestEntry, PageReader
 
@@ -31,10 +31,6 @@ class Contents:
         # Counts kept up to date on every change, so len() never reads a page.
         self._delta_count = 0
         self._delta_size = 0
-
-    @property
-    def has_base(self) -> bool:
-        return self._root is not None
 
     @property
     def changed(self) -> bool:
@@ -130,11 +126,3 @@ class Contents:
         out += [(p, None) for p in self.removed]
         out.sort(key=lambda c: c[0])
         return out
-
-    def all_entries(self) -> list[ManifestEntry]:
-        return list(self)
-
-    def map_entries(self, fn: Callable[[ManifestEntry], ManifestEntry]) -> None:
-        """Apply ``fn`` to every local entry (not to the base)."""
-        for path, entry in list(self.overlay.items()):
-            self.overlay[path] = fn(entry)

@@ -183,9 +183,6 @@ class Run:
                 " cairn.init()"
             )
 
-    def _as_record(self) -> RunRecord:
-        return self._record
-
     # -- artifacts --
 
     def _prepare(

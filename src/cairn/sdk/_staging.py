@@ -267,7 +267,3 @@ class Stager:
         missing = self._service.missing_blobs(list(dict.fromkeys(digests)))
         if missing:
             self.restore(missing)
-
-    def source_of(self, digest: str) -> str | None:
-        source = self._sources.get(digest)
-        return None if source is None else os.path.join(*source)

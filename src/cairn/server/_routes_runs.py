@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import BaseModel, Field
 
-from cairn.core import RunRecord
+from cairn.core import RunRecord, VersionRecord
 from cairn.server._common import B, Svc, Who, _names, _role, _run_id, new_router
 from cairn.service import run_to_json, version_to_json
 
@@ -54,7 +54,9 @@ class RunStateIn(BaseModel):
     config: dict[str, Any] | None = None
 
 
-@router.post("/projects/{entity}/{project}/runs", summary="Start (or resume) a run")
+@router.post(
+    "/projects/{entity}/{project}/runs", summary="Start (or resume) a run", response_model=RunRecord
+)
 def start_run(entity: str, project: str, body: RunIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
     rec = RunRecord(
@@ -80,13 +82,17 @@ def finish_run(
     return {}
 
 
-@router.get("/projects/{entity}/{project}/runs/{run_id}", summary="A run")
+@router.get("/projects/{entity}/{project}/runs/{run_id}", summary="A run", response_model=RunRecord)
 def get_run(entity: str, project: str, run_id: str, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
     return run_to_json(svc.get_run(entity, project, _run_id(run_id)))
 
 
-@router.get("/projects/{entity}/{project}/runs/{run_id}/versions", summary="A run's versions")
+@router.get(
+    "/projects/{entity}/{project}/runs/{run_id}/versions",
+    summary="A run's versions",
+    response_model=list[VersionRecord],
+)
 def run_versions(
     entity: str, project: str, run_id: str, svc: Svc, role: str = "output"
 ) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cairn.server._common import Svc, new_router
-from cairn.service import SearchRequest, search_result_to_json
+from cairn.service import SearchRequest, SearchResult, search_result_to_json
 
 router = new_router()
 
@@ -23,7 +23,11 @@ class SearchIn(BaseModel):
     limit: int = 20
 
 
-@router.post("/search", summary="Projects, artifacts, versions and runs matching a query")
+@router.post(
+    "/search",
+    summary="Projects, artifacts, versions and runs matching a query",
+    response_model=SearchResult,
+)
 def search(body: SearchIn, svc: Svc) -> dict[str, Any]:
     request = SearchRequest(
         query=body.query,

@@ -25,7 +25,7 @@ from cairn.errors import ValidationError
 from cairn.server._common import Svc, _description, _names, _role, _run_id, new_router
 from cairn.server._routes_runs import RunIn
 from cairn.server._routes_versions import commit_result_to_json
-from cairn.service import ImportRequest, export_to_json, run_to_json
+from cairn.service import CommitResult, ImportRequest, VersionExport, export_to_json, run_to_json
 
 router = new_router()
 
@@ -35,6 +35,7 @@ _MAX_LINKS = 100_000
 @router.get(
     "/projects/{entity}/{project}/artifacts/{name}/export",
     summary="Every committed version of a name, with lineage (for cairn sync)",
+    response_model=list[VersionExport],
 )
 def export_versions(entity: str, project: str, name: str, svc: Svc) -> list[dict[str, Any]]:
     entity, project = _names(entity, project)
@@ -46,7 +47,11 @@ class RunImportIn(RunIn):
     finished_at: float | None = None
 
 
-@router.post("/projects/{entity}/{project}/runs/import", summary="Copy a run from another store")
+@router.post(
+    "/projects/{entity}/{project}/runs/import",
+    summary="Copy a run from another store",
+    response_model=RunRecord,
+)
 def import_run(entity: str, project: str, body: RunImportIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
     for value in (body.created_at, body.finished_at):
@@ -85,7 +90,11 @@ class ImportIn(BaseModel):
     link_of: tuple[str, str, str] | None = None
 
 
-@router.post("/projects/{entity}/{project}/import", summary="Copy a version from another store")
+@router.post(
+    "/projects/{entity}/{project}/import",
+    summary="Copy a version from another store",
+    response_model=CommitResult,
+)
 def import_version(entity: str, project: str, body: ImportIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
     validate_artifact_name(body.name)

@@ -9,7 +9,10 @@ from pydantic import BaseModel, Field
 
 from cairn.core import (
     Change,
+    CollectionRecord,
     RunRecord,
+    VersionRecord,
+    to_json,
     validate_alias,
     validate_aliases,
     validate_artifact_name,
@@ -65,11 +68,7 @@ class StageIn(BaseModel):
 
 
 def commit_result_to_json(r: CommitResult) -> dict[str, Any]:
-    return {
-        "version": None if r.version is None else version_to_json(r.version),
-        "created": r.created,
-        "missing": list(r.missing),
-    }
+    return dict(to_json(r))
 
 
 def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, str, list[Change]]:
@@ -85,7 +84,11 @@ def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, 
     return entity, project, changes_from_json(body.changes)
 
 
-@router.post("/projects/{entity}/{project}/commit", summary="Commit a new version")
+@router.post(
+    "/projects/{entity}/{project}/commit",
+    summary="Commit a new version",
+    response_model=CommitResult,
+)
 def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any]:
     entity, project, changes = _checked(entity, project, body)
     req = CommitRequest(
@@ -105,7 +108,11 @@ def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any
     return commit_result_to_json(svc.commit(req))
 
 
-@router.post("/projects/{entity}/{project}/stage", summary="Upsert into a distributed version")
+@router.post(
+    "/projects/{entity}/{project}/stage",
+    summary="Upsert into a distributed version",
+    response_model=VersionRecord,
+)
 def stage(entity: str, project: str, body: StageIn, svc: Svc) -> dict[str, Any]:
     entity, project, changes = _checked(entity, project, body)
     req = StageRequest(**_distributed_fields(entity, project, body, changes))
@@ -131,7 +138,11 @@ def _distributed_fields(
     }
 
 
-@router.post("/projects/{entity}/{project}/finish", summary="Commit a distributed version")
+@router.post(
+    "/projects/{entity}/{project}/finish",
+    summary="Commit a distributed version",
+    response_model=CommitResult,
+)
 def finish(entity: str, project: str, body: StageIn, svc: Svc) -> dict[str, Any]:
     entity, project, changes = _checked(entity, project, body)
     req = FinishRequest(**_distributed_fields(entity, project, body, changes), tags=body.tags)
@@ -174,7 +185,9 @@ def admin_verify(svc: Svc) -> dict[str, Any]:
 
 
 @router.get(
-    "/projects/{entity}/{project}/artifacts/{name}/resolve", summary="The version name:label names"
+    "/projects/{entity}/{project}/artifacts/{name}/resolve",
+    summary="The version name:label names",
+    response_model=VersionRecord,
 )
 def resolve(
     entity: str, project: str, name: str, svc: Svc, label: str | None = None
@@ -185,12 +198,16 @@ def resolve(
     return version_to_json(svc.resolve(entity, project, name, label))
 
 
-@router.get("/versions/{version_id}", summary="A version by id")
+@router.get("/versions/{version_id}", summary="A version by id", response_model=VersionRecord)
 def get_version(version_id: str, svc: Svc) -> dict[str, Any]:
     return version_to_json(svc.get_version(version_id))
 
 
-@router.get("/projects/{entity}/{project}/artifacts/{name}/versions", summary="Versions of a name")
+@router.get(
+    "/projects/{entity}/{project}/artifacts/{name}/versions",
+    summary="Versions of a name",
+    response_model=list[VersionRecord],
+)
 def list_versions(
     entity: str, project: str, name: str, svc: Svc, include_pending: bool = False
 ) -> list[dict[str, Any]]:
@@ -200,7 +217,11 @@ def list_versions(
     return [version_to_json(r) for r in recs]
 
 
-@router.get("/projects/{entity}/{project}/collections", summary="Artifact collections")
+@router.get(
+    "/projects/{entity}/{project}/collections",
+    summary="Artifact collections",
+    response_model=list[CollectionRecord],
+)
 def list_collections(
     entity: str, project: str, svc: Svc, type: str | None = None
 ) -> list[dict[str, Any]]:
@@ -230,7 +251,11 @@ class VersionUpdateIn(BaseModel):
     tags: list[str] | None = None
 
 
-@router.patch("/versions/{version_id}", summary="Change a version's description, metadata, ...")
+@router.patch(
+    "/versions/{version_id}",
+    summary="Change a version's description, metadata, ...",
+    response_model=VersionRecord,
+)
 def update_version(version_id: str, body: VersionUpdateIn, svc: Svc) -> dict[str, Any]:
     _description(body.description)
     aliases = None if body.aliases is None else validate_aliases(body.aliases)
@@ -241,12 +266,20 @@ def update_version(version_id: str, body: VersionUpdateIn, svc: Svc) -> dict[str
     return version_to_json(rec)
 
 
-@router.put("/versions/{version_id}/aliases/{alias}", summary="Point an alias at a version")
+@router.put(
+    "/versions/{version_id}/aliases/{alias}",
+    summary="Point an alias at a version",
+    response_model=VersionRecord,
+)
 def add_alias(version_id: str, alias: str, svc: Svc) -> dict[str, Any]:
     return version_to_json(svc.add_alias(version_id, validate_alias(alias)))
 
 
-@router.delete("/versions/{version_id}/aliases/{alias}", summary="Remove an alias")
+@router.delete(
+    "/versions/{version_id}/aliases/{alias}",
+    summary="Remove an alias",
+    response_model=VersionRecord,
+)
 def remove_alias(version_id: str, alias: str, svc: Svc) -> dict[str, Any]:
     return version_to_json(svc.remove_alias(version_id, validate_alias(alias)))
 
@@ -271,6 +304,10 @@ def use_version(version_id: str, body: UseIn, svc: Svc) -> dict[str, Any]:
     return {}
 
 
-@router.get("/versions/{version_id}/runs", summary="Runs that used, logged or wrote a version")
+@router.get(
+    "/versions/{version_id}/runs",
+    summary="Runs that used, logged or wrote a version",
+    response_model=list[RunRecord],
+)
 def version_runs(version_id: str, svc: Svc, role: str = "input") -> list[dict[str, Any]]:
     return [run_to_json(r) for r in svc.version_runs(version_id, _role(role))]

@@ -9,6 +9,10 @@ from pydantic import BaseModel
 
 from cairn.core import (
     REGISTRY_PREFIX,
+    CollectionRecord,
+    RegistryRecord,
+    RunRecord,
+    VersionRecord,
     validate_aliases,
     validate_artifact_name,
     validate_project,
@@ -32,7 +36,11 @@ def _collection_path(entity: str, project: str, name: str) -> tuple[str, str, st
     return entity, project, validate_artifact_name(name)
 
 
-@router.get("/projects/{entity}/{project}/collections/{name}", summary="One artifact collection")
+@router.get(
+    "/projects/{entity}/{project}/collections/{name}",
+    summary="One artifact collection",
+    response_model=CollectionRecord,
+)
 def get_collection(entity: str, project: str, name: str, svc: Svc) -> dict[str, Any]:
     entity, project, name = _collection_path(entity, project, name)
     return collection_to_json(svc.get_collection(entity, project, name))
@@ -47,6 +55,7 @@ class CollectionUpdateIn(BaseModel):
 @router.patch(
     "/projects/{entity}/{project}/collections/{name}",
     summary="Rename a collection, change its description or tags",
+    response_model=CollectionRecord,
 )
 def update_collection(
     entity: str, project: str, name: str, body: CollectionUpdateIn, svc: Svc
@@ -75,7 +84,11 @@ def delete_collection(entity: str, project: str, name: str, svc: Svc) -> dict[st
     return {}
 
 
-@router.get("/projects/{entity}/{project}/runs", summary="The runs of a project, oldest first")
+@router.get(
+    "/projects/{entity}/{project}/runs",
+    summary="The runs of a project, oldest first",
+    response_model=list[RunRecord],
+)
 def list_runs(entity: str, project: str, svc: Svc) -> list[dict[str, Any]]:
     entity, project = _names(entity, project)
     return [run_to_json(r) for r in svc.list_runs(entity, project)]
@@ -94,7 +107,11 @@ class TtlIn(BaseModel):
     ttl_seconds: float | None = None
 
 
-@router.put("/versions/{version_id}/ttl", summary="Set a version's time to live")
+@router.put(
+    "/versions/{version_id}/ttl",
+    summary="Set a version's time to live",
+    response_model=VersionRecord,
+)
 def set_ttl(version_id: str, body: TtlIn, svc: Svc) -> dict[str, Any]:
     return version_to_json(svc.set_ttl(version_id, body.ttl_seconds))
 
@@ -109,7 +126,11 @@ class LinkIn(BaseModel):
     aliases: list[str] = []
 
 
-@router.post("/versions/{version_id}/links", summary="Link a version into a collection")
+@router.post(
+    "/versions/{version_id}/links",
+    summary="Link a version into a collection",
+    response_model=VersionRecord,
+)
 def link_version(version_id: str, body: LinkIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(body.entity, body.project)
     rec = svc.link_version(
@@ -128,7 +149,11 @@ def unlink_version(version_id: str, svc: Svc) -> dict[str, Any]:
     return {}
 
 
-@router.get("/versions/{version_id}/links", summary="Where a version is linked")
+@router.get(
+    "/versions/{version_id}/links",
+    summary="Where a version is linked",
+    response_model=list[VersionRecord],
+)
 def version_links(version_id: str, svc: Svc) -> list[dict[str, Any]]:
     return [version_to_json(v) for v in svc.version_links(version_id)]
 
@@ -140,7 +165,7 @@ class RegistryIn(BaseModel):
     artifact_types: list[str] = []
 
 
-@router.post("/registries", summary="Create a registry")
+@router.post("/registries", summary="Create a registry", response_model=RegistryRecord)
 def create_registry(body: RegistryIn, svc: Svc) -> dict[str, Any]:
     name = validate_artifact_name(body.name)
     validate_project(REGISTRY_PREFIX + name)
@@ -155,6 +180,8 @@ def create_registry(body: RegistryIn, svc: Svc) -> dict[str, Any]:
     return registry_to_json(rec)
 
 
-@router.get("/registries", summary="The registries the key may read")
+@router.get(
+    "/registries", summary="The registries the key may read", response_model=list[RegistryRecord]
+)
 def list_registries(svc: Svc) -> list[dict[str, Any]]:
     return [registry_to_json(r) for r in svc.list_registries()]

@@ -209,11 +209,6 @@ class Transfers:
             raise NotFoundError(f"upload {upload_id!r} has no spool file; begin again") from None
         return PartWriter(fd, n * up.part_size, length, os.path.join(parts, str(n)))
 
-    def write_part(self, user: str, upload_id: str, n: int, data: bytes) -> None:
-        writer = self.open_part(user, upload_id, n)
-        writer.write(data)
-        writer.close()
-
     def complete(self, user: str, upload_id: str) -> tuple[str, int]:
         """Verify and store the upload's blob; return its digest and size."""
         up = self._load(user, upload_id)

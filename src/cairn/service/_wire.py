@@ -1,7 +1,9 @@
 """The REST API's wire format, shared by ``HttpService`` and the server.
 
-Records travel as JSON objects with the dataclasses' field names; manifest entries as the rows of
-manifest pages (``[path, digest, size, ref?, extra?]``); changes as ``[path, row or null]``.
+Records travel as JSON objects with the dataclasses' field names (``cairn.core.to_json`` and
+``from_json``: one typed mechanism; the server's OpenAPI schemas come from the same dataclasses);
+manifest entries as the rows of manifest pages (``[path, digest, size, ref?, extra?]``); changes as
+``[path, row or null]``.
 Small blobs travel many per request in a binary batch: for each blob, its raw 32-byte SHA-256,
 its length as 8 bytes big-endian, then its bytes. Whoever reads a batch re-hashes every blob.
 
@@ -29,7 +31,9 @@ from cairn.core import (
     digest_from_raw,
     digest_raw,
     entry_path_problem,
+    from_json,
     is_digest,
+    to_json,
 )
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.service._protocol import ImportRequest, VersionExport
@@ -61,139 +65,35 @@ def key_id_of(text: str) -> str:
 
 
 def run_to_json(r: RunRecord) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "entity": r.entity,
-        "project": r.project,
-        "name": r.name,
-        "group": r.group,
-        "job_type": r.job_type,
-        "config": dict(r.config),
-        "state": r.state,
-        "created_at": r.created_at,
-        "finished_at": r.finished_at,
-    }
+    return dict(to_json(r))
 
 
 def run_from_json(d: Mapping[str, Any]) -> RunRecord:
-    return RunRecord(
-        id=str(d["id"]),
-        entity=str(d["entity"]),
-        project=str(d["project"]),
-        name=str(d["name"]),
-        group=d.get("group"),
-        job_type=d.get("job_type"),
-        config=dict(d.get("config") or {}),
-        state=str(d.get("state") or "running"),
-        created_at=float(d.get("created_at") or 0.0),
-        finished_at=d.get("finished_at"),
-    )
+    return from_json(RunRecord, d)
 
 
 def version_to_json(v: VersionRecord) -> dict[str, Any]:
-    return {
-        "id": v.id,
-        "entity": v.entity,
-        "project": v.project,
-        "name": v.name,
-        "type": v.type,
-        "index": v.index,
-        "state": v.state,
-        "digest": v.digest,
-        "size": v.size,
-        "file_count": v.file_count,
-        "metadata": dict(v.metadata),
-        "description": v.description,
-        "aliases": list(v.aliases),
-        "tags": list(v.tags),
-        "created_at": v.created_at,
-        "updated_at": v.updated_at,
-        "created_by": v.created_by,
-        "distributed_id": v.distributed_id,
-        "base_version_id": v.base_version_id,
-        "collection_id": v.collection_id,
-        "ttl_seconds": v.ttl_seconds,
-        "source_version_id": v.source_version_id,
-    }
+    return dict(to_json(v))
 
 
 def version_from_json(d: Mapping[str, Any]) -> VersionRecord:
-    return VersionRecord(
-        id=str(d["id"]),
-        entity=str(d["entity"]),
-        project=str(d["project"]),
-        name=str(d["name"]),
-        type=str(d["type"]),
-        index=d.get("index"),
-        state=str(d["state"]),
-        digest=d.get("digest"),
-        size=int(d.get("size") or 0),
-        file_count=int(d.get("file_count") or 0),
-        metadata=dict(d.get("metadata") or {}),
-        description=d.get("description"),
-        aliases=tuple(d.get("aliases") or ()),
-        tags=tuple(d.get("tags") or ()),
-        created_at=float(d.get("created_at") or 0.0),
-        updated_at=float(d.get("updated_at") or 0.0),
-        created_by=d.get("created_by"),
-        distributed_id=d.get("distributed_id"),
-        base_version_id=d.get("base_version_id"),
-        collection_id=int(d.get("collection_id") or 0),
-        ttl_seconds=None if d.get("ttl_seconds") is None else float(d["ttl_seconds"]),
-        source_version_id=d.get("source_version_id"),
-    )
+    return from_json(VersionRecord, d)
 
 
 def registry_to_json(r: RegistryRecord) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "entity": r.entity,
-        "project": r.project,
-        "description": r.description,
-        "visibility": r.visibility,
-        "artifact_types": list(r.artifact_types),
-        "created_at": r.created_at,
-    }
+    return dict(to_json(r))
 
 
 def registry_from_json(d: Mapping[str, Any]) -> RegistryRecord:
-    return RegistryRecord(
-        name=str(d["name"]),
-        entity=str(d["entity"]),
-        project=str(d["project"]),
-        description=d.get("description"),
-        visibility=str(d.get("visibility") or "organization"),
-        artifact_types=tuple(d.get("artifact_types") or ()),
-        created_at=float(d.get("created_at") or 0.0),
-    )
+    return from_json(RegistryRecord, d)
 
 
 def export_to_json(x: VersionExport) -> dict[str, Any]:
-    return {
-        "version": version_to_json(x.version),
-        "runs": {role: [run_to_json(r) for r in runs] for role, runs in x.runs.items()},
-        "base_digest": x.base_digest,
-        "collection_description": x.collection_description,
-        "link_of": None if x.link_of is None else list(x.link_of),
-    }
+    return dict(to_json(x))
 
 
 def export_from_json(d: Mapping[str, Any]) -> VersionExport:
-    runs = d.get("runs") or {}
-    return VersionExport(
-        version=version_from_json(d["version"]),
-        runs={str(role): tuple(run_from_json(r) for r in rs) for role, rs in runs.items()},
-        base_digest=d.get("base_digest"),
-        collection_description=d.get("collection_description"),
-        link_of=_link_of(d.get("link_of")),
-    )
-
-
-def _link_of(value: Any) -> tuple[str, str, str] | None:
-    if value is None:
-        return None
-    entity, project, name = (str(x) for x in value)
-    return (entity, project, name)
+    return from_json(VersionExport, d)
 
 
 def import_to_json(r: ImportRequest) -> dict[str, Any]:
@@ -217,39 +117,11 @@ def import_to_json(r: ImportRequest) -> dict[str, Any]:
 
 
 def collection_to_json(c: CollectionRecord) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "entity": c.entity,
-        "project": c.project,
-        "name": c.name,
-        "type": c.type,
-        "description": c.description,
-        "version_count": c.version_count,
-        "latest_index": c.latest_index,
-        "latest_size": c.latest_size,
-        "created_at": c.created_at,
-        "updated_at": c.updated_at,
-        "tags": list(c.tags),
-        "aliases": list(c.aliases),
-    }
+    return dict(to_json(c))
 
 
 def collection_from_json(d: Mapping[str, Any]) -> CollectionRecord:
-    return CollectionRecord(
-        id=int(d["id"]),
-        entity=str(d["entity"]),
-        project=str(d["project"]),
-        name=str(d["name"]),
-        type=str(d["type"]),
-        description=d.get("description"),
-        version_count=int(d.get("version_count") or 0),
-        latest_index=d.get("latest_index"),
-        latest_size=d.get("latest_size"),
-        created_at=float(d.get("created_at") or 0.0),
-        tags=tuple(d.get("tags") or ()),
-        aliases=tuple(d.get("aliases") or ()),
-        updated_at=float(d.get("updated_at") or 0.0),
-    )
+    return from_json(CollectionRecord, d)
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -269,23 +141,11 @@ def search_request_to_json(r: SearchRequest) -> dict[str, Any]:
 
 
 def search_result_to_json(r: SearchResult) -> dict[str, Any]:
-    return {
-        "projects": [list(p) for p in r.projects],
-        "collections": [collection_to_json(c) for c in r.collections],
-        "versions": [version_to_json(v) for v in r.versions],
-        "runs": [run_to_json(x) for x in r.runs],
-        "totals": dict(r.totals),
-    }
+    return dict(to_json(r))
 
 
 def search_result_from_json(d: Mapping[str, Any]) -> SearchResult:
-    return SearchResult(
-        projects=tuple((str(e), str(p)) for e, p in d["projects"]),
-        collections=tuple(collection_from_json(c) for c in d["collections"]),
-        versions=tuple(version_from_json(v) for v in d["versions"]),
-        runs=tuple(run_from_json(x) for x in d["runs"]),
-        totals={str(k): int(n) for k, n in d["totals"].items()},
-    )
+    return from_json(SearchResult, d)
 
 
 # -- entries and changes ---------------------------------------------------------------------------
