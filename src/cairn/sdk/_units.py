@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import re
 
-from cairn.core import display_time, format_size, iso_time, short_digest
+from cairn.core import display_time as display_time
+from cairn.core import format_size as format_size
+from cairn.core import iso_time as iso_time
+from cairn.core import short_digest as short_digest
 from cairn.errors import ValidationError
-
-__all__ = [
-    "display_time",
-    "format_size",
-    "iso_time",
-    "parse_duration",
-    "parse_size",
-    "short_digest",
-]
 
 _SIZE_UNITS = {
     "": 1,
