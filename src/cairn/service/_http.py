@@ -168,6 +168,7 @@ class HttpService:
         *,
         transport: httpx.BaseTransport | None = None,
         retries: int = _RETRIES,
+        retry_seconds: float = RETRY_SECONDS,
         notice_after: float = _NOTICE_AFTER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -187,6 +188,7 @@ class HttpService:
         self._plain = httpx.Client(timeout=timeout, limits=limits)
         self._cache = DownloadCache(cache_dir)
         self._retries = retries
+        self._retry_seconds = retry_seconds
         self._notice_after = notice_after
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -199,14 +201,14 @@ class HttpService:
     def _wait(self, attempt: int, started: float, why: str, notice: bool) -> bool:
         """Wait before another attempt, or False when the time for retries is spent; with
         ``notice``, say on stderr what it waits for."""
-        if attempt >= self._retries or time.monotonic() - started > RETRY_SECONDS:
+        if attempt >= self._retries or time.monotonic() - started > self._retry_seconds:
             return False
         if notice:
             _log.warning(
                 "cairn: waiting for the server at %s (%s); retrying for up to %d s",
                 self.base_url,
                 why,
-                RETRY_SECONDS,
+                self._retry_seconds,
             )
         self._backoff(attempt)
         return True
