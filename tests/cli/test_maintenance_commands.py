@@ -54,7 +54,7 @@ def _blob_files(store: pathlib.Path) -> set[str]:
 
 def _small_blobs(store: pathlib.Path) -> int:
     with sqlite3.connect(store / "blobs" / "small.sqlite") as db:
-        return int(db.execute("SELECT count(*) FROM blob").fetchone()[0])
+        return int(db.execute("SELECT count(*) FROM packed").fetchone()[0])
 
 
 def test_gc_removes_only_what_no_version_uses(
@@ -174,7 +174,12 @@ def test_verify_names_damaged_and_missing_blobs(
     (store / "blobs" / "sha256" / hexo[:2] / hexo[2:]).unlink()
     with sqlite3.connect(store / "blobs" / "small.sqlite") as db:
         raw = bytes.fromhex(files["small.txt"][len("sha256:") :])
-        db.execute("UPDATE blob SET data = ? WHERE digest = ?", (b"SMALL", raw))
+        pack, offset = db.execute(
+            "SELECT pack, offset FROM packed WHERE digest = ?", (raw,)
+        ).fetchone()
+    with open(store / "blobs" / "packs" / f"{pack:08d}.pack", "r+b") as f:
+        f.seek(offset)
+        f.write(b"SMALL")  # the first bytes of the small blob overwritten in its pack
 
     bad = cairn_cli("verify")
     assert bad.code == 1, bad.err
@@ -194,3 +199,57 @@ def test_verify_names_damaged_and_missing_blobs(
     assert [(p["kind"], p["path"]) for p in report["problems"]] == [("missing", "small.txt")]
     assert run("verify", "p/solo:v0").code == 1
     assert run("verify", "nothing-here").code == 1
+
+
+def _to_first_format(store: pathlib.Path) -> int:
+    """Rewrite a store's small blobs as cairn of store format 1 kept them (bytes in the ``blob``
+    table of small.sqlite, no packs) and mark the store format 1. Returns how many."""
+    root = store / "blobs"
+    db = sqlite3.connect(root / "small.sqlite", isolation_level=None)
+    rows = db.execute("SELECT digest, pack, offset, size, stored_at FROM packed").fetchall()
+    legacy = []
+    for raw, pack, offset, size, stored_at in rows:
+        with open(root / "packs" / f"{pack:08d}.pack", "rb") as f:
+            f.seek(offset)
+            legacy.append((raw, size, stored_at, f.read(size)))
+    db.execute("BEGIN")
+    db.execute("DROP TABLE packed")
+    db.execute("DROP TABLE pack")
+    db.execute(
+        "CREATE TABLE blob (digest BLOB PRIMARY KEY,"
+        " size INTEGER NOT NULL, stored_at REAL NOT NULL, data BLOB NOT NULL)"
+    )
+    db.executemany("INSERT INTO blob VALUES (?, ?, ?, ?)", legacy)
+    db.execute("COMMIT")
+    db.close()
+    for pack_file in (root / "packs").iterdir():
+        pack_file.unlink()
+    (root / "packs").rmdir()
+    (store / "cairn-store.json").write_text('{"format": 1}')
+    return len(legacy)
+
+
+def test_a_store_of_format_1_is_upgraded_when_opened(
+    tmp_path: pathlib.Path, cairn_env: pathlib.Path
+) -> None:
+    store = cairn_env / "store"
+    data = tmp_path / "d"
+    for i in range(30):
+        write(data / f"f{i:02}.txt", f"small file {i}\n" * (i + 1))
+    write(data / "big.bin", os.urandom(300_000))
+    run_ok("artifact", "put", str(data), "-n", "p/ds")
+    checked = run_ok("verify").out
+    assert _to_first_format(store) == 31  # the 30 small files and the manifest page
+    # A new cairn process opens it: the small blobs move into packs, the store is marked
+    # format 2.
+    assert ok("verify").out == checked and checked.strip().endswith("ok")
+    assert '"format": 2' in (store / "cairn-store.json").read_text()
+    assert [p.name for p in (store / "blobs" / "packs").iterdir()] == ["00000001.pack"]
+    assert _small_blobs(store) == 31
+    out = tmp_path / "out"
+    ok("artifact", "get", "p/ds:latest", "--root", str(out))
+    assert (out / "f07.txt").read_text() == "small file 7\n" * 8
+    # A store of a later format is refused with what to do.
+    (store / "cairn-store.json").write_text('{"format": 3}')
+    bad = cairn_cli("artifact", "ls", "p")
+    assert bad.code != 0 and "upgrade cairn" in bad.err

@@ -152,7 +152,7 @@ def test_gc_stops_without_removing_anything_when_a_page_is_unreadable(
 def test_storing_content_again_makes_it_young_again(svc: LocalService) -> None:
     again = blob(svc, b"stored long ago, then again by a commit in progress", "f")
     with sqlite3.connect(svc.blobs.root + "/small.sqlite") as db:  # type: ignore[attr-defined]
-        db.execute("UPDATE blob SET stored_at = 0")
+        db.execute("UPDATE packed SET stored_at = 0")
     assert svc.collect_garbage(grace_seconds=3600, dry_run=True).removed_blobs == 1
     svc.store_blobs([(again.digest, b"stored long ago, then again by a commit in progress")])
     report = svc.collect_garbage(grace_seconds=3600)

@@ -19,10 +19,17 @@ class TestLocalBlobStore(BlobStoreTests):
     def corrupt(self, store: BlobStore, digest: str, data: bytes) -> None:
         assert isinstance(store, LocalBlobStore)
         if len(data) < store.small_limit:
-            db = store._db()
-            db.execute(
-                "UPDATE blob SET data = ? WHERE digest = ?", (data, bytes.fromhex(digest[7:]))
+            pack, offset, size = (
+                store._db()
+                .execute(
+                    "SELECT pack, offset, size FROM packed WHERE digest = ?",
+                    (bytes.fromhex(digest[7:]),),
+                )
+                .fetchone()
             )
+            with open(store._pack_path(pack), "r+b") as f:
+                f.seek(offset)
+                f.write(data[:size].ljust(size, b"\0"))
         else:
             path = store.path_of(digest)
             os.chmod(path, 0o644)

@@ -80,7 +80,9 @@ from cairn.service._protocol import (
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
 
-STORE_FORMAT = 1
+# 2: small blobs in pack files (1: in small.sqlite's ``blob`` table; moved into packs on open).
+STORE_FORMAT = 2
+_FORMATS_READ = (1, 2)
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
 
 _ROLES = ("output", "input", "writer")
@@ -229,21 +231,26 @@ class LocalService:
                 " CAIRN_ALLOW_NETWORK_FS=true if only one process ever writes it"
             )
         marker = os.path.join(root, "cairn-store.json")
+        fmt: object = None
         if os.path.exists(marker):
             with open(marker) as f:
                 fmt = json.load(f).get("format")
-            if fmt != STORE_FORMAT:
+            if fmt not in _FORMATS_READ:
                 raise UsageError(
-                    f"the store at {root} has format {fmt!r}; this cairn reads format"
-                    f" {STORE_FORMAT}: upgrade cairn"
+                    f"the store at {root} has format {fmt!r}; this cairn reads formats"
+                    f" {', '.join(map(str, _FORMATS_READ))}: upgrade cairn"
                 )
-        else:
+        blobs = LocalBlobStore(os.path.join(root, "blobs"))
+        if fmt != STORE_FORMAT:
+            if fmt == 1:
+                # Small blobs move from small.sqlite into packs (the store's own upgrade, some
+                # MiB per transaction); a cairn of format 1 would no longer find them.
+                blobs.upgrade()
             tmp = f"{marker}.{os.getpid()}.partial"
             with open(tmp, "w") as f:
                 json.dump({"format": STORE_FORMAT}, f)
             os.replace(tmp, marker)
         catalog = Catalog("sqlite:///" + os.path.join(root, "catalog.sqlite"))
-        blobs = LocalBlobStore(os.path.join(root, "blobs"))
         return cls(catalog, blobs, location=root, maintenance_lock=maintenance_lock_for(root))
 
     # -- identity --

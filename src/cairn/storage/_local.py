@@ -4,14 +4,21 @@ Layout under ``root`` (see docs/design.md, "Blobs"):
 
 * ``sha256/ab/cdef...``: one read-only file per blob of ``small_limit`` bytes or more, written to
   ``tmp/`` first, flushed to disk, then renamed into place;
-* ``small.sqlite``: blobs under ``small_limit`` bytes, keyed by their raw digest. Creating a file
-  costs more than writing 4 KiB on most file systems, so many small files cost many times their
-  bytes; one transaction for thousands of small blobs costs one flush (SQLite's own measurements
-  put blobs under ~100 KB faster in a database than in files).
+* ``packs/NNNNNNNN.pack``: blobs under ``small_limit`` bytes, back to back (no header, no
+  padding), so a small blob costs its size on disk; ``small.sqlite`` indexes them (table
+  ``packed``: digest -> pack, offset, size, stored_at; table ``pack``: each pack's committed end
+  and live bytes). Creating a file costs more than writing 4 KiB on most file systems, and a
+  4 KiB row spills over SQLite's pages; appending to a pack costs one write and one flush for
+  thousands of blobs, and exactly their bytes.
 
-Several processes may read and write the same store at once: files are renamed atomically and
-SQLite serialises writers (a rollback journal, ``TRUNCATE``, not WAL: see ``_db``; a writer waits
-up to a minute for the lock).
+A writer appends under SQLite's write lock at the pack's committed end, flushes the pack, then
+commits the index rows: a writer killed in between leaves bytes past the committed end that no
+row refers to, and the next writer writes over them. gc deletes rows, then rewrites a pack whose
+live bytes fell under half (``compact``) and removes the old one. Stores of the first format
+(blob bytes in the ``blob`` table of ``small.sqlite``) are moved into packs when opened
+(``upgrade``). Several processes may read and write the same store at once: files are renamed
+atomically and SQLite serialises writers (a rollback journal, ``TRUNCATE``, not WAL: see ``_db``;
+a writer waits up to a minute for the lock).
 """
 
 from __future__ import annotations
@@ -44,6 +51,18 @@ from cairn.storage._hashing import hash_stream
 SMALL_LIMIT = 128 * 1024
 CHUNK = 1 << 20
 _BATCH = 500  # SQLite host parameters per statement, well under its limit
+PACK_LIMIT = 64 << 20  # a pack takes no more appends once it holds this many bytes
+_WRITE = 4 << 20  # bytes per write call when appending to a pack
+_MOVE = 32 << 20  # bytes of first-format blobs moved into packs per transaction
+
+_SCHEMA = (
+    # Each pack's committed end (bytes past it are a killed writer's, and written over) and the
+    # bytes of it that live blobs use (gc rewrites a pack when they fall under half).
+    "CREATE TABLE IF NOT EXISTS pack (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " size INTEGER NOT NULL, live INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS packed (digest BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+    " offset INTEGER NOT NULL, size INTEGER NOT NULL, stored_at REAL NOT NULL) WITHOUT ROWID",
+)
 
 
 def _touch(path: str) -> None:
@@ -73,6 +92,34 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[n:]
 
 
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    parts: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, length, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(parts)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original error is the one to report
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -92,9 +139,11 @@ class LocalBlobStore:
         os.makedirs(os.path.join(self.root, BLOB_ROOT), exist_ok=True)
         os.makedirs(self._tmp, exist_ok=True)
         self._db_path = os.path.join(self.root, "small.sqlite")
+        self._packs = os.path.join(self.root, "packs")  # created with the first pack
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = 0
+        self._legacy = False  # small.sqlite still holds first-format blobs (table ``blob``)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -109,23 +158,34 @@ class LocalBlobStore:
                 self._db_path, timeout=60, isolation_level=None, check_same_thread=False
             )
             try:
-                conn.execute("PRAGMA page_size=16384")
+                # The index only (the bytes are in packs): small pages waste least.
+                conn.execute("PRAGMA page_size=4096")
                 # Pages freed by gc go back to the file system (``incremental_vacuum`` after each
                 # delete). Takes effect when the file is created; older stores keep their mode.
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-                # A rollback journal, not WAL: blobs are appended in large batches, and WAL would
-                # write every byte twice (log, then checkpoint). Readers wait out a commit.
+                # A rollback journal, not WAL: WAL would write every index page twice (log, then
+                # checkpoint). Readers wait out a commit.
                 conn.execute("PRAGMA journal_mode=TRUNCATE")
                 conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS blob (digest BLOB PRIMARY KEY,"
-                    " size INTEGER NOT NULL, stored_at REAL NOT NULL, data BLOB NOT NULL)"
-                )
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                legacy = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blob'"
+                ).fetchone()
             except sqlite3.Error as exc:
                 conn.close()
                 raise CommError(f"cannot open the blob index {self._db_path}: {exc}") from None
             self._conn, self._conn_pid = conn, os.getpid()
+            self._legacy = legacy is not None
+            if self._legacy:
+                try:
+                    self.upgrade()
+                except (sqlite3.Error, OSError):
+                    pass  # a store we cannot write (yet): first-format blobs are read in place
         return self._conn
+
+    def _pack_path(self, pack: int) -> str:
+        return os.path.join(self._packs, f"{pack:08d}.pack")
 
     def path_of(self, digest: str) -> str:
         return os.path.join(self.root, *blob_path_parts(digest))
@@ -148,25 +208,93 @@ class LocalBlobStore:
                     raise
         if not small:
             return
+        self._put_small([(raw, data, now) for raw, _, now, data in small])
+
+    def _put_small(self, items: Sequence[tuple[bytes, bytes, float]]) -> None:
+        """Append the blobs not yet stored to a pack and index them, in one transaction; those
+        already stored get their ``stored_at`` refreshed (gc's grace period counts from the last
+        time a writer relied on the blob)."""
         with self._lock:
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
-                # Storing content again refreshes stored_at: gc's grace period counts from the
-                # last time a writer relied on the blob.
-                db.executemany(
-                    "INSERT INTO blob (digest, size, stored_at, data) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (digest) DO UPDATE SET stored_at = excluded.stored_at",
-                    small,
-                )
+                present = self._present(db, [raw for raw, _, _ in items])
+                for table in ("packed", "blob") if self._legacy else ("packed",):
+                    db.executemany(
+                        f"UPDATE {table} SET stored_at = ? WHERE digest = ?",
+                        [(at, raw) for raw, _, at in items if raw in present],
+                    )
+                new: dict[bytes, tuple[bytes, bytes, float]] = {}
+                for item in items:
+                    if item[0] not in present:
+                        new.setdefault(item[0], item)
+                if new:
+                    self._append(db, list(new.values()))
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    try:
-                        db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error is the one to report
+                _rollback(db)
                 raise self._store_error("could not store blobs", exc) from None
+            except OSError as exc:
+                _rollback(db)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise self._store_error("could not store blobs", exc) from None
+                raise
+
+    def _present(self, db: sqlite3.Connection, raws: Sequence[bytes]) -> set[bytes]:
+        """Those of ``raws`` in a pack (or, until moved, in the first format's table)."""
+        found: set[bytes] = set()
+        tables = ("packed", "blob") if self._legacy else ("packed",)
+        for start in range(0, len(raws), _BATCH):
+            chunk = raws[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            for table in tables:
+                rows = db.execute(f"SELECT digest FROM {table} WHERE digest IN ({marks})", chunk)
+                found.update(bytes(r[0]) for r in rows)
+        return found
+
+    def _append(
+        self, db: sqlite3.Connection, items: Sequence[tuple[bytes, bytes, float]], avoid: int = 0
+    ) -> None:
+        """Write ``(raw digest, data, stored_at)`` at the end of the last pack (a new one when it
+        is full, or is ``avoid``), flush it, and (re)point the index rows at the new copies.
+        The caller holds the write lock (``BEGIN IMMEDIATE``) and commits."""
+        last = db.execute("SELECT id, size FROM pack ORDER BY id DESC LIMIT 1").fetchone()
+        fresh = last is None or last[1] >= PACK_LIMIT or last[0] == avoid
+        if fresh:
+            pack = int(db.execute("INSERT INTO pack (size, live) VALUES (0, 0)").lastrowid or 0)
+            end = 0
+            os.makedirs(self._packs, exist_ok=True)
+        else:
+            pack, end = int(last[0]), int(last[1])
+        fd = os.open(self._pack_path(pack), os.O_WRONLY | os.O_CREAT | _O_CLOEXEC, 0o644)
+        rows: list[tuple[bytes, int, int, int, float]] = []
+        try:
+            buf: list[bytes] = []
+            buffered, start = 0, end
+            for raw, data, stored_at in items:
+                rows.append((raw, pack, end, len(data), stored_at))
+                buf.append(data)
+                buffered += len(data)
+                end += len(data)
+                if buffered >= _WRITE:
+                    _pwrite_all(fd, b"".join(buf), start)
+                    buf, buffered, start = [], 0, end
+            if buf:
+                _pwrite_all(fd, b"".join(buf), start)
+            if self._durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if fresh and self._durable:  # a new pack file (every PACK_LIMIT bytes): its name too
+            _fsync_dir(self._packs)
+            _fsync_dir(self.root)
+        db.executemany(
+            "INSERT OR REPLACE INTO packed (digest, pack, offset, size, stored_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        added = sum(r[3] for r in rows)
+        db.execute("UPDATE pack SET size = ?, live = live + ? WHERE id = ?", (end, added, pack))
 
     def _put_large_bytes(self, digest: str, data: bytes) -> None:
         final = self.path_of(digest)
@@ -321,12 +449,49 @@ class LocalBlobStore:
         return None
 
     def _small(self, digest: str) -> bytes | None:
-        with self._lock:
-            row = (
-                self._db()
-                .execute("SELECT data FROM blob WHERE digest = ?", (digest_raw(digest),))
-                .fetchone()
-            )
+        return self._read_small(digest_raw(digest), 0, None)
+
+    def _read_small(self, raw: bytes, start: int, length: int | None) -> bytes | None:
+        """Bytes ``[start, start + length)`` (all with ``length=None``) of a small blob, read in
+        place from its pack (or the first format's row), or None if there is no such small blob.
+        A pack that gc rewrote between the lookup and the read is looked up again."""
+        for _ in range(5):
+            with self._lock:
+                db = self._db()
+                row = db.execute(
+                    "SELECT pack, offset, size FROM packed WHERE digest = ?", (raw,)
+                ).fetchone()
+                if row is None:
+                    return self._read_legacy(db, raw, start, length)
+            pack, offset, size = (int(v) for v in row)
+            begin = min(start, size)
+            count = size - begin if length is None else max(0, min(length, size - begin))
+            try:
+                fd = os.open(self._pack_path(pack), os.O_RDONLY | _O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                return _pread_all(fd, count, offset + begin)
+            finally:
+                os.close(fd)
+        return None  # indexed, but its pack is gone: a missing blob (``cairn verify`` says so)
+
+    def _read_legacy(
+        self, db: sqlite3.Connection, raw: bytes, start: int, length: int | None
+    ) -> bytes | None:
+        if not self._legacy:
+            return None
+        try:
+            if length is None:
+                row = db.execute("SELECT data FROM blob WHERE digest = ?", (raw,)).fetchone()
+            else:
+                row = db.execute(
+                    "SELECT substr(data, ?, ?) FROM blob WHERE digest = ?",
+                    (start + 1, length, raw),
+                ).fetchone()
+        except sqlite3.OperationalError:
+            self._legacy = False  # moved into packs by another process meanwhile
+            return self._read_small(raw, start, length)
         return None if row is None else bytes(row[0])
 
     def get(self, digest: str) -> bytes:
@@ -356,36 +521,20 @@ class LocalBlobStore:
             raise BlobNotFoundError(f"blob {digest} is not in the store at {self.root}") from None
 
     def get_range(self, digest: str, start: int, length: int) -> bytes:
-        """Read the range in place: a slice of the row in SQLite, or ``pread`` of the blob file
+        """Read the range in place: ``pread`` of the pack or of the blob file
         (no copy of the blob, no read of the rest of it)."""
         check_range(start, length)
         if length == 0:
             return b""
-        with self._lock:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT substr(data, ?, ?) FROM blob WHERE digest = ?",
-                    (start + 1, length, digest_raw(digest)),
-                )
-                .fetchone()
-            )
-        if row is not None:
-            return bytes(row[0])
+        small = self._read_small(digest_raw(digest), start, length)
+        if small is not None:
+            return small
         try:
             fd = os.open(self.path_of(digest), os.O_RDONLY | _O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFoundError(f"blob {digest} is not in the store at {self.root}") from None
         try:
-            parts: list[bytes] = []
-            while length > 0:
-                chunk = os.pread(fd, length, start)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                start += len(chunk)
-                length -= len(chunk)
-            return b"".join(parts)
+            return _pread_all(fd, length, start)
         finally:
             os.close(fd)
 
@@ -411,7 +560,8 @@ class LocalBlobStore:
             )
 
     def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-        """``(digest, content)`` of each blob, small ones many per query; each verified."""
+        """``(digest, content)`` of each blob, small ones looked up many per query; each
+        verified."""
         wanted = list(dict.fromkeys(digests))
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
@@ -420,43 +570,54 @@ class LocalBlobStore:
                 rows = (
                     self._db()
                     .execute(
-                        f"SELECT digest, data FROM blob WHERE digest IN ({marks})",
+                        f"SELECT digest, pack, offset, size FROM packed WHERE digest IN ({marks})",
                         [digest_raw(d) for d in chunk],
                     )
                     .fetchall()
                 )
-            small = {digest_from_raw(bytes(r[0])): bytes(r[1]) for r in rows}
-            for digest in chunk:
-                data = small.get(digest)
-                if data is None:
-                    data = self.get(digest)  # a large blob (or not there: BlobNotFoundError)
-                elif digest_bytes(data) != digest:
-                    raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
-                yield digest, data
+            where = {digest_from_raw(bytes(r[0])): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+            fds: dict[int, int] = {}
+            try:
+                for digest in chunk:
+                    data = None
+                    spot = where.get(digest)
+                    if spot is not None:
+                        pack, offset, size = spot
+                        fd = fds.get(pack)
+                        if fd is None:
+                            try:
+                                fd = fds[pack] = os.open(
+                                    self._pack_path(pack), os.O_RDONLY | _O_CLOEXEC
+                                )
+                            except FileNotFoundError:
+                                fd = None  # rewritten by gc meanwhile: looked up again below
+                        if fd is not None:
+                            data = _pread_all(fd, size, offset)
+                    if data is None:
+                        yield digest, self.get(digest)  # large, moved, first-format, or absent
+                    elif digest_bytes(data) != digest:
+                        raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+                    else:
+                        yield digest, data
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
 
     def has_many(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
-        found: set[str] = set()
         with self._lock:
-            db = self._db()
-            for start in range(0, len(wanted), _BATCH):
-                chunk = wanted[start : start + _BATCH]
-                marks = ",".join("?" * len(chunk))
-                rows = db.execute(
-                    f"SELECT digest FROM blob WHERE digest IN ({marks})",
-                    [digest_raw(d) for d in chunk],
-                ).fetchall()
-                found.update(digest_from_raw(bytes(r[0])) for r in rows)
+            raws = self._present(self._db(), [digest_raw(d) for d in wanted])
+        found = {digest_from_raw(r) for r in raws}
         found.update(d for d in wanted if d not in found and os.path.exists(self.path_of(d)))
         return found
 
     def size(self, digest: str) -> int | None:
+        raw = digest_raw(digest)
         with self._lock:
-            row = (
-                self._db()
-                .execute("SELECT size FROM blob WHERE digest = ?", (digest_raw(digest),))
-                .fetchone()
-            )
+            db = self._db()
+            row = db.execute("SELECT size FROM packed WHERE digest = ?", (raw,)).fetchone()
+            if row is None and self._legacy:
+                row = db.execute("SELECT size FROM blob WHERE digest = ?", (raw,)).fetchone()
         if row is not None:
             return int(row[0])
         try:
@@ -466,7 +627,8 @@ class LocalBlobStore:
 
     def delete_many(self, digests: Iterable[str]) -> int:
         """Delete blobs. Large files are unlinked first: on a full disk that frees the space
-        the small-blob database then needs to record its own deletions."""
+        the index then needs to record its own deletions. Then packs whose live bytes fell
+        under half are rewritten (``compact``), which gives the deleted blobs' bytes back."""
         wanted = list(dict.fromkeys(digests))
         removed = 0
         for d in wanted:
@@ -479,24 +641,169 @@ class LocalBlobStore:
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
+                freed: dict[int, int] = {}
                 for start in range(0, len(wanted), _BATCH):
-                    chunk = wanted[start : start + _BATCH]
+                    chunk = [digest_raw(d) for d in wanted[start : start + _BATCH]]
                     marks = ",".join("?" * len(chunk))
-                    cur = db.execute(
-                        f"DELETE FROM blob WHERE digest IN ({marks})",
-                        [digest_raw(d) for d in chunk],
-                    )
-                    removed += cur.rowcount
+                    for pack, size in db.execute(
+                        f"SELECT pack, size FROM packed WHERE digest IN ({marks})", chunk
+                    ):
+                        freed[int(pack)] = freed.get(int(pack), 0) + int(size)
+                    removed += db.execute(
+                        f"DELETE FROM packed WHERE digest IN ({marks})", chunk
+                    ).rowcount
+                    if self._legacy:
+                        removed += db.execute(
+                            f"DELETE FROM blob WHERE digest IN ({marks})", chunk
+                        ).rowcount
+                db.executemany(
+                    "UPDATE pack SET live = live - ? WHERE id = ?",
+                    [(n, pack) for pack, n in freed.items()],
+                )
                 db.execute("COMMIT")
                 db.execute("PRAGMA incremental_vacuum")  # give the freed pages back
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    try:
-                        db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error is the one to report
+                _rollback(db)
                 raise self._store_error("could not remove blobs", exc) from None
+        self.compact()
         return removed
+
+    def compact(self) -> int:
+        """Rewrite each pack whose live blobs use less than half of it: its live blobs are
+        appended to another pack and the index points at them there (one transaction), then the
+        old pack is removed. Pack files no index row refers to (a writer killed after creating
+        one) are removed too. Returns the bytes given back. On a full disk the packs are left as
+        they are (the rows are gone already; a later gc finishes)."""
+        given_back = 0
+        with self._lock:
+            db = self._db()
+            candidates = db.execute("SELECT id FROM pack WHERE live * 2 < size").fetchall()
+            for (pack,) in candidates:
+                try:
+                    given_back += self._compact_one(db, int(pack))
+                except sqlite3.Error as exc:
+                    _rollback(db)
+                    raise self._store_error("could not compact blob packs", exc) from None
+                except OSError as exc:
+                    _rollback(db)
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        return given_back
+                    raise
+            try:
+                given_back += self._remove_orphan_packs(db)
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise self._store_error("could not compact blob packs", exc) from None
+        return given_back
+
+    def _compact_one(self, db: sqlite3.Connection, pack: int) -> int:
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT size, live FROM pack WHERE id = ?", (pack,)).fetchone()
+        if row is None or int(row[1]) * 2 >= int(row[0]):
+            db.execute("COMMIT")  # compacted by another process meanwhile
+            return 0
+        size = int(row[0])
+        rows = db.execute(
+            "SELECT digest, offset, size, stored_at FROM packed WHERE pack = ? ORDER BY offset",
+            (pack,),
+        ).fetchall()
+        items: list[tuple[bytes, bytes, float]] = []
+        if rows:
+            fd = os.open(self._pack_path(pack), os.O_RDONLY | _O_CLOEXEC)
+            try:
+                for raw, offset, n, stored_at in rows:
+                    items.append((bytes(raw), _pread_all(fd, int(n), int(offset)), stored_at))
+            finally:
+                os.close(fd)
+            self._append(db, items, avoid=pack)
+        db.execute("DELETE FROM pack WHERE id = ?", (pack,))
+        db.execute("COMMIT")
+        try:
+            os.unlink(self._pack_path(pack))
+        except FileNotFoundError:
+            pass
+        return size - sum(len(data) for _, data, _ in items)
+
+    def _remove_orphan_packs(self, db: sqlite3.Connection) -> int:
+        # Writers create and write pack files only while they hold the write lock: holding it,
+        # a pack file without a row is no one's.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            known = {int(r[0]) for r in db.execute("SELECT id FROM pack")}
+            given_back = 0
+            entries = list(os.scandir(self._packs)) if os.path.isdir(self._packs) else []
+            for entry in entries:
+                stem, _, ext = entry.name.partition(".")
+                if ext != "pack" or not stem.isdigit() or int(stem) in known:
+                    continue
+                try:
+                    given_back += entry.stat().st_size
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+        finally:
+            db.execute("COMMIT")
+        return given_back
+
+    def upgrade(self) -> int:
+        """Move the blobs of a first-format store (bytes in the ``blob`` table of
+        ``small.sqlite``) into packs, some MiB per transaction (a kill in between loses nothing:
+        each blob is in one place or the other, both are read), then drop the table and give
+        its pages back. Returns how many blobs were moved. Runs when the store is opened."""
+        moved, dropped = 0, False
+        with self._lock:
+            db = self._db()
+            while self._legacy:
+                try:
+                    n = self._move_some(db)
+                except BaseException:
+                    _rollback(db)
+                    raise
+                moved += n
+                dropped = dropped or (n == 0 and not self._legacy)
+            if dropped:
+                try:
+                    db.execute("VACUUM")  # the dropped table's pages (and the new page size)
+                except sqlite3.Error:
+                    pass  # busy: the pages stay free inside the file until the next gc
+        return moved
+
+    def _move_some(self, db: sqlite3.Connection) -> int:
+        db.execute("BEGIN IMMEDIATE")
+        exists = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blob'"
+        ).fetchone()
+        if exists is None:
+            db.execute("COMMIT")
+            self._legacy = False
+            return 0
+        batch: list[tuple[int, bytes, bytes, float]] = []
+        taken = 0
+        cur = db.execute("SELECT rowid, digest, data, stored_at FROM blob ORDER BY rowid")
+        for rowid, raw, data, stored_at in cur:
+            batch.append((int(rowid), bytes(raw), bytes(data), float(stored_at)))
+            taken += len(data)
+            if taken >= _MOVE:
+                break
+        cur.close()
+        if not batch:
+            db.execute("DROP TABLE blob")
+            db.execute("COMMIT")
+            self._legacy = False
+            return 0
+        packed = {
+            bytes(r[0])
+            for start in range(0, len(batch), _BATCH)
+            for r in db.execute(
+                "SELECT digest FROM packed WHERE digest IN"
+                f" ({','.join('?' * len(batch[start : start + _BATCH]))})",
+                [b[1] for b in batch[start : start + _BATCH]],
+            )
+        }
+        self._append(db, [(raw, data, at) for _, raw, data, at in batch if raw not in packed])
+        db.executemany("DELETE FROM blob WHERE rowid = ?", [(b[0],) for b in batch])
+        db.execute("COMMIT")
+        return len(batch)
 
     def _store_error(self, what: str, exc: BaseException) -> CommError:
         """A write that failed, naming this store (and saying so when it is full)."""
@@ -511,7 +818,10 @@ class LocalBlobStore:
 
     def list(self) -> Iterator[BlobInfo]:
         with self._lock:
-            rows = self._db().execute("SELECT digest, size, stored_at FROM blob").fetchall()
+            db = self._db()
+            rows = db.execute("SELECT digest, size, stored_at FROM packed").fetchall()
+            if self._legacy:
+                rows += db.execute("SELECT digest, size, stored_at FROM blob").fetchall()
         for raw, size, stored_at in rows:
             yield BlobInfo(digest_from_raw(bytes(raw)), int(size), float(stored_at))
         base = os.path.join(self.root, BLOB_ROOT)

@@ -1,0 +1,206 @@
+"""Small blobs in pack files: their size on disk, gc giving bytes back, killed writers, and the
+move of first-format stores (bytes in small.sqlite) into packs."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+from cairn.core import digest_bytes
+from cairn.storage import LocalBlobStore
+
+
+def _disk_usage(root: str) -> int:
+    """What ``du`` counts: the blocks every file under ``root`` occupies."""
+    total = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def _blobs(n: int, size: int, seed: bytes = b"") -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(n):
+        data = (seed + i.to_bytes(4, "big")) * (size // (len(seed) + 4))
+        data = os.urandom(8) + data[: size - 8]
+        out.append((digest_bytes(data), data))
+    return out
+
+
+def test_small_blobs_take_their_size_on_disk(tmp_path: pathlib.Path) -> None:
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    items = _blobs(2000, 4096)
+    for start in range(0, len(items), 500):
+        store.put_many(items[start : start + 500])
+    store.close()
+    used = _disk_usage(store.root)
+    data = sum(len(b) for _, b in items)
+    assert used <= 1.1 * data, (used, data)
+    assert os.listdir(os.path.join(store.root, "sha256")) == []  # no file per small blob
+    assert list(os.listdir(store.root + "/packs")) == ["00000001.pack"]
+    assert store.get(items[1234][0]) == items[1234][1]
+    assert store.get_range(items[7][0], 4000, 500) == items[7][1][4000:]
+
+
+def test_gc_gives_the_bytes_of_deleted_small_blobs_back(tmp_path: pathlib.Path) -> None:
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    old, kept = _blobs(300, 4096, b"old"), _blobs(100, 4096, b"kept")
+    store.put_many(old + kept)
+    before = _disk_usage(store.root + "/packs")
+    assert store.delete_many([d for d, _ in old]) == 300
+    after = _disk_usage(store.root + "/packs")
+    # The pack was three quarters dead: rewritten with the live quarter, the old one removed.
+    assert after <= before * 0.3, (before, after)
+    assert os.listdir(store.root + "/packs") == ["00000002.pack"]
+    assert store.has_many([d for d, _ in old + kept]) == {d for d, _ in kept}
+    for d, b in kept:
+        assert store.get(d) == b
+    assert store.get_range(kept[50][0], 10, 20) == kept[50][1][10:30]
+    assert {i.digest for i in store.list()} == {d for d, _ in kept}
+    # Deleting the rest leaves no pack at all; new blobs go to a new one.
+    store.delete_many([d for d, _ in kept])
+    assert os.listdir(store.root + "/packs") == []
+    store.put_many(old[:1])
+    assert store.get(old[0][0]) == old[0][1]
+    assert os.listdir(store.root + "/packs") == ["00000003.pack"]
+
+
+def test_a_pack_less_than_half_dead_stays(tmp_path: pathlib.Path) -> None:
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    items = _blobs(10, 1000)
+    store.put_many(items)
+    store.delete_many([items[0][0]])
+    assert os.listdir(store.root + "/packs") == ["00000001.pack"]
+    assert store.compact() == 0
+    assert [store.get(d) == b for d, b in items[1:]] == [True] * 9
+
+
+def test_bytes_a_killed_writer_left_are_written_over(tmp_path: pathlib.Path) -> None:
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    first, second = _blobs(5, 3000, b"a"), _blobs(5, 3000, b"b")
+    store.put_many(first)
+    pack = store.root + "/packs/00000001.pack"
+    with open(pack, "ab") as f:  # appended, flushed, never indexed: the writer died
+        f.write(b"torn" * 1000)
+    orphan = store.root + "/packs/00000007.pack"  # created, never committed
+    with open(orphan, "wb") as f:
+        f.write(b"x" * 5000)
+    store.put_many(second)
+    for d, b in first + second:
+        assert store.get(d) == b
+    assert os.path.getsize(pack) == 10 * 3000  # the torn bytes were written over
+    store.compact()
+    assert not os.path.exists(orphan)
+
+
+def test_a_writer_killed_mid_append_leaves_every_indexed_blob_readable(
+    tmp_path: pathlib.Path,
+) -> None:
+    root = str(tmp_path / "blobs")
+    child = textwrap.dedent(
+        f"""
+        import os, sys
+        from cairn.core import digest_bytes
+        from cairn.storage import LocalBlobStore
+        store = LocalBlobStore({root!r})
+        n = 0
+        while True:
+            batch = [os.urandom(2000 + i) for i in range(200)]
+            store.put_many([(digest_bytes(b), b) for b in batch])
+            n += 1
+            if n == 3:
+                print("ready", flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = LocalBlobStore(root)
+    listed = list(store.list())
+    assert len(listed) >= 600
+    for info in listed:  # get verifies every byte against the digest
+        assert len(store.get(info.digest)) == info.size
+    more = _blobs(20, 4096, b"after")
+    store.put_many(more)
+    assert [store.get(d) == b for d, b in more] == [True] * 20
+
+
+def _make_first_format(root: str, items: list[tuple[str, bytes]], stored_at: float) -> None:
+    """small.sqlite as cairn of store format 1 wrote it: the bytes in the ``blob`` table."""
+    os.makedirs(os.path.join(root, "sha256"))
+    os.makedirs(os.path.join(root, "tmp"))
+    db = sqlite3.connect(os.path.join(root, "small.sqlite"), isolation_level=None)
+    db.execute("PRAGMA page_size=16384")
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    db.execute(
+        "CREATE TABLE blob (digest BLOB PRIMARY KEY,"
+        " size INTEGER NOT NULL, stored_at REAL NOT NULL, data BLOB NOT NULL)"
+    )
+    with db:  # one transaction
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO blob VALUES (?, ?, ?, ?)",
+            [(bytes.fromhex(d[7:]), len(b), stored_at, b) for d, b in items],
+        )
+    db.close()
+
+
+def test_a_first_format_store_is_moved_into_packs_when_opened(tmp_path: pathlib.Path) -> None:
+    root = str(tmp_path / "blobs")
+    items = [*_blobs(3000, 4096, b"v1"), (digest_bytes(b"tiny"), b"tiny")]
+    _make_first_format(root, items, stored_at=1234.5)
+    before = _disk_usage(root)
+    store = LocalBlobStore(root)
+    assert store.get(items[0][0]) == items[0][1]  # opening moved them
+    tables = {
+        r[0]
+        for r in sqlite3.connect(os.path.join(root, "small.sqlite")).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    assert "blob" not in tables and {"pack", "packed"} <= tables
+    assert {(i.digest, i.size, i.stored_at) for i in store.list()} == {
+        (d, len(b), 1234.5) for d, b in items
+    }
+    for d, b in items:
+        assert store.get(d) == b
+    assert store.get_range(items[-1][0], 1, 2) == b"in"
+    after = _disk_usage(root)
+    assert after <= 1.1 * sum(len(b) for _, b in items) < before, (before, after)
+    assert store.upgrade() == 0  # done once
+
+
+def test_first_format_blobs_not_moved_yet_are_read_in_place(tmp_path: pathlib.Path) -> None:
+    root = str(tmp_path / "blobs")
+    store = LocalBlobStore(root)
+    packed, legacy = _blobs(3, 100, b"new"), _blobs(3, 100, b"old")
+    store.put_many(packed)
+    # The state a move that could not finish leaves (the lock was busy, or the disk full): some
+    # blobs still in the first format's table, which this store then reads in place.
+    db = sqlite3.connect(os.path.join(root, "small.sqlite"), isolation_level=None)
+    db.execute(
+        "CREATE TABLE blob (digest BLOB PRIMARY KEY,"
+        " size INTEGER NOT NULL, stored_at REAL NOT NULL, data BLOB NOT NULL)"
+    )
+    db.executemany(
+        "INSERT INTO blob VALUES (?, ?, ?, ?)",
+        [(bytes.fromhex(d[7:]), len(b), 5.0, b) for d, b in legacy],
+    )
+    db.close()
+    store._legacy = True
+    everything = packed + legacy
+    assert store.has_many([d for d, _ in everything]) == {d for d, _ in everything}
+    assert [store.get(d) == b for d, b in everything] == [True] * 6
+    assert store.get_range(legacy[2][0], 8, 4) == legacy[2][1][8:12]
+    assert store.size(legacy[0][0]) == 100
+    assert dict(store.get_many([d for d, _ in everything])) == dict(everything)
+    assert store.upgrade() == 3
+    assert not store._legacy
+    assert dict(store.get_many([d for d, _ in everything])) == dict(everything)
