@@ -107,7 +107,7 @@ def read_init(package: str) -> tuple[dict[str, str], set[str]]:
     return typed, eager
 
 
-@pytest.mark.parametrize("package", ["cairn", "cairn.sdk", "cairn.service"])
+@pytest.mark.parametrize("package", ["cairn", "cairn.sdk", "cairn.service", "cairn.catalog"])
 def test_lazy_exports_match_what_type_checkers_see(package: str) -> None:
     module = importlib.import_module(package)
     typed, eager = read_init(package)
@@ -120,3 +120,22 @@ def test_lazy_exports_match_what_type_checkers_see(package: str) -> None:
     assert set(module.__all__) <= set(dir(module))
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         _ = module.nothing_here
+
+
+def test_listing_a_current_store_loads_no_sqlalchemy(tmp_path: pathlib.Path) -> None:
+    env = {"CAIRN_DIR": str(tmp_path / "store"), "CAIRN_CACHE_DIR": str(tmp_path / "cache")}
+    ls = """
+from cairn.cli import cli
+try:
+    cli(["artifact", "ls", "p"])
+except SystemExit:
+    pass
+"""
+    # The first call creates the store (through the catalog); the next ones only read it.
+    assert "sqlalchemy" in {m.split(".")[0] for m in loaded_after(ls, env)}
+    modules = loaded_after(ls, env)
+    assert "cairn.catalog._quick" in modules
+    assert heavy(modules) == []
+    assert not any(
+        m.startswith(("cairn.catalog._catalog", "cairn.service._local")) for m in modules
+    )

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
         ArtifactManifest,
         ArtifactManifestEntry,
     )
+    from cairn.sdk._listing import (
+        collection_json,
+        list_collections,
+    )
     from cairn.sdk._objects import (
         Table,
     )
@@ -36,13 +40,11 @@ if TYPE_CHECKING:
         PutResult,
         add_alias,
         collect_garbage,
-        collection_json,
         delete_version,
         diff_versions,
         entry_json,
         get_path,
         link_version,
-        list_collections,
         list_files,
         list_registries,
         list_versions,
@@ -178,19 +180,18 @@ __getattr__, __dir__ = lazy_exports(
         "._cache_cleanup": ["CacheCleanupReport", "cleanup_cache"],
         "._entry": ["ArtifactManifest", "ArtifactManifestEntry"],
         "._objects": ["Table"],
+        "._listing": ["collection_json", "list_collections"],
         "._tables": ["JoinedTable", "PartitionedTable"],
         "._operations": [
             "DiffReport",
             "PutResult",
             "add_alias",
             "collect_garbage",
-            "collection_json",
             "delete_version",
             "diff_versions",
             "entry_json",
             "get_path",
             "link_version",
-            "list_collections",
             "list_files",
             "list_registries",
             "list_versions",

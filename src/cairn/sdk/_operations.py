@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from cairn.core import (
     COMMITTED,
-    CollectionRecord,
     ManifestDiff,
     ManifestEntry,
     RegistryRecord,
@@ -62,20 +61,6 @@ def version_json(rec: VersionRecord) -> dict[str, Any]:
         "expires_at": None
         if rec.ttl_seconds is None
         else iso_time(rec.created_at + rec.ttl_seconds),
-    }
-
-
-def collection_json(rec: CollectionRecord) -> dict[str, Any]:
-    return {
-        "entity": rec.entity,
-        "project": rec.project,
-        "name": rec.name,
-        "type": rec.type,
-        "description": rec.description,
-        "latest_version": None if rec.latest_index is None else f"v{rec.latest_index}",
-        "versions": rec.version_count,
-        "size": rec.latest_size,
-        "updated_at": iso_time(rec.updated_at),
     }
 
 
@@ -162,13 +147,6 @@ def get_path(
 
 
 # -- listings ------------------------------------------------------------------------------------
-
-
-def list_collections(project: str, type_name: str | None = None) -> list[CollectionRecord]:
-    """The collections of ``[entity/]project`` (of one type if given), by type and name."""
-    scope = NameResolver()
-    entity, proj = scope.project_path(project)
-    return scope.service.list_collections(entity, proj, type_name)
 
 
 def list_versions(path: str, *, include_pending: bool = False) -> list[VersionRecord]:

@@ -14,6 +14,19 @@ from cairn.sdk._settings import Settings, current_service
 from cairn.service import Service
 
 
+def split_project(path: str | None, entity: str, project: str) -> tuple[str, str]:
+    """``(entity, project)`` of ``[entity/]project``; ``entity``/``project`` fill what it leaves
+    out (both when there is no path)."""
+    if not path:
+        return entity, project
+    parts = path.split("/")
+    if len(parts) == 1:
+        return entity, validate_project(parts[0])
+    if len(parts) == 2:
+        return validate_project(parts[0], "entity"), validate_project(parts[1])
+    raise ValidationError(f"invalid project path {path!r}: expected project or entity/project")
+
+
 class NameResolver:
     """The service and the default entity and project that paths resolve against."""
 
@@ -40,14 +53,7 @@ class NameResolver:
 
     def project_path(self, path: str | None) -> tuple[str, str]:
         """``(entity, project)`` of ``[entity/]project`` (the defaults when there is none)."""
-        if not path:
-            return self.entity, self.project
-        parts = path.split("/")
-        if len(parts) == 1:
-            return self.entity, validate_project(parts[0])
-        if len(parts) == 2:
-            return validate_project(parts[0], "entity"), validate_project(parts[1])
-        raise ValidationError(f"invalid project path {path!r}: expected project or entity/project")
+        return split_project(path, self.entity, self.project)
 
     def run_path(self, path: str) -> tuple[str, str, str]:
         """``(entity, project, run_id)`` of ``[[entity/]project/]run_id``."""

@@ -9,11 +9,9 @@ from cairn._lazy import lazy_exports
 # The protocol and value types load without the catalog (SQLAlchemy); LocalService and the
 # maintenance code load on first use (cairn._lazy).
 if TYPE_CHECKING:
+    from cairn.service._embedded import embedded_collections, local_user
     from cairn.service._http import HttpService
-    from cairn.service._local import (
-        LocalService,
-        local_user,
-    )
+    from cairn.service._local import LocalService
     from cairn.service._maintenance import (
         DEFAULT_GRACE_SECONDS,
         FileMaintenanceLock,
@@ -92,6 +90,7 @@ __all__ = [
     "VersionExport",
     "HttpService",
     "http_service",
+    "embedded_collections",
     "local_user",
     "maintenance_lock_for_catalog",
     "API",
@@ -115,8 +114,9 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "._embedded": ["embedded_collections", "local_user"],
         "._http": ["HttpService"],
-        "._local": ["LocalService", "local_user"],
+        "._local": ["LocalService"],
         "._maintenance": [
             "DEFAULT_GRACE_SECONDS",
             "FileMaintenanceLock",

@@ -7,7 +7,6 @@ format live in one place.
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
 import os
@@ -57,6 +56,7 @@ from cairn.errors import (
     UsageError,
     ValidationError,
 )
+from cairn.service._embedded import FORMATS_READ, STORE_FORMAT, local_user, store_format
 from cairn.service._maintenance import (
     DEFAULT_GRACE_SECONDS,
     GcReport,
@@ -80,20 +80,9 @@ from cairn.service._protocol import (
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
 
-# 2: small blobs in pack files (1: in small.sqlite's ``blob`` table; moved into packs on open).
-STORE_FORMAT = 2
-_FORMATS_READ = (1, 2)
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
 
 _ROLES = ("output", "input", "writer")
-
-
-def local_user() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "local"
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in user) or "local"
 
 
 DEFAULT_REGISTRIES = ("model", "dataset")
@@ -233,12 +222,11 @@ class LocalService:
         marker = os.path.join(root, "cairn-store.json")
         fmt: object = None
         if os.path.exists(marker):
-            with open(marker) as f:
-                fmt = json.load(f).get("format")
-            if fmt not in _FORMATS_READ:
+            fmt = store_format(root)
+            if fmt not in FORMATS_READ:
                 raise UsageError(
                     f"the store at {root} has format {fmt!r}; this cairn reads formats"
-                    f" {', '.join(map(str, _FORMATS_READ))}: upgrade cairn"
+                    f" {', '.join(map(str, FORMATS_READ))}: upgrade cairn"
                 )
         blobs = LocalBlobStore(os.path.join(root, "blobs"))
         if fmt != STORE_FORMAT:
