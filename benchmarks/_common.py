@@ -26,14 +26,55 @@ class Figure:
     target: str = ""
     ok: bool | None = None
 
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "MISS", None: ""}[self.ok]
+
     def line(self) -> str:
         ratio = ""
         if self.floor:
             ratio = (
                 f"{self.value / self.floor:6.2f}x {self.floor_name} ({self.floor:.3f} {self.unit})"
             )
-        verdict = {True: "meets", False: "MISSES", None: ""}[self.ok]
-        return f"  {self.name:<46} {self.value:9.3f} {self.unit:<5} {ratio:<42} {self.target:<18} {verdict}"
+        return (
+            f"  {self.name:<46} {self.value:9.3f} {self.unit:<5} {ratio:<42} {self.target:<18}"
+            f" {self.verdict}"
+        )
+
+
+def table(rows: list[tuple[str, Figure]]) -> str:
+    """One Markdown table of every figure of the run: each beside its floor (measured in the
+    same run), the ratio, the target and whether it was met (MISS when not)."""
+    lines = [
+        "| suite | figure | measured | floor (same run) | ratio | target | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for suite, f in rows:
+        floor = f"{f.floor_name} {f.floor:.3f} {f.unit}" if f.floor else ""
+        ratio = f"{f.value / f.floor:.2f}x" if f.floor else ""
+        target = f.target.removeprefix("target ").strip()
+        verdict = "**MISS**" if f.ok is False else f.verdict
+        lines.append(
+            f"| {suite} | {f.name} | {f.value:.3f} {f.unit} | {floor} | {ratio} | {target}"
+            f" | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def disk_usage(path: str) -> int:
+    """What ``du`` counts: the bytes of the blocks every file under ``path`` occupies."""
+    total = 0
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def tree_bytes(path: str) -> int:
+    return sum(os.path.getsize(p) for p in list_files(path))
 
 
 def settle() -> None:

@@ -1,4 +1,4 @@
-"""Issue 13: start-up, whole process: `import cairn`, `cairn --help`, `cairn --version`.
+"""Issue 13: start-up, whole process: `import cairn`, `cairn --help`, `cairn --version`, `ls`.
 
 Each command runs as a new process, interleaved with `python -c pass` (the floor: the interpreter
 alone) so that both see the same machine load; figures are medians.
@@ -32,24 +32,33 @@ def run() -> list[Figure]:
             "CAIRN_CACHE_DIR": os.path.join(tmp, "cache"),
             "CAIRN_SILENT": "true",
         }
-        # A store that exists and is current, so `artifact ls` measures opening, not creating.
-        subprocess.run(
-            [*cairn_command(), "artifact", "ls", "empty"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            env=env,
-        )
+        # A store that exists and is current, so `artifact ls` measures opening, not creating;
+        # a small project of three artifacts (five versions) beside an empty one.
+        data = os.path.join(tmp, "data")
+        os.makedirs(data)
+        for i, name in enumerate(["a", "b", "c", "a", "b"]):
+            with open(os.path.join(data, "f.txt"), "w") as f:
+                f.write(f"content {i}")
+            subprocess.run(
+                [*cairn_command(), "artifact", "put", data, "-n", f"small/{name}"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env=env,
+            )
         commands = {
             "python -c pass (floor)": [sys.executable, "-c", "pass"],
             "python -c 'import cairn'": [sys.executable, "-c", "import cairn"],
             "cairn --help": [*cairn_command(), "--help"],
             "cairn --version": [*cairn_command(), "--version"],
-            "cairn artifact ls (empty store)": [*cairn_command(), "artifact", "ls", "empty"],
+            "cairn artifact ls (empty project)": [*cairn_command(), "artifact", "ls", "empty"],
+            "cairn artifact ls (small project)": [*cairn_command(), "artifact", "ls", "small"],
         }
         targets = {
             "python -c 'import cairn'": 0.15,
             "cairn --help": 0.25,
             "cairn --version": 0.25,
+            "cairn artifact ls (empty project)": 0.25,
+            "cairn artifact ls (small project)": 0.25,
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for cmd in commands.values():  # warm the page cache and .pyc files first
