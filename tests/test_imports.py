@@ -107,7 +107,9 @@ def read_init(package: str) -> tuple[dict[str, str], set[str]]:
     return typed, eager
 
 
-@pytest.mark.parametrize("package", ["cairn", "cairn.sdk", "cairn.service", "cairn.catalog"])
+@pytest.mark.parametrize(
+    "package", ["cairn", "cairn.sdk", "cairn.service", "cairn.catalog", "cairn.storage"]
+)
 def test_lazy_exports_match_what_type_checkers_see(package: str) -> None:
     module = importlib.import_module(package)
     typed, eager = read_init(package)
@@ -139,3 +141,4 @@ except SystemExit:
     assert not any(
         m.startswith(("cairn.catalog._catalog", "cairn.service._local")) for m in modules
     )
+    assert not {"cairn.storage._s3", "cairn.storage._local", "cairn.sdk._artifact"} & modules

@@ -1,12 +1,21 @@
 """Blob stores: content-addressed bytes (local files, S3, memory)."""
 
-from cairn.storage._base import BlobInfo, BlobStore, check_range, range_header
-from cairn.storage._fs import filesystem_type, network_filesystem
-from cairn.storage._hashing import hash_file, hash_stream
-from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
-from cairn.storage._memory import MemoryBlobStore
-from cairn.storage._s3 import S3BlobStore, checksum_b64
-from cairn.storage._wrappers import ReadOnlyBlobStore
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cairn._lazy import lazy_exports
+
+# Loaded on first use (cairn._lazy): the Service protocol needs only BlobInfo, and a listing only
+# the file-system check; neither should load the S3 store's thread pool and logging.
+if TYPE_CHECKING:
+    from cairn.storage._base import BlobInfo, BlobStore, check_range, range_header
+    from cairn.storage._fs import filesystem_type, network_filesystem
+    from cairn.storage._hashing import hash_file, hash_stream
+    from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
+    from cairn.storage._memory import MemoryBlobStore
+    from cairn.storage._s3 import S3BlobStore, checksum_b64
+    from cairn.storage._wrappers import ReadOnlyBlobStore
 
 __all__ = [
     "SMALL_LIMIT",
@@ -24,3 +33,16 @@ __all__ = [
     "checksum_b64",
     "range_header",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._base": ["BlobInfo", "BlobStore", "check_range", "range_header"],
+        "._fs": ["filesystem_type", "network_filesystem"],
+        "._hashing": ["hash_file", "hash_stream"],
+        "._local": ["SMALL_LIMIT", "LocalBlobStore"],
+        "._memory": ["MemoryBlobStore"],
+        "._s3": ["S3BlobStore", "checksum_b64"],
+        "._wrappers": ["ReadOnlyBlobStore"],
+    },
+)
