@@ -202,7 +202,7 @@ class LocalBlobStore:
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
-        small = [(digest_raw(d), len(b), now, b) for d, b in items if len(b) < self.small_limit]
+        small = [(digest_raw(d), b, now) for d, b in items if len(b) < self.small_limit]
         for digest, data in items:
             if len(data) >= self.small_limit:
                 try:
@@ -213,7 +213,7 @@ class LocalBlobStore:
                     raise
         if not small:
             return
-        self._put_small([(raw, data, now) for raw, _, now, data in small])
+        self._put_small(small)
 
     def _put_small(self, items: Sequence[tuple[bytes, bytes, float]]) -> None:
         """Append the blobs not yet stored to a pack and index them, in one transaction; those
@@ -223,6 +223,11 @@ class LocalBlobStore:
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
+                # Usually every blob is new (writers ask which are missing first): then the index
+                # rows go in as one statement, and only a batch with a known blob is sorted out.
+                if not self._legacy and self._append(db, items, only_new=True):
+                    db.execute("COMMIT")
+                    return
                 present = self._present(db, [raw for raw, _, _ in items])
                 for table in ("packed", "blob") if self._legacy else ("packed",):
                     db.executemany(
@@ -258,26 +263,48 @@ class LocalBlobStore:
         return found
 
     def _append(
-        self, db: sqlite3.Connection, items: Sequence[tuple[bytes, bytes, float]], avoid: int = 0
-    ) -> None:
+        self,
+        db: sqlite3.Connection,
+        items: Sequence[tuple[bytes, bytes, float]],
+        avoid: int = 0,
+        only_new: bool = False,
+    ) -> bool:
         """Write ``(raw digest, data, stored_at)`` at the end of the last pack (a new one when it
         is full, or is ``avoid``), flush it, and (re)point the index rows at the new copies.
-        The caller holds the write lock (``BEGIN IMMEDIATE``) and commits."""
+        With ``only_new``, do nothing and return False if any digest is indexed already (or
+        comes twice). The caller holds the write lock (``BEGIN IMMEDIATE``) and commits."""
+        db.execute("SAVEPOINT append")
         last = db.execute("SELECT id, size FROM pack ORDER BY id DESC LIMIT 1").fetchone()
         fresh = last is None or last[1] >= PACK_LIMIT or last[0] == avoid
         if fresh:
             pack = int(db.execute("INSERT INTO pack (size, live) VALUES (0, 0)").lastrowid or 0)
             end = 0
-            os.makedirs(self._packs, exist_ok=True)
         else:
             pack, end = int(last[0]), int(last[1])
-        fd = os.open(self._pack_path(pack), os.O_WRONLY | os.O_CREAT | _O_CLOEXEC, 0o644)
         rows: list[tuple[bytes, int, int, int, float]] = []
+        start = end
+        for raw, data, stored_at in items:
+            rows.append((raw, pack, end, len(data), stored_at))
+            end += len(data)
+        # The rows go in first (no one sees them before the commit, which comes after the flush).
+        changes = db.total_changes
+        verb = "INSERT OR IGNORE" if only_new else "INSERT OR REPLACE"
+        db.executemany(
+            f"{verb} INTO packed (digest, pack, offset, size, stored_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        if only_new and db.total_changes - changes != len(rows):
+            db.execute("ROLLBACK TO append")
+            db.execute("RELEASE append")
+            return False
+        db.execute(
+            "UPDATE pack SET size = ?, live = live + ? WHERE id = ?", (end, end - start, pack)
+        )
+        db.execute("RELEASE append")
+        if fresh:
+            os.makedirs(self._packs, exist_ok=True)
+        fd = os.open(self._pack_path(pack), os.O_WRONLY | os.O_CREAT | _O_CLOEXEC, 0o644)
         try:
-            start = end
-            for raw, data, stored_at in items:
-                rows.append((raw, pack, end, len(data), stored_at))
-                end += len(data)
             # Reserving the space first lets the file system lay the batch out in one go.
             _preallocate(fd, end, start)
             for i in range(0, len(items), _IOV):
@@ -291,13 +318,7 @@ class LocalBlobStore:
         if fresh and self._durable:  # a new pack file (every PACK_LIMIT bytes): its name too
             _fsync_dir(self._packs)
             _fsync_dir(self.root)
-        db.executemany(
-            "INSERT OR REPLACE INTO packed (digest, pack, offset, size, stored_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
-        added = sum(r[3] for r in rows)
-        db.execute("UPDATE pack SET size = ?, live = live + ? WHERE id = ?", (end, added, pack))
+        return True
 
     def _put_large_bytes(self, digest: str, data: bytes) -> None:
         final = self.path_of(digest)
