@@ -204,3 +204,18 @@ def test_first_format_blobs_not_moved_yet_are_read_in_place(tmp_path: pathlib.Pa
     assert store.upgrade() == 3
     assert not store._legacy
     assert dict(store.get_many([d for d, _ in everything])) == dict(everything)
+
+
+def test_a_batch_with_known_and_repeated_blobs_appends_each_new_one_once(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    a, b, c = _blobs(3, 1000)
+    store.put_many([a, b])
+    db = store._db()
+    db.execute("UPDATE packed SET stored_at = 5")
+    store.put_many([a, c, c])  # one known, one new twice
+    assert os.path.getsize(store.root + "/packs/00000001.pack") == 3000
+    stored = {i.digest: i.stored_at for i in store.list()}
+    assert stored[b[0]] == 5 and (stored[a[0]] or 0) > 5 and (stored[c[0]] or 0) > 5
+    assert [store.get(d) == data for d, data in (a, b, c)] == [True] * 3
