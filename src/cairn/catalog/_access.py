@@ -160,6 +160,18 @@ class Uploads:
         )
         return [_upload_row(r) for r in rows]
 
+    def latest_for(self, owner: str, digest: str, size: int) -> UploadRow | None:
+        """``owner``'s newest upload under way of this blob (to take it up again), if any."""
+        u = s.uploads.c
+        q = (
+            select(s.uploads)
+            .where(u.user_name == owner, u.digest == digest, u.size == size)
+            .order_by(u.created_at.desc())
+            .limit(1)
+        )
+        row = self.catalog.read(lambda tx: tx.conn.execute(q).first())
+        return None if row is None else _upload_row(row)
+
     def ids(self) -> set[str]:
         u = s.uploads.c
         return set(self.catalog.read(lambda tx: [r[0] for r in tx.conn.execute(select(u.id))]))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cairn.catalog import HEAD_REVISION, Catalog, Tx
+from cairn.catalog import HEAD_REVISION, ApiKeys, Catalog, Tx, UploadRow, Uploads, readable_blobs
 from cairn.core import COMMITTED, LATEST, PENDING, ManifestEntry, RunRecord
 from cairn.errors import TypeConflictError, UsageError
 
@@ -190,3 +190,34 @@ class CatalogTests:
         users = catalog.read(lambda tx: tx.runs_of(vid, "input"))
         assert [(u.id, u.config) for u in users] == [("r1", {"lr": 0.1})]
         assert catalog.read(lambda tx: tx.versions_of_run(pk, "input")) == [vid]
+
+    # -- the server's tables (cairn.catalog._access) --
+
+    def test_api_keys_keep_hashes_grants_and_revocation(self, catalog: Catalog) -> None:
+        keys = ApiKeys(catalog)
+        keys.insert("k1", "alice", "h1", [("alice", "*", "write"), ("bob", "p", "read")])
+        keys.insert("k2", "bob", "h2", [])
+        got = keys.get("k1")
+        assert got is not None and got.user == "alice" and got.secret_hash == "h1"
+        assert sorted(got.grants) == [("alice", "*", "write"), ("bob", "p", "read")]
+        assert not got.revoked and keys.get("nope") is None
+        assert keys.revoke("k1") and not keys.revoke("k1")  # only an active key is revoked
+        listed = {k.id: k for k in keys.all()}
+        assert listed["k1"].revoked and not listed["k2"].revoked and listed["k2"].grants == ()
+
+    def test_uploads_under_way_and_who_uploaded_what(self, catalog: Catalog) -> None:
+        uploads = Uploads(catalog)
+        d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+        up = UploadRow("u1", "key:a", d1, 100, 10, "ref")
+        uploads.insert(up)
+        assert uploads.get("u1") == up and uploads.get("u2") is None
+        assert uploads.latest_for("key:a", d1, 100) == up
+        assert uploads.latest_for("key:b", d1, 100) is None
+        assert uploads.ids() == {"u1"}
+        assert uploads.begun_before(0.0) == [] and uploads.begun_before(4e9) == [up]
+        uploads.delete("u1")
+        assert uploads.ids() == set()
+        uploads.record_uploaded("key:a", [d1, d1])
+        uploads.record_uploaded("key:a", [d1])  # again: no error
+        assert readable_blobs(catalog, "key:a", [], [d1, d2]) == {d1}
+        assert readable_blobs(catalog, "key:b", [("*", "*")], [d1, d2]) == set()
