@@ -97,6 +97,15 @@ class ScopedService:
     def can_read(self, entity: str, project: str) -> bool:
         return self.who.role_on(entity, project) is not None
 
+    def may(self, entity: str, project: str, role: str) -> bool:
+        """Whether ``require(entity, project, role)`` would let the call through (the UI shows
+        its edit controls by it)."""
+        try:
+            self.require(entity, project, role)
+        except (ArtifactNotFoundError, PermissionDeniedError):
+            return False
+        return True
+
     def _version(self, version_id: str, role: str = "read") -> VersionRecord:
         if not version_id.isalnum() or len(version_id) > 32:
             raise ValidationError(f"invalid version id {version_id[:40]!r}")

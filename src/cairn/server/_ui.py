@@ -63,8 +63,7 @@ class ServerUiBackend:
             return svc
 
     def can_write(self, principal: Principal, entity: str, project: str) -> bool:
-        role = self._key(principal).role_on(entity, project)
-        return role in ("write", "admin")
+        return self.service_for(principal).may(entity, project, "write")
 
 
 def ui_secret(backend: Backend) -> bytes:
