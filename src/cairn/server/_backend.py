@@ -85,16 +85,19 @@ class Backend:
     @classmethod
     def open(cls, config: ServerConfig) -> Backend:
         catalog = Catalog(catalog_url(config.db), create=False)
+        # The one place that knows which kind of store a URL opens (the rest asks the store).
         blobs: BlobStore
+        s3 = None
         if config.store.startswith("s3://"):
             from cairn.storage import S3BlobStore
 
-            blobs = CatalogBlobStore(catalog, S3BlobStore.from_url(config.store))
+            s3 = S3BlobStore.from_url(config.store)
+            blobs = CatalogBlobStore(catalog, s3)
             spool = os.path.join(tempfile.gettempdir(), "cairn-uploads")
         else:
-            path = config.store.removeprefix("file://")
-            blobs = LocalBlobStore(path)
-            spool = os.path.join(path, "tmp", "uploads")
+            local = LocalBlobStore(config.store.removeprefix("file://"))
+            blobs = local
+            spool = os.path.join(local.root, "tmp", "uploads")  # same file system: moved in
         service = LocalService(
             catalog,
             blobs,
@@ -113,6 +116,7 @@ class Backend:
                 catalog,
                 blobs,
                 spool,
+                s3=s3,
                 part_size=config.part_size,
                 upload_max_age=config.upload_max_age,
             ),

@@ -59,17 +59,17 @@ class Transfers:
         blobs: BlobStore,
         spool: str,
         *,
+        s3: S3BlobStore | None = None,
         part_size: int = PART_SIZE,
         upload_max_age: float = UPLOAD_MAX_AGE,
     ):
+        """``s3``: the object store under ``blobs`` (a ``CatalogBlobStore``), which takes
+        uploads presigned; None: uploads come in parts to ``spool`` (on the store's file system
+        for a local store, so a finished upload is moved in, never copied)."""
         self.rows = Uploads(catalog)
         self.blobs = blobs
         self.part_size = part_size
-        self.s3: S3BlobStore | None = None
-        if isinstance(blobs, CatalogBlobStore) and isinstance(blobs.large, S3BlobStore):
-            self.s3 = blobs.large
-        if isinstance(blobs, LocalBlobStore):
-            spool = os.path.join(blobs.root, "tmp", "uploads")  # same file system: link, no copy
+        self.s3 = s3
         self.spool = spool
         os.makedirs(self.spool, exist_ok=True)
         self.max_age = upload_max_age
