@@ -18,6 +18,7 @@ from cairn.core._digest import (
     new_hasher,
 )
 from cairn.core._format import display_time, format_size, iso_time, short_digest
+from cairn.core._history import check_history_rows, check_summary
 from cairn.core._layout import (
     BLOB_ROOT,
     blob_path,
@@ -89,6 +90,8 @@ from cairn.core._search import (
 from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite_to_null
 
 __all__ = [
+    "check_history_rows",
+    "check_summary",
     "from_json",
     "to_json",
     "display_time",

@@ -21,6 +21,7 @@ from cairn.sdk._resolver import NameResolver
 from cairn.service import Service
 
 if TYPE_CHECKING:
+    from cairn.sdk._history import Summary
     from cairn.sdk._registry import Registry
 
 
@@ -30,6 +31,7 @@ class ApiRun:
     def __init__(self, service: Service, record: RunRecord) -> None:
         self._service = service
         self._record = record
+        self._summary: Summary | None = None
 
     id = property(lambda self: self._record.id)
     name = property(lambda self: self._record.name)
@@ -65,6 +67,108 @@ class ApiRun:
     @property
     def tags(self) -> list[str]:
         return []
+
+    # -- history and summary (W&B's public Run.summary, history(), scan_history()) --
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary (a dict-like object): each logged key's last value and what was
+        set. Setting a key (``run.summary["k"] = v``, ``run.summary.update({...})``) saves it."""
+        if self._summary is None:
+            from cairn.sdk._history import Summary, dumps, loads
+
+            r = self._record
+            text = self._service.run_summary(r.entity, r.project, r.id)
+
+            def save() -> None:
+                assert self._summary is not None
+                data = dumps(self._summary._as_dict())
+                self._service.log_history(r.entity, r.project, r.id, [], data)
+
+            self._summary = Summary(loads(text), save)
+        return self._summary
+
+    def update(self) -> None:
+        """Save the summary (W&B's ``Run.update``; setting summary keys saves them already)."""
+        if self._summary is not None:
+            from cairn.sdk._history import dumps
+
+            r = self._record
+            data = dumps(self._summary._as_dict())
+            self._service.log_history(r.entity, r.project, r.id, [], data)
+
+    @property
+    def lastHistoryStep(self) -> int:
+        """The last logged step, or -1."""
+        rows = self._rows(None, None)
+        return int(rows[-1]["_step"]) if rows else -1
+
+    def _rows(self, min_step: int | None, max_step: int | None) -> list[dict[str, Any]]:
+        from cairn.sdk._history import loads
+
+        r = self._record
+        texts = self._service.run_history(
+            r.entity, r.project, r.id, min_step=min_step, max_step=max_step
+        )
+        return [loads(t) for t in texts]
+
+    def history(
+        self,
+        samples: int = 500,
+        keys: Sequence[str] | None = None,
+        x_axis: str = "_step",
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> Any:
+        """Logged rows, at most ``samples`` of them spread over the run (W&B's
+        ``Run.history``): a pandas DataFrame, or with ``pandas=False`` a list of dicts. With
+        ``keys``, only rows holding every key, with those keys and ``x_axis``. ``stream="system"``
+        (system metrics) is empty: cairn records none."""
+        from cairn.sdk._history import sample, select_keys
+
+        if stream not in ("default", "system"):
+            raise ValidationError(f"invalid stream {stream!r}: use 'default' or 'system'")
+        if keys is not None and (isinstance(keys, str) or not isinstance(keys, Sequence)):
+            raise ValueError("keys must be a list of strings")
+        rows = [] if stream == "system" else self._rows(None, None)
+        wanted = None if keys is None else [x_axis, *(k for k in keys if k != x_axis)]
+        picked = sample(list(select_keys(rows, wanted)), samples)
+        if not pandas:
+            return picked
+        import pandas as pd  # type: ignore[import-untyped]
+
+        return pd.DataFrame.from_records(picked)
+
+    def scan_history(
+        self,
+        keys: Sequence[str] | None = None,
+        page_size: int = 1000,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every logged row, in step order, read ``page_size`` rows at a time (W&B's
+        ``Run.scan_history``); with ``keys``, only rows holding every key, with only those
+        keys; ``min_step <= _step < max_step``."""
+        from cairn.sdk._history import loads, select_keys
+
+        if page_size < 1:
+            raise ValidationError(f"page_size must be 1 or more, not {page_size}")
+        wanted = None if keys is None else list(keys)
+        r = self._record
+
+        def pages() -> Iterator[dict[str, Any]]:
+            start = min_step
+            while True:
+                texts = self._service.run_history(
+                    r.entity, r.project, r.id, min_step=start, max_step=max_step, limit=page_size
+                )
+                rows = [loads(t) for t in texts]
+                yield from rows
+                if len(rows) < page_size:
+                    return
+                start = int(rows[-1]["_step"]) + 1
+
+        return select_keys(pages(), wanted)
 
     def delete(self, delete_artifacts: bool = False) -> None:
         """Delete the run. Versions it logged stay (with no logging run) unless

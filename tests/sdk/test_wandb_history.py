@@ -1,0 +1,226 @@
+"""A run's history and summary as in W&B: ``run.log``, ``run.summary``, the public
+``Run.summary``/``history()``/``scan_history()``, W&B's encoding of logged values, and tables
+logged with ``run.log`` (a ``run_table`` artifact). Each test runs on the embedded store and a
+server."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cairn
+from cairn.errors import UsageError, ValidationError
+from cairn.sdk import current_service
+
+
+def test_log_makes_history_rows_and_the_summary_holds_the_last_values() -> None:
+    with cairn.init(project="h") as run:
+        for i in range(5):
+            run.log({"loss": 1.0 / (i + 1), "epoch": i})
+        assert run.summary["loss"] == pytest.approx(0.2) and run.summary.epoch == 4
+        assert run.step == 5
+        path = run.path
+    api_run = cairn.Api().run(path)
+    frame = api_run.history()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame["_step"]) == [0, 1, 2, 3, 4]
+    assert list(frame["epoch"]) == [0, 1, 2, 3, 4]
+    assert {"_timestamp", "_runtime", "loss"} <= set(frame.columns)
+    assert (frame["_runtime"] >= 0).all() and frame["_timestamp"].is_monotonic_increasing
+    rows = api_run.history(pandas=False)
+    assert isinstance(rows, list) and rows[2]["loss"] == pytest.approx(1 / 3)
+    summary = api_run.summary
+    assert summary["loss"] == pytest.approx(0.2) and summary["epoch"] == 4
+    assert summary["_step"] == 4 and "_timestamp" in summary and "_runtime" in summary
+    assert api_run.lastHistoryStep == 4
+
+
+def test_history_keys_samples_and_scan_history_in_pages() -> None:
+    with cairn.init(project="h") as run:
+        for i in range(30):
+            row = {"a": i}
+            if i % 3 == 0:
+                row["b"] = i * 10
+            run.log(row)
+        path = run.path
+    api_run = cairn.Api().run(path)
+    only_b = api_run.history(keys=["b"], pandas=False)
+    assert only_b == [{"_step": i, "b": i * 10} for i in range(0, 30, 3)]
+    sampled = api_run.history(samples=4, pandas=False)
+    assert [r["_step"] for r in sampled] == [0, 10, 19, 29]
+    scanned = list(api_run.scan_history(page_size=7))
+    assert [r["_step"] for r in scanned] == list(range(30))
+    assert [r["b"] for r in api_run.scan_history(keys=["b"], page_size=2)] == list(
+        range(0, 300, 30)
+    )
+    window = [r["_step"] for r in api_run.scan_history(min_step=5, max_step=9, page_size=2)]
+    assert window == [5, 6, 7, 8]
+    assert api_run.history(stream="system", pandas=False) == []
+
+
+def test_step_and_commit_follow_w_and_b() -> None:
+    with cairn.init(project="h") as run:
+        run.log({"a": 1}, step=0)
+        run.log({"b": 2}, step=0)  # same step: one row
+        run.log({"a": 3}, commit=False)  # still step 0
+        run.log({"c": 4}, step=2)  # commits step 0, moves to 2
+        with pytest.warns(UserWarning, match="less than the current step 2") as warned:
+            run.log({"a": 99}, step=1)  # behind: ignored
+        assert warned[0].filename == __file__
+        run.log({"d": 5})  # step 2 with c, committed
+        run.log({"e": 6})  # step 3
+        path = run.path
+    rows = cairn.Api().run(path).history(pandas=False)
+    stripped = [{k: v for k, v in r.items() if k not in ("_timestamp", "_runtime")} for r in rows]
+    assert stripped == [
+        {"_step": 0, "a": 3, "b": 2},
+        {"_step": 2, "c": 4, "d": 5},
+        {"_step": 3, "e": 6},
+    ]
+
+
+def test_values_are_encoded_as_w_and_b_encodes_history() -> None:
+    big = np.arange(100, dtype=np.float64)
+    with cairn.init(project="h") as run:
+        run.log(
+            {
+                "int": 3,
+                "flag": True,
+                "text": "hi",
+                "none": None,
+                "nested": {"x": 1, "y": {"z": [1, 2]}},
+                "tuple": (1, 2),
+                "np_int": np.int64(7),
+                "np_bool": np.bool_(True),
+                "np_f32_nan": np.float32("nan"),
+                "np_f64": np.float64(0.5),
+                "one": np.array([[4.0]]),
+                "small": np.array([1, 2, 3]),
+                "big": big,
+                "nan": float("nan"),
+                "inf": float("inf"),
+                "ninf": -math.inf,
+                "bytes": b"raw",
+            }
+        )
+        run.summary["stats"] = big
+        path = run.path
+    api_run = cairn.Api().run(path)
+    (row,) = api_run.history(pandas=False)
+    assert row["int"] == 3 and row["flag"] is True and row["text"] == "hi" and row["none"] is None
+    assert row["nested"] == {"x": 1, "y": {"z": [1, 2]}} and row["tuple"] == [1, 2]
+    assert row["np_int"] == 7 and type(row["np_int"]) is int and row["np_bool"] is True
+    assert row["np_f32_nan"] is None  # W&B turns a numpy NaN scalar into None
+    assert row["np_f64"] == 0.5 and row["one"] == 4.0 and row["small"] == [1, 2, 3]
+    assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
+    assert row["bytes"] == "raw"
+    hist = row["big"]
+    assert hist["_type"] == "histogram" and len(hist["values"]) == 32 and len(hist["bins"]) == 33
+    assert sum(hist["values"]) == 100 and hist["bins"][0] == 0.0 and hist["bins"][-1] == 99.0
+    summary = api_run.summary
+    assert math.isnan(summary["nan"]) and summary["inf"] == math.inf
+    stats = summary["stats"]
+    assert stats["_type"] == "numpy.ndarray" and stats["min"] == 0.0 and stats["max"] == 99.0
+    assert stats["mean"] == pytest.approx(49.5)
+
+
+def test_summary_set_update_delete_and_the_public_summary_saves() -> None:
+    with cairn.init(project="h") as run:
+        run.log({"acc": 0.5})
+        run.summary["best_acc"] = 0.9
+        run.summary.update({"note": "ok", "acc": 0.7})
+        del run.summary["note"]
+        path = run.path
+    api_run = cairn.Api().run(path)
+    assert api_run.summary["best_acc"] == 0.9 and api_run.summary["acc"] == 0.7
+    assert "note" not in api_run.summary
+    api_run.summary["reviewed"] = True
+    api_run.summary.update({"score": 3})
+    api_run.update()
+    again = cairn.Api().run(path).summary
+    assert again["reviewed"] is True and again["score"] == 3 and again["best_acc"] == 0.9
+    assert [r["acc"] for r in cairn.Api().run(path).history(pandas=False)] == [0.5]
+
+
+def test_a_resumed_run_goes_on_from_its_last_step_and_keeps_its_summary() -> None:
+    with cairn.init(project="h", id="resumable") as run:
+        run.log({"loss": 3})
+        run.log({"loss": 2})
+        run.summary["best"] = 2
+    with cairn.init(project="h", id="resumable", resume="must") as run:
+        assert run.step == 2 and run.summary["best"] == 2
+        run.log({"loss": 1})
+        path = run.path
+    api_run = cairn.Api().run(path)
+    assert [(r["_step"], r["loss"]) for r in api_run.history(pandas=False)] == [
+        (0, 3),
+        (1, 2),
+        (2, 1),
+    ]
+    assert api_run.summary["loss"] == 1 and api_run.summary["best"] == 2
+
+
+def test_module_level_log_and_bad_input() -> None:
+    with pytest.raises(UsageError, match="init"):
+        cairn.log({"a": 1})
+    with cairn.init(project="h") as run:
+        cairn.log({"a": 1})
+        with pytest.raises(ValueError, match="dictionary"):
+            run.log([("a", 1)])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="strings"):
+            run.log({1: 2})  # type: ignore[dict-item]
+        with pytest.raises(TypeError, match="cannot log a object"):
+            run.log({"a": object()})
+        with pytest.raises(ValueError, match="step"):
+            run.log({"a": 1}, step=-1)
+        path = run.path
+    assert [r["a"] for r in cairn.Api().run(path).history(pandas=False)] == [1]
+    entity, project, run_id = path.split("/")
+    svc = current_service()
+    for rows, summary, match in (
+        (["[1]"], None, "JSON object"),
+        (['{"a": 1}'], None, "_step"),
+        (['{"_step": -1}'], None, "_step"),
+        (["{oops"], None, "not valid JSON"),
+        ([], "[]", "summary must be a JSON object"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            svc.log_history(entity, project, run_id, rows, summary)
+    assert json.loads(svc.run_summary(entity, project, run_id))["a"] == 1
+
+
+def test_a_disabled_run_logs_nothing() -> None:
+    with cairn.init(project="h", mode="disabled") as run:
+        run.log({"a": 1})
+        run.summary["b"] = 2
+        assert run.summary["b"] == 2
+
+
+def test_log_of_a_table_makes_a_run_table_artifact() -> None:
+    table = cairn.Table(columns=["id", "pred"], data=[[1, "cat"], [2, "dog"]])
+    with cairn.init(project="h") as run:
+        run.log({"preds": table})
+        run.log({"eval/preds": cairn.Table(columns=["x"], data=[[1]])})
+        run_id, path = run.id, run.path
+    api = cairn.Api()
+    artifact = api.artifact(f"h/run-{run_id}-preds:latest")
+    assert artifact.type == "run_table"
+    assert list(artifact.manifest.entries) == ["preds.table.json"]
+    back = artifact.get("preds")
+    assert back.columns == ["id", "pred"] and back.data == [[1, "cat"], [2, "dog"]]
+    other = api.artifact(f"h/run-{run_id}-eval_preds:latest")
+    assert list(other.manifest.entries) == ["eval/preds.table.json"]
+    api_run = api.run(path)
+    ref = api_run.summary["preds"]
+    assert ref["_type"] == "table-file" and ref["path"] == "preds.table.json"
+    assert ref["nrows"] == 2 and ref["ncols"] == 2
+    assert ref["artifact_path"] == f"wandb-artifact://{artifact.id}/preds.table.json"
+    assert [a.name for a in api_run.logged_artifacts()] == [
+        f"run-{run_id}-preds:v0",
+        f"run-{run_id}-eval_preds:v0",
+    ]
+    assert api_run.history(pandas=False)[0]["preds"] == ref
