@@ -27,6 +27,7 @@ from cairn.core import (
     PageReader,
     VersionRecord,
     check_json_value,
+    check_user_artifact,
     entry_path_problem,
     normalize_entry_path,
     parse_artifact_path,
@@ -225,6 +226,7 @@ class Artifact:
     ) -> None:
         self._name = validate_artifact_name(name)
         self._type = validate_type(type)
+        check_user_artifact(self._name, self._type)
         self._description = description
         self._metadata = _normalize_metadata(metadata)
         self._incremental = incremental

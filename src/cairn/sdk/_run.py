@@ -237,7 +237,8 @@ class Run:
 
         name = _artifact_safe_name(f"run-{self.id}-{key}")
         entry_path, data = encode_object(table, key)
-        artifact = Artifact(name, "run_table")
+        artifact = Artifact(name, "table")
+        artifact._type = "run_table"  # W&B's own type for these; reserved in Artifact(...)
         artifact.add(table, key)
         logged = self.log_artifact(artifact)
         logged.wait()
