@@ -501,8 +501,20 @@ class Api:
             for c in self._service.list_collections(entity, project, type_name)
         ]
 
-    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
-        """The collection ``[[entity/]project/]name`` of that type."""
+    def artifact_collection(
+        self,
+        type_name: str | None = None,
+        name: str | None = None,
+        *,
+        type: str | None = None,
+        collection: str | None = None,
+    ) -> ArtifactCollection:
+        """The collection ``[[entity/]project/]name`` of that type. W&B's guide also writes
+        ``artifact_collection(type=..., collection=...)``: both spellings work."""
+        type_name = type_name if type_name is not None else type
+        name = name if name is not None else collection
+        if type_name is None or name is None:
+            raise TypeError("artifact_collection() needs a type name and a collection name")
         entity, project, coll, _ = self._split(name)
         record = self._service.get_collection(entity, project, coll)
         if record.type != type_name:
