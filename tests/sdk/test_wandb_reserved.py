@@ -71,3 +71,35 @@ def test_invalid_project_alias_and_tag_names_raise_value_error() -> None:
         with pytest.raises(ValueError, match="tag"):
             run.log_artifact(art, tags=["bad!tag"])
     assert not cairn.Api().artifact_exists("reserved/ok:latest")
+
+
+def test_no_ttl_on_links_or_on_the_artifacts_w_and_b_makes() -> None:
+    """W&B's TTL guide: links and auto-generated artifacts (run_table, code, job, wandb-*)
+    take no TTL; the setter raises ``ValueError``, and so does the store if asked directly."""
+    from datetime import timedelta
+
+    from cairn.sdk import current_service
+
+    code = cairn.Artifact("train.py", "code")
+    with pytest.raises(ValueError, match="type 'code'"):
+        code.ttl = timedelta(days=1)
+    with cairn.init(project="reserved") as run:
+        model = cairn.Artifact("model", "model")
+        model.add_file(write("m.bin", "m"))
+        run.log_artifact(model)
+        linked = run.link_artifact(model, "wandb-registry-model/churn")
+        run.log({"preds": cairn.Table(columns=["a"], data=[[1]])})
+        run_id = run.id
+    with pytest.raises(ValueError, match="link"):
+        linked.ttl = timedelta(days=1)
+    table = cairn.Api().artifact(f"reserved/run-{run_id}-preds:latest")
+    with pytest.raises(ValueError, match="run_table"):
+        table.ttl = timedelta(days=1)
+    svc = current_service()
+    assert linked.id is not None and table.id is not None
+    for version_id in (linked.id, table.id):
+        with pytest.raises(ValidationError):
+            svc.set_ttl(version_id, 86400.0)
+    model.ttl = timedelta(days=1)  # the source version takes one
+    model.save()
+    assert cairn.Api().artifact("reserved/model:v0").ttl == timedelta(days=1)

@@ -102,6 +102,24 @@ def check_user_artifact(name: str, type_name: str) -> None:
         )
 
 
+# W&B's artifacts it makes itself, which take no TTL (its TTL guide's "auto-generated" types).
+AUTO_GENERATED_TYPES = frozenset({"run_table", "code", "job"})
+
+
+def check_ttl_allowed(type_name: str, is_link: bool) -> None:
+    """Refuse a TTL where W&B refuses one (``ValueError``): on a registry link (set it on the
+    source version) and on the types of artifacts W&B makes itself."""
+    if is_link:
+        raise ValidationError(
+            "cannot set the TTL of a link: unlink it, or set the TTL of the source version"
+        )
+    if type_name in AUTO_GENERATED_TYPES or type_name.startswith(RESERVED_TYPE_PREFIX):
+        raise ValidationError(
+            f"cannot set a TTL on an artifact of type {type_name!r}: W&B makes those itself and"
+            " they take no TTL"
+        )
+
+
 def validate_alias(alias: object) -> str:
     """Return ``alias`` if it may be given to a version by a user."""
     if not isinstance(alias, str) or not alias:

@@ -27,6 +27,7 @@ from cairn.core import (
     PageReader,
     VersionRecord,
     check_json_value,
+    check_ttl_allowed,
     check_user_artifact,
     entry_path_problem,
     normalize_entry_path,
@@ -522,6 +523,7 @@ class Artifact:
 
     @ttl.setter
     def ttl(self, value: _dt.timedelta | ArtifactTTL | None) -> None:
+        check_ttl_allowed(self._type, self.is_link)
         self._ttl = check_ttl(value)
         self._ttl_changed = True
 

@@ -41,6 +41,7 @@ from cairn.core import (
     check_history_rows,
     check_json_value,
     check_summary,
+    check_ttl_allowed,
     parse_query,
     update_tree,
     validate_alias,
@@ -1091,7 +1092,8 @@ class LocalService:
             raise ValidationError(f"a TTL must be positive, got {ttl_seconds} seconds")
 
         def fn(tx: Tx) -> VersionRecord:
-            self._committed(tx, version_id)
+            rec = self._committed(tx, version_id)
+            check_ttl_allowed(rec.type, rec.source_version_id is not None)
             tx.set_ttl(version_id, ttl_seconds)
             return tx.version_record(version_id)
 
