@@ -35,6 +35,7 @@ __all__ = [
     "log_model",
     "login",
     "run",
+    "summary",
     "use_artifact",
     "use_model",
 ]
@@ -95,6 +96,10 @@ def __getattr__(name: str) -> Any:
         from cairn.sdk import current_run
 
         return current_run()
+    if name == "summary":  # W&B's wandb.summary: the active run's summary
+        from cairn.sdk._run import active_summary
+
+        return active_summary()
     if name == "data_types":  # a submodule: importing it binds it on the package
         import importlib
 

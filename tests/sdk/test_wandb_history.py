@@ -224,3 +224,15 @@ def test_log_of_a_table_makes_a_run_table_artifact() -> None:
         f"run-{run_id}-eval_preds:v0",
     ]
     assert api_run.history(pandas=False)[0]["preds"] == ref
+
+
+def test_module_level_summary_is_the_active_runs() -> None:
+    with pytest.raises(UsageError, match="init"):
+        cairn.summary["early"] = 1
+    assert dict(cairn.summary) == {}
+    with cairn.init(project="h") as run:
+        cairn.log({"acc": 0.5})
+        cairn.summary["best_acc"] = 0.8
+        assert cairn.summary is run.summary and cairn.summary["acc"] == 0.5
+        path = run.path
+    assert cairn.Api().run(path).summary["best_acc"] == 0.8

@@ -806,6 +806,22 @@ def log(
     _require_run("log").log(data, step=step, commit=commit, sync=sync)
 
 
+class _NoRunSummary(Summary):
+    """``cairn.summary`` before ``cairn.init()``: reading is empty, writing says what to do."""
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise UsageError("cairn.summary needs an active run: call cairn.init() first")
+
+    def __delitem__(self, key: str) -> None:
+        raise UsageError("cairn.summary needs an active run: call cairn.init() first")
+
+
+def active_summary() -> Summary:
+    """``cairn.summary``: the active run's summary (W&B's ``wandb.summary``)."""
+    run = _current
+    return run.summary if run is not None else _NoRunSummary()
+
+
 def _require_run(what: str) -> Run:
     run = _current
     if run is None:
