@@ -214,6 +214,10 @@ def test_log_of_a_table_makes_a_run_table_artifact() -> None:
     assert back.columns == ["id", "pred"] and back.data == [[1, "cat"], [2, "dog"]]
     other = api.artifact(f"h/run-{run_id}-eval_preds:latest")
     assert list(other.manifest.entries) == ["eval/preds.table.json"]
+    with cairn.init(project="h", id=run_id, resume="must") as run:
+        run.log({"frame": pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})})  # a Table, as in W&B
+    frame = api.artifact(f"h/run-{run_id}-frame:latest").get("frame")
+    assert frame.columns == ["a", "b"] and frame.data == [[1, "x"], [2, "y"]]
     api_run = api.run(path)
     ref = api_run.summary["preds"]
     assert ref["_type"] == "table-file" and ref["path"] == "preds.table.json"
@@ -222,6 +226,7 @@ def test_log_of_a_table_makes_a_run_table_artifact() -> None:
     assert [a.name for a in api_run.logged_artifacts()] == [
         f"run-{run_id}-preds:v0",
         f"run-{run_id}-eval_preds:v0",
+        f"run-{run_id}-frame:v0",
     ]
     assert api_run.history(pandas=False)[0]["preds"] == ref
 

@@ -224,6 +224,8 @@ class Run:
             return
         values = {}
         for key, value in data.items():
+            if type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame":
+                value = Table(dataframe=value)  # W&B logs a DataFrame as a Table
             if isinstance(value, Table):
                 values[key] = self._log_table(key, value, writer.step if step is None else step)
             else:
