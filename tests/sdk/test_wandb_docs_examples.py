@@ -2,11 +2,12 @@
 ``import cairn as wandb`` (and placeholders such as ``<project>`` filled in), on the embedded
 store and through a server.
 
-One test per guide: construct an artifact, download and use it, update it, aliases, tags,
-TTL, delete, distributed (parallel runs), incremental (new drafts), references (file:// and
-s3://), the Registry (link and consume), and run history (``run.log``). The API calls are
-W&B's as the guides write them; the surrounding text is ours. Where a guide shows a value that
-only W&B's cloud has (an organisation name), a local one is used.
+One test per guide: construct an artifact, download and use it (also in part), explore the
+graph, update it, aliases, tags, TTL, delete, distributed (parallel runs), incremental (new
+drafts), references (file:// and s3://), the Registry (link and consume), and run history
+(``run.log``). The API calls are W&B's as the guides write them; the surrounding text is ours.
+Where a guide shows a value that only W&B's cloud has (an organisation name), a local one is
+used.
 """
 
 from __future__ import annotations
@@ -403,3 +404,37 @@ def test_log_metrics_and_read_the_history() -> None:
     losses = [row["loss"] for row in run.scan_history(keys=["loss"])]
     assert losses == [1.0, 0.5, 1 / 3]
     assert run.summary["best_loss"] == 1 / 3
+
+
+def test_explore_the_artifact_graph_and_download_part_of_an_artifact(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Guides "Explore artifact graphs" (walk from an artifact to runs and back) and "Download
+    and use artifacts" (a part of an artifact, one entry, verify)."""
+    _files()
+    with wandb.init(project="graph", job_type="upload") as run:
+        artifact = wandb.Artifact("bikes", type="dataset")
+        artifact.add_dir("images", name="images")
+        artifact.add_file("dataset.h5")
+        run.log_artifact(artifact)
+    with wandb.init(project="graph", job_type="train") as run:
+        run.use_artifact("bikes:latest")
+
+    api = wandb.Api()
+    artifact = api.artifact("graph/bikes:latest")
+    producer_run = artifact.logged_by()
+    assert producer_run is not None and producer_run.job_type == "upload"
+    logged_artifacts = producer_run.logged_artifacts()
+    assert [a.name for a in logged_artifacts] == ["bikes:v0"]
+    consumer_runs = artifact.used_by()
+    assert [r.job_type for r in consumer_runs] == ["train"]
+    for run in consumer_runs:
+        assert [a.name for a in run.used_artifacts()] == ["bikes:v0"]
+
+    root = artifact.download(root=str(tmp_path / "part"), path_prefix="images/")
+    assert sorted(os.listdir(pathlib.Path(root) / "images")) == ["bike.png", "car.png"]
+    assert not (pathlib.Path(root) / "dataset.h5").exists()
+    entry = artifact.get_entry("images/bike.png")
+    assert pathlib.Path(entry.download(root=str(tmp_path / "one"))).read_text() == "png bytes"
+    full = artifact.download(root=str(tmp_path / "full"))
+    artifact.verify(root=full)
