@@ -97,7 +97,7 @@ def __getattr__(name: str) -> Any:
 
         return current_run()
     if name == "summary":  # W&B's wandb.summary: the active run's summary
-        from cairn.sdk._run import active_summary
+        from cairn.sdk import active_summary
 
         return active_summary()
     if name == "data_types":  # a submodule: importing it binds it on the package

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from cairn.sdk._run import (
         Config,
         Run,
+        active_summary,
         current_run,
         finish,
         init,
@@ -123,6 +124,7 @@ __all__ = [
     "Table",
     "JoinedTable",
     "PartitionedTable",
+    "active_summary",
     "add_alias",
     "cleanup_cache",
     "collect_garbage",
@@ -206,6 +208,7 @@ __getattr__, __dir__ = lazy_exports(
         "._run": [
             "Config",
             "Run",
+            "active_summary",
             "current_run",
             "finish",
             "init",

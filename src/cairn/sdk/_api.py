@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from cairn.sdk._registry import Registry
 
 
+_HISTORY_PAGE = 10_000  # history rows per request when a whole history is read
+
+
 class ApiRun:
     """A run as the query API sees it (W&B's ``wandb.apis.public.Run``)."""
 
@@ -104,13 +107,25 @@ class ApiRun:
         return int(rows[-1]["_step"]) if rows else -1
 
     def _rows(self, min_step: int | None, max_step: int | None) -> list[dict[str, Any]]:
+        """Every row, read in pages (a server answers each page in one bounded response)."""
+        return list(self._pages(min_step, max_step, _HISTORY_PAGE))
+
+    def _pages(
+        self, min_step: int | None, max_step: int | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
         from cairn.sdk._history import loads
 
         r = self._record
-        texts = self._service.run_history(
-            r.entity, r.project, r.id, min_step=min_step, max_step=max_step
-        )
-        return [loads(t) for t in texts]
+        start = min_step
+        while True:
+            texts = self._service.run_history(
+                r.entity, r.project, r.id, min_step=start, max_step=max_step, limit=page_size
+            )
+            rows = [loads(t) for t in texts]
+            yield from rows
+            if len(rows) < page_size:
+                return
+            start = int(rows[-1]["_step"]) + 1
 
     def history(
         self,
@@ -149,26 +164,12 @@ class ApiRun:
         """Every logged row, in step order, read ``page_size`` rows at a time (W&B's
         ``Run.scan_history``); with ``keys``, only rows holding every key, with only those
         keys; ``min_step <= _step < max_step``."""
-        from cairn.sdk._history import loads, select_keys
+        from cairn.sdk._history import select_keys
 
         if page_size < 1:
             raise ValidationError(f"page_size must be 1 or more, not {page_size}")
         wanted = None if keys is None else list(keys)
-        r = self._record
-
-        def pages() -> Iterator[dict[str, Any]]:
-            start = min_step
-            while True:
-                texts = self._service.run_history(
-                    r.entity, r.project, r.id, min_step=start, max_step=max_step, limit=page_size
-                )
-                rows = [loads(t) for t in texts]
-                yield from rows
-                if len(rows) < page_size:
-                    return
-                start = int(rows[-1]["_step"]) + 1
-
-        return select_keys(pages(), wanted)
+        return select_keys(self._pages(min_step, max_step, page_size), wanted)
 
     def delete(self, delete_artifacts: bool = False) -> None:
         """Delete the run. Versions it logged stay (with no logging run) unless
