@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 _ARRAY_LIST_LIMIT = 32  # W&B: arrays of up to 32 elements are logged as lists
 _HISTOGRAM_BINS = 32
-_FLUSH_ROWS = 100
+_FLUSH_ROWS = 1000
 _FLUSH_SECONDS = 1.0
 _MAX_DEPTH = 32
 
@@ -184,7 +184,7 @@ class Summary(MutableMapping[str, Any]):
 
 class HistoryWriter:
     """The logging side of a run: W&B's step rules, rows buffered and written in batches (at
-    least every second or 100 rows, and at ``flush``), the summary with them."""
+    least every second or 1,000 rows, and at ``flush``), the summary with them."""
 
     def __init__(
         self,
