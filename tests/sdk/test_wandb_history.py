@@ -241,3 +241,27 @@ def test_module_level_summary_is_the_active_runs() -> None:
         assert cairn.summary is run.summary and cairn.summary["acc"] == 0.5
         path = run.path
     assert cairn.Api().run(path).summary["best_acc"] == 0.8
+
+
+def test_runs_filtered_and_ordered_by_summary_metrics() -> None:
+    """W&B's ``Api.runs(filters={"summary_metrics.acc": ...}, order="-summary_metrics.acc")``."""
+    ids = {}
+    for name, acc in (("low", 0.5), ("high", 0.93), ("mid", 0.81), ("none", None)):
+        with cairn.init(project="sweep", name=name) as run:
+            if acc is not None:
+                run.log({"acc": acc, "nested": {"f1": acc / 2}})
+            ids[name] = run.id
+    api = cairn.Api()
+    good = api.runs("sweep", filters={"summary_metrics.acc": {"$gt": 0.8}})
+    assert sorted(r.name for r in good) == ["high", "mid"]
+    best_first = api.runs("sweep", order="-summary_metrics.acc")
+    assert [r.name for r in best_first][:3] == ["high", "mid", "low"]
+    worst_first = api.runs("sweep", order="+summary_metrics.acc")
+    assert [r.name for r in worst_first] == ["low", "mid", "high", "none"]  # missing last
+    nested = api.runs("sweep", filters={"summary_metrics.nested.f1": {"$lt": 0.3}})
+    assert [r.id for r in nested] == [ids["low"]]
+    both = api.runs(
+        "sweep",
+        filters={"$and": [{"summary_metrics.acc": {"$exists": True}}, {"state": "finished"}]},
+    )
+    assert len(both) == 3

@@ -565,14 +565,20 @@ class Api:
     ) -> Runs:
         """The runs of project ``path`` (``project`` or ``entity/project``) that match W&B's
         ``filters`` (see ``cairn.sdk._runs_query``), in ``order`` (default oldest first)."""
-        from cairn.sdk._runs_query import matches, sort_key
+        from cairn.sdk._history import loads
+        from cairn.sdk._runs_query import matches, names_summary, ordered, sort_key
 
         entity, project = self._project_path(path)
         if filters is not None and not isinstance(filters, Mapping):
             raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
-        key, reverse = sort_key(order)
-        found = [r for r in self._service.list_runs(entity, project) if matches(r, filters or {})]
-        found.sort(key=key, reverse=reverse)
+        sort_key(order)  # an unknown field is refused before anything is read
+        runs = self._service.list_runs(entity, project)
+        summaries = None
+        if names_summary(filters, order):  # W&B's summary_metrics.<key>: one read per run
+            summaries = {
+                r.id: loads(self._service.run_summary(entity, project, r.id)) for r in runs
+            }
+        found = ordered([r for r in runs if matches(r, filters or {}, summaries)], order, summaries)
         return Runs([ApiRun(self._service, r) for r in found], entity, project)
 
     def registries(
