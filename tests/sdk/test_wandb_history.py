@@ -36,6 +36,7 @@ def test_log_makes_history_rows_and_the_summary_holds_the_last_values() -> None:
     summary = api_run.summary
     assert summary["loss"] == pytest.approx(0.2) and summary["epoch"] == 4
     assert summary["_step"] == 4 and "_timestamp" in summary and "_runtime" in summary
+    assert api_run.summary_metrics == dict(summary) and isinstance(api_run.summary_metrics, dict)
     assert api_run.lastHistoryStep == 4
 
 

@@ -91,6 +91,11 @@ class ApiRun:
             self._summary = Summary(loads(text), save)
         return self._summary
 
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        """The summary as a plain dict (W&B's ``Run.summary_metrics``)."""
+        return dict(self.summary)
+
     def update(self) -> None:
         """Save the summary (W&B's ``Run.update``; setting summary keys saves them already)."""
         if self._summary is not None:
