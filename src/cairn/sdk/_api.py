@@ -155,8 +155,12 @@ class ApiRun:
         picked = sample(list(select_keys(rows, wanted)), samples)
         if not pandas:
             return picked
-        import pandas as pd  # type: ignore[import-untyped]
+        try:
+            import pandas as pd  # type: ignore[import-untyped]
+        except ImportError:
+            from cairn._extras import missing_extra
 
+            raise missing_extra("Run.history() (or pandas=False)", "data", "pandas") from None
         return pd.DataFrame.from_records(picked)
 
     def scan_history(
