@@ -4,8 +4,8 @@ store and through a server.
 
 One test per guide: construct an artifact, download and use it (also in part), explore the
 graph, update it, aliases, tags, TTL, delete, distributed (parallel runs), incremental (new
-drafts), references (file:// and s3://), the Registry (link and consume), and run history
-(``run.log``). The API calls are W&B's as the guides write them; the surrounding text is ours.
+drafts), references (file:// and s3://), the Registry (link and consume), models, tables and
+run history (``run.log``). The API calls are W&B's as the guides write them; the surrounding text is ours.
 Where a guide shows a value that only W&B's cloud has (an organisation name), a local one is
 used.
 """
@@ -438,3 +438,42 @@ def test_explore_the_artifact_graph_and_download_part_of_an_artifact(
     assert pathlib.Path(entry.download(root=str(tmp_path / "one"))).read_text() == "png bytes"
     full = artifact.download(root=str(tmp_path / "full"))
     artifact.verify(root=full)
+
+
+def test_log_models() -> None:
+    """Guide "Log models": log_model, use_model, link_model."""
+    _files()
+    run = wandb.init(project="models", entity=wandb.Api().default_entity)
+    run.log_model(path="model.h5", name="my-model")
+    run.link_model(path="model.h5", registered_model_name="churn-model")
+    run.finish()
+
+    with wandb.init(project="models") as run:
+        downloaded_model_path = run.use_model(name="my-model:latest")
+    assert pathlib.Path(downloaded_model_path).read_text() == "weights"
+
+    api = wandb.Api()
+    registered = api.artifact("wandb-registry-model/churn-model:latest")
+    assert registered.type == "model" and registered.source_name.startswith("run-")
+
+
+def test_log_tables() -> None:
+    """Guide "Log tables": a table logged to a run, then to and from an artifact."""
+    run = wandb.init(project="table-test")
+    my_table = wandb.Table(columns=["a", "b"], data=[["a1", "b1"], ["a2", "b2"]])
+    run.log({"Table Name": my_table})
+    my_table.add_data("a3", "b3")
+    artifact = wandb.Artifact("my_table_artifact", type="dataset")
+    artifact.add(my_table, "my_table")
+    run.log_artifact(artifact)
+    run_id = run.id
+    run.finish()
+
+    with wandb.init(project="table-test") as run:
+        my_table = run.use_artifact("my_table_artifact:latest").get("my_table")
+        assert my_table.get_column("a") == ["a1", "a2", "a3"]
+    logged = wandb.Api().artifact(f"table-test/run-{run_id}-Table_Name:latest")
+    assert logged.type == "run_table" and logged.get("Table Name").data == [
+        ["a1", "b1"],
+        ["a2", "b2"],
+    ]

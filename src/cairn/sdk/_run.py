@@ -20,10 +20,12 @@ from typing import Any, cast
 from cairn.core import (
     FAILED,
     FINISHED,
+    REGISTRY_PREFIX,
     RUNNING,
     RunRecord,
     parse_artifact_path,
     validate_aliases,
+    validate_artifact_name,
     validate_project,
     validate_tags,
 )
@@ -438,6 +440,21 @@ class Run:
         self._check_active("log_model")
         return self.log_artifact(path, name=name, type="model", aliases=aliases)
 
+    def link_model(
+        self,
+        path: str | os.PathLike[str],
+        registered_model_name: str,
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        """Log a model file or directory (as ``log_model``) and link it into the model
+        registry's collection ``registered_model_name`` (W&B's ``Run.link_model``; cairn's
+        model registry is ``wandb-registry-model``). Returns the linked version."""
+        self._check_active("link_model")
+        logged = self.log_model(path, name=name)
+        target = f"{REGISTRY_PREFIX}model/{validate_artifact_name(registered_model_name)}"
+        return self.link_artifact(logged, target, aliases)
+
     def use_model(self, name: str) -> str:
         """Download the model artifact ``name`` (``name:alias``, ...), record the run as its user,
         and return the local path: the file itself for a one-file model, else the directory
@@ -727,6 +744,16 @@ class DisabledRun(Run):
     ) -> Artifact:
         self._check_active("link_artifact")
         return artifact
+
+    def link_model(
+        self,
+        path: str | os.PathLike[str],
+        registered_model_name: str,
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        self._check_active("link_model")
+        return self._noop_artifact(path, name, "model")
 
     def use_model(self, name: str) -> str:
         raise UsageError("use_model() needs a store, and this run is disabled (mode='disabled')")
