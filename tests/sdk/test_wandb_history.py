@@ -30,7 +30,7 @@ def test_log_makes_history_rows_and_the_summary_holds_the_last_values() -> None:
     assert list(frame["_step"]) == [0, 1, 2, 3, 4]
     assert list(frame["epoch"]) == [0, 1, 2, 3, 4]
     assert {"_timestamp", "_runtime", "loss"} <= set(frame.columns)
-    assert (frame["_runtime"] >= 0).all() and frame["_timestamp"].is_monotonic_increasing
+    assert (frame["_runtime"] >= 0).all() and (frame["_timestamp"] > 0).all()
     rows = api_run.history(pandas=False)
     assert isinstance(rows, list) and rows[2]["loss"] == pytest.approx(1 / 3)
     summary = api_run.summary
