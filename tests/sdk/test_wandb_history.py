@@ -69,7 +69,7 @@ def test_step_and_commit_follow_w_and_b() -> None:
         run.log({"b": 2}, step=0)  # same step: one row
         run.log({"a": 3}, commit=False)  # still step 0
         run.log({"c": 4}, step=2)  # commits step 0, moves to 2
-        with pytest.warns(UserWarning, match="less than the current step 2") as warned:
+        with pytest.warns(UserWarning, match="behind the current step 2") as warned:
             run.log({"a": 99}, step=1)  # behind: ignored
         assert warned[0].filename == __file__
         run.log({"d": 5})  # step 2 with c, committed

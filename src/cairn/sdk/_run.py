@@ -220,8 +220,8 @@ class Run:
         writer = self._history()
         if step is not None and step < writer.step:
             warn_user(
-                f"Tried to log to step {step} that is less than the current step {writer.step}."
-                " Steps must be monotonically increasing, so this data will be ignored."
+                f"run.log(step={step}) is behind the current step {writer.step}: steps only go"
+                " forward, so these values are dropped (as in W&B)"
             )
             return
         values = {}
@@ -229,13 +229,13 @@ class Run:
             if type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame":
                 value = Table(dataframe=value)  # W&B logs a DataFrame as a Table
             if isinstance(value, Table):
-                values[key] = self._log_table(key, value, writer.step if step is None else step)
+                values[key] = self._log_table(key, value)
             else:
                 values[key] = encode(value)
         values = json.loads(dumps(values))  # stored and read back as the same JSON
         writer.log(values, step, commit)
 
-    def _log_table(self, key: str, table: Table, step: int) -> dict[str, Any]:
+    def _log_table(self, key: str, table: Table) -> dict[str, Any]:
         """W&B's table logging: the table in its own ``run_table`` artifact, and a reference."""
         from cairn.sdk._objects import encode_object
 
