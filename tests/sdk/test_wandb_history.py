@@ -100,6 +100,8 @@ def test_values_are_encoded_as_w_and_b_encodes_history() -> None:
                 "np_f32_nan": np.float32("nan"),
                 "np_f64": np.float64(0.5),
                 "one": np.array([[4.0]]),
+                "one_nan64": np.array([float("nan")]),  # a float64 element: NaN kept
+                "one_nan32": np.array([float("nan")], dtype=np.float32),  # None, as in W&B
                 "small": np.array([1, 2, 3]),
                 "big": big,
                 "nan": float("nan"),
@@ -119,6 +121,7 @@ def test_values_are_encoded_as_w_and_b_encodes_history() -> None:
     assert row["np_f64"] == 0.5 and row["one"] == 4.0 and row["small"] == [1, 2, 3]
     assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
     assert row["bytes"] == "raw"
+    assert math.isnan(row["one_nan64"]) and row["one_nan32"] is None
     hist = row["big"]
     assert hist["_type"] == "histogram" and len(hist["values"]) == 32 and len(hist["bins"]) == 33
     assert sum(hist["values"]) == 100 and hist["bins"][0] == 0.0 and hist["bins"][-1] == 99.0

@@ -85,8 +85,8 @@ def _numpy(value: Any, summary: bool, depth: int) -> Any:
     import numpy as np
 
     if isinstance(value, np.ndarray):
-        if value.size == 1:
-            return _numpy(value.flatten()[0], summary, depth)
+        if value.size == 1:  # its one element, as a scalar of its dtype would be
+            return encode(value.flatten()[0], summary=summary, depth=depth + 1)
         if value.size <= _ARRAY_LIST_LIMIT:
             return encode(value.tolist(), summary=summary, depth=depth + 1)
         if summary:
