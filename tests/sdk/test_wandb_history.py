@@ -269,3 +269,54 @@ def test_runs_filtered_and_ordered_by_summary_metrics() -> None:
         filters={"$and": [{"summary_metrics.acc": {"$exists": True}}, {"state": "finished"}]},
     )
     assert len(both) == 3
+
+
+def test_define_metric_summaries_as_w_and_b() -> None:
+    """W&B's guide "Log summary metrics": define_metric(..., summary=...) makes the summary
+    hold {"min": ..., "max": ...} (and mean, best with a goal, last, first, none)."""
+    losses = [0.9, 0.3, 0.5, float("nan"), 0.4]
+    accs = [0.2, 0.6, 0.5, 0.7, 0.65]
+    with cairn.init(project="h") as run:
+        cairn.define_metric("loss", summary="min")
+        cairn.define_metric("loss", summary="max")  # adds to the definition
+        run.define_metric("acc", summary="best,mean", goal="maximize")
+        run.define_metric("lr", summary="none")
+        run.define_metric("eval/*", summary="first,last")
+        for loss, acc in zip(losses, accs, strict=True):
+            run.log({"loss": loss, "acc": acc, "lr": 0.1, "eval/f1": acc / 2, "plain": loss})
+        assert run.summary["loss"] == {"min": 0.3, "max": 0.9}  # NaN is no minimum
+        path = run.path
+    summary = cairn.Api().run(path).summary
+    assert summary["loss"] == {"min": 0.3, "max": 0.9}
+    assert summary["acc"] == {"best": 0.7, "mean": pytest.approx(sum(accs) / 5)}
+    assert "lr" not in summary
+    assert summary["eval/f1"] == {"first": 0.1, "last": 0.325}
+    assert summary["plain"] == 0.4 and summary["_step"] == 4  # undefined keys: the last value
+    with cairn.init(project="h") as run:
+        run.define_metric("loss", summary="min")
+        run.define_metric("loss", summary="max", overwrite=True)  # replaces it
+        run.log({"loss": 2.0})
+        run.log({"loss": 1.0})
+        assert run.summary["loss"] == {"max": 2.0}
+        with pytest.raises(ValueError, match="summary"):
+            run.define_metric("x", summary="median")
+        with pytest.raises(ValueError, match="goal"):
+            run.define_metric("x", goal="up")
+
+
+def test_define_metric_step_metric_syncs_the_x_axis() -> None:
+    """W&B's "customize log axes": metrics of train/* take train/step as their x axis; a row
+    without it gets its last value."""
+    with cairn.init(project="h") as run:
+        run.define_metric("train/step")
+        run.define_metric("train/*", step_metric="train/step")
+        run.define_metric("val/loss", step_metric="epoch")
+        run.log({"train/step": 10, "train/loss": 0.5})
+        run.log({"train/loss": 0.4})  # no train/step: the last one joins the row
+        run.log({"epoch": 1})
+        run.log({"val/loss": 0.3})
+        path = run.path
+    rows = cairn.Api().run(path).history(pandas=False)
+    assert rows[1]["train/step"] == 10 and rows[1]["train/loss"] == 0.4
+    assert rows[3]["epoch"] == 1 and rows[3]["val/loss"] == 0.3
+    assert "train/step" not in rows[2]

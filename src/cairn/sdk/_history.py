@@ -182,6 +182,61 @@ class Summary(MutableMapping[str, Any]):
         return repr(self._data)
 
 
+_SUMMARY_OPTIONS = ("min", "max", "mean", "best", "last", "copy", "none", "first")
+
+
+class Metric:
+    """A metric defined with ``run.define_metric`` (W&B's ``wandb.Metric``): how its values are
+    summarised (``summary``: any of ``min max mean best last first copy none``, comma-separated;
+    ``best`` follows ``goal``, ``minimize`` unless ``maximize``) and which metric is its x axis
+    (``step_metric``; with ``step_sync`` a row holding this metric also gets that metric's last
+    logged value). A name ending in ``*`` applies to every key starting with the rest."""
+
+    def __init__(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValidationError("define_metric() needs a metric name")
+        if "*" in name[:-1]:
+            raise ValidationError(f"invalid metric name {name!r}: '*' may only end it (a glob)")
+        if step_metric is not None and (not isinstance(step_metric, str) or "*" in step_metric):
+            raise ValidationError(f"invalid step_metric {step_metric!r}: name one metric")
+        options = set()
+        for part in (summary or "").split(","):
+            part = part.strip().lower()
+            if part and part not in _SUMMARY_OPTIONS:
+                raise ValidationError(
+                    f"invalid summary {summary!r}: use {', '.join(_SUMMARY_OPTIONS)}"
+                    " (comma-separated)"
+                )
+            if part:
+                options.add(part)
+        if goal is not None and goal not in ("minimize", "maximize"):
+            raise ValidationError(f"invalid goal {goal!r}: use 'minimize' or 'maximize'")
+        self.name = name
+        self.step_metric = step_metric
+        self.step_sync = bool(step_metric) if step_sync is None else bool(step_sync)
+        self.hidden = bool(hidden)
+        self.summary = options
+        self.goal = goal
+
+    def _merge(self, other: Metric) -> None:
+        self.summary |= other.summary
+        self.step_metric = other.step_metric or self.step_metric
+        self.step_sync = other.step_sync if other.step_metric else self.step_sync
+        self.goal = other.goal or self.goal
+        self.hidden = other.hidden or self.hidden
+
+    def __repr__(self) -> str:
+        return f"<Metric {self.name} summary={sorted(self.summary)} goal={self.goal}>"
+
+
 class HistoryWriter:
     """The logging side of a run: W&B's step rules, rows buffered and written in batches (at
     least every second or 1,000 rows, and at ``flush``), the summary with them."""
@@ -207,6 +262,27 @@ class HistoryWriter:
         last = stored.get("_step")
         self.step = last + 1 if isinstance(last, int) and not isinstance(last, bool) else 0
         self.summary = Summary(stored, self._summary_changed)
+        self._metrics: dict[str, Metric] = {}  # define_metric, by name (globs end in "*")
+        self._track: dict[tuple[str, ...], float] = {}  # min/max/mean/first state, per key path
+        self._last: dict[str, Any] = {}  # each top-level key's last logged value (step_sync)
+
+    def define_metric(self, metric: Metric, overwrite: bool | None) -> Metric:
+        with self._lock:
+            known = self._metrics.get(metric.name)
+            if known is None or overwrite:
+                self._metrics[metric.name] = metric
+                return metric
+            known._merge(metric)
+            return known
+
+    def _metric(self, key: str) -> Metric | None:
+        found = self._metrics.get(key)
+        if found is not None or key.startswith("_"):
+            return found
+        for name, metric in self._metrics.items():
+            if name.endswith("*") and key.startswith(name[:-1]):
+                return metric
+        return None
 
     def _summary_changed(self) -> None:
         with self._lock:
@@ -226,22 +302,81 @@ class HistoryWriter:
             if commit is None:
                 commit = step is None
             self._pending.update(values)
-            self.summary._set_encoded(values)
-            self._summary_dirty = True
             if commit:
                 self._commit()
         self._maybe_flush()
         return True
 
     def _commit(self) -> None:
+        """Write the pending row as the current step's, and update the summary from it."""
         if not self._pending:
             return
+        row = dict(self._pending)
+        if self._metrics:  # step_sync: a metric's row also gets its x axis's last value
+            for key in list(row):
+                metric = self._metric(key)
+                axis = metric.step_metric if metric and metric.step_sync else None
+                if axis and axis not in row and axis in self._last:
+                    row[axis] = self._last[axis]
         now = time.time()
-        stamp = {"_step": self.step, "_timestamp": now, "_runtime": max(0.0, now - self._started)}
-        self._rows.append(dumps({**self._pending, **stamp}))
-        self.summary._set_encoded(stamp)
+        row |= {"_step": self.step, "_timestamp": now, "_runtime": max(0.0, now - self._started)}
+        self._rows.append(dumps(row))
+        self._last.update(row)
+        self._summarise(row)
+        self._summary_dirty = True
         self._pending = {}
         self.step += 1
+
+    def _summarise(self, row: Mapping[str, Any]) -> None:
+        """The summary after a row, by W&B's rules: each key's last value, unless a defined
+        metric asks for ``min``/``max``/``mean``/``best``/``first``/``last`` (then the summary
+        holds ``{"min": ...}`` and so on) or ``none``."""
+        if not self._metrics:
+            self.summary._set_encoded(row)
+            return
+        for key, value in row.items():
+            self._summarise_leaf([key], value, self._metric(key))
+
+    def _summarise_leaf(self, path: list[str], value: Any, metric: Metric | None) -> None:
+        dotted = ".".join(p.replace(".", "\\.") for p in path)
+        metric = self._metrics.get(dotted, metric) if len(path) > 1 else metric
+        if isinstance(value, dict) and "_type" not in value:
+            for k, v in value.items():
+                self._summarise_leaf([*path, k], v, metric)
+            return
+        options = metric.summary if metric is not None else set()
+        if len(path) == 1 and (not options or "copy" in options):
+            self.summary._data[path[0]] = value
+            return
+        if not options or "none" in options:
+            return
+        if "copy" in options:
+            _nested_set(self.summary._data, path, value)
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return
+        number = float(value)
+        maximize = metric is not None and metric.goal == "maximize"
+        key = tuple(path)
+        if "last" in options:
+            _nested_set(self.summary._data, [*path, "last"], value)
+        if "first" in options and (*key, "first") not in self._track:
+            self._track[(*key, "first")] = number
+            _nested_set(self.summary._data, [*path, "first"], value)
+        for option, better in (("max", number.__gt__), ("min", number.__lt__)):
+            wanted = option in options or ("best" in options and maximize == (option == "max"))
+            old = self._track.get((*key, option))
+            if wanted and (old is None or better(old)):
+                self._track[(*key, option)] = number
+                if option in options:
+                    _nested_set(self.summary._data, [*path, option], value)
+                if "best" in options and maximize == (option == "max"):
+                    _nested_set(self.summary._data, [*path, "best"], value)
+        if "mean" in options:
+            total = self._track.get((*key, "tot"), 0.0) + number
+            count = self._track.get((*key, "num"), 0.0) + 1
+            self._track[(*key, "tot")], self._track[(*key, "num")] = total, count
+            _nested_set(self.summary._data, [*path, "mean"], total / count)
 
     def _maybe_flush(self) -> None:
         due = len(self._rows) >= _FLUSH_ROWS or (
@@ -267,6 +402,15 @@ class HistoryWriter:
                 self._rows = rows + self._rows
                 self._summary_dirty = self._summary_dirty or dirty
                 raise
+
+
+def _nested_set(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[path[-1]] = value
 
 
 def sample(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from cairn.core import (
 )
 from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
 from cairn.sdk._artifact import Artifact, warn_user
-from cairn.sdk._history import HistoryWriter, Summary, dumps, encode
+from cairn.sdk._history import HistoryWriter, Metric, Summary, dumps, encode
 from cairn.sdk._objects import Table
 from cairn.sdk._settings import (
     Settings,
@@ -234,6 +234,27 @@ class Run:
                 values[key] = encode(value)
         values = json.loads(dumps(values))  # stored and read back as the same JSON
         writer.log(values, step, commit)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """Say how a metric is summarised and what its x axis is (W&B's
+        ``run.define_metric``): ``summary`` is any of ``min max mean best last first copy
+        none`` (comma-separated; the run's summary then holds ``{"min": ...}`` and so on for
+        it), ``goal`` ``minimize``/``maximize`` picks ``best``, ``step_metric`` names the x axis
+        (with ``step_sync``, default on, its last value joins each row of this metric). A name
+        ending in ``*`` defines every metric starting so. Defining a metric again adds to it
+        (``overwrite=True`` replaces it)."""
+        self._check_active("define_metric")
+        metric = Metric(name, step_metric, step_sync, hidden, summary, goal)
+        return self._history().define_metric(metric, overwrite)
 
     def _log_table(self, key: str, table: Table) -> dict[str, Any]:
         """W&B's table logging: the table in its own ``run_table`` artifact, and a reference."""
@@ -769,6 +790,19 @@ class DisabledRun(Run):
     def step(self) -> int:
         return 0
 
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        self._check_active("define_metric")
+        return Metric(name, step_metric, step_sync, hidden, summary, goal)
+
     def log(
         self,
         data: Mapping[str, Any],
@@ -823,6 +857,21 @@ def log_model(
 def use_model(name: str) -> str:
     """``cairn.run.use_model(name)`` on the active run."""
     return _require_run("use_model").use_model(name)
+
+
+def define_metric(
+    name: str,
+    step_metric: str | None = None,
+    step_sync: bool | None = None,
+    hidden: bool | None = None,
+    summary: str | None = None,
+    goal: str | None = None,
+    overwrite: bool | None = None,
+) -> Metric:
+    """``cairn.run.define_metric(...)`` on the active run (W&B's ``wandb.define_metric``)."""
+    return _require_run("define_metric").define_metric(
+        name, step_metric, step_sync, hidden, summary, goal, overwrite
+    )
 
 
 def log(
