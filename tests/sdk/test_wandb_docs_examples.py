@@ -4,10 +4,10 @@ store and through a server.
 
 One test per guide: construct an artifact, download and use it (also in part), explore the
 graph, update it, aliases, tags, TTL, delete, distributed (parallel runs), incremental (new
-drafts), references (file:// and s3://), the Registry (link and consume), models, tables and
-run history (``run.log``). The API calls are W&B's as the guides write them; the surrounding text is ours.
-Where a guide shows a value that only W&B's cloud has (an organisation name), a local one is
-used.
+drafts), references (file:// and s3://), the Registry (link and consume), models, tables,
+run history (``run.log``) and summary metrics. The API calls are W&B's as the guides write
+them; the surrounding text is ours. Where a guide shows a value that only W&B's cloud has (an
+organisation name), a local one is used.
 """
 
 from __future__ import annotations
@@ -477,3 +477,42 @@ def test_log_tables() -> None:
         ["a1", "b1"],
         ["a2", "b2"],
     ]
+
+
+def test_log_summary_metrics() -> None:
+    """Guide "Log summary metrics": a best value by hand, define_metric's min and max, and the
+    public API's summary of a finished run."""
+    import random
+
+    import numpy as np
+
+    random.seed(1)
+    wandb.init(project="summary-demo")
+    wandb.define_metric("loss", summary="min")
+    wandb.define_metric("loss", summary="max")
+    wandb.define_metric("acc", summary="min")
+    wandb.define_metric("acc", summary="max")
+    logged = []
+    best_accuracy = 0.0
+    for i in range(10):
+        log_dict = {
+            "loss": random.uniform(0, 1 / (i + 1)),
+            "acc": random.uniform(1 / (i + 1), 1),
+        }
+        logged.append(log_dict)
+        wandb.log(log_dict)
+        if log_dict["acc"] > best_accuracy:
+            wandb.summary["best_accuracy"] = log_dict["acc"]
+            best_accuracy = log_dict["acc"]
+    path = wandb.run.path
+    wandb.finish()
+
+    api = wandb.Api()
+    run = api.run(path)
+    losses = [d["loss"] for d in logged]
+    assert run.summary["loss"] == {"min": min(losses), "max": max(losses)}
+    assert run.summary["best_accuracy"] == max(d["acc"] for d in logged)
+    run.summary["tensor"] = np.random.random(1000)
+    run.summary.update()
+    stats = api.run(path).summary["tensor"]
+    assert stats["_type"] == "numpy.ndarray" and 0 <= stats["min"] <= stats["max"] <= 1
