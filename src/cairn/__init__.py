@@ -27,13 +27,16 @@ __all__ = [
     "Table",
     "__version__",
     "data_types",
+    "define_metric",
     "errors",
     "finish",
     "init",
+    "log",
     "log_artifact",
     "log_model",
     "login",
     "run",
+    "summary",
     "use_artifact",
     "use_model",
 ]
@@ -53,8 +56,10 @@ if TYPE_CHECKING:
         PartitionedTable,
         Run,
         Table,
+        define_metric,
         finish,
         init,
+        log,
         log_artifact,
         log_model,
         use_artifact,
@@ -74,7 +79,9 @@ _sdk_getattr, __dir__ = lazy_exports(
             "Run",
             "Table",
             "finish",
+            "define_metric",
             "init",
+            "log",
             "log_artifact",
             "log_model",
             "use_artifact",
@@ -92,6 +99,10 @@ def __getattr__(name: str) -> Any:
         from cairn.sdk import current_run
 
         return current_run()
+    if name == "summary":  # W&B's wandb.summary: the active run's summary
+        from cairn.sdk import active_summary
+
+        return active_summary()
     if name == "data_types":  # a submodule: importing it binds it on the package
         import importlib
 

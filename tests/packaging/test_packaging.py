@@ -157,6 +157,17 @@ def test_dataframe_without_pandas_says_what_to_install(monkeypatch: pytest.Monke
         table.get_dataframe()
 
 
+def test_history_without_pandas_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    with cairn.init(project="p") as run:
+        run.log({"a": 1})
+        path = run.path
+    api_run = cairn.Api().run(path)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    assert [r["a"] for r in api_run.history(pandas=False)] == [1]  # needs no pandas
+    with pytest.raises(ImportError, match=re.escape("pip install 'cairn-artifacts[data]'")):
+        api_run.history()
+
+
 def _fake_dists(dist: Path, leave_out: str) -> None:
     """A wheel and an sdist as setuptools makes them, without ``leave_out``."""
     import tarfile

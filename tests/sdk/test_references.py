@@ -275,3 +275,46 @@ def test_s3_errors_are_clear(s3_client: Any, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(CommError, match="AWS_ENDPOINT_URL"):
         art.add_reference("s3://bucket/key")
     assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+
+
+def test_s3_bucket_roots_and_directory_markers_list_like_w_and_b(
+    s3_client: Any, tmp_path: pathlib.Path
+) -> None:
+    """``s3://bucket`` lists the whole bucket, ``s3://bucket/prefix/`` what is under it; the
+    zero-byte "dir/" markers consoles and sync tools make are not content, a "folder" object
+    (content type application/x-directory) stands for what is under it, and an empty file is
+    a file."""
+    b = bucket(s3_client)
+    for key, body in {
+        "a.txt": b"a",
+        "dir/": b"",  # markers, at every level
+        "dir/b.txt": b"bb",
+        "dir/sub/": b"",
+        "dir/sub/c.txt": b"ccc",
+        "dir/empty.txt": b"",
+    }.items():
+        s3_client.put_object(Bucket=b, Key=key, Body=body)
+    s3_client.put_object(
+        Bucket=b, Key="folder", Body=b"", ContentType="application/x-directory; charset=UTF-8"
+    )
+    s3_client.put_object(Bucket=b, Key="folder/d.txt", Body=b"dddd")
+    whole = sorted(e.path for e in cairn.Artifact("w", "dataset").add_reference(f"s3://{b}"))
+    assert whole == ["a.txt", "dir/b.txt", "dir/empty.txt", "dir/sub/c.txt", "folder/d.txt"]
+    slash = sorted(e.path for e in cairn.Artifact("w", "dataset").add_reference(f"s3://{b}/"))
+    assert slash == whole
+    art = cairn.Artifact("markers", "dataset")
+    under = {e.path: e for e in art.add_reference(f"s3://{b}/dir/", name="d")}
+    assert sorted(under) == ["d/b.txt", "d/empty.txt", "d/sub/c.txt"]
+    assert under["d/sub/c.txt"].ref == f"s3://{b}/dir/sub/c.txt" and under["d/empty.txt"].size == 0
+    (folder,) = art.add_reference(f"s3://{b}/folder", name="f")
+    assert (folder.path, folder.size) == ("f/d.txt", 4)
+    (loose,) = art.add_reference(f"s3://{b}", checksum=False)
+    assert loose.path == b  # W&B names a bucket root's entry after the bucket
+    log(art)
+    root = pathlib.Path(art.download(root=str(tmp_path / "a")))
+    assert (root / "d" / "sub" / "c.txt").read_bytes() == b"ccc"
+    assert (root / "d" / "empty.txt").read_bytes() == b""
+    assert (root / "f" / "d.txt").read_bytes() == b"dddd"
+    assert (root / b / "dir" / "sub" / "c.txt").read_bytes() == b"ccc"
+    assert (root / b / "folder" / "d.txt").read_bytes() == b"dddd"
+    assert not (root / "d" / "sub").is_file() and not (root / b / "dir" / "sub").is_file()

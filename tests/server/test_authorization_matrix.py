@@ -64,6 +64,10 @@ def _bodies(digest: str) -> dict[str, dict[str, object]]:
     return {
         "post /projects/{entity}/{project}/runs": {"id": "r2", "name": "r2"},
         "post /projects/{entity}/{project}/runs/{run_id}/finish": {"state": "finished"},
+        "post /projects/{entity}/{project}/runs/{run_id}/history": {
+            "rows": ['{"_step": 0, "loss": 1}'],
+            "summary": '{"loss": 1}',
+        },
         "post /projects/{entity}/{project}/commit": version,
         "post /projects/{entity}/{project}/stage": {**version, "distributed_id": "d1"},
         "post /projects/{entity}/{project}/finish": {**version, "distributed_id": "d1"},

@@ -69,6 +69,8 @@ def _log(server: CairnServer, key: str, project: str, files: dict[str, str]) -> 
         for path, content in files.items():
             art.add_file(write(f"src-{project}/{path}", content), name=path)
         with cairn.init(project=project) as run:
+            run.log({"loss": 0.5})
+            run.log({"loss": 0.25})
             run.log_artifact(art)
         return art
     finally:
@@ -101,6 +103,12 @@ def test_server_ui_behind_api_keys(server: CairnServer) -> None:
     assert version.status_code == 200
     assert "&lt;b&gt;not bold&lt;/b&gt;" in version.text and "<b>not bold</b>" not in version.text
     assert "&lt;img src=x&gt;.txt" in version.text and "<img src=x>" not in version.text
+    # The run's page: its history chart and summary, read through the key's grants.
+    run_path = re.search(r'href="(/alice/vision/runs/[a-z0-9]+)"', version.text)
+    assert run_path is not None
+    run_page = b.get(run_path.group(1))
+    assert run_page.status_code == 200 and 'data-key="loss"' in run_page.text
+    assert "2 points" in run_page.text and "0.25" in run_page.text
     raw = b.get("/alice/vision/artifacts/dataset/data/v0/raw/labels.csv")
     assert raw.status_code == 200 and raw.content == b"id,label\n1,cat\n"
 

@@ -553,3 +553,36 @@ def test_registry_links_are_copied_both_ways(
     assert _links(back) == src_links
     back.close()
     src.close()
+
+
+def test_a_copied_run_brings_its_history_and_summary(
+    cairn_env: pathlib.Path,
+    server_s3: CairnServer,
+    http_factory: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """W&B's offline workflow: a run logged to the embedded store, then synced to a server,
+    arrives with every history row (more than one page of them) and its summary, both ways."""
+    import cairn.sdk._sync as sync_module
+
+    with cairn.init(project="metrics", mode="offline") as run:
+        for step in range(25):
+            run.log({"loss": 1 / (step + 1), "nan": float("nan") if step == 3 else step})
+        run.summary["best"] = 0.04
+        run_id = run.id
+    reset_services()
+    src = LocalService.open(str(cairn_env / "store"))
+    rows = src.run_history(ENTITY, "metrics", run_id)
+    assert len(rows) == 25
+    monkeypatch.setattr(sync_module, "_HISTORY_PAGE", 10)  # three pages of rows
+    http, _ = http_factory()
+    assert sync_stores(src, http).runs_copied == 1
+    assert http.run_history(ENTITY, "metrics", run_id) == rows  # NaN kept as written
+    assert json.loads(http.run_summary(ENTITY, "metrics", run_id))["best"] == 0.04
+    back = LocalService.open(str(cairn_env / "laptop"))
+    pulled, _ = http_factory()
+    sync_stores(pulled, back)
+    assert back.run_history(ENTITY, "metrics", run_id) == rows
+    assert back.run_summary(ENTITY, "metrics", run_id) == src.run_summary(ENTITY, "metrics", run_id)
+    back.close()
+    src.close()

@@ -123,6 +123,15 @@ def test_clicking_through_the_lineage_graph(page: Any, base_url: str) -> None:
     graph.locator("a.node.run", has_text="train-cnn").click()
     expect(page).to_have_url(re.compile(r"/runs/[a-z0-9]+/lineage$"))
     expect(page.locator("h1")).to_have_text("train-cnn")
+    # The run's page: a chart per logged metric (12 points each) and its summary.
+    page.get_by_role("link", name="Overview").click()
+    loss = page.locator("figure.chart[data-key='loss']")
+    expect(loss).to_contain_text("12 points")
+    expect(page.locator("figure.chart[data-key='accuracy'] svg polyline")).to_be_visible()
+    points = loss.locator("polyline").get_attribute("points") or ""
+    assert len(points.split()) == 12
+    expect(page.locator("table.kv").first).to_contain_text("best_accuracy")
+    page.go_back()
     expect(graph.locator("a.node.center")).to_contain_text("train-cnn")
     graph.locator("a.node.version", has_text="mnist-images:v1").click()
     expect(page).to_have_url(re.compile(r"/mnist-images/v1/lineage$"))

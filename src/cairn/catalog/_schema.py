@@ -49,7 +49,20 @@ runs = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float),
+    # W&B's run summary (migration 0009): one JSON object in W&B's history encoding (NaN and
+    # infinities as JSON's NaN/Infinity tokens), the last logged values and what was set.
+    Column("summary", Text),
     UniqueConstraint("project_id", "run_id"),
+)
+
+# W&B's run history (migration 0009): one row per committed step of ``run.log``, a JSON object in
+# W&B's history encoding with ``_step``, ``_timestamp`` and ``_runtime``.
+run_history = Table(
+    "run_history",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("row", Text, nullable=False),
 )
 
 collections = Table(
@@ -271,4 +284,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0008_search_words"
+HEAD_REVISION = "0009_run_history"

@@ -18,6 +18,7 @@ from cairn.core._digest import (
     new_hasher,
 )
 from cairn.core._format import display_time, format_size, iso_time, short_digest
+from cairn.core._history import check_history_rows, check_summary
 from cairn.core._layout import (
     BLOB_ROOT,
     blob_path,
@@ -46,6 +47,8 @@ from cairn.core._names import (
     REGISTRY_ENTITY,
     REGISTRY_PREFIX,
     ArtifactPath,
+    check_ttl_allowed,
+    check_user_artifact,
     entry_path_problem,
     is_version_label,
     normalize_entry_path,
@@ -89,6 +92,8 @@ from cairn.core._search import (
 from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite_to_null
 
 __all__ = [
+    "check_history_rows",
+    "check_summary",
     "from_json",
     "to_json",
     "display_time",
@@ -141,6 +146,8 @@ __all__ = [
     "blob_path_parts",
     "build_tree",
     "check_digest",
+    "check_ttl_allowed",
+    "check_user_artifact",
     "decode_node",
     "diff_trees",
     "digest_bytes",

@@ -3,7 +3,9 @@
 The rules follow W&B's so that code moving between the two behaves the same:
 
 * artifact (collection) names: letters, digits, ``-``, ``_`` and ``.``, at most 128 characters;
-* types: at most 128 characters, no ``/`` or ``:``; ``job`` and ``wandb-*`` are reserved;
+* types: at most 128 characters, no ``/`` or ``:``; ``job`` and ``wandb-*`` are reserved; so
+  are, in ``Artifact(name, type)``, the names W&B reserves for the artifacts it makes itself
+  (``run_table`` named ``run-*``, ``code`` named ``source-*``);
 * aliases: at most 128 characters, no ``/`` or ``:``; ``vN`` is reserved for version numbers;
 * tags: words of letters, digits, ``-`` and ``_`` separated by single spaces;
 * project and entity names: at most 128 characters, none of ``/ \\ # ? % : *`` or line breaks
@@ -34,6 +36,9 @@ _PROJECT_FORBIDDEN = frozenset("/\\#?%:*\r\n")
 _ALIAS_FORBIDDEN = frozenset("/:")
 RESERVED_TYPES = frozenset({"job"})
 RESERVED_TYPE_PREFIX = "wandb-"
+# W&B's artifacts it makes itself: names of these types starting so are reserved in
+# ``Artifact(name, type)`` (run.log's tables are ``run-<run id>-<key>`` of type run_table).
+RESERVED_NAME_PREFIXES = {"run_table": "run-", "code": "source-"}
 LATEST = "latest"
 # W&B's registries: the project "wandb-registry-<name>"; in cairn they all belong to one entity.
 REGISTRY_PREFIX = "wandb-registry-"
@@ -83,6 +88,36 @@ def validate_type(type_name: object) -> str:
             f"artifact type {type_name!r} is reserved for internal use; choose another type"
         )
     return type_name
+
+
+def check_user_artifact(name: str, type_name: str) -> None:
+    """Refuse what W&B reserves for the artifacts it makes itself, as W&B does in
+    ``Artifact(name, type)`` (``ValueError``): ``run_table`` artifacts named ``run-...``,
+    ``code`` artifacts named ``source-...`` (besides the types ``validate_type`` refuses)."""
+    prefix = RESERVED_NAME_PREFIXES.get(type_name)
+    if prefix is not None and name.startswith(prefix):
+        raise ValidationError(
+            f"artifact type {type_name!r} is reserved for internal use for names starting with"
+            f" {prefix!r} (cairn makes them, as W&B does); choose another name or type"
+        )
+
+
+# W&B's artifacts it makes itself, which take no TTL (its TTL guide's "auto-generated" types).
+AUTO_GENERATED_TYPES = frozenset({"run_table", "code", "job"})
+
+
+def check_ttl_allowed(type_name: str, is_link: bool) -> None:
+    """Refuse a TTL where W&B refuses one (``ValueError``): on a registry link (set it on the
+    source version) and on the types of artifacts W&B makes itself."""
+    if is_link:
+        raise ValidationError(
+            "cannot set the TTL of a link: unlink it, or set the TTL of the source version"
+        )
+    if type_name in AUTO_GENERATED_TYPES or type_name.startswith(RESERVED_TYPE_PREFIX):
+        raise ValidationError(
+            f"cannot set a TTL on an artifact of type {type_name!r}: W&B makes those itself and"
+            " they take no TTL"
+        )
 
 
 def validate_alias(alias: object) -> str:

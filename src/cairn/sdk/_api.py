@@ -21,7 +21,11 @@ from cairn.sdk._resolver import NameResolver
 from cairn.service import Service
 
 if TYPE_CHECKING:
+    from cairn.sdk._history import Summary
     from cairn.sdk._registry import Registry
+
+
+_HISTORY_PAGE = 10_000  # history rows per request when a whole history is read
 
 
 class ApiRun:
@@ -30,6 +34,7 @@ class ApiRun:
     def __init__(self, service: Service, record: RunRecord) -> None:
         self._service = service
         self._record = record
+        self._summary: Summary | None = None
 
     id = property(lambda self: self._record.id)
     name = property(lambda self: self._record.name)
@@ -65,6 +70,115 @@ class ApiRun:
     @property
     def tags(self) -> list[str]:
         return []
+
+    # -- history and summary (W&B's public Run.summary, history(), scan_history()) --
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary (a dict-like object): each logged key's last value and what was
+        set. Setting a key (``run.summary["k"] = v``, ``run.summary.update({...})``) saves it."""
+        if self._summary is None:
+            from cairn.sdk._history import Summary, dumps, loads
+
+            r = self._record
+            text = self._service.run_summary(r.entity, r.project, r.id)
+
+            def save() -> None:
+                assert self._summary is not None
+                data = dumps(self._summary._as_dict())
+                self._service.log_history(r.entity, r.project, r.id, [], data)
+
+            self._summary = Summary(loads(text), save)
+        return self._summary
+
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        """The summary as a plain dict (W&B's ``Run.summary_metrics``)."""
+        return dict(self.summary)
+
+    def update(self) -> None:
+        """Save the summary (W&B's ``Run.update``; setting summary keys saves them already)."""
+        if self._summary is not None:
+            from cairn.sdk._history import dumps
+
+            r = self._record
+            data = dumps(self._summary._as_dict())
+            self._service.log_history(r.entity, r.project, r.id, [], data)
+
+    @property
+    def lastHistoryStep(self) -> int:
+        """The last logged step, or -1."""
+        rows = self._rows(None, None)
+        return int(rows[-1]["_step"]) if rows else -1
+
+    def _rows(self, min_step: int | None, max_step: int | None) -> list[dict[str, Any]]:
+        """Every row, read in pages (a server answers each page in one bounded response)."""
+        return list(self._pages(min_step, max_step, _HISTORY_PAGE))
+
+    def _pages(
+        self, min_step: int | None, max_step: int | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        from cairn.sdk._history import loads
+
+        r = self._record
+        start = min_step
+        while True:
+            texts = self._service.run_history(
+                r.entity, r.project, r.id, min_step=start, max_step=max_step, limit=page_size
+            )
+            rows = [loads(t) for t in texts]
+            yield from rows
+            if len(rows) < page_size:
+                return
+            start = int(rows[-1]["_step"]) + 1
+
+    def history(
+        self,
+        samples: int = 500,
+        keys: Sequence[str] | None = None,
+        x_axis: str = "_step",
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> Any:
+        """Logged rows, at most ``samples`` of them spread over the run (W&B's
+        ``Run.history``): a pandas DataFrame, or with ``pandas=False`` a list of dicts. With
+        ``keys``, only rows holding every key, with those keys and ``x_axis``. ``stream="system"``
+        (system metrics) is empty: cairn records none."""
+        from cairn.sdk._history import sample, select_keys
+
+        if stream not in ("default", "system"):
+            raise ValidationError(f"invalid stream {stream!r}: use 'default' or 'system'")
+        if keys is not None and (isinstance(keys, str) or not isinstance(keys, Sequence)):
+            raise ValueError("keys must be a list of strings")
+        rows = [] if stream == "system" else self._rows(None, None)
+        wanted = None if keys is None else [x_axis, *(k for k in keys if k != x_axis)]
+        picked = sample(list(select_keys(rows, wanted)), samples)
+        if not pandas:
+            return picked
+        try:
+            import pandas as pd  # type: ignore[import-untyped]
+        except ImportError:
+            from cairn._extras import missing_extra
+
+            raise missing_extra("Run.history() (or pandas=False)", "data", "pandas") from None
+        return pd.DataFrame.from_records(picked)
+
+    def scan_history(
+        self,
+        keys: Sequence[str] | None = None,
+        page_size: int = 1000,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every logged row, in step order, read ``page_size`` rows at a time (W&B's
+        ``Run.scan_history``); with ``keys``, only rows holding every key, with only those
+        keys; ``min_step <= _step < max_step``."""
+        from cairn.sdk._history import select_keys
+
+        if page_size < 1:
+            raise ValidationError(f"page_size must be 1 or more, not {page_size}")
+        wanted = None if keys is None else list(keys)
+        return select_keys(self._pages(min_step, max_step, page_size), wanted)
 
     def delete(self, delete_artifacts: bool = False) -> None:
         """Delete the run. Versions it logged stay (with no logging run) unless
@@ -397,8 +511,20 @@ class Api:
             for c in self._service.list_collections(entity, project, type_name)
         ]
 
-    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
-        """The collection ``[[entity/]project/]name`` of that type."""
+    def artifact_collection(
+        self,
+        type_name: str | None = None,
+        name: str | None = None,
+        *,
+        type: str | None = None,
+        collection: str | None = None,
+    ) -> ArtifactCollection:
+        """The collection ``[[entity/]project/]name`` of that type. W&B's guide also writes
+        ``artifact_collection(type=..., collection=...)``: both spellings work."""
+        type_name = type_name if type_name is not None else type
+        name = name if name is not None else collection
+        if type_name is None or name is None:
+            raise TypeError("artifact_collection() needs a type name and a collection name")
         entity, project, coll, _ = self._split(name)
         record = self._service.get_collection(entity, project, coll)
         if record.type != type_name:
@@ -448,14 +574,20 @@ class Api:
     ) -> Runs:
         """The runs of project ``path`` (``project`` or ``entity/project``) that match W&B's
         ``filters`` (see ``cairn.sdk._runs_query``), in ``order`` (default oldest first)."""
-        from cairn.sdk._runs_query import matches, sort_key
+        from cairn.sdk._history import loads
+        from cairn.sdk._runs_query import matches, names_summary, ordered, sort_key
 
         entity, project = self._project_path(path)
         if filters is not None and not isinstance(filters, Mapping):
             raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
-        key, reverse = sort_key(order)
-        found = [r for r in self._service.list_runs(entity, project) if matches(r, filters or {})]
-        found.sort(key=key, reverse=reverse)
+        sort_key(order)  # an unknown field is refused before anything is read
+        runs = self._service.list_runs(entity, project)
+        summaries = None
+        if names_summary(filters, order):  # W&B's summary_metrics.<key>: one read per run
+            summaries = {
+                r.id: loads(self._service.run_summary(entity, project, r.id)) for r in runs
+            }
+        found = ordered([r for r in runs if matches(r, filters or {}, summaries)], order, summaries)
         return Runs([ApiRun(self._service, r) for r in found], entity, project)
 
     def registries(

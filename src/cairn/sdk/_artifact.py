@@ -27,6 +27,8 @@ from cairn.core import (
     PageReader,
     VersionRecord,
     check_json_value,
+    check_ttl_allowed,
+    check_user_artifact,
     entry_path_problem,
     normalize_entry_path,
     parse_artifact_path,
@@ -225,6 +227,7 @@ class Artifact:
     ) -> None:
         self._name = validate_artifact_name(name)
         self._type = validate_type(type)
+        check_user_artifact(self._name, self._type)
         self._description = description
         self._metadata = _normalize_metadata(metadata)
         self._incremental = incremental
@@ -520,6 +523,7 @@ class Artifact:
 
     @ttl.setter
     def ttl(self, value: _dt.timedelta | ArtifactTTL | None) -> None:
+        check_ttl_allowed(self._type, self.is_link)
         self._ttl = check_ttl(value)
         self._ttl_changed = True
 

@@ -433,6 +433,16 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
+def _without_folders(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop empty "folder" objects: a zero-byte ``a/b`` when there are objects under ``a/b/``
+    (tools make them for directories; a file and a directory cannot share a path)."""
+    folders: set[str] = set()
+    for obj in objects:
+        parts = obj["Key"].split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return [o for o in objects if o.get("Size") or o["Key"] not in folders]
+
+
 class S3References:
     """``s3://bucket/key`` objects and ``s3://bucket/prefix`` trees on any S3-compatible store."""
 
@@ -512,13 +522,14 @@ class S3References:
     ) -> list[ManifestEntry]:
         loc = S3Location.parse(uri)
         if not checksum:
+            # W&B's name for it: the key's last part, or the bucket's name for a bucket root.
             base = name if name is not None else loc.key.rstrip("/").rsplit("/", 1)[-1]
-            if not base:
-                raise ValidationError(f"reference {uri!r}: pass name= to name the entry")
-            return [ManifestEntry(_entry_path(base, uri), uri, None, uri)]
+            return [ManifestEntry(_entry_path(base or loc.bucket, uri), uri, None, uri)]
         if loc.key and not loc.key.endswith("/"):
             head = self._head(loc, uri)
-            if head is not None:
+            # A "folder" object (content type application/x-directory, as some tools make for
+            # a directory) stands for the objects under it, as in W&B.
+            if head is not None and "x-directory" not in str(head.get("ContentType", "")):
                 base = name if name is not None else loc.key.rsplit("/", 1)[-1]
                 return [self._entry(_entry_path(base, uri), loc.bucket, loc.key, head, uri)]
         prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
@@ -531,7 +542,7 @@ class S3References:
                 obj,
                 uri,
             )
-            for obj in self._list(loc, prefix, uri, max_objects)
+            for obj in _without_folders(list(self._list(loc, prefix, uri, max_objects)))
         ]
         if not out:
             raise ValidationError(
@@ -597,12 +608,14 @@ class S3References:
             except FileNotFoundError:
                 pass  # maybe a prefix
             else:
-                self._write(response["Body"], dest, uri)
-                return
+                if "x-directory" not in str(response.get("ContentType", "")):
+                    self._write(response["Body"], dest, uri)
+                    return
+                response["Body"].close()  # a "folder" object: the objects under it
         prefix = loc.key if not loc.key or loc.key.endswith("/") else loc.key + "/"
         found = False
         os.makedirs(dest)
-        for obj in self._list(loc, prefix, uri, 2**62):
+        for obj in _without_folders(list(self._list(loc, prefix, uri, 2**62))):
             rel = _entry_path(obj["Key"][len(prefix) :], uri)
             target = os.path.join(dest, *rel.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)

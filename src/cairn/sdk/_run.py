@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import hashlib
+import json
+import numbers
 import os
 import re
 import secrets
 import string
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
 from cairn.core import (
     FAILED,
     FINISHED,
+    REGISTRY_PREFIX,
     RUNNING,
     RunRecord,
     parse_artifact_path,
     validate_aliases,
+    validate_artifact_name,
     validate_project,
     validate_tags,
 )
 from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
-from cairn.sdk._artifact import Artifact
+from cairn.sdk._artifact import Artifact, warn_user
+from cairn.sdk._history import HistoryWriter, Metric, Summary, dumps, encode
+from cairn.sdk._objects import Table
 from cairn.sdk._settings import (
     Settings,
     parse_mode,
@@ -71,7 +78,12 @@ class Run:
     ``finish()``; an exception escaping the ``with`` block marks the run failed."""
 
     def __init__(
-        self, service: Service, record: RunRecord, settings: Settings, dir: str | None
+        self,
+        service: Service,
+        record: RunRecord,
+        settings: Settings,
+        dir: str | None,
+        resumed: bool = False,
     ) -> None:
         self._service = service
         self._record = record
@@ -80,6 +92,9 @@ class Run:
         self._finished = False
         self._dir = dir
         self._files_dir: str | None = None
+        self._resumed = resumed
+        self._writer: HistoryWriter | None = None
+        self._writer_lock = threading.Lock()
 
     # -- properties --
 
@@ -146,6 +161,125 @@ class Run:
     def finished(self) -> bool:
         return self._finished
 
+    # -- history and summary (W&B's run.log, run.summary) --
+
+    def _history(self) -> HistoryWriter:
+        with self._writer_lock:
+            if self._writer is None:
+                stored = None
+                if self._resumed:  # a resumed run goes on from its last step and summary
+                    stored = json.loads(
+                        self._service.run_summary(self.entity, self.project, self.id)
+                    )
+                self._writer = HistoryWriter(
+                    self._service,
+                    self.entity,
+                    self.project,
+                    self.id,
+                    self._record.created_at or time.time(),
+                    stored,
+                )
+            return self._writer
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary (W&B's ``run.summary``): each logged key's last value; set keys
+        with ``run.summary["best"] = 0.9`` or ``run.summary.update({...})``."""
+        return self._history().summary
+
+    @property
+    def step(self) -> int:
+        """The step the next ``log`` call writes (W&B's ``run.step``)."""
+        return self._history().step
+
+    def log(
+        self,
+        data: Mapping[str, Any],
+        step: int | None = None,
+        commit: bool | None = None,
+        sync: bool | None = None,
+    ) -> None:
+        """Log a dict of values to the run's history (W&B's ``run.log``) and its summary.
+
+        Without ``step`` each call is a new step (``_step`` 0, 1, ...); with ``step`` values of
+        the same step make one row, written when a later step is logged or the run finishes, and
+        a step behind the current one is ignored with a warning. ``commit=False`` keeps adding to
+        the current step. A ``cairn.Table`` value is logged as W&B does: a ``run_table`` artifact
+        ``run-<run id>-<key>`` holding ``<key>.table.json``, referenced from the history row.
+        """
+        self._check_active("log")
+        if not isinstance(data, Mapping):
+            raise ValueError("run.log() must be passed a dictionary of values")
+        for key in data:
+            if not isinstance(key, str):
+                raise TypeError(f"the keys passed to run.log() must be strings, not {key!r}")
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+                raise ValueError(f"step must be an integer of 0 or more, not {step!r}")
+            step = int(step)
+        writer = self._history()
+        if step is not None and step < writer.step:
+            warn_user(
+                f"run.log(step={step}) is behind the current step {writer.step}: steps only go"
+                " forward, so these values are dropped (as in W&B)"
+            )
+            return
+        values = {}
+        for key, value in data.items():
+            if type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame":
+                value = Table(dataframe=value)  # W&B logs a DataFrame as a Table
+            if isinstance(value, Table):
+                values[key] = self._log_table(key, value)
+            else:
+                values[key] = encode(value)
+        values = json.loads(dumps(values))  # stored and read back as the same JSON
+        writer.log(values, step, commit)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """Say how a metric is summarised and what its x axis is (W&B's
+        ``run.define_metric``): ``summary`` is any of ``min max mean best last first copy
+        none`` (comma-separated; the run's summary then holds ``{"min": ...}`` and so on for
+        it), ``goal`` ``minimize``/``maximize`` picks ``best``, ``step_metric`` names the x axis
+        (with ``step_sync``, default on, its last value joins each row of this metric). A name
+        ending in ``*`` defines every metric starting so. Defining a metric again adds to it
+        (``overwrite=True`` replaces it)."""
+        self._check_active("define_metric")
+        metric = Metric(name, step_metric, step_sync, hidden, summary, goal)
+        return self._history().define_metric(metric, overwrite)
+
+    def _log_table(self, key: str, table: Table) -> dict[str, Any]:
+        """W&B's table logging: the table in its own ``run_table`` artifact, and a reference."""
+        from cairn.sdk._objects import encode_object
+
+        name = _artifact_safe_name(f"run-{self.id}-{key}")
+        entry_path, data = encode_object(table, key)
+        artifact = Artifact(name, "table")
+        artifact._type = "run_table"  # W&B's own type for these; reserved in Artifact(...)
+        artifact.add(table, key)
+        logged = self.log_artifact(artifact)
+        logged.wait()
+        return {
+            "_type": "table-file",
+            "path": entry_path,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "ncols": len(table.columns),
+            "nrows": len(table.data),
+            "artifact_path": f"wandb-artifact://{logged.id}/{entry_path}",
+            "_latest_artifact_path": (
+                f"wandb-artifact://{self.entity}/{self.project}/{name}:latest/{entry_path}"
+            ),
+        }
+
     def __repr__(self) -> str:
         return f"<Run {self.path} ({self.name})>"
 
@@ -167,6 +301,8 @@ class Run:
         global _current
         if self._finished:
             return
+        if self._writer is not None:
+            self._writer.flush()
         self._finished = True
         state = FINISHED if not exit_code else FAILED
         self._service.finish_run(self.entity, self.project, self.id, state, dict(self._config))
@@ -325,6 +461,21 @@ class Run:
         self._check_active("log_model")
         return self.log_artifact(path, name=name, type="model", aliases=aliases)
 
+    def link_model(
+        self,
+        path: str | os.PathLike[str],
+        registered_model_name: str,
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        """Log a model file or directory (as ``log_model``) and link it into the model
+        registry's collection ``registered_model_name`` (W&B's ``Run.link_model``; cairn's
+        model registry is ``wandb-registry-model``). Returns the linked version."""
+        self._check_active("link_model")
+        logged = self.log_model(path, name=name)
+        target = f"{REGISTRY_PREFIX}model/{validate_artifact_name(registered_model_name)}"
+        return self.link_artifact(logged, target, aliases)
+
     def use_model(self, name: str) -> str:
         """Download the model artifact ``name`` (``name:alias``, ...), record the run as its user,
         and return the local path: the file itself for a one-file model, else the directory
@@ -350,6 +501,12 @@ class Run:
     def used_artifacts(self) -> list[Artifact]:
         records = self._service.run_versions(self.entity, self.project, self.id, "input")
         return [Artifact._from_record(self._service, r) for r in records]
+
+
+def _artifact_safe_name(name: str) -> str:
+    """W&B's artifact-safe name: characters other than letters, digits, ``-``, ``_`` and ``.``
+    become ``_``; at most 128 characters."""
+    return re.sub(r"[^A-Za-z0-9_\-.]", "_", name)[:128]
 
 
 def _name_from_path(run_id: str, path: str) -> str:
@@ -421,8 +578,10 @@ def init(
         created_at=time.time(),
     )
     _finish_previous()
+    created = record.created_at
     record = service.start_run(record)
-    run = _start(Run(service, record, env, dir))
+    resumed = abs(record.created_at - created) > 1e-6  # an existing run keeps its start time
+    run = _start(Run(service, record, env, dir, resumed=resumed))
     if not same_store(store, Settings.from_env()):
         set_run_service(service)
     return run
@@ -518,6 +677,7 @@ class DisabledRun(Run):
 
     def __init__(self, record: RunRecord, settings: Settings, dir: str | None) -> None:
         super().__init__(cast(Service, None), record, settings, dir)
+        self._disabled_summary: Summary | None = None
 
     @property
     def disabled(self) -> bool:
@@ -606,8 +766,51 @@ class DisabledRun(Run):
         self._check_active("link_artifact")
         return artifact
 
+    def link_model(
+        self,
+        path: str | os.PathLike[str],
+        registered_model_name: str,
+        name: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> Artifact:
+        self._check_active("link_model")
+        return self._noop_artifact(path, name, "model")
+
     def use_model(self, name: str) -> str:
         raise UsageError("use_model() needs a store, and this run is disabled (mode='disabled')")
+
+    @property
+    def summary(self) -> Summary:
+        with self._writer_lock:
+            if self._disabled_summary is None:
+                self._disabled_summary = Summary()
+            return self._disabled_summary
+
+    @property
+    def step(self) -> int:
+        return 0
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        self._check_active("define_metric")
+        return Metric(name, step_metric, step_sync, hidden, summary, goal)
+
+    def log(
+        self,
+        data: Mapping[str, Any],
+        step: int | None = None,
+        commit: bool | None = None,
+        sync: bool | None = None,
+    ) -> None:
+        self._check_active("log")
 
     def logged_artifacts(self) -> list[Artifact]:
         return []
@@ -654,6 +857,47 @@ def log_model(
 def use_model(name: str) -> str:
     """``cairn.run.use_model(name)`` on the active run."""
     return _require_run("use_model").use_model(name)
+
+
+def define_metric(
+    name: str,
+    step_metric: str | None = None,
+    step_sync: bool | None = None,
+    hidden: bool | None = None,
+    summary: str | None = None,
+    goal: str | None = None,
+    overwrite: bool | None = None,
+) -> Metric:
+    """``cairn.run.define_metric(...)`` on the active run (W&B's ``wandb.define_metric``)."""
+    return _require_run("define_metric").define_metric(
+        name, step_metric, step_sync, hidden, summary, goal, overwrite
+    )
+
+
+def log(
+    data: Mapping[str, Any],
+    step: int | None = None,
+    commit: bool | None = None,
+    sync: bool | None = None,
+) -> None:
+    """``cairn.run.log(...)`` on the active run (W&B's ``wandb.log``)."""
+    _require_run("log").log(data, step=step, commit=commit, sync=sync)
+
+
+class _NoRunSummary(Summary):
+    """``cairn.summary`` before ``cairn.init()``: reading is empty, writing says what to do."""
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise UsageError("cairn.summary needs an active run: call cairn.init() first")
+
+    def __delitem__(self, key: str) -> None:
+        raise UsageError("cairn.summary needs an active run: call cairn.init() first")
+
+
+def active_summary() -> Summary:
+    """``cairn.summary``: the active run's summary (W&B's ``wandb.summary``)."""
+    run = _current
+    return run.summary if run is not None else _NoRunSummary()
 
 
 def _require_run(what: str) -> Run:

@@ -21,7 +21,9 @@ to server and embedded to embedded are one code path. For each collection (in ve
    transaction like any commit (with the version's TTL): a sync killed at any moment leaves
    blobs, never a partial version, and the next sync takes up where it stopped.
 4. **Runs** linked to no copied version (unless ``artifacts`` narrows the sync): every run of
-   the projects (created since ``since``) the destination lacks, through ``import_run``.
+   the projects (created since ``since``) the destination lacks, through ``import_run``. A run
+   copied (in 3 or 4) brings its history rows and summary (W&B's ``wandb sync`` of an offline
+   run), right after it is imported; a run already at the destination is left as it is.
 
 A bundle (``export_bundle``/``import_bundle``) is a directory holding an embedded store plus
 ``cairn-bundle.json`` (written last, so an interrupted export is not mistaken for a bundle); see
@@ -381,6 +383,9 @@ class _Copier:
         self.bar.advance(0, nbytes)
 
 
+_HISTORY_PAGE = 2000  # history rows copied per request
+
+
 def _run_key(run: RunRecord) -> tuple[str, str, str]:
     return (run.entity, run.project, run.id)
 
@@ -409,8 +414,24 @@ class _Syncer:
                 self.dest.get_run(moved.entity, moved.project, moved.id)
             except NotFoundError:  # the run, or its project, is not there
                 self.dest.import_run(moved)
+                self._copy_history(run, moved)
                 self.report.runs_copied += 1
             self.known_runs.add(key)
+
+    def _copy_history(self, run: RunRecord, moved: RunRecord) -> None:
+        """A copied run's history rows (a page at a time) and summary (W&B's ``wandb sync``)."""
+        summary: str | None = self.source.run_summary(run.entity, run.project, run.id)
+        start: int | None = None
+        while True:
+            rows = self.source.run_history(
+                run.entity, run.project, run.id, min_step=start, limit=_HISTORY_PAGE
+            )
+            if rows or summary not in (None, "{}"):
+                self.dest.log_history(moved.entity, moved.project, moved.id, rows, summary)
+            summary = None
+            if len(rows) < _HISTORY_PAGE:
+                return
+            start = int(json.loads(rows[-1])["_step"]) + 1
 
     def copy_runs(self, projects: Iterable[tuple[str, str]]) -> None:
         """The runs of ``projects`` linked to no copied version (runs that only used or made

@@ -8,7 +8,8 @@ client checked. Blob content is re-hashed on arrival. No route fetches a URL on 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -93,7 +94,24 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def create_app(backend: Backend) -> FastAPI:
     """The app over ``backend`` (see ``Backend.open``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Runs under a real ASGI server only (uvicorn), not for in-process test clients.
+        from cairn.server._collector import Collector
+
+        interval = backend.config.gc_interval
+        collector = Collector(backend, interval, backend.config.gc_grace) if interval else None
+        if collector is not None:
+            collector.start()
+        try:
+            yield
+        finally:
+            if collector is not None:
+                collector.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="cairn",
         version=__version__,
         description="Versioned ML artifacts: cairn's REST API. Every route needs an API key"

@@ -11,11 +11,12 @@ from cairn.catalog import Catalog, CatalogBlobStore, upgrade
 from cairn.errors import UsageError
 from cairn.server._auth import KeyRing
 from cairn.server._transfers import PART_SIZE, UPLOAD_MAX_AGE, Transfers
-from cairn.service import LocalService, maintenance_lock_for_catalog
+from cairn.service import DEFAULT_GRACE_SECONDS, LocalService, maintenance_lock_for_catalog
 from cairn.storage import BlobStore, LocalBlobStore
 
 MAX_JSON_BYTES = 256 << 20  # a commit of a million entries is about 130 MB of JSON
 MAX_BATCH_BYTES = 64 << 20  # one request of small blobs, or one part
+GC_INTERVAL = 3600.0  # the collector of expired versions looks once an hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class ServerConfig:
     max_batch_bytes: int = MAX_BATCH_BYTES
     part_size: int = PART_SIZE
     upload_max_age: float = UPLOAD_MAX_AGE
+    # The collector of expired (TTL) versions (``_collector.py``): seconds between passes (0:
+    # off) and the grace period of the garbage collection it runs.
+    gc_interval: float = GC_INTERVAL
+    gc_grace: float = DEFAULT_GRACE_SECONDS
 
     @classmethod
     def from_env(cls, db: str | None = None, store: str | None = None) -> ServerConfig:
@@ -53,7 +58,20 @@ class ServerConfig:
             admin_key=os.environ.get("CAIRN_ADMIN_KEY") or None,
             part_size=part_size,
             upload_max_age=upload_max_age,
+            gc_interval=_seconds("CAIRN_SERVER_GC_INTERVAL", GC_INTERVAL),
+            gc_grace=_seconds("CAIRN_SERVER_GC_GRACE", DEFAULT_GRACE_SECONDS),
         )
+
+
+def _seconds(var: str, default: float) -> float:
+    text = os.environ.get(var)
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:
+        raise UsageError(f"{var} must be a number of seconds (>= 0)")
+    return value
 
 
 def catalog_url(db: str) -> str:

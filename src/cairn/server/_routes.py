@@ -3,14 +3,15 @@
 
 One module per concept: ``_routes_runs`` (identity, runs), ``_routes_blobs`` (presence, batches,
 uploads), ``_routes_versions`` (commits and queries), ``_routes_search`` (search),
-``_routes_sync`` (copying between stores), ``_routes_keys`` (API keys); ``_common`` holds what
-they share.
+``_routes_sync`` (copying between stores), ``_routes_keys`` (API keys), ``_routes_history`` (a
+run's history and summary); ``_common`` holds what they share.
 """
 
 from __future__ import annotations
 
 from cairn.server import (
     _routes_blobs,
+    _routes_history,
     _routes_keys,
     _routes_runs,
     _routes_search,
@@ -27,4 +28,5 @@ ROUTERS = (
     _routes_sync.router,
     _routes_keys.router,
     _routes_wandb.router,  # W&B parity: collections, runs of a project (issue 11)
+    _routes_history.router,  # W&B parity: a run's history and summary (issue 11)
 )

@@ -194,6 +194,33 @@ class ScopedService:
         self.require(entity, project, "write")
         self._inner.delete_run(entity, project, run_id, delete_artifacts=delete_artifacts)
 
+    # -- a run's history and summary (W&B's run.log, run.summary) --
+
+    def log_history(
+        self, entity: str, project: str, run_id: str, rows: Sequence[str], summary: str | None
+    ) -> None:
+        self.require(entity, project, "write")
+        self._inner.log_history(entity, project, run_id, rows, summary)
+
+    def run_history(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        self.require(entity, project)
+        return self._inner.run_history(
+            entity, project, run_id, min_step=min_step, max_step=max_step, limit=limit
+        )
+
+    def run_summary(self, entity: str, project: str, run_id: str) -> str:
+        self.require(entity, project)
+        return self._inner.run_summary(entity, project, run_id)
+
     # -- blobs --
 
     def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:

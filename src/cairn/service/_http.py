@@ -741,6 +741,33 @@ class HttpService:
         params = {"delete_artifacts": "true" if delete_artifacts else "false"}
         self._call("DELETE", f"{self._project(entity, project)}/runs/{_seg(run_id)}", params=params)
 
+    # -- a run's history and summary (W&B's run.log, run.summary) --
+
+    def log_history(
+        self, entity: str, project: str, run_id: str, rows: Sequence[str], summary: str | None
+    ) -> None:
+        path = f"{self._project(entity, project)}/runs/{_seg(run_id)}/history"
+        self._call("POST", path, json={"rows": list(rows), "summary": summary})
+
+    def run_history(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        given = {"min_step": min_step, "max_step": max_step, "limit": limit}
+        params = {k: str(v) for k, v in given.items() if v is not None}
+        path = f"{self._project(entity, project)}/runs/{_seg(run_id)}/history"
+        return [str(r) for r in self._call("GET", path, params=params)["rows"]]
+
+    def run_summary(self, entity: str, project: str, run_id: str) -> str:
+        path = f"{self._project(entity, project)}/runs/{_seg(run_id)}/summary"
+        return str(self._call("GET", path)["summary"])
+
     def set_ttl(self, version_id: str, ttl_seconds: float | None) -> VersionRecord:
         body = {"ttl_seconds": ttl_seconds}
         return version_from_json(self._call("PUT", f"/versions/{_seg(version_id)}/ttl", json=body))

@@ -38,7 +38,10 @@ from cairn.core import (
     VersionRecord,
     build_tree,
     check_digest,
+    check_history_rows,
     check_json_value,
+    check_summary,
+    check_ttl_allowed,
     parse_query,
     update_tree,
     validate_alias,
@@ -326,6 +329,43 @@ class LocalService:
             tx.delete_run(pk)
 
         self.catalog.write(fn)
+
+    def log_history(
+        self, entity: str, project: str, run_id: str, rows: Sequence[str], summary: str | None
+    ) -> None:
+        checked = check_history_rows(rows)
+        if summary is not None:
+            check_summary(summary)
+
+        def fn(tx: Tx) -> None:
+            pk = self._run_pk(tx, entity, project, run_id)
+            tx.add_history(pk, checked)
+            if summary is not None:
+                tx.set_summary(pk, summary)
+
+        self.catalog.write(fn)
+
+    def run_history(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        if limit is not None and limit < 0:
+            raise ValidationError(f"limit must be 0 or more, not {limit}")
+
+        def fn(tx: Tx) -> list[str]:
+            pk = self._run_pk(tx, entity, project, run_id)
+            return tx.history(pk, min_step, max_step, limit)
+
+        return self.catalog.read(fn)
+
+    def run_summary(self, entity: str, project: str, run_id: str) -> str:
+        return self.catalog.read(lambda tx: tx.summary(self._run_pk(tx, entity, project, run_id)))
 
     def _project(self, tx: Tx, entity: str, project: str) -> int:
         pid = tx.project_id(entity, project, create=False)
@@ -1052,7 +1092,8 @@ class LocalService:
             raise ValidationError(f"a TTL must be positive, got {ttl_seconds} seconds")
 
         def fn(tx: Tx) -> VersionRecord:
-            self._committed(tx, version_id)
+            rec = self._committed(tx, version_id)
+            check_ttl_allowed(rec.type, rec.source_version_id is not None)
             tx.set_ttl(version_id, ttl_seconds)
             return tx.version_record(version_id)
 

@@ -171,6 +171,27 @@ class Service(Protocol):
     ) -> None:
         """Delete a run (and, with ``delete_artifacts``, the versions it logged)."""
 
+    def log_history(
+        self, entity: str, project: str, run_id: str, rows: Sequence[str], summary: str | None
+    ) -> None:
+        """Store a run's history rows (JSON objects with ``_step``; a step logged again replaces
+        its row) and, unless None, its whole summary (a JSON object), in one transaction."""
+
+    def run_history(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """A run's history rows (JSON texts) of steps ``min_step <= step < max_step``, by step."""
+
+    def run_summary(self, entity: str, project: str, run_id: str) -> str:
+        """A run's summary (a JSON object's text; ``{}`` if nothing was logged)."""
+
     # -- blobs --
 
     def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
