@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install dev demo test lint bench chaos docs screenshots chromium clean dist smoke test-min
+.PHONY: install dev demo test lint bench bench-scale chaos docs screenshots chromium clean dist smoke test-min
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,10 @@ lint: dev
 
 bench: dev
 	$(BIN)/python -m benchmarks
+
+# Issue 18 alone: a million tiny files (CAIRN_BENCH_SCALE_FILES=N for a quicker run).
+bench-scale: dev
+	$(BIN)/python -m benchmarks scale
 
 # The attack kit: SIGKILL rounds, concurrent writers, gc racing writers, the authorization matrix,
 # a full disk, a PostgreSQL restart, schemathesis; prints one table (CHAOS_ROUNDS=N scales it).

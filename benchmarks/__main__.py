@@ -16,7 +16,18 @@ import traceback
 
 from benchmarks._common import ROOT, Figure, table
 
-SUITES = ["start", "core", "distributed", "incremental", "server", "sync", "ui", "search", "fs"]
+SUITES = [
+    "start",
+    "core",
+    "distributed",
+    "incremental",
+    "server",
+    "sync",
+    "ui",
+    "search",
+    "fs",
+    "scale",
+]
 
 
 def main(argv: list[str]) -> int:

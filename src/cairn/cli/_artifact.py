@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cairn import sdk
-from cairn.cli._output import emit_json, emit_table, json_option
+from cairn.cli._output import emit_json, emit_json_list, emit_table, json_option
 from cairn.sdk import format_size as size
 from cairn.sdk import short_digest
 
@@ -134,7 +134,7 @@ def files(path: str, prefix: str, as_json: bool) -> None:
     """List the files of the version PATH ([[entity/]project/]name[:alias]), in path order."""
     _, entries = sdk.list_files(path, prefix=prefix)
     if as_json:
-        emit_json([sdk.entry_json(e) for e in entries])
+        emit_json_list(sdk.entry_json(e) for e in entries)
         return
     # Streamed (a version may have millions of entries): fixed-width columns, path last.
     click.echo(f"{'SIZE':>10}  {'DIGEST':<19}  PATH")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -30,6 +30,25 @@ def emit_json(value: Any) -> None:
     except UnicodeEncodeError:
         text = json.dumps(plain, indent=2, ensure_ascii=True, allow_nan=False, default=str)
     click.echo(text)
+
+
+def emit_json_list(items: Iterable[Any]) -> None:
+    """``emit_json`` of a list, written item by item (the same text), so that listing a
+    million-entry version never holds every item."""
+    first = True
+    for item in items:
+        plain = nonfinite_to_null(item)
+        text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False, default=str)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(plain, indent=2, ensure_ascii=True, allow_nan=False, default=str)
+        click.echo(
+            ("[\n" if first else ",\n") + "\n".join("  " + line for line in text.split("\n")),
+            nl=False,
+        )
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 def emit_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

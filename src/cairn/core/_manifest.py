@@ -254,25 +254,57 @@ def build_index(pages: Sequence[PageRef], put: Put, level: int = 1) -> PageRef:
     return refs[0]
 
 
+class TreeBuilder:
+    """Writes the pages of a manifest as its entries arrive (sorted by path, paths unique).
+
+    Each leaf page is encoded and handed to ``put`` as soon as its cut point is reached, so only
+    the unfinished page and one reference per written page (1 in 512 entries) are held: a
+    million-entry manifest is built in a few MiB. ``finish`` writes the index levels.
+    """
+
+    __slots__ = ("_leaves", "_page", "_previous", "_put")
+
+    def __init__(self, put: Put) -> None:
+        self._put = put
+        self._leaves: list[PageRef] = []
+        self._page: list[ManifestEntry] = []
+        self._previous: str | None = None
+
+    def add(self, entry: ManifestEntry) -> None:
+        self.extend((entry,))
+
+    def extend(self, entries: Iterable[ManifestEntry]) -> None:
+        page, previous = self._page, self._previous
+        crc32 = zlib.crc32
+        shift = 32 - LEAF_BITS
+        for e in entries:
+            path = e.path
+            if previous is not None and path <= previous:
+                raise ValueError(f"entries must be sorted by path and unique: {path!r}")
+            previous = path
+            page.append(e)
+            if ((crc32(path.encode()) * _GOLDEN) & _MASK) >> shift == 0:  # is_leaf_boundary
+                self._leaves.append(_write_leaf(page, self._put))
+                page = self._page = []
+        self._previous = previous
+
+    @property
+    def count(self) -> int:
+        """Entries added so far."""
+        return sum(ref.entry_count for ref in self._leaves) + len(self._page)
+
+    def finish(self) -> PageRef:
+        if self._page or not self._leaves:
+            self._leaves.append(_write_leaf(self._page, self._put))
+            self._page = []
+        return build_index(self._leaves, self._put)
+
+
 def build_tree(entries: Iterable[ManifestEntry], put: Put) -> PageRef:
     """Write the pages of a manifest holding ``entries`` (sorted by path, paths unique)."""
-    leaves: list[PageRef] = []
-    page: list[ManifestEntry] = []
-    previous: str | None = None
-    crc32 = zlib.crc32
-    shift = 32 - LEAF_BITS
-    for e in entries:
-        path = e.path
-        if previous is not None and path <= previous:
-            raise ValueError(f"entries must be sorted by path and unique: {path!r}")
-        previous = path
-        page.append(e)
-        if ((crc32(path.encode()) * _GOLDEN) & _MASK) >> shift == 0:  # is_leaf_boundary, inlined
-            leaves.append(_write_leaf(page, put))
-            page = []
-    if page or not leaves:
-        leaves.append(_write_leaf(page, put))
-    return build_index(leaves, put)
+    builder = TreeBuilder(put)
+    builder.extend(entries)
+    return builder.finish()
 
 
 # -- reading ----------------------------------------------------------------------------------

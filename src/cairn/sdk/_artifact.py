@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import itertools
 import json
 import os
 import pathlib
@@ -25,6 +26,7 @@ from cairn.core import (
     ManifestDiff,
     ManifestEntry,
     PageReader,
+    TreeBuilder,
     VersionRecord,
     check_json_value,
     check_ttl_allowed,
@@ -54,7 +56,7 @@ from cairn.sdk._gc import without_gc
 from cairn.sdk._references import add_reference_entries
 from cairn.sdk._settings import Settings, current_service
 from cairn.sdk._staging import Stager
-from cairn.sdk._statcache import StatCache, file_digest
+from cairn.sdk._statcache import DigestReader, StatCache
 from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl, ttl_seconds
 from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
 
@@ -65,6 +67,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 Policy = Literal["mutable", "immutable"]
 MAX_REFERENCE_OBJECTS = 10_000_000
+# add_dir of more files than this into a new artifact streams (see Artifact._add_dir_stream)
+STREAM_THRESHOLD = 50_000
+STREAM_CHUNK = 5_000
 
 _stat_caches: dict[str, StatCache] = {}
 _readers: dict[int, PageReader] = {}
@@ -81,7 +86,8 @@ def stat_cache_for(settings: Settings) -> StatCache:
 def reader_for(service: Service) -> PageReader:
     reader = _readers.get(id(service))
     if reader is None:
-        reader = _readers[id(service)] = PageReader(service.read_blob, capacity=256)
+        # 64 decoded pages (~32,000 entries): reading a version in order needs one at a time.
+        reader = _readers[id(service)] = PageReader(service.read_blob, capacity=64)
     return reader
 
 
@@ -560,11 +566,15 @@ class Artifact:
         if self._base is not None and not self._contents.changed:
             assert self._base.digest is not None
             return self._base.digest
-        if self._base is not None:
+        if self._contents.local_base and not self._contents.changed:
+            assert self._contents.root is not None
+            return self._contents.root
+        base_root = self._base.digest if self._base is not None else self._contents.root
+        if base_root is not None:
             from cairn.core import update_tree
 
             return update_tree(
-                reader_for(self._svc()), self._base.digest or "", self._contents.changes(), _discard
+                reader_for(self._svc()), base_root, self._contents.changes(), _discard
             ).digest
         return _build_tree(self._contents, _discard).digest
 
@@ -672,7 +682,17 @@ class Artifact:
             raise ValidationError(f"Path is not a directory: {local_path!r}")
         given = None if name is None else entry_name(name)
         prefix = "" if given in (None, "", ".", "/") else normalize_entry_path(given) + "/"
-        files, logical = _scan_tree(root, prefix)
+        walk = _walk_tree(root, prefix)
+        head: list[tuple[str, str, os.stat_result, str]] = []
+        for group in walk:
+            head.extend(group)
+            if len(head) > STREAM_THRESHOLD and self._contents.empty_new and not self._incremental:
+                self._add_dir_stream(root, prefix, link, head, walk)
+                return
+        head.sort(key=lambda f: f[3])  # already sorted, unless the walk met a symlink cycle
+        files = [(d, n, st) for d, n, st, _ in head]
+        logical = [p for _, _, _, p in head]
+        del head
         total = sum(st.st_size for _, _, st in files)
         with _progress.progress("hashing", len(files), total) as bar:
             staged = self._stage().stage(files, link=link, on_progress=bar.advance)
@@ -687,6 +707,65 @@ class Artifact:
                 " content; pass merge=True to replace changed files"
             )
         self._local_paths.add_batch(logical, files)
+
+    def _add_dir_stream(
+        self,
+        root: str,
+        prefix: str,
+        link: bool,
+        head: list[tuple[str, str, os.stat_result, str]],
+        rest: Iterator[list[tuple[str, str, os.stat_result, str]]],
+    ) -> None:
+        """``add_dir`` of a large directory into a new artifact, as a stream: files are staged a
+        chunk at a time and their entries go straight into manifest pages written to the store,
+        so memory does not grow with the number of files. The manifest becomes the contents'
+        base (a local one); the commit names it. Stages run one after another per chunk (walk,
+        stat-cache lookup, read and hash, store, page): the hashing step is where more cores
+        would fan out."""
+        stager = self._stage()
+        builder = TreeBuilder(stager.stage_page)
+        chunk = head
+        count = size = 0
+        with _progress.progress("hashing", None, None) as bar:
+            for group in rest:
+                chunk.extend(group)
+                if len(chunk) >= STREAM_CHUNK:
+                    size += self._stage_chunk(stager, builder, chunk, link, bar.advance)
+                    count += len(chunk)
+                    chunk = []
+            if chunk:
+                size += self._stage_chunk(stager, builder, chunk, link, bar.advance)
+                count += len(chunk)
+        ref = builder.finish()
+        stager.flush()  # the pages are read back from the store from now on
+        self._contents.set_local_base(reader_for(self._svc()), ref.digest, count, size)
+        stager.add_tree(ref.digest, root, prefix)
+        self._local_paths.add_tree(prefix, root)
+
+    @staticmethod
+    def _stage_chunk(
+        stager: Stager,
+        builder: TreeBuilder,
+        chunk: list[tuple[str, str, os.stat_result, str]],
+        link: bool,
+        on_progress: Callable[[int, int], None],
+    ) -> int:
+        staged = stager.stage(
+            [(d, n, st) for d, n, st, _ in chunk],
+            link=link,
+            on_progress=on_progress,
+            remember=False,
+        )
+        try:
+            builder.extend(
+                ManifestEntry(f[3], sf.digest, sf.size) for f, sf in zip(chunk, staged, strict=True)
+            )
+        except ValueError:
+            raise ValidationError(
+                "cannot add a directory whose files are reached twice (a symbolic link loop or"
+                " two links to one directory); remove the extra link"
+            ) from None
+        return sum(sf.size for sf in staged)
 
     @contextlib.contextmanager
     def new_file(
@@ -978,47 +1057,40 @@ class Artifact:
         self._ensure_logged("checkout")
         root = os.fspath(root) if root is not None else self._default_root(include_version=False)
         if os.path.isdir(root):
-            for dirpath, _, filenames in os.walk(root):
-                for fname in filenames:
-                    full = os.path.join(dirpath, fname)
-                    rel = os.path.relpath(full, root).replace(os.sep, "/")
-                    if self._contents.get(rel) is None:
-                        os.remove(full)
+            # One walk beside one pass over the manifest, both in path order (never all of it).
+            for _, full, entry in _merge_local(root, iter(self._contents)):
+                if entry is None and full is not None:
+                    os.remove(full)
         return self.download(root=root)
 
     @without_gc
     def verify(self, root: str | None = None) -> None:
         """Check that ``root`` holds exactly the artifact's files with their content.
 
-        Raises ``ValueError`` naming the first file that is extra, missing or different.
-        References are checked only where they were recorded with a checksum.
+        Raises ``ValueError`` naming the first file (in path order) that is extra, missing or
+        different. References are checked only where they were recorded with a checksum.
         """
         self._ensure_logged("verify")
         root = os.fspath(root) if root is not None else self._default_root()
         if not os.path.isdir(root):
             raise ValidationError(f"cannot verify {self.name}: {root} is not a directory")
-        found: set[str] = set()
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for fname in sorted(filenames):
-                full = os.path.join(dirpath, fname)
-                rel = os.path.relpath(full, root).replace(os.sep, "/")
-                if self._contents.get(rel) is None:
+        digests = DigestReader(stat_cache_for(Settings.from_env()))
+        try:
+            for path, full, entry in _merge_local(root, iter(self._contents)):
+                if entry is None:
                     raise ValidationError(
                         f"Found file {full} which is not a member of artifact {self.name}"
                     )
-                found.add(rel)
-        cache = stat_cache_for(Settings.from_env())
-        for entry in self._contents:
-            full = as_fs_path(root, entry.path)
-            if entry.path not in found:
-                raise ValidationError(
-                    f"File {entry.path!r} of artifact {self.name} is missing from {root}"
-                )
-            if entry.ref is not None and not entry.digest.startswith("sha256:"):
-                continue
-            if file_digest(full, cache) != entry.digest:
-                raise ValidationError(f"Digest mismatch for file: {entry.path!r} ({full})")
+                if full is None:
+                    raise ValidationError(
+                        f"File {path!r} of artifact {self.name} is missing from {root}"
+                    )
+                if entry.ref is not None and not entry.digest.startswith("sha256:"):
+                    continue
+                if digests.digest(full) != entry.digest:
+                    raise ValidationError(f"Digest mismatch for file: {path!r} ({full})")
+        finally:
+            digests.flush()
 
     # -- versions ----------------------------------------------------------------------------------
 
@@ -1075,6 +1147,7 @@ class Artifact:
             tags=list(tags),
             run_id=run_id,
             expect_alias=self._expect_alias,
+            manifest=self._contents.root if self._contents.local_base else None,
         )
 
     @without_gc
@@ -1117,7 +1190,7 @@ class Artifact:
         if self._service is not None and self._service is not service:
             raise UsageError("this artifact was built for another store; build it again")
         self._service = service
-        changes = self._contents.changes()
+        changes = self._contents.all_changes()
         self._stage().ensure_present(
             [e.digest for _, e in changes if e is not None and e.ref is None]
         )
@@ -1268,6 +1341,13 @@ class LocalPaths:
     def __init__(self) -> None:
         self._map: dict[str, str] = {}
         self._pending: list[tuple[list[str], list[tuple[str, str, os.stat_result]]]] = []
+        # Streamed directories: (entry path prefix, local root); paths below the prefix map to
+        # files below the root, except those removed or added again since (kept in _map).
+        self._trees: list[tuple[str, str]] = []
+        self._dropped: set[str] = set()
+
+    def add_tree(self, prefix: str, local_root: str) -> None:
+        self._trees.append((prefix, local_root))
 
     def add(self, path: str, local: str) -> None:
         self._materialize()
@@ -1278,17 +1358,30 @@ class LocalPaths:
 
     def get(self, path: str) -> str | None:
         self._materialize()
-        return self._map.get(path)
+        found = self._map.get(path)
+        if found is not None or path in self._dropped:
+            return found
+        for prefix, local_root in self._trees:
+            if path.startswith(prefix):
+                return os.path.join(local_root, *path[len(prefix) :].split("/"))
+        return None
 
     def pop(self, path: str) -> None:
         self._materialize()
         self._map.pop(path, None)
+        if self._trees:
+            self._dropped.add(path)
 
     def name_of(self, local: str) -> str | None:
         self._materialize()
         for path, source in self._map.items():
             if os.path.abspath(source) == local:
                 return path
+        for prefix, local_root in self._trees:
+            if local.startswith(local_root + os.sep) and os.path.isfile(local):
+                path = prefix + os.path.relpath(local, local_root).replace(os.sep, "/")
+                if path not in self._dropped:
+                    return path
         return None
 
     def _materialize(self) -> None:
@@ -1298,49 +1391,99 @@ class LocalPaths:
         self._pending.clear()
 
 
-def _scan_tree(root: str, prefix: str) -> tuple[list[tuple[str, str, os.stat_result]], list[str]]:
-    """Every regular file below ``root`` in path order: ([(directory, name, stat)], [entry path]).
+LocalFileAt = tuple[str, str, os.stat_result, str]  # directory, name, stat, entry path
 
-    Symbolic links are followed (as W&B does), each directory at most once.
+
+def _walk_tree(root: str, prefix: str) -> Iterator[list[LocalFileAt]]:
+    """Every regular file below ``root``, in entry path order, a group of files at a time.
+
+    Siblings are visited in the order of their names, a directory's name followed by "/": that
+    is the order of the entry paths, so the walk needs no global sort and holds one directory's
+    listing per level. Symbolic links are followed (as W&B does), each directory at most once.
     """
-    files: list[tuple[str, str, os.stat_result]] = []
-    logical: list[str] = []
     seen: set[tuple[int, int]] = set()
 
-    def walk(directory: str, rel: str) -> None:
+    def walk(directory: str, rel: str) -> Iterator[list[LocalFileAt]]:
         st_dir = os.stat(directory)
         if (st_dir.st_dev, st_dir.st_ino) in seen:
             return
         seen.add((st_dir.st_dev, st_dir.st_ino))
         with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        subdirs = []
-        for entry in entries:
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue  # a dangling link, or deleted while we looked
-            if _stat.S_ISDIR(st.st_mode):
-                subdirs.append(entry)
-            elif _stat.S_ISREG(st.st_mode):
-                path = rel + entry.name
-                problem = entry_path_problem(path)
-                if problem is not None:
-                    raise ValidationError(
-                        f"cannot add {entry.path}: invalid entry path ({problem})"
-                    )
-                files.append((directory, entry.name, st))
-                logical.append(path)
-        for sub in subdirs:
-            walk(sub.path, rel + sub.name + "/")
+            listed = []
+            for entry in it:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # a dangling link, or deleted while we looked
+                if _stat.S_ISDIR(st.st_mode):
+                    listed.append((entry.name + "/", entry, st))
+                elif _stat.S_ISREG(st.st_mode):
+                    listed.append((entry.name, entry, st))
+        listed.sort(key=lambda x: x[0])
+        group: list[LocalFileAt] = []
+        for key, entry, st in listed:
+            if key.endswith("/"):
+                if group:
+                    yield group
+                    group = []
+                yield from walk(entry.path, rel + key)
+                continue
+            path = rel + entry.name
+            problem = entry_path_problem(path)
+            if problem is not None:
+                raise ValidationError(f"cannot add {entry.path}: invalid entry path ({problem})")
+            group.append((directory, entry.name, st, path))
+        if group:
+            yield group
 
-    walk(root, prefix)
-    # Entry paths sort by code point; directory walks list "a/b" before "a-c", so sort once.
-    if any(logical[i] > logical[i + 1] for i in range(len(logical) - 1)):
-        order = sorted(range(len(logical)), key=logical.__getitem__)
-        files = [files[i] for i in order]
-        logical = [logical[i] for i in order]
-    return files, logical
+    yield from walk(root, prefix)
+
+
+def _local_files(root: str) -> Iterator[tuple[str, str]]:
+    """(entry path, file path) of every file below ``root``, in entry path order (as ``os.walk``
+    sees them: symbolic links to directories are not followed)."""
+
+    def walk(directory: str, rel: str) -> Iterator[tuple[str, str]]:
+        listed = []
+        with os.scandir(directory) as it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if not is_dir:
+                    listed.append((entry.name, entry.path))
+                elif not entry.is_symlink():
+                    listed.append((entry.name + "/", entry.path))
+        listed.sort()
+        for key, path in listed:
+            if key.endswith("/"):
+                yield from walk(path, rel + key)
+            else:
+                yield rel + key, path
+
+    yield from walk(root, "")
+
+
+def _merge_local(
+    root: str, entries: Iterator[ManifestEntry]
+) -> Iterator[tuple[str, str | None, ManifestEntry | None]]:
+    """Local files and entries side by side in path order: (path, file or None, entry or None)."""
+    local = _local_files(root)
+    here = next(local, None)
+    entry = next(entries, None)
+    while here is not None or entry is not None:
+        if entry is None or (here is not None and here[0] < entry.path):
+            assert here is not None
+            yield here[0], here[1], None
+            here = next(local, None)
+        elif here is None or entry.path < here[0]:
+            yield entry.path, None, entry
+            entry = next(entries, None)
+        else:
+            yield entry.path, here[1], entry
+            here = next(local, None)
+            entry = next(entries, None)
 
 
 def _discard(digest: str, data: bytes) -> None:
@@ -1372,6 +1515,11 @@ class ArtifactFiles(Sequence[ArtifactManifestEntry]):
         return len(self._artifact._contents)
 
     def __getitem__(self, index: Any) -> Any:
+        if self._cache is None and isinstance(index, int) and index >= 0:
+            # Read only up to the entry asked for, never the whole (maybe huge) list.
+            for found in itertools.islice(self, index, None):
+                return found
+            raise IndexError(f"file index {index} out of range")
         if self._cache is None:
             self._cache = list(self)
         return self._cache[index]

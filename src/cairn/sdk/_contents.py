@@ -4,6 +4,10 @@ A new artifact has no base; a committed one has a base and no changes; a draft h
 goes through the changes first, then the base's pages, loaded only when a path falls in them, so a
 draft of a million-entry version costs nothing until it is read, and committing it sends only the
 changes.
+
+A large directory added to a new artifact becomes a *local base*: its manifest pages are written
+to the store as the directory is walked (never held whole), and the commit names that manifest
+(``CommitRequest.manifest``) with any later changes on top, exactly like a draft's base.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Contents:
         self._root = root
         self._base_count = base_count
         self._base_size = base_size
+        self.local_base = False  # the base is a manifest written by this artifact, not a version
         self.overlay: dict[str, ManifestEntry] = {}
         self.removed: set[str] = set()
         # Counts kept up to date on every change, so len() never reads a page.
@@ -35,6 +40,22 @@ class Contents:
     @property
     def changed(self) -> bool:
         return bool(self.overlay or self.removed)
+
+    @property
+    def empty_new(self) -> bool:
+        """Nothing added yet and no base: a new artifact's first add."""
+        return self._root is None and not self.overlay and not self.removed
+
+    @property
+    def root(self) -> str | None:
+        return self._root
+
+    def set_local_base(self, reader: PageReader, root: str, count: int, size: int) -> None:
+        """Make the manifest at ``root`` (written to the store by this artifact) the base."""
+        assert self.empty_new
+        self._reader, self._root = reader, root
+        self._base_count, self._base_size = count, size
+        self.local_base = True
 
     def _base_get(self, path: str) -> ManifestEntry | None:
         if self._reader is None or self._root is None:
@@ -126,3 +147,9 @@ class Contents:
         out += [(p, None) for p in self.removed]
         out.sort(key=lambda c: c[0])
         return out
+
+    def all_changes(self) -> list[Change]:
+        """Changes that build these contents from nothing (a local base is sent whole)."""
+        if not self.local_base:
+            return self.changes()
+        return [(e.path, e) for e in self]

@@ -8,6 +8,7 @@ place, so an interrupted download never leaves a half-written file under the ent
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import uuid
@@ -19,15 +20,25 @@ from cairn.core import ManifestEntry, entry_path_problem
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk._entry import as_fs_path
 from cairn.sdk._references import fetch_reference, file_path_of_uri, is_fetchable
-from cairn.sdk._statcache import StatCache, file_digest, is_racy, now_ns, stat_key
+from cairn.sdk._statcache import (
+    DigestReader,
+    StatCache,
+    file_digest,
+    is_racy,
+    now_ns,
+    stat_key,
+)
 from cairn.service import Service
-from cairn.storage import hash_file
+from cairn.storage import SMALL_LIMIT, hash_file
 
 # file_digest, hash_file and file_path_of_uri lived here first; they stay importable from here.
 __all__ = ["CHUNK", "Downloader", "RootGuard", "file_digest", "file_path_of_uri", "hash_file"]
 
 CHUNK = 1 << 20
 _THREADS = 8
+_SMALL_WRITERS = 2
+_RECORD_EVERY = 50_000  # downloaded files remembered in the stat cache this many at a time
+_O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class RootGuard:
@@ -90,6 +101,10 @@ class Downloader:
         self._allow_missing = allow_missing_references
         self._on_progress = on_progress
         self._fresh: list[tuple[str, tuple[int, int, int, int, int], str]] = []
+        self._lock = threading.Lock()
+        self._digests = DigestReader(stat_cache)
+        self._token = uuid.uuid4().hex[:8]
+        self._serial = itertools.count()
 
     def _present(self, dest: str, entry: ManifestEntry) -> bool:
         try:
@@ -102,7 +117,7 @@ class Downloader:
             return False
         if entry.ref is not None and not entry.digest.startswith("sha256:"):
             return False
-        return file_digest(dest, self._cache) == entry.digest
+        return self._digests.digest(dest) == entry.digest
 
     def fetch(self, entry: ManifestEntry) -> str:
         dest = self.guard.target(entry.path)
@@ -125,7 +140,8 @@ class Downloader:
                 os.unlink(tmp)
         st = os.stat(dest)
         if entry.ref is None and not is_racy(st, started):
-            self._fresh.append((dest, stat_key(st), entry.digest))
+            with self._lock:
+                self._fresh.append((dest, stat_key(st), entry.digest))
         self._progress(entry)
         return dest
 
@@ -161,16 +177,24 @@ class Downloader:
             self._service.prefetch_blobs(wanted)
 
     def fetch_all(self, entries: Iterable[ManifestEntry]) -> None:
+        """Write every entry, a batch at a time (memory does not grow with the entry count).
+
+        On a local store, the small files of a batch that are not already there are read many
+        per query and written by a few threads (writing small files is system calls, which
+        release the GIL); the rest go one by one through ``fetch``."""
         batch = 4 * _THREADS * 64
         with ThreadPoolExecutor(_THREADS) as pool:
-            # Bounded in flight: a million entries are streamed, not queued all at once.
             pending: list[ManifestEntry] = []
 
             def run(chunk: list[ManifestEntry]) -> None:
-                if not self._service.is_local:
+                if self._service.is_local:
+                    chunk = self._write_small_batch(chunk, pool)
+                else:
                     self._prefetch(chunk)
                 for fut in [pool.submit(self.fetch, e) for e in chunk]:
                     fut.result()
+                if self._cache is not None and len(self._fresh) >= _RECORD_EVERY:
+                    self._record_fresh()
 
             for entry in entries:
                 pending.append(entry)
@@ -178,5 +202,68 @@ class Downloader:
                     run(pending)
                     pending = []
             run(pending)
-        if self._cache is not None and self._fresh:
-            self._cache.record(self._fresh)
+        self._record_fresh()
+        self._digests.flush()
+
+    def _record_fresh(self) -> None:
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        if self._cache is not None and fresh:
+            self._cache.record(fresh)
+
+    def _write_small_batch(
+        self, chunk: list[ManifestEntry], pool: ThreadPoolExecutor
+    ) -> list[ManifestEntry]:
+        """Write the small stored entries of ``chunk`` whose file is absent; return the others."""
+        rest: list[ManifestEntry] = []
+        todo: list[tuple[ManifestEntry, str]] = []
+        for e in chunk:
+            if e.ref is not None or e.size is None or e.size >= SMALL_LIMIT:
+                rest.append(e)
+                continue
+            dest = self.guard.target(e.path)
+            if os.path.lexists(dest):
+                rest.append(e)  # there already: checked (and maybe replaced) by fetch
+                continue
+            todo.append((e, dest))
+        if not todo:
+            return rest
+        blobs = dict(self._service.read_blobs([e.digest for e, _ in todo]))  # each verified
+        started = now_ns()
+        # A couple of writers: more contend for the same directories (creating files in one
+        # directory is serialised by the kernel) and go slower, not faster.
+        step = max(1, len(todo) // _SMALL_WRITERS + 1)
+        futures = [
+            pool.submit(self._write_many, todo[i : i + step], blobs, started)
+            for i in range(0, len(todo), step)
+        ]
+        for fut in futures:
+            fut.result()
+        return rest
+
+    def _write_many(
+        self, items: list[tuple[ManifestEntry, str]], blobs: dict[str, bytes], started: int
+    ) -> None:
+        fresh = []
+        for entry, dest in items:
+            data = blobs[entry.digest]
+            tmp = (
+                f"{os.path.dirname(dest)}{os.sep}.cairn-{self._token}-{next(self._serial)}.partial"
+            )
+            fd = os.open(tmp, _O_NEW, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                st = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+            os.close(fd)
+            os.replace(tmp, dest)
+            if not is_racy(st, started):
+                fresh.append((dest, stat_key(st), entry.digest))
+            self._progress(entry)
+        with self._lock:
+            self._fresh.extend(fresh)

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from hashlib import sha256
 from typing import NamedTuple
 
-from cairn.core import digest_bytes
+from cairn.core import PageReader, digest_bytes
 from cairn.errors import CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._statcache import RACY_NS, StatCache, StatKey, is_racy, now_ns, stat_key
@@ -24,6 +24,7 @@ from cairn.service import CommitResult, Service
 from cairn.storage import SMALL_LIMIT
 
 FLUSH_BYTES = 32 << 20
+FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
 _THREADS = 2
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
@@ -59,6 +60,9 @@ class Stager:
         self._buffer: list[tuple[str, bytes]] = []
         self._buffer_bytes = 0
         self._sources: dict[str, tuple[str, str]] = {}  # digest -> a local file with that content
+        # Directories staged as a stream (too many files to remember one by one): the manifest
+        # written for each, where its files came from, and the entry path prefix they got.
+        self._trees: list[tuple[str, str, str]] = []
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
 
@@ -71,12 +75,16 @@ class Stager:
         use_cache: bool = True,
         link: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
+        remember: bool = True,
     ) -> list[StagedFile]:
-        """Digest and store ``files``; the results come in the same order."""
+        """Digest and store ``files``; the results come in the same order.
+
+        With ``remember=False`` the local source of each digest is not kept (a streamed
+        directory: ``add_tree`` says where its files are, for ``restore``)."""
         started = now_ns()
         results: list[StagedFile | None] = [None] * len(files)
         misses: list[int] = []
-        sources = self._sources
+        sources: dict[str, tuple[str, str]] = self._sources if remember else {}
         if use_cache and self._cache is not None:
             cached = self._cache.load_dirs({d for d, _, _ in files})
             empty: dict[str, tuple[StatKey, str]] = {}
@@ -174,11 +182,23 @@ class Stager:
             self._buffer_add(digest, data)
         return StagedFile(digest, len(data))
 
+    def stage_page(self, digest: str, data: bytes) -> None:
+        """Store a manifest page (its digest computed by the caller), buffered like a small file."""
+        if len(data) >= SMALL_LIMIT:
+            self._service.store_blobs([(digest, data)])
+        else:
+            self._buffer_add(digest, data)
+
+    def add_tree(self, root: str, local_root: str, prefix: str) -> None:
+        """Remember that the manifest ``root`` holds the files below ``local_root`` as entries
+        ``prefix + relative path`` (so ``restore`` can find them without a map per file)."""
+        self._trees.append((root, local_root, prefix))
+
     def _buffer_add(self, digest: str, data: bytes) -> None:
         with self._lock:
             self._buffer.append((digest, data))
             self._buffer_bytes += len(data)
-            full = self._buffer_bytes >= FLUSH_BYTES
+            full = self._buffer_bytes >= FLUSH_BYTES or len(self._buffer) >= FLUSH_COUNT
         if full:
             self._write_behind()
 
@@ -208,9 +228,10 @@ class Stager:
         server, per 32 MiB), not one by one."""
         batch: list[tuple[str, bytes]] = []
         size = 0
+        from_trees = self._tree_sources({d for d in digests if d not in self._sources})
         with _progress.progress("storing", len(digests), None) as bar:
             for digest in digests:
-                source = self._sources.get(digest)
+                source = self._sources.get(digest) or from_trees.get(digest)
                 if source is None:
                     raise DigestMismatchError(
                         f"content {digest} is missing from the store at {self._service.location}"
@@ -242,6 +263,21 @@ class Stager:
                 bar.advance(1, stored)
             if batch:
                 self._service.store_blobs(batch)
+
+    def _tree_sources(self, wanted: set[str]) -> dict[str, tuple[str, str]]:
+        """Local files (directory, name) of wanted digests, found in the streamed trees' pages."""
+        found: dict[str, tuple[str, str]] = {}
+        if not wanted or not self._trees:
+            return found
+        reader = PageReader(self._service.read_blob, capacity=8)
+        for root, local_root, prefix in self._trees:
+            for entry in reader.iter_from(root, prefix):
+                if not entry.path.startswith(prefix):
+                    break
+                if entry.digest in wanted and entry.digest not in found:
+                    local = os.path.join(local_root, *entry.path[len(prefix) :].split("/"))
+                    found[entry.digest] = os.path.split(local)
+        return found
 
     def commit_with_blobs(self, commit: Callable[[], CommitResult]) -> CommitResult:
         """The one way a commit (``commit`` or ``finish``) makes sure the store has its blobs.

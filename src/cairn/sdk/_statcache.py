@@ -21,6 +21,7 @@ from cairn.storage import hash_file
 
 StatKey = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 DirEntries = dict[str, tuple[StatKey, str]]
+MEM_FILES = 25_000  # decoded rows kept in memory, counted in files
 RACY_NS = 50_000_000  # a file changed within 50 ms of being read is not cached
 
 
@@ -56,6 +57,7 @@ class StatCache:
         # Decoded rows, kept in memory: a stale one can only cause a miss, because a hit needs
         # the file's current (device, inode, size, mtime, ctime) to match.
         self._mem: dict[str, DirEntries] = {}
+        self._mem_files = 0
 
     def _db(self) -> sqlite3.Connection | None:
         if self._broken:
@@ -95,8 +97,12 @@ class StatCache:
         return entries
 
     def _remember(self, directory: str, entries: DirEntries) -> None:
-        if len(self._mem) > 20_000:
+        # Bounded by files, not directories: a million-file tree must not stay decoded here.
+        if len(self._mem) > 20_000 or self._mem_files > MEM_FILES:
             self._mem.clear()
+            self._mem_files = 0
+        old = self._mem.get(directory)
+        self._mem_files += len(entries) - (len(old) if old is not None else 0)
         self._mem[directory] = entries
 
     def load_dirs(self, directories: Iterable[str]) -> dict[str, DirEntries]:
@@ -177,3 +183,38 @@ def file_digest(path: str, cache: StatCache | None) -> str:
     if cache is not None and stat_key(st_after) == stat_key(st) and not is_racy(st, started):
         cache.record([(path, stat_key(st), digest)])
     return digest
+
+
+class DigestReader:
+    """``file_digest`` for many files: what it learns goes to the stat cache in batches (one
+    transaction per ``every`` files, not one per file). Call ``flush`` at the end. Thread-safe."""
+
+    def __init__(self, cache: StatCache | None, every: int = 20_000) -> None:
+        self._cache = cache
+        self._every = every
+        self._fresh: list[tuple[str, StatKey, str]] = []
+        self._lock = threading.Lock()
+
+    def digest(self, path: str) -> str:
+        st = os.stat(path)
+        cache = self._cache
+        if cache is not None:
+            hit = cache.lookup(path)
+            if hit is not None and hit[0] == stat_key(st):
+                return hit[1]
+        started = now_ns()
+        digest, _ = hash_file(path)
+        st_after = os.stat(path)
+        if cache is not None and stat_key(st_after) == stat_key(st) and not is_racy(st, started):
+            with self._lock:
+                self._fresh.append((path, stat_key(st), digest))
+                full = len(self._fresh) >= self._every
+            if full:
+                self.flush()
+        return digest
+
+    def flush(self) -> None:
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        if self._cache is not None and fresh:
+            self._cache.record(fresh)

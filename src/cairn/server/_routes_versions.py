@@ -12,6 +12,7 @@ from cairn.core import (
     CollectionRecord,
     RunRecord,
     VersionRecord,
+    check_digest,
     to_json,
     validate_alias,
     validate_aliases,
@@ -52,6 +53,8 @@ class CommitIn(BaseModel):
     run_id: str | None = None
     # [alias, version id or null]: refused with 409 unless the alias still names that version
     expect_alias: tuple[str, str | None] | None = None
+    # the root of a manifest whose pages the client uploaded as blobs; changes apply onto it
+    manifest: str | None = None
 
 
 class StageIn(BaseModel):
@@ -91,6 +94,8 @@ def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, 
 )
 def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any]:
     entity, project, changes = _checked(entity, project, body)
+    if body.manifest is not None:
+        check_digest(body.manifest)
     req = CommitRequest(
         entity=entity,
         project=project,
@@ -104,6 +109,7 @@ def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any
         tags=body.tags,
         run_id=body.run_id,
         expect_alias=body.expect_alias,
+        manifest=body.manifest,
     )
     return commit_result_to_json(svc.commit(req))
 

@@ -309,8 +309,23 @@ class ScopedService:
         digests = [e.digest for _, e in request.changes if e is not None and e.ref is None]
         return self._unreadable(digests)
 
+    def _unreadable_in_manifest(self, root: str) -> tuple[str, ...]:
+        """A client-written manifest (``CommitRequest.manifest``): the key must be able to read
+        its pages and every blob it names, checked page by page (never the whole manifest)."""
+        if self._unreadable([root]):
+            raise ValidationError(
+                f"manifest page {root} is not in the store: store the manifest's pages before"
+                " committing it (log the artifact again)"
+            )
+        absent: list[str] = []
+        for batch in self._inner.manifest_blob_batches(root):
+            absent.extend(self._unreadable(batch))
+        return tuple(dict.fromkeys(absent))
+
     def commit(self, request: CommitRequest) -> CommitResult:
         missing = self._check_write(request)
+        if request.manifest is not None:
+            missing = (*self._unreadable_in_manifest(request.manifest), *missing)
         if missing:
             return CommitResult(None, False, missing)
         return self._inner.commit(request)

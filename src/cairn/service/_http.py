@@ -625,6 +625,8 @@ class HttpService:
         }
         if request.expect_alias is not None:
             body["expect_alias"] = list(request.expect_alias)
+        if request.manifest is not None:
+            body["manifest"] = request.manifest
         path = self._project(request.entity, request.project) + "/commit"
         return self._result(self._call("POST", path, json=body))
 

@@ -35,6 +35,7 @@ from cairn.core import (
     PageRef,
     RegistryRecord,
     RunRecord,
+    TreeBuilder,
     VersionRecord,
     build_tree,
     check_digest,
@@ -53,9 +54,11 @@ from cairn.core import (
 )
 from cairn.errors import (
     ArtifactNotFoundError,
+    BlobNotFoundError,
     CommError,
     ConflictError,
     DigestMismatchError,
+    ManifestFormatError,
     UsageError,
     ValidationError,
 )
@@ -105,6 +108,10 @@ def _registry(row: Any) -> RegistryRecord:
 
 def _blob_digests(entries: Sequence[ManifestEntry | None]) -> list[str]:
     return list({e.digest for e in entries if e is not None and e.ref is None})
+
+
+def _discard_page(digest: str, data: bytes) -> None:
+    """A page sink that keeps nothing (a manifest rebuilt only for its digest)."""
 
 
 def _kept_changing(request: FinishRequest) -> ConflictError:
@@ -445,6 +452,84 @@ class LocalService:
             raise ValidationError(f"the version's total size ({root.size} bytes) is beyond 64 bits")
         return root, pages
 
+    def manifest_blob_batches(self, root: str, batch: int = 10_000) -> Iterator[list[str]]:
+        """The blobs a manifest needs (its pages, and its entries' stored content), in batches:
+        read page by page, never the whole manifest at once."""
+        reader = PageReader(self._manifest_page, capacity=8)
+        leaves = reader.leaves(root)
+        out: list[str] = [root, *self._index_pages(reader, root)]
+        for ref in leaves:
+            node = reader.node(ref.digest)
+            if not isinstance(node, Leaf):
+                raise ManifestFormatError(f"manifest page {ref.digest} is not a leaf page")
+            out.append(ref.digest)
+            out.extend(e.digest for e in node.entries if e.ref is None)
+            if len(out) >= batch:
+                yield list(dict.fromkeys(out))
+                out = []
+        if out:
+            yield list(dict.fromkeys(out))
+
+    def _index_pages(self, reader: PageReader, root: str) -> list[str]:
+        top = reader.root_ref(root)
+        found: list[str] = []
+        stack = [top] if top.level > 1 else []
+        while stack:
+            node = reader.node(stack.pop().digest)
+            assert isinstance(node, Index)
+            for child in node.children:
+                if child.level >= 1:
+                    found.append(child.digest)
+                    if child.level > 1:
+                        stack.append(child)
+        return found
+
+    def _manifest_page(self, digest: str) -> bytes:
+        try:
+            return self.blobs.get(check_digest(digest))
+        except BlobNotFoundError:
+            raise ValidationError(
+                f"manifest page {digest} is not in the store at {self.location}: store the"
+                " manifest's pages before committing it (log the artifact again)"
+            ) from None
+
+    def check_manifest(self, root: str) -> list[str]:
+        """Check a manifest a client wrote as blobs (``CommitRequest.manifest``), page by page:
+        every page present and well formed, paths safe, sorted and unique, and cut exactly as
+        cairn cuts manifests (rebuilt and compared by digest, so equal contents keep equal
+        digests). Returns the digests of its entries' content the store lacks."""
+        reader = PageReader(self._manifest_page, capacity=8)
+        builder = TreeBuilder(_discard_page)
+        missing: list[str] = []
+        pending: list[str] = []
+        try:
+            for ref in reader.leaves(root):
+                node = reader.node(ref.digest)
+                if not isinstance(node, Leaf):
+                    raise ManifestFormatError(f"manifest page {ref.digest} is not a leaf page")
+                builder.extend(node.entries)
+                pending.extend(e.digest for e in node.entries if e.ref is None)
+                if len(pending) >= 20_000:
+                    missing += self.missing_blobs(list(dict.fromkeys(pending)))
+                    pending = []
+            built = builder.finish()
+        except ManifestFormatError:
+            raise
+        except ValueError as exc:
+            raise ManifestFormatError(f"manifest {root} refused: {exc}") from None
+        if pending:
+            missing += self.missing_blobs(list(dict.fromkeys(pending)))
+        if built.digest != root:
+            raise ManifestFormatError(
+                f"manifest {root} refused: its pages are not cut as cairn cuts manifests"
+                f" (rebuilt from its entries it is {built.digest})"
+            )
+        if built.size > INT_RANGE[1]:
+            raise ValidationError(
+                f"the version's total size ({built.size} bytes) is beyond 64 bits"
+            )
+        return list(dict.fromkeys(missing))
+
     def _persist_pages(self, pages: dict[str, bytes]) -> None:
         if pages:
             present = self.blobs.has_many(pages)
@@ -473,6 +558,20 @@ class LocalService:
     def _commit(self, request: CommitRequest) -> CommitResult:
         validate_aliases(request.aliases)
         base_root: str | None = None
+        manifest_missing: list[str] = []
+        if request.manifest is not None:
+            if request.base_version_id is not None:
+                raise ValidationError(
+                    "a commit applies its changes to a base version or to a manifest, not both"
+                )
+            # Re-logging the same tree: a version of this collection has the manifest already,
+            # checked when it was committed (and its blobs kept since): no need to read it again.
+            known = not request.changes and self._existing_with_digest(
+                request.entity, request.project, request.name, request.manifest
+            )
+            if not known:
+                manifest_missing = self.check_manifest(request.manifest)
+            base_root = request.manifest
         if request.base_version_id is not None:
             base = self.get_version(request.base_version_id)
             if base.state != COMMITTED or base.digest is None:
@@ -489,6 +588,7 @@ class LocalService:
         )
         if existing is None:
             missing = self.missing_blobs(_blob_digests([e for _, e in request.changes]))
+            missing = list(dict.fromkeys([*manifest_missing, *missing]))
             if missing:
                 return CommitResult(None, False, tuple(missing))
             self._persist_pages(pages)
@@ -503,6 +603,9 @@ class LocalService:
             if request.expect_alias is not None:
                 _check_expected_alias(tx, cid, request.name, request.expect_alias)
             self._grant(tx, pid, [*_blob_digests([e for _, e in request.changes]), *pages])
+            if self._owners and request.manifest is not None:
+                for batch in self.manifest_blob_batches(request.manifest):
+                    tx.grant_blobs(pid, batch)
             found = tx.committed_with_digest(cid, root.digest)
             if found is not None:
                 # Identical content: no new version; it gets the aliases and "latest".

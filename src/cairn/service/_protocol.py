@@ -25,6 +25,9 @@ class CommitRequest:
     With ``expect_alias`` = ``(alias, version id)`` the commit is refused with ``ConflictError``
     (and nothing is committed) unless the alias still names that version (``None``: names no
     version) inside the same catalog transaction: a compare-and-set for writers of one alias.
+    With ``manifest`` (the root digest of a manifest whose pages the client stored as blobs, as
+    the SDK does for large directories, streaming) the changes apply onto that manifest instead
+    (no base version then); the service checks it page by page, never holding it whole.
     """
 
     entity: str
@@ -39,6 +42,7 @@ class CommitRequest:
     tags: Sequence[str] = ()
     run_id: str | None = None
     expect_alias: tuple[str, str | None] | None = None
+    manifest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cairn.core import LATEST, ManifestEntry, RunRecord, digest_bytes
+from cairn.core import LATEST, ManifestEntry, RunRecord, TreeBuilder, digest_bytes, encode_leaf
 from cairn.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -46,8 +46,85 @@ def _commit(service: Service, entries: list[ManifestEntry], **kw: object) -> Com
     )
 
 
+def _pages(entries: list[ManifestEntry]) -> tuple[str, list[tuple[str, bytes]]]:
+    pages: list[tuple[str, bytes]] = []
+    root = TreeBuilder(lambda d, data: pages.append((d, data)))
+    root.extend(entries)
+    return root.finish().digest, pages
+
+
 class ServiceTests:
     """Provide a ``service`` fixture returning a Service over an empty store."""
+
+    def test_commit_of_a_client_written_manifest(self, service: Service) -> None:
+        """``CommitRequest.manifest``: the SDK streams a large directory into manifest pages it
+        stores as blobs; the store checks them page by page and applies changes on top."""
+        blob = _blob(service, b"tiny", "x")
+        entries = [ManifestEntry(f"d/{i:05}", blob.digest, 4) for i in range(3000)]
+        root, pages = _pages(entries)
+        assert len(pages) > 3  # several leaves and an index: the check reads page by page
+        service.store_blobs(pages)
+        extra = _blob(service, b"extra", "z.txt")
+        result = service.commit(
+            CommitRequest(
+                entity="me",
+                project="proj",
+                name="ds",
+                type="dataset",
+                changes=[("d/00000", None), ("z.txt", extra)],
+                manifest=root,
+            )
+        )
+        assert result.created and result.version is not None
+        assert result.version.file_count == 3000 and result.version.size == 2999 * 4 + 5
+        # The same entries sent as a list make the same version (canonical pages, same digest).
+        again = service.commit(_commit(service, [*entries[1:], extra]))
+        assert again.version is not None and again.version.id == result.version.id
+        plain = service.commit(dataclasses.replace(_commit(service, [], name="m"), manifest=root))
+        assert plain.version is not None and plain.version.digest == root
+
+    def test_client_written_manifests_are_checked(self, service: Service) -> None:
+        blob = _blob(service, b"tiny", "x")
+        # Paths of their own: a server's blob store may keep the pages of other tests.
+        entries = [ManifestEntry(f"c/{i:05}", blob.digest, 4) for i in range(3000)]  # 7 cuts
+
+        def commit(root: str, **kw: Any) -> Any:
+            return service.commit(dataclasses.replace(_commit(service, []), manifest=root, **kw))
+
+        # One page holding what cairn cuts into several: refused (its digest would differ from
+        # the same entries committed any other way, and dedup would break).
+        one = encode_leaf(entries)
+        service.store_blobs([(digest_bytes(one), one)])
+        with pytest.raises(ValidationError, match="cut"):
+            commit(digest_bytes(one))
+        unsorted = encode_leaf([entries[1], entries[0]])
+        service.store_blobs([(digest_bytes(unsorted), unsorted)])
+        with pytest.raises(ValidationError, match="sorted"):
+            commit(digest_bytes(unsorted))
+        unsafe = encode_leaf([ManifestEntry("../up", blob.digest, 4)])
+        service.store_blobs([(digest_bytes(unsafe), unsafe)])
+        with pytest.raises(ValidationError):
+            commit(digest_bytes(unsafe))
+        # A page not stored: refused, naming it.
+        root, pages = _pages(entries)
+        service.store_blobs(pages[1:])
+        with pytest.raises(ValidationError, match=pages[0][0]):
+            commit(root)
+        with pytest.raises(ValidationError, match="not in the store"):
+            commit(digest_bytes(b"no such page"))
+        # Content the store lacks is reported missing, as for a list of changes.
+        ghost = ManifestEntry("g.bin", digest_bytes(b"never uploaded"), 14)
+        root, pages = _pages([ghost])
+        service.store_blobs(pages)
+        result = commit(root)
+        assert result.version is None and result.missing == (ghost.digest,)
+        v0 = service.commit(_commit(service, [entries[0]])).version
+        assert v0 is not None
+        root, pages = _pages(entries[:3])
+        service.store_blobs(pages)
+        with pytest.raises(ValidationError, match="not both"):
+            commit(root, base_version_id=v0.id)
+        assert [v.id for v in service.list_versions("me", "proj", "ds")] == [v0.id]
 
     def test_commit_resolve_and_dedup(self, service: Service) -> None:
         a = _blob(service, b"one", "a.txt")
