@@ -3,7 +3,7 @@
 ``python -m benchmarks._scale_child STEP TREE NAME DEST`` with STEP one of ``base`` (import and
 open the store, nothing else: the memory floor), ``log`` (add_dir + log_artifact), ``draft`` (a
 new draft of NAME:latest with one file replaced), ``download`` (into DEST, which must not exist),
-``verify`` (DEST against NAME:latest). Prints JSON: the seconds of the step and the peak RSS of
+``verify`` (DEST against NAME:latest; NAME may name a version, ``big:v0``). Prints JSON: the seconds of the step and the peak RSS of
 this process and its children (MiB)."""
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def main() -> None:
             run.log_artifact(draft)
             version = draft.version
     else:
-        art = cairn.Api(overrides={"project": "scale"}).artifact(f"{name}:latest")
+        ref = name if ":" in name else f"{name}:latest"
+        art = cairn.Api(overrides={"project": "scale"}).artifact(ref)
         if step == "download":
             art.download(dest)
         else:

@@ -69,10 +69,24 @@ def _steps(
     figures.append(Figure(f"{label}: `cp -r` of the tree (floor)", floor_cp, "s"))
     figures.append(Figure(f"{label}: import + open store, peak RSS (floor)", base, "MiB"))
 
+    if server_pid is not None:
+        # The server's own peak so far (it has started and answered a key request): part of
+        # the floor. Its later peaks are lifetime high-water marks (VmHWM), so each step's
+        # figure is the client's peak plus the server's highest peak up to then.
+        server_floor = _server_hwm_mib(server_pid)
+        base += server_floor
+        figures.append(
+            Figure(f"{label}: server process after start, peak RSS", server_floor, "MiB")
+        )
+
     def step(name: str, *args: str) -> dict[str, float]:
         res = run_child("_scale_child", *args, env=env)
         if server_pid is not None:
-            res["peak_mib"] += _server_hwm_mib(server_pid)
+            server = _server_hwm_mib(server_pid)
+            figures.append(
+                Figure(f"{label}: {name}: client {res['peak_mib']:.0f} + server", server, "MiB")
+            )
+            res["peak_mib"] += server
         return res
 
     first = step("log", "log", tree, "big", scratch)
