@@ -62,6 +62,13 @@ from cairn.core._names import (
     version_index,
     version_label,
 )
+from cairn.core._progress import (
+    Advance,
+    TransferListener,
+    counting_reads,
+    listening,
+    transfer,
+)
 from cairn.core._records import (
     COMMITTED,
     CRASHED,
@@ -94,6 +101,11 @@ from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite
 __all__ = [
     "check_history_rows",
     "check_summary",
+    "Advance",
+    "TransferListener",
+    "counting_reads",
+    "listening",
+    "transfer",
     "from_json",
     "to_json",
     "display_time",

@@ -646,7 +646,9 @@ class Artifact:
             entry_name(name) if name is not None else os.path.basename(path)
         )
         directory, base = os.path.split(path)
-        staged = self._stage().stage([(directory, base, st)], link=link)[0]
+        with _progress.progress("adding", 1, st.st_size) as bar:
+            staged = self._stage().stage([(directory, base, st)], link=link)[0]
+            bar.advance(1, st.st_size)
         if is_tmp:
             head, _, tail = entry_path.rpartition("/")
             parts = tail.split(".")
