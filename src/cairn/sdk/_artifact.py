@@ -1119,11 +1119,7 @@ class Artifact:
         if self._service is not None and self._service is not service:
             raise UsageError("this artifact was built for another store; build it again")
         self._service = service
-        changes = self._contents.changes()
-        self._stage().ensure_present(
-            [e.digest for _, e in changes if e is not None and e.ref is None]
-        )
-        return changes
+        return self._contents.changes()
 
     def _distributed_request(
         self, service: Service, run: Run, dist: str, aliases: list[str], *, finish: bool
@@ -1150,7 +1146,10 @@ class Artifact:
     @without_gc
     def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
         """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
-        service.stage(self._distributed_request(service, run, dist, aliases, finish=False))
+        request = self._distributed_request(service, run, dist, aliases, finish=False)
+        self._stage().stage_with_blobs(
+            lambda: service.stage(request), _blob_digests(request.changes)
+        )
         self._distributed_id = dist
 
     @without_gc
@@ -1160,7 +1159,9 @@ class Artifact:
         """Stage this artifact's files and commit the version ``dist`` (Run.finish_artifact)."""
         request = self._distributed_request(service, run, dist, aliases, finish=True)
         assert isinstance(request, FinishRequest)
-        result = self._stage().commit_with_blobs(lambda: service.finish(request))
+        stager = self._stage()
+        stager.ensure_present(_blob_digests(request.changes))
+        result = stager.commit_with_blobs(lambda: service.finish(request))
         self._distributed_id = dist
         self._after_commit(result)
 
@@ -1380,3 +1381,8 @@ class ArtifactFiles(Sequence[ArtifactManifestEntry]):
 
     def __repr__(self) -> str:
         return f"<ArtifactFiles of {self._artifact.name}: {len(self)} files>"
+
+
+def _blob_digests(changes: Sequence[Change]) -> list[str]:
+    """The stored blobs (not references) that ``changes`` add."""
+    return [e.digest for _, e in changes if e is not None and e.ref is None]
