@@ -873,6 +873,8 @@ class LocalBlobStore:
         removed = 0
         now = time.time()
         for entry in os.scandir(self._tmp):
+            if not entry.name.endswith(".partial"):
+                continue  # e.g. a server's upload spool (tmp/uploads), swept by its owner
             try:
                 if now - entry.stat().st_mtime > older_than:
                     os.unlink(entry.path)
