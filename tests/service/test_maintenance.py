@@ -176,3 +176,24 @@ def test_a_blob_stored_while_gc_marks_is_young_even_with_grace_0(svc: LocalServi
     report = svc.collect_garbage(grace_seconds=0, progress=progress)
     assert present(svc, stray, *during) == [False, True]
     assert (report.removed_blobs, report.young_blobs) == (1, 1)
+
+
+def test_verify_racing_gc_reports_no_blob_that_gc_collected_meanwhile(
+    svc: LocalService,
+) -> None:
+    """verify takes no lock (it would hold gc off for as long as it re-hashes the store): a
+    blob it listed that a concurrent gc then removes was garbage, not a problem."""
+    kept = blob(svc, b"a version's content", "k")
+    commit(svc, kept)
+    stray = blob(svc, b"garbage, listed by verify then collected", "x")
+    collected: list[int] = []
+
+    @contextlib.contextmanager
+    def progress(description: str, files: int | None, nbytes: int | None) -> Iterator[Any]:
+        if description == "verifying":  # verify has listed the store; a gc runs now
+            collected.append(svc.collect_garbage(grace_seconds=0).removed_blobs)
+        yield type("Bar", (), {"advance": lambda self, f, b: None})()
+
+    report = svc.verify(progress=progress)
+    assert collected == [1] and present(svc, kept, stray) == [True, False]
+    assert report.ok, report.problems
