@@ -107,6 +107,8 @@ art.wait()
 run.finish()
 print("DOWNLOADING", file=sys.stderr, flush=True)
 cairn.Api().artifact("progress/ckpt:latest").download(sys.argv[2])
+print("FILE", file=sys.stderr, flush=True)
+cairn.Api().artifact("progress/ckpt:latest").file(sys.argv[2] + "-file")
 """
 
 
@@ -146,12 +148,15 @@ def test_one_large_file_reports_its_bytes_through_a_server(
     )
     assert proc.returncode == 0, proc.stderr
     adding, _, rest = proc.stderr.partition("LOGGING")
-    _, _, downloading = rest.partition("DOWNLOADING")
+    _, _, downloads = rest.partition("DOWNLOADING")
+    downloading, _, file = downloads.partition("FILE")
     seen = phases_seen_midway(adding)
     # Hashed (1 MiB steps), then uploaded (read as it is sent, 8 MiB steps): both move.
     assert len(seen.get("hashing", ())) >= 3 and len(seen.get("uploading", ())) >= 2, adding
     seen = phases_seen_midway(downloading)
     assert len(seen.get("downloading", ())) >= 3, downloading
+    # Artifact.file(): the same blob, from the download cache (copied and verified) this time.
+    assert len(phases_seen_midway(file).get("copying", ())) >= 3, file
     assert (tmp_path / "out" / "model.ckpt").read_bytes() == pathlib.Path(ckpt).read_bytes()
 
 

@@ -962,7 +962,8 @@ class Artifact:
 
     def _download_entry(self, entry: ManifestEntry, root: str | None) -> str:
         root = os.fspath(root) if root is not None else self._default_root()
-        return self._downloader(root, False, None).fetch(entry)
+        with _progress.progress("downloading", 1, entry.size) as bar:
+            return self._downloader(root, False, bar).fetch(entry)
 
     def file(self, root: str | None = None) -> str:
         """Download a single-file artifact and return the file's path."""

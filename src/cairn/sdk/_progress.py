@@ -159,6 +159,7 @@ class Progress:
 
     def _start(self) -> None:
         from rich.console import Console
+        from rich.errors import LiveError
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -188,7 +189,10 @@ class Progress:
         )
         for transfer in self._transfers.values():
             self._add_transfer_task(transfer)
-        self._rich.start()
+        try:
+            self._rich.start()
+        except LiveError:  # rich < 14 draws one bar at a time: the one already on screen shows
+            self._rich, self._output = None, None
 
     def _files(self) -> str:
         total = self.total_files if self.total_files is not None else "?"
