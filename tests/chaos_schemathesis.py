@@ -1,6 +1,7 @@
 """Schemathesis against the OpenAPI document of a real server (run by `make chaos`; collected
 only when named, being slow): generated requests, with a key that may do everything, must never
-get a 5xx answer, and every answer's status must be one the document declares for its route.
+get a 5xx answer, and every answer's status and content type must be ones the document declares
+for its route.
 
 Schemathesis' Python API drives hypothesis here rather than its pytest plugin, whose lazy fixture
 does not run under pytest 9."""
@@ -12,7 +13,11 @@ from typing import Any
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error, status_code_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    status_code_conformance,
+)
 
 from tests._infra import ADMIN_KEY, CairnServer
 
@@ -44,7 +49,7 @@ def test_no_generated_request_gets_a_server_error_or_an_undeclared_status(
             case.call_and_validate(
                 base_url=server_local.url,
                 headers=headers,
-                checks=[not_a_server_error, status_code_conformance],
+                checks=[not_a_server_error, status_code_conformance, content_type_conformance],
             )
 
         try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cairn.service._wire import BATCH_TYPE
+
 ERROR_SCHEMA = "Error"
 
 # On every route: a bad request, no valid key, a key that may not do this, something that is not
@@ -37,6 +39,12 @@ HASHED_ON_ARRIVAL = {
 # Answers of one route that are not errors: a blob's bytes, a part of them, or a redirect.
 _BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 OTHER_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/blobs/fetch"): {
+        "200": {
+            "description": "The readable small blobs asked for, packed (others left out)",
+            "content": {BATCH_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+    },
     ("get", "/blobs/{digest}"): {
         "200": {"description": "The blob's content", "content": _BYTES},
         "206": {"description": "The bytes of the requested Range", "content": _BYTES},
