@@ -151,8 +151,9 @@ def test_one_large_file_reports_its_bytes_through_a_server(
     _, _, downloads = rest.partition("DOWNLOADING")
     downloading, _, file = downloads.partition("FILE")
     seen = phases_seen_midway(adding)
-    # Hashed (1 MiB steps), then uploaded (read as it is sent, 8 MiB steps): both move.
-    assert len(seen.get("hashing", ())) >= 3 and len(seen.get("uploading", ())) >= 2, adding
+    # Hashed (1 MiB steps), then uploaded (read as it is sent, in steps of the transfer's
+    # choosing, 8 MiB today): both move before they end.
+    assert len(seen.get("hashing", ())) >= 3 and len(seen.get("uploading", ())) >= 1, adding
     seen = phases_seen_midway(downloading)
     assert len(seen.get("downloading", ())) >= 3, downloading
     # Artifact.file(): the same blob, from the download cache (copied and verified) this time.
