@@ -2,7 +2,7 @@
 
 FastAPI declares only the success answer and a 422 for request validation, which this server
 answers with 400 instead (``_app.bad_request``). The answers of ``cairn.errors`` (see
-``cairn.service._wire.STATUS``) and of the body limit come from handlers and middleware FastAPI
+``STATUS`` of the wire format) and of the body limit come from handlers and middleware FastAPI
 cannot see, so they are added here, each with the one error body every refusal has:
 ``{"error": {"type": <a cairn.errors name>, "message": ...}}``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cairn.service._wire import BATCH_TYPE
+from cairn.service import BATCH_TYPE
 
 ERROR_SCHEMA = "Error"
 

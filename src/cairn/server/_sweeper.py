@@ -52,8 +52,7 @@ class Sweeper:
     def sweep(self) -> tuple[int, int]:
         """Remove abandoned uploads and stale temp files now: ``(uploads, temp files)``."""
         uploads = self._backend.transfers.sweep(self._max_age)
-        remove_stale_temp = getattr(self._backend.blobs, "remove_stale_temp", None)
-        temp = int(remove_stale_temp(self._max_age)) if remove_stale_temp is not None else 0
+        temp = self._backend.blobs.remove_stale_temp(self._max_age)
         if uploads or temp:
             log.info(
                 "swept",
