@@ -291,7 +291,8 @@ def main(argv: list[str]) -> int:
         lambda: pytest_attack("disk full on a 20 MiB tmpfs", "tests/service/test_disk_full.py"),
         lambda: pytest_attack("PostgreSQL restart mid-log", "tests/server/test_faults.py"),
         lambda: pytest_attack(
-            "schemathesis on the OpenAPI document (no 5xx)", "tests/chaos_schemathesis.py"
+            "schemathesis on the OpenAPI document (no 5xx, declared statuses)",
+            "tests/chaos_schemathesis.py",
         ),
     ]
     chosen = [int(x) for x in only.split(",") if x] or range(len(attacks))

@@ -222,3 +222,67 @@ def test_a_server_collects_expired_versions_by_itself(tmp_path: pathlib.Path) ->
         events = [json.loads(line) for line in f if line.startswith("{")]
     passes = [e for e in events if e.get("event") == "ttl_collect"]
     assert passes and passes[0]["expired_versions"] == 1 and passes[0]["removed_bytes"] >= 200_000
+
+
+def _advisory_waiters(db: str) -> int:
+    """Sessions waiting (not granted) for cairn's maintenance lock, as PostgreSQL sees them."""
+    import psycopg
+
+    from cairn.service._maintenance import _ADVISORY_KEY
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = %s",
+            (_ADVISORY_KEY,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_two_gc_runs_at_once_one_waits_for_the_other(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    """The PostgreSQL advisory lock under concurrency: while one gc sweeps (holds the lock,
+    here on a connection of this test, as any gc process would), a second `cairn gc --db
+    --store` process waits for it (PostgreSQL shows it waiting), removes nothing meanwhile,
+    then finishes its own sweep."""
+    from cairn.catalog import Catalog
+    from cairn.server._backend import catalog_url
+    from cairn.service._maintenance import AdvisoryMaintenanceLock
+
+    svc = HttpService(server.url, server.create_key("e"), str(tmp_path / "cache"), retries=0)
+    gone = os.urandom(300_000)
+    svc.delete_version(_log(svc, "gone", gone), delete_aliases=True)  # its blob is garbage
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env |= {"CAIRN_DIR": str(tmp_path / "no-store"), "CAIRN_CACHE_DIR": str(tmp_path / "c")}
+    blob = _blob_file(server.store, digest_bytes(gone))
+    catalog = Catalog(catalog_url(server.db), create=False)
+    first = AdvisoryMaintenanceLock(catalog)
+    try:
+        with first.exclusive():
+            second = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cairn",
+                    "gc",
+                    *("--db", server.db, "--store", server.store, "--grace", "0", "--json"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            deadline = time.monotonic() + 120  # a loaded machine: the process may start slowly
+            while _advisory_waiters(server.db) == 0 and second.poll() is None:
+                assert time.monotonic() < deadline, "the second gc never asked for the lock"
+                time.sleep(0.05)
+            assert second.poll() is None, second.communicate()  # waiting, not failed
+            assert blob.exists()  # nothing swept while the first gc holds the lock
+        out, err = second.communicate(timeout=120)
+    finally:
+        catalog.dispose()
+    assert second.returncode == 0, err
+    assert json.loads(out)["removed_blobs"] >= 1 and not blob.exists()
+    assert _advisory_waiters(server.db) == 0
+    svc.close()

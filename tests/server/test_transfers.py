@@ -17,7 +17,7 @@ from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import DigestMismatchError
 from cairn.service import CommitRequest
 from cairn.service._http import HttpService
-from tests._infra import CairnServer, Postgres, S3Server, reset_database
+from tests._infra import ADMIN_KEY, CairnServer, Postgres, S3Server, reset_database
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -153,4 +153,61 @@ def test_s3_parts_go_presigned_and_resume(
     with pytest.raises(DigestMismatchError):
         svc._upload(wrong, len(data), lambda off, n: data[off : off + n], None)
     assert svc.missing_blobs([wrong]) == [wrong]
+    svc.close()
+
+
+def test_an_abandoned_s3_multipart_upload_is_aborted_and_leaves_nothing_visible(
+    server_s3_parts: CairnServer, s3: S3Server, tmp_path: pathlib.Path
+) -> None:
+    """The S3 abort path of the sweep: a client began a multipart upload, sent a part and went
+    away; once the upload is older than CAIRN_SERVER_UPLOAD_MAX_AGE, the sweep (here through
+    `POST /admin/gc`) aborts it in S3 (moto): no multipart upload, no part, no object, no
+    blob, and the upload is gone for the client."""
+    import psycopg
+
+    srv = server_s3_parts
+    svc = HttpService(srv.url, srv.create_key("quitter"), str(tmp_path / "c"), retries=0)
+    part = svc._whoami()["part_size"]
+    data = os.urandom(part * 4 + 1)
+    d = digest_bytes(data)
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data)})
+    assert plan["mode"] == "presigned-parts"
+    chunk = data[:part]
+    checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+    target = svc._call("POST", f"/uploads/{plan['id']}/parts/0/url", json={"checksum": checksum})
+    httpx.put(target["url"], content=chunk, headers=target["headers"]).raise_for_status()
+    client = s3.client()
+
+    def ours() -> list[dict[str, object]]:
+        uploads = client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+        return [u for u in uploads if str(u["Key"]).endswith(f"uploads/{plan['id']}")]
+
+    (begun,) = ours()
+    assert (
+        len(
+            client.list_parts(Bucket=s3.bucket, Key=begun["Key"], UploadId=begun["UploadId"])[
+                "Parts"
+            ]
+        )
+        == 1
+    )
+    # A young upload is not abandoned: the sweep leaves it alone.
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    gc = httpx.post(f"{srv.url}/api/v1/admin/gc", json={"grace_seconds": 86400}, headers=admin)
+    assert gc.status_code == 200 and len(ours()) == 1
+    with psycopg.connect(srv.db, autocommit=True) as db:  # the client went away two days ago
+        db.execute(
+            "UPDATE uploads SET created_at = created_at - 172800 WHERE id = %s", (plan["id"],)
+        )
+    gc = httpx.post(f"{srv.url}/api/v1/admin/gc", json={"grace_seconds": 86400}, headers=admin)
+    assert gc.status_code == 200 and gc.json()["abandoned_uploads_removed"] >= 1
+    assert ours() == []
+    with pytest.raises(client.exceptions.NoSuchUpload):
+        client.list_parts(Bucket=s3.bucket, Key=begun["Key"], UploadId=begun["UploadId"])
+    listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=str(begun["Key"]))
+    assert listed.get("KeyCount", 0) == 0  # no object was ever assembled
+    assert svc.missing_blobs([d]) == [d]
+    gone = httpx.get(f"{srv.url}/api/v1/uploads/{plan['id']}", headers=svc._http.headers)
+    assert gone.status_code == 404
+    client.close()
     svc.close()

@@ -63,6 +63,13 @@ from cairn.core._names import (
     version_index,
     version_label,
 )
+from cairn.core._progress import (
+    Advance,
+    TransferListener,
+    counting_reads,
+    listening,
+    transfer,
+)
 from cairn.core._records import (
     COMMITTED,
     CRASHED,
@@ -95,6 +102,11 @@ from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite
 __all__ = [
     "check_history_rows",
     "check_summary",
+    "Advance",
+    "TransferListener",
+    "counting_reads",
+    "listening",
+    "transfer",
     "from_json",
     "to_json",
     "display_time",

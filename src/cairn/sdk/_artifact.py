@@ -656,7 +656,9 @@ class Artifact:
             entry_name(name) if name is not None else os.path.basename(path)
         )
         directory, base = os.path.split(path)
-        staged = self._stage().stage([(directory, base, st)], link=link)[0]
+        with _progress.progress("adding", 1, st.st_size) as bar:
+            staged = self._stage().stage([(directory, base, st)], link=link)[0]
+            bar.advance(1, st.st_size)
         if is_tmp:
             head, _, tail = entry_path.rpartition("/")
             parts = tail.split(".")
@@ -1039,7 +1041,8 @@ class Artifact:
 
     def _download_entry(self, entry: ManifestEntry, root: str | None) -> str:
         root = os.fspath(root) if root is not None else self._default_root()
-        return self._downloader(root, False, None).fetch(entry)
+        with _progress.progress("downloading", 1, entry.size) as bar:
+            return self._downloader(root, False, bar).fetch(entry)
 
     def file(self, root: str | None = None) -> str:
         """Download a single-file artifact and return the file's path."""
@@ -1190,11 +1193,7 @@ class Artifact:
         if self._service is not None and self._service is not service:
             raise UsageError("this artifact was built for another store; build it again")
         self._service = service
-        changes = self._contents.all_changes()
-        self._stage().ensure_present(
-            [e.digest for _, e in changes if e is not None and e.ref is None]
-        )
-        return changes
+        return self._contents.all_changes()
 
     def _distributed_request(
         self, service: Service, run: Run, dist: str, aliases: list[str], *, finish: bool
@@ -1221,7 +1220,10 @@ class Artifact:
     @without_gc
     def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
         """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
-        service.stage(self._distributed_request(service, run, dist, aliases, finish=False))
+        request = self._distributed_request(service, run, dist, aliases, finish=False)
+        self._stage().stage_with_blobs(
+            lambda: service.stage(request), _blob_digests(request.changes)
+        )
         self._distributed_id = dist
 
     @without_gc
@@ -1231,7 +1233,9 @@ class Artifact:
         """Stage this artifact's files and commit the version ``dist`` (Run.finish_artifact)."""
         request = self._distributed_request(service, run, dist, aliases, finish=True)
         assert isinstance(request, FinishRequest)
-        result = self._stage().commit_with_blobs(lambda: service.finish(request))
+        stager = self._stage()
+        stager.ensure_present(_blob_digests(request.changes))
+        result = stager.commit_with_blobs(lambda: service.finish(request))
         self._distributed_id = dist
         self._after_commit(result)
 
@@ -1526,3 +1530,8 @@ class ArtifactFiles(Sequence[ArtifactManifestEntry]):
 
     def __repr__(self) -> str:
         return f"<ArtifactFiles of {self._artifact.name}: {len(self)} files>"
+
+
+def _blob_digests(changes: Sequence[Change]) -> list[str]:
+    """The stored blobs (not references) that ``changes`` add."""
+    return [e.digest for _, e in changes if e is not None and e.ref is None]

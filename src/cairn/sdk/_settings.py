@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -41,6 +42,37 @@ def parse_mode(mode: object) -> str:
             f"invalid mode {mode!r}: use 'online', 'offline' or 'disabled' (as in W&B)"
         )
     return MODES[mode.lower()]
+
+
+PROGRESS_MODES = ("auto", "plain", "off")
+
+
+def progress_output() -> tuple[str | None, float]:
+    """How long work shows progress: ``"bar"`` (a terminal, ``CAIRN_PROGRESS=auto``),
+    ``"plain"`` (a line every ``CAIRN_PROGRESS_SECONDS``, for CI logs) or None (silent, or no
+    terminal), and the seconds between two lines."""
+    if (env_value("CAIRN_SILENT", "WANDB_SILENT") or "").lower() in _TRUE:
+        return None, 0.0
+    mode = (env_value("CAIRN_PROGRESS") or "auto").lower()
+    if mode not in PROGRESS_MODES:
+        raise ValidationError(
+            f"invalid CAIRN_PROGRESS {mode!r}: use 'auto' (a bar on a terminal), 'plain' (a line"
+            " every few seconds, for logs) or 'off'"
+        )
+    raw = env_value("CAIRN_PROGRESS_SECONDS") or "5"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValidationError(
+            f"invalid CAIRN_PROGRESS_SECONDS {raw!r}: give a number of seconds (0 or more)"
+        )
+    if mode == "plain":
+        return "plain", seconds
+    if mode == "auto" and sys.stderr.isatty():
+        return "bar", seconds
+    return None, seconds
 
 
 @dataclass(frozen=True, slots=True)

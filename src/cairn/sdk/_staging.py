@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from hashlib import sha256
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from cairn.core import PageReader, digest_bytes
-from cairn.errors import CommError, DigestMismatchError, ValidationError
+from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._statcache import RACY_NS, StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.service import CommitResult, Service
@@ -25,9 +25,11 @@ from cairn.storage import SMALL_LIMIT
 
 FLUSH_BYTES = 32 << 20
 FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
+STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again this many times
 _THREADS = 2
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
+T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
 
 
@@ -284,18 +286,35 @@ class Stager:
 
         Buffered blobs are flushed, then ``commit`` runs; a store that reports blobs missing
         (gc swept them, or they were never stored here) gets them again from the local files
-        and ``commit`` runs once more. Missing again: an error, never a partial version."""
+        and ``commit`` runs once more, up to ``STORE_AGAIN_ATTEMPTS`` times (a gc with grace 0
+        may sweep what was just stored again). Still missing: an error, never a partial version.
+        """
         self.flush()
         result = commit()
-        if result.missing:
+        for _ in range(STORE_AGAIN_ATTEMPTS):
+            if not result.missing:
+                return result
             self.restore(result.missing)
             result = commit()
-            if result.missing:
-                raise CommError(
-                    f"the store at {self._service.location} lost {len(result.missing)} blobs"
-                    f" again while logging (e.g. {result.missing[0]}); log the artifact again"
-                )
+        if result.missing:
+            raise CommError(
+                f"the store at {self._service.location} lost {len(result.missing)} blobs while"
+                f" logging, again after they were stored again {STORE_AGAIN_ATTEMPTS} times (e.g."
+                f" {result.missing[0]}): is a gc with a grace period of 0 running in a loop?"
+                " Log the artifact again"
+            )
         return result
+
+    def stage_with_blobs(self, stage: Callable[[], T], digests: Sequence[str]) -> T:
+        """``stage`` (an upsert) once every blob of ``digests`` is in the store; a store that
+        swept some meanwhile (``BlobNotFoundError``) gets them again, as ``commit_with_blobs``."""
+        self.ensure_present(digests)
+        for _ in range(STORE_AGAIN_ATTEMPTS):
+            try:
+                return stage()
+            except BlobNotFoundError:
+                self.ensure_present(digests)
+        return stage()
 
     def ensure_present(self, digests: Sequence[str]) -> None:
         """Flush, then store whatever of ``digests`` the store still lacks."""

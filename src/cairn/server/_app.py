@@ -21,7 +21,9 @@ from cairn.errors import CairnError, ValidationError
 from cairn.server._backend import Backend
 from cairn.server._log import RequestLog
 from cairn.server._log import configure as configure_logging
+from cairn.server._openapi import declare_errors
 from cairn.server._routes import ROUTERS
+from cairn.server._sweeper import Sweeper
 from cairn.service import API, error_body, status_of
 
 Scope = MutableMapping[str, Any]
@@ -104,11 +106,16 @@ def create_app(backend: Backend) -> FastAPI:
         collector = Collector(backend, interval, backend.config.gc_grace) if interval else None
         if collector is not None:
             collector.start()
+        # Killed writers' leftovers (abandoned uploads, stale temp files): ``_sweeper``.
+        config = backend.config
+        sweeper = Sweeper(backend, config.sweep_interval, config.upload_max_age)
+        sweeper.start()
         try:
             yield
         finally:
             if collector is not None:
                 collector.stop()
+            sweeper.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -135,6 +142,14 @@ def create_app(backend: Backend) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router, prefix=API)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # built once, with the answers FastAPI cannot see
+            app.openapi_schema = declare_errors(generate(), API)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(
         BodyLimit,
         json_limit=backend.config.max_json_bytes,

@@ -17,6 +17,7 @@ from cairn.storage import BlobStore, LocalBlobStore
 MAX_JSON_BYTES = 256 << 20  # a commit of a million entries is about 130 MB of JSON
 MAX_BATCH_BYTES = 64 << 20  # one request of small blobs, or one part
 GC_INTERVAL = 3600.0  # the collector of expired versions looks once an hour
+SWEEP_INTERVAL = 3600.0  # how often each server process sweeps killed writers' leftovers
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class ServerConfig:
     # off) and the grace period of the garbage collection it runs.
     gc_interval: float = GC_INTERVAL
     gc_grace: float = DEFAULT_GRACE_SECONDS
+    sweep_interval: float = SWEEP_INTERVAL
 
     @classmethod
     def from_env(cls, db: str | None = None, store: str | None = None) -> ServerConfig:
@@ -60,6 +62,7 @@ class ServerConfig:
             upload_max_age=upload_max_age,
             gc_interval=_seconds("CAIRN_SERVER_GC_INTERVAL", GC_INTERVAL),
             gc_grace=_seconds("CAIRN_SERVER_GC_GRACE", DEFAULT_GRACE_SECONDS),
+            sweep_interval=_seconds("CAIRN_SERVER_SWEEP_INTERVAL", SWEEP_INTERVAL),
         )
 
 

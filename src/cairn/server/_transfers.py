@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -327,10 +328,8 @@ class Transfers:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            if os.path.isdir(parts):
-                for name in os.listdir(parts):
-                    os.unlink(os.path.join(parts, name))
-                os.rmdir(parts)
+            # Another server process may be sweeping the same upload: what is gone is gone.
+            shutil.rmtree(parts, ignore_errors=True)
         self._forget(up.id)
 
 

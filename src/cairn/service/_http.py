@@ -39,9 +39,11 @@ from cairn.core import (
     blob_path_parts,
     check_digest,
     check_json_value,
+    counting_reads,
     digest_bytes,
     digest_from_hasher,
     new_hasher,
+    transfer,
     validate_project,
 )
 from cairn.errors import CairnError, CommError, DigestMismatchError, ValidationError
@@ -110,12 +112,17 @@ def _changed(path: str, how: str) -> ValidationError:
 
 def _copy_verified(src: str, dest: str, digest: str) -> None:
     hasher = new_hasher()
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
+    with (
+        open(src, "rb") as fin,
+        open(dest, "wb") as fout,
+        transfer("copying", os.fstat(fin.fileno()).st_size, None) as advance,
+    ):
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         while n := fin.readinto(buf):
             hasher.update(view[:n])
             fout.write(view[:n])
+            advance(n)
     if digest_from_hasher(hasher) != digest:
         os.unlink(dest)
         raise DigestMismatchError(f"cached blob {digest} at {src} is damaged (digest mismatch)")
@@ -400,7 +407,8 @@ class HttpService:
             return data
 
         try:
-            self._upload(digest, size, read, path)
+            with transfer("uploading", size, path) as advance:
+                self._upload(digest, size, counting_reads(read, advance), path)
         except DigestMismatchError:
             if not hashed_here:
                 raise
@@ -523,10 +531,15 @@ class HttpService:
         if resp.status_code >= 400:
             resp.read()
             raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
-        with open(tmp, "wb") as f:
+        length = resp.headers.get("content-length")
+        with (
+            open(tmp, "wb") as f,
+            transfer("downloading", int(length) if length else None, None) as advance,
+        ):
             for chunk in resp.iter_bytes(CHUNK):
                 hasher.update(chunk)
                 f.write(chunk)
+                advance(len(chunk))
 
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         """Fetch small blobs not yet cached many per request (the server leaves out large

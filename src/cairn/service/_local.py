@@ -697,9 +697,9 @@ class LocalService:
     def _stage(self, request: StageRequest) -> VersionRecord:
         self._check_base(request)
         missing = self._require_blobs(request.changes)
-        if missing:
-            raise CommError(
-                f"{len(missing)} blobs must be stored before staging, e.g. {missing[0]}"
+        if missing:  # as a server answers: the SDK stores them again and retries
+            raise BlobNotFoundError(
+                f"{len(missing)} blobs must be uploaded before staging, e.g. {missing[0]}"
             )
 
         def fn(tx: Tx) -> VersionRecord:

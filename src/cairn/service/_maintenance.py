@@ -387,10 +387,13 @@ def collect_garbage(
     """
     if grace_seconds < 0:
         raise ValueError("grace_seconds must be zero or more")
+    # Ages count from gc's start, not from the end of marking: a blob stored while the live set
+    # was computed belongs to a commit that may still be on its way (with grace 0, every log
+    # racing a gc used to lose such blobs, and an upsert failed).
+    cutoff = time.time() - grace_seconds
     with progress("marking", None, None) as bar:
         marker = _Marker(blobs, bar)
         marker.mark(*_roots_and_staged(catalog))
-    cutoff = time.time() - grace_seconds
     total = total_bytes = live = young = young_bytes = 0
     garbage: list[tuple[str, int]] = []
     with progress("scanning", None, None) as bar:
@@ -549,6 +552,8 @@ def verify_store(
     with progress("verifying", len(to_hash), sum(to_hash.values())) as bar:
         for digest, size in to_hash.items():
             kind = _rehash(blobs, digest)
+            if kind == MISSING and digest not in needed:
+                continue  # listed, then collected by a gc running meanwhile: no version used it
             if kind is not None:
                 bad[digest] = kind
             hashed_bytes += size

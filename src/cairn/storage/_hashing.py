@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO
 
-from cairn.core import digest_from_hasher, new_hasher
+from cairn.core import Advance, digest_from_hasher, new_hasher, transfer
 
 CHUNK = 1 << 20
 
 
-def hash_stream(f: BinaryIO) -> tuple[str, int]:
-    """The digest and size of what is left to read in ``f``."""
+def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[str, int]:
+    """The digest and size of what is left to read in ``f`` (``advance`` gets each chunk's
+    size as it is hashed)."""
     hasher = new_hasher()
     size = 0
     buf = bytearray(CHUNK)
@@ -18,10 +20,15 @@ def hash_stream(f: BinaryIO) -> tuple[str, int]:
     while n := f.readinto(buf):  # type: ignore[attr-defined]
         hasher.update(view[:n])
         size += n
+        if advance is not None:
+            advance(n)
     return digest_from_hasher(hasher), size
 
 
 def hash_file(path: str) -> tuple[str, int]:
     """The digest and size of a local file, read in chunks."""
-    with open(path, "rb") as f:
-        return hash_stream(f)
+    with (
+        open(path, "rb") as f,
+        transfer("hashing", os.fstat(f.fileno()).st_size, path) as advance,
+    ):
+        return hash_stream(f, advance)

@@ -43,6 +43,7 @@ from cairn.core import (
     digest_in_folder,
     digest_raw,
     new_hasher,
+    transfer,
 )
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError
 from cairn.storage._base import BlobInfo, check_range
@@ -384,10 +385,12 @@ class LocalBlobStore:
                     buf = bytearray(CHUNK)
                     view = memoryview(buf)
                     fd = src.fileno()
-                    while n := os.readv(fd, [buf]):
-                        hasher.update(view[:n])
-                        _write_all(out, view[:n])
-                        written += n
+                    with transfer("storing", size, path) as advance:
+                        while n := os.readv(fd, [buf]):
+                            hasher.update(view[:n])
+                            _write_all(out, view[:n])
+                            written += n
+                            advance(n)
                     if written != size:
                         os.ftruncate(out, written)  # the file shrank while it was read
                     if self._durable:
@@ -424,8 +427,8 @@ class LocalBlobStore:
                 os.unlink(tmp)
             return None  # no clones on this file system (or across two): copy instead
         try:
-            with open(tmp, "rb") as clone:
-                digest, written = hash_stream(clone)
+            with open(tmp, "rb") as clone, transfer("hashing", size, src.name) as advance:
+                digest, written = hash_stream(clone, advance)
             final = self.path_of(digest)
             if os.path.exists(final):
                 os.unlink(tmp)
@@ -571,12 +574,17 @@ class LocalBlobStore:
                 f.write(data)
             return
         hasher = new_hasher()
-        with self.open(digest) as src, open(dest, "wb") as dst:
+        with (
+            self.open(digest) as src,
+            open(dest, "wb") as dst,
+            transfer("copying", os.fstat(src.fileno()).st_size, None) as advance,
+        ):
             buf = bytearray(CHUNK)
             view = memoryview(buf)
             while n := src.readinto(buf):  # type: ignore[attr-defined]
                 hasher.update(view[:n])
                 dst.write(view[:n])
+                advance(n)
         if digest_from_hasher(hasher) != digest:
             os.unlink(dest)
             raise DigestMismatchError(
@@ -865,6 +873,8 @@ class LocalBlobStore:
         removed = 0
         now = time.time()
         for entry in os.scandir(self._tmp):
+            if not entry.name.endswith(".partial"):
+                continue  # e.g. a server's upload spool (tmp/uploads), swept by its owner
             try:
                 if now - entry.stat().st_mtime > older_than:
                     os.unlink(entry.path)
