@@ -77,6 +77,7 @@ from cairn.core._records import (
     VersionRecord,
 )
 from cairn.core._search import (
+    COUNT_CAP,
     MAX_TEXT_CHARS,
     MetadataCondition,
     MetadataDiff,
@@ -107,6 +108,7 @@ __all__ = [
     "FAILED",
     "FINISHED",
     "INT_RANGE",
+    "COUNT_CAP",
     "MAX_TEXT_CHARS",
     "PENDING",
     "RUNNING",
