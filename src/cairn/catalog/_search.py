@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     union,
+    union_all,
 )
 
 from cairn.catalog import _schema as s
@@ -92,7 +93,8 @@ def _metadata_ids(cond: MetadataCondition) -> Any:
         )
         if cond.number is None:
             return found
-        return union(
+        # (Ids may repeat: each is a set tested by ``IN``, or counted as an estimate.)
+        return union_all(
             found, select(m.version_id).where(m.key == cond.key, m.num_value == cond.number)
         )
     assert cond.number is not None
@@ -215,11 +217,11 @@ class _Condition:
 
     def test(self, dense: int, dialect: str, *, few: bool) -> Any:
         """Its test on a version row. When ``few`` rows are read (those of a small set or
-        collection), index probes. Otherwise a filter's set (built once, whatever its size:
-        a hash of 100,000 ids costs less than a probe of each of 100,000 rows that a rare
-        combination of common filters reads), and for a word, sets for the members that may
-        find fewer than ``dense`` versions and probes for the others: those match most rows
-        (``run`` in "run 5 of ..."), so few rows are read before the page and the count."""
+        collection), index probes. Otherwise sets for the members that may find fewer than
+        ``dense`` versions (each built once), and probes for the others: those match many rows
+        (``run`` in "run 5 of ...", ``source:web``), so few rows are read before the page and
+        the count, and building their sets would cost more. (Two common conditions that
+        rarely hold together, like ``source:web source:camera``, read every version.)"""
         counts = self.counts or [dense] * len(self.members)
         # SQLite would read the rows through the set (an id look-up per member, then a sort of
         # them all) rather than read the page's order: ``id || ''`` is not an indexed column.
@@ -230,7 +232,7 @@ class _Condition:
         for member, probe, n in zip(self.members, self.probes, counts, strict=True):
             if probe is None:  # a word's collections: ``named`` tests the joined row
                 continue
-            if few or (self.named is not None and n >= dense):
+            if few or n >= dense:
                 probes.append(probe)
             elif self.named is None and dialect == "postgresql":
                 # ``OR false`` keeps the test a hash of the set built once (a hashed SubPlan):
