@@ -207,3 +207,12 @@ def test_version_and_file_snippets_run(
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "cnn-model-v1" / "config.json").exists()
     assert (tmp_path / "cnn-model-v1" / "model.pt").stat().st_size == 40_000
+
+
+def test_a_total_past_the_count_cap_reads_as_a_lower_bound() -> None:
+    from cairn.core._search import COUNT_CAP
+    from cairn.ui._web import hit_count
+
+    assert COUNT_CAP == 1000
+    assert (hit_count(0), hit_count(999), hit_count(1000)) == ("0", "999", "1,000")
+    assert hit_count(1001) == hit_count(5051) == "1,000+"  # counted no further: a lower bound
