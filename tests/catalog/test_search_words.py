@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import pathlib
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from cairn.catalog import Catalog
+from cairn.catalog import _schema as schema
 from cairn.catalog import _search as catalog_search
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.core._records import VersionRecord
@@ -192,6 +195,25 @@ def _check(svc: LocalService) -> None:
     assert len(_expected(every, "run", None)) > 10
     assert 0 < len(_expected(every, "x_1 7", None)) < 10
     assert _expected(every, "unn", None) == []
+    # A version whose TTL ran out is found no more, whichever way a query is read; one whose
+    # TTL runs out later still is.
+    gone, kept = _expected(every, "run", None)[:2]
+    now = time.time()
+
+    def expire(tx: Any) -> None:
+        v = schema.versions.c
+        tx.conn.execute(update(schema.versions).where(v.id == gone).values(expires_at=now - 1))
+        tx.conn.execute(update(schema.versions).where(v.id == kept).values(expires_at=now + 3600))
+
+    svc.catalog.write(expire)
+    collection = next(v.collection_id for v in every if v.id == gone)
+    for query in ("run", "source:web", "n>=0", "images run"):
+        for dense in DENSE:
+            for scope in (None, collection):
+                ids, _ = _found(svc, query, dense, None, scope)
+                assert gone not in ids, (query, dense, scope)
+        if query == "run":
+            assert kept in _found(svc, query, 0, None)[0]
 
 
 @pytest.fixture
