@@ -403,8 +403,18 @@ def search(
 
     if "version" in kinds:
         conds = [_alive(tx)]  # committed and not expired (TTL)
+        own = None  # the versions the scope allows, when it is narrower than the store
         if collection_id is not None:
-            conds.append(v.collection_id == collection_id)
+            own = v.collection_id == collection_id
+        elif project_ids is not None:
+            # The scope's collections, listed first: their versions are then read through the
+            # ``collection_id`` index, counted like a condition, and judged right by
+            # PostgreSQL's planner (a join on the projects was judged as a scan of them all).
+            where_scope = scoped(c.project_id)
+            cids = [int(x) for x in tx.conn.execute(select(c.id).where(where_scope)).scalars()]
+            own = tx.among(v.collection_id, cids) if cids else false()
+        if own is not None:
+            conds.append(own)
         conds += [c.type == x for x in query.types] + [c.name == x for x in query.names]
         # Each tag, alias, metadata condition and word can be read three ways (``_Condition``).
         # How many versions each may find is counted first from its indexes (up to ``dense``,
@@ -415,10 +425,9 @@ def search(
         # are read in the page's order until the page and the capped count are found, each
         # condition tested as ``_Condition.test`` says.
         conditions = _conditions(query, tx.dialect)
-        own = None
-        if collection_id is not None:
-            own = select(v.id).where(v.collection_id == collection_id)
-        in_collection = _estimate(tx, conditions, own, dense)
+        in_collection = _estimate(
+            tx, conditions, None if own is None else select(v.id).where(own), dense
+        )
         rarest = min(conditions, key=lambda x: x.estimate, default=None)
         driving = None
         if rarest is not None and rarest.counts and rarest.estimate < dense // 4:
@@ -439,7 +448,7 @@ def search(
             else:
                 # (SQLite takes no parenthesised compound inside a compound: unions are wrapped.)
                 conds.append(v.id.in_(select(ids.subquery().c[0])))
-        where = [x for x in (scoped(c.project_id), *conds) if x is not None]
+        where = conds  # (the scope is ``own``)
         column = getattr(v, VERSION_SORTS.get(sort, "created_at"))
         order = [column.desc(), v.idx.desc()] if descending else [column.asc(), v.idx.asc()]
         q = (
