@@ -123,6 +123,15 @@ SEARCH_QUERIES = [
     ("a word and a tag", "run tag:nightly"),
     ("two common metadata conditions", "lr:0.1 source:web"),
 ]
+# The same store seen by a key that may read one project of ten (10,000 versions): what a
+# server's web UI asks for such a key.
+SEARCH_SCOPED_QUERIES = [
+    ("a common word", "run"),
+    ("two common words", "run collection"),
+    ("a tag", "tag:nightly"),
+    ("a word and a tag", "run tag:nightly"),
+    ("two common metadata conditions", "lr:0.1 source:web"),
+]
 SEARCH_RUNS = int(os.environ.get("CAIRN_BENCH_SEARCH_RUNS", "20"))  # each query, after one warm-up
 
 
@@ -315,6 +324,15 @@ def time_search_service(name: str, svc: object) -> list[Figure]:
             svc.search(SearchRequest(query=query))
             times.append(time.perf_counter() - start)
         figures += _timed(f"{name}: {label}", times)
+    for label, query in SEARCH_SCOPED_QUERIES:
+        request = SearchRequest(query=query, projects=(("bench", "project-3"),))
+        svc.search(request)
+        times = []
+        for _ in range(SEARCH_RUNS):
+            start = time.perf_counter()
+            svc.search(request)
+            times.append(time.perf_counter() - start)
+        figures += _timed(f"{name}, one project of ten: {label}", times)
     return [*figures, _load()]
 
 
