@@ -420,12 +420,12 @@ def search(
         # How many versions each may find is counted first from its indexes (up to ``dense``,
         # a few milliseconds). The rarest, if it may find fewer than ``dense // 4``, is the set
         # of ids that drives the query: its rows are read and sorted (a few thousand at most),
-        # the other conditions probed on each. When the collection asked for has fewer
-        # versions than that, its rows are read and every condition probed. Otherwise the rows
+        # the other conditions probed on each. When the collection asked for (or the scope) has
+        # fewer versions than that, its rows are read and every condition probed. Otherwise the rows
         # are read in the page's order until the page and the capped count are found, each
         # condition tested as ``_Condition.test`` says.
         conditions = _conditions(query, tx.dialect)
-        in_collection = _estimate(
+        in_scope = _estimate(
             tx, conditions, None if own is None else select(v.id).where(own), dense
         )
         rarest = min(conditions, key=lambda x: x.estimate, default=None)
@@ -433,7 +433,7 @@ def search(
         if rarest is not None and rarest.counts and rarest.estimate < dense // 4:
             driving = rarest
         few = driving is not None
-        if in_collection is not None and in_collection < min(
+        if in_scope is not None and in_scope < min(
             dense // 4, rarest.estimate if rarest else dense
         ):
             driving, few = None, True
