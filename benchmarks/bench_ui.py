@@ -121,7 +121,34 @@ SEARCH_QUERIES = [
     ("a common word (every description)", "run"),
     ("two common words", "run collection"),
     ("a word and a tag", "run tag:nightly"),
+    ("two common metadata conditions", "lr:0.1 source:web"),
 ]
+# The same store seen by a key that may read one project of ten (10,000 versions): what a
+# server's web UI asks for such a key.
+SEARCH_SCOPED_QUERIES = [
+    ("a common word", "run"),
+    ("two common words", "run collection"),
+    ("a tag", "tag:nightly"),
+    ("a word and a tag", "run tag:nightly"),
+    ("two common metadata conditions", "lr:0.1 source:web"),
+]
+SEARCH_RUNS = int(os.environ.get("CAIRN_BENCH_SEARCH_RUNS", "20"))  # each query, after one warm-up
+
+
+def _timed(name: str, times: list[float]) -> list[Figure]:
+    """The median of ``times`` (checked against the target) and their 95th percentile."""
+    times = sorted(times)
+    median = statistics.median(times)
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return [
+        Figure(name, median, "s", target=f"target <= {SEARCH_TARGET}", ok=median <= SEARCH_TARGET),
+        Figure(f"{name} (p95)", p95, "s"),
+    ]
+
+
+def _load() -> Figure:
+    """The machine's load average over the last minute (other processes share its cores)."""
+    return Figure(f"(load average, {os.cpu_count()} cores)", os.getloadavg()[0], "")
 
 
 def build_search_store(store: str, n: int = SEARCH_VERSIONS, catalog_url: str = "") -> str:
@@ -269,15 +296,11 @@ def run_search() -> list[Figure]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        figures.append(_load())
         for name, path in pages:
             _get(base + path)  # the first request of a query warms SQLite's page cache
-            times = [_get(base + path)[0] for _ in range(5)]
-            value = statistics.median(times)
-            figures.append(
-                Figure(
-                    name, value, "s", target=f"target <= {SEARCH_TARGET}", ok=value <= SEARCH_TARGET
-                )
-            )
+            figures += _timed(name, [_get(base + path)[0] for _ in range(SEARCH_RUNS)])
+        figures.append(_load())
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -287,29 +310,30 @@ def run_search() -> list[Figure]:
 
 def time_search_service(name: str, svc: object) -> list[Figure]:
     """Each search of ``SEARCH_QUERIES`` timed as ``Service.search`` (the catalog's answer, in
-    process: what the search page asks), median of 5 after one to warm the caches."""
+    process: what the search page asks), median and p95 of ``SEARCH_RUNS`` after one to warm
+    the caches."""
     from cairn.service import LocalService, SearchRequest
 
     assert isinstance(svc, LocalService)
-    figures = []
+    figures = [_load()]
     for label, query in SEARCH_QUERIES:
         svc.search(SearchRequest(query=query))
         times = []
-        for _ in range(5):
+        for _ in range(SEARCH_RUNS):
             start = time.perf_counter()
             svc.search(SearchRequest(query=query))
             times.append(time.perf_counter() - start)
-        value = statistics.median(times)
-        figures.append(
-            Figure(
-                f"{name}: {label}",
-                value,
-                "s",
-                target=f"target <= {SEARCH_TARGET}",
-                ok=value <= SEARCH_TARGET,
-            )
-        )
-    return figures
+        figures += _timed(f"{name}: {label}", times)
+    for label, query in SEARCH_SCOPED_QUERIES:
+        request = SearchRequest(query=query, projects=(("bench", "project-3"),))
+        svc.search(request)
+        times = []
+        for _ in range(SEARCH_RUNS):
+            start = time.perf_counter()
+            svc.search(request)
+            times.append(time.perf_counter() - start)
+        figures += _timed(f"{name}, one project of ten: {label}", times)
+    return [*figures, _load()]
 
 
 def run_search_postgres() -> list[Figure]:
@@ -337,9 +361,11 @@ def run_search_postgres() -> list[Figure]:
             )
         ]
         catalog = Catalog(url)
-        with catalog.engine.connect() as conn:  # fresh planner statistics, as autovacuum would
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
+        # What autovacuum does after a bulk load (PostgreSQL 13+ vacuums tables after inserts):
+        # fresh planner statistics, and a visibility map, without which an index-only scan
+        # reads each row's table page too.
+        with catalog.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
         blobs = os.path.join(store, "blobs")
         svc = LocalService(catalog, LocalBlobStore(blobs), location=blobs)
         figures += time_search_service("PostgreSQL", svc)

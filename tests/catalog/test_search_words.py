@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import pathlib
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from cairn.catalog import Catalog
+from cairn.catalog import _schema as schema
 from cairn.catalog import _search as catalog_search
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.core._records import VersionRecord
-from cairn.core._search import index_rows, parse_query, query_parts, text_words
+from cairn.core._search import (
+    MetadataCondition,
+    index_rows,
+    parse_query,
+    query_parts,
+    text_words,
+)
 from cairn.service import CommitRequest, LocalService
 from cairn.storage import LocalBlobStore
 from tests._infra import Postgres
@@ -45,6 +54,13 @@ QUERIES = [
     "--",  # no part: matches no description (only names, tags, aliases, values)
     "nothing-like-this",
     "unn",  # not a word's beginning: found nowhere
+    # Several conditions: each may drive the query, be tested against its set or by probes.
+    "n>=20 source:web",
+    "n<10 tag:nightly",
+    "source:camera alias:gold",
+    "n>40 run",
+    "tag:nightly source:web of",
+    "n<=30 n>5 base",
 ]
 
 
@@ -93,6 +109,22 @@ def _every(svc: LocalService) -> list[VersionRecord]:
     return every
 
 
+def _holds(leaf: tuple[str, float | None] | None, cond: MetadataCondition) -> bool:
+    if leaf is None:
+        return False
+    text, number = leaf
+    if cond.op == "=":
+        return text == cond.text or (number is not None and number == cond.number)
+    if number is None or cond.number is None:
+        return False
+    return {
+        ">": number > cond.number,
+        ">=": number >= cond.number,
+        "<": number < cond.number,
+        "<=": number <= cond.number,
+    }[cond.op]
+
+
 def _expected(every: list[VersionRecord], query: str, projects: set[str] | None) -> list[str]:
     q = parse_query(query)
     out = []
@@ -105,21 +137,42 @@ def _expected(every: list[VersionRecord], query: str, projects: set[str] | None)
             continue
         if q.types and v.type not in q.types:
             continue
-        leaves = {k: t for k, t, _ in index_rows(v.metadata)}
-        if any(leaves.get(m.key) != m.text for m in q.metadata):
+        leaves = {k: (t, n) for k, t, n in index_rows(v.metadata)}
+        if not all(_holds(leaves.get(m.key), m) for m in q.metadata):
             continue
         if all(_matches(v, w) for w in q.words):
             out.append(v.id)
     return out
 
 
-def _found(svc: LocalService, query: str, dense: int, scope: list[int] | None) -> Any:
+def _found(
+    svc: LocalService,
+    query: str,
+    dense: int,
+    scope: list[int] | None,
+    collection_id: int | None = None,
+    offset: int = 0,
+    limit: int = 200,
+) -> Any:
     hits = svc.catalog.read(
         lambda tx: catalog_search.search(
-            tx, parse_query(query), project_ids=scope, kinds=("version",), limit=200, dense=dense
+            tx,
+            parse_query(query),
+            project_ids=scope,
+            collection_id=collection_id,
+            kinds=("version",),
+            offset=offset,
+            limit=limit,
+            dense=dense,
         )
     )
     return [v.id for v in hits.versions], hits.totals["version"]
+
+
+# Each way to read a query: every condition tested by probes (0); mixed (with 48 versions, a
+# condition that may find fewer than 2 drives, fewer than 8 is a set, others are probes); the
+# rarest drives and the others are sets (10**9).
+DENSE = (0, 8, 10**9)
 
 
 def _check(svc: LocalService) -> None:
@@ -128,13 +181,39 @@ def _check(svc: LocalService) -> None:
     for query in QUERIES:
         for projects, scope in ((None, None), ({"alpha"}, alpha)):
             want = _expected(every, query, projects)
-            for dense in (0, 10**9):  # every word tested row by row; every word a set of ids
+            for dense in DENSE:
                 ids, total = _found(svc, query, dense, scope)
                 assert (ids, total) == (want, len(want)), (query, projects, dense)
+    # A collection's versions table: the same, within that collection.
+    images = next(v.collection_id for v in every if v.name == "images")
+    members = {v.id for v in every if v.collection_id == images}
+    for query in QUERIES:
+        want = [i for i in _expected(every, query, None) if i in members]
+        for dense in DENSE:
+            assert _found(svc, query, dense, None, images) == (want, len(want)), (query, dense)
     # The rules are not vacuous here: common words match most versions, rare ones a few.
     assert len(_expected(every, "run", None)) > 10
     assert 0 < len(_expected(every, "x_1 7", None)) < 10
     assert _expected(every, "unn", None) == []
+    # A version whose TTL ran out is found no more, whichever way a query is read; one whose
+    # TTL runs out later still is.
+    gone, kept = _expected(every, "run", None)[:2]
+    now = time.time()
+
+    def expire(tx: Any) -> None:
+        v = schema.versions.c
+        tx.conn.execute(update(schema.versions).where(v.id == gone).values(expires_at=now - 1))
+        tx.conn.execute(update(schema.versions).where(v.id == kept).values(expires_at=now + 3600))
+
+    svc.catalog.write(expire)
+    collection = next(v.collection_id for v in every if v.id == gone)
+    for query in ("run", "source:web", "n>=0", "images run"):
+        for dense in DENSE:
+            for scope in (None, collection):
+                ids, _ = _found(svc, query, dense, None, scope)
+                assert gone not in ids, (query, dense, scope)
+        if query == "run":
+            assert kept in _found(svc, query, 0, None)[0]
 
 
 @pytest.fixture
@@ -161,6 +240,24 @@ def test_a_changed_description_is_what_is_found(sqlite_store: LocalService) -> N
     svc = sqlite_store
     target = _found(svc, "x_1", 0, None)[0][0]
     svc.update_version(target, description="renamed entirely")
-    for dense in (0, 10**9):
+    for dense in DENSE:
         assert target in _found(svc, "renamed", dense, None)[0]
         assert target not in _found(svc, "x_1", dense, None)[0]
+
+
+def test_totals_are_counted_up_to_the_cap(
+    sqlite_store: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``COUNT_CAP`` (1,000; 5 here) a total is a lower bound, one more than the cap or
+    than the page asked for, whichever is more, whichever way the query is read."""
+    every = _every(sqlite_store)
+    monkeypatch.setattr(catalog_search, "COUNT_CAP", 5)
+    for query in ("run", "source:web", "n>=3", "images"):
+        want = _expected(every, query, None)
+        assert len(want) > 12, query
+        for dense in DENSE:
+            assert _found(sqlite_store, query, dense, None, limit=3) == (want[:3], 6), query
+            page = _found(sqlite_store, query, dense, None, offset=6, limit=4)
+            assert page == (want[6:10], 11), (query, dense)
+            last = _found(sqlite_store, query, dense, None, offset=len(want) - 2, limit=4)
+            assert last == (want[-2:], len(want)), (query, dense)

@@ -3,8 +3,13 @@ read and changes aliases only where the key may write (a real server process).""
 
 from __future__ import annotations
 
+import html
 import os
 import re
+import shlex
+import subprocess
+import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -129,3 +134,38 @@ def test_server_ui_behind_api_keys(server: CairnServer) -> None:
     assert ">gold<" in w.get(collection).text
     # ...and the key that may not read another project still cannot, signed in or not.
     assert w.get("/bob/private").status_code in (403, 404)
+
+
+def _snippet(page: str, name: str) -> str:
+    match = re.search(rf'<pre id="snippet-{name}"><code>(.*?)</code></pre>', page, re.S)
+    assert match, f"no snippet {name}"
+    return html.unescape(match.group(1))
+
+
+def test_server_snippets_run_against_the_server(server: CairnServer, tmp_path: Any) -> None:
+    """A version page on a server shows the environment that points the SDK at it; with the
+    key put in, its Python snippets (a download, the ``cairn://`` path through fsspec) run as
+    shown, in a shell, against this server."""
+    alice = server.create_key("alice", "alice/vision", "write")
+    _log(server, alice, "vision", {"labels.csv": "id,label\n1,cat\n"})
+    b = Browser(server.url)
+    assert b.sign_in(alice).status_code == 303
+    page = b.get("/alice/vision/artifacts/dataset/data/v0").text
+    environment = _snippet(page, "env")
+    assert f"export CAIRN_BASE_URL={server.url}" in environment
+    environment = environment.replace("cairn_...", alice)
+    file_page = b.get("/alice/vision/artifacts/dataset/data/v0/file/labels.csv").text
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env.update(CAIRN_DIR=str(tmp_path / "no-store"), CAIRN_CACHE_DIR=str(tmp_path / "cache"))
+    for code, wanted in (
+        (_snippet(page, "api-download") + "print(open(path + '/labels.csv').read())", "1,cat"),
+        (_snippet(page, "cairn-url") + "print(files)", "labels.csv"),
+        (_snippet(file_page, "cairn-url") + "print(data.decode())", "1,cat"),
+    ):
+        script = f"{environment}\n{shlex.quote(sys.executable)} -c {shlex.quote(code)}\n"
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert wanted in done.stdout, (code, done.stdout)
+    assert not (tmp_path / "no-store").exists()  # the server answered, not an embedded store

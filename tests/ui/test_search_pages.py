@@ -164,11 +164,14 @@ def test_version_and_file_snippets_run(
     assert f'run.use_artifact("{ENTITY}/mnist/cnn-model:v1")' in use
     download = _snippet(page, "api-download")
     assert f'wandb.Api().artifact("{ENTITY}/mnist/cnn-model:v1")' in download
-    assert _snippet(page, "cairn-url") == f"cairn://{ENTITY}/mnist/cnn-model:v1/"
+    listing = _snippet(page, "cairn-url")
+    assert f'fs.find("cairn://{ENTITY}/mnist/cnn-model:v1/")' in listing
     cli = _snippet(page, "cli-get")
     file_page = get(client, f"{MODEL}/v1/file/config.json")
     entry = _snippet(file_page, "get-entry")
     assert 'get_entry("config.json")' in entry
+    read = _snippet(file_page, "cairn-url")
+    assert f'fsspec.open("cairn://{ENTITY}/mnist/cnn-model:v1/config.json", "rb")' in read
 
     # The snippets run, unchanged, against (a copy of) the store they name.
     store = str(tmp_path / "store")
@@ -187,6 +190,16 @@ def test_version_and_file_snippets_run(
         assert done.returncode == 0, done.stderr
     with open(tmp_path / "cnn-model-v1" / "config.json") as f:
         assert '"lr": 0.0005' in f.read()
+    # The cairn:// snippets (fsspec): the version's files listed, the file's bytes read.
+    for code, wanted in (
+        (listing + "print(sorted(p.rsplit('/', 1)[-1] for p in files))\n", "'model.pt'"),
+        (read + "print(data.decode())\n", '"lr": 0.0005'),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert wanted in done.stdout, (code, done.stdout)
     os.remove(tmp_path / "cnn-model-v1" / "config.json")
     got = subprocess.run(
         [*cairn_command(), *shlex.split(cli)[1:]], cwd=tmp_path, env=env, capture_output=True
@@ -194,3 +207,12 @@ def test_version_and_file_snippets_run(
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "cnn-model-v1" / "config.json").exists()
     assert (tmp_path / "cnn-model-v1" / "model.pt").stat().st_size == 40_000
+
+
+def test_a_total_past_the_count_cap_reads_as_a_lower_bound() -> None:
+    from cairn.core._search import COUNT_CAP
+    from cairn.ui._web import hit_count
+
+    assert COUNT_CAP == 1000
+    assert (hit_count(0), hit_count(999), hit_count(1000)) == ("0", "999", "1,000")
+    assert hit_count(1001) == hit_count(5051) == "1,000+"  # counted no further: a lower bound

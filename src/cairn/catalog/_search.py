@@ -10,14 +10,29 @@ finds only versions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, func, intersect, or_, select, union
+from sqlalchemy import (
+    Select,
+    and_,
+    false,
+    func,
+    intersect,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union,
+    union_all,
+)
 
 from cairn.catalog import _schema as s
 from cairn.core import (
+    COMMITTED,
+    COUNT_CAP,
     MAX_TEXT_CHARS,
     CollectionRecord,
     MetadataCondition,
@@ -39,6 +54,20 @@ class CatalogHits:
     versions: list[VersionRecord] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+
+
+def _alive(tx: Any) -> Any:
+    """``tx.alive()`` (committed, TTL not run out). On SQLite written so that no index serves
+    it: with no statistics (an embedded store has none), SQLite would read every version
+    through the ``expires_at`` index and sort them all rather than read the page's order.
+    (PostgreSQL's statistics judge the plain form right, and would misjudge this one.)"""
+    if tx.dialect != "sqlite":
+        return tx.alive()
+    v = s.versions.c
+    return and_(v.state == COMMITTED, func.coalesce(v.expires_at, _NEVER) > time.time())
+
+
+_NEVER = 1e300  # the expiry of a version without a TTL
 
 
 def _like(word: str) -> str:
@@ -64,7 +93,8 @@ def _metadata_ids(cond: MetadataCondition) -> Any:
         )
         if cond.number is None:
             return found
-        return union(
+        # (Ids may repeat: each is a set tested by ``IN``, or counted as an estimate.)
+        return union_all(
             found, select(m.version_id).where(m.key == cond.key, m.num_value == cond.number)
         )
     assert cond.number is not None
@@ -93,13 +123,24 @@ def _described_ids(word: str) -> Any:
     return select(intersect(*sets).subquery().c[0])
 
 
+def _probe(table: Any, *where: Any) -> Any:
+    """A row of ``table`` meets ``where`` (correlated to the version row being tested): an
+    index probe per row tested. A scalar subquery with ``LIMIT 1`` rather than ``EXISTS``:
+    PostgreSQL would read an ``EXISTS`` in an ``OR`` as a hash of every row that meets it (the
+    110,000 versions of a common word) built before the first row is tested, though the rows
+    tested stop at a page and a capped count."""
+    return (
+        select(literal(1)).select_from(table).where(*where).limit(1).scalar_subquery().is_not(None)
+    )
+
+
 def _described_row(version_id: Any, word: str) -> Any:
     """The version ``version_id`` has a description with words beginning with each part of
     ``word`` (an index probe per part)."""
     ww = s.version_words.alias("ww")
     return and_(
         *(
-            exists().where(ww.c.version_id == version_id, _word_range(ww.c.word, p))
+            _probe(ww, ww.c.version_id == version_id, _word_range(ww.c.word, p))
             for p in query_parts(word)
         )
     )
@@ -115,46 +156,159 @@ def _exact_ids(word: str) -> list[Any]:
     ]
 
 
-DENSE = 20_000  # a word that may match more versions than this is tested row by row
+def _has_tag(version_id: Any, tag: str) -> Any:
+    tt = s.tags.alias("tt")
+    return _probe(tt, tt.c.version_id == version_id, tt.c.tag == tag)
 
 
-def _word_sets(tx: Any, words: Sequence[str], dense: int) -> list[tuple[str, int, list[Any]]]:
-    """Each distinct word, how many versions it may match at most (each part of its set counted
-    from its index, up to ``dense``), and the parts of its set; rarest first."""
+def _has_alias(version_id: Any, alias: str) -> Any:
+    aa = s.aliases.alias("aa")
+    return _probe(aa, aa.c.version_id == version_id, aa.c.alias == alias)
+
+
+def _has_metadata(version_id: Any, cond: MetadataCondition) -> Any:
+    """The version's metadata leaf ``cond.key`` satisfies the condition (a probe of the
+    ``(version, key)`` primary key)."""
+    mm = s.version_metadata.alias("mm")
+    m = mm.c
+    if cond.op == "=":
+        test = m.text_value == cond.text[:MAX_TEXT_CHARS]
+        if cond.number is not None:
+            test = or_(test, m.num_value == cond.number)
+    else:
+        assert cond.number is not None
+        test = {
+            ">": m.num_value > cond.number,
+            ">=": m.num_value >= cond.number,
+            "<": m.num_value < cond.number,
+            "<=": m.num_value <= cond.number,
+        }[cond.op]
+    return _probe(mm, m.version_id == version_id, m.key == cond.key, test)
+
+
+def _has_value(version_id: Any, word: str) -> Any:
+    """Some metadata leaf of the version is ``word`` (its few leaves read by primary key)."""
+    mm = s.version_metadata.alias("mv")
+    return _probe(mm, mm.c.version_id == version_id, mm.c.text_value == word[:MAX_TEXT_CHARS])
+
+
+@dataclass
+class _Condition:
+    """One filter or word of a query on versions: the union of ``members``' sets of version ids
+    (each read from a covering index) and, for a word, the versions of collections whose name
+    has it (``named``: a test of the joined collection row). Each member can also be tested on
+    a version row, against its set (``v.id IN (...)``: the set built once, a hash on
+    PostgreSQL, a temporary index on SQLite) or by an index probe by the row's id (no set
+    built): ``probes`` (one per member)."""
+
+    members: list[Any]
+    probes: list[Any]
+    named: Any = None
+    counts: list[int] = field(default_factory=list)  # each member's size, capped at ``dense``
+
+    @property
+    def estimate(self) -> int:
+        """How many versions it may find (capped counts; 0 when not counted)."""
+        return sum(self.counts)
+
+    def ids(self) -> Any:
+        """Its versions' ids, a select (the union of its members')."""
+        return self.members[0] if len(self.members) == 1 else union(*self.members)
+
+    def test(self, dense: int, dialect: str, *, few: bool) -> Any:
+        """Its test on a version row. When ``few`` rows are read (those of a small set or
+        collection), index probes. Otherwise sets for the members that may find fewer than
+        ``dense`` versions (each built once), and probes for the others: those match many rows
+        (``run`` in "run 5 of ...", ``source:web``), so few rows are read before the page and
+        the count, and building their sets would cost more. (Two common conditions that
+        rarely hold together, like ``source:web source:camera``, read every version.)"""
+        counts = self.counts or [dense] * len(self.members)
+        # SQLite would read the rows through the set (an id look-up per member, then a sort of
+        # them all) rather than read the page's order: ``id || ''`` is not an indexed column.
+        key: Any = s.versions.c.id
+        if dialect == "sqlite":
+            key = key.concat("")
+        sets, probes = [], []
+        for member, probe, n in zip(self.members, self.probes, counts, strict=True):
+            if probe is None:  # a word's collections: ``named`` tests the joined row
+                continue
+            if few or n >= dense:
+                probes.append(probe)
+            elif self.named is None and dialect == "postgresql":
+                # ``OR false`` keeps the test a hash of the set built once (a hashed SubPlan):
+                # a plain ``IN`` becomes a join that PostgreSQL, misjudging how many ids a
+                # metadata condition has (its statistics mix every key), would read whole and
+                # sort for a page of 20 (0.4 s for ``lr:0.1 source:web`` on 110,000 versions).
+                sets.append(or_(key.in_(member), literal_column("false")))
+            else:
+                sets.append(key.in_(member))
+        tests = [x for x in (self.named, *sets, *probes) if x is not None]
+        return tests[0] if len(tests) == 1 else or_(*tests)
+
+
+def _conditions(query: SearchQuery, dialect: str) -> list[_Condition]:
+    """The version conditions of ``query`` (each distinct word, tag, alias, metadata condition;
+    the collection filters ``type:`` and ``name:`` are plain conditions on the join)."""
+    v, a, t, c = s.versions.c, s.aliases.c, s.tags.c, s.collections.c
     out = []
-    for w in dict.fromkeys(words):
+    for x in query.tags:
+        out.append(_Condition([select(t.version_id).where(t.tag == x)], [_has_tag(v.id, x)]))
+    for x in query.aliases:
+        out.append(_Condition([select(a.version_id).where(a.alias == x)], [_has_alias(v.id, x)]))
+    for cond in query.metadata:
+        found = _metadata_ids(cond)
+        ids = found if isinstance(found, Select) else select(found.subquery().c[0])
+        out.append(_Condition([ids], [_has_metadata(v.id, cond)]))
+    for w in dict.fromkeys(query.words):
         cc, vv = s.collections.alias("cc"), s.versions.alias("vv")
         named = select(cc.c.id).where(_contains(cc.c.name, w))
-        members = [
-            select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery())),
-            *_exact_ids(w),
-        ]
+        members = [select(vv.c.id).where(vv.c.collection_id.in_(named.scalar_subquery()))]
+        probes = [None, _has_alias(v.id, w), _has_tag(v.id, w), _has_value(v.id, w)]
+        members += _exact_ids(w)
         described = _described_ids(w)
         if described is not None:
             members.append(described)
-        capped = [
-            select(func.count()).select_from(x.limit(max(dense, 1)).subquery()).scalar_subquery()
-            for x in members
-        ]
-        estimate = int(tx.conn.execute(select(sum(capped[1:], capped[0]))).scalar_one())
-        out.append((w, estimate, members))
-    return sorted(out, key=lambda x: x[1])
+            probes.append(_described_row(v.id, w))
+        # The first member, tested on a row, is the joined collection's name.
+        out.append(_Condition(members, probes, named=_contains(c.name, w, dialect)))
+    return out
 
 
-COUNT_CAP = 10_000  # a total above this is reported as a lower bound above COUNT_CAP
+def _estimate(tx: Any, conditions: list[_Condition], extra: Any, dense: int) -> int | None:
+    """Count each condition's members (each read from its index and capped at ``dense``: a few
+    milliseconds) in one query; return ``extra``'s count (a select of ids, or None) the same
+    way."""
+    if dense <= 0 or not conditions:
+        return None
+
+    def capped(x: Any) -> Any:
+        return select(func.count()).select_from(x.limit(dense).subquery()).scalar_subquery()
+
+    columns = [capped(x) for cond in conditions for x in cond.members]
+    if extra is not None:
+        columns.append(capped(extra))
+    row = list(tx.conn.execute(select(*columns)).one())
+    for cond in conditions:
+        cond.counts = [int(n) for n in row[: len(cond.members)]]
+        del row[: len(cond.members)]
+    return int(row[0]) if extra is not None else None
+
+
+# A word's part that may match this many versions or more is tested by probes, and a condition
+# that may match fewer than a quarter of it drives the query (see ``search``).
+DENSE = 20_000
 
 
 def _page(tx: Any, q: Any, offset: int, limit: int, *, once: bool = False) -> tuple[list[Any], int]:
-    """One page of ``q``'s rows, and how many rows it has, counted up to ``COUNT_CAP + 1`` (a
-    query that matches a million rows is not counted to the end: its total is then a lower
-    bound). A first page with room to spare is its own count; otherwise the rows are counted in
-    SQL. With ``once`` (a costly filter: a scan), ``q`` runs once instead, and the first
-    ``max(COUNT_CAP + 1, offset + limit)`` rows are read and counted here."""
+    """One page of ``q``'s rows, and how many rows it has, counted up to ``COUNT_CAP + 1`` or
+    one past the page, whichever is more (a query that matches a million rows is not counted to
+    the end: its total is then a lower bound). A first page with room to spare is its own
+    count; otherwise the rows are counted in SQL. With ``once`` (a set of fewer than ``dense //
+    4`` ids drives the query: its rows are all read and sorted anyway), ``q`` runs once
+    instead, and its first rows up to that count are read and counted here."""
     if once:
-        n = max(COUNT_CAP + 1, offset + limit)
-        rows = list(tx.conn.execute(q.limit(n)))
-        total = len(rows) + 1 if len(rows) == n else len(rows)
-        return rows[offset : offset + limit], total
+        rows = list(tx.conn.execute(q.limit(max(COUNT_CAP + 1, offset + limit + 1))))
+        return rows[offset : offset + limit], len(rows)
     rows = list(tx.conn.execute(q.offset(offset).limit(limit)))
     if offset == 0 and len(rows) < limit:
         return rows, len(rows)
@@ -248,48 +402,53 @@ def search(
         hits.collections = _collection_records(tx, [int(row.id) for row in rows])
 
     if "version" in kinds:
-        a, t = s.aliases.c, s.tags.c
-        conds = [tx.alive()]  # committed and not expired (TTL)
+        conds = [_alive(tx)]  # committed and not expired (TTL)
+        own = None  # the versions the scope allows, when it is narrower than the store
         if collection_id is not None:
-            conds.append(v.collection_id == collection_id)
+            own = v.collection_id == collection_id
+        elif project_ids is not None:
+            # The scope's collections, listed first: their versions are then read through the
+            # ``collection_id`` index, counted like a condition, and judged right by
+            # PostgreSQL's planner (a join on the projects was judged as a scan of them all).
+            where_scope = scoped(c.project_id)
+            cids = [int(x) for x in tx.conn.execute(select(c.id).where(where_scope)).scalars()]
+            own = tx.among(v.collection_id, cids) if cids else false()
+        if own is not None:
+            conds.append(own)
         conds += [c.type == x for x in query.types] + [c.name == x for x in query.names]
-        # Tags, aliases and metadata conditions are sets of version ids read from covering
-        # indexes and intersected before any version row is read.
-        id_sets: list[Any] = [select(t.version_id).where(t.tag == x) for x in query.tags]
-        id_sets += [select(a.version_id).where(a.alias == x) for x in query.aliases]
-        id_sets += [_metadata_ids(x) for x in query.metadata]
-        # Each word is the versions of collections whose name has it, those with an alias, tag
-        # or metadata value equal to it, and those whose description has words beginning with
-        # each of its parts: all read from indexes, no version row. The rarest word (if it is
-        # rare enough, see ``_word_sets``) is a set of ids like the filters; the others are
-        # tested by index probes on the rows it leaves, or, when every word is common, on the
-        # rows met in the page's order (the first 10,001 that match are soon found).
-        words = _word_sets(tx, query.words, dense)
-        driving = words[0][0] if words and words[0][1] < dense else None
-        for w, _, members in words:
-            if w == driving:
-                id_sets.append(union(*members))
-                continue
-            described = _described_ids(w)
-            conds.append(
-                or_(
-                    _contains(c.name, w, tx.dialect),
-                    *(v.id.in_(x) for x in _exact_ids(w)),
-                    *([] if described is None else [_described_row(v.id, w)]),
-                )
-            )
-        if id_sets:
-            # (SQLite takes no parenthesised compound inside a compound: unions are wrapped.)
-            parts = [x if isinstance(x, Select) else select(x.subquery().c[0]) for x in id_sets]
-            ids = parts[0] if len(parts) == 1 else intersect(*parts)
+        # Each tag, alias, metadata condition and word can be read three ways (``_Condition``).
+        # How many versions each may find is counted first from its indexes (up to ``dense``,
+        # a few milliseconds). The rarest, if it may find fewer than ``dense // 4``, is the set
+        # of ids that drives the query: its rows are read and sorted (a few thousand at most),
+        # the other conditions probed on each. When the collection asked for (or the scope) has
+        # fewer versions than that, its rows are read and every condition probed. Otherwise the rows
+        # are read in the page's order until the page and the capped count are found, each
+        # condition tested as ``_Condition.test`` says.
+        conditions = _conditions(query, tx.dialect)
+        in_scope = _estimate(
+            tx, conditions, None if own is None else select(v.id).where(own), dense
+        )
+        rarest = min(conditions, key=lambda x: x.estimate, default=None)
+        driving = None
+        if rarest is not None and rarest.counts and rarest.estimate < dense // 4:
+            driving = rarest
+        few = driving is not None
+        if in_scope is not None and in_scope < min(
+            dense // 4, rarest.estimate if rarest else dense
+        ):
+            driving, few = None, True
+        conds += [x.test(dense, tx.dialect, few=few) for x in conditions if x is not driving]
+        if driving is not None:
+            ids = driving.ids()
             if tx.dialect == "postgresql":
                 # Computed first: PostgreSQL misjudges how many ids a range of num_value leaves
                 # (its statistics mix every key) and would probe the index once per version.
                 found = ids.cte("found").prefix_with("MATERIALIZED")
                 conds.append(v.id.in_(select(found.c[0])))
             else:
+                # (SQLite takes no parenthesised compound inside a compound: unions are wrapped.)
                 conds.append(v.id.in_(select(ids.subquery().c[0])))
-        where = [x for x in (scoped(c.project_id), *conds) if x is not None]
+        where = conds  # (the scope is ``own``)
         column = getattr(v, VERSION_SORTS.get(sort, "created_at"))
         order = [column.desc(), v.idx.desc()] if descending else [column.asc(), v.idx.asc()]
         q = (
@@ -299,7 +458,7 @@ def search(
             .where(*where)
             .order_by(*order, v.id)
         )
-        rows, hits.totals["version"] = _page(tx, q, offset, limit, once=bool(id_sets))
+        rows, hits.totals["version"] = _page(tx, q, offset, limit, once=driving is not None)
         hits.versions = tx.version_records([str(row.id) for row in rows])
 
     if "run" in kinds and not only_versions and not query.types and not query.names:

@@ -84,6 +84,7 @@ from cairn.core._records import (
     VersionRecord,
 )
 from cairn.core._search import (
+    COUNT_CAP,
     MAX_TEXT_CHARS,
     MetadataCondition,
     MetadataDiff,
@@ -119,6 +120,7 @@ __all__ = [
     "FAILED",
     "FINISHED",
     "INT_RANGE",
+    "COUNT_CAP",
     "MAX_TEXT_CHARS",
     "PENDING",
     "RUNNING",

@@ -22,6 +22,9 @@ MAX_TEXT_CHARS = 256  # text values are indexed by their first 256 characters
 MAX_INDEXED_LEAVES = 1000  # per version: a huge metadata dict is searchable by its first leaves
 MAX_WORD_CHARS = 64  # description words are indexed (and looked up) by their first 64 characters
 MAX_INDEXED_WORDS = 1000  # per version: a huge description is searchable by its first words
+# A search counts each kind of hit up to this (and past the page asked for): a larger total is a
+# lower bound, shown "1,000+" (counting a common word's 100,000 versions would cost a read of each).
+COUNT_CAP = 1000
 
 _WORD = re.compile(r"\w+")
 

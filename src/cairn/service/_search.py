@@ -52,7 +52,9 @@ class SearchRequest:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """One page of each kind asked for, and how many of each match in all (``totals``)."""
+    """One page of each kind asked for, and how many of each match (``totals``), counted up to
+    1,000 (``cairn.core._search.COUNT_CAP``) or one past the page asked for, whichever is more:
+    a total above 1,000 is a lower bound (shown "1,000+")."""
 
     projects: tuple[tuple[str, str], ...] = ()
     collections: tuple[CollectionRecord, ...] = ()

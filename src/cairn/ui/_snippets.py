@@ -22,6 +22,9 @@ def _py(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a Python string literal, escapes included
 
 
+_FSSPEC = "import fsspec  # pip install 'cairn-artifacts[data]'\n\n"
+
+
 def full_name(v: VersionRecord) -> str:
     return f"{v.entity}/{v.project}/{v.name}:{v.version}"
 
@@ -54,7 +57,12 @@ def version_snippets(v: VersionRecord, server_url: str | None) -> list[Snippet]:
             f"artifact = wandb.Api().artifact({_py(name)})\n"
             f"path = artifact.download(root={_py(root)})\n",
         ),
-        Snippet("cairn-url", "Path (cairn:// URL, for fsspec)", f"cairn://{name}/"),
+        Snippet(
+            "cairn-url",
+            "Python: its cairn:// path (fsspec: pandas, pyarrow, DuckDB, ...)",
+            f'{_FSSPEC}fs = fsspec.filesystem("cairn")\n'
+            f"files = fs.find({_py(f'cairn://{name}/')})\n",
+        ),
         Snippet(
             "cli-get",
             "Command line",
@@ -76,7 +84,12 @@ def file_snippets(v: VersionRecord, path: str, server_url: str | None) -> list[S
             f"artifact = wandb.Api().artifact({_py(name)})\n"
             f"local_path = artifact.get_entry({_py(path)}).download(root={_py(root)})\n",
         ),
-        Snippet("cairn-url", "Path (cairn:// URL, for fsspec)", f"cairn://{name}/{path}"),
+        Snippet(
+            "cairn-url",
+            "Python: its cairn:// path (fsspec: pandas, pyarrow, DuckDB, ...)",
+            f'{_FSSPEC}with fsspec.open({_py(f"cairn://{name}/{path}")}, "rb") as f:\n'
+            "    data = f.read()\n",
+        ),
         Snippet(
             "cli-get",
             "Command line",

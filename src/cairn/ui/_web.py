@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from cairn.core import (
+    COUNT_CAP,
     Index,
     Leaf,
     PageReader,
@@ -326,6 +327,11 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
+def hit_count(n: int) -> str:
+    """A search's total: ``1,000+`` when it was counted no further (``COUNT_CAP``)."""
+    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
+
+
 def make_templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -341,6 +347,7 @@ def make_templates() -> jinja2.Environment:
         compact_json=compact_json,
         short_digest=short_digest,
         plural=plural,
+        hits=hit_count,
     )
     return env
 
