@@ -1,22 +1,39 @@
-"""Issue 6: s1 and s2 logged through a server on loopback (local-disk and S3), vs the embedded store.
+"""Issues 6 and 14: data sets through a server on loopback (local-disk and S3), vs their floors.
 
 Everything is real and on this machine: a PostgreSQL cluster, moto's S3 server, and `cairn server`
 processes (uvicorn); the client is another process. Floors are measured in the same run: the
-embedded store logging the same data, and for S3 moto's own PUT speed (boto3, no cairn).
+embedded store with the same data, and the S3 server's own speed with boto3 (no cairn).
+
+Issue 14 (``transfers``): an image-shaped set (``BENCH_IMAGES`` files of 150-250 KiB, 2,000 by
+default) and one large file (``BENCH_LARGE_MIB``, 512 by default) up and down through a server
+with 2 workers on PostgreSQL + S3, beside boto3's 8 parallel PUTs/GETs of the same files and its
+managed multipart transfer of the large file. ``BENCH_SERVER_ONLY=transfers`` runs only those.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from tests._infra import CairnServer, Postgres, S3Server
 
-from benchmarks._common import ROOT, Figure, make_tree, ratio_figure, run_child, sha256_pass
+from benchmarks._common import (
+    ROOT,
+    Figure,
+    list_files,
+    make_tree,
+    ratio_figure,
+    run_child,
+    settle,
+    sha256_pass,
+)
 
 RESOLVE_CLIENT = """
     import sys, time
@@ -81,8 +98,190 @@ def _log(step: str, data: str, label: str, first: str, env: dict[str, str]) -> t
     return res["seconds"], time.perf_counter() - start
 
 
+def _images(path: str, count: int) -> str:
+    """``count`` image-shaped files (150-250 KiB of random bytes), 100 per directory."""
+    marker = f"{path}-{count}.complete"
+    if os.path.exists(marker):
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    rnd = random.Random(14)
+    for i in range(count):
+        sub = os.path.join(path, f"class{i // 100:03}")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, f"img{i:05}.jpg"), "wb") as f:
+            f.write(rnd.randbytes(rnd.randrange(150 << 10, 250 << 10)))
+    with open(marker, "w") as f:
+        f.write("ok")
+    return path
+
+
+def _boto_floor(s3: S3Server, files: list[str], prefix: str) -> tuple[float, float]:
+    """The S3 server's own time to take ``files`` as objects (8 PUTs at a time) and to give
+    them back (8 GETs at a time), with boto3."""
+    from botocore.config import Config
+
+    client = boto3_client(s3, Config(max_pool_connections=16))
+
+    def put(item: tuple[int, str]) -> None:
+        with open(item[1], "rb") as f:
+            client.put_object(Bucket=s3.bucket, Key=f"{prefix}/{item[0]}", Body=f)
+
+    def get(item: tuple[int, str]) -> None:
+        body = client.get_object(Bucket=s3.bucket, Key=f"{prefix}/{item[0]}")["Body"]
+        with open(os.path.join(ROOT, "floor-get.tmp"), "wb") as f:
+            f.write(body.read())
+
+    items = list(enumerate(files))
+    start = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, items))
+    up = time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(get, items))
+    down = time.perf_counter() - start
+    client.close()
+    return up, down
+
+
+def boto3_client(s3: S3Server, config: object) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=config,
+    )
+
+
+def _boto_multipart_floor(s3: S3Server, path: str) -> tuple[float, float]:
+    """boto3's managed multipart upload and download of one large file (its defaults)."""
+    from botocore.config import Config
+
+    client = boto3_client(s3, Config(max_pool_connections=16))
+    start = time.perf_counter()
+    client.upload_file(path, s3.bucket, "floor/large")
+    up = time.perf_counter() - start
+    dest = os.path.join(ROOT, "floor-large.tmp")
+    start = time.perf_counter()
+    client.download_file(s3.bucket, "floor/large", dest)
+    down = time.perf_counter() - start
+    os.unlink(dest)
+    client.close()
+    return up, down
+
+
+def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
+    """Issue 14: an image-shaped set and one large file, up and down, beside their floors."""
+    figures: list[Figure] = []
+    count = int(os.environ.get("BENCH_IMAGES", "2000"))
+    large_mib = int(os.environ.get("BENCH_LARGE_MIB", "512"))
+    images = _images(os.path.join(ROOT, "images"), count)
+    files = list_files(images)
+    image_mb = sum(os.path.getsize(f) for f in files) / 1e6
+    large_dir = make_tree(os.path.join(ROOT, f"large-{large_mib}"), 1, 1, large_mib << 20, seed=14)
+    (large,) = list_files(large_dir)
+    server = CairnServer(
+        pg.create_database("bench_transfers"),
+        s3.url("transfers"),
+        {**s3.env, "CAIRN_SERVER_WORKERS": "2"},
+    )
+    try:
+        for label, data, floors in (
+            (f"images ({count} x ~200 KiB, {image_mb:.0f} MB)", images, "images"),
+            (f"large file ({large_mib} MiB)", large_dir, "large"),
+        ):
+            sha256_pass(data)  # every run reads the files from a warm page cache
+            tag = "img" if floors == "images" else "large"
+            embedded_env = {
+                "CAIRN_DIR": os.path.join(ROOT, f"store-{tag}"),
+                "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{tag}-embedded"),
+            }
+            for d in embedded_env.values():
+                shutil.rmtree(d, ignore_errors=True)
+            out = os.path.join(ROOT, f"out-{tag}")
+            key = server.create_key(f"bench{tag}")
+            cache = os.path.join(ROOT, f"cache-{tag}-server")
+            shutil.rmtree(cache, ignore_errors=True)
+            server_env = {
+                "CAIRN_BASE_URL": server.url,
+                "CAIRN_API_KEY": key,
+                "CAIRN_CACHE_DIR": cache,
+            }
+            times: dict[str, float] = {}
+            for where, env in (("embedded", embedded_env), ("server", server_env)):
+                settle()
+                times[f"{where} up"] = run_child("_transfer_child", "up", data, tag, env=env)[
+                    "seconds"
+                ]
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)  # nothing cached
+                settle()
+                times[f"{where} down"] = run_child("_transfer_child", "down", out, tag, env=env)[
+                    "seconds"
+                ]
+                shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(embedded_env["CAIRN_DIR"], ignore_errors=True)
+            settle()
+            if floors == "images":
+                s3_up, s3_down = _boto_floor(s3, files, "floor-images")
+            else:
+                s3_up, s3_down = _boto_multipart_floor(s3, large)
+            for way, floor in (("up", s3_up), ("down", s3_down)):
+                value = times[f"server {way}"]
+                floor_name = "boto3 8 parallel" if floors == "images" else "boto3 multipart"
+                figures.append(Figure(f"{label}: embedded {way}", times[f"embedded {way}"], "s"))
+                if floors == "images":
+                    figures.append(
+                        Figure(
+                            f"{label}: server {way}",
+                            value,
+                            "s",
+                            f"S3 {floor_name}",
+                            floor,
+                            "target <= 1.5x",
+                            value <= 1.5 * floor,
+                        )
+                    )
+                    figures.append(
+                        Figure(
+                            f"{label}: server {way} vs embedded",
+                            value,
+                            "s",
+                            "embedded",
+                            times[f"embedded {way}"],
+                        )
+                    )
+                else:
+                    rate, floor_rate = large_mib * 1.048576 / value, large_mib * 1.048576 / floor
+                    figures.append(
+                        Figure(
+                            f"{label}: server {way}",
+                            rate,
+                            "MB/s",
+                            f"S3 {floor_name}",
+                            floor_rate,
+                            "target >= 0.8x",
+                            rate >= 0.8 * floor_rate,
+                        )
+                    )
+    finally:
+        server.stop()
+    return figures
+
+
 def run() -> list[Figure]:
     figures: list[Figure] = []
+    if os.environ.get("BENCH_SERVER_ONLY") == "transfers":
+        pg, s3 = Postgres(), S3Server()
+        try:
+            return _transfers(pg, s3)
+        finally:
+            s3.stop()
+            pg.stop()
     s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096)
     s2 = make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
     pg = Postgres()
@@ -150,6 +349,7 @@ def run() -> list[Figure]:
                     ok=rate >= 500,
                 )
             )
+        figures.extend(_transfers(pg, s3))
     finally:
         for server in servers:
             server.stop()

@@ -344,14 +344,18 @@ class InProcessServer:
 
     url = "http://cairn.in-process"
 
-    def __init__(self, db: str, store: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, db: str, store: str, env: Mapping[str, str] | None = None, **config: Any
+    ) -> None:
         from cairn.server import Backend, ServerConfig, create_app, migrate
 
         self.db = db
         self.store = store
         migrate(db)
         with _environ(env or {}):  # the S3 client reads its endpoint once, when it is made
-            self.backend = Backend.open(ServerConfig(db=db, store=store, admin_key=ADMIN_KEY))
+            self.backend = Backend.open(
+                ServerConfig(db=db, store=store, admin_key=ADMIN_KEY, **config)
+            )
         self.app = create_app(self.backend)
         self.transport = SyncASGITransport(self.app)
         self._admin = httpx.Client(

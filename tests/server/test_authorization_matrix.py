@@ -29,7 +29,15 @@ METHODS = ("get", "post", "put", "patch", "delete")
 def _kind(method: str, path: str) -> str:
     if path.startswith(("/keys", "/admin/")):
         return "admin"
-    if path in ("/whoami", "/projects", "/blobs/missing", "/blobs/fetch", "/search", "/registries"):
+    if path in (
+        "/whoami",
+        "/projects",
+        "/blobs/missing",
+        "/blobs/fetch",
+        "/blobs/urls",
+        "/search",
+        "/registries",
+    ):
         return "any"
     if path.startswith("/uploads") or path in ("/uploads", "/blobs/batch"):
         return "upload"
@@ -76,6 +84,7 @@ def _bodies(digest: str) -> dict[str, dict[str, object]]:
         "post /uploads/{upload_id}/parts/{number}/url": {"checksum": "x"},
         "post /blobs/missing": {"digests": [digest]},
         "post /blobs/fetch": {"digests": [digest]},
+        "post /blobs/urls": {"digests": [digest]},
         "post /admin/cleanup-pending": {"older_than_seconds": 3600},
         "post /keys": {"user": "zz", "role": "read"},
         "post /versions/{version_id}/links": {"entity": "alice", "project": "p", "name": "l"},

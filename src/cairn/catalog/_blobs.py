@@ -167,6 +167,22 @@ class CatalogBlobStore:
     def remove_stale_temp(self, older_than: float) -> int:
         return self.large.remove_stale_temp(older_than)
 
+    def sizes_many(self, digests: Sequence[str]) -> dict[str, int]:
+        """The sizes of those of ``digests`` in the index (one query per 5,000)."""
+        b = s.blobs.c
+        wanted = list(dict.fromkeys(digests))
+        out: dict[str, int] = {}
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+
+            def fn(tx: Tx, chunk: list[str] = chunk) -> list[Any]:
+                return list(
+                    tx.conn.execute(select(b.digest, b.size).where(tx.among(b.digest, chunk)))
+                )
+
+            out.update((str(d), int(n)) for d, n in self.catalog.read(fn))
+        return out
+
     def has_many(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
         found: set[str] = set()

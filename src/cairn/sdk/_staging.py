@@ -26,6 +26,11 @@ from cairn.storage import SMALL_LIMIT
 FLUSH_BYTES = 32 << 20
 FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
 STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again this many times
+# A remote store takes files up to this size many per request (read whole, hashed, buffered,
+# sent in batches): an image-shaped dataset costs a few requests per hundred files, not four
+# requests per file. Larger files stream in parts. The embedded store copies (or clones) every
+# file from SMALL_LIMIT up, which costs no request.
+REMOTE_BATCH_LIMIT = 8 << 20
 _THREADS = 2
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
@@ -67,6 +72,8 @@ class Stager:
         self._trees: list[tuple[str, str, str]] = []
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
+        # Files under this size are read whole and sent in batches; larger ones go one by one.
+        self._batch_limit = SMALL_LIMIT if service.is_local else REMOTE_BATCH_LIMIT
 
     # -- hashing and storing -------------------------------------------------------------------
 
@@ -130,8 +137,9 @@ class Stager:
     ) -> Iterator[_Read]:
         """Read and hash the missed files; large ones in a couple of threads (hashing releases
         the GIL), small ones in this thread while full buffers are written in the background."""
-        large = [i for i in misses if files[i][2].st_size >= SMALL_LIMIT]
-        small = [i for i in misses if files[i][2].st_size < SMALL_LIMIT] if large else misses
+        limit = self._batch_limit
+        large = [i for i in misses if files[i][2].st_size >= limit]
+        small = [i for i in misses if files[i][2].st_size < limit] if large else misses
         if not large:
             for i in small:
                 yield self._read_one(i, files[i], link, started)
@@ -146,7 +154,7 @@ class Stager:
     def _read_one(self, index: int, file: LocalFile, link: bool, started: int) -> _Read:
         d, name, st = file
         path = os.path.join(d, name)
-        if st.st_size >= SMALL_LIMIT:
+        if st.st_size >= self._batch_limit:
             info = self._service.store_file(path, link=link)
             st_after = os.stat(path)
             if st_after.st_size != info.size or stat_key(st_after) != stat_key(st):
@@ -178,7 +186,7 @@ class Stager:
     def stage_bytes(self, data: bytes) -> StagedFile:
         """Store content that is not in a file (objects added with ``Artifact.add``)."""
         digest = digest_bytes(data)
-        if len(data) >= SMALL_LIMIT:
+        if len(data) >= self._batch_limit:
             self._service.store_blobs([(digest, data)])
         else:
             self._buffer_add(digest, data)
@@ -211,8 +219,11 @@ class Stager:
             if not batch:
                 return
             if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="cairn-store")
-            # At most one batch waits behind the one being written: memory stays bounded.
+                # A remote store: two batches in flight (one asks which blobs are missing while
+                # the other is sent). The embedded store: one writer (SQLite has one anyway).
+                workers = 1 if self._service.is_local else 2
+                self._writer = ThreadPoolExecutor(workers, thread_name_prefix="cairn-store")
+            # At most two batches in flight or waiting: memory stays bounded.
             while len(self._writes) >= 2:
                 self._writes.pop(0).result()
             self._writes.append(self._writer.submit(self._service.store_blobs, batch))
@@ -241,7 +252,7 @@ class Stager:
                     )
                 path = os.path.join(*source)
                 try:
-                    if os.path.getsize(path) < SMALL_LIMIT:
+                    if os.path.getsize(path) < self._batch_limit:
                         with open(path, "rb") as f:
                             data = f.read()
                         found = digest_bytes(data)

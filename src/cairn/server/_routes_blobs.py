@@ -13,8 +13,16 @@ from pydantic import BaseModel, Field
 from cairn.core import check_digest
 from cairn.errors import BlobNotFoundError
 from cairn.server._backend import Backend
+from cairn.server._batches import (
+    FETCH_DIGESTS,
+    URL_DIGESTS,
+    fetch_body,
+    fetch_plan,
+    presigned_gets,
+    receive_batch,
+)
 from cairn.server._common import B, Svc, new_router
-from cairn.service import BATCH_TYPE, check_digests, pack_blobs, parse_range, unpack_blobs
+from cairn.service import BATCH_TYPE, check_digests, parse_range
 
 MAX_DIGESTS = 50_000
 
@@ -35,39 +43,39 @@ def missing_blobs(body: DigestsIn, svc: Svc) -> dict[str, Any]:
 
 @router.post(
     "/blobs/batch",
-    summary="Upload small blobs, many per request (application/vnd.cairn.blobs)",
+    summary="Upload blobs, many per request (application/vnd.cairn.blobs), each verified",
 )
-async def upload_batch(request: Request, svc: Svc) -> dict[str, Any]:
+async def upload_batch(request: Request, svc: Svc, b: B) -> dict[str, Any]:
     svc.require_upload()  # before the body is read
-    body = await request.body()
-
-    def store() -> int:
-        items = list(unpack_blobs(body))  # every blob re-hashed; one bad blob refuses the batch
-        svc.store_blobs(items)
-        return len(items)
-
-    return {"stored": await run_in_threadpool(store)}
-
-
-FETCH_DIGESTS = 4096
-FETCH_BYTES = 16 << 20
+    # Read as it arrives; each group of blobs verified, then stored and recorded as this key's.
+    stored = await receive_batch(request, svc.store_blobs, b.config.max_batch_bytes)
+    return {"stored": len(stored)}
 
 
 @router.post(
     "/blobs/fetch",
-    summary="Small blobs, many per answer (application/vnd.cairn.blobs); others are left out",
+    summary="Blobs up to 8 MiB, many per answer (application/vnd.cairn.blobs), in the order"
+    " asked; others are left out",
 )
-def fetch_blobs(body: DigestsIn, svc: Svc) -> Response:
+def fetch_blobs(body: DigestsIn, svc: Svc, b: B) -> Response:
     digests = list(dict.fromkeys(check_digests(body.digests, FETCH_DIGESTS)))
-    found = svc.small_blobs(digests)
-    items: list[tuple[str, bytes]] = []
-    total = 0
-    for d in digests:
-        data = found.get(d)
-        if data is not None and total + len(data) <= FETCH_BYTES:
-            items.append((d, data))
-            total += len(data)
-    return Response(pack_blobs(items), media_type=BATCH_TYPE)
+    allowed = svc.readable_blobs(digests)
+    chosen = fetch_plan(b.blobs, [d for d in digests if d in allowed])
+    return StreamingResponse(fetch_body(b.blobs, chosen), media_type=BATCH_TYPE)
+
+
+@router.post(
+    "/blobs/urls",
+    summary="Presigned GETs of blobs kept in the object store (S3 stores; others answer none)",
+)
+def blob_urls(body: DigestsIn, svc: Svc, b: B) -> dict[str, Any]:
+    digests = list(dict.fromkeys(check_digests(body.digests, URL_DIGESTS)))
+    allowed = svc.readable_blobs(digests)
+    found = presigned_gets(b.blobs, [d for d in digests if d in allowed])
+    return {
+        "object_store": b.transfers.s3 is not None,
+        "urls": {d: {"url": url, "size": n} for d, (url, n) in found.items()},
+    }
 
 
 RANGE_CHUNK = 1 << 20

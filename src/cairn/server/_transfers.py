@@ -8,10 +8,14 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
   at a time; each is written at its offset into one spool file next to the store and marked done
   once written, so an interrupted upload resumes with the parts still missing. ``complete``
   hashes the file, makes it durable (one fsync) and moves it into the store (a rename).
-* **Presigned** (S3 stores): the client PUTs the file to a staging key with the signed
-  ``x-amz-checksum-sha256`` header (S3 refuses other content); ``complete`` checks the object
-  against the digest (re-reading it where the store reports no checksum) and copies it, inside the
-  object store, to the blob's key.
+* **Presigned parts** (S3 stores, from ``PARTS_FROM``): an S3 multipart upload at the blob's own
+  key; the client PUTs each part by a URL bound to the part's SHA-256. ``complete`` completes it
+  only where no object is yet (``If-None-Match: *``) and verifies the whole before the catalog
+  records it (content that fails is deleted): no staging copy.
+* **Presigned** (S3 stores, smaller blobs): the client PUTs the file to a staging key with the
+  signed ``x-amz-checksum-sha256`` header (S3 refuses other content); ``complete`` checks the
+  object against the digest (re-reading it where the store reports no checksum) and copies it,
+  inside the object store, to the blob's key.
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ from typing import Any
 
 from cairn.catalog import Catalog, CatalogBlobStore, UploadRow, Uploads
 from cairn.core import check_digest
-from cairn.errors import DigestMismatchError, NotFoundError, PermissionDeniedError, ValidationError
+from cairn.errors import (
+    CommError,
+    DigestMismatchError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from cairn.storage import BlobStore, LocalBlobStore, S3BlobStore, checksum_b64, hash_stream
 
-PART_SIZE = 32 << 20  # S3 stores take blobs from 4 parts up in parts, smaller ones in one PUT
+PART_SIZE = 32 << 20
+# S3 stores take blobs from 8 MiB (or 4 parts) in parts, at the blob's own key (no staging copy);
+# smaller ones in one presigned PUT to a staging key.
+PARTS_FROM = 8 << 20
 MAX_PARTS = 10_000
 PRESIGN_SECONDS = 3600
 CHUNK = 1 << 20
@@ -106,10 +119,16 @@ class Transfers:
         if self.s3 is None and -(-size // self.part_size) > MAX_PARTS:
             raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
         self.sweep_now_and_then()
+        kept = self._resumable(user, digest, size)
+        if kept is not None:
+            return kept
         upload_id = secrets.token_hex(16)
         ref = f"{self.s3.prefix}uploads/{upload_id}" if self.s3 is not None else upload_id
-        if self.s3 is not None and size >= 4 * self.part_size:
-            # In parts: S3 keeps the parts that arrived, so the upload can resume.
+        if self.s3 is not None and size >= min(4 * self.part_size, PARTS_FROM):
+            # In parts: S3 keeps the parts that arrived, so the upload can resume. At the blob's
+            # own key (a multipart upload is invisible until the server completes it, and then
+            # only where no object is yet): no copy from a staging key afterwards.
+            ref = self.s3.key_of(digest)
             try:
                 made = self.s3.client.create_multipart_upload(
                     Bucket=self.s3.bucket, Key=ref, ChecksumAlgorithm="SHA256"
@@ -127,6 +146,22 @@ class Transfers:
             os.makedirs(parts, exist_ok=True)
         self.rows.insert(up)
         return self.describe(up)
+
+    def _resumable(self, user: str, digest: str, size: int) -> dict[str, Any] | None:
+        """This key's open upload of the same blob, with the parts it kept (a client killed
+        mid-upload takes it up again), or None. One whose parts are gone is forgotten."""
+        row = self.rows.latest_for(user, digest, size)
+        if row is None or row.part_size != self.part_size:
+            return None
+        up = _upload(row)
+        if self.s3 is None and not os.path.exists(self._paths(up)[0]):
+            self.abort(up)
+            return None
+        try:
+            return self.describe(up)
+        except CommError:  # the object store no longer has the multipart upload
+            self._forget(up.id)
+            return None
 
     def describe(self, up: Upload) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -243,9 +278,56 @@ class Transfers:
         self.abort(up)
         return size
 
+    def _complete_in_place(self, up: Upload) -> int:
+        """A multipart upload to the blob's own key: completed only where no object is there yet
+        (``If-None-Match: *``), then verified (read back where S3 reports no whole-object
+        SHA-256) before the catalog records it; content that fails is removed, never recorded."""
+        assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
+        key, s3_id = up.ref.split("\n")
+        client, bucket = self.s3.client, self.s3.bucket
+        known = self.blobs.sizes_many([up.digest]).get(up.digest)
+        if known is None:
+            parts = self._s3_list(up)
+            if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
+                raise ValidationError(f"upload {up.id} lacks parts; send them first")
+            completed = True
+            try:
+                client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=s3_id,
+                    MultipartUpload={"Parts": _completed_parts(parts)},
+                    IfNoneMatch="*",
+                )
+            except Exception as exc:  # noqa: BLE001 - translated
+                if _code(exc) != "PreconditionFailed":
+                    raise self.s3.translate(exc) from None
+                completed = False  # an object is there already: verified below, kept as it is
+        if known is not None or not completed:
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=s3_id)
+            except Exception:  # noqa: BLE001 - gone already; a lifecycle rule sweeps the rest
+                pass
+        if known is not None:
+            size = known
+        else:
+            try:
+                size = self.s3.verify_object(key, up.digest)
+            except DigestMismatchError:
+                if completed:
+                    self.blobs.large.delete_many([up.digest])
+                raise
+        if size != up.size:
+            raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
+        self.blobs.record([(up.digest, size, None)])
+        self._forget(up.id)
+        return size
+
     def _complete_presigned(self, up: Upload) -> int:
         assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
         key = up.ref
+        if "\n" in up.ref and up.ref.split("\n")[0] == self.s3.key_of(up.digest):
+            return self._complete_in_place(up)
         if "\n" in up.ref:
             key, s3_id = up.ref.split("\n")
             parts = self._s3_list(up)
@@ -335,6 +417,23 @@ class Transfers:
 
 def _upload(row: UploadRow) -> Upload:
     return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref)
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    err = response.get("Error", {}) if isinstance(response, dict) else {}
+    return str(err.get("Code", ""))
+
+
+def _completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "PartNumber": p["PartNumber"],
+            "ETag": p["ETag"],
+            **({"ChecksumSHA256": p["ChecksumSHA256"]} if p.get("ChecksumSHA256") else {}),
+        }
+        for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
+    ]
 
 
 class PartWriter:

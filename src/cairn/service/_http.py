@@ -46,7 +46,13 @@ from cairn.core import (
     transfer,
     validate_project,
 )
-from cairn.errors import CairnError, CommError, DigestMismatchError, ValidationError
+from cairn.errors import (
+    CairnError,
+    CommError,
+    DigestMismatchError,
+    NotFoundError,
+    ValidationError,
+)
 from cairn.service._protocol import (
     CommitRequest,
     CommitResult,
@@ -74,13 +80,37 @@ from cairn.service._wire import (
     unpack_blobs,
     version_from_json,
 )
-from cairn.storage import SMALL_LIMIT, BlobInfo, check_range, hash_file, range_header
+from cairn.storage import (
+    SMALL_LIMIT,
+    BlobInfo,
+    check_range,
+    hash_file,
+    hash_stream,
+    range_header,
+)
 
 CHUNK = 1 << 20
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
-PREFETCH_BATCH = 1024  # small blobs per download request
+PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 16 MiB)
+URL_BATCH = 4096  # presigned URLs per request
+RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time
 _THREADS = 4
+_UPLOAD_ATTEMPTS = 3  # an upload the server lost (swept, or gone with its state) begins again
+
+
+def transfer_threads() -> int:
+    """Parts (or batches, or ranges) in flight at once: ``CAIRN_TRANSFER_THREADS``, else 4."""
+    value = os.environ.get("CAIRN_TRANSFER_THREADS", "")
+    if not value:
+        return _THREADS
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ValidationError(
+            f"CAIRN_TRANSFER_THREADS must be a number from 1 to 64, not {value!r}"
+        )
+    return int(value)
+
+
 _RETRIES = 12  # backoff 0.2 s doubling to 5 s, within RETRY_SECONDS in all
 RETRY_SECONDS = 45.0  # a call is given up after this long (a catalog restart takes seconds)
 _NOTICE_AFTER = 2.0  # waiting longer than this is said on stderr, once per call
@@ -199,6 +229,7 @@ class HttpService:
         self._notice_after = notice_after
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._no_urls = False  # the server has no presigned GETs to give (a local store)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -347,7 +378,7 @@ class HttpService:
         for d, b in todo:
             if len(b) >= BATCH_BYTES:
                 continue
-            if size + len(b) > BATCH_BYTES and batches[-1]:
+            if size >= BATCH_BYTES:  # full: a request holds at most one blob more
                 batches.append([])
                 size = 0
             batches[-1].append((d, b))
@@ -423,12 +454,44 @@ class HttpService:
         read: Callable[[int, int], bytes],
         path: str | None,
     ) -> None:
-        plan = self._call("POST", "/uploads", json={"digest": digest, "size": size})
+        """Begin (or take up: the server hands back this key's open upload of the same blob,
+        with the parts it kept), send what is missing, complete. An upload the server no longer
+        knows (swept as abandoned, or lost with a server's state) is begun again."""
+        for attempt in range(_UPLOAD_ATTEMPTS):
+            plan = self._call("POST", "/uploads", json={"digest": digest, "size": size})
+            try:
+                self._send_upload(plan, size, read)
+                return
+            except NotFoundError:
+                if not self.missing_blobs([digest]):
+                    return  # completed: only the answer was lost
+                if attempt == _UPLOAD_ATTEMPTS - 1:
+                    raise
+                _log.warning(
+                    "cairn: the server at %s lost the upload of %s; beginning it again",
+                    self.base_url,
+                    path or digest,
+                )
+
+    def _send_upload(
+        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+    ) -> None:
+        upload = f"/uploads/{_seg(plan['id'])}"
         if plan["mode"] == "presigned":
             self._put_presigned(plan, size, read)
         else:
             self._put_parts(plan, size, read)
-        self._call("POST", f"/uploads/{_seg(plan['id'])}/complete")
+        try:
+            self._call("POST", f"{upload}/complete")
+        except ValidationError:
+            # Parts the server or the object store did not keep: send those again, once.
+            state = self._call("GET", upload)
+            if state["mode"] == "presigned" or len(state.get("parts_done", ())) >= -(
+                -size // int(state["part_size"])
+            ):
+                raise
+            self._put_parts(state, size, read)
+            self._call("POST", f"{upload}/complete")
 
     def _put_presigned(
         self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
@@ -482,11 +545,13 @@ class HttpService:
             )
 
         todo = [n for n in range(count) if n not in done]
-        if len(todo) <= 1:
+        threads = transfer_threads()
+        if len(todo) <= 1 or threads == 1:
             for n in todo:
                 send(n)
             return
-        with ThreadPoolExecutor(_THREADS) as pool:
+        # Each part is retried alone (``_send``); at most ``threads`` parts are read at once.
+        with ThreadPoolExecutor(threads) as pool:
             for _ in pool.map(send, todo):
                 pass
 
@@ -512,55 +577,193 @@ class HttpService:
                 os.unlink(tmp)
 
     def _stream_blob(self, digest: str, tmp: str) -> None:
+        """The blob into ``tmp``, verified: its first ``RANGE_PART`` bytes by one request that
+        also tells its size, the rest (a large blob) in ranges several at a time."""
         hasher = new_hasher()
-        with self._http.stream("GET", f"/blobs/{digest}") as resp:
+        headers = {"Range": range_header(0, RANGE_PART)}
+        with self._http.stream("GET", f"/blobs/{digest}", headers=headers) as resp:
             if resp.status_code == 307:
                 location = resp.headers["location"]
-                with self._plain.stream("GET", location) as inner:
-                    self._write_stream(inner, tmp, hasher)
+                with self._plain.stream("GET", location, headers=headers) as inner:
+                    total = self._write_stream(inner, tmp, hasher)
             else:
-                self._write_stream(resp, tmp, hasher)
-        if digest_from_hasher(hasher) != digest:
+                total = self._write_stream(resp, tmp, hasher)
+        if total > RANGE_PART:
+            self._fetch_ranges(digest, tmp, total)
+            with open(tmp, "rb") as f:
+                found, _ = hash_stream(f)
+        else:
+            found = digest_from_hasher(hasher)
+        if found != digest:
             raise DigestMismatchError(
                 f"blob {digest} from {self.base_url} has other content (digest mismatch)"
             )
 
-    def _write_stream(self, resp: httpx.Response, tmp: str, hasher: Any) -> None:
+    def _fetch_ranges(self, digest: str, tmp: str, total: int) -> None:
+        """Bytes ``[RANGE_PART, total)`` of a blob into ``tmp``, ranges in parallel, each written
+        at its offset as it arrives; a range that failed is fetched again alone."""
+        fd = os.open(tmp, os.O_WRONLY)
+
+        def one(start: int) -> None:
+            length = min(RANGE_PART, total - start)
+            headers = {"Range": range_header(start, length)}
+            for attempt in range(self._retries + 1):
+                try:
+                    self._range_into(digest, fd, start, length, headers)
+                    return
+                except (httpx.TransportError, _Retry) as exc:
+                    if attempt == self._retries:
+                        raise CommError(f"could not download blob {digest}: {exc}") from None
+                    self._backoff(attempt)
+
+        try:
+            with ThreadPoolExecutor(transfer_threads()) as pool:
+                for _ in pool.map(one, range(RANGE_PART, total, RANGE_PART)):
+                    pass
+        finally:
+            os.close(fd)
+
+    def _range_into(
+        self, digest: str, fd: int, start: int, length: int, headers: dict[str, str]
+    ) -> None:
+        with self._http.stream("GET", f"/blobs/{digest}", headers=headers) as resp:
+            if resp.status_code == 307:
+                with self._plain.stream("GET", resp.headers["location"], headers=headers) as inner:
+                    self._pwrite_stream(inner, fd, start, length)
+            else:
+                self._pwrite_stream(resp, fd, start, length)
+
+    def _pwrite_stream(self, resp: httpx.Response, fd: int, start: int, length: int) -> None:
         if resp.status_code in _RETRY_STATUS:
             raise _Retry(f"{resp.status_code}")
+        if resp.status_code != 206:
+            resp.read()
+            if resp.status_code >= 400:
+                raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
+            raise CommError(f"{self.base_url} answered {resp.status_code} to a range request")
+        at, end = start, start + length
+        for chunk in resp.iter_bytes(CHUNK):
+            if at + len(chunk) > end:
+                raise CommError(f"{self.base_url} sent more than the range asked for")
+            os.pwrite(fd, chunk, at)
+            at += len(chunk)
+        if at != end:
+            raise httpx.ReadError("a range came back short")
+
+    def _write_stream(self, resp: httpx.Response, tmp: str, hasher: Any) -> int:
+        """Write an answer to ``tmp``, hashing it; the blob's whole size (from Content-Range)."""
+        if resp.status_code in _RETRY_STATUS:
+            raise _Retry(f"{resp.status_code}")
+        if resp.status_code == 416:  # an empty blob has no first byte
+            resp.read()
+            open(tmp, "wb").close()
+            return 0
         if resp.status_code >= 400:
             resp.read()
             raise error_from_body(resp.status_code, _json_body(resp), self.base_url)
-        length = resp.headers.get("content-length")
+        n = 0
+        declared = (
+            resp.headers.get("content-range", "").rpartition("/")[2]
+            if resp.status_code == 206
+            else resp.headers.get("content-length", "")
+        )
         with (
             open(tmp, "wb") as f,
-            transfer("downloading", int(length) if length else None, None) as advance,
+            transfer("downloading", int(declared) if declared.isdigit() else None, None) as advance,
         ):
             for chunk in resp.iter_bytes(CHUNK):
                 hasher.update(chunk)
                 f.write(chunk)
+                n += len(chunk)
                 advance(len(chunk))
+        if resp.status_code == 206:
+            total = resp.headers.get("content-range", "").rpartition("/")[2]
+            if not total.isdigit():
+                raise CommError(f"{self.base_url} answered a range without the blob's size")
+            return int(total)
+        return n
 
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
-        """Fetch small blobs not yet cached many per request (the server leaves out large
-        ones, which ``download_blob`` streams one by one)."""
+        """Fetch blobs not yet cached, many at a time: those an S3 store keeps, by presigned
+        GETs straight from the object store (``/blobs/urls``, several at a time); the others
+        many per request (``/blobs/fetch``, several requests at a time). The server answers
+        blobs up to 8 MiB in the order asked, up to 16 MiB per answer: what follows the last blob
+        it sent is asked again. What is left out (large blobs, lost or damaged ones)
+        ``download_blob`` fetches one by one, in ranges, with its own clear error."""
         todo = [d for d in dict.fromkeys(digests) if self._cache.lookup(d) is None]
-        chunks = [todo[i : i + PREFETCH_BATCH] for i in range(0, len(todo), PREFETCH_BATCH)]
+        if not todo:
+            return
+        threads = transfer_threads()
+        direct = self._presigned_gets(todo)
+        todo = [d for d in todo if d not in direct]
+        # Enough chunks to keep every thread busy, none over PREFETCH_BATCH digests.
+        size = min(PREFETCH_BATCH, max(64, -(-len(todo) // threads)))
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
 
         def fetch(chunk: list[str]) -> None:
-            resp = self._send(self._http, "POST", "/blobs/fetch", json={"digests": chunk})
-            for digest, data in unpack_blobs(resp.content):  # each re-hashed
-                tmp = self._cache.partial()
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                self._cache.install(tmp, digest)
+            while chunk:
+                resp = self._send(self._http, "POST", "/blobs/fetch", json={"digests": chunk})
+                index = {d: i for i, d in enumerate(chunk)}
+                last = -1
+                for digest, data in unpack_blobs(resp.content):  # each re-hashed
+                    tmp = self._cache.partial()
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    self._cache.install(tmp, digest)
+                    last = max(last, index.get(digest, -1))
+                if last < 0:
+                    return
+                chunk = chunk[last + 1 :]
 
-        if len(chunks) == 1:
-            fetch(chunks[0])
-        elif chunks:
-            with ThreadPoolExecutor(_THREADS) as pool:
-                for _ in pool.map(fetch, chunks):
+        def get(item: tuple[str, str]) -> None:
+            digest, url = item
+            tmp = self._cache.partial()
+            try:
+                hasher = new_hasher()
+                with self._plain.stream("GET", url) as resp:
+                    if resp.status_code != 200:
+                        return  # left to download_blob, which says what is wrong
+                    self._write_stream(resp, tmp, hasher)
+                if digest_from_hasher(hasher) == digest:  # else left out, never cached
+                    self._cache.install(tmp, digest)
+            except (httpx.TransportError, CairnError):
+                pass  # left to download_blob, which retries and says what is wrong
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+
+        tasks: list[tuple[Callable[[Any], None], Any]] = [(fetch, c) for c in chunks]
+        tasks += [(get, item) for item in direct.items()]
+        if len(tasks) == 1 or threads == 1:
+            for fn, arg in tasks:
+                fn(arg)
+        elif tasks:
+            # Presigned GETs are many and small: twice as many in flight as batches.
+            with ThreadPoolExecutor(threads * 2 if direct else threads) as pool:
+                for _ in pool.map(lambda task: task[0](task[1]), tasks):
                     pass
+
+    def _presigned_gets(self, digests: list[str]) -> dict[str, str]:
+        """Presigned GET URLs of those of ``digests`` an S3 store keeps, up to ``RANGE_PART``
+        bytes (larger ones come down in ranges); none from a server on a local store (or one that
+        has no such route: asked once)."""
+        if self._no_urls:
+            return {}
+        out: dict[str, str] = {}
+        for start in range(0, len(digests), URL_BATCH):
+            chunk = digests[start : start + URL_BATCH]
+            resp = self._send(
+                self._http, "POST", "/blobs/urls", json={"digests": chunk}, accept=(404, 405)
+            )
+            if resp.status_code in (404, 405):
+                self._no_urls = True
+                return {}
+            answer = resp.json()
+            if not answer.get("object_store"):
+                self._no_urls = True  # a local store: no need to ask again
+            urls = answer["urls"]
+            out.update((d, u["url"]) for d, u in urls.items() if int(u["size"]) <= RANGE_PART)
+        return out
 
     def read_blob(self, digest: str) -> bytes:
         path = self._fetch_into_cache(digest)

@@ -218,6 +218,56 @@ def unpack_blobs(body: bytes | memoryview) -> Iterator[tuple[str, bytes]]:
         yield digest, data
 
 
+class BatchReader:
+    """Reads a batch as it arrives, chunk by chunk: ``feed`` returns the blobs completed by a
+    chunk, not yet verified (the caller hashes them, off the event loop); ``end`` refuses a
+    batch cut short. Holds at most one blob that is still arriving."""
+
+    def __init__(self, max_blob: int) -> None:
+        self._buf = bytearray()
+        self._max = max_blob
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
+        buf = self._buf
+        buf += chunk
+        out: list[tuple[bytes, bytes]] = []
+        pos = 0
+        while len(buf) - pos >= _HEAD.size:
+            raw, length = _HEAD.unpack_from(buf, pos)
+            if length > self._max:
+                raise ValidationError(f"a blob of {length} bytes in a batch: at most {self._max}")
+            if len(buf) - pos - _HEAD.size < length:
+                break
+            start = pos + _HEAD.size
+            out.append((bytes(raw), bytes(buf[start : start + length])))
+            pos = start + length
+        del buf[:pos]
+        return out
+
+    def end(self) -> None:
+        if self._buf:
+            raise ValidationError("truncated blob batch")
+
+
+def verify_blobs(items: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, bytes]]:
+    """Blobs read by ``BatchReader``, each re-hashed: ``DigestMismatchError`` for the first
+    whose content has another digest."""
+    out: list[tuple[str, bytes]] = []
+    for raw, data in items:
+        digest = digest_from_raw(raw)
+        if hashlib.sha256(data).digest() != raw:
+            raise DigestMismatchError(
+                f"blob {digest} was sent with other content (digest mismatch); refused"
+            )
+        out.append((digest, data))
+    return out
+
+
+def pack_head(digest: str, length: int) -> bytes:
+    """The 40 bytes that precede a blob of ``length`` bytes in a batch."""
+    return _HEAD.pack(digest_raw(digest), length)
+
+
 def check_digests(values: Any, limit: int) -> list[str]:
     if not isinstance(values, list) or not all(is_digest(v) for v in values):
         raise ValidationError("expected a list of digests 'sha256:<64 hex>'")

@@ -199,13 +199,7 @@ class S3BlobStore:
         checksums) the object is read back and hashed here before it may take the blob's name."""
         c = self._client
         try:
-            head = c.head_object(Bucket=self.bucket, Key=staging_key, ChecksumMode="ENABLED")
-            if head.get("ChecksumSHA256") == checksum_b64(digest):
-                # The store computed the whole object's SHA-256 itself (a single PUT to AWS S3
-                # or MinIO): nothing to read back.
-                size = int(head["ContentLength"])
-            else:
-                size = self._rehash(staging_key, digest)
+            size = self._verify(staging_key, digest)
             if size <= PART_SIZE * 64:
                 c.copy_object(
                     Bucket=self.bucket,
@@ -227,6 +221,24 @@ class S3BlobStore:
                 c.delete_object(Bucket=self.bucket, Key=staging_key)
             except Exception:  # noqa: BLE001 - best effort; a lifecycle rule can sweep uploads/
                 pass
+
+    def verify_object(self, key: str, digest: str) -> int:
+        """Check that the object at ``key`` has the content ``digest`` names; its size.
+        ``DigestMismatchError`` if not (the object is left where it is)."""
+        try:
+            return self._verify(key, digest)
+        except DigestMismatchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+
+    def _verify(self, key: str, digest: str) -> int:
+        head = self._client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        if head.get("ChecksumSHA256") == checksum_b64(digest):
+            # The store computed the whole object's SHA-256 itself (a single PUT to AWS S3 or
+            # MinIO): nothing to read back.
+            return int(head["ContentLength"])
+        return self._rehash(key, digest)
 
     # -- reads ---------------------------------------------------------------------------------
 

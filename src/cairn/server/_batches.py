@@ -1,0 +1,150 @@
+"""Blobs many per request, both ways (``application/vnd.cairn.blobs``, see ``cairn.service._wire``).
+
+* **In** (``POST /blobs/batch``): the body is read as it arrives; every few MiB of whole blobs
+  are hashed (off the event loop) and stored together, so a request of 8 MiB is never held whole
+  and a blob is stored only once its content is verified. One blob with other content refuses the
+  request (422); those verified before it are stored but not recorded as this key's uploads, so a
+  presence check still reports them missing to it.
+* **Out** (``POST /blobs/fetch``): blobs of up to ``FETCH_BLOB_LIMIT`` bytes, in the order asked,
+  until ``FETCH_BYTES``; read from the store in parallel (an object store answers several GETs at
+  once) and streamed, each verified by the store's ``get``. Larger blobs, absent ones and those
+  the store cannot read are left out; the client asks again for what follows the last blob it
+  got, and fetches what was left out one by one (where a lost blob gets its own clear error).
+* **Straight from the object store** (``POST /blobs/urls``, S3 stores): presigned GETs of the
+  blobs kept in S3, for the client to fetch many at a time itself (and verify): the server signs
+  URLs and moves no bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+from cairn.catalog import CatalogBlobStore
+from cairn.errors import BlobNotFoundError, DigestMismatchError
+from cairn.service import BatchReader, pack_head, verify_blobs
+from cairn.storage import BlobStore
+
+URL_DIGESTS = 4096  # presigned URLs asked at once
+
+STORE_GROUP_BYTES = 4 << 20  # verified and stored together, while the rest still arrives
+FETCH_BLOB_LIMIT = 8 << 20  # larger blobs are fetched one by one (in ranges)
+FETCH_BYTES = 16 << 20  # one answer
+FETCH_DIGESTS = 4096  # asked at once
+_READERS = 8
+
+
+Store = Callable[[Sequence[tuple[str, bytes]]], None]
+
+
+def _store(store: Store, group: list[tuple[bytes, bytes]]) -> list[str]:
+    items = verify_blobs(group)
+    store(items)
+    return [d for d, _ in items]
+
+
+async def receive_batch(request: Request, store: Store, max_blob: int) -> list[str]:
+    """Store the blobs of a batch body as they arrive, each verified, by ``store`` (the key's
+    ``ScopedService.store_blobs``); their digests. One group is verified and stored (in a
+    worker thread) while the next arrives."""
+    reader = BatchReader(max_blob)
+    stored: list[str] = []
+    group: list[tuple[bytes, bytes]] = []
+    size = 0
+    pending: asyncio.Future[list[str]] | None = None
+    try:
+        async for chunk in request.stream():
+            for item in reader.feed(chunk):
+                group.append(item)
+                size += len(item[1]) + 40
+            if size >= STORE_GROUP_BYTES:
+                if pending is not None:
+                    stored += await pending
+                pending = asyncio.ensure_future(run_in_threadpool(_store, store, group))
+                group, size = [], 0
+        reader.end()
+        if pending is not None:
+            stored += await pending
+            pending = None
+        if group:
+            stored += await run_in_threadpool(_store, store, group)
+    finally:
+        if pending is not None:  # the request failed meanwhile: let the group finish, quietly
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()
+    return stored
+
+
+def _sizes(blobs: BlobStore, digests: Sequence[str]) -> dict[str, int]:
+    if isinstance(blobs, CatalogBlobStore):
+        return blobs.sizes_many(digests)
+    out: dict[str, int] = {}
+    for d in digests:
+        n = blobs.size(d)
+        if n is not None:
+            out[d] = n
+    return out
+
+
+def fetch_plan(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
+    """Which of ``digests`` (readable by the key, in the order asked) one answer carries."""
+    sizes = _sizes(blobs, digests)
+    chosen: list[str] = []
+    total = 0
+    for d in digests:
+        n = sizes.get(d)
+        if n is None or n > FETCH_BLOB_LIMIT:
+            continue
+        if chosen and total + n > FETCH_BYTES:
+            break
+        chosen.append(d)
+        total += n
+    return chosen
+
+
+def fetch_body(blobs: BlobStore, chosen: Sequence[str]) -> Iterator[bytes]:
+    """The batch of ``chosen``, read in parallel, sent in order as they come."""
+    small = blobs.small_many(chosen)  # one query for those the store keeps small
+
+    def read(d: str) -> bytes | None:
+        found = small.get(d)
+        if found is not None:
+            return found
+        try:
+            return blobs.get(d)  # verified
+        except (BlobNotFoundError, DigestMismatchError):
+            return None  # left out: fetched alone, it gets its own error
+
+    if len(chosen) - len(small) <= 1:
+        results: Iterator[bytes | None] = map(read, chosen)
+        for d, data in zip(chosen, results, strict=True):
+            if data is not None:
+                yield pack_head(d, len(data))
+                yield data
+        return
+    with ThreadPoolExecutor(_READERS) as pool:
+        for d, data in zip(chosen, pool.map(read, chosen), strict=True):
+            if data is not None:
+                yield pack_head(d, len(data))
+                yield data
+
+
+def presigned_gets(blobs: BlobStore, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """``digest -> (presigned GET URL, size)`` for those of ``digests`` (readable by the key)
+    kept in the object store; none where the store gives no presigned URLs."""
+    if not isinstance(blobs, CatalogBlobStore):
+        return {}
+    large = blobs.large
+    out: dict[str, tuple[str, int]] = {}
+    for d, n in blobs.sizes_many(digests).items():  # one query, not one per blob
+        if n >= blobs.small_limit:
+            url = large.presigned_url(d)
+            if url is None:
+                return {}
+            out[d] = (url, n)
+    return out

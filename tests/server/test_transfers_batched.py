@@ -1,0 +1,299 @@
+"""Issue 14: an image-shaped dataset through a server in few requests both ways, large files in
+parallel parts that resume (after a killed client, a killed server, an upload the server lost),
+large downloads in parallel ranges, and damaged content refused on the way down."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import cairn
+import cairn.service
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.errors import DigestMismatchError
+from cairn.sdk import reset_services
+from cairn.service import CommitRequest
+from cairn.service._http import HttpService
+from tests._infra import CairnServer, InProcessServer, Postgres, S3Server, reset_database
+from tests.conftest import InProcess
+
+MiB = 1 << 20
+
+
+def _counter(svc: HttpService, seen: Counter[str]) -> None:
+    def hook(request: httpx.Request) -> None:
+        path = request.url.path.split("/api/v1", 1)[-1]
+        if "/uploads/" in path:
+            path = "/uploads/" + path.split("/uploads/", 1)[1].split("/", 1)[-1].rstrip(
+                "0123456789"
+            )
+        elif path.startswith("/blobs/sha256:"):
+            path = "/blobs/<digest>"
+        seen[f"{request.method} {path}"] += 1
+
+    svc._http.event_hooks["request"].append(hook)
+
+
+def _images(root: pathlib.Path, count: int, seed: int = 14) -> dict[str, bytes]:
+    """``count`` files of 130-200 KiB (image-shaped: each above the small-blob limit)."""
+    rng = random.Random(seed)
+    files: dict[str, bytes] = {}
+    for i in range(count):
+        data = rng.randbytes(rng.randrange(130 << 10, 200 << 10))
+        path = root / f"c{i % 10}" / f"img{i:04}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        files[f"c{i % 10}/img{i:04}.jpg"] = data
+    return files
+
+
+@pytest.fixture(params=["sqlite-local", "postgres-s3"])
+def app(request: pytest.FixtureRequest, inprocess: InProcess) -> InProcessServer:
+    server = inprocess(*request.param.split("-"))
+    reset_database(server.db)
+    return server
+
+
+def _use(
+    app: InProcessServer, monkeypatch: pytest.MonkeyPatch, cache: pathlib.Path
+) -> Counter[str]:
+    """Point the SDK at ``app`` (a fresh download cache); count the requests it makes."""
+    seen: Counter[str] = Counter()
+
+    def service(_url: str, key: str | None, cache_dir: str) -> Any:
+        svc = app.service(key, cache_dir)
+        _counter(svc, seen)
+        return svc
+
+    reset_services()
+    monkeypatch.setattr(cairn.service, "http_service", service)
+    monkeypatch.setenv("CAIRN_BASE_URL", app.url)
+    monkeypatch.setenv("CAIRN_API_KEY", app.create_key("tester", "*/*", "write"))
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(cache))
+    return seen
+
+
+def test_image_set_costs_few_requests_per_file_both_ways(
+    app: InProcessServer, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _images(tmp_path / "images", 400)
+    seen = _use(app, monkeypatch, tmp_path / "cache")
+    with cairn.init(project="p") as run:
+        art = cairn.Artifact("images", "dataset")
+        art.add_dir(str(tmp_path / "images"))
+        run.log_artifact(art)
+    up = sum(seen.values())
+    assert seen["POST /blobs/batch"] >= 8  # 62 MiB in requests of at most 8 MiB
+    assert not [k for k in seen if "/uploads" in k]  # no file went alone
+    assert up <= 0.05 * len(files), seen
+
+    seen = _use(app, monkeypatch, tmp_path / "cache2")  # nothing cached
+    with cairn.init(project="p") as run:
+        got = run.use_artifact("images:latest").download(str(tmp_path / "out"))
+    assert sum(seen.values()) <= 0.05 * len(files), seen
+    assert seen["GET /blobs/<digest>"] <= 1  # the manifest; no file came alone
+    if app.backend.transfers.s3 is not None:  # presigned GETs straight from S3
+        assert seen["POST /blobs/urls"] == 1 and seen["POST /blobs/fetch"] == 0
+    else:
+        assert seen["POST /blobs/urls"] == 1 and seen["POST /blobs/fetch"] >= 4
+    for name, data in files.items():
+        assert (pathlib.Path(got) / name).read_bytes() == data
+
+
+def test_a_damaged_blob_is_refused_on_the_way_down(
+    app: InProcessServer, tmp_path: pathlib.Path
+) -> None:
+    key = app.create_key("me")
+    svc = app.service(key, str(tmp_path / "c1"))
+    good = [os.urandom(150 << 10) for _ in range(3)]
+    svc.store_blobs([(digest_bytes(b), b) for b in good])
+    bad = digest_bytes(good[1])
+    s3 = app.backend.transfers.s3
+    if s3 is not None:  # other bytes under the blob's key, as a damaged disk would leave
+        s3.client.put_object(Bucket=s3.bucket, Key=s3.key_of(bad), Body=b"rot" + good[1][3:])
+    else:
+        path = app.backend.blobs.path_of(bad)  # type: ignore[attr-defined]
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:
+            f.write(b"rot")
+    reader = app.service(key, str(tmp_path / "c2"))
+    reader.prefetch_blobs([digest_bytes(b) for b in good])  # the damaged one is left out
+    assert reader._cache.lookup(bad) is None  # nothing damaged is cached
+    for b in (good[0], good[2]):
+        assert reader._cache.lookup(digest_bytes(b)) is not None
+        reader.download_blob(digest_bytes(b), str(tmp_path / "ok"))
+        assert (tmp_path / "ok").read_bytes() == b
+    with pytest.raises(DigestMismatchError):
+        reader.download_blob(bad, str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
+    assert reader._cache.lookup(bad) is None
+    app.backend.blobs.delete_many([bad])  # leave no damaged blob to the tests that share the store
+    svc.close()
+    reader.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def parts_app(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, s3: S3Server
+) -> Iterator[InProcessServer]:
+    """A server in this process that takes files in parts of 5 MiB (S3: from 20 MiB)."""
+    if request.param == "s3":
+        server = InProcessServer(
+            str(tmp_path / "cat.sqlite"), s3.url(f"parts-{os.getpid()}"), s3.env, part_size=5 * MiB
+        )
+    else:
+        server = InProcessServer(
+            str(tmp_path / "cat.sqlite"), str(tmp_path / "blobs"), part_size=5 * MiB
+        )
+    yield server
+    server.stop()
+
+
+def test_large_file_in_parallel_parts_restarts_an_upload_the_server_lost(
+    parts_app: InProcessServer, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(23 * MiB)  # 5 parts
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    svc = parts_app.service(parts_app.create_key("me"), str(tmp_path / "cache"))
+    seen: Counter[str] = Counter()
+    _counter(svc, seen)
+    swept: list[int] = []
+    lock = threading.Lock()
+
+    def lose_it(request: httpx.Request) -> None:
+        # The first part on its way: the server sweeps every upload (as it does abandoned ones).
+        with lock:
+            if "/parts/" in request.url.path and not swept:
+                swept.append(parts_app.backend.transfers.sweep(0))
+
+    svc._http.event_hooks["request"].append(lose_it)
+    monkeypatch.setenv("CAIRN_TRANSFER_THREADS", "3")
+    info = svc.store_file(str(src))
+    assert info.digest == digest_bytes(data) and swept == [1]
+    assert seen["POST /uploads"] == 2  # begun again after the server lost it
+    assert svc.missing_blobs([info.digest]) == []
+    if parts_app.backend.transfers.s3 is not None:
+        s3 = parts_app.backend.transfers.s3
+        listed = s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=s3.prefix)
+        assert not listed.get("Uploads")  # the swept one was aborted, the other completed
+    else:
+        assert seen["PUT /uploads/parts/"] >= 5
+    reader = parts_app.service(parts_app.create_key("me2", "*/*", "write"), str(tmp_path / "c2"))
+    svc.commit(
+        CommitRequest(
+            entity="me",
+            project="p",
+            name="big",
+            type="model",
+            changes=[("big.bin", ManifestEntry("big.bin", info.digest, info.size))],
+        )
+    )
+    liar = digest_bytes(b"not the content of big.bin")
+    with pytest.raises(DigestMismatchError):
+        svc.store_blob_file(str(src), liar, len(data))  # parts accepted, the whole refused
+    assert svc.missing_blobs([liar]) == [liar]
+    if parts_app.backend.transfers.s3 is not None:  # nothing left under the blob's key
+        assert parts_app.backend.transfers.s3.size(liar) is None
+    got: Counter[str] = Counter()
+    _counter(reader, got)
+    monkeypatch.setattr("cairn.service._http.RANGE_PART", 4 * MiB)
+    reader.download_blob(info.digest, str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data
+    assert got["GET /blobs/<digest>"] == 6  # in ranges of 4 MiB
+    svc.close()
+    reader.close()
+
+
+UPLOADER = """
+import os, sys, time
+from cairn.service._http import HttpService
+from cairn.storage import hash_file
+svc = HttpService(sys.argv[1], sys.argv[2], sys.argv[3])
+path = sys.argv[4]
+digest, size = hash_file(path)
+fd = os.open(path, os.O_RDONLY)
+def read(off, n):
+    time.sleep(0.2)  # a slow disk (1 s a part): the test kills this client mid-upload
+    return os.pread(fd, n, off)
+svc._upload(digest, size, read, path)
+print("done")
+"""
+
+
+@pytest.fixture(scope="module")
+def parts_server(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CairnServer]:
+    """A real server process on PostgreSQL and a directory, taking parts of 5 MiB."""
+    server = CairnServer(
+        postgres.create_database("cairn_parts"),
+        str(tmp_path_factory.mktemp("parts-blobs")),
+        {"CAIRN_SERVER_PART_SIZE": str(5 * MiB)},
+    )
+    yield server
+    server.stop()
+
+
+def _parts_kept(server: CairnServer) -> int:
+    spool = os.path.join(server.store, "tmp", "uploads")
+    return sum(
+        len(os.listdir(os.path.join(spool, d))) for d in os.listdir(spool) if d.endswith(".parts")
+    )
+
+
+def test_upload_resumes_after_a_killed_client_and_a_killed_server(
+    parts_server: CairnServer, tmp_path: pathlib.Path
+) -> None:
+    reset_database(parts_server.db)
+    key = parts_server.create_key("me")
+    data = os.urandom(40 * MiB)  # 8 parts
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(data)
+    env = {**os.environ, "CAIRN_TRANSFER_THREADS": "1"}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(UPLOADER),
+            parts_server.url,
+            key,
+            str(tmp_path / "cc"),
+            str(src),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while _parts_kept(parts_server) < 2 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)  # the client dies mid-upload
+    child.wait(30)
+    kept = _parts_kept(parts_server)
+    assert 2 <= kept < 8
+    parts_server.kill()  # and so does the server
+    parts_server.start()
+    svc = HttpService(parts_server.url, key, str(tmp_path / "cache"))
+    seen: Counter[str] = Counter()
+    _counter(svc, seen)
+    info = svc.store_file(str(src))
+    assert info.digest == digest_bytes(data)
+    assert seen["PUT /uploads/parts/"] == 8 - kept  # only the parts the server did not keep
+    assert seen["POST /uploads"] == 1 and seen["POST /uploads/complete"] == 1
+    svc.download_blob(info.digest, str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+    assert _parts_kept(parts_server) == 0  # spool cleaned up on completion
+    svc.close()
