@@ -80,24 +80,15 @@ async def receive_batch(request: Request, store: Store, max_blob: int) -> list[s
     return stored
 
 
-def _sizes(blobs: BlobStore, digests: Sequence[str]) -> dict[str, int]:
-    if isinstance(blobs, CatalogBlobStore):
-        return blobs.sizes_many(digests)
-    out: dict[str, int] = {}
-    for d in digests:
-        n = blobs.size(d)
-        if n is not None:
-            out[d] = n
-    return out
-
-
 def fetch_plan(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
     """Which of ``digests`` (readable by the key, in the order asked) one answer carries."""
-    sizes = _sizes(blobs, digests)
+    # The catalog's index answers every size in one query; another store is asked blob by
+    # blob, only until the answer is full.
+    sizes = blobs.sizes_many(digests) if isinstance(blobs, CatalogBlobStore) else None
     chosen: list[str] = []
     total = 0
     for d in digests:
-        n = sizes.get(d)
+        n = sizes.get(d) if sizes is not None else blobs.size(d)
         if n is None or n > FETCH_BLOB_LIMIT:
             continue
         if chosen and total + n > FETCH_BYTES:
