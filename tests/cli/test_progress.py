@@ -80,9 +80,9 @@ PLAIN = {"CAIRN_PROGRESS": "plain", "CAIRN_PROGRESS_SECONDS": "0"}  # a line at 
 LINE = re.compile(r"; (\w+) ?([^:;]*): ([\d.]+) MiB of ([\d.]+) MiB \((\d+)%\)")
 
 
-def big_file(tmp_path: pathlib.Path) -> str:
+def big_file(tmp_path: pathlib.Path, size: int = BIG) -> str:
     path = tmp_path / "model.ckpt"
-    path.write_bytes(os.urandom(BIG))
+    path.write_bytes(os.urandom(size))
     return str(path)
 
 
@@ -131,7 +131,7 @@ def test_one_large_file_reports_its_bytes_through_a_server(
     tmp_path: pathlib.Path, server_s3: CairnServer
 ) -> None:
     """The SDK (add_file, log_artifact, download) in a subprocess against a server process."""
-    ckpt = big_file(tmp_path)
+    ckpt = big_file(tmp_path, 40 << 20)  # more than two 16 MiB download ranges
     env = {
         **os.environ,
         **PLAIN,
@@ -156,6 +156,8 @@ def test_one_large_file_reports_its_bytes_through_a_server(
     assert len(seen.get("hashing", ())) >= 3 and len(seen.get("uploading", ())) >= 1, adding
     seen = phases_seen_midway(downloading)
     assert len(seen.get("downloading", ())) >= 3, downloading
+    # The ranges after the first 16 MiB (fetched in parallel) report too: past 40%.
+    assert max(seen["downloading"]) > 40, downloading
     # Artifact.file(): the same blob, from the download cache (copied and verified) this time.
     assert len(phases_seen_midway(file).get("copying", ())) >= 3, file
     assert (tmp_path / "out" / "model.ckpt").read_bytes() == pathlib.Path(ckpt).read_bytes()

@@ -32,6 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn.core import (
+    Advance,
     CollectionRecord,
     RegistryRecord,
     RunRecord,
@@ -531,8 +532,9 @@ class HttpService:
                     body_factory=lambda: _read_chunks(read, off, length),
                 )
                 return
-            # Straight to S3, by a URL bound to the part's SHA-256: S3 refuses other bytes.
-            data = read(off, length)
+            # Straight to S3, by a URL bound to the part's SHA-256: S3 refuses other bytes. Read
+            # in chunks, so that progress moves while a large part is read.
+            data = b"".join(_read_chunks(read, off, length))
             checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
             target = self._call("POST", f"{upload}/parts/{n}/url", json={"checksum": checksum})
             headers.update(target["headers"])
@@ -589,7 +591,10 @@ class HttpService:
             else:
                 total = self._write_stream(resp, tmp, hasher)
         if total > RANGE_PART:
-            self._fetch_ranges(digest, tmp, total)
+            # The rest as one more report of the whole blob, continuing where the first ended.
+            with transfer("downloading", total, None) as advance:
+                advance(RANGE_PART)
+                self._fetch_ranges(digest, tmp, total, advance)
             with open(tmp, "rb") as f:
                 found, _ = hash_stream(f)
         else:
@@ -599,7 +604,7 @@ class HttpService:
                 f"blob {digest} from {self.base_url} has other content (digest mismatch)"
             )
 
-    def _fetch_ranges(self, digest: str, tmp: str, total: int) -> None:
+    def _fetch_ranges(self, digest: str, tmp: str, total: int, advance: Advance) -> None:
         """Bytes ``[RANGE_PART, total)`` of a blob into ``tmp``, ranges in parallel, each written
         at its offset as it arrives; a range that failed is fetched again alone."""
         fd = os.open(tmp, os.O_WRONLY)
@@ -610,6 +615,7 @@ class HttpService:
             for attempt in range(self._retries + 1):
                 try:
                     self._range_into(digest, fd, start, length, headers)
+                    advance(length)
                     return
                 except (httpx.TransportError, _Retry) as exc:
                     if attempt == self._retries:
