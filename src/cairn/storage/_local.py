@@ -340,6 +340,16 @@ class LocalBlobStore:
             f.flush()
             os.fsync(f.fileno())
 
+    def _settle(self, tmp: str, digest: str) -> None:
+        """Make the complete file ``tmp`` blob ``digest``; when the store has it already, drop
+        ``tmp`` and refresh the blob's age (gc spares young blobs)."""
+        final = self.path_of(digest)
+        if os.path.exists(final):
+            os.unlink(tmp)
+            _touch(final)
+        else:
+            self._install(tmp, final)
+
     def _install(self, tmp: str, final: str) -> None:
         os.chmod(tmp, 0o444)
         parent = os.path.dirname(final)
@@ -398,12 +408,7 @@ class LocalBlobStore:
                 finally:
                     os.close(out)
                 digest = digest_from_hasher(hasher)
-                final = self.path_of(digest)
-                if os.path.exists(final):
-                    os.unlink(tmp)
-                    _touch(final)
-                else:
-                    self._install(tmp, final)
+                self._settle(tmp, digest)
             except BaseException:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
@@ -429,12 +434,7 @@ class LocalBlobStore:
         try:
             with open(tmp, "rb") as clone, transfer("hashing", size, src.name) as advance:
                 digest, written = hash_stream(clone, advance)
-            final = self.path_of(digest)
-            if os.path.exists(final):
-                os.unlink(tmp)
-                _touch(final)
-            else:
-                self._install(tmp, final)
+            self._settle(tmp, digest)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
