@@ -89,7 +89,9 @@ def test_every_route_needs_a_key(server: CairnServer) -> None:
 
 def test_openapi_document_lists_the_versioned_routes(server: CairnServer) -> None:
     resp = httpx.get(
-        f"{server.url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        f"{server.url}/api/v1/openapi.json",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=120,  # built on first request: over httpx's 5 s default on a loaded machine
     )
     doc = resp.json()
     paths = doc["paths"]

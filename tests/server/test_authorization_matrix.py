@@ -154,7 +154,11 @@ def test_every_route_answers_every_kind_of_key_as_it_should(
     params = world["params"]
     assert isinstance(keys, dict) and isinstance(params, dict)
     base = f"{server_local.url}/api/v1"
-    doc = httpx.get(f"{base}/openapi.json", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    doc = httpx.get(
+        f"{base}/openapi.json",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=120,  # built on first request: over httpx's 5 s default on a loaded machine
+    )
     routes = [(m, p.removeprefix("/api/v1")) for p, ops in doc.json()["paths"].items() for m in ops]
     routes = [(m, p) for m, p in routes if m in METHODS]
     assert len(routes) >= 30
