@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 import cairn
-import cairn.sdk._artifact as artifact_module
+import cairn.sdk._scan as scan_module
 
 FILES = {
     "a-c.txt": "dash",  # sorts before "a/..." by code point: the walk must put it first
@@ -36,8 +36,8 @@ def tree(tmp_path: pathlib.Path) -> str:
 
 @pytest.fixture
 def streaming(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(artifact_module, "STREAM_THRESHOLD", 2)
-    monkeypatch.setattr(artifact_module, "STREAM_CHUNK", 3)
+    monkeypatch.setattr(scan_module, "STREAM_THRESHOLD", 2)
+    monkeypatch.setattr(scan_module, "STREAM_CHUNK", 3)
 
 
 def _log(art: cairn.Artifact) -> cairn.Artifact:
@@ -52,8 +52,8 @@ def test_streamed_add_dir_logs_the_same_version(
     plain = cairn.Artifact("ds", "dataset")
     plain.add_dir(tree, name="data")
     _log(plain)
-    monkeypatch.setattr(artifact_module, "STREAM_THRESHOLD", 2)
-    monkeypatch.setattr(artifact_module, "STREAM_CHUNK", 3)
+    monkeypatch.setattr(scan_module, "STREAM_THRESHOLD", 2)
+    monkeypatch.setattr(scan_module, "STREAM_CHUNK", 3)
     art = cairn.Artifact("ds", "dataset")
     art.add_dir(tree, name="data")
     assert art._contents.local_base  # it streamed

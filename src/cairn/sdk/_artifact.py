@@ -26,12 +26,10 @@ from cairn.core import (
     ManifestDiff,
     ManifestEntry,
     PageReader,
-    TreeBuilder,
     VersionRecord,
     check_json_value,
     check_ttl_allowed,
     check_user_artifact,
-    entry_path_problem,
     normalize_entry_path,
     parse_artifact_path,
     validate_aliases,
@@ -54,6 +52,7 @@ from cairn.sdk._download import Downloader
 from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry, as_fs_path
 from cairn.sdk._gc import without_gc
 from cairn.sdk._references import add_reference_entries
+from cairn.sdk._scan import LocalPaths, add_directory, merge_local
 from cairn.sdk._settings import Settings, current_service
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import DigestReader, StatCache
@@ -67,9 +66,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 Policy = Literal["mutable", "immutable"]
 MAX_REFERENCE_OBJECTS = 10_000_000
-# add_dir of more files than this into a new artifact streams (see Artifact._add_dir_stream)
-STREAM_THRESHOLD = 50_000
-STREAM_CHUNK = 5_000
 
 _stat_caches: dict[str, StatCache] = {}
 _readers: dict[int, PageReader] = {}
@@ -684,90 +680,17 @@ class Artifact:
             raise ValidationError(f"Path is not a directory: {local_path!r}")
         given = None if name is None else entry_name(name)
         prefix = "" if given in (None, "", ".", "/") else normalize_entry_path(given) + "/"
-        walk = _walk_tree(root, prefix)
-        head: list[tuple[str, str, os.stat_result, str]] = []
-        for group in walk:
-            head.extend(group)
-            if len(head) > STREAM_THRESHOLD and self._contents.empty_new and not self._incremental:
-                self._add_dir_stream(root, prefix, link, head, walk)
-                return
-        head.sort(key=lambda f: f[3])  # already sorted, unless the walk met a symlink cycle
-        files = [(d, n, st) for d, n, st, _ in head]
-        logical = [p for _, _, _, p in head]
-        del head
-        total = sum(st.st_size for _, _, st in files)
-        with _progress.progress("hashing", len(files), total) as bar:
-            staged = self._stage().stage(files, link=link, on_progress=bar.advance)
-        entries = [
-            ManifestEntry(path, sf.digest, sf.size)
-            for path, sf in zip(logical, staged, strict=True)
-        ]
-        clash = self._contents.put_many(entries, overwrite=merge)
-        if clash is not None:
-            raise ValidationError(
-                f"Cannot add the same path twice: {clash!r} is already in the artifact with other"
-                " content; pass merge=True to replace changed files"
-            )
-        self._local_paths.add_batch(logical, files)
-
-    def _add_dir_stream(
-        self,
-        root: str,
-        prefix: str,
-        link: bool,
-        head: list[tuple[str, str, os.stat_result, str]],
-        rest: Iterator[list[tuple[str, str, os.stat_result, str]]],
-    ) -> None:
-        """``add_dir`` of a large directory into a new artifact, as a stream: files are staged a
-        chunk at a time and their entries go straight into manifest pages written to the store,
-        so memory does not grow with the number of files. The manifest becomes the contents'
-        base (a local one); the commit names it. Stages run one after another per chunk (walk,
-        stat-cache lookup, read and hash, store, page): the hashing step is where more cores
-        would fan out."""
-        stager = self._stage()
-        builder = TreeBuilder(stager.stage_page)
-        chunk = head
-        count = size = 0
-        with _progress.progress("hashing", None, None) as bar:
-            for group in rest:
-                chunk.extend(group)
-                if len(chunk) >= STREAM_CHUNK:
-                    size += self._stage_chunk(stager, builder, chunk, link, bar.advance)
-                    count += len(chunk)
-                    chunk = []
-            if chunk:
-                size += self._stage_chunk(stager, builder, chunk, link, bar.advance)
-                count += len(chunk)
-        ref = builder.finish()
-        stager.flush()  # the pages are read back from the store from now on
-        self._contents.set_local_base(reader_for(self._svc()), ref.digest, count, size)
-        stager.add_tree(ref.digest, root, prefix)
-        self._local_paths.add_tree(prefix, root)
-
-    @staticmethod
-    def _stage_chunk(
-        stager: Stager,
-        builder: TreeBuilder,
-        chunk: list[tuple[str, str, os.stat_result, str]],
-        link: bool,
-        on_progress: Callable[[int, int], None],
-    ) -> int:
-        staged = stager.stage(
-            [(d, n, st) for d, n, st, _ in chunk],
+        add_directory(
+            root,
+            prefix,
+            contents=self._contents,
+            local_paths=self._local_paths,
+            stager=self._stage(),
+            reader=reader_for(self._svc()),
             link=link,
-            on_progress=on_progress,
-            remember=False,
+            merge=merge,
+            may_stream=self._contents.empty_new and not self._incremental,
         )
-        try:
-            builder.extend(
-                ManifestEntry(f[3], sf.digest, sf.size) for f, sf in zip(chunk, staged, strict=True)
-            )
-        except ValueError:
-            raise ValidationError(
-                "cannot add a directory whose files are reached twice (a symbolic link loop or"
-                " two links to one directory); remove the extra link"
-            ) from None
-        return sum(sf.size for sf in staged)
 
     @contextlib.contextmanager
     def new_file(
@@ -1061,7 +984,7 @@ class Artifact:
         root = os.fspath(root) if root is not None else self._default_root(include_version=False)
         if os.path.isdir(root):
             # One walk beside one pass over the manifest, both in path order (never all of it).
-            for _, full, entry in _merge_local(root, iter(self._contents)):
+            for _, full, entry in merge_local(root, iter(self._contents)):
                 if entry is None and full is not None:
                     os.remove(full)
         return self.download(root=root)
@@ -1079,7 +1002,7 @@ class Artifact:
             raise ValidationError(f"cannot verify {self.name}: {root} is not a directory")
         digests = DigestReader(stat_cache_for(Settings.from_env()))
         try:
-            for path, full, entry in _merge_local(root, iter(self._contents)):
+            for path, full, entry in merge_local(root, iter(self._contents)):
                 if entry is None:
                     raise ValidationError(
                         f"Found file {full} which is not a member of artifact {self.name}"
@@ -1336,158 +1259,6 @@ class Artifact:
 
     def json_encode(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "name": self.name, "digest": self.digest}
-
-
-class LocalPaths:
-    """Entry path -> the local file it came from (``entry.local_path``), built only when read:
-    joining 20,000 paths costs more than the rest of re-adding an unchanged directory."""
-
-    def __init__(self) -> None:
-        self._map: dict[str, str] = {}
-        self._pending: list[tuple[list[str], list[tuple[str, str, os.stat_result]]]] = []
-        # Streamed directories: (entry path prefix, local root); paths below the prefix map to
-        # files below the root, except those removed or added again since (kept in _map).
-        self._trees: list[tuple[str, str]] = []
-        self._dropped: set[str] = set()
-
-    def add_tree(self, prefix: str, local_root: str) -> None:
-        self._trees.append((prefix, local_root))
-
-    def add(self, path: str, local: str) -> None:
-        self._materialize()
-        self._map[path] = local
-
-    def add_batch(self, logical: list[str], files: list[tuple[str, str, os.stat_result]]) -> None:
-        self._pending.append((logical, files))
-
-    def get(self, path: str) -> str | None:
-        self._materialize()
-        found = self._map.get(path)
-        if found is not None or path in self._dropped:
-            return found
-        for prefix, local_root in self._trees:
-            if path.startswith(prefix):
-                return os.path.join(local_root, *path[len(prefix) :].split("/"))
-        return None
-
-    def pop(self, path: str) -> None:
-        self._materialize()
-        self._map.pop(path, None)
-        if self._trees:
-            self._dropped.add(path)
-
-    def name_of(self, local: str) -> str | None:
-        self._materialize()
-        for path, source in self._map.items():
-            if os.path.abspath(source) == local:
-                return path
-        for prefix, local_root in self._trees:
-            if local.startswith(local_root + os.sep) and os.path.isfile(local):
-                path = prefix + os.path.relpath(local, local_root).replace(os.sep, "/")
-                if path not in self._dropped:
-                    return path
-        return None
-
-    def _materialize(self) -> None:
-        for logical, files in self._pending:
-            for path, (d, name, _) in zip(logical, files, strict=True):
-                self._map[path] = os.path.join(d, name)
-        self._pending.clear()
-
-
-LocalFileAt = tuple[str, str, os.stat_result, str]  # directory, name, stat, entry path
-
-
-def _walk_tree(root: str, prefix: str) -> Iterator[list[LocalFileAt]]:
-    """Every regular file below ``root``, in entry path order, a group of files at a time.
-
-    Siblings are visited in the order of their names, a directory's name followed by "/": that
-    is the order of the entry paths, so the walk needs no global sort and holds one directory's
-    listing per level. Symbolic links are followed (as W&B does), each directory at most once.
-    """
-    seen: set[tuple[int, int]] = set()
-
-    def walk(directory: str, rel: str) -> Iterator[list[LocalFileAt]]:
-        st_dir = os.stat(directory)
-        if (st_dir.st_dev, st_dir.st_ino) in seen:
-            return
-        seen.add((st_dir.st_dev, st_dir.st_ino))
-        with os.scandir(directory) as it:
-            listed = []
-            for entry in it:
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue  # a dangling link, or deleted while we looked
-                if _stat.S_ISDIR(st.st_mode):
-                    listed.append((entry.name + "/", entry, st))
-                elif _stat.S_ISREG(st.st_mode):
-                    listed.append((entry.name, entry, st))
-        listed.sort(key=lambda x: x[0])
-        group: list[LocalFileAt] = []
-        for key, entry, st in listed:
-            if key.endswith("/"):
-                if group:
-                    yield group
-                    group = []
-                yield from walk(entry.path, rel + key)
-                continue
-            path = rel + entry.name
-            problem = entry_path_problem(path)
-            if problem is not None:
-                raise ValidationError(f"cannot add {entry.path}: invalid entry path ({problem})")
-            group.append((directory, entry.name, st, path))
-        if group:
-            yield group
-
-    yield from walk(root, prefix)
-
-
-def _local_files(root: str) -> Iterator[tuple[str, str]]:
-    """(entry path, file path) of every file below ``root``, in entry path order (as ``os.walk``
-    sees them: symbolic links to directories are not followed)."""
-
-    def walk(directory: str, rel: str) -> Iterator[tuple[str, str]]:
-        listed = []
-        with os.scandir(directory) as it:
-            for entry in it:
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    is_dir = False
-                if not is_dir:
-                    listed.append((entry.name, entry.path))
-                elif not entry.is_symlink():
-                    listed.append((entry.name + "/", entry.path))
-        listed.sort()
-        for key, path in listed:
-            if key.endswith("/"):
-                yield from walk(path, rel + key)
-            else:
-                yield rel + key, path
-
-    yield from walk(root, "")
-
-
-def _merge_local(
-    root: str, entries: Iterator[ManifestEntry]
-) -> Iterator[tuple[str, str | None, ManifestEntry | None]]:
-    """Local files and entries side by side in path order: (path, file or None, entry or None)."""
-    local = _local_files(root)
-    here = next(local, None)
-    entry = next(entries, None)
-    while here is not None or entry is not None:
-        if entry is None or (here is not None and here[0] < entry.path):
-            assert here is not None
-            yield here[0], here[1], None
-            here = next(local, None)
-        elif here is None or entry.path < here[0]:
-            yield entry.path, None, entry
-            entry = next(entries, None)
-        else:
-            yield entry.path, here[1], entry
-            here = next(local, None)
-            entry = next(entries, None)
 
 
 def _discard(digest: str, data: bytes) -> None:
