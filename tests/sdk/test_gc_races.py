@@ -15,7 +15,7 @@ import pytest
 
 import cairn
 from cairn.errors import ArtifactNotFoundError, BlobNotFoundError, CommError
-from cairn.sdk import _settings
+from cairn.sdk import _session, _settings
 from cairn.service import LocalService, StageRequest
 from tests.conftest import write
 
@@ -56,17 +56,18 @@ class GcFirst:
 def racing(cairn_env: pathlib.Path) -> Iterator[Any]:
     """The process's service for the test's store, wrapped: ``racing(times)``."""
     settings = _settings.Settings.from_env()
-    inner = _settings.service_for(settings)
+    session = _session.session_for(settings)
+    inner = session.service
     assert isinstance(inner, LocalService)
     key = (settings.dir, settings.base_url, settings.api_key, os.getpid())
 
     def install(times: int) -> GcFirst:
         wrapped = GcFirst(inner, times)
-        _settings._services[key] = wrapped  # type: ignore[assignment]
+        _session._sessions[key] = session.over(wrapped)  # type: ignore[arg-type]
         return wrapped
 
     yield install
-    _settings._services[key] = inner
+    _session._sessions[key] = session
 
 
 def files(n: int) -> list[str]:
@@ -123,7 +124,7 @@ def test_staging_missing_blobs_is_refused_alike_with_blob_not_found(
     works the same on both."""
     from cairn.core import ManifestEntry
 
-    svc = _settings.service_for(_settings.Settings.from_env())
+    svc = _session.session_for(_settings.Settings.from_env()).service
     entry = ManifestEntry("x", "sha256:" + "ab" * 32, 1)
     request = StageRequest("me", "p", "ds", "dataset", "d", [("x", entry)])
     with pytest.raises(BlobNotFoundError, match="must be uploaded before staging"):

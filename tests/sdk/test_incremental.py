@@ -120,9 +120,9 @@ def test_opening_a_large_version_reads_few_pages(monkeypatch: pytest.MonkeyPatch
         return original(digest)
 
     monkeypatch.setattr(svc, "read_blob", counting)
-    from cairn.sdk import _artifact
+    from cairn.sdk import current_session
 
-    _artifact._readers.clear()
+    monkeypatch.setattr(current_session(), "_reader", None)  # pages read through `counting`
     art = cairn.Api().artifact("big:latest")
     assert len(art.manifest.entries) == 60_000 and art.file_count == 60_000
     assert reads == []  # counts come from the catalog

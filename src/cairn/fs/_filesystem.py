@@ -22,7 +22,7 @@ from cairn.errors import ArtifactNotFoundError, PathNotFoundError, ValidationErr
 from cairn.fs._file import DEFAULT_BLOCK_SIZE, CairnFile
 from cairn.fs._paths import PROTOCOL, CairnPath, parse_cairn_path, strip_protocol
 from cairn.fs._writes import CairnTransaction, Draft
-from cairn.sdk import Settings, current_service
+from cairn.sdk import Session, Settings, current_service, current_session
 from cairn.service import Service
 
 Info = dict[str, Any]
@@ -322,9 +322,14 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     # -- writing -------------------------------------------------------------------------------
 
+    def _session(self) -> Session:
+        """The session a draft logs through: the current one, over the given store if any."""
+        current = current_session()
+        return current if self._service is None else current.over(self._service)
+
     def _new_draft(self, where: CairnPath) -> Draft:
-        svc = self._svc()
-        return Draft(svc, self._entity(svc, where), where, self.artifact_type)
+        session = self._session()
+        return Draft(session, self._entity(session.service, where), where, self.artifact_type)
 
     def _draft(self, where: CairnPath) -> Draft:
         """The transaction's draft of the artifact ``where`` names (begun on first use)."""

@@ -27,7 +27,7 @@ from fsspec.transaction import Transaction
 from cairn.core import LATEST, RUNNING, ManifestEntry, RunRecord, VersionRecord
 from cairn.errors import ArtifactNotFoundError, ConflictError, PathNotFoundError
 from cairn.fs._paths import CairnPath
-from cairn.sdk import Artifact, Run, Settings
+from cairn.sdk import Artifact, Run, Session
 from cairn.service import Service
 
 JOB_TYPE = "fsspec"
@@ -43,11 +43,12 @@ def resolve_or_none(service: Service, entity: str, where: CairnPath) -> VersionR
 class Draft:
     """The pending changes to one artifact, from one base version."""
 
-    def __init__(self, service: Service, entity: str, where: CairnPath, artifact_type: str) -> None:
-        self.service = service
+    def __init__(self, session: Session, entity: str, where: CairnPath, artifact_type: str) -> None:
+        self.session = session
+        self.service: Service = session.service
         self.entity = entity
         self.where = where
-        self.base = resolve_or_none(service, entity, where)
+        self.base = resolve_or_none(self.service, entity, where)
         if self.base is None and where.label != LATEST and self._exists():
             # A new version holding only what is written would silently drop every other file.
             raise PathNotFoundError(
@@ -55,10 +56,10 @@ class Draft:
                 f" {where.label!r}; write to {where.project}/{where.name}:latest (or :vN)"
             )
         if self.base is not None:
-            self.artifact = Artifact._from_record(service, self.base).new_draft()
+            self.artifact = Artifact._from_record(session, self.base).new_draft()
         else:
             self.artifact = Artifact(where.name, artifact_type)
-            self.artifact._service = service  # staged into this store, not the default one
+            self.artifact._session = session  # staged into this store, not the default one
         self._tmp = tempfile.mkdtemp(prefix="cairn-fs-draft-")
         self._names = itertools.count()
 
@@ -117,10 +118,10 @@ class Draft:
             created_at=time.time(),
         )
         # A run of its own, not cairn.init(): the user's active run (if any) is left alone.
-        run = Run(svc, svc.start_run(record), Settings.from_env(), None)
+        run = Run(self.session, svc.start_run(record), self.session.settings, None)
         try:
             if self.base is not None:
-                run.use_artifact(Artifact._from_record(svc, self.base))
+                run.use_artifact(Artifact._from_record(self.session, self.base))
             label = self.where.label
             aliases = [] if self.where.pinned or label == LATEST else [label]
             if not self.where.pinned:

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     )
     from cairn.sdk._artifact import (
         Artifact,
-        ArtifactFiles,
     )
     from cairn.sdk._cache_cleanup import (
         CacheCleanupReport,
         cleanup_cache,
     )
     from cairn.sdk._entry import (
+        ArtifactFiles,
         ArtifactManifest,
         ArtifactManifestEntry,
     )
@@ -70,10 +70,14 @@ if TYPE_CHECKING:
         use_artifact,
         use_model,
     )
+    from cairn.sdk._session import (
+        Session,
+        current_service,
+        current_session,
+        reset_services,
+    )
     from cairn.sdk._settings import (
         Settings,
-        current_service,
-        reset_services,
     )
     from cairn.sdk._sync import (
         SyncOptions,
@@ -119,6 +123,7 @@ __all__ = [
     "Registry",
     "Run",
     "Runs",
+    "Session",
     "Settings",
     "SyncOptions",
     "SyncReport",
@@ -132,6 +137,7 @@ __all__ = [
     "collection_json",
     "current_run",
     "current_service",
+    "current_session",
     "define_metric",
     "delete_version",
     "diff_versions",
@@ -182,9 +188,9 @@ __getattr__, __dir__ = lazy_exports(
             "Project",
             "Runs",
         ],
-        "._artifact": ["Artifact", "ArtifactFiles"],
+        "._artifact": ["Artifact"],
         "._cache_cleanup": ["CacheCleanupReport", "cleanup_cache"],
-        "._entry": ["ArtifactManifest", "ArtifactManifestEntry"],
+        "._entry": ["ArtifactFiles", "ArtifactManifest", "ArtifactManifestEntry"],
         "._objects": ["Table"],
         "._listing": ["collection_json", "list_collections"],
         "._tables": ["JoinedTable", "PartitionedTable"],
@@ -221,7 +227,8 @@ __getattr__, __dir__ = lazy_exports(
             "use_artifact",
             "use_model",
         ],
-        "._settings": ["Settings", "current_service", "reset_services"],
+        "._session": ["Session", "current_service", "current_session", "reset_services"],
+        "._settings": ["Settings"],
         "._sync": [
             "SyncOptions",
             "SyncReport",

@@ -16,9 +16,9 @@ from cairn.core import (
     validate_tags,
 )
 from cairn.errors import ArtifactNotFoundError, NotFoundError, ValidationError
-from cairn.sdk._artifact import Artifact, reader_for
+from cairn.sdk._artifact import Artifact
 from cairn.sdk._resolver import NameResolver
-from cairn.service import Service
+from cairn.sdk._session import Session
 
 if TYPE_CHECKING:
     from cairn.sdk._history import Summary
@@ -31,8 +31,9 @@ _HISTORY_PAGE = 10_000  # history rows per request when a whole history is read
 class ApiRun:
     """A run as the query API sees it (W&B's ``wandb.apis.public.Run``)."""
 
-    def __init__(self, service: Service, record: RunRecord) -> None:
-        self._service = service
+    def __init__(self, session: Session, record: RunRecord) -> None:
+        self._session = session
+        self._service = session.service
         self._record = record
         self._summary: Summary | None = None
 
@@ -56,12 +57,12 @@ class ApiRun:
     def logged_artifacts(self) -> list[Artifact]:
         r = self._record
         records = self._service.run_versions(r.entity, r.project, r.id, "output")
-        return [Artifact._from_record(self._service, v) for v in records]
+        return [Artifact._from_record(self._session, v) for v in records]
 
     def used_artifacts(self) -> list[Artifact]:
         r = self._record
         records = self._service.run_versions(r.entity, r.project, r.id, "input")
-        return [Artifact._from_record(self._service, v) for v in records]
+        return [Artifact._from_record(self._session, v) for v in records]
 
     @property
     def display_name(self) -> str:
@@ -311,8 +312,9 @@ class ArtifactCollection:
     collection with all its versions.
     """
 
-    def __init__(self, service: Service, record: CollectionRecord) -> None:
-        self._service = service
+    def __init__(self, session: Session, record: CollectionRecord) -> None:
+        self._session = session
+        self._service = session.service
         self._assign(record)
 
     def _assign(self, record: CollectionRecord) -> None:
@@ -374,7 +376,7 @@ class ArtifactCollection:
         r = self._record
         records = self._service.list_versions(r.entity, r.project, r.name)
         records.sort(key=lambda v: v.index or 0, reverse=True)
-        return Artifacts([Artifact._from_record(self._service, v) for v in records], per_page)
+        return Artifacts([Artifact._from_record(self._session, v) for v in records], per_page)
 
     versions = artifacts
 
@@ -424,7 +426,8 @@ class Api:
     ) -> None:
         overrides = dict(overrides or {})
         self._names = NameResolver(entity=overrides.get("entity"), project=overrides.get("project"))
-        self._service = self._names.service
+        self._session = self._names.session
+        self._service = self._session.service
         self._entity: str = self._names.entity
         self._project: str = self._names.project
 
@@ -448,7 +451,7 @@ class Api:
         record = self._service.resolve(entity, project, coll, label)
         if type is not None and record.type != type:
             raise ValidationError(f"artifact {name} has type {record.type!r}, not {type!r}")
-        return Artifact._from_record(self._service, record)
+        return Artifact._from_record(self._session, record)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         try:
@@ -498,7 +501,7 @@ class Api:
                 for r in records
                 if r.index is not None and (r.index < after if newest_first else r.index > after)
             ]
-        return Artifacts([Artifact._from_record(self._service, r) for r in records], per_page)
+        return Artifacts([Artifact._from_record(self._session, r) for r in records], per_page)
 
     artifact_versions = artifacts
 
@@ -507,7 +510,7 @@ class Api:
     ) -> list[ArtifactCollection]:
         entity, project = self._project_path(project_name)
         return [
-            ArtifactCollection(self._service, c)
+            ArtifactCollection(self._session, c)
             for c in self._service.list_collections(entity, project, type_name)
         ]
 
@@ -532,7 +535,7 @@ class Api:
                 f"no {type_name} artifact named {coll} in {entity}/{project}; it has type"
                 f" {record.type!r}"
             )
-        return ArtifactCollection(self._service, record)
+        return ArtifactCollection(self._session, record)
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
         try:
@@ -588,7 +591,7 @@ class Api:
                 r.id: loads(self._service.run_summary(entity, project, r.id)) for r in runs
             }
         found = ordered([r for r in runs if matches(r, filters or {}, summaries)], order, summaries)
-        return Runs([ApiRun(self._service, r) for r in found], entity, project)
+        return Runs([ApiRun(self._session, r) for r in found], entity, project)
 
     def registries(
         self, organization: str | None = None, filter: Mapping[str, Any] | None = None
@@ -597,7 +600,7 @@ class Api:
         always exist. ``filter`` may match ``name`` (W&B's ``{"name": ...}``)."""
         from cairn.sdk._registry import Registry
 
-        found = [Registry(self._service, r) for r in self._service.list_registries()]
+        found = [Registry(self._session, r) for r in self._service.list_registries()]
         wanted = (filter or {}).get("name")
         if isinstance(wanted, str):
             found = [r for r in found if r.name == wanted]
@@ -632,12 +635,12 @@ class Api:
             visibility=visibility,
             artifact_types=list(artifact_types or ()),
         )
-        return Registry(self._service, record)
+        return Registry(self._session, record)
 
     def run(self, path: str) -> ApiRun:
         """The run ``[[entity/]project/]run_id``."""
         entity, project, run_id = self._names.run_path(path)
-        return ApiRun(self._service, self._service.get_run(entity, project, run_id))
+        return ApiRun(self._session, self._service.get_run(entity, project, run_id))
 
     def diff(self, a: Artifact | str, b: Artifact | str) -> ManifestDiff:
         """What changed from version ``a`` to version ``b``: added, removed, modified entries.
@@ -646,7 +649,7 @@ class Api:
         """
         old = a if isinstance(a, Artifact) else self.artifact(a)
         new = b if isinstance(b, Artifact) else self.artifact(b)
-        return diff_trees(reader_for(self._service), old.digest, new.digest)
+        return diff_trees(self._session.reader, old.digest, new.digest)
 
     def discard_pending(self, artifact_path: str, distributed_id: str) -> None:
         """Throw away the PENDING version that ``distributed_id`` was building."""

@@ -5,33 +5,24 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
-import itertools
-import json
 import os
-import pathlib
 import shutil
 import stat as _stat
-import sys
 import tempfile
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from cairn.core import (
     COMMITTED,
-    MAX_DEPTH,
     PENDING,
-    Change,
     ManifestDiff,
     ManifestEntry,
-    PageReader,
     VersionRecord,
-    check_json_value,
     check_ttl_allowed,
     check_user_artifact,
     normalize_entry_path,
-    parse_artifact_path,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
@@ -40,7 +31,6 @@ from cairn.core import (
 from cairn.core import build_tree as _build_tree
 from cairn.errors import (
     ArtifactFinalizedError,
-    ArtifactNotFoundError,
     ArtifactNotLoggedError,
     NotFoundError,
     UsageError,
@@ -48,166 +38,39 @@ from cairn.errors import (
 )
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
-from cairn.sdk._download import Downloader
-from cairn.sdk._entry import ArtifactManifest, ArtifactManifestEntry, as_fs_path
+from cairn.sdk._download import (
+    default_root,
+    download_contents,
+    download_entry,
+    remove_extra_files,
+    verify_contents,
+)
+from cairn.sdk._entry import ArtifactFiles, ArtifactManifest, ArtifactManifestEntry, as_fs_path
 from cairn.sdk._gc import without_gc
+from cairn.sdk._publish import save_changes, save_draft
 from cairn.sdk._references import add_reference_entries
-from cairn.sdk._scan import LocalPaths, add_directory, merge_local
-from cairn.sdk._settings import Settings, current_service
+from cairn.sdk._scan import LocalPaths, add_directory
+from cairn.sdk._session import Session, current_session
 from cairn.sdk._staging import Stager
-from cairn.sdk._statcache import DigestReader, StatCache
-from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl, ttl_seconds
-from cairn.service import CommitRequest, CommitResult, FinishRequest, Service, StageRequest
+from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl
+from cairn.sdk._values import (
+    ARTIFACT_SCHEMES,
+    Policy,
+    check_policy,
+    entry_name,
+    iso,
+    link_target,
+    normalize_metadata,
+    ref_name,
+    staging_root,
+)
+from cairn.service import Service
 
 if TYPE_CHECKING:
     from cairn.sdk._api import ApiRun, ArtifactCollection
-    from cairn.sdk._run import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
-Policy = Literal["mutable", "immutable"]
 MAX_REFERENCE_OBJECTS = 10_000_000
-
-_stat_caches: dict[str, StatCache] = {}
-_readers: dict[int, PageReader] = {}
-
-
-def stat_cache_for(settings: Settings) -> StatCache:
-    path = os.path.join(settings.cache_dir, "stat-cache.sqlite")
-    cache = _stat_caches.get(path)
-    if cache is None:
-        cache = _stat_caches[path] = StatCache(path)
-    return cache
-
-
-def reader_for(service: Service) -> PageReader:
-    reader = _readers.get(id(service))
-    if reader is None:
-        # 64 decoded pages (~32,000 entries): reading a version in order needs one at a time.
-        reader = _readers[id(service)] = PageReader(service.read_blob, capacity=64)
-    return reader
-
-
-def _iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-MAX_METADATA_KEYS = 100  # W&B's limit
-
-
-def _normalize_metadata(metadata: object) -> dict[str, Any]:
-    """W&B's rules: a mapping (else ``TypeError``) of at most 100 keys (else ``ValueError``) whose
-    values are JSON (``TypeError`` otherwise); NaN is stored as null; infinities are refused
-    (``ValueError``)."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
-    if len(metadata) > MAX_METADATA_KEYS:
-        raise ValidationError(
-            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed"
-        )
-    try:
-        text = json.dumps(_nan_to_none(dict(metadata)), default=_json_default, allow_nan=False)
-        # A copy that is plain JSON: what is stored is exactly what is read back.
-        return dict(check_json_value(json.loads(text), "metadata"))
-    except RecursionError:
-        raise ValidationError(
-            f"metadata is nested too deeply (more than {MAX_DEPTH} levels) or refers to itself"
-        ) from None
-    except ValidationError:
-        raise
-    except ValueError as exc:
-        if "Out of range float" in str(exc):
-            raise ValidationError(
-                "metadata values may not be infinite (NaN is stored as null)"
-            ) from None
-        raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from None
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, Mapping):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _nan_to_none(value.tolist())
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-_ARTIFACT_SCHEMES = ("cairn-artifact://", "wandb-artifact://")
-
-
-def _ref_name(name: object, default: str) -> str:
-    return normalize_entry_path(default if name is None else entry_name(name))
-
-
-def entry_name(name: object) -> str:
-    """An entry name given as text or as a ``pathlib`` path of any flavour: a Windows path
-    (``PureWindowsPath("a\\b")``) becomes ``a/b``, as in W&B."""
-    if isinstance(name, pathlib.PureWindowsPath):
-        return name.as_posix()
-    if isinstance(name, os.PathLike):
-        return pathlib.PurePath(os.fspath(name)).as_posix()
-    if not isinstance(name, str):
-        raise ValidationError(f"an entry name must be text or a path, got {name!r}")
-    return name
-
-
-def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
-    """Warn at the first caller outside cairn, so the warning names the user's line."""
-    frame = sys._getframe(1)
-    level = 2  # stacklevel 1 is this function, 2 its caller
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    warnings.warn(message, category, stacklevel=level)
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def link_target(target_path: str, entity: str, project: str) -> tuple[str, str, str]:
-    """(entity, project, collection) of a link target: ``collection``, ``project/collection``,
-    ``entity/project/collection``; ``[org/]wandb-registry-<name>/<collection>`` is a registry."""
-    ref = parse_artifact_path(target_path)
-    if ref.label is not None:
-        raise ValidationError(
-            f"link target {target_path!r} names a version; give the collection only (aliases go"
-            " in aliases=[...])"
-        )
-    if ref.project is None:
-        return entity, project, ref.name
-    return ref.entity or entity, ref.project, ref.name
-
-
-def _staging_root() -> str | None:
-    """Where new_file() stages files: ``<CAIRN_DATA_DIR or WANDB_DATA_DIR>/artifacts/staging``
-    (W&B's place for them), else the system's temporary directory."""
-    data_dir = Settings.from_env().data_dir
-    if data_dir is None:
-        return None
-    root = os.path.join(os.path.expanduser(data_dir), "artifacts", "staging")
-    os.makedirs(root, exist_ok=True)
-    return root
-
-
-def _check_policy(policy: object) -> bool:
-    """Whether the policy allows linking instead of copying."""
-    if policy not in ("mutable", "immutable", None):
-        raise ValidationError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
-    return policy == "immutable"
 
 
 class Artifact:
@@ -231,7 +94,7 @@ class Artifact:
         self._type = validate_type(type)
         check_user_artifact(self._name, self._type)
         self._description = description
-        self._metadata = _normalize_metadata(metadata)
+        self._metadata = normalize_metadata(metadata)
         self._incremental = incremental
         self._use_as = use_as
         self._aliases: list[str] = []
@@ -239,7 +102,7 @@ class Artifact:
         self._tags: list[str] = []
         self._saved_tags: list[str] = []
         self._record: VersionRecord | None = None
-        self._service: Service | None = None
+        self._session: Session | None = None
         self._stager: Stager | None = None
         self._contents = Contents()
         self._final = False
@@ -257,7 +120,7 @@ class Artifact:
     # -- construction from the store -------------------------------------------------------------
 
     @classmethod
-    def _from_record(cls, service: Service, record: VersionRecord) -> Artifact:
+    def _from_record(cls, session: Session, record: VersionRecord) -> Artifact:
         art = cls.__new__(cls)
         art._name = record.name
         art._type = record.type
@@ -265,7 +128,7 @@ class Artifact:
         art._metadata = dict(record.metadata)
         art._incremental = False
         art._use_as = None
-        art._service = service
+        art._session = session
         art._stager = None
         art._local_paths = LocalPaths()
         art._tmp_dir = None
@@ -291,19 +154,24 @@ class Artifact:
             None if record.ttl_seconds is None else _dt.timedelta(seconds=record.ttl_seconds)
         )
         self._ttl_changed = False
-        svc = self._svc()
-        self._contents = Contents(reader_for(svc), record.digest, record.file_count, record.size)
+        self._contents = Contents(
+            self._sess().reader, record.digest, record.file_count, record.size
+        )
         self._manifest = ArtifactManifest(self, self._contents)
         self._final = True
 
+    def _sess(self) -> Session:
+        """The session this artifact reads and logs through (the current one, once asked)."""
+        if self._session is None:
+            self._session = current_session()
+        return self._session
+
     def _svc(self) -> Service:
-        if self._service is None:
-            self._service = current_service()
-        return self._service
+        return self._sess().service
 
     def _stage(self) -> Stager:
         if self._stager is None:
-            self._stager = Stager(self._svc(), stat_cache_for(Settings.from_env()))
+            self._stager = self._sess().stager()
         return self._stager
 
     # -- state checks ------------------------------------------------------------------------------
@@ -424,7 +292,9 @@ class Artifact:
 
         rec = self._ensure_logged("collection")
         svc = self._svc()
-        return ArtifactCollection(svc, svc.get_collection(rec.entity, rec.project, rec.name))
+        return ArtifactCollection(
+            self._sess(), svc.get_collection(rec.entity, rec.project, rec.name)
+        )
 
     @property
     def source_collection(self) -> ArtifactCollection:
@@ -436,7 +306,9 @@ class Artifact:
         if src is None:
             return self.collection
         svc = self._svc()
-        return ArtifactCollection(svc, svc.get_collection(src.entity, src.project, src.name))
+        return ArtifactCollection(
+            self._sess(), svc.get_collection(src.entity, src.project, src.name)
+        )
 
     def link(self, target_path: str, aliases: Sequence[str] | None = None) -> Artifact:
         """Link this version into ``target_path`` (``collection``, ``project/collection``,
@@ -445,9 +317,8 @@ class Artifact:
         the linked version (W&B's ``Artifact.link``)."""
         rec = self._ensure_logged("link")
         entity, project, name = link_target(target_path, rec.entity, rec.project)
-        svc = self._svc()
-        linked = svc.link_version(rec.id, entity, project, name, validate_aliases(aliases))
-        return Artifact._from_record(svc, linked)
+        linked = self._svc().link_version(rec.id, entity, project, name, validate_aliases(aliases))
+        return Artifact._from_record(self._sess(), linked)
 
     def unlink(self) -> None:
         """Remove this link from the collection it was linked to (the source version stays).
@@ -461,8 +332,7 @@ class Artifact:
     def linked_artifacts(self) -> list[Artifact]:
         """The links of this version (where it was linked to)."""
         rec = self._ensure_logged("linked_artifacts")
-        svc = self._svc()
-        return [Artifact._from_record(svc, r) for r in svc.version_links(rec.id)]
+        return [Artifact._from_record(self._sess(), r) for r in self._svc().version_links(rec.id)]
 
     @property
     def type(self) -> str:
@@ -482,7 +352,7 @@ class Artifact:
 
     @metadata.setter
     def metadata(self, value: dict[str, Any]) -> None:
-        self._metadata = _normalize_metadata(value)
+        self._metadata = normalize_metadata(value)
 
     @property
     def aliases(self) -> list[str]:
@@ -570,7 +440,7 @@ class Artifact:
             from cairn.core import update_tree
 
             return update_tree(
-                reader_for(self._svc()), base_root, self._contents.changes(), _discard
+                self._sess().reader, base_root, self._contents.changes(), _discard
             ).digest
         return _build_tree(self._contents, _discard).digest
 
@@ -592,11 +462,11 @@ class Artifact:
 
     @property
     def created_at(self) -> str:
-        return _iso(self._ensure_logged("created_at").created_at)
+        return iso(self._ensure_logged("created_at").created_at)
 
     @property
     def updated_at(self) -> str:
-        return _iso(self._ensure_logged("updated_at").updated_at)
+        return iso(self._ensure_logged("updated_at").updated_at)
 
     @property
     def base_version(self) -> Artifact | None:
@@ -606,8 +476,7 @@ class Artifact:
             base_id = self._base.id
         if base_id is None:
             return None
-        svc = self._svc()
-        return Artifact._from_record(svc, svc.get_version(base_id))
+        return Artifact._from_record(self._sess(), self._svc().get_version(base_id))
 
     def __repr__(self) -> str:
         return f"<Artifact {self.id or self.name}>"
@@ -639,7 +508,7 @@ class Artifact:
     ) -> ArtifactManifestEntry:
         """Add one local file, as ``name`` (default: its base name) inside the artifact."""
         self._ensure_not_final("add_file")
-        link = _check_policy(policy)
+        link = check_policy(policy)
         path = os.path.abspath(os.fspath(local_path))
         try:
             st = os.stat(path)
@@ -674,7 +543,7 @@ class Artifact:
     ) -> None:
         """Add every file below a local directory, under ``name`` (default: the root)."""
         self._ensure_not_final("add_dir")
-        link = _check_policy(policy)
+        link = check_policy(policy)
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise ValidationError(f"Path is not a directory: {local_path!r}")
@@ -686,7 +555,7 @@ class Artifact:
             contents=self._contents,
             local_paths=self._local_paths,
             stager=self._stage(),
-            reader=reader_for(self._svc()),
+            reader=self._sess().reader,
             link=link,
             merge=merge,
             may_stream=self._contents.empty_new and not self._incremental,
@@ -700,7 +569,9 @@ class Artifact:
         self._ensure_not_final("new_file")
         entry_path = normalize_entry_path(entry_name(name))
         if self._tmp_dir is None:
-            self._tmp_dir = tempfile.mkdtemp(prefix="cairn-new-file-", dir=_staging_root())
+            self._tmp_dir = tempfile.mkdtemp(
+                prefix="cairn-new-file-", dir=staging_root(self._sess().settings)
+            )
             # Removed when the artifact goes (or at exit), quietly: TemporaryDirectory would warn
             # (ResourceWarning) about the implicit clean-up of an artifact nobody closes.
             weakref.finalize(self, shutil.rmtree, self._tmp_dir, ignore_errors=True)
@@ -737,10 +608,10 @@ class Artifact:
         if isinstance(uri, ArtifactManifestEntry) and not uri.ref:
             # An entry of another artifact (W&B's artifact reference): the same content, by
             # digest, so it downloads from the store and gc keeps it while either version lives.
-            return [self._put(uri._entry._replace(path=_ref_name(name, uri.path)), True, None)]
+            return [self._put(uri._entry._replace(path=ref_name(name, uri.path)), True, None)]
         if isinstance(uri, ArtifactManifestEntry):
             uri = uri.ref_target()
-        if isinstance(uri, str) and uri.startswith(_ARTIFACT_SCHEMES):
+        if isinstance(uri, str) and uri.startswith(ARTIFACT_SCHEMES):
             return [self._put(self._artifact_entry(uri, name), True, None)]
         if not isinstance(uri, str) or "://" not in uri:
             raise ValidationError(
@@ -752,7 +623,7 @@ class Artifact:
             None if name is None else entry_name(name),
             checksum=checksum,
             max_objects=limit,
-            cache=stat_cache_for(Settings.from_env()),
+            cache=self._sess().stat_cache,
         )
         return [self._put(entry, True, None) for entry in entries]
 
@@ -767,10 +638,10 @@ class Artifact:
             raise ValidationError(
                 f"reference {uri!r}: no artifact version {version_id!r}"
             ) from None
-        entry = None if record.digest is None else reader_for(svc).get(record.digest, path)
+        entry = None if record.digest is None else self._sess().reader.get(record.digest, path)
         if entry is None:
             raise ValidationError(f"reference {uri!r}: {record.qualified_name} has no {path!r}")
-        return entry._replace(path=_ref_name(name, path))
+        return entry._replace(path=ref_name(name, path))
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
@@ -779,7 +650,9 @@ class Artifact:
         from cairn.sdk._tables import JoinedTable, PartitionedTable
 
         if isinstance(obj, (JoinedTable, PartitionedTable)):
-            return self._add_composite(obj, entry_name(name), overwrite)
+            from cairn.sdk._tables import add_composite
+
+            return add_composite(self, obj, entry_name(name), overwrite)
         entry_path, data = encode_object(obj, name)
         existing = self._added_objects.get(id(obj))
         if existing is not None and existing[1].path == entry_path:
@@ -793,70 +666,14 @@ class Artifact:
         self._added_objects[id(obj)] = (obj, entry)
         return entry
 
-    def _add_composite(self, obj: Any, name: str, overwrite: bool) -> ArtifactManifestEntry:
-        """A JoinedTable (its Table objects added beside it) or a PartitionedTable, as W&B
-        stores them: a JSON file naming the tables."""
-        from cairn.sdk._tables import (
-            JOINED_SUFFIX,
-            PARTITIONED_SUFFIX,
-            JoinedTable,
-            table_entry,
-        )
-
-        if isinstance(obj, JoinedTable):
-            paths = []
-            for i, table in enumerate((obj.table1, obj.table2), start=1):
-                if isinstance(table, str):
-                    paths.append(table_entry(table))
-                else:
-                    paths.append(self.add(table, f"{name}.table{i}", overwrite).path)
-            payload: Any = {
-                "_type": "joined-table",
-                "table1": paths[0],
-                "table2": paths[1],
-                "join_key": obj.join_key,
-            }
-            path = name if name.endswith(JOINED_SUFFIX) else name + JOINED_SUFFIX
-        else:
-            payload = {"_type": "partitioned-table", "parts_path": obj.parts_path}
-            path = name if name.endswith(PARTITIONED_SUFFIX) else name + PARTITIONED_SUFFIX
-        data = json.dumps(payload, sort_keys=True).encode()
-        staged = self._stage().stage_bytes(data)
-        entry = ManifestEntry(normalize_entry_path(path), staged.digest, staged.size)
-        return self._put(entry, True, None)
-
-    def _get_composite(self, name: str) -> Any:
-        from cairn.sdk._objects import TABLE_SUFFIX, decode_object
-        from cairn.sdk._tables import (
-            JOINED_SUFFIX,
-            PARTITIONED_SUFFIX,
-            JoinedTable,
-            PartitionedTable,
-        )
-
-        for suffix in (JOINED_SUFFIX, PARTITIONED_SUFFIX):
-            path = name if name.endswith(suffix) else name + suffix
-            entry = self._contents.get(path)
-            if entry is None:
-                continue
-            spec = json.loads(self._svc().read_blob(entry.digest))
-            if spec.get("_type") == "joined-table":
-                t1, t2 = self.get(spec["table1"]), self.get(spec["table2"])
-                return JoinedTable(t1, t2, spec["join_key"])
-            parts = PartitionedTable(spec["parts_path"])
-            for e in self._contents.iter_prefix(parts.parts_path + "/"):
-                if e.path.endswith(TABLE_SUFFIX):
-                    parts.parts.append(decode_object(e.path, self._svc().read_blob(e.digest)))
-            return parts
-        return None
-
     def get(self, name: str) -> Any:
         """The object added with ``add(obj, name)`` (a ``cairn.Table``, ``JoinedTable``,
         ``PartitionedTable`` or the JSON value)."""
         self._ensure_logged("get")
         from cairn.sdk._objects import decode_object, object_paths
+        from cairn.sdk._tables import get_composite
 
-        composite = self._get_composite(name)
+        composite = get_composite(self, name)
         if composite is not None:
             return composite
         for path in object_paths(name):
@@ -920,22 +737,8 @@ class Artifact:
         return ArtifactFiles(self, names)
 
     def _default_root(self, include_version: bool = True) -> str:
-        base = Settings.from_env().artifact_dir
-        name = self.name if include_version else self._name
-        if os.name == "nt":
-            name = name.replace(":", "-")
-        return os.path.join(base, name)
+        return default_root(self._sess().settings, self.name if include_version else self._name)
 
-    def _downloader(self, root: str, allow_missing_references: bool, bar: Any) -> Downloader:
-        return Downloader(
-            self._svc(),
-            root,
-            stat_cache=stat_cache_for(Settings.from_env()),
-            allow_missing_references=allow_missing_references,
-            on_progress=bar.advance if bar is not None else None,
-        )
-
-    @without_gc
     def download(
         self,
         root: str | None = None,
@@ -950,22 +753,17 @@ class Artifact:
         With ``path_prefix`` only entries whose path starts with it are written.
         """
         self._ensure_logged("download")
-        root = os.fspath(root) if root is not None else self._default_root()
-        prefix = (path_prefix or "").replace(os.sep, "/").lstrip("/")
-        if prefix:
-            entries: Any = self._contents.iter_prefix(prefix)
-            count, total = None, None
-        else:
-            entries = iter(self._contents)
-            count, total = len(self._contents), self._contents.size
-        with _progress.progress("downloading", count, total) as bar:
-            self._downloader(root, allow_missing_references, bar).fetch_all(entries)
-        return root
+        return download_contents(
+            self._sess(),
+            self._contents,
+            os.fspath(root) if root is not None else self._default_root(),
+            path_prefix=path_prefix,
+            allow_missing_references=allow_missing_references,
+        )
 
     def _download_entry(self, entry: ManifestEntry, root: str | None) -> str:
         root = os.fspath(root) if root is not None else self._default_root()
-        with _progress.progress("downloading", 1, entry.size) as bar:
-            return self._downloader(root, False, bar).fetch(entry)
+        return download_entry(self._sess(), entry, root)
 
     def file(self, root: str | None = None) -> str:
         """Download a single-file artifact and return the file's path."""
@@ -982,14 +780,9 @@ class Artifact:
         """Make ``root`` hold exactly the artifact's files: download, and delete any others."""
         self._ensure_logged("checkout")
         root = os.fspath(root) if root is not None else self._default_root(include_version=False)
-        if os.path.isdir(root):
-            # One walk beside one pass over the manifest, both in path order (never all of it).
-            for _, full, entry in merge_local(root, iter(self._contents)):
-                if entry is None and full is not None:
-                    os.remove(full)
+        remove_extra_files(self._contents, root)
         return self.download(root=root)
 
-    @without_gc
     def verify(self, root: str | None = None) -> None:
         """Check that ``root`` holds exactly the artifact's files with their content.
 
@@ -998,25 +791,7 @@ class Artifact:
         """
         self._ensure_logged("verify")
         root = os.fspath(root) if root is not None else self._default_root()
-        if not os.path.isdir(root):
-            raise ValidationError(f"cannot verify {self.name}: {root} is not a directory")
-        digests = DigestReader(stat_cache_for(Settings.from_env()))
-        try:
-            for path, full, entry in merge_local(root, iter(self._contents)):
-                if entry is None:
-                    raise ValidationError(
-                        f"Found file {full} which is not a member of artifact {self.name}"
-                    )
-                if full is None:
-                    raise ValidationError(
-                        f"File {path!r} of artifact {self.name} is missing from {root}"
-                    )
-                if entry.ref is not None and not entry.digest.startswith("sha256:"):
-                    continue
-                if digests.digest(full) != entry.digest:
-                    raise ValidationError(f"Digest mismatch for file: {path!r} ({full})")
-        finally:
-            digests.flush()
+        verify_contents(self._sess(), self._contents, root, self.name)
 
     # -- versions ----------------------------------------------------------------------------------
 
@@ -1030,9 +805,9 @@ class Artifact:
             raise UsageError(f"{self.name} is {rec.state}; only a committed version has drafts")
         draft = Artifact(rec.name, rec.type, description=rec.description)
         draft._metadata = copy.deepcopy(dict(rec.metadata))
-        draft._service = self._svc()
+        draft._session = self._sess()
         draft._base = rec
-        draft._contents = Contents(reader_for(draft._service), rec.digest, rec.file_count, rec.size)
+        draft._contents = Contents(draft._session.reader, rec.digest, rec.file_count, rec.size)
         draft._manifest = ArtifactManifest(draft, draft._contents)
         draft._local_paths = LocalPaths()
         return draft
@@ -1044,181 +819,15 @@ class Artifact:
         mine = self._ensure_logged("diff")
         theirs = other._ensure_logged("diff")
         assert mine.digest is not None and theirs.digest is not None
-        return diff_trees(reader_for(self._svc()), theirs.digest, mine.digest)
-
-    def _commit_request(
-        self,
-        *,
-        entity: str,
-        project: str,
-        run_id: str | None,
-        aliases: Sequence[str],
-        tags: Sequence[str],
-    ) -> CommitRequest:
-        base = self._base
-        if base is not None and base.project != project:
-            raise ValidationError(
-                f"a draft of {base.qualified_name} can only be logged to project {base.project!r}"
-            )
-        return CommitRequest(
-            entity=base.entity if base is not None else entity,
-            project=project,
-            name=self._name,
-            type=self._type,
-            changes=self._contents.changes(),
-            base_version_id=base.id if base is not None else None,
-            description=self._description,
-            metadata=self._metadata,
-            aliases=list(aliases),
-            tags=list(tags),
-            run_id=run_id,
-            expect_alias=self._expect_alias,
-            manifest=self._contents.root if self._contents.local_base else None,
-        )
-
-    @without_gc
-    def _log(
-        self,
-        service: Service,
-        *,
-        entity: str,
-        project: str,
-        run_id: str | None,
-        aliases: Sequence[str],
-        tags: Sequence[str],
-    ) -> Artifact:
-        """Commit this artifact as a new version (or find the identical one)."""
-        if self._record is not None:
-            raise ArtifactFinalizedError(
-                f"{self.name} is already logged; call new_draft() to make a new version from it",
-                name="log",
-            )
-        if self._service is not None and self._service is not service:
-            raise UsageError("this artifact was built for another store; build it again")
-        self._service = service
-        stager = self._stage()
-        stager.flush()
-        if self._incremental and self._base is None:
-            # W&B's incremental artifact: the files added apply onto the latest version.
-            with contextlib.suppress(NotFoundError):
-                self._base = service.resolve(entity, project, self._name, None)
-        request = self._commit_request(
-            entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
-        )
-        self._after_commit(stager.commit_with_blobs(lambda: service.commit(request)))
-        return self
-
-    def _distributed_changes(self, service: Service) -> list[Change]:
-        if self._record is not None:
-            raise ArtifactFinalizedError(
-                f"{self.name} is already committed; an upsert needs a new Artifact", name="upsert"
-            )
-        if self._service is not None and self._service is not service:
-            raise UsageError("this artifact was built for another store; build it again")
-        self._service = service
-        return self._contents.all_changes()
-
-    def _distributed_request(
-        self, service: Service, run: Run, dist: str, aliases: list[str], *, finish: bool
-    ) -> StageRequest:
-        changes = self._distributed_changes(service)
-        base = self._base
-        fields: dict[str, Any] = {
-            "entity": base.entity if base is not None else run.entity,
-            "project": run.project,
-            "name": self._name,
-            "type": self._type,
-            "distributed_id": dist,
-            "changes": changes,
-            "base_version_id": base.id if base is not None else None,
-            "run_id": run.id,
-            "description": self._description,
-            "metadata": self._metadata or None,
-            "aliases": aliases,
-        }
-        if finish:
-            return FinishRequest(**fields)
-        return StageRequest(**fields)
-
-    @without_gc
-    def _stage_distributed(self, service: Service, run: Run, dist: str, aliases: list[str]) -> None:
-        """Upsert this artifact's files into the pending version ``dist`` (see Run.upsert_artifact)."""
-        request = self._distributed_request(service, run, dist, aliases, finish=False)
-        self._stage().stage_with_blobs(
-            lambda: service.stage(request), _blob_digests(request.changes)
-        )
-        self._distributed_id = dist
-
-    @without_gc
-    def _finish_distributed(
-        self, service: Service, run: Run, dist: str, aliases: list[str]
-    ) -> None:
-        """Stage this artifact's files and commit the version ``dist`` (Run.finish_artifact)."""
-        request = self._distributed_request(service, run, dist, aliases, finish=True)
-        assert isinstance(request, FinishRequest)
-        stager = self._stage()
-        stager.ensure_present(_blob_digests(request.changes))
-        result = stager.commit_with_blobs(lambda: service.finish(request))
-        self._distributed_id = dist
-        self._after_commit(result)
-
-    def _after_commit(self, result: CommitResult) -> None:
-        record = result.version
-        assert record is not None
-        if not result.created:
-            warn_user(
-                f"artifact {record.name}: the content is identical to {record.name}:{record.version};"
-                " no new version was made (the existing one got the aliases)"
-            )
-        if self._ttl is not ArtifactTTL.INHERIT:
-            # A TTL set on the draft counts from the commit (W&B's Artifact.ttl).
-            record = self._svc().set_ttl(record.id, ttl_seconds(self._ttl))
-        local_paths = self._local_paths
-        self._assign(record)
-        self._local_paths = local_paths
-        self._base = None
+        return diff_trees(self._sess().reader, theirs.digest, mine.digest)
 
     def save(self, project: str | None = None, settings: Any = None) -> None:
         """Log the artifact (in the active run, or in a new run of job type ``auto``), or, if
         it is logged already, save changes to its description, metadata, aliases and tags."""
         if self._record is not None:
-            self._update()
-            return
-        from cairn.sdk import _run
-
-        active = _run.current_run()
-        if active is not None:
-            active.log_artifact(self)
-            return
-        base = self._base
-        with _run.init(
-            project=project or (base.project if base is not None else None),
-            entity=base.entity if base is not None else None,
-            job_type="auto",
-        ) as run:
-            run.log_artifact(self)
-
-    def _update(self) -> None:
-        rec = self._ensure_logged("save")
-        svc = self._svc()
-        # Aliases change by difference from what was read (as W&B does), so that an alias another
-        # process moved meanwhile ("latest" after a new version) is not taken back.
-        wanted = validate_aliases(self._aliases)
-        tags = validate_tags(self._tags)  # both checked before anything changes
-        for alias in [a for a in self._saved_aliases if a not in wanted]:
-            with contextlib.suppress(ArtifactNotFoundError):  # moved or removed meanwhile
-                svc.remove_alias(rec.id, alias)
-        for alias in [a for a in wanted if a not in self._saved_aliases]:
-            svc.add_alias(rec.id, alias)
-        if self._ttl_changed:
-            svc.set_ttl(rec.id, ttl_seconds(self._ttl))
-        record = svc.update_version(
-            rec.id,
-            description=self._description,
-            metadata=self._metadata,
-            tags=tags,
-        )
-        self._assign(record)
+            save_changes(self)
+        else:
+            save_draft(self, project)
 
     def wait(self, timeout: int | None = None) -> Artifact:
         """Return once the artifact is logged. Logging in cairn finishes before log_artifact
@@ -1239,7 +848,7 @@ class Artifact:
         from cairn.sdk._api import ApiRun
 
         rec = self._ensure_logged("used_by")
-        return [ApiRun(self._svc(), r) for r in self._svc().version_runs(rec.id, "input")]
+        return [ApiRun(self._sess(), r) for r in self._svc().version_runs(rec.id, "input")]
 
     def logged_by(self) -> ApiRun | None:
         """The run that logged (committed) this version, if any."""
@@ -1248,14 +857,14 @@ class Artifact:
         rec = self._ensure_logged("logged_by")
         if rec.created_by is None:
             return None
-        return ApiRun(self._svc(), self._svc().get_run(rec.entity, rec.project, rec.created_by))
+        return ApiRun(self._sess(), self._svc().get_run(rec.entity, rec.project, rec.created_by))
 
     def written_by(self) -> list[ApiRun]:
         """Every run that upserted files into this (distributed) version."""
         from cairn.sdk._api import ApiRun
 
         rec = self._ensure_logged("written_by")
-        return [ApiRun(self._svc(), r) for r in self._svc().version_runs(rec.id, "writer")]
+        return [ApiRun(self._sess(), r) for r in self._svc().version_runs(rec.id, "writer")]
 
     def json_encode(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "name": self.name, "digest": self.digest}
@@ -1263,46 +872,3 @@ class Artifact:
 
 def _discard(digest: str, data: bytes) -> None:
     """A page sink that keeps nothing (for computing a digest only)."""
-
-
-class ArtifactFiles(Sequence[ArtifactManifestEntry]):
-    """The files of a logged artifact, read page by page as they are iterated."""
-
-    def __init__(self, artifact: Artifact, names: Sequence[str] | None) -> None:
-        self._artifact = artifact
-        self._names = list(names) if names is not None else None
-        self._cache: list[ArtifactManifestEntry] | None = None
-
-    def __iter__(self) -> Iterator[ArtifactManifestEntry]:
-        art = self._artifact
-        if self._names is not None:
-            for name in self._names:
-                entry = art._contents.get(name)
-                if entry is not None:
-                    yield ArtifactManifestEntry(entry, art)
-            return
-        for entry in art._contents:
-            yield ArtifactManifestEntry(entry, art)
-
-    def __len__(self) -> int:
-        if self._names is not None:
-            return sum(1 for _ in self)
-        return len(self._artifact._contents)
-
-    def __getitem__(self, index: Any) -> Any:
-        if self._cache is None and isinstance(index, int) and index >= 0:
-            # Read only up to the entry asked for, never the whole (maybe huge) list.
-            for found in itertools.islice(self, index, None):
-                return found
-            raise IndexError(f"file index {index} out of range")
-        if self._cache is None:
-            self._cache = list(self)
-        return self._cache[index]
-
-    def __repr__(self) -> str:
-        return f"<ArtifactFiles of {self._artifact.name}: {len(self)} files>"
-
-
-def _blob_digests(changes: Sequence[Change]) -> list[str]:
-    """The stored blobs (not references) that ``changes`` add."""
-    return [e.digest for _, e in changes if e is not None and e.ref is None]

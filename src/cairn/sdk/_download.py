@@ -15,11 +15,18 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from cairn.core import ManifestEntry, entry_path_problem
 from cairn.errors import DigestMismatchError, ValidationError
+from cairn.sdk import _progress
+from cairn.sdk._contents import Contents
 from cairn.sdk._entry import as_fs_path
+from cairn.sdk._gc import without_gc
 from cairn.sdk._references import fetch_reference, file_path_of_uri, is_fetchable
+from cairn.sdk._scan import merge_local
+from cairn.sdk._session import Session
+from cairn.sdk._settings import Settings
 from cairn.sdk._statcache import (
     DigestReader,
     StatCache,
@@ -267,3 +274,83 @@ class Downloader:
             self._progress(entry)
         with self._lock:
             self._fresh.extend(fresh)
+
+
+# -- an artifact's files to a directory (Artifact.download, file, checkout, verify) ----------------
+
+
+def default_root(settings: Settings, name: str) -> str:
+    """``<artifact_dir>/<name>``: where an artifact is downloaded when no root is given."""
+    if os.name == "nt":
+        name = name.replace(":", "-")
+    return os.path.join(settings.artifact_dir, name)
+
+
+def _downloader(
+    session: Session, root: str, allow_missing_references: bool, bar: Any
+) -> Downloader:
+    return Downloader(
+        session.service,
+        root,
+        stat_cache=session.stat_cache,
+        allow_missing_references=allow_missing_references,
+        on_progress=bar.advance if bar is not None else None,
+    )
+
+
+@without_gc
+def download_contents(
+    session: Session,
+    contents: Contents,
+    root: str,
+    *,
+    path_prefix: str | None,
+    allow_missing_references: bool,
+) -> str:
+    """Write the entries (those under ``path_prefix``, or all) under ``root``; returns ``root``."""
+    prefix = (path_prefix or "").replace(os.sep, "/").lstrip("/")
+    if prefix:
+        entries: Iterable[ManifestEntry] = contents.iter_prefix(prefix)
+        count, total = None, None
+    else:
+        entries = iter(contents)
+        count, total = len(contents), contents.size
+    with _progress.progress("downloading", count, total) as bar:
+        _downloader(session, root, allow_missing_references, bar).fetch_all(entries)
+    return root
+
+
+def download_entry(session: Session, entry: ManifestEntry, root: str) -> str:
+    """Write one entry under ``root``; returns its path."""
+    with _progress.progress("downloading", 1, entry.size) as bar:
+        return _downloader(session, root, False, bar).fetch(entry)
+
+
+def remove_extra_files(contents: Contents, root: str) -> None:
+    """Delete the files under ``root`` that are not entries (``checkout``)."""
+    if os.path.isdir(root):
+        # One walk beside one pass over the manifest, both in path order (never all of it).
+        for _, full, entry in merge_local(root, iter(contents)):
+            if entry is None and full is not None:
+                os.remove(full)
+
+
+@without_gc
+def verify_contents(session: Session, contents: Contents, root: str, name: str) -> None:
+    """Raise ``ValidationError`` naming the first file (in path order) under ``root`` that is
+    extra, missing or different from the entries of artifact ``name``."""
+    if not os.path.isdir(root):
+        raise ValidationError(f"cannot verify {name}: {root} is not a directory")
+    digests = DigestReader(session.stat_cache)
+    try:
+        for path, full, entry in merge_local(root, iter(contents)):
+            if entry is None:
+                raise ValidationError(f"Found file {full} which is not a member of artifact {name}")
+            if full is None:
+                raise ValidationError(f"File {path!r} of artifact {name} is missing from {root}")
+            if entry.ref is not None and not entry.digest.startswith("sha256:"):
+                continue
+            if digests.digest(full) != entry.digest:
+                raise ValidationError(f"Digest mismatch for file: {path!r} ({full})")
+    finally:
+        digests.flush()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from typing import TYPE_CHECKING, Any
 
 from cairn.core import ManifestEntry
@@ -181,6 +182,44 @@ class ArtifactManifest:
                 row["extra"] = dict(e.extra)
             contents[e.path] = row
         return {"version": 1, "contents": contents}
+
+
+class ArtifactFiles(Sequence[ArtifactManifestEntry]):
+    """The files of a logged artifact, read page by page as they are iterated."""
+
+    def __init__(self, artifact: Artifact, names: Sequence[str] | None) -> None:
+        self._artifact = artifact
+        self._names = list(names) if names is not None else None
+        self._cache: list[ArtifactManifestEntry] | None = None
+
+    def __iter__(self) -> Iterator[ArtifactManifestEntry]:
+        art = self._artifact
+        if self._names is not None:
+            for name in self._names:
+                entry = art._contents.get(name)
+                if entry is not None:
+                    yield ArtifactManifestEntry(entry, art)
+            return
+        for entry in art._contents:
+            yield ArtifactManifestEntry(entry, art)
+
+    def __len__(self) -> int:
+        if self._names is not None:
+            return sum(1 for _ in self)
+        return len(self._artifact._contents)
+
+    def __getitem__(self, index: Any) -> Any:
+        if self._cache is None and isinstance(index, int) and index >= 0:
+            # Read only up to the entry asked for, never the whole (maybe huge) list.
+            for found in itertools.islice(self, index, None):
+                return found
+            raise IndexError(f"file index {index} out of range")
+        if self._cache is None:
+            self._cache = list(self)
+        return self._cache[index]
+
+    def __repr__(self) -> str:
+        return f"<ArtifactFiles of {self._artifact.name}: {len(self)} files>"
 
 
 def as_fs_path(root: str, entry_path: str) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.core import CollectionRecord, iso_time
-from cairn.sdk import _settings
 from cairn.sdk._resolver import NameResolver, split_project
+from cairn.sdk._session import run_session
 from cairn.sdk._settings import Settings
 
 
@@ -32,7 +32,7 @@ def collection_json(rec: CollectionRecord) -> dict[str, Any]:
 def list_collections(project: str, type_name: str | None = None) -> list[CollectionRecord]:
     """The collections of ``[entity/]project`` (of one type if given), by type and name."""
     settings = Settings.from_env()
-    if _settings._run_service is None and not settings.base_url:
+    if run_session() is None and not settings.base_url:
         from cairn.service import embedded_collections, local_user
 
         entity, proj = split_project(project, settings.entity or local_user(), settings.project)

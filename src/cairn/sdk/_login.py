@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cairn.errors import ValidationError
+from cairn.sdk._session import current_service
 from cairn.sdk._settings import Settings as StoreSettings
-from cairn.sdk._settings import current_service, parse_mode
+from cairn.sdk._settings import parse_mode
 
 # W&B's setting -> the field of cairn's settings it sets.
 _MAPPED = {

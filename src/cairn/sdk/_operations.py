@@ -29,9 +29,11 @@ from cairn.core import (
 )
 from cairn.errors import UsageError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._artifact import Artifact, Policy, link_target, reader_for
+from cairn.sdk._artifact import Artifact
 from cairn.sdk._resolver import NameResolver
-from cairn.sdk._settings import Settings, current_service
+from cairn.sdk._session import current_service
+from cairn.sdk._settings import Settings
+from cairn.sdk._values import Policy, link_target
 from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, VerifyReport
 
 
@@ -142,7 +144,7 @@ def get_path(
     to ``root`` (default ``$CAIRN_ARTIFACT_DIR/<name>:<version>``); returns the version and root."""
     scope = NameResolver()
     record = scope.resolve(path)
-    artifact = Artifact._from_record(scope.service, record)
+    artifact = Artifact._from_record(scope.session, record)
     return record, artifact.download(root=root, path_prefix=path_prefix)
 
 
@@ -165,7 +167,7 @@ def list_files(path: str, *, prefix: str = "") -> tuple[VersionRecord, Iterator[
     scope = NameResolver()
     record = scope.resolve(path)
     assert record.digest is not None
-    reader = reader_for(scope.service)
+    reader = scope.session.reader
     if prefix:
         return record, reader.iter_prefix(record.digest, prefix)
     return record, reader.iter_from(record.digest)
@@ -230,7 +232,7 @@ def diff_versions(old: str, new: str) -> DiffReport:
         ref.entity or old_rec.entity, ref.project or old_rec.project, ref.name, ref.label
     )
     assert old_rec.digest is not None and new_rec.digest is not None
-    diff = diff_trees(reader_for(scope.service), old_rec.digest, new_rec.digest)
+    diff = diff_trees(scope.session.reader, old_rec.digest, new_rec.digest)
     return DiffReport(old_rec, new_rec, diff)
 
 

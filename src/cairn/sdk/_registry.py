@@ -11,19 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cairn.core import RegistryRecord, iso_time
-from cairn.service import Service
 
 if TYPE_CHECKING:
     from cairn.sdk._api import ArtifactCollection
     from cairn.sdk._artifact import Artifact
+    from cairn.sdk._session import Session
 
 
 class Registry:
     """A registry: ``name``, ``full_name`` (its project), ``description``, ``visibility``,
     ``artifact_types``, and its ``collections()`` and ``versions()``."""
 
-    def __init__(self, service: Service, record: RegistryRecord) -> None:
-        self._service = service
+    def __init__(self, session: Session, record: RegistryRecord) -> None:
+        self._session = session
+        self._service = session.service
         self._record = record
 
     name = property(lambda self: self._record.name)
@@ -46,7 +47,7 @@ class Registry:
 
         r = self._record
         return [
-            ArtifactCollection(self._service, c)
+            ArtifactCollection(self._session, c)
             for c in self._service.list_collections(r.entity, r.project)
         ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cairn.core import VersionRecord, parse_artifact_path, validate_project
 from cairn.errors import ValidationError
-from cairn.sdk._settings import Settings, current_service
+from cairn.sdk._session import Session, current_session
 from cairn.service import Service
 
 
@@ -28,17 +28,18 @@ def split_project(path: str | None, entity: str, project: str) -> tuple[str, str
 
 
 class NameResolver:
-    """The service and the default entity and project that paths resolve against."""
+    """The session and the default entity and project that paths resolve against."""
 
     def __init__(
         self,
-        service: Service | None = None,
+        session: Session | None = None,
         *,
         entity: str | None = None,
         project: str | None = None,
     ) -> None:
-        settings = Settings.from_env()
-        self.service: Service = service if service is not None else current_service()
+        self.session: Session = session if session is not None else current_session()
+        self.service: Service = self.session.service
+        settings = self.session.settings
         self.entity: str = entity or settings.entity or self.service.default_entity
         self.project: str = project or settings.project
 

@@ -30,16 +30,13 @@ from cairn.core import (
     validate_tags,
 )
 from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
-from cairn.sdk._artifact import Artifact, warn_user
+from cairn.sdk import _publish
+from cairn.sdk._artifact import Artifact
 from cairn.sdk._history import HistoryWriter, Metric, Summary, dumps, encode
 from cairn.sdk._objects import Table
-from cairn.sdk._settings import (
-    Settings,
-    parse_mode,
-    same_store,
-    service_for,
-    set_run_service,
-)
+from cairn.sdk._session import Session, same_store, session_for, set_run_session
+from cairn.sdk._settings import Settings, parse_mode
+from cairn.sdk._values import warn_user
 from cairn.service import Service
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -79,13 +76,15 @@ class Run:
 
     def __init__(
         self,
-        service: Service,
+        session: Session,
         record: RunRecord,
         settings: Settings,
         dir: str | None,
         resumed: bool = False,
     ) -> None:
-        self._service = service
+        self._session = session
+        # A disabled run has no session: it never touches a store.
+        self._service = session.service if session is not None else cast(Service, None)
         self._record = record
         self._settings = settings
         self._config = Config(record.config)
@@ -310,7 +309,7 @@ class Run:
         with _current_lock:
             if _current is self:
                 _current = None
-                set_run_service(None)
+                set_run_session(None)
 
     def _check_active(self, what: str) -> None:
         if self._finished:
@@ -361,8 +360,9 @@ class Run:
         artifact = self._prepare(artifact_or_path, name, type)
         alias_list = validate_aliases(aliases)
         tag_list = validate_tags(tags)
-        return artifact._log(
-            self._service,
+        return _publish.log(
+            artifact,
+            self._session,
             entity=self.entity,
             project=self.project,
             run_id=self.id,
@@ -389,7 +389,7 @@ class Run:
             record = self._service.resolve(
                 ref.entity or self.entity, ref.project or self.project, ref.name, ref.label
             )
-            artifact = Artifact._from_record(self._service, record)
+            artifact = Artifact._from_record(self._session, record)
         if type is not None and type != artifact.type:
             raise ValidationError(
                 f"artifact {artifact.name} has type {artifact.type!r}, not {type!r}"
@@ -420,7 +420,7 @@ class Run:
         self._check_active("upsert_artifact")
         dist = self._distributed_id(distributed_id, "upsert_artifact")
         artifact = self._prepare(artifact_or_path, name, type)
-        artifact._stage_distributed(self._service, self, dist, validate_aliases(aliases))
+        _publish.stage_distributed(artifact, self._session, self, dist, validate_aliases(aliases))
         return artifact
 
     def finish_artifact(
@@ -436,7 +436,7 @@ class Run:
         self._check_active("finish_artifact")
         dist = self._distributed_id(distributed_id, "finish_artifact")
         artifact = self._prepare(artifact_or_path, name, type)
-        artifact._finish_distributed(self._service, self, dist, validate_aliases(aliases))
+        _publish.finish_distributed(artifact, self._session, self, dist, validate_aliases(aliases))
         return artifact
 
     def link_artifact(
@@ -496,11 +496,11 @@ class Run:
 
     def logged_artifacts(self) -> list[Artifact]:
         records = self._service.run_versions(self.entity, self.project, self.id, "output")
-        return [Artifact._from_record(self._service, r) for r in records]
+        return [Artifact._from_record(self._session, r) for r in records]
 
     def used_artifacts(self) -> list[Artifact]:
         records = self._service.run_versions(self.entity, self.project, self.id, "input")
-        return [Artifact._from_record(self._service, r) for r in records]
+        return [Artifact._from_record(self._session, r) for r in records]
 
 
 def _artifact_safe_name(name: str) -> str:
@@ -557,7 +557,8 @@ def init(
     # "offline": the embedded store even where a server is configured (W&B logs locally, to
     # sync later; here `cairn sync` moves the versions).
     store = dataclasses.replace(env, base_url=None) if env.mode == "offline" else env
-    service = service_for(store)
+    session = session_for(store)
+    service = session.service
     project = validate_project(project or env.project)
     entity = validate_project(entity or env.entity or service.default_entity, "entity")
     run_id = id or env.run_id or _new_run_id()
@@ -581,9 +582,9 @@ def init(
     created = record.created_at
     record = service.start_run(record)
     resumed = abs(record.created_at - created) > 1e-6  # an existing run keeps its start time
-    run = _start(Run(service, record, env, dir, resumed=resumed))
+    run = _start(Run(session, record, env, dir, resumed=resumed))
     if not same_store(store, Settings.from_env()):
-        set_run_service(service)
+        set_run_session(session)
     return run
 
 
@@ -676,7 +677,7 @@ class DisabledRun(Run):
     that name; ``finish`` does nothing but end it."""
 
     def __init__(self, record: RunRecord, settings: Settings, dir: str | None) -> None:
-        super().__init__(cast(Service, None), record, settings, dir)
+        super().__init__(cast(Session, None), record, settings, dir)
         self._disabled_summary: Summary | None = None
 
     @property

@@ -1,16 +1,15 @@
-"""Configuration from the environment (overridable by arguments), and the service it selects."""
+"""Configuration from the environment (overridable by arguments); the store it selects is opened
+by ``_session.session_for``."""
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 from dataclasses import dataclass
 
 import platformdirs
 
 from cairn.errors import ValidationError
-from cairn.service import Service
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -117,59 +116,3 @@ class Settings:
             run_dir=env_value("CAIRN_RUN_DIR", "WANDB_DIR"),
             data_dir=env_value("CAIRN_DATA_DIR", "WANDB_DATA_DIR"),
         )
-
-
-_services: dict[tuple[str, str | None, str | None, int], Service] = {}
-_lock = threading.Lock()
-
-
-def same_store(a: Settings, b: Settings) -> bool:
-    """Whether both settings select the same store."""
-    if a.base_url or b.base_url:
-        return (a.base_url, a.api_key) == (b.base_url, b.api_key)
-    return a.dir == b.dir
-
-
-def service_for(settings: Settings) -> Service:
-    """The service for these settings, opened once per process."""
-    key = (settings.dir, settings.base_url, settings.api_key, os.getpid())
-    with _lock:
-        svc = _services.get(key)
-        if svc is None:
-            if settings.base_url:
-                from cairn.service import http_service
-
-                svc = http_service(settings.base_url, settings.api_key, settings.cache_dir)
-            else:
-                # Loaded here, not at import: the catalog brings SQLAlchemy, a server needs none.
-                from cairn.service import LocalService
-
-                svc = LocalService.open(settings.dir)
-            _services[key] = svc
-        return svc
-
-
-# The store of the active run, when init(settings=..., mode="offline") chose another one than the
-# environment names: artifacts built and queries made while it runs go there too.
-_run_service: Service | None = None
-
-
-def set_run_service(service: Service | None) -> None:
-    global _run_service
-    _run_service = service
-
-
-def current_service() -> Service:
-    if _run_service is not None:
-        return _run_service
-    return service_for(Settings.from_env())
-
-
-def reset_services() -> None:
-    """Close every service this process opened (tests use this between stores)."""
-    set_run_service(None)
-    with _lock:
-        for key, svc in list(_services.items()):
-            if key[3] == os.getpid():
-                svc.close()
-        _services.clear()

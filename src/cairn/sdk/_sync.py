@@ -743,13 +743,13 @@ def sync(
 
 def export_to(path: str, options: SyncOptions = SyncOptions()) -> SyncReport:
     """``cairn export PATH``: a bundle of the current store (``CAIRN_DIR`` or the server)."""
-    from cairn.sdk._settings import current_service
+    from cairn.sdk._session import current_service
 
     return export_bundle(current_service(), path, options)
 
 
 def import_from(path: str, options: SyncOptions = SyncOptions()) -> SyncReport:
     """``cairn import PATH``: verify a bundle and sync it into the current store."""
-    from cairn.sdk._settings import current_service
+    from cairn.sdk._session import current_service
 
     return import_bundle(current_service(), path, options)

@@ -8,11 +8,17 @@ Both are stored as small JSON files that name the tables they are made of, as W&
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cairn.core import ManifestEntry, normalize_entry_path
 from cairn.errors import ValidationError
-from cairn.sdk._objects import TABLE_SUFFIX, Table
+from cairn.sdk._objects import TABLE_SUFFIX, Table, decode_object
+
+if TYPE_CHECKING:
+    from cairn.sdk._artifact import Artifact
+    from cairn.sdk._entry import ArtifactManifestEntry
 
 JOINED_SUFFIX = ".joined-table.json"
 PARTITIONED_SUFFIX = ".partitioned-table.json"
@@ -110,3 +116,53 @@ def _hashable(value: Any) -> Any:
 
 def table_entry(name: str) -> str:
     return name if name.endswith(TABLE_SUFFIX) else name + TABLE_SUFFIX
+
+
+# -- in an artifact (Artifact.add / Artifact.get) -------------------------------------------------
+
+
+def add_composite(
+    art: Artifact, obj: JoinedTable | PartitionedTable, name: str, overwrite: bool
+) -> ArtifactManifestEntry:
+    """Add a JoinedTable (its Table objects added beside it) or a PartitionedTable, as W&B
+    stores them: a JSON file naming the tables."""
+    if isinstance(obj, JoinedTable):
+        paths = []
+        for i, table in enumerate((obj.table1, obj.table2), start=1):
+            if isinstance(table, str):
+                paths.append(table_entry(table))
+            else:
+                paths.append(art.add(table, f"{name}.table{i}", overwrite).path)
+        payload: Any = {
+            "_type": "joined-table",
+            "table1": paths[0],
+            "table2": paths[1],
+            "join_key": obj.join_key,
+        }
+        path = name if name.endswith(JOINED_SUFFIX) else name + JOINED_SUFFIX
+    else:
+        payload = {"_type": "partitioned-table", "parts_path": obj.parts_path}
+        path = name if name.endswith(PARTITIONED_SUFFIX) else name + PARTITIONED_SUFFIX
+    data = json.dumps(payload, sort_keys=True).encode()
+    staged = art._stage().stage_bytes(data)
+    entry = ManifestEntry(normalize_entry_path(path), staged.digest, staged.size)
+    return art._put(entry, True, None)
+
+
+def get_composite(art: Artifact, name: str) -> JoinedTable | PartitionedTable | None:
+    """The JoinedTable or PartitionedTable added as ``name`` (its tables read), or None."""
+    for suffix in (JOINED_SUFFIX, PARTITIONED_SUFFIX):
+        path = name if name.endswith(suffix) else name + suffix
+        entry = art._contents.get(path)
+        if entry is None:
+            continue
+        spec = json.loads(art._svc().read_blob(entry.digest))
+        if spec.get("_type") == "joined-table":
+            t1, t2 = art.get(spec["table1"]), art.get(spec["table2"])
+            return JoinedTable(t1, t2, spec["join_key"])
+        parts = PartitionedTable(spec["parts_path"])
+        for e in art._contents.iter_prefix(parts.parts_path + "/"):
+            if e.path.endswith(TABLE_SUFFIX):
+                parts.parts.append(decode_object(e.path, art._svc().read_blob(e.digest)))
+        return parts
+    return None

@@ -1,0 +1,140 @@
+"""The SDK's session: one store as the SDK uses it, opened once and handed down.
+
+A session holds the settings it was opened with, the store's ``Service``, the stat cache (digests
+of local files by their stat) and the page reader (decoded manifest pages, shared by every
+artifact read through it). One is opened per store per process (``session_for``); runs, artifacts
+and the ``Api`` hold theirs and pass it on, so nothing is looked up again by the service or read
+again from the environment below the call that opened it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from cairn.core import PageReader
+from cairn.sdk._settings import Settings
+from cairn.service import Service
+
+if TYPE_CHECKING:
+    # Loaded when first used: listing an embedded store (`cairn artifact ls`) needs neither.
+    from cairn.sdk._staging import Stager
+    from cairn.sdk._statcache import StatCache
+
+
+class Session:
+    """Settings, service, stat cache and page reader of one store."""
+
+    def __init__(
+        self, settings: Settings, service: Service, *, stat_cache: StatCache | None = None
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self._owns_cache = stat_cache is None
+        self._stat_cache = stat_cache
+        self._reader: PageReader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def reader(self) -> PageReader:
+        """Manifest pages of this store, decoded once and shared."""
+        with self._lock:
+            if self._reader is None:
+                # 64 decoded pages (~32,000 entries): reading a version in order needs one at a
+                # time.
+                self._reader = PageReader(self.service.read_blob, capacity=64)
+            return self._reader
+
+    @property
+    def stat_cache(self) -> StatCache:
+        """Digests of local files by their stat, under the settings' cache directory."""
+        with self._lock:
+            if self._stat_cache is None:
+                from cairn.sdk._statcache import StatCache
+
+                path = os.path.join(self.settings.cache_dir, "stat-cache.sqlite")
+                self._stat_cache = StatCache(path)
+            return self._stat_cache
+
+    def stager(self) -> Stager:
+        """A new stager (one per artifact) storing into this store."""
+        from cairn.sdk._staging import Stager
+
+        return Stager(self.service, self.stat_cache)
+
+    def over(self, service: Service) -> Session:
+        """These settings and this stat cache over another service (a wrapper around this one,
+        or a store given explicitly, as to the fsspec filesystem)."""
+        return Session(self.settings, service, stat_cache=self.stat_cache)
+
+    def close(self) -> None:
+        self.service.close()
+        if self._owns_cache and self._stat_cache is not None:
+            self._stat_cache.close()
+
+
+_sessions: dict[tuple[str, str | None, str | None, int], Session] = {}
+_lock = threading.Lock()
+
+
+def same_store(a: Settings, b: Settings) -> bool:
+    """Whether both settings select the same store."""
+    if a.base_url or b.base_url:
+        return (a.base_url, a.api_key) == (b.base_url, b.api_key)
+    return a.dir == b.dir
+
+
+def session_for(settings: Settings) -> Session:
+    """The session of the store these settings select, opened once per process."""
+    key = (settings.dir, settings.base_url, settings.api_key, os.getpid())
+    with _lock:
+        session = _sessions.get(key)
+        if session is None:
+            if settings.base_url:
+                from cairn.service import http_service
+
+                svc = http_service(settings.base_url, settings.api_key, settings.cache_dir)
+            else:
+                # Loaded here, not at import: the catalog brings SQLAlchemy, a server needs none.
+                from cairn.service import LocalService
+
+                svc = LocalService.open(settings.dir)
+            session = _sessions[key] = Session(settings, svc)
+        return session
+
+
+# The session of the active run, when init(settings=..., mode="offline") chose another store than
+# the environment names: artifacts built and queries made while it runs go there too.
+_run_session: Session | None = None
+
+
+def set_run_session(session: Session | None) -> None:
+    global _run_session
+    _run_session = session
+
+
+def run_session() -> Session | None:
+    """The active run's session when it chose another store than the environment's."""
+    return _run_session
+
+
+def current_session() -> Session:
+    """The active run's session if it chose its own store, else the environment's."""
+    if _run_session is not None:
+        return _run_session
+    return session_for(Settings.from_env())
+
+
+def current_service() -> Service:
+    return current_session().service
+
+
+def reset_services() -> None:
+    """Close every session this process opened (tests use this between stores)."""
+    set_run_session(None)
+    with _lock:
+        for key, session in list(_sessions.items()):
+            if key[3] == os.getpid():
+                session.close()
+        _sessions.clear()
