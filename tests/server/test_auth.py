@@ -178,7 +178,7 @@ def test_uploads_that_do_not_match_their_digest_are_refused(
 ) -> None:
     alice = clients["alice"]
     claimed = digest_bytes(b"the real content")
-    key = alice._http.headers["Authorization"]
+    key = alice._client.api.headers["Authorization"]
     body = pack_blobs([(claimed, b"something else")])
     resp = httpx.post(
         f"{server.url}/api/v1/blobs/batch",
@@ -191,7 +191,7 @@ def test_uploads_that_do_not_match_their_digest_are_refused(
     big = os.urandom(300_000)
     wrong = digest_bytes(big[:-1] + b"!")
     with pytest.raises(DigestMismatchError):
-        alice._upload(wrong, len(big), lambda off, n: big[off : off + n], None)
+        alice._uploads.upload(wrong, len(big), lambda off, n: big[off : off + n], None)
     assert alice.missing_blobs([wrong]) == [wrong]
     req = CommitRequest(
         entity="alice",
@@ -208,7 +208,7 @@ def test_entry_paths_and_names_are_validated_by_the_server(
 ) -> None:
     alice = clients["alice"]
     d = _commit(alice, "p", b"x")
-    headers = {"Authorization": alice._http.headers["Authorization"]}
+    headers = {"Authorization": alice._client.api.headers["Authorization"]}
     for path in ("../escape", "/abs", "a//b", "a\\b", "nul\x00", ""):
         resp = httpx.post(
             f"{server.url}/api/v1/projects/alice/p/commit",
@@ -227,7 +227,7 @@ def test_entry_paths_and_names_are_validated_by_the_server(
 
 
 def test_request_size_limits(server: CairnServer, clients: dict[str, HttpService]) -> None:
-    headers = {"Authorization": clients["alice"]._http.headers["Authorization"]}
+    headers = {"Authorization": clients["alice"]._client.api.headers["Authorization"]}
     too_big = b"\0" * ((64 << 20) + (2 << 20))
     resp = httpx.post(
         f"{server.url}/api/v1/blobs/batch",

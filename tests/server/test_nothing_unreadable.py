@@ -58,7 +58,7 @@ def test_raw_nan_and_overflowing_numbers_on_the_wire_are_a_400(
     d = digest_bytes(b"abc")
     server.store_blobs([(d, b"abc")])
     headers = {
-        "Authorization": server._http.headers["Authorization"],
+        "Authorization": server._client.api.headers["Authorization"],
         "Content-Type": "application/json",
     }
     url = f"{server_local.url}/api/v1/projects/e/p/commit"

@@ -41,7 +41,7 @@ def _count(svc: HttpService) -> Counter[str]:
         path = request.url.path.split("/api/v1", 1)[-1]
         seen[f"{request.method} {path.rsplit('/', 1)[0] if '/parts/' in path else path}"] += 1
 
-    svc._http.event_hooks["request"].append(hook)
+    svc._client.api.event_hooks["request"].append(hook)
     return seen
 
 
@@ -63,7 +63,7 @@ def test_small_blobs_travel_many_per_request_both_ways(
         CommitRequest(entity="me", project="p", name="many", type="dataset", changes=changes)
     )
     assert done.version is not None and done.version.file_count == 3000
-    fresh = HttpService(svc.base_url, svc._http.headers["Authorization"][7:], str(tmp_path / "c2"))
+    fresh = HttpService(svc.base_url, svc._client.api.headers["Authorization"][7:], str(tmp_path / "c2"))
     seen2 = _count(fresh)
     fresh.prefetch_blobs([d for d, _ in items])
     assert seen2["POST /blobs/fetch"] == 4 and seen2["GET /blobs"] == 0  # one per thread
@@ -151,7 +151,7 @@ def test_s3_parts_go_presigned_and_resume(
     # Parts whose whole does not match the digest never become a blob.
     wrong = digest_bytes(data[:-1] + b"?")
     with pytest.raises(DigestMismatchError):
-        svc._upload(wrong, len(data), lambda off, n: data[off : off + n], None)
+        svc._uploads.upload(wrong, len(data), lambda off, n: data[off : off + n], None)
     assert svc.missing_blobs([wrong]) == [wrong]
     svc.close()
 
@@ -208,7 +208,7 @@ def test_an_abandoned_s3_multipart_upload_is_aborted_and_leaves_nothing_visible(
     listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=str(begun["Key"]))
     assert listed.get("KeyCount", 0) == 0  # no object was ever assembled
     assert svc.missing_blobs([d]) == [d]
-    gone = httpx.get(f"{srv.url}/api/v1/uploads/{plan['id']}", headers=svc._http.headers)
+    gone = httpx.get(f"{srv.url}/api/v1/uploads/{plan['id']}", headers=svc._client.api.headers)
     assert gone.status_code == 404
     client.close()
     svc.close()

@@ -44,7 +44,7 @@ def _counter(svc: HttpService, seen: Counter[str]) -> None:
             path = "/blobs/<digest>"
         seen[f"{request.method} {path}"] += 1
 
-    svc._http.event_hooks["request"].append(hook)
+    svc._client.api.event_hooks["request"].append(hook)
 
 
 def _images(root: pathlib.Path, count: int, seed: int = 14) -> dict[str, bytes]:
@@ -180,7 +180,7 @@ def test_large_file_in_parallel_parts_restarts_an_upload_the_server_lost(
             if "/parts/" in request.url.path and not swept:
                 swept.append(parts_app.backend.transfers.sweep(0))
 
-    svc._http.event_hooks["request"].append(lose_it)
+    svc._client.api.event_hooks["request"].append(lose_it)
     monkeypatch.setenv("CAIRN_TRANSFER_THREADS", "3")
     info = svc.store_file(str(src))
     assert info.digest == digest_bytes(data) and swept == [1]
@@ -210,7 +210,7 @@ def test_large_file_in_parallel_parts_restarts_an_upload_the_server_lost(
         assert parts_app.backend.transfers.s3.size(liar) is None
     got: Counter[str] = Counter()
     _counter(reader, got)
-    monkeypatch.setattr("cairn.service._http.RANGE_PART", 4 * MiB)
+    monkeypatch.setattr("cairn.service._http_download.RANGE_PART", 4 * MiB)
     reader.download_blob(info.digest, str(tmp_path / "back.bin"))
     assert (tmp_path / "back.bin").read_bytes() == data
     assert got["GET /blobs/<digest>"] == 6  # in ranges of 4 MiB
@@ -229,7 +229,7 @@ fd = os.open(path, os.O_RDONLY)
 def read(off, n):
     time.sleep(0.2)  # a slow disk (1 s a part): the test kills this client mid-upload
     return os.pread(fd, n, off)
-svc._upload(digest, size, read, path)
+svc._uploads.upload(digest, size, read, path)
 print("done")
 """
 

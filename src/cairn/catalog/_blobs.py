@@ -21,7 +21,7 @@ from cairn.catalog import _schema as s
 from cairn.catalog._catalog import Catalog, Tx
 from cairn.core import check_digest, digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
-from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore, check_range
+from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore, check_range, put_verified_file
 
 _BATCH = 5000
 
@@ -166,6 +166,13 @@ class CatalogBlobStore:
 
     def remove_stale_temp(self, older_than: float) -> int:
         return self.large.remove_stale_temp(older_than)
+
+    def take_file(self, path: str, digest: str) -> BlobInfo:
+        if os.path.getsize(path) < self.small_limit:
+            return put_verified_file(self, path, digest)
+        info = self.large.take_file(path, digest)
+        self.record([(info.digest, info.size, None)])
+        return info
 
     def sizes_many(self, digests: Sequence[str]) -> dict[str, int]:
         """The sizes of those of ``digests`` in the index (one query per 5,000)."""

@@ -10,7 +10,7 @@ from cairn._extras import require
 from cairn.catalog import Catalog, CatalogBlobStore, upgrade
 from cairn.errors import UsageError
 from cairn.server._auth import KeyRing
-from cairn.server._transfers import PART_SIZE, UPLOAD_MAX_AGE, Transfers
+from cairn.server._transfers import PART_SIZE, UPLOAD_MAX_AGE, ObjectStore, Transfers
 from cairn.service import DEFAULT_GRACE_SECONDS, LocalService, maintenance_lock_for_catalog
 from cairn.storage import BlobStore, LocalBlobStore
 
@@ -108,12 +108,14 @@ class Backend:
         catalog = Catalog(catalog_url(config.db), create=False)
         # The one place that knows which kind of store a URL opens (the rest asks the store).
         blobs: BlobStore
-        s3 = None
+        object_store = None
         if config.store.startswith("s3://"):
             from cairn.storage import S3BlobStore
 
             s3 = S3BlobStore.from_url(config.store)
-            blobs = CatalogBlobStore(catalog, s3)
+            index = CatalogBlobStore(catalog, s3)
+            object_store = ObjectStore(s3, index)
+            blobs = index
             spool = os.path.join(tempfile.gettempdir(), "cairn-uploads")
         else:
             local = LocalBlobStore(config.store.removeprefix("file://"))
@@ -137,7 +139,7 @@ class Backend:
                 catalog,
                 blobs,
                 spool,
-                s3=s3,
+                object_store=object_store,
                 part_size=config.part_size,
                 upload_max_age=config.upload_max_age,
             ),

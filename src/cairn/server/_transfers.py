@@ -36,7 +36,7 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from cairn.storage import BlobStore, LocalBlobStore, S3BlobStore, checksum_b64, hash_stream
+from cairn.storage import BlobStore, S3BlobStore, checksum_b64, hash_stream
 
 PART_SIZE = 32 << 20
 # S3 stores take blobs from 8 MiB (or 4 parts) in parts, at the blob's own key (no staging copy);
@@ -64,6 +64,16 @@ class Upload(UploadRow):
 UPLOAD_MAX_AGE = 24 * 3600.0  # an upload not completed after this long is abandoned
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectStore:
+    """A server's S3 store, which takes uploads presigned: the bucket (``s3``) and the catalog's
+    index over it (``index``, the server's ``CatalogBlobStore``), which records a blob once its
+    upload is verified."""
+
+    s3: S3BlobStore
+    index: CatalogBlobStore
+
+
 class Transfers:
     """The server's side of uploads in parts and presigned uploads."""
 
@@ -73,17 +83,18 @@ class Transfers:
         blobs: BlobStore,
         spool: str,
         *,
-        s3: S3BlobStore | None = None,
+        object_store: ObjectStore | None = None,
         part_size: int = PART_SIZE,
         upload_max_age: float = UPLOAD_MAX_AGE,
     ):
-        """``s3``: the object store under ``blobs`` (a ``CatalogBlobStore``), which takes
-        uploads presigned; None: uploads come in parts to ``spool`` (on the store's file system
-        for a local store, so a finished upload is moved in, never copied)."""
+        """``object_store``: the S3 store under ``blobs``, which takes uploads presigned; None:
+        uploads come in parts to ``spool`` (on the store's file system for a local store, so a
+        finished upload is moved in, never copied: ``BlobStore.take_file``)."""
         self.rows = Uploads(catalog)
         self.blobs = blobs
         self.part_size = part_size
-        self.s3 = s3
+        self.object_store = object_store
+        self.s3 = None if object_store is None else object_store.s3
         self.spool = spool
         os.makedirs(self.spool, exist_ok=True)
         self.max_age = upload_max_age
@@ -249,8 +260,8 @@ class Transfers:
         """Verify and store the upload's blob; return its digest and size."""
         up = self._load(user, upload_id)
         try:
-            if self.s3 is not None:
-                return up.digest, self._complete_presigned(up)
+            if self.object_store is not None:
+                return up.digest, self._complete_presigned(self.object_store, up)
             return up.digest, self._complete_parts(up)
         except DigestMismatchError:
             self.abort(up)
@@ -269,23 +280,18 @@ class Transfers:
             raise DigestMismatchError(
                 f"upload of blob {up.digest} has other content (digest mismatch); refused"
             )
-        if isinstance(self.blobs, LocalBlobStore) and size >= self.blobs.small_limit:
-            self.blobs.adopt(path, up.digest)  # verified just now; the parts were fsynced
-        else:
-            info = self.blobs.put_file(path)
-            if info.digest != up.digest:  # changed under us: never store it under that name
-                raise DigestMismatchError(f"upload of blob {up.digest} changed while stored")
+        self.blobs.take_file(path, up.digest)  # verified just now; the parts were fsynced
         self.abort(up)
         return size
 
-    def _complete_in_place(self, up: Upload) -> int:
+    def _complete_in_place(self, store: ObjectStore, up: Upload) -> int:
         """A multipart upload to the blob's own key: completed only where no object is there yet
         (``If-None-Match: *``), then verified (read back where S3 reports no whole-object
         SHA-256) before the catalog records it; content that fails is removed, never recorded."""
-        assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
         key, s3_id = up.ref.split("\n")
-        client, bucket = self.s3.client, self.s3.bucket
-        known = self.blobs.sizes_many([up.digest]).get(up.digest)
+        s3, index = store.s3, store.index
+        client, bucket = s3.client, s3.bucket
+        known = index.sizes_many([up.digest]).get(up.digest)
         if known is None:
             parts = self._s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
@@ -301,7 +307,7 @@ class Transfers:
                 )
             except Exception as exc:  # noqa: BLE001 - translated
                 if _code(exc) != "PreconditionFailed":
-                    raise self.s3.translate(exc) from None
+                    raise s3.translate(exc) from None
                 completed = False  # an object is there already: verified below, kept as it is
         if known is not None or not completed:
             try:
@@ -312,53 +318,40 @@ class Transfers:
             size = known
         else:
             try:
-                size = self.s3.verify_object(key, up.digest)
+                size = s3.verify_object(key, up.digest)
             except DigestMismatchError:
                 if completed:
-                    self.blobs.large.delete_many([up.digest])
+                    s3.delete_many([up.digest])
                 raise
         if size != up.size:
             raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
-        self.blobs.record([(up.digest, size, None)])
+        index.record([(up.digest, size, None)])
         self._forget(up.id)
         return size
 
-    def _complete_presigned(self, up: Upload) -> int:
-        assert self.s3 is not None and isinstance(self.blobs, CatalogBlobStore)
+    def _complete_presigned(self, store: ObjectStore, up: Upload) -> int:
+        s3 = store.s3
         key = up.ref
-        if "\n" in up.ref and up.ref.split("\n")[0] == self.s3.key_of(up.digest):
-            return self._complete_in_place(up)
+        if "\n" in up.ref and up.ref.split("\n")[0] == s3.key_of(up.digest):
+            return self._complete_in_place(store, up)
         if "\n" in up.ref:
             key, s3_id = up.ref.split("\n")
             parts = self._s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
                 raise ValidationError(f"upload {up.id} lacks parts; send them first")
             try:
-                self.s3.client.complete_multipart_upload(
-                    Bucket=self.s3.bucket,
+                s3.client.complete_multipart_upload(
+                    Bucket=s3.bucket,
                     Key=key,
                     UploadId=s3_id,
-                    MultipartUpload={
-                        "Parts": [
-                            {
-                                "PartNumber": p["PartNumber"],
-                                "ETag": p["ETag"],
-                                **(
-                                    {"ChecksumSHA256": p["ChecksumSHA256"]}
-                                    if p.get("ChecksumSHA256")
-                                    else {}
-                                ),
-                            }
-                            for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
-                        ]
-                    },
+                    MultipartUpload={"Parts": _completed_parts(parts)},
                 )
             except Exception as exc:  # noqa: BLE001 - translated
-                raise self.s3.translate(exc) from None
-        size = self.s3.adopt(key, up.digest)
+                raise s3.translate(exc) from None
+        size = s3.adopt(key, up.digest)
         if size != up.size:
             raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
-        self.blobs.record([(up.digest, size, None)])
+        store.index.record([(up.digest, size, None)])
         self._forget(up.id)
         return size
 

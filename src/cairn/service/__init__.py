@@ -11,6 +11,7 @@ from cairn._lazy import lazy_exports
 if TYPE_CHECKING:
     from cairn.service._embedded import embedded_collections, local_user
     from cairn.service._http import HttpService
+    from cairn.service._http_cache import CacheCleanupReport, DownloadCache
     from cairn.service._local import LocalService
     from cairn.service._maintenance import (
         DEFAULT_GRACE_SECONDS,
@@ -92,6 +93,8 @@ __all__ = [
     "VerifyReport",
     "VersionExport",
     "HttpService",
+    "CacheCleanupReport",
+    "DownloadCache",
     "http_service",
     "embedded_collections",
     "local_user",
@@ -122,6 +125,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "._embedded": ["embedded_collections", "local_user"],
         "._http": ["HttpService"],
+        "._http_cache": ["CacheCleanupReport", "DownloadCache"],
         "._local": ["LocalService"],
         "._maintenance": [
             "DEFAULT_GRACE_SECONDS",

@@ -9,7 +9,13 @@ from cairn._lazy import lazy_exports
 # Loaded on first use (cairn._lazy): the Service protocol needs only BlobInfo, and a listing only
 # the file-system check; neither should load the S3 store's thread pool and logging.
 if TYPE_CHECKING:
-    from cairn.storage._base import BlobInfo, BlobStore, check_range, range_header
+    from cairn.storage._base import (
+        BlobInfo,
+        BlobStore,
+        check_range,
+        put_verified_file,
+        range_header,
+    )
     from cairn.storage._fs import filesystem_type, network_filesystem
     from cairn.storage._hashing import hash_file, hash_stream
     from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
@@ -28,6 +34,7 @@ __all__ = [
     "hash_file",
     "hash_stream",
     "network_filesystem",
+    "put_verified_file",
     "S3BlobStore",
     "check_range",
     "checksum_b64",
@@ -37,7 +44,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "._base": ["BlobInfo", "BlobStore", "check_range", "range_header"],
+        "._base": ["BlobInfo", "BlobStore", "check_range", "put_verified_file", "range_header"],
         "._fs": ["filesystem_type", "network_filesystem"],
         "._hashing": ["hash_file", "hash_stream"],
         "._local": ["SMALL_LIMIT", "LocalBlobStore"],

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from cairn.errors import ValidationError
+from cairn.errors import DigestMismatchError, ValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,21 @@ class BlobStore(Protocol):
         """Delete partial files older than ``older_than`` seconds left by killed writers;
         return how many (0 for a store that writes none)."""
 
+    def take_file(self, path: str, digest: str) -> BlobInfo:
+        """Store the file at ``path``, which the caller verified against ``digest`` and made
+        durable. A store on the same file system moves it in (a rename, no copy: the file is
+        gone afterwards); others copy it as ``put_file`` does (``put_verified_file``)."""
+
     def close(self) -> None: ...
+
+
+def put_verified_file(store: BlobStore, path: str, digest: str) -> BlobInfo:
+    """``store.put_file(path)``, refused if the content is not ``digest`` (the file changed
+    after the caller verified it): ``take_file`` of a store that copies."""
+    info = store.put_file(path)
+    if info.digest != digest:
+        raise DigestMismatchError(f"file {path} changed while it was stored as blob {digest}")
+    return info
 
 
 def check_range(start: int, length: int) -> None:

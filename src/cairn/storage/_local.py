@@ -46,7 +46,7 @@ from cairn.core import (
     transfer,
 )
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError
-from cairn.storage._base import BlobInfo, check_range
+from cairn.storage._base import BlobInfo, check_range, put_verified_file
 from cairn.storage._hashing import hash_stream
 
 SMALL_LIMIT = 128 * 1024
@@ -441,15 +441,24 @@ class LocalBlobStore:
             raise
         return BlobInfo(digest, written)
 
-    def adopt(self, path: str, digest: str) -> None:
-        """Move a durable file into the store as blob ``digest`` (rename, no copy). The caller
-        MUST have verified the file's content against ``digest``; ``path`` must be on the
-        store's file system (e.g. under ``root/tmp``)."""
+    def take_file(self, path: str, digest: str) -> BlobInfo:
+        """A large file on the store's file system (e.g. under ``root/tmp``) is moved in as
+        blob ``digest`` (a rename, no copy); a small one, or one elsewhere, is copied (into a
+        pack). The caller MUST have verified the file's content against ``digest``."""
+        size = os.path.getsize(path)
+        if size < self.small_limit:
+            return put_verified_file(self, path, digest)
         final = self.path_of(digest)
         if os.path.exists(final):
             os.unlink(path)
-            return
-        self._install(path, final)
+            return BlobInfo(digest, size)
+        try:
+            self._install(path, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            return put_verified_file(self, path, digest)  # another file system: copied
+        return BlobInfo(digest, size)
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from cairn.core import (
     new_hasher,
 )
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
-from cairn.storage._base import BlobInfo, check_range, range_header
+from cairn.storage._base import BlobInfo, check_range, put_verified_file, range_header
 from cairn.storage._hashing import hash_file
 
 CHUNK = 1 << 20
@@ -365,6 +365,9 @@ class S3BlobStore:
             "get_object", Params=params, ExpiresIn=PRESIGN_SECONDS
         )
         return url
+
+    def take_file(self, path: str, digest: str) -> BlobInfo:
+        return put_verified_file(self, path, digest)
 
     def remove_stale_temp(self, older_than: float) -> int:
         return 0  # nothing is written in place: an object appears whole or not at all

@@ -31,6 +31,9 @@ class ReadOnlyBlobStore:
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
         raise self._refuse()
 
+    def take_file(self, path: str, digest: str) -> BlobInfo:
+        raise self._refuse()
+
     def delete_many(self, digests: Iterable[str]) -> int:
         raise self._refuse()
 

@@ -69,6 +69,26 @@ class BlobStoreTests:
                 assert got.status_code == 206 and got.content == data[5:15]
         assert store.remove_stale_temp(3600) >= 0
 
+    def test_take_file_stores_a_verified_file(
+        self, store: BlobStore, tmp_path: os.PathLike[str]
+    ) -> None:
+        """``take_file`` stores a file the caller verified (moved in or copied), small or
+        large; a store that copies refuses content that is not the digest given."""
+        for size in (10, 3_000_000):
+            data = os.urandom(size)
+            path = os.path.join(os.fspath(tmp_path), f"take{size}")
+            with open(path, "wb") as f:
+                f.write(data)
+            info = store.take_file(path, digest_bytes(data))
+            assert (info.digest, info.size) == (digest_bytes(data), size)
+            assert store.get(info.digest) == data
+        path = os.path.join(os.fspath(tmp_path), "liar")
+        with open(path, "wb") as f:
+            f.write(b"not what the digest says")
+        with pytest.raises(DigestMismatchError):
+            store.take_file(path, digest_bytes(b"something else"))  # small: always copied
+        assert store.size(digest_bytes(b"something else")) is None
+
     def test_put_file_hashes_while_copying(
         self, store: BlobStore, tmp_path: os.PathLike[str]
     ) -> None:

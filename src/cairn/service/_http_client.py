@@ -1,0 +1,229 @@
+"""The HTTP client of ``HttpService``: two ``httpx`` clients and the one retry policy.
+
+``api`` talks to the cairn server (the API key in every request); ``plain`` to presigned
+object-store URLs (which carry their own signature: the key is never sent there). Both keep
+connections alive across calls and threads.
+
+Every request goes through ``Retrying``, which wraps one attempt: a call that fails on the way
+(connection refused or reset, a server that died mid-request, 502/503/504) is tried again with
+backoff for about half a minute (``RETRY_SECONDS``). Every call of the Service protocol is safe
+to repeat (a repeated commit finds its own version by digest, an upsert overwrites itself, a
+repeated part rewrites the same bytes); the one that is not (creating an API key) is retried only
+when it never reached the server. Downloads stream their answer inside the attempt, so a body
+cut off half-way is fetched again the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from cairn.core import check_json_value
+from cairn.errors import CairnError, CommError, ValidationError
+from cairn.service._wire import API, error_from_body
+
+T = TypeVar("T")
+
+RETRIES = 12  # backoff 0.2 s doubling to 5 s, within RETRY_SECONDS in all
+RETRY_SECONDS = 45.0  # a call is given up after this long (a catalog restart takes seconds)
+NOTICE_AFTER = 2.0  # waiting longer than this is said on stderr, once per call
+RETRY_STATUS = (502, 503, 504)
+_THREADS = 4
+_log = logging.getLogger("cairn")
+
+
+def transfer_threads() -> int:
+    """Parts (or batches, or ranges) in flight at once: ``CAIRN_TRANSFER_THREADS``, else 4."""
+    value = os.environ.get("CAIRN_TRANSFER_THREADS", "")
+    if not value:
+        return _THREADS
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ValidationError(
+            f"CAIRN_TRANSFER_THREADS must be a number from 1 to 64, not {value!r}"
+        )
+    return int(value)
+
+
+def seg(value: str) -> str:
+    """One path segment, quoted. A segment of dots only would be resolved away by URL rules
+    (``/a/../b`` is ``/b``), reaching another route: refused, as the names it stands for are."""
+    if not value.strip("."):
+        raise ValidationError(f"{value!r} cannot be sent as a name: it is empty or only dots")
+    return quote(value, safe="")
+
+
+def json_body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+class Busy(CairnError):
+    """An answer 502/503/504 (the server, or one in front of it, is restarting): try again."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"{status}")
+        self.status = status
+        self.body = body
+
+    @property
+    def why(self) -> str:
+        err = self.body.get("error") if isinstance(self.body, dict) else None
+        message = err.get("message") if isinstance(err, dict) else ""
+        return f"{self.status}: {message}".rstrip(": ")
+
+
+class Retrying:
+    """Runs one attempt of a request again while it fails on the way, with backoff, for at most
+    ``retries`` more attempts and ``seconds`` from the first failure; waiting longer than
+    ``notice_after`` is said on stderr, once per call."""
+
+    def __init__(self, base_url: str, retries: int, seconds: float, notice_after: float) -> None:
+        self.base_url = base_url
+        self.retries = retries
+        self.seconds = seconds
+        self.notice_after = notice_after
+
+    def __call__(
+        self, attempt: Callable[[], T], *, idempotent: bool = True, what: str | None = None
+    ) -> T:
+        """``attempt()``, again while it raises ``httpx.TransportError`` or ``Busy``. Given up:
+        ``CommError`` (``what``: "could not <what>"), or the error the last answer carried."""
+        # The clock starts at the first failure: a long transfer that fails late gets its retries.
+        started: float | None = None
+        noticed = False
+        n = 0
+        while True:
+            try:
+                return attempt()
+            except httpx.TransportError as exc:
+                started = time.monotonic() if started is None else started
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                notice = not noticed and time.monotonic() - started > self.notice_after
+                noticed = noticed or notice
+                why = f"{type(exc).__name__}: {exc!s}"
+                if not (idempotent or never_sent) or not self._wait(n, started, why, notice):
+                    if what is not None:
+                        raise CommError(f"could not {what}: {exc!s}") from None
+                    raise CommError(
+                        f"cannot reach the cairn server at {self.base_url}: {exc!s}"
+                        " (is it running? is CAIRN_BASE_URL right?)"
+                    ) from None
+            except Busy as exc:
+                started = time.monotonic() if started is None else started
+                notice = not noticed and time.monotonic() - started > self.notice_after
+                noticed = noticed or notice
+                if not idempotent or not self._wait(n, started, exc.why, notice):
+                    if what is not None:
+                        raise CommError(f"could not {what}: {exc.why}") from None
+                    raise error_from_body(exc.status, exc.body, self.base_url) from None
+            n += 1
+
+    def _wait(self, attempt: int, started: float, why: str, notice: bool) -> bool:
+        """Wait before another attempt, or False when the time for retries is spent; with
+        ``notice``, say on stderr what it waits for."""
+        if attempt >= self.retries or time.monotonic() - started > self.seconds:
+            return False
+        if notice:
+            _log.warning(
+                "cairn: waiting for the server at %s (%s); retrying for up to %d s",
+                self.base_url,
+                why,
+                self.seconds,
+            )
+        self.backoff(attempt)
+        return True
+
+    @staticmethod
+    def backoff(attempt: int) -> None:
+        time.sleep(min(5.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
+
+
+class HttpClient:
+    """The server's REST API (``api``, with the key) and object-store URLs (``plain``), each
+    request retried by ``retrying``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retries: int = RETRIES,
+        retry_seconds: float = RETRY_SECONDS,
+        notice_after: float = NOTICE_AFTER,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": "cairn-http"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        timeout = httpx.Timeout(300.0, connect=10.0)
+        self.api = httpx.Client(
+            base_url=self.base_url + API,
+            headers=headers,
+            timeout=timeout,
+            limits=limits,
+            transport=transport,
+        )
+        self.plain = httpx.Client(timeout=timeout, limits=limits)
+        self.retrying = Retrying(self.base_url, retries, retry_seconds, notice_after)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        plain: bool = False,
+        idempotent: bool = True,
+        body_factory: Callable[[], Any] | None = None,
+        accept: tuple[int, ...] = (),
+        **kw: Any,
+    ) -> httpx.Response:
+        """One request (to the API, or with ``plain`` to an object-store URL), retried; an error
+        status in ``accept`` is returned instead of raised. ``body_factory`` makes the body
+        anew for each attempt (a stream is read once)."""
+        if isinstance(kw.get("json"), dict):
+            # What the server would refuse (NaN, 1e999, ...) is refused here alike, field named.
+            for field, value in kw["json"].items():
+                if field not in ("changes", "digests"):  # checked row by row by the server
+                    check_json_value(value, field)
+        client = self.plain if plain else self.api
+
+        def attempt() -> httpx.Response:
+            if body_factory is not None:
+                kw["content"] = body_factory()
+            resp = client.request(method, url, **kw)
+            if resp.status_code in RETRY_STATUS and idempotent:
+                raise Busy(resp.status_code, json_body(resp))
+            if resp.status_code >= 400 and resp.status_code not in accept:
+                raise error_from_body(resp.status_code, json_body(resp), self.base_url)
+            return resp
+
+        return self.retrying(attempt, idempotent=idempotent)
+
+    def call(self, method: str, path: str, *, idempotent: bool = True, **kw: Any) -> Any:
+        """An API call's JSON answer (None for an empty one)."""
+        resp = self.send(method, path, idempotent=idempotent, **kw)
+        return resp.json() if resp.content else None
+
+    def check(self, resp: httpx.Response) -> None:
+        """Raise what a streamed answer's error status means (``Busy`` for 502/503/504)."""
+        if resp.status_code in RETRY_STATUS:
+            resp.read()
+            raise Busy(resp.status_code, json_body(resp))
+        if resp.status_code >= 400:
+            resp.read()
+            raise error_from_body(resp.status_code, json_body(resp), self.base_url)
+
+    def close(self) -> None:
+        self.api.close()
+        self.plain.close()

@@ -1,0 +1,282 @@
+"""Downloads from a cairn server into the download cache: many blobs per request, presigned GETs
+straight from the object store, a large blob in parallel ranges; every blob verified before it
+is cached (``DownloadCache``), and again when it is read out of the cache.
+
+``prefetch`` fetches blobs not yet cached, many at a time: those an S3 store keeps by presigned
+GETs (``/blobs/urls``, several at a time), the others many per request (``/blobs/fetch``, several
+requests at a time). What is left out (large blobs, lost or damaged ones) ``fetch`` gets one by
+one: its first ``RANGE_PART`` bytes by a request that also tells its size, the rest in ranges
+several at a time, each retried alone. See docs/design.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from cairn.core import Advance, check_digest, digest_from_hasher, new_hasher, transfer
+from cairn.errors import CairnError, CommError, DigestMismatchError
+from cairn.service._http_cache import DownloadCache, drop
+from cairn.service._http_client import HttpClient, transfer_threads
+from cairn.service._wire import unpack_blobs
+from cairn.storage import check_range, hash_stream, range_header
+
+CHUNK = 1 << 20
+PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 16 MiB)
+URL_BATCH = 4096  # presigned URLs per request
+RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time
+
+
+class Fetcher:
+    """The download half of ``HttpService`` (the Service protocol's ``read_*``, ``download_blob``
+    and ``prefetch_blobs``), through ``cache``."""
+
+    def __init__(self, client: HttpClient, cache: DownloadCache) -> None:
+        self.client = client
+        self.cache = cache
+        self._no_urls = False  # the server has no presigned GETs to give (a local store)
+
+    # -- one blob --------------------------------------------------------------------------------
+
+    def fetch(self, digest: str) -> str:
+        """The cached file of ``digest``, fetched (verified) if it was not cached."""
+        hit = self.cache.lookup(digest)
+        if hit is not None:
+            return hit
+        tmp = self.cache.partial()
+        try:
+            self.client.retrying(
+                lambda: self._stream_blob(digest, tmp), what=f"download blob {digest}"
+            )
+            return self.cache.install(tmp, digest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def read_blob(self, digest: str) -> bytes:
+        return self.cache.read(self.fetch(digest), digest)
+
+    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        for start in range(0, len(digests), PREFETCH_BATCH * 8):
+            chunk = digests[start : start + PREFETCH_BATCH * 8]
+            self.prefetch(chunk)
+            for digest in chunk:
+                yield digest, self.read_blob(digest)
+
+    def download_blob(self, digest: str, dest: str) -> None:
+        path = self.fetch(digest)
+        try:
+            self.cache.copy_out(path, dest, digest)
+        except DigestMismatchError:
+            drop(path)  # a damaged cache entry: fetch it again, once
+            self.cache.copy_out(self.fetch(digest), dest, digest)
+
+    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
+        """A ``Range`` request (followed to the object store, range and all); a blob that is
+        in the download cache already (verified) is read from there instead."""
+        check_range(start, length)
+        if length == 0:
+            return b""
+        hit = self.cache.lookup(check_digest(digest))
+        if hit is not None:
+            with open(hit, "rb") as f:
+                f.seek(start)
+                return f.read(length)
+        headers = {"Range": range_header(start, length)}
+        resp = self.client.send("GET", f"/blobs/{digest}", headers=headers, accept=(416,))
+        if resp.status_code == 307:
+            location = resp.headers["location"]
+            resp = self.client.send("GET", location, plain=True, headers=headers, accept=(416,))
+        if resp.status_code == 416:
+            return b""  # the range starts past the end of the blob
+        if resp.status_code == 206:
+            return resp.content[:length]
+        return resp.content[start : start + length]  # the whole blob came back
+
+    def _stream_blob(self, digest: str, tmp: str) -> None:
+        """The blob into ``tmp``, verified: its first ``RANGE_PART`` bytes by one request that
+        also tells its size, the rest (a large blob) in ranges several at a time."""
+        hasher = new_hasher()
+        headers = {"Range": range_header(0, RANGE_PART)}
+        with self.client.api.stream("GET", f"/blobs/{digest}", headers=headers) as resp:
+            if resp.status_code == 307:
+                location = resp.headers["location"]
+                with self.client.plain.stream("GET", location, headers=headers) as inner:
+                    total = self._write_stream(inner, tmp, hasher)
+            else:
+                total = self._write_stream(resp, tmp, hasher)
+        if total > RANGE_PART:
+            # The rest as one more report of the whole blob, continuing where the first ended.
+            with transfer("downloading", total, None) as advance:
+                advance(RANGE_PART)
+                self._fetch_ranges(digest, tmp, total, advance)
+            with open(tmp, "rb") as f:
+                found, _ = hash_stream(f)
+        else:
+            found = digest_from_hasher(hasher)
+        if found != digest:
+            raise DigestMismatchError(
+                f"blob {digest} from {self.client.base_url} has other content (digest mismatch)"
+            )
+
+    def _fetch_ranges(self, digest: str, tmp: str, total: int, advance: Advance) -> None:
+        """Bytes ``[RANGE_PART, total)`` of a blob into ``tmp``, ranges in parallel, each written
+        at its offset as it arrives; a range that failed is fetched again alone."""
+        fd = os.open(tmp, os.O_WRONLY)
+
+        def one(start: int) -> None:
+            length = min(RANGE_PART, total - start)
+            headers = {"Range": range_header(start, length)}
+            self.client.retrying(
+                lambda: self._range_into(digest, fd, start, length, headers),
+                what=f"download blob {digest}",
+            )
+            advance(length)
+
+        try:
+            with ThreadPoolExecutor(transfer_threads()) as pool:
+                for _ in pool.map(one, range(RANGE_PART, total, RANGE_PART)):
+                    pass
+        finally:
+            os.close(fd)
+
+    def _range_into(
+        self, digest: str, fd: int, start: int, length: int, headers: dict[str, str]
+    ) -> None:
+        with self.client.api.stream("GET", f"/blobs/{digest}", headers=headers) as resp:
+            if resp.status_code == 307:
+                location = resp.headers["location"]
+                with self.client.plain.stream("GET", location, headers=headers) as inner:
+                    self._pwrite_stream(inner, fd, start, length)
+            else:
+                self._pwrite_stream(resp, fd, start, length)
+
+    def _pwrite_stream(self, resp: httpx.Response, fd: int, start: int, length: int) -> None:
+        self.client.check(resp)
+        if resp.status_code != 206:
+            resp.read()
+            raise CommError(
+                f"{self.client.base_url} answered {resp.status_code} to a range request"
+            )
+        at, end = start, start + length
+        for chunk in resp.iter_bytes(CHUNK):
+            if at + len(chunk) > end:
+                raise CommError(f"{self.client.base_url} sent more than the range asked for")
+            os.pwrite(fd, chunk, at)
+            at += len(chunk)
+        if at != end:
+            raise httpx.ReadError("a range came back short")
+
+    def _write_stream(self, resp: httpx.Response, tmp: str, hasher: Any) -> int:
+        """Write an answer to ``tmp``, hashing it; the blob's whole size (from Content-Range)."""
+        if resp.status_code == 416:  # an empty blob has no first byte
+            resp.read()
+            open(tmp, "wb").close()
+            return 0
+        self.client.check(resp)
+        n = 0
+        declared = (
+            resp.headers.get("content-range", "").rpartition("/")[2]
+            if resp.status_code == 206
+            else resp.headers.get("content-length", "")
+        )
+        with (
+            open(tmp, "wb") as f,
+            transfer("downloading", int(declared) if declared.isdigit() else None, None) as advance,
+        ):
+            for chunk in resp.iter_bytes(CHUNK):
+                hasher.update(chunk)
+                f.write(chunk)
+                n += len(chunk)
+                advance(len(chunk))
+        if resp.status_code == 206:
+            total = resp.headers.get("content-range", "").rpartition("/")[2]
+            if not total.isdigit():
+                raise CommError(f"{self.client.base_url} answered a range without the blob's size")
+            return int(total)
+        return n
+
+    # -- many blobs ------------------------------------------------------------------------------
+
+    def prefetch(self, digests: Sequence[str]) -> None:
+        """Fetch blobs not yet cached, many at a time: those an S3 store keeps, by presigned
+        GETs straight from the object store (``/blobs/urls``, several at a time); the others
+        many per request (``/blobs/fetch``, several requests at a time). The server answers
+        blobs up to 8 MiB in the order asked, up to 16 MiB per answer: what follows the last blob
+        it sent is asked again. What is left out (large blobs, lost or damaged ones) ``fetch``
+        gets one by one, in ranges, with its own clear error."""
+        todo = [d for d in dict.fromkeys(digests) if self.cache.lookup(d) is None]
+        if not todo:
+            return
+        threads = transfer_threads()
+        direct = self._presigned_gets(todo)
+        todo = [d for d in todo if d not in direct]
+        # Enough chunks to keep every thread busy, none over PREFETCH_BATCH digests.
+        size = min(PREFETCH_BATCH, max(64, -(-len(todo) // threads)))
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+
+        def fetch(chunk: list[str]) -> None:
+            while chunk:
+                resp = self.client.send("POST", "/blobs/fetch", json={"digests": chunk})
+                index = {d: i for i, d in enumerate(chunk)}
+                last = -1
+                for digest, data in unpack_blobs(resp.content):  # each re-hashed
+                    self.cache.add(digest, data)
+                    last = max(last, index.get(digest, -1))
+                if last < 0:
+                    return
+                chunk = chunk[last + 1 :]
+
+        def get(item: tuple[str, str]) -> None:
+            digest, url = item
+            tmp = self.cache.partial()
+            try:
+                hasher = new_hasher()
+                with self.client.plain.stream("GET", url) as resp:
+                    if resp.status_code != 200:
+                        return  # left to fetch(), which says what is wrong
+                    self._write_stream(resp, tmp, hasher)
+                if digest_from_hasher(hasher) == digest:  # else left out, never cached
+                    self.cache.install(tmp, digest)
+            except (httpx.TransportError, CairnError):
+                pass  # left to fetch(), which retries and says what is wrong
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+
+        tasks: list[tuple[Callable[[Any], None], Any]] = [(fetch, c) for c in chunks]
+        tasks += [(get, item) for item in direct.items()]
+        if len(tasks) == 1 or threads == 1:
+            for fn, arg in tasks:
+                fn(arg)
+        elif tasks:
+            # Presigned GETs are many and small: twice as many in flight as batches.
+            with ThreadPoolExecutor(threads * 2 if direct else threads) as pool:
+                for _ in pool.map(lambda task: task[0](task[1]), tasks):
+                    pass
+
+    def _presigned_gets(self, digests: list[str]) -> dict[str, str]:
+        """Presigned GET URLs of those of ``digests`` an S3 store keeps, up to ``RANGE_PART``
+        bytes (larger ones come down in ranges); none from a server on a local store (or one that
+        has no such route: asked once)."""
+        if self._no_urls:
+            return {}
+        out: dict[str, str] = {}
+        for start in range(0, len(digests), URL_BATCH):
+            chunk = digests[start : start + URL_BATCH]
+            resp = self.client.send(
+                "POST", "/blobs/urls", json={"digests": chunk}, accept=(404, 405)
+            )
+            if resp.status_code in (404, 405):
+                self._no_urls = True
+                return {}
+            answer = resp.json()
+            if not answer.get("object_store"):
+                self._no_urls = True  # a local store: no need to ask again
+            urls = answer["urls"]
+            out.update((d, u["url"]) for d, u in urls.items() if int(u["size"]) <= RANGE_PART)
+        return out

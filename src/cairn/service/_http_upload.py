@@ -1,0 +1,268 @@
+"""Uploads to a cairn server: presence asked per batch, small blobs many per request, large
+files in parallel resumable parts (through the server, or straight to S3 by presigned URL).
+
+``store_blobs`` asks once per batch which blobs the server lacks, then sends those many per
+request (``application/vnd.cairn.blobs``), several requests at a time. Large files go through
+``/uploads``: to S3 by presigned URLs (each bound to its SHA-256 for S3 to check), or to the
+server in parts, several at a time; a part that failed is sent again alone, and the parts the
+server already has are not. An upload the server lost is begun again. See docs/design.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cairn.core import counting_reads, digest_bytes, transfer
+from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
+from cairn.service._http_client import HttpClient, seg, transfer_threads
+from cairn.service._wire import BATCH_TYPE, pack_blobs
+from cairn.storage import SMALL_LIMIT, BlobInfo, hash_file
+
+CHUNK = 1 << 20
+BATCH_BYTES = 8 << 20  # one request of small blobs
+MISSING_BATCH = 20_000  # digests per presence check
+_BATCH_THREADS = 4  # batch requests in flight at once
+_UPLOAD_ATTEMPTS = 3  # an upload the server lost (swept, or gone with its state) begins again
+_log = logging.getLogger("cairn")
+
+
+class Uploader:
+    """The upload half of ``HttpService`` (the Service protocol's ``store_*``)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(digests))
+        missing: list[str] = []
+        for start in range(0, len(wanted), MISSING_BATCH):
+            chunk = wanted[start : start + MISSING_BATCH]
+            answer = self.client.call("POST", "/blobs/missing", json={"digests": chunk})
+            missing.extend(answer["missing"])
+        return missing
+
+    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+        unique = dict(items)
+        if not unique:
+            return
+        missing = set(self.missing_blobs(list(unique)))
+        todo = [(d, unique[d]) for d in unique if d in missing]
+        big = [(d, b) for d, b in todo if len(b) >= BATCH_BYTES]
+        batches: list[list[tuple[str, bytes]]] = [[]]
+        size = 0
+        for d, b in todo:
+            if len(b) >= BATCH_BYTES:
+                continue
+            if size >= BATCH_BYTES:  # full: a request holds at most one blob more
+                batches.append([])
+                size = 0
+            batches[-1].append((d, b))
+            size += len(b) + 40
+        batches = [b for b in batches if b]
+
+        def send(batch: list[tuple[str, bytes]]) -> None:
+            body = pack_blobs(batch)
+            self.client.send(
+                "POST",
+                "/blobs/batch",
+                headers={"Content-Type": BATCH_TYPE, "Content-Length": str(len(body))},
+                body_factory=lambda: _chunks(body),
+            )
+
+        if len(batches) == 1:
+            send(batches[0])
+        elif batches:
+            with ThreadPoolExecutor(_BATCH_THREADS) as pool:
+                for _ in pool.map(send, batches):
+                    pass
+        for d, b in big:
+            self.upload(d, len(b), _slicer(b), None)
+
+    def store_file(self, path: str) -> BlobInfo:
+        digest, size = hash_file(path)
+        if size < SMALL_LIMIT:
+            with open(path, "rb") as f:
+                data = f.read()
+            if digest_bytes(data) != digest:
+                raise DigestMismatchError(f"file {path} changed while it was read")
+            self.store_blobs([(digest, data)])
+            return BlobInfo(digest, size)
+        if self.missing_blobs([digest]):
+            self.upload_file(path, digest, size)
+        return BlobInfo(digest, size)
+
+    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+        # Not hashed here: the server hashes every upload before it stores it (422 otherwise).
+        if size < SMALL_LIMIT:
+            with open(path, "rb") as f:
+                self.store_blobs([(digest, f.read())])
+            return
+        self.upload_file(path, digest, size, hashed_here=False)
+
+    def upload_file(self, path: str, digest: str, size: int, *, hashed_here: bool = True) -> None:
+        """Upload a file in parts. When this client hashed it (``hashed_here``), a digest the
+        server refuses means the file changed since: say so; else the digest was only claimed
+        and the `DigestMismatchError` stands."""
+        fd = os.open(path, os.O_RDONLY)
+
+        def read(off: int, n: int) -> bytes:
+            data = os.pread(fd, n, off)
+            if len(data) != n:
+                raise _changed(path, "it is shorter than when it was hashed")
+            return data
+
+        try:
+            with transfer("uploading", size, path) as advance:
+                self.upload(digest, size, counting_reads(read, advance), path)
+        except DigestMismatchError:
+            if not hashed_here:
+                raise
+            raise _changed(path, "its content is not what was hashed") from None
+        finally:
+            os.close(fd)
+
+    def upload(
+        self,
+        digest: str,
+        size: int,
+        read: Callable[[int, int], bytes],
+        path: str | None,
+    ) -> None:
+        """Begin (or take up: the server hands back this key's open upload of the same blob,
+        with the parts it kept), send what is missing, complete. An upload the server no longer
+        knows (swept as abandoned, or lost with a server's state) is begun again."""
+        for attempt in range(_UPLOAD_ATTEMPTS):
+            plan = self.client.call("POST", "/uploads", json={"digest": digest, "size": size})
+            try:
+                self._send_upload(plan, size, read)
+                return
+            except NotFoundError:
+                if not self.missing_blobs([digest]):
+                    return  # completed: only the answer was lost
+                if attempt == _UPLOAD_ATTEMPTS - 1:
+                    raise
+                _log.warning(
+                    "cairn: the server at %s lost the upload of %s; beginning it again",
+                    self.client.base_url,
+                    path or digest,
+                )
+
+    def _send_upload(
+        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+    ) -> None:
+        upload = f"/uploads/{seg(plan['id'])}"
+        if plan["mode"] == "presigned":
+            self._put_presigned(plan, size, read)
+        else:
+            self._put_parts(plan, size, read)
+        try:
+            self.client.call("POST", f"{upload}/complete")
+        except ValidationError:
+            # Parts the server or the object store did not keep: send those again, once.
+            state = self.client.call("GET", upload)
+            if state["mode"] == "presigned" or len(state.get("parts_done", ())) >= -(
+                -size // int(state["part_size"])
+            ):
+                raise
+            self._put_parts(state, size, read)
+            self.client.call("POST", f"{upload}/complete")
+
+    def _put_presigned(
+        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+    ) -> None:
+        def body() -> Iterator[bytes]:
+            off = 0
+            while off < size:
+                chunk = read(off, min(CHUNK * 8, size - off))
+                if not chunk:
+                    break
+                off += len(chunk)
+                yield chunk
+
+        headers = {**plan.get("headers", {}), "Content-Length": str(size)}
+        self.client.send("PUT", plan["url"], plain=True, headers=headers, body_factory=body)
+
+    def _put_parts(
+        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+    ) -> None:
+        part_size = int(plan["part_size"])
+        count = max(1, -(-size // part_size))
+        done = set(plan.get("parts_done", []))
+        upload = f"/uploads/{seg(plan['id'])}"
+
+        presigned = plan["mode"] == "presigned-parts"
+
+        def send(n: int) -> None:
+            off = n * part_size
+            length = min(part_size, size - off)
+            headers = {"Content-Length": str(length)}
+            if not presigned:  # read as it is sent: no part-sized buffer
+                self.client.send(
+                    "PUT",
+                    f"{upload}/parts/{n}",
+                    headers=headers,
+                    body_factory=lambda: _read_chunks(read, off, length),
+                )
+                return
+            # Straight to S3, by a URL bound to the part's SHA-256: S3 refuses other bytes. Read
+            # in chunks, so that progress moves while a large part is read.
+            data = b"".join(_read_chunks(read, off, length))
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            target = self.client.call(
+                "POST", f"{upload}/parts/{n}/url", json={"checksum": checksum}
+            )
+            headers.update(target["headers"])
+            self.client.send(
+                "PUT",
+                target["url"],
+                plain=True,
+                headers=headers,
+                body_factory=lambda: _chunks(data),
+            )
+
+        todo = [n for n in range(count) if n not in done]
+        threads = transfer_threads()
+        if len(todo) <= 1 or threads == 1:
+            for n in todo:
+                send(n)
+            return
+        # Each part is retried alone (``HttpClient.send``); at most ``threads`` parts are read
+        # at once.
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(send, todo):
+                pass
+
+
+def _changed(path: str, how: str) -> ValidationError:
+    return ValidationError(
+        f"file {path} changed while cairn was uploading it ({how}); add it again once it is"
+        " complete"
+    )
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    """A large body in 1 MiB pieces: httpcore re-slices what one send() did not take, which
+    for one 32 MiB bytes object copies quadratically."""
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        yield bytes(view[start : start + CHUNK])
+
+
+def _read_chunks(read: Callable[[int, int], bytes], off: int, length: int) -> Iterator[bytes]:
+    end = off + length
+    while off < end:
+        chunk = read(off, min(CHUNK, end - off))
+        if not chunk:
+            raise CommError("the file got shorter while it was uploaded; add it again")
+        off += len(chunk)
+        yield chunk
+
+
+def _slicer(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda off, n: data[off : off + n]
