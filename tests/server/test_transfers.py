@@ -63,7 +63,9 @@ def test_small_blobs_travel_many_per_request_both_ways(
         CommitRequest(entity="me", project="p", name="many", type="dataset", changes=changes)
     )
     assert done.version is not None and done.version.file_count == 3000
-    fresh = HttpService(svc.base_url, svc._client.api.headers["Authorization"][7:], str(tmp_path / "c2"))
+    fresh = HttpService(
+        svc.base_url, svc._client.api.headers["Authorization"][7:], str(tmp_path / "c2")
+    )
     seen2 = _count(fresh)
     fresh.prefetch_blobs([d for d, _ in items])
     assert seen2["POST /blobs/fetch"] == 4 and seen2["GET /blobs"] == 0  # one per thread

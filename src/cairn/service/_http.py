@@ -436,4 +436,3 @@ class HttpService:
 
     def list_keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/keys"))
-

@@ -129,7 +129,9 @@ class DownloadCache:
                 advance(n)
         if digest_from_hasher(hasher) != digest:
             os.unlink(dest)
-            raise DigestMismatchError(f"cached blob {digest} at {path} is damaged (digest mismatch)")
+            raise DigestMismatchError(
+                f"cached blob {digest} at {path} is damaged (digest mismatch)"
+            )
 
     # -- cleanup (``cairn cache cleanup``) -------------------------------------------------------
 
