@@ -115,8 +115,8 @@ def test_a_file_truncated_between_hashing_and_upload_is_named(
     with open(path, "r+b") as f:  # the training job rewrites it meanwhile
         f.truncate(100_000)
     with pytest.raises(ValidationError, match=r"ckpt\.bin changed while cairn was uploading"):
-        server._upload_file(str(path), digest, size)
+        server._uploads.upload_file(str(path), digest, size)
     path.write_bytes(os.urandom(600_000))  # same size, other content
     with pytest.raises(ValidationError, match="not what was hashed"):
-        server._upload_file(str(path), digest, size)
+        server._uploads.upload_file(str(path), digest, size)
     assert server.missing_blobs([digest]) == [digest]

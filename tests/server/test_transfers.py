@@ -105,7 +105,7 @@ def test_parts_resume_where_they_stopped(server_local: CairnServer, tmp_path: pa
     status = svc._call("GET", f"/uploads/{plan['id']}")
     assert status["parts_done"] == [1]
     seen = _count(svc)
-    svc._put_parts(status, len(data), lambda off, n: data[off : off + n])
+    svc._uploads._put_parts(status, len(data), lambda off, n: data[off : off + n])
     assert seen[f"PUT /uploads/{plan['id']}/parts"] == 2  # parts 0 and 2, not 1 again
     svc._call("POST", f"/uploads/{plan['id']}/complete")
     assert svc.missing_blobs([d]) == []
@@ -142,7 +142,7 @@ def test_s3_parts_go_presigned_and_resume(
     status = svc._call("GET", f"/uploads/{plan['id']}")
     assert status["parts_done"] == [1]
     seen = _count(svc)
-    svc._put_parts(status, len(data), lambda off, n: data[off : off + n])
+    svc._uploads._put_parts(status, len(data), lambda off, n: data[off : off + n])
     asked = sorted(k for k in seen if k.startswith(f"POST /uploads/{plan['id']}/parts/"))
     assert [k.rsplit("/", 1)[1] for k in asked] == ["0", "2", "3", "4"]  # not 1 again
     svc._call("POST", f"/uploads/{plan['id']}/complete")
