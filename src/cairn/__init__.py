@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         JoinedTable,
         PartitionedTable,
         Run,
+        Settings,
         Table,
         define_metric,
         finish,
@@ -62,10 +63,10 @@ if TYPE_CHECKING:
         log,
         log_artifact,
         log_model,
+        login,
         use_artifact,
         use_model,
     )
-    from cairn.sdk._login import Settings, login
 
 _sdk_getattr, __dir__ = lazy_exports(
     __name__,
@@ -77,6 +78,7 @@ _sdk_getattr, __dir__ = lazy_exports(
             "ArtifactTTL",
             "Config",
             "Run",
+            "Settings",
             "Table",
             "finish",
             "define_metric",
@@ -84,10 +86,10 @@ _sdk_getattr, __dir__ = lazy_exports(
             "log",
             "log_artifact",
             "log_model",
+            "login",
             "use_artifact",
             "use_model",
         ],
-        "cairn.sdk._login": ["Settings", "login"],
         "cairn.sdk._tables": ["JoinedTable", "PartitionedTable"],
     },
 )

@@ -323,9 +323,10 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
     # -- writing -------------------------------------------------------------------------------
 
     def _session(self) -> Session:
-        """The session a draft logs through: the current one, over the given store if any."""
-        current = current_session()
-        return current if self._service is None else current.over(self._service)
+        """The session a draft logs through: the current one, or one over the given store."""
+        if self._service is None:
+            return current_session()
+        return Session(Settings.from_env(), self._service)
 
     def _new_draft(self, where: CairnPath) -> Draft:
         session = self._session()

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
         collection_json,
         list_collections,
     )
+    from cairn.sdk._login import (
+        login,
+    )
     from cairn.sdk._objects import (
         Table,
     )
@@ -159,6 +162,7 @@ __all__ = [
     "list_versions",
     "log",
     "log_model",
+    "login",
     "log_artifact",
     "open_store",
     "parse_duration",
@@ -191,6 +195,7 @@ __getattr__, __dir__ = lazy_exports(
         "._artifact": ["Artifact"],
         "._cache_cleanup": ["CacheCleanupReport", "cleanup_cache"],
         "._entry": ["ArtifactFiles", "ArtifactManifest", "ArtifactManifestEntry"],
+        "._login": ["login"],
         "._objects": ["Table"],
         "._listing": ["collection_json", "list_collections"],
         "._tables": ["JoinedTable", "PartitionedTable"],

@@ -547,7 +547,7 @@ def init(
     first. ``tags``, ``notes``, ``reinit``, ``save_code`` and ``anonymous`` are accepted so W&B
     code runs unchanged.
     """
-    env = _init_settings(mode, settings)
+    environment, env = _init_settings(mode, settings)
     if env.mode == "disabled":
         return _start(
             DisabledRun(
@@ -556,7 +556,7 @@ def init(
         )
     # "offline": the embedded store even where a server is configured (W&B logs locally, to
     # sync later; here `cairn sync` moves the versions).
-    store = dataclasses.replace(env, base_url=None) if env.mode == "offline" else env
+    store = env.replace(base_url=None) if env.mode == "offline" else env
     session = session_for(store)
     service = session.service
     project = validate_project(project or env.project)
@@ -583,7 +583,7 @@ def init(
     record = service.start_run(record)
     resumed = abs(record.created_at - created) > 1e-6  # an existing run keeps its start time
     run = _start(Run(session, record, env, dir, resumed=resumed))
-    if not same_store(store, Settings.from_env()):
+    if not same_store(store, environment):
         set_run_session(session)
     return run
 
@@ -618,17 +618,19 @@ def _check_resume(
         )
 
 
-def _init_settings(mode: str | None, settings: Any) -> Settings:
-    """The environment's settings, then ``init(settings=...)``'s, then ``init(mode=...)``."""
+def _init_settings(mode: str | None, settings: Any) -> tuple[Settings, Settings]:
+    """The environment's settings (read once, here), and the run's: the environment's, then
+    ``init(settings=...)``'s, then ``init(mode=...)``."""
     from cairn.sdk._login import as_settings
 
-    env = Settings.from_env()
+    environment = Settings.from_env()
+    env = environment
     given = as_settings(settings)
     if given is not None:
         env = given.apply(env)
     if mode is not None:
-        env = dataclasses.replace(env, mode=parse_mode(mode))
-    return env
+        env = env.replace(mode=parse_mode(mode))
+    return environment, env
 
 
 def _finish_previous() -> None:

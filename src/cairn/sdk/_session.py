@@ -26,13 +26,10 @@ if TYPE_CHECKING:
 class Session:
     """Settings, service, stat cache and page reader of one store."""
 
-    def __init__(
-        self, settings: Settings, service: Service, *, stat_cache: StatCache | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, service: Service) -> None:
         self.settings = settings
         self.service = service
-        self._owns_cache = stat_cache is None
-        self._stat_cache = stat_cache
+        self._stat_cache: StatCache | None = None
         self._reader: PageReader | None = None
         self._lock = threading.Lock()
 
@@ -51,10 +48,8 @@ class Session:
         """Digests of local files by their stat, under the settings' cache directory."""
         with self._lock:
             if self._stat_cache is None:
-                from cairn.sdk._statcache import StatCache
-
                 path = os.path.join(self.settings.cache_dir, "stat-cache.sqlite")
-                self._stat_cache = StatCache(path)
+                self._stat_cache = _stat_cache_at(path)
             return self._stat_cache
 
     def stager(self) -> Stager:
@@ -64,18 +59,28 @@ class Session:
         return Stager(self.service, self.stat_cache)
 
     def over(self, service: Service) -> Session:
-        """These settings and this stat cache over another service (a wrapper around this one,
-        or a store given explicitly, as to the fsspec filesystem)."""
-        return Session(self.settings, service, stat_cache=self.stat_cache)
+        """These settings over another service (a wrapper around this one, say)."""
+        return Session(self.settings, service)
 
     def close(self) -> None:
         self.service.close()
-        if self._owns_cache and self._stat_cache is not None:
-            self._stat_cache.close()
 
 
 _sessions: dict[tuple[str, str | None, str | None, int], Session] = {}
+# One stat cache per cache file (one SQLite connection), kept for the life of the process: every
+# session with that cache directory shares it.
+_stat_caches: dict[str, StatCache] = {}
 _lock = threading.Lock()
+
+
+def _stat_cache_at(path: str) -> StatCache:
+    from cairn.sdk._statcache import StatCache
+
+    with _lock:
+        cache = _stat_caches.get(path)
+        if cache is None:
+            cache = _stat_caches[path] = StatCache(path)
+        return cache
 
 
 def same_store(a: Settings, b: Settings) -> bool:

@@ -1,17 +1,25 @@
-"""Configuration from the environment (overridable by arguments); the store it selects is opened
-by ``_session.session_for``."""
+"""Configuration: one ``Settings`` object (cairn's and W&B's ``wandb.Settings``), read from the
+environment once per entry point and passed down; the store it selects is opened by
+``_session.session_for``."""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any, cast
 
 import platformdirs
 
 from cairn.errors import ValidationError
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def is_true(value: str | None) -> bool:
+    """Whether a variable's text means yes (``1``, ``true``, ``yes``, ``on``; any case)."""
+    return (value or "").lower() in _TRUE
+
 
 # W&B's run modes; "dryrun" and "run" are W&B's older names for "offline" and "online".
 MODES = {
@@ -50,7 +58,7 @@ def progress_output() -> tuple[str | None, float]:
     """How long work shows progress: ``"bar"`` (a terminal, ``CAIRN_PROGRESS=auto``),
     ``"plain"`` (a line every ``CAIRN_PROGRESS_SECONDS``, for CI logs) or None (silent, or no
     terminal), and the seconds between two lines."""
-    if (env_value("CAIRN_SILENT", "WANDB_SILENT") or "").lower() in _TRUE:
+    if is_true(env_value("CAIRN_SILENT", "WANDB_SILENT")):
         return None, 0.0
     mode = (env_value("CAIRN_PROGRESS") or "auto").lower()
     if mode not in PROGRESS_MODES:
@@ -74,26 +82,50 @@ def progress_output() -> tuple[str | None, float]:
     return None, seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Where cairn keeps things. Every field comes from a ``CAIRN_*`` variable, else from W&B's
-    variable of the same meaning (see README's configuration table)."""
+# W&B's setting -> cairn's name for it (the same but for two).
+_WANDB = {
+    "api_key": "api_key",
+    "base_url": "base_url",
+    "mode": "mode",
+    "project": "project",
+    "entity": "entity",
+    "run_group": "run_group",
+    "run_job_type": "job_type",
+    "run_name": "run_name",
+    "run_id": "run_id",
+    "root_dir": "run_dir",
+    "silent": "silent",
+}
+_WANDB_NAME = {"job_type": "run_job_type", "run_dir": "root_dir"}  # cairn's name -> W&B's
 
-    dir: str
-    base_url: str | None
-    api_key: str | None
-    cache_dir: str
-    artifact_dir: str
-    project: str
-    entity: str | None
-    run_group: str | None
-    silent: bool
-    job_type: str | None = None
-    run_name: str | None = None
-    run_id: str | None = None
-    mode: str = "online"
-    run_dir: str | None = None  # root of run files (run.dir); None: the working directory
-    data_dir: str | None = None  # root of staging files (new_file); None: the temp directory
+
+class Settings:
+    """cairn's configuration, and W&B's ``wandb.Settings``: one object.
+
+    ``Settings.from_env()`` reads every setting from the environment, once: a ``CAIRN_*``
+    variable, else W&B's variable of the same meaning (README's configuration table). Each entry
+    point (``init``, ``Api``, the store an artifact uses) reads it once and passes it down.
+
+    ``Settings(**settings)`` is W&B's ``wandb.Settings``, given to ``init(settings=...)``: the
+    settings cairn has a meaning for are listed in ``MAPPED`` (``base_url`` and ``api_key`` name a
+    cairn server, as ``CAIRN_BASE_URL``/``CAIRN_API_KEY`` do; W&B's ``run_job_type`` and
+    ``root_dir`` are cairn's ``job_type`` and ``run_dir``); W&B's other settings (``console``,
+    ``x_*``, ...) are accepted and kept, and change nothing. ``given.apply(env)`` is ``env`` with
+    what ``given`` sets. A setting that was not set reads as None; settings from ``from_env``
+    always have the store's own fields (``dir``, ``cache_dir``, ``artifact_dir``, ``project``,
+    ``mode``, ``silent``).
+    """
+
+    MAPPED = tuple(_WANDB)
+
+    def __init__(self, **settings: Any) -> None:
+        if settings.get("mode") is not None:
+            settings["mode"] = parse_mode(settings["mode"])
+        for name in ("base_url", "api_key"):
+            value = settings.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValidationError(f"Settings({name}=...) must be a string, got {value!r}")
+        self.__dict__["_values"] = settings
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -108,11 +140,134 @@ class Settings:
             project=env_value("CAIRN_PROJECT", "WANDB_PROJECT") or "uncategorized",
             entity=env_value("CAIRN_ENTITY", "WANDB_ENTITY"),
             run_group=env_value("CAIRN_RUN_GROUP", "WANDB_RUN_GROUP"),
-            silent=(env_value("CAIRN_SILENT", "WANDB_SILENT") or "").lower() in _TRUE,
+            silent=is_true(env_value("CAIRN_SILENT", "WANDB_SILENT")),
             job_type=env_value("CAIRN_JOB_TYPE", "WANDB_JOB_TYPE"),
             run_name=env_value("CAIRN_RUN_NAME", "WANDB_NAME"),
             run_id=env_value("CAIRN_RUN_ID", "WANDB_RUN_ID"),
-            mode=parse_mode(env_value("CAIRN_MODE", "WANDB_MODE") or "online"),
+            mode=env_value("CAIRN_MODE", "WANDB_MODE") or "online",
             run_dir=env_value("CAIRN_RUN_DIR", "WANDB_DIR"),
             data_dir=env_value("CAIRN_DATA_DIR", "WANDB_DATA_DIR"),
         )
+
+    def _get(self, name: str) -> Any:
+        values = self.__dict__["_values"]
+        value = values.get(name)
+        if value is None and name in _WANDB_NAME:
+            value = values.get(_WANDB_NAME[name])
+        return value
+
+    # -- the settings cairn reads (cairn's names) -------------------------------------------------
+
+    @property
+    def dir(self) -> str:
+        """The embedded store's directory (``CAIRN_DIR``)."""
+        return cast(str, self._get("dir"))
+
+    @property
+    def cache_dir(self) -> str:
+        return cast(str, self._get("cache_dir"))
+
+    @property
+    def artifact_dir(self) -> str:
+        return cast(str, self._get("artifact_dir"))
+
+    @property
+    def base_url(self) -> str | None:
+        return cast("str | None", self._get("base_url"))
+
+    @property
+    def api_key(self) -> str | None:
+        return cast("str | None", self._get("api_key"))
+
+    @property
+    def project(self) -> str:
+        return cast(str, self._get("project"))
+
+    @property
+    def entity(self) -> str | None:
+        return cast("str | None", self._get("entity"))
+
+    @property
+    def run_group(self) -> str | None:
+        return cast("str | None", self._get("run_group"))
+
+    @property
+    def silent(self) -> bool:
+        return bool(self._get("silent"))
+
+    @property
+    def job_type(self) -> str | None:
+        return cast("str | None", self._get("job_type"))
+
+    @property
+    def run_name(self) -> str | None:
+        return cast("str | None", self._get("run_name"))
+
+    @property
+    def run_id(self) -> str | None:
+        return cast("str | None", self._get("run_id"))
+
+    @property
+    def mode(self) -> str:
+        return cast(str, self._get("mode"))
+
+    @property
+    def run_dir(self) -> str | None:
+        """The root of run files (``run.dir``); None: the working directory."""
+        return cast("str | None", self._get("run_dir"))
+
+    @property
+    def data_dir(self) -> str | None:
+        """The root of staging files (``new_file``); None: the temporary directory."""
+        return cast("str | None", self._get("data_dir"))
+
+    # -- W&B's interface ------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__["_values"]
+        if name in values:
+            return values[name]
+        if name in _WANDB:
+            return self._get(_WANDB[name])
+        raise AttributeError(f"Settings has no setting {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "mode" and value is not None:
+            value = parse_mode(value)
+        self.__dict__["_values"][name] = value
+
+    def update(self, settings: Mapping[str, Any] | Settings | None = None, **kwargs: Any) -> None:
+        """Set several settings at once (W&B's ``Settings.update``)."""
+        values = settings.to_dict() if isinstance(settings, Settings) else dict(settings or {})
+        for name, value in {**values, **kwargs}.items():
+            setattr(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__["_values"])
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (cairn's names)."""
+        values = self.to_dict()
+        for name in changes:
+            values.pop(_WANDB_NAME.get(name, name), None)
+        return Settings(**{**values, **changes})
+
+    def apply(self, base: Settings) -> Settings:
+        """``base`` with the settings this object sets (the others are left as they are)."""
+        changes: dict[str, Any] = {}
+        for name, field in _WANDB.items():
+            value = self.__dict__["_values"].get(name)
+            if value is not None:
+                changes[field] = bool(value) if field == "silent" else value
+        return base.replace(**changes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k == "api_key" and v else v) for k, v in self.to_dict().items()}
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
