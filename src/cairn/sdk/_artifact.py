@@ -6,11 +6,7 @@ import contextlib
 import copy
 import datetime as _dt
 import os
-import shutil
-import stat as _stat
-import tempfile
 import warnings
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -22,7 +18,6 @@ from cairn.core import (
     VersionRecord,
     check_ttl_allowed,
     check_user_artifact,
-    normalize_entry_path,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
@@ -32,11 +27,10 @@ from cairn.core import build_tree as _build_tree
 from cairn.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
-    NotFoundError,
     UsageError,
     ValidationError,
 )
-from cairn.sdk import _progress
+from cairn.sdk import _adding
 from cairn.sdk._contents import Contents
 from cairn.sdk._download import (
     default_root,
@@ -45,24 +39,18 @@ from cairn.sdk._download import (
     remove_extra_files,
     verify_contents,
 )
-from cairn.sdk._entry import ArtifactFiles, ArtifactManifest, ArtifactManifestEntry, as_fs_path
-from cairn.sdk._gc import without_gc
+from cairn.sdk._entry import ArtifactFiles, ArtifactManifest, ArtifactManifestEntry
 from cairn.sdk._publish import save_changes, save_draft
-from cairn.sdk._references import add_reference_entries
-from cairn.sdk._scan import LocalPaths, add_directory
+from cairn.sdk._scan import LocalPaths
 from cairn.sdk._session import Session, current_session
 from cairn.sdk._staging import Stager
 from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl
 from cairn.sdk._values import (
-    ARTIFACT_SCHEMES,
     Policy,
-    check_policy,
     entry_name,
     iso,
     link_target,
     normalize_metadata,
-    ref_name,
-    staging_root,
 )
 from cairn.service import Service
 
@@ -481,21 +469,12 @@ class Artifact:
     def __repr__(self) -> str:
         return f"<Artifact {self.id or self.name}>"
 
-    # -- adding files ------------------------------------------------------------------------------
+    # -- adding files (sdk/_adding.py) -----------------------------------------------------------
 
     def _put(
         self, entry: ManifestEntry, overwrite: bool, local_path: str | None
     ) -> ArtifactManifestEntry:
-        old = self._contents.get(entry.path)
-        if old is not None and not overwrite and not old.same_content(entry):
-            raise ValidationError(
-                f"Cannot add the same path twice: {entry.path!r} is already in the artifact with"
-                " other content; pass overwrite=True to replace it, or remove() it first"
-            )
-        self._contents.put(entry)
-        if local_path is not None:
-            self._local_paths.add(entry.path, local_path)
-        return ArtifactManifestEntry(entry, self, local_path)
+        return _adding.put(self, entry, overwrite, local_path)
 
     def add_file(
         self,
@@ -508,31 +487,10 @@ class Artifact:
     ) -> ArtifactManifestEntry:
         """Add one local file, as ``name`` (default: its base name) inside the artifact."""
         self._ensure_not_final("add_file")
-        link = check_policy(policy)
-        path = os.path.abspath(os.fspath(local_path))
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise ValidationError(f"Path is not a file: {local_path!r} does not exist") from None
-        if not _stat.S_ISREG(st.st_mode):
-            hint = "; use add_dir() for directories" if _stat.S_ISDIR(st.st_mode) else ""
-            raise ValidationError(f"Path is not a file: {local_path!r}{hint}")
-        entry_path = normalize_entry_path(
-            entry_name(name) if name is not None else os.path.basename(path)
+        return _adding.add_file(
+            self, local_path, name, is_tmp=is_tmp, policy=policy, overwrite=overwrite
         )
-        directory, base = os.path.split(path)
-        with _progress.progress("adding", 1, st.st_size) as bar:
-            staged = self._stage().stage([(directory, base, st)], link=link)[0]
-            bar.advance(1, st.st_size)
-        if is_tmp:
-            head, _, tail = entry_path.rpartition("/")
-            parts = tail.split(".")
-            parts[0] = staged.digest.split(":", 1)[1][:20]
-            entry_path = (head + "/" if head else "") + ".".join(parts)
-        entry = ManifestEntry(entry_path, staged.digest, staged.size)
-        return self._put(entry, overwrite, path)
 
-    @without_gc
     def add_dir(
         self,
         local_path: str,
@@ -543,23 +501,7 @@ class Artifact:
     ) -> None:
         """Add every file below a local directory, under ``name`` (default: the root)."""
         self._ensure_not_final("add_dir")
-        link = check_policy(policy)
-        root = os.path.abspath(os.fspath(local_path))
-        if not os.path.isdir(root):
-            raise ValidationError(f"Path is not a directory: {local_path!r}")
-        given = None if name is None else entry_name(name)
-        prefix = "" if given in (None, "", ".", "/") else normalize_entry_path(given) + "/"
-        add_directory(
-            root,
-            prefix,
-            contents=self._contents,
-            local_paths=self._local_paths,
-            stager=self._stage(),
-            reader=self._sess().reader,
-            link=link,
-            merge=merge,
-            may_stream=self._contents.empty_new and not self._incremental,
-        )
+        _adding.add_dir(self, local_path, name, policy=policy, merge=merge)
 
     @contextlib.contextmanager
     def new_file(
@@ -567,28 +509,10 @@ class Artifact:
     ) -> Iterator[IO[Any]]:
         """Open a new file to write; when the block ends it is added to the artifact as ``name``."""
         self._ensure_not_final("new_file")
-        entry_path = normalize_entry_path(entry_name(name))
-        if self._tmp_dir is None:
-            self._tmp_dir = tempfile.mkdtemp(
-                prefix="cairn-new-file-", dir=staging_root(self._sess().settings)
-            )
-            # Removed when the artifact goes (or at exit), quietly: TemporaryDirectory would warn
-            # (ResourceWarning) about the implicit clean-up of an artifact nobody closes.
-            weakref.finalize(self, shutil.rmtree, self._tmp_dir, ignore_errors=True)
-        path = as_fs_path(self._tmp_dir, entry_path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        overwrite = "x" not in mode
-        if not overwrite and self._contents.get(entry_path) is not None:
-            raise ValidationError(
-                f"File with name {name!r} already exists in the artifact; use mode='w' to replace it"
-            )
-        try:
-            f = open(path, mode, encoding=encoding)  # noqa: SIM115 - closed below, then added
-        except FileExistsError:
-            raise ValidationError(f"File with name {name!r} already exists at {path!r}") from None
+        f, entry_path, overwrite = _adding.open_new_file(self, name, mode, encoding)
         with f:
             yield f
-        self.add_file(path, name=entry_path, policy="immutable", overwrite=overwrite)
+        self.add_file(f.name, name=entry_path, policy="immutable", overwrite=overwrite)
 
     def add_reference(
         self,
@@ -605,66 +529,12 @@ class Artifact:
         ``max_objects`` entries; without, the URI alone is recorded. See ``_references.py``.
         """
         self._ensure_not_final("add_reference")
-        if isinstance(uri, ArtifactManifestEntry) and not uri.ref:
-            # An entry of another artifact (W&B's artifact reference): the same content, by
-            # digest, so it downloads from the store and gc keeps it while either version lives.
-            return [self._put(uri._entry._replace(path=ref_name(name, uri.path)), True, None)]
-        if isinstance(uri, ArtifactManifestEntry):
-            uri = uri.ref_target()
-        if isinstance(uri, str) and uri.startswith(ARTIFACT_SCHEMES):
-            return [self._put(self._artifact_entry(uri, name), True, None)]
-        if not isinstance(uri, str) or "://" not in uri:
-            raise ValidationError(
-                f"references must be URIs, got {uri!r}; to reference a local file use file:///path"
-            )
-        limit = MAX_REFERENCE_OBJECTS if max_objects is None else max_objects
-        entries = add_reference_entries(
-            uri,
-            None if name is None else entry_name(name),
-            checksum=checksum,
-            max_objects=limit,
-            cache=self._sess().stat_cache,
-        )
-        return [self._put(entry, True, None) for entry in entries]
-
-    def _artifact_entry(self, uri: str, name: str | None) -> ManifestEntry:
-        """The entry ``cairn-artifact://<version id>/<path>`` (or W&B's ``wandb-artifact://``)
-        names, under ``name``."""
-        version_id, _, path = uri.split("://", 1)[1].partition("/")
-        svc = self._svc()
-        try:
-            record = svc.get_version(version_id)
-        except NotFoundError:
-            raise ValidationError(
-                f"reference {uri!r}: no artifact version {version_id!r}"
-            ) from None
-        entry = None if record.digest is None else self._sess().reader.get(record.digest, path)
-        if entry is None:
-            raise ValidationError(f"reference {uri!r}: {record.qualified_name} has no {path!r}")
-        return entry._replace(path=ref_name(name, path))
+        return _adding.add_reference(self, uri, name, checksum=checksum, max_objects=max_objects)
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add an object: a ``cairn.Table`` or any JSON-serialisable value, stored as JSON."""
         self._ensure_not_final("add")
-        from cairn.sdk._objects import encode_object
-        from cairn.sdk._tables import JoinedTable, PartitionedTable
-
-        if isinstance(obj, (JoinedTable, PartitionedTable)):
-            from cairn.sdk._tables import add_composite
-
-            return add_composite(self, obj, entry_name(name), overwrite)
-        entry_path, data = encode_object(obj, name)
-        existing = self._added_objects.get(id(obj))
-        if existing is not None and existing[1].path == entry_path:
-            return existing[1]
-        if not overwrite:
-            old = self._contents.get(entry_path)
-            if old is not None:
-                return ArtifactManifestEntry(old, self)
-        staged = self._stage().stage_bytes(data)
-        entry = self._put(ManifestEntry(entry_path, staged.digest, staged.size), True, None)
-        self._added_objects[id(obj)] = (obj, entry)
-        return entry
+        return _adding.add_object(self, obj, name, overwrite)
 
     def get(self, name: str) -> Any:
         """The object added with ``add(obj, name)`` (a ``cairn.Table``, ``JoinedTable``,
@@ -691,20 +561,7 @@ class Artifact:
     def remove(self, item: str | os.PathLike[str] | ArtifactManifestEntry) -> None:
         """Remove an entry, a path, or every entry under a directory (``"dir"`` or ``"dir/"``)."""
         self._ensure_not_final("remove")
-        if isinstance(item, ArtifactManifestEntry):
-            path = item.path
-        else:
-            path = os.fspath(item).replace(os.sep, "/").strip("/")
-        if path and self._contents.delete(path):
-            self._local_paths.pop(path)
-            return
-        prefix = path + "/" if path else ""
-        matched = [e.path for e in self._contents.iter_prefix(prefix)] if path else []
-        if not matched:
-            raise FileNotFoundError(f"No such file or directory in the artifact: {path!r}")
-        for p in matched:
-            self._contents.delete(p)
-            self._local_paths.pop(p)
+        _adding.remove(self, item)
 
     # -- reading -----------------------------------------------------------------------------------
 
