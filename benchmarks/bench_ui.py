@@ -157,8 +157,8 @@ def build_search_store(store: str, n: int = SEARCH_VERSIONS, catalog_url: str = 
     manifests are not needed to search or to list versions)."""
     import random as _random
 
+    from cairn.catalog import Tx
     from cairn.catalog import _schema as s
-    from cairn.catalog._catalog import Tx
     from cairn.core import LATEST
     from cairn.core._search import index_rows, text_words
     from cairn.service import LocalService
@@ -182,10 +182,10 @@ def build_search_store(store: str, n: int = SEARCH_VERSIONS, catalog_url: str = 
 
     def fill(tx: Tx) -> None:
         for c, (project, name, count) in enumerate(collections):
-            pid = tx.project_id("bench", project, create=True)
+            pid = tx.projects.id_of("bench", project, create=True)
             assert pid is not None
             kind = "model" if c % 4 == 0 else "dataset"
-            cid, _ = tx.lock_collection(pid, name, kind, f"collection {c}")
+            cid, _ = tx.collections.lock(pid, name, kind, f"collection {c}")
             versions, meta, words, tags, aliases = [], [], [], [], []
             for i in range(count):
                 vid = f"{c:04x}{i:028x}"
@@ -239,7 +239,7 @@ def build_search_store(store: str, n: int = SEARCH_VERSIONS, catalog_url: str = 
                 (s.aliases, aliases),
             ):
                 tx.conn.execute(table.insert(), rows)
-            tx.bump_index(cid, count - 1)
+            tx.versions.bump_index(cid, count - 1)
 
     svc.catalog.write(fill)
     svc.close()

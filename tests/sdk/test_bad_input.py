@@ -53,15 +53,15 @@ def test_names_that_resolve_to_nothing() -> None:
 def test_an_exception_while_logging_leaves_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
     art = cairn.Artifact("ds", "dataset")
     art.add_file(write("a.txt", "a"))
-    from cairn.catalog import Tx
+    from cairn.catalog._aliases import Tags
 
-    def explode(self: Tx, *args: object, **kw: object) -> None:
+    def explode(self: Tags, *args: object, **kw: object) -> None:
         raise RuntimeError("disk on fire")
 
     # A context, not monkeypatch.undo(): that would also undo the fixture's CAIRN_DIR and send
     # the rest of the test to ~/.cairn.
     with monkeypatch.context() as patch:
-        patch.setattr(Tx, "add_tags", explode)
+        patch.setattr(Tags, "add", explode)
         with cairn.init() as run, pytest.raises(RuntimeError):
             run.log_artifact(art)
     assert not cairn.Api().artifact_exists("ds")

@@ -241,7 +241,7 @@ def test_a_worker_killed_mid_upsert_leaves_nothing_half_staged() -> None:
 
             vid = pending[0].id
             svc = current_service()
-            staged = svc.catalog.read(lambda tx, vid=vid: tx.staged_count(vid))  # type: ignore[attr-defined, misc]
+            staged = svc.catalog.read(lambda tx, vid=vid: tx.pending.staged_count(vid))  # type: ignore[attr-defined, misc]
             assert staged in (0, per_worker), f"half-staged: {staged}"
     # Running it again succeeds, and the version holds each file once.
     again = subprocess.run(

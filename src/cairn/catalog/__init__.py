@@ -11,10 +11,11 @@ from cairn._lazy import lazy_exports
 if TYPE_CHECKING:
     from cairn.catalog._access import ApiKeys, KeyRow, UploadRow, Uploads, readable_blobs
     from cairn.catalog._blobs import CatalogBlobStore
-    from cairn.catalog._catalog import OUTAGE_SECONDS, Catalog, Tx
+    from cairn.catalog._catalog import OUTAGE_SECONDS, Catalog
     from cairn.catalog._migrate import script_head, upgrade
     from cairn.catalog._quick import quick_collections
     from cairn.catalog._schema import HEAD_REVISION
+    from cairn.catalog._tx import Tx
 
 __all__ = [
     "HEAD_REVISION",
@@ -37,9 +38,10 @@ __getattr__, __dir__ = lazy_exports(
     {
         "._access": ["ApiKeys", "KeyRow", "UploadRow", "Uploads", "readable_blobs"],
         "._blobs": ["CatalogBlobStore"],
-        "._catalog": ["OUTAGE_SECONDS", "Catalog", "Tx"],
+        "._catalog": ["OUTAGE_SECONDS", "Catalog"],
         "._migrate": ["script_head", "upgrade"],
         "._quick": ["quick_collections"],
         "._schema": ["HEAD_REVISION"],
+        "._tx": ["Tx"],
     },
 )

@@ -1,20 +1,27 @@
 """The server's own tables: API keys, uploads under way, and which blobs a key may read.
 
 Repositories over a ``Catalog``: the server's key ring (``cairn.server._auth``), its transfers
-(``cairn.server._transfers``) and its access checks call these, never SQL of their own.
+(``cairn.server._transfers``) and its access checks call these, never SQL of their own. A
+commit records which blobs its project refers to inside its own transaction (``BlobGrants``,
+``tx.grants``); ``readable_blobs`` reads them back.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, delete, false, or_, select, true, union, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.catalog import _schema as s
-from cairn.catalog._catalog import Catalog, Tx
+from cairn.catalog._repository import Repository
+
+if TYPE_CHECKING:
+    from cairn.catalog._catalog import Catalog
+    from cairn.catalog._tx import Tx
 
 ANY = "*"  # a grant pattern's wildcard (entity or project)
 
@@ -196,6 +203,15 @@ def _upload_row(row: object) -> UploadRow:
         part_size=int(row.part_size),  # type: ignore[attr-defined]
         ref=str(row.backend_ref),  # type: ignore[attr-defined]
     )
+
+
+class BlobGrants(Repository):
+    """The ``project_blobs`` table: which blobs each project's versions refer to (servers)."""
+
+    def add(self, project_id: int, digests: Iterable[str]) -> None:
+        """Record that the project's versions refer to these blobs (so its readers may read them)."""
+        rows = [{"project_id": project_id, "digest": d} for d in dict.fromkeys(digests)]
+        self.tx.insert_ignore(s.project_blobs, rows)
 
 
 _BATCH = 20_000

@@ -18,7 +18,8 @@ from typing import Any, BinaryIO
 from sqlalchemy import delete, select
 
 from cairn.catalog import _schema as s
-from cairn.catalog._catalog import Catalog, Tx
+from cairn.catalog._catalog import Catalog
+from cairn.catalog._tx import Tx
 from cairn.core import check_digest, digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
 from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore, check_range, put_verified_file

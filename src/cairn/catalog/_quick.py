@@ -5,7 +5,7 @@ answers the same question with ``sqlite3`` alone, and only from a catalog whose 
 newest this cairn knows (its ``alembic_version`` is the newest migration): anything else (no
 catalog yet, an older or a newer schema, a file SQLite cannot open) gets None, and the caller goes
 through ``Catalog``, which creates, upgrades or refuses with the usual messages. The queries are
-those of ``Tx.collection_records``; ``tests/catalog/test_quick.py`` compares both on the same
+those of ``tx.collections.records``; ``tests/catalog/test_quick.py`` compares both on the same
 stores.
 """
 
@@ -20,7 +20,7 @@ from cairn.core import COMMITTED, LATEST, CollectionRecord
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations", "versions")
 _BATCH = 500  # SQLite host parameters per statement, well under its limit
-_ALIVE = "v.state = ? AND (v.expires_at IS NULL OR v.expires_at > ?)"  # Tx.alive()
+_ALIVE = "v.state = ? AND (v.expires_at IS NULL OR v.expires_at > ?)"  # _ttl.alive()
 
 
 def newest_revision() -> str:
@@ -134,7 +134,7 @@ def _collections(
 def _latest_versions(
     conn: sqlite3.Connection, newest: dict[int, int | None], now: float
 ) -> dict[int, tuple[int | None, int | None]]:
-    """As ``Tx._latest_versions``: the version with the ``latest`` alias, else the newest."""
+    """As ``tx.collections.latest_versions``: the version with the ``latest`` alias, else the newest."""
     out: dict[int, tuple[int | None, int | None]] = {}
     for marks, chunk in _chunks(list(newest)):
         for cid, idx, size in conn.execute(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Select,
@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from cairn.catalog import _schema as s
+from cairn.catalog._ttl import alive
 from cairn.core import (
     COMMITTED,
     COUNT_CAP,
@@ -42,6 +43,9 @@ from cairn.core import (
     prefix_end,
     query_parts,
 )
+
+if TYPE_CHECKING:
+    from cairn.catalog._tx import Tx
 
 KINDS = ("project", "collection", "version", "run")
 VERSION_SORTS = {"version": "idx", "created": "created_at", "size": "size", "files": "file_count"}
@@ -56,13 +60,13 @@ class CatalogHits:
     totals: dict[str, int] = field(default_factory=dict)
 
 
-def _alive(tx: Any) -> Any:
-    """``tx.alive()`` (committed, TTL not run out). On SQLite written so that no index serves
+def _alive(tx: Tx) -> Any:
+    """``alive()`` (committed, TTL not run out). On SQLite written so that no index serves
     it: with no statistics (an embedded store has none), SQLite would read every version
     through the ``expires_at`` index and sort them all rather than read the page's order.
     (PostgreSQL's statistics judge the plain form right, and would misjudge this one.)"""
     if tx.dialect != "sqlite":
-        return tx.alive()
+        return alive()
     v = s.versions.c
     return and_(v.state == COMMITTED, func.coalesce(v.expires_at, _NEVER) > time.time())
 
@@ -274,7 +278,7 @@ def _conditions(query: SearchQuery, dialect: str) -> list[_Condition]:
     return out
 
 
-def _estimate(tx: Any, conditions: list[_Condition], extra: Any, dense: int) -> int | None:
+def _estimate(tx: Tx, conditions: list[_Condition], extra: Any, dense: int) -> int | None:
     """Count each condition's members (each read from its index and capped at ``dense``: a few
     milliseconds) in one query; return ``extra``'s count (a select of ids, or None) the same
     way."""
@@ -299,7 +303,7 @@ def _estimate(tx: Any, conditions: list[_Condition], extra: Any, dense: int) -> 
 DENSE = 20_000
 
 
-def _page(tx: Any, q: Any, offset: int, limit: int, *, once: bool = False) -> tuple[list[Any], int]:
+def _page(tx: Tx, q: Any, offset: int, limit: int, *, once: bool = False) -> tuple[list[Any], int]:
     """One page of ``q``'s rows, and how many rows it has, counted up to ``COUNT_CAP + 1`` or
     one past the page, whichever is more (a query that matches a million rows is not counted to
     the end: its total is then a lower bound). A first page with room to spare is its own
@@ -317,14 +321,14 @@ def _page(tx: Any, q: Any, offset: int, limit: int, *, once: bool = False) -> tu
     return rows, int(tx.conn.execute(select(func.count()).select_from(capped)).scalar_one())
 
 
-def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
+def _collection_records(tx: Tx, ids: list[int]) -> list[CollectionRecord]:
     """Collections by id, in that order (version counts computed for these only)."""
     if not ids:
         return []
     c, v, p = s.collections.c, s.versions.c, s.projects.c
     counts = (
         select(v.collection_id, func.count().label("n"), func.max(v.idx).label("latest_idx"))
-        .where(tx.alive(), v.collection_id.in_(ids))  # expired versions (TTL) are not counted
+        .where(alive(), v.collection_id.in_(ids))  # expired versions (TTL) are not counted
         .group_by(v.collection_id)
         .subquery()
     )
@@ -336,7 +340,7 @@ def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
     )
     rows = {int(r.id): r for r in tx.conn.execute(q)}
     # What ":latest" names: the "latest" alias, else the newest live version (W&B's rule).
-    latest = tx._latest_versions({cid: r.latest_idx for cid, r in rows.items()})
+    latest = tx.collections.latest_versions({cid: r.latest_idx for cid, r in rows.items()})
     return [
         CollectionRecord(
             id=cid,
@@ -357,7 +361,7 @@ def _collection_records(tx: Any, ids: list[int]) -> list[CollectionRecord]:
 
 
 def search(
-    tx: Any,
+    tx: Tx,
     query: SearchQuery,
     *,
     project_ids: Sequence[int] | None,
@@ -459,7 +463,7 @@ def search(
             .order_by(*order, v.id)
         )
         rows, hits.totals["version"] = _page(tx, q, offset, limit, once=driving is not None)
-        hits.versions = tx.version_records([str(row.id) for row in rows])
+        hits.versions = tx.versions.records([str(row.id) for row in rows])
 
     if "run" in kinds and not only_versions and not query.types and not query.names:
         conds = [
@@ -474,12 +478,12 @@ def search(
         where = [x for x in (scoped(r.project_id), *conds) if x is not None]
         q = select(r.id).where(*where).order_by(r.created_at.desc(), r.id)
         rows, hits.totals["run"] = _page(tx, q, offset, limit)
-        found = tx.run_records(r.id.in_([int(row.id) for row in rows])) if rows else []
+        found = tx.runs.records(r.id.in_([int(row.id) for row in rows])) if rows else []
         hits.runs = sorted(found, key=lambda run: run.created_at or 0.0, reverse=True)
     return hits
 
 
-def project_ids(tx: Any, projects: Sequence[tuple[str, str]]) -> list[int]:
+def project_ids(tx: Tx, projects: Sequence[tuple[str, str]]) -> list[int]:
     """The ids of those (entity, name) projects that exist."""
     if not projects:
         return []

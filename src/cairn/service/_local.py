@@ -132,17 +132,17 @@ def _label(
     """What every commit does to the version it committed (or found identical): the aliases
     move to it, it gets the tags, and the committing run (if any) is recorded as its maker."""
     for alias in aliases:
-        tx.set_alias(collection_id, alias, version_id)
-    tx.add_tags(version_id, tags)
+        tx.aliases.assign(collection_id, alias, version_id)
+    tx.tags.add(version_id, tags)
     if run_pk is not None:
-        tx.link_run(version_id, run_pk, "output")
+        tx.lineage.add(version_id, run_pk, "output")
 
 
 def _check_expected_alias(tx: Tx, cid: int, name: str, expect: tuple[str, str | None]) -> None:
     """Refuse the commit unless ``alias`` still names the expected version (run in the commit's
     own transaction, after the collection is locked, so no other commit can slip in between)."""
     alias, expected = expect
-    now = tx.resolve(cid, alias)
+    now = tx.versions.resolve(cid, alias)
     if now != expected:
         was = "no version" if expected is None else f"version {expected}"
         moved = f"version {now}" if now is not None else "no version"
@@ -277,10 +277,10 @@ class LocalService:
         check_json_value(dict(run.config), "config")
 
         def fn(tx: Tx) -> RunRecord:
-            pid = tx.project_id(run.entity, run.project, create=True)
+            pid = tx.projects.id_of(run.entity, run.project, create=True)
             assert pid is not None
-            tx.insert_run(pid, run)
-            return tx.run_record(pid, run.id)
+            tx.runs.insert(pid, run)
+            return tx.runs.record(pid, run.id)
 
         return self.catalog.write(fn)
 
@@ -292,14 +292,14 @@ class LocalService:
 
         def fn(tx: Tx) -> None:
             pk = self._run_pk(tx, entity, project, run_id)
-            tx.set_run_state(pk, state, config)
+            tx.runs.set_state(pk, state, config)
 
         self.catalog.write(fn)
 
     def get_run(self, entity: str, project: str, run_id: str) -> RunRecord:
         def fn(tx: Tx) -> RunRecord:
             pid = self._project(tx, entity, project)
-            return tx.run_record(pid, run_id)
+            return tx.runs.record(pid, run_id)
 
         return self.catalog.read(fn)
 
@@ -308,7 +308,7 @@ class LocalService:
     ) -> list[VersionRecord]:
         def fn(tx: Tx) -> list[VersionRecord]:
             pk = self._run_pk(tx, entity, project, run_id)
-            return tx.version_records(tx.versions_of_run(pk, role))
+            return tx.versions.records(tx.lineage.versions_of(pk, role))
 
         return self.catalog.read(fn)
 
@@ -317,8 +317,8 @@ class LocalService:
         from cairn.catalog import _schema as schema
 
         def fn(tx: Tx) -> list[RunRecord]:
-            pid = tx.project_id(entity, project, create=False)
-            return [] if pid is None else tx.run_records(schema.runs.c.project_id == pid)
+            pid = tx.projects.id_of(entity, project, create=False)
+            return [] if pid is None else tx.runs.records(schema.runs.c.project_id == pid)
 
         return self.catalog.read(fn)
 
@@ -331,9 +331,9 @@ class LocalService:
         def fn(tx: Tx) -> None:
             pk = self._run_pk(tx, entity, project, run_id)
             if delete_artifacts:
-                for vid in tx.versions_of_run(pk, "output"):
+                for vid in tx.lineage.versions_of(pk, "output"):
                     self._delete_version_in(tx, vid, delete_aliases=True)
-            tx.delete_run(pk)
+            tx.runs.delete(pk)
 
         self.catalog.write(fn)
 
@@ -346,9 +346,9 @@ class LocalService:
 
         def fn(tx: Tx) -> None:
             pk = self._run_pk(tx, entity, project, run_id)
-            tx.add_history(pk, checked)
+            tx.history.add(pk, checked)
             if summary is not None:
-                tx.set_summary(pk, summary)
+                tx.history.set_summary(pk, summary)
 
         self.catalog.write(fn)
 
@@ -367,25 +367,27 @@ class LocalService:
 
         def fn(tx: Tx) -> list[str]:
             pk = self._run_pk(tx, entity, project, run_id)
-            return tx.history(pk, min_step, max_step, limit)
+            return tx.history.rows(pk, min_step, max_step, limit)
 
         return self.catalog.read(fn)
 
     def run_summary(self, entity: str, project: str, run_id: str) -> str:
-        return self.catalog.read(lambda tx: tx.summary(self._run_pk(tx, entity, project, run_id)))
+        return self.catalog.read(
+            lambda tx: tx.history.summary(self._run_pk(tx, entity, project, run_id))
+        )
 
     def _project(self, tx: Tx, entity: str, project: str) -> int:
-        pid = tx.project_id(entity, project, create=False)
+        pid = tx.projects.id_of(entity, project, create=False)
         if pid is None:
             raise ArtifactNotFoundError(f"project {entity}/{project} not found")
         return pid
 
     def _run_pk(self, tx: Tx, entity: str, project: str, run_id: str) -> int:
         pid = self._project(tx, entity, project)
-        return tx.require_run_pk(pid, run_id)
+        return tx.runs.require_pk(pid, run_id)
 
     def _maybe_run_pk(self, tx: Tx, project_id: int, run_id: str | None) -> int | None:
-        return None if run_id is None else tx.require_run_pk(project_id, run_id)
+        return None if run_id is None else tx.runs.require_pk(project_id, run_id)
 
     # -- blobs --
 
@@ -537,15 +539,15 @@ class LocalService:
 
     def _grant(self, tx: Tx, project_id: int, digests: Iterable[str]) -> None:
         if self._owners:
-            tx.grant_blobs(project_id, digests)
+            tx.grants.add(project_id, digests)
 
     def _existing_with_digest(
         self, entity: str, project: str, name: str, digest: str
     ) -> str | None:
         def fn(tx: Tx) -> str | None:
-            pid = tx.project_id(entity, project, create=False)
-            cid = None if pid is None else tx.collection_id(pid, name)
-            return None if cid is None else tx.committed_with_digest(cid, digest)
+            pid = tx.projects.id_of(entity, project, create=False)
+            cid = None if pid is None else tx.collections.id_of(pid, name)
+            return None if cid is None else tx.versions.committed_with_digest(cid, digest)
 
         return self.catalog.read(fn)
 
@@ -594,10 +596,10 @@ class LocalService:
             self._persist_pages(pages)
 
         def fn(tx: Tx) -> CommitResult:
-            pid = tx.project_id(request.entity, request.project, create=True)
+            pid = tx.projects.id_of(request.entity, request.project, create=True)
             assert pid is not None
             run_pk = self._maybe_run_pk(tx, pid, request.run_id)
-            cid, next_index = tx.lock_collection(
+            cid, next_index = tx.collections.lock(
                 pid, request.name, request.type, request.description
             )
             if request.expect_alias is not None:
@@ -605,13 +607,13 @@ class LocalService:
             self._grant(tx, pid, [*_blob_digests([e for _, e in request.changes]), *pages])
             if self._owners and request.manifest is not None:
                 for batch in self.manifest_blob_batches(request.manifest):
-                    tx.grant_blobs(pid, batch)
-            found = tx.committed_with_digest(cid, root.digest)
+                    tx.grants.add(pid, batch)
+            found = tx.versions.committed_with_digest(cid, root.digest)
             if found is not None:
                 # Identical content: no new version; it gets the aliases and "latest".
                 _label(tx, cid, found, [*request.aliases, LATEST], request.tags, run_pk)
-                return CommitResult(tx.version_record(found), created=False)
-            vid = tx.insert_version(
+                return CommitResult(tx.versions.record(found), created=False)
+            vid = tx.versions.insert(
                 collection_id=cid,
                 state=COMMITTED,
                 index=next_index,
@@ -624,7 +626,7 @@ class LocalService:
                 base_version_id=request.base_version_id,
             )
             _label(tx, cid, vid, [*request.aliases, LATEST], request.tags, run_pk)
-            return CommitResult(tx.version_record(vid), created=True)
+            return CommitResult(tx.versions.record(vid), created=True)
 
         result = self.catalog.write(fn)
         if existing is not None and result.created:
@@ -644,13 +646,13 @@ class LocalService:
         Returns (collection id, next version number, version id, run pk); the collection and the
         version rows stay locked until the transaction ends.
         """
-        pid = tx.project_id(request.entity, request.project, create=True)
+        pid = tx.projects.id_of(request.entity, request.project, create=True)
         assert pid is not None
         run_pk = self._maybe_run_pk(tx, pid, request.run_id)
-        cid, next_index = tx.lock_collection(pid, request.name, request.type, request.description)
-        vid = tx.pending_version(cid, request.distributed_id)
+        cid, next_index = tx.collections.lock(pid, request.name, request.type, request.description)
+        vid = tx.pending.find(cid, request.distributed_id)
         if vid is None:
-            vid = tx.insert_version(
+            vid = tx.versions.insert(
                 collection_id=cid,
                 state=PENDING,
                 index=None,
@@ -664,19 +666,21 @@ class LocalService:
                 base_version_id=request.base_version_id,
             )
         else:
-            base = tx.version_record(vid).base_version_id
+            base = tx.versions.record(vid).base_version_id
             if base != request.base_version_id:
                 raise ValidationError(
                     f"distributed version {request.distributed_id!r} of {request.name} is based on"
                     f" {base or 'nothing'}; every upsert into it must use the same base version"
                 )
             if request.metadata or request.description is not None:
-                tx.update_version(vid, description=request.description, metadata=request.metadata)
-        tx.stage_changes(vid, request.changes, run_pk)
-        tx.add_pending_aliases(vid, request.aliases)
+                tx.versions.update(vid, description=request.description, metadata=request.metadata)
+        tx.pending.stage(vid, request.changes, run_pk)
+        tx.pending.add_aliases(vid, request.aliases)
         self._grant(tx, pid, _blob_digests([e for _, e in request.changes]))
         if run_pk is not None and (request.changes or not isinstance(request, FinishRequest)):
-            tx.link_run(vid, run_pk, "writer")  # a finisher that brings nothing: see _commit_staged
+            tx.lineage.add(
+                vid, run_pk, "writer"
+            )  # a finisher that brings nothing: see _commit_staged
         return cid, next_index, vid, run_pk
 
     def _require_blobs(
@@ -704,7 +708,7 @@ class LocalService:
 
         def fn(tx: Tx) -> VersionRecord:
             _, _, vid, _ = self._stage_in_tx(tx, request)
-            return tx.version_record(vid)
+            return tx.versions.record(vid)
 
         return self.catalog.write(fn)
 
@@ -758,18 +762,18 @@ class LocalService:
         change staged into it). None, staging nothing, when no version of the distributed id
         is pending and one is committed, unless ``start_new``: see ``_already_finished``."""
         if not start_new:
-            pid = tx.project_id(request.entity, request.project, create=True)
+            pid = tx.projects.id_of(request.entity, request.project, create=True)
             assert pid is not None
-            cid, _ = tx.lock_collection(pid, request.name, request.type, request.description)
-            if tx.pending_version(cid, request.distributed_id) is None and (
-                tx.last_committed_distributed(cid, request.distributed_id) is not None
+            cid, _ = tx.collections.lock(pid, request.name, request.type, request.description)
+            if tx.pending.find(cid, request.distributed_id) is None and (
+                tx.pending.last_committed(cid, request.distributed_id) is not None
             ):
                 return None
         _, _, vid, _ = self._stage_in_tx(tx, request)
         base_root = ""
         if request.base_version_id is not None:
-            base_root = tx.version_record(request.base_version_id).digest or ""
-        return vid, base_root, tx.staged(vid)
+            base_root = tx.versions.record(request.base_version_id).digest or ""
+        return vid, base_root, tx.pending.staged(vid)
 
     def _commit_staged(
         self,
@@ -782,29 +786,29 @@ class LocalService:
     ) -> CommitResult | list[Change] | None:
         """Commit ``vid`` as built from ``changes``. Returns the staged changes instead when
         they changed meanwhile (build again), None when ``vid`` was finished by another."""
-        pid = tx.project_id(request.entity, request.project, create=True)
+        pid = tx.projects.id_of(request.entity, request.project, create=True)
         assert pid is not None
-        cid, next_index = tx.lock_collection(pid, request.name, request.type, request.description)
-        if tx.pending_version(cid, request.distributed_id) != vid:
+        cid, next_index = tx.collections.lock(pid, request.name, request.type, request.description)
+        if tx.pending.find(cid, request.distributed_id) != vid:
             return None
-        staged = tx.staged(vid)
+        staged = tx.pending.staged(vid)
         if staged != changes:
             return staged
         run_pk = self._maybe_run_pk(tx, pid, request.run_id)
         if run_pk is not None:  # the run that commits wrote the version, whatever it brought
-            tx.link_run(vid, run_pk, "writer")
+            tx.lineage.add(vid, run_pk, "writer")
         self._grant(tx, pid, pages)
-        found = tx.committed_with_digest(cid, root.digest)
+        found = tx.versions.committed_with_digest(cid, root.digest)
         target = vid
-        aliases = [*tx.pending_aliases(vid), *request.aliases]
+        aliases = [*tx.pending.aliases(vid), *request.aliases]
         if found is not None:
             # Same content as a committed version: that one gets the aliases; the pending
             # version is folded into it (its writers become writers of the existing one).
-            tx.copy_links(vid, found, "writer")
-            tx.drop_pending(vid)
+            tx.lineage.copy(vid, found, "writer")
+            tx.pending.drop(vid)
             target = found
         else:
-            tx.commit_pending(
+            tx.pending.commit(
                 vid,
                 index=next_index,
                 digest=root.digest,
@@ -815,7 +819,7 @@ class LocalService:
                 description=request.description,
             )
         _label(tx, cid, target, [*aliases, LATEST], request.tags, run_pk)
-        return CommitResult(tx.version_record(target), created=found is None)
+        return CommitResult(tx.versions.record(target), created=found is None)
 
     def _already_finished(self, request: FinishRequest) -> CommitResult | None:
         """The one rule for a repeated finish of a distributed version (a retry after a lost
@@ -827,13 +831,13 @@ class LocalService:
         ``created``). Otherwise (None) the finish starts a new version."""
 
         def newest(tx: Tx) -> VersionRecord | None:
-            pid, cid = tx.locate(request.entity, request.project, request.name)
+            pid, cid = tx.collections.locate(request.entity, request.project, request.name)
             if pid is None or cid is None:
                 return None
-            if tx.pending_version(cid, request.distributed_id) is not None:
+            if tx.pending.find(cid, request.distributed_id) is not None:
                 return None
-            done = tx.last_committed_distributed(cid, request.distributed_id)
-            return None if done is None else tx.version_record(done)
+            done = tx.pending.last_committed(cid, request.distributed_id)
+            return None if done is None else tx.versions.record(done)
 
         for _ in range(_FINISH_ATTEMPTS):
             record = self.catalog.read(newest)
@@ -846,16 +850,16 @@ class LocalService:
                     return None  # it brings something new: that is a new version
 
             def apply(tx: Tx, record: VersionRecord = record) -> CommitResult | None:
-                pid = tx.project_id(request.entity, request.project, create=False)
+                pid = tx.projects.id_of(request.entity, request.project, create=False)
                 assert pid is not None
-                cid, _ = tx.lock_collection(pid, request.name, request.type, request.description)
-                if tx.pending_version(cid, request.distributed_id) is not None or (
-                    tx.last_committed_distributed(cid, request.distributed_id) != record.id
+                cid, _ = tx.collections.lock(pid, request.name, request.type, request.description)
+                if tx.pending.find(cid, request.distributed_id) is not None or (
+                    tx.pending.last_committed(cid, request.distributed_id) != record.id
                 ):
                     return None  # another finish or upsert got in meanwhile: decide again
                 run_pk = self._maybe_run_pk(tx, pid, request.run_id)
                 _label(tx, cid, record.id, request.aliases, request.tags, run_pk)
-                return CommitResult(tx.version_record(record.id), created=False)
+                return CommitResult(tx.versions.record(record.id), created=False)
 
             result = self.catalog.write(apply)
             if result is not None:
@@ -863,15 +867,15 @@ class LocalService:
         raise _kept_changing(request)
 
     def discard_pending(self, version_id: str) -> None:
-        self.catalog.write(lambda tx: tx.drop_pending(version_id))
+        self.catalog.write(lambda tx: tx.pending.drop(version_id))
 
     def cleanup_pending(self, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
 
         def fn(tx: Tx) -> int:
-            ids = tx.pending_older_than(cutoff)
+            ids = tx.pending.older_than(cutoff)
             for vid in ids:
-                tx.drop_pending(vid)
+                tx.pending.drop(vid)
             return len(ids)
 
         return self.catalog.write(fn)
@@ -914,32 +918,32 @@ class LocalService:
     def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
         def fn(tx: Tx) -> VersionRecord:
             where = f"{entity}/{project}"
-            pid, cid = tx.locate(entity, project, name)
+            pid, cid = tx.collections.locate(entity, project, name)
             if pid is None:
                 raise ArtifactNotFoundError(
                     f"artifact {name}:{label or LATEST} not found: project {where} does not exist"
                 )
             if cid is None:
-                cid = tx.require_collection(pid, name, where)  # raises: not found
-            vid = tx.resolve(cid, label)
+                cid = tx.collections.require(pid, name, where)  # raises: not found
+            vid = tx.versions.resolve(cid, label)
             if vid is None:
                 raise ArtifactNotFoundError(
                     f"artifact {where}/{name} has no version or alias {label or LATEST!r}"
                 )
-            return tx.version_record(vid)
+            return tx.versions.record(vid)
 
         return self.catalog.read(fn)
 
     def get_version(self, version_id: str) -> VersionRecord:
-        return self.catalog.read(lambda tx: tx.version_record(version_id))
+        return self.catalog.read(lambda tx: tx.versions.record(version_id))
 
     def list_versions(
         self, entity: str, project: str, name: str, *, include_pending: bool = False
     ) -> list[VersionRecord]:
         def fn(tx: Tx) -> list[VersionRecord]:
             pid = self._project(tx, entity, project)
-            cid = tx.require_collection(pid, name, f"{entity}/{project}")
-            return tx.version_records(tx.version_ids(cid, include_pending=include_pending))
+            cid = tx.collections.require(pid, name, f"{entity}/{project}")
+            return tx.versions.records(tx.versions.ids(cid, include_pending=include_pending))
 
         return self.catalog.read(fn)
 
@@ -947,25 +951,25 @@ class LocalService:
         self, entity: str, project: str, type_name: str | None = None
     ) -> list[CollectionRecord]:
         def fn(tx: Tx) -> list[CollectionRecord]:
-            pid = tx.project_id(entity, project, create=False)
-            return [] if pid is None else tx.collection_records(pid, type_name)
+            pid = tx.projects.id_of(entity, project, create=False)
+            return [] if pid is None else tx.collections.records(pid, type_name)
 
         return self.catalog.read(fn)
 
     def list_types(self, entity: str, project: str) -> list[str]:
         def fn(tx: Tx) -> list[str]:
-            pid = tx.project_id(entity, project, create=False)
-            return [] if pid is None else tx.types(pid)
+            pid = tx.projects.id_of(entity, project, create=False)
+            return [] if pid is None else tx.collections.types(pid)
 
         return self.catalog.read(fn)
 
     def list_projects(self, entity: str | None = None) -> list[tuple[str, str]]:
-        return self.catalog.read(lambda tx: tx.projects(entity))
+        return self.catalog.read(lambda tx: tx.projects.names(entity))
 
     # -- changing committed versions (metadata only; files never change) --
 
     def _committed(self, tx: Tx, version_id: str) -> VersionRecord:
-        rec = tx.version_record(version_id)
+        rec = tx.versions.record(version_id)
         if rec.state != COMMITTED:
             raise UsageError(f"version {rec.qualified_name} is {rec.state}; only committed ones")
         return rec
@@ -990,12 +994,12 @@ class LocalService:
 
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
-            tx.update_version(version_id, description=description, metadata=metadata)
+            tx.versions.update(version_id, description=description, metadata=metadata)
             if aliases is not None:
-                tx.replace_aliases(rec.collection_id, version_id, aliases)
+                tx.aliases.replace(rec.collection_id, version_id, aliases)
             if tags is not None:
-                tx.replace_tags(version_id, tags)
-            return tx.version_record(version_id)
+                tx.tags.replace(version_id, tags)
+            return tx.versions.record(version_id)
 
         return self.catalog.write(fn)
 
@@ -1004,17 +1008,17 @@ class LocalService:
 
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
-            tx.set_alias(rec.collection_id, alias, version_id)
-            return tx.version_record(version_id)
+            tx.aliases.assign(rec.collection_id, alias, version_id)
+            return tx.versions.record(version_id)
 
         return self.catalog.write(fn)
 
     def remove_alias(self, version_id: str, alias: str) -> VersionRecord:
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
-            if not tx.remove_alias(rec.collection_id, alias, version_id):
+            if not tx.aliases.remove(rec.collection_id, alias, version_id):
                 raise ArtifactNotFoundError(f"{rec.qualified_name} has no alias {alias!r}")
-            return tx.version_record(version_id)
+            return tx.versions.record(version_id)
 
         return self.catalog.write(fn)
 
@@ -1024,11 +1028,11 @@ class LocalService:
         )
 
     def _delete_version_in(self, tx: Tx, version_id: str, *, delete_aliases: bool) -> None:
-        rec = tx.version_record(version_id)
+        rec = tx.versions.record(version_id)
         if rec.state == DELETED:
             return
         if rec.state == PENDING:
-            tx.drop_pending(version_id)
+            tx.pending.drop(version_id)
             return
         if rec.aliases and not delete_aliases:
             # As in W&B, "latest" counts: the newest version is kept by "delete every version
@@ -1038,18 +1042,18 @@ class LocalService:
                 " first or pass delete_aliases=True"
             )
         for alias in rec.aliases:
-            tx.remove_alias(rec.collection_id, alias, version_id)
-        tx.set_version_state(version_id, DELETED)
+            tx.aliases.remove(rec.collection_id, alias, version_id)
+        tx.versions.set_state(version_id, DELETED)
         if LATEST in rec.aliases:
-            tx.move_latest(rec.collection_id)
+            tx.aliases.move_latest(rec.collection_id)
 
     # -- registry links and registries (W&B's link_artifact, Registry) --
 
     def _registry_project(self, tx: Tx, project: str, *, create_default: bool) -> int:
         """The project id of registry ``project`` (``wandb-registry-<name>``); the default
         registries ``model`` and ``dataset`` exist from their first use, as in W&B."""
-        pid = tx.project_id(REGISTRY_ENTITY, project, create=False)
-        if pid is not None and tx.registry_rows(project):
+        pid = tx.projects.id_of(REGISTRY_ENTITY, project, create=False)
+        if pid is not None and tx.registries.rows(project):
             return pid
         name = project[len(REGISTRY_PREFIX) :]
         if not (create_default and name in DEFAULT_REGISTRIES):
@@ -1057,9 +1061,9 @@ class LocalService:
                 f"registry {name!r} does not exist; create it with"
                 f" cairn.Api().create_registry({name!r})"
             )
-        pid = tx.project_id(REGISTRY_ENTITY, project, create=True)
+        pid = tx.projects.id_of(REGISTRY_ENTITY, project, create=True)
         assert pid is not None
-        tx.create_registry(pid, f"The default {name} registry", "organization", ())
+        tx.registries.create(pid, f"The default {name} registry", "organization", ())
         return pid
 
     def link_version(
@@ -1080,23 +1084,23 @@ class LocalService:
                 src = self._committed(tx, src.source_version_id)
             if project.startswith(REGISTRY_PREFIX):
                 pid = self._registry_project(tx, project, create_default=True)
-                allowed = json.loads(tx.registry_rows(project)[0].artifact_types)
+                allowed = json.loads(tx.registries.rows(project)[0].artifact_types)
                 if allowed and src.type not in allowed:
                     raise ValidationError(
                         f"registry {project[len(REGISTRY_PREFIX) :]!r} accepts types"
                         f" {', '.join(allowed)}, not {src.type!r}"
                     )
             else:
-                found_pid = tx.project_id(entity, project, create=True)
+                found_pid = tx.projects.id_of(entity, project, create=True)
                 assert found_pid is not None
                 pid = found_pid
-            cid, next_index = tx.lock_collection(pid, name, src.type, None)
+            cid, next_index = tx.collections.lock(pid, name, src.type, None)
             if cid == src.collection_id:
                 raise ValidationError(f"{src.qualified_name} is already in {project}/{name}")
-            vid = tx.link_of(cid, src.id)
+            vid = tx.registries.link_of(cid, src.id)
             if vid is None:
                 assert src.digest is not None
-                vid = tx.insert_version(
+                vid = tx.versions.insert(
                     collection_id=cid,
                     state=COMMITTED,
                     index=next_index,
@@ -1111,8 +1115,8 @@ class LocalService:
                 if self._owners:
                     self._grant(tx, pid, self._version_blobs(src.digest))
             for alias in (*aliases, LATEST):
-                tx.set_alias(cid, alias, vid)
-            return tx.version_record(vid)
+                tx.aliases.assign(cid, alias, vid)
+            return tx.versions.record(vid)
 
         return self.catalog.write(fn)
 
@@ -1141,10 +1145,10 @@ class LocalService:
                     " registry (or other collection) it was linked to; use delete() here"
                 )
             for alias in rec.aliases:
-                tx.remove_alias(rec.collection_id, alias, version_id)
-            tx.set_version_state(version_id, DELETED)
+                tx.aliases.remove(rec.collection_id, alias, version_id)
+            tx.versions.set_state(version_id, DELETED)
             if LATEST in rec.aliases:
-                tx.move_latest(rec.collection_id)
+                tx.aliases.move_latest(rec.collection_id)
 
         self.catalog.write(fn)
 
@@ -1155,7 +1159,7 @@ class LocalService:
         def fn(tx: Tx) -> list[VersionRecord]:
             v = schema.versions.c
             q = select(v.id).where(v.source_version_id == version_id, v.state == COMMITTED)
-            return tx.version_records([str(r[0]) for r in tx.conn.execute(q)])
+            return tx.versions.records([str(r[0]) for r in tx.conn.execute(q)])
 
         return self.catalog.read(fn)
 
@@ -1170,12 +1174,12 @@ class LocalService:
         project = REGISTRY_PREFIX + name
 
         def fn(tx: Tx) -> RegistryRecord:
-            if tx.registry_rows(project):
+            if tx.registries.rows(project):
                 raise ValidationError(f"registry {name!r} already exists")
-            pid = tx.project_id(REGISTRY_ENTITY, project, create=True)
+            pid = tx.projects.id_of(REGISTRY_ENTITY, project, create=True)
             assert pid is not None
-            tx.create_registry(pid, description, visibility, artifact_types)
-            return _registry(tx.registry_rows(project)[0])
+            tx.registries.create(pid, description, visibility, artifact_types)
+            return _registry(tx.registries.rows(project)[0])
 
         return self.catalog.write(fn)
 
@@ -1183,7 +1187,7 @@ class LocalService:
         def fn(tx: Tx) -> list[RegistryRecord]:
             for name in DEFAULT_REGISTRIES:
                 self._registry_project(tx, REGISTRY_PREFIX + name, create_default=True)
-            return [_registry(r) for r in tx.registry_rows()]
+            return [_registry(r) for r in tx.registries.rows()]
 
         return self.catalog.write(fn)
 
@@ -1197,8 +1201,8 @@ class LocalService:
         def fn(tx: Tx) -> VersionRecord:
             rec = self._committed(tx, version_id)
             check_ttl_allowed(rec.type, rec.source_version_id is not None)
-            tx.set_ttl(version_id, ttl_seconds)
-            return tx.version_record(version_id)
+            tx.ttl.assign(version_id, ttl_seconds)
+            return tx.versions.record(version_id)
 
         return self.catalog.write(fn)
 
@@ -1207,15 +1211,15 @@ class LocalService:
         return how many. Queries hide them already; gc then frees their blobs."""
 
         def fn(tx: Tx) -> int:
-            ids = tx.expired_versions()
+            ids = tx.ttl.expired()
             for vid in ids:
-                cid = tx.version_record(vid).collection_id
-                had_latest = LATEST in tx.aliases_of(vid)
-                for alias in tx.aliases_of(vid):
-                    tx.remove_alias(cid, alias, vid)
-                tx.set_version_state(vid, DELETED)
+                cid = tx.versions.record(vid).collection_id
+                had_latest = LATEST in tx.aliases.of(vid)
+                for alias in tx.aliases.of(vid):
+                    tx.aliases.remove(cid, alias, vid)
+                tx.versions.set_state(vid, DELETED)
                 if had_latest:
-                    tx.move_latest(cid)
+                    tx.aliases.move_latest(cid)
             return len(ids)
 
         return self.catalog.write(fn)
@@ -1224,12 +1228,12 @@ class LocalService:
 
     def _collection(self, tx: Tx, entity: str, project: str, name: str) -> int:
         pid = self._project(tx, entity, project)
-        return tx.require_collection(pid, name, f"{entity}/{project}")
+        return tx.collections.require(pid, name, f"{entity}/{project}")
 
     def get_collection(self, entity: str, project: str, name: str) -> CollectionRecord:
         def fn(tx: Tx) -> CollectionRecord:
             pid = self._project(tx, entity, project)
-            found = tx.collection_records(pid, name=name)
+            found = tx.collections.records(pid, name=name)
             if not found:
                 raise ArtifactNotFoundError(f"artifact {name!r} not found in {entity}/{project}")
             return found[0]
@@ -1250,11 +1254,11 @@ class LocalService:
 
         def fn(tx: Tx) -> CollectionRecord:
             cid = self._collection(tx, entity, project, name)
-            tx.update_collection(cid, name=new_name, description=description)
+            tx.collections.update(cid, name=new_name, description=description)
             if tags is not None:
-                tx.set_collection_tags(cid, tags)
+                tx.collections.set_tags(cid, tags)
             pid = self._project(tx, entity, project)
-            return tx.collection_records(pid, name=new_name or name)[0]
+            return tx.collections.records(pid, name=new_name or name)[0]
 
         return self.catalog.write(fn)
 
@@ -1262,19 +1266,19 @@ class LocalService:
         """Delete a collection and every version of it (their blobs go with the next gc)."""
 
         def fn(tx: Tx) -> None:
-            tx.delete_collection(self._collection(tx, entity, project, name))
+            tx.collections.delete(self._collection(tx, entity, project, name))
 
         self.catalog.write(fn)
 
     def use_version(self, version_id: str, run: RunRecord) -> None:
         def fn(tx: Tx) -> None:
             pk = self._run_pk(tx, run.entity, run.project, run.id)
-            tx.link_run(version_id, pk, "input")
+            tx.lineage.add(version_id, pk, "input")
 
         self.catalog.write(fn)
 
     def version_runs(self, version_id: str, role: str) -> list[RunRecord]:
-        return self.catalog.read(lambda tx: tx.runs_of(version_id, role))
+        return self.catalog.read(lambda tx: tx.lineage.runs_of(version_id, role))
 
     # -- search --
 
@@ -1289,7 +1293,7 @@ class LocalService:
             collection_id = None
             if request.collection is not None:
                 entity, project, name = request.collection
-                pid, collection_id = tx.locate(entity, project, name)
+                pid, collection_id = tx.collections.locate(entity, project, name)
                 if collection_id is None:
                     raise ArtifactNotFoundError(f"artifact {entity}/{project}/{name} not found")
                 if scope is not None and pid not in scope:
@@ -1319,20 +1323,20 @@ class LocalService:
 
     def export_versions(self, entity: str, project: str, name: str) -> list[VersionExport]:
         def fn(tx: Tx) -> list[VersionExport]:
-            pid, cid = tx.locate(entity, project, name)
+            pid, cid = tx.collections.locate(entity, project, name)
             if pid is None or cid is None:
                 return []
-            described = tx.collection_records(pid, name=name)
+            described = tx.collections.records(pid, name=name)
             description = described[0].description if described else None
             out = []
-            for rec in tx.version_records(tx.version_ids(cid)):
+            for rec in tx.versions.records(tx.versions.ids(cid)):
                 base_digest = None
                 if rec.base_version_id is not None:
-                    base_digest = tx.version_record(rec.base_version_id).digest
-                runs = {role: tx.runs_of(rec.id, role) for role in _ROLES}
+                    base_digest = tx.versions.record(rec.base_version_id).digest
+                runs = {role: tx.lineage.runs_of(rec.id, role) for role in _ROLES}
                 link_of = None
                 if rec.source_version_id is not None:
-                    linked = tx.version_record(rec.source_version_id)
+                    linked = tx.versions.record(rec.source_version_id)
                     link_of = (linked.entity, linked.project, linked.name)
                 out.append(VersionExport(rec, runs, base_digest, description, link_of))
             return out
@@ -1341,10 +1345,10 @@ class LocalService:
 
     def import_run(self, run: RunRecord) -> RunRecord:
         def fn(tx: Tx) -> RunRecord:
-            pid = tx.project_id(run.entity, run.project, create=True)
+            pid = tx.projects.id_of(run.entity, run.project, create=True)
             assert pid is not None
-            tx.import_run(pid, run)
-            return tx.run_record(pid, run.id)
+            tx.runs.insert_imported(pid, run)
+            return tx.runs.record(pid, run.id)
 
         return self.catalog.write(fn)
 
@@ -1377,8 +1381,8 @@ class LocalService:
         """The version a link being imported links to: ``link_of``'s one with its digest."""
         assert request.link_of is not None
         entity, project, name = request.link_of
-        _, cid = tx.locate(entity, project, name)
-        found = None if cid is None else tx.committed_with_digest(cid, request.digest)
+        _, cid = tx.collections.locate(entity, project, name)
+        found = None if cid is None else tx.versions.committed_with_digest(cid, request.digest)
         if found is None:
             raise ArtifactNotFoundError(
                 f"{request.project}/{request.name} links to {entity}/{project}/{name} with digest"
@@ -1414,16 +1418,16 @@ class LocalService:
             size, count = top.size, top.entry_count
 
         def fn(tx: Tx) -> CommitResult:
-            pid = tx.project_id(request.entity, request.project, create=True)
+            pid = tx.projects.id_of(request.entity, request.project, create=True)
             assert pid is not None
             creator = self._maybe_run_pk(tx, pid, request.created_by)
             links = []
             for role, entity, project, run_id in request.runs:
                 links.append((role, self._run_pk(tx, entity, project, run_id)))
-            cid, next_index = tx.lock_collection(
+            cid, next_index = tx.collections.lock(
                 pid, request.name, request.type, request.collection_description
             )
-            found = tx.committed_with_digest(cid, request.digest)
+            found = tx.versions.committed_with_digest(cid, request.digest)
             created = found is None
             source_id: str | None = None
             if found is None and request.link_of is not None:
@@ -1433,12 +1437,12 @@ class LocalService:
                     # The duplicate vanished between the check and now (deleted): start again.
                     raise ConflictError("the destination changed during the import; run it again")
                 index = next_index if request.index is None else request.index
-                if request.index is not None and tx.index_used(cid, request.index):
+                if request.index is not None and tx.versions.index_used(cid, request.index):
                     raise ConflictError(
                         f"{request.project}/{request.name}:v{request.index} exists already with"
                         " other content; import it with a new number"
                     )
-                found = tx.insert_imported_version(
+                found = tx.versions.insert_imported(
                     collection_id=cid,
                     index=index,
                     digest=request.digest,
@@ -1453,18 +1457,18 @@ class LocalService:
                 )
                 self._grant(tx, pid, [*pages, *blobs])
                 if ttl is not None:
-                    tx.set_ttl(found, ttl, start=request.created_at)
-            elif ttl is not None and tx.version_record(found).ttl_seconds != ttl:
-                tx.set_ttl(found, ttl)
+                    tx.ttl.assign(found, ttl, start=request.created_at)
+            elif ttl is not None and tx.versions.record(found).ttl_seconds != ttl:
+                tx.ttl.assign(found, ttl)
             for alias in request.aliases:
                 if alias != LATEST:
-                    tx.set_alias(cid, alias, found)
-            tx.move_latest(cid)
-            tx.add_tags(found, request.tags)
+                    tx.aliases.assign(cid, alias, found)
+            tx.aliases.move_latest(cid)
+            tx.tags.add(found, request.tags)
             if creator is not None:
-                tx.link_run(found, creator, "output")
+                tx.lineage.add(found, creator, "output")
             for role, pk in links:
-                tx.link_run(found, pk, role)
-            return CommitResult(tx.version_record(found), created=created)
+                tx.lineage.add(found, pk, role)
+            return CommitResult(tx.versions.record(found), created=created)
 
         return self.catalog.write(fn)

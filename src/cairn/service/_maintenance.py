@@ -321,13 +321,13 @@ def _roots_and_staged(catalog: Catalog) -> tuple[list[str], list[str]]:
     """(manifest roots that keep pages alive, digests staged in PENDING versions)."""
 
     def fn(tx: Tx) -> tuple[list[str], list[str]]:
-        roots = tx.live_roots()
-        pending = tx.version_records(tx.pending_older_than(time.time() + 1e9))
+        roots = tx.versions.live_roots()
+        pending = tx.versions.records(tx.pending.older_than(time.time() + 1e9))
         bases = {p.base_version_id for p in pending if p.base_version_id is not None}
-        for base in tx.version_records(sorted(bases)):
+        for base in tx.versions.records(sorted(bases)):
             if base.digest is not None:
                 roots.append(base.digest)  # a draft's base, even if deleted since
-        return roots, tx.staged_digests()
+        return roots, tx.pending.staged_digests()
 
     return catalog.read(fn)
 
@@ -446,11 +446,11 @@ def committed_versions(catalog: Catalog) -> list[VersionRecord]:
 
     def fn(tx: Tx) -> list[VersionRecord]:
         out: list[VersionRecord] = []
-        for entity, project in tx.projects():
-            pid = tx.project_id(entity, project, create=False)
+        for entity, project in tx.projects.names():
+            pid = tx.projects.id_of(entity, project, create=False)
             assert pid is not None
-            for coll in tx.collection_records(pid):
-                out.extend(tx.version_records(tx.version_ids(coll.id)))
+            for coll in tx.collections.records(pid):
+                out.extend(tx.versions.records(tx.versions.ids(coll.id)))
         return out
 
     return catalog.read(fn)

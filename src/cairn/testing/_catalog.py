@@ -13,10 +13,10 @@ from cairn.errors import TypeConflictError, UsageError
 
 
 def _commit(tx: Tx, project: str, name: str, digest: str, type_name: str = "dataset") -> str:
-    pid = tx.project_id("me", project, create=True)
+    pid = tx.projects.id_of("me", project, create=True)
     assert pid is not None
-    cid, idx = tx.lock_collection(pid, name, type_name, None)
-    vid = tx.insert_version(
+    cid, idx = tx.collections.lock(pid, name, type_name, None)
+    vid = tx.versions.insert(
         collection_id=cid,
         state=COMMITTED,
         index=idx,
@@ -27,7 +27,7 @@ def _commit(tx: Tx, project: str, name: str, digest: str, type_name: str = "data
         description="d",
         created_by=None,
     )
-    tx.set_alias(cid, LATEST, vid)
+    tx.aliases.assign(cid, LATEST, vid)
     return vid
 
 
@@ -48,17 +48,17 @@ class CatalogTests:
             return lambda tx: _commit(tx, "p", "ds", f"d{i}")
 
         ids = [catalog.write(commit_n(i)) for i in range(3)]
-        recs = catalog.read(lambda tx: tx.version_records(ids))
+        recs = catalog.read(lambda tx: tx.versions.records(ids))
         assert [r.index for r in recs] == [0, 1, 2]
         assert recs[0].metadata == {"k": [1, 2]}
 
         def resolve(label: str | None) -> str | None:
             def fn(tx: Tx) -> str | None:
-                pid = tx.project_id("me", "p", create=False)
+                pid = tx.projects.id_of("me", "p", create=False)
                 assert pid is not None
-                cid = tx.collection_id(pid, "ds")
+                cid = tx.collections.id_of(pid, "ds")
                 assert cid is not None
-                return tx.resolve(cid, label)
+                return tx.versions.resolve(cid, label)
 
             return catalog.read(fn)
 
@@ -75,10 +75,10 @@ class CatalogTests:
         ids.append(catalog.write(lambda tx: _commit(tx, "p", "ds", "d1")))
 
         def fn(tx: Tx) -> tuple[str | None, ...]:
-            cid = tx.collection_id(tx.project_id("me", "p", create=False) or 0, "ds")
+            cid = tx.collections.id_of(tx.projects.id_of("me", "p", create=False) or 0, "ds")
             assert cid is not None
-            tx.set_alias(cid, "v01", ids[0])
-            return tuple(tx.resolve(cid, label) for label in ("v01", "v1", "v001", "v+1"))
+            tx.aliases.assign(cid, "v01", ids[0])
+            return tuple(tx.versions.resolve(cid, label) for label in ("v01", "v1", "v001", "v+1"))
 
         assert catalog.write(fn) == (ids[0], ids[1], None, None)
 
@@ -92,23 +92,23 @@ class CatalogTests:
         b = catalog.write(lambda tx: _commit(tx, "p", "ds", "db"))
 
         def alias(tx: Tx) -> None:
-            rec = tx.version_record(a)
-            tx.set_alias(rec.collection_id, "best", a)
-            tx.set_alias(rec.collection_id, "best", b)  # moves
+            rec = tx.versions.record(a)
+            tx.aliases.assign(rec.collection_id, "best", a)
+            tx.aliases.assign(rec.collection_id, "best", b)  # moves
 
         catalog.write(alias)
-        rb = catalog.read(lambda tx: tx.version_record(b))
+        rb = catalog.read(lambda tx: tx.versions.record(b))
         assert set(rb.aliases) == {"best", LATEST}
-        assert catalog.read(lambda tx: tx.version_record(a)).aliases == ()
+        assert catalog.read(lambda tx: tx.versions.record(a)).aliases == ()
 
         def delete_b(tx: Tx) -> None:
             for al in ("best", LATEST):
-                tx.remove_alias(rb.collection_id, al, b)
-            tx.set_version_state(b, "DELETED")
-            tx.move_latest(rb.collection_id)
+                tx.aliases.remove(rb.collection_id, al, b)
+            tx.versions.set_state(b, "DELETED")
+            tx.aliases.move_latest(rb.collection_id)
 
         catalog.write(delete_b)
-        assert catalog.read(lambda tx: tx.version_record(a)).aliases == (LATEST,)
+        assert catalog.read(lambda tx: tx.versions.record(a)).aliases == (LATEST,)
 
     def test_concurrent_commits_get_unique_dense_numbers(self, catalog: Catalog) -> None:
         errors: list[BaseException] = []
@@ -130,9 +130,12 @@ class CatalogTests:
         indexes = catalog.read(
             lambda tx: [
                 r.index
-                for r in tx.version_records(
-                    tx.version_ids(
-                        tx.collection_id(tx.project_id("me", "p", create=False) or 0, "shared") or 0
+                for r in tx.versions.records(
+                    tx.versions.ids(
+                        tx.collections.id_of(
+                            tx.projects.id_of("me", "p", create=False) or 0, "shared"
+                        )
+                        or 0
                     )
                 )
             ]
@@ -143,10 +146,10 @@ class CatalogTests:
         self, catalog: Catalog
     ) -> None:
         def stage(tx: Tx) -> str:
-            pid = tx.project_id("me", "p", create=True)
+            pid = tx.projects.id_of("me", "p", create=True)
             assert pid is not None
-            cid, _ = tx.lock_collection(pid, "dist", "dataset", None)
-            return tx.pending_version(cid, "g1") or tx.insert_version(
+            cid, _ = tx.collections.lock(pid, "dist", "dataset", None)
+            return tx.pending.find(cid, "g1") or tx.versions.insert(
                 collection_id=cid,
                 state=PENDING,
                 index=None,
@@ -162,34 +165,34 @@ class CatalogTests:
         vid = catalog.write(stage)
         e1 = ManifestEntry("a.txt", "sha256:" + "1" * 64, 1)
         e2 = ManifestEntry("a.txt", "sha256:" + "2" * 64, 2)
-        catalog.write(lambda tx: tx.stage_changes(vid, [("a.txt", e1)], None))
-        catalog.write(lambda tx: tx.stage_changes(vid, [("a.txt", e2), ("b.txt", None)], None))
-        staged = catalog.read(lambda tx: tx.staged(vid))
+        catalog.write(lambda tx: tx.pending.stage(vid, [("a.txt", e1)], None))
+        catalog.write(lambda tx: tx.pending.stage(vid, [("a.txt", e2), ("b.txt", None)], None))
+        staged = catalog.read(lambda tx: tx.pending.staged(vid))
         assert staged == [("a.txt", e2), ("b.txt", None)]
         assert catalog.write(stage) == vid  # one pending version per distributed id
-        catalog.write(lambda tx: tx.drop_pending(vid))
-        assert catalog.read(lambda tx: tx.staged(vid)) == []
+        catalog.write(lambda tx: tx.pending.drop(vid))
+        assert catalog.read(lambda tx: tx.pending.staged(vid)) == []
         done = catalog.write(lambda tx: _commit(tx, "p", "other", "x"))
         with pytest.raises(UsageError):
-            catalog.write(lambda tx: tx.drop_pending(done))
+            catalog.write(lambda tx: tx.pending.drop(done))
 
     def test_runs_and_lineage(self, catalog: Catalog) -> None:
         def fn(tx: Tx) -> tuple[str, int]:
-            pid = tx.project_id("me", "p", create=True)
+            pid = tx.projects.id_of("me", "p", create=True)
             assert pid is not None
-            pk = tx.insert_run(
+            pk = tx.runs.insert(
                 pid,
                 RunRecord(id="r1", entity="me", project="p", name="run one", config={"lr": 0.1}),
             )
             vid = _commit(tx, "p", "ds", "d")
-            tx.link_run(vid, pk, "input")
-            tx.link_run(vid, pk, "input")  # twice is once
+            tx.lineage.add(vid, pk, "input")
+            tx.lineage.add(vid, pk, "input")  # twice is once
             return vid, pk
 
         vid, pk = catalog.write(fn)
-        users = catalog.read(lambda tx: tx.runs_of(vid, "input"))
+        users = catalog.read(lambda tx: tx.lineage.runs_of(vid, "input"))
         assert [(u.id, u.config) for u in users] == [("r1", {"lr": 0.1})]
-        assert catalog.read(lambda tx: tx.versions_of_run(pk, "input")) == [vid]
+        assert catalog.read(lambda tx: tx.lineage.versions_of(pk, "input")) == [vid]
 
     # -- the server's tables (cairn.catalog._access) --
 

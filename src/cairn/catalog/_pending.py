@@ -1,0 +1,199 @@
+"""Pending versions: W&B's distributed artifacts, built by several writers before one commit.
+
+Writers sharing a ``distributed_id`` stage changes (``staged_entries``: the last change staged
+for a path wins) into one PENDING version of the collection, and ask for aliases on the way; a
+finish commits it with its number (``commit``) or drops it (``drop``). A pending version nobody
+finishes is dropped once it is old enough (``older_than``; ``Service.cleanup_pending``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from cairn.catalog import _schema as s
+from cairn.catalog._repository import Repository, now, to_json
+from cairn.catalog._ttl import alive
+from cairn.core import COMMITTED, PENDING, Change, ManifestEntry
+from cairn.errors import ArtifactNotFoundError, UsageError
+
+
+class PendingVersions(Repository):
+    """PENDING rows of ``versions``, their ``pending_aliases`` and ``staged_entries``."""
+
+    def find(self, collection_id: int, distributed_id: str) -> str | None:
+        """The pending version ``distributed_id`` builds in the collection (row locked), if any."""
+        v = s.versions.c
+        q = select(v.id).where(
+            v.collection_id == collection_id,
+            v.distributed_id == distributed_id,
+            v.state == PENDING,
+        )
+        vid = self.conn.execute(q.with_for_update()).scalar()
+        return None if vid is None else str(vid)
+
+    def last_committed(self, collection_id: int, distributed_id: str) -> str | None:
+        """The newest committed version that ``distributed_id`` built, if any."""
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(
+                v.collection_id == collection_id,
+                v.distributed_id == distributed_id,
+                alive(),
+            )
+            .order_by(v.idx.desc())
+            .limit(1)
+        )
+        vid = self.conn.execute(q).scalar()
+        return None if vid is None else str(vid)
+
+    def older_than(self, cutoff: float) -> list[str]:
+        """Pending versions last changed before ``cutoff``."""
+        v = s.versions.c
+        q = select(v.id).where(v.state == PENDING, v.updated_at < cutoff)
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def stage(self, version_id: str, changes: Sequence[Change], run_pk: int | None) -> None:
+        """Upsert changes into a pending version: the last one staged for a path wins."""
+        if not changes:
+            return
+        at = now()
+        rows = []
+        for path, e in changes:
+            rows.append(
+                {
+                    "version_id": version_id,
+                    "path": path,
+                    "removed": 1 if e is None else 0,
+                    "digest": "" if e is None else e.digest,
+                    "size": None if e is None else e.size,
+                    "ref": None if e is None else e.ref,
+                    "extra": None if e is None or not e.extra else to_json(dict(e.extra)),
+                    "run_id": run_pk,
+                    "staged_at": at,
+                }
+            )
+        ins = self.tx.upsert(s.staged_entries)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["version_id", "path"],
+            set_={
+                col: getattr(ins.excluded, col)
+                for col in ("removed", "digest", "size", "ref", "extra", "run_id", "staged_at")
+            },
+        )
+        self.conn.execute(stmt, rows)
+        self.conn.execute(
+            update(s.versions).where(s.versions.c.id == version_id).values(updated_at=at)
+        )
+
+    def add_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
+        """Remember aliases an upsert asked for; they are set when the version commits."""
+        if not aliases:
+            return
+        v = s.versions.c
+        raw = self.conn.execute(select(v.pending_aliases).where(v.id == version_id)).scalar()
+        merged = list(dict.fromkeys([*(json.loads(raw) if raw else []), *aliases]))
+        self.conn.execute(
+            update(s.versions).where(v.id == version_id).values(pending_aliases=to_json(merged))
+        )
+
+    def aliases(self, version_id: str) -> list[str]:
+        v = s.versions.c
+        raw = self.conn.execute(select(v.pending_aliases).where(v.id == version_id)).scalar()
+        return list(json.loads(raw)) if raw else []
+
+    def staged(self, version_id: str) -> list[Change]:
+        """The staged changes of a pending version, sorted by path."""
+        se = s.staged_entries.c
+        q = select(se.path, se.removed, se.digest, se.size, se.ref, se.extra).where(
+            se.version_id == version_id
+        )
+        out: list[Change] = [
+            (
+                r[0],
+                None
+                if r[1]
+                else ManifestEntry(r[0], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None),
+            )
+            for r in self.conn.execute(q)
+        ]
+        out.sort(key=lambda c: c[0])
+        return out
+
+    def staged_count(self, version_id: str) -> int:
+        se = s.staged_entries.c
+        q = select(func.count()).select_from(s.staged_entries).where(se.version_id == version_id)
+        return int(self.conn.execute(q).scalar_one())
+
+    def staged_digests(self) -> list[str]:
+        """Blobs that staged changes of any pending version refer to (gc keeps them)."""
+        se = s.staged_entries.c
+        q = select(se.digest).where(se.ref.is_(None), se.removed == 0).distinct()
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def commit(
+        self,
+        version_id: str,
+        *,
+        index: int,
+        digest: str,
+        size: int,
+        file_count: int,
+        created_by: int | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
+    ) -> None:
+        """Make the pending version COMMITTED as number ``index``; its staged changes go."""
+        values: dict[str, Any] = {
+            "idx": index,
+            "state": COMMITTED,
+            "digest": digest,
+            "size": size,
+            "file_count": file_count,
+            "created_by": created_by,
+            "committed_at": now(),
+            "updated_at": now(),
+        }
+        if metadata is not None:
+            values["metadata"] = to_json(dict(metadata))
+        if description is not None:
+            values["description"] = description
+        self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
+        row = self.conn.execute(
+            select(
+                s.versions.c.collection_id, s.versions.c.metadata, s.versions.c.description
+            ).where(s.versions.c.id == version_id)
+        ).one()
+        versions = self.tx.versions
+        versions.bump_index(int(row.collection_id), index)
+        versions.index_metadata(version_id, json.loads(row.metadata))
+        versions.index_words(version_id, row.description)
+        self.conn.execute(
+            delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
+        )
+
+    def drop(self, version_id: str) -> None:
+        """Forget a PENDING version and its staged changes."""
+        state = self.conn.execute(
+            select(s.versions.c.state).where(s.versions.c.id == version_id)
+        ).scalar()
+        if state is None:
+            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
+        if state != PENDING:
+            raise UsageError(
+                f"version {version_id} is {state}, not PENDING; it cannot be discarded"
+            )
+        for table in (
+            s.staged_entries,
+            s.version_runs,
+            s.tags,
+            s.aliases,
+            s.version_metadata,
+            s.version_words,
+        ):
+            self.conn.execute(delete(table).where(table.c.version_id == version_id))
+        self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))

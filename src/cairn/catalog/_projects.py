@@ -1,0 +1,34 @@
+"""Projects: ``entity/project``, created on first use."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cairn.catalog import _schema as s
+from cairn.catalog._repository import Repository, now
+
+
+class Projects(Repository):
+    """The ``projects`` table."""
+
+    def id_of(self, entity: str, name: str, *, create: bool) -> int | None:
+        """The project's id; with ``create``, made if missing (two writers make one row)."""
+        q = select(s.projects.c.id).where(s.projects.c.entity == entity, s.projects.c.name == name)
+        pid = self.conn.execute(q).scalar()
+        if pid is None and create:
+            self.conn.execute(
+                self.tx.upsert(s.projects)
+                .values(entity=entity, name=name, created_at=now())
+                .on_conflict_do_nothing()
+            )
+            pid = self.conn.execute(q).scalar()
+        return None if pid is None else int(pid)
+
+    def names(self, entity: str | None = None) -> list[tuple[str, str]]:
+        """(entity, name) of every project (of ``entity``), in order."""
+        q = select(s.projects.c.entity, s.projects.c.name).order_by(
+            s.projects.c.entity, s.projects.c.name
+        )
+        if entity is not None:
+            q = q.where(s.projects.c.entity == entity)
+        return [(r[0], r[1]) for r in self.conn.execute(q)]

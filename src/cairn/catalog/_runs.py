@@ -1,0 +1,127 @@
+"""Runs: W&B's runs of a project, resumed by id, and forgotten with their lineage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+
+from cairn.catalog import _schema as s
+from cairn.catalog._repository import Repository, now, to_json
+from cairn.core import RunRecord
+from cairn.errors import RunNotFoundError
+
+
+class Runs(Repository):
+    """The ``runs`` table (a run's history rows: ``RunHistory``)."""
+
+    def insert(self, project_id: int, run: RunRecord) -> int:
+        existing = self.pk(project_id, run.id)
+        if existing is not None:
+            # Resumed (W&B's init(id=..., resume=...)): the config given now is merged into the
+            # stored one, not dropped.
+            values: dict[str, Any] = {"state": run.state, "finished_at": None}
+            if run.config:
+                stored = self.conn.execute(
+                    select(s.runs.c.config).where(s.runs.c.id == existing)
+                ).scalar_one()
+                values["config"] = to_json({**json.loads(stored), **dict(run.config)})
+            self.conn.execute(update(s.runs).where(s.runs.c.id == existing).values(**values))
+            return existing
+        res = self.conn.execute(
+            s.runs.insert().values(
+                project_id=project_id,
+                run_id=run.id,
+                name=run.name,
+                group_name=run.group,
+                job_type=run.job_type,
+                config=to_json(dict(run.config)),
+                state=run.state,
+                created_at=run.created_at or now(),
+            )
+        )
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def insert_imported(self, project_id: int, run: RunRecord) -> int:
+        """Insert a run copied from another store as it is, unless the id exists (then nothing)."""
+        existing = self.pk(project_id, run.id)
+        if existing is not None:
+            return existing
+        res = self.conn.execute(
+            s.runs.insert().values(
+                project_id=project_id,
+                run_id=run.id,
+                name=run.name,
+                group_name=run.group,
+                job_type=run.job_type,
+                config=to_json(dict(run.config)),
+                state=run.state,
+                created_at=run.created_at or now(),
+                finished_at=run.finished_at,
+            )
+        )
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def pk(self, project_id: int, run_id: str) -> int | None:
+        q = select(s.runs.c.id).where(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id)
+        pk = self.conn.execute(q).scalar()
+        return None if pk is None else int(pk)
+
+    def require_pk(self, project_id: int, run_id: str) -> int:
+        pk = self.pk(project_id, run_id)
+        if pk is None:
+            raise RunNotFoundError(f"run {run_id!r} does not exist in this project")
+        return pk
+
+    def set_state(self, run_pk: int, state: str, config: Mapping[str, Any] | None) -> None:
+        values: dict[str, Any] = {"state": state, "finished_at": now()}
+        if config is not None:
+            values["config"] = to_json(dict(config))
+        self.conn.execute(update(s.runs).where(s.runs.c.id == run_pk).values(**values))
+
+    def records(self, where: Any) -> list[RunRecord]:
+        q = (
+            select(s.runs, s.projects.c.entity, s.projects.c.name.label("project"))
+            .join(s.projects, s.projects.c.id == s.runs.c.project_id)
+            .where(where)
+            .order_by(s.runs.c.created_at, s.runs.c.id)
+        )
+        return [
+            RunRecord(
+                id=r.run_id,
+                entity=r.entity,
+                project=r.project,
+                name=r.name,
+                group=r.group_name,
+                job_type=r.job_type,
+                config=json.loads(r.config),
+                state=r.state,
+                created_at=r.created_at,
+                finished_at=r.finished_at,
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def record(self, project_id: int, run_id: str) -> RunRecord:
+        found = self.records(and_(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id))
+        if not found:
+            raise RunNotFoundError(f"run {run_id!r} not found")
+        return found[0]
+
+    def delete(self, run_pk: int) -> None:
+        """Forget a run: its lineage rows go; versions it logged stay, with no creator."""
+        self.conn.execute(delete(s.version_runs).where(s.version_runs.c.run_id == run_pk))
+        self.conn.execute(
+            update(s.versions).where(s.versions.c.created_by == run_pk).values(created_by=None)
+        )
+        self.conn.execute(
+            update(s.staged_entries).where(s.staged_entries.c.run_id == run_pk).values(run_id=None)
+        )
+        self.conn.execute(delete(s.run_history).where(s.run_history.c.run_id == run_pk))
+        self.conn.execute(delete(s.runs).where(s.runs.c.id == run_pk))

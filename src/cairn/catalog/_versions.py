@@ -1,0 +1,328 @@
+"""Versions: what a commit inserts, how a label resolves, and the records readers get.
+
+A version is PENDING (a distributed version being built: ``PendingVersions``), COMMITTED, or
+DELETED. Its number comes from its collection (``Collections.lock``); once given out a number
+is never given again, even when its version is deleted. What a reader sees is ``alive()``
+(committed, TTL not run out). Committing a version also fills the search index: the leaves of
+its metadata (``version_metadata``) and the words of its description (``version_words``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, true, update
+
+from cairn.catalog import _schema as s
+from cairn.catalog._repository import Repository, now, to_json
+from cairn.catalog._ttl import alive
+from cairn.core import (
+    COMMITTED,
+    DELETED,
+    LATEST,
+    PENDING,
+    VersionRecord,
+    index_rows,
+    is_version_label,
+    text_words,
+    version_index,
+)
+from cairn.errors import ArtifactNotFoundError
+
+
+class Versions(Repository):
+    """The ``versions`` table and its search index (``version_metadata``, ``version_words``)."""
+
+    def committed_with_digest(self, collection_id: int, digest: str) -> str | None:
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, v.digest == digest, alive())
+            .order_by(v.idx)
+        )
+        vid = self.conn.execute(q).scalars().first()
+        return None if vid is None else str(vid)
+
+    def insert(
+        self,
+        *,
+        collection_id: int,
+        state: str,
+        index: int | None,
+        digest: str | None,
+        size: int,
+        file_count: int,
+        metadata: Mapping[str, Any],
+        description: str | None,
+        created_by: int | None,
+        distributed_id: str | None = None,
+        base_version_id: str | None = None,
+        source_version_id: str | None = None,
+        created_at: float | None = None,
+    ) -> str:
+        vid = uuid.uuid4().hex
+        at = now()
+        self.conn.execute(
+            s.versions.insert().values(
+                id=vid,
+                collection_id=collection_id,
+                idx=index,
+                state=state,
+                digest=digest,
+                size=size,
+                file_count=file_count,
+                metadata=to_json(dict(metadata)),
+                description=description,
+                created_by=created_by,
+                distributed_id=distributed_id,
+                base_version_id=base_version_id,
+                source_version_id=source_version_id,
+                created_at=at if created_at is None else created_at,
+                updated_at=at,
+                committed_at=at if state == COMMITTED else None,
+            )
+        )
+        if index is not None:
+            self.bump_index(collection_id, index)
+        if state == COMMITTED:
+            self.index_metadata(vid, metadata, replace=False)
+            self.index_words(vid, description, replace=False)
+        return vid
+
+    def insert_imported(
+        self,
+        *,
+        collection_id: int,
+        index: int,
+        digest: str,
+        size: int,
+        file_count: int,
+        metadata: Mapping[str, Any],
+        description: str | None,
+        created_by: int | None,
+        base_version_id: str | None,
+        created_at: float,
+        source_version_id: str | None = None,
+    ) -> str:
+        """A COMMITTED version copied from another store: its number and creation time are kept
+        (the number must be free: ``index_used``); ``next_index`` stays above every number."""
+        return self.insert(
+            collection_id=collection_id,
+            state=COMMITTED,
+            index=index,
+            digest=digest,
+            size=size,
+            file_count=file_count,
+            metadata=metadata,
+            description=description,
+            created_by=created_by,
+            base_version_id=base_version_id,
+            source_version_id=source_version_id,
+            created_at=created_at,
+        )
+
+    def index_metadata(
+        self, version_id: str, metadata: Mapping[str, Any], *, replace: bool = True
+    ) -> None:
+        """Make the search index hold ``metadata``'s leaves for the version (see _schema.py)."""
+        if replace:
+            vm = s.version_metadata
+            self.conn.execute(delete(vm).where(vm.c.version_id == version_id))
+        rows = [
+            {"version_id": version_id, "key": k, "text_value": t, "num_value": n}
+            for k, t, n in index_rows(metadata)
+        ]
+        if rows:
+            self.conn.execute(s.version_metadata.insert(), rows)
+
+    def index_words(
+        self, version_id: str, description: str | None, *, replace: bool = True
+    ) -> None:
+        """Make the search index hold the words of the version's description (see _schema.py)."""
+        if replace:
+            vw = s.version_words
+            self.conn.execute(delete(vw).where(vw.c.version_id == version_id))
+        rows = [{"word": w, "version_id": version_id} for w in text_words(description)]
+        if rows:
+            self.conn.execute(s.version_words.insert(), rows)
+
+    def index_used(self, collection_id: int, index: int) -> bool:
+        """Whether the collection ever gave out number ``index`` (deleted versions keep theirs)."""
+        v = s.versions.c
+        q = select(v.id).where(v.collection_id == collection_id, v.idx == index)
+        return self.conn.execute(q).first() is not None
+
+    def bump_index(self, collection_id: int, used: int) -> None:
+        """Keep ``next_index`` above ``used`` (never lowered: an imported version may carry an
+        older number than the collection's newest)."""
+        c = s.collections.c
+        self.conn.execute(
+            update(s.collections)
+            .where(c.id == collection_id, c.next_index <= used)
+            .values(next_index=used + 1, updated_at=now())
+        )
+
+    def set_state(self, version_id: str, state: str) -> None:
+        v = s.versions.c
+        self.conn.execute(
+            update(s.versions).where(v.id == version_id).values(state=state, updated_at=now())
+        )
+
+    def update(
+        self,
+        version_id: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"updated_at": now()}
+        if description is not None:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = to_json(dict(metadata))
+        self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
+        if metadata is not None:
+            self.index_metadata(version_id, metadata)
+        if description is not None:
+            self.index_words(version_id, description)
+
+    def resolve(self, collection_id: int, label: str | None) -> str | None:
+        """The committed version a label names: ``None``/``latest``, ``vN`` or an alias."""
+        v = s.versions.c
+        if label is not None and is_version_label(label):
+            q = select(v.id).where(
+                v.collection_id == collection_id,
+                v.idx == version_index(label),
+                alive(),
+            )
+            vid = self.conn.execute(q).scalar()
+            return None if vid is None else str(vid)
+        a = s.aliases.c
+        q = (
+            select(a.version_id)
+            .join(s.versions, v.id == a.version_id)
+            .where(a.collection_id == collection_id, a.alias == (label or LATEST))
+            .where(alive())
+        )
+        vid = self.conn.execute(q).scalar()
+        if vid is None and (label or LATEST) == LATEST:
+            # No "latest" alias (an edit removed it): the newest committed version, as in W&B.
+            vid = self.newest_committed(collection_id)
+        return None if vid is None else str(vid)
+
+    def newest_committed(self, collection_id: int) -> str | None:
+        v = s.versions.c
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, alive())
+            .order_by(v.idx.desc())
+            .limit(1)
+        )
+        vid = self.conn.execute(q).scalar()
+        return None if vid is None else str(vid)
+
+    def ids(
+        self, collection_id: int, *, include_pending: bool = False, include_deleted: bool = False
+    ) -> list[str]:
+        v = s.versions.c
+        states = (
+            [COMMITTED]
+            + ([PENDING] if include_pending else [])
+            + ([DELETED] if include_deleted else [])
+        )
+        q = (
+            select(v.id)
+            .where(v.collection_id == collection_id, v.state.in_(states))
+            .where(or_(v.state != COMMITTED, alive()) if not include_deleted else true())
+            .order_by(v.idx.is_(None), v.idx, v.created_at)
+        )
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def live_roots(self) -> list[str]:
+        """Manifest roots of every version not deleted (what gc keeps, with what they refer to)."""
+        v = s.versions.c
+        q = select(v.digest).where(alive(), v.digest.is_not(None)).distinct()
+        return [str(r[0]) for r in self.conn.execute(q)]
+
+    def records(self, ids: Sequence[str]) -> list[VersionRecord]:
+        if not ids:
+            return []
+        v, c, p = s.versions.c, s.collections.c, s.projects.c
+        # Aliases and tags come in the same query (one round trip, not three): names cannot hold
+        # a newline, so it separates them.
+        alias_list = (
+            select(func.aggregate_strings(s.aliases.c.alias, "\n"))
+            .where(s.aliases.c.version_id == v.id)
+            .scalar_subquery()
+        )
+        tag_list = (
+            select(func.aggregate_strings(s.tags.c.tag, "\n"))
+            .where(s.tags.c.version_id == v.id)
+            .scalar_subquery()
+        )
+        q = (
+            select(
+                s.versions,
+                c.name.label("cname"),
+                c.type,
+                p.entity,
+                p.name.label("project"),
+                s.runs.c.run_id.label("creator"),
+                alias_list.label("alias_list"),
+                tag_list.label("tag_list"),
+            )
+            .join(s.collections, c.id == v.collection_id)
+            .join(s.projects, p.id == c.project_id)
+            .outerjoin(s.runs, s.runs.c.id == v.created_by)
+            .where(self.tx.among(v.id, list(ids)))
+        )
+        rows = {str(r.id): r for r in self.conn.execute(q)}
+        alias_map = {
+            vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
+        }
+        tag_map = {vid: sorted(r.tag_list.split("\n")) for vid, r in rows.items() if r.tag_list}
+        at = now()
+        out = []
+        for vid in ids:
+            r = rows.get(vid)
+            if r is None:
+                raise ArtifactNotFoundError(f"artifact version {vid!r} not found")
+            aliases = alias_map.get(vid, [])
+            state = r.state
+            if state == COMMITTED and r.expires_at is not None and r.expires_at <= at:
+                state, aliases = DELETED, []  # expired: gone for every reader
+            # "latest" first, then the rest in name order, as W&B shows them.
+            aliases.sort(key=lambda a: (a != LATEST, a))
+            out.append(
+                VersionRecord(
+                    id=vid,
+                    entity=r.entity,
+                    project=r.project,
+                    name=r.cname,
+                    type=r.type,
+                    index=r.idx,
+                    state=state,
+                    digest=r.digest,
+                    size=int(r.size),
+                    file_count=int(r.file_count),
+                    metadata=json.loads(r.metadata),
+                    description=r.description,
+                    aliases=tuple(aliases),
+                    tags=tuple(tag_map.get(vid, [])),
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                    created_by=r.creator,
+                    distributed_id=r.distributed_id,
+                    base_version_id=r.base_version_id,
+                    collection_id=int(r.collection_id),
+                    ttl_seconds=None if r.ttl_seconds is None else float(r.ttl_seconds),
+                    source_version_id=r.source_version_id,
+                )
+            )
+        return out
+
+    def record(self, version_id: str) -> VersionRecord:
+        return self.records([version_id])[0]
