@@ -20,14 +20,14 @@ class TestLocalBlobStore(BlobStoreTests):
         assert isinstance(store, LocalBlobStore)
         if len(data) < store.small_limit:
             pack, offset, size = (
-                store._db()
+                store.packs.db()
                 .execute(
                     "SELECT pack, offset, size FROM packed WHERE digest = ?",
                     (bytes.fromhex(digest[7:]),),
                 )
                 .fetchone()
             )
-            with open(store._pack_path(pack), "r+b") as f:
+            with open(store.packs.pack_path(pack), "r+b") as f:
                 f.seek(offset)
                 f.write(data[:size].ljust(size, b"\0"))
         else:

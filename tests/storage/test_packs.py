@@ -194,7 +194,7 @@ def test_first_format_blobs_not_moved_yet_are_read_in_place(tmp_path: pathlib.Pa
         [(bytes.fromhex(d[7:]), len(b), 5.0, b) for d, b in legacy],
     )
     db.close()
-    store._legacy = True
+    store.packs.legacy = True
     everything = packed + legacy
     assert store.has_many([d for d, _ in everything]) == {d for d, _ in everything}
     assert [store.get(d) == b for d, b in everything] == [True] * 6
@@ -202,7 +202,7 @@ def test_first_format_blobs_not_moved_yet_are_read_in_place(tmp_path: pathlib.Pa
     assert store.size(legacy[0][0]) == 100
     assert dict(store.get_many([d for d, _ in everything])) == dict(everything)
     assert store.upgrade() == 3
-    assert not store._legacy
+    assert not store.packs.legacy
     assert dict(store.get_many([d for d, _ in everything])) == dict(everything)
 
 
@@ -212,7 +212,7 @@ def test_a_batch_with_known_and_repeated_blobs_appends_each_new_one_once(
     store = LocalBlobStore(str(tmp_path / "blobs"))
     a, b, c = _blobs(3, 1000)
     store.put_many([a, b])
-    db = store._db()
+    db = store.packs.db()
     db.execute("UPDATE packed SET stored_at = 5")
     store.put_many([a, c, c])  # one known, one new twice
     assert os.path.getsize(store.root + "/packs/00000001.pack") == 3000

@@ -1,0 +1,81 @@
+"""POSIX file helpers the local store's blob files and pack files share, and its write errors."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from cairn.errors import CommError
+
+CHUNK = 1 << 20
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def touch(path: str) -> None:
+    """Mark a blob file as stored now (see ``list``: gc's grace period counts from then)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # best effort: a store shared read-only, say
+
+
+def preallocate(fd: int, size: int, start: int = 0) -> None:
+    try:
+        os.posix_fallocate(fd, start, size - start)
+    except (AttributeError, OSError):
+        pass  # not supported here: the write still works, only slower
+
+
+def write_all(fd: int, data: memoryview) -> None:
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def pread_all(fd: int, length: int, offset: int) -> bytes:
+    parts: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, length, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(parts)
+
+
+def pwritev_all(fd: int, buffers: list[bytes], offset: int) -> None:
+    """Write ``buffers`` back to back at ``offset`` (one system call, no copy, when it can)."""
+    n = os.pwritev(fd, buffers, offset)
+    total = sum(len(b) for b in buffers)
+    if n < total:  # a short write: the rest one piece at a time
+        rest = memoryview(b"".join(buffers))[n:]
+        offset += n
+        while rest:
+            n = os.pwrite(fd, rest, offset)
+            rest = rest[n:]
+            offset += n
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def store_error(root: str, what: str, exc: BaseException) -> CommError:
+    """A write that failed, naming the store at ``root`` (and saying so when it is full)."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in text.lower()
+    if full:
+        return CommError(
+            f"{what}: the blob store {root} is full ({text}); free space on its disk,"
+            " or delete versions and run `cairn gc`"
+        )
+    return CommError(f"{what} in the blob store {root}: {text}")

@@ -1,0 +1,494 @@
+"""The local store's small blobs: pack files indexed by ``small.sqlite``.
+
+``packs/NNNNNNNN.pack`` holds blobs under the store's ``small_limit`` back to back (no header, no
+padding), so a small blob costs its size on disk; ``small.sqlite`` indexes them (table
+``packed``: digest -> pack, offset, size, stored_at; table ``pack``: each pack's committed end
+and live bytes). A writer appends under SQLite's write lock at the pack's committed end, flushes
+the pack, then commits the index rows: a writer killed in between leaves bytes past the committed
+end that no row refers to, and the next writer writes over them. gc deletes rows, then rewrites a
+pack whose live bytes fell under half (``compact``) and removes the old one. Stores of the first
+format (blob bytes in the ``blob`` table of ``small.sqlite``) are moved into packs when opened
+(``upgrade``); until then those blobs are read in place.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+
+from cairn.core import digest_from_raw, digest_raw
+from cairn.errors import CommError
+from cairn.storage._base import BlobInfo
+from cairn.storage._local_io import (
+    O_CLOEXEC,
+    disk_full,
+    fsync_dir,
+    pread_all,
+    preallocate,
+    pwritev_all,
+    store_error,
+)
+
+BATCH = 500  # SQLite host parameters per statement, well under its limit
+PACK_LIMIT = 64 << 20  # a pack takes no more appends once it holds this many bytes
+_IOV = 1024  # buffers per write call when appending to a pack (Linux's IOV_MAX)
+_MOVE = 32 << 20  # bytes of first-format blobs moved into packs per transaction
+
+_SCHEMA = (
+    # Each pack's committed end (bytes past it are a killed writer's, and written over) and the
+    # bytes of it that live blobs use (gc rewrites a pack when they fall under half).
+    "CREATE TABLE IF NOT EXISTS pack (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " size INTEGER NOT NULL, live INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS packed (digest BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+    " offset INTEGER NOT NULL, size INTEGER NOT NULL, stored_at REAL NOT NULL) WITHOUT ROWID",
+)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original error is the one to report
+
+
+class Packs:
+    """Pack files under ``root/packs`` and their index ``root/small.sqlite``. Digests are raw
+    (32 bytes, as the index keeps them) except in ``read_many``."""
+
+    def __init__(self, root: str, *, durable: bool) -> None:
+        self.root = root
+        self._durable = durable
+        self._db_path = os.path.join(root, "small.sqlite")
+        self._packs = os.path.join(root, "packs")  # created with the first pack
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid = 0
+        self.legacy = False  # small.sqlite still holds first-format blobs (table ``blob``)
+
+    def db(self) -> sqlite3.Connection:
+        # A connection must not cross fork(); open a fresh one in a child process.
+        if self._conn is None or self._conn_pid != os.getpid():
+            conn = sqlite3.connect(
+                self._db_path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            try:
+                # The index only (the bytes are in packs): small pages waste least.
+                conn.execute("PRAGMA page_size=4096")
+                # Pages freed by gc go back to the file system (``incremental_vacuum`` after each
+                # delete). Takes effect when the file is created; older stores keep their mode.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                # A rollback journal, not WAL: WAL would write every index page twice (log, then
+                # checkpoint). Readers wait out a commit.
+                conn.execute("PRAGMA journal_mode=TRUNCATE")
+                conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                legacy = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blob'"
+                ).fetchone()
+            except sqlite3.Error as exc:
+                conn.close()
+                raise CommError(f"cannot open the blob index {self._db_path}: {exc}") from None
+            self._conn, self._conn_pid = conn, os.getpid()
+            self.legacy = legacy is not None
+            if self.legacy:
+                try:
+                    self.upgrade()
+                except (sqlite3.Error, OSError):
+                    pass  # a store we cannot write (yet): first-format blobs are read in place
+        return self._conn
+
+    def pack_path(self, pack: int) -> str:
+        return os.path.join(self._packs, f"{pack:08d}.pack")
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def put(self, items: Sequence[tuple[bytes, bytes, float]]) -> None:
+        """Append the blobs not yet stored to a pack and index them, in one transaction; those
+        already stored get their ``stored_at`` refreshed (gc's grace period counts from the last
+        time a writer relied on the blob)."""
+        with self._lock:
+            db = self.db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                # Usually every blob is new (writers ask which are missing first): then the index
+                # rows go in as one statement, and only a batch with a known blob is sorted out.
+                if not self.legacy and self._append(db, items, only_new=True):
+                    db.execute("COMMIT")
+                    return
+                present = self._present(db, [raw for raw, _, _ in items])
+                for table in ("packed", "blob") if self.legacy else ("packed",):
+                    db.executemany(
+                        f"UPDATE {table} SET stored_at = ? WHERE digest = ?",
+                        [(at, raw) for raw, _, at in items if raw in present],
+                    )
+                new: dict[bytes, tuple[bytes, bytes, float]] = {}
+                for item in items:
+                    if item[0] not in present:
+                        new.setdefault(item[0], item)
+                if new:
+                    self._append(db, list(new.values()))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise store_error(self.root, "could not store blobs", exc) from None
+            except OSError as exc:
+                _rollback(db)
+                if disk_full(exc):
+                    raise store_error(self.root, "could not store blobs", exc) from None
+                raise
+
+    def present(self, raws: Sequence[bytes]) -> set[bytes]:
+        """Those of ``raws`` in a pack (or, until moved, in the first format's table)."""
+        with self._lock:
+            return self._present(self.db(), raws)
+
+    def _present(self, db: sqlite3.Connection, raws: Sequence[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        tables = ("packed", "blob") if self.legacy else ("packed",)
+        for start in range(0, len(raws), BATCH):
+            chunk = raws[start : start + BATCH]
+            marks = ",".join("?" * len(chunk))
+            for table in tables:
+                rows = db.execute(f"SELECT digest FROM {table} WHERE digest IN ({marks})", chunk)
+                found.update(bytes(r[0]) for r in rows)
+        return found
+
+    def _append(
+        self,
+        db: sqlite3.Connection,
+        items: Sequence[tuple[bytes, bytes, float]],
+        avoid: int = 0,
+        only_new: bool = False,
+    ) -> bool:
+        """Write ``(raw digest, data, stored_at)`` at the end of the last pack (a new one when it
+        is full, or is ``avoid``), flush it, and (re)point the index rows at the new copies.
+        With ``only_new``, do nothing and return False if any digest is indexed already (or
+        comes twice). The caller holds the write lock (``BEGIN IMMEDIATE``) and commits."""
+        db.execute("SAVEPOINT append")
+        last = db.execute("SELECT id, size FROM pack ORDER BY id DESC LIMIT 1").fetchone()
+        fresh = last is None or last[1] >= PACK_LIMIT or last[0] == avoid
+        if fresh:
+            pack = int(db.execute("INSERT INTO pack (size, live) VALUES (0, 0)").lastrowid or 0)
+            end = 0
+        else:
+            pack, end = int(last[0]), int(last[1])
+        rows: list[tuple[bytes, int, int, int, float]] = []
+        start = end
+        for raw, data, stored_at in items:
+            rows.append((raw, pack, end, len(data), stored_at))
+            end += len(data)
+        # The rows go in first (no one sees them before the commit, which comes after the flush).
+        changes = db.total_changes
+        verb = "INSERT OR IGNORE" if only_new else "INSERT OR REPLACE"
+        db.executemany(
+            f"{verb} INTO packed (digest, pack, offset, size, stored_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        if only_new and db.total_changes - changes != len(rows):
+            db.execute("ROLLBACK TO append")
+            db.execute("RELEASE append")
+            return False
+        db.execute(
+            "UPDATE pack SET size = ?, live = live + ? WHERE id = ?", (end, end - start, pack)
+        )
+        db.execute("RELEASE append")
+        if fresh:
+            os.makedirs(self._packs, exist_ok=True)
+        fd = os.open(self.pack_path(pack), os.O_WRONLY | os.O_CREAT | O_CLOEXEC, 0o644)
+        try:
+            # Reserving the space first lets the file system lay the batch out in one go.
+            preallocate(fd, end, start)
+            for i in range(0, len(items), _IOV):
+                buffers = [data for _, data, _ in items[i : i + _IOV]]
+                pwritev_all(fd, buffers, start)
+                start += sum(len(b) for b in buffers)
+            if self._durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if fresh and self._durable:  # a new pack file (every PACK_LIMIT bytes): its name too
+            fsync_dir(self._packs)
+            fsync_dir(self.root)
+        return True
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read(self, raw: bytes, start: int, length: int | None) -> bytes | None:
+        """Bytes ``[start, start + length)`` (all with ``length=None``) of a small blob, read in
+        place from its pack (or the first format's row), or None if there is no such small blob.
+        A pack that gc rewrote between the lookup and the read is looked up again."""
+        for _ in range(5):
+            with self._lock:
+                db = self.db()
+                row = db.execute(
+                    "SELECT pack, offset, size FROM packed WHERE digest = ?", (raw,)
+                ).fetchone()
+                if row is None:
+                    return self._read_legacy(db, raw, start, length)
+            pack, offset, size = (int(v) for v in row)
+            begin = min(start, size)
+            count = size - begin if length is None else max(0, min(length, size - begin))
+            try:
+                fd = os.open(self.pack_path(pack), os.O_RDONLY | O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                return pread_all(fd, count, offset + begin)
+            finally:
+                os.close(fd)
+        return None  # indexed, but its pack is gone: a missing blob (``cairn verify`` says so)
+
+    def _read_legacy(
+        self, db: sqlite3.Connection, raw: bytes, start: int, length: int | None
+    ) -> bytes | None:
+        if not self.legacy:
+            return None
+        try:
+            if length is None:
+                row = db.execute("SELECT data FROM blob WHERE digest = ?", (raw,)).fetchone()
+            else:
+                row = db.execute(
+                    "SELECT substr(data, ?, ?) FROM blob WHERE digest = ?",
+                    (start + 1, length, raw),
+                ).fetchone()
+        except sqlite3.OperationalError:
+            self.legacy = False  # moved into packs by another process meanwhile
+            return self.read(raw, start, length)
+        return None if row is None else bytes(row[0])
+
+    def read_many(self, chunk: Sequence[str]) -> Iterator[bytes | None]:
+        """The bytes (unverified) of each blob of ``chunk`` (at most ``BATCH`` digests, not raw),
+        looked up in one query, each pack opened once; None for a blob not in a pack (large,
+        first-format, absent, or its pack rewritten by gc meanwhile)."""
+        marks = ",".join("?" * len(chunk))
+        with self._lock:
+            rows = (
+                self.db()
+                .execute(
+                    f"SELECT digest, pack, offset, size FROM packed WHERE digest IN ({marks})",
+                    [digest_raw(d) for d in chunk],
+                )
+                .fetchall()
+            )
+        where = {digest_from_raw(bytes(r[0])): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        fds: dict[int, int] = {}
+        try:
+            for digest in chunk:
+                data = None
+                spot = where.get(digest)
+                if spot is not None:
+                    pack, offset, size = spot
+                    fd = fds.get(pack)
+                    if fd is None:
+                        try:
+                            fd = fds[pack] = os.open(self.pack_path(pack), os.O_RDONLY | O_CLOEXEC)
+                        except FileNotFoundError:
+                            fd = None  # rewritten by gc meanwhile: looked up again by the caller
+                    if fd is not None:
+                        data = pread_all(fd, size, offset)
+                yield data
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+
+    def size(self, raw: bytes) -> int | None:
+        with self._lock:
+            db = self.db()
+            row = db.execute("SELECT size FROM packed WHERE digest = ?", (raw,)).fetchone()
+            if row is None and self.legacy:
+                row = db.execute("SELECT size FROM blob WHERE digest = ?", (raw,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def entries(self) -> Iterator[BlobInfo]:
+        with self._lock:
+            db = self.db()
+            rows = db.execute("SELECT digest, size, stored_at FROM packed").fetchall()
+            if self.legacy:
+                rows += db.execute("SELECT digest, size, stored_at FROM blob").fetchall()
+        for raw, size, stored_at in rows:
+            yield BlobInfo(digest_from_raw(bytes(raw)), int(size), float(stored_at))
+
+    # -- removal and compaction ----------------------------------------------------------------
+
+    def delete(self, raws: Sequence[bytes]) -> int:
+        """Remove the index rows of these blobs (their bytes stay in their packs until
+        ``compact``); returns how many there were."""
+        removed = 0
+        with self._lock:
+            db = self.db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                freed: dict[int, int] = {}
+                for start in range(0, len(raws), BATCH):
+                    chunk = list(raws[start : start + BATCH])
+                    marks = ",".join("?" * len(chunk))
+                    for pack, size in db.execute(
+                        f"SELECT pack, size FROM packed WHERE digest IN ({marks})", chunk
+                    ):
+                        freed[int(pack)] = freed.get(int(pack), 0) + int(size)
+                    removed += db.execute(
+                        f"DELETE FROM packed WHERE digest IN ({marks})", chunk
+                    ).rowcount
+                    if self.legacy:
+                        removed += db.execute(
+                            f"DELETE FROM blob WHERE digest IN ({marks})", chunk
+                        ).rowcount
+                db.executemany(
+                    "UPDATE pack SET live = live - ? WHERE id = ?",
+                    [(n, pack) for pack, n in freed.items()],
+                )
+                db.execute("COMMIT")
+                db.execute("PRAGMA incremental_vacuum")  # give the freed pages back
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise store_error(self.root, "could not remove blobs", exc) from None
+        return removed
+
+    def compact(self) -> int:
+        """Rewrite each pack whose live blobs use less than half of it: its live blobs are
+        appended to another pack and the index points at them there (one transaction), then the
+        old pack is removed. Pack files no index row refers to (a writer killed after creating
+        one) are removed too. Returns the bytes given back. On a full disk the packs are left as
+        they are (the rows are gone already; a later gc finishes)."""
+        given_back = 0
+        with self._lock:
+            db = self.db()
+            candidates = db.execute("SELECT id FROM pack WHERE live * 2 < size").fetchall()
+            for (pack,) in candidates:
+                try:
+                    given_back += self._compact_one(db, int(pack))
+                except sqlite3.Error as exc:
+                    _rollback(db)
+                    raise store_error(self.root, "could not compact blob packs", exc) from None
+                except OSError as exc:
+                    _rollback(db)
+                    if disk_full(exc):
+                        return given_back
+                    raise
+            try:
+                given_back += self._remove_orphan_packs(db)
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise store_error(self.root, "could not compact blob packs", exc) from None
+        return given_back
+
+    def _compact_one(self, db: sqlite3.Connection, pack: int) -> int:
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT size, live FROM pack WHERE id = ?", (pack,)).fetchone()
+        if row is None or int(row[1]) * 2 >= int(row[0]):
+            db.execute("COMMIT")  # compacted by another process meanwhile
+            return 0
+        size = int(row[0])
+        rows = db.execute(
+            "SELECT digest, offset, size, stored_at FROM packed WHERE pack = ? ORDER BY offset",
+            (pack,),
+        ).fetchall()
+        items: list[tuple[bytes, bytes, float]] = []
+        if rows:
+            fd = os.open(self.pack_path(pack), os.O_RDONLY | O_CLOEXEC)
+            try:
+                for raw, offset, n, stored_at in rows:
+                    items.append((bytes(raw), pread_all(fd, int(n), int(offset)), stored_at))
+            finally:
+                os.close(fd)
+            self._append(db, items, avoid=pack)
+        db.execute("DELETE FROM pack WHERE id = ?", (pack,))
+        db.execute("COMMIT")
+        try:
+            os.unlink(self.pack_path(pack))
+        except FileNotFoundError:
+            pass
+        return size - sum(len(data) for _, data, _ in items)
+
+    def _remove_orphan_packs(self, db: sqlite3.Connection) -> int:
+        # Writers create and write pack files only while they hold the write lock: holding it,
+        # a pack file without a row is no one's.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            known = {int(r[0]) for r in db.execute("SELECT id FROM pack")}
+            given_back = 0
+            entries = list(os.scandir(self._packs)) if os.path.isdir(self._packs) else []
+            for entry in entries:
+                stem, _, ext = entry.name.partition(".")
+                if ext != "pack" or not stem.isdigit() or int(stem) in known:
+                    continue
+                try:
+                    given_back += entry.stat().st_size
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+        finally:
+            db.execute("COMMIT")
+        return given_back
+
+    # -- the first format ----------------------------------------------------------------------
+
+    def upgrade(self) -> int:
+        """Move the blobs of a first-format store (bytes in the ``blob`` table of
+        ``small.sqlite``) into packs, some MiB per transaction (a kill in between loses nothing:
+        each blob is in one place or the other, both are read), then drop the table and give
+        its pages back. Returns how many blobs were moved. Runs when the store is opened."""
+        moved, dropped = 0, False
+        with self._lock:
+            db = self.db()
+            while self.legacy:
+                try:
+                    n = self._move_some(db)
+                except BaseException:
+                    _rollback(db)
+                    raise
+                moved += n
+                dropped = dropped or (n == 0 and not self.legacy)
+            if dropped:
+                try:
+                    db.execute("VACUUM")  # the dropped table's pages (and the new page size)
+                except sqlite3.Error:
+                    pass  # busy: the pages stay free inside the file until the next gc
+        return moved
+
+    def _move_some(self, db: sqlite3.Connection) -> int:
+        db.execute("BEGIN IMMEDIATE")
+        exists = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blob'"
+        ).fetchone()
+        if exists is None:
+            db.execute("COMMIT")
+            self.legacy = False
+            return 0
+        batch: list[tuple[int, bytes, bytes, float]] = []
+        taken = 0
+        cur = db.execute("SELECT rowid, digest, data, stored_at FROM blob ORDER BY rowid")
+        for rowid, raw, data, stored_at in cur:
+            batch.append((int(rowid), bytes(raw), bytes(data), float(stored_at)))
+            taken += len(data)
+            if taken >= _MOVE:
+                break
+        cur.close()
+        if not batch:
+            db.execute("DROP TABLE blob")
+            db.execute("COMMIT")
+            self.legacy = False
+            return 0
+        packed = {
+            bytes(r[0])
+            for start in range(0, len(batch), BATCH)
+            for r in db.execute(
+                "SELECT digest FROM packed WHERE digest IN"
+                f" ({','.join('?' * len(batch[start : start + BATCH]))})",
+                [b[1] for b in batch[start : start + BATCH]],
+            )
+        }
+        self._append(db, [(raw, data, at) for _, raw, data, at in batch if raw not in packed])
+        db.executemany("DELETE FROM blob WHERE rowid = ?", [(b[0],) for b in batch])
+        db.execute("COMMIT")
+        return len(batch)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._conn_pid == os.getpid():
+                self._conn.close()
+            self._conn = None
