@@ -42,3 +42,18 @@ def test_data_tools_section_runs(cairn_env: pathlib.Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "('cat', 2)" in result.stdout
     assert result.stdout.strip().endswith("['mnist/labels:latest/val.csv']")
+
+
+def test_the_gallery_shows_every_page_make_screenshots_takes() -> None:
+    """Each picture ``make screenshots`` takes (search, the versions table and compare among
+    them) is in docs/screenshots/ and shown in the README's gallery, and the gallery shows no
+    picture it no longer takes."""
+    from tests.ui.screenshots import PAGES
+
+    readme = (ROOT / "README.md").read_text()
+    shown = set(re.findall(r"\(docs/screenshots/([\w-]+)\.png\)", readme))
+    taken = {name for name, _ in PAGES}
+    assert {"search", "versions-table", "compare", "compare-table"} <= taken
+    assert shown == taken
+    for name in taken:
+        assert (ROOT / "docs" / "screenshots" / f"{name}.png").stat().st_size > 10_000, name

@@ -64,3 +64,41 @@ def test_existing_versions_are_indexed_on_postgres(
     svc = _fill_then_downgrade(catalog, str(tmp_path / "blobs"))
     _check(catalog, svc)
     svc.close()
+
+
+def _versions_indexes(catalog: Catalog) -> set[str]:
+    from sqlalchemy import inspect
+
+    with catalog.engine.connect() as conn:
+        return {ix["name"] for ix in inspect(conn).get_indexes("versions")}
+
+
+def _down_and_up_again(catalog: Catalog, blobs: str) -> None:
+    """Migration 0010: the versions-by-collection index goes with a downgrade to 0009 and comes
+    back with the upgrade, and search reads a narrow scope's pages the same before and after."""
+    svc = _fill_then_downgrade(catalog, blobs)  # (at 0003 now: upgraded to head, then 0010 off)
+    upgrade(catalog)
+    assert "ix_versions_collection_created" in _versions_indexes(catalog)
+    with catalog.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0009_run_history")  # type: ignore[arg-type]
+        conn.commit()
+    assert "ix_versions_collection_created" not in _versions_indexes(catalog)
+    before = _found(svc, "acc>=0")
+    upgrade(catalog)
+    assert "ix_versions_collection_created" in _versions_indexes(catalog)
+    assert _found(svc, "acc>=0") == before == ["v2", "v1", "v0"]
+    svc.close()
+
+
+def test_versions_by_collection_index_comes_and_goes_on_sqlite(tmp_path: pathlib.Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    _down_and_up_again(catalog, str(tmp_path / "blobs"))
+
+
+def test_versions_by_collection_index_comes_and_goes_on_postgres(
+    postgres: Postgres, tmp_path: pathlib.Path
+) -> None:
+    url = postgres.create_database("collection_index_migration").replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
+    _down_and_up_again(Catalog(url), str(tmp_path / "blobs"))

@@ -61,6 +61,10 @@ QUERIES = [
     "n>40 run",
     "tag:nightly source:web of",
     "n<=30 n>5 base",
+    # Two filters that never hold together: their intersection, read first, drives.
+    "source:web source:camera",
+    "source:web source:camera run",
+    "tag:nightly n>=20 n<40",
 ]
 
 
@@ -234,6 +238,59 @@ def test_words_find_the_same_versions_both_ways_on_postgres(
     svc = _store(Catalog(url), str(tmp_path / "blobs"))
     _check(svc)
     svc.close()
+
+
+def test_pages_of_a_scope_and_rare_combinations_are_read_the_fast_ways(
+    sqlite_store: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scope of a few collections has its pages read per collection (the first rows of each
+    in the page's order, merged), and filters that rarely hold together are driven by their
+    intersection; both find exactly what a plain reading finds, page by page, in both orders."""
+    svc = sqlite_store
+    every = _every(svc)
+    alpha = svc.catalog.read(lambda tx: catalog_search.project_ids(tx, [("me", "alpha")]))
+    used = {"per_collection": 0, "together": 0}
+    per_collection, together = catalog_search._per_collection_page, catalog_search._rarely_together
+
+    def counted_page(*args: Any, **kwargs: Any) -> Any:
+        used["per_collection"] += 1
+        return per_collection(*args, **kwargs)
+
+    def counted_together(*args: Any, **kwargs: Any) -> Any:
+        found = together(*args, **kwargs)
+        used["together"] += found is not None
+        return found
+
+    monkeypatch.setattr(catalog_search, "_per_collection_page", counted_page)
+    monkeypatch.setattr(catalog_search, "_rarely_together", counted_together)
+    for query in ("", "run", "source:web", "tag:nightly", "run of", "source:web source:camera"):
+        want = _expected(every, query, {"alpha"})
+        for descending in (True, False):
+            ordered = want if descending else want[::-1]
+            for dense in DENSE:
+                for offset in range(0, len(want) + 3, 3):
+                    hits = svc.catalog.read(
+                        lambda tx, q=query, offset=offset, dense=dense, descending=descending: (
+                            catalog_search.search(
+                                tx,
+                                parse_query(q),
+                                project_ids=alpha,
+                                kinds=("version",),
+                                descending=descending,
+                                offset=offset,
+                                limit=3,
+                                dense=dense,
+                            )
+                        )
+                    )
+                    got = [v.id for v in hits.versions]
+                    assert got == ordered[offset : offset + 3], (query, descending, dense, offset)
+                    assert hits.totals["version"] == len(want), (query, dense, offset)
+    assert used["per_collection"] > 0  # (the ways being checked are the ways taken)
+    for query in ("source:web source:camera", "tag:nightly n>=20 n<40"):
+        for dense in (8, 10**9):
+            assert _found(svc, query, dense, None)[0] == _expected(every, query, None)
+    assert used["together"] > 0
 
 
 def test_a_changed_description_is_what_is_found(sqlite_store: LocalService) -> None:

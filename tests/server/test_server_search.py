@@ -9,11 +9,13 @@ import re
 import subprocess
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 import cairn
+from cairn.service import SEARCH_KINDS as KINDS
 from tests._infra import ADMIN_KEY, CairnServer, reset_database
 from tests.conftest import write
 from tests.server.test_server_ui import Browser
@@ -107,3 +109,105 @@ def test_search_stays_within_the_keys_grants(server: CairnServer, tmp_path: path
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data-v0" / "a.txt").read_text() == "vision"
+
+
+def _log_two_versions(server: CairnServer, key: str, project: str, secret: str) -> None:
+    """Two versions of a dataset (a CSV and a text file that change, metadata, tags, an
+    alias) and the run that logged them with a little history: every kind of page exists."""
+    os.environ["CAIRN_BASE_URL"], os.environ["CAIRN_API_KEY"] = server.url, key
+    try:
+        from cairn.sdk import reset_services
+
+        reset_services()
+        for i in range(2):
+            art = cairn.Artifact(
+                "data",
+                "dataset",
+                metadata={"owner": secret, "acc": 0.5 + i / 10, "nested": {"tag": secret}},
+                description=f"{secret} words {i}",
+            )
+            art.add_file(write(f"src-{project}/{i}/t.csv", f"id,{secret}\n1,{i}\n"), name="t.csv")
+            art.add_file(write(f"src-{project}/{i}/notes.txt", f"{secret} {i}\n"), name="notes.txt")
+            with cairn.init(project=project, name=f"{secret}-run-{i}") as run:
+                run.log({"loss": 1.0 / (i + 1)})
+                run.log_artifact(art, aliases=[f"{secret}-alias"], tags=[f"{secret}-tag", "shared"])
+    finally:
+        reset_services()
+        del os.environ["CAIRN_BASE_URL"], os.environ["CAIRN_API_KEY"]
+
+
+def _crawl(b: Browser, starts: list[str], limit: int = 400) -> dict[str, str]:
+    """Every page reached from ``starts`` by the links of the pages (this server's, not the
+    sign-out or static files), each read once: {path: text}."""
+    seen: dict[str, str] = {}
+    queue = list(starts)
+    while queue and len(seen) < limit:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        r = b.get(path)
+        assert r.status_code in (200, 303, 307), (path, r.status_code, r.text[:300])
+        if r.status_code != 200:
+            queue.append(r.headers["location"])
+            seen[path] = ""
+            continue
+        seen[path] = r.text
+        if not r.headers["content-type"].startswith("text/html"):
+            continue
+        for link in re.findall(r'href="(/[^"#]*)', r.text):
+            link = html.unescape(link)
+            if not link.startswith(("/-/static", "/-/logout")) and link not in seen:
+                queue.append(link)
+    assert not queue, f"more than {limit} pages"
+    return seen
+
+
+def test_a_crawl_with_each_of_two_keys_finds_nothing_beyond_its_grants(
+    server: CairnServer,
+) -> None:
+    """The web UI crawled page by page with each of two keys of different grants, from the
+    projects page and from searches that name the other key's things: every page answers,
+    and nothing of the other key's project (names, metadata, descriptions, file contents,
+    runs) appears in any of them; the crawl reaches every kind of page."""
+    alice = server.create_key("alice", "alice/vision", "write")
+    bob = server.create_key("bob", "bob/private", "read")
+    bob_writer = server.create_key("bob", "bob/private", "write")
+    _log_two_versions(server, alice, "vision", "sparrow")
+    _log_two_versions(server, bob_writer, "private", "bluebird")
+    searches = ["", "data", "shared", "tag:shared", "words", "acc>0.1", "type:dataset"]
+    for key, mine, theirs in ((alice, "sparrow", "bluebird"), (bob, "bluebird", "sparrow")):
+        project = "alice/vision" if mine == "sparrow" else "bob/private"
+        other = "bob/private" if mine == "sparrow" else "alice/vision"
+        b = Browser(server.url)
+        assert b.sign_in(key).status_code == 303
+        starts = ["/"] + [f"/-/search?q={quote(q)}" for q in searches]
+        starts += [
+            f"/-/search?q={quote(q)}" for q in (theirs, f"owner:{theirs}", f"tag:{theirs}-tag")
+        ]
+        starts += [f"/-/search?q={quote(q)}&kind={k}" for q in ("", "data") for k in KINDS]
+        pages = _crawl(b, starts)
+        for path, text in pages.items():
+            assert other not in html.unescape(text), path
+            if theirs in path:  # a search for the other key's words: the page echoes them
+                assert "Nothing matches" in text, path
+            else:
+                assert theirs not in text, path
+        found = html.unescape(pages["/-/search?q=shared"])
+        assert f"{project}/data:v1" in found and f"{project}/data:v0" in found
+        assert "Nothing matches" in pages[f"/-/search?q={quote(theirs)}"]
+        # Every kind of page was reached (the crawl is not vacuous).
+        collection = f"/{project}/artifacts/dataset/data"
+        for wanted in (
+            collection,
+            f"{collection}/v1",
+            f"{collection}/v1/diff",
+            f"{collection}/v1/lineage",
+            f"{collection}/v1/files",
+            f"{collection}/v1/file/t.csv",
+            f"/{project}/runs/",
+        ):
+            assert any(p.startswith(wanted) for p in pages), (wanted, sorted(pages))
+        assert any(mine in text for text in pages.values())
+        # The other key's pages, asked for by address, are not there.
+        for path in (f"/{other}", f"/{other}/artifacts/dataset/data/v0"):
+            assert b.get(path).status_code in (403, 404), path

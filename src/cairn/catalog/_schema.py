@@ -191,6 +191,9 @@ version_words = Table(
 Index("ix_tags_tag", tags.c.tag, tags.c.version_id)
 Index("ix_aliases_alias", aliases.c.alias, aliases.c.version_id)
 Index("ix_versions_created_at", versions.c.created_at)
+# A versions table and a narrow scope's page in creation order, a collection at a time
+# (migration 0010).
+Index("ix_versions_collection_created", versions.c.collection_id, versions.c.created_at)
 
 # -- the server's tables (migration 0002) ------------------------------------------------------
 
@@ -284,4 +287,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0009_run_history"
+HEAD_REVISION = "0010_versions_by_collection"

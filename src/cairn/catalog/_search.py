@@ -281,16 +281,16 @@ def _conditions(query: SearchQuery, dialect: str) -> list[_Condition]:
 def _estimate(tx: Tx, conditions: list[_Condition], extra: Any, dense: int) -> int | None:
     """Count each condition's members (each read from its index and capped at ``dense``: a few
     milliseconds) in one query; return ``extra``'s count (a select of ids, or None) the same
-    way."""
+    way, capped at ``dense // 4`` (all that is asked of it is whether it is fewer)."""
     if dense <= 0 or not conditions:
         return None
 
-    def capped(x: Any) -> Any:
-        return select(func.count()).select_from(x.limit(dense).subquery()).scalar_subquery()
+    def capped(x: Any, cap: int = dense) -> Any:
+        return select(func.count()).select_from(x.limit(cap).subquery()).scalar_subquery()
 
     columns = [capped(x) for cond in conditions for x in cond.members]
     if extra is not None:
-        columns.append(capped(extra))
+        columns.append(capped(extra, max(1, dense // 4)))
     row = list(tx.conn.execute(select(*columns)).one())
     for cond in conditions:
         cond.counts = [int(n) for n in row[: len(cond.members)]]
@@ -298,27 +298,126 @@ def _estimate(tx: Tx, conditions: list[_Condition], extra: Any, dense: int) -> i
     return int(row[0]) if extra is not None else None
 
 
+# How many ids of a filter are tested against the others to judge whether they often hold
+# together (``_rarely_together``).
+SAMPLE = 250
+
+
+def _rarely_together(
+    tx: Tx, conditions: list[_Condition], dense: int
+) -> tuple[list[_Condition], list[str]] | None:
+    """When two or more filters (tags, aliases, metadata conditions), none of them rare, may
+    rarely hold together (``source:web source:camera``: no version has both), those filters
+    and the ids of the versions that meet them all (an ``INTERSECT`` of their indexes: on
+    SQLite a merge of index ranges in id order, on PostgreSQL a hash), if they are fewer than
+    ``dense // 4``; else None. Without it such a query reads every version in the page's
+    order, testing each, to find none. Whether they may rarely hold together is judged first
+    on the first ``SAMPLE`` ids of the rarest (its others tested by index probes, a
+    millisecond): the intersection is read only if the share of those that meet them all,
+    times the rarest's estimate, is under ``dense // 4``."""
+    filters = sorted(
+        (x for x in conditions if x.named is None and len(x.members) == 1 and x.counts),
+        key=lambda x: x.estimate,
+    )
+    if len(filters) < 2:
+        return None
+    first, rest = filters[0], filters[1:]
+    v = s.versions.c
+    sample = select(first.ids().subquery().c[0]).limit(SAMPLE)
+    tested = select(func.count()).where(v.id.in_(sample), *(x.probes[0] for x in rest))
+    hits = int(tx.conn.execute(tested.select_from(s.versions)).scalar_one())
+    if hits * first.estimate >= (dense // 4) * SAMPLE:
+        return None
+    both: Any = intersect(*(x.members[0] for x in filters))
+    if tx.dialect == "sqlite":
+        # In id order, each part read in its index's order: a merge that stops at the limit
+        # (without it SQLite builds a temporary index of the first part, 4x the time).
+        both = both.order_by(literal_column("1"))
+    found = list(tx.conn.execute(select(both.subquery().c[0]).limit(dense // 4)).scalars())
+    if len(found) >= dense // 4:
+        return None
+    return filters, found
+
+
 # A word's part that may match this many versions or more is tested by probes, and a condition
 # that may match fewer than a quarter of it drives the query (see ``search``).
 DENSE = 20_000
 
 
-def _page(tx: Tx, q: Any, offset: int, limit: int, *, once: bool = False) -> tuple[list[Any], int]:
+def _page(
+    tx: Tx, q: Any, offset: int, limit: int, *, once: bool = False, paged: Any = None
+) -> tuple[list[Any], int]:
     """One page of ``q``'s rows, and how many rows it has, counted up to ``COUNT_CAP + 1`` or
     one past the page, whichever is more (a query that matches a million rows is not counted to
     the end: its total is then a lower bound). A first page with room to spare is its own
     count; otherwise the rows are counted in SQL. With ``once`` (a set of fewer than ``dense //
     4`` ids drives the query: its rows are all read and sorted anyway), ``q`` runs once
-    instead, and its first rows up to that count are read and counted here."""
+    instead, and its first rows up to that count are read and counted here. ``paged``, if
+    given, is the page itself (already offset and limited) read another way than ``q``."""
     if once:
         rows = list(tx.conn.execute(q.limit(max(COUNT_CAP + 1, offset + limit + 1))))
         return rows[offset : offset + limit], len(rows)
-    rows = list(tx.conn.execute(q.offset(offset).limit(limit)))
+    if paged is None:
+        paged = q.offset(offset).limit(limit)
+    rows = list(tx.conn.execute(paged))
     if offset == 0 and len(rows) < limit:
         return rows, len(rows)
     cap = max(COUNT_CAP + 1, offset + limit + 1)
     capped = q.order_by(None).limit(cap).subquery()
     return rows, int(tx.conn.execute(select(func.count()).select_from(capped)).scalar_one())
+
+
+# A scope of at most this many collections has its page read per collection (the number of
+# parts of one ``UNION ALL``; SQLite allows 500).
+PER_COLLECTION = 64
+
+
+def _per_collection(
+    dialect: str, cids: list[int], sort: str, rows: int, in_scope: int | None
+) -> bool:
+    """Whether a page ending at row ``rows`` of a scope of collections ``cids`` is read per
+    collection: on SQLite (PostgreSQL reads a scope's rows as bitmaps of the ``collection_id``
+    index, fewer pages than the parts would; measured), the sort has an index that starts
+    with the collection (``created``:
+    ``ix_versions_collection_created``, ``version``: the ``(collection_id, idx)`` key), the
+    scope has several collections but not too many, and reading up to ``rows`` matching rows
+    of each reads fewer rows than the scope has (``in_scope``, a capped count; None: not
+    counted, taken as ``DENSE // 4``)."""
+    if dialect != "sqlite" or sort not in ("created", "version"):
+        return False
+    if not 1 < len(cids) <= PER_COLLECTION:
+        return False
+    return len(cids) * rows < (DENSE // 4 if in_scope is None else in_scope)
+
+
+def _per_collection_page(
+    cids: list[int], where: list[Any], order: list[Any], descending: bool, offset: int, limit: int
+) -> Any:
+    """The page (``offset``, ``limit``) of the versions of collections ``cids`` that meet
+    ``where``, read as the first ``offset + limit`` of each collection in the page's order (the
+    index on the collection and the sort key, a few rows each) and those merged. One
+    ``ORDER BY`` of every version of the scope would read and test them all, whatever the page:
+    an index on ``(collection_id, created_at)`` cannot give ten collections' rows in one order
+    (the rows of the scope are then read through the ``collection_id`` index, tested and
+    sorted: 10,000 for a project of ten collections of 1,000)."""
+    v, c = s.versions.c, s.collections.c
+    parts = []
+    for cid in cids:
+        part = (
+            select(v.id, order[0].element.label("k1"), v.idx.label("k2"))
+            .select_from(s.versions)
+            .join(s.collections, c.id == v.collection_id)
+            .where(v.collection_id == cid, *where)
+            .order_by(*order, v.id)
+            .limit(offset + limit)
+            .subquery()
+        )
+        # (SQLite takes no ``LIMIT`` on a part of a compound: each part is wrapped.)
+        parts.append(select(part.c.id, part.c.k1, part.c.k2))
+    merged = union_all(*parts).subquery()
+    m = merged.c
+    keys = [m.k1.desc(), m.k2.desc()] if descending else [m.k1.asc(), m.k2.asc()]
+    return select(m.id).order_by(*keys, m.id).offset(offset).limit(limit)
 
 
 def _collection_records(tx: Tx, ids: list[int]) -> list[CollectionRecord]:
@@ -408,42 +507,51 @@ def search(
     if "version" in kinds:
         conds = [_alive(tx)]  # committed and not expired (TTL)
         own = None  # the versions the scope allows, when it is narrower than the store
+        cids: list[int] = []  # the scope's collections, when it is a list of projects
         if collection_id is not None:
             own = v.collection_id == collection_id
         elif project_ids is not None:
             # The scope's collections, listed first: their versions are then read through the
-            # ``collection_id`` index, counted like a condition, and judged right by
+            # ``collection_id`` indexes, counted like a condition, and judged right by
             # PostgreSQL's planner (a join on the projects was judged as a scan of them all).
             where_scope = scoped(c.project_id)
             cids = [int(x) for x in tx.conn.execute(select(c.id).where(where_scope)).scalars()]
             own = tx.among(v.collection_id, cids) if cids else false()
-        if own is not None:
-            conds.append(own)
         conds += [c.type == x for x in query.types] + [c.name == x for x in query.names]
         # Each tag, alias, metadata condition and word can be read three ways (``_Condition``).
         # How many versions each may find is counted first from its indexes (up to ``dense``,
         # a few milliseconds). The rarest, if it may find fewer than ``dense // 4``, is the set
         # of ids that drives the query: its rows are read and sorted (a few thousand at most),
         # the other conditions probed on each. When the collection asked for (or the scope) has
-        # fewer versions than that, its rows are read and every condition probed. Otherwise the rows
-        # are read in the page's order until the page and the capped count are found, each
-        # condition tested as ``_Condition.test`` says.
+        # fewer versions than that, its rows are read and every condition probed. Otherwise the
+        # rows are read in the page's order until the page and the capped count are found, each
+        # condition tested as ``_Condition.test`` says; for a scope of a few collections, the
+        # page is read per collection (see ``_per_collection``).
         conditions = _conditions(query, tx.dialect)
         in_scope = _estimate(
             tx, conditions, None if own is None else select(v.id).where(own), dense
         )
         rarest = min(conditions, key=lambda x: x.estimate, default=None)
-        driving = None
+        drivers: list[_Condition] = []  # the conditions whose ids drive the query
+        ids = None
         if rarest is not None and rarest.counts and rarest.estimate < dense // 4:
-            driving = rarest
-        few = driving is not None
+            drivers, ids = [rarest], rarest.ids()
+        few = bool(drivers)
         if in_scope is not None and in_scope < min(
             dense // 4, rarest.estimate if rarest else dense
         ):
-            driving, few = None, True
-        conds += [x.test(dense, tx.dialect, few=few) for x in conditions if x is not driving]
-        if driving is not None:
-            ids = driving.ids()
+            drivers, ids, few = [], None, True
+        once = ids is not None
+        if not few and (together := _rarely_together(tx, conditions, dense)) is not None:
+            drivers, found_ids = together
+            conds.append(tx.among(v.id, found_ids) if found_ids else false())
+            few = once = True
+        tests = [
+            x.test(dense, tx.dialect, few=few)
+            for x in conditions
+            if all(x is not d for d in drivers)
+        ]
+        if ids is not None:
             if tx.dialect == "postgresql":
                 # Computed first: PostgreSQL misjudges how many ids a range of num_value leaves
                 # (its statistics mix every key) and would probe the index once per version.
@@ -452,17 +560,21 @@ def search(
             else:
                 # (SQLite takes no parenthesised compound inside a compound: unions are wrapped.)
                 conds.append(v.id.in_(select(ids.subquery().c[0])))
-        where = conds  # (the scope is ``own``)
         column = getattr(v, VERSION_SORTS.get(sort, "created_at"))
         order = [column.desc(), v.idx.desc()] if descending else [column.asc(), v.idx.asc()]
         q = (
             select(v.id)
             .select_from(s.versions)
             .join(s.collections, c.id == v.collection_id)
-            .where(*where)
+            .where(*conds, *tests, *([] if own is None else [own]))
             .order_by(*order, v.id)
         )
-        rows, hits.totals["version"] = _page(tx, q, offset, limit, once=driving is not None)
+        paged = None
+        if not few and _per_collection(tx.dialect, cids, sort, offset + limit, in_scope):
+            # Every condition probed: each part reads only its collection's first rows.
+            probed = [x.test(dense, tx.dialect, few=True) for x in conditions]
+            paged = _per_collection_page(cids, conds + probed, order, descending, offset, limit)
+        rows, hits.totals["version"] = _page(tx, q, offset, limit, once=once, paged=paged)
         hits.versions = tx.versions.records([str(row.id) for row in rows])
 
     if "run" in kinds and not only_versions and not query.types and not query.names:
