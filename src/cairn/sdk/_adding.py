@@ -20,6 +20,7 @@ from cairn.sdk._entry import ArtifactManifestEntry, as_fs_path
 from cairn.sdk._gc import without_gc
 from cairn.sdk._references import add_reference_entries
 from cairn.sdk._scan import add_directory
+from cairn.sdk._trees import TreeAdd
 from cairn.sdk._values import ARTIFACT_SCHEMES, Policy, check_policy, entry_name, ref_name
 from cairn.sdk._values import staging_root as _staging_root
 
@@ -90,6 +91,13 @@ def add_dir(
         raise ValidationError(f"Path is not a directory: {local_path!r}")
     given = None if name is None else entry_name(name)
     prefix = "" if given in (None, "", ".", "/") else normalize_entry_path(given) + "/"
+    tree = None
+    if art._contents.empty_new and not art._incremental:
+        # A new artifact's first directory: added again from its tree record if it has one.
+        session = art._sess()
+        tree = TreeAdd(
+            session.service, art._stage(), session.stat_cache, session.reader, root, prefix
+        )
     add_directory(
         root,
         prefix,
@@ -100,7 +108,9 @@ def add_dir(
         link=link,
         merge=merge,
         may_stream=art._contents.empty_new and not art._incremental,
+        tree=tree,
     )
+    art._tree = tree
 
 
 def open_new_file(

@@ -44,6 +44,7 @@ from cairn.sdk._publish import save_changes, save_draft
 from cairn.sdk._scan import LocalPaths
 from cairn.sdk._session import Session, current_session
 from cairn.sdk._staging import Stager
+from cairn.sdk._trees import TreeAdd
 from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl
 from cairn.sdk._values import (
     Policy,
@@ -92,6 +93,7 @@ class Artifact:
         self._record: VersionRecord | None = None
         self._session: Session | None = None
         self._stager: Stager | None = None
+        self._tree: TreeAdd | None = None  # recorded when logged (add_dir again: _trees.py)
         self._contents = Contents()
         self._final = False
         self._base: VersionRecord | None = None
@@ -118,6 +120,7 @@ class Artifact:
         art._use_as = None
         art._session = session
         art._stager = None
+        art._tree = None
         art._local_paths = LocalPaths()
         art._tmp_dir = None
         art._distributed_id = record.distributed_id

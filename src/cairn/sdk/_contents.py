@@ -36,6 +36,7 @@ class Contents:
         # Counts kept up to date on every change, so len() never reads a page.
         self._delta_count = 0
         self._delta_size = 0
+        self.generation = 0  # counts changes (a tree record is kept only for unchanged contents)
 
     @property
     def changed(self) -> bool:
@@ -56,6 +57,7 @@ class Contents:
         self._reader, self._root = reader, root
         self._base_count, self._base_size = count, size
         self.local_base = True
+        self.generation += 1
 
     def _base_get(self, path: str) -> ManifestEntry | None:
         if self._reader is None or self._root is None:
@@ -78,6 +80,7 @@ class Contents:
         return self._base_size + self._delta_size
 
     def put(self, entry: ManifestEntry) -> None:
+        self.generation += 1
         old = self.get(entry.path)
         if old is not None:
             self._delta_count -= 1
@@ -90,6 +93,7 @@ class Contents:
     def put_many(self, entries: list[ManifestEntry], *, overwrite: bool) -> str | None:
         """Add entries; without ``overwrite``, stop at the first path already present with other
         content and return it (nothing after it is added)."""
+        self.generation += 1
         if not self.overlay and not self.removed and self._root is None:
             # A fresh artifact: nothing to compare against but the batch itself.
             overlay = dict(zip((e.path for e in entries), entries, strict=True))
@@ -109,6 +113,7 @@ class Contents:
         old = self.get(path)
         if old is None:
             return False
+        self.generation += 1
         self.overlay.pop(path, None)
         if self._base_get(path) is not None:
             self.removed.add(path)

@@ -100,7 +100,11 @@ def log(
     request = commit_request(
         art, entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
     )
-    after_commit(art, stager.commit_with_blobs(lambda: service.commit(request)))
+    result = stager.commit_with_blobs(lambda: service.commit(request))
+    tree, art._tree = art._tree, None
+    if tree is not None and result.version is not None and result.version.digest:
+        tree.logged(art._contents, result.version.digest)  # the next add_dir: a stat per file
+    after_commit(art, result)
     return art
 
 
@@ -112,6 +116,7 @@ def _distributed_request(
             f"{art.name} is already committed; an upsert needs a new Artifact", name="upsert"
         )
     _bind(art, session)
+    art._tree = None  # a shared version holds other runs' files too: never a tree record
     changes = art._contents.all_changes()
     base = art._base
     fields: dict[str, Any] = {

@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 import stat as _stat
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from cairn.core import ManifestEntry, PageReader, TreeBuilder, entry_path_problem
 from cairn.errors import ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
 from cairn.sdk._staging import Stager
+
+if TYPE_CHECKING:
+    from cairn.sdk._trees import TreeAdd
 
 # add_directory of more files than this into a new artifact streams (see _add_stream)
 STREAM_THRESHOLD = 50_000
@@ -38,19 +42,32 @@ def add_directory(
     link: bool,
     merge: bool,
     may_stream: bool,
+    tree: TreeAdd | None = None,
 ) -> None:
     """Add every regular file below ``root`` to ``contents`` as ``prefix + relative path``.
 
     ``merge`` replaces paths already there with other content (else ``ValidationError``);
     ``may_stream`` says the contents are a new artifact's first files, so a large directory may
     become their base (a manifest written to the store through ``stager``, read by ``reader``).
+    ``tree`` (a new artifact's only ``add_dir``) adds the directory again from its tree record
+    when it has one (``_trees.py``: unchanged directories cost a stat), and fingerprints the
+    walk otherwise.
     """
     walk = walk_tree(root, prefix)
+    if tree is not None:
+        if tree.add_again(contents, walk, STREAM_THRESHOLD, link):
+            stager.add_tree(contents.root or "", root, prefix)
+            local_paths.add_tree(prefix, root)
+            tree.added(contents)
+            return
+        walk = tree.watch(walk_tree(root, prefix))
     head: list[LocalFileAt] = []
     for group in walk:
         head.extend(group)
         if may_stream and len(head) > STREAM_THRESHOLD:
             _add_stream(root, prefix, contents, local_paths, stager, reader, link, head, walk)
+            if tree is not None:
+                tree.added(contents)
             return
     head.sort(key=lambda f: f[3])  # already sorted, unless the walk met a symlink cycle
     files = [(d, n, st) for d, n, st, _ in head]
@@ -69,6 +86,8 @@ def add_directory(
             " content; pass merge=True to replace changed files"
         )
     local_paths.add_batch(logical, files)
+    if tree is not None:
+        tree.added(contents)
 
 
 def _add_stream(

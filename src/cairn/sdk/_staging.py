@@ -72,6 +72,9 @@ class Stager:
         self._trees: list[tuple[str, str, str]] = []
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
+        # Directories where a file was read too soon after it changed to be cached (racy): a
+        # tree record must not vouch for them (see _trees.py).
+        self.racy_dirs: set[str] = set()
         # Files under this size are read whole and sent in batches; larger ones go one by one.
         self._batch_limit = SMALL_LIMIT if service.is_local else REMOTE_BATCH_LIMIT
 
@@ -126,6 +129,8 @@ class Stager:
                 self._buffer_add(read.digest, read.data)
             if read.key_after is not None:
                 fresh.append((os.path.join(d, name), read.key_after, read.digest))
+            else:
+                self.racy_dirs.add(d)
             if on_progress is not None:
                 on_progress(1, read.size)
         if use_cache and self._cache is not None and fresh:

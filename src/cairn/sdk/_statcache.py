@@ -5,7 +5,8 @@ too close to the moment it was read is not cached: a change within the file syst
 granularity could otherwise go unseen (git calls this "racy clean").
 
 Entries are kept one row per directory (a marshalled dict ``name -> (key, digest)``), so adding a
-directory of 20,000 files costs one query per directory instead of one per file.
+directory of 20,000 files costs one query per directory instead of one per file. Table ``trees``
+holds the tree records of ``_trees.py`` (a directory added again at the cost of a stat).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class StatCache:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, entries BLOB NOT NULL)"
+                )
+                # Tree records (sdk/_trees.py): store, local root and prefix -> record.
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS trees (key TEXT PRIMARY KEY, record BLOB NOT NULL)"
                 )
             except (sqlite3.Error, OSError):
                 self._broken = True
@@ -162,6 +167,30 @@ class StatCache:
             except sqlite3.Error:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+
+    def load_tree(self, key: str) -> bytes | None:
+        """The tree record saved under ``key`` (see ``_trees.py``), or None."""
+        with self._lock:
+            db = self._db()
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT record FROM trees WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error:
+                return None
+        return None if row is None else bytes(row[0])
+
+    def save_tree(self, key: str, record: bytes) -> None:
+        with self._lock:
+            db = self._db()
+            if db is None:
+                return
+            try:
+                db.execute(
+                    "INSERT OR REPLACE INTO trees (key, record) VALUES (?, ?)", (key, record)
+                )
+            except sqlite3.Error:
+                pass  # best effort, as the rest of the cache
 
     def close(self) -> None:
         with self._lock:

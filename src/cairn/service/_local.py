@@ -566,9 +566,10 @@ class LocalService:
                 raise ValidationError(
                     "a commit applies its changes to a base version or to a manifest, not both"
                 )
-            # Re-logging the same tree: a version of this collection has the manifest already,
-            # checked when it was committed (and its blobs kept since): no need to read it again.
-            known = not request.changes and self._existing_with_digest(
+            # Re-logging the same tree (or changes to it): a version of this collection has the
+            # manifest already, checked when it was committed (and its blobs kept since): no
+            # need to read it again.
+            known = self._existing_with_digest(
                 request.entity, request.project, request.name, request.manifest
             )
             if not known:

@@ -1,0 +1,207 @@
+"""Issue 13, item 2: adding a directory again costs a stat per file (tree records, sdk/_trees.py),
+and never misses a change: in-place rewrites of the same size and mtime, racy files, files and
+directories added or removed, content the store lost."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import cairn
+from cairn.core import ManifestEntry, build_tree
+from cairn.sdk._staging import Stager
+from cairn.sdk._statcache import RACY_NS
+from tests.conftest import write
+
+FILES = {
+    "a.txt": "alpha",
+    "b.txt": "bravo",
+    "sub/c.txt": "charlie",
+    "sub/deep/d.txt": "delta",
+    "sub/e.txt": "echo",
+    "z/f.txt": "foxtrot",
+}
+
+
+def _settle() -> None:
+    """Wait until the files just written are no longer racy (cached and fingerprinted)."""
+    time.sleep(2 * RACY_NS / 1e9)
+
+
+def _make(root: pathlib.Path, files: dict[str, str]) -> None:
+    for path, content in files.items():
+        write(root / path, content)
+
+
+def _expected(root: pathlib.Path, prefix: str = "") -> str:
+    """The manifest digest of the tree as it is now, computed here from the files."""
+    entries = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as f:
+                data = f.read()
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            entries.append(
+                ManifestEntry(prefix + rel, "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+            )
+    entries.sort(key=lambda e: e.path)
+    return build_tree(entries, lambda _d, _b: None).digest
+
+
+def _log(root: pathlib.Path, name: str = "ds", prefix: str | None = None) -> cairn.Artifact:
+    art = cairn.Artifact(name, "dataset")
+    art.add_dir(str(root), name=prefix)
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    return art
+
+
+@pytest.fixture
+def staged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The local files each ``Stager.stage`` call is given (the real method still runs)."""
+    seen: list[str] = []
+    real = Stager.stage
+
+    def spy(self: Stager, files, **kw):  # type: ignore[no-untyped-def]
+        seen.extend(os.path.join(d, n) for d, n, _ in files)
+        return real(self, files, **kw)
+
+    monkeypatch.setattr(Stager, "stage", spy)
+    yield seen
+
+
+def test_unchanged_directory_is_not_staged_again(tmp_path: pathlib.Path, staged: list[str]) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    first = _log(root)
+    assert len(staged) == len(FILES)
+    staged.clear()
+    with pytest.warns(UserWarning, match="identical"):
+        again = _log(root)
+    assert again.version == first.version == "v0"
+    assert staged == []  # no file read, no stat cache row decoded
+    assert again.digest == _expected(root)
+
+
+def test_in_place_rewrite_with_same_size_and_mtime_is_seen(
+    tmp_path: pathlib.Path, staged: list[str]
+) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    _log(root)
+    target = root / "sub" / "c.txt"
+    before = os.stat(target)
+    with open(target, "r+b") as f:  # same size, other bytes, mtime put back
+        f.write(b"CHARLIE")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(target).st_mtime_ns == before.st_mtime_ns
+    _settle()
+    staged.clear()
+    art = _log(root)
+    assert art.version == "v1"
+    assert art.digest == _expected(root)
+    assert cairn.Api().artifact("p/ds:v1").get_entry("sub/c.txt").digest == (
+        "sha256:" + hashlib.sha256(b"CHARLIE").hexdigest()
+    )
+    # Only the directory of the changed file was staged again (the others kept their entries).
+    assert sorted(os.path.basename(p) for p in staged) == ["c.txt", "e.txt"]
+
+
+def test_added_removed_and_moved_files_and_directories(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    _log(root)
+    steps = [
+        lambda: write(root / "sub" / "new.txt", "new"),  # a file added beside others
+        lambda: os.remove(root / "b.txt"),  # a file removed from the top (which has subdirs)
+        lambda: shutil.rmtree(root / "sub" / "deep"),  # a whole directory removed
+        lambda: write(root / "y" / "g.txt", "golf"),  # a new directory
+        lambda: os.rename(root / "z" / "f.txt", root / "z" / "f2.txt"),  # renamed
+        lambda: write(root / "a.txt", "ALPHA, longer now"),  # changed at the top
+        lambda: shutil.rmtree(root / "z"),  # the last file of a directory gone
+    ]
+    for i, step in enumerate(steps, start=1):
+        step()
+        _settle()
+        art = _log(root)
+        assert art.version == f"v{i}", i
+        assert art.digest == _expected(root), i
+        listed = {e.path for e in cairn.Api().artifact(f"p/ds:v{i}").files()}
+        on_disk = {
+            os.path.relpath(os.path.join(d, n), root).replace(os.sep, "/")
+            for d, _, names in os.walk(root)
+            for n in names
+        }
+        assert listed == on_disk, i
+
+
+def test_a_racy_directory_is_staged_again_until_it_settles(
+    tmp_path: pathlib.Path, staged: list[str]
+) -> None:
+    root = tmp_path / "data"
+    _make(root, {"old/a.txt": "a", "old/b.txt": "b"})
+    fresh = write(root / "fresh" / "c.txt", "c")
+    _settle()
+    # A timestamp too close to the read (here: ahead of the clock, as with a skewed file
+    # server) cannot vouch for the content: a rewrite within the same tick would keep it.
+    ahead = time.time_ns() + 3600 * 10**9
+    os.utime(fresh, ns=(ahead, ahead))
+    _log(root)
+    for _ in range(2):
+        staged.clear()
+        with pytest.warns(UserWarning, match="identical"):
+            _log(root)
+        assert [os.path.basename(p) for p in staged] == ["c.txt"]  # "old/" kept its entries
+    os.utime(fresh, ns=(ahead - 7200 * 10**9, ahead - 7200 * 10**9))
+    _settle()
+    with pytest.warns(UserWarning, match="identical"):
+        _log(root)
+    staged.clear()
+    with pytest.warns(UserWarning, match="identical"):
+        _log(root)
+    assert staged == []
+
+
+def test_prefix_and_other_content(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    first = _log(root, prefix="data")
+    assert first.digest == _expected(root, "data/")
+    write(root / "sub" / "c.txt", "changed")
+    _settle()
+    second = _log(root, prefix="data")
+    assert (second.version, second.digest) == ("v1", _expected(root, "data/"))
+    # An artifact with more than the directory records nothing, and is right either way.
+    extra = write(tmp_path / "extra.txt", "x")
+    for _ in range(2):
+        art = cairn.Artifact("mixed", "dataset")
+        art.add_dir(str(root))
+        art.add_file(extra)
+        with cairn.init(project="p") as run:
+            run.log_artifact(art)
+        assert {e.path for e in art.files()} == {*FILES, "extra.txt"}
+
+
+@pytest.mark.embedded_only
+def test_a_record_whose_pages_were_collected_is_not_used(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    first = _log(root)
+    first.delete(delete_aliases=True)
+    cairn.sdk.collect_garbage(grace_seconds=0)  # its pages and blobs are gone
+    again = _log(root)
+    assert again.digest == _expected(root)
+    out = again.download(str(tmp_path / "out"))
+    assert (pathlib.Path(out) / "sub" / "deep" / "d.txt").read_text() == "delta"
