@@ -205,3 +205,22 @@ def test_a_record_whose_pages_were_collected_is_not_used(tmp_path: pathlib.Path)
     assert again.digest == _expected(root)
     out = again.download(str(tmp_path / "out"))
     assert (pathlib.Path(out) / "sub" / "deep" / "d.txt").read_text() == "delta"
+
+
+def test_a_distributed_version_leaves_no_record(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    other = write(tmp_path / "other.txt", "from another run")
+    _settle()
+    with cairn.init(project="p") as run:
+        part = cairn.Artifact("ds", "dataset")
+        part.add_file(other)
+        run.upsert_artifact(part, distributed_id="d1")
+    with cairn.init(project="p") as run:
+        mine = cairn.Artifact("ds", "dataset")
+        mine.add_dir(str(root))
+        run.finish_artifact(mine, distributed_id="d1")
+    assert {e.path for e in mine.files()} == {*FILES, "other.txt"}
+    alone = _log(root)  # the directory alone: not the shared version's files
+    assert alone.digest == _expected(root)
+    assert alone.version == "v1"

@@ -85,7 +85,7 @@ class _Scan:
     def _leave(self, d: str) -> None:
         """Close the open directories that are neither ``d`` nor above it."""
         while self._open and not (
-            d == self._open[-1][0] or d.startswith(self._open[-1][0] + os.sep)
+            d == self._open[-1][0] or d.startswith(self._open[-1][0].rstrip(os.sep) + os.sep)
         ):
             self._close()
 
