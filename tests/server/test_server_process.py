@@ -10,6 +10,7 @@ import sys
 import psycopg
 import pytest
 
+from cairn.catalog import HEAD_REVISION
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.service import CommitRequest
 from cairn.service._http import HttpService
@@ -40,6 +41,18 @@ def test_the_server_refuses_an_unmigrated_catalog(
     )
     assert out.returncode == 1
     assert "cairn server migrate" in out.stderr
+    # ... and the command it names brings the catalog to this version's schema.
+    migrated = subprocess.run(
+        [sys.executable, "-m", "cairn", "server", "migrate", "--db", db],
+        env={**os.environ, "CAIRN_ADMIN_KEY": ADMIN_KEY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    with psycopg.connect(db) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert row == (HEAD_REVISION,)
 
 
 def test_a_server_on_sqlite_and_a_directory(tmp_path: pathlib.Path) -> None:
