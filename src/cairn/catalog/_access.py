@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, false, or_, select, true, union, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.catalog import _schema as s
+from cairn.catalog._blobs import IndexRow, insert_index
 from cairn.catalog._repository import Repository
 
 if TYPE_CHECKING:
@@ -183,15 +184,27 @@ class Uploads:
         u = s.uploads.c
         return set(self.catalog.read(lambda tx: [r[0] for r in tx.conn.execute(select(u.id))]))
 
-    def record_uploaded(self, owner: str, digests: Sequence[str]) -> None:
-        """``owner`` uploaded these blobs and the server verified them."""
-        if not digests:
-            return
+    def record_uploaded(
+        self, owner: str | None, digests: Sequence[str], *, index: Sequence[IndexRow] = ()
+    ) -> None:
+        """``owner`` uploaded these blobs and the server verified them; with ``index``, the
+        rows a ``CatalogBlobStore.store_many`` left to record go in the same transaction (one
+        per batch of blobs). ``owner`` None: only the index rows (a batch that failed half-way
+        is not recorded as its key's uploads)."""
         now = time.time()
         rows = [
             {"user_name": owner, "digest": d, "created_at": now} for d in dict.fromkeys(digests)
         ]
-        self.catalog.write(lambda tx: tx.insert_ignore(s.blob_uploads, rows))
+        if owner is None or not rows:
+            rows = []
+        if not rows and not index:
+            return
+
+        def fn(tx: Tx) -> None:
+            insert_index(tx, index)
+            tx.insert_ignore(s.blob_uploads, rows)
+
+        self.catalog.write(fn)
 
 
 def _upload_row(row: object) -> UploadRow:

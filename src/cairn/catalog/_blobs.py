@@ -26,6 +26,20 @@ from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore, check_range, put_ver
 
 _BATCH = 5000
 
+IndexRow = tuple[str, int, bytes | None]  # (digest, size, the bytes of a small blob or None)
+
+
+def insert_index(tx: Tx, items: Sequence[IndexRow]) -> None:
+    """Add index rows in ``tx``; existing rows are kept."""
+    if not items:
+        return
+    now = time.time()
+    rows = [
+        {"digest": check_digest(d), "size": n, "stored_at": now, "data": data}
+        for d, n, data in items
+    ]
+    tx.insert_ignore(s.blobs, rows)
+
 
 class CatalogBlobStore:
     """A BlobStore whose small blobs and index live in the catalog, large blobs in ``large``."""
@@ -43,17 +57,10 @@ class CatalogBlobStore:
 
     # -- the index -----------------------------------------------------------------------------
 
-    def record(self, items: Sequence[tuple[str, int, bytes | None]]) -> None:
+    def record(self, items: Sequence[IndexRow]) -> None:
         """Add index rows ``(digest, size, data or None)``; existing rows are kept."""
-        if not items:
-            return
-        now = time.time()
-        rows = [
-            {"digest": check_digest(d), "size": n, "stored_at": now, "data": data}
-            for d, n, data in items
-        ]
-
-        self.catalog.write(lambda tx: tx.insert_ignore(s.blobs, rows))
+        if items:
+            self.catalog.write(lambda tx: insert_index(tx, items))
 
     def _present(self, chunk: list[str]) -> list[str]:
         b = s.blobs.c
@@ -78,14 +85,21 @@ class CatalogBlobStore:
         self.put_many([(digest, data)])
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self.record(self.store_many(items))
+
+    def store_many(self, items: Sequence[tuple[str, bytes]]) -> list[IndexRow]:
+        """Write the large ones of ``items`` not indexed yet to the large store (durable on
+        return); the index rows ``items`` need, for ``record`` or a caller's transaction
+        (``insert_index``), which MUST come after this returns. Nothing is indexed here."""
         small = [(d, len(b), bytes(b)) for d, b in items if len(b) < self.small_limit]
         large = [(d, b) for d, b in items if len(b) >= self.small_limit]
+        rows: list[IndexRow] = list(small)
         if large:
             present = self.has_many(d for d, _ in large)
             todo = [(d, b) for d, b in large if d not in present]
             self.large.put_many(todo)
-            self.record([(d, len(b), None) for d, b in todo])
-        self.record(small)
+            rows += [(d, len(b), None) for d, b in todo]
+        return rows
 
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
         if os.path.getsize(path) < self.small_limit:

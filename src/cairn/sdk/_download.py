@@ -45,6 +45,10 @@ CHUNK = 1 << 20
 _THREADS = 8
 _SMALL_WRITERS = 2
 _RECORD_EVERY = 50_000  # downloaded files remembered in the stat cache this many at a time
+# Files written from blobs read many at a time: small ones of a local store; from a server, those
+# its batches carry (up to 8 MiB), read into memory at most this many bytes at a time.
+_REMOTE_FILE_LIMIT = 8 << 20
+_BATCH_BYTES = 48 << 20  # below what HttpService holds in memory (64 MiB)
 _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -186,17 +190,22 @@ class Downloader:
     def fetch_all(self, entries: Iterable[ManifestEntry]) -> None:
         """Write every entry, a batch at a time (memory does not grow with the entry count).
 
-        On a local store, the small files of a batch that are not already there are read many
-        per query and written by a few threads (writing small files is system calls, which
-        release the GIL); the rest go one by one through ``fetch``."""
+        The small files of a batch that are not already there (a local store's small blobs; a
+        server's blobs up to 8 MiB) are read many at a time (one query; a few requests, the
+        download cache filled on the side) and written straight into place by a few threads
+        (writing small files is system calls, which release the GIL); the rest go one by one
+        through ``fetch`` (from a server: fetched into the download cache first, many at a
+        time, then copied out)."""
         batch = 4 * _THREADS * 64
         with ThreadPoolExecutor(_THREADS) as pool:
             pending: list[ManifestEntry] = []
 
+            local = self._service.is_local
+            limit = SMALL_LIMIT if local else _REMOTE_FILE_LIMIT
+
             def run(chunk: list[ManifestEntry]) -> None:
-                if self._service.is_local:
-                    chunk = self._write_small_batch(chunk, pool)
-                else:
+                chunk = self._write_small_batch(chunk, pool, limit)
+                if not local:
                     self._prefetch(chunk)
                 for fut in [pool.submit(self.fetch, e) for e in chunk]:
                     fut.result()
@@ -219,13 +228,15 @@ class Downloader:
             self._cache.record(fresh)
 
     def _write_small_batch(
-        self, chunk: list[ManifestEntry], pool: ThreadPoolExecutor
+        self, chunk: list[ManifestEntry], pool: ThreadPoolExecutor, limit: int
     ) -> list[ManifestEntry]:
-        """Write the small stored entries of ``chunk`` whose file is absent; return the others."""
+        """Write the stored entries of ``chunk`` under ``limit`` bytes whose file is absent, at
+        most ``_BATCH_BYTES`` of them read at once; return the others."""
         rest: list[ManifestEntry] = []
         todo: list[tuple[ManifestEntry, str]] = []
+        size = 0
         for e in chunk:
-            if e.ref is not None or e.size is None or e.size >= SMALL_LIMIT:
+            if e.ref is not None or e.size is None or e.size >= limit:
                 rest.append(e)
                 continue
             dest = self.guard.target(e.path)
@@ -233,8 +244,15 @@ class Downloader:
                 rest.append(e)  # there already: checked (and maybe replaced) by fetch
                 continue
             todo.append((e, dest))
-        if not todo:
-            return rest
+            size += e.size
+            if size >= _BATCH_BYTES:
+                self._write_batch(todo, pool)
+                todo, size = [], 0
+        if todo:
+            self._write_batch(todo, pool)
+        return rest
+
+    def _write_batch(self, todo: list[tuple[ManifestEntry, str]], pool: ThreadPoolExecutor) -> None:
         blobs = dict(self._service.read_blobs([e.digest for e, _ in todo]))  # each verified
         started = now_ns()
         # A couple of writers: more contend for the same directories (creating files in one
@@ -246,7 +264,6 @@ class Downloader:
         ]
         for fut in futures:
             fut.result()
-        return rest
 
     def _write_many(
         self, items: list[tuple[ManifestEntry, str]], blobs: dict[str, bytes], started: int

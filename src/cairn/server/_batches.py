@@ -1,10 +1,11 @@
 """Blobs many per request, both ways (``application/vnd.cairn.blobs``, see ``cairn.service._wire``).
 
 * **In** (``POST /blobs/batch``): the body is read as it arrives; every few MiB of whole blobs
-  are hashed (off the event loop) and stored together, so a request of 8 MiB is never held whole
-  and a blob is stored only once its content is verified. One blob with other content refuses the
-  request (422); those verified before it are stored but not recorded as this key's uploads, so a
-  presence check still reports them missing to it.
+  are hashed (off the event loop) and stored together, so a blob is stored only once its content
+  is verified. The catalog's part (the index rows of an S3 store's blobs, this key's uploads) is
+  one transaction at the end of the request (``BatchUpload``). One blob with other content
+  refuses the request (422); those verified before it are stored and indexed but not recorded as
+  this key's uploads, so a presence check still reports them missing to it.
 * **Out** (``POST /blobs/fetch``): blobs of up to ``FETCH_BLOB_LIMIT`` bytes, in the order asked,
   until ``FETCH_BYTES``; read from the store in parallel (an object store answers several GETs at
   once) and streamed, each verified by the store's ``get``. Larger blobs, absent ones and those
@@ -18,13 +19,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from cairn.catalog import CatalogBlobStore
+from cairn.catalog import CatalogBlobStore, Uploads
 from cairn.errors import BlobNotFoundError, DigestMismatchError
 from cairn.service import BatchReader, pack_head, verify_blobs
 from cairn.storage import BlobStore
@@ -38,24 +39,42 @@ FETCH_DIGESTS = 4096  # asked at once
 _READERS = 8
 
 
-Store = Callable[[Sequence[tuple[str, bytes]]], None]
+class BatchUpload:
+    """The blobs of one batch request of ``owner``: stored group by group as they are verified
+    (``put``, in a worker thread), recorded at the end in one catalog transaction (``finish``):
+    the index rows of blobs an S3 store's ``index`` keeps, and the key's uploads."""
+
+    def __init__(
+        self, blobs: BlobStore, index: CatalogBlobStore | None, uploads: Uploads, owner: str
+    ) -> None:
+        self.blobs = blobs
+        self.index = index
+        self.uploads = uploads
+        self.owner = owner
+        self.digests: list[str] = []
+        self.rows: list[tuple[str, int, bytes | None]] = []
+
+    def put(self, group: list[tuple[bytes, bytes]]) -> None:
+        items = verify_blobs(group)
+        if self.index is not None:
+            self.rows += self.index.store_many(items)  # durable; indexed by ``finish``
+        else:
+            self.blobs.put_many(items)
+        self.digests += [d for d, _ in items]
+
+    def finish(self, *, whole: bool) -> None:
+        """Record what was stored: as the key's uploads only if the request arrived ``whole``."""
+        self.uploads.record_uploaded(self.owner if whole else None, self.digests, index=self.rows)
 
 
-def _store(store: Store, group: list[tuple[bytes, bytes]]) -> list[str]:
-    items = verify_blobs(group)
-    store(items)
-    return [d for d, _ in items]
-
-
-async def receive_batch(request: Request, store: Store, max_blob: int) -> list[str]:
-    """Store the blobs of a batch body as they arrive, each verified, by ``store`` (the key's
-    ``ScopedService.store_blobs``); their digests. One group is verified and stored (in a
-    worker thread) while the next arrives."""
+async def receive_batch(request: Request, batch: BatchUpload, max_blob: int) -> int:
+    """Store the blobs of a batch body as they arrive, each verified (``batch.put``: one group
+    is verified and stored in a worker thread while the next arrives), then record them in one
+    transaction; how many there were."""
     reader = BatchReader(max_blob)
-    stored: list[str] = []
     group: list[tuple[bytes, bytes]] = []
     size = 0
-    pending: asyncio.Future[list[str]] | None = None
+    pending: asyncio.Future[None] | None = None
     try:
         async for chunk in request.stream():
             for item in reader.feed(chunk):
@@ -63,21 +82,27 @@ async def receive_batch(request: Request, store: Store, max_blob: int) -> list[s
                 size += len(item[1]) + 40
             if size >= STORE_GROUP_BYTES:
                 if pending is not None:
-                    stored += await pending
-                pending = asyncio.ensure_future(run_in_threadpool(_store, store, group))
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(batch.put, group))
                 group, size = [], 0
         reader.end()
         if pending is not None:
-            stored += await pending
+            await pending
             pending = None
         if group:
-            stored += await run_in_threadpool(_store, store, group)
-    finally:
+            await run_in_threadpool(batch.put, group)
+    except BaseException:
         if pending is not None:  # the request failed meanwhile: let the group finish, quietly
             await asyncio.wait([pending])
             if not pending.cancelled():
                 pending.exception()
-    return stored
+        try:  # what was stored is indexed, not recorded as the key's uploads
+            await run_in_threadpool(batch.finish, whole=False)
+        except Exception:  # noqa: BLE001 - the request's own error is the one to answer
+            pass
+        raise
+    await run_in_threadpool(batch.finish, whole=True)
+    return len(batch.digests)
 
 
 def fetch_plan(blobs: BlobStore, digests: Sequence[str]) -> list[str]:

@@ -46,10 +46,9 @@ def missing_blobs(body: DigestsIn, svc: Svc) -> dict[str, Any]:
     summary="Upload blobs, many per request (application/vnd.cairn.blobs), each verified",
 )
 async def upload_batch(request: Request, svc: Svc, b: B) -> dict[str, Any]:
-    svc.require_upload()  # before the body is read
-    # Read as it arrives; each group of blobs verified, then stored and recorded as this key's.
-    stored = await receive_batch(request, svc.store_blobs, b.config.max_batch_bytes)
-    return {"stored": len(stored)}
+    # Read as it arrives; each group of blobs verified, then stored; all recorded as this key's.
+    batch = svc.batch_upload()  # refused before the body is read
+    return {"stored": await receive_batch(request, batch, b.config.max_batch_bytes)}
 
 
 @router.post(

@@ -41,6 +41,7 @@ from cairn.errors import (
 )
 from cairn.server._auth import Grant, Principal
 from cairn.server._backend import Backend
+from cairn.server._batches import BatchUpload
 from cairn.server._transfers import PartWriter
 from cairn.service import (
     DEFAULT_GRACE_SECONDS,
@@ -228,6 +229,14 @@ class ScopedService:
         self.require_upload()
         self._b.blobs.put_many(items)
         self._uploads.record_uploaded(self.who.uploader, [d for d, _ in items])
+
+    def batch_upload(self) -> BatchUpload:
+        """Blobs of one batch request, recorded as uploaded by this key (``server/_batches.py``)."""
+        self.require_upload()
+        index = self._b.transfers.object_store
+        return BatchUpload(
+            self._b.blobs, None if index is None else index.index, self._uploads, self.who.uploader
+        )
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         raise PermissionDeniedError("files are uploaded through /api/v1/uploads")

@@ -12,13 +12,21 @@ several at a time, each retried alone. See docs/design.md.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
-from cairn.core import Advance, check_digest, digest_from_hasher, new_hasher, transfer
+from cairn.core import (
+    Advance,
+    check_digest,
+    digest_bytes,
+    digest_from_hasher,
+    new_hasher,
+    transfer,
+)
 from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._http_cache import DownloadCache, drop
 from cairn.service._http_client import HttpClient, transfer_threads
@@ -29,6 +37,8 @@ CHUNK = 1 << 20
 PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 16 MiB)
 URL_BATCH = 4096  # presigned URLs per request
 RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time
+HELD_BYTES = 64 << 20  # fetched blobs held in memory for ``read_blobs`` (the rest: read back)
+HELD_BLOB = 8 << 20  # a presigned GET up to this size comes into memory, a larger one to a file
 
 
 class Fetcher:
@@ -61,11 +71,33 @@ class Fetcher:
         return self.cache.read(self.fetch(digest), digest)
 
     def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """Verified contents, in the order asked. Blobs not cached are fetched many at a time
+        and handed on from memory as they arrived (verified then), besides being cached; what
+        did not fit in ``HELD_BYTES`` or was cached already is read from the cache (verified)."""
         for start in range(0, len(digests), PREFETCH_BATCH * 8):
             chunk = digests[start : start + PREFETCH_BATCH * 8]
-            self.prefetch(chunk)
+            held = self._gather(chunk)
             for digest in chunk:
-                yield digest, self.read_blob(digest)
+                data = held.pop(digest, None)
+                yield digest, data if data is not None else self.read_blob(digest)
+
+    def _gather(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """Fetch those of ``digests`` not cached into the cache; up to ``HELD_BYTES`` of them
+        are also returned (verified), so they need not be read back."""
+        held: dict[str, bytes] = {}
+        lock = threading.Lock()
+        size = 0
+
+        def keep(digest: str, data: bytes) -> None:
+            nonlocal size
+            self.cache.add(digest, data)
+            with lock:
+                if size + len(data) <= HELD_BYTES:
+                    held[digest] = data
+                    size += len(data)
+
+        self._fetch_many(digests, keep)
+        return held
 
     def download_blob(self, digest: str, dest: str) -> None:
         path = self.fetch(digest)
@@ -209,6 +241,11 @@ class Fetcher:
         blobs up to 8 MiB in the order asked, up to 16 MiB per answer: what follows the last blob
         it sent is asked again. What is left out (large blobs, lost or damaged ones) ``fetch``
         gets one by one, in ranges, with its own clear error."""
+        self._fetch_many(digests, self.cache.add)
+
+    def _fetch_many(self, digests: Sequence[str], keep: Callable[[str, bytes], None]) -> None:
+        """``prefetch``'s work: each blob not cached that came whole and verified goes to
+        ``keep(digest, data)`` (which caches it); a large one fetched straight into the cache."""
         todo = [d for d in dict.fromkeys(digests) if self.cache.lookup(d) is None]
         if not todo:
             return
@@ -225,14 +262,22 @@ class Fetcher:
                 index = {d: i for i, d in enumerate(chunk)}
                 last = -1
                 for digest, data in unpack_blobs(resp.content):  # each re-hashed
-                    self.cache.add(digest, data)
+                    keep(digest, data)
                     last = max(last, index.get(digest, -1))
                 if last < 0:
                     return
                 chunk = chunk[last + 1 :]
 
-        def get(item: tuple[str, str]) -> None:
-            digest, url = item
+        def get(item: tuple[str, tuple[str, int]]) -> None:
+            digest, (url, size) = item
+            if size <= HELD_BLOB:
+                try:
+                    resp = self.client.plain.get(url)
+                except httpx.TransportError:
+                    return  # left to fetch(), which retries and says what is wrong
+                if resp.status_code == 200 and digest_bytes(resp.content) == digest:
+                    keep(digest, resp.content)  # else left out, never cached
+                return
             tmp = self.cache.partial()
             try:
                 hasher = new_hasher()
@@ -259,13 +304,13 @@ class Fetcher:
                 for _ in pool.map(lambda task: task[0](task[1]), tasks):
                     pass
 
-    def _presigned_gets(self, digests: list[str]) -> dict[str, str]:
+    def _presigned_gets(self, digests: list[str]) -> dict[str, tuple[str, int]]:
         """Presigned GET URLs of those of ``digests`` an S3 store keeps, up to ``RANGE_PART``
         bytes (larger ones come down in ranges); none from a server on a local store (or one that
         has no such route: asked once)."""
         if self._no_urls:
             return {}
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, int]] = {}
         for start in range(0, len(digests), URL_BATCH):
             chunk = digests[start : start + URL_BATCH]
             resp = self.client.send(
@@ -278,5 +323,9 @@ class Fetcher:
             if not answer.get("object_store"):
                 self._no_urls = True  # a local store: no need to ask again
             urls = answer["urls"]
-            out.update((d, u["url"]) for d, u in urls.items() if int(u["size"]) <= RANGE_PART)
+            out.update(
+                (d, (u["url"], int(u["size"])))
+                for d, u in urls.items()
+                if int(u["size"]) <= RANGE_PART
+            )
         return out
