@@ -17,10 +17,10 @@ from sqlalchemy import and_, delete, false, or_, select, true, union, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.catalog import _schema as s
-from cairn.catalog._blobs import IndexRow, insert_index
 from cairn.catalog._repository import Repository
 
 if TYPE_CHECKING:
+    from cairn.catalog._blobs import IndexRow
     from cairn.catalog._catalog import Catalog
     from cairn.catalog._tx import Tx
 
@@ -199,6 +199,9 @@ class Uploads:
             rows = []
         if not rows and not index:
             return
+
+        # Imported here: the blob index's module needs the catalog, which needs this module.
+        from cairn.catalog._blobs import insert_index
 
         def fn(tx: Tx) -> None:
             insert_index(tx, index)
