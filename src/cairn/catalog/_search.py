@@ -345,7 +345,14 @@ DENSE = 20_000
 
 
 def _page(
-    tx: Tx, q: Any, offset: int, limit: int, *, once: bool = False, paged: Any = None
+    tx: Tx,
+    q: Any,
+    offset: int,
+    limit: int,
+    *,
+    once: bool = False,
+    paged: Any = None,
+    counted: Any = None,
 ) -> tuple[list[Any], int]:
     """One page of ``q``'s rows, and how many rows it has, counted up to ``COUNT_CAP + 1`` or
     one past the page, whichever is more (a query that matches a million rows is not counted to
@@ -353,7 +360,8 @@ def _page(
     count; otherwise the rows are counted in SQL. With ``once`` (a set of fewer than ``dense //
     4`` ids drives the query: its rows are all read and sorted anyway), ``q`` runs once
     instead, and its first rows up to that count are read and counted here. ``paged``, if
-    given, is the page itself (already offset and limited) read another way than ``q``."""
+    given, is the page itself (already offset and limited) read another way than ``q``;
+    ``counted``, if given, is ``q`` as it is counted (the same rows, read another way)."""
     if once:
         rows = list(tx.conn.execute(q.limit(max(COUNT_CAP + 1, offset + limit + 1))))
         return rows[offset : offset + limit], len(rows)
@@ -363,7 +371,7 @@ def _page(
     if offset == 0 and len(rows) < limit:
         return rows, len(rows)
     cap = max(COUNT_CAP + 1, offset + limit + 1)
-    capped = q.order_by(None).limit(cap).subquery()
+    capped = (q if counted is None else counted).order_by(None).limit(cap).subquery()
     return rows, int(tx.conn.execute(select(func.count()).select_from(capped)).scalar_one())
 
 
@@ -574,7 +582,17 @@ def search(
             # Every condition probed: each part reads only its collection's first rows.
             probed = [x.test(dense, tx.dialect, few=True) for x in conditions]
             paged = _per_collection_page(cids, conds + probed, order, descending, offset, limit)
-        rows, hits.totals["version"] = _page(tx, q, offset, limit, once=once, paged=paged)
+        counted = None
+        if own is None and (query.types or query.names) and tx.dialect == "sqlite":
+            # Counted through the ``collection_id`` index of the collections of those types or
+            # names: SQLite would read every version for the count (not for the page, whose
+            # order the ``created_at`` index gives: there that index stays its choice).
+            named = [c.type == x for x in query.types] + [c.name == x for x in query.names]
+            found = [int(x) for x in tx.conn.execute(select(c.id).where(*named)).scalars()]
+            counted = q.where(tx.among(v.collection_id, found) if found else false())
+        rows, hits.totals["version"] = _page(
+            tx, q, offset, limit, once=once, paged=paged, counted=counted
+        )
         hits.versions = tx.versions.records([str(row.id) for row in rows])
 
     if "run" in kinds and not only_versions and not query.types and not query.names:
