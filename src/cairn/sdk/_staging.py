@@ -31,11 +31,45 @@ STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again th
 # requests per file. Larger files stream in parts. The embedded store copies (or clones) every
 # file from SMALL_LIMIT up, which costs no request.
 REMOTE_BATCH_LIMIT = 8 << 20
-_THREADS = 2
+_THREADS = 2  # large files read at once, at least (each waits on its own flushes)
+CHUNK_FILES = 256  # small files read by one worker at a time
+CHUNK_BYTES = 8 << 20
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
+
+
+def _chunks(indices: list[int], files: Sequence[LocalFile]) -> list[list[int]]:
+    """``indices`` cut into runs of at most CHUNK_FILES files and about CHUNK_BYTES."""
+    out: list[list[int]] = []
+    chunk: list[int] = []
+    size = 0
+    for i in indices:
+        chunk.append(i)
+        size += files[i][2].st_size
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            out.append(chunk)
+            chunk, size = [], 0
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+def stage_workers() -> int:
+    """Threads that read and hash files: ``CAIRN_STAGE_THREADS``, else one per core."""
+    raw = os.environ.get("CAIRN_STAGE_THREADS", "")
+    try:
+        value = int(raw) if raw else 0
+    except ValueError:
+        raise ValidationError(
+            f"invalid CAIRN_STAGE_THREADS {raw!r}: give a number of threads (1 or more)"
+        ) from None
+    if raw and value < 1:
+        raise ValidationError(
+            f"invalid CAIRN_STAGE_THREADS {raw!r}: give a number of threads (1 or more)"
+        )
+    return value or (os.cpu_count() or 1)
 
 
 class StagedFile(NamedTuple):
@@ -75,6 +109,7 @@ class Stager:
         # Directories where a file was read too soon after it changed to be cached (racy): a
         # tree record must not vouch for them (see _trees.py).
         self.racy_dirs: set[str] = set()
+        self._workers = stage_workers()
         # Files under this size are read whole and sent in batches; larger ones go one by one.
         self._batch_limit = SMALL_LIMIT if service.is_local else REMOTE_BATCH_LIMIT
 
@@ -119,42 +154,73 @@ class Stager:
                 on_progress(len(hits), sum(r.size for r in hits))
         else:
             misses = list(range(len(files)))
-        fresh: list[tuple[str, StatKey, str]] = []
+        fresh: list[tuple[str, str, StatKey, str]] = []
+        blobs: list[tuple[str, bytes]] = []
+        blob_bytes = done = done_bytes = 0
         for read in self._read_all(files, misses, link, started):
             d, name, _ = files[read.position]
             results[read.position] = StagedFile(read.digest, read.size)
             if read.digest not in sources:
                 sources[read.digest] = (d, name)
-            if read.data is not None:
-                self._buffer_add(read.digest, read.data)
             if read.key_after is not None:
-                fresh.append((os.path.join(d, name), read.key_after, read.digest))
+                fresh.append((d, name, read.key_after, read.digest))
             else:
                 self.racy_dirs.add(d)
+            # Buffered and reported a batch at a time, not per file (it adds up over 20,000).
+            if read.data is not None:
+                blobs.append((read.digest, read.data))
+                blob_bytes += read.size
+                if len(blobs) >= CHUNK_FILES or blob_bytes >= CHUNK_BYTES:
+                    self._buffer_extend(blobs, blob_bytes)
+                    blobs, blob_bytes = [], 0
             if on_progress is not None:
-                on_progress(1, read.size)
+                done += 1
+                done_bytes += read.size
+                if done >= CHUNK_FILES or read.data is None:
+                    on_progress(done, done_bytes)
+                    done = done_bytes = 0
+        if blobs:
+            self._buffer_extend(blobs, blob_bytes)
+        if on_progress is not None and done:
+            on_progress(done, done_bytes)
         if use_cache and self._cache is not None and fresh:
-            self._cache.record(fresh)
+            self._cache.record_files(fresh)
         return [r for r in results if r is not None]
 
     def _read_all(
         self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int
     ) -> Iterator[_Read]:
-        """Read and hash the missed files; large ones in a couple of threads (hashing releases
-        the GIL), small ones in this thread while full buffers are written in the background."""
+        """Read and hash the missed files, in order, on every core: small ones a chunk at a
+        time in worker threads (reading and hashing release the GIL), large ones one per
+        thread (each streams into the store, its flushes overlapping the others'); this thread
+        buffers the results and the buffers are written behind, one writer."""
         limit = self._batch_limit
         large = [i for i in misses if files[i][2].st_size >= limit]
         small = [i for i in misses if files[i][2].st_size < limit] if large else misses
-        if not large:
-            for i in small:
-                yield self._read_one(i, files[i], link, started)
+        chunks = _chunks(small, files)
+        if not large and (self._workers <= 1 or len(chunks) <= 1):
+            for chunk in chunks:
+                yield from self._read_chunk(chunk, files, started)
             return
-        with ThreadPoolExecutor(_THREADS) as pool:
-            futures = [pool.submit(self._read_one, i, files[i], link, started) for i in large]
-            for i in small:
-                yield self._read_one(i, files[i], link, started)
-            for fut in futures:
-                yield fut.result()
+        threads = max(self._workers, _THREADS if large else 1)
+        with ThreadPoolExecutor(threads, thread_name_prefix="cairn-hash") as pool:
+            # Large files first, so their flushes overlap the small files' reading.
+            big = [pool.submit(self._read_one, i, files[i], link, started) for i in large]
+            pending: list[Future[list[_Read]]] = []
+            ahead = 2 * self._workers  # chunks read ahead of the buffer: bounded memory
+            for chunk in chunks:
+                pending.append(pool.submit(self._read_chunk, chunk, files, started))
+                if len(pending) > ahead:
+                    yield from pending.pop(0).result()
+            for fut in pending:
+                yield from fut.result()
+            for one in big:
+                yield one.result()
+
+    def _read_chunk(
+        self, chunk: list[int], files: Sequence[LocalFile], started: int
+    ) -> list[_Read]:
+        return [self._read_one(i, files[i], False, started) for i in chunk]
 
     def _read_one(self, index: int, file: LocalFile, link: bool, started: int) -> _Read:
         d, name, st = file
@@ -210,9 +276,12 @@ class Stager:
         self._trees.append((root, local_root, prefix))
 
     def _buffer_add(self, digest: str, data: bytes) -> None:
+        self._buffer_extend([(digest, data)], len(data))
+
+    def _buffer_extend(self, items: list[tuple[str, bytes]], size: int) -> None:
         with self._lock:
-            self._buffer.append((digest, data))
-            self._buffer_bytes += len(data)
+            self._buffer.extend(items)
+            self._buffer_bytes += size
             full = self._buffer_bytes >= FLUSH_BYTES or len(self._buffer) >= FLUSH_COUNT
         if full:
             self._write_behind()

@@ -140,9 +140,12 @@ class StatCache:
 
     def record(self, rows: Iterable[tuple[str, StatKey, str]]) -> None:
         """Remember digests of files (absolute path, stat key, digest)."""
+        self.record_files((*os.path.split(path), key, digest) for path, key, digest in rows)
+
+    def record_files(self, rows: Iterable[tuple[str, str, StatKey, str]]) -> None:
+        """Remember digests of files (absolute directory, name, stat key, digest)."""
         by_dir: dict[str, dict[str, tuple[StatKey, str]]] = {}
-        for path, key, digest in rows:
-            directory, name = os.path.split(path)
+        for directory, name, key, digest in rows:
             by_dir.setdefault(directory, {})[name] = (key, digest)
         if not by_dir:
             return
