@@ -34,6 +34,7 @@ REMOTE_BATCH_LIMIT = 8 << 20
 _THREADS = 2  # large files read at once, at least (each waits on its own flushes)
 CHUNK_FILES = 256  # small files read by one worker at a time
 CHUNK_BYTES = 8 << 20
+PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a rate, per file)
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 T = TypeVar("T")
@@ -176,7 +177,7 @@ class Stager:
             if on_progress is not None:
                 done += 1
                 done_bytes += read.size
-                if done >= CHUNK_FILES or read.data is None:
+                if done >= PROGRESS_FILES or read.data is None:
                     on_progress(done, done_bytes)
                     done = done_bytes = 0
         if blobs:
