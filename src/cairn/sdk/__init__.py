@@ -28,6 +28,17 @@ if TYPE_CHECKING:
         ArtifactManifest,
         ArtifactManifestEntry,
     )
+    from cairn.sdk._init import (
+        active_summary,
+        define_metric,
+        finish,
+        init,
+        log,
+        log_artifact,
+        log_model,
+        use_artifact,
+        use_model,
+    )
     from cairn.sdk._listing import (
         collection_json,
         list_collections,
@@ -62,16 +73,7 @@ if TYPE_CHECKING:
     from cairn.sdk._run import (
         Config,
         Run,
-        active_summary,
         current_run,
-        define_metric,
-        finish,
-        init,
-        log,
-        log_artifact,
-        log_model,
-        use_artifact,
-        use_model,
     )
     from cairn.sdk._session import (
         Session,
@@ -218,13 +220,10 @@ __getattr__, __dir__ = lazy_exports(
             "version_json",
         ],
         "._registry": ["Registry"],
-        "._run": [
-            "Config",
-            "Run",
+        "._init": [
             "active_summary",
-            "current_run",
-            "finish",
             "define_metric",
+            "finish",
             "init",
             "log",
             "log_artifact",
@@ -232,6 +231,7 @@ __getattr__, __dir__ = lazy_exports(
             "use_artifact",
             "use_model",
         ],
+        "._run": ["Config", "Run", "current_run"],
         "._session": ["Session", "current_service", "current_session", "reset_services"],
         "._settings": ["Settings"],
         "._sync": [

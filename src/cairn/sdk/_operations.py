@@ -115,7 +115,7 @@ def put_path(
         )
     if policy not in ("mutable", "immutable"):
         raise ValidationError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
-    from cairn.sdk._run import init
+    from cairn.sdk._init import init
 
     artifact = Artifact(ref.name, type, description=description)
     if os.path.isdir(local):

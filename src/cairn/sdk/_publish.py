@@ -183,14 +183,15 @@ def after_commit(art: Artifact, result: CommitResult) -> None:
 
 def save_draft(art: Artifact, project: str | None) -> None:
     """Log a draft in the active run, or in a new run of job type ``auto``."""
-    from cairn.sdk import _run
+    from cairn.sdk._init import init
+    from cairn.sdk._run import current_run
 
-    active = _run.current_run()
+    active = current_run()
     if active is not None:
         active.log_artifact(art)
         return
     base = art._base
-    with _run.init(
+    with init(
         project=project or (base.project if base is not None else None),
         entity=base.entity if base is not None else None,
         job_type="auto",

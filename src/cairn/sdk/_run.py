@@ -1,9 +1,8 @@
-"""Runs: ``cairn.init()`` and the Run it returns (W&B's ``wandb.init`` / ``wandb.Run``)."""
+"""The Run ``cairn.init()`` returns (W&B's ``wandb.Run``), its ``Config``, and the active run of the
+process (``cairn.run``). ``init`` itself and W&B's module-level calls are in ``_init.py``."""
 
 from __future__ import annotations
 
-import atexit
-import dataclasses
 import hashlib
 import json
 import numbers
@@ -21,31 +20,28 @@ from cairn.core import (
     FAILED,
     FINISHED,
     REGISTRY_PREFIX,
-    RUNNING,
     RunRecord,
     parse_artifact_path,
     validate_aliases,
     validate_artifact_name,
-    validate_project,
     validate_tags,
 )
-from cairn.errors import NotFoundError, RunFinishedError, UsageError, ValidationError
+from cairn.errors import RunFinishedError, ValidationError
 from cairn.sdk import _publish
 from cairn.sdk._artifact import Artifact
 from cairn.sdk._history import HistoryWriter, Metric, Summary, dumps, encode
 from cairn.sdk._objects import Table
-from cairn.sdk._session import Session, same_store, session_for, set_run_session
-from cairn.sdk._settings import Settings, parse_mode
+from cairn.sdk._session import Session, set_run_session
+from cairn.sdk._settings import Settings
 from cairn.sdk._values import warn_user
 from cairn.service import Service
 
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _ALPHABET = string.ascii_lowercase + string.digits
 _current: Run | None = None
 _current_lock = threading.Lock()
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(8))
 
 
@@ -297,7 +293,6 @@ class Run:
 
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         """End the run (``exit_code`` other than 0 marks it failed). Calling it twice is harmless."""
-        global _current
         if self._finished:
             return
         if self._writer is not None:
@@ -306,10 +301,7 @@ class Run:
         state = FINISHED if not exit_code else FAILED
         self._service.finish_run(self.entity, self.project, self.id, state, dict(self._config))
         self._record = self._service.get_run(self.entity, self.project, self.id)
-        with _current_lock:
-            if _current is self:
-                _current = None
-                set_run_session(None)
+        deactivate(self)
 
     def _check_active(self, what: str) -> None:
         if self._finished:
@@ -331,12 +323,12 @@ class Run:
             return artifact_or_path
         path = os.fspath(artifact_or_path)
         if "://" in path:
-            art = Artifact(name or _name_from_path(self.id, path), type or "unspecified")
+            art = Artifact(name or name_from_path(self.id, path), type or "unspecified")
             art.add_reference(path)
             return art
         if not os.path.exists(path):
             raise ValidationError(f"cannot log {path!r}: no such file or directory")
-        art = Artifact(name or _name_from_path(self.id, path), type or "unspecified")
+        art = Artifact(name or name_from_path(self.id, path), type or "unspecified")
         if os.path.isdir(path):
             art.add_dir(path)
         else:
@@ -509,413 +501,33 @@ def _artifact_safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-.]", "_", name)[:128]
 
 
-def _name_from_path(run_id: str, path: str) -> str:
+def name_from_path(run_id: str, path: str) -> str:
     base = os.path.basename(os.path.normpath(path.split("://", 1)[-1])) or "artifact"
     clean = re.sub(r"[^A-Za-z0-9_\-.]", "-", base)
     return f"run-{run_id}-{clean}"[:128]
 
 
-def init(
-    project: str | None = None,
-    entity: str | None = None,
-    group: str | None = None,
-    job_type: str | None = None,
-    name: str | None = None,
-    config: dict[str, Any] | Any = None,
-    dir: str | None = None,
-    id: str | None = None,
-    tags: Sequence[str] | None = None,
-    notes: str | None = None,
-    reinit: bool | str | None = None,
-    resume: bool | str | None = None,
-    mode: str | None = None,
-    settings: Any = None,
-    save_code: bool | None = None,
-    anonymous: str | None = None,
-) -> Run:
-    """Start a run (W&B's ``wandb.init``) and make it the active one, ``cairn.run``.
-
-    ``project``, ``entity``, ``group``, ``job_type``, ``name`` and ``id`` default to
-    ``CAIRN_PROJECT`` (else ``uncategorized``), ``CAIRN_ENTITY`` (else the store's user),
-    ``CAIRN_RUN_GROUP``, ``CAIRN_JOB_TYPE``, ``CAIRN_RUN_NAME`` and ``CAIRN_RUN_ID``, each falling
-    back to W&B's variable (``WANDB_PROJECT``, ...). ``mode`` (else ``CAIRN_MODE``/``WANDB_MODE``)
-    is ``online``, ``offline`` (the embedded store even where a server is configured) or
-    ``disabled`` (a run that records nothing, as in W&B). ``settings`` is a ``cairn.Settings`` or a
-    dict of W&B's settings. ``resume`` follows W&B: ``"allow"`` (or True, None) resumes the run
-    with that id if there is one, ``"must"`` requires it, ``"never"`` refuses it; a resumed run's
-    config is merged with ``config``. A run that is still active in this process is finished
-    first. ``tags``, ``notes``, ``reinit``, ``save_code`` and ``anonymous`` are accepted so W&B
-    code runs unchanged.
-    """
-    environment, env = _init_settings(mode, settings)
-    if env.mode == "disabled":
-        return _start(
-            DisabledRun(
-                _disabled_record(project, entity, group, job_type, name, config, id, env), env, dir
-            )
-        )
-    # "offline": the embedded store even where a server is configured (W&B logs locally, to
-    # sync later; here `cairn sync` moves the versions).
-    store = env.replace(base_url=None) if env.mode == "offline" else env
-    session = session_for(store)
-    service = session.service
-    project = validate_project(project or env.project)
-    entity = validate_project(entity or env.entity or service.default_entity, "entity")
-    run_id = id or env.run_id or _new_run_id()
-    if not _RUN_ID_RE.match(run_id):
-        raise ValidationError(f"invalid run id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
-    _check_resume(service, entity, project, run_id, resume, given_id=bool(id or env.run_id))
-    cfg = dict(config) if config is not None else {}
-    job_type = job_type or env.job_type
-    record = RunRecord(
-        id=run_id,
-        entity=entity,
-        project=project,
-        name=name or env.run_name or f"{job_type or 'run'}-{run_id}",
-        group=group or env.run_group,
-        job_type=job_type,
-        config=cfg,
-        state=RUNNING,
-        created_at=time.time(),
-    )
-    _finish_previous()
-    created = record.created_at
-    record = service.start_run(record)
-    resumed = abs(record.created_at - created) > 1e-6  # an existing run keeps its start time
-    run = _start(Run(session, record, env, dir, resumed=resumed))
-    if not same_store(store, environment):
-        set_run_session(session)
-    return run
-
-
-def _check_resume(
-    service: Service, entity: str, project: str, run_id: str, resume: object, *, given_id: bool
-) -> None:
-    """W&B's ``resume``: ``"allow"`` (or True, ``"auto"``, None) resumes a run with that id if
-    there is one; ``"must"`` requires one; ``"never"`` refuses one. A resumed run keeps its
-    config, merged with the config given now."""
-    if resume not in (None, False, True, "allow", "auto", "must", "never"):
-        raise ValidationError(
-            f"invalid resume {resume!r}: use 'allow', 'must', 'never' (or True/False)"
-        )
-    if resume not in ("must", "never"):
-        return
-    if resume == "must" and not given_id:
-        raise UsageError("resume='must' needs the id of the run to resume: init(id=...)")
-    try:
-        service.get_run(entity, project, run_id)
-        exists = True
-    except NotFoundError:
-        exists = False
-    if resume == "must" and not exists:
-        raise UsageError(
-            f"resume='must' but run {entity}/{project}/{run_id} does not exist; start it first"
-            " or use resume='allow'"
-        )
-    if resume == "never" and exists:
-        raise UsageError(
-            f"resume='never' but run {entity}/{project}/{run_id} exists; choose another id"
-        )
-
-
-def _init_settings(mode: str | None, settings: Any) -> tuple[Settings, Settings]:
-    """The environment's settings (read once, here), and the run's: the environment's, then
-    ``init(settings=...)``'s, then ``init(mode=...)``."""
-    from cairn.sdk._login import as_settings
-
-    environment = Settings.from_env()
-    env = environment
-    given = as_settings(settings)
-    if given is not None:
-        env = given.apply(env)
-    if mode is not None:
-        env = env.replace(mode=parse_mode(mode))
-    return environment, env
-
-
-def _finish_previous() -> None:
+def finish_active() -> None:
+    """Finish the active run, if it is still running (a new one is starting)."""
     with _current_lock:
         previous = _current
     if previous is not None and not previous.finished:
         previous.finish()
 
 
-def _start(run: Run) -> Run:
+def activate(run: Run) -> Run:
+    """Make ``run`` the active run of the process (``cairn.run``), finishing the one before."""
     global _current
-    _finish_previous()
+    finish_active()
     with _current_lock:
         _current = run
     return run
 
 
-def _disabled_record(
-    project: str | None,
-    entity: str | None,
-    group: str | None,
-    job_type: str | None,
-    name: str | None,
-    config: Any,
-    run_id: str | None,
-    env: Settings,
-) -> RunRecord:
-    run_id = run_id or env.run_id or _new_run_id()
-    job_type = job_type or env.job_type
-    return RunRecord(
-        id=run_id,
-        entity=entity or env.entity or "disabled",
-        project=project or env.project,
-        name=name or env.run_name or f"{job_type or 'run'}-{run_id}",
-        group=group or env.run_group,
-        job_type=job_type,
-        config=dict(config) if config is not None else {},
-        state=RUNNING,
-        created_at=time.time(),
-    )
-
-
-class DisabledRun(Run):
-    """W&B's disabled mode: a run that records nothing and never touches a store. Its config
-    works; logging returns the artifact unlogged; using an artifact returns an unlogged one of
-    that name; ``finish`` does nothing but end it."""
-
-    def __init__(self, record: RunRecord, settings: Settings, dir: str | None) -> None:
-        super().__init__(cast(Session, None), record, settings, dir)
-        self._disabled_summary: Summary | None = None
-
-    @property
-    def disabled(self) -> bool:
-        return True
-
-    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
-        global _current
-        if self._finished:
-            return
-        self._finished = True
-        state = FINISHED if not exit_code else FAILED
-        self._record = dataclasses.replace(self._record, state=state, config=dict(self._config))
-        with _current_lock:
-            if _current is self:
-                _current = None
-
-    def _noop_artifact(
-        self,
-        artifact_or_path: Artifact | str | os.PathLike[str],
-        name: str | None,
-        type: str | None,
-    ) -> Artifact:
-        if isinstance(artifact_or_path, Artifact):
-            return artifact_or_path
-        path = os.fspath(artifact_or_path)
-        return Artifact(name or _name_from_path(self.id, path), type or "unspecified")
-
-    def log_artifact(
-        self,
-        artifact_or_path: Artifact | str | os.PathLike[str],
-        name: str | None = None,
-        type: str | None = None,
-        aliases: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
-    ) -> Artifact:
-        self._check_active("log_artifact")
-        return self._noop_artifact(artifact_or_path, name, type)
-
-    def use_artifact(
-        self,
-        artifact_or_name: Artifact | str,
-        type: str | None = None,
-        aliases: Sequence[str] | None = None,
-        use_as: str | None = None,
-    ) -> Artifact:
-        self._check_active("use_artifact")
-        if isinstance(artifact_or_name, Artifact):
-            return artifact_or_name
-        ref = parse_artifact_path(artifact_or_name)
-        return Artifact(ref.name, type or "unspecified")
-
-    def upsert_artifact(
-        self,
-        artifact_or_path: Artifact | str | os.PathLike[str],
-        name: str | None = None,
-        type: str | None = None,
-        aliases: Sequence[str] | None = None,
-        distributed_id: str | None = None,
-    ) -> Artifact:
-        self._check_active("upsert_artifact")
-        return self._noop_artifact(artifact_or_path, name, type)
-
-    def finish_artifact(
-        self,
-        artifact_or_path: Artifact | str | os.PathLike[str],
-        name: str | None = None,
-        type: str | None = None,
-        aliases: Sequence[str] | None = None,
-        distributed_id: str | None = None,
-    ) -> Artifact:
-        self._check_active("finish_artifact")
-        return self._noop_artifact(artifact_or_path, name, type)
-
-    def log_model(
-        self,
-        path: str | os.PathLike[str],
-        name: str | None = None,
-        aliases: Sequence[str] | None = None,
-    ) -> Artifact:
-        self._check_active("log_model")
-        return self._noop_artifact(path, name, "model")
-
-    def link_artifact(
-        self, artifact: Artifact, target_path: str, aliases: Sequence[str] | None = None
-    ) -> Artifact:
-        self._check_active("link_artifact")
-        return artifact
-
-    def link_model(
-        self,
-        path: str | os.PathLike[str],
-        registered_model_name: str,
-        name: str | None = None,
-        aliases: Sequence[str] | None = None,
-    ) -> Artifact:
-        self._check_active("link_model")
-        return self._noop_artifact(path, name, "model")
-
-    def use_model(self, name: str) -> str:
-        raise UsageError("use_model() needs a store, and this run is disabled (mode='disabled')")
-
-    @property
-    def summary(self) -> Summary:
-        with self._writer_lock:
-            if self._disabled_summary is None:
-                self._disabled_summary = Summary()
-            return self._disabled_summary
-
-    @property
-    def step(self) -> int:
-        return 0
-
-    def define_metric(
-        self,
-        name: str,
-        step_metric: str | None = None,
-        step_sync: bool | None = None,
-        hidden: bool | None = None,
-        summary: str | None = None,
-        goal: str | None = None,
-        overwrite: bool | None = None,
-    ) -> Metric:
-        self._check_active("define_metric")
-        return Metric(name, step_metric, step_sync, hidden, summary, goal)
-
-    def log(
-        self,
-        data: Mapping[str, Any],
-        step: int | None = None,
-        commit: bool | None = None,
-        sync: bool | None = None,
-    ) -> None:
-        self._check_active("log")
-
-    def logged_artifacts(self) -> list[Artifact]:
-        return []
-
-    def used_artifacts(self) -> list[Artifact]:
-        return []
-
-    def __repr__(self) -> str:
-        return f"<Run {self.path} (disabled)>"
-
-
-def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
-    """Finish the active run, if there is one."""
-    run = _current
-    if run is not None:
-        run.finish(exit_code=exit_code, quiet=quiet)
-
-
-def log_artifact(
-    artifact_or_path: Artifact | str | os.PathLike[str],
-    name: str | None = None,
-    type: str | None = None,
-    aliases: Sequence[str] | None = None,
-    tags: Sequence[str] | None = None,
-) -> Artifact:
-    """``cairn.run.log_artifact(...)`` on the active run."""
-    return _require_run("log_artifact").log_artifact(artifact_or_path, name, type, aliases, tags)
-
-
-def use_artifact(
-    artifact_or_name: Artifact | str, type: str | None = None, aliases: Sequence[str] | None = None
-) -> Artifact:
-    """``cairn.run.use_artifact(...)`` on the active run."""
-    return _require_run("use_artifact").use_artifact(artifact_or_name, type, aliases)
-
-
-def log_model(
-    path: str | os.PathLike[str], name: str | None = None, aliases: Sequence[str] | None = None
-) -> Artifact:
-    """``cairn.run.log_model(...)`` on the active run."""
-    return _require_run("log_model").log_model(path, name, aliases)
-
-
-def use_model(name: str) -> str:
-    """``cairn.run.use_model(name)`` on the active run."""
-    return _require_run("use_model").use_model(name)
-
-
-def define_metric(
-    name: str,
-    step_metric: str | None = None,
-    step_sync: bool | None = None,
-    hidden: bool | None = None,
-    summary: str | None = None,
-    goal: str | None = None,
-    overwrite: bool | None = None,
-) -> Metric:
-    """``cairn.run.define_metric(...)`` on the active run (W&B's ``wandb.define_metric``)."""
-    return _require_run("define_metric").define_metric(
-        name, step_metric, step_sync, hidden, summary, goal, overwrite
-    )
-
-
-def log(
-    data: Mapping[str, Any],
-    step: int | None = None,
-    commit: bool | None = None,
-    sync: bool | None = None,
-) -> None:
-    """``cairn.run.log(...)`` on the active run (W&B's ``wandb.log``)."""
-    _require_run("log").log(data, step=step, commit=commit, sync=sync)
-
-
-class _NoRunSummary(Summary):
-    """``cairn.summary`` before ``cairn.init()``: reading is empty, writing says what to do."""
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        raise UsageError("cairn.summary needs an active run: call cairn.init() first")
-
-    def __delitem__(self, key: str) -> None:
-        raise UsageError("cairn.summary needs an active run: call cairn.init() first")
-
-
-def active_summary() -> Summary:
-    """``cairn.summary``: the active run's summary (W&B's ``wandb.summary``)."""
-    run = _current
-    return run.summary if run is not None else _NoRunSummary()
-
-
-def _require_run(what: str) -> Run:
-    run = _current
-    if run is None:
-        raise UsageError(f"cairn.{what}() needs an active run: call cairn.init() first")
-    return run
-
-
-@atexit.register
-def _finish_at_exit() -> None:
-    # As in W&B, a script that ends without finish() still finishes its run.
-    run = _current
-    if run is not None and not run.finished:
-        try:
-            run.finish()
-        except Exception:  # noqa: BLE001 - the interpreter is exiting; nothing to report to
-            pass
+def deactivate(run: Run) -> None:
+    """``run`` has finished: if it is the active run, there is none now (nor its store)."""
+    global _current
+    with _current_lock:
+        if _current is run:
+            _current = None
+            set_run_session(None)
