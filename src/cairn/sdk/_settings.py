@@ -224,7 +224,9 @@ class Settings:
     # -- W&B's interface ------------------------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
-        values = self.__dict__["_values"]
+        values = self.__dict__.get("_values")
+        if values is None:  # not initialised yet (copy, pickle)
+            raise AttributeError(name)
         if name in values:
             return values[name]
         if name in _WANDB:
