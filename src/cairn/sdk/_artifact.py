@@ -7,8 +7,8 @@ import copy
 import datetime as _dt
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from cairn.core import (
     COMMITTED,
@@ -57,9 +57,6 @@ from cairn.service import Service
 
 if TYPE_CHECKING:
     from cairn.sdk._api import ApiRun, ArtifactCollection
-
-F = TypeVar("F", bound=Callable[..., Any])
-MAX_REFERENCE_OBJECTS = 10_000_000
 
 
 class Artifact:
