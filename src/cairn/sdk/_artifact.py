@@ -40,6 +40,7 @@ from cairn.sdk._download import (
     verify_contents,
 )
 from cairn.sdk._entry import ArtifactFiles, ArtifactManifest, ArtifactManifestEntry
+from cairn.sdk._lineage import ArtifactLineage
 from cairn.sdk._publish import save_changes, save_draft
 from cairn.sdk._scan import LocalPaths
 from cairn.sdk._session import Session, current_session
@@ -50,16 +51,15 @@ from cairn.sdk._values import (
     Policy,
     entry_name,
     iso,
-    link_target,
     normalize_metadata,
 )
 from cairn.service import Service
 
 if TYPE_CHECKING:
-    from cairn.sdk._api import ApiRun, ArtifactCollection
+    pass
 
 
-class Artifact:
+class Artifact(ArtifactLineage):
     """A named, typed set of files that is logged as versions ``v0, v1, ...``.
 
     Build one with ``add_file``/``add_dir``/``new_file``/``add_reference``, then log it with
@@ -214,47 +214,6 @@ class Artifact:
         return self._name
 
     @property
-    def source_name(self) -> str:
-        """``name:vN`` of the version as logged (for a registry link: of its source)."""
-        src = self._source_record()
-        if src is None:
-            return self.name
-        return f"{src.name}:{src.version}"
-
-    def _source_record(self) -> VersionRecord | None:
-        """The version a link points to (None for a version that is not a link)."""
-        rec = self._record
-        if rec is None or rec.source_version_id is None:
-            return None
-        cached = getattr(self, "_source_cache", None)
-        if cached is None or cached.id != rec.source_version_id:
-            cached = self._svc().get_version(rec.source_version_id)
-            self._source_cache = cached
-        return cached
-
-    @property
-    def is_link(self) -> bool:
-        """Whether this version is a link into another collection (a registry)."""
-        return self._record is not None and self._record.source_version_id is not None
-
-    @property
-    def source_entity(self) -> str:
-        src = self._source_record()
-        return src.entity if src is not None else self.entity
-
-    @property
-    def source_project(self) -> str:
-        src = self._source_record()
-        return src.project if src is not None else self.project
-
-    @property
-    def source_qualified_name(self) -> str:
-        src = self._source_record()
-        return (
-            f"{src.entity}/{src.project}/{src.name}:{src.version}" if src else self.qualified_name
-        )
-
-    @property
     def qualified_name(self) -> str:
         rec = self._ensure_logged("qualified_name")
         return f"{rec.entity}/{rec.project}/{self.name}"
@@ -267,60 +226,6 @@ class Artifact:
                 "'Artifact.version' is not assigned until the version is committed", name="version"
             )
         return rec.version
-
-    @property
-    def source_version(self) -> str:
-        src = self._source_record()
-        return str(src.version) if src is not None else self.version
-
-    @property
-    def collection(self) -> ArtifactCollection:
-        """The collection (W&B's ``ArtifactCollection``) this version belongs to."""
-        from cairn.sdk._api import ArtifactCollection
-
-        rec = self._ensure_logged("collection")
-        svc = self._svc()
-        return ArtifactCollection(
-            self._sess(), svc.get_collection(rec.entity, rec.project, rec.name)
-        )
-
-    @property
-    def source_collection(self) -> ArtifactCollection:
-        """The collection the version was logged to (for a registry link: its source's)."""
-        from cairn.sdk._api import ArtifactCollection
-
-        self._ensure_logged("source_collection")
-        src = self._source_record()
-        if src is None:
-            return self.collection
-        svc = self._svc()
-        return ArtifactCollection(
-            self._sess(), svc.get_collection(src.entity, src.project, src.name)
-        )
-
-    def link(self, target_path: str, aliases: Sequence[str] | None = None) -> Artifact:
-        """Link this version into ``target_path`` (``collection``, ``project/collection``,
-        ``entity/project/collection`` or a registry's ``wandb-registry-<registry>/<collection>``):
-        a version there with its own number and aliases, the same content (no copy). Returns
-        the linked version (W&B's ``Artifact.link``)."""
-        rec = self._ensure_logged("link")
-        entity, project, name = link_target(target_path, rec.entity, rec.project)
-        linked = self._svc().link_version(rec.id, entity, project, name, validate_aliases(aliases))
-        return Artifact._from_record(self._sess(), linked)
-
-    def unlink(self) -> None:
-        """Remove this link from the collection it was linked to (the source version stays).
-        Raises ``UsageError`` for a version that is not a link."""
-        rec = self._ensure_logged("unlink")
-        self._svc().unlink_version(rec.id)
-        self._record = self._svc().get_version(rec.id)
-        self._aliases = []
-
-    @property
-    def linked_artifacts(self) -> list[Artifact]:
-        """The links of this version (where it was linked to)."""
-        rec = self._ensure_logged("linked_artifacts")
-        return [Artifact._from_record(self._sess(), r) for r in self._svc().version_links(rec.id)]
 
     @property
     def type(self) -> str:
@@ -455,16 +360,6 @@ class Artifact:
     @property
     def updated_at(self) -> str:
         return iso(self._ensure_logged("updated_at").updated_at)
-
-    @property
-    def base_version(self) -> Artifact | None:
-        """The version a draft was made from (None for versions built from scratch)."""
-        base_id = self._record.base_version_id if self._record is not None else None
-        if base_id is None and self._base is not None:
-            base_id = self._base.id
-        if base_id is None:
-            return None
-        return Artifact._from_record(self._sess(), self._svc().get_version(base_id))
 
     def __repr__(self) -> str:
         return f"<Artifact {self.id or self.name}>"
@@ -699,29 +594,6 @@ class Artifact:
         self._svc().delete_version(rec.id, delete_aliases=delete_aliases)
         self._record = self._svc().get_version(rec.id)
         self._aliases = []
-
-    def used_by(self) -> list[ApiRun]:
-        """The runs that used this version (``run.use_artifact``)."""
-        from cairn.sdk._api import ApiRun
-
-        rec = self._ensure_logged("used_by")
-        return [ApiRun(self._sess(), r) for r in self._svc().version_runs(rec.id, "input")]
-
-    def logged_by(self) -> ApiRun | None:
-        """The run that logged (committed) this version, if any."""
-        from cairn.sdk._api import ApiRun
-
-        rec = self._ensure_logged("logged_by")
-        if rec.created_by is None:
-            return None
-        return ApiRun(self._sess(), self._svc().get_run(rec.entity, rec.project, rec.created_by))
-
-    def written_by(self) -> list[ApiRun]:
-        """Every run that upserted files into this (distributed) version."""
-        from cairn.sdk._api import ApiRun
-
-        rec = self._ensure_logged("written_by")
-        return [ApiRun(self._sess(), r) for r in self._svc().version_runs(rec.id, "writer")]
 
     def json_encode(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "name": self.name, "digest": self.digest}
