@@ -29,3 +29,13 @@ def test_paths_take_what_they_leave_out_from_the_defaults(monkeypatch: pytest.Mo
     with pytest.raises(ValidationError, match="run_id"):
         names.run_path("a/b/c/d")
     assert NameResolver().entity == service.default_entity
+
+
+def test_each_entry_point_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's session is opened once, but each Api / CLI operation reads the settings anew
+    (as W&B's Api does when it is made)."""
+    monkeypatch.setenv("CAIRN_PROJECT", "first")
+    assert NameResolver().project == "first"
+    monkeypatch.setenv("CAIRN_PROJECT", "second")
+    assert NameResolver().project == "second"
+    assert NameResolver().session is NameResolver().session  # one session per store

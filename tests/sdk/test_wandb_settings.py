@@ -201,3 +201,25 @@ def test_offline_mode_logs_to_the_embedded_store(backend: str, cairn_env: pathli
         local.close()
     # With a server configured, the server did not get it (cairn sync moves it later).
     assert cairn.Api().artifact_exists("p/ds") == (backend == "embedded")
+
+
+def test_one_settings_class_for_wandb_and_cairn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B's Settings and cairn's configuration are one class: what a Settings object sets (in
+    W&B's names) goes over the environment's values (cairn's names)."""
+    assert cairn.Settings is StoreSettings
+    monkeypatch.setenv("CAIRN_JOB_TYPE", "from-env")
+    env = StoreSettings.from_env()
+    given = cairn.Settings(run_job_type="train", root_dir="/runs", mode="dryrun", console="off")
+    assert (given.job_type, given.run_dir, given.project, given.console) == (
+        "train",
+        "/runs",
+        None,
+        "off",
+    )
+    merged = given.apply(env)
+    assert (merged.job_type, merged.run_dir, merged.mode) == ("train", "/runs", "offline")
+    assert (merged.dir, merged.cache_dir) == (env.dir, env.cache_dir)
+    assert env.job_type == "from-env" and env.mode == "online"  # env is left as it was
+    assert merged.replace(base_url=None).base_url is None
+    with pytest.raises(AttributeError):
+        _ = given.no_such_setting

@@ -11,6 +11,7 @@ from __future__ import annotations
 from cairn.core import VersionRecord, parse_artifact_path, validate_project
 from cairn.errors import ValidationError
 from cairn.sdk._session import Session, current_session
+from cairn.sdk._settings import Settings
 from cairn.service import Service
 
 
@@ -37,9 +38,14 @@ class NameResolver:
         entity: str | None = None,
         project: str | None = None,
     ) -> None:
-        self.session: Session = session if session is not None else current_session()
-        self.service: Service = self.session.service
-        settings = self.session.settings
+        if session is None:
+            # An entry point (Api, a CLI operation): the environment is read here, once.
+            settings = Settings.from_env()
+            session = current_session(settings)
+        else:
+            settings = session.settings
+        self.session: Session = session
+        self.service: Service = session.service
         self.entity: str = entity or settings.entity or self.service.default_entity
         self.project: str = project or settings.project
 

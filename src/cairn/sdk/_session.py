@@ -124,11 +124,12 @@ def run_session() -> Session | None:
     return _run_session
 
 
-def current_session() -> Session:
-    """The active run's session if it chose its own store, else the environment's."""
+def current_session(settings: Settings | None = None) -> Session:
+    """The active run's session if it chose its own store, else the session of the store
+    ``settings`` select (by default the environment's, read now)."""
     if _run_session is not None:
         return _run_session
-    return session_for(Settings.from_env())
+    return session_for(settings if settings is not None else Settings.from_env())
 
 
 def current_service() -> Service:
