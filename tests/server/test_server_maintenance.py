@@ -228,7 +228,7 @@ def _advisory_waiters(db: str) -> int:
     """Sessions waiting (not granted) for cairn's maintenance lock, as PostgreSQL sees them."""
     import psycopg
 
-    from cairn.service._maintenance import _ADVISORY_KEY
+    from cairn.service._maintenance_lock import _ADVISORY_KEY
 
     with psycopg.connect(db, autocommit=True) as conn:
         row = conn.execute(
@@ -248,7 +248,7 @@ def test_two_gc_runs_at_once_one_waits_for_the_other(
     then finishes its own sweep."""
     from cairn.catalog import Catalog
     from cairn.server._backend import catalog_url
-    from cairn.service._maintenance import AdvisoryMaintenanceLock
+    from cairn.service._maintenance_lock import AdvisoryMaintenanceLock
 
     svc = HttpService(server.url, server.create_key("e"), str(tmp_path / "cache"), retries=0)
     gone = os.urandom(300_000)

@@ -127,7 +127,7 @@ class Backend:
             location=config.store,
             entity="server",
             track_blob_owners=True,
-            # Shared with every server process and `cairn gc --db/--store`: see _maintenance.py.
+            # Shared with every server process and `cairn gc --db/--store`: see _maintenance_lock.py.
             maintenance_lock=maintenance_lock_for_catalog(catalog),
         )
         return cls(

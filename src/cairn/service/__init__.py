@@ -15,13 +15,15 @@ if TYPE_CHECKING:
     from cairn.service._local import LocalService
     from cairn.service._maintenance import (
         DEFAULT_GRACE_SECONDS,
-        FileMaintenanceLock,
         GcReport,
-        MaintenanceLock,
         ProgressFactory,
-        ThreadMaintenanceLock,
         VerifyProblem,
         VerifyReport,
+    )
+    from cairn.service._maintenance_lock import (
+        FileMaintenanceLock,
+        MaintenanceLock,
+        ThreadMaintenanceLock,
         maintenance_lock_for_catalog,
     )
     from cairn.service._protocol import (
@@ -129,13 +131,15 @@ __getattr__, __dir__ = lazy_exports(
         "._local": ["LocalService"],
         "._maintenance": [
             "DEFAULT_GRACE_SECONDS",
-            "FileMaintenanceLock",
             "GcReport",
-            "MaintenanceLock",
             "ProgressFactory",
-            "ThreadMaintenanceLock",
             "VerifyProblem",
             "VerifyReport",
+        ],
+        "._maintenance_lock": [
+            "FileMaintenanceLock",
+            "MaintenanceLock",
+            "ThreadMaintenanceLock",
             "maintenance_lock_for_catalog",
         ],
         "._protocol": [

@@ -1,0 +1,181 @@
+"""Committing a version in one step (``Service.commit``), and what every commit shares.
+
+The order is the rule (docs/design.md, "Garbage collection"): under the maintenance lock held
+shared, check the request, build the manifest (only the changed pages when there is a base),
+ask the store which blobs it lacks (the answer goes back in ``CommitResult.missing`` and nothing
+is committed: the SDK stores them and commits again, ``Stager.commit_with_blobs``), store the
+new pages, then one catalog transaction. No blob is read or written inside a catalog
+transaction. The distributed finish (``_distributed.py``) uses the same request checks and the
+same labelling of the version it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cairn.catalog import Tx
+from cairn.core import (
+    COMMITTED,
+    INT_RANGE,
+    LATEST,
+    check_json_value,
+    validate_alias,
+    validate_aliases,
+    validate_artifact_name,
+    validate_project,
+    validate_tags,
+    validate_type,
+)
+from cairn.errors import ConflictError, UsageError, ValidationError
+from cairn.service import _manifests as manifests
+from cairn.service._protocol import CommitRequest, CommitResult, StageRequest
+from cairn.service._store import Store, blob_digests, optional_run
+
+
+def check_request(request: CommitRequest | StageRequest) -> None:
+    """A request's names, metadata and sizes, checked by the rules of ``cairn.core`` before
+    anything is written (the server runs every request through here too, so the embedded store
+    and a server accept exactly the same things, and nothing unreadable is committed)."""
+    validate_project(request.entity, "entity")
+    validate_project(request.project)
+    validate_artifact_name(request.name)
+    validate_type(request.type)
+    validate_aliases(list(request.aliases))
+    validate_tags(list(getattr(request, "tags", ())))
+    expect = getattr(request, "expect_alias", None)
+    if expect is not None:
+        if not isinstance(expect, tuple) or len(expect) != 2:
+            raise ValidationError(
+                f"expect_alias must be (alias, version id or None), got {expect!r}"
+            )
+        validate_alias(expect[0])
+        if expect[1] is not None and not isinstance(expect[1], str):
+            raise ValidationError(
+                f"expect_alias: the version id must be a string, got {expect[1]!r}"
+            )
+    if request.metadata is not None:
+        check_json_value(dict(request.metadata), "metadata")
+    for path, entry in request.changes:
+        if entry is not None and entry.size is not None and entry.size > INT_RANGE[1]:
+            raise ValidationError(f"entry {path!r}: size {entry.size} is beyond 64 bits")
+
+
+def label(
+    tx: Tx,
+    collection_id: int,
+    version_id: str,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    run_pk: int | None,
+) -> None:
+    """What every commit does to the version it committed (or found identical): the aliases
+    move to it, it gets the tags, and the committing run (if any) is recorded as its maker."""
+    for alias in aliases:
+        tx.aliases.assign(collection_id, alias, version_id)
+    tx.tags.add(version_id, tags)
+    if run_pk is not None:
+        tx.lineage.add(version_id, run_pk, "output")
+
+
+def _check_expected_alias(tx: Tx, cid: int, name: str, expect: tuple[str, str | None]) -> None:
+    """Refuse the commit unless ``alias`` still names the expected version (run in the commit's
+    own transaction, after the collection is locked, so no other commit can slip in between)."""
+    alias, expected = expect
+    now = tx.versions.resolve(cid, alias)
+    if now != expected:
+        was = "no version" if expected is None else f"version {expected}"
+        moved = f"version {now}" if now is not None else "no version"
+        raise ConflictError(
+            f"{name}:{alias} was expected to name {was} but names {moved} (another writer moved"
+            " it); nothing was committed: read the new version and write again"
+        )
+
+
+def commit(store: Store, request: CommitRequest) -> CommitResult:
+    """``Service.commit``: see the module's docstring."""
+    check_request(request)
+    # From the blob check to the catalog commit, gc may not sweep (see _maintenance.py).
+    with store.maintenance.shared():
+        return _commit(store, request)
+
+
+def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[str]]:
+    """The manifest the changes apply onto (None: a new one), and the blobs a client-written
+    manifest names that the store lacks."""
+    if request.manifest is not None:
+        if request.base_version_id is not None:
+            raise ValidationError(
+                "a commit applies its changes to a base version or to a manifest, not both"
+            )
+        # Re-logging the same tree (or changes to it): a version of this collection has the
+        # manifest already, checked when it was committed (and its blobs kept since): no
+        # need to read it again.
+        known = store.committed_with_digest(
+            request.entity, request.project, request.name, request.manifest
+        )
+        missing = [] if known else manifests.check_client_manifest(store, request.manifest)
+        return request.manifest, missing
+    if request.base_version_id is None:
+        return None, []
+    base_id = request.base_version_id
+    base = store.catalog.read(lambda tx: tx.versions.record(base_id))
+    if base.state != COMMITTED or base.digest is None:
+        raise UsageError(f"the base version {base.qualified_name} is not committed")
+    if base.name != request.name or base.project != request.project:
+        raise ValidationError(
+            f"a draft of {base.qualified_name} must be logged as"
+            f" {base.project}/{base.name}, not {request.project}/{request.name}"
+        )
+    return base.digest, []
+
+
+def _commit(store: Store, request: CommitRequest) -> CommitResult:
+    validate_aliases(request.aliases)
+    base_root, manifest_missing = _base_root(store, request)
+    root, pages = manifests.build(store, base_root, request.changes)
+    existing = store.committed_with_digest(
+        request.entity, request.project, request.name, root.digest
+    )
+    if existing is None:
+        missing = store.missing_blobs(blob_digests([e for _, e in request.changes]))
+        missing = list(dict.fromkeys([*manifest_missing, *missing]))
+        if missing:
+            return CommitResult(None, False, tuple(missing))
+        store.store_pages(pages)
+
+    def fn(tx: Tx) -> CommitResult:
+        pid = tx.projects.id_of(request.entity, request.project, create=True)
+        assert pid is not None
+        run_pk = optional_run(tx, pid, request.run_id)
+        cid, next_index = tx.collections.lock(pid, request.name, request.type, request.description)
+        if request.expect_alias is not None:
+            _check_expected_alias(tx, cid, request.name, request.expect_alias)
+        store.grant(tx, pid, [*blob_digests([e for _, e in request.changes]), *pages])
+        if store.track_blob_owners and request.manifest is not None:
+            for batch in manifests.blob_batches(store, request.manifest):
+                tx.grants.add(pid, batch)
+        found = tx.versions.committed_with_digest(cid, root.digest)
+        if found is not None:
+            # Identical content: no new version; it gets the aliases and "latest".
+            label(tx, cid, found, [*request.aliases, LATEST], request.tags, run_pk)
+            return CommitResult(tx.versions.record(found), created=False)
+        vid = tx.versions.insert(
+            collection_id=cid,
+            state=COMMITTED,
+            index=next_index,
+            digest=root.digest,
+            size=root.size,
+            file_count=root.entry_count,
+            metadata=request.metadata,
+            description=request.description,
+            created_by=run_pk,
+            base_version_id=request.base_version_id,
+        )
+        label(tx, cid, vid, [*request.aliases, LATEST], request.tags, run_pk)
+        return CommitResult(tx.versions.record(vid), created=True)
+
+    result = store.catalog.write(fn)
+    if existing is not None and result.created:
+        # The duplicate vanished between the check and the commit (deleted): pages are needed.
+        store.store_pages(pages)
+    return result

@@ -1,0 +1,169 @@
+"""The maintenance lock: commits hold it shared, gc's sweep holds it exclusive.
+
+A commit checks that its blobs are present and commits under the lock held shared; gc recomputes
+the live set and deletes under it held exclusive (see ``_maintenance.py`` and docs/design.md,
+"Garbage collection"). It must hold across every process that writes a store: a file lock
+(``flock``) beside an embedded store or a SQLite catalog, a PostgreSQL advisory lock for a
+server's catalog, a lock of this process only where nothing else writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from cairn.catalog import Catalog
+from cairn.errors import UnavailableError
+
+
+class MaintenanceLock(Protocol):
+    """Commits hold it shared from their blob check to their catalog commit; gc's sweep holds it
+    exclusive. Must work across every process (and machine) that writes the store."""
+
+    def shared(self) -> AbstractContextManager[None]: ...
+
+    def exclusive(self) -> AbstractContextManager[None]: ...
+
+
+class ThreadMaintenanceLock:
+    """A readers-writer lock for one process (stores no other process writes to)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class FileMaintenanceLock:
+    """``flock(2)`` on a file of the embedded store: every process on the machine agrees.
+
+    Each hold opens the file anew: flock belongs to an open file, so threads of one process
+    sharing a descriptor would release each other's locks.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def _hold(self, exclusive: bool) -> Iterator[None]:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def shared(self) -> AbstractContextManager[None]:
+        return self._hold(False)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self._hold(True)
+
+
+_ADVISORY_KEY = 0x636169726E  # "cairn": the key of the maintenance lock among advisory locks
+
+
+class AdvisoryMaintenanceLock:
+    """A PostgreSQL advisory lock: every server process (on every machine) and every
+    ``cairn gc`` run against the same catalog agree. Each hold uses its own connection, so the
+    lock ends with it even if the process dies."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def _connect(self, how: str) -> Any:
+        """A connection holding the lock; a catalog outage is waited out as a transaction's is."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from cairn.catalog import OUTAGE_SECONDS
+
+        started = time.monotonic()
+        while True:
+            conn = None
+            try:
+                conn = self.catalog.engine.connect()
+                conn.execute(text(f"SELECT {how}(:k)"), {"k": _ADVISORY_KEY})
+                conn.commit()
+                return conn
+            except SQLAlchemyError as exc:
+                if conn is not None:
+                    conn.invalidate()
+                    conn.close()
+                if time.monotonic() - started > OUTAGE_SECONDS:
+                    raise UnavailableError(
+                        f"the catalog ({self.catalog.display}) cannot be reached to take the"
+                        f" maintenance lock ({type(exc).__name__}); retry in a moment"
+                    ) from None
+                time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def _hold(self, exclusive: bool) -> Iterator[None]:
+        from sqlalchemy import text
+
+        conn = self._connect("pg_advisory_lock" if exclusive else "pg_advisory_lock_shared")
+        try:
+            yield
+        finally:
+            undo = "pg_advisory_unlock" if exclusive else "pg_advisory_unlock_shared"
+            try:
+                conn.execute(text(f"SELECT {undo}(:k)"), {"k": _ADVISORY_KEY})
+                conn.commit()
+            except Exception:  # noqa: BLE001 - a lost connection released the lock anyway
+                conn.invalidate()
+            conn.close()
+
+    def shared(self) -> AbstractContextManager[None]:
+        return self._hold(False)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self._hold(True)
+
+
+def maintenance_lock_for_catalog(catalog: Catalog) -> MaintenanceLock:
+    """The lock every process writing through ``catalog`` shares: an advisory lock on
+    PostgreSQL, a file lock beside a SQLite catalog."""
+    if catalog.dialect == "postgresql":
+        return AdvisoryMaintenanceLock(catalog)
+    db = catalog.url.split("///", 1)[-1]
+    return FileMaintenanceLock(f"{db}.maintenance.lock")
+
+
+def maintenance_lock_for(root: str) -> MaintenanceLock:
+    """The lock of the embedded store at ``root`` (a process-local one where flock is missing)."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows
+        return ThreadMaintenanceLock()
+    return FileMaintenanceLock(os.path.join(root, "maintenance.lock"))
