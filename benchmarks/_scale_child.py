@@ -3,8 +3,10 @@
 ``python -m benchmarks._scale_child STEP TREE NAME DEST`` with STEP one of ``base`` (import and
 open the store, nothing else: the memory floor), ``log`` (add_dir + log_artifact), ``draft`` (a
 new draft of NAME:latest with one file replaced), ``download`` (into DEST, which must not exist),
-``verify`` (DEST against NAME:latest; NAME may name a version, ``big:v0``). Prints JSON: the seconds of the step and the peak RSS of
-this process and its children (MiB)."""
+``verify`` (DEST against NAME:latest; NAME may name a version, ``big:v0``), ``dist-stage``
+(every entry of NAME:latest upserted into the distributed version ``scale`` of NAME-dist, 50,000
+per upsert, as workers would) and ``dist-finish`` (a new process finishes it, bringing nothing).
+Prints JSON: the seconds of the step and the peak RSS of this process and its children (MiB)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,31 @@ def peak_mib() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
+
+
+def stage_all(name: str, per_upsert: int = 50_000) -> int:
+    """Upsert every entry of NAME:latest into the distributed version ``scale`` of NAME-dist
+    (through the Service, a batch per upsert); how many."""
+    from cairn.core import Change, PageReader
+    from cairn.sdk import current_service
+    from cairn.service import StageRequest
+
+    svc = current_service()
+    entity = svc.default_entity
+    root = svc.resolve(entity, "scale", name, None).digest
+    assert root is not None
+    batch: list[Change] = []
+    count = 0
+    for entry in PageReader(svc.read_blob, capacity=8).iter_from(root):
+        batch.append((entry.path, entry))
+        if len(batch) == per_upsert:
+            svc.stage(StageRequest(entity, "scale", f"{name}-dist", "dataset", "scale", batch))
+            count += len(batch)
+            batch = []
+    if batch:
+        svc.stage(StageRequest(entity, "scale", f"{name}-dist", "dataset", "scale", batch))
+        count += len(batch)
+    return count
 
 
 def main() -> None:
@@ -48,6 +75,13 @@ def main() -> None:
             draft.add_file(one, name=first, overwrite=True)
             run.log_artifact(draft)
             version = draft.version
+    elif step == "dist-stage":
+        version = str(stage_all(name))
+    elif step == "dist-finish":
+        with cairn.init(project="scale", job_type="bench") as run:
+            art = cairn.Artifact(f"{name}-dist", "dataset")
+            run.finish_artifact(art, distributed_id="scale")
+            version = art.version
     else:
         ref = name if ":" in name else f"{name}:latest"
         art = cairn.Api(overrides={"project": "scale"}).artifact(ref)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import inspect
 
-from cairn.catalog import Catalog
-from cairn.catalog._schema import PARTIAL_INDEXES, metadata
+from cairn.catalog import Catalog, Tx
+from cairn.catalog._schema import PARTIAL_INDEXES, POSTGRES_INDEXES, metadata
 from cairn.errors import UsageError
 from cairn.testing import CatalogTests
 from tests._infra import Postgres, reset_database
@@ -40,13 +40,71 @@ def test_migrations_match_the_schema_on_postgres(pg_catalog_url: str) -> None:
     with catalog.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         indexes = {ix["name"] for ix in inspect(conn).get_indexes("versions")}
+        staged = {ix["name"] for ix in inspect(conn).get_indexes("staged_entries")}
     catalog.dispose()
-    # The partial index lives only in the migration (see _schema.py); everything else matches.
-    assert [d for d in diff if not (d[0] == "remove_index" and d[1].name in PARTIAL_INDEXES)] == []
+    # The partial index and PostgreSQL's own index live only in the migrations (see _schema.py);
+    # everything else matches.
+    only_migrated = {*PARTIAL_INDEXES, *POSTGRES_INDEXES}
+    assert [d for d in diff if not (d[0] == "remove_index" and d[1].name in only_migrated)] == []
     assert set(PARTIAL_INDEXES) <= indexes
+    assert set(POSTGRES_INDEXES) <= staged
 
 
 def test_a_server_refuses_an_unmigrated_database(postgres: Postgres) -> None:
     url = postgres.create_database("unmigrated").replace("postgresql://", "postgresql+psycopg://")
     with pytest.raises(UsageError, match="cairn server migrate"):
         Catalog(url, create=False)
+
+
+def test_staged_changes_come_in_code_point_order_under_a_linguistic_collation(
+    postgres: Postgres,
+) -> None:
+    """A database whose collation sorts as people read (ICU en-US: ``a`` before ``B``, ``-``
+    ignored) still hands a finish its staged changes in the order manifests sort them."""
+    import psycopg
+    from sqlalchemy import text
+
+    from cairn.core import PENDING, ManifestEntry
+
+    with psycopg.connect(postgres.url + "/postgres", autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "catalog_icu"')
+        conn.execute(
+            "CREATE DATABASE catalog_icu TEMPLATE template0 LOCALE_PROVIDER icu"
+            " ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    catalog = Catalog(
+        f"{postgres.url}/catalog_icu".replace("postgresql://", "postgresql+psycopg://")
+    )
+    paths = ["b", "B", "a", "_x", "a-b", "ab", "a/b", "\u00e9.txt", "Z/1", "z", "10", "9"]
+    entry = ManifestEntry("", "sha256:" + "1" * 64, 1)
+
+    def stage(tx: Tx) -> str:
+        pid = tx.projects.id_of("me", "p", create=True)
+        assert pid is not None
+        cid, _ = tx.collections.lock(pid, "dist", "dataset", None)
+        vid = tx.versions.insert(
+            collection_id=cid,
+            state=PENDING,
+            index=None,
+            digest=None,
+            size=0,
+            file_count=0,
+            metadata={},
+            description=None,
+            created_by=None,
+            distributed_id="g",
+        )
+        tx.pending.stage(vid, [(p, entry._replace(path=p)) for p in sorted(paths)], None)
+        return vid
+
+    vid = catalog.write(stage)
+    own_order = catalog.read(
+        lambda tx: [
+            r[0] for r in tx.conn.execute(text("SELECT path FROM staged_entries ORDER BY path"))
+        ]
+    )
+    assert own_order != sorted(paths)  # the database's own order is not the manifests'
+    first = catalog.read(lambda tx: tx.pending.staged_batch(vid, None, 7))
+    rest = catalog.read(lambda tx: tx.pending.staged_batch(vid, first[-1][0], 7))
+    assert [p for p, _ in first + rest] == sorted(paths)
+    catalog.dispose()

@@ -86,8 +86,11 @@ class PendingVersions(Repository):
             },
         )
         self.conn.execute(stmt, rows)
+        v = s.versions.c
         self.conn.execute(
-            update(s.versions).where(s.versions.c.id == version_id).values(updated_at=at)
+            update(s.versions)
+            .where(v.id == version_id)
+            .values(updated_at=at, staged_generation=v.staged_generation + 1)
         )
 
     def add_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
@@ -123,6 +126,35 @@ class PendingVersions(Repository):
         ]
         out.sort(key=lambda c: c[0])
         return out
+
+    def staged_batch(self, version_id: str, after: str | None, limit: int) -> list[Change]:
+        """Up to ``limit`` staged changes of a pending version with paths after ``after`` (None:
+        from the first), in path order: code point order, as manifests sort (PostgreSQL compares
+        in the "C" collation, from its own index; SQLite compares so already)."""
+        se = s.staged_entries.c
+        path = se.path.collate("C") if self.tx.dialect == "postgresql" else se.path
+        q = select(se.path, se.removed, se.digest, se.size, se.ref, se.extra).where(
+            se.version_id == version_id
+        )
+        if after is not None:
+            q = q.where(path > after)
+        rows = self.conn.execute(q.order_by(path).limit(limit))
+        return [
+            (
+                r[0],
+                None
+                if r[1]
+                else ManifestEntry(r[0], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None),
+            )
+            for r in rows
+        ]
+
+    def staged_generation(self, version_id: str) -> int:
+        """How many stagings a pending version had (each ``stage`` with changes adds one): equal
+        numbers, equal staged changes."""
+        v = s.versions.c
+        found = self.conn.execute(select(v.staged_generation).where(v.id == version_id)).scalar()
+        return int(found or 0)
 
     def staged_count(self, version_id: str) -> int:
         se = s.staged_entries.c

@@ -96,6 +96,9 @@ versions = Table(
     Column("distributed_id", String(256)),
     Column("base_version_id", String(32)),
     Column("pending_aliases", Text),  # JSON list: aliases upserts asked for, set at commit
+    # Counts the stagings into a pending version (migration 0011): a finish commits the manifest
+    # it built only if no staging came in meanwhile.
+    Column("staged_generation", Integer, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("committed_at", Float),
@@ -113,6 +116,9 @@ versions = Table(
 )
 
 PARTIAL_INDEXES = ("uq_versions_pending_distributed",)
+# PostgreSQL only (migration 0011): staged changes in code point order (the "C" collation), the
+# order of manifests, whatever the database's collation; SQLite's primary key index has it.
+POSTGRES_INDEXES = ("ix_staged_entries_path_c",)
 
 aliases = Table(
     "aliases",
@@ -287,4 +293,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0010_versions_by_collection"
+HEAD_REVISION = "0011_staged_order"

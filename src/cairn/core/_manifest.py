@@ -511,13 +511,16 @@ def update_tree(reader: PageReader, root: str, changes: Sequence[Change], put: P
         written[digest] = data
         put(digest, data)
 
+    # Only index pages are kept (to find the new root below); leaves go straight to ``put``,
+    # so changes falling in thousands of leaves do not hold them all in memory.
     level_changes: Sequence[tuple[str, Any]] = changes
     level = 0
     while level < top.level:
-        level_changes = _update_level(reader, top, level, level_changes, record)
+        level_changes = _update_level(reader, top, level, level_changes, record if level else put)
         level += 1
     # The root's own level: the root is the whole level, and it may split or empty out.
-    pages = [ref for _, ref in _update_level(reader, top, level, level_changes, record) if ref]
+    last = _update_level(reader, top, level, level_changes, record if level else put)
+    pages = [ref for _, ref in last if ref]
     if not pages:
         return _write_leaf([], put)
     if len(pages) > 1:

@@ -12,24 +12,79 @@ held shared, and neither reads or writes a blob inside a catalog transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from cairn.catalog import Tx
 from cairn.core import (
     LATEST,
     PENDING,
     Change,
+    ManifestEntry,
+    PageReader,
     PageRef,
+    TreeBuilder,
     VersionRecord,
+    update_tree,
     validate_aliases,
 )
 from cairn.errors import BlobNotFoundError, ConflictError, ValidationError
-from cairn.service import _manifests as manifests
 from cairn.service._commit import check_request, label
+from cairn.service._manifests import check_total_size
 from cairn.service._protocol import CommitResult, FinishRequest, StageRequest
 from cairn.service._store import Store, blob_digests, optional_run
 
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
+STAGED_BATCH = 10_000  # staged changes a finish reads per catalog transaction
+# A draft's staged changes up to this many apply onto its base in memory, rewriting only the
+# pages they fall in (update_tree); more are merged with the base's entries as a stream.
+UPDATE_IN_MEMORY = 20_000
+_PAGE_FLUSH_BYTES = 2 << 20  # manifest pages a finish stores at a time
+
+
+class _PageWriter:
+    """Stores the pages of a manifest being built a few MiB at a time (the build runs between
+    catalog transactions) and remembers their digests (a server grants them to the project)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: dict[str, bytes] = {}
+        self._bytes = 0
+        self.digests: list[str] = []
+
+    def put(self, digest: str, data: bytes) -> None:
+        if digest not in self._pending:
+            self._pending[digest] = data
+            self._bytes += len(data)
+            self.digests.append(digest)
+        if self._bytes >= _PAGE_FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        self._store.store_pages(self._pending)
+        self._pending, self._bytes = {}, 0
+
+
+def _entries_only(changes: Iterable[Change]) -> Iterator[ManifestEntry]:
+    for _, entry in changes:
+        if entry is None:
+            raise ValidationError("a new artifact cannot remove entries; it has no base version")
+        yield entry
+
+
+def _applied(base: Iterator[ManifestEntry], changes: Iterable[Change]) -> Iterator[ManifestEntry]:
+    """The entries of ``base`` with ``changes`` applied (both in path order, paths unique)."""
+    entry = next(base, None)
+    for path, new in changes:
+        while entry is not None and entry.path < path:
+            yield entry
+            entry = next(base, None)
+        if entry is not None and entry.path == path:
+            entry = next(base, None)  # replaced or removed
+        if new is not None:
+            yield new
+    while entry is not None:
+        yield entry
+        entry = next(base, None)
 
 
 def _kept_changing(request: FinishRequest) -> ConflictError:
@@ -123,12 +178,41 @@ class DistributedVersions:
         with self._store.maintenance.shared():
             return self._finish(request)
 
-    def build(self, base_root: str | None, changes: Sequence[Change]) -> tuple[PageRef, list[str]]:
-        """The manifest of the staged ``changes`` (onto ``base_root``), its pages stored:
-        (root, the pages written)."""
-        root, pages = manifests.build(self._store, base_root, changes)
-        self._store.store_pages(pages)
-        return root, list(pages)
+    def build(self, vid: str, base_root: str, count: int) -> tuple[PageRef, list[str]]:
+        """The manifest of the ``count`` changes staged into ``vid`` (onto ``base_root``; ""
+        for none), its pages stored: (root, the pages written).
+
+        The staged changes are read in path order, ``STAGED_BATCH`` per catalog transaction,
+        and the pages stored as they fill, so memory does not grow with the number of staged
+        changes. Changes staged meanwhile may or may not be in it:
+        the caller commits it only if the staging generation is still the one it read."""
+        pages = _PageWriter(self._store)
+        staged = self._staged(vid)
+        if base_root and count <= UPDATE_IN_MEMORY:
+            root = update_tree(self._store.reader, base_root, list(staged), pages.put)
+        else:
+            builder = TreeBuilder(pages.put)
+            if base_root:
+                base = PageReader(self._store.blobs.get, capacity=8).iter_from(base_root)
+                builder.extend(_applied(base, staged))
+            else:
+                builder.extend(_entries_only(staged))
+            root = builder.finish()
+        pages.flush()
+        check_total_size(root)
+        return root, pages.digests
+
+    def _staged(self, vid: str) -> Iterator[Change]:
+        """The changes staged into ``vid`` in path order, read a batch per transaction."""
+        after: str | None = None
+        while True:
+            batch = self._store.catalog.read(
+                lambda tx: tx.pending.staged_batch(vid, after, STAGED_BATCH)  # noqa: B023
+            )
+            yield from batch
+            if len(batch) < STAGED_BATCH:
+                return
+            after = batch[-1][0]
 
     def _finish(self, request: FinishRequest) -> CommitResult:
         """Stage the last changes, then commit the pending version with every staged change.
@@ -136,18 +220,20 @@ class DistributedVersions:
         No blob is read or written inside a catalog transaction: a server's blob index
         (``CatalogBlobStore``) writes through the same catalog, and on SQLite (one writer at a
         time) a blob write inside a write transaction waits for that transaction forever. So
-        the manifest is built between two transactions, and the second one commits it only if
-        the staged changes are still those it was built from (else it is built again)."""
+        the manifest is built between transactions (``build``), and the last one commits it
+        only if nothing was staged since the staging it was built from (the version's staging
+        generation is the same); else it is built again."""
         _check_base(request)
         missing = self._missing_blobs(request.changes)
         if missing:
             return CommitResult(None, False, missing)
-        changes: list[Change] | None = None  # None: stage first (again, if another finished)
-        vid = base_root = ""
+        # (pending version id, base manifest root or "", staging generation, staged changes);
+        # None: stage first (again, if another finished it meanwhile).
+        staged: tuple[str, str, int, int] | None = None
         start_new = False
         catalog = self._store.catalog
         for _ in range(_FINISH_ATTEMPTS):
-            if changes is None:
+            if staged is None:
                 staged = catalog.write(
                     lambda tx: self._stage_for_finish(tx, request, start_new=start_new)  # noqa: B023
                 )
@@ -157,23 +243,23 @@ class DistributedVersions:
                         return done
                     start_new = True  # it brings something new: that is a new version
                     continue
-                vid, base_root, changes = staged
-            root, pages = self.build(base_root or None, changes)
-            built = changes
+            vid, base_root, generation, count = staged
+            root, pages = self.build(vid, base_root, count)
             outcome = catalog.write(
-                lambda tx: self._commit_staged(tx, request, vid, built, root, pages)  # noqa: B023
+                lambda tx: self._commit_staged(tx, request, vid, generation, root, pages)  # noqa: B023
             )
             if isinstance(outcome, CommitResult):
                 return outcome
-            changes = outcome
+            staged = None if outcome is None else (vid, base_root, *outcome)
         raise _kept_changing(request)
 
     def _stage_for_finish(
         self, tx: Tx, request: FinishRequest, *, start_new: bool
-    ) -> tuple[str, str, list[Change]] | None:
-        """Stage the request's changes: (pending version id, base manifest root or "", every
-        change staged into it). None, staging nothing, when no version of the distributed id
-        is pending and one is committed, unless ``start_new``: see ``_already_finished``."""
+    ) -> tuple[str, str, int, int] | None:
+        """Stage the request's changes: (pending version id, base manifest root or "", its
+        staging generation, how many changes are staged into it). None, staging nothing, when
+        no version of the distributed id is pending and one is committed, unless
+        ``start_new``: see ``_already_finished``."""
         if not start_new:
             pid = tx.projects.id_of(request.entity, request.project, create=True)
             assert pid is not None
@@ -186,27 +272,28 @@ class DistributedVersions:
         base_root = ""
         if request.base_version_id is not None:
             base_root = tx.versions.record(request.base_version_id).digest or ""
-        return vid, base_root, tx.pending.staged(vid)
+        return vid, base_root, tx.pending.staged_generation(vid), tx.pending.staged_count(vid)
 
     def _commit_staged(
         self,
         tx: Tx,
         request: FinishRequest,
         vid: str,
-        changes: list[Change],
+        generation: int,
         root: PageRef,
         pages: Sequence[str],
-    ) -> CommitResult | list[Change] | None:
-        """Commit ``vid`` as built from ``changes``. Returns the staged changes instead when
-        they changed meanwhile (build again), None when ``vid`` was finished by another."""
+    ) -> CommitResult | tuple[int, int] | None:
+        """Commit ``vid`` as built from its staging ``generation``. Returns the generation and
+        the number of staged changes instead when something was staged meanwhile (build
+        again), None when ``vid`` was finished by another."""
         pid = tx.projects.id_of(request.entity, request.project, create=True)
         assert pid is not None
         cid, next_index = tx.collections.lock(pid, request.name, request.type, request.description)
         if tx.pending.find(cid, request.distributed_id) != vid:
             return None
-        staged = tx.pending.staged(vid)
-        if staged != changes:
-            return staged
+        now = tx.pending.staged_generation(vid)
+        if now != generation:
+            return now, tx.pending.staged_count(vid)
         run_pk = optional_run(tx, pid, request.run_id)
         if run_pk is not None:  # the run that commits wrote the version, whatever it brought
             tx.lineage.add(vid, run_pk, "writer")

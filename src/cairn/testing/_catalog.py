@@ -176,6 +176,50 @@ class CatalogTests:
         with pytest.raises(UsageError):
             catalog.write(lambda tx: tx.pending.drop(done))
 
+    def test_staged_changes_are_read_in_code_point_order_a_batch_at_a_time(
+        self, catalog: Catalog
+    ) -> None:
+        """As manifests sort paths (Python's ``str`` order), whatever the database's collation:
+        upper case before lower, ``-`` before letters, accents after ``z``."""
+
+        def pending(tx: Tx) -> str:
+            pid = tx.projects.id_of("me", "p", create=True)
+            assert pid is not None
+            cid, _ = tx.collections.lock(pid, "dist", "dataset", None)
+            return tx.versions.insert(
+                collection_id=cid,
+                state=PENDING,
+                index=None,
+                digest=None,
+                size=0,
+                file_count=0,
+                metadata={},
+                description=None,
+                created_by=None,
+                distributed_id="g1",
+            )
+
+        vid = catalog.write(pending)
+        paths = ["b", "B", "a", "_x", "a-b", "ab", "a/b", "\u00e9.txt", "Z/1", "z", "10", "9"]
+        entry = ManifestEntry("", "sha256:" + "1" * 64, 1)
+        assert catalog.read(lambda tx: tx.pending.staged_generation(vid)) == 0
+        for part in (paths[:5], paths[5:], []):
+            changes = [(p, entry._replace(path=p)) for p in sorted(part)]
+            catalog.write(lambda tx: tx.pending.stage(vid, changes, None))  # noqa: B023
+        assert (
+            catalog.read(lambda tx: tx.pending.staged_generation(vid)) == 2
+        )  # nothing staged: no step
+        read: list[str] = []
+        after: str | None = None
+        while True:
+            batch = catalog.read(lambda tx: tx.pending.staged_batch(vid, after, 5))  # noqa: B023
+            read += [p for p, _ in batch]
+            if len(batch) < 5:
+                break
+            after = batch[-1][0]
+        assert read == sorted(paths)
+        assert [p for p, _ in catalog.read(lambda tx: tx.pending.staged(vid))] == sorted(paths)
+
     def test_runs_and_lineage(self, catalog: Catalog) -> None:
         def fn(tx: Tx) -> tuple[str, int]:
             pid = tx.projects.id_of("me", "p", create=True)

@@ -236,6 +236,28 @@ class ServiceTests:
             done.version.id
         ]
 
+    def test_a_finish_sorts_staged_paths_as_a_commit_does(self, service: Service) -> None:
+        """The staged changes come out of the catalog in the order manifests sort paths (code
+        points, whatever the database's collation): the finished version is the one a commit
+        of the same files makes."""
+        paths = ["b", "B", "a", "_x", "a-b", "ab", "a/b", "\u00e9.txt", "Z/1", "z", "10", "9"]
+        entries = [_blob(service, p.encode(), p) for p in paths]
+        common = {
+            "entity": "me",
+            "project": "proj",
+            "name": "d",
+            "type": "dataset",
+            "distributed_id": "order",
+        }
+        for part in (entries[:6], entries[6:]):
+            changes = sorted(((e.path, e) for e in part), key=lambda c: c[0])
+            service.stage(StageRequest(**common, changes=changes))  # type: ignore[arg-type]
+        done = service.finish(FinishRequest(**common, changes=[]))  # type: ignore[arg-type]
+        committed = service.commit(_commit(service, entries, name="same")).version
+        assert done.version is not None and committed is not None
+        assert done.version.file_count == len(paths)
+        assert done.version.digest == committed.digest
+
     def test_removing_without_base_is_refused(self, service: Service) -> None:
         with pytest.raises(ValidationError):
             service.stage(
