@@ -98,6 +98,7 @@ from cairn.core._search import (
     query_parts,
     text_words,
 )
+from cairn.core._truth import is_true
 from cairn.core._values import INT_RANGE, MAX_DEPTH, check_json_value, nonfinite_to_null
 
 __all__ = [
@@ -176,6 +177,7 @@ __all__ = [
     "encode_leaf",
     "entry_path_problem",
     "is_digest",
+    "is_true",
     "is_version_label",
     "new_hasher",
     "normalize_entry_path",

@@ -11,15 +11,8 @@ from typing import Any, cast
 
 import platformdirs
 
+from cairn.core import is_true
 from cairn.errors import ValidationError
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def is_true(value: str | None) -> bool:
-    """Whether a variable's text means yes (``1``, ``true``, ``yes``, ``on``; any case)."""
-    return (value or "").lower() in _TRUE
-
 
 # W&B's run modes; "dryrun" and "run" are W&B's older names for "offline" and "online".
 MODES = {

@@ -14,6 +14,7 @@ import os
 import threading
 from typing import Any
 
+from cairn.core import is_true
 from cairn.errors import PermissionDeniedError
 from cairn.server._auth import Principal as KeyPrincipal
 from cairn.server._backend import Backend
@@ -79,7 +80,7 @@ def ui_secret(backend: Backend) -> bytes:
 
 def mount_ui(app: Any, backend: Backend) -> None:
     """Serve the web UI at ``/`` (after the API routes, so ``/api/v1`` keeps precedence)."""
-    secure = os.environ.get("CAIRN_SERVER_INSECURE_COOKIES", "").lower() not in ("1", "true", "yes")
+    secure = not is_true(os.environ.get("CAIRN_SERVER_INSECURE_COOKIES"))
     app.mount(
         "/",
         create_ui_app(ServerUiBackend(backend), secret=ui_secret(backend), secure_cookies=secure),

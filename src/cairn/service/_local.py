@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cairn.catalog import Catalog
-from cairn.core import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
+from cairn.core import CollectionRecord, RegistryRecord, RunRecord, VersionRecord, is_true
 from cairn.errors import CommError, DigestMismatchError, UsageError
 from cairn.service import _commit, _manifests
 from cairn.service._distributed import DistributedVersions
@@ -56,8 +56,6 @@ from cairn.service._store import Store
 from cairn.service._sync import Sync
 from cairn.service._versions import Versions
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
-
-_TRUE = ("1", "true", "yes", "on")
 
 
 class LocalService:
@@ -104,7 +102,7 @@ class LocalService:
         except OSError as exc:
             raise CommError(f"cannot create the cairn store at {root}: {exc.strerror}") from None
         if allow_network_fs is None:
-            allow_network_fs = os.environ.get("CAIRN_ALLOW_NETWORK_FS", "").lower() in _TRUE
+            allow_network_fs = is_true(os.environ.get("CAIRN_ALLOW_NETWORK_FS"))
         fs = None if allow_network_fs else network_filesystem(root)
         if fs is not None:
             raise UsageError(
