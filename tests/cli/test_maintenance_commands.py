@@ -169,7 +169,7 @@ def test_verify_names_damaged_and_missing_blobs(
     hexd = files["big.bin"][len("sha256:") :]
     blob = store / "blobs" / "sha256" / hexd[:2] / hexd[2:]
     blob.chmod(0o644)
-    blob.write_bytes(b"X" + big[1:])  # one byte flipped on disk
+    blob.write_bytes(bytes([big[0] ^ 0xFF]) + big[1:])  # one byte flipped on disk
     hexo = files["other.bin"][len("sha256:") :]
     (store / "blobs" / "sha256" / hexo[:2] / hexo[2:]).unlink()
     with sqlite3.connect(store / "blobs" / "small.sqlite") as db:

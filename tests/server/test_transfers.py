@@ -87,7 +87,7 @@ def test_a_damaged_cache_entry_is_fetched_again(svc: HttpService, tmp_path: path
     dest = tmp_path / "x"
     svc.download_blob(d, str(dest))
     cached = pathlib.Path(svc._cache.path_of(d))
-    cached.write_bytes(b"X" + data[1:])
+    cached.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # the first byte flipped
     svc.download_blob(d, str(dest))
     assert dest.read_bytes() == data and cached.read_bytes() == data
 
@@ -151,7 +151,7 @@ def test_s3_parts_go_presigned_and_resume(
     svc.download_blob(d, str(dest))  # a presigned GET, followed without the API key
     assert dest.read_bytes() == data
     # Parts whose whole does not match the digest never become a blob.
-    wrong = digest_bytes(data[:-1] + b"?")
+    wrong = digest_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # the last byte flipped
     with pytest.raises(DigestMismatchError):
         svc._uploads.upload(wrong, len(data), lambda off, n: data[off : off + n], None)
     assert svc.missing_blobs([wrong]) == [wrong]
