@@ -30,27 +30,16 @@ class Runs(Repository):
                 values["config"] = to_json({**json.loads(stored), **dict(run.config)})
             self.conn.execute(update(s.runs).where(s.runs.c.id == existing).values(**values))
             return existing
-        res = self.conn.execute(
-            s.runs.insert().values(
-                project_id=project_id,
-                run_id=run.id,
-                name=run.name,
-                group_name=run.group,
-                job_type=run.job_type,
-                config=to_json(dict(run.config)),
-                state=run.state,
-                created_at=run.created_at or now(),
-            )
-        )
-        pk = res.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+        return self._insert(project_id, run, finished_at=None)
 
     def insert_imported(self, project_id: int, run: RunRecord) -> int:
         """Insert a run copied from another store as it is, unless the id exists (then nothing)."""
         existing = self.pk(project_id, run.id)
         if existing is not None:
             return existing
+        return self._insert(project_id, run, finished_at=run.finished_at)
+
+    def _insert(self, project_id: int, run: RunRecord, *, finished_at: float | None) -> int:
         res = self.conn.execute(
             s.runs.insert().values(
                 project_id=project_id,
@@ -61,7 +50,7 @@ class Runs(Repository):
                 config=to_json(dict(run.config)),
                 state=run.state,
                 created_at=run.created_at or now(),
-                finished_at=run.finished_at,
+                finished_at=finished_at,
             )
         )
         pk = res.inserted_primary_key
