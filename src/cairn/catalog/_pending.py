@@ -115,15 +115,7 @@ class PendingVersions(Repository):
         q = select(se.path, se.removed, se.digest, se.size, se.ref, se.extra).where(
             se.version_id == version_id
         )
-        out: list[Change] = [
-            (
-                r[0],
-                None
-                if r[1]
-                else ManifestEntry(r[0], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None),
-            )
-            for r in self.conn.execute(q)
-        ]
+        out = [_change(r) for r in self.conn.execute(q)]
         out.sort(key=lambda c: c[0])
         return out
 
@@ -138,16 +130,7 @@ class PendingVersions(Repository):
         )
         if after is not None:
             q = q.where(path > after)
-        rows = self.conn.execute(q.order_by(path).limit(limit))
-        return [
-            (
-                r[0],
-                None
-                if r[1]
-                else ManifestEntry(r[0], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None),
-            )
-            for r in rows
-        ]
+        return [_change(r) for r in self.conn.execute(q.order_by(path).limit(limit))]
 
     def staged_generation(self, version_id: str) -> int:
         """How many stagings a pending version had (each ``stage`` with changes adds one): equal
@@ -229,3 +212,11 @@ class PendingVersions(Repository):
         ):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
+
+
+def _change(row: Any) -> Change:
+    """A staged row (path, removed, digest, size, ref, extra) as a change: a removal is None."""
+    path, removed, digest, size, ref, extra = row
+    if removed:
+        return path, None
+    return path, ManifestEntry(path, digest, size, ref, json.loads(extra) if extra else None)
