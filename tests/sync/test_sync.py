@@ -563,7 +563,7 @@ def test_a_copied_run_brings_its_history_and_summary(
 ) -> None:
     """W&B's offline workflow: a run logged to the embedded store, then synced to a server,
     arrives with every history row (more than one page of them) and its summary, both ways."""
-    import cairn.sdk._sync as sync_module
+    import cairn.sdk._sync_import as sync_import
 
     with cairn.init(project="metrics", mode="offline") as run:
         for step in range(25):
@@ -574,7 +574,7 @@ def test_a_copied_run_brings_its_history_and_summary(
     src = LocalService.open(str(cairn_env / "store"))
     rows = src.run_history(ENTITY, "metrics", run_id)
     assert len(rows) == 25
-    monkeypatch.setattr(sync_module, "_HISTORY_PAGE", 10)  # three pages of rows
+    monkeypatch.setattr(sync_import, "_HISTORY_PAGE", 10)  # three pages of rows
     http, _ = http_factory()
     assert sync_stores(src, http).runs_copied == 1
     assert http.run_history(ENTITY, "metrics", run_id) == rows  # NaN kept as written

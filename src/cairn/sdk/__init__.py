@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from cairn.sdk._artifact import (
         Artifact,
     )
+    from cairn.sdk._bundle import (
+        export_bundle,
+        export_to,
+        import_bundle,
+        import_from,
+    )
     from cairn.sdk._cache_cleanup import (
         CacheCleanupReport,
         cleanup_cache,
@@ -85,16 +91,14 @@ if TYPE_CHECKING:
         Settings,
     )
     from cairn.sdk._sync import (
-        SyncOptions,
-        SyncReport,
-        export_bundle,
-        export_to,
-        import_bundle,
-        import_from,
         open_store,
         parse_since,
         sync,
         sync_stores,
+    )
+    from cairn.sdk._sync_plan import (
+        SyncOptions,
+        SyncReport,
     )
     from cairn.sdk._tables import JoinedTable, PartitionedTable
     from cairn.sdk._ttl import (
@@ -234,18 +238,9 @@ __getattr__, __dir__ = lazy_exports(
         "._run": ["Config", "Run", "current_run"],
         "._session": ["Session", "current_service", "current_session", "reset_services"],
         "._settings": ["Settings"],
-        "._sync": [
-            "SyncOptions",
-            "SyncReport",
-            "export_bundle",
-            "export_to",
-            "import_bundle",
-            "import_from",
-            "open_store",
-            "parse_since",
-            "sync",
-            "sync_stores",
-        ],
+        "._bundle": ["export_bundle", "export_to", "import_bundle", "import_from"],
+        "._sync": ["open_store", "parse_since", "sync", "sync_stores"],
+        "._sync_plan": ["SyncOptions", "SyncReport"],
         "._ttl": ["ArtifactTTL"],
         "._units": [
             "display_time",

@@ -1,0 +1,122 @@
+"""The content of synced versions: the destination is asked which pages and blobs it lacks (per
+batch of 20,000) and only those are sent, small ones many per request, large ones through its
+upload path."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from cairn.core import Index, decode_node
+from cairn.sdk._progress import Progress
+from cairn.sdk._sync_plan import SyncReport
+from cairn.service import Service
+
+_PRESENCE_BATCH = 20_000  # digests per presence question
+_MEMORY_LIMIT = 8 << 20  # blobs below this travel as bytes, larger ones through a file
+_SEND_BYTES = 32 << 20  # bytes of small blobs per store_blobs call
+
+
+class ContentCopier:
+    """Sends the content of versions: what the destination lacks, nothing else."""
+
+    def __init__(self, source: Service, dest: Service, report: SyncReport, bar: Progress) -> None:
+        self.source = source
+        self.dest = dest
+        self.report = report
+        self.bar = bar
+        # Sending a batch overlaps reading the next one (at most two batches in memory).
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cairn-sync")
+        self._large = ThreadPoolExecutor(1, thread_name_prefix="cairn-sync-large")
+        self._inflight: list[Future[None]] = []
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        try:
+            self._drain(0)
+        finally:
+            self._pool.shutdown()
+            self._large.shutdown()
+
+    def _walk(self, root: str) -> tuple[dict[str, bytes], dict[str, int]]:
+        """The manifest's pages (with their bytes) and the blobs its entries name (with sizes)."""
+        pages: dict[str, bytes] = {}
+        blobs: dict[str, int] = {}
+        level = [root]
+        while level:
+            below: list[str] = []
+            for digest in level:
+                if digest in pages:
+                    continue
+                data = self.source.read_blob(digest)  # verified against its digest
+                pages[digest] = data
+                node = decode_node(data)
+                if isinstance(node, Index):
+                    below.extend(c.digest for c in node.children)
+                else:
+                    for e in node.entries:
+                        if e.ref is None:
+                            blobs[e.digest] = e.size or 0
+            level = below
+        return pages, blobs
+
+    def copy(self, root: str) -> None:
+        pages, blobs = self._walk(root)
+        wanted = [*pages, *blobs]
+        for start in range(0, len(wanted), _PRESENCE_BATCH):
+            missing = self.dest.missing_blobs(wanted[start : start + _PRESENCE_BATCH])
+            self._send(missing, pages, blobs)
+
+    def _send(self, missing: Sequence[str], pages: dict[str, bytes], sizes: dict[str, int]) -> None:
+        small = [d for d in missing if d not in pages and sizes.get(d, 0) < _MEMORY_LIMIT]
+        large = [d for d in missing if d not in pages and sizes.get(d, 0) >= _MEMORY_LIMIT]
+        # Large blobs upload in another thread meanwhile (the server works on both at once).
+        uploads = [self._large.submit(self._send_large, d, sizes[d]) for d in large]
+        batch = [(d, pages[d]) for d in missing if d in pages]
+        pending = sum(len(b) for _, b in batch)
+        for digest, data in self.source.read_blobs(small):
+            pending += len(data)
+            batch.append((digest, data))
+            if pending >= _SEND_BYTES:
+                self._store(batch)
+                batch, pending = [], 0
+        self._store(batch)
+        self._drain(0)
+        for upload in uploads:
+            upload.result()
+
+    def _send_large(self, digest: str, size: int) -> None:
+        # A local source's own file is read in place (the destination checks it); otherwise the
+        # blob is downloaded (verified) into a temporary file first.
+        path = self.source.blob_path(digest)
+        if path is not None:
+            self.dest.store_blob_file(path, digest, size)
+        else:
+            with tempfile.TemporaryDirectory(prefix="cairn-sync-") as tmp:
+                path = os.path.join(tmp, "blob")
+                self.source.download_blob(digest, path)
+                self.dest.store_blob_file(path, digest, size)
+        self._sent(1, size)
+
+    def _store(self, batch: list[tuple[str, bytes]]) -> None:
+        if batch:
+            self._drain(1)
+            self._inflight.append(self._pool.submit(self._store_now, batch))
+
+    def _store_now(self, batch: list[tuple[str, bytes]]) -> None:
+        self.dest.store_blobs(batch)
+        self._sent(len(batch), sum(len(b) for _, b in batch))
+
+    def _drain(self, keep: int) -> None:
+        """Wait until at most ``keep`` batches are being sent (raising what sending raised)."""
+        while len(self._inflight) > keep:
+            self._inflight.pop(0).result()
+
+    def _sent(self, blobs: int, nbytes: int) -> None:
+        with self._lock:  # two sending threads
+            self.report.blobs_sent += blobs
+            self.report.bytes_sent += nbytes
+        self.bar.advance(0, nbytes)
