@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 from cairn._lazy import lazy_exports
 
 # Loaded on first use (cairn._lazy): the read-only listing with sqlite3 (``quick_collections``)
-# must not load SQLAlchemy.
+# and the embedded store's catalog until a transaction needs more than sqlite3 (a re-log does
+# not: ``EmbeddedCatalog``) must not load SQLAlchemy.
 if TYPE_CHECKING:
     from cairn.catalog._access import ApiKeys, KeyRow, UploadRow, Uploads, readable_blobs
     from cairn.catalog._blobs import CatalogBlobStore
     from cairn.catalog._catalog import OUTAGE_SECONDS, Catalog
+    from cairn.catalog._embedded import EmbeddedCatalog, open_embedded_catalog
     from cairn.catalog._migrate import script_head, upgrade
     from cairn.catalog._quick import quick_collections
     from cairn.catalog._schema import HEAD_REVISION
@@ -23,10 +25,12 @@ __all__ = [
     "ApiKeys",
     "Catalog",
     "CatalogBlobStore",
+    "EmbeddedCatalog",
     "KeyRow",
     "Tx",
     "UploadRow",
     "Uploads",
+    "open_embedded_catalog",
     "quick_collections",
     "readable_blobs",
     "script_head",
@@ -39,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(
         "._access": ["ApiKeys", "KeyRow", "UploadRow", "Uploads", "readable_blobs"],
         "._blobs": ["CatalogBlobStore"],
         "._catalog": ["OUTAGE_SECONDS", "Catalog"],
+        "._embedded": ["EmbeddedCatalog", "open_embedded_catalog"],
         "._migrate": ["script_head", "upgrade"],
         "._quick": ["quick_collections"],
         "._schema": ["HEAD_REVISION"],

@@ -12,8 +12,8 @@ same labelling of the version it commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from cairn.catalog import Tx
 from cairn.core import (
     COMMITTED,
     INT_RANGE,
@@ -30,6 +30,9 @@ from cairn.errors import ConflictError, UsageError, ValidationError
 from cairn.service import _manifests as manifests
 from cairn.service._protocol import CommitRequest, CommitResult, StageRequest
 from cairn.service._store import Store, blob_digests, optional_run
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 
 def check_request(request: CommitRequest | StageRequest) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from cairn.catalog import Tx
 from cairn.core import (
     LATEST,
     PENDING,
@@ -32,6 +32,9 @@ from cairn.service._commit import check_request, label
 from cairn.service._manifests import check_total_size
 from cairn.service._protocol import CommitResult, FinishRequest, StageRequest
 from cairn.service._store import Store, blob_digests, optional_run
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
 STAGED_BATCH = 10_000  # staged changes a finish reads per catalog transaction

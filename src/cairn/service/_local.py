@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cairn.catalog import Catalog
 from cairn.core import CollectionRecord, RegistryRecord, RunRecord, VersionRecord, is_true
 from cairn.errors import CommError, DigestMismatchError, UsageError
 from cairn.service import _commit, _manifests
@@ -56,6 +55,9 @@ from cairn.service._store import Store
 from cairn.service._sync import Sync
 from cairn.service._versions import Versions
 from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
+
+if TYPE_CHECKING:
+    from cairn.catalog import Catalog
 
 
 class LocalService:
@@ -130,7 +132,11 @@ class LocalService:
             with open(tmp, "w") as f:
                 json.dump({"format": STORE_FORMAT}, f)
             os.replace(tmp, marker)
-        catalog = Catalog("sqlite:///" + os.path.join(root, "catalog.sqlite"))
+        # A current catalog opens without SQLAlchemy, which loads at the first transaction
+        # that needs it (a re-log never does: catalog/_embedded.py).
+        from cairn.catalog import open_embedded_catalog
+
+        catalog = open_embedded_catalog(os.path.join(root, "catalog.sqlite"))
         return cls(catalog, blobs, location=root, maintenance_lock=maintenance_lock_for(root))
 
     # -- identity --

@@ -24,9 +24,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cairn.catalog import Catalog, Tx
 from cairn.core import (
     COMMITTED,
     Index,
@@ -45,6 +44,9 @@ from cairn.errors import (
 )
 from cairn.service._maintenance_lock import MaintenanceLock
 from cairn.storage import BlobStore
+
+if TYPE_CHECKING:
+    from cairn.catalog import Catalog, Tx
 
 DEFAULT_GRACE_SECONDS = 3600.0
 TEMP_MIN_AGE_SECONDS = 3600.0  # partial files younger than this may belong to a running write

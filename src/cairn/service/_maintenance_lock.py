@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cairn.catalog import Catalog
 from cairn.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from cairn.catalog import Catalog
 
 
 class MaintenanceLock(Protocol):

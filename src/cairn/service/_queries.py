@@ -3,12 +3,15 @@ collections and versions, and search."""
 
 from __future__ import annotations
 
-from cairn.catalog import Tx
-from cairn.catalog import _search as catalog_search
+from typing import TYPE_CHECKING
+
 from cairn.core import LATEST, CollectionRecord, VersionRecord, parse_query
 from cairn.errors import ArtifactNotFoundError
 from cairn.service._search import SearchRequest, SearchResult
 from cairn.service._store import Store, require_collection, require_project
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 
 class Queries:
@@ -78,6 +81,9 @@ class Queries:
         return self._store.catalog.read(lambda tx: tx.projects.names(entity))
 
     def search(self, request: SearchRequest) -> SearchResult:
+        # Loaded here: the queries build SQLAlchemy expressions, which a re-log never needs.
+        from cairn.catalog import _search as catalog_search
+
         request.check()
         query = parse_query(request.query)
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from cairn.catalog import Tx
 from cairn.core import (
     COMMITTED,
     DELETED,
@@ -23,6 +20,9 @@ from cairn.core import (
 from cairn.errors import ArtifactNotFoundError, UsageError, ValidationError
 from cairn.service import _manifests as manifests
 from cairn.service._store import Store, require_committed
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 DEFAULT_REGISTRIES = ("model", "dataset")
 
@@ -138,6 +138,8 @@ class Registries:
 
     def version_links(self, version_id: str) -> list[VersionRecord]:
         """The live links of a version (where it was linked to)."""
+        from sqlalchemy import select
+
         from cairn.catalog import _schema as schema
 
         def fn(tx: Tx) -> list[VersionRecord]:

@@ -4,9 +4,8 @@ versions a run logged, used or wrote into)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cairn.catalog import Tx
 from cairn.core import (
     RunRecord,
     VersionRecord,
@@ -18,6 +17,9 @@ from cairn.core import (
 from cairn.errors import ValidationError
 from cairn.service._store import Store, require_project, require_run
 from cairn.service._versions import delete_version_in
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 
 class Runs:

@@ -10,12 +10,15 @@ part shares: a project, a run, a collection or a committed version by name, or n
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from cairn.catalog import Catalog, Tx
 from cairn.core import COMMITTED, ManifestEntry, PageReader, VersionRecord
 from cairn.errors import ArtifactNotFoundError, UsageError
 from cairn.service._maintenance_lock import MaintenanceLock
 from cairn.storage import BlobStore
+
+if TYPE_CHECKING:
+    from cairn.catalog import Catalog, Tx
 
 
 class Store:

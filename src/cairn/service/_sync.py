@@ -4,13 +4,16 @@ about them, and importing runs and versions from another store as they were ther
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from cairn.catalog import Tx
 from cairn.core import LATEST, RunRecord, check_digest
 from cairn.errors import ArtifactNotFoundError, ConflictError, ValidationError
 from cairn.service import _manifests as manifests
 from cairn.service._protocol import CommitResult, ImportRequest, VersionExport
 from cairn.service._store import Store, optional_run, require_run
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 _ROLES = ("output", "input", "writer")
 

@@ -4,9 +4,8 @@ deletion (files never change; a new version is a commit)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cairn.catalog import Tx
 from cairn.core import (
     DELETED,
     LATEST,
@@ -21,6 +20,9 @@ from cairn.core import (
 )
 from cairn.errors import ArtifactNotFoundError, UsageError, ValidationError
 from cairn.service._store import Store, require_collection, require_committed, require_project
+
+if TYPE_CHECKING:
+    from cairn.catalog import Tx
 
 
 def delete_version_in(tx: Tx, version_id: str, *, delete_aliases: bool) -> None:
