@@ -132,6 +132,26 @@ def test_a_writer_killed_mid_append_leaves_every_indexed_blob_readable(
     assert [store.get(d) == b for d, b in more] == [True] * 20
 
 
+def test_opening_an_index_and_reading_it_writes_nothing(tmp_path: pathlib.Path) -> None:
+    """A re-log opens the blob index and only reads it: no transaction, no fsync (setting
+    auto_vacuum on an existing file rewrote its header at every open)."""
+    root = str(tmp_path / "blobs")
+    store = LocalBlobStore(root)
+    items = _blobs(10, 4096)
+    store.put_many(items)
+    store.close()
+    index = os.path.join(root, "small.sqlite")
+    before = pathlib.Path(index).read_bytes()
+    again = LocalBlobStore(root)
+    assert again.has_many([d for d, _ in items]) == {d for d, _ in items}
+    assert again.get(items[0][0]) == items[0][1]
+    again.close()
+    assert pathlib.Path(index).read_bytes() == before  # not even SQLite's change counter
+    db = sqlite3.connect(index)
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental, set at creation
+    db.close()
+
+
 def _make_first_format(root: str, items: list[tuple[str, bytes]], stored_at: float) -> None:
     """small.sqlite as cairn of store format 1 wrote it: the bytes in the ``blob`` table."""
     os.makedirs(os.path.join(root, "sha256"))

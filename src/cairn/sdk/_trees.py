@@ -169,6 +169,7 @@ class TreeAdd:
         self._scan = _Scan()
         self._dirs: Fingerprints | None = None
         self._generation = -1
+        self._loaded: TreeRecord | None = None  # the record add_again used
 
     def watch(self, walk: Iterator[list[LocalFileAt]]) -> Iterator[list[LocalFileAt]]:
         """``walk``, fingerprinting each directory as it goes by."""
@@ -195,6 +196,7 @@ class TreeAdd:
         record = self._load()
         if record is None:
             return False
+        self._loaded = record
         scan = _Scan()
         for group in walk:
             if group:
@@ -251,6 +253,9 @@ class TreeAdd:
         (nothing added or removed since), record the tree."""
         if self._dirs is None or contents.generation != self._generation:
             return
+        loaded = self._loaded
+        if loaded is not None and loaded.root == root and loaded.dirs == self._dirs:
+            return  # the record says so already: an unchanged re-log writes nothing here
         top = self._reader.root_ref(root)
         record = (root, top.entry_count, top.size, page_digests(self._reader, root), self._dirs)
         self._cache.save_tree(self._key, marshal.dumps(record))

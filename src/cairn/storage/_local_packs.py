@@ -78,8 +78,10 @@ class Packs:
                 # The index only (the bytes are in packs): small pages waste least.
                 conn.execute("PRAGMA page_size=4096")
                 # Pages freed by gc go back to the file system (``incremental_vacuum`` after each
-                # delete). Takes effect when the file is created; older stores keep their mode.
-                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                # delete). Set when the file is created; older stores keep their mode. (Set on an
+                # existing file, it rewrites the header: a transaction and four fsyncs per open.)
+                if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 # A rollback journal, not WAL: WAL would write every index page twice (log, then
                 # checkpoint). Readers wait out a commit.
                 conn.execute("PRAGMA journal_mode=TRUNCATE")
