@@ -7,7 +7,11 @@ finish), unchanged and with one file changed, each timed ``RELOGS`` times per fr
 median over both stores reported, beside two floors measured as processes in the same minutes:
 ``python -c pass`` and a process that walks and stats every file. ``CAIRN_BENCH_CORE_SETS=s1`` runs only s1 (``s1,img``: those two), e.g.
 ``CAIRN_BENCH_CORE_SETS=s1 python -m benchmarks core`` for the re-log figures alone.
-"""
+
+A first log runs with the default staging workers (one process per core) and again with one
+(``CAIRN_STAGE_WORKERS=1``: all in the logging process), so the scaling shows; each prints its
+CPU time beside (the logging process and its workers), which a loaded machine inflates less than
+wall time."""
 
 from __future__ import annotations
 
@@ -100,10 +104,14 @@ def run() -> list[Figure]:
                     "unchanged": relogs["unchanged"],
                     "changed": relogs["changed"],
                     "peak_mib": steps["new"]["peak_mib"],
+                    "new_cpu": steps["new"]["cpu"],
                     "du": used,
                 }
             )
-        res = {key: min(r[key] for r in runs) for key in ("new", "new_process", "peak_mib", "du")}
+        res = {
+            key: min(r[key] for r in runs)
+            for key in ("new", "new_process", "peak_mib", "du", "new_cpu")
+        }
         for key in ("unchanged", "changed"):
             res[key] = statistics.median([t for r in runs for t in r[key]])
         # The floors of a re-log, as processes, in the same minutes: starting Python, and
@@ -111,25 +119,37 @@ def run() -> list[Figure]:
         python_floor = _process([sys.executable, "-c", "pass"], 5)
         stat_floor = _process([sys.executable, "-c", STAT_PROCESS, data], 3)
         load = os.getloadavg()[0]
-        one = None
+        one: dict[str, float] | None = None
         cores = os.cpu_count() or 1
-        if label != "s2" and cores > 1:  # the same first log with a staging thread per core
-            many = {**env, "CAIRN_STAGE_THREADS": str(cores)}
-            for path in env.values():
-                shutil.rmtree(path, ignore_errors=True)
-            settle()
-            step = run_child("_log_child", "new", data, f"{label}-data", first, env=many)
-            one = step["seconds"]
+        if label != "s2" and cores > 1:  # the same first log in one process, no workers
+            alone = {**env, "CAIRN_STAGE_WORKERS": "1"}
+            for _ in range(2):
+                for path in env.values():
+                    shutil.rmtree(path, ignore_errors=True)
+                settle()
+                step = run_child("_log_child", "new", data, f"{label}-data", first, env=alone)
+                if one is None or step["seconds"] < one["seconds"]:
+                    one = step
         figures.append(Figure(f"{label}: SHA-256 pass (floor)", sha, "s"))
         figures.append(Figure(f"{label}: cp -r (floor)", cp, "s"))
         if label == "s1":
             stats = best_of(3, lambda data=data: stat_pass(data))
             figures.append(Figure("s1: os.walk + os.stat of every file", stats, "s", "sha", sha))
-        figures.append(ratio_figure(f"{label}: log new", res["new"], "sha", sha, targets["new"]))
+        figures.append(
+            ratio_figure(
+                f"{label}: log new ({cores} staging workers)",
+                res["new"],
+                "sha",
+                sha,
+                targets["new"],
+            )
+        )
+        figures.append(Figure(f"{label}: log new, CPU (process + workers)", res["new_cpu"], "s"))
         if one is not None:
             figures.append(
-                Figure(f"{label}: log new, {cores} staging threads", one, "s", "1", res["new"])
+                Figure(f"{label}: log new, 1 worker (no pool)", one["seconds"], "s", "sha", sha)
             )
+            figures.append(Figure(f"{label}: log new, 1 worker, CPU", one["cpu"], "s"))
         figures.append(
             Figure(
                 f"{label}: log new (process, creating the store too)",
@@ -171,10 +191,16 @@ def run() -> list[Figure]:
                 ok=du_ratio <= SIZE_LIMIT,
             )
         )
-        if label == "s1":
+        if label in ("s1", "img"):
             peak = res["peak_mib"]
             figures.append(
-                Figure("s1: peak RSS", peak, "MiB", target="target <= 200", ok=peak <= 200)
+                Figure(
+                    f"{label}: peak RSS (largest process)",
+                    peak,
+                    "MiB",
+                    target="target <= 200",
+                    ok=peak <= 200,
+                )
             )
         shutil.rmtree(store, ignore_errors=True)
     return figures

@@ -19,7 +19,7 @@ from cairn.core import ManifestEntry, PageReader, TreeBuilder, entry_path_proble
 from cairn.errors import ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
-from cairn.sdk._staging import Stager
+from cairn.sdk._staging import POOL_FILES, Stager
 
 if TYPE_CHECKING:
     from cairn.sdk._trees import TreeAdd
@@ -62,8 +62,13 @@ def add_directory(
             return
         walk = tree.watch(walk_tree(root, prefix))
     head: list[LocalFileAt] = []
+    expected = False
     for group in walk:
         head.extend(group)
+        if not expected and len(head) >= POOL_FILES:
+            # Enough new files for the staging workers: they start while the walk goes on.
+            stager.expect([(d, n, st) for d, n, st, _ in head], link=link)
+            expected = True
         if may_stream and len(head) > STREAM_THRESHOLD:
             _add_stream(root, prefix, contents, local_paths, stager, reader, link, head, walk)
             if tree is not None:
@@ -76,6 +81,7 @@ def add_directory(
     total = sum(st.st_size for _, _, st in files)
     with _progress.progress("hashing", len(files), total) as bar:
         staged = stager.stage(files, link=link, on_progress=bar.advance)
+    stager.release_workers()
     entries = [
         ManifestEntry(path, sf.digest, sf.size) for path, sf in zip(logical, staged, strict=True)
     ]

@@ -2,9 +2,10 @@
 
 A file whose (device, inode, size, mtime, ctime) is in the stat cache is not read at all; its
 blob's presence is checked once per batch when it matters (at commit). Other files are read once:
-small ones whole (hashed, buffered, then written many per transaction), large ones streamed into
-the store while they are hashed. Reading and hashing release the GIL, so they run in a couple of
-threads over chunks of files, while the main thread writes full buffers to the store.
+files up to ``BATCH_LIMIT`` whole (hashed, buffered, then written many per transaction or
+request), larger ones streamed into the store while they are hashed (a few at once, on threads).
+A big job for the embedded store goes to worker processes (``_stage_pool.py``: every core reads,
+hashes and stores; the calling process walks and assembles), a small one stays in this process.
 """
 
 from __future__ import annotations
@@ -13,29 +14,37 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from hashlib import sha256
 from typing import NamedTuple, TypeVar
 
 from cairn.core import PageReader, digest_bytes
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._statcache import RACY_NS, StatCache, StatKey, is_racy, now_ns, stat_key
-from cairn.service import CommitResult, Service
-from cairn.storage import SMALL_LIMIT
+from cairn.sdk._stage_pool import (
+    StagePool,
+    changed_while_reading,
+    read_whole,
+    stage_workers,
+)
+from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
+from cairn.service import CommitResult, LocalService, Service
+from cairn.storage import SMALL_LIMIT, LocalBlobStore
 
 FLUSH_BYTES = 32 << 20
 FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
 STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again this many times
-# A remote store takes files up to this size many per request (read whole, hashed, buffered,
-# sent in batches): an image-shaped dataset costs a few requests per hundred files, not four
-# requests per file. Larger files stream in parts. The embedded store copies (or clones) every
-# file from SMALL_LIMIT up, which costs no request.
-REMOTE_BATCH_LIMIT = 8 << 20
+# Files up to this size are read whole, hashed, buffered and stored many at a time: a remote
+# store takes them many per request (an image-shaped dataset costs a few requests per hundred
+# files, not four requests per file), the embedded store makes a batch of them durable at once
+# (see LocalBlobStore.put_many). Larger files stream in parts, one per thread (or are cloned).
+BATCH_LIMIT = 8 << 20
 _THREADS = 2  # large files read at once, at least (each waits on its own flushes)
-CHUNK_FILES = 256  # small files read by one worker at a time
+CHUNK_FILES = 256  # files read by one worker at a time
 CHUNK_BYTES = 8 << 20
+# A job this big (files, or bytes) goes to worker processes; a smaller one would not repay
+# their start (a new interpreter importing the blob store, ~0.05 s of CPU each).
+POOL_FILES = 2_000
+POOL_BYTES = 64 << 20
 PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a rate, per file)
-_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
@@ -57,33 +66,9 @@ def _chunks(indices: list[int], files: Sequence[LocalFile]) -> list[list[int]]:
     return out
 
 
-def stage_workers() -> int:
-    """Threads that read and hash small files: ``CAIRN_STAGE_THREADS``, else 1 (the calling
-    thread). Measured on 2 cores, 20,000 x 4 KiB and 100,000 tiny files log 1.3-1.4x faster in
-    one thread than in two: the per-file Python work contends for the GIL (see docs/design.md)."""
-    raw = os.environ.get("CAIRN_STAGE_THREADS", "")
-    try:
-        value = int(raw) if raw else 0
-    except ValueError:
-        raise ValidationError(
-            f"invalid CAIRN_STAGE_THREADS {raw!r}: give a number of threads (1 or more)"
-        ) from None
-    if raw and value < 1:
-        raise ValidationError(
-            f"invalid CAIRN_STAGE_THREADS {raw!r}: give a number of threads (1 or more)"
-        )
-    return value or 1
-
-
 class StagedFile(NamedTuple):
     digest: str
     size: int
-
-
-def _changed_while_reading(path: str) -> ValidationError:
-    return ValidationError(
-        f"file {path} changed while cairn was reading it; add it again once it is complete"
-    )
 
 
 class _Read(NamedTuple):
@@ -113,8 +98,7 @@ class Stager:
         # tree record must not vouch for them (see _trees.py).
         self.racy_dirs: set[str] = set()
         self._workers = stage_workers()
-        # Files under this size are read whole and sent in batches; larger ones go one by one.
-        self._batch_limit = SMALL_LIMIT if service.is_local else REMOTE_BATCH_LIMIT
+        self._pool: StagePool | None = None
 
     # -- hashing and storing -------------------------------------------------------------------
 
@@ -193,74 +177,114 @@ class Stager:
     def _read_all(
         self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int
     ) -> Iterator[_Read]:
-        """Read and hash the missed files, in order, on every core: small ones a chunk at a
-        time in worker threads (reading and hashing release the GIL), large ones one per
-        thread (each streams into the store, its flushes overlapping the others'); this thread
-        buffers the results and the buffers are written behind, one writer."""
-        limit = self._batch_limit
+        """Read and hash the missed files, in order. Files up to BATCH_LIMIT are read whole a
+        chunk at a time, by worker processes when the job is big enough for them (they store
+        the blobs themselves), else here; larger ones (and, with ``link``, every file the store
+        would clone) stream into the store one per thread, their flushes overlapping."""
+        limit = SMALL_LIMIT if link and self._service.is_local else BATCH_LIMIT
         large = [i for i in misses if files[i][2].st_size >= limit]
         small = [i for i in misses if files[i][2].st_size < limit] if large else misses
         chunks = _chunks(small, files)
-        if not large and (self._workers <= 1 or len(chunks) <= 1):
+        pool = self._pool_for(len(small), sum(files[i][2].st_size for i in small))
+        if not large:
+            yield from self._read_chunks(chunks, files, started, pool)
+            return
+        with ThreadPoolExecutor(_THREADS, thread_name_prefix="cairn-hash") as threads:
+            # Large files first, so their flushes overlap the small files' reading.
+            big = [threads.submit(self._read_large, i, files[i], link, started) for i in large]
+            yield from self._read_chunks(chunks, files, started, pool)
+            for one in big:
+                yield one.result()
+
+    def expect(self, files: Sequence[LocalFile], *, link: bool = False) -> None:
+        """A walk has found ``files`` so far, and more may come: when they are enough for the
+        worker processes and the stat cache knows none of the first ones (a first log, not a
+        re-log), start the workers now, so that they start while the walk goes on."""
+        if self._pool is not None or self._workers <= 1 or len(files) < POOL_FILES:
+            return
+        sample = files[:16]
+        if self._cache is not None:
+            known = self._cache.load_dirs({d for d, _, _ in sample})
+            if any(name in known.get(d, {}) for d, name, _ in sample):
+                return
+        limit = SMALL_LIMIT if link else BATCH_LIMIT
+        small = [f for f in files if f[2].st_size < limit]
+        self._pool_for(len(small), sum(f[2].st_size for f in small))
+
+    def _pool_for(self, count: int, size: int) -> StagePool | None:
+        """The worker processes for a job of ``count`` files (``size`` bytes), started with
+        the first job big enough for them; None: this process reads (a small job, one worker,
+        or a store that is not this machine's embedded one)."""
+        if self._pool is not None:
+            return self._pool
+        if self._workers <= 1 or (count < POOL_FILES and size < POOL_BYTES) or count < 2:
+            return None
+        service = self._service
+        if not isinstance(service, LocalService) or not isinstance(service.blobs, LocalBlobStore):
+            return None
+        blobs = service.blobs
+        try:
+            self._pool = StagePool(self._workers, blobs.root, blobs.small_limit, blobs.durable)
+        except OSError:
+            return None  # no interpreter to start (an embedded Python, say): read here
+        return self._pool
+
+    def _read_chunks(
+        self,
+        chunks: list[list[int]],
+        files: Sequence[LocalFile],
+        started: int,
+        pool: StagePool | None,
+    ) -> Iterator[_Read]:
+        if pool is None:
             for chunk in chunks:
                 yield from self._read_chunk(chunk, files, started)
             return
-        threads = max(self._workers, _THREADS if large else 1)
-        with ThreadPoolExecutor(threads, thread_name_prefix="cairn-hash") as pool:
-            # Large files first, so their flushes overlap the small files' reading.
-            big = [pool.submit(self._read_one, i, files[i], link, started) for i in large]
-            pending: list[Future[list[_Read]]] = []
-            ahead = 2 * self._workers  # chunks read ahead of the buffer: bounded memory
-            for chunk in chunks:
-                pending.append(pool.submit(self._read_chunk, chunk, files, started))
-                if len(pending) > ahead:
-                    yield from pending.pop(0).result()
-            for fut in pending:
-                yield from fut.result()
-            for one in big:
-                yield one.result()
+        jobs = (
+            [
+                (os.path.join(d, name), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                for d, name, st in (files[i] for i in chunk)
+            ]
+            for chunk in chunks
+        )
+        try:
+            for chunk, done in zip(chunks, pool.read(jobs, started), strict=True):
+                for i, (digest, size, key) in zip(chunk, done, strict=True):
+                    yield _Read(i, digest, size, None, key)
+        except BaseException:
+            self._close_pool(kill=True)
+            raise
 
     def _read_chunk(
         self, chunk: list[int], files: Sequence[LocalFile], started: int
     ) -> list[_Read]:
-        return [self._read_one(i, files[i], False, started) for i in chunk]
+        out: list[_Read] = []
+        for i in chunk:
+            d, name, st = files[i]
+            size = st.st_size
+            whole = read_whole(os.path.join(d, name), size, st.st_mtime_ns, st.st_ctime_ns, started)
+            out.append(_Read(i, whole.digest, size, whole.data, whole.key))
+        return out
 
-    def _read_one(self, index: int, file: LocalFile, link: bool, started: int) -> _Read:
+    def _read_large(self, index: int, file: LocalFile, link: bool, started: int) -> _Read:
         d, name, st = file
         path = os.path.join(d, name)
-        if st.st_size >= self._batch_limit:
-            info = self._service.store_file(path, link=link)
-            st_after = os.stat(path)
-            if st_after.st_size != info.size or stat_key(st_after) != stat_key(st):
-                raise _changed_while_reading(path)
-            key = None if is_racy(st_after, started) else stat_key(st_after)
-            return _Read(index, info.digest, info.size, None, key)
-        fd = os.open(path, _O_RDONLY)
-        try:
-            # Unbuffered: one read of size+1 bytes both gets the content and shows it is all.
-            data = os.read(fd, st.st_size + 1)
-            st_after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        size, mtime, ctime = st_after.st_size, st_after.st_mtime_ns, st_after.st_ctime_ns
-        if len(data) != size or (size, mtime, ctime) != (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-        ):
-            raise _changed_while_reading(path)
-        # This runs once per file of every tree added: stat_key/is_racy/digest_bytes inlined.
-        key = (
-            None
-            if max(mtime, ctime) >= started - RACY_NS
-            else (st_after.st_dev, st_after.st_ino, size, mtime, ctime)
-        )
-        return _Read(index, "sha256:" + sha256(data).hexdigest(), size, data, key)
+        info = self._service.store_file(path, link=link)
+        st_after = os.stat(path)
+        if st_after.st_size != info.size or stat_key(st_after) != stat_key(st):
+            raise changed_while_reading(path)
+        key = None if is_racy(st_after, started) else stat_key(st_after)
+        return _Read(index, info.digest, info.size, None, key)
+
+    def _close_pool(self, *, kill: bool = False) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close(kill=kill)
 
     def stage_bytes(self, data: bytes) -> StagedFile:
         """Store content that is not in a file (objects added with ``Artifact.add``)."""
         digest = digest_bytes(data)
-        if len(data) >= self._batch_limit:
+        if len(data) >= BATCH_LIMIT:
             self._service.store_blobs([(digest, data)])
         else:
             self._buffer_add(digest, data)
@@ -305,8 +329,19 @@ class Stager:
                 self._writes.pop(0).result()
             self._writes.append(self._writer.submit(self._service.store_blobs, batch))
 
+    def release_workers(self) -> None:
+        """The worker processes' blobs written durably, and the workers ended (at the end of a
+        directory: they are not kept while the caller does other work)."""
+        if self._pool is not None:
+            try:
+                self._pool.flush()
+            finally:
+                self._close_pool()
+
     def flush(self) -> None:
-        """Make every buffered blob durable in the store (waits for background writes)."""
+        """Make every buffered blob durable in the store (waits for background writes and for
+        the worker processes, which then end: a pool lives for one directory's staging)."""
+        self.release_workers()
         self._write_behind()
         while self._writes:
             self._writes.pop(0).result()
@@ -329,7 +364,7 @@ class Stager:
                     )
                 path = os.path.join(*source)
                 try:
-                    if os.path.getsize(path) < self._batch_limit:
+                    if os.path.getsize(path) < BATCH_LIMIT:
                         with open(path, "rb") as f:
                             data = f.read()
                         found = digest_bytes(data)

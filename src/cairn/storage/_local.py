@@ -54,6 +54,7 @@ class LocalBlobStore:
     def __init__(self, root: str, *, small_limit: int = SMALL_LIMIT, durable: bool = True) -> None:
         self.root = os.path.abspath(root)
         self.small_limit = small_limit
+        self.durable = durable  # False only for tests and throwaway stores: no fsync
         self.files = BlobFiles(self.root, durable=durable)
         self.packs = Packs(self.root, durable=durable)
 
@@ -72,16 +73,14 @@ class LocalBlobStore:
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
         small = [(digest_raw(d), b, now) for d, b in items if len(b) < self.small_limit]
-        for digest, data in items:
-            if len(data) >= self.small_limit:
-                try:
-                    self.files.put_bytes(digest, data)
-                except OSError as exc:
-                    if disk_full(exc):
-                        raise store_error(
-                            self.root, f"could not store blob {digest}", exc
-                        ) from None
-                    raise
+        large = [(d, b) for d, b in items if len(b) >= self.small_limit]
+        if large:
+            try:
+                self.files.put_many(large)
+            except OSError as exc:
+                if disk_full(exc):
+                    raise store_error(self.root, "could not store blobs", exc) from None
+                raise
         if not small:
             return
         self.packs.put(small)

@@ -1,8 +1,10 @@
 """The local store's large blobs: one read-only file per blob (``sha256/ab/cdef...``).
 
 A file is written under ``tmp/`` (``<random>.partial``), flushed to disk, made read-only and
-renamed into place, so a reader sees a whole blob or none; a killed writer leaves only a partial
-file, which ``remove_stale_temp`` deletes once it is old. With ``policy="immutable"`` a file is
+renamed into place, and its directory flushed, so a reader sees a whole blob or none; a killed
+writer leaves only a partial file, which ``remove_stale_temp`` deletes once it is old. Blobs given
+as bytes (``put_many``) are made durable a batch at a time: all written, all flushed, all renamed,
+each directory flushed once (see docs/design.md, "Blobs"). With ``policy="immutable"`` a file is
 cloned (copy-on-write) where the file system can, never hard-linked.
 """
 
@@ -13,8 +15,9 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, TypeVar
 
 from cairn.core import (
     BLOB_ROOT,
@@ -38,6 +41,22 @@ from cairn.storage._local_io import (
 )
 
 _FICLONE = 0x40049409  # Linux ioctl: a copy-on-write clone of a whole file (btrfs, XFS, ...)
+# Flushes waiting at once when a batch of blob files is made durable (measured on ext4: 500 x
+# 200 KiB flushed 2-4x faster by eight threads than one by one; each thread mostly waits).
+_FLUSHERS = 8
+T = TypeVar("T")
+
+
+def _each(fn: Callable[[T], object], items: list[T]) -> None:
+    """``fn`` on every item, several at once when there are many: each call waits for the disk
+    (a flush), and the file system joins flushes that wait together into one journal commit."""
+    if len(items) < 4:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(min(_FLUSHERS, len(items)), thread_name_prefix="cairn-fsync") as pool:
+        for _ in pool.map(fn, items):
+            pass
 
 
 class BlobFiles:
@@ -56,15 +75,54 @@ class BlobFiles:
     # -- writes --------------------------------------------------------------------------------
 
     def put_bytes(self, digest: str, data: bytes) -> None:
-        final = self.path_of(digest)
-        if os.path.exists(final):
-            touch(final)
+        self.put_many([(digest, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write blobs whose bytes are in memory, their durability batched: every new blob is
+        written to its partial file, then the partial files are flushed (several at once),
+        renamed into place, and each directory that got a name is flushed once. When this
+        returns, every blob is durable under its name (as one ``_install`` each would leave it,
+        at a fraction of the cost: a flush waits for the disk, and one flush of a directory
+        covers all its new names). A kill before the end leaves partial files (swept as stale)
+        or blobs complete under their names, never a name with less than its content."""
+        pending: list[tuple[str, str, int]] = []  # partial file, final name, open descriptor
+        try:
+            for digest, data in items:
+                final = self.path_of(digest)
+                if os.path.exists(final):
+                    touch(final)
+                    continue
+                tmp = self._tmp_path()
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o444)
+                pending.append((tmp, final, fd))
+                write_all(fd, memoryview(data))
+            if self._durable:
+                _each(os.fsync, [fd for _, _, fd in pending])
+        finally:
+            for _, _, fd in pending:
+                os.close(fd)
+        if not pending:
             return
-        tmp = self._tmp_path()
-        with open(tmp, "xb") as f:
-            f.write(data)
-            self._flush(f)
-        self._install(tmp, final)
+        parents: dict[str, None] = {}
+        created = False
+        try:
+            for tmp, final, _ in pending:
+                parent = os.path.dirname(final)
+                if parent not in parents:
+                    if not os.path.isdir(parent):
+                        os.makedirs(parent, exist_ok=True)
+                        created = True
+                    parents[parent] = None
+                os.replace(tmp, final)  # same content if it raced another writer: harmless
+        except BaseException:
+            for tmp, _, _ in pending:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            raise
+        if self._durable:
+            if created:  # a new ``sha256/ab`` directory: its name in ``sha256`` too
+                parents[os.path.join(self.root, BLOB_ROOT)] = None
+            _each(fsync_dir, list(parents))
 
     def put_stream(self, src: BinaryIO, size: int, path: str) -> BlobInfo:
         """Copy the open file ``src`` (``size`` bytes, at ``path``) into the store, hashing it
@@ -144,11 +202,6 @@ class BlobFiles:
 
     def _tmp_path(self) -> str:
         return os.path.join(self.tmp, f"{uuid.uuid4().hex}.partial")
-
-    def _flush(self, f: BinaryIO) -> None:
-        if self._durable:
-            f.flush()
-            os.fsync(f.fileno())
 
     def _settle(self, tmp: str, digest: str) -> None:
         """Make the complete file ``tmp`` blob ``digest``; when the store has it already, drop

@@ -1,0 +1,292 @@
+"""Worker processes that read, hash and store new files for the embedded store (issue 13, item 3).
+
+A first log of many small files is per-file work (open, read, fstat, close, SHA-256, a few
+Python objects) that holds the GIL, so threads do not use a second core. ``StagePool`` starts
+``CAIRN_STAGE_WORKERS`` processes (``python -m cairn.sdk._stage_pool``: a new interpreter that
+imports only this module and the blob store, never the caller's ``__main__``, with no inherited
+threads, locks or SQLite connections) when a job is big enough to repay their start. The parent
+walks and sends each worker chunks of file names; a worker reads each file whole
+(``read_whole``, the one reader the calling process uses too), hashes it, keeps the blob in its
+own buffer and writes full buffers into the store itself (``LocalBlobStore.put_many``: packs
+under SQLite's write lock, larger blobs as files with their durability batched), so content
+never crosses a pipe; it answers with (digest, size, stat key) per file. Chunks go round-robin
+and each worker answers in order, so the parent reads the answers in the order of the files.
+``flush`` makes every worker write its buffer durably (before the commit that refers to the
+blobs); ``close`` ends them.
+
+Failures: a file that changed while read, a full disk, any error in a worker, is raised in the
+parent as the same exception. A worker that dies (killed) is a ``CommError``: nothing is
+committed, and blobs it stored are unreferenced (gc sweeps them). A parent that dies closes the
+workers' input: they stop at once, dropping what they had not written (nothing refers to it).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from hashlib import sha256
+from typing import IO, Any, NamedTuple
+
+from cairn.errors import CommError, ValidationError
+
+RACY_NS = 50_000_000  # as ``_statcache.RACY_NS``: a file changed this recently is not cached
+FLUSH_BYTES = 32 << 20  # a worker writes its buffer when it holds this many bytes
+FLUSH_COUNT = 20_000  # or this many blobs
+AHEAD = 2  # chunks sent to a worker ahead of the answer being read: bounded memory
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_HEADER = struct.Struct("<Q")
+
+StatKey = tuple[int, int, int, int, int]
+FileJob = tuple[str, int, int, int]  # path, size, mtime_ns, ctime_ns (as walked)
+FileDone = tuple[str, int, StatKey | None]  # digest, size, stat key (None: racy, not cached)
+
+
+def stage_workers() -> int:
+    """Processes that read, hash and store new files: ``CAIRN_STAGE_WORKERS``, else one per
+    core this process may use (``1``: the calling process does it all, no worker is started)."""
+    raw = os.environ.get("CAIRN_STAGE_WORKERS", "")
+    if not raw:
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValidationError(
+            f"invalid CAIRN_STAGE_WORKERS {raw!r}: give a number of processes (1 or more;"
+            " 1 stages in the calling process)"
+        )
+    return value
+
+
+def changed_while_reading(path: str) -> ValidationError:
+    return ValidationError(
+        f"file {path} changed while cairn was reading it; add it again once it is complete"
+    )
+
+
+class WholeFile(NamedTuple):
+    digest: str
+    data: bytes
+    key: StatKey | None  # None when the file must not be cached (racy)
+
+
+def read_whole(path: str, size: int, mtime_ns: int, ctime_ns: int, started: int) -> WholeFile:
+    """Read and hash a file of ``size`` bytes (as walked), checking it did not change meanwhile.
+
+    Unbuffered: one read of size+1 bytes both gets the content and shows it is all. This runs
+    once per file of every tree added (in the calling process or a worker), so the stat key and
+    the racy rule are inlined."""
+    fd = os.open(path, _O_RDONLY)
+    try:
+        data = os.read(fd, size + 1)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+    if len(data) != st.st_size or (st.st_size, mtime, ctime) != (size, mtime_ns, ctime_ns):
+        raise changed_while_reading(path)
+    key = (
+        None
+        if max(mtime, ctime) >= started - RACY_NS
+        else (st.st_dev, st.st_ino, size, mtime, ctime)
+    )
+    return WholeFile("sha256:" + sha256(data).hexdigest(), data, key)
+
+
+# -- framing: an 8-byte length, then a pickle ---------------------------------------------------
+
+
+def _send(out: IO[bytes], message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def _receive(src: IO[bytes]) -> Any:
+    """The next message, or None at the end of the stream."""
+    head = src.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    (length,) = _HEADER.unpack(head)
+    data = src.read(length)
+    if len(data) < length:
+        return None
+    return pickle.loads(data)
+
+
+# -- the parent's side ------------------------------------------------------------------------
+
+
+class StagePool:
+    """``count`` worker processes storing into the embedded store's blobs at ``root``."""
+
+    def __init__(self, count: int, root: str, small_limit: int, durable: bool) -> None:
+        import cairn
+
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(cairn.__file__)))
+        env = dict(os.environ)
+        # The workers import this very cairn, wherever the caller found it.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, env.get("PYTHONPATH", "")) if p
+        )
+        command = [sys.executable, "-m", "cairn.sdk._stage_pool"]
+        command += [root, str(small_limit), "1" if durable else "0"]
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._finalizer = weakref.finalize(self, _kill_all, self._procs)
+        try:
+            for _ in range(count):
+                self._procs.append(
+                    subprocess.Popen(
+                        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                    )
+                )
+        except BaseException:
+            self.close(kill=True)
+            raise
+
+    def read(self, chunks: Iterable[list[FileJob]], started: int) -> Iterator[list[FileDone]]:
+        """Each chunk's (digest, size, stat key) per file, in the order of the chunks."""
+        sent: list[int] = []  # the worker of each chunk not yet answered, oldest first
+        count = len(self._procs)
+        for n, chunk in enumerate(chunks):
+            worker = n % count
+            self._ask(worker, ("read", started, chunk))
+            sent.append(worker)
+            if len(sent) > AHEAD * count:
+                yield self._answer(sent.pop(0))
+        for worker in sent:
+            yield self._answer(worker)
+
+    def flush(self) -> None:
+        """Every worker's buffered blobs written to the store, durably."""
+        for worker in range(len(self._procs)):
+            self._ask(worker, ("flush",))
+        for worker in range(len(self._procs)):
+            self._answer(worker)
+
+    def close(self, *, kill: bool = False) -> None:
+        """End the workers (their input closes; ``kill``: at once, e.g. after an error)."""
+        self._finalizer.detach()
+        _kill_all(self._procs, kill=kill)
+
+    def _ask(self, worker: int, message: object) -> None:
+        proc = self._procs[worker]
+        assert proc.stdin is not None
+        try:
+            _send(proc.stdin, message)
+        except (BrokenPipeError, OSError):
+            raise self._died(worker) from None
+
+    def _answer(self, worker: int) -> Any:
+        proc = self._procs[worker]
+        assert proc.stdout is not None
+        reply = _receive(proc.stdout)
+        if reply is None:
+            raise self._died(worker)
+        if reply[0] == "error":
+            raise reply[1]
+        return reply[1]
+
+    def _died(self, worker: int) -> CommError:
+        proc = self._procs[worker]
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.close(kill=True)
+        return CommError(
+            f"a staging worker process ended unexpectedly (exit status {code}); nothing was"
+            " committed. Log the artifact again (CAIRN_STAGE_WORKERS=1 stages in this process)"
+        )
+
+
+def _kill_all(procs: list[subprocess.Popen[bytes]], *, kill: bool = True) -> None:
+    for proc in procs:
+        if kill and proc.poll() is None:
+            proc.kill()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass  # a broken pipe to a dead worker
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+def _serve(root: str, small_limit: int, durable: bool) -> None:
+    from cairn.storage import LocalBlobStore
+
+    store = LocalBlobStore(root, small_limit=small_limit, durable=durable)
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def take_requests() -> None:
+        # Reading ahead on a thread: the parent's writes never wait for this worker's answers.
+        while (message := _receive(sys.stdin.buffer)) is not None:
+            inbox.put(message)
+        inbox.put(None)
+
+    threading.Thread(target=take_requests, daemon=True).start()
+    out = sys.stdout.buffer
+    buffer: list[tuple[str, bytes]] = []
+    size = 0
+    while (message := inbox.get()) is not None:  # None: the parent is done, or gone
+        try:
+            if message[0] == "read":
+                _, started, chunk = message
+                done: list[FileDone] = []
+                for path, file_size, mtime, ctime in chunk:
+                    whole = read_whole(path, file_size, mtime, ctime, started)
+                    buffer.append((whole.digest, whole.data))
+                    size += file_size
+                    done.append((whole.digest, file_size, whole.key))
+                if size >= FLUSH_BYTES or len(buffer) >= FLUSH_COUNT:
+                    store.put_many(buffer)
+                    buffer, size = [], 0
+                reply: tuple[str, object] = ("ok", done)
+            else:  # "flush"
+                if buffer:
+                    store.put_many(buffer)
+                    buffer, size = [], 0
+                reply = ("ok", None)
+        except Exception as exc:  # noqa: BLE001 - every error is the parent's to raise
+            buffer, size = [], 0
+            reply = ("error", _picklable(exc))
+        try:
+            _send(out, reply)
+        except BrokenPipeError:
+            return
+    store.close()
+
+
+def _picklable(exc: Exception) -> Exception:
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any exception that does not travel becomes a CommError
+        return CommError(f"a staging worker failed: {type(exc).__name__}: {exc}")
+    return exc
+
+
+if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the parent handles it and closes our input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _serve(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1")

@@ -1,0 +1,214 @@
+"""Issue 13, item 3: new files are read, hashed and stored by worker processes
+(``CAIRN_STAGE_WORKERS``), with exactly the result of one process; a killed worker or parent
+leaves nothing visible."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cairn
+from cairn.errors import CommError, ValidationError
+from cairn.sdk import _scan, _staging
+from cairn.sdk._stage_pool import StagePool
+from tests.conftest import write
+from tests.sdk.test_relog import _expected
+
+POOL_MODULE = "cairn.sdk._stage_pool"
+
+
+def _tree(root: pathlib.Path, files: int = 300) -> None:
+    for i in range(files):  # several chunks of small files, two of them twice (one blob)
+        write(root / f"d{i % 7}" / f"f{i:04}.txt", f"file {i % (files - 2)}\n" * (i % 13))
+    for i in range(3):  # larger than a pack's blobs: blob files, their durability batched
+        write(root / "mid" / f"m{i}.bin", bytes([i]) * (200_000 + i))
+    write(root / "big" / "b.bin", b"B" * (9 << 20))  # streamed into the store, as ever
+
+
+def _log(name: str, root: pathlib.Path) -> cairn.Artifact:
+    art = cairn.Artifact(name, "dataset")
+    art.add_dir(str(root))
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    return art
+
+
+def _store_blobs() -> dict[str, int]:
+    from cairn.sdk import current_service
+
+    blobs = current_service().blobs  # type: ignore[attr-defined]
+    return {info.digest: info.size for info in blobs.list()}
+
+
+@pytest.fixture
+def pool_for_small_jobs(monkeypatch: pytest.MonkeyPatch) -> list[StagePool]:
+    """Workers for any job of two files or more; the pools started, for the test to see."""
+    monkeypatch.setattr(_staging, "POOL_FILES", 2)
+    started: list[StagePool] = []
+    real = _staging.StagePool
+
+    def spy(*args: object) -> StagePool:
+        pool = real(*args)  # type: ignore[arg-type]
+        started.append(pool)
+        return pool
+
+    monkeypatch.setattr(_staging, "StagePool", spy)
+    return started
+
+
+@pytest.mark.embedded_only
+@pytest.mark.parametrize("streamed", [False, True])
+def test_workers_store_exactly_what_one_process_stores(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pool_for_small_jobs: list[StagePool],
+    streamed: bool,
+) -> None:
+    if streamed:  # the large-directory path: staged 50 files at a time into manifest pages
+        monkeypatch.setattr(_scan, "STREAM_THRESHOLD", 10)
+        monkeypatch.setattr(_scan, "STREAM_CHUNK", 50)
+    root = tmp_path / "data"
+    _tree(root)
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "1")
+    one = _log("one", root)
+    assert not pool_for_small_jobs
+    blobs_one = _store_blobs()
+    # A second store, so the workers store every blob themselves.
+    monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store2"))
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))  # no stat-cache hits
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "3")
+    many = _log("many", root)
+    assert len(pool_for_small_jobs) == 1
+    assert one.digest == many.digest == _expected(root)
+    assert _store_blobs() == blobs_one
+    out = pathlib.Path(many.download(str(tmp_path / "out")))
+    assert (out / "mid" / "m2.bin").read_bytes() == bytes([2]) * 200_002
+    assert (out / "d3" / "f0003.txt").read_text() == "file 3\n" * 3
+    assert all(p.poll() is not None for p in pool_for_small_jobs[0]._procs)  # ended
+
+
+@pytest.mark.embedded_only
+def test_a_file_changed_while_a_worker_reads_it_is_refused(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+) -> None:
+    root = tmp_path / "data"
+    _tree(root, files=20)
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    walk = _scan.walk_tree
+
+    def walk_then_change(*args: str):  # type: ignore[no-untyped-def]
+        yield from walk(*args)
+        write(root / "d0" / "f0000.txt", "longer than it was when walked")
+
+    monkeypatch.setattr(_scan, "walk_tree", walk_then_change)
+    art = cairn.Artifact("changed", "dataset")
+    with pytest.raises(ValidationError, match="changed while cairn was reading it"):
+        art.add_dir(str(root))
+    assert all(p.poll() is not None for p in pool_for_small_jobs[0]._procs)
+
+
+@pytest.mark.embedded_only
+def test_a_killed_worker_fails_the_log_and_commits_nothing(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+) -> None:
+    root = tmp_path / "data"
+    _tree(root, files=2_000)
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    real_read = StagePool.read
+
+    def read_then_kill(self: StagePool, *args: object):  # type: ignore[no-untyped-def]
+        for n, done in enumerate(real_read(self, *args)):  # type: ignore[arg-type]
+            if n == 1:
+                os.kill(self._procs[1].pid, signal.SIGKILL)
+            yield done
+
+    monkeypatch.setattr(StagePool, "read", read_then_kill)
+    with cairn.init(project="p") as run:
+        art = cairn.Artifact("killed", "dataset")
+        with pytest.raises(CommError, match="staging worker process ended unexpectedly"):
+            art.add_dir(str(root))
+        del art
+        assert all(p.poll() is not None for p in pool_for_small_jobs[0]._procs)
+        assert cairn.Api().artifact_collections("p", "dataset") == []
+        del run
+
+
+def _workers_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == pid and POOL_MODULE.encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.embedded_only
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the workers in /proc")
+def test_a_killed_parent_ends_its_workers_and_commits_nothing(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store2"
+    script = (  # adds directories of new files until it is killed
+        "import os, sys, cairn\n"
+        "with cairn.init(project='p') as run:\n"
+        "    for n in range(1000):\n"
+        "        root = os.path.join(sys.argv[1], str(n))\n"
+        "        for i in range(2500):\n"
+        "            os.makedirs(os.path.join(root, str(i % 10)), exist_ok=True)\n"
+        "            with open(os.path.join(root, str(i % 10), str(i)), 'wb') as f:\n"
+        "                f.write(os.urandom(1024))\n"
+        "        art = cairn.Artifact(f'a{n}', 'dataset')\n"
+        "        art.add_dir(root)\n"
+    )
+    env = {
+        **os.environ,
+        "CAIRN_DIR": str(store),
+        "CAIRN_STAGE_WORKERS": "2",
+        "CAIRN_SILENT": "true",
+    }
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "data")], env=env)
+    try:
+        workers: list[int] = []
+        deadline = time.monotonic() + 120
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            workers = _workers_of(proc.pid)
+        assert workers, "no staging worker was started"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "a worker outlived its parent"
+    monkeypatch.setenv("CAIRN_DIR", str(store))
+    assert cairn.Api().artifact_collections("p", "dataset") == []
+
+
+@pytest.mark.parametrize("value", ["0", "many", "-2"])
+def test_a_bad_worker_count_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", value)
+    art = cairn.Artifact("x", "dataset")
+    with pytest.raises(ValidationError, match="CAIRN_STAGE_WORKERS"):
+        art.add_file(write("a.txt", "a"))
