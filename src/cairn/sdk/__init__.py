@@ -9,11 +9,15 @@ from cairn._lazy import lazy_exports
 if TYPE_CHECKING:
     from cairn.sdk._api import (
         Api,
-        ApiRun,
+        Project,
+    )
+    from cairn.sdk._api_collections import (
         ArtifactCollection,
         Artifacts,
         ArtifactType,
-        Project,
+    )
+    from cairn.sdk._api_runs import (
+        ApiRun,
         Runs,
     )
     from cairn.sdk._artifact import (
@@ -189,15 +193,9 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "._api": [
-            "Api",
-            "ApiRun",
-            "ArtifactCollection",
-            "Artifacts",
-            "ArtifactType",
-            "Project",
-            "Runs",
-        ],
+        "._api": ["Api", "Project"],
+        "._api_collections": ["ArtifactCollection", "Artifacts", "ArtifactType"],
+        "._api_runs": ["ApiRun", "Runs"],
         "._artifact": ["Artifact"],
         "._cache_cleanup": ["CacheCleanupReport", "cleanup_cache"],
         "._entry": ["ArtifactFiles", "ArtifactManifest", "ArtifactManifestEntry"],

@@ -14,7 +14,8 @@ from cairn.sdk._values import link_target
 from cairn.service import Service
 
 if TYPE_CHECKING:
-    from cairn.sdk._api import ApiRun, ArtifactCollection
+    from cairn.sdk._api_collections import ArtifactCollection
+    from cairn.sdk._api_runs import ApiRun
     from cairn.sdk._artifact import Artifact
 
 
@@ -96,7 +97,7 @@ class ArtifactLineage:
     @property
     def collection(self) -> ArtifactCollection:
         """The collection (W&B's ``ArtifactCollection``) this version belongs to."""
-        from cairn.sdk._api import ArtifactCollection
+        from cairn.sdk._api_collections import ArtifactCollection
 
         rec = self._ensure_logged("collection")
         svc = self._svc()
@@ -107,7 +108,7 @@ class ArtifactLineage:
     @property
     def source_collection(self) -> ArtifactCollection:
         """The collection the version was logged to (for a registry link: its source's)."""
-        from cairn.sdk._api import ArtifactCollection
+        from cairn.sdk._api_collections import ArtifactCollection
 
         self._ensure_logged("source_collection")
         src = self._source_record()
@@ -154,14 +155,14 @@ class ArtifactLineage:
 
     def used_by(self) -> list[ApiRun]:
         """The runs that used this version (``run.use_artifact``)."""
-        from cairn.sdk._api import ApiRun
+        from cairn.sdk._api_runs import ApiRun
 
         rec = self._ensure_logged("used_by")
         return [ApiRun(self._sess(), r) for r in self._svc().version_runs(rec.id, "input")]
 
     def logged_by(self) -> ApiRun | None:
         """The run that logged (committed) this version, if any."""
-        from cairn.sdk._api import ApiRun
+        from cairn.sdk._api_runs import ApiRun
 
         rec = self._ensure_logged("logged_by")
         if rec.created_by is None:
@@ -170,7 +171,7 @@ class ArtifactLineage:
 
     def written_by(self) -> list[ApiRun]:
         """Every run that upserted files into this (distributed) version."""
-        from cairn.sdk._api import ApiRun
+        from cairn.sdk._api_runs import ApiRun
 
         rec = self._ensure_logged("written_by")
         return [ApiRun(self._sess(), r) for r in self._svc().version_runs(rec.id, "writer")]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cairn.core import RegistryRecord, iso_time
 
 if TYPE_CHECKING:
-    from cairn.sdk._api import ArtifactCollection
+    from cairn.sdk._api_collections import ArtifactCollection
     from cairn.sdk._artifact import Artifact
     from cairn.sdk._session import Session
 
@@ -43,7 +43,7 @@ class Registry:
         return iso_time(self._record.created_at) or ""
 
     def collections(self) -> list[ArtifactCollection]:
-        from cairn.sdk._api import ArtifactCollection
+        from cairn.sdk._api_collections import ArtifactCollection
 
         r = self._record
         return [
