@@ -213,7 +213,7 @@ def test_deep_trees_update_like_scratch(
 ) -> None:
     """With tiny pages (a cut every ~4 entries, every ~2 children) trees get many levels from
     few entries: incremental updates must still equal building from scratch, at every depth."""
-    from cairn.core import _manifest as m
+    from cairn.core import _manifest_build as m
 
     saved = (m.LEAF_BITS, m.INDEX_BITS)
     m.LEAF_BITS, m.INDEX_BITS = 2, 1

@@ -56,7 +56,7 @@ def all_pages(
 @contextlib.contextmanager
 def tiny_pages() -> Iterator[None]:
     """Cut pages every ~8 entries and index pages every ~2 children: deep trees, few entries."""
-    from cairn.core import _manifest as m
+    from cairn.core import _manifest_build as m
 
     saved = (m.LEAF_BITS, m.INDEX_BITS)
     m.LEAF_BITS, m.INDEX_BITS = 3, 1

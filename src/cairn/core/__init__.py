@@ -32,17 +32,15 @@ from cairn.core._manifest import (
     Change,
     Index,
     Leaf,
-    ManifestDiff,
     ManifestEntry,
-    PageReader,
     PageRef,
-    TreeBuilder,
-    build_tree,
     decode_node,
-    diff_trees,
     encode_leaf,
-    update_tree,
 )
+from cairn.core._manifest_build import TreeBuilder, build_tree
+from cairn.core._manifest_diff import ManifestDiff, diff_trees
+from cairn.core._manifest_read import PageReader
+from cairn.core._manifest_update import update_tree
 from cairn.core._names import (
     LATEST,
     REGISTRY_ENTITY,
