@@ -23,7 +23,8 @@ from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
 from cairn.sdk._entry import as_fs_path
 from cairn.sdk._gc import without_gc
-from cairn.sdk._references import fetch_reference, file_path_of_uri, is_fetchable
+from cairn.sdk._reference_file import file_path_of_uri
+from cairn.sdk._references import fetch_reference, is_fetchable
 from cairn.sdk._scan import merge_local
 from cairn.sdk._session import Session
 from cairn.sdk._settings import Settings
