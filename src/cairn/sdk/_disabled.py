@@ -12,7 +12,8 @@ from cairn.core import FAILED, FINISHED, RUNNING, RunRecord, parse_artifact_path
 from cairn.errors import UsageError
 from cairn.sdk._artifact import Artifact
 from cairn.sdk._history import Metric, Summary
-from cairn.sdk._run import Run, deactivate, name_from_path, new_run_id
+from cairn.sdk._run import Run, deactivate, new_run_id
+from cairn.sdk._run_artifacts import name_from_path
 from cairn.sdk._session import Session
 from cairn.sdk._settings import Settings
 
