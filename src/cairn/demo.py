@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 
 import cairn as wandb
+from cairn.core import short_digest
 
 
 def _write(path: str, text: str) -> str:
@@ -28,7 +29,7 @@ def _show(artifact: wandb.Artifact, out: Callable[[str], None]) -> None:
     aliases = ", ".join(["latest", *artifact.aliases]) if artifact.version else ""
     out(
         f"  {artifact.qualified_name:<44} aliases [{aliases}]  files {artifact.file_count:>3}"
-        f"  size {artifact.size:>6} B  digest {artifact.digest[:19]}…"
+        f"  size {artifact.size:>6} B  digest {short_digest(artifact.digest, algorithm=True)}…"
     )
 
 

@@ -8,6 +8,7 @@ from cairn.core._digest import (
     PREFIX as DIGEST_PREFIX,
 )
 from cairn.core._digest import (
+    Digest,
     check_digest,
     digest_bytes,
     digest_from_hasher,
@@ -15,6 +16,7 @@ from cairn.core._digest import (
     digest_hex,
     digest_raw,
     is_digest,
+    names_content,
     new_hasher,
 )
 from cairn.core._format import display_time, format_size, iso_time, short_digest
@@ -143,6 +145,7 @@ __all__ = [
     "check_json_value",
     "nonfinite_to_null",
     "DIGEST_PREFIX",
+    "Digest",
     "INDEX_FORMAT",
     "LATEST",
     "REGISTRY_ENTITY",
@@ -175,6 +178,7 @@ __all__ = [
     "encode_leaf",
     "entry_path_problem",
     "is_digest",
+    "names_content",
     "is_true",
     "is_version_label",
     "new_hasher",

@@ -9,7 +9,7 @@ beside ``sha256/``, never in it.
 
 from __future__ import annotations
 
-from cairn.core._digest import ALGORITHM, PREFIX, digest_hex, is_digest
+from cairn.core._digest import ALGORITHM, PREFIX, Digest, digest_hex, is_digest
 
 BLOB_ROOT = ALGORITHM  # the folder (or key prefix) every blob lives under
 
@@ -26,7 +26,7 @@ def blob_path(digest: str) -> str:
     return "/".join(blob_path_parts(digest))
 
 
-def digest_of_blob_path(path: str) -> str | None:
+def digest_of_blob_path(path: str) -> Digest | None:
     """The digest whose blob lives at ``path`` (``sha256/ab/cdef...``), or None if ``path`` is
     not a blob's (a temporary file, another store's file)."""
     parts = path.split("/")
@@ -35,7 +35,7 @@ def digest_of_blob_path(path: str) -> str | None:
     return digest_in_folder(parts[1], parts[2])
 
 
-def digest_in_folder(folder: str, name: str) -> str | None:
+def digest_in_folder(folder: str, name: str) -> Digest | None:
     """The digest of the blob named ``name`` in the two-digit folder ``folder``, if it is one."""
     digest = PREFIX + folder + name
-    return digest if is_digest(digest) else None
+    return digest if is_digest(digest) else None  # type: ignore[return-value]

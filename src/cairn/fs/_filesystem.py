@@ -17,7 +17,7 @@ from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
-from cairn.core import ManifestEntry, PageReader, VersionRecord, normalize_entry_path
+from cairn.core import ManifestEntry, PageReader, VersionRecord, digest_hex, normalize_entry_path
 from cairn.errors import ArtifactNotFoundError, PathNotFoundError, ValidationError
 from cairn.fs._file import DEFAULT_BLOCK_SIZE, CairnFile
 from cairn.fs._paths import PROTOCOL, CairnPath, parse_cairn_path, strip_protocol
@@ -255,7 +255,7 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return str(self.info(path)["digest"])
 
     def checksum(self, path: str) -> int:
-        return int(self.ukey(path).partition(":")[2][:32], 16)
+        return int(digest_hex(self.ukey(path))[:32], 16)
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, **kwargs: Any) -> None:
         """Download one file, verified (through the download cache of a server's store)."""

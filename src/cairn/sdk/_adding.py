@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from cairn.core import ManifestEntry, normalize_entry_path
+from cairn.core import ManifestEntry, digest_hex, normalize_entry_path
 from cairn.errors import NotFoundError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._entry import ArtifactManifestEntry, as_fs_path
@@ -75,7 +75,7 @@ def add_file(
     if is_tmp:
         head, _, tail = entry_path.rpartition("/")
         parts = tail.split(".")
-        parts[0] = staged.digest.split(":", 1)[1][:20]
+        parts[0] = digest_hex(staged.digest)[:20]
         entry_path = (head + "/" if head else "") + ".".join(parts)
     entry = ManifestEntry(entry_path, staged.digest, staged.size)
     return put(art, entry, overwrite, path)

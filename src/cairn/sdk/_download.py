@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cairn.core import ManifestEntry, entry_path_problem
+from cairn.core import ManifestEntry, entry_path_problem, names_content
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
@@ -127,7 +127,7 @@ class Downloader:
             raise ValidationError(f"cannot write {dest}: a directory is in the way")
         if entry.size is not None and st.st_size != entry.size:
             return False
-        if entry.ref is not None and not entry.digest.startswith("sha256:"):
+        if entry.ref is not None and not names_content(entry.digest):
             return False
         return self._digests.digest(dest) == entry.digest
 
@@ -366,7 +366,7 @@ def verify_contents(session: Session, contents: Contents, root: str, name: str) 
                 raise ValidationError(f"Found file {full} which is not a member of artifact {name}")
             if full is None:
                 raise ValidationError(f"File {path!r} of artifact {name} is missing from {root}")
-            if entry.ref is not None and not entry.digest.startswith("sha256:"):
+            if entry.ref is not None and not names_content(entry.digest):
                 continue
             if digests.digest(full) != entry.digest:
                 raise ValidationError(f"Digest mismatch for file: {path!r} ({full})")

@@ -6,7 +6,7 @@ import os
 import shutil
 from urllib.parse import quote, unquote, urlparse
 
-from cairn.core import DIGEST_PREFIX, ManifestEntry
+from cairn.core import ManifestEntry, names_content
 from cairn.errors import ValidationError
 from cairn.sdk._reference_handler import CHUNK, Sink, check_fetched, reference_entry_path, too_many
 from cairn.sdk._statcache import StatCache, file_digest
@@ -74,7 +74,7 @@ class FileReferences:
         src = file_path_of_uri(entry.ref)
         if not os.path.exists(src):
             raise FileNotFoundError(f"{src} does not exist any more")
-        if not entry.digest.startswith(DIGEST_PREFIX):
+        if not names_content(entry.digest):
             # Recorded without a checksum: copy whatever is there now.
             if os.path.isdir(src):
                 shutil.copytree(src, dest)

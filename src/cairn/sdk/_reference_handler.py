@@ -8,9 +8,9 @@ import shutil
 from typing import BinaryIO, Protocol
 
 from cairn.core import (
-    DIGEST_PREFIX,
     ManifestEntry,
     digest_from_hasher,
+    names_content,
     new_hasher,
     normalize_entry_path,
 )
@@ -83,5 +83,5 @@ class Sink:
 def check_fetched(entry: ManifestEntry, digest: str, size: int) -> None:
     if entry.size is not None and size != entry.size:
         raise ContentChanged(f"size was {entry.size}, is now {size}")
-    if entry.digest.startswith(DIGEST_PREFIX) and digest != entry.digest:
+    if names_content(entry.digest) and digest != entry.digest:
         raise ContentChanged(f"digest was {entry.digest}, is now {digest}")

@@ -367,7 +367,7 @@ class Stager:
                     if os.path.getsize(path) < BATCH_LIMIT:
                         with open(path, "rb") as f:
                             data = f.read()
-                        found = digest_bytes(data)
+                        found: str = digest_bytes(data)
                         batch.append((found, data))
                         size += len(data)
                         stored = len(data)

@@ -221,7 +221,7 @@ class LocalBlobStore:
     def has_many(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
         raws = self.packs.present([digest_raw(d) for d in wanted])
-        found = {digest_from_raw(r) for r in raws}
+        found: set[str] = {digest_from_raw(r) for r in raws}
         found.update(d for d in wanted if d not in found and self.files.exists(d))
         return found
 

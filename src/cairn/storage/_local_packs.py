@@ -276,7 +276,9 @@ class Packs:
                 )
                 .fetchall()
             )
-        where = {digest_from_raw(bytes(r[0])): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        where: dict[str, tuple[int, int, int]] = {
+            digest_from_raw(bytes(r[0])): (int(r[1]), int(r[2]), int(r[3])) for r in rows
+        }
         fds: dict[int, int] = {}
         try:
             for digest in chunk:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from cairn.catalog import HEAD_REVISION, ApiKeys, Catalog, Tx, UploadRow, Uploads, readable_blobs
-from cairn.core import COMMITTED, LATEST, PENDING, ManifestEntry, RunRecord
+from cairn.core import COMMITTED, LATEST, PENDING, ManifestEntry, RunRecord, digest_from_raw
 from cairn.errors import TypeConflictError, UsageError
 
 
@@ -163,8 +163,8 @@ class CatalogTests:
             )
 
         vid = catalog.write(stage)
-        e1 = ManifestEntry("a.txt", "sha256:" + "1" * 64, 1)
-        e2 = ManifestEntry("a.txt", "sha256:" + "2" * 64, 2)
+        e1 = ManifestEntry("a.txt", digest_from_raw(b"\x11" * 32), 1)
+        e2 = ManifestEntry("a.txt", digest_from_raw(b"\x22" * 32), 2)
         catalog.write(lambda tx: tx.pending.stage(vid, [("a.txt", e1)], None))
         catalog.write(lambda tx: tx.pending.stage(vid, [("a.txt", e2), ("b.txt", None)], None))
         staged = catalog.read(lambda tx: tx.pending.staged(vid))
@@ -201,7 +201,7 @@ class CatalogTests:
 
         vid = catalog.write(pending)
         paths = ["b", "B", "a", "_x", "a-b", "ab", "a/b", "\u00e9.txt", "Z/1", "z", "10", "9"]
-        entry = ManifestEntry("", "sha256:" + "1" * 64, 1)
+        entry = ManifestEntry("", digest_from_raw(b"\x11" * 32), 1)
         assert catalog.read(lambda tx: tx.pending.staged_generation(vid)) == 0
         for part in (paths[:5], paths[5:], []):
             changes = [(p, entry._replace(path=p)) for p in sorted(part)]
@@ -254,7 +254,7 @@ class CatalogTests:
 
     def test_uploads_under_way_and_who_uploaded_what(self, catalog: Catalog) -> None:
         uploads = Uploads(catalog)
-        d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+        d1, d2 = digest_from_raw(b"\x11" * 32), digest_from_raw(b"\x22" * 32)
         up = UploadRow("u1", "key:a", d1, 100, 10, "ref")
         uploads.insert(up)
         assert uploads.get("u1") == up and uploads.get("u2") is None

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cairn.core import ManifestEntry, digest_bytes
+from cairn.core import ManifestEntry, digest_bytes, short_digest
 from cairn.errors import (
     DigestMismatchError,
     NotFoundError,
@@ -69,7 +69,7 @@ class BlobTests:
             data = os.urandom(size)
             if i % 2:
                 service.store_blobs([(digest_bytes(data), data)])
-                digest = digest_bytes(data)
+                digest: str = digest_bytes(data)
             else:
                 src = os.path.join(root, f"src-{size}")
                 with open(src, "wb") as f:
@@ -91,7 +91,7 @@ class BlobTests:
         assert result.version is not None and result.version.size == sum(map(len, blobs.values()))
         service.prefetch_blobs(list(blobs))
         for digest, blob in blobs.items():
-            dest = os.path.join(root, "out-" + digest[7:19])
+            dest = os.path.join(root, "out-" + short_digest(digest))
             service.download_blob(digest, dest)
             with open(dest, "rb") as f:
                 assert f.read() == blob
