@@ -19,7 +19,14 @@ from cairn.core._digest import (
     names_content,
     new_hasher,
 )
-from cairn.core._format import display_time, format_size, iso_time, short_digest
+from cairn.core._format import (
+    display_time,
+    format_size,
+    iso_time,
+    iso_time_micro,
+    iso_time_naive,
+    short_digest,
+)
 from cairn.core._history import check_history_rows, check_summary
 from cairn.core._layout import (
     BLOB_ROOT,
@@ -114,6 +121,8 @@ __all__ = [
     "display_time",
     "format_size",
     "iso_time",
+    "iso_time_micro",
+    "iso_time_naive",
     "short_digest",
     "COMMITTED",
     "CRASHED",

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import datetime as _dt
 
+_SI_UNITS = ("kB", "MB", "GB", "TB", "PB")
+_BINARY_UNITS = ("KiB", "MiB", "GiB")  # the plain-text progress lines stop at GiB
 
-def format_size(n: int | None) -> str:
+
+def format_size(n: float | None, *, binary: bool = False) -> str:
     """``1234567`` -> ``"1.2 MB"`` (powers of 1000, as ``parse_size`` reads them; SI units, like
-    the progress bars)."""
+    the progress bars); with ``binary``, ``"1.2 MiB"`` (powers of 1024, as the plain-text progress
+    lines print them)."""
     if n is None:
         return "-"
-    if n < 1000:
-        return f"{n} B"
+    base, units = (1024, _BINARY_UNITS) if binary else (1000, _SI_UNITS)
+    if n < base:
+        return f"{n:.0f} B" if binary else f"{n} B"
     value = float(n)
-    for unit in ("kB", "MB", "GB", "TB", "PB"):
-        value /= 1000
-        if value < 1000 or unit == "PB":
+    for unit in units:
+        value /= base
+        if value < base or unit == units[-1]:
             return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
 
@@ -30,6 +35,18 @@ def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_time_micro(ts: float) -> str:
+    """Seconds since the epoch -> ``2026-12-01T03:59:00.123456Z`` (W&B's form of an artifact's
+    ``created_at``/``updated_at``)."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_time_naive(ts: float) -> str:
+    """Seconds since the epoch -> ``2026-12-01T03:59:00`` (UTC, no zone: W&B's form of a run's
+    ``created_at``, which run filters compare)."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def display_time(ts: float | None) -> str:

@@ -102,8 +102,7 @@ class Api:
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """The version ``[[entity/]project/]name[:alias|:vN]`` (``latest`` when no label)."""
-        entity, project, coll, label = self._split(name)
-        record = self._service.resolve(entity, project, coll, label)
+        record = self._names.resolve(name)
         if type is not None and record.type != type:
             raise ValidationError(f"artifact {name} has type {record.type!r}, not {type!r}")
         return Artifact._from_record(self._session, record)

@@ -17,6 +17,7 @@ from cairn.core import (
     VersionRecord,
     check_ttl_allowed,
     check_user_artifact,
+    iso_time_micro,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
@@ -41,7 +42,6 @@ from cairn.sdk._trees import TreeAdd
 from cairn.sdk._ttl import ArtifactTTL, TtlValue, check_ttl
 from cairn.sdk._values import (
     Policy,
-    iso,
     normalize_metadata,
 )
 from cairn.service import Service
@@ -343,11 +343,11 @@ class Artifact(ArtifactLineage, ArtifactReading):
 
     @property
     def created_at(self) -> str:
-        return iso(self._ensure_logged("created_at").created_at)
+        return iso_time_micro(self._ensure_logged("created_at").created_at)
 
     @property
     def updated_at(self) -> str:
-        return iso(self._ensure_logged("updated_at").updated_at)
+        return iso_time_micro(self._ensure_logged("updated_at").updated_at)
 
     def __repr__(self) -> str:
         return f"<Artifact {self.id or self.name}>"

@@ -227,10 +227,7 @@ def diff_versions(old: str, new: str) -> DiffReport:
     and project: they default to ``old``'s."""
     scope = NameResolver()
     old_rec = scope.resolve(old)
-    ref = parse_artifact_path(new)
-    new_rec = scope.service.resolve(
-        ref.entity or old_rec.entity, ref.project or old_rec.project, ref.name, ref.label
-    )
+    new_rec = scope.resolve_beside(new, old_rec)
     assert old_rec.digest is not None and new_rec.digest is not None
     diff = diff_trees(scope.session.reader, old_rec.digest, new_rec.digest)
     return DiffReport(old_rec, new_rec, diff)

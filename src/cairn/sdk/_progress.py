@@ -26,20 +26,12 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.core import Advance, listening
+from cairn.core import Advance, format_size, listening
 from cairn.sdk._settings import progress_output
 
 MIN_FILES = 200
 MIN_BYTES = 64 << 20
 MIN_SECONDS = 1.0
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -59,8 +51,8 @@ class _Transfer:
     def describe(self) -> str:
         if self.total:
             pct = min(100, self.done * 100 // self.total)
-            return f"{self.label}: {_size(self.done)} of {_size(self.total)} ({pct}%)"
-        return f"{self.label}: {_size(self.done)}"
+            return f"{self.label}: {format_size(self.done, binary=True)} of {format_size(self.total, binary=True)} ({pct}%)"
+        return f"{self.label}: {format_size(self.done, binary=True)}"
 
 
 class Progress:
@@ -145,9 +137,9 @@ class Progress:
 
     def _line(self) -> str:
         files = f"{self.files}/{self.total_files}" if self.total_files is not None else self.files
-        done = _size(self.bytes)
+        done = format_size(self.bytes, binary=True)
         if self.total_bytes is not None:
-            done += f" of {_size(self.total_bytes)}"
+            done += f" of {format_size(self.total_bytes, binary=True)}"
         parts = [f"cairn: {self.description}: {files} {self.unit}, {done}"]
         parts += [t.describe() for t in self._transfers.values()]
         return "; ".join(parts)

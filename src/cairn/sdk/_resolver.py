@@ -58,6 +58,12 @@ class NameResolver:
         """The version a path names."""
         return self.service.resolve(*self.split(path))
 
+    def resolve_beside(self, path: str, other: VersionRecord) -> VersionRecord:
+        """The version a path names, its entity and project defaulting to ``other``'s."""
+        ref = parse_artifact_path(path)
+        entity, project = ref.entity or other.entity, ref.project or other.project
+        return self.service.resolve(entity, project, ref.name, ref.label)
+
     def project_path(self, path: str | None) -> tuple[str, str]:
         """``(entity, project)`` of ``[entity/]project`` (the defaults when there is none)."""
         return split_project(path, self.entity, self.project)

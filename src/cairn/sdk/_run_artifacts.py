@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, cast
 from cairn.core import (
     REGISTRY_PREFIX,
     RunRecord,
-    parse_artifact_path,
     validate_aliases,
     validate_artifact_name,
     validate_tags,
@@ -20,6 +19,7 @@ from cairn.core import (
 from cairn.errors import ValidationError
 from cairn.sdk import _publish
 from cairn.sdk._artifact import Artifact
+from cairn.sdk._resolver import NameResolver
 from cairn.sdk._session import Session
 from cairn.service import Service
 
@@ -113,10 +113,8 @@ class RunArtifacts:
             if artifact.is_draft():
                 self.log_artifact(artifact, aliases=aliases)
         else:
-            ref = parse_artifact_path(artifact_or_name)
-            record = self._service.resolve(
-                ref.entity or self.entity, ref.project or self.project, ref.name, ref.label
-            )
+            names = NameResolver(self._session, entity=self.entity, project=self.project)
+            record = names.resolve(artifact_or_name)
             artifact = Artifact._from_record(self._session, record)
         if type is not None and type != artifact.type:
             raise ValidationError(

@@ -11,19 +11,18 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cairn.core import RunRecord
+from cairn.core import RunRecord, iso_time_naive
 from cairn.errors import ValidationError
 
 _MISSING = object()
 
 
 def _created(run: RunRecord) -> str:
-    return _dt.datetime.fromtimestamp(run.created_at, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return iso_time_naive(run.created_at)
 
 
 _FIELDS: dict[str, Callable[[RunRecord], Any]] = {

@@ -19,10 +19,6 @@ from cairn.sdk._settings import Settings
 Policy = Literal["mutable", "immutable"]
 
 
-def iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 MAX_METADATA_KEYS = 100  # W&B's limit
 
 

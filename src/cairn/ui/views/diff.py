@@ -16,6 +16,7 @@ from cairn.core import (
     VersionRecord,
     diff_metadata,
     diff_trees,
+    format_size,
 )
 from cairn.errors import NotFoundError
 from cairn.service import SearchRequest
@@ -74,7 +75,10 @@ def _contents(
             skipped += 1
             continue
         if too_large(old, new):
-            note = f"too large to diff (over {MAX_DIFF_BYTES // 1024:,} KB); download both sides"
+            note = (
+                f"too large to diff (over {format_size(MAX_DIFF_BYTES, binary=True)});"
+                " download both sides"
+            )
             out.append(ContentDiff(new.path, "too_large", note=note))
             continue
         out.append(
