@@ -97,23 +97,8 @@ def export_from_json(d: Mapping[str, Any]) -> VersionExport:
 
 
 def import_to_json(r: ImportRequest) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "type": r.type,
-        "digest": r.digest,
-        "index": r.index,
-        "created_at": r.created_at,
-        "description": r.description,
-        "metadata": dict(r.metadata),
-        "aliases": list(r.aliases),
-        "tags": list(r.tags),
-        "created_by": r.created_by,
-        "runs": [list(link) for link in r.runs],
-        "base_version_id": r.base_version_id,
-        "collection_description": r.collection_description,
-        "ttl_seconds": r.ttl_seconds,
-        "link_of": None if r.link_of is None else list(r.link_of),
-    }
+    """The body of ``POST .../import``: entity and project are in the path."""
+    return {k: v for k, v in to_json(r).items() if k not in ("entity", "project")}
 
 
 def collection_to_json(c: CollectionRecord) -> dict[str, Any]:
@@ -128,16 +113,7 @@ def collection_from_json(d: Mapping[str, Any]) -> CollectionRecord:
 
 
 def search_request_to_json(r: SearchRequest) -> dict[str, Any]:
-    return {
-        "query": r.query,
-        "kinds": list(r.kinds),
-        "projects": None if r.projects is None else [list(p) for p in r.projects],
-        "collection": None if r.collection is None else list(r.collection),
-        "sort": r.sort,
-        "descending": r.descending,
-        "offset": r.offset,
-        "limit": r.limit,
-    }
+    return dict(to_json(r))
 
 
 def search_result_to_json(r: SearchResult) -> dict[str, Any]:
