@@ -26,10 +26,6 @@ def path_hash(path: str, level: int = 0) -> int:
     return ((zlib.crc32(path.encode()) ^ salt) * _GOLDEN) & _MASK
 
 
-def is_leaf_boundary(path: str) -> bool:
-    return ((zlib.crc32(path.encode()) * _GOLDEN) & _MASK) >> (32 - LEAF_BITS) == 0
-
-
 def _is_index_boundary(level: int, first_path: str) -> bool:
     return path_hash(first_path, level) >> (32 - INDEX_BITS) == 0
 
@@ -131,7 +127,9 @@ class TreeBuilder:
                 raise ValueError(f"entries must be sorted by path and unique: {path!r}")
             previous = path
             page.append(e)
-            if ((crc32(path.encode()) * _GOLDEN) & _MASK) >> shift == 0:  # is_leaf_boundary
+            if (
+                (crc32(path.encode()) * _GOLDEN) & _MASK
+            ) >> shift == 0:  # path_hash(path) < 2**(32 - LEAF_BITS)
                 self._leaves.append(write_leaf(page, self._put))
                 page = self._page = []
         self._previous = previous

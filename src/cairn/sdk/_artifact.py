@@ -74,7 +74,6 @@ class Artifact(ArtifactLineage, ArtifactReading):
         self._aliases: list[str] = []
         self._saved_aliases: list[str] = []
         self._tags: list[str] = []
-        self._saved_tags: list[str] = []
         self._record: VersionRecord | None = None
         self._session: Session | None = None
         self._stager: Stager | None = None
@@ -125,7 +124,6 @@ class Artifact(ArtifactLineage, ArtifactReading):
         self._aliases = list(record.aliases)
         self._saved_aliases = list(self._aliases)
         self._tags = list(record.tags)
-        self._saved_tags = list(self._tags)
         self._ttl = (
             None if record.ttl_seconds is None else _dt.timedelta(seconds=record.ttl_seconds)
         )

@@ -205,11 +205,6 @@ class Progress:
                 self._write_line(" (done)")
 
 
-def enabled() -> bool:
-    """Whether progress shows anywhere (a bar on a terminal, or plain lines)."""
-    return progress_output()[0] is not None
-
-
 @contextmanager
 def progress(
     description: str,
