@@ -127,9 +127,8 @@ class TreeBuilder:
                 raise ValueError(f"entries must be sorted by path and unique: {path!r}")
             previous = path
             page.append(e)
-            if (
-                (crc32(path.encode()) * _GOLDEN) & _MASK
-            ) >> shift == 0:  # path_hash(path) < 2**(32 - LEAF_BITS)
+            # A leaf cut: path_hash(path) (level 0) has its top LEAF_BITS bits zero.
+            if ((crc32(path.encode()) * _GOLDEN) & _MASK) >> shift == 0:
                 self._leaves.append(write_leaf(page, self._put))
                 page = self._page = []
         self._previous = previous
