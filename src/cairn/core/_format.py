@@ -1,8 +1,9 @@
 """Sizes, times and digests for people: the one place they are formatted (CLI, web UI, SDK).
 
 Sizes in SI units (powers of 1000, as ``parse_size`` reads them and as the progress bars show
-them), times as ISO 8601 in UTC (JSON, the CLI, the public API) or for a page, digests cut short
-for a table.
+them; the plain-text progress lines in binary units), times as ISO 8601 in UTC (JSON, the CLI,
+the public API; W&B's two forms for artifacts and runs) or for a page, digests cut short for a
+table.
 """
 
 from __future__ import annotations
