@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from cairn.core._manifest import Change, Leaf, ManifestEntry, PageRef
 from cairn.core._manifest_read import PageReader
 
-# -- diff -------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True, slots=True)
 class ManifestDiff:
