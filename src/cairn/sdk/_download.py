@@ -23,7 +23,6 @@ from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
 from cairn.sdk._entry import as_fs_path
 from cairn.sdk._gc import without_gc
-from cairn.sdk._reference_file import file_path_of_uri
 from cairn.sdk._references import fetch_reference, is_fetchable
 from cairn.sdk._scan import merge_local
 from cairn.sdk._session import Session
@@ -31,18 +30,13 @@ from cairn.sdk._settings import Settings
 from cairn.sdk._statcache import (
     DigestReader,
     StatCache,
-    file_digest,
     is_racy,
     now_ns,
     stat_key,
 )
 from cairn.service import Service
-from cairn.storage import SMALL_LIMIT, hash_file
+from cairn.storage import SMALL_LIMIT
 
-# file_digest, hash_file and file_path_of_uri lived here first; they stay importable from here.
-__all__ = ["CHUNK", "Downloader", "RootGuard", "file_digest", "file_path_of_uri", "hash_file"]
-
-CHUNK = 1 << 20
 _THREADS = 8
 _SMALL_WRITERS = 2
 _RECORD_EVERY = 50_000  # downloaded files remembered in the stat cache this many at a time
