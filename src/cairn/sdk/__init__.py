@@ -7,6 +7,12 @@ from cairn._lazy import lazy_exports
 # Each module loads when one of its names is first read (cairn._lazy): the CLI's parser and
 # `import cairn` do not pay for the store.
 if TYPE_CHECKING:
+    from cairn.core import (
+        display_time,
+        format_size,
+        iso_time,
+        short_digest,
+    )
     from cairn.sdk._api import (
         Api,
         Project,
@@ -109,12 +115,8 @@ if TYPE_CHECKING:
         ArtifactTTL,
     )
     from cairn.sdk._units import (
-        display_time,
-        format_size,
-        iso_time,
         parse_duration,
         parse_size,
-        short_digest,
     )
 
 __all__ = [
@@ -240,13 +242,8 @@ __getattr__, __dir__ = lazy_exports(
         "._sync": ["open_store", "parse_since", "sync", "sync_stores"],
         "._sync_plan": ["SyncOptions", "SyncReport"],
         "._ttl": ["ArtifactTTL"],
-        "._units": [
-            "display_time",
-            "format_size",
-            "iso_time",
-            "parse_duration",
-            "parse_size",
-            "short_digest",
-        ],
+        "._units": ["parse_duration", "parse_size"],
+        # Formatting is core's (core/_format.py), re-exported for the CLI and the web UI.
+        "cairn.core": ["display_time", "format_size", "iso_time", "short_digest"],
     },
 )

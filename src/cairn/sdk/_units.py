@@ -1,16 +1,13 @@
 """Sizes and durations as people write them: ``10GB``, ``500MiB``, ``90m``, ``1h``.
 
-Formatting them (and times and digests) is ``cairn.core``'s (``core/_format.py``), re-exported here.
+Formatting them (and times and digests) is ``cairn.core``'s (``core/_format.py``); ``cairn.sdk``
+re-exports those functions.
 """
 
 from __future__ import annotations
 
 import re
 
-from cairn.core import display_time as display_time
-from cairn.core import format_size as format_size
-from cairn.core import iso_time as iso_time
-from cairn.core import short_digest as short_digest
 from cairn.errors import ValidationError
 
 _SIZE_UNITS = {
