@@ -84,7 +84,7 @@ def test_workers_store_exactly_what_one_process_stores(
     monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))  # no stat-cache hits
     monkeypatch.setenv("CAIRN_STAGE_WORKERS", "3")
     many = _log("many", root)
-    assert len(pool_for_small_jobs) == 1
+    assert len(pool_for_small_jobs) == 1 and pool_for_small_jobs[0].size == 2
     assert one.digest == many.digest == _expected(root)
     assert _store_blobs() == blobs_one
     out = pathlib.Path(many.download(str(tmp_path / "out")))
@@ -119,16 +119,17 @@ def test_a_killed_worker_fails_the_log_and_commits_nothing(
 ) -> None:
     root = tmp_path / "data"
     _tree(root, files=2_000)
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
-    real_read = StagePool.read
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "3")  # this process and two workers
+    real_answer = StagePool.answer
+    answers = []
 
-    def read_then_kill(self: StagePool, *args: object):  # type: ignore[no-untyped-def]
-        for n, done in enumerate(real_read(self, *args)):  # type: ignore[arg-type]
-            if n == 1:
-                os.kill(self._procs[1].pid, signal.SIGKILL)
-            yield done
+    def answer_then_kill(self: StagePool, worker: int):  # type: ignore[no-untyped-def]
+        answers.append(worker)
+        if len(answers) == 2:  # after the first answer, the second worker is killed
+            os.kill(self._procs[1].pid, signal.SIGKILL)
+        return real_answer(self, worker)
 
-    monkeypatch.setattr(StagePool, "read", read_then_kill)
+    monkeypatch.setattr(StagePool, "answer", answer_then_kill)
     with cairn.init(project="p") as run:
         art = cairn.Artifact("killed", "dataset")
         with pytest.raises(CommError, match="staging worker process ended unexpectedly"):

@@ -5,12 +5,13 @@ Python objects) that holds the GIL, so threads do not use a second core. ``Stage
 ``CAIRN_STAGE_WORKERS`` processes (``python -m cairn.sdk._stage_pool``: a new interpreter that
 imports only this module and the blob store, never the caller's ``__main__``, with no inherited
 threads, locks or SQLite connections) when a job is big enough to repay their start. The parent
-walks and sends each worker chunks of file names; a worker reads each file whole
+walks, sends the workers chunks of file names and reads a share of the chunks itself (so one
+process fewer is started: on 2 cores, one worker); a worker reads each file whole
 (``read_whole``, the one reader the calling process uses too), hashes it, keeps the blob in its
 own buffer and writes full buffers into the store itself (``LocalBlobStore.put_many``: packs
 under SQLite's write lock, larger blobs as files with their durability batched), so content
-never crosses a pipe; it answers with (digest, size, stat key) per file. Chunks go round-robin
-and each worker answers in order, so the parent reads the answers in the order of the files.
+never crosses a pipe; it answers with (digest, size, stat key) per file. Each worker answers
+in the order it was sent chunks, so the parent takes the answers in the order of the files.
 ``flush`` makes every worker write its buffer durably (before the commit that refers to the
 blobs); ``close`` ends them.
 
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
 from hashlib import sha256
 from typing import IO, Any, NamedTuple
 
@@ -40,7 +40,7 @@ from cairn.errors import CommError, ValidationError
 RACY_NS = 50_000_000  # as ``_statcache.RACY_NS``: a file changed this recently is not cached
 FLUSH_BYTES = 32 << 20  # a worker writes its buffer when it holds this many bytes
 FLUSH_COUNT = 20_000  # or this many blobs
-AHEAD = 2  # chunks sent to a worker ahead of the answer being read: bounded memory
+AHEAD = 2  # chunks per reader sent ahead of the answer being read: bounded memory
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _HEADER = struct.Struct("<Q")
 
@@ -50,8 +50,9 @@ FileDone = tuple[str, int, StatKey | None]  # digest, size, stat key (None: racy
 
 
 def stage_workers() -> int:
-    """Processes that read, hash and store new files: ``CAIRN_STAGE_WORKERS``, else one per
-    core this process may use (``1``: the calling process does it all, no worker is started)."""
+    """Processes that read, hash and store new files, the calling one included:
+    ``CAIRN_STAGE_WORKERS``, else one per core this process may use (``1``: the calling process
+    does it all, no worker is started; ``n``: it and ``n - 1`` workers)."""
     raw = os.environ.get("CAIRN_STAGE_WORKERS", "")
     if not raw:
         try:
@@ -156,18 +157,18 @@ class StagePool:
             self.close(kill=True)
             raise
 
-    def read(self, chunks: Iterable[list[FileJob]], started: int) -> Iterator[list[FileDone]]:
-        """Each chunk's (digest, size, stat key) per file, in the order of the chunks."""
-        sent: list[int] = []  # the worker of each chunk not yet answered, oldest first
-        count = len(self._procs)
-        for n, chunk in enumerate(chunks):
-            worker = n % count
-            self._ask(worker, ("read", started, chunk))
-            sent.append(worker)
-            if len(sent) > AHEAD * count:
-                yield self._answer(sent.pop(0))
-        for worker in sent:
-            yield self._answer(worker)
+    @property
+    def size(self) -> int:
+        return len(self._procs)
+
+    def submit(self, worker: int, chunk: list[FileJob], started: int) -> None:
+        """Send worker ``worker`` a chunk to read (its answer comes after those sent before)."""
+        self._ask(worker, ("read", started, chunk))
+
+    def answer(self, worker: int) -> list[FileDone]:
+        """The (digest, size, stat key) of each file of the oldest chunk sent to ``worker``."""
+        done: list[FileDone] = self._answer(worker)
+        return done
 
     def flush(self) -> None:
         """Every worker's buffered blobs written to the store, durably."""

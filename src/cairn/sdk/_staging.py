@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
@@ -20,6 +21,8 @@ from cairn.core import PageReader, digest_bytes
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._stage_pool import (
+    AHEAD,
+    FileJob,
     StagePool,
     changed_while_reading,
     read_whole,
@@ -48,6 +51,15 @@ PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a 
 
 T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
+
+
+def _jobs(chunk: list[int], files: Sequence[LocalFile]) -> list[FileJob]:
+    """A chunk as a worker process reads it: (path, size, mtime, ctime) per file, as walked."""
+    out: list[FileJob] = []
+    for i in chunk:
+        d, name, st = files[i]
+        out.append((os.path.join(d, name), st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return out
 
 
 def _chunks(indices: list[int], files: Sequence[LocalFile]) -> list[list[int]]:
@@ -224,7 +236,8 @@ class Stager:
             return None
         blobs = service.blobs
         try:
-            self._pool = StagePool(self._workers, blobs.root, blobs.small_limit, blobs.durable)
+            # This process reads a share too: it and ``workers - 1`` worker processes.
+            self._pool = StagePool(self._workers - 1, blobs.root, blobs.small_limit, blobs.durable)
         except OSError:
             return None  # no interpreter to start (an embedded Python, say): read here
         return self._pool
@@ -236,24 +249,41 @@ class Stager:
         started: int,
         pool: StagePool | None,
     ) -> Iterator[_Read]:
+        """The files of ``chunks``, in order: every ``readers``-th chunk read here, the others
+        by the workers (sent ahead, so they read while this process reads its own)."""
         if pool is None:
             for chunk in chunks:
                 yield from self._read_chunk(chunk, files, started)
             return
-        jobs = (
-            [
-                (os.path.join(d, name), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                for d, name, st in (files[i] for i in chunk)
-            ]
-            for chunk in chunks
-        )
+        readers = pool.size + 1
+        window: deque[tuple[int, list[int]]] = deque()  # (worker, or -1 for here; the chunk)
         try:
-            for chunk, done in zip(chunks, pool.read(jobs, started), strict=True):
-                for i, (digest, size, key) in zip(chunk, done, strict=True):
-                    yield _Read(i, digest, size, None, key)
+            for n, chunk in enumerate(chunks):
+                worker = n % readers - 1
+                if worker >= 0:
+                    pool.submit(worker, _jobs(chunk, files), started)
+                window.append((worker, chunk))
+                while len(window) > AHEAD * readers:
+                    yield from self._take(window.popleft(), files, started, pool)
+            while window:
+                yield from self._take(window.popleft(), files, started, pool)
         except BaseException:
             self._close_pool(kill=True)
             raise
+
+    def _take(
+        self,
+        sent: tuple[int, list[int]],
+        files: Sequence[LocalFile],
+        started: int,
+        pool: StagePool,
+    ) -> Iterator[_Read]:
+        worker, chunk = sent
+        if worker < 0:
+            yield from self._read_chunk(chunk, files, started)
+            return
+        for i, (digest, size, key) in zip(chunk, pool.answer(worker), strict=True):
+            yield _Read(i, digest, size, None, key)
 
     def _read_chunk(
         self, chunk: list[int], files: Sequence[LocalFile], started: int

@@ -36,6 +36,7 @@ from cairn.storage._local_io import (
     fsync_dir,
     pread_all,
     preallocate,
+    start_writeback,
     touch,
     write_all,
 )
@@ -96,6 +97,8 @@ class BlobFiles:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o444)
                 pending.append((tmp, final, fd))
                 write_all(fd, memoryview(data))
+                if self._durable:
+                    start_writeback(fd)
             if self._durable:
                 _each(os.fsync, [fd for _, _, fd in pending])
         finally:
