@@ -23,7 +23,7 @@ import pytest
 
 from cairn.catalog import EmbeddedCatalog
 from cairn.core import FINISHED, RUNNING, ManifestEntry, RunRecord
-from cairn.service import CommitRequest, LocalService
+from cairn.service import CommitRequest, LocalService, StageRequest
 
 ME = "me"
 
@@ -194,10 +194,38 @@ def _use(w: World) -> Any:
     return run
 
 
+def _one_file_changed(w: World) -> list[Any]:
+    """A re-log with one file changed: its change onto the recorded manifest, a new version
+    (numbered, ``latest`` moved, metadata and description in the search index)."""
+    svc = w.svc
+    svc.start_run(_run("r1"))
+    changed = _entry(svc, w.root, "d/f1.txt", b"changed")
+    result = svc.commit(
+        _request(
+            [(changed.path, changed)],
+            manifest=w.v0.digest,
+            aliases=["best", "gold"],
+            tags=["t1"],
+            run_id="r1",
+            metadata={"lr": 0.5, "note": "one file", "deep": {"n": [1, 2]}},
+            description="One file changed, again",
+        )
+    )
+    svc.finish_run(ME, "p", "r1", FINISHED, None)
+    return result
+
+
 def _new_content(w: World) -> Any:
     w.svc.start_run(_run("r1"))
     extra = _entry(w.svc, w.root, "d/new.txt", b"new")
     return w.svc.commit(_request([(extra.path, extra)], base_version_id=w.v0.id, run_id="r1"))
+
+
+def _staged(w: World) -> Any:
+    extra = _entry(w.svc, w.root, "d/staged.txt", b"staged")
+    return w.svc.stage(
+        StageRequest(ME, "p", "ds", "dataset", distributed_id="g", changes=[(extra.path, extra)])
+    )
 
 
 def _commit_other(w: World, **fields: Any) -> Any:
@@ -210,8 +238,10 @@ CASES = [
     pytest.param(_relog_by_changes, True, id="re-log-by-entries"),
     pytest.param(lambda w: _relog(w, description="x", metadata={"x": 1}), True, id="re-log-meta"),
     pytest.param(_use, True, id="use"),
+    pytest.param(_one_file_changed, True, id="one-file-changed"),
+    pytest.param(_new_content, True, id="new-version-of-a-draft"),
     # Anything more: the full catalog.
-    pytest.param(_new_content, False, id="new-version"),
+    pytest.param(_staged, False, id="distributed-stage"),
     pytest.param(lambda w: w.svc.start_run(_run("r0", config={"a": 2})), False, id="resumed-run"),
     pytest.param(lambda w: w.svc.start_run(_run("r9", project="q")), False, id="new-project"),
     pytest.param(lambda w: _commit_other(w, type="model"), False, id="type-conflict"),
@@ -280,10 +310,10 @@ def test_a_relog_in_a_new_process_loads_no_sqlalchemy(tmp_path: pathlib.Path) ->
         )
         return out.stdout.strip()
 
-    assert log() == "v0 True"  # the first log makes the store and a version: the full catalog
+    assert log() == "v0 True"  # the first log makes the store, project, collection: full catalog
     assert log() == "v0 False"  # unchanged: the same version, and never SQLAlchemy
     (data / "d1" / "f2.txt").write_text("changed")
-    assert log() == "v1 True"
+    assert log() == "v1 False"  # one file changed: the next version, still without it
     assert log() == "v1 False"
     svc = LocalService.open(str(tmp_path / "store"))
     try:

@@ -2,10 +2,13 @@
 needs, without SQLAlchemy (issue 13: importing it was half of re-logging an unchanged
 directory from a new process).
 
-``QuickTx`` offers the repositories of ``Tx`` that a run's start and finish and a commit that
-finds an identical version use: ``projects.id_of``, ``runs.insert`` (a new run),
-``runs.record``, ``runs.set_state``, ``collections.lock``, ``versions.committed_with_digest``,
-``versions.record``, ``aliases.assign``, ``tags.add`` and ``lineage.add``. Each does exactly what
+``QuickTx`` offers the repositories of ``Tx`` that a run's start and finish and a re-log's commit
+use, whether it finds the identical version or makes the next one of the collection (a re-log
+with one file changed must cost no more than an unchanged one): ``projects.id_of``,
+``runs.insert`` (a new run), ``runs.record``, ``runs.set_state``, ``collections.lock``,
+``versions.committed_with_digest``, ``versions.insert`` (a committed version of an existing
+collection, with its search index rows), ``versions.record``, ``aliases.assign``, ``tags.add``
+and ``lineage.add``. Each does exactly what
 the SQLAlchemy method does (the same SQL, the same rows, the same records), or raises
 ``NeedsCatalog`` where that method would do more: create a project or a collection, resume a
 run, refuse something (not found, another type), see a version with a TTL. So does every other
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from cairn.catalog._repository import now, to_json
-from cairn.core import COMMITTED, LATEST, RunRecord, VersionRecord
+from cairn.core import COMMITTED, LATEST, RunRecord, VersionRecord, index_rows, text_words
 
 
 class NeedsCatalog(Exception):
@@ -155,6 +159,69 @@ _VERSION = (
 
 
 class QuickVersions(_Quick):
+    def insert(
+        self,
+        *,
+        collection_id: int,
+        state: str,
+        index: int | None,
+        digest: str | None,
+        size: int,
+        file_count: int,
+        metadata: Mapping[str, Any],
+        description: str | None,
+        created_by: int | None,
+        distributed_id: str | None = None,
+        base_version_id: str | None = None,
+        source_version_id: str | None = None,
+        created_at: float | None = None,
+    ) -> str:
+        """A committed version numbered by its collection (``Collections.lock``), as one commit
+        makes it; pending, imported and linked versions are the full catalog's."""
+        if state != COMMITTED or index is None or created_at is not None:
+            raise NeedsCatalog("a pending or an imported version")
+        if distributed_id is not None or source_version_id is not None:
+            raise NeedsCatalog("a distributed version or a link")
+        vid = uuid.uuid4().hex
+        at = now()
+        self._db.execute(
+            "INSERT INTO versions (id, collection_id, idx, state, digest, size, file_count,"
+            " metadata, description, created_by, distributed_id, base_version_id,"
+            " source_version_id, created_at, updated_at, committed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?, ?, ?)",
+            (
+                vid,
+                collection_id,
+                index,
+                state,
+                digest,
+                size,
+                file_count,
+                to_json(dict(metadata)),
+                description,
+                created_by,
+                base_version_id,
+                at,
+                at,
+                at,
+            ),
+        )
+        # Versions.bump_index, index_metadata and index_words (replace=False): the same rows.
+        self._db.execute(
+            "UPDATE collections SET next_index = ?, updated_at = ? WHERE id = ? AND next_index <= ?",
+            (index + 1, now(), collection_id, index),
+        )
+        self._db.executemany(
+            "INSERT INTO version_metadata (version_id, key, text_value, num_value)"
+            " VALUES (?, ?, ?, ?)",
+            [(vid, k, t, n) for k, t, n in index_rows(metadata)],
+        )
+        self._db.executemany(
+            "INSERT INTO version_words (word, version_id) VALUES (?, ?)",
+            [(w, vid) for w in text_words(description)],
+        )
+        return vid
+
     def committed_with_digest(self, collection_id: int, digest: str) -> str | None:
         # The first committed version with this digest; one with a TTL is left to the full
         # catalog (what is alive is _ttl.alive()'s rule, written once).
