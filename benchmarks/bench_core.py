@@ -5,7 +5,9 @@ new process, timed whole), and the store's size on disk.
 A re-log is a whole process (``python -m benchmarks._log_child``: init, add_dir, log_artifact,
 finish), unchanged and with one file changed, each timed ``RELOGS`` times per fresh store, the
 median over both stores reported, beside two floors measured as processes in the same minutes:
-``python -c pass`` and a process that walks and stats every file. ``CAIRN_BENCH_CORE_SETS=s1`` runs only s1 (``s1,img``: those two), e.g.
+``python -c pass`` and a process that walks and stats every file; the CPU time of the same
+processes is printed beside (a loaded machine inflates it less than wall time).
+``CAIRN_BENCH_CORE_SETS=s1`` runs only s1 (``s1,img``: those two), e.g.
 ``CAIRN_BENCH_CORE_SETS=s1 python -m benchmarks core`` for the re-log figures alone.
 
 A first log runs with the default staging workers (one process per core) and again with one
@@ -16,6 +18,7 @@ wall time."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,14 +50,22 @@ STAT_PROCESS = (
 )
 
 
-def _process(cmd: list[str], runs: int) -> float:
-    """Median wall time of ``cmd`` as a new process."""
-    times = []
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes that ended so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _process(cmd: list[str], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of ``cmd`` as a new process."""
+    times, cpus = [], []
     for _ in range(runs):
+        cpu = _children_cpu()
         start = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpus.append(_children_cpu() - cpu)
+    return statistics.median(times), statistics.median(cpus)
 
 
 def run() -> list[Figure]:
@@ -87,7 +98,9 @@ def run() -> list[Figure]:
             settle()
             steps = {}
             relogs: dict[str, list[float]] = {"unchanged": [], "changed": []}
+            relog_cpus: dict[str, list[float]] = {"unchanged": [], "changed": []}
             for step in ("new", *["unchanged"] * RELOGS, *["changed"] * RELOGS):
+                cpu = _children_cpu()
                 start = time.perf_counter()
                 steps[step] = run_child("_log_child", step, data, f"{label}-data", first, env=env)
                 steps[step]["wall"] = time.perf_counter() - start
@@ -95,6 +108,7 @@ def run() -> list[Figure]:
                     used = disk_usage(env["CAIRN_DIR"])
                 if step != "new":
                     relogs[step].append(steps[step]["wall"])
+                    relog_cpus[step].append(_children_cpu() - cpu)
             assert steps["unchanged"]["version"] == steps["new"]["version"], "re-log made a version"
             assert steps["changed"]["version"] != steps["new"]["version"], "no version for a change"
             runs.append(
@@ -103,6 +117,8 @@ def run() -> list[Figure]:
                     "new_process": steps["new"]["wall"],
                     "unchanged": relogs["unchanged"],
                     "changed": relogs["changed"],
+                    "unchanged_cpu": relog_cpus["unchanged"],
+                    "changed_cpu": relog_cpus["changed"],
                     "peak_mib": steps["new"]["peak_mib"],
                     "new_cpu": steps["new"]["cpu"],
                     "du": used,
@@ -112,12 +128,12 @@ def run() -> list[Figure]:
             key: min(r[key] for r in runs)
             for key in ("new", "new_process", "peak_mib", "du", "new_cpu")
         }
-        for key in ("unchanged", "changed"):
+        for key in ("unchanged", "changed", "unchanged_cpu", "changed_cpu"):
             res[key] = statistics.median([t for r in runs for t in r[key]])
         # The floors of a re-log, as processes, in the same minutes: starting Python, and
         # starting it to stat every file.
-        python_floor = _process([sys.executable, "-c", "pass"], 5)
-        stat_floor = _process([sys.executable, "-c", STAT_PROCESS, data], 3)
+        python_floor, python_cpu = _process([sys.executable, "-c", "pass"], 5)
+        stat_floor, stat_cpu = _process([sys.executable, "-c", STAT_PROCESS, data], 3)
         load = os.getloadavg()[0]
         one: dict[str, float] | None = None
         cores = os.cpu_count() or 1
@@ -161,7 +177,9 @@ def run() -> list[Figure]:
         )
         # Re-logs are whole processes (issue 13): an absolute target, the floors beside it.
         figures.append(Figure(f"{label}: python -c pass (process, floor)", python_floor, "s"))
+        figures.append(Figure(f"{label}: python -c pass, CPU", python_cpu, "s"))
         figures.append(Figure(f"{label}: walk + stat every file (process, floor)", stat_floor, "s"))
+        figures.append(Figure(f"{label}: walk + stat every file, CPU", stat_cpu, "s"))
         for key, what in (
             ("unchanged", f"re-log unchanged (process, median of {2 * RELOGS})"),
             ("changed", f"re-log, 1 file changed (process, median of {2 * RELOGS})"),
@@ -171,6 +189,10 @@ def run() -> list[Figure]:
             target = "" if limit is None else f"target <= {limit} s"
             figures.append(
                 Figure(f"{label}: {what}", res[key], "s", "stat", stat_floor, target, verdict)
+            )
+            cpu = res[f"{key}_cpu"]
+            figures.append(
+                Figure(f"{label}: {what.split(' (')[0]}, CPU", cpu, "s", "stat", stat_cpu)
             )
         print(f"   {label}: re-logs measured at load average {load:.1f}")
         if label == "s1":
