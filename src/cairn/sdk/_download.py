@@ -3,7 +3,11 @@
 A file already present with the right content is left alone (checked through the stat cache, so a
 second download of an unchanged tree costs a stat per file). Every file written is verified
 against its digest while it is written; each lands under a temporary name and is renamed into
-place, so an interrupted download never leaves a half-written file under the entry's name.
+place, so an interrupted download never leaves a half-written file under the entry's name. The
+exception: a small file (one write) in a directory the download created itself goes straight in
+under its name (created exclusively, removed again if the write fails), since the rename costs as
+much as creating the file; only a process killed between the two system calls leaves it short,
+and the next download or ``verify()`` checks its size and digest.
 """
 
 from __future__ import annotations
@@ -48,7 +52,11 @@ _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class RootGuard:
-    """Makes sure nothing is written outside ``root``, even through symlinked directories."""
+    """Makes sure nothing is written outside ``root``, even through symlinked directories.
+
+    It also knows which directories it created itself (``root`` too, when it was empty): nothing
+    else was in them, so a small file goes straight in under its name (``Downloader``), without
+    looking for one already there."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
@@ -60,35 +68,57 @@ class RootGuard:
         os.makedirs(self.root, exist_ok=True)
         self._real_root = os.path.realpath(self.root)
         self._checked: set[str] = set()
+        self._new: set[str] = set()  # directories created by this download (empty then)
+        with os.scandir(self.root) as it:
+            if next(it, None) is None:
+                self._new.add(self.root)
         self._lock = threading.Lock()
 
     def target(self, entry_path: str) -> str:
+        return self.place(entry_path)[0]
+
+    def place(self, entry_path: str) -> tuple[str, bool]:
+        """Where entry ``entry_path`` goes, and whether that is in a directory this download
+        created (so nothing is there: no need to look)."""
         problem = entry_path_problem(entry_path)
         if problem is not None:
             raise ValidationError(f"refusing to write entry {entry_path[:200]!r}: {problem}")
         dest = as_fs_path(self.root, entry_path)
         parent = os.path.dirname(dest)
         with self._lock:
+            if parent in self._new:
+                return dest, True
             if parent not in self._checked:
-                try:
-                    os.makedirs(parent, exist_ok=True)
-                except (FileExistsError, NotADirectoryError):
-                    raise ValidationError(
-                        f"cannot write entry {entry_path!r}: a file in {self.root} is in the way"
-                        f" of its directory {os.path.dirname(entry_path)!r}"
-                    ) from None
-                real = os.path.realpath(parent)
-                if real != self._real_root and not real.startswith(self._real_root + os.sep):
-                    raise ValidationError(
-                        f"refusing to write entry {entry_path!r}: {parent} leads outside {self.root}"
-                        " through a symbolic link"
-                    )
-                self._checked.add(parent)
+                self._make_parent(parent, entry_path)
+                if parent in self._new:
+                    return dest, True
         if os.path.islink(dest):
             raise ValidationError(
                 f"refusing to write entry {entry_path!r}: {dest} is a symbolic link"
             )
-        return dest
+        return dest, False
+
+    def _make_parent(self, parent: str, entry_path: str) -> None:
+        missing = []
+        at = parent
+        while at != self.root and at not in self._checked and not os.path.lexists(at):
+            missing.append(at)
+            at = os.path.dirname(at)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValidationError(
+                f"cannot write entry {entry_path!r}: a file in {self.root} is in the way"
+                f" of its directory {os.path.dirname(entry_path)!r}"
+            ) from None
+        real = os.path.realpath(parent)
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            raise ValidationError(
+                f"refusing to write entry {entry_path!r}: {parent} leads outside {self.root}"
+                " through a symbolic link"
+            )
+        self._checked.add(parent)
+        self._new.update(missing)
 
 
 class Downloader:
@@ -228,17 +258,17 @@ class Downloader:
         """Write the stored entries of ``chunk`` under ``limit`` bytes whose file is absent, at
         most ``_BATCH_BYTES`` of them read at once; return the others."""
         rest: list[ManifestEntry] = []
-        todo: list[tuple[ManifestEntry, str]] = []
+        todo: list[tuple[ManifestEntry, str, bool]] = []
         size = 0
         for e in chunk:
             if e.ref is not None or e.size is None or e.size >= limit:
                 rest.append(e)
                 continue
-            dest = self.guard.target(e.path)
-            if os.path.lexists(dest):
+            dest, new = self.guard.place(e.path)
+            if not new and os.path.lexists(dest):
                 rest.append(e)  # there already: checked (and maybe replaced) by fetch
                 continue
-            todo.append((e, dest))
+            todo.append((e, dest, new))
             size += e.size
             if size >= _BATCH_BYTES:
                 self._write_batch(todo, pool)
@@ -247,29 +277,44 @@ class Downloader:
             self._write_batch(todo, pool)
         return rest
 
-    def _write_batch(self, todo: list[tuple[ManifestEntry, str]], pool: ThreadPoolExecutor) -> None:
-        blobs = dict(self._service.read_blobs([e.digest for e, _ in todo]))  # each verified
+    def _write_batch(
+        self, todo: list[tuple[ManifestEntry, str, bool]], pool: ThreadPoolExecutor
+    ) -> None:
+        blobs = dict(self._service.read_blobs([e.digest for e, _, _ in todo]))  # each verified
         started = now_ns()
-        # A couple of writers: more contend for the same directories (creating files in one
-        # directory is serialised by the kernel) and go slower, not faster.
-        step = max(1, len(todo) // _SMALL_WRITERS + 1)
-        futures = [
-            pool.submit(self._write_many, todo[i : i + step], blobs, started)
-            for i in range(0, len(todo), step)
-        ]
-        for fut in futures:
+        # Files in directories this download made go in one after another: creating files in
+        # one directory is serialised by the kernel, and two writers measured half as fast as
+        # one. Replacing (a temporary name renamed into place) spreads over a couple of writers.
+        new = [item for item in todo if item[2]]
+        old = [item for item in todo if not item[2]]
+        step = max(1, len(old) // _SMALL_WRITERS + 1)
+        parts = [new] if new else []
+        parts += [old[i : i + step] for i in range(0, len(old), step)]
+        for fut in [pool.submit(self._write_many, part, blobs, started) for part in parts]:
             fut.result()
 
     def _write_many(
-        self, items: list[tuple[ManifestEntry, str]], blobs: dict[str, bytes], started: int
+        self, items: list[tuple[ManifestEntry, str, bool]], blobs: dict[str, bytes], started: int
     ) -> None:
         fresh = []
-        for entry, dest in items:
+        for entry, dest, new in items:
             data = blobs[entry.digest]
+            # In a directory this download made, the file goes straight in under its name
+            # (O_EXCL: created, never replaced; removed again if writing fails): a rename per
+            # file costs as much as creating it. Elsewhere a temporary name, renamed into place.
             tmp = (
-                f"{os.path.dirname(dest)}{os.sep}.cairn-{self._token}-{next(self._serial)}.partial"
+                dest
+                if new
+                else f"{os.path.dirname(dest)}{os.sep}.cairn-{self._token}-"
+                f"{next(self._serial)}.partial"
             )
-            fd = os.open(tmp, _O_NEW, 0o666)
+            try:
+                fd = os.open(tmp, _O_NEW, 0o666)
+            except FileExistsError:
+                if not new:
+                    raise
+                self.fetch(entry)  # someone else put a file there meanwhile: checked, replaced
+                continue
             try:
                 view = memoryview(data)
                 while view:
@@ -280,7 +325,8 @@ class Downloader:
                 os.unlink(tmp)
                 raise
             os.close(fd)
-            os.replace(tmp, dest)
+            if not new:
+                os.replace(tmp, dest)
             if not is_racy(st, started):
                 fresh.append((dest, stat_key(st), entry.digest))
             self._progress(entry)
