@@ -7,7 +7,10 @@ each figure is the step's time and the peak RSS of its whole process tree (the c
 and through a server the server process too). Floors measured in the same run: ``cp -r`` of the
 tree into an empty directory, and the RSS of a process that only imports cairn and opens the
 store. Through a server (PostgreSQL + local blob store) the tree is ``CAIRN_BENCH_SCALE_SERVER_FILES``
-files (default: the same).
+files (default: the same); the server's peak is reset before each step. Each step is labelled
+with the machine's load average before and after it. ``CAIRN_BENCH_SCALE_TREES`` names a
+directory holding trees made by another checkout's run (``scale-N`` + ``scale-N.complete``),
+read only.
 """
 
 from __future__ import annotations
@@ -38,16 +41,21 @@ def make_tiny_tree(path: str, files: int) -> str:
     return path
 
 
-def _server_hwm_mib(pid: int) -> float:
-    """Peak RSS of a server process and its children (VmHWM from /proc), MiB."""
-    total = 0.0
+def _server_pids(pid: int) -> list[int]:
     pids = [pid]
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             pids += [int(p) for p in f.read().split()]
     except OSError:
         pass
-    for p in pids:
+    return pids
+
+
+def _server_hwm_mib(pid: int) -> float:
+    """Peak RSS of a server process and its children (VmHWM from /proc) since the last
+    ``_reset_server_hwm``, MiB."""
+    total = 0.0
+    for p in _server_pids(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -56,6 +64,21 @@ def _server_hwm_mib(pid: int) -> float:
         except OSError:
             pass
     return total
+
+
+def _reset_server_hwm(pid: int) -> None:
+    """Start the server's peak RSS again from its current RSS (Linux: ``5`` into clear_refs),
+    so that each step's figure is that step's peak, not the highest of every step so far."""
+    for p in _server_pids(pid):
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def _steps(
@@ -72,8 +95,8 @@ def _steps(
 
     if server_pid is not None:
         # The server's own peak so far (it has started and answered a key request): part of
-        # the floor. Its later peaks are lifetime high-water marks (VmHWM), so each step's
-        # figure is the client's peak plus the server's highest peak up to then.
+        # the floor. Before each step its high-water mark is reset, so each step's figure is
+        # the client's peak plus the server's peak during that step.
         server_floor = _server_hwm_mib(server_pid)
         base += server_floor
         figures.append(
@@ -81,13 +104,23 @@ def _steps(
         )
 
     def step(name: str, *args: str) -> dict[str, float]:
+        if server_pid is not None:
+            _reset_server_hwm(server_pid)
+        before = _load()
         res = run_child("_scale_child", *args, env=env)
+        when = f"{before}, {_load()} after"
         if server_pid is not None:
             server = _server_hwm_mib(server_pid)
             figures.append(
-                Figure(f"{label}: {name}: client {res['peak_mib']:.0f} + server", server, "MiB")
+                Figure(
+                    f"{label}: {name}: client {res['peak_mib']:.0f} + server ({when})",
+                    server,
+                    "MiB",
+                )
             )
             res["peak_mib"] += server
+        else:
+            figures.append(Figure(f"{label}: {name}: machine's {when}", os.getloadavg()[0], ""))
         return res
 
     first = step("log", "log", tree, "big", scratch)
@@ -159,10 +192,19 @@ def _steps(
     return figures
 
 
+def _tree(files: int) -> str:
+    """The tree of ``files`` files: made once under .bench/ (or ``CAIRN_BENCH_SCALE_TREES``, a
+    directory where another checkout made them: they are only read)."""
+    elsewhere = os.environ.get("CAIRN_BENCH_SCALE_TREES")
+    if elsewhere and os.path.exists(os.path.join(elsewhere, f"scale-{files}.complete")):
+        return os.path.join(elsewhere, f"scale-{files}")
+    return make_tiny_tree(os.path.join(ROOT, f"scale-{files}"), files)
+
+
 def run() -> list[Figure]:
     files = int(os.environ.get("CAIRN_BENCH_SCALE_FILES", "1000000"))
     server_files = int(os.environ.get("CAIRN_BENCH_SCALE_SERVER_FILES", str(files)))
-    tree = make_tiny_tree(os.path.join(ROOT, f"scale-{files}"), files)
+    tree = _tree(files)
     env = {
         "CAIRN_DIR": os.path.join(ROOT, "store-scale"),
         "CAIRN_CACHE_DIR": os.path.join(ROOT, "cache-scale"),
@@ -175,7 +217,7 @@ def run() -> list[Figure]:
     if server_files > 0:
         from tests._infra import CairnServer, Postgres
 
-        server_tree = make_tiny_tree(os.path.join(ROOT, f"scale-{server_files}"), server_files)
+        server_tree = _tree(server_files)
         pg = Postgres()
         store = os.path.join(ROOT, "scale-server-blobs")
         shutil.rmtree(store, ignore_errors=True)

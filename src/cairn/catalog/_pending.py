@@ -9,7 +9,7 @@ finishes is dropped once it is old enough (``older_than``; ``Service.cleanup_pen
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -144,11 +144,27 @@ class PendingVersions(Repository):
         q = select(func.count()).select_from(s.staged_entries).where(se.version_id == version_id)
         return int(self.conn.execute(q).scalar_one())
 
-    def staged_digests(self) -> list[str]:
-        """Blobs that staged changes of any pending version refer to (gc keeps them)."""
-        se = s.staged_entries.c
-        q = select(se.digest).where(se.ref.is_(None), se.removed == 0).distinct()
-        return [str(r[0]) for r in self.conn.execute(q)]
+    def staged_digests(self, batch: int = 2_000) -> Iterator[str]:
+        """Blobs that staged changes of any pending version refer to (gc keeps them): read
+        ``batch`` rows at a time, version by version in path order, so memory does not grow
+        with the number of staged changes (a blob staged under several paths comes once per
+        path). Consume it inside the transaction."""
+        v, se = s.versions.c, s.staged_entries.c
+        pending = [str(r[0]) for r in self.conn.execute(select(v.id).where(v.state == PENDING))]
+        for vid in pending:
+            after: str | None = None
+            while True:
+                q = select(se.path, se.digest).where(
+                    se.version_id == vid, se.ref.is_(None), se.removed == 0
+                )
+                if after is not None:
+                    q = q.where(se.path > after)
+                rows = self.conn.execute(q.order_by(se.path).limit(batch)).all()
+                for _, digest in rows:
+                    yield str(digest)
+                if len(rows) < batch:
+                    break
+                after = str(rows[-1][0])
 
     def commit(
         self,

@@ -168,17 +168,19 @@ class VerifyReport:
 # -- the live set --------------------------------------------------------------------------------
 
 
-def _roots_and_staged(catalog: Catalog) -> tuple[list[str], list[str]]:
-    """(manifest roots that keep pages alive, digests staged in PENDING versions)."""
+def _roots_and_staged(catalog: Catalog, keep: Callable[[Iterable[str]], None]) -> list[str]:
+    """Manifest roots that keep pages alive; the digests staged in PENDING versions go to
+    ``keep`` as they are read (a batch of rows at a time, never all in one list)."""
 
-    def fn(tx: Tx) -> tuple[list[str], list[str]]:
+    def fn(tx: Tx) -> list[str]:
         roots = tx.versions.live_roots()
         pending = tx.versions.records(tx.pending.older_than(time.time() + 1e9))
         bases = {p.base_version_id for p in pending if p.base_version_id is not None}
         for base in tx.versions.records(sorted(bases)):
             if base.digest is not None:
                 roots.append(base.digest)  # a draft's base, even if deleted since
-        return roots, tx.pending.staged_digests()
+        keep(tx.pending.staged_digests())
+        return roots
 
     return catalog.read(fn)
 
@@ -192,8 +194,10 @@ class _Marker:
         self.pages: set[str] = set()
         self.entries: set[str] = set()
 
-    def mark(self, roots: Iterable[str], staged: Iterable[str]) -> None:
-        self.entries.update(staged)
+    def keep(self, digests: Iterable[str]) -> None:
+        self.entries.update(digests)
+
+    def mark(self, roots: Iterable[str]) -> None:
         for root in roots:
             self._walk(root)
 
@@ -244,7 +248,7 @@ def collect_garbage(
     cutoff = time.time() - grace_seconds
     with progress("marking", None, None) as bar:
         marker = _Marker(blobs, bar)
-        marker.mark(*_roots_and_staged(catalog))
+        marker.mark(_roots_and_staged(catalog, marker.keep))
     total = total_bytes = live = young = young_bytes = 0
     garbage: list[tuple[str, int]] = []
     with progress("scanning", None, None) as bar:
@@ -263,7 +267,7 @@ def collect_garbage(
     if not dry_run and garbage:
         with lock.exclusive():
             # Versions committed (or entries staged) since the first pass may use old blobs.
-            marker.mark(*_roots_and_staged(catalog))
+            marker.mark(_roots_and_staged(catalog, marker.keep))
             revived = [g for g in garbage if marker.live(g[0])]
             garbage = [g for g in garbage if not marker.live(g[0])]
             live += len(revived)

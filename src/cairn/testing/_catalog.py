@@ -8,7 +8,15 @@ from collections.abc import Callable
 import pytest
 
 from cairn.catalog import HEAD_REVISION, ApiKeys, Catalog, Tx, UploadRow, Uploads, readable_blobs
-from cairn.core import COMMITTED, LATEST, PENDING, ManifestEntry, RunRecord, digest_from_raw
+from cairn.core import (
+    COMMITTED,
+    LATEST,
+    PENDING,
+    Change,
+    ManifestEntry,
+    RunRecord,
+    digest_from_raw,
+)
 from cairn.errors import TypeConflictError, UsageError
 
 
@@ -219,6 +227,50 @@ class CatalogTests:
             after = batch[-1][0]
         assert read == sorted(paths)
         assert [p for p, _ in catalog.read(lambda tx: tx.pending.staged(vid))] == sorted(paths)
+
+    def test_staged_digests_come_a_batch_at_a_time_from_every_pending_version(
+        self, catalog: Catalog
+    ) -> None:
+        """gc keeps what is staged: every stored blob a staged change names, of every pending
+        version, read in batches (here of 3 rows); removals and references name none."""
+
+        def pending(name: str) -> Callable[[Tx], str]:
+            def fn(tx: Tx) -> str:
+                pid = tx.projects.id_of("me", "p", create=True)
+                assert pid is not None
+                cid, _ = tx.collections.lock(pid, name, "dataset", None)
+                return tx.versions.insert(
+                    collection_id=cid,
+                    state=PENDING,
+                    index=None,
+                    digest=None,
+                    size=0,
+                    file_count=0,
+                    metadata={},
+                    description=None,
+                    created_by=None,
+                    distributed_id="g1",
+                )
+
+            return fn
+
+        def digest(i: int) -> str:
+            return "sha256:" + f"{i:064x}"
+
+        expected = []
+        for n, name in enumerate(("one", "two")):
+            vid = catalog.write(pending(name))
+            changes: list[Change] = []
+            for i in range(8):
+                path = f"d/{i:02}-{n}"
+                expected.append(digest(10 * n + i))
+                changes.append((path, ManifestEntry(path, digest(10 * n + i), 1)))
+            changes.append(("gone", None))
+            ref = ManifestEntry("ref", digest(99), 1, ref="s3://bucket/ref")
+            changes.append(("ref", ref))
+            catalog.write(lambda tx: tx.pending.stage(vid, changes, None))  # noqa: B023
+        found = catalog.read(lambda tx: list(tx.pending.staged_digests(batch=3)))
+        assert sorted(found) == sorted(expected)
 
     def test_runs_and_lineage(self, catalog: Catalog) -> None:
         def fn(tx: Tx) -> tuple[str, int]:
