@@ -8,8 +8,9 @@ from urllib.parse import quote, unquote, urlparse
 
 from cairn.core import ManifestEntry, names_content
 from cairn.errors import ValidationError
-from cairn.sdk._reference_handler import CHUNK, Sink, check_fetched, reference_entry_path, too_many
+from cairn.sdk._reference_handler import Sink, check_fetched, reference_entry_path, too_many
 from cairn.sdk._statcache import StatCache, file_digest
+from cairn.storage import CHUNK
 
 
 def file_path_of_uri(uri: str) -> str:

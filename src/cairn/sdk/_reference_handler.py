@@ -16,8 +16,6 @@ from cairn.core import (
 )
 from cairn.errors import ValidationError
 
-CHUNK = 1 << 20
-
 
 class ReferenceHandler(Protocol):
     """What one URI scheme must do: list entries when adding, fetch one when downloading."""

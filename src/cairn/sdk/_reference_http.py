@@ -14,12 +14,12 @@ from cairn.errors import (
     ValidationError,
 )
 from cairn.sdk._reference_handler import (
-    CHUNK,
     ContentChanged,
     Sink,
     check_fetched,
     reference_entry_path,
 )
+from cairn.storage import CHUNK
 
 _http_clients: dict[int, Any] = {}
 _http_lock = threading.Lock()

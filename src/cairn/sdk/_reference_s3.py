@@ -18,7 +18,8 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from cairn.sdk._reference_handler import CHUNK, ContentChanged, Sink, reference_entry_path, too_many
+from cairn.sdk._reference_handler import ContentChanged, Sink, reference_entry_path, too_many
+from cairn.storage import CHUNK
 
 _S3_ENV = (
     "AWS_MAX_ATTEMPTS",

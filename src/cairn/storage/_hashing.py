@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 from cairn.core import Advance, digest_from_hasher, new_hasher, transfer
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # bytes per read wherever content is hashed, copied or streamed
 
 
 def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[str, int]:

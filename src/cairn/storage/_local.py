@@ -41,8 +41,9 @@ from cairn.core import (
 )
 from cairn.errors import DigestMismatchError
 from cairn.storage._base import BlobInfo, check_range, put_verified_file
+from cairn.storage._hashing import CHUNK
 from cairn.storage._local_files import BlobFiles
-from cairn.storage._local_io import CHUNK, disk_full, store_error
+from cairn.storage._local_io import disk_full, store_error
 from cairn.storage._local_packs import BATCH, Packs
 
 SMALL_LIMIT = 128 * 1024

@@ -29,9 +29,8 @@ from cairn.core import (
 )
 from cairn.errors import BlobNotFoundError
 from cairn.storage._base import BlobInfo
-from cairn.storage._hashing import hash_stream
+from cairn.storage._hashing import CHUNK, hash_stream
 from cairn.storage._local_io import (
-    CHUNK,
     O_CLOEXEC,
     fsync_dir,
     pread_all,

@@ -7,7 +7,6 @@ import os
 
 from cairn.errors import CommError
 
-CHUNK = 1 << 20
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 

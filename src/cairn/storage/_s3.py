@@ -31,9 +31,8 @@ from cairn.core import (
 )
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
 from cairn.storage._base import BlobInfo, check_range, put_verified_file, range_header
-from cairn.storage._hashing import hash_file
+from cairn.storage._hashing import CHUNK, hash_file
 
-CHUNK = 1 << 20
 PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit is 5 GiB)
 _THREADS = 8
 
