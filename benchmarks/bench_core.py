@@ -153,7 +153,7 @@ def run() -> list[Figure]:
             figures.append(Figure("s1: os.walk + os.stat of every file", stats, "s", "sha", sha))
         figures.append(
             ratio_figure(
-                f"{label}: log new ({cores} staging workers)",
+                f"{label}: log new ({cores} staging processes)",
                 res["new"],
                 "sha",
                 sha,

@@ -34,7 +34,6 @@ from typing import BinaryIO
 from cairn.core import (
     digest_bytes,
     digest_from_hasher,
-    digest_from_raw,
     digest_raw,
     new_hasher,
     transfer,
@@ -220,10 +219,9 @@ class LocalBlobStore:
                     yield digest, data
 
     def has_many(self, digests: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(digests))
-        raws = self.packs.present([digest_raw(d) for d in wanted])
-        found: set[str] = {digest_from_raw(r) for r in raws}
-        found.update(d for d in wanted if d not in found and self.files.exists(d))
+        by_raw = {digest_raw(d): d for d in digests}
+        found = {by_raw[raw] for raw in self.packs.present(list(by_raw))}
+        found.update(d for d in by_raw.values() if d not in found and self.files.exists(d))
         return found
 
     def size(self, digest: str) -> int | None:
