@@ -105,9 +105,7 @@ def _matches(v: VersionRecord, word: str) -> bool:
 
 def _every(svc: LocalService) -> list[VersionRecord]:
     every = svc.catalog.read(
-        lambda tx: catalog_search.search(
-            tx, parse_query(""), project_ids=None, kinds=("version",), limit=200
-        )
+        lambda tx: tx.search.find(parse_query(""), project_ids=None, kinds=("version",), limit=200)
     ).versions
     assert len(every) == 48
     return every
@@ -161,8 +159,7 @@ def _found(
     limit: int = 200,
 ) -> Any:
     hits = svc.catalog.read(
-        lambda tx: catalog_search.search(
-            tx,
+        lambda tx: tx.search.find(
             parse_query(query),
             project_ids=scope,
             collection_id=collection_id,
@@ -182,7 +179,7 @@ DENSE = (0, 8, 10**9)
 
 
 def _check(svc: LocalService) -> None:
-    alpha = svc.catalog.read(lambda tx: catalog_search.project_ids(tx, [("me", "alpha")]))
+    alpha = svc.catalog.read(lambda tx: tx.projects.ids_of([("me", "alpha")]))
     every = _every(svc)
     for query in QUERIES:
         for projects, scope in ((None, None), ({"alpha"}, alpha)):
@@ -250,9 +247,9 @@ def test_pages_of_a_scope_and_rare_combinations_are_read_the_fast_ways(
     intersection; both find exactly what a plain reading finds, page by page, in both orders."""
     svc = sqlite_store
     every = _every(svc)
-    alpha = svc.catalog.read(lambda tx: catalog_search.project_ids(tx, [("me", "alpha")]))
+    alpha = svc.catalog.read(lambda tx: tx.projects.ids_of([("me", "alpha")]))
     used = {"per_collection": 0, "together": 0}
-    per_collection, together = catalog_search._per_collection_page, catalog_search._rarely_together
+    per_collection, together = catalog_search._per_collection_page, catalog_search.rarely_together
 
     def counted_page(*args: Any, **kwargs: Any) -> Any:
         used["per_collection"] += 1
@@ -264,7 +261,7 @@ def test_pages_of_a_scope_and_rare_combinations_are_read_the_fast_ways(
         return found
 
     monkeypatch.setattr(catalog_search, "_per_collection_page", counted_page)
-    monkeypatch.setattr(catalog_search, "_rarely_together", counted_together)
+    monkeypatch.setattr(catalog_search, "rarely_together", counted_together)
     for query in ("", "run of", "tag:nightly", "source:web source:camera"):
         want = _expected(every, query, {"alpha"})
         for descending in (True, False):
@@ -273,8 +270,7 @@ def test_pages_of_a_scope_and_rare_combinations_are_read_the_fast_ways(
                 for offset in range(0, len(want) + 4, 4):
                     hits = svc.catalog.read(
                         lambda tx, q=query, offset=offset, dense=dense, descending=descending: (
-                            catalog_search.search(
-                                tx,
+                            tx.search.find(
                                 parse_query(q),
                                 project_ids=alpha,
                                 kinds=("version",),

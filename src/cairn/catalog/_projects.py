@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 
 from cairn.catalog import _schema as s
@@ -32,3 +34,13 @@ class Projects(Repository):
         if entity is not None:
             q = q.where(s.projects.c.entity == entity)
         return [(r[0], r[1]) for r in self.conn.execute(q)]
+
+    def ids_of(self, projects: Sequence[tuple[str, str]]) -> list[int]:
+        """The ids of those (entity, name) projects that exist."""
+        if not projects:
+            return []
+        p = s.projects.c
+        wanted = set(projects)
+        entities = sorted({e for e, _ in projects})
+        q = select(p.id, p.entity, p.name).where(self.tx.among(p.entity, entities))
+        return [int(row.id) for row in self.conn.execute(q) if (row.entity, row.name) in wanted]

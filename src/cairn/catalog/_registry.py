@@ -65,6 +65,12 @@ class Registries(Repository):
         )
         return [f"{r[0]}/{r[1]}/{r[2]}:v{r[3]}" for r in self.conn.execute(q)]
 
+    def links_of(self, version_id: str) -> list[str]:
+        """The ids of the live links whose source is ``version_id``."""
+        v = s.versions.c
+        q = select(v.id).where(v.source_version_id == version_id, v.state == COMMITTED)
+        return [str(r[0]) for r in self.conn.execute(q)]
+
     def link_of(self, collection_id: int, source_version_id: str) -> str | None:
         """The collection's live link to ``source_version_id``, if any."""
         v = s.versions.c

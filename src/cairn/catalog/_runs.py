@@ -97,6 +97,10 @@ class Runs(Repository):
             for r in self.conn.execute(q)
         ]
 
+    def of_project(self, project_id: int) -> list[RunRecord]:
+        """The project's runs, oldest first."""
+        return self.records(s.runs.c.project_id == project_id)
+
     def record(self, project_id: int, run_id: str) -> RunRecord:
         found = self.records(and_(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id))
         if not found:

@@ -17,6 +17,7 @@ concept, for example ``tx.versions.resolve(collection_id, "best")`` or
     tx.lineage      Lineage           _lineage.py      runs that logged, used, wrote versions
     tx.registries   Registries        _registry.py     registries and registry links
     tx.grants       BlobGrants        _access.py       which blobs a project refers to (servers)
+    tx.search       Search            _search.py       search: pages of hits for a parsed query
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cairn.catalog._pending import PendingVersions
 from cairn.catalog._projects import Projects
 from cairn.catalog._registry import Registries
 from cairn.catalog._runs import Runs
+from cairn.catalog._search import Search
 from cairn.catalog._ttl import Expiry
 from cairn.catalog._versions import Versions
 
@@ -57,6 +59,7 @@ class Tx:
         self.lineage = Lineage(self)
         self.registries = Registries(self)
         self.grants = BlobGrants(self)
+        self.search = Search(self)
 
     def upsert(self, table: Any) -> Any:
         """The dialect's ``INSERT`` into ``table``, which takes ``on_conflict_do_nothing()`` /

@@ -81,16 +81,13 @@ class Queries:
         return self._store.catalog.read(lambda tx: tx.projects.names(entity))
 
     def search(self, request: SearchRequest) -> SearchResult:
-        # Loaded here: the queries build SQLAlchemy expressions, which a re-log never needs.
-        from cairn.catalog import _search as catalog_search
-
         request.check()
         query = parse_query(request.query)
 
         def fn(tx: Tx) -> SearchResult:
             scope = None
             if request.projects is not None:
-                scope = catalog_search.project_ids(tx, request.projects)
+                scope = tx.projects.ids_of(request.projects)
             collection_id = None
             if request.collection is not None:
                 entity, project, name = request.collection
@@ -99,8 +96,7 @@ class Queries:
                     raise ArtifactNotFoundError(f"artifact {entity}/{project}/{name} not found")
                 if scope is not None and pid not in scope:
                     scope = []
-            hits = catalog_search.search(
-                tx,
+            hits = tx.search.find(
                 query,
                 project_ids=scope,
                 collection_id=collection_id,

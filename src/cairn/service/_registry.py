@@ -138,14 +138,9 @@ class Registries:
 
     def version_links(self, version_id: str) -> list[VersionRecord]:
         """The live links of a version (where it was linked to)."""
-        from sqlalchemy import select
-
-        from cairn.catalog import _schema as schema
 
         def fn(tx: Tx) -> list[VersionRecord]:
-            v = schema.versions.c
-            q = select(v.id).where(v.source_version_id == version_id, v.state == COMMITTED)
-            return tx.versions.records([str(r[0]) for r in tx.conn.execute(q)])
+            return tx.versions.records(tx.registries.links_of(version_id))
 
         return self._store.catalog.read(fn)
 

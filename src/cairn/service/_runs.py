@@ -69,11 +69,10 @@ class Runs:
 
     def list_runs(self, entity: str, project: str) -> list[RunRecord]:
         """The runs of a project, oldest first (none if the project does not exist)."""
-        from cairn.catalog import _schema as schema
 
         def fn(tx: Tx) -> list[RunRecord]:
             pid = tx.projects.id_of(entity, project, create=False)
-            return [] if pid is None else tx.runs.records(schema.runs.c.project_id == pid)
+            return [] if pid is None else tx.runs.of_project(pid)
 
         return self._store.catalog.read(fn)
 
