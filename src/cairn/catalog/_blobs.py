@@ -169,11 +169,36 @@ class CatalogBlobStore:
             out[str(d)] = bytes(data)
         return out
 
+    def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """Small blobs many per query (``small_many``), the others from the object store."""
+        wanted = list(dict.fromkeys(digests))
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+            small = self.small_many(chunk)
+            for d in chunk:
+                found = small.get(d)
+                yield d, found if found is not None else self.get(d)
+
+    def indexed_sizes(self, digests: Sequence[str]) -> dict[str, int] | None:
+        return self.sizes_many(digests)
+
     def local_path(self, digest: str) -> str | None:
         return None if self._is_small(digest) else self.large.local_path(digest)
 
     def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
         return None if self._is_small(digest) else self.large.presigned_url(digest, start, length)
+
+    def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Those kept in the object store (sizes from the index: one query, not one per blob);
+        ``{}`` if the object store gives no presigned URLs."""
+        out: dict[str, tuple[str, int]] = {}
+        for d, n in self.sizes_many(digests).items():
+            if n >= self.small_limit:
+                url = self.large.presigned_url(d)
+                if url is None:
+                    return {}
+                out[d] = (url, n)
+        return out
 
     def _is_small(self, digest: str) -> bool:
         size = self.size(digest)

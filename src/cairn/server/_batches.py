@@ -107,9 +107,9 @@ async def receive_batch(request: Request, batch: BatchUpload, max_blob: int) -> 
 
 def fetch_plan(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
     """Which of ``digests`` (readable by the key, in the order asked) one answer carries."""
-    # The catalog's index answers every size in one query; another store is asked blob by
-    # blob, only until the answer is full.
-    sizes = blobs.sizes_many(digests) if isinstance(blobs, CatalogBlobStore) else None
+    # A store's index answers every size in one query; another store is asked blob by blob,
+    # only until the answer is full.
+    sizes = blobs.indexed_sizes(digests)
     chosen: list[str] = []
     total = 0
     for d in digests:
@@ -148,19 +148,3 @@ def fetch_body(blobs: BlobStore, chosen: Sequence[str]) -> Iterator[bytes]:
             if data is not None:
                 yield pack_head(d, len(data))
                 yield data
-
-
-def presigned_gets(blobs: BlobStore, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
-    """``digest -> (presigned GET URL, size)`` for those of ``digests`` (readable by the key)
-    kept in the object store; none where the store gives no presigned URLs."""
-    if not isinstance(blobs, CatalogBlobStore):
-        return {}
-    large = blobs.large
-    out: dict[str, tuple[str, int]] = {}
-    for d, n in blobs.sizes_many(digests).items():  # one query, not one per blob
-        if n >= blobs.small_limit:
-            url = large.presigned_url(d)
-            if url is None:
-                return {}
-            out[d] = (url, n)
-    return out

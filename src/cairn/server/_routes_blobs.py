@@ -18,7 +18,6 @@ from cairn.server._batches import (
     URL_DIGESTS,
     fetch_body,
     fetch_plan,
-    presigned_gets,
     receive_batch,
 )
 from cairn.server._common import B, Svc, new_router
@@ -70,7 +69,7 @@ def fetch_blobs(body: DigestsIn, svc: Svc, b: B) -> Response:
 def blob_urls(body: DigestsIn, svc: Svc, b: B) -> dict[str, Any]:
     digests = list(dict.fromkeys(check_digests(body.digests, URL_DIGESTS)))
     allowed = svc.readable_blobs(digests)
-    found = presigned_gets(b.blobs, [d for d in digests if d in allowed])
+    found = b.blobs.presigned_gets([d for d in digests if d in allowed])
     return {
         "object_store": b.transfers.s3 is not None,
         "urls": {d: {"url": url, "size": n} for d, (url, n) in found.items()},

@@ -234,11 +234,7 @@ class LocalService:
         return self.blobs.get(digest)
 
     def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-        if isinstance(self.blobs, LocalBlobStore):
-            yield from self.blobs.get_many(digests)
-            return
-        for digest in digests:
-            yield digest, self.blobs.get(digest)
+        return self.blobs.get_many(digests)
 
     def download_blob(self, digest: str, dest: str) -> None:
         self.blobs.copy_to(digest, dest)

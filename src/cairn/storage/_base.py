@@ -78,6 +78,14 @@ class BlobStore(Protocol):
         """The content (verified) of those of ``digests`` the store keeps as small blobs, read
         at once; the others are left out (a store that keeps no small blobs returns ``{}``)."""
 
+    def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """``(digest, content)`` of each of ``digests`` (each once, in order), verified; a store
+        that keeps small blobs reads those many at once. An absent blob raises as ``get``."""
+
+    def indexed_sizes(self, digests: Sequence[str]) -> dict[str, int] | None:
+        """The sizes of those of ``digests`` present, read from the store's index at once;
+        None for a store without one (ask ``size`` blob by blob, only as far as needed)."""
+
     def local_path(self, digest: str) -> str | None:
         """The blob's own file on this machine, to be read (never changed) in place; None where
         the blob is not one (a small blob, a remote store, an absent blob)."""
@@ -85,6 +93,10 @@ class BlobStore(Protocol):
     def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
         """A URL a client may GET the blob (or ``length`` bytes from ``start``) from directly
         for an hour, for large blobs of an object store; None where there is none."""
+
+    def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """``digest -> (URL, size)`` for those of ``digests`` a client may GET from the object
+        store directly (``presigned_url``), found at once; ``{}`` where the store gives none."""
 
     def remove_stale_temp(self, older_than: float) -> int:
         """Delete partial files older than ``older_than`` seconds left by killed writers;
@@ -105,6 +117,12 @@ def put_verified_file(store: BlobStore, path: str, digest: str) -> BlobInfo:
     if info.digest != digest:
         raise DigestMismatchError(f"file {path} changed while it was stored as blob {digest}")
     return info
+
+
+def get_each(store: BlobStore, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """``get_many`` of a store that reads blobs one by one."""
+    for digest in dict.fromkeys(digests):
+        yield digest, store.get(digest)
 
 
 def check_range(start: int, length: int) -> None:

@@ -141,11 +141,17 @@ class LocalBlobStore:
                 found[d] = data
         return found
 
+    def indexed_sizes(self, digests: Sequence[str]) -> dict[str, int] | None:
+        return None
+
     def local_path(self, digest: str) -> str | None:
         return self.path_of(digest) if self.files.exists(digest) else None
 
     def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
         return None
+
+    def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+        return {}
 
     def _small(self, digest: str) -> bytes | None:
         return self.packs.read(digest_raw(digest), 0, None)

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from cairn.core import digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
-from cairn.storage._base import BlobInfo, check_range, put_verified_file
+from cairn.storage._base import BlobInfo, check_range, get_each, put_verified_file
 
 
 class MemoryBlobStore:
@@ -75,11 +75,20 @@ class MemoryBlobStore:
     def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
         return {}
 
+    def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        return get_each(self, digests)
+
+    def indexed_sizes(self, digests: Sequence[str]) -> dict[str, int] | None:
+        return None
+
     def local_path(self, digest: str) -> str | None:
         return None
 
     def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
         return None
+
+    def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+        return {}
 
     def remove_stale_temp(self, older_than: float) -> int:
         return 0

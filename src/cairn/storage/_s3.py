@@ -30,7 +30,13 @@ from cairn.core import (
     new_hasher,
 )
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, UsageError
-from cairn.storage._base import BlobInfo, check_range, put_verified_file, range_header
+from cairn.storage._base import (
+    BlobInfo,
+    check_range,
+    get_each,
+    put_verified_file,
+    range_header,
+)
 from cairn.storage._hashing import CHUNK, hash_file
 
 PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit is 5 GiB)
@@ -353,6 +359,12 @@ class S3BlobStore:
     def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
         return {}
 
+    def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        return get_each(self, digests)
+
+    def indexed_sizes(self, digests: Sequence[str]) -> dict[str, int] | None:
+        return None
+
     def local_path(self, digest: str) -> str | None:
         return None
 
@@ -364,6 +376,15 @@ class S3BlobStore:
             "get_object", Params=params, ExpiresIn=PRESIGN_SECONDS
         )
         return url
+
+    def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        for d in dict.fromkeys(digests):
+            size = self.size(d)  # (no index: a HEAD each; a server's store has its catalog's)
+            url = None if size is None else self.presigned_url(d)
+            if size is not None and url is not None:
+                out[d] = (url, size)
+        return out
 
     def take_file(self, path: str, digest: str) -> BlobInfo:
         return put_verified_file(self, path, digest)

@@ -61,11 +61,20 @@ class ReadOnlyBlobStore:
     def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
         return self._inner.small_many(digests)
 
+    def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        return self._inner.get_many(digests)
+
+    def indexed_sizes(self, digests: Sequence[str]) -> dict[str, int] | None:
+        return self._inner.indexed_sizes(digests)
+
     def local_path(self, digest: str) -> str | None:
         return self._inner.local_path(digest)
 
     def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
         return self._inner.presigned_url(digest, start, length)
+
+    def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
+        return self._inner.presigned_gets(digests)
 
     def remove_stale_temp(self, older_than: float) -> int:
         return 0  # a read-only store is not cleaned

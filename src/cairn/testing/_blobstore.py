@@ -69,6 +69,28 @@ class BlobStoreTests:
                 assert got.status_code == 206 and got.content == data[5:15]
         assert store.remove_stale_temp(3600) >= 0
 
+    def test_many_at_once_answer_or_decline(self, store: BlobStore) -> None:
+        """``get_many`` reads each blob once, in the order asked, verified, and refuses an
+        absent one; ``indexed_sizes`` and ``presigned_gets`` give the right sizes (and URLs
+        that serve the blob's content) or decline (None / ``{}``), never for an absent blob."""
+        small, large = b"tiny", os.urandom(300_000)
+        ds, dl, absent = digest_bytes(small), digest_bytes(large), digest_bytes(b"absent")
+        store.put_many([(ds, small), (dl, large)])
+        assert list(store.get_many([dl, ds, dl])) == [(dl, large), (ds, small)]
+        assert list(store.get_many([])) == []
+        with pytest.raises(BlobNotFoundError):
+            list(store.get_many([ds, absent]))
+        sizes = store.indexed_sizes([ds, dl, absent])
+        assert sizes is None or sizes == {ds: len(small), dl: len(large)}
+        urls = store.presigned_gets([ds, dl, absent])
+        assert set(urls) <= {ds, dl}
+        if urls:
+            import httpx
+
+            for d, (url, n) in urls.items():
+                data = small if d == ds else large
+                assert n == len(data) and httpx.get(url).content == data
+
     def test_take_file_stores_a_verified_file(
         self, store: BlobStore, tmp_path: os.PathLike[str]
     ) -> None:
@@ -163,6 +185,8 @@ class BlobStoreTests:
             self.corrupt(store, d, bytes([data[0] ^ 0xFF]) + data[1:])  # surely another byte
             with pytest.raises(DigestMismatchError, match=d):
                 store.get(d)
+            with pytest.raises(DigestMismatchError, match=d):
+                list(store.get_many([d]))
             dest = os.path.join(os.fspath(tmp_path), "damaged")
             with pytest.raises(DigestMismatchError):
                 store.copy_to(d, dest)
