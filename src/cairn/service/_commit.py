@@ -145,6 +145,11 @@ def _commit(store: Store, request: CommitRequest) -> CommitResult:
         if missing:
             return CommitResult(None, False, tuple(missing))
         store.store_pages(pages)
+    # The blobs a client-written manifest names, granted to the project (a server's readers may
+    # read them): read here, never inside the catalog's transaction.
+    granted = None
+    if store.track_blob_owners and request.manifest is not None:
+        granted = manifests.packed_blobs(store, request.manifest)
 
     def fn(tx: Tx) -> CommitResult:
         pid = tx.projects.id_of(request.entity, request.project, create=True)
@@ -154,9 +159,8 @@ def _commit(store: Store, request: CommitRequest) -> CommitResult:
         if request.expect_alias is not None:
             _check_expected_alias(tx, cid, request.name, request.expect_alias)
         store.grant(tx, pid, [*blob_digests([e for _, e in request.changes]), *pages])
-        if store.track_blob_owners and request.manifest is not None:
-            for batch in manifests.blob_batches(store, request.manifest):
-                tx.grants.add(pid, batch)
+        for batch in granted.batches() if granted is not None else ():
+            tx.grants.add(pid, batch)
         found = tx.versions.committed_with_digest(cid, root.digest)
         if found is not None:
             # Identical content: no new version; it gets the aliases and "latest".

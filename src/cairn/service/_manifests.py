@@ -8,7 +8,7 @@ format itself is ``cairn.core``'s; this is where the store reads and writes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from cairn.core import (
     INT_RANGE,
@@ -20,6 +20,8 @@ from cairn.core import (
     TreeBuilder,
     build_tree,
     check_digest,
+    digest_from_raw,
+    digest_raw,
     update_tree,
 )
 from cairn.errors import BlobNotFoundError, ManifestFormatError, ValidationError
@@ -97,6 +99,34 @@ def blob_batches(store: Store, root: str, batch: int = 10_000) -> Iterator[list[
             out = []
     if out:
         yield list(dict.fromkeys(out))
+
+
+class PackedDigests:
+    """Digests held as their 32 raw bytes each (a million in 32 MiB, not the 100 MiB of as many
+    strings): the blobs a manifest names, read before a catalog transaction (never in one) and
+    handed to it in batches."""
+
+    def __init__(self, digests: Iterable[str] = ()) -> None:
+        self._raw = bytearray()
+        self.extend(digests)
+
+    def extend(self, digests: Iterable[str]) -> None:
+        for d in digests:
+            self._raw += digest_raw(d)
+
+    def batches(self, batch: int = 10_000) -> Iterator[list[str]]:
+        step = 32 * batch
+        for start in range(0, len(self._raw), step):
+            chunk = bytes(self._raw[start : start + step])
+            yield [digest_from_raw(chunk[i : i + 32]) for i in range(0, len(chunk), 32)]
+
+
+def packed_blobs(store: Store, root: str) -> PackedDigests:
+    """The blobs a manifest needs (``blob_batches``), read page by page and kept packed."""
+    found = PackedDigests()
+    for batch in blob_batches(store, root):
+        found.extend(batch)
+    return found
 
 
 def check_client_manifest(store: Store, root: str) -> list[str]:

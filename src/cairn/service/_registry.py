@@ -57,6 +57,22 @@ def _registry_project(tx: Tx, project: str, *, create_default: bool) -> int:
     return pid
 
 
+class _BlobsNeeded(Exception):
+    """A link's transaction found the link new, but its blobs were not read before it."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(digest)
+        self.digest = digest
+
+
+def _source(tx: Tx, version_id: str) -> VersionRecord:
+    """The committed version a link is made of (a link of a link names the real source)."""
+    src = require_committed(tx, version_id)
+    if src.source_version_id is not None:
+        src = require_committed(tx, src.source_version_id)
+    return src
+
+
 class Registries:
     """The registry and link methods of ``Service`` over one store."""
 
@@ -76,10 +92,8 @@ class Registries:
         copy). Linking the same source again gives the existing link the aliases."""
         store = self._store
 
-        def fn(tx: Tx) -> VersionRecord:
-            src = require_committed(tx, source_version_id)
-            if src.source_version_id is not None:  # a link of a link names the real source
-                src = require_committed(tx, src.source_version_id)
+        def fn(tx: Tx, granted: list[str] | None) -> VersionRecord:
+            src = _source(tx, source_version_id)
             if project.startswith(REGISTRY_PREFIX):
                 pid = _registry_project(tx, project, create_default=True)
                 allowed = json.loads(tx.registries.rows(project)[0].artifact_types)
@@ -98,6 +112,8 @@ class Registries:
             vid = tx.registries.link_of(cid, src.id)
             if vid is None:
                 assert src.digest is not None
+                if store.track_blob_owners and granted is None:
+                    raise _BlobsNeeded(src.digest)  # the link was removed meanwhile
                 vid = tx.versions.insert(
                     collection_id=cid,
                     state=COMMITTED,
@@ -110,13 +126,39 @@ class Registries:
                     created_by=None,
                     source_version_id=src.id,
                 )
-                if store.track_blob_owners:
-                    store.grant(tx, pid, manifests.every_blob(store, src.digest))
+                store.grant(tx, pid, granted or ())
             for alias in (*aliases, LATEST):
                 tx.aliases.assign(cid, alias, vid)
             return tx.versions.record(vid)
 
-        return store.catalog.write(fn)
+        granted = self._granted_by_new_link(source_version_id, entity, project, name)
+        try:
+            return store.catalog.write(lambda tx: fn(tx, granted))
+        except _BlobsNeeded as need:
+            granted = manifests.every_blob(store, need.digest)
+            return store.catalog.write(lambda tx: fn(tx, granted))
+
+    def _granted_by_new_link(
+        self, source_version_id: str, entity: str, project: str, name: str
+    ) -> list[str] | None:
+        """The blobs a new link grants its project (a server's readers may read them), read
+        before the link's transaction, never inside it; None where there is nothing to read
+        (a store that keeps no grants, or a link that exists)."""
+        store = self._store
+        if not store.track_blob_owners:
+            return None
+
+        def fn(tx: Tx) -> str | None:
+            src = _source(tx, source_version_id)
+            owner = REGISTRY_ENTITY if project.startswith(REGISTRY_PREFIX) else entity
+            pid = tx.projects.id_of(owner, project, create=False)
+            cid = None if pid is None else tx.collections.id_of(pid, name)
+            if cid is not None and tx.registries.link_of(cid, src.id) is not None:
+                return None
+            return src.digest
+
+        digest = store.catalog.read(fn)
+        return None if digest is None else manifests.every_blob(store, digest)
 
     def unlink_version(self, version_id: str) -> None:
         """Remove a link (the source version stays)."""
