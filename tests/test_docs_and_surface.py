@@ -54,8 +54,12 @@ def test_readme_shows_the_two_commands_and_every_setting() -> None:
     from cairn.sdk._settings import Settings
 
     src = (ROOT / "src" / "cairn" / "sdk" / "_settings.py").read_text()
-    for var in set(re.findall(r'"((?:CAIRN|WANDB)_[A-Z_]+)"', src)):
-        assert var in readme, f"README's configuration table lacks {var}"
+    # The server's settings (one read of the environment, server/_config.py) and the CLI's.
+    server = (ROOT / "src" / "cairn" / "server" / "_config.py").read_text()
+    cli = (ROOT / "src" / "cairn" / "cli" / "_server.py").read_text()
+    for text in (src, server, cli):
+        for var in set(re.findall(r'"((?:CAIRN|WANDB)_[A-Z_]+)"', text)):
+            assert f"`{var}`" in readme, f"README's configuration table lacks {var}"
     assert "WANDB_MODE" in src and "AWS_S3_ENDPOINT_URL" in readme
     for never in ("WANDB_API_KEY", "WANDB_BASE_URL", ".netrc"):
         assert never in readme  # named as never read ...

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cairn.server import ServerConfig
 from cairn.server._app import create_app
 from cairn.service._wire import API, STATUS
 from tests._infra import ADMIN_KEY, CairnServer, SyncASGITransport
@@ -20,9 +21,7 @@ ERROR_REF = "#/components/schemas/Error"
 class _NoBackend:
     """Enough of a Backend to build the app (the document, the body limit) without a store."""
 
-    class config:
-        max_json_bytes = max_batch_bytes = 64
-        db = store = admin_key = ""
+    config = ServerConfig(db="", store="", max_json_bytes=64, max_batch_bytes=64)
 
 
 @pytest.fixture(scope="module")

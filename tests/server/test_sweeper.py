@@ -102,10 +102,6 @@ def test_the_server_sweeps_killed_writers_leftovers_periodically(server: CairnSe
 def test_the_sweep_interval_is_checked(tmp_path: pathlib.Path) -> None:
     from cairn.server import ServerConfig
 
-    os.environ["CAIRN_SERVER_SWEEP_INTERVAL"] = "often"
-    try:
-        with pytest.raises(Exception, match="CAIRN_SERVER_SWEEP_INTERVAL must be a number"):
-            ServerConfig.from_env("db", "store")
-    finally:
-        del os.environ["CAIRN_SERVER_SWEEP_INTERVAL"]
-    assert ServerConfig.from_env("db", "store").sweep_interval == 3600
+    with pytest.raises(Exception, match="CAIRN_SERVER_SWEEP_INTERVAL must be a number"):
+        ServerConfig.from_env({"CAIRN_SERVER_SWEEP_INTERVAL": "often"}, db="db", store="store")
+    assert ServerConfig.from_env({}, db="db", store="store").sweep_interval == 3600

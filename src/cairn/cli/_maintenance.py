@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,7 +85,7 @@ def _store(db: str | None, store: str | None) -> Iterator[LocalService | None]:
         return
     from cairn.server import Backend, ServerConfig
 
-    backend = Backend.open(ServerConfig.from_env(db, store))
+    backend = Backend.open(ServerConfig.from_env(os.environ, db=db, store=store))
     try:
         backend.transfers.sweep(backend.config.upload_max_age)
         yield backend.service

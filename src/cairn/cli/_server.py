@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import click
@@ -45,7 +46,7 @@ def server(
         return
     from cairn.server import ServerConfig, serve
 
-    config = ServerConfig.from_env(db, store)
+    config = ServerConfig.from_env(os.environ, db=db, store=store)
     click.echo(f"cairn server on http://{host}:{port}/api/v1 (catalog {config.db})", err=True)
     serve(config, host, port, workers=workers)
 

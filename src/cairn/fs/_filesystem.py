@@ -72,6 +72,9 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
     ) -> None:
         super().__init__(**kwargs)
         self._service = service
+        # Over a given store, the settings (its default entity, the directories drafts use) are
+        # read once, now; over the environment's store, with it, on every call.
+        self._settings = None if service is None else Settings.from_env()
         self.artifact_type = artifact_type
         self.blocksize = block_size
         self._pages: tuple[Service, PageReader] | None = None
@@ -101,7 +104,8 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return held[1]
 
     def _entity(self, svc: Service, where: CairnPath) -> str:
-        return where.entity or Settings.from_env().entity or svc.default_entity
+        settings = self._settings if self._settings is not None else Settings.from_env()
+        return where.entity or settings.entity or svc.default_entity
 
     def _version(self, where: CairnPath) -> tuple[Service, VersionRecord]:
         svc = self._svc()
@@ -324,9 +328,9 @@ class CairnFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _session(self) -> Session:
         """The session a draft logs through: the current one, or one over the given store."""
-        if self._service is None:
+        if self._service is None or self._settings is None:
             return current_session()
-        return Session(Settings.from_env(), self._service)
+        return Session(self._settings, self._service)
 
     def _new_draft(self, where: CairnPath) -> Draft:
         session = self._session()

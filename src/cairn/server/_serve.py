@@ -7,12 +7,14 @@ import os
 from fastapi import FastAPI
 
 from cairn.server._app import create_app
-from cairn.server._backend import Backend, ServerConfig
+from cairn.server._backend import Backend
+from cairn.server._config import ServerConfig
 
 
 def app_from_env() -> FastAPI:
-    """The app for a uvicorn worker process (configured by ``CAIRN_SERVER_*``)."""
-    return create_app(Backend.open(ServerConfig.from_env()))
+    """The app for a uvicorn worker process: its entry point, which reads the environment
+    (``CAIRN_SERVER_*``, set by ``serve`` for the command-line options) once."""
+    return create_app(Backend.open(ServerConfig.from_env(os.environ)))
 
 
 def serve(

@@ -10,11 +10,9 @@ write access.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from typing import Any
 
-from cairn.core import is_true
 from cairn.errors import PermissionDeniedError
 from cairn.server._auth import Principal as KeyPrincipal
 from cairn.server._backend import Backend
@@ -70,17 +68,16 @@ class ServerUiBackend:
 def ui_secret(backend: Backend) -> bytes:
     """The secret that signs the UI's CSRF tokens; the same in every server process of one
     deployment (``CAIRN_SERVER_SECRET``, else derived from its configuration)."""
-    explicit = os.environ.get("CAIRN_SERVER_SECRET")
-    if explicit:
-        return explicit.encode()
     c = backend.config
+    if c.secret:
+        return c.secret.encode()
     basis = f"cairn-ui\0{c.db}\0{c.store}\0{c.admin_key or ''}"
     return hashlib.sha256(basis.encode()).digest()
 
 
 def mount_ui(app: Any, backend: Backend) -> None:
     """Serve the web UI at ``/`` (after the API routes, so ``/api/v1`` keeps precedence)."""
-    secure = not is_true(os.environ.get("CAIRN_SERVER_INSECURE_COOKIES"))
+    secure = not backend.config.insecure_cookies
     app.mount(
         "/",
         create_ui_app(ServerUiBackend(backend), secret=ui_secret(backend), secure_cookies=secure),
