@@ -1,5 +1,5 @@
 """The routes of ``/api/v1``: each validates its input and makes one call on the request key's
-``ScopedService`` (``_scoped.py``: every permission rule, once).
+``ScopedService`` (``_scoped.py``; every permission rule once, in ``_key_rules.py``).
 
 One module per concept: ``_routes_runs`` (identity, runs), ``_routes_blobs`` (presence, batches,
 uploads), ``_routes_versions`` (commits and queries), ``_routes_search`` (search),

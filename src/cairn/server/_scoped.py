@@ -1,30 +1,18 @@
 """The one authorization wrapper: the server's Service as one API key may use it.
 
 Every REST route and every page of the web UI calls a ``ScopedService``; each permission rule of
-the server is written here once:
-
-* a project the key may not read is "not found" (404), whether it exists or not; a key that may
-  read but not do what it asks gets 403 (``Principal.require``);
-* a version is looked up by id and then treated as its project (``_version``), with the same
-  answer for a version that does not exist and one the key may not read;
-* lists (projects, a run's versions, a version's runs and links, registries, lineage in exports)
-  leave out what the key may not read;
-* blobs: a key sees those it uploaded and those of projects it may read
-  (``cairn.catalog.readable_blobs``); a commit may refer only to those, others are "missing";
-* uploads need write access somewhere; maintenance and API keys need a server admin key.
-
-Input is validated by the routes (the adapter) before it gets here; this class checks only who
-may do what.
+the server is written once, in ``_key_rules.py`` (``KeyRules``: who the key is, what it may read
+and do); blobs and uploads are ``_scoped_blobs.py`` (``ScopedBlobs``); the rest of the Service
+(runs, versions, links, collections, sync, maintenance, API keys) is here, each method a rule
+applied and a call to the server's ``LocalService``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cairn.catalog import Uploads, readable_blobs
 from cairn.core import (
     REGISTRY_ENTITY,
     REGISTRY_PREFIX,
@@ -33,16 +21,9 @@ from cairn.core import (
     RunRecord,
     VersionRecord,
 )
-from cairn.errors import (
-    ArtifactNotFoundError,
-    BlobNotFoundError,
-    PermissionDeniedError,
-    ValidationError,
-)
-from cairn.server._auth import Grant, Principal
-from cairn.server._backend import Backend
-from cairn.server._batches import BatchUpload
-from cairn.server._transfers import PartWriter
+from cairn.errors import BlobNotFoundError, ValidationError
+from cairn.server._auth import Grant
+from cairn.server._scoped_blobs import ScopedBlobs
 from cairn.service import (
     DEFAULT_GRACE_SECONDS,
     CommitRequest,
@@ -56,108 +37,11 @@ from cairn.service import (
     VerifyReport,
     VersionExport,
 )
-from cairn.storage import BlobInfo
-
-_MAX_KNOWN = 200_000  # digests remembered as readable, per key
 
 
-class ScopedService:
+class ScopedService(ScopedBlobs):
     """The server's ``LocalService`` seen through one key's grants (a ``cairn.service.Service``,
     plus the server's own operations: uploads, maintenance, API keys)."""
-
-    def __init__(self, backend: Backend, who: Principal) -> None:
-        self._b = backend
-        self._inner = backend.service
-        self.who = who
-        self._uploads = Uploads(backend.catalog)
-        self._known: set[str] = set()  # digests found readable (the UI keeps one per key)
-        self._lock = threading.Lock()
-
-    # -- identity --
-
-    @property
-    def default_entity(self) -> str:
-        return self.who.user
-
-    @property
-    def location(self) -> str:
-        return self._inner.location
-
-    @property
-    def is_local(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        """The server's service outlives any key's view of it."""
-
-    # -- the rules --
-
-    def require(self, entity: str, project: str, role: str = "read") -> None:
-        self.who.require(entity, project, role)
-
-    def can_read(self, entity: str, project: str) -> bool:
-        return self.who.role_on(entity, project) is not None
-
-    def may(self, entity: str, project: str, role: str) -> bool:
-        """Whether ``require(entity, project, role)`` would let the call through (the UI shows
-        its edit controls by it)."""
-        try:
-            self.require(entity, project, role)
-        except (ArtifactNotFoundError, PermissionDeniedError):
-            return False
-        return True
-
-    def _version(self, version_id: str, role: str = "read") -> VersionRecord:
-        if not version_id.isalnum() or len(version_id) > 32:
-            raise ValidationError(f"invalid version id {version_id[:40]!r}")
-        try:
-            rec = self._inner.get_version(version_id)
-        except ArtifactNotFoundError:
-            rec = None
-        if rec is None or not self.can_read(rec.entity, rec.project):
-            # The same answer as for a version that does not exist: nothing about others' projects.
-            raise ArtifactNotFoundError(f"artifact version {version_id!r} not found")
-        self.require(rec.entity, rec.project, role)
-        return rec
-
-    def _readable_versions(self, found: Iterable[VersionRecord]) -> list[VersionRecord]:
-        return [v for v in found if self.can_read(v.entity, v.project)]
-
-    def _readable_runs(self, found: Iterable[RunRecord]) -> list[RunRecord]:
-        return [r for r in found if self.can_read(r.entity, r.project)]
-
-    def readable_blobs(self, digests: Sequence[str]) -> set[str]:
-        """Those of ``digests`` the key may read (and so need not upload)."""
-        with self._lock:
-            known = {d for d in digests if d in self._known}
-        rest = [d for d in digests if d not in known]
-        if not rest:
-            return known
-        found = readable_blobs(self._b.catalog, self.who.uploader, self.who.readable, rest)
-        with self._lock:
-            if len(self._known) + len(found) > _MAX_KNOWN:
-                self._known.clear()
-            self._known.update(found)
-        return known | found
-
-    def check_blob(self, digest: str) -> None:
-        """Raise unless the key may read the blob (routes that stream it read the store then)."""
-        if digest not in self.readable_blobs([digest]):
-            # The same answer as for content that does not exist: nothing leaks.
-            raise BlobNotFoundError(f"blob {digest} is not in any project this key may read")
-
-    def _unreadable(self, digests: Sequence[str]) -> tuple[str, ...]:
-        have = self.readable_blobs(digests)
-        return tuple(d for d in dict.fromkeys(digests) if d not in have)
-
-    def require_upload(self) -> None:
-        if not any(g.role in ("write", "admin") for g in self.who.grants):
-            raise PermissionDeniedError(
-                f"key of {self.who.user!r} may not write anywhere, so not upload"
-            )
-
-    def require_admin(self) -> None:
-        self.who.require_admin()
 
     # -- runs --
 
@@ -221,86 +105,6 @@ class ScopedService:
     def run_summary(self, entity: str, project: str, run_id: str) -> str:
         self.require(entity, project)
         return self._inner.run_summary(entity, project, run_id)
-
-    # -- blobs --
-
-    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Store verified blobs (``items`` re-hashed by the caller) as uploaded by this key."""
-        self.require_upload()
-        self._b.blobs.put_many(items)
-        self._uploads.record_uploaded(self.who.uploader, [d for d, _ in items])
-
-    def batch_upload(self) -> BatchUpload:
-        """Blobs of one batch request, recorded as uploaded by this key (``server/_batches.py``)."""
-        self.require_upload()
-        index = self._b.transfers.object_store
-        return BatchUpload(
-            self._b.blobs, None if index is None else index.index, self._uploads, self.who.uploader
-        )
-
-    def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
-        raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
-
-    def store_blob_file(self, path: str, digest: str, size: int) -> None:
-        raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
-
-    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
-        have = self.readable_blobs(digests)
-        # Readable and actually stored: a blob lost from the store (or removed as damaged by
-        # verify) is reported missing, so the next log of the same content repairs it.
-        have &= self._b.blobs.has_many(list(have))
-        return [d for d in dict.fromkeys(digests) if d not in have]
-
-    def read_blob(self, digest: str) -> bytes:
-        self.check_blob(digest)
-        return self._inner.read_blob(digest)
-
-    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-        for digest in digests:
-            yield digest, self.read_blob(digest)
-
-    def small_blobs(self, digests: Sequence[str]) -> dict[str, bytes]:
-        """The readable ones of ``digests`` the store keeps small (see ``BlobStore.small_many``)."""
-        allowed = self.readable_blobs(digests)
-        return self._b.blobs.small_many([d for d in dict.fromkeys(digests) if d in allowed])
-
-    def blob_path(self, digest: str) -> str | None:
-        return None  # a blob leaves the server only through a checked read
-
-    def download_blob(self, digest: str, dest: str) -> None:
-        self.check_blob(digest)
-        self._inner.download_blob(digest, dest)
-
-    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
-        self.check_blob(digest)
-        return self._inner.read_blob_range(digest, start, length)
-
-    def prefetch_blobs(self, digests: Sequence[str]) -> None:
-        """Nothing to prefetch: the blobs are local to the server."""
-
-    # -- uploads of large blobs (server/_transfers.py) --
-
-    def begin_upload(self, digest: str, size: int) -> dict[str, Any]:
-        self.require_upload()
-        return self._b.transfers.begin(self.who.uploader, digest, size)
-
-    def upload_status(self, upload_id: str) -> dict[str, Any]:
-        self.require_upload()
-        return self._b.transfers.status(self.who.uploader, upload_id)
-
-    def open_upload_part(self, upload_id: str, number: int) -> PartWriter:
-        self.require_upload()
-        return self._b.transfers.open_part(self.who.uploader, upload_id, number)
-
-    def upload_part_url(self, upload_id: str, number: int, checksum: str) -> dict[str, Any]:
-        self.require_upload()
-        return self._b.transfers.part_url(self.who.uploader, upload_id, number, checksum)
-
-    def complete_upload(self, upload_id: str) -> tuple[str, int]:
-        self.require_upload()
-        digest, size = self._b.transfers.complete(self.who.uploader, upload_id)
-        self._uploads.record_uploaded(self.who.uploader, [digest])
-        return digest, size
 
     # -- versions: writes --
 

@@ -253,10 +253,6 @@ class LocalService:
     def commit(self, request: CommitRequest) -> CommitResult:
         return _commit.commit(self._store, request)
 
-    def check_manifest(self, root: str) -> list[str]:
-        """Check a manifest a client wrote as blobs; the digests of content the store lacks."""
-        return _manifests.check_client_manifest(self._store, root)
-
     def manifest_blob_batches(self, root: str, batch: int = 10_000) -> Iterator[list[str]]:
         """The blobs a manifest needs (pages and content), in batches (not in the protocol:
         the server checks with it that a key may read every blob a commit names)."""

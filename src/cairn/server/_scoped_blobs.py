@@ -1,0 +1,93 @@
+"""Blobs and uploads as one API key may use them: it reads what its grants allow (a blob it
+uploaded, or one a project it may read refers to), and what it stores is recorded as its upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from cairn.errors import PermissionDeniedError
+from cairn.server._batches import BatchUpload
+from cairn.server._key_rules import KeyRules
+from cairn.server._transfers import PartWriter
+from cairn.storage import BlobInfo
+
+
+class ScopedBlobs(KeyRules):
+    """The blob and upload methods of ``ScopedService``."""
+
+    # -- blobs --
+
+    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store verified blobs (``items`` re-hashed by the caller) as uploaded by this key."""
+        self.require_upload()
+        self._b.blobs.put_many(items)
+        self._uploads.record_uploaded(self.who.uploader, [d for d, _ in items])
+
+    def batch_upload(self) -> BatchUpload:
+        """Blobs of one batch request, recorded as uploaded by this key (``server/_batches.py``)."""
+        self.require_upload()
+        index = self._b.transfers.object_store
+        return BatchUpload(
+            self._b.blobs, None if index is None else index.index, self._uploads, self.who.uploader
+        )
+
+    def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
+        raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
+
+    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+        raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        have = self.readable_blobs(digests)
+        # Readable and actually stored: a blob lost from the store (or removed as damaged by
+        # verify) is reported missing, so the next log of the same content repairs it.
+        have &= self._b.blobs.has_many(list(have))
+        return [d for d in dict.fromkeys(digests) if d not in have]
+
+    def read_blob(self, digest: str) -> bytes:
+        self.check_blob(digest)
+        return self._inner.read_blob(digest)
+
+    def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        for digest in digests:
+            yield digest, self.read_blob(digest)
+
+    def blob_path(self, digest: str) -> str | None:
+        return None  # a blob leaves the server only through a checked read
+
+    def download_blob(self, digest: str, dest: str) -> None:
+        self.check_blob(digest)
+        self._inner.download_blob(digest, dest)
+
+    def read_blob_range(self, digest: str, start: int, length: int) -> bytes:
+        self.check_blob(digest)
+        return self._inner.read_blob_range(digest, start, length)
+
+    def prefetch_blobs(self, digests: Sequence[str]) -> None:
+        """Nothing to prefetch: the blobs are local to the server."""
+
+    # -- uploads of large blobs (server/_transfers.py) --
+
+    def begin_upload(self, digest: str, size: int) -> dict[str, Any]:
+        self.require_upload()
+        return self._b.transfers.begin(self.who.uploader, digest, size)
+
+    def upload_status(self, upload_id: str) -> dict[str, Any]:
+        self.require_upload()
+        return self._b.transfers.status(self.who.uploader, upload_id)
+
+    def open_upload_part(self, upload_id: str, number: int) -> PartWriter:
+        self.require_upload()
+        return self._b.transfers.open_part(self.who.uploader, upload_id, number)
+
+    def upload_part_url(self, upload_id: str, number: int, checksum: str) -> dict[str, Any]:
+        self.require_upload()
+        return self._b.transfers.part_url(self.who.uploader, upload_id, number, checksum)
+
+    def complete_upload(self, upload_id: str) -> tuple[str, int]:
+        self.require_upload()
+        digest, size = self._b.transfers.complete(self.who.uploader, upload_id)
+        self._uploads.record_uploaded(self.who.uploader, [digest])
+        return digest, size
