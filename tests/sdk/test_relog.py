@@ -211,6 +211,30 @@ def test_a_record_whose_pages_were_collected_is_not_used(tmp_path: pathlib.Path)
     assert (pathlib.Path(out) / "sub" / "deep" / "d.txt").read_text() == "delta"
 
 
+@pytest.mark.embedded_only
+def test_a_changed_file_the_store_lost_before_the_commit_is_stored_again(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A changed directory's files are staged again from the tree record; if the store loses
+    such a blob before the commit (gc, or another process's write not yet committed), the
+    commit's restore finds the local file (it used to say "no local file with it is known")."""
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    _log(root)
+    write(root / "sub" / "c.txt", "charlie, changed")
+    _settle()
+    art = cairn.Artifact("ds", "dataset")
+    art.add_dir(str(root))
+    art._stage().flush()  # the changed file's blob is in the store now, referred to by nothing
+    cairn.sdk.collect_garbage(grace_seconds=0)  # and gone again
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    assert (art.version, art.digest) == ("v1", _expected(root))
+    out = art.download(str(tmp_path / "out"))
+    assert (pathlib.Path(out) / "sub" / "c.txt").read_text() == "charlie, changed"
+
+
 def test_a_distributed_version_leaves_no_record(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "data"
     _make(root, FILES)

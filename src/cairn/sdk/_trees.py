@@ -227,9 +227,9 @@ class TreeAdd:
             if problem is not None:
                 path = os.path.join(directory, name)
                 raise ValidationError(f"cannot add {path}: invalid entry path ({problem})")
-        staged = self._stager.stage(
-            [(directory, n, st) for n, st in files], link=link, remember=False
-        )
+        # Remembered: these files are not in the record's manifest, where ``restore`` looks for
+        # the others, and a blob the store lost before the commit is read again from its file.
+        staged = self._stager.stage([(directory, n, st) for n, st in files], link=link)
         before = {e.path: e for e in _direct_entries(self._reader, root, prefix)}
         for (name, _), sf in zip(files, staged, strict=True):
             entry = ManifestEntry(prefix + name, sf.digest, sf.size)
