@@ -255,7 +255,7 @@ class CatalogTests:
             return fn
 
         def digest(i: int) -> str:
-            return "sha256:" + f"{i:064x}"
+            return digest_from_raw(i.to_bytes(32, "big"))
 
         expected = []
         for n, name in enumerate(("one", "two")):
