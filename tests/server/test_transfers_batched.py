@@ -229,7 +229,7 @@ def parts_app(
     server.stop()
 
 
-def test_large_file_in_parallel_parts_restarts_an_upload_the_server_lost(
+def test_large_file_in_parts_restarts_an_upload_the_server_lost(
     parts_app: InProcessServer, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = os.urandom(23 * MiB)  # 5 parts
@@ -244,7 +244,8 @@ def test_large_file_in_parallel_parts_restarts_an_upload_the_server_lost(
     def lose_it(request: httpx.Request) -> None:
         # The first part on its way: the server sweeps every upload (as it does abandoned ones).
         with lock:
-            if "/parts/" in request.url.path and not swept:
+            path = request.url.path
+            if ("/parts/" in path or path.endswith("/content")) and not swept:
                 swept.append(parts_app.backend.transfers.sweep(0))
 
     svc._client.api.event_hooks["request"].append(lose_it)
@@ -257,6 +258,8 @@ def test_large_file_in_parallel_parts_restarts_an_upload_the_server_lost(
         s3 = parts_app.backend.transfers.s3
         listed = s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=s3.prefix)
         assert not listed.get("Uploads")  # the swept one was aborted, the other completed
+        # Streamed through the server, which verified it on the way: no part by URL.
+        assert seen["PUT /uploads/content"] == 2 and not [k for k in seen if "parts" in k]
     else:
         assert seen["PUT /uploads/parts/"] >= 5
     reader = parts_app.service(parts_app.create_key("me2", "*/*", "write"), str(tmp_path / "c2"))
@@ -363,4 +366,115 @@ def test_upload_resumes_after_a_killed_client_and_a_killed_server(
     svc.download_blob(info.digest, str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == data
     assert _parts_kept(parts_server) == 0  # spool cleaned up on completion
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def stream_server(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
+    """A real server process on PostgreSQL and S3 (moto), streaming uploads in 5 MiB parts."""
+    server = CairnServer(
+        postgres.create_database("cairn_stream"),
+        s3.url("stream"),
+        {**s3.env, "CAIRN_SERVER_PART_SIZE": str(5 * MiB)},
+    )
+    yield server
+    server.stop()
+
+
+STUCK_UPLOADER = """
+import os, sys, time
+from cairn.service._http import HttpService
+from cairn.storage import hash_file
+svc = HttpService(sys.argv[1], sys.argv[2], sys.argv[3])
+path = sys.argv[4]
+digest, size = hash_file(path)
+fd = os.open(path, os.O_RDONLY)
+def read(off, n):
+    if off >= 16 << 20:
+        time.sleep(600)  # a disk that hangs after three parts: the test kills this client
+    return os.pread(fd, n, off)
+svc._uploads.upload(digest, size, read, path)
+print("done")
+"""
+
+
+def _marked(s3: S3Server) -> int:
+    """Parts a streaming server recorded as stored (their marker objects)."""
+    client = s3.client()
+    try:
+        listed = client.list_objects_v2(Bucket=s3.bucket, Prefix="stream/uploads/")
+        return sum("/parts/" in o["Key"] for o in listed.get("Contents", []))
+    finally:
+        client.close()
+
+
+def _s3_parts_of(s3: S3Server, digest: str) -> int:
+    client = s3.client()
+    try:
+        uploads = client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+        ours = [u for u in uploads if str(u["Key"]).endswith(digest.split(":")[1][2:])]
+        return sum(
+            len(
+                client.list_parts(Bucket=s3.bucket, Key=u["Key"], UploadId=u["UploadId"]).get(
+                    "Parts", []
+                )
+            )
+            for u in ours
+        )
+    finally:
+        client.close()
+
+
+def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
+    stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
+) -> None:
+    """An S3 store takes a large file in one request that the server verifies as it arrives and
+    stores in parts. Client and server killed mid-upload: the resumed upload sends the object
+    store only the parts it did not keep, and nothing is left behind."""
+    key = stream_server.create_key("me")
+    data = os.urandom(30 * MiB)  # 6 parts
+    d = digest_bytes(data)
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(data)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(STUCK_UPLOADER),
+            stream_server.url,
+            key,
+            str(tmp_path / "cc"),
+            str(src),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while _marked(s3) < 2 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # the client dies mid-upload
+    child.wait(30)
+    stream_server.kill()  # and so does the server
+    kept = _marked(s3)
+    while kept != (kept := _marked(s3)):  # a request that arrived whole is still answered
+        time.sleep(0.3)
+    assert 2 <= kept <= 3  # the client's disk hung after three parts
+    stream_server.start()
+    svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
+    assert plan["mode"] == "stream" and len(plan["parts_done"]) >= kept  # taken up again
+    answer = svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
+    assert answer == {"digest": d, "size": len(data), "parts_sent": 6 - kept, "parts_kept": kept}
+    assert svc.missing_blobs([d]) == [] and _s3_parts_of(s3, d) == 0  # completed, none left
+    assert _marked(s3) == 0  # and its markers removed
+    svc.download_blob(d, str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+    # Other content under a digest: refused at the end of the stream, nothing kept or stored.
+    liar = digest_bytes(data + b"!")
+    with pytest.raises(DigestMismatchError):
+        svc._uploads.upload(liar, len(data), lambda off, n: data[off : off + n], None)
+    assert _s3_parts_of(s3, liar) == 0 and svc.missing_blobs([liar]) == [liar]
+    client = s3.client()
+    listed = client.list_objects_v2(Bucket=s3.bucket, Prefix="stream/")
+    assert not [o for o in listed.get("Contents", []) if o["Key"].endswith(liar[9:])]
+    client.close()
     svc.close()

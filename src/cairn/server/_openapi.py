@@ -34,6 +34,7 @@ DIGEST_MISMATCH = {"422": "Content does not match its digest; nothing was stored
 HASHED_ON_ARRIVAL = {
     ("post", "/blobs/batch"),
     ("put", "/uploads/{upload_id}/parts/{number}"),
+    ("put", "/uploads/{upload_id}/content"),
     ("post", "/uploads/{upload_id}/complete"),
 }
 # Answers of one route that are not errors: a blob's bytes, a part of them, or a redirect.

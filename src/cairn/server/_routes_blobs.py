@@ -21,6 +21,7 @@ from cairn.server._batches import (
     receive_batch,
 )
 from cairn.server._common import B, Svc, new_router
+from cairn.server._stream_upload import receive_stream
 from cairn.service import BATCH_TYPE, check_digests, parse_range
 
 MAX_DIGESTS = 50_000
@@ -132,11 +133,12 @@ def get_blob(
 class UploadIn(BaseModel):
     digest: str
     size: int = Field(ge=0, le=5 << 40)
+    modes: list[str] = Field(default_factory=list, max_length=8)
 
 
 @router.post("/uploads", summary="Begin uploading a large blob (in parts, or presigned to S3)")
 def begin_upload(body: UploadIn, svc: Svc) -> dict[str, Any]:
-    return svc.begin_upload(check_digest(body.digest), body.size)
+    return svc.begin_upload(check_digest(body.digest), body.size, body.modes)
 
 
 @router.get("/uploads/{upload_id}", summary="An upload's state: which parts arrived")
@@ -157,6 +159,17 @@ async def upload_part(upload_id: str, number: int, request: Request, svc: Svc) -
         raise
     writer.close()
     return {}
+
+
+@router.put(
+    "/uploads/{upload_id}/content",
+    summary="Send an upload's whole content (mode 'stream'): verified as it arrives and stored",
+)
+async def upload_content(upload_id: str, request: Request, svc: Svc) -> dict[str, Any]:
+    sink = await run_in_threadpool(svc.open_upload_stream, upload_id)
+    done = await receive_stream(sink, request.stream())
+    await run_in_threadpool(svc.record_upload, sink.digest)
+    return done
 
 
 class PartUrlIn(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 from cairn.errors import PermissionDeniedError
 from cairn.server._batches import BatchUpload
 from cairn.server._key_rules import KeyRules
+from cairn.server._stream_upload import StreamSink
 from cairn.server._transfers import PartWriter
 from cairn.storage import BlobInfo
 
@@ -70,9 +71,9 @@ class ScopedBlobs(KeyRules):
 
     # -- uploads of large blobs (server/_transfers.py) --
 
-    def begin_upload(self, digest: str, size: int) -> dict[str, Any]:
+    def begin_upload(self, digest: str, size: int, modes: Sequence[str] = ()) -> dict[str, Any]:
         self.require_upload()
-        return self._b.transfers.begin(self.who.uploader, digest, size)
+        return self._b.transfers.begin(self.who.uploader, digest, size, modes)
 
     def upload_status(self, upload_id: str) -> dict[str, Any]:
         self.require_upload()
@@ -82,6 +83,14 @@ class ScopedBlobs(KeyRules):
         self.require_upload()
         return self._b.transfers.open_part(self.who.uploader, upload_id, number)
 
+    def open_upload_stream(self, upload_id: str) -> StreamSink:
+        self.require_upload()
+        return self._b.transfers.open_stream(self.who.uploader, upload_id)
+
+    def record_upload(self, digest: str) -> None:
+        """A blob this key uploaded (verified and stored): it may now name it."""
+        self._uploads.record_uploaded(self.who.uploader, [digest])
+
     def upload_part_url(self, upload_id: str, number: int, checksum: str) -> dict[str, Any]:
         self.require_upload()
         return self._b.transfers.part_url(self.who.uploader, upload_id, number, checksum)
@@ -89,5 +98,5 @@ class ScopedBlobs(KeyRules):
     def complete_upload(self, upload_id: str) -> tuple[str, int]:
         self.require_upload()
         digest, size = self._b.transfers.complete(self.who.uploader, upload_id)
-        self._uploads.record_uploaded(self.who.uploader, [digest])
+        self.record_upload(digest)
         return digest, size

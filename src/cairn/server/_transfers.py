@@ -8,10 +8,13 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
   at a time; each is written at its offset into one spool file next to the store and marked done
   once written, so an interrupted upload resumes with the parts still missing. ``complete``
   hashes the file, makes it durable (one fsync) and moves it into the store (a rename).
-* **Presigned parts** (S3 stores, from ``PARTS_FROM``): an S3 multipart upload at the blob's own
-  key; the client PUTs each part by a URL bound to the part's SHA-256. ``complete`` completes it
-  only where no object is yet (``If-None-Match: *``) and verifies the whole before the catalog
-  records it (content that fails is deleted): no staging copy.
+* **Streamed** (S3 stores, from ``PARTS_FROM``, clients that offer ``stream``): an S3 multipart
+  upload at the blob's own key, fed by one request that the server hashes as it arrives and
+  uploads part by part (``_stream_upload.py``): verified without reading anything back.
+* **Presigned parts** (S3 stores, from ``PARTS_FROM``, other clients): the same multipart
+  upload; the client PUTs each part by a URL bound to the part's SHA-256. ``complete`` completes
+  it only where no object is yet (``If-None-Match: *``) and verifies the whole (read back, as S3
+  keeps only the parts' SHA-256) before the catalog records it (content that fails is deleted).
 * **Presigned** (S3 stores, smaller blobs): the client PUTs the file to a staging key with the
   signed ``x-amz-checksum-sha256`` header (S3 refuses other content); ``complete`` checks the
   object against the digest (re-reading it where the store reports no checksum) and copies it,
@@ -24,6 +27,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +40,16 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from cairn.server._stream_upload import StreamSink, drop_marks, kept_parts
 from cairn.storage import BlobStore, S3BlobStore, checksum_b64, hash_stream
 
 PART_SIZE = 32 << 20
 # S3 stores take blobs from 8 MiB (or 4 parts) in parts, at the blob's own key (no staging copy);
 # smaller ones in one presigned PUT to a staging key.
 PARTS_FROM = 8 << 20
+# A streamed upload's parts: the server holds a few at a time. 8 MiB (boto3's own) stays under
+# the allocator's mmap threshold, where 32 MiB buffers cost page faults on each side.
+STREAM_PART_SIZE = 8 << 20
 MAX_PARTS = 10_000
 PRESIGN_SECONDS = 3600
 CHUNK = 1 << 20
@@ -59,6 +67,17 @@ class Upload(UploadRow):
         if not 0 <= n < self.part_count:
             raise ValidationError(f"part {n} is out of range: the upload has {self.part_count}")
         return min(self.part_size, self.size - n * self.part_size)
+
+    @property
+    def multipart(self) -> tuple[str, str] | None:
+        """(key, S3 upload id) of an upload to an S3 multipart upload; ``ref`` is
+        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream`` (through the server)."""
+        lines = self.ref.split("\n")
+        return (lines[0], lines[1]) if len(lines) >= 2 else None
+
+    @property
+    def streamed(self) -> bool:
+        return self.ref.endswith("\nstream")
 
 
 UPLOAD_MAX_AGE = 24 * 3600.0  # an upload not completed after this long is abandoned
@@ -123,14 +142,18 @@ class Transfers:
 
     # -- the protocol ---------------------------------------------------------------------------
 
-    def begin(self, user: str, digest: str, size: int) -> dict[str, Any]:
+    def begin(self, user: str, digest: str, size: int, modes: Sequence[str] = ()) -> dict[str, Any]:
+        """Begin (or take up) an upload. ``modes``: what the client can do besides parts and
+        presigned PUTs (``stream``: send the whole blob in one request, on S3 stores)."""
         check_digest(digest)
         if not isinstance(size, int) or size < 0:
             raise ValidationError("size must be a non-negative integer")
         if self.s3 is None and -(-size // self.part_size) > MAX_PARTS:
             raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
         self.sweep_now_and_then()
-        kept = self._resumable(user, digest, size)
+        stream = "stream" in modes and self.s3 is not None
+        part_size = self._part_size(size, stream)
+        kept = self._resumable(user, digest, size, stream, part_size)
         if kept is not None:
             return kept
         upload_id = secrets.token_hex(16)
@@ -146,8 +169,8 @@ class Transfers:
                 )
             except Exception as exc:  # noqa: BLE001 - translated
                 raise self.s3.translate(exc) from None
-            ref = f"{ref}\n{made['UploadId']}"
-        up = Upload(upload_id, user, digest, size, self.part_size, ref)
+            ref = f"{ref}\n{made['UploadId']}" + ("\nstream" if stream else "")
+        up = Upload(upload_id, user, digest, size, part_size, ref)
 
         if self.s3 is None:
             data, parts = self._paths(up)
@@ -158,13 +181,24 @@ class Transfers:
         self.rows.insert(up)
         return self.describe(up)
 
-    def _resumable(self, user: str, digest: str, size: int) -> dict[str, Any] | None:
+    def _part_size(self, size: int, stream: bool) -> int:
+        """Parts of a streamed upload: small ones, larger only as S3's 10,000 parts need."""
+        if not stream:
+            return self.part_size
+        least = -(-size // MAX_PARTS)
+        return max(min(self.part_size, STREAM_PART_SIZE), -(-least // (1 << 20)) << 20)
+
+    def _resumable(
+        self, user: str, digest: str, size: int, stream: bool, part_size: int
+    ) -> dict[str, Any] | None:
         """This key's open upload of the same blob, with the parts it kept (a client killed
         mid-upload takes it up again), or None. One whose parts are gone is forgotten."""
         row = self.rows.latest_for(user, digest, size)
-        if row is None or row.part_size != self.part_size:
+        if row is None or row.part_size != part_size:
             return None
         up = _upload(row)
+        if up.multipart is not None and up.streamed != stream:
+            return None  # sent another way: never mixed (the server trusts its own parts only)
         if self.s3 is None and not os.path.exists(self._paths(up)[0]):
             self.abort(up)
             return None
@@ -175,14 +209,16 @@ class Transfers:
             return None
 
     def describe(self, up: Upload) -> dict[str, Any]:
+        """An upload as the client sees it: how to send it (``mode``), the parts kept."""
         out: dict[str, Any] = {
             "id": up.id,
             "digest": up.digest,
             "size": up.size,
             "part_size": up.part_size,
         }
-        if self.s3 is not None and "\n" in up.ref:
-            out.update(mode="presigned-parts", parts_done=self._s3_parts(up))
+        if self.s3 is not None and up.multipart is not None:
+            mode = "stream" if up.streamed else "presigned-parts"
+            out.update(mode=mode, parts_done=self._s3_parts(up))
         elif self.s3 is not None:
             headers = {"x-amz-checksum-sha256": checksum_b64(up.digest)}
             url = self.s3.client.generate_presigned_url(
@@ -205,8 +241,8 @@ class Transfers:
         return sorted(p["PartNumber"] - 1 for p in self._s3_list(up))
 
     def _s3_list(self, up: Upload) -> list[dict[str, Any]]:
-        assert self.s3 is not None
-        key, s3_id = up.ref.split("\n")
+        assert self.s3 is not None and up.multipart is not None
+        key, s3_id = up.multipart
         out: list[dict[str, Any]] = []
         try:
             pages = self.s3.client.get_paginator("list_parts").paginate(
@@ -221,12 +257,12 @@ class Transfers:
     def part_url(self, user: str, upload_id: str, n: int, checksum: str) -> dict[str, Any]:
         """A presigned URL for part ``n`` that S3 accepts only with this SHA-256 (base64)."""
         up = self._load(user, upload_id)
-        if self.s3 is None or "\n" not in up.ref:
-            raise ValidationError(f"upload {upload_id} does not go to the object store in parts")
+        if self.s3 is None or up.multipart is None or up.streamed:
+            raise ValidationError(f"upload {upload_id} does not take parts by presigned URL")
         up.part_length(n)
         if len(checksum) != 44 or not checksum.endswith("="):
             raise ValidationError("checksum must be a base64 SHA-256 (44 characters)")
-        key, s3_id = up.ref.split("\n")
+        key, s3_id = up.multipart
         url = self.s3.client.generate_presigned_url(
             "upload_part",
             Params={
@@ -239,6 +275,74 @@ class Transfers:
             ExpiresIn=PRESIGN_SECONDS,
         )
         return {"url": url, "headers": {"x-amz-checksum-sha256": checksum}}
+
+    def open_stream(self, user: str, upload_id: str) -> StreamSink:
+        """Where the whole content of an S3 upload goes, from its first byte (``stream``)."""
+        up = self._load(user, upload_id)
+        store = self.object_store
+        if store is None or up.multipart is None or not up.streamed:
+            raise ValidationError(f"upload {upload_id} does not take its content in one stream")
+        marks = self._marks(up)
+        try:
+            kept = kept_parts(store.s3, marks, self._s3_list(up))
+        except Exception as exc:  # noqa: BLE001 - translated (what is cairn's already is kept)
+            raise store.s3.translate(exc) from None
+        return StreamSink(
+            store.s3,
+            up.multipart,
+            marks,
+            up.digest,
+            up.size,
+            up.part_size,
+            kept,
+            lambda parts: self._complete_streamed(store, up, parts),
+            lambda: self._abort_s3(up),
+        )
+
+    def _marks(self, up: Upload) -> str:
+        assert self.s3 is not None
+        return f"{self.s3.prefix}uploads/{up.id}/parts/"
+
+    def _complete_streamed(
+        self, store: ObjectStore, up: Upload, parts: list[dict[str, Any]]
+    ) -> int:
+        """Complete a streamed upload whose content the server verified as it arrived: at the
+        blob's key where no object is yet; an object there already is verified, kept as it is."""
+        assert up.multipart is not None
+        key, s3_id = up.multipart
+        s3 = store.s3
+        try:
+            s3.client.complete_multipart_upload(
+                Bucket=s3.bucket,
+                Key=key,
+                UploadId=s3_id,
+                MultipartUpload={"Parts": _completed_parts(parts)},
+                IfNoneMatch="*",
+            )
+            size = up.size
+        except Exception as exc:  # noqa: BLE001 - translated
+            if _code(exc) != "PreconditionFailed":
+                raise s3.translate(exc) from None
+            self._abort_s3(up)
+            size = s3.verify_object(key, up.digest)
+        store.index.record([(up.digest, size, None)])
+        drop_marks(s3, self._marks(up))
+        self._forget(up.id)
+        return size
+
+    def _abort_s3(self, up: Upload) -> None:
+        """Abort an upload's S3 multipart upload (if it has one) and forget the upload."""
+        if self.s3 is not None and up.multipart is not None:
+            key, s3_id = up.multipart
+            try:
+                self.s3.client.abort_multipart_upload(
+                    Bucket=self.s3.bucket, Key=key, UploadId=s3_id
+                )
+            except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
+                pass
+            if up.streamed:
+                drop_marks(self.s3, self._marks(up))
+        self.abort(up)
 
     def status(self, user: str, upload_id: str) -> dict[str, Any]:
         return self.describe(self._load(user, upload_id))
@@ -288,7 +392,8 @@ class Transfers:
         """A multipart upload to the blob's own key: completed only where no object is there yet
         (``If-None-Match: *``), then verified (read back where S3 reports no whole-object
         SHA-256) before the catalog records it; content that fails is removed, never recorded."""
-        key, s3_id = up.ref.split("\n")
+        assert up.multipart is not None
+        key, s3_id = up.multipart
         s3, index = store.s3, store.index
         client, bucket = s3.client, s3.bucket
         known = index.sizes_many([up.digest]).get(up.digest)
@@ -331,11 +436,13 @@ class Transfers:
 
     def _complete_presigned(self, store: ObjectStore, up: Upload) -> int:
         s3 = store.s3
-        key = up.ref
-        if "\n" in up.ref and up.ref.split("\n")[0] == s3.key_of(up.digest):
+        key, multipart = up.ref, up.multipart
+        if multipart is not None and up.streamed:
+            raise ValidationError(f"upload {up.id} is completed by sending its content in one")
+        if multipart is not None and multipart[0] == s3.key_of(up.digest):
             return self._complete_in_place(store, up)
-        if "\n" in up.ref:
-            key, s3_id = up.ref.split("\n")
+        if multipart is not None:
+            key, s3_id = multipart
             parts = self._s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
                 raise ValidationError(f"upload {up.id} lacks parts; send them first")
@@ -362,16 +469,7 @@ class Transfers:
         cutoff = time.time() - older_than
         rows = self.rows.begun_before(cutoff)
         for row in rows:
-            up = _upload(row)
-            if self.s3 is not None and "\n" in up.ref:
-                key, upload_id = up.ref.split("\n", 1)
-                try:
-                    self.s3.client.abort_multipart_upload(
-                        Bucket=self.s3.bucket, Key=key, UploadId=upload_id
-                    )
-                except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
-                    pass
-            self.abort(up)
+            self._abort_s3(_upload(row))
         known = self.rows.ids()
         orphans = 0
         for entry in os.scandir(self.spool):

@@ -3,9 +3,11 @@ files in parallel resumable parts (through the server, or straight to S3 by pres
 
 ``store_blobs`` asks once per batch which blobs the server lacks, then sends those many per
 request (``application/vnd.cairn.blobs``), several requests at a time. Large files go through
-``/uploads``: to S3 by presigned URLs (each bound to its SHA-256 for S3 to check), or to the
-server in parts, several at a time; a part that failed is sent again alone, and the parts the
-server already has are not. An upload the server lost is begun again. See docs/design.md.
+``/uploads``: to a server on S3 in one request that it verifies as it arrives and stores in
+parts, several at a time (``stream``; what S3 kept of an interrupted attempt is not stored
+again); to a local-disk server in parts, several at a time, a part that failed sent again alone
+and the parts the server already has not sent again; smaller blobs to S3 by a presigned URL
+bound to their SHA-256. An upload the server lost is begun again. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -138,7 +140,9 @@ class Uploader:
         with the parts it kept), send what is missing, complete. An upload the server no longer
         knows (swept as abandoned, or lost with a server's state) is begun again."""
         for attempt in range(_UPLOAD_ATTEMPTS):
-            plan = self.client.call("POST", "/uploads", json={"digest": digest, "size": size})
+            plan = self.client.call(
+                "POST", "/uploads", json={"digest": digest, "size": size, "modes": ["stream"]}
+            )
             try:
                 self._send_upload(plan, size, read)
                 return
@@ -157,6 +161,15 @@ class Uploader:
         self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
     ) -> None:
         upload = f"/uploads/{seg(plan['id'])}"
+        if plan["mode"] == "stream":
+            # From the first byte, read as it is sent: the server hashes it all to verify it.
+            self.client.send(
+                "PUT",
+                f"{upload}/content",
+                headers={"Content-Length": str(size)},
+                body_factory=lambda: _read_chunks(read, 0, size),
+            )
+            return
         if plan["mode"] == "presigned":
             self._put_presigned(plan, size, read)
         else:

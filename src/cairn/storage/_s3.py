@@ -431,10 +431,15 @@ def make_client() -> Any:
         or os.environ.get("AWS_ENDPOINT_URL")
         or os.environ.get("AWS_S3_ENDPOINT_URL")  # W&B's name for it
     )
+    # No SigV4 hash of each body (botocore makes one on plain HTTP): every body cairn sends
+    # carries its SHA-256 as the signed ``x-amz-checksum-sha256``, which the object store checks.
+    s3: dict[str, Any] = {"payload_signing_enabled": False}
+    if endpoint:
+        s3["addressing_style"] = "path"
     config = Config(
         max_pool_connections=32,
         retries={"mode": "standard", "max_attempts": 5},
-        s3={"addressing_style": "path"} if endpoint else {},
+        s3=s3,
         signature_version="s3v4",
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",

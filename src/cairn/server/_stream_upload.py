@@ -1,0 +1,207 @@
+"""A large blob streamed through the server into an S3 multipart upload, verified on the way.
+
+The client sends the whole blob in one request (``PUT /uploads/{id}/content``). The server hashes
+it as it arrives (the blob's SHA-256, and each part's, which S3 checks again), hands each full
+part to a worker thread that uploads it (``IN_FLIGHT`` at a time), and once the last byte is in
+and the digest matches, completes the multipart upload at the blob's own key only where no
+object is yet (``If-None-Match: *``) and records the blob in the catalog: one pass through the
+object store, no read-back, no server-side copy. Content with another digest is never completed:
+its multipart upload is aborted and the upload forgotten.
+
+Resuming: S3 keeps the parts that were uploaded. The client sends the blob again from its first
+byte (the server hashes all of it to verify the digest); a part that S3 kept with the same
+SHA-256 is not uploaded again. That SHA-256 is the server's own record, a marker object per part
+uploaded (``<prefix>uploads/<upload id>/parts/<number>.<sha256 hex>.<etag>``; not every store
+lists a part's checksum), trusted only while S3 lists the part with that ETag. Nobody else writes
+the parts of a streamed upload: it hands out no presigned part URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+
+from cairn.core import digest_from_hasher, new_hasher
+from cairn.errors import DigestMismatchError, ValidationError
+from cairn.storage import S3BlobStore
+
+IN_FLIGHT = 4  # parts on their way to the object store at once, per upload (memory: 5 parts)
+
+
+class StreamSink:
+    """Takes the bytes of one upload in order (``feed``), then ``finish``es it.
+
+    ``kept``: the parts S3 has of this multipart upload (``ListParts``), not sent again when the
+    bytes match; ``complete(parts)`` completes and records the verified blob (in a thread);
+    ``abort()`` gives up on content with another digest."""
+
+    def __init__(
+        self,
+        s3: S3BlobStore,
+        multipart: tuple[str, str],
+        marks: str,
+        digest: str,
+        size: int,
+        part_size: int,
+        kept: dict[int, dict[str, Any]],
+        complete: Callable[[list[dict[str, Any]]], int],
+        abort: Callable[[], None],
+    ) -> None:
+        self._s3 = s3
+        self._key, self._upload_id = multipart
+        self._marks = marks
+        self.digest = digest
+        self.size = size
+        self._part_size = part_size
+        self._kept = kept
+        self._complete = complete
+        self._abort = abort
+        self._hasher = new_hasher()
+        self._part_hasher = hashlib.sha256()
+        self._chunks: list[memoryview] = []
+        self._filled = 0
+        self._received = 0
+        self._parts: list[dict[str, Any]] = []
+        self._pending: list[asyncio.Future[dict[str, Any]]] = []
+        self.sent = 0  # parts uploaded to the object store by this request
+        self.reused = 0  # parts the object store kept from an earlier attempt
+
+    async def feed(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > self.size:
+            raise ValidationError(f"the upload is {self.size} bytes; more arrived")
+        self._hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            piece = view[: self._part_size - self._filled]
+            self._part_hasher.update(piece)
+            self._chunks.append(piece)
+            self._filled += len(piece)
+            view = view[len(piece) :]
+            if self._filled == self._part_size:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        number = len(self._parts) + len(self._pending) + 1
+        checksum = base64.b64encode(self._part_hasher.digest()).decode()
+        body = b"".join(self._chunks)
+        self._chunks, self._filled, self._part_hasher = [], 0, hashlib.sha256()
+        kept = self._kept.get(number)
+        if kept is not None and kept.get("ChecksumSHA256") == checksum:
+            self.reused += 1
+            self._parts.append(
+                {"PartNumber": number, "ETag": kept["ETag"], "ChecksumSHA256": checksum}
+            )
+            return
+        while len(self._pending) >= IN_FLIGHT:
+            self._parts.append(await self._pending.pop(0))
+        self._pending.append(
+            asyncio.ensure_future(run_in_threadpool(self._put_part, number, body, checksum))
+        )
+
+    def _put_part(self, number: int, body: bytes, checksum: str) -> dict[str, Any]:
+        try:
+            made = self._s3.client.upload_part(
+                Bucket=self._s3.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumSHA256=checksum,
+            )
+            # What this part's SHA-256 is, for a later attempt (see the module).
+            self._s3.client.put_object(
+                Bucket=self._s3.bucket, Key=_mark(self._marks, number, checksum, made["ETag"])
+            )
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._s3.translate(exc) from None
+        self.sent += 1
+        return {"PartNumber": number, "ETag": made["ETag"], "ChecksumSHA256": checksum}
+
+    async def finish(self) -> int:
+        """Upload the last part, check the whole (size, then digest) and complete; the size."""
+        if self._filled:
+            await self._flush()
+        await self.drain()
+        if self._received != self.size:
+            raise ValidationError(
+                f"the upload is {self.size} bytes; {self._received} arrived. Send it again"
+            )
+        if digest_from_hasher(self._hasher) != self.digest:
+            await run_in_threadpool(self._abort)
+            raise DigestMismatchError(
+                f"upload of blob {self.digest} has other content (digest mismatch); refused"
+            )
+        self._parts.sort(key=lambda p: int(p["PartNumber"]))
+        return await run_in_threadpool(self._complete, self._parts)
+
+    async def drain(self) -> None:
+        """Wait for the parts on their way (kept by S3 for a later attempt, or failed)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        await asyncio.wait(pending)
+        for fut in pending:
+            self._parts.append(fut.result())  # the first part that failed raises
+
+
+async def receive_stream(sink: StreamSink, chunks: Any) -> dict[str, Any]:
+    """Feed a request's body to ``sink`` and finish it; on any failure, parts on their way
+    still land (S3 keeps them for the next attempt) before the error is answered."""
+    try:
+        async for chunk in chunks:
+            if chunk:
+                await sink.feed(chunk)
+        size = await sink.finish()
+    except BaseException:
+        try:
+            await sink.drain()
+        except Exception:  # noqa: BLE001 - the request's own error is the one to answer
+            pass
+        raise
+    return {"digest": sink.digest, "size": size, "parts_sent": sink.sent, "parts_kept": sink.reused}
+
+
+def _mark(marks: str, number: int, checksum: str, etag: str) -> str:
+    return f"{marks}{number}.{base64.b64decode(checksum).hex()}.{etag.strip(chr(34))}"
+
+
+def kept_parts(
+    s3: S3BlobStore, marks: str, listed: list[dict[str, Any]]
+) -> dict[int, dict[str, Any]]:
+    """The parts S3 lists (``listed``) whose SHA-256 this server recorded: number -> part."""
+    etags = {int(p["PartNumber"]): str(p["ETag"]).strip('"') for p in listed}
+    out: dict[int, dict[str, Any]] = {}
+    for key in _marker_keys(s3, marks):
+        number, sha, etag = key[len(marks) :].split(".")
+        if number.isdigit() and etags.get(int(number)) == etag:
+            checksum = base64.b64encode(bytes.fromhex(sha)).decode()
+            out[int(number)] = {
+                "PartNumber": int(number),
+                "ETag": f'"{etag}"',
+                "ChecksumSHA256": checksum,
+            }
+    return out
+
+
+def drop_marks(s3: S3BlobStore, marks: str) -> None:
+    """Remove an upload's part markers (completed or given up); best effort."""
+    try:
+        keys = _marker_keys(s3, marks)
+        for start in range(0, len(keys), 1000):
+            s3.client.delete_objects(
+                Bucket=s3.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+            )
+    except Exception:  # noqa: BLE001 - leftovers under uploads/ harm nothing
+        pass
+
+
+def _marker_keys(s3: S3BlobStore, marks: str) -> list[str]:
+    pages = s3.client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=marks)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
