@@ -168,7 +168,8 @@ def test_silent_and_off_print_nothing(
 ) -> None:
     """In process (``run``): the same command, its stderr captured, several times faster."""
     ckpt = tmp_path / "small.ckpt"
-    ckpt.write_bytes(os.urandom(2 << 20))  # a large blob still: stored in 1 MiB steps
+    # Above the size read whole in one batch (8 MiB): streamed into the store in 1 MiB steps.
+    ckpt.write_bytes(os.urandom(9 << 20))
     for var, value in PLAIN.items():
         monkeypatch.setenv(var, value)
     loud = run("artifact", "put", str(ckpt), "-n", "p/loud")
