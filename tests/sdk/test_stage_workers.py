@@ -48,8 +48,10 @@ def _store_blobs() -> dict[str, int]:
 
 @pytest.fixture
 def pool_for_small_jobs(monkeypatch: pytest.MonkeyPatch) -> list[StagePool]:
-    """Workers for any job of two files or more; the pools started, for the test to see."""
+    """Workers for any job of two files or more, however small; the pools started, for the
+    test to see."""
     monkeypatch.setattr(_staging, "POOL_FILES", 2)
+    monkeypatch.setattr(_staging, "POOL_MEAN_BYTES", 0)
     started: list[StagePool] = []
     real = _staging.StagePool
 
@@ -179,7 +181,7 @@ def test_a_killed_parent_ends_its_workers_and_commits_nothing(
         "        for i in range(2500):\n"
         "            os.makedirs(os.path.join(root, str(i % 10)), exist_ok=True)\n"
         "            with open(os.path.join(root, str(i % 10), str(i)), 'wb') as f:\n"
-        "                f.write(os.urandom(1024))\n"
+        "                f.write(os.urandom(2048))\n"
         "        art = cairn.Artifact(f'a{n}', 'dataset')\n"
         "        art.add_dir(root)\n"
     )
