@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from benchmarks._common import ROOT, Figure, cp_r, run_child, settle
 
@@ -87,10 +88,7 @@ def _steps(
     figures: list[Figure] = []
     scratch = os.path.join(ROOT, f"scale-{label}-out")
     shutil.rmtree(scratch, ignore_errors=True)
-    settle()
-    floor_cp = cp_r(tree, scratch)
     base = run_child("_scale_child", "base", tree, "big", scratch, env=env)["peak_mib"]
-    figures.append(Figure(f"{label}: `cp -r` of the tree (floor)", floor_cp, "s"))
     figures.append(Figure(f"{label}: import + open store, peak RSS (floor)", base, "MiB"))
 
     if server_pid is not None:
@@ -109,6 +107,12 @@ def _steps(
         before = _load()
         res = run_child("_scale_child", *args, env=env)
         when = f"{before}, {_load()} after"
+        # Progress as it goes (the table comes at the end; a million files take a while).
+        print(
+            f"   {label} {name}: {res['seconds']:.1f} s, {res['peak_mib']:.0f} MiB ({when})",
+            file=sys.stderr,
+            flush=True,
+        )
         if server_pid is not None:
             server = _server_hwm_mib(server_pid)
             figures.append(
@@ -150,6 +154,11 @@ def _steps(
     draft = step("draft", "draft", tree, "big", os.path.join(ROOT, f"scale-{label}-one"))
     figures.append(Figure(f"{label}: one-file draft, seconds", draft["seconds"], "s"))
     figures.append(Figure(f"{label}: one-file draft, peak RSS", draft["peak_mib"], "MiB"))
+    # The floor right before the download, so both meet the same machine (the disk's speed
+    # under other work varies by several times within minutes).
+    settle()
+    floor_cp = cp_r(tree, scratch)
+    figures.append(Figure(f"{label}: `cp -r` of the tree (floor, {_load()})", floor_cp, "s"))
     settle()
     down = step("download", "download", tree, "big", scratch)
     figures += [
