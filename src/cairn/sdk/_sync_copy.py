@@ -1,6 +1,6 @@
 """The content of synced versions: the destination is asked which pages and blobs it lacks (per
-batch of 20,000) and only those are sent, small ones many per request, large ones through its
-upload path."""
+batch of 20,000, as the manifest is walked: never all of it in memory) and only those are sent,
+small ones many per request, large ones through its upload path."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cairn.service import Service
 _PRESENCE_BATCH = 20_000  # digests per presence question
 _MEMORY_LIMIT = 8 << 20  # blobs below this travel as bytes, larger ones through a file
 _SEND_BYTES = 32 << 20  # bytes of small blobs per store_blobs call
+_PAGE_BYTES = 2 << 20  # manifest pages held before asking about them
 
 
 class ContentCopier:
@@ -41,34 +42,32 @@ class ContentCopier:
             self._pool.shutdown()
             self._large.shutdown()
 
-    def _walk(self, root: str) -> tuple[dict[str, bytes], dict[str, int]]:
-        """The manifest's pages (with their bytes) and the blobs its entries name (with sizes)."""
-        pages: dict[str, bytes] = {}
-        blobs: dict[str, int] = {}
-        level = [root]
-        while level:
-            below: list[str] = []
-            for digest in level:
-                if digest in pages:
-                    continue
-                data = self.source.read_blob(digest)  # verified against its digest
-                pages[digest] = data
-                node = decode_node(data)
-                if isinstance(node, Index):
-                    below.extend(c.digest for c in node.children)
-                else:
-                    for e in node.entries:
-                        if e.ref is None:
-                            blobs[e.digest] = e.size or 0
-            level = below
-        return pages, blobs
-
     def copy(self, root: str) -> None:
-        pages, blobs = self._walk(root)
-        wanted = [*pages, *blobs]
-        for start in range(0, len(wanted), _PRESENCE_BATCH):
-            missing = self.dest.missing_blobs(wanted[start : start + _PRESENCE_BATCH])
-            self._send(missing, pages, blobs)
+        """Send what the destination lacks of the manifest at ``root``: its pages are walked
+        depth first and asked about a batch at a time, so memory holds one batch of pages and
+        digests, never the whole manifest (a million entries are ~2,000 pages)."""
+        pages: dict[str, bytes] = {}  # this batch's pages, with their bytes
+        blobs: dict[str, int] = {}  # this batch's blobs, with their sizes
+        held = 0
+        stack = [root]
+        while stack:
+            digest = stack.pop()
+            data = self.source.read_blob(digest)  # verified against its digest
+            pages[digest] = data
+            held += len(data)
+            node = decode_node(data)
+            if isinstance(node, Index):
+                stack.extend(reversed([c.digest for c in node.children]))
+            else:
+                for e in node.entries:
+                    if e.ref is None:
+                        blobs[e.digest] = e.size or 0
+            if len(pages) + len(blobs) >= _PRESENCE_BATCH or held >= _PAGE_BYTES or not stack:
+                wanted = [*pages, *blobs]
+                for start in range(0, len(wanted), _PRESENCE_BATCH):
+                    missing = self.dest.missing_blobs(wanted[start : start + _PRESENCE_BATCH])
+                    self._send(missing, pages, blobs)
+                pages, blobs, held = {}, {}, 0
 
     def _send(self, missing: Sequence[str], pages: dict[str, bytes], sizes: dict[str, int]) -> None:
         small = [d for d in missing if d not in pages and sizes.get(d, 0) < _MEMORY_LIMIT]
