@@ -26,7 +26,7 @@ def _write(path: str, text: str) -> str:
 
 
 def _show(artifact: wandb.Artifact, out: Callable[[str], None]) -> None:
-    aliases = ", ".join(["latest", *artifact.aliases]) if artifact.version else ""
+    aliases = ", ".join(artifact.aliases)  # `latest` is one of them while it points here
     out(
         f"  {artifact.qualified_name:<44} aliases [{aliases}]  files {artifact.file_count:>3}"
         f"  size {artifact.size:>6} B  digest {short_digest(artifact.digest, algorithm=True)}…"

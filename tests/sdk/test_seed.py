@@ -43,6 +43,19 @@ def test_single_run_versions_from_scratch() -> None:
     assert artifact.version == "v1"
 
 
+def test_the_demo_shows_each_alias_once() -> None:
+    from cairn.demo import _show
+
+    write("image1.png", b"img")
+    with wandb.init() as run:
+        artifact = wandb.Artifact("artifact_name", "artifact_type")
+        artifact.add_file("image1.png")
+        run.log_artifact(artifact, aliases=["best"])
+    lines: list[str] = []
+    _show(artifact, lines.append)
+    assert "aliases [best, latest]" in lines[0] or "aliases [latest, best]" in lines[0], lines
+
+
 def test_outside_a_run_save() -> None:
     write("image1.png", b"img")
     artifact = wandb.Artifact("artifact_name", "artifact_type")
