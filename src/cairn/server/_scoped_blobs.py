@@ -11,7 +11,7 @@ from cairn.errors import PermissionDeniedError
 from cairn.server._batches import BatchUpload
 from cairn.server._key_rules import KeyRules
 from cairn.server._stream_upload import StreamSink
-from cairn.server._transfers import PartWriter
+from cairn.server._upload_parts import PartWriter
 from cairn.storage import BlobInfo
 
 

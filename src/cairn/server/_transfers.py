@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.catalog import Catalog, CatalogBlobStore, UploadRow, Uploads
+from cairn.catalog import Catalog, CatalogBlobStore, Uploads
 from cairn.core import check_digest
 from cairn.errors import (
     CommError,
@@ -41,6 +41,13 @@ from cairn.errors import (
     ValidationError,
 )
 from cairn.server._stream_upload import StreamSink, drop_marks, kept_parts
+from cairn.server._upload_parts import (
+    PartWriter,
+    Upload,
+    completed_parts,
+    s3_error_code,
+    upload_of,
+)
 from cairn.storage import BlobStore, S3BlobStore, checksum_b64, hash_stream
 
 PART_SIZE = 32 << 20
@@ -52,32 +59,6 @@ PARTS_FROM = 8 << 20
 STREAM_PART_SIZE = 8 << 20
 MAX_PARTS = 10_000
 PRESIGN_SECONDS = 3600
-CHUNK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Upload(UploadRow):
-    """An upload under way (a row of the catalog's ``uploads`` table)."""
-
-    @property
-    def part_count(self) -> int:
-        return max(1, -(-self.size // self.part_size))
-
-    def part_length(self, n: int) -> int:
-        if not 0 <= n < self.part_count:
-            raise ValidationError(f"part {n} is out of range: the upload has {self.part_count}")
-        return min(self.part_size, self.size - n * self.part_size)
-
-    @property
-    def multipart(self) -> tuple[str, str] | None:
-        """(key, S3 upload id) of an upload to an S3 multipart upload; ``ref`` is
-        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream`` (through the server)."""
-        lines = self.ref.split("\n")
-        return (lines[0], lines[1]) if len(lines) >= 2 else None
-
-    @property
-    def streamed(self) -> bool:
-        return self.ref.endswith("\nstream")
 
 
 UPLOAD_MAX_AGE = 24 * 3600.0  # an upload not completed after this long is abandoned
@@ -131,7 +112,7 @@ class Transfers:
             raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
         if row.owner != user:
             raise PermissionDeniedError(f"upload {upload_id!r} belongs to another key")
-        return _upload(row)
+        return upload_of(row)
 
     def _forget(self, upload_id: str) -> None:
         self.rows.delete(upload_id)
@@ -196,7 +177,7 @@ class Transfers:
         row = self.rows.latest_for(user, digest, size)
         if row is None or row.part_size != part_size:
             return None
-        up = _upload(row)
+        up = upload_of(row)
         if up.multipart is not None and up.streamed != stream:
             return None  # sent another way: never mixed (the server trusts its own parts only)
         if self.s3 is None and not os.path.exists(self._paths(up)[0]):
@@ -316,12 +297,12 @@ class Transfers:
                 Bucket=s3.bucket,
                 Key=key,
                 UploadId=s3_id,
-                MultipartUpload={"Parts": _completed_parts(parts)},
+                MultipartUpload={"Parts": completed_parts(parts)},
                 IfNoneMatch="*",
             )
             size = up.size
         except Exception as exc:  # noqa: BLE001 - translated
-            if _code(exc) != "PreconditionFailed":
+            if s3_error_code(exc) != "PreconditionFailed":
                 raise s3.translate(exc) from None
             self._abort_s3(up)
             size = s3.verify_object(key, up.digest)
@@ -407,11 +388,11 @@ class Transfers:
                     Bucket=bucket,
                     Key=key,
                     UploadId=s3_id,
-                    MultipartUpload={"Parts": _completed_parts(parts)},
+                    MultipartUpload={"Parts": completed_parts(parts)},
                     IfNoneMatch="*",
                 )
             except Exception as exc:  # noqa: BLE001 - translated
-                if _code(exc) != "PreconditionFailed":
+                if s3_error_code(exc) != "PreconditionFailed":
                     raise s3.translate(exc) from None
                 completed = False  # an object is there already: verified below, kept as it is
         if known is not None or not completed:
@@ -451,7 +432,7 @@ class Transfers:
                     Bucket=s3.bucket,
                     Key=key,
                     UploadId=s3_id,
-                    MultipartUpload={"Parts": _completed_parts(parts)},
+                    MultipartUpload={"Parts": completed_parts(parts)},
                 )
             except Exception as exc:  # noqa: BLE001 - translated
                 raise s3.translate(exc) from None
@@ -469,7 +450,7 @@ class Transfers:
         cutoff = time.time() - older_than
         rows = self.rows.begun_before(cutoff)
         for row in rows:
-            self._abort_s3(_upload(row))
+            self._abort_s3(upload_of(row))
         known = self.rows.ids()
         orphans = 0
         for entry in os.scandir(self.spool):
@@ -504,61 +485,3 @@ class Transfers:
             # Another server process may be sweeping the same upload: what is gone is gone.
             shutil.rmtree(parts, ignore_errors=True)
         self._forget(up.id)
-
-
-def _upload(row: UploadRow) -> Upload:
-    return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref)
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    err = response.get("Error", {}) if isinstance(response, dict) else {}
-    return str(err.get("Code", ""))
-
-
-def _completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "PartNumber": p["PartNumber"],
-            "ETag": p["ETag"],
-            **({"ChecksumSHA256": p["ChecksumSHA256"]} if p.get("ChecksumSHA256") else {}),
-        }
-        for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
-    ]
-
-
-class PartWriter:
-    """Writes one part at its offset in the spool file, chunk by chunk (no 32 MiB buffers).
-
-    Not fsynced here: ``complete`` hashes the whole file and fsyncs it once before it becomes a
-    blob, so a part lost in a crash fails that check, never a version."""
-
-    def __init__(self, fd: int, offset: int, length: int, marker: str) -> None:
-        self._fd = fd
-        self._pos = offset
-        self._end = offset + length
-        self._length = length
-        self._marker = marker
-
-    def write(self, chunk: bytes) -> None:
-        if self._pos + len(chunk) > self._end:
-            self.abort()
-            raise ValidationError(f"part is longer than its {self._length} bytes")
-        os.pwrite(self._fd, chunk, self._pos)
-        self._pos += len(chunk)
-
-    def close(self) -> None:
-        """Mark the part done, if it arrived whole."""
-        os.close(self._fd)
-        if self._pos != self._end:
-            raise ValidationError(
-                f"part is {self._length} bytes, {self._end - self._pos} of them did not arrive"
-            )
-        with open(self._marker, "w"):
-            pass
-
-    def abort(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass

@@ -24,8 +24,7 @@ from cairn.core import (
     transfer,
 )
 from cairn.errors import DigestMismatchError, ValidationError
-
-CHUNK = 1 << 20
+from cairn.storage import CHUNK
 
 
 @dataclass(frozen=True, slots=True)

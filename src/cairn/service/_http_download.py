@@ -31,9 +31,8 @@ from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._http_cache import DownloadCache, drop
 from cairn.service._http_client import HttpClient, transfer_threads
 from cairn.service._wire import unpack_blobs
-from cairn.storage import check_range, hash_stream, range_header
+from cairn.storage import CHUNK, check_range, hash_stream, range_header
 
-CHUNK = 1 << 20
 PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 16 MiB)
 URL_BATCH = 4096  # presigned URLs per request
 RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time

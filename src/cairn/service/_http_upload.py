@@ -24,9 +24,8 @@ from cairn.core import counting_reads, digest_bytes, transfer
 from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
 from cairn.service._http_client import HttpClient, seg, transfer_threads
 from cairn.service._wire import BATCH_TYPE, pack_blobs
-from cairn.storage import SMALL_LIMIT, BlobInfo, hash_file
+from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
 
-CHUNK = 1 << 20
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
 _BATCH_THREADS = 4  # batch requests in flight at once

@@ -43,14 +43,13 @@ from cairn.errors import (
     ManifestFormatError,
 )
 from cairn.service._maintenance_lock import MaintenanceLock
-from cairn.storage import BlobStore
+from cairn.storage import CHUNK, BlobStore
 
 if TYPE_CHECKING:
     from cairn.catalog import Catalog, Tx
 
 DEFAULT_GRACE_SECONDS = 3600.0
 TEMP_MIN_AGE_SECONDS = 3600.0  # partial files younger than this may belong to a running write
-_CHUNK = 1 << 20
 _DELETE_BATCH = 1000
 
 
@@ -316,7 +315,7 @@ def _rehash(blobs: BlobStore, digest: str) -> str | None:
     hasher = new_hasher()
     try:
         with blobs.open(digest) as f:
-            while chunk := f.read(_CHUNK):
+            while chunk := f.read(CHUNK):
                 hasher.update(chunk)
     except (BlobNotFoundError, FileNotFoundError):
         return MISSING

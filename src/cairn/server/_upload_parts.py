@@ -1,0 +1,95 @@
+"""An upload under way as the server sees it (a row of the catalog's ``uploads`` table with its
+part arithmetic), and the pieces ``Transfers`` (``_transfers.py``) uses on its parts: the writer
+of one part into the spool file, and the S3 answers it reads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cairn.catalog import UploadRow
+from cairn.errors import ValidationError
+
+
+@dataclass(frozen=True, slots=True)
+class Upload(UploadRow):
+    """An upload under way (a row of the catalog's ``uploads`` table)."""
+
+    @property
+    def part_count(self) -> int:
+        return max(1, -(-self.size // self.part_size))
+
+    def part_length(self, n: int) -> int:
+        if not 0 <= n < self.part_count:
+            raise ValidationError(f"part {n} is out of range: the upload has {self.part_count}")
+        return min(self.part_size, self.size - n * self.part_size)
+
+    @property
+    def multipart(self) -> tuple[str, str] | None:
+        """(key, S3 upload id) of an upload to an S3 multipart upload; ``ref`` is
+        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream`` (through the server)."""
+        lines = self.ref.split("\n")
+        return (lines[0], lines[1]) if len(lines) >= 2 else None
+
+    @property
+    def streamed(self) -> bool:
+        return self.ref.endswith("\nstream")
+
+
+def upload_of(row: UploadRow) -> Upload:
+    return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref)
+
+
+def s3_error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    err = response.get("Error", {}) if isinstance(response, dict) else {}
+    return str(err.get("Code", ""))
+
+
+def completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "PartNumber": p["PartNumber"],
+            "ETag": p["ETag"],
+            **({"ChecksumSHA256": p["ChecksumSHA256"]} if p.get("ChecksumSHA256") else {}),
+        }
+        for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
+    ]
+
+
+class PartWriter:
+    """Writes one part at its offset in the spool file, chunk by chunk (no 32 MiB buffers).
+
+    Not fsynced here: ``complete`` hashes the whole file and fsyncs it once before it becomes a
+    blob, so a part lost in a crash fails that check, never a version."""
+
+    def __init__(self, fd: int, offset: int, length: int, marker: str) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + length
+        self._length = length
+        self._marker = marker
+
+    def write(self, chunk: bytes) -> None:
+        if self._pos + len(chunk) > self._end:
+            self.abort()
+            raise ValidationError(f"part is longer than its {self._length} bytes")
+        os.pwrite(self._fd, chunk, self._pos)
+        self._pos += len(chunk)
+
+    def close(self) -> None:
+        """Mark the part done, if it arrived whole."""
+        os.close(self._fd)
+        if self._pos != self._end:
+            raise ValidationError(
+                f"part is {self._length} bytes, {self._end - self._pos} of them did not arrive"
+            )
+        with open(self._marker, "w"):
+            pass
+
+    def abort(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
