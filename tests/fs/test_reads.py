@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import random
+import sys
+import threading
 
 import fsspec
 import pytest
@@ -150,3 +153,32 @@ def test_ls_of_one_directory_reads_few_pages(counter: CountingService) -> None:
     counter.reset()
     assert len(fs.ls("proj/many:latest", detail=False)) == 100
     assert cairn.Api().artifact("proj/many:latest").file_count == 20_000
+
+
+def test_one_handle_read_by_many_threads_gives_each_its_own_bytes(fs: CairnFileSystem) -> None:
+    """DuckDB reads one handle from all of its threads, each a seek then a read: each thread's
+    read returns the bytes at its own seek, whatever the others do meanwhile."""
+    data = os.urandom(3 << 20)  # ranged reads through the read-ahead cache, not one whole read
+    log_files("shared", {"blob.bin": data})
+    wrong: list[tuple[int, int]] = []
+    with fs.open("proj/shared:latest/blob.bin", block_size=64 << 10) as f:
+
+        def reader(seed: int) -> None:
+            rnd = random.Random(seed)
+            for _ in range(150):
+                at, n = rnd.randrange(len(data)), rnd.randrange(1, 200_000)
+                f.seek(at)
+                if f.read(n) != data[at : at + n]:
+                    wrong.append((at, n))
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # threads switch between any two steps, as under load
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            sys.setswitchinterval(interval)
+    assert wrong == []

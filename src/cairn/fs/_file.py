@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile
@@ -33,6 +34,7 @@ class CairnFile(AbstractBufferedFile):  # type: ignore[misc]
     """A seekable file of an artifact version: ranged reads (``rb``) or a new file (``wb``)."""
 
     DEFAULT_BLOCK_SIZE = DEFAULT_BLOCK_SIZE
+    loc: int  # fsspec's position of the handle (this thread's, while it reads)
 
     def __init__(
         self,
@@ -55,6 +57,11 @@ class CairnFile(AbstractBufferedFile):  # type: ignore[misc]
         super().__init__(
             fs, path, mode, size=None if details is None else details["size"], **kwargs
         )
+        # A handle may be shared by threads (DuckDB reads one from all of its threads, each a
+        # seek then a read): each thread keeps its own position, and reads take turns with the
+        # shared read-ahead cache, whose fetch releases the GIL.
+        self._lock = threading.RLock()
+        self._positions: dict[int, int] = {}
         if mode == "rb":
             assert details is not None
             self.digest: str = details["digest"]
@@ -70,11 +77,23 @@ class CairnFile(AbstractBufferedFile):  # type: ignore[misc]
             return self._whole[start:end]
         return self._service.read_blob_range(self.digest, start, max(0, end - start))
 
+    def seek(self, loc: int, whence: int = 0) -> int:
+        with self._lock:
+            self.loc = self._positions.get(threading.get_ident(), self.loc)
+            at: int = super().seek(loc, whence)
+            self._positions[threading.get_ident()] = at
+            return at
+
     def read(self, length: int = -1) -> bytes:
-        start = self.loc
-        data: bytes = super().read(length)
-        self._check_whole(start, data)
-        return data
+        me = threading.get_ident()
+        with self._lock:
+            self.loc = self._positions.get(me, self.loc)
+            start = self.loc
+            data: bytes = super().read(length)
+            if me in self._positions:
+                self._positions[me] = self.loc
+            self._check_whole(start, data)
+            return data
 
     def _check_whole(self, start: int, data: bytes) -> None:
         """Hash what is read in order from the start; at the end, compare with the digest."""
