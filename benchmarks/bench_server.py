@@ -35,6 +35,8 @@ from benchmarks._common import (
     sha256_pass,
 )
 
+PEAK_MIB = 200  # a transfer's client process, whatever the data set's size
+
 RESOLVE_CLIENT = """
     import sys, time
     import cairn
@@ -212,17 +214,16 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
                 "CAIRN_CACHE_DIR": cache,
             }
             times: dict[str, float] = {}
+            peaks: dict[str, float] = {}
             for where, env in (("embedded", embedded_env), ("server", server_env)):
-                settle()
-                times[f"{where} up"] = run_child("_transfer_child", "up", data, tag, env=env)[
-                    "seconds"
-                ]
-                shutil.rmtree(out, ignore_errors=True)
-                shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)  # nothing cached
-                settle()
-                times[f"{where} down"] = run_child("_transfer_child", "down", out, tag, env=env)[
-                    "seconds"
-                ]
+                for way, path in (("up", data), ("down", out)):
+                    if way == "down":
+                        shutil.rmtree(out, ignore_errors=True)
+                        shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)  # none cached
+                    settle()
+                    res = run_child("_transfer_child", way, path, tag, env=env)
+                    times[f"{where} {way}"] = res["seconds"]
+                    peaks[f"{where} {way}"] = res["peak_mib"]
                 shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(embedded_env["CAIRN_DIR"], ignore_errors=True)
             settle()
@@ -231,6 +232,18 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
             else:
                 s3_up, s3_down = _boto_multipart_floor(s3, large)
             for way, floor in (("up", s3_up), ("down", s3_down)):
+                # The client process's own peak (VmHWM), not its parent's: bounded by batches
+                # and parts in flight, whatever the data set's size.
+                peak = peaks[f"server {way}"]
+                figures.append(
+                    Figure(
+                        f"{label}: server {way}, client peak RSS",
+                        peak,
+                        "MiB",
+                        target=f"target <= {PEAK_MIB}",
+                        ok=peak <= PEAK_MIB,
+                    )
+                )
                 value = times[f"server {way}"]
                 floor_name = "boto3 8 parallel" if floors == "images" else "boto3 multipart"
                 figures.append(Figure(f"{label}: embedded {way}", times[f"embedded {way}"], "s"))
