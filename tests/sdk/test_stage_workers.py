@@ -51,6 +51,7 @@ def pool_for_small_jobs(monkeypatch: pytest.MonkeyPatch) -> list[StagePool]:
     """Workers for any job of two files or more, however small; the pools started, for the
     test to see."""
     monkeypatch.setattr(_staging, "POOL_FILES", 2)
+    monkeypatch.setattr(_scan, "POOL_FILES", 2)  # the walk starts them (and reads ahead) too
     monkeypatch.setattr(_staging, "POOL_MEAN_BYTES", 0)
     started: list[StagePool] = []
     real = _staging.StagePool
@@ -215,3 +216,57 @@ def test_a_bad_worker_count_is_refused(value: str, monkeypatch: pytest.MonkeyPat
     art = cairn.Artifact("x", "dataset")
     with pytest.raises(ValidationError, match="CAIRN_STAGE_WORKERS"):
         art.add_file(write("a.txt", "a"))
+
+
+@pytest.mark.embedded_only
+def test_workers_read_while_the_walk_goes_on(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+) -> None:
+    root = tmp_path / "data"
+    _tree(root, files=1_500)
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    walked: list[bool] = []
+    sent_before_the_end: list[bool] = []
+    walk = _scan.walk_tree
+
+    def watched(*args: str):  # type: ignore[no-untyped-def]
+        yield from walk(*args)
+        walked.append(True)
+
+    real_submit = StagePool.submit
+
+    def submit(self: StagePool, *args: object) -> None:
+        sent_before_the_end.append(not walked)
+        real_submit(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_scan, "walk_tree", watched)
+    monkeypatch.setattr(StagePool, "submit", submit)
+    art = _log("ahead", root)
+    assert art.digest == _expected(root)
+    assert walked and any(sent_before_the_end), "no chunk went to a worker before the walk ended"
+
+
+@pytest.mark.embedded_only
+def test_a_walk_that_fails_ends_the_workers_reading_ahead(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+) -> None:
+    root = tmp_path / "data"
+    _tree(root, files=1_500)
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    walk = _scan.walk_tree
+
+    def walk_then_fail(*args: str):  # type: ignore[no-untyped-def]
+        yield from walk(*args)
+        raise ValidationError("the walk met something it cannot add")
+
+    monkeypatch.setattr(_scan, "walk_tree", walk_then_fail)
+    art = cairn.Artifact("failed", "dataset")
+    with pytest.raises(ValidationError, match="cannot add"):
+        art.add_dir(str(root))
+    assert len(pool_for_small_jobs) == 1
+    assert all(p.poll() is not None for p in pool_for_small_jobs[0]._procs)
+    monkeypatch.setattr(_scan, "walk_tree", walk)
+    art.add_dir(str(root))  # the same stager stages the directory again, from the start
+    with cairn.init(project="p") as run:
+        run.log_artifact(art)
+    assert art.digest == _expected(root)

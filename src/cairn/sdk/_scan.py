@@ -61,18 +61,42 @@ def add_directory(
             tree.added(contents)
             return
         walk = tree.watch(walk_tree(root, prefix))
+    try:
+        _add_walked(
+            root, prefix, contents, local_paths, stager, reader, link, merge, may_stream, walk
+        )
+    except BaseException:
+        stager.abandon_workers()  # the files they were reading ahead are not wanted
+        raise
+    if tree is not None:
+        tree.added(contents)
+
+
+def _add_walked(
+    root: str,
+    prefix: str,
+    contents: Contents,
+    local_paths: LocalPaths,
+    stager: Stager,
+    reader: PageReader,
+    link: bool,
+    merge: bool,
+    may_stream: bool,
+    walk: Iterator[list[LocalFileAt]],
+) -> None:
     head: list[LocalFileAt] = []
     expected = False
     for group in walk:
         head.extend(group)
-        if not expected and len(head) >= POOL_FILES:
-            # Enough new files for the staging workers: they start while the walk goes on.
+        if expected:
+            stager.read_ahead([(d, n, st) for d, n, st, _ in group], link=link)
+        elif len(head) >= POOL_FILES:
+            # Enough new files for the staging workers: they start, and read, while the walk
+            # goes on.
             stager.expect([(d, n, st) for d, n, st, _ in head], link=link)
             expected = True
         if may_stream and len(head) > STREAM_THRESHOLD:
             _add_stream(root, prefix, contents, local_paths, stager, reader, link, head, walk)
-            if tree is not None:
-                tree.added(contents)
             return
     head.sort(key=lambda f: f[3])  # already sorted, unless the walk met a symlink cycle
     files = [(d, n, st) for d, n, st, _ in head]
@@ -92,8 +116,6 @@ def add_directory(
             " content; pass merge=True to replace changed files"
         )
     local_paths.add_batch(logical, files)
-    if tree is not None:
-        tree.added(contents)
 
 
 def _add_stream(
@@ -118,6 +140,7 @@ def _add_stream(
     with _progress.progress("hashing", None, None) as bar:
         for group in rest:
             chunk.extend(group)
+            stager.read_ahead([(d, n, st) for d, n, st, _ in group], link=link)
             if len(chunk) >= STREAM_CHUNK:
                 size += _stage_chunk(stager, builder, chunk, link, bar.advance)
                 count += len(chunk)

@@ -26,12 +26,14 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import select
 import signal
 import struct
 import subprocess
 import sys
 import threading
 import weakref
+from collections import deque
 from hashlib import sha256
 from typing import IO, Any, NamedTuple
 
@@ -45,7 +47,7 @@ _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _HEADER = struct.Struct("<Q")
 
 StatKey = tuple[int, int, int, int, int]
-FileJob = tuple[str, int, int, int]  # path, size, mtime_ns, ctime_ns (as walked)
+FileJob = tuple[str, str, int, int, int]  # directory, name, size, mtime_ns, ctime_ns (as walked)
 FileDone = tuple[str, int, StatKey | None]  # digest, size, stat key (None: racy, not cached)
 
 
@@ -145,6 +147,12 @@ class StagePool:
         command = [sys.executable, "-m", "cairn.sdk._stage_pool"]
         command += [root, str(small_limit), "1" if durable else "0"]
         self._procs: list[subprocess.Popen[bytes]] = []
+        # Per worker: bytes read from its pipe not yet a whole answer, answers read not yet
+        # taken, requests sent not yet answered (its backlog), and whether its pipe ended.
+        self._inbound: list[bytearray] = []
+        self._replies: list[deque[Any]] = []
+        self._asked: list[int] = []
+        self._ended: list[bool] = []
         self._finalizer = weakref.finalize(self, _kill_all, self._procs)
         try:
             for _ in range(count):
@@ -153,6 +161,10 @@ class StagePool:
                         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
                     )
                 )
+                self._inbound.append(bytearray())
+                self._replies.append(deque())
+                self._asked.append(0)
+                self._ended.append(False)
         except BaseException:
             self.close(kill=True)
             raise
@@ -169,6 +181,26 @@ class StagePool:
         """The (digest, size, stat key) of each file of the oldest chunk sent to ``worker``."""
         done: list[FileDone] = self._answer(worker)
         return done
+
+    def backlog(self, worker: int) -> int:
+        """Requests sent to ``worker`` that it has not answered yet (as of the last ``poll``)."""
+        return self._asked[worker] - len(self._replies[worker])
+
+    def poll(self) -> None:
+        """Take in every answer the workers have written so far, without waiting: the caller
+        sees how far each has got, and a worker never waits for its pipe to be read."""
+        fds = {
+            proc.stdout.fileno(): worker
+            for worker, proc in enumerate(self._procs)
+            if proc.stdout is not None and not self._ended[worker]
+        }
+        while fds:
+            ready, _, _ = select.select(list(fds), [], [], 0)
+            if not ready:
+                return
+            for fd in ready:
+                if not self._pump(fds[fd]):
+                    del fds[fd]
 
     def flush(self) -> None:
         """Every worker's buffered blobs written to the store, durably."""
@@ -189,16 +221,41 @@ class StagePool:
             _send(proc.stdin, message)
         except (BrokenPipeError, OSError):
             raise self._died(worker) from None
+        self._asked[worker] += 1
 
     def _answer(self, worker: int) -> Any:
-        proc = self._procs[worker]
-        assert proc.stdout is not None
-        reply = _receive(proc.stdout)
-        if reply is None:
-            raise self._died(worker)
+        replies = self._replies[worker]
+        while not replies:
+            if self._ended[worker] or not self._pump(worker):
+                raise self._died(worker)
+        reply = replies.popleft()
+        self._asked[worker] -= 1
         if reply[0] == "error":
             raise reply[1]
         return reply[1]
+
+    def _pump(self, worker: int) -> bool:
+        """Read what ``worker`` wrote (waiting for some), its whole answers queued; False once
+        its pipe has ended. The pipe is read with ``os.read``, never through a Python buffer,
+        so ``select`` sees every byte not yet taken."""
+        proc = self._procs[worker]
+        assert proc.stdout is not None
+        data = os.read(proc.stdout.fileno(), 1 << 20)
+        if not data:
+            self._ended[worker] = True
+            return False
+        inbound = self._inbound[worker]
+        inbound += data
+        start = 0
+        while len(inbound) - start >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(inbound, start)
+            end = start + _HEADER.size + length
+            if len(inbound) < end:
+                break
+            self._replies[worker].append(pickle.loads(inbound[start + _HEADER.size : end]))
+            start = end
+        del inbound[:start]
+        return True
 
     def _died(self, worker: int) -> CommError:
         proc = self._procs[worker]
@@ -248,6 +305,7 @@ def _serve(root: str, small_limit: int, durable: bool) -> None:
 
     threading.Thread(target=take_requests, daemon=True).start()
     out = sys.stdout.buffer
+    writer = _WriteBehind(store)
     buffer: list[tuple[str, bytes]] = []
     size = 0
     while (message := inbox.get()) is not None:  # None: the parent is done, or gone
@@ -255,19 +313,21 @@ def _serve(root: str, small_limit: int, durable: bool) -> None:
             if message[0] == "read":
                 _, started, chunk = message
                 done: list[FileDone] = []
-                for path, file_size, mtime, ctime in chunk:
+                for directory, name, file_size, mtime, ctime in chunk:
+                    path = os.path.join(directory, name)
                     whole = read_whole(path, file_size, mtime, ctime, started)
                     buffer.append((whole.digest, whole.data))
                     size += file_size
                     done.append((whole.digest, file_size, whole.key))
                 if size >= FLUSH_BYTES or len(buffer) >= FLUSH_COUNT:
-                    store.put_many(buffer)
+                    writer.write(buffer)
                     buffer, size = [], 0
                 reply: tuple[str, object] = ("ok", done)
             else:  # "flush"
                 if buffer:
-                    store.put_many(buffer)
+                    writer.write(buffer)
                     buffer, size = [], 0
+                writer.wait()
                 reply = ("ok", None)
         except Exception as exc:  # noqa: BLE001 - every error is the parent's to raise
             buffer, size = [], 0
@@ -276,7 +336,44 @@ def _serve(root: str, small_limit: int, durable: bool) -> None:
             _send(out, reply)
         except BrokenPipeError:
             return
-    store.close()
+    try:
+        writer.wait()
+    finally:
+        store.close()
+
+
+class _WriteBehind:
+    """A worker's full buffers written on a thread while it reads on (one write at a time, so
+    at most two buffers are held: the one written and the one filling). Writing files and
+    their fsyncs release the GIL: a set of large files is read while the last batch is made
+    durable, as the calling process does with its own buffer."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, blobs: list[tuple[str, bytes]]) -> None:
+        """Start writing ``blobs`` (after the write before it ended)."""
+        self.wait()
+
+        def run() -> None:
+            try:
+                self._store.put_many(blobs)
+            except BaseException as exc:  # noqa: BLE001 - raised by the next wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="cairn-stage-write", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """The write under way ended; its error, if any, raised here."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def _picklable(exc: Exception) -> Exception:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
@@ -20,14 +19,8 @@ from typing import NamedTuple, TypeVar
 from cairn.core import PageReader, digest_bytes
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._stage_pool import (
-    AHEAD,
-    FileJob,
-    StagePool,
-    changed_while_reading,
-    read_whole,
-    stage_workers,
-)
+from cairn.sdk._read_ahead import CHUNK_BYTES, CHUNK_FILES, ReadAhead
+from cairn.sdk._stage_pool import StagePool, changed_while_reading, read_whole, stage_workers
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.service import CommitResult, LocalService, Service
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
@@ -41,8 +34,6 @@ STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again th
 # (see LocalBlobStore.put_many). Larger files stream in parts, one per thread (or are cloned).
 BATCH_LIMIT = 8 << 20
 _THREADS = 2  # large files read at once, at least (each waits on its own flushes)
-CHUNK_FILES = 256  # files read by one worker at a time
-CHUNK_BYTES = 8 << 20
 # A job this big (files, or bytes) goes to worker processes; a smaller one would not repay
 # their start (a new interpreter importing the blob store, ~0.05 s of CPU each).
 POOL_FILES = 2_000
@@ -55,31 +46,6 @@ PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a 
 
 T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
-
-
-def _jobs(chunk: list[int], files: Sequence[LocalFile]) -> list[FileJob]:
-    """A chunk as a worker process reads it: (path, size, mtime, ctime) per file, as walked."""
-    out: list[FileJob] = []
-    for i in chunk:
-        d, name, st = files[i]
-        out.append((os.path.join(d, name), st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    return out
-
-
-def _chunks(indices: list[int], files: Sequence[LocalFile]) -> list[list[int]]:
-    """``indices`` cut into runs of at most CHUNK_FILES files and about CHUNK_BYTES."""
-    out: list[list[int]] = []
-    chunk: list[int] = []
-    size = 0
-    for i in indices:
-        chunk.append(i)
-        size += files[i][2].st_size
-        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
-            out.append(chunk)
-            chunk, size = [], 0
-    if chunk:
-        out.append(chunk)
-    return out
 
 
 class StagedFile(NamedTuple):
@@ -114,7 +80,9 @@ class Stager:
         # tree record must not vouch for them (see _trees.py).
         self.racy_dirs: set[str] = set()
         self._workers = stage_workers()
-        self._pool: StagePool | None = None
+        # The staging workers of the directory being added, with the files they and this
+        # process share (``_read_ahead.py``); None: this process reads alone.
+        self._ahead: ReadAhead | None = None
 
     # -- hashing and storing -------------------------------------------------------------------
 
@@ -179,7 +147,7 @@ class Stager:
             if on_progress is not None:
                 done += 1
                 done_bytes += read.size
-                if done >= PROGRESS_FILES or read.data is None:
+                if done >= PROGRESS_FILES or done_bytes >= CHUNK_BYTES:
                     on_progress(done, done_bytes)
                     done = done_bytes = 0
         if blobs:
@@ -193,46 +161,59 @@ class Stager:
     def _read_all(
         self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int
     ) -> Iterator[_Read]:
-        """Read and hash the missed files, in order. Files up to BATCH_LIMIT are read whole a
-        chunk at a time, by worker processes when the job is big enough for them (they store
-        the blobs themselves), else here; larger ones (and, with ``link``, every file the store
-        would clone) stream into the store one per thread, their flushes overlapping."""
-        limit = SMALL_LIMIT if link and self._service.is_local else BATCH_LIMIT
+        """Read and hash the missed files, in order. Files up to BATCH_LIMIT are read whole, by
+        worker processes and this one when the job is big enough for workers (``_read_ahead``:
+        the workers store their blobs themselves), else here; larger ones (and, with ``link``,
+        every file the store would clone) stream into the store one per thread, their flushes
+        overlapping."""
+        limit = self._whole_limit(link)
         large = [i for i in misses if files[i][2].st_size >= limit]
         small = [i for i in misses if files[i][2].st_size < limit] if large else misses
-        chunks = _chunks(small, files)
-        pool = self._pool_for(len(small), sum(files[i][2].st_size for i in small))
+        ahead = self._ahead_for(len(small), sum(files[i][2].st_size for i in small))
         if not large:
-            yield from self._read_chunks(chunks, files, started, pool)
+            yield from self._read_small(files, small, started, ahead)
             return
         with ThreadPoolExecutor(_THREADS, thread_name_prefix="cairn-hash") as threads:
             # Large files first, so their flushes overlap the small files' reading.
             big = [threads.submit(self._read_large, i, files[i], link, started) for i in large]
-            yield from self._read_chunks(chunks, files, started, pool)
+            yield from self._read_small(files, small, started, ahead)
             for one in big:
                 yield one.result()
+
+    def _whole_limit(self, link: bool) -> int:
+        """Files smaller than this are read whole (larger ones stream, or are cloned)."""
+        return SMALL_LIMIT if link and self._service.is_local else BATCH_LIMIT
 
     def expect(self, files: Sequence[LocalFile], *, link: bool = False) -> None:
         """A walk has found ``files`` so far, and more may come: when they are enough for the
         worker processes and the stat cache knows none of the first ones (a first log, not a
-        re-log), start the workers now, so that they start while the walk goes on."""
-        if self._pool is not None or self._workers <= 1 or len(files) < POOL_FILES:
+        re-log), start the workers now and give them these files to read while the walk goes
+        on (``read_ahead`` the ones found next)."""
+        if self._ahead is not None or self._workers <= 1 or len(files) < POOL_FILES:
             return
         sample = files[:16]
         if self._cache is not None:
             known = self._cache.load_dirs({d for d, _, _ in sample})
             if any(name in known.get(d, {}) for d, name, _ in sample):
                 return
-        limit = SMALL_LIMIT if link else BATCH_LIMIT
+        limit = self._whole_limit(link)
         small = [f for f in files if f[2].st_size < limit]
-        self._pool_for(len(small), sum(f[2].st_size for f in small))
+        ahead = self._ahead_for(len(small), sum(f[2].st_size for f in small))
+        if ahead is not None:
+            self._guarded(ahead.add, small)
 
-    def _pool_for(self, count: int, size: int) -> StagePool | None:
+    def read_ahead(self, files: Sequence[LocalFile], *, link: bool = False) -> None:
+        """More files found by a walk the workers read ahead of (see ``expect``)."""
+        if self._ahead is not None:
+            limit = self._whole_limit(link)
+            self._guarded(self._ahead.add, [f for f in files if f[2].st_size < limit])
+
+    def _ahead_for(self, count: int, size: int) -> ReadAhead | None:
         """The worker processes for a job of ``count`` files (``size`` bytes), started with
         the first job big enough for them; None: this process reads (a small job, one worker,
         or a store that is not this machine's embedded one)."""
-        if self._pool is not None:
-            return self._pool
+        if self._ahead is not None:
+            return self._ahead
         if self._workers <= 1 or (count < POOL_FILES and size < POOL_BYTES) or count < 2:
             return None
         if size < POOL_MEAN_BYTES * count:
@@ -243,64 +224,42 @@ class Stager:
         blobs = service.blobs
         try:
             # This process reads a share too: it and ``workers - 1`` worker processes.
-            self._pool = StagePool(self._workers - 1, blobs.root, blobs.small_limit, blobs.durable)
+            pool = StagePool(self._workers - 1, blobs.root, blobs.small_limit, blobs.durable)
         except OSError:
             return None  # no interpreter to start (an embedded Python, say): read here
-        return self._pool
+        self._ahead = ReadAhead(pool, self._buffer_extend)
+        return self._ahead
 
-    def _read_chunks(
-        self,
-        chunks: list[list[int]],
-        files: Sequence[LocalFile],
-        started: int,
-        pool: StagePool | None,
-    ) -> Iterator[_Read]:
-        """The files of ``chunks``, in order: every ``readers``-th chunk read here, the others
-        by the workers (sent ahead, so they read while this process reads its own)."""
-        if pool is None:
-            for chunk in chunks:
-                yield from self._read_chunk(chunk, files, started)
-            return
-        readers = pool.size + 1
-        window: deque[tuple[int, list[int]]] = deque()  # (worker, or -1 for here; the chunk)
+    def _guarded(self, step: Callable[[list[LocalFile]], None], files: list[LocalFile]) -> None:
         try:
-            for n, chunk in enumerate(chunks):
-                worker = n % readers - 1
-                if worker >= 0:
-                    pool.submit(worker, _jobs(chunk, files), started)
-                window.append((worker, chunk))
-                while len(window) > AHEAD * readers:
-                    yield from self._take(window.popleft(), files, started, pool)
-            while window:
-                yield from self._take(window.popleft(), files, started, pool)
+            step(files)
         except BaseException:
-            self._close_pool(kill=True)
+            self.abandon_workers()
             raise
 
-    def _take(
+    def _read_small(
         self,
-        sent: tuple[int, list[int]],
         files: Sequence[LocalFile],
+        small: list[int],
         started: int,
-        pool: StagePool,
+        ahead: ReadAhead | None,
     ) -> Iterator[_Read]:
-        worker, chunk = sent
-        if worker < 0:
-            yield from self._read_chunk(chunk, files, started)
+        """The files of ``small``, in order: shared with the workers (their blobs stored by
+        whoever read them), or all read here."""
+        if ahead is None:
+            for i in small:
+                d, name, st = files[i]
+                size = st.st_size
+                path = os.path.join(d, name)
+                whole = read_whole(path, size, st.st_mtime_ns, st.st_ctime_ns, started)
+                yield _Read(i, whole.digest, size, whole.data, whole.key)
             return
-        for i, (digest, size, key) in zip(chunk, pool.answer(worker), strict=True):
-            yield _Read(i, digest, size, None, key)
-
-    def _read_chunk(
-        self, chunk: list[int], files: Sequence[LocalFile], started: int
-    ) -> list[_Read]:
-        out: list[_Read] = []
-        for i in chunk:
-            d, name, st = files[i]
-            size = st.st_size
-            whole = read_whole(os.path.join(d, name), size, st.st_mtime_ns, st.st_ctime_ns, started)
-            out.append(_Read(i, whole.digest, size, whole.data, whole.key))
-        return out
+        try:
+            for i, (digest, size, key) in zip(small, ahead.take(files, small), strict=True):
+                yield _Read(i, digest, size, None, key)
+        except BaseException:
+            self.abandon_workers()
+            raise
 
     def _read_large(self, index: int, file: LocalFile, link: bool, started: int) -> _Read:
         d, name, st = file
@@ -312,10 +271,12 @@ class Stager:
         key = None if is_racy(st_after, started) else stat_key(st_after)
         return _Read(index, info.digest, info.size, None, key)
 
-    def _close_pool(self, *, kill: bool = False) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.close(kill=kill)
+    def abandon_workers(self) -> None:
+        """End the worker processes at once (a failed walk or read): what they stored is
+        unreferenced (gc sweeps it), what they had not written is dropped."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            ahead.pool.close(kill=True)
 
     def stage_bytes(self, data: bytes) -> StagedFile:
         """Store content that is not in a file (objects added with ``Artifact.add``)."""
@@ -368,11 +329,14 @@ class Stager:
     def release_workers(self) -> None:
         """The worker processes' blobs written durably, and the workers ended (at the end of a
         directory: they are not kept while the caller does other work)."""
-        if self._pool is not None:
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
             try:
-                self._pool.flush()
+                if not ahead.idle:
+                    raise AssertionError("files read ahead were never taken")
+                ahead.pool.flush()
             finally:
-                self._close_pool()
+                ahead.pool.close()
 
     def flush(self) -> None:
         """Make every buffered blob durable in the store (waits for background writes and for
