@@ -270,3 +270,22 @@ def test_a_walk_that_fails_ends_the_workers_reading_ahead(
     with cairn.init(project="p") as run:
         run.log_artifact(art)
     assert art.digest == _expected(root)
+
+
+@pytest.mark.embedded_only
+def test_files_of_blob_file_size_stay_in_one_process_unless_workers_are_chosen(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+) -> None:
+    root = tmp_path / "data"
+    for i in range(6):  # 128 KiB or more each: blob files, disk work (the default: no worker)
+        write(root / f"i{i}.bin", bytes([i]) * (200_000 + i))
+    write(root / "small.txt", "small")
+    monkeypatch.delenv("CAIRN_STAGE_WORKERS", raising=False)
+    one = _log("images", root)
+    assert not pool_for_small_jobs
+    monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store2"))
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")  # chosen: a worker, whatever the sizes
+    two = _log("images", root)
+    assert len(pool_for_small_jobs) == 1
+    assert one.digest == two.digest == _expected(root)

@@ -51,16 +51,17 @@ FileJob = tuple[str, str, int, int, int]  # directory, name, size, mtime_ns, cti
 FileDone = tuple[str, int, StatKey | None]  # digest, size, stat key (None: racy, not cached)
 
 
-def stage_workers() -> int:
-    """Processes that read, hash and store new files, the calling one included:
-    ``CAIRN_STAGE_WORKERS``, else one per core this process may use (``1``: the calling process
-    does it all, no worker is started; ``n``: it and ``n - 1`` workers)."""
+def stage_workers() -> tuple[int, bool]:
+    """Processes that read, hash and store new files, the calling one included, and whether
+    the user chose that number: ``CAIRN_STAGE_WORKERS`` (chosen), else one per core this process
+    may use (``1``: the calling process does it all, no worker is started; ``n``: it and
+    ``n - 1`` workers)."""
     raw = os.environ.get("CAIRN_STAGE_WORKERS", "")
     if not raw:
         try:
-            return len(os.sched_getaffinity(0))
+            return len(os.sched_getaffinity(0)), False
         except (AttributeError, OSError):
-            return os.cpu_count() or 1
+            return os.cpu_count() or 1, False
     try:
         value = int(raw)
     except ValueError:
@@ -70,7 +71,7 @@ def stage_workers() -> int:
             f"invalid CAIRN_STAGE_WORKERS {raw!r}: give a number of processes (1 or more;"
             " 1 stages in the calling process)"
         )
-    return value
+    return value, True
 
 
 def changed_while_reading(path: str) -> ValidationError:
