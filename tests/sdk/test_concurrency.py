@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 import cairn
+from tests._forked import run_workers
 
 WORKER = textwrap.dedent(
     """
@@ -29,16 +28,10 @@ WORKER = textwrap.dedent(
 @pytest.mark.process_server
 def test_processes_logging_at_once_get_dense_unique_versions() -> None:
     workers, per_worker = 6, 4
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(n), str(per_worker)], stderr=subprocess.PIPE
-        )
-        for n in range(workers)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=180)
-        assert p.returncode == 0, err.decode()
-        assert b"database is locked" not in err
+    # Forked from one process that imported cairn once (tests/_forked.py).
+    for w in run_workers(WORKER, [[str(n), str(per_worker)] for n in range(workers)], timeout=180):
+        assert w.returncode == 0, w.stderr.decode()
+        assert b"database is locked" not in w.stderr
     versions = cairn.Api(overrides={"project": "race"}).artifacts("dataset", "shared")
     numbers = sorted(int(a.version[1:]) for a in versions)
     assert numbers == list(range(workers * per_worker))

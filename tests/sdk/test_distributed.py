@@ -21,6 +21,7 @@ from cairn.errors import ArtifactNotFoundError, CommError
 from cairn.sdk._staging import STORE_AGAIN_ATTEMPTS, Stager
 from cairn.service import CommitRequest, CommitResult, FinishRequest, LocalService
 from cairn.storage import LocalBlobStore
+from tests._forked import run_workers
 from tests.conftest import write
 
 
@@ -180,17 +181,10 @@ WORKER = textwrap.dedent(
 @pytest.mark.process_server
 def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
     workers, per_worker = 16, 40
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(n), str(per_worker)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for n in range(workers)
-    ]
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()
+    # Forked from one process that imported cairn once (tests/_forked.py): sixteen processes
+    # starting at the same moment, without sixteen times Python's start and imports.
+    for w in run_workers(WORKER, [[str(n), str(per_worker)] for n in range(workers)]):
+        assert w.returncode == 0, w.stderr.decode()
     # Two finishers at the same moment: one committed version, never a torn one.
     finisher = textwrap.dedent(
         """
@@ -201,17 +195,10 @@ def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
             print(art.id, art.version)
         """
     )
-    fins = [
-        subprocess.Popen(
-            [sys.executable, "-c", finisher], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for _ in range(2)
-    ]
     outs = []
-    for p in fins:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err.decode()
-        outs.append(out.decode().split())
+    for w in run_workers(finisher, [[], []], timeout=120):
+        assert w.returncode == 0, w.stderr.decode()
+        outs.append(w.stdout.decode().split())
     assert outs[0] == outs[1]
     versions = cairn.Api().artifacts("dataset", "stress", include_pending=True)
     assert [v.version for v in versions] == ["v0"]

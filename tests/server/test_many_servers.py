@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from cairn.core import ManifestEntry
 from cairn.errors import ArtifactNotFoundError
 from cairn.service import CommitRequest, CommitResult, FinishRequest
 from cairn.service._http import HttpService
+from tests._forked import run_workers
 from tests._infra import ADMIN_KEY, CairnServer, Postgres, S3Server, reset_database
 
 pytestmark = pytest.mark.slow
@@ -35,17 +34,15 @@ def pair(postgres: Postgres, s3: S3Server) -> Iterator[tuple[CairnServer, CairnS
 
 
 def _run_workers(script: str, envs: list[dict[str, str]]) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(script), str(i)],
-            env={**os.environ, **env, "CAIRN_SILENT": "true"},
-            stderr=subprocess.PIPE,
-        )
-        for i, env in enumerate(envs)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-3000:]
+    """A process per environment, all at once (forked from one process that imported cairn
+    once: tests/_forked.py)."""
+    finished = run_workers(
+        textwrap.dedent(script),
+        [[str(i)] for i in range(len(envs))],
+        [{**os.environ, **env, "CAIRN_SILENT": "true"} for env in envs],
+    )
+    for w in finished:
+        assert w.returncode == 0, w.stderr.decode()[-3000:]
 
 
 def _env(server: CairnServer, key: str, tmp: pathlib.Path, i: int) -> dict[str, str]:
