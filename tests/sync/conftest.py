@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import cairn
 from cairn.sdk import reset_services
 from cairn.service._http import HttpService
 from tests._infra import CairnServer, reset_database
-from tests.conftest import write
+from tests.conftest import _CAIRN_VARS, write
 
 ENTITY = "team"
 
@@ -98,6 +99,33 @@ def build_history(root: pathlib.Path) -> None:
         model = cairn.Artifact("model", "model", metadata={"acc": 0.9})
         model.add_file(str(write(data / "weights.pt", os.urandom(5000))))
         run.log_artifact(model, aliases=["prod"])
+
+
+@pytest.fixture(scope="session")
+def history_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The store ``build_history`` makes, made once per session (it logs eleven runs); tests
+    get a copy of it (``source_store``), so each still starts from the same history."""
+    root = tmp_path_factory.mktemp("history")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in _CAIRN_VARS:
+            mp.delenv(var, raising=False)
+        mp.setenv("CAIRN_ENTITY", ENTITY)
+        for var, sub in (("DIR", "store"), ("CACHE_DIR", "cache"), ("ARTIFACT_DIR", "artifacts")):
+            mp.setenv(f"CAIRN_{var}", str(root / sub))
+        (root / "work").mkdir()
+        mp.chdir(root / "work")
+        build_history(root)
+        cairn.finish()
+        reset_services()
+    return root / "store"
+
+
+@pytest.fixture
+def source_store(cairn_env: pathlib.Path, history_template: pathlib.Path) -> str:
+    """This test's store (``CAIRN_DIR``) holding a copy of ``build_history``'s history."""
+    store = cairn_env / "store"
+    shutil.copytree(history_template, store)
+    return str(store)
 
 
 def _run(r: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from cairn.service import ImportRequest, LocalService, SearchRequest
 from cairn.service._http import HttpService
 from tests._infra import CairnServer, reset_database
 from tests.conftest import write
-from tests.sync.conftest import ENTITY, CountingTransport, api_view, build_history
+from tests.sync.conftest import ENTITY, CountingTransport, api_view
 
 Factory = Callable[[], tuple[HttpService, CountingTransport]]
 
@@ -34,21 +34,15 @@ def _entity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAIRN_ENTITY", ENTITY)
 
 
-def _source(cairn_env: pathlib.Path) -> str:
-    build_history(cairn_env)
-    cairn.finish()
-    reset_services()
-    return str(cairn_env / "store")
-
-
 def test_embedded_to_server_and_back(
     cairn_env: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
     server_s3: CairnServer,
     server_key: str,
     http_factory: Factory,
+    source_store: str,
 ) -> None:
-    src_dir = _source(cairn_env)
+    src_dir = source_store
     before = api_view(monkeypatch, CAIRN_DIR=src_dir)
     assert sorted(v["name"] for v in before if "/images:" in v["name"]) == [
         f"{ENTITY}/vision/images:v0",
@@ -92,9 +86,9 @@ def _runs(store: LocalService | HttpService) -> list[tuple[str, str, str, str | 
 
 
 def test_runs_linked_to_no_copied_version_are_copied(
-    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory
+    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory, source_store: str
 ) -> None:
-    src = LocalService.open(_source(cairn_env))
+    src = LocalService.open(source_store)
     with_scratch = _runs(src)
     assert [r for r in with_scratch if r[2] == "scratch"]  # linked only to a deleted version
     http, _ = http_factory()
@@ -116,8 +110,10 @@ def test_runs_linked_to_no_copied_version_are_copied(
     src.close()
 
 
-def test_filters_and_dry_run(cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = LocalService.open(_source(cairn_env))
+def test_filters_and_dry_run(
+    cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch, source_store: str
+) -> None:
+    src = LocalService.open(source_store)
     dst_dir = str(cairn_env / "dst")
     dst = LocalService.open(dst_dir)
     dry = sync_stores(src, dst, SyncOptions(dry_run=True))
@@ -168,8 +164,9 @@ def test_conflicts(
     server_s3: CairnServer,
     server_key: str,
     http_factory: Factory,
+    source_store: str,
 ) -> None:
-    src_dir = _source(cairn_env)
+    src_dir = source_store
     server_env = {"CAIRN_BASE_URL": server_s3.url, "CAIRN_API_KEY": server_key}
     if direction == "to_server":
         source: LocalService | HttpService = LocalService.open(src_dir)
@@ -285,8 +282,10 @@ def test_sigkill_at_random_moments_then_resume(
     source.close()
 
 
-def test_export_import_round_trip(cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src_dir = _source(cairn_env)
+def test_export_import_round_trip(
+    cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch, source_store: str
+) -> None:
+    src_dir = source_store
     before = api_view(monkeypatch, CAIRN_DIR=src_dir)
     bundle = str(cairn_env / "bundle")
     exported = _cli(["export", bundle, "--json"], {"CAIRN_DIR": src_dir})
@@ -330,8 +329,9 @@ def test_server_to_server(
     server_local: CairnServer,
     server_key: str,
     http_factory: Factory,
+    source_store: str,
 ) -> None:
-    src = LocalService.open(_source(cairn_env))
+    src = LocalService.open(source_store)
     first, _ = http_factory()
     sync_stores(src, first)
     src.close()
@@ -347,9 +347,9 @@ def test_server_to_server(
 
 
 def test_cli_text_report_and_refusal(
-    cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch, source_store: str
 ) -> None:
-    src_dir = _source(cairn_env)
+    src_dir = source_store
     dst_dir = str(cairn_env / "dst")
     dry = _cli(["sync", src_dir, dst_dir, "--dry-run"], {})
     out, err = dry.communicate()
@@ -395,8 +395,10 @@ def test_since_accepts_dates_times_and_durations() -> None:
         parse_since("last tuesday")
 
 
-def test_a_version_deleted_at_the_source_is_not_other_history(cairn_env: pathlib.Path) -> None:
-    src_dir = _source(cairn_env)
+def test_a_version_deleted_at_the_source_is_not_other_history(
+    cairn_env: pathlib.Path, source_store: str
+) -> None:
+    src_dir = source_store
     src = LocalService.open(src_dir)
     dst = LocalService.open(str(cairn_env / "dst"))
     sync_stores(src, dst)
@@ -418,9 +420,9 @@ def test_a_version_deleted_at_the_source_is_not_other_history(cairn_env: pathlib
 
 
 def test_importing_needs_write_and_content_the_key_may_read(
-    cairn_env: pathlib.Path, server_s3: CairnServer, server_key: str
+    cairn_env: pathlib.Path, server_s3: CairnServer, server_key: str, source_store: str
 ) -> None:
-    src = LocalService.open(_source(cairn_env))
+    src = LocalService.open(source_store)
     reader = HttpService(
         server_s3.url,
         server_s3.create_key("reader", f"{ENTITY}/nlp", "read"),
@@ -480,6 +482,7 @@ def test_ttl_is_copied_both_ways(
     server_s3: CairnServer,
     server_key: str,
     http_factory: Factory,
+    source_store: str,
 ) -> None:
     import datetime as dt
 
@@ -487,7 +490,7 @@ def test_ttl_is_copied_both_ways(
 
     from cairn.catalog import _schema
 
-    src = LocalService.open(_source(cairn_env))
+    src = LocalService.open(source_store)
     model = src.export_versions(ENTITY, "nlp", "model")[0].version
     src.set_ttl(model.id, 30 * 86400.0)
     http, _ = http_factory()
@@ -532,9 +535,9 @@ def _links(store: LocalService | HttpService) -> dict[str, tuple[str | None, obj
 
 
 def test_registry_links_are_copied_both_ways(
-    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory
+    cairn_env: pathlib.Path, server_s3: CairnServer, http_factory: Factory, source_store: str
 ) -> None:
-    src = LocalService.open(_source(cairn_env))
+    src = LocalService.open(source_store)
     model = src.export_versions(ENTITY, "nlp", "model")[0].version
     src.link_version(model.id, "registry", "wandb-registry-model", "best", aliases=["prod"])
     src_links = _links(src)
