@@ -289,3 +289,33 @@ def test_files_of_blob_file_size_stay_in_one_process_unless_workers_are_chosen(
     two = _log("images", root)
     assert len(pool_for_small_jobs) == 1
     assert one.digest == two.digest == _expected(root)
+
+
+@pytest.mark.embedded_only
+def test_read_ahead_answers_files_asked_for_in_another_order(tmp_path: pathlib.Path) -> None:
+    from cairn.core import digest_bytes
+    from cairn.sdk._read_ahead import ReadAhead
+    from cairn.storage import LocalBlobStore
+
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    files = []
+    for i in range(600):
+        path = write(tmp_path / "d" / f"f{i:03}", f"content {i}\n" * (i % 50 + 1))
+        files.append((os.path.dirname(path), os.path.basename(path), os.stat(path)))
+    here: list[tuple[str, bytes]] = []
+    pool = StagePool(1, store.root, store.small_limit, store.durable)
+    try:
+        ahead = ReadAhead(pool, lambda blobs, size: here.extend(blobs))
+        ahead.add(files[:500])  # found by a walk, read by the worker and here
+        # Asked for in another order, and with files never handed in (the slow way, by name).
+        order = [*range(0, 500, 2), *range(1, 600, 2)]
+        got = list(ahead.take(files, order))
+        ahead.drain()
+        pool.flush()
+    finally:
+        pool.close()
+    expected = [digest_bytes((f"content {i}\n" * (i % 50 + 1)).encode()) for i in order]
+    assert [digest for digest, _, _ in got] == expected
+    assert [size for _, size, _ in got] == [files[i][2].st_size for i in order]
+    stored = {digest for digest, _ in here} | {info.digest for info in store.list()}
+    assert set(expected) <= stored
