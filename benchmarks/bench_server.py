@@ -7,7 +7,8 @@ embedded store with the same data, and the S3 server's own speed with boto3 (no 
 Issue 14 (``transfers``): an image-shaped set (``BENCH_IMAGES`` files of 150-250 KiB, 2,000 by
 default) and one large file (``BENCH_LARGE_MIB``, 512 by default) up and down through a server
 with 2 workers on PostgreSQL + S3, beside boto3's 8 parallel PUTs/GETs of the same files and its
-managed multipart transfer of the large file. ``BENCH_SERVER_ONLY=transfers`` runs only those.
+managed multipart transfer of the large file. ``BENCH_SERVER_ONLY=transfers`` runs only those;
+``BENCH_SERVER_ONLY=resolve`` only ``resolve name:latest`` (8 clients, 1 and 2 server processes).
 """
 
 from __future__ import annotations
@@ -287,14 +288,46 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
     return figures
 
 
+def _resolves(one: CairnServer, store: str, servers: list[CairnServer]) -> list[Figure]:
+    """``resolve name:latest`` per second, 8 client processes, against ``one`` (a server
+    process) and a server of 2 workers on the same catalog (added to ``servers``)."""
+    figures: list[Figure] = []
+    two = CairnServer(one.db, store, {"CAIRN_SERVER_WORKERS": "2"}, migrate=False)
+    servers.append(two)
+    for label, server in (("1 server process", one), ("--workers 2", two)):
+        key = server.create_key(f"meta{len(figures)}")
+        rate = _resolves_per_second(server, key, 8, 5.0)
+        figures.append(
+            Figure(
+                f"resolve name:latest, 8 clients ({label})",
+                rate,
+                "/s",
+                target="target >= 500",
+                ok=rate >= 500,
+            )
+        )
+    return figures
+
+
 def run() -> list[Figure]:
     figures: list[Figure] = []
-    if os.environ.get("BENCH_SERVER_ONLY") == "transfers":
-        pg, s3 = Postgres(), S3Server()
+    only = os.environ.get("BENCH_SERVER_ONLY")
+    if only in ("transfers", "resolve"):
+        pg = Postgres()
+        s3 = S3Server() if only == "transfers" else None
+        started: list[CairnServer] = []
         try:
-            return _transfers(pg, s3)
+            if s3 is not None:
+                return _transfers(pg, s3)
+            store = os.path.join(ROOT, "server-blobs-resolve")
+            shutil.rmtree(store, ignore_errors=True)
+            started.append(CairnServer(pg.create_database("bench_resolve"), store))
+            return _resolves(started[0], store, started)
         finally:
-            s3.stop()
+            for server in started:
+                server.stop()
+            if s3 is not None:
+                s3.stop()
             pg.stop()
     s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096)
     s2 = make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
@@ -347,22 +380,7 @@ def run() -> list[Figure]:
                             ok=rate >= 300,
                         )
                     )
-        two = CairnServer(
-            backends["local"].db, local_store, {"CAIRN_SERVER_WORKERS": "2"}, migrate=False
-        )
-        servers.append(two)
-        for label, server in (("1 server process", backends["local"]), ("--workers 2", two)):
-            key = server.create_key(f"meta{len(figures)}")
-            rate = _resolves_per_second(server, key, 8, 5.0)
-            figures.append(
-                Figure(
-                    f"resolve name:latest, 8 clients ({label})",
-                    rate,
-                    "/s",
-                    target="target >= 500",
-                    ok=rate >= 500,
-                )
-            )
+        figures.extend(_resolves(backends["local"], local_store, servers))
         figures.extend(_transfers(pg, s3))
     finally:
         for server in servers:

@@ -10,13 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog._repository import Repository, now
 from cairn.catalog._ttl import alive
 from cairn.core import LATEST, CollectionRecord
 from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
+
+_p, _c = s.projects.c, s.collections.c
+# Built once (a name's every resolve runs it: building a statement costs more than running it).
+_LOCATE = (
+    select(_p.id, _c.id)
+    .select_from(s.projects)
+    .outerjoin(s.collections, and_(_c.project_id == _p.id, _c.name == bindparam("name")))
+    .where(_p.entity == bindparam("entity"), _p.name == bindparam("project"))
+)
 
 
 class Collections(Repository):
@@ -58,14 +67,8 @@ class Collections(Repository):
 
     def locate(self, entity: str, project: str, name: str) -> tuple[int | None, int | None]:
         """(project id, collection id) of ``entity/project/name`` in one query; None where absent."""
-        p, c = s.projects.c, s.collections.c
-        q = (
-            select(p.id, c.id)
-            .select_from(s.projects)
-            .outerjoin(s.collections, and_(c.project_id == p.id, c.name == name))
-            .where(p.entity == entity, p.name == project)
-        )
-        row = self.conn.execute(q).first()
+        params = {"entity": entity, "project": project, "name": name}
+        row = self.conn.execute(_LOCATE, params).first()
         if row is None:
             return None, None
         return int(row[0]), None if row[1] is None else int(row[1])

@@ -16,11 +16,15 @@ from cairn.core import COMMITTED
 from cairn.errors import ArtifactNotFoundError
 
 
-def alive() -> Any:
+def alive(at: Any = None) -> Any:
     """A committed version whose TTL (if any) has not run out: what queries see. An expired
-    version stays in the catalog until gc marks it deleted, but nothing shows it."""
+    version stays in the catalog until gc marks it deleted, but nothing shows it. ``at``: the
+    time to compare with (a ``bindparam`` in a statement built once), else now."""
     v = s.versions.c
-    return and_(v.state == COMMITTED, or_(v.expires_at.is_(None), v.expires_at > now()))
+    return and_(
+        v.state == COMMITTED,
+        or_(v.expires_at.is_(None), v.expires_at > (now() if at is None else at)),
+    )
 
 
 class Expiry(Repository):

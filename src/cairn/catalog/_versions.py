@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, or_, select, true, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog._repository import Repository, now, to_json
@@ -31,6 +31,46 @@ from cairn.core import (
     version_index,
 )
 from cairn.errors import ArtifactNotFoundError
+
+_v, _a = s.versions.c, s.aliases.c
+# Statements a resolve runs, built once (building one costs more than running it).
+# The version an alias names, if it is alive at ``now``.
+_BY_ALIAS = (
+    select(_a.version_id)
+    .join(s.versions, _v.id == _a.version_id)
+    .where(_a.collection_id == bindparam("collection_id"), _a.alias == bindparam("alias"))
+    .where(alive(bindparam("now")))
+)
+# The version ``vN`` names, if it is alive at ``now``.
+_BY_INDEX = select(_v.id).where(
+    _v.collection_id == bindparam("collection_id"),
+    _v.idx == bindparam("idx"),
+    alive(bindparam("now")),
+)
+# Versions with their names, creator, and aliases and tags in the same query (one round trip,
+# not three): names cannot hold a newline, so it separates them.
+_RECORDS = (
+    select(
+        s.versions,
+        s.collections.c.name.label("cname"),
+        s.collections.c.type,
+        s.projects.c.entity,
+        s.projects.c.name.label("project"),
+        s.runs.c.run_id.label("creator"),
+        select(func.aggregate_strings(_a.alias, "\n"))
+        .where(_a.version_id == _v.id)
+        .scalar_subquery()
+        .label("alias_list"),
+        select(func.aggregate_strings(s.tags.c.tag, "\n"))
+        .where(s.tags.c.version_id == _v.id)
+        .scalar_subquery()
+        .label("tag_list"),
+    )
+    .join(s.collections, s.collections.c.id == _v.collection_id)
+    .join(s.projects, s.projects.c.id == s.collections.c.project_id)
+    .outerjoin(s.runs, s.runs.c.id == _v.created_by)
+)
+_RECORD = _RECORDS.where(_v.id == bindparam("vid"))
 
 
 class Versions(Repository):
@@ -191,23 +231,12 @@ class Versions(Repository):
 
     def resolve(self, collection_id: int, label: str | None) -> str | None:
         """The committed version a label names: ``None``/``latest``, ``vN`` or an alias."""
-        v = s.versions.c
         if label is not None and is_version_label(label):
-            q = select(v.id).where(
-                v.collection_id == collection_id,
-                v.idx == version_index(label),
-                alive(),
-            )
-            vid = self.conn.execute(q).scalar()
+            at = {"collection_id": collection_id, "idx": version_index(label), "now": now()}
+            vid = self.conn.execute(_BY_INDEX, at).scalar()
             return None if vid is None else str(vid)
-        a = s.aliases.c
-        q = (
-            select(a.version_id)
-            .join(s.versions, v.id == a.version_id)
-            .where(a.collection_id == collection_id, a.alias == (label or LATEST))
-            .where(alive())
-        )
-        vid = self.conn.execute(q).scalar()
+        params = {"collection_id": collection_id, "alias": label or LATEST, "now": now()}
+        vid = self.conn.execute(_BY_ALIAS, params).scalar()
         if vid is None and (label or LATEST) == LATEST:
             # No "latest" alias (an edit removed it): the newest committed version, as in W&B.
             vid = self.newest_committed(collection_id)
@@ -250,36 +279,11 @@ class Versions(Repository):
     def records(self, ids: Sequence[str]) -> list[VersionRecord]:
         if not ids:
             return []
-        v, c, p = s.versions.c, s.collections.c, s.projects.c
-        # Aliases and tags come in the same query (one round trip, not three): names cannot hold
-        # a newline, so it separates them.
-        alias_list = (
-            select(func.aggregate_strings(s.aliases.c.alias, "\n"))
-            .where(s.aliases.c.version_id == v.id)
-            .scalar_subquery()
-        )
-        tag_list = (
-            select(func.aggregate_strings(s.tags.c.tag, "\n"))
-            .where(s.tags.c.version_id == v.id)
-            .scalar_subquery()
-        )
-        q = (
-            select(
-                s.versions,
-                c.name.label("cname"),
-                c.type,
-                p.entity,
-                p.name.label("project"),
-                s.runs.c.run_id.label("creator"),
-                alias_list.label("alias_list"),
-                tag_list.label("tag_list"),
-            )
-            .join(s.collections, c.id == v.collection_id)
-            .join(s.projects, p.id == c.project_id)
-            .outerjoin(s.runs, s.runs.c.id == v.created_by)
-            .where(self.tx.among(v.id, list(ids)))
-        )
-        rows = {str(r.id): r for r in self.conn.execute(q)}
+        if len(ids) == 1:  # one version (a resolve): the statement built once
+            found = self.conn.execute(_RECORD, {"vid": ids[0]})
+        else:
+            found = self.conn.execute(_RECORDS.where(self.tx.among(s.versions.c.id, list(ids))))
+        rows = {str(r.id): r for r in found}
         alias_map = {
             vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
         }
