@@ -352,9 +352,16 @@ class InProcessServer:
         self.db = db
         self.store = store
         migrate(db)
-        with _environ(env or {}):  # the S3 client reads its endpoint once, when it is made
+        env = env or {}
+        with _environ(env):  # boto3 reads its credentials once, when the client is made
             self.backend = Backend.open(
-                ServerConfig(db=db, store=store, admin_key=ADMIN_KEY, **config)
+                ServerConfig(
+                    db=db,
+                    store=store,
+                    admin_key=ADMIN_KEY,
+                    s3_endpoint=env.get("AWS_ENDPOINT_URL"),
+                    **config,
+                )
             )
         self.app = create_app(self.backend)
         self.transport = SyncASGITransport(self.app)

@@ -149,7 +149,9 @@ def cairn_env(
         app: InProcessServer = request.getfixturevalue("inprocess")("postgres", "s3")
         reset_database(app.db)
         monkeypatch.setattr(
-            cairn.service, "http_service", lambda _url, key, cache: app.service(key, cache)
+            cairn.service,
+            "http_service",
+            lambda _url, key, cache, **kw: app.service(key, cache, **kw),
         )
         monkeypatch.setenv("CAIRN_BASE_URL", app.url)
         monkeypatch.setenv("CAIRN_API_KEY", app.create_key("tester", "*/*", "write"))

@@ -75,8 +75,8 @@ def _use(
     """Point the SDK at ``app`` (a fresh download cache); count the requests it makes."""
     seen: Counter[str] = Counter()
 
-    def service(_url: str, key: str | None, cache_dir: str) -> Any:
-        svc = app.service(key, cache_dir)
+    def service(_url: str, key: str | None, cache_dir: str, **kw: Any) -> Any:
+        svc = app.service(key, cache_dir, **kw)
         _counter(svc, seen)
         return svc
 
@@ -235,7 +235,7 @@ def test_large_file_in_parts_restarts_an_upload_the_server_lost(
     data = os.urandom(23 * MiB)  # 5 parts
     src = tmp_path / "big.bin"
     src.write_bytes(data)
-    svc = parts_app.service(parts_app.create_key("me"), str(tmp_path / "cache"))
+    svc = parts_app.service(parts_app.create_key("me"), str(tmp_path / "cache"), transfer_threads=3)
     seen: Counter[str] = Counter()
     _counter(svc, seen)
     swept: list[int] = []
@@ -249,7 +249,6 @@ def test_large_file_in_parts_restarts_an_upload_the_server_lost(
                 swept.append(parts_app.backend.transfers.sweep(0))
 
     svc._client.api.event_hooks["request"].append(lose_it)
-    monkeypatch.setenv("CAIRN_TRANSFER_THREADS", "3")
     info = svc.store_file(str(src))
     assert info.digest == digest_bytes(data) and swept == [1]
     assert seen["POST /uploads"] == 2  # begun again after the server lost it
@@ -292,7 +291,7 @@ UPLOADER = """
 import os, sys, time
 from cairn.service._http import HttpService
 from cairn.storage import hash_file
-svc = HttpService(sys.argv[1], sys.argv[2], sys.argv[3])
+svc = HttpService(sys.argv[1], sys.argv[2], sys.argv[3], transfer_threads=1)
 path = sys.argv[4]
 digest, size = hash_file(path)
 fd = os.open(path, os.O_RDONLY)
@@ -333,7 +332,6 @@ def test_upload_resumes_after_a_killed_client_and_a_killed_server(
     data = os.urandom(40 * MiB)  # 8 parts
     src = tmp_path / "ckpt.bin"
     src.write_bytes(data)
-    env = {**os.environ, "CAIRN_TRANSFER_THREADS": "1"}
     child = subprocess.Popen(
         [
             sys.executable,
@@ -344,7 +342,6 @@ def test_upload_resumes_after_a_killed_client_and_a_killed_server(
             str(tmp_path / "cc"),
             str(src),
         ],
-        env=env,
         stdout=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120

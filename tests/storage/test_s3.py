@@ -23,7 +23,7 @@ from tests._infra import Postgres, S3Server, reset_database
 def _s3_store(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3BlobStore:
     for k, v in s3.env.items():
         monkeypatch.setenv(k, v)
-    return S3BlobStore.from_url(s3.url(f"t-{uuid.uuid4().hex[:12]}/"))
+    return S3BlobStore.from_url(s3.url(f"t-{uuid.uuid4().hex[:12]}/"), endpoint=s3.endpoint)
 
 
 def _corrupt_s3(store: S3BlobStore, digest: str, data: bytes) -> None:

@@ -66,7 +66,10 @@ def ui(host: str, port: int) -> None:
         raise missing_extra("cairn ui", "ui", exc.name or "fastapi") from None
     from cairn.sdk import Settings
 
-    serve_local(Settings.from_env().dir, host, port, out=click.echo)
+    settings = Settings.from_env()
+    serve_local(
+        settings.dir, host, port, allow_network_fs=settings.allow_network_fs, out=click.echo
+    )
 
 
 cli.add_command(artifact)

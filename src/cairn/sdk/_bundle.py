@@ -16,6 +16,8 @@ from cairn.errors import (
     ValidationError,
 )
 from cairn.sdk import _progress
+from cairn.sdk._session import open_embedded
+from cairn.sdk._settings import Settings
 from cairn.sdk._sync import ProgressFactory, sync_stores
 from cairn.sdk._sync_plan import SyncOptions, SyncReport
 from cairn.service import LocalService, Service
@@ -38,12 +40,14 @@ def export_bundle(
     options: SyncOptions = SyncOptions(),
     *,
     progress: ProgressFactory = _progress.progress,
+    settings: Settings | None = None,
 ) -> SyncReport:
-    """Write (or bring up to date) a bundle directory at ``path`` from ``source``."""
+    """Write (or bring up to date) a bundle directory at ``path`` from ``source`` (opened as
+    ``settings`` allow; by default the environment's, read now)."""
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.isdir(path) and os.listdir(path) and not _is_store(path):
         raise UsageError(f"{path} exists and is not a cairn bundle; give a new or empty directory")
-    bundle = LocalService.open(path)
+    bundle = open_embedded(path, Settings.from_env() if settings is None else settings)
     try:
         report = sync_stores(source, bundle, options, progress=progress)
         if not report.dry_run and not report.refused:
@@ -97,12 +101,12 @@ def _read_manifest(path: str) -> dict[str, Any]:
     return body
 
 
-def verify_bundle(path: str) -> LocalService:
+def verify_bundle(path: str, settings: Settings | None = None) -> LocalService:
     """Open a bundle after checking it: its manifest lists versions the store holds with those
     digests, and every blob re-hashes to its digest (``DigestMismatchError`` otherwise)."""
     path = os.path.abspath(os.path.expanduser(path))
     body = _read_manifest(path)
-    bundle = LocalService.open(path)
+    bundle = open_embedded(path, Settings.from_env() if settings is None else settings)
     try:
         listed = {
             (str(v["entity"]), str(v["project"]), str(v["name"]), str(v["version"])): v["digest"]
@@ -133,9 +137,10 @@ def import_bundle(
     options: SyncOptions = SyncOptions(),
     *,
     progress: ProgressFactory = _progress.progress,
+    settings: Settings | None = None,
 ) -> SyncReport:
     """Verify the bundle at ``path``, then sync it into ``dest``."""
-    bundle = verify_bundle(path)
+    bundle = verify_bundle(path, settings)
     try:
         return sync_stores(bundle, dest, options, progress=progress)
     finally:
@@ -144,13 +149,15 @@ def import_bundle(
 
 def export_to(path: str, options: SyncOptions = SyncOptions()) -> SyncReport:
     """``cairn export PATH``: a bundle of the current store (``CAIRN_DIR`` or the server)."""
-    from cairn.sdk._session import current_service
+    from cairn.sdk._session import current_session
 
-    return export_bundle(current_service(), path, options)
+    settings = Settings.from_env()
+    return export_bundle(current_session(settings).service, path, options, settings=settings)
 
 
 def import_from(path: str, options: SyncOptions = SyncOptions()) -> SyncReport:
     """``cairn import PATH``: verify a bundle and sync it into the current store."""
-    from cairn.sdk._session import current_service
+    from cairn.sdk._session import current_session
 
-    return import_bundle(current_service(), path, options)
+    settings = Settings.from_env()
+    return import_bundle(current_session(settings).service, path, options, settings=settings)

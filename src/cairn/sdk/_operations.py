@@ -31,7 +31,7 @@ from cairn.errors import UsageError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._artifact import Artifact
 from cairn.sdk._resolver import NameResolver
-from cairn.sdk._session import current_service
+from cairn.sdk._session import current_service, current_session
 from cairn.sdk._settings import Settings
 from cairn.sdk._values import Policy, link_target
 from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, VerifyReport
@@ -309,7 +309,7 @@ def _local_service(what: str, service: LocalService | None = None) -> LocalServi
             " check; for a server's store give --db and --store (or CAIRN_SERVER_DB and"
             " CAIRN_SERVER_STORE)"
         )
-    found = current_service()
+    found = current_session(settings).service
     assert isinstance(found, LocalService)
     return found
 

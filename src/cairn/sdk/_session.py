@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     # Loaded when first used: listing an embedded store (`cairn artifact ls`) needs neither.
     from cairn.sdk._staging import Stager
     from cairn.sdk._statcache import StatCache
+    from cairn.service import LocalService
 
 
 class Session:
@@ -56,7 +57,7 @@ class Session:
         """A new stager (one per artifact) storing into this store."""
         from cairn.sdk._staging import Stager
 
-        return Stager(self.service, self.stat_cache)
+        return Stager(self.service, self.stat_cache, workers=self.settings.stage_workers)
 
     def over(self, service: Service) -> Session:
         """These settings over another service (a wrapper around this one, say)."""
@@ -96,17 +97,30 @@ def session_for(settings: Settings) -> Session:
     with _lock:
         session = _sessions.get(key)
         if session is None:
-            if settings.base_url:
-                from cairn.service import http_service
-
-                svc = http_service(settings.base_url, settings.api_key, settings.cache_dir)
-            else:
-                # Loaded here, not at import: the catalog brings SQLAlchemy, a server needs none.
-                from cairn.service import LocalService
-
-                svc = LocalService.open(settings.dir)
+            svc = (
+                open_server(settings.base_url, settings.api_key, settings)
+                if settings.base_url
+                else open_embedded(settings.dir, settings)
+            )
             session = _sessions[key] = Session(settings, svc)
         return session
+
+
+def open_embedded(path: str, settings: Settings) -> LocalService:
+    """The embedded store at ``path``, opened as ``settings`` allow (a network file system)."""
+    # Loaded here, not at import: the catalog brings SQLAlchemy, a server needs none.
+    from cairn.service import LocalService
+
+    return LocalService.open(path, allow_network_fs=settings.allow_network_fs)
+
+
+def open_server(base_url: str, api_key: str | None, settings: Settings) -> Service:
+    """The cairn server at ``base_url``, with ``settings``' download cache and transfer threads."""
+    from cairn.service import http_service
+
+    return http_service(
+        base_url, api_key, settings.cache_dir, transfer_threads=settings.transfer_threads
+    )
 
 
 # The session of the active run, when init(settings=..., mode="offline") chose another store than

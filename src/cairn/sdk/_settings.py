@@ -44,6 +44,36 @@ def parse_mode(mode: object) -> str:
     return MODES[mode.lower()]
 
 
+def parse_transfer_threads(value: object) -> int | None:
+    """``CAIRN_TRANSFER_THREADS``: a number from 1 to 64, or None (unset: the client's default)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise ValidationError(
+            f"CAIRN_TRANSFER_THREADS must be a number from 1 to 64, not {value!r}"
+        )
+    return int(text)
+
+
+def parse_stage_workers(value: object) -> int | None:
+    """``CAIRN_STAGE_WORKERS``: processes that read, hash and store new files, the calling one
+    included (``1``: the calling process does it all; ``n``: it and ``n - 1`` workers); None when
+    unset (the stager then uses one per core where the data's shape gains from it)."""
+    if value is None or value == "":
+        return None
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValidationError(
+            f"invalid CAIRN_STAGE_WORKERS {value!r}: give a number of processes (1 or more;"
+            " 1 stages in the calling process)"
+        )
+    return count
+
+
 PROGRESS_MODES = ("auto", "plain", "off")
 
 
@@ -140,6 +170,9 @@ class Settings:
             mode=env_value("CAIRN_MODE", "WANDB_MODE") or "online",
             run_dir=env_value("CAIRN_RUN_DIR", "WANDB_DIR"),
             data_dir=env_value("CAIRN_DATA_DIR", "WANDB_DATA_DIR"),
+            transfer_threads=env_value("CAIRN_TRANSFER_THREADS"),
+            stage_workers=env_value("CAIRN_STAGE_WORKERS"),
+            allow_network_fs=is_true(env_value("CAIRN_ALLOW_NETWORK_FS")),
         )
 
     def _get(self, name: str) -> Any:
@@ -213,6 +246,24 @@ class Settings:
     def data_dir(self) -> str | None:
         """The root of staging files (``new_file``); None: the temporary directory."""
         return cast("str | None", self._get("data_dir"))
+
+    @property
+    def transfer_threads(self) -> int | None:
+        """Parts (or batches, or ranges) a client of a cairn server sends or fetches at once
+        (``CAIRN_TRANSFER_THREADS``, 1 to 64); None: the client's default (4)."""
+        return parse_transfer_threads(self._get("transfer_threads"))
+
+    @property
+    def stage_workers(self) -> int | None:
+        """Processes that stage new files for the embedded store, the calling one included
+        (``CAIRN_STAGE_WORKERS``); None: not chosen (the stager decides by the data's shape)."""
+        return parse_stage_workers(self._get("stage_workers"))
+
+    @property
+    def allow_network_fs(self) -> bool:
+        """Whether an embedded store may live on a network or FUSE file system
+        (``CAIRN_ALLOW_NETWORK_FS``)."""
+        return bool(self._get("allow_network_fs"))
 
     # -- W&B's interface ------------------------------------------------------------------------
 

@@ -34,9 +34,9 @@ import sys
 import threading
 import weakref
 from collections import deque
-from hashlib import sha256
 from typing import IO, Any, NamedTuple
 
+from cairn.core import Digest, digest_bytes
 from cairn.errors import CommError, ValidationError
 
 RACY_NS = 50_000_000  # as ``_statcache.RACY_NS``: a file changed this recently is not cached
@@ -51,27 +51,13 @@ FileJob = tuple[str, str, int, int, int]  # directory, name, size, mtime_ns, cti
 FileDone = tuple[str, int, StatKey | None]  # digest, size, stat key (None: racy, not cached)
 
 
-def stage_workers() -> tuple[int, bool]:
-    """Processes that read, hash and store new files, the calling one included, and whether
-    the user chose that number: ``CAIRN_STAGE_WORKERS`` (chosen), else one per core this process
-    may use (``1``: the calling process does it all, no worker is started; ``n``: it and
-    ``n - 1`` workers)."""
-    raw = os.environ.get("CAIRN_STAGE_WORKERS", "")
-    if not raw:
-        try:
-            return len(os.sched_getaffinity(0)), False
-        except (AttributeError, OSError):
-            return os.cpu_count() or 1, False
+def default_workers() -> int:
+    """Processes that may stage a big job when the settings name no number
+    (``CAIRN_STAGE_WORKERS`` unset): one per core this process may use."""
     try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValidationError(
-            f"invalid CAIRN_STAGE_WORKERS {raw!r}: give a number of processes (1 or more;"
-            " 1 stages in the calling process)"
-        )
-    return value, True
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def changed_while_reading(path: str) -> ValidationError:
@@ -81,7 +67,7 @@ def changed_while_reading(path: str) -> ValidationError:
 
 
 class WholeFile(NamedTuple):
-    digest: str
+    digest: Digest
     data: bytes
     key: StatKey | None  # None when the file must not be cached (racy)
 
@@ -106,7 +92,7 @@ def read_whole(path: str, size: int, mtime_ns: int, ctime_ns: int, started: int)
         if max(mtime, ctime) >= started - RACY_NS
         else (st.st_dev, st.st_ino, size, mtime, ctime)
     )
-    return WholeFile("sha256:" + sha256(data).hexdigest(), data, key)
+    return WholeFile(digest_bytes(data), data, key)
 
 
 # -- framing: an 8-byte length, then a pickle ---------------------------------------------------

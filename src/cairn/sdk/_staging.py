@@ -20,7 +20,7 @@ from cairn.core import PageReader, digest_bytes
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._read_ahead import CHUNK_BYTES, CHUNK_FILES, ReadAhead
-from cairn.sdk._stage_pool import StagePool, changed_while_reading, read_whole, stage_workers
+from cairn.sdk._stage_pool import StagePool, changed_while_reading, default_workers, read_whole
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.service import CommitResult, LocalService, Service
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
@@ -68,7 +68,12 @@ class _Read(NamedTuple):
 class Stager:
     """Stores the content of local files for the artifacts of one process."""
 
-    def __init__(self, service: Service, stat_cache: StatCache | None) -> None:
+    def __init__(
+        self, service: Service, stat_cache: StatCache | None, *, workers: int | None = None
+    ) -> None:
+        """``workers``: processes that stage a big job for the embedded store, this one included
+        (the settings' ``CAIRN_STAGE_WORKERS``; 1: this process does it all; None: not chosen,
+        one per core for small files)."""
         self._service = service
         self._cache = stat_cache
         self._lock = threading.Lock()
@@ -83,7 +88,9 @@ class Stager:
         # Directories where a file was read too soon after it changed to be cached (racy): a
         # tree record must not vouch for them (see _trees.py).
         self.racy_dirs: set[str] = set()
-        self._workers, self._workers_chosen = stage_workers()
+        # Chosen by the settings, or (None) one per core, used by the data's shape.
+        self._workers_chosen = workers is not None
+        self._workers = default_workers() if workers is None else workers
         # The staging workers of the directory being added, with the files they and this
         # process share (``_read_ahead.py``); None: this process reads alone.
         self._ahead: ReadAhead | None = None

@@ -42,11 +42,13 @@ from cairn.errors import (
 )
 from cairn.sdk import _progress
 from cairn.sdk._progress import Progress
+from cairn.sdk._session import open_embedded, open_server
+from cairn.sdk._settings import Settings
 from cairn.sdk._sync_copy import ContentCopier
 from cairn.sdk._sync_import import Importer
 from cairn.sdk._sync_plan import SyncOptions, SyncReport, plan_sync, wanted_projects
 from cairn.sdk._units import parse_duration
-from cairn.service import LocalService, Service, http_service
+from cairn.service import Service
 
 ProgressFactory = Callable[..., AbstractContextManager[Progress]]
 
@@ -54,18 +56,18 @@ ProgressFactory = Callable[..., AbstractContextManager[Progress]]
 # -- opening stores --------------------------------------------------------------------------------
 
 
-def open_store(spec: str, api_key: str | None = None) -> Service:
+def open_store(spec: str, api_key: str | None = None, settings: Settings | None = None) -> Service:
     """A store named on the command line: ``http(s)://...`` is a server (with ``api_key``),
-    anything else the directory of an embedded store."""
+    anything else the directory of an embedded store; opened with ``settings`` (by default the
+    environment's, read now)."""
+    settings = Settings.from_env() if settings is None else settings
     if spec.startswith(("http://", "https://")):
-        from cairn.sdk._settings import Settings
-
-        return http_service(spec, api_key, Settings.from_env().cache_dir)
+        return open_server(spec, api_key, settings)
     if not spec or "://" in spec:
         raise ValidationError(
             f"store {spec!r}: give a directory (an embedded store) or an http(s):// server URL"
         )
-    return LocalService.open(spec)
+    return open_embedded(spec, settings)
 
 
 def parse_since(value: str, now: float | None = None) -> float:
@@ -130,9 +132,10 @@ def sync(
     destination_key: str | None = None,
 ) -> SyncReport:
     """``cairn sync SRC DST``: open both stores (a directory or a server URL), sync, close."""
-    src = open_store(source, source_key)
+    settings = Settings.from_env()
+    src = open_store(source, source_key, settings)
     try:
-        dst = open_store(destination, destination_key)
+        dst = open_store(destination, destination_key, settings)
         try:
             return sync_stores(src, dst, options)
         finally:

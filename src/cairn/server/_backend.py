@@ -36,6 +36,9 @@ def migrate(db: str) -> None:
 class Backend:
     catalog: Catalog
     blobs: BlobStore
+    # The catalog's index over an s3:// store (``blobs`` is then this one), which stores a batch
+    # of small blobs and records them in the catalog's transaction; None: a local store.
+    catalog_blobs: CatalogBlobStore | None
     service: LocalService
     keys: KeyRing
     transfers: Transfers
@@ -47,10 +50,13 @@ class Backend:
         # The one place that knows which kind of store a URL opens (the rest asks the store).
         blobs: BlobStore
         object_store = None
+        index: CatalogBlobStore | None = None
         if config.store.startswith("s3://"):
             from cairn.storage import S3BlobStore
 
-            s3 = S3BlobStore.from_url(config.store)
+            s3 = S3BlobStore.from_url(
+                config.store, endpoint=config.s3_endpoint, region=config.s3_region
+            )
             index = CatalogBlobStore(catalog, s3)
             object_store = ObjectStore(s3, index)
             blobs = index
@@ -71,6 +77,7 @@ class Backend:
         return cls(
             catalog=catalog,
             blobs=blobs,
+            catalog_blobs=index,
             service=service,
             keys=KeyRing(catalog, config.admin_key),
             transfers=Transfers(

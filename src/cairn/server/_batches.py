@@ -42,7 +42,10 @@ _READERS = 8
 class BatchUpload:
     """The blobs of one batch request of ``owner``: stored group by group as they are verified
     (``put``, in a worker thread), recorded at the end in one catalog transaction (``finish``):
-    the index rows of blobs an S3 store's ``index`` keeps, and the key's uploads."""
+    the index rows of blobs an S3 store's ``index`` keeps, and the key's uploads.
+
+    ``index``: the catalog's index over an S3 store (``Backend.catalog_blobs``), which stores a
+    group and gives its rows for ``finish``; None: ``blobs`` (a local store) stores it alone."""
 
     def __init__(
         self, blobs: BlobStore, index: CatalogBlobStore | None, uploads: Uploads, owner: str

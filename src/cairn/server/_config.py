@@ -46,6 +46,10 @@ class ServerConfig:
     # see ``_ui.ui_secret``) and whether its cookies may travel over plain HTTP.
     secret: str | None = None
     insecure_cookies: bool = False
+    # An s3:// store's object store: its endpoint (None: AWS) and region (None: the store's
+    # default), from AWS's variables; the credentials are boto3's own.
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
 
     @classmethod
     def from_env(
@@ -74,6 +78,11 @@ class ServerConfig:
             sweep_interval=_seconds(env, "CAIRN_SERVER_SWEEP_INTERVAL", SWEEP_INTERVAL),
             secret=env.get("CAIRN_SERVER_SECRET") or None,
             insecure_cookies=is_true(env.get("CAIRN_SERVER_INSECURE_COOKIES")),
+            s3_endpoint=env.get("AWS_ENDPOINT_URL_S3")
+            or env.get("AWS_ENDPOINT_URL")
+            or env.get("AWS_S3_ENDPOINT_URL")  # W&B's name for it
+            or None,
+            s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
 
 

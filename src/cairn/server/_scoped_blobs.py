@@ -29,10 +29,7 @@ class ScopedBlobs(KeyRules):
     def batch_upload(self) -> BatchUpload:
         """Blobs of one batch request, recorded as uploaded by this key (``server/_batches.py``)."""
         self.require_upload()
-        index = self._b.transfers.object_store
-        return BatchUpload(
-            self._b.blobs, None if index is None else index.index, self._uploads, self.who.uploader
-        )
+        return BatchUpload(self._b.blobs, self._b.catalog_blobs, self._uploads, self.who.uploader)
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         raise PermissionDeniedError("files are uploaded through /api/v1/uploads")

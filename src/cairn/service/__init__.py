@@ -64,13 +64,15 @@ if TYPE_CHECKING:
     )
 
 
-def http_service(base_url: str, api_key: str | None, cache_dir: str) -> Service:
+def http_service(
+    base_url: str, api_key: str | None, cache_dir: str, *, transfer_threads: int | None = None
+) -> Service:
     """The Service for a cairn server at ``base_url`` (``cairn.service._http.HttpService``).
 
     Imported on first use, so the embedded store never loads the HTTP client."""
     from cairn.service._http import HttpService
 
-    return HttpService(base_url, api_key, cache_dir)
+    return HttpService(base_url, api_key, cache_dir, transfer_threads=transfer_threads)
 
 
 __all__ = [

@@ -23,7 +23,14 @@ from cairn.core import (
     validate_project,
 )
 from cairn.service._http_cache import DownloadCache
-from cairn.service._http_client import NOTICE_AFTER, RETRIES, RETRY_SECONDS, HttpClient, seg
+from cairn.service._http_client import (
+    NOTICE_AFTER,
+    RETRIES,
+    RETRY_SECONDS,
+    TRANSFER_THREADS,
+    HttpClient,
+    seg,
+)
 from cairn.service._http_download import Fetcher
 from cairn.service._http_upload import Uploader
 from cairn.service._protocol import (
@@ -64,7 +71,10 @@ class HttpService:
         retries: int = RETRIES,
         retry_seconds: float = RETRY_SECONDS,
         notice_after: float = NOTICE_AFTER,
+        transfer_threads: int | None = None,
     ) -> None:
+        """``transfer_threads``: parts (or batches, or ranges) in flight at once (the settings'
+        ``CAIRN_TRANSFER_THREADS``; None: ``TRANSFER_THREADS``)."""
         self._client = HttpClient(
             base_url,
             api_key,
@@ -75,8 +85,9 @@ class HttpService:
         )
         self.base_url = self._client.base_url
         self._cache = DownloadCache(cache_dir)
-        self._uploads = Uploader(self._client)
-        self._fetcher = Fetcher(self._client, self._cache)
+        threads = TRANSFER_THREADS if transfer_threads is None else transfer_threads
+        self._uploads = Uploader(self._client, threads)
+        self._fetcher = Fetcher(self._client, self._cache, threads)
         self._info: dict[str, Any] | None = None
 
     def _call(self, method: str, path: str, *, idempotent: bool = True, **kw: Any) -> Any:

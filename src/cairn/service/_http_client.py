@@ -16,7 +16,6 @@ cut off half-way is fetched again the same way.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -35,20 +34,8 @@ RETRIES = 12  # backoff 0.2 s doubling to 5 s, within RETRY_SECONDS in all
 RETRY_SECONDS = 45.0  # a call is given up after this long (a catalog restart takes seconds)
 NOTICE_AFTER = 2.0  # waiting longer than this is said on stderr, once per call
 RETRY_STATUS = (502, 503, 504)
-_THREADS = 4
+TRANSFER_THREADS = 4  # parts (or batches, or ranges) in flight at once, unless told
 _log = logging.getLogger("cairn")
-
-
-def transfer_threads() -> int:
-    """Parts (or batches, or ranges) in flight at once: ``CAIRN_TRANSFER_THREADS``, else 4."""
-    value = os.environ.get("CAIRN_TRANSFER_THREADS", "")
-    if not value:
-        return _THREADS
-    if not value.isdigit() or not 1 <= int(value) <= 64:
-        raise ValidationError(
-            f"CAIRN_TRANSFER_THREADS must be a number from 1 to 64, not {value!r}"
-        )
-    return int(value)
 
 
 def seg(value: str) -> str:

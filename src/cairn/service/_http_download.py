@@ -29,7 +29,7 @@ from cairn.core import (
 )
 from cairn.errors import CairnError, CommError, DigestMismatchError
 from cairn.service._http_cache import DownloadCache, drop
-from cairn.service._http_client import HttpClient, transfer_threads
+from cairn.service._http_client import HttpClient
 from cairn.service._wire import unpack_blobs
 from cairn.storage import CHUNK, check_range, hash_stream, range_header
 
@@ -44,9 +44,10 @@ class Fetcher:
     """The download half of ``HttpService`` (the Service protocol's ``read_*``, ``download_blob``
     and ``prefetch_blobs``), through ``cache``."""
 
-    def __init__(self, client: HttpClient, cache: DownloadCache) -> None:
+    def __init__(self, client: HttpClient, cache: DownloadCache, threads: int) -> None:
         self.client = client
         self.cache = cache
+        self.threads = threads  # batches or ranges in flight at once
         self._no_urls = False  # the server has no presigned GETs to give (a local store)
 
     # -- one blob --------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class Fetcher:
             advance(length)
 
         try:
-            with ThreadPoolExecutor(transfer_threads()) as pool:
+            with ThreadPoolExecutor(self.threads) as pool:
                 for _ in pool.map(one, range(RANGE_PART, total, RANGE_PART)):
                     pass
         finally:
@@ -248,7 +249,7 @@ class Fetcher:
         todo = [d for d in dict.fromkeys(digests) if self.cache.lookup(d) is None]
         if not todo:
             return
-        threads = transfer_threads()
+        threads = self.threads
         direct = self._presigned_gets(todo)
         todo = [d for d in todo if d not in direct]
         # Enough chunks to keep every thread busy, none over PREFETCH_BATCH digests.

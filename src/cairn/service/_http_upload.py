@@ -22,7 +22,7 @@ from typing import Any
 
 from cairn.core import counting_reads, digest_bytes, transfer
 from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
-from cairn.service._http_client import HttpClient, seg, transfer_threads
+from cairn.service._http_client import HttpClient, seg
 from cairn.service._wire import BATCH_TYPE, pack_blobs
 from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
 
@@ -36,8 +36,9 @@ _log = logging.getLogger("cairn")
 class Uploader:
     """The upload half of ``HttpService`` (the Service protocol's ``store_*``)."""
 
-    def __init__(self, client: HttpClient) -> None:
+    def __init__(self, client: HttpClient, threads: int) -> None:
         self.client = client
+        self.threads = threads  # parts in flight at once
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         wanted = list(dict.fromkeys(digests))
@@ -239,7 +240,7 @@ class Uploader:
             )
 
         todo = [n for n in range(count) if n not in done]
-        threads = transfer_threads()
+        threads = self.threads
         if len(todo) <= 1 or threads == 1:
             for n in todo:
                 send(n)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cairn.core import CollectionRecord, RegistryRecord, RunRecord, VersionRecord, is_true
+from cairn.core import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
 from cairn.errors import CommError, DigestMismatchError, UsageError
 from cairn.service import _commit, _manifests
 from cairn.service._distributed import DistributedVersions
@@ -93,18 +93,16 @@ class LocalService:
         self._sync = Sync(self._store)
 
     @classmethod
-    def open(cls, root: str, *, allow_network_fs: bool | None = None) -> LocalService:
+    def open(cls, root: str, *, allow_network_fs: bool = False) -> LocalService:
         """Open (creating if needed) the embedded store at ``root``.
 
         A directory on a network or FUSE file system is refused (SQLite's locks are not safe
-        there) unless ``allow_network_fs`` (default: ``CAIRN_ALLOW_NETWORK_FS``) is true."""
+        there) unless ``allow_network_fs`` (the settings' ``CAIRN_ALLOW_NETWORK_FS``) is true."""
         root = os.path.abspath(os.path.expanduser(root))
         try:
             os.makedirs(root, exist_ok=True)
         except OSError as exc:
             raise CommError(f"cannot create the cairn store at {root}: {exc.strerror}") from None
-        if allow_network_fs is None:
-            allow_network_fs = is_true(os.environ.get("CAIRN_ALLOW_NETWORK_FS"))
         fs = None if allow_network_fs else network_filesystem(root)
         if fs is not None:
             raise UsageError(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
-from cairn.core import Advance, digest_from_hasher, new_hasher, transfer
+from cairn.core import Advance, Digest, digest_from_hasher, new_hasher, transfer
 
 CHUNK = 1 << 20  # bytes per read wherever content is hashed, copied or streamed
 
 
-def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[str, int]:
+def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[Digest, int]:
     """The digest and size of what is left to read in ``f`` (``advance`` gets each chunk's
     size as it is hashed)."""
     hasher = new_hasher()
@@ -25,7 +25,7 @@ def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[str, int]:
     return digest_from_hasher(hasher), size
 
 
-def hash_file(path: str) -> tuple[str, int]:
+def hash_file(path: str) -> tuple[Digest, int]:
     """The digest and size of a local file, read in chunks."""
     with (
         open(path, "rb") as f,

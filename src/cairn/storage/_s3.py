@@ -62,6 +62,9 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, (prefix + "/" if prefix else "")
 
 
+DEFAULT_REGION = "us-east-1"  # when neither AWS_REGION nor AWS_DEFAULT_REGION is set
+
+
 def _code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     err = response.get("Error", {}) if isinstance(response, dict) else {}
@@ -71,15 +74,29 @@ def _code(exc: Exception) -> str:
 class S3BlobStore:
     """A BlobStore on an S3 bucket (under a key prefix)."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any | None = None,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        """``client``: a boto3 S3 client; None: one made for ``endpoint`` and ``region`` (None:
+        ``DEFAULT_REGION``)."""
         self.bucket = bucket
         self.prefix = prefix
-        self._client = client if client is not None else make_client()
+        self._client = (
+            client if client is not None else make_client(endpoint, region or DEFAULT_REGION)
+        )
 
     @classmethod
-    def from_url(cls, url: str) -> S3BlobStore:
+    def from_url(
+        cls, url: str, *, endpoint: str | None = None, region: str | None = None
+    ) -> S3BlobStore:
         bucket, prefix = parse_s3_url(url)
-        return cls(bucket, prefix)
+        return cls(bucket, prefix, endpoint=endpoint, region=region)
 
     @property
     def client(self) -> Any:
@@ -419,18 +436,15 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
-def make_client() -> Any:
-    """A boto3 S3 client from the standard AWS environment (and ``AWS_ENDPOINT_URL``)."""
+def make_client(endpoint: str | None = None, region: str = DEFAULT_REGION) -> Any:
+    """A boto3 S3 client of the object store at ``endpoint`` (None: AWS) in ``region``; its
+    credentials are boto3's own (the standard AWS variables and files). The server's entry point
+    reads the endpoint and region from the environment (``ServerConfig``)."""
     try:
         import boto3
         from botocore.config import Config
     except ImportError:
         raise UsageError(f"an s3:// store needs boto3: {install_hint('s3')}") from None
-    endpoint = (
-        os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-        or os.environ.get("AWS_S3_ENDPOINT_URL")  # W&B's name for it
-    )
     # No SigV4 hash of each body (botocore makes one on plain HTTP): every body cairn sends
     # carries its SHA-256 as the signed ``x-amz-checksum-sha256``, which the object store checks.
     s3: dict[str, Any] = {"payload_signing_enabled": False}
@@ -444,7 +458,6 @@ def make_client() -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return boto3.session.Session().client(
         "s3", endpoint_url=endpoint or None, region_name=region, config=config
     )

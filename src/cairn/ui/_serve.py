@@ -20,12 +20,18 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_local(
-    store_dir: str, host: str, port: int, *, out: Callable[[str], None] = print
+    store_dir: str,
+    host: str,
+    port: int,
+    *,
+    allow_network_fs: bool = False,
+    out: Callable[[str], None] = print,
 ) -> None:
-    """Serve the UI over the store at ``store_dir`` until interrupted."""
+    """Serve the UI over the store at ``store_dir`` until interrupted (on a network file system
+    only if ``allow_network_fs``: the settings' ``CAIRN_ALLOW_NETWORK_FS``)."""
     import uvicorn
 
-    service = LocalService.open(store_dir)
+    service = LocalService.open(store_dir, allow_network_fs=allow_network_fs)
     # Only requests naming this server are answered: a web page elsewhere cannot point a host
     # name of its own at 127.0.0.1 and read the store through the browser (DNS rebinding).
     hosts = ["127.0.0.1", "localhost", "[::1]", host]
