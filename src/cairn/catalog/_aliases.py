@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, select
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository
 from cairn.core import LATEST
 
@@ -22,13 +23,9 @@ class Aliases(Repository):
 
     def assign(self, collection_id: int, alias: str, version_id: str) -> None:
         """Point ``alias`` at ``version_id`` (moving it from another version of the collection)."""
-        ins = self.tx.upsert(s.aliases).values(
-            collection_id=collection_id, alias=alias, version_id=version_id
-        )
         self.conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=["collection_id", "alias"], set_={"version_id": version_id}
-            )
+            st.alias_assign(self.tx.dialect),
+            {"collection_id": collection_id, "alias": alias, "version_id": version_id},
         )
 
     def remove(self, collection_id: int, alias: str, version_id: str | None = None) -> bool:
@@ -79,11 +76,7 @@ class Tags(Repository):
 
     def add(self, version_id: str, tags: Iterable[str]) -> None:
         for tag in tags:
-            self.conn.execute(
-                self.tx.upsert(s.tags)
-                .values(version_id=version_id, tag=tag)
-                .on_conflict_do_nothing()
-            )
+            self.conn.execute(st.tag_add(self.tx.dialect), {"version_id": version_id, "tag": tag})
 
     def replace(self, version_id: str, tags: Iterable[str]) -> None:
         self.conn.execute(delete(s.tags).where(s.tags.c.version_id == version_id))

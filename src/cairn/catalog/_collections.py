@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now
 from cairn.catalog._ttl import alive
 from cairn.core import LATEST, CollectionRecord
@@ -38,9 +39,8 @@ class Collections(Repository):
 
         Raises ``TypeConflictError`` when the name exists with another type.
         """
-        c = s.collections.c
-        q = select(c.id, c.type, c.next_index).where(c.project_id == project_id, c.name == name)
-        row = self.conn.execute(q.with_for_update()).first()
+        key = {"project_id": project_id, "name": name}
+        row = self.conn.execute(st.COLLECTION_LOCK, key).first()
         if row is None:
             created = now()
             self.conn.execute(
@@ -56,7 +56,7 @@ class Collections(Repository):
                 )
                 .on_conflict_do_nothing()
             )
-            row = self.conn.execute(q.with_for_update()).first()
+            row = self.conn.execute(st.COLLECTION_LOCK, key).first()
             assert row is not None
         if row.type != type_name:
             raise TypeConflictError(
@@ -74,9 +74,7 @@ class Collections(Repository):
         return int(row[0]), None if row[1] is None else int(row[1])
 
     def id_of(self, project_id: int, name: str) -> int | None:
-        c = s.collections.c
-        q = select(c.id).where(c.project_id == project_id, c.name == name)
-        cid = self.conn.execute(q).scalar()
+        cid = self.conn.execute(st.COLLECTION_ID, {"project_id": project_id, "name": name}).scalar()
         return None if cid is None else int(cid)
 
     def require(self, project_id: int, name: str, where: str) -> int:

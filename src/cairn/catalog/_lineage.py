@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now
 from cairn.catalog._ttl import alive
 from cairn.core import COMMITTED, DELETED, RunRecord
@@ -15,11 +16,8 @@ class Lineage(Repository):
     """The ``version_runs`` table: (version, run, role)."""
 
     def add(self, version_id: str, run_pk: int, role: str) -> None:
-        self.conn.execute(
-            self.tx.upsert(s.version_runs)
-            .values(version_id=version_id, run_id=run_pk, role=role, created_at=now())
-            .on_conflict_do_nothing()
-        )
+        row = {"version_id": version_id, "run_id": run_pk, "role": role, "created_at": now()}
+        self.conn.execute(st.lineage_add(self.tx.dialect), row)
 
     def copy(self, src_version: str, dst_version: str, role: str) -> None:
         """Give ``dst_version`` the runs ``src_version`` has in ``role``."""

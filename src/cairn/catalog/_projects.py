@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now
 
 
@@ -15,15 +16,15 @@ class Projects(Repository):
 
     def id_of(self, entity: str, name: str, *, create: bool) -> int | None:
         """The project's id; with ``create``, made if missing (two writers make one row)."""
-        q = select(s.projects.c.id).where(s.projects.c.entity == entity, s.projects.c.name == name)
-        pid = self.conn.execute(q).scalar()
+        q, key = st.PROJECT_ID, {"entity": entity, "name": name}
+        pid = self.conn.execute(q, key).scalar()
         if pid is None and create:
             self.conn.execute(
                 self.tx.upsert(s.projects)
                 .values(entity=entity, name=name, created_at=now())
                 .on_conflict_do_nothing()
             )
-            pid = self.conn.execute(q).scalar()
+            pid = self.conn.execute(q, key).scalar()
         return None if pid is None else int(pid)
 
     def names(self, entity: str | None = None) -> list[tuple[str, str]]:

@@ -9,13 +9,22 @@ with one file changed must cost no more than an unchanged one): ``projects.id_of
 ``versions.committed_with_digest``, ``versions.insert`` (a committed version of an existing
 collection, with its search index rows), ``versions.record``, ``aliases.assign``, ``tags.add``
 and ``lineage.add``. Each does exactly what
-the SQLAlchemy method does (the same SQL, the same rows, the same records), or raises
+the SQLAlchemy method does, or raises
 ``NeedsCatalog`` where that method would do more: create a project or a collection, resume a
 run, refuse something (not found, another type), see a version with a TTL. So does every other
 attribute. ``EmbeddedCatalog`` then rolls the transaction back and runs the same function again
 on the full ``Catalog``: no rule is decided here (the service's functions decide, over either
 transaction), and the slow path is always the full one. ``tests/catalog/test_quick_tx.py``
 compares the catalog after each operation, run both ways on fresh stores.
+
+Every write and every lookup by key runs the repository's own statement (``_statements.py``),
+compiled to SQLite's text in the generated ``_quick_sql.py``, with the rows made by ``_rows.py``:
+one source for both, so they cannot drift (``tests/catalog/test_quick_sql.py`` fails when the
+generated text is stale). Three reads stay written here, shaped for sqlite3 and for deferring to
+the full catalog: ``runs.record``, ``versions.record`` (the full catalog gathers aliases and tags
+per dialect) and ``versions.committed_with_digest`` (a version with a TTL is left to the full
+catalog, so ``_ttl.alive()`` stays the one rule of what is alive); the twin-store test compares
+their answers.
 """
 
 from __future__ import annotations
@@ -26,8 +35,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from cairn.catalog._repository import now, to_json
-from cairn.core import COMMITTED, LATEST, RunRecord, VersionRecord, index_rows, text_words
+from cairn.catalog import _quick_sql as q
+from cairn.catalog._repository import now
+from cairn.catalog._rows import (
+    bump_index_row,
+    metadata_rows,
+    run_row,
+    run_state,
+    version_row,
+    word_rows,
+)
+from cairn.core import COMMITTED, LATEST, RunRecord, VersionRecord
 
 
 class NeedsCatalog(Exception):
@@ -48,9 +66,7 @@ class _Quick:
 
 class QuickProjects(_Quick):
     def id_of(self, entity: str, name: str, *, create: bool) -> int | None:
-        row = self._db.execute(
-            "SELECT id FROM projects WHERE entity = ? AND name = ?", (entity, name)
-        ).fetchone()
+        row = self._db.execute(q.PROJECT_ID, {"entity": entity, "name": name}).fetchone()
         if row is None:
             if create:
                 raise NeedsCatalog("a new project")
@@ -68,27 +84,12 @@ class QuickRuns(_Quick):
     def insert(self, project_id: int, run: RunRecord) -> int:
         if self.pk(project_id, run.id) is not None:
             raise NeedsCatalog("a resumed run")  # its config is merged: Runs.insert's rule
-        cur = self._db.execute(
-            "INSERT INTO runs (project_id, run_id, name, group_name, job_type, config, state,"
-            " created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-            (
-                project_id,
-                run.id,
-                run.name,
-                run.group,
-                run.job_type,
-                to_json(dict(run.config)),
-                run.state,
-                run.created_at or now(),
-            ),
-        )
+        cur = self._db.execute(q.RUN_INSERT, run_row(project_id, run, at=now(), finished_at=None))
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
     def pk(self, project_id: int, run_id: str) -> int | None:
-        row = self._db.execute(
-            "SELECT id FROM runs WHERE project_id = ? AND run_id = ?", (project_id, run_id)
-        ).fetchone()
+        row = self._db.execute(q.RUN_PK, {"project_id": project_id, "run_id": run_id}).fetchone()
         return None if row is None else int(row[0])
 
     def require_pk(self, project_id: int, run_id: str) -> int:
@@ -98,15 +99,8 @@ class QuickRuns(_Quick):
         return pk
 
     def set_state(self, run_pk: int, state: str, config: Mapping[str, Any] | None) -> None:
-        if config is None:
-            self._db.execute(
-                "UPDATE runs SET state = ?, finished_at = ? WHERE id = ?", (state, now(), run_pk)
-            )
-        else:
-            self._db.execute(
-                "UPDATE runs SET state = ?, finished_at = ?, config = ? WHERE id = ?",
-                (state, now(), to_json(dict(config)), run_pk),
-            )
+        sql = q.RUN_STATE if config is None else q.RUN_STATE_CONFIG
+        self._db.execute(sql, run_state(run_pk, state, config, at=now()))
 
     def record(self, project_id: int, run_id: str) -> RunRecord:
         row = self._db.execute(
@@ -130,9 +124,7 @@ class QuickRuns(_Quick):
 
 class QuickCollections(_Quick):
     def id_of(self, project_id: int, name: str) -> int | None:
-        row = self._db.execute(
-            "SELECT id FROM collections WHERE project_id = ? AND name = ?", (project_id, name)
-        ).fetchone()
+        row = self._db.execute(q.COLLECTION_ID, {"project_id": project_id, "name": name}).fetchone()
         return None if row is None else int(row[0])
 
     def lock(
@@ -140,8 +132,7 @@ class QuickCollections(_Quick):
     ) -> tuple[int, int]:
         # SQLite has no row locks: the transaction's write lock (BEGIN IMMEDIATE) is the lock.
         row = self._db.execute(
-            "SELECT id, type, next_index FROM collections WHERE project_id = ? AND name = ?",
-            (project_id, name),
+            q.COLLECTION_LOCK, {"project_id": project_id, "name": name}
         ).fetchone()
         if row is None or row[1] != type_name:
             raise NeedsCatalog("a new collection, or another type")
@@ -162,19 +153,12 @@ class QuickVersions(_Quick):
     def insert(
         self,
         *,
-        collection_id: int,
         state: str,
         index: int | None,
-        digest: str | None,
-        size: int,
-        file_count: int,
-        metadata: Mapping[str, Any],
-        description: str | None,
-        created_by: int | None,
         distributed_id: str | None = None,
-        base_version_id: str | None = None,
         source_version_id: str | None = None,
         created_at: float | None = None,
+        **fields: Any,
     ) -> str:
         """A committed version numbered by its collection (``Collections.lock``), as one commit
         makes it; pending, imported and linked versions are the full catalog's."""
@@ -183,43 +167,13 @@ class QuickVersions(_Quick):
         if distributed_id is not None or source_version_id is not None:
             raise NeedsCatalog("a distributed version or a link")
         vid = uuid.uuid4().hex
-        at = now()
         self._db.execute(
-            "INSERT INTO versions (id, collection_id, idx, state, digest, size, file_count,"
-            " metadata, description, created_by, distributed_id, base_version_id,"
-            " source_version_id, created_at, updated_at, committed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?, ?, ?)",
-            (
-                vid,
-                collection_id,
-                index,
-                state,
-                digest,
-                size,
-                file_count,
-                to_json(dict(metadata)),
-                description,
-                created_by,
-                base_version_id,
-                at,
-                at,
-                at,
-            ),
+            q.VERSION_INSERT, version_row(vid=vid, at=now(), state=state, index=index, **fields)
         )
         # Versions.bump_index, index_metadata and index_words (replace=False): the same rows.
-        self._db.execute(
-            "UPDATE collections SET next_index = ?, updated_at = ? WHERE id = ? AND next_index <= ?",
-            (index + 1, now(), collection_id, index),
-        )
-        self._db.executemany(
-            "INSERT INTO version_metadata (version_id, key, text_value, num_value)"
-            " VALUES (?, ?, ?, ?)",
-            [(vid, k, t, n) for k, t, n in index_rows(metadata)],
-        )
-        self._db.executemany(
-            "INSERT INTO version_words (word, version_id) VALUES (?, ?)",
-            [(w, vid) for w in text_words(description)],
-        )
+        self._db.execute(q.BUMP_INDEX, bump_index_row(fields["collection_id"], index, at=now()))
+        self._db.executemany(q.METADATA_INSERT, metadata_rows(vid, fields["metadata"]))
+        self._db.executemany(q.WORDS_INSERT, word_rows(vid, fields["description"]))
         return vid
 
     def committed_with_digest(self, collection_id: int, digest: str) -> str | None:
@@ -279,29 +233,20 @@ class QuickVersions(_Quick):
 
 class QuickAliases(_Quick):
     def assign(self, collection_id: int, alias: str, version_id: str) -> None:
-        self._db.execute(
-            "INSERT INTO aliases (collection_id, alias, version_id) VALUES (?, ?, ?)"
-            " ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = ?",
-            (collection_id, alias, version_id, version_id),
-        )
+        row = {"collection_id": collection_id, "alias": alias, "version_id": version_id}
+        self._db.execute(q.ALIAS_ASSIGN, row)
 
 
 class QuickTags(_Quick):
     def add(self, version_id: str, tags: Iterable[str]) -> None:
         for tag in tags:
-            self._db.execute(
-                "INSERT INTO tags (version_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (version_id, tag),
-            )
+            self._db.execute(q.TAG_ADD, {"version_id": version_id, "tag": tag})
 
 
 class QuickLineage(_Quick):
     def add(self, version_id: str, run_pk: int, role: str) -> None:
-        self._db.execute(
-            "INSERT INTO version_runs (version_id, run_id, role, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (version_id, run_pk, role, now()),
-        )
+        row = {"version_id": version_id, "run_id": run_pk, "role": role, "created_at": now()}
+        self._db.execute(q.LINEAGE_ADD, row)
 
 
 class QuickTx(_Quick):

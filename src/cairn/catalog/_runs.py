@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import and_, delete, select, update
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now, to_json
+from cairn.catalog._rows import run_row, run_state
 from cairn.core import RunRecord
 from cairn.errors import RunNotFoundError
 
@@ -41,25 +43,14 @@ class Runs(Repository):
 
     def _insert(self, project_id: int, run: RunRecord, *, finished_at: float | None) -> int:
         res = self.conn.execute(
-            s.runs.insert().values(
-                project_id=project_id,
-                run_id=run.id,
-                name=run.name,
-                group_name=run.group,
-                job_type=run.job_type,
-                config=to_json(dict(run.config)),
-                state=run.state,
-                created_at=run.created_at or now(),
-                finished_at=finished_at,
-            )
+            st.RUN_INSERT, run_row(project_id, run, at=now(), finished_at=finished_at)
         )
         pk = res.inserted_primary_key
         assert pk is not None
         return int(pk[0])
 
     def pk(self, project_id: int, run_id: str) -> int | None:
-        q = select(s.runs.c.id).where(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id)
-        pk = self.conn.execute(q).scalar()
+        pk = self.conn.execute(st.RUN_PK, {"project_id": project_id, "run_id": run_id}).scalar()
         return None if pk is None else int(pk)
 
     def require_pk(self, project_id: int, run_id: str) -> int:
@@ -69,10 +60,7 @@ class Runs(Repository):
         return pk
 
     def set_state(self, run_pk: int, state: str, config: Mapping[str, Any] | None) -> None:
-        values: dict[str, Any] = {"state": state, "finished_at": now()}
-        if config is not None:
-            values["config"] = to_json(dict(config))
-        self.conn.execute(update(s.runs).where(s.runs.c.id == run_pk).values(**values))
+        self.conn.execute(st.RUN_STATE, run_state(run_pk, state, config, at=now()))
 
     def records(self, where: Any) -> list[RunRecord]:
         q = (

@@ -64,13 +64,9 @@ class Tx:
     def upsert(self, table: Any) -> Any:
         """The dialect's ``INSERT`` into ``table``, which takes ``on_conflict_do_nothing()`` /
         ``on_conflict_do_update(...)``."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from cairn.catalog._statements import dialect_insert
 
-            return pg_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
+        return dialect_insert(self.dialect)(table)
 
     def among(self, column: Any, values: Sequence[Any]) -> Any:
         """``column IN values``; on PostgreSQL one array parameter (``= ANY``), which the planner

@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select, true, update
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now, to_json
+from cairn.catalog._rows import bump_index_row, metadata_rows, version_row, word_rows
 from cairn.catalog._ttl import alive
 from cairn.core import (
     COMMITTED,
@@ -25,9 +27,7 @@ from cairn.core import (
     LATEST,
     PENDING,
     VersionRecord,
-    index_rows,
     is_version_label,
-    text_words,
     version_index,
 )
 from cairn.errors import ArtifactNotFoundError
@@ -104,27 +104,24 @@ class Versions(Repository):
         created_at: float | None = None,
     ) -> str:
         vid = uuid.uuid4().hex
-        at = now()
-        self.conn.execute(
-            s.versions.insert().values(
-                id=vid,
-                collection_id=collection_id,
-                idx=index,
-                state=state,
-                digest=digest,
-                size=size,
-                file_count=file_count,
-                metadata=to_json(dict(metadata)),
-                description=description,
-                created_by=created_by,
-                distributed_id=distributed_id,
-                base_version_id=base_version_id,
-                source_version_id=source_version_id,
-                created_at=at if created_at is None else created_at,
-                updated_at=at,
-                committed_at=at if state == COMMITTED else None,
-            )
+        row = version_row(
+            vid=vid,
+            at=now(),
+            collection_id=collection_id,
+            state=state,
+            index=index,
+            digest=digest,
+            size=size,
+            file_count=file_count,
+            metadata=metadata,
+            description=description,
+            created_by=created_by,
+            distributed_id=distributed_id,
+            base_version_id=base_version_id,
+            source_version_id=source_version_id,
+            created_at=created_at,
         )
+        self.conn.execute(st.VERSION_INSERT, row)
         if index is not None:
             self.bump_index(collection_id, index)
         if state == COMMITTED:
@@ -171,12 +168,9 @@ class Versions(Repository):
         if replace:
             vm = s.version_metadata
             self.conn.execute(delete(vm).where(vm.c.version_id == version_id))
-        rows = [
-            {"version_id": version_id, "key": k, "text_value": t, "num_value": n}
-            for k, t, n in index_rows(metadata)
-        ]
+        rows = metadata_rows(version_id, metadata)
         if rows:
-            self.conn.execute(s.version_metadata.insert(), rows)
+            self.conn.execute(st.METADATA_INSERT, rows)
 
     def index_words(
         self, version_id: str, description: str | None, *, replace: bool = True
@@ -185,9 +179,9 @@ class Versions(Repository):
         if replace:
             vw = s.version_words
             self.conn.execute(delete(vw).where(vw.c.version_id == version_id))
-        rows = [{"word": w, "version_id": version_id} for w in text_words(description)]
+        rows = word_rows(version_id, description)
         if rows:
-            self.conn.execute(s.version_words.insert(), rows)
+            self.conn.execute(st.WORDS_INSERT, rows)
 
     def index_used(self, collection_id: int, index: int) -> bool:
         """Whether the collection ever gave out number ``index`` (deleted versions keep theirs)."""
@@ -198,12 +192,7 @@ class Versions(Repository):
     def bump_index(self, collection_id: int, used: int) -> None:
         """Keep ``next_index`` above ``used`` (never lowered: an imported version may carry an
         older number than the collection's newest)."""
-        c = s.collections.c
-        self.conn.execute(
-            update(s.collections)
-            .where(c.id == collection_id, c.next_index <= used)
-            .values(next_index=used + 1, updated_at=now())
-        )
+        self.conn.execute(st.BUMP_INDEX, bump_index_row(collection_id, used, at=now()))
 
     def set_state(self, version_id: str, state: str) -> None:
         v = s.versions.c

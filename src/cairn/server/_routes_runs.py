@@ -57,9 +57,9 @@ class RunStateIn(BaseModel):
 @router.post(
     "/projects/{entity}/{project}/runs", summary="Start (or resume) a run", response_model=RunRecord
 )
-def start_run(entity: str, project: str, body: RunIn, svc: Svc) -> dict[str, Any]:
-    entity, project = _names(entity, project)
-    rec = RunRecord(
+def run_of(entity: str, project: str, body: RunIn, finished_at: float | None = None) -> RunRecord:
+    """The run a request body describes (a new run, or one imported with ``finished_at``)."""
+    return RunRecord(
         id=_run_id(body.id),
         entity=entity,
         project=project,
@@ -69,8 +69,13 @@ def start_run(entity: str, project: str, body: RunIn, svc: Svc) -> dict[str, Any
         config=body.config,
         state=body.state,
         created_at=body.created_at,
+        finished_at=finished_at,
     )
-    return run_to_json(svc.start_run(rec))
+
+
+def start_run(entity: str, project: str, body: RunIn, svc: Svc) -> dict[str, Any]:
+    entity, project = _names(entity, project)
+    return run_to_json(svc.start_run(run_of(entity, project, body)))
 
 
 @router.post("/projects/{entity}/{project}/runs/{run_id}/finish", summary="Finish a run")

@@ -23,7 +23,7 @@ from cairn.core import (
 )
 from cairn.errors import ValidationError
 from cairn.server._common import Svc, _description, _names, _role, _run_id, new_router
-from cairn.server._routes_runs import RunIn
+from cairn.server._routes_runs import RunIn, run_of
 from cairn.server._routes_versions import commit_result_to_json
 from cairn.service import CommitResult, ImportRequest, VersionExport, export_to_json, run_to_json
 
@@ -57,19 +57,7 @@ def import_run(entity: str, project: str, body: RunImportIn, svc: Svc) -> dict[s
     for value in (body.created_at, body.finished_at):
         if value is not None and not math.isfinite(value):
             raise ValidationError("run times must be finite numbers")
-    rec = RunRecord(
-        id=_run_id(body.id),
-        entity=entity,
-        project=project,
-        name=body.name,
-        group=body.group,
-        job_type=body.job_type,
-        config=body.config,
-        state=body.state,
-        created_at=body.created_at,
-        finished_at=body.finished_at,
-    )
-    return run_to_json(svc.import_run(rec))
+    return run_to_json(svc.import_run(run_of(entity, project, body, body.finished_at)))
 
 
 class ImportIn(BaseModel):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.core import ManifestEntry, leaf_text
-from cairn.ui._preview import TABLE_SUFFIX, extension
+from cairn.ui._preview import TABLE_SUFFIX, extension, table_json
 
 MAX_DIFF_BYTES = 1024 * 1024  # each side
 MAX_DIFF_LINES = 400  # lines of a unified diff shown
@@ -127,15 +127,10 @@ def _cell(value: Any) -> str:
 
 
 def _table(data: bytes) -> Table | None:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    table = table_json(data)
+    if table is None:
         return None
-    if not isinstance(doc, dict) or doc.get("_type") != "table":
-        return None
-    columns, rows = doc.get("columns"), doc.get("data")
-    if not isinstance(columns, list) or not isinstance(rows, list):
-        return None
+    columns, rows = table
     return [_cell(c) for c in columns], [[_cell(v) for v in r] for r in rows if isinstance(r, list)]
 
 

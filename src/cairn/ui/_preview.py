@@ -124,7 +124,9 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _table(data: bytes) -> Preview | None:
+def table_json(data: bytes) -> tuple[list[Any], list[Any]] | None:
+    """A W&B table file's columns and rows (``{"_type": "table", "columns": [...], "data":
+    [...]}``), as stored; None when ``data`` is not one."""
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -134,6 +136,14 @@ def _table(data: bytes) -> Preview | None:
     columns, rows = doc.get("columns"), doc.get("data")
     if not isinstance(columns, list) or not isinstance(rows, list):
         return None
+    return columns, rows
+
+
+def _table(data: bytes) -> Preview | None:
+    table = table_json(data)
+    if table is None:
+        return None
+    columns, rows = table
     shown = [[_cell(v) for v in row] for row in rows[:MAX_ROWS] if isinstance(row, list)]
     return Preview("table", columns=[_cell(c) for c in columns], rows=shown, total_rows=len(rows))
 

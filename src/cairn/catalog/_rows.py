@@ -1,0 +1,126 @@
+"""The rows a commit writes, made once for both ways of running its statements
+(``_statements.py``): the repositories through SQLAlchemy and the embedded store's quick path on
+a plain ``sqlite3`` connection (``_quick_tx.py``). Standard library only: a re-log must not
+import SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cairn.catalog._repository import to_json
+from cairn.core import COMMITTED, RunRecord, index_rows, text_words
+
+RUN_COLUMNS = (
+    "project_id",
+    "run_id",
+    "name",
+    "group_name",
+    "job_type",
+    "config",
+    "state",
+    "created_at",
+    "finished_at",
+)
+VERSION_COLUMNS = (
+    "id",
+    "collection_id",
+    "idx",
+    "state",
+    "digest",
+    "size",
+    "file_count",
+    "metadata",
+    "description",
+    "created_by",
+    "distributed_id",
+    "base_version_id",
+    "source_version_id",
+    "created_at",
+    "updated_at",
+    "committed_at",
+)
+
+
+def run_row(
+    project_id: int, run: RunRecord, *, at: float, finished_at: float | None
+) -> dict[str, Any]:
+    """A new run's row (``RUN_INSERT``); ``at``: now, its creation time unless the run has one."""
+    return {
+        "project_id": project_id,
+        "run_id": run.id,
+        "name": run.name,
+        "group_name": run.group,
+        "job_type": run.job_type,
+        "config": to_json(dict(run.config)),
+        "state": run.state,
+        "created_at": run.created_at or at,
+        "finished_at": finished_at,
+    }
+
+
+def run_state(
+    run_pk: int, state: str, config: Mapping[str, Any] | None, *, at: float
+) -> dict[str, Any]:
+    """A finished run's state (``RUN_STATE``, or ``RUN_STATE_CONFIG`` with ``config``)."""
+    row: dict[str, Any] = {"run_pk": run_pk, "state": state, "finished_at": at}
+    if config is not None:
+        row["config"] = to_json(dict(config))
+    return row
+
+
+def version_row(
+    *,
+    vid: str,
+    at: float,
+    collection_id: int,
+    state: str,
+    index: int | None,
+    digest: str | None,
+    size: int,
+    file_count: int,
+    metadata: Mapping[str, Any],
+    description: str | None,
+    created_by: int | None,
+    distributed_id: str | None = None,
+    base_version_id: str | None = None,
+    source_version_id: str | None = None,
+    created_at: float | None = None,
+) -> dict[str, Any]:
+    """A new version's row (``VERSION_INSERT``); ``at``: now."""
+    return {
+        "id": vid,
+        "collection_id": collection_id,
+        "idx": index,
+        "state": state,
+        "digest": digest,
+        "size": size,
+        "file_count": file_count,
+        "metadata": to_json(dict(metadata)),
+        "description": description,
+        "created_by": created_by,
+        "distributed_id": distributed_id,
+        "base_version_id": base_version_id,
+        "source_version_id": source_version_id,
+        "created_at": at if created_at is None else created_at,
+        "updated_at": at,
+        "committed_at": at if state == COMMITTED else None,
+    }
+
+
+def bump_index_row(collection_id: int, used: int, *, at: float) -> dict[str, Any]:
+    """``BUMP_INDEX``'s parameters: ``next_index`` above ``used``."""
+    return {"collection_id": collection_id, "used": used, "next_index": used + 1, "updated_at": at}
+
+
+def metadata_rows(version_id: str, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``METADATA_INSERT``'s rows: the search index's leaves of a version's metadata."""
+    return [
+        {"version_id": version_id, "key": k, "text_value": t, "num_value": n}
+        for k, t, n in index_rows(metadata)
+    ]
+
+
+def word_rows(version_id: str, description: str | None) -> list[dict[str, Any]]:
+    """``WORDS_INSERT``'s rows: the words of a version's description."""
+    return [{"word": w, "version_id": version_id} for w in text_words(description)]
