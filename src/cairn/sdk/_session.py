@@ -22,14 +22,20 @@ if TYPE_CHECKING:
     from cairn.sdk._staging import Stager
     from cairn.sdk._statcache import StatCache
     from cairn.service import LocalService
+    from cairn.storage import LocalBlobStore
 
 
 class Session:
     """Settings, service, stat cache and page reader of one store."""
 
-    def __init__(self, settings: Settings, service: Service) -> None:
+    def __init__(
+        self, settings: Settings, service: Service, local_blobs: LocalBlobStore | None = None
+    ) -> None:
+        """``local_blobs``: the embedded store's blob directory when ``service`` is that store
+        (``LocalService.local_blobs``): big jobs are staged into it by worker processes."""
         self.settings = settings
         self.service = service
+        self.local_blobs = local_blobs
         self._stat_cache: StatCache | None = None
         self._reader: PageReader | None = None
         self._lock = threading.Lock()
@@ -57,7 +63,12 @@ class Session:
         """A new stager (one per artifact) storing into this store."""
         from cairn.sdk._staging import Stager
 
-        return Stager(self.service, self.stat_cache, workers=self.settings.stage_workers)
+        return Stager(
+            self.service,
+            self.stat_cache,
+            workers=self.settings.stage_workers,
+            local_blobs=self.local_blobs,
+        )
 
     def over(self, service: Service) -> Session:
         """These settings over another service (a wrapper around this one, say)."""
@@ -97,12 +108,14 @@ def session_for(settings: Settings) -> Session:
     with _lock:
         session = _sessions.get(key)
         if session is None:
-            svc = (
-                open_server(settings.base_url, settings.api_key, settings)
-                if settings.base_url
-                else open_embedded(settings.dir, settings)
-            )
-            session = _sessions[key] = Session(settings, svc)
+            if settings.base_url:
+                session = Session(
+                    settings, open_server(settings.base_url, settings.api_key, settings)
+                )
+            else:
+                local = open_embedded(settings.dir, settings)
+                session = Session(settings, local, local.local_blobs)
+            _sessions[key] = session
         return session
 
 

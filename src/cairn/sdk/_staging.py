@@ -22,7 +22,7 @@ from cairn.sdk import _progress
 from cairn.sdk._read_ahead import CHUNK_BYTES, CHUNK_FILES, ReadAhead
 from cairn.sdk._stage_pool import StagePool, changed_while_reading, default_workers, read_whole
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
-from cairn.service import CommitResult, LocalService, Service
+from cairn.service import CommitResult, Service
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
 
 FLUSH_BYTES = 32 << 20
@@ -69,12 +69,19 @@ class Stager:
     """Stores the content of local files for the artifacts of one process."""
 
     def __init__(
-        self, service: Service, stat_cache: StatCache | None, *, workers: int | None = None
+        self,
+        service: Service,
+        stat_cache: StatCache | None,
+        *,
+        workers: int | None = None,
+        local_blobs: LocalBlobStore | None = None,
     ) -> None:
-        """``workers``: processes that stage a big job for the embedded store, this one included
-        (the settings' ``CAIRN_STAGE_WORKERS``; 1: this process does it all; None: not chosen,
-        one per core for small files)."""
+        """``workers``: processes that stage a big job, this one included (the settings'
+        ``CAIRN_STAGE_WORKERS``; 1: this process does it all; None: not chosen, one per core for
+        small files), into ``local_blobs``, the embedded store's blob directory
+        (``LocalService.local_blobs``; None: no workers)."""
         self._service = service
+        self._local_blobs = local_blobs
         self._cache = stat_cache
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, bytes]] = []
@@ -229,10 +236,9 @@ class Stager:
             return None
         if size < POOL_MEAN_BYTES * count:
             return None
-        service = self._service
-        if not isinstance(service, LocalService) or not isinstance(service.blobs, LocalBlobStore):
+        blobs = self._local_blobs
+        if blobs is None:
             return None
-        blobs = service.blobs
         if size >= blobs.small_limit * count and not self._workers_chosen:
             return None  # files of blob-file size: one process by default (POOL_MEAN_BYTES)
         try:

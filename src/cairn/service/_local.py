@@ -75,6 +75,9 @@ class LocalService:
     ):
         self.catalog = catalog
         self.blobs = blobs
+        # The embedded store's own blob directory (``open``), which this machine's staging
+        # workers may write into directly; None: a store given to the constructor (a server's).
+        self.local_blobs: LocalBlobStore | None = None
         self._entity = entity or local_user()
         # The default lock only covers this process: a store written by several processes must
         # pass a shared one (see _maintenance_lock.py).
@@ -135,7 +138,9 @@ class LocalService:
         from cairn.catalog import open_embedded_catalog
 
         catalog = open_embedded_catalog(os.path.join(root, "catalog.sqlite"))
-        return cls(catalog, blobs, location=root, maintenance_lock=maintenance_lock_for(root))
+        service = cls(catalog, blobs, location=root, maintenance_lock=maintenance_lock_for(root))
+        service.local_blobs = blobs
+        return service
 
     # -- identity --
 
