@@ -73,16 +73,23 @@ def validate_artifact_name(name: object) -> str:
     return name
 
 
+def _label(value: object, what: str) -> str:
+    """``value`` if it is a label (an alias, a type): a non-empty string of at most 128
+    characters without '/', ':' or control characters."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LEN:
+        raise ValidationError(f"{what} {_short(value)!r} is longer than 128 characters")
+    if _ALIAS_FORBIDDEN.intersection(value) or any(ord(c) < 32 for c in value):
+        raise ValidationError(
+            f"invalid {what} {value!r}: it may not contain '/', ':' or control characters"
+        )
+    return value
+
+
 def validate_type(type_name: object) -> str:
     """Return ``type_name`` if it is a valid artifact type."""
-    if not isinstance(type_name, str) or not type_name:
-        raise ValidationError(f"artifact type must be a non-empty string, got {type_name!r}")
-    if len(type_name) > MAX_NAME_LEN:
-        raise ValidationError(f"artifact type {_short(type_name)!r} is longer than 128 characters")
-    if _ALIAS_FORBIDDEN.intersection(type_name) or any(ord(c) < 32 for c in type_name):
-        raise ValidationError(
-            f"invalid artifact type {type_name!r}: it may not contain '/', ':' or control characters"
-        )
+    type_name = _label(type_name, "artifact type")
     if type_name in RESERVED_TYPES or type_name.startswith(RESERVED_TYPE_PREFIX):
         raise ValidationError(
             f"artifact type {type_name!r} is reserved for internal use; choose another type"
@@ -122,14 +129,7 @@ def check_ttl_allowed(type_name: str, is_link: bool) -> None:
 
 def validate_alias(alias: object) -> str:
     """Return ``alias`` if it may be given to a version by a user."""
-    if not isinstance(alias, str) or not alias:
-        raise ValidationError(f"alias must be a non-empty string, got {alias!r}")
-    if len(alias) > MAX_NAME_LEN:
-        raise ValidationError(f"alias {_short(alias)!r} is longer than 128 characters")
-    if _ALIAS_FORBIDDEN.intersection(alias) or any(ord(c) < 32 for c in alias):
-        raise ValidationError(
-            f"invalid alias {alias!r}: it may not contain '/', ':' or control characters"
-        )
+    alias = _label(alias, "alias")
     if _VERSION_LIKE_RE.match(alias):
         raise ValidationError(
             f"invalid alias {alias!r}: names of the form v<digits> are version numbers, set by"

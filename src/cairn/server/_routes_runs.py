@@ -54,9 +54,6 @@ class RunStateIn(BaseModel):
     config: dict[str, Any] | None = None
 
 
-@router.post(
-    "/projects/{entity}/{project}/runs", summary="Start (or resume) a run", response_model=RunRecord
-)
 def run_of(entity: str, project: str, body: RunIn, finished_at: float | None = None) -> RunRecord:
     """The run a request body describes (a new run, or one imported with ``finished_at``)."""
     return RunRecord(
@@ -73,6 +70,9 @@ def run_of(entity: str, project: str, body: RunIn, finished_at: float | None = N
     )
 
 
+@router.post(
+    "/projects/{entity}/{project}/runs", summary="Start (or resume) a run", response_model=RunRecord
+)
 def start_run(entity: str, project: str, body: RunIn, svc: Svc) -> dict[str, Any]:
     entity, project = _names(entity, project)
     return run_to_json(svc.start_run(run_of(entity, project, body)))
