@@ -350,6 +350,9 @@ class Stager:
         directory: they are not kept while the caller does other work)."""
         if self._ahead is not None:
             ahead, self._ahead = self._ahead, None
+            # This process's last blobs of the job go to its writer now, while the workers
+            # write theirs and the caller goes on (entries, the commit's pages).
+            self._write_behind()
             try:
                 ahead.drain()  # answers of files no one asked for (e.g. the stat cache had them)
                 ahead.pool.flush()
