@@ -52,7 +52,10 @@ def test_every_quick_statement_runs_on_a_current_catalog(tmp_path: object) -> No
     db = sqlite3.connect(path)
     try:
         for name, sql in _generated().items():
-            db.execute("EXPLAIN " + sql, dict.fromkeys(_names(sql)))  # raises on a wrong name
+            if name.endswith(("_COLUMNS", "_PARAMS")):
+                continue  # a statement's column names, or what it binds itself
+            # Raises on a wrong table or column name.
+            db.execute("EXPLAIN " + sql, dict.fromkeys(_names(sql)))
             assert name in _statements.QUICK
     finally:
         db.close()

@@ -5,6 +5,8 @@ PROJECT_ID = (
     "SELECT projects.id FROM projects WHERE projects.entity = :entity AND projects.name = :name"
 )
 RUN_PK = "SELECT runs.id FROM runs WHERE runs.project_id = :project_id AND runs.run_id = :run_id"
+RUN_RECORD = "SELECT runs.id, runs.project_id, runs.run_id, runs.name, runs.group_name, runs.job_type, runs.config, runs.state, runs.created_at, runs.finished_at, runs.summary, projects.entity, projects.name AS project FROM runs JOIN projects ON projects.id = runs.project_id WHERE runs.project_id = :project_id AND runs.run_id = :run_id ORDER BY runs.created_at, runs.id"
+RUN_RECORD_COLUMNS = "id,project_id,run_id,name,group_name,job_type,config,state,created_at,finished_at,summary,entity,project"
 RUN_INSERT = "INSERT INTO runs (project_id, run_id, name, group_name, job_type, config, state, created_at, finished_at) VALUES (:project_id, :run_id, :name, :group_name, :job_type, :config, :state, :created_at, :finished_at)"
 RUN_STATE = "UPDATE runs SET state=:state, finished_at=:finished_at WHERE runs.id = :run_pk"
 RUN_STATE_CONFIG = (
@@ -12,7 +14,12 @@ RUN_STATE_CONFIG = (
 )
 COLLECTION_ID = "SELECT collections.id FROM collections WHERE collections.project_id = :project_id AND collections.name = :name"
 COLLECTION_LOCK = "SELECT collections.id, collections.type, collections.next_index FROM collections WHERE collections.project_id = :project_id AND collections.name = :name"
+COLLECTION_LOCK_COLUMNS = "id,type,next_index"
 VERSION_INSERT = "INSERT INTO versions (id, collection_id, idx, state, digest, size, file_count, metadata, description, created_by, distributed_id, base_version_id, created_at, updated_at, committed_at, source_version_id) VALUES (:id, :collection_id, :idx, :state, :digest, :size, :file_count, :metadata, :description, :created_by, :distributed_id, :base_version_id, :created_at, :updated_at, :committed_at, :source_version_id)"
+VERSION_RECORD = "SELECT versions.id, versions.collection_id, versions.idx, versions.state, versions.digest, versions.size, versions.file_count, versions.metadata, versions.description, versions.created_by, versions.distributed_id, versions.base_version_id, versions.pending_aliases, versions.staged_generation, versions.created_at, versions.updated_at, versions.committed_at, versions.ttl_seconds, versions.expires_at, versions.source_version_id, collections.name AS cname, collections.type, projects.entity, projects.name AS project, runs.run_id AS creator, (SELECT group_concat(aliases.alias, '\n') AS aggregate_strings_1 FROM aliases WHERE aliases.version_id = versions.id) AS alias_list, (SELECT group_concat(tags.tag, '\n') AS aggregate_strings_3 FROM tags WHERE tags.version_id = versions.id) AS tag_list FROM versions JOIN collections ON collections.id = versions.collection_id JOIN projects ON projects.id = collections.project_id LEFT OUTER JOIN runs ON runs.id = versions.created_by WHERE versions.id = :vid"
+VERSION_RECORD_COLUMNS = "id,collection_id,idx,state,digest,size,file_count,metadata,description,created_by,distributed_id,base_version_id,pending_aliases,staged_generation,created_at,updated_at,committed_at,ttl_seconds,expires_at,source_version_id,cname,type,entity,project,creator,alias_list,tag_list"
+VERSION_WITH_DIGEST = "SELECT versions.id FROM versions WHERE versions.collection_id = :collection_id AND versions.digest = :digest AND versions.state = :state_1 AND (versions.expires_at IS NULL OR versions.expires_at > :now) ORDER BY versions.idx"
+VERSION_WITH_DIGEST_PARAMS = "state_1=COMMITTED"
 BUMP_INDEX = "UPDATE collections SET next_index=:next_index, updated_at=:updated_at WHERE collections.id = :collection_id AND collections.next_index <= :used"
 METADATA_INSERT = 'INSERT INTO version_metadata (version_id, "key", text_value, num_value) VALUES (:version_id, :key, :text_value, :num_value)'
 WORDS_INSERT = "INSERT INTO version_words (word, version_id) VALUES (:word, :version_id)"

@@ -11,25 +11,20 @@ collection, with its search index rows), ``versions.record``, ``aliases.assign``
 and ``lineage.add``. Each does exactly what
 the SQLAlchemy method does, or raises
 ``NeedsCatalog`` where that method would do more: create a project or a collection, resume a
-run, refuse something (not found, another type), see a version with a TTL. So does every other
+run, refuse something (not found, another type). So does every other
 attribute. ``EmbeddedCatalog`` then rolls the transaction back and runs the same function again
 on the full ``Catalog``: no rule is decided here (the service's functions decide, over either
 transaction), and the slow path is always the full one. ``tests/catalog/test_quick_tx.py``
 compares the catalog after each operation, run both ways on fresh stores.
 
-Every write and every lookup by key runs the repository's own statement (``_statements.py``),
-compiled to SQLite's text in the generated ``_quick_sql.py``, with the rows made by ``_rows.py``:
-one source for both, so they cannot drift (``tests/catalog/test_quick_sql.py`` fails when the
-generated text is stale). Three reads stay written here, shaped for sqlite3 and for deferring to
-the full catalog: ``runs.record``, ``versions.record`` (the full catalog gathers aliases and tags
-per dialect) and ``versions.committed_with_digest`` (a version with a TTL is left to the full
-catalog, so ``_ttl.alive()`` stays the one rule of what is alive); the twin-store test compares
-their answers.
+Every statement is the repository's own (``_statements.py``), compiled to SQLite's text in the
+generated ``_quick_sql.py``, with the rows and records made by ``_rows.py`` for both: one source,
+so the two cannot drift (``tests/catalog/test_quick_sql.py`` fails when the generated text is
+stale); what is left here is only the choice of what the quick path takes on.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
@@ -40,12 +35,14 @@ from cairn.catalog._repository import now
 from cairn.catalog._rows import (
     bump_index_row,
     metadata_rows,
+    run_record,
     run_row,
     run_state,
+    version_record,
     version_row,
     word_rows,
 )
-from cairn.core import COMMITTED, LATEST, RunRecord, VersionRecord
+from cairn.core import COMMITTED, RunRecord, VersionRecord
 
 
 class NeedsCatalog(Exception):
@@ -74,12 +71,6 @@ class QuickProjects(_Quick):
         return int(row[0])
 
 
-_RUN = (
-    "SELECT r.run_id, p.entity, p.name, r.name, r.group_name, r.job_type, r.config, r.state,"
-    " r.created_at, r.finished_at FROM runs r JOIN projects p ON p.id = r.project_id"
-)
-
-
 class QuickRuns(_Quick):
     def insert(self, project_id: int, run: RunRecord) -> int:
         if self.pk(project_id, run.id) is not None:
@@ -104,22 +95,11 @@ class QuickRuns(_Quick):
 
     def record(self, project_id: int, run_id: str) -> RunRecord:
         row = self._db.execute(
-            f"{_RUN} WHERE r.project_id = ? AND r.run_id = ?", (project_id, run_id)
+            q.RUN_RECORD, {"project_id": project_id, "run_id": run_id}
         ).fetchone()
         if row is None:
             raise NeedsCatalog("no such run")
-        return RunRecord(
-            id=row[0],
-            entity=row[1],
-            project=row[2],
-            name=row[3],
-            group=row[4],
-            job_type=row[5],
-            config=json.loads(row[6]),
-            state=row[7],
-            created_at=row[8],
-            finished_at=row[9],
-        )
+        return run_record(dict(zip(q.RUN_RECORD_COLUMNS.split(","), row, strict=True)))
 
 
 class QuickCollections(_Quick):
@@ -139,14 +119,8 @@ class QuickCollections(_Quick):
         return int(row[0]), int(row[2])
 
 
-_VERSION = (
-    "SELECT v.id, p.entity, p.name, c.name, c.type, v.idx, v.state, v.digest, v.size,"
-    " v.file_count, v.metadata, v.description, v.created_at, v.updated_at, r.run_id,"
-    " v.distributed_id, v.base_version_id, v.collection_id, v.ttl_seconds,"
-    " v.source_version_id, v.expires_at FROM versions v"
-    " JOIN collections c ON c.id = v.collection_id JOIN projects p ON p.id = c.project_id"
-    " LEFT JOIN runs r ON r.id = v.created_by WHERE v.id = ?"
-)
+# What VERSION_WITH_DIGEST binds itself (the committed state of ``_ttl.alive``).
+_VERSION_BOUND = dict(p.split("=", 1) for p in q.VERSION_WITH_DIGEST_PARAMS.split(","))
 
 
 class QuickVersions(_Quick):
@@ -177,58 +151,16 @@ class QuickVersions(_Quick):
         return vid
 
     def committed_with_digest(self, collection_id: int, digest: str) -> str | None:
-        # The first committed version with this digest; one with a TTL is left to the full
-        # catalog (what is alive is _ttl.alive()'s rule, written once).
-        row = self._db.execute(
-            "SELECT id, expires_at FROM versions WHERE collection_id = ? AND digest = ?"
-            " AND state = ? ORDER BY idx LIMIT 1",
-            (collection_id, digest, COMMITTED),
-        ).fetchone()
-        if row is None:
-            return None
-        if row[1] is not None:
-            raise NeedsCatalog("a version with a TTL")
-        return str(row[0])
+        key = {"collection_id": collection_id, "digest": digest, "now": now(), **_VERSION_BOUND}
+        row = self._db.execute(q.VERSION_WITH_DIGEST, key).fetchone()
+        return None if row is None else str(row[0])
 
     def record(self, version_id: str) -> VersionRecord:
-        r = self._db.execute(_VERSION, (version_id,)).fetchone()
-        if r is None or r[20] is not None:
-            raise NeedsCatalog("no such version, or one with a TTL")
-        aliases = sorted(
-            str(a[0])
-            for a in self._db.execute(
-                "SELECT alias FROM aliases WHERE version_id = ?", (version_id,)
-            )
-        )
-        aliases.sort(key=lambda a: (a != LATEST, a))  # as Versions.records shows them
-        tags = sorted(
-            str(t[0])
-            for t in self._db.execute("SELECT tag FROM tags WHERE version_id = ?", (version_id,))
-        )
-        return VersionRecord(
-            id=version_id,
-            entity=r[1],
-            project=r[2],
-            name=r[3],
-            type=r[4],
-            index=r[5],
-            state=r[6],
-            digest=r[7],
-            size=int(r[8]),
-            file_count=int(r[9]),
-            metadata=json.loads(r[10]),
-            description=r[11],
-            aliases=tuple(aliases),
-            tags=tuple(tags),
-            created_at=r[12],
-            updated_at=r[13],
-            created_by=r[14],
-            distributed_id=r[15],
-            base_version_id=r[16],
-            collection_id=int(r[17]),
-            ttl_seconds=None if r[18] is None else float(r[18]),
-            source_version_id=r[19],
-        )
+        row = self._db.execute(q.VERSION_RECORD, {"vid": version_id}).fetchone()
+        if row is None:
+            raise NeedsCatalog("no such version")
+        columns = q.VERSION_RECORD_COLUMNS.split(",")
+        return version_record(dict(zip(columns, row, strict=True)), now())
 
 
 class QuickAliases(_Quick):

@@ -5,11 +5,20 @@ import SQLAlchemy."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from cairn.catalog._repository import to_json
-from cairn.core import COMMITTED, RunRecord, index_rows, text_words
+from cairn.core import (
+    COMMITTED,
+    DELETED,
+    LATEST,
+    RunRecord,
+    VersionRecord,
+    index_rows,
+    text_words,
+)
 
 RUN_COLUMNS = (
     "project_id",
@@ -124,3 +133,54 @@ def metadata_rows(version_id: str, metadata: Mapping[str, Any]) -> list[dict[str
 def word_rows(version_id: str, description: str | None) -> list[dict[str, Any]]:
     """``WORDS_INSERT``'s rows: the words of a version's description."""
     return [{"word": w, "version_id": version_id} for w in text_words(description)]
+
+
+def run_record(r: Mapping[Any, Any]) -> RunRecord:
+    """A run's record from a row of ``_statements.run_records``."""
+    return RunRecord(
+        id=r["run_id"],
+        entity=r["entity"],
+        project=r["project"],
+        name=r["name"],
+        group=r["group_name"],
+        job_type=r["job_type"],
+        config=json.loads(r["config"]),
+        state=r["state"],
+        created_at=r["created_at"],
+        finished_at=r["finished_at"],
+    )
+
+
+def version_record(r: Mapping[Any, Any], at: float) -> VersionRecord:
+    """A version's record from a row of ``_statements.version_records``, as a reader sees it at
+    ``at``: a version whose TTL ran out is DELETED, without aliases."""
+    aliases = sorted(r["alias_list"].split("\n")) if r["alias_list"] else []
+    state = r["state"]
+    if state == COMMITTED and r["expires_at"] is not None and r["expires_at"] <= at:
+        state, aliases = DELETED, []  # expired: gone for every reader
+    # "latest" first, then the rest in name order, as W&B shows them.
+    aliases.sort(key=lambda a: (a != LATEST, a))
+    return VersionRecord(
+        id=str(r["id"]),
+        entity=r["entity"],
+        project=r["project"],
+        name=r["cname"],
+        type=r["type"],
+        index=r["idx"],
+        state=state,
+        digest=r["digest"],
+        size=int(r["size"]),
+        file_count=int(r["file_count"]),
+        metadata=json.loads(r["metadata"]),
+        description=r["description"],
+        aliases=tuple(aliases),
+        tags=tuple(sorted(r["tag_list"].split("\n")) if r["tag_list"] else ()),
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        created_by=r["creator"],
+        distributed_id=r["distributed_id"],
+        base_version_id=r["base_version_id"],
+        collection_id=int(r["collection_id"]),
+        ttl_seconds=None if r["ttl_seconds"] is None else float(r["ttl_seconds"]),
+        source_version_id=r["source_version_id"],
+    )

@@ -6,12 +6,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, select, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now, to_json
-from cairn.catalog._rows import run_row, run_state
+from cairn.catalog._rows import run_record, run_row, run_state
 from cairn.core import RunRecord
 from cairn.errors import RunNotFoundError
 
@@ -63,37 +63,18 @@ class Runs(Repository):
         self.conn.execute(st.RUN_STATE, run_state(run_pk, state, config, at=now()))
 
     def records(self, where: Any) -> list[RunRecord]:
-        q = (
-            select(s.runs, s.projects.c.entity, s.projects.c.name.label("project"))
-            .join(s.projects, s.projects.c.id == s.runs.c.project_id)
-            .where(where)
-            .order_by(s.runs.c.created_at, s.runs.c.id)
-        )
-        return [
-            RunRecord(
-                id=r.run_id,
-                entity=r.entity,
-                project=r.project,
-                name=r.name,
-                group=r.group_name,
-                job_type=r.job_type,
-                config=json.loads(r.config),
-                state=r.state,
-                created_at=r.created_at,
-                finished_at=r.finished_at,
-            )
-            for r in self.conn.execute(q)
-        ]
+        return [run_record(r._mapping) for r in self.conn.execute(st.run_records(where))]
 
     def of_project(self, project_id: int) -> list[RunRecord]:
         """The project's runs, oldest first."""
         return self.records(s.runs.c.project_id == project_id)
 
     def record(self, project_id: int, run_id: str) -> RunRecord:
-        found = self.records(and_(s.runs.c.project_id == project_id, s.runs.c.run_id == run_id))
-        if not found:
+        key = {"project_id": project_id, "run_id": run_id}
+        row = self.conn.execute(st.RUN_RECORD, key).first()
+        if row is None:
             raise RunNotFoundError(f"run {run_id!r} not found")
-        return found[0]
+        return run_record(row._mapping)
 
     def delete(self, run_pk: int) -> None:
         """Forget a run: its lineage rows go; versions it logged stay, with no creator."""

@@ -17,13 +17,15 @@ import functools
 import sys
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import ClauseElement
 
 from cairn.catalog import _schema as s
 from cairn.catalog._rows import RUN_COLUMNS, VERSION_COLUMNS
+from cairn.catalog._ttl import alive
 
-_p, _r, _c = s.projects.c, s.runs.c, s.collections.c
+_p, _r, _c, _v = s.projects.c, s.runs.c, s.collections.c, s.versions.c
 
 PROJECT_ID = select(_p.id).where(_p.entity == bindparam("entity"), _p.name == bindparam("name"))
 RUN_PK = select(_r.id).where(
@@ -48,6 +50,58 @@ BUMP_INDEX = update(s.collections).where(
 )
 METADATA_INSERT = s.version_metadata.insert()
 WORDS_INSERT = s.version_words.insert()
+
+
+def run_records(where: Any) -> Select[Any]:
+    """The runs ``where`` selects, with their project's names, oldest first
+    (``_rows.run_record`` makes each record)."""
+    return (
+        select(s.runs, _p.entity, _p.name.label("project"))
+        .join(s.projects, _p.id == _r.project_id)
+        .where(where)
+        .order_by(_r.created_at, _r.id)
+    )
+
+
+RUN_RECORD = run_records(
+    and_(_r.project_id == bindparam("project_id"), _r.run_id == bindparam("run_id"))
+)
+
+
+# Versions with their names, creator, and aliases and tags in the same query (one round trip,
+# not three): names cannot hold a newline, so it separates them (``_rows.version_record``).
+VERSION_RECORDS = (
+    select(
+        s.versions,
+        _c.name.label("cname"),
+        _c.type,
+        _p.entity,
+        _p.name.label("project"),
+        _r.run_id.label("creator"),
+        select(func.aggregate_strings(s.aliases.c.alias, "\n"))
+        .where(s.aliases.c.version_id == _v.id)
+        .scalar_subquery()
+        .label("alias_list"),
+        select(func.aggregate_strings(s.tags.c.tag, "\n"))
+        .where(s.tags.c.version_id == _v.id)
+        .scalar_subquery()
+        .label("tag_list"),
+    )
+    .join(s.collections, _c.id == _v.collection_id)
+    .join(s.projects, _p.id == _c.project_id)
+    .outerjoin(s.runs, _r.id == _v.created_by)
+)
+VERSION_RECORD = VERSION_RECORDS.where(_v.id == bindparam("vid"))
+# The first version alive at ``now`` with this content, in the collection.
+VERSION_WITH_DIGEST = (
+    select(_v.id)
+    .where(
+        _v.collection_id == bindparam("collection_id"),
+        _v.digest == bindparam("digest"),
+        alive(bindparam("now")),
+    )
+    .order_by(_v.idx)
+)
 
 
 def dialect_insert(dialect: str) -> Any:
@@ -85,12 +139,15 @@ def lineage_add(dialect: str) -> Any:
 QUICK: dict[str, tuple[ClauseElement, tuple[str, ...] | None]] = {
     "PROJECT_ID": (PROJECT_ID, None),
     "RUN_PK": (RUN_PK, None),
+    "RUN_RECORD": (RUN_RECORD, None),
     "RUN_INSERT": (RUN_INSERT, RUN_COLUMNS),
     "RUN_STATE": (RUN_STATE, ("state", "finished_at")),
     "RUN_STATE_CONFIG": (RUN_STATE, ("state", "finished_at", "config")),
     "COLLECTION_ID": (COLLECTION_ID, None),
     "COLLECTION_LOCK": (COLLECTION_LOCK, None),
     "VERSION_INSERT": (VERSION_INSERT, VERSION_COLUMNS),
+    "VERSION_RECORD": (VERSION_RECORD, None),
+    "VERSION_WITH_DIGEST": (VERSION_WITH_DIGEST, None),
     "BUMP_INDEX": (BUMP_INDEX, ("next_index", "updated_at")),
     "METADATA_INSERT": (METADATA_INSERT, ("version_id", "key", "text_value", "num_value")),
     "WORDS_INSERT": (WORDS_INSERT, ("word", "version_id")),
@@ -108,7 +165,25 @@ def quick_sql() -> dict[str, str]:
     out = {}
     for name, (statement, columns) in QUICK.items():
         keys = None if columns is None else list(columns)
-        out[name] = " ".join(str(statement.compile(dialect=dialect, column_keys=keys)).split())
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
+        # One line: each clause of the text ends in a space and a newline (a newline inside a
+        # string literal, the aggregates' separator, has no space before it and stays).
+        sql = str(compiled).replace(" \n", " ")
+        constants: dict[str, object] = {}
+        for param, value in compiled.params.items():
+            if not isinstance(value, str):
+                continue  # given by the caller
+            mark = f"__[POSTCOMPILE_{param}]"
+            if mark in sql:  # a literal SQLAlchemy renders when it runs (a separator)
+                sql = sql.replace(mark, "'" + value.replace("'", "''") + "'")
+            else:  # bound by the statement itself (``state = 'COMMITTED'``)
+                constants[param] = value
+        out[name] = sql
+        if isinstance(statement, Select) and len(statement.selected_columns) > 1:
+            # The names of its columns, for a row's mapping (``_rows.run_record``, ...).
+            out[f"{name}_COLUMNS"] = ",".join(str(c.key) for c in statement.selected_columns)
+        if constants:
+            out[f"{name}_PARAMS"] = ",".join(f"{k}={v}" for k, v in sorted(constants.items()))
     return out
 
 
@@ -127,7 +202,8 @@ if __name__ == "__main__":
     import subprocess
 
     path = __file__.replace("_statements.py", "_quick_sql.py")
+    text = quick_module()  # compiled before the file is opened: an error leaves it as it was
     with open(path, "w") as f:
-        f.write(quick_module())
+        f.write(text)
     subprocess.run([sys.executable, "-m", "ruff", "format", "-q", path], check=True)
     sys.stdout.write(f"wrote {path}\n")

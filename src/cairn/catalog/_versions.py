@@ -9,17 +9,22 @@ its metadata (``version_metadata``) and the words of its description (``version_
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, true, update
+from sqlalchemy import bindparam, delete, or_, select, true, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now, to_json
-from cairn.catalog._rows import bump_index_row, metadata_rows, version_row, word_rows
+from cairn.catalog._rows import (
+    bump_index_row,
+    metadata_rows,
+    version_record,
+    version_row,
+    word_rows,
+)
 from cairn.catalog._ttl import alive
 from cairn.core import (
     COMMITTED,
@@ -47,43 +52,14 @@ _BY_INDEX = select(_v.id).where(
     _v.idx == bindparam("idx"),
     alive(bindparam("now")),
 )
-# Versions with their names, creator, and aliases and tags in the same query (one round trip,
-# not three): names cannot hold a newline, so it separates them.
-_RECORDS = (
-    select(
-        s.versions,
-        s.collections.c.name.label("cname"),
-        s.collections.c.type,
-        s.projects.c.entity,
-        s.projects.c.name.label("project"),
-        s.runs.c.run_id.label("creator"),
-        select(func.aggregate_strings(_a.alias, "\n"))
-        .where(_a.version_id == _v.id)
-        .scalar_subquery()
-        .label("alias_list"),
-        select(func.aggregate_strings(s.tags.c.tag, "\n"))
-        .where(s.tags.c.version_id == _v.id)
-        .scalar_subquery()
-        .label("tag_list"),
-    )
-    .join(s.collections, s.collections.c.id == _v.collection_id)
-    .join(s.projects, s.projects.c.id == s.collections.c.project_id)
-    .outerjoin(s.runs, s.runs.c.id == _v.created_by)
-)
-_RECORD = _RECORDS.where(_v.id == bindparam("vid"))
 
 
 class Versions(Repository):
     """The ``versions`` table and its search index (``version_metadata``, ``version_words``)."""
 
     def committed_with_digest(self, collection_id: int, digest: str) -> str | None:
-        v = s.versions.c
-        q = (
-            select(v.id)
-            .where(v.collection_id == collection_id, v.digest == digest, alive())
-            .order_by(v.idx)
-        )
-        vid = self.conn.execute(q).scalars().first()
+        key = {"collection_id": collection_id, "digest": digest, "now": now()}
+        vid = self.conn.execute(st.VERSION_WITH_DIGEST, key).scalars().first()
         return None if vid is None else str(vid)
 
     def insert(
@@ -269,52 +245,19 @@ class Versions(Repository):
         if not ids:
             return []
         if len(ids) == 1:  # one version (a resolve): the statement built once
-            found = self.conn.execute(_RECORD, {"vid": ids[0]})
+            found = self.conn.execute(st.VERSION_RECORD, {"vid": ids[0]})
         else:
-            found = self.conn.execute(_RECORDS.where(self.tx.among(s.versions.c.id, list(ids))))
-        rows = {str(r.id): r for r in found}
-        alias_map = {
-            vid: sorted(r.alias_list.split("\n")) for vid, r in rows.items() if r.alias_list
-        }
-        tag_map = {vid: sorted(r.tag_list.split("\n")) for vid, r in rows.items() if r.tag_list}
+            found = self.conn.execute(
+                st.VERSION_RECORDS.where(self.tx.among(s.versions.c.id, list(ids)))
+            )
+        rows = {str(r.id): r._mapping for r in found}
         at = now()
         out = []
         for vid in ids:
             r = rows.get(vid)
             if r is None:
                 raise ArtifactNotFoundError(f"artifact version {vid!r} not found")
-            aliases = alias_map.get(vid, [])
-            state = r.state
-            if state == COMMITTED and r.expires_at is not None and r.expires_at <= at:
-                state, aliases = DELETED, []  # expired: gone for every reader
-            # "latest" first, then the rest in name order, as W&B shows them.
-            aliases.sort(key=lambda a: (a != LATEST, a))
-            out.append(
-                VersionRecord(
-                    id=vid,
-                    entity=r.entity,
-                    project=r.project,
-                    name=r.cname,
-                    type=r.type,
-                    index=r.idx,
-                    state=state,
-                    digest=r.digest,
-                    size=int(r.size),
-                    file_count=int(r.file_count),
-                    metadata=json.loads(r.metadata),
-                    description=r.description,
-                    aliases=tuple(aliases),
-                    tags=tuple(tag_map.get(vid, [])),
-                    created_at=r.created_at,
-                    updated_at=r.updated_at,
-                    created_by=r.creator,
-                    distributed_id=r.distributed_id,
-                    base_version_id=r.base_version_id,
-                    collection_id=int(r.collection_id),
-                    ttl_seconds=None if r.ttl_seconds is None else float(r.ttl_seconds),
-                    source_version_id=r.source_version_id,
-                )
-            )
+            out.append(version_record(r, at))
         return out
 
     def record(self, version_id: str) -> VersionRecord:
