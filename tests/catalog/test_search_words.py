@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -219,9 +220,26 @@ def _check(svc: LocalService) -> None:
             assert kept in _found(svc, query, 0, None)[0]
 
 
+def _sqlite(where: pathlib.Path) -> LocalService:
+    catalog = Catalog(f"sqlite:///{where / 'catalog.sqlite'}")
+    return LocalService(
+        catalog, LocalBlobStore(str(where / "blobs")), location=str(where / "blobs"), entity="me"
+    )
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """``_store``'s 48 commits on SQLite, made once for the module; each test gets a copy."""
+    where = tmp_path_factory.mktemp("search-words")
+    catalog = Catalog(f"sqlite:///{where / 'catalog.sqlite'}")
+    _store(catalog, str(where / "blobs")).close()
+    return where
+
+
 @pytest.fixture
-def sqlite_store(tmp_path: pathlib.Path) -> Iterator[LocalService]:
-    svc = _store(Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}"), str(tmp_path / "blobs"))
+def sqlite_store(sqlite_template: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[LocalService]:
+    shutil.copytree(sqlite_template, tmp_path / "copy")
+    svc = _sqlite(tmp_path / "copy")
     yield svc
     svc.close()
 
