@@ -1,36 +1,65 @@
 """Issue 18: memory does not grow with the file count (the 100,000-file sibling of bench_scale).
 
-A tree of 100,000 tiny files is logged and downloaded by fresh processes; each one's peak RSS
-(measured from outside, by the kernel, for the child) must stay within a bound that the code
-before streaming broke (it peaked at ~280 MiB logging this tree, ~2.3 KB per file). Memory, unlike
-time, does not depend on how loaded the machine is, so the bounds hold on a busy CI runner.
+One tree of 100,000 tiny files is made once for this module and logged by a fresh process; other
+fresh processes then download it, list it (``files()``, ``cairn artifact files``) and serve its
+web UI listing. Each one's peak RSS is the kernel's ``VmHWM`` of that very process (read by itself
+at exit, or from ``/proc`` while a server runs; not ``ru_maxrss``, which a child inherits from
+the process that forked it), compared with a floor measured the same way: it must stay within a
+bound that a process holding the whole manifest at once breaks (100,000 entries as Python objects
+are ~35 MiB; logging this tree before streaming peaked ~2.3 KB per file). Memory, unlike time,
+does not depend on how loaded the machine is, so the bounds hold on a busy CI runner.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.service import CommitRequest, HttpService
+from tests._infra import CairnServer, _wait_port, free_port
 
 pytestmark = [pytest.mark.xdist_group("scale-memory"), pytest.mark.timeout(600)]
 
 FILES = 100_000
 PER_DIR = 500
-# Above the memory of a process that only imports cairn and opens the store (measured by the
-# test, ~54 MiB), at most this many MiB. Measured with streaming: 88 MiB logging (117 MiB for a
-# million files, see docs/design.md) and 4 MiB downloading; before it, 223 and 87 MiB.
+# Above the floor (a process that imports cairn and opens the store), at most this many MiB.
+# Measured with streaming: ~90 MiB logging and ~5 MiB downloading; before it, 223 and 87 MiB.
 LOG_ABOVE_FLOOR_MIB = 130
 DOWNLOAD_ABOVE_FLOOR_MIB = 40
+# Listing every entry above looking one up (the same process otherwise): measured 12 MiB (the
+# SDK keeps 64 decoded pages); holding the whole list at once, 30 MiB.
+LIST_ABOVE_FIRST_MIB = 20
 
-CHILD = textwrap.dedent(
+# Every child prints its own peak RSS (kB, from the kernel) as the last line of its stderr.
+PEAK = textwrap.dedent(
     """
-    import json, os, resource, sys, warnings
+    import atexit, sys
+    def _peak():
+        with open("/proc/self/status") as f:
+            kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+        sys.stderr.write(f"\\nVmHWM {kb}\\n")
+    atexit.register(_peak)
+    """
+)
+
+STEPS = textwrap.dedent(
+    """
+    import json, os, sys, warnings
     warnings.simplefilter("ignore")
-    step, tree, dest = sys.argv[1:4]
+    step, arg = sys.argv[1:3]
     import cairn
     if step == "base":
         from cairn.sdk import current_service
@@ -38,69 +67,230 @@ CHILD = textwrap.dedent(
     elif step == "log":
         with cairn.init(project="scale") as run:
             art = cairn.Artifact("big", "dataset")
-            art.add_dir(tree)
+            art.add_dir(arg)
             run.log_artifact(art)
         print(json.dumps({"count": art.file_count, "digest": art.digest}))
     else:
-        art = cairn.Api(overrides={"project": "scale"}).artifact("big:latest")
-        art.download(dest)
-        print(json.dumps({"count": art.file_count, "digest": art.digest}))
+        api = cairn.Api(overrides={"project": "scale", "entity": os.environ.get("ENTITY")})
+        art = api.artifact("big:latest")
+        if step == "download":
+            art.download(arg)
+            print(json.dumps({"count": art.file_count, "digest": art.digest}))
+        elif step == "entry":  # a point lookup: the pages from the root to one leaf
+            print(json.dumps({"path": art.get_entry(arg).path, "entity": art.entity}))
+        else:  # files: every entry, read page by page
+            n = 0
+            for f in art.files():
+                n += 1
+            print(json.dumps({"count": n, "last": f.path}))
     """
 )
 
-
-def _make_tree(root: str) -> None:
-    for d in range(FILES // PER_DIR):
-        sub = os.path.join(root, f"d{d:04}")
-        os.makedirs(sub)
-        for f in range(PER_DIR):
-            with open(os.path.join(sub, f"f{f:04}.txt"), "w") as fh:
-                fh.write(f"{d}.{f}\n")
+CLI = "import sys\nfrom cairn.cli import main\nsys.argv[0] = 'cairn'\nmain()\n"
 
 
-def _peak_mib(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Run a child and return its peak RSS (MiB, from the kernel) and its output."""
-    # RUSAGE_CHILDREN is the largest of all children waited for so far: run each step in a
-    # grandchild behind a small reporter process so that earlier steps do not count.
-    reporter = (
-        "import resource, subprocess, sys\n"
-        "out = subprocess.run(sys.argv[1:], check=True, capture_output=True, text=True).stdout\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(peak); print(out, end='')\n"
+def _peak_of(stderr: str) -> float:
+    found = re.findall(r"^VmHWM (\d+)$", stderr, re.M)
+    assert found, stderr[-3000:]
+    return int(found[-1]) / 1024
+
+
+def _run(code: str, args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run ``code`` in a fresh process; its peak RSS (MiB) and its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK + code, *args], capture_output=True, text=True, env=env
     )
-    out = subprocess.run(
-        [sys.executable, "-c", reporter, sys.executable, "-c", CHILD, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout.splitlines()
-    return float(out[0]), out[-1] if len(out) > 1 else ""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _peak_of(proc.stderr), proc.stdout
 
 
-def test_a_100k_file_tree_logs_and_downloads_in_bounded_memory(tmp_path: object) -> None:
-    base_dir = str(tmp_path)
-    tree = os.path.join(base_dir, "tree")
+def _step(step: str, arg: str, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    peak, out = _run(STEPS, [step, arg], env)
+    return peak, (json.loads(out.splitlines()[-1]) if out.strip() else {})
+
+
+def _server_peak(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("VmHWM:"))) / 1024
+
+
+def _make_dirs(root: Path, dirs: range) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for d in dirs:
+        sub = root / f"d{d:04}"
+        sub.mkdir()
+        for f in range(PER_DIR):
+            fd = os.open(sub / f"f{f:04}.txt", flags, 0o644)
+            os.write(fd, f"{d}.{f}\n".encode())
+            os.close(fd)
+
+
+def _make_tree(root: Path) -> None:
+    """100,000 files of a few distinct bytes each; two threads (the system calls release the
+    GIL), each on its own directories."""
+    root.mkdir()
+    n = FILES // PER_DIR
+    other = threading.Thread(target=_make_dirs, args=(root, range(n // 2, n)))
+    other.start()
+    _make_dirs(root, range(n // 2))
+    other.join()
+
+
+@dataclass(frozen=True)
+class Logged:
+    base: Path
+    tree: Path
+    env: dict[str, str]
+    floor: float  # MiB: importing cairn and opening the store
+    peak: float  # MiB: logging the tree
+    count: int
+    digest: str
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> Logged:
+    """The 100,000-file tree, logged by a fresh process into an embedded store (shared
+    read-only by this module's tests; left to pytest's clean-up of old temporary directories,
+    as deleting 200,000 files here would cost as much as making them)."""
+    base = tmp_path_factory.mktemp("scale-100k")
+    tree = base / "tree"
     _make_tree(tree)
     env = {
         **os.environ,
-        "CAIRN_DIR": os.path.join(base_dir, "store"),
-        "CAIRN_CACHE_DIR": os.path.join(base_dir, "cache"),
+        "CAIRN_DIR": str(base / "store"),
+        "CAIRN_CACHE_DIR": str(base / "cache"),
         "CAIRN_SILENT": "true",
     }
     for var in ("CAIRN_BASE_URL", "CAIRN_API_KEY"):
         env.pop(var, None)
-    floor, _ = _peak_mib(["base", tree, ""], env)
-    logged, out = _peak_mib(["log", tree, ""], env)
-    result = json.loads(out)
-    assert result["count"] == FILES
-    assert logged - floor <= LOG_ABOVE_FLOOR_MIB, (logged, floor)
-    dest = os.path.join(base_dir, "out")
-    downloaded, out = _peak_mib(["download", tree, dest], env)
-    assert json.loads(out)["digest"] == result["digest"]
-    assert downloaded - floor <= DOWNLOAD_ABOVE_FLOOR_MIB, (downloaded, floor)
+    floor, _ = _step("base", "", env)
+    peak, result = _step("log", str(tree), env)
+    return Logged(base, tree, env, floor, peak, int(result["count"]), str(result["digest"]))
+
+
+def test_a_100k_file_tree_logs_in_bounded_memory(logged: Logged) -> None:
+    assert logged.count == FILES
+    assert logged.peak - logged.floor <= LOG_ABOVE_FLOOR_MIB, (logged.peak, logged.floor)
+
+
+def test_a_100k_file_version_downloads_in_bounded_memory(logged: Logged) -> None:
+    dest = logged.base / "out"
+    peak, result = _step("download", str(dest), logged.env)
+    assert result["digest"] == logged.digest
+    assert peak - logged.floor <= DOWNLOAD_ABOVE_FLOOR_MIB, (peak, logged.floor)
     # What came down is the tree (spot checks: the full verify is bench_scale's).
     for d, f in ((0, 0), (117, 333), (FILES // PER_DIR - 1, PER_DIR - 1)):
-        with open(os.path.join(dest, f"d{d:04}", f"f{f:04}.txt")) as fh:
-            assert fh.read() == f"{d}.{f}\n"
+        assert (dest / f"d{d:04}" / f"f{f:04}.txt").read_text() == f"{d}.{f}\n"
     assert sum(len(files) for _, _, files in os.walk(dest)) == FILES
+
+
+def test_files_of_a_100k_file_version_are_read_page_by_page(logged: Logged) -> None:
+    first, result = _step("entry", "d0117/f0333.txt", logged.env)
+    assert result["path"] == "d0117/f0333.txt"
+    every, result = _step("files", "", logged.env)
+    assert result == {"count": FILES, "last": "d0199/f0499.txt"}
+    assert every - first <= LIST_ABOVE_FIRST_MIB, (every, first)
+
+
+def test_cli_lists_a_100k_file_version_page_by_page(logged: Logged) -> None:
+    # The floor: the same command, reading only the pages up to one entry (it alone matches).
+    env = {**logged.env, "CAIRN_PROJECT": "scale"}
+    first, out = _run(CLI, ["artifact", "files", "--prefix", "d0000/f0000", "big:latest"], env)
+    assert out.splitlines()[1:] and out.splitlines()[-1].endswith("d0000/f0000.txt")
+    every, out = _run(CLI, ["artifact", "files", "big:latest"], env)
+    lines = out.splitlines()
+    assert len(lines) == FILES + 1 and lines[-1].endswith("d0199/f0499.txt")
+    assert every - first <= LIST_ABOVE_FIRST_MIB, (every, first)
+
+
+def _listing_pages(client: httpx.Client, version: str) -> Iterator[str]:
+    """Every page of the version's file tree in the web UI: the root, then each directory, and
+    for a directory the pages after the first (``start=``), as a browser follows them."""
+    r = client.get(f"{version}/files")
+    assert r.status_code == 200, r.text[-2000:]
+    yield r.text
+    for d in (0, 117, FILES // PER_DIR - 1):
+        url = f"{version}/files/d{d:04}/"
+        while url:
+            r = client.get(url)
+            assert r.status_code == 200, r.text[-2000:]
+            yield r.text
+            more = re.search(r'href="([^"]*[?&]start=[^"]*)"', r.text)
+            url = more.group(1).replace("&amp;", "&") if more else ""
+
+
+def test_web_ui_lists_a_100k_file_version_page_by_page(logged: Logged) -> None:
+    _, result = _step("entry", "d0000/f0000.txt", logged.env)
+    collection = f"/{result['entity']}/scale/artifacts/dataset/big"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cairn", "ui", "--port", str(port)],
+        env=logged.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc, "cairn ui")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            page = client.get(collection)  # the floor: the store open, pages rendered
+            assert page.status_code == 200 and "v0" in page.text
+            first = _server_peak(proc.pid)
+            text = "".join(_listing_pages(client, collection + "/v0"))
+        every = _server_peak(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    for d, f in ((0, 0), (117, 333), (FILES // PER_DIR - 1, PER_DIR - 1)):
+        assert f"f{f:04}.txt" in text and f"d{d:04}" in text
+    assert every - first <= LIST_ABOVE_FIRST_MIB, (every, first)
+
+
+def test_a_server_serves_a_100k_entry_version_page_by_page(tmp_path: Path) -> None:
+    """Through ``cairn server`` (a process): ``files()`` of a 100,000-entry version and its web
+    UI listing keep both the client and the server within the bound. The version is committed
+    through the REST API with 100 distinct blobs (listing reads pages, not content)."""
+    server = CairnServer(str(tmp_path / "catalog.sqlite"), str(tmp_path / "blobs"))
+    try:
+        key = server.create_key("me", "scale")
+        svc = HttpService(server.url, key, str(tmp_path / "c0"), retries=0)
+        blobs = [(digest_bytes(b"%d" % i), b"%d" % i) for i in range(100)]
+        svc.store_blobs(blobs)
+        changes = []
+        for i in range(FILES):
+            path = f"d{i // PER_DIR:04}/f{i % PER_DIR:04}.txt"
+            digest, data = blobs[i % 100]
+            changes.append((path, ManifestEntry(path, digest, len(data))))
+        result = svc.commit(CommitRequest("me", "scale", "big", "dataset", changes))
+        del changes
+        svc.close()
+        assert result.version is not None
+        server.stop()  # a fresh server process: its peak so far is not the commit's
+        server.start()
+        env = {
+            **os.environ,
+            "CAIRN_BASE_URL": server.url,
+            "CAIRN_API_KEY": key,
+            "CAIRN_CACHE_DIR": str(tmp_path / "cache"),
+            "CAIRN_SILENT": "true",
+            "ENTITY": "me",
+        }
+        env.pop("CAIRN_DIR", None)
+        assert server.proc is not None
+        with httpx.Client(base_url=server.url, cookies={"cairn_key": key}, timeout=120) as c:
+            page = c.get("/me/scale/artifacts/dataset/big")
+            assert page.status_code == 200 and "v0" in page.text, page.text[-2000:]
+        client_first, out = _step("entry", "d0117/f0333.txt", env)
+        assert out["path"] == "d0117/f0333.txt"
+        server_first = _server_peak(server.proc.pid)
+        client_every, out = _step("files", "", env)
+        assert out == {"count": FILES, "last": "d0199/f0499.txt"}
+        version = "/me/scale/artifacts/dataset/big/v0"
+        with httpx.Client(base_url=server.url, cookies={"cairn_key": key}, timeout=120) as c:
+            text = "".join(_listing_pages(c, version))
+        assert "f0333.txt" in text
+        server_every = _server_peak(server.proc.pid)
+    finally:
+        server.stop()
+    figures = {"client": (client_every, client_first), "server": (server_every, server_first)}
+    above = {side: every - first for side, (every, first) in figures.items()}
+    assert max(above.values()) <= LIST_ABOVE_FIRST_MIB, figures

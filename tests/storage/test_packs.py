@@ -239,3 +239,47 @@ def test_a_batch_with_known_and_repeated_blobs_appends_each_new_one_once(
     stored = {i.digest: i.stored_at for i in store.list()}
     assert stored[b[0]] == 5 and (stored[a[0]] or 0) > 5 and (stored[c[0]] or 0) > 5
     assert [store.get(d) == data for d, data in (a, b, c)] == [True] * 3
+
+
+def test_many_blobs_read_back_a_span_at_a_time_each_verified(tmp_path: pathlib.Path) -> None:
+    """``get_many`` reads neighbouring blobs of a pack in one call (a download of small files):
+    every blob comes back whole, in the order asked, whatever the sizes, gaps (deleted blobs)
+    and packs in between, and a damaged one in the middle of a span is still refused."""
+    from cairn.errors import DigestMismatchError
+    from cairn.storage import _local_io
+
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    items = _blobs(300, 700) + _blobs(40, 60_000, b"big") + _blobs(300, 9, b"tiny")
+    for start in range(0, len(items), 64):
+        store.put_many(items[start : start + 64])
+    store.packs.delete([bytes.fromhex(d[7:]) for d, _ in items[100:140]])  # gaps in a span
+    kept = items[:100] + items[140:]
+    asked = [*(d for d, _ in kept[::-1]), kept[5][0]]  # backwards, and one asked twice
+    calls = []
+    real = _local_io.pread_all
+    _local_io.pread_all = lambda fd, n, off: calls.append(n) or real(fd, n, off)
+    try:
+        assert list(store.get_many(asked)) == [(d, dict(kept)[d]) for d in dict.fromkeys(asked)]
+    finally:
+        _local_io.pread_all = real
+    assert len(calls) < len(kept) // 10  # spans, not one read per blob
+    # One byte of a blob in the middle of a span changed on disk: refused, naming the blob.
+    pack, offset, _ = (
+        store.packs.db()
+        .execute(
+            "SELECT pack, offset, size FROM packed WHERE digest = ?",
+            (bytes.fromhex(kept[150][0][7:]),),
+        )
+        .fetchone()
+    )
+    with open(store.packs.pack_path(pack), "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 1]))
+    try:
+        list(store.get_many([d for d, _ in kept[140:160]]))
+    except DigestMismatchError as exc:
+        assert kept[150][0] in str(exc)
+    else:
+        raise AssertionError("a damaged blob was read back")

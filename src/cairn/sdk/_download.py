@@ -18,7 +18,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cairn.core import ManifestEntry, entry_path_problem, names_content
@@ -47,7 +47,9 @@ _RECORD_EVERY = 50_000  # downloaded files remembered in the stat cache this man
 # Files written from blobs read many at a time: small ones of a local store; from a server, those
 # its batches carry (up to 8 MiB), read into memory at most this many bytes at a time.
 _REMOTE_FILE_LIMIT = 8 << 20
-_BATCH_BYTES = 48 << 20  # below what HttpService holds in memory (64 MiB)
+# Two batches at most in memory (one read while the one before is written): below what
+# HttpService holds in memory (64 MiB).
+_BATCH_BYTES = 24 << 20
 _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -69,6 +71,7 @@ class RootGuard:
         self._real_root = os.path.realpath(self.root)
         self._checked: set[str] = set()
         self._new: set[str] = set()  # directories created by this download (empty then)
+        self._dirs: dict[str, tuple[str, bool]] = {}  # an entry's directory -> (parent/, new)
         with os.scandir(self.root) as it:
             if next(it, None) is None:
                 self._new.add(self.root)
@@ -83,20 +86,20 @@ class RootGuard:
         problem = entry_path_problem(entry_path)
         if problem is not None:
             raise ValidationError(f"refusing to write entry {entry_path[:200]!r}: {problem}")
-        dest = as_fs_path(self.root, entry_path)
-        parent = os.path.dirname(dest)
-        with self._lock:
-            if parent in self._new:
-                return dest, True
-            if parent not in self._checked:
-                self._make_parent(parent, entry_path)
-                if parent in self._new:
-                    return dest, True
-        if os.path.islink(dest):
+        head, _, name = entry_path.rpartition("/")
+        known = self._dirs.get(head)  # the parent, checked once per directory
+        if known is None:
+            parent = as_fs_path(self.root, head) if head else self.root
+            with self._lock:
+                if parent not in self._new and parent not in self._checked:
+                    self._make_parent(parent, entry_path)
+                known = self._dirs[head] = (parent + os.sep, parent in self._new)
+        dest = known[0] + name
+        if not known[1] and os.path.islink(dest):
             raise ValidationError(
                 f"refusing to write entry {entry_path!r}: {dest} is a symbolic link"
             )
-        return dest, False
+        return dest, known[1]
 
     def _make_parent(self, parent: str, entry_path: str) -> None:
         missing = []
@@ -141,6 +144,7 @@ class Downloader:
         self._digests = DigestReader(stat_cache)
         self._token = uuid.uuid4().hex[:8]
         self._serial = itertools.count()
+        self._writes: list[Future[None]] = []  # the small files of one batch, being written
 
     def _present(self, dest: str, entry: ManifestEntry) -> bool:
         try:
@@ -243,6 +247,7 @@ class Downloader:
                     run(pending)
                     pending = []
             run(pending)
+            self.wait_writes()
         self._record_fresh()
         self._digests.flush()
 
@@ -280,8 +285,9 @@ class Downloader:
     def _write_batch(
         self, todo: list[tuple[ManifestEntry, str, bool]], pool: ThreadPoolExecutor
     ) -> None:
+        """Read the blobs of ``todo`` and hand them to writer threads; the previous batch is
+        written while this one is read (at most two batches held, each <= ``_BATCH_BYTES``)."""
         blobs = dict(self._service.read_blobs([e.digest for e, _, _ in todo]))  # each verified
-        started = now_ns()
         # Files in directories this download made go in one after another: creating files in
         # one directory is serialised by the kernel, and two writers measured half as fast as
         # one. Replacing (a temporary name renamed into place) spreads over a couple of writers.
@@ -290,12 +296,19 @@ class Downloader:
         step = max(1, len(old) // _SMALL_WRITERS + 1)
         parts = [new] if new else []
         parts += [old[i : i + step] for i in range(0, len(old), step)]
-        for fut in [pool.submit(self._write_many, part, blobs, started) for part in parts]:
+        self.wait_writes()
+        self._writes = [pool.submit(self._write_many, part, blobs) for part in parts]
+
+    def wait_writes(self) -> None:
+        """Wait for the batch being written (raising what its writers raised)."""
+        writes, self._writes = self._writes, []
+        for fut in writes:
             fut.result()
 
     def _write_many(
-        self, items: list[tuple[ManifestEntry, str, bool]], blobs: dict[str, bytes], started: int
+        self, items: list[tuple[ManifestEntry, str, bool]], blobs: dict[str, bytes]
     ) -> None:
+        started = now_ns()
         fresh = []
         for entry, dest, new in items:
             data = blobs[entry.digest]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
 
 from cairn.errors import CommError
 
@@ -52,6 +53,36 @@ def pread_all(fd: int, length: int, offset: int) -> bytes:
         offset += len(chunk)
         length -= len(chunk)
     return b"".join(parts)
+
+
+# Blobs near each other in a pack are read in one call: a log stores a directory's small files
+# one after another, so a download reads them back in a few calls instead of one per blob.
+_SPAN_GAP = 16 << 10  # bytes of other blobs read through rather than starting another call
+_SPAN_MAX = 4 << 20
+
+
+def pread_spans(fd: int, spots: Sequence[tuple[int, int]]) -> list[bytes]:
+    """The bytes at each ``(offset, size)`` of ``spots`` (in that order) in file ``fd``; spots
+    close together are read with one system call."""
+    order = sorted(range(len(spots)), key=spots.__getitem__)
+    out: list[bytes] = [b""] * len(spots)
+    i = 0
+    while i < len(order):
+        begin = spots[order[i]][0]
+        end = begin + spots[order[i]][1]
+        j = i + 1
+        while j < len(order):
+            offset, size = spots[order[j]]
+            if offset - end > _SPAN_GAP or offset + size - begin > _SPAN_MAX:
+                break
+            end = max(end, offset + size)
+            j += 1
+        span = pread_all(fd, end - begin, begin)
+        for k in order[i:j]:
+            offset, size = spots[k]
+            out[k] = span[offset - begin : offset - begin + size]
+        i = j
+    return out
 
 
 def pwritev_all(fd: int, buffers: list[bytes], offset: int) -> None:

@@ -26,6 +26,7 @@ from cairn.storage._local_io import (
     disk_full,
     fsync_dir,
     pread_all,
+    pread_spans,
     preallocate,
     pwritev_all,
     store_error,
@@ -267,40 +268,38 @@ class Packs:
 
     def read_many(self, chunk: Sequence[str]) -> Iterator[bytes | None]:
         """The bytes (unverified) of each blob of ``chunk`` (at most ``BATCH`` digests, not raw),
-        looked up in one query, each pack opened once; None for a blob not in a pack (large,
-        first-format, absent, or its pack rewritten by gc meanwhile)."""
-        marks = ",".join("?" * len(chunk))
+        looked up in one query, each pack opened once and its blobs read a span at a time; None
+        for a blob not in a pack (large, first-format, absent, or its pack rewritten by gc)."""
+        raws = [digest_raw(d) for d in chunk]
         with self._lock:
             rows = (
                 self.db()
                 .execute(
-                    f"SELECT digest, pack, offset, size FROM packed WHERE digest IN ({marks})",
-                    [digest_raw(d) for d in chunk],
+                    "SELECT digest, pack, offset, size FROM packed"
+                    f" WHERE digest IN ({','.join('?' * len(raws))})",
+                    raws,
                 )
                 .fetchall()
             )
-        where: dict[str, tuple[int, int, int]] = {
-            digest_from_raw(bytes(r[0])): (int(r[1]), int(r[2]), int(r[3])) for r in rows
-        }
-        fds: dict[int, int] = {}
-        try:
-            for digest in chunk:
-                data = None
-                spot = where.get(digest)
-                if spot is not None:
-                    pack, offset, size = spot
-                    fd = fds.get(pack)
-                    if fd is None:
-                        try:
-                            fd = fds[pack] = os.open(self.pack_path(pack), os.O_RDONLY | O_CLOEXEC)
-                        except FileNotFoundError:
-                            fd = None  # rewritten by gc meanwhile: looked up again by the caller
-                    if fd is not None:
-                        data = pread_all(fd, size, offset)
-                yield data
-        finally:
-            for fd in fds.values():
+        where = {bytes(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        by_pack: dict[int, list[tuple[int, int, int]]] = {}  # pack -> (index, offset, size)
+        for i, raw in enumerate(raws):
+            spot = where.get(raw)
+            if spot is not None:
+                by_pack.setdefault(spot[0], []).append((i, spot[1], spot[2]))
+        found: list[bytes | None] = [None] * len(raws)
+        for pack, spots in by_pack.items():
+            try:
+                fd = os.open(self.pack_path(pack), os.O_RDONLY | O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # rewritten by gc meanwhile: looked up again by the caller
+            try:
+                datas = pread_spans(fd, [(offset, size) for _, offset, size in spots])
+            finally:
                 os.close(fd)
+            for (i, _, _), data in zip(spots, datas, strict=True):
+                found[i] = data
+        return iter(found)
 
     def size(self, raw: bytes) -> int | None:
         with self._lock:

@@ -69,7 +69,9 @@ def create_ui_app(
         secret=secret or secrets.token_bytes(32),
         secure_cookies=secure_cookies,
         templates=make_templates(),
-        pages=LRU(256),
+        # Decoded manifest pages shared by all requests: 64 (~32,000 entries), as the SDK keeps;
+        # 256 held as many entries as a whole 100,000-file version.
+        pages=LRU(64),
         listings=LRU(256),
     )
     app.mount("/-/static", StaticFiles(directory=STATIC_DIR), name="static")
