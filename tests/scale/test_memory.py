@@ -3,8 +3,9 @@
 One tree of 100,000 tiny files is made once for this module and logged by a fresh process; other
 fresh processes then download it, list it (``files()``, ``cairn artifact files``) and serve its
 web UI listing. Each one's peak RSS is the kernel's ``VmHWM`` of that very process (read by itself
-at exit, or from ``/proc`` while a server runs; not ``ru_maxrss``, which a child inherits from
-the process that forked it), compared with a floor measured the same way: it must stay within a
+at exit, or from ``/proc`` while a server runs; not the ``ru_maxrss`` of a process that started
+it, which a child inherits), or of a staging worker it waited for if larger, compared with a
+floor measured the same way: it must stay within a
 bound that a process holding the whole manifest at once breaks (100,000 entries as Python objects
 are ~35 MiB; logging this tree before streaming peaked ~2.3 KB per file). Memory, unlike time,
 does not depend on how loaded the machine is, so the bounds hold on a busy CI runner.
@@ -43,13 +44,15 @@ DOWNLOAD_ABOVE_FLOOR_MIB = 40
 # SDK keeps 64 decoded pages); holding the whole list at once, 30 MiB.
 LIST_ABOVE_FIRST_MIB = 20
 
-# Every child prints its own peak RSS (kB, from the kernel) as the last line of its stderr.
+# Every child prints its peak RSS (kB, from the kernel) as the last line of its stderr: its own
+# VmHWM, or a process it started and waited for (a first log's staging workers) if that is larger.
 PEAK = textwrap.dedent(
     """
-    import atexit, sys
+    import atexit, resource, sys
     def _peak():
         with open("/proc/self/status") as f:
-            kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+            kb = int(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+        kb = max(kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         sys.stderr.write(f"\\nVmHWM {kb}\\n")
     atexit.register(_peak)
     """
