@@ -6,7 +6,7 @@ new draft of NAME:latest with one file replaced), ``download`` (into DEST, which
 ``verify`` (DEST against NAME:latest; NAME may name a version, ``big:v0``), ``dist-stage``
 (every entry of NAME:latest upserted into the distributed version ``scale`` of NAME-dist, 50,000
 per upsert, as workers would) and ``dist-finish`` (a new process finishes it, bringing nothing).
-Prints JSON: the seconds of the step and the peak RSS of this process and its children (MiB)."""
+Prints JSON: the seconds of the step and the peak RSS of this process or its children (MiB)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import time
 
 
 def peak_mib() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's own peak (VmHWM: ``ru_maxrss`` of a child also counts the RSS of the
+    process that started it, up to its exec), or a staging worker's if larger."""
+    with open("/proc/self/status") as f:
+        own = int(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
 
