@@ -1,6 +1,6 @@
 """Issue 18: memory does not grow with the file count (the 100,000-file sibling of bench_scale).
 
-One tree of 100,000 tiny files is made once for this module and logged by a fresh process; other
+One tree of 100,000 tiny files is made once per session and logged by a fresh process; other
 fresh processes then download it, list it (``files()``, ``cairn artifact files``) and serve its
 web UI listing. Each one's peak RSS is the kernel's ``VmHWM`` of that very process (read by itself
 at exit, or from ``/proc`` while a server runs; not the ``ru_maxrss`` of a process that started
@@ -150,11 +150,12 @@ class Logged:
     digest: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def logged(tmp_path_factory: pytest.TempPathFactory) -> Logged:
-    """The 100,000-file tree, logged by a fresh process into an embedded store (shared
-    read-only by this module's tests; left to pytest's clean-up of old temporary directories,
-    as deleting 200,000 files here would cost as much as making them)."""
+    """The 100,000-file tree, logged by a fresh process into an embedded store, shared
+    read-only by this module's tests (for the session: a worker of pytest-xdist may run other
+    modules' tests between them, which would make a module fixture again). Left to pytest's
+    clean-up of old temporary directories: deleting 200,000 files costs as much as making them."""
     base = tmp_path_factory.mktemp("scale-100k")
     tree = base / "tree"
     _make_tree(tree)

@@ -47,9 +47,9 @@ _RECORD_EVERY = 50_000  # downloaded files remembered in the stat cache this man
 # Files written from blobs read many at a time: small ones of a local store; from a server, those
 # its batches carry (up to 8 MiB), read into memory at most this many bytes at a time.
 _REMOTE_FILE_LIMIT = 8 << 20
-# Two batches at most in memory (one read while the one before is written): below what
-# HttpService holds in memory (64 MiB).
-_BATCH_BYTES = 24 << 20
+# Bytes of small files held at once (a batch read while the one before is written, if both fit):
+# below what HttpService holds in memory (64 MiB).
+_BATCH_BYTES = 48 << 20
 _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -145,6 +145,7 @@ class Downloader:
         self._token = uuid.uuid4().hex[:8]
         self._serial = itertools.count()
         self._writes: list[Future[None]] = []  # the small files of one batch, being written
+        self._writing_bytes = 0  # their size
 
     def _present(self, dest: str, entry: ManifestEntry) -> bool:
         try:
@@ -286,7 +287,10 @@ class Downloader:
         self, todo: list[tuple[ManifestEntry, str, bool]], pool: ThreadPoolExecutor
     ) -> None:
         """Read the blobs of ``todo`` and hand them to writer threads; the previous batch is
-        written while this one is read (at most two batches held, each <= ``_BATCH_BYTES``)."""
+        written while this one is read if both together stay within ``_BATCH_BYTES``."""
+        size = sum(e.size or 0 for e, _, _ in todo)
+        if self._writing_bytes + size > _BATCH_BYTES:
+            self.wait_writes()
         blobs = dict(self._service.read_blobs([e.digest for e, _, _ in todo]))  # each verified
         # Files in directories this download made go in one after another: creating files in
         # one directory is serialised by the kernel, and two writers measured half as fast as
@@ -298,10 +302,11 @@ class Downloader:
         parts += [old[i : i + step] for i in range(0, len(old), step)]
         self.wait_writes()
         self._writes = [pool.submit(self._write_many, part, blobs) for part in parts]
+        self._writing_bytes = size
 
     def wait_writes(self) -> None:
         """Wait for the batch being written (raising what its writers raised)."""
-        writes, self._writes = self._writes, []
+        writes, self._writes, self._writing_bytes = self._writes, [], 0
         for fut in writes:
             fut.result()
 
