@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository
+from cairn.catalog._rows import alias_lists
 from cairn.core import LATEST
 
 
@@ -62,13 +63,8 @@ class Aliases(Repository):
         if not collection_ids:
             return {}
         a = s.aliases.c
-        q = select(a.collection_id, a.alias).where(self.tx.among(a.collection_id, collection_ids))
-        out: dict[int, list[str]] = {}
-        for cid, alias in self.conn.execute(q):
-            out.setdefault(int(cid), []).append(str(alias))
-        for names in out.values():
-            names.sort(key=lambda n: (n != LATEST, n))
-        return out
+        q = st.collection_aliases(self.tx.among(a.collection_id, collection_ids))
+        return alias_lists(self.conn.execute(q))
 
 
 class Tags(Repository):

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now
-from cairn.catalog._ttl import alive
-from cairn.core import LATEST, CollectionRecord
+from cairn.catalog._rows import collection_record
+from cairn.core import CollectionRecord
 from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
 
 _p, _c = s.projects.c, s.collections.c
@@ -86,56 +86,18 @@ class Collections(Repository):
     def records(
         self, project_id: int, type_name: str | None = None, name: str | None = None
     ) -> list[CollectionRecord]:
-        c, v = s.collections.c, s.versions.c
-        counts = (
-            select(
-                v.collection_id,
-                func.count().label("n"),
-                func.max(v.idx).label("latest_idx"),
-            )
-            .where(alive())
-            .group_by(v.collection_id)
-            .subquery()
-        )
-        q = (
-            select(
-                s.collections,
-                s.projects.c.entity,
-                s.projects.c.name.label("project"),
-                counts.c.n,
-                counts.c.latest_idx,
-            )
-            .join(s.projects, s.projects.c.id == c.project_id)
-            .outerjoin(counts, counts.c.collection_id == c.id)
-            .where(c.project_id == project_id)
-            .order_by(c.type, c.name)
-        )
+        c = s.collections.c
+        where = c.project_id == project_id
         if type_name is not None:
-            q = q.where(c.type == type_name)
+            where = and_(where, c.type == type_name)
         if name is not None:
-            q = q.where(c.name == name)
-        rows = list(self.conn.execute(q))
+            where = and_(where, c.name == name)
+        q = st.collection_records(where)
+        rows = list(self.conn.execute(q, {"now": now()}))
         latest = self.latest_versions({int(r.id): r.latest_idx for r in rows})
         ctags = self.tag_map([int(r.id) for r in rows])
         caliases = self.tx.aliases.by_collection([int(r.id) for r in rows])
-        return [
-            CollectionRecord(
-                id=int(r.id),
-                entity=r.entity,
-                project=r.project,
-                name=r.name,
-                type=r.type,
-                description=r.description,
-                version_count=int(r.n or 0),
-                latest_index=latest.get(int(r.id), (None, None))[0],
-                latest_size=latest.get(int(r.id), (None, None))[1],
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-                tags=tuple(ctags.get(int(r.id), ())),
-                aliases=tuple(caliases.get(int(r.id), ())),
-            )
-            for r in rows
-        ]
+        return [collection_record(dict(r._mapping), latest, ctags, caliases) for r in rows]
 
     def latest_versions(self, newest: Mapping[int, int | None]) -> dict[int, tuple[int, int]]:
         """Collection id -> (index, size) of the version ``:latest`` resolves to: the one with
@@ -143,21 +105,14 @@ class Collections(Repository):
         if not newest:
             return {}
         a, v = s.aliases.c, s.versions.c
-        q = (
-            select(a.collection_id, v.idx, v.size)
-            .join(s.versions, v.id == a.version_id)
-            .where(a.alias == LATEST, alive())
-            .where(self.tx.among(a.collection_id, list(newest)))
-        )
-        out = {int(r[0]): (int(r[1]), int(r[2])) for r in self.conn.execute(q)}
+        at = {"now": now()}
+        q = st.latest_aliased(self.tx.among(a.collection_id, list(newest)))
+        out = {int(r[0]): (int(r[1]), int(r[2])) for r in self.conn.execute(q, at)}
         rest = [(cid, idx) for cid, idx in newest.items() if cid not in out and idx is not None]
         if rest:
-            q = select(v.collection_id, v.idx, v.size).where(
-                self.tx.among(v.collection_id, [cid for cid, _ in rest]),
-                alive(),
-            )
+            q = st.alive_indexes(self.tx.among(v.collection_id, [cid for cid, _ in rest]))
             wanted = set(rest)
-            for r in self.conn.execute(q):
+            for r in self.conn.execute(q, at):
                 if (int(r[0]), r[1]) in wanted:
                     out[int(r[0])] = (int(r[1]), int(r[2]))
         return out
@@ -174,9 +129,9 @@ class Collections(Repository):
         if not collection_ids:
             return {}
         ct = s.collection_tags.c
-        q = select(ct.collection_id, ct.tag).where(self.tx.among(ct.collection_id, collection_ids))
+        q = st.collection_tags(self.tx.among(ct.collection_id, collection_ids))
         out: dict[int, list[str]] = {}
-        for cid, tag in self.conn.execute(q.order_by(ct.tag)):
+        for cid, tag in self.conn.execute(q):
             out.setdefault(int(cid), []).append(str(tag))
         return out
 

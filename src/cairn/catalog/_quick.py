@@ -5,8 +5,9 @@ answers the same question with ``sqlite3`` alone, and only from a catalog whose 
 newest this cairn knows (its ``alembic_version`` is the newest migration): anything else (no
 catalog yet, an older or a newer schema, a file SQLite cannot open) gets None, and the caller goes
 through ``Catalog``, which creates, upgrades or refuses with the usual messages. The queries are
-those of ``tx.collections.records``; ``tests/catalog/test_quick.py`` compares both on the same
-stores.
+those of ``tx.collections.records``, written once in ``_statements.py`` and run here as the SQL
+text generated from them (``_quick_sql.py``); ``tests/catalog/test_quick.py`` compares both on
+the same stores.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from cairn.core import COMMITTED, LATEST, CollectionRecord
+from cairn.catalog import _quick_sql as q
+from cairn.catalog._rows import alias_lists, collection_record
+from cairn.core import CollectionRecord
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations", "versions")
 _BATCH = 500  # SQLite host parameters per statement, well under its limit
-_ALIVE = "v.state = ? AND (v.expires_at IS NULL OR v.expires_at > ?)"  # _ttl.alive()
 
 
 def newest_revision() -> str:
@@ -68,90 +70,68 @@ def quick_collections(
         conn.close()
 
 
-def _chunks(ids: Sequence[int]) -> list[tuple[str, list[int]]]:
-    return [
-        (",".join("?" * len(ids[i : i + _BATCH])), list(ids[i : i + _BATCH]))
-        for i in range(0, len(ids), _BATCH)
-    ]
+def _among(sql: str, ids: Sequence[int]) -> list[tuple[str, dict[str, object]]]:
+    """``sql`` with its ``ids`` IN list filled in, in batches: (text, the ids' parameters)."""
+    out = []
+    for i in range(0, len(ids), _BATCH):
+        chunk = ids[i : i + _BATCH]
+        names = [f"ids_{n}" for n in range(len(chunk))]
+        text = sql.replace("__[POSTCOMPILE_ids]", ", ".join(f":{n}" for n in names))
+        out.append((text, dict[str, object](zip(names, chunk, strict=True))))
+    return out
 
 
 def _collections(
     conn: sqlite3.Connection, entity: str, project: str, type_name: str | None
 ) -> list[CollectionRecord]:
-    row = conn.execute(
-        "SELECT id FROM projects WHERE entity = ? AND name = ?", (entity, project)
-    ).fetchone()
+    row = conn.execute(q.PROJECT_ID, {"entity": entity, "name": project}).fetchone()
     if row is None:
         return []
     now = time.time()
-    where, params = "c.project_id = ?", [row[0]]
-    if type_name is not None:
-        where, params = where + " AND c.type = ?", [*params, type_name]
-    rows = conn.execute(
-        "SELECT c.id, c.name, c.type, c.description, c.created_at, c.updated_at, n.n, n.latest"
-        " FROM collections c LEFT JOIN (SELECT v.collection_id AS cid, count(*) AS n,"
-        f" max(v.idx) AS latest FROM versions v WHERE {_ALIVE} GROUP BY v.collection_id) n"
-        f" ON n.cid = c.id WHERE {where} ORDER BY c.type, c.name",
-        [COMMITTED, now, *params],
-    ).fetchall()
-    ids = [int(r[0]) for r in rows]
-    latest = _latest_versions(conn, {int(r[0]): r[7] for r in rows}, now)
+    params: dict[str, object] = {**_bound(q.COLLECTION_RECORDS_PARAMS), "now": now}
+    params["project_id"] = row[0]
+    if type_name is None:
+        sql, columns = q.COLLECTION_RECORDS, q.COLLECTION_RECORDS_COLUMNS
+    else:
+        sql, columns = q.COLLECTION_RECORDS_OF_TYPE, q.COLLECTION_RECORDS_OF_TYPE_COLUMNS
+        params = {**params, **_bound(q.COLLECTION_RECORDS_OF_TYPE_PARAMS), "type": type_name}
+    rows = [dict(zip(columns.split(","), r, strict=True)) for r in conn.execute(sql, params)]
+    ids = [int(r["id"]) for r in rows]
+    latest = _latest_versions(conn, {int(r["id"]): r["latest_idx"] for r in rows}, now)
     tags: dict[int, list[str]] = {}
-    aliases: dict[int, list[str]] = {}
-    for marks, chunk in _chunks(ids):
-        for cid, tag in conn.execute(
-            f"SELECT collection_id, tag FROM collection_tags WHERE collection_id IN ({marks})"
-            " ORDER BY tag",
-            chunk,
-        ):
+    aliases: list[tuple[int, str]] = []
+    for text, chunk in _among(q.COLLECTION_TAGS, ids):
+        for cid, tag in conn.execute(text, chunk):
             tags.setdefault(int(cid), []).append(str(tag))
-        for cid, alias in conn.execute(
-            f"SELECT collection_id, alias FROM aliases WHERE collection_id IN ({marks})", chunk
-        ):
-            aliases.setdefault(int(cid), []).append(str(alias))
-    for names in aliases.values():
-        names.sort(key=lambda n: (n != LATEST, n))
-    return [
-        CollectionRecord(
-            id=int(r[0]),
-            entity=entity,
-            project=project,
-            name=r[1],
-            type=r[2],
-            description=r[3],
-            version_count=int(r[6] or 0),
-            latest_index=latest.get(int(r[0]), (None, None))[0],
-            latest_size=latest.get(int(r[0]), (None, None))[1],
-            created_at=r[4],
-            updated_at=r[5],
-            tags=tuple(tags.get(int(r[0]), ())),
-            aliases=tuple(aliases.get(int(r[0]), ())),
-        )
-        for r in rows
-    ]
+    for text, chunk in _among(q.COLLECTION_ALIASES, ids):
+        aliases += conn.execute(text, chunk).fetchall()
+    by_collection = alias_lists(aliases)
+    return [collection_record(r, latest, tags, by_collection) for r in rows]
 
 
 def _latest_versions(
     conn: sqlite3.Connection, newest: dict[int, int | None], now: float
-) -> dict[int, tuple[int | None, int | None]]:
+) -> dict[int, tuple[int, int]]:
     """As ``tx.collections.latest_versions``: the version with the ``latest`` alias, else the newest."""
-    out: dict[int, tuple[int | None, int | None]] = {}
-    for marks, chunk in _chunks(list(newest)):
-        for cid, idx, size in conn.execute(
-            "SELECT a.collection_id, v.idx, v.size FROM aliases a"
-            f" JOIN versions v ON v.id = a.version_id WHERE a.alias = ? AND {_ALIVE}"
-            f" AND a.collection_id IN ({marks})",
-            [LATEST, COMMITTED, now, *chunk],
-        ):
+    out: dict[int, tuple[int, int]] = {}
+    at = {**_bound(q.LATEST_ALIASED_PARAMS), "now": now}
+    for text, chunk in _among(q.LATEST_ALIASED, list(newest)):
+        for cid, idx, size in conn.execute(text, {**at, **chunk}):
             out[int(cid)] = (int(idx), int(size))
     rest = [(cid, idx) for cid, idx in newest.items() if cid not in out and idx is not None]
     wanted = set(rest)
-    for marks, chunk in _chunks([cid for cid, _ in rest]):
-        for cid, idx, size in conn.execute(
-            f"SELECT v.collection_id, v.idx, v.size FROM versions v WHERE {_ALIVE}"
-            f" AND v.collection_id IN ({marks})",
-            [COMMITTED, now, *chunk],
-        ):
+    at = {**_bound(q.ALIVE_INDEXES_PARAMS), "now": now}
+    for text, chunk in _among(q.ALIVE_INDEXES, [cid for cid, _ in rest]):
+        for cid, idx, size in conn.execute(text, {**at, **chunk}):
             if (int(cid), idx) in wanted:
                 out[int(cid)] = (int(idx), int(size))
+    return out
+
+
+def _bound(params: str) -> dict[str, object]:
+    """What a statement binds itself (``_statements.quick_sql``'s ``_PARAMS``)."""
+    out: dict[str, object] = {}
+    for pair in params.split(","):
+        name, value = pair.split("=", 1)
+        out[name] = value
     return out

@@ -6,7 +6,7 @@ import SQLAlchemy."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.catalog._repository import to_json
@@ -14,6 +14,7 @@ from cairn.core import (
     COMMITTED,
     DELETED,
     LATEST,
+    CollectionRecord,
     RunRecord,
     VersionRecord,
     index_rows,
@@ -184,3 +185,40 @@ def version_record(r: Mapping[Any, Any], at: float) -> VersionRecord:
         ttl_seconds=None if r["ttl_seconds"] is None else float(r["ttl_seconds"]),
         source_version_id=r["source_version_id"],
     )
+
+
+def collection_record(
+    row: Mapping[str, Any],
+    latest: Mapping[int, tuple[int, int]],
+    tags: Mapping[int, list[str]],
+    aliases: Mapping[int, list[str]],
+) -> CollectionRecord:
+    """A row of ``_statements.collection_records`` as a record, with the version ``:latest``
+    resolves to (``latest``), the collection's tags and aliases, each by collection id."""
+    cid = int(row["id"])
+    index, size = latest.get(cid, (None, None))
+    return CollectionRecord(
+        id=cid,
+        entity=row["entity"],
+        project=row["project"],
+        name=row["name"],
+        type=row["type"],
+        description=row["description"],
+        version_count=int(row["n"] or 0),
+        latest_index=index,
+        latest_size=size,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        tags=tuple(tags.get(cid, ())),
+        aliases=tuple(aliases.get(cid, ())),
+    )
+
+
+def alias_lists(rows: Iterable[Any]) -> dict[int, list[str]]:
+    """(collection id, alias) rows as each collection's aliases, ``latest`` first, then by name."""
+    out: dict[int, list[str]] = {}
+    for cid, alias in rows:
+        out.setdefault(int(cid), []).append(str(alias))
+    for names in out.values():
+        names.sort(key=lambda n: (n != LATEST, n))
+    return out

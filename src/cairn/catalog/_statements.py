@@ -24,6 +24,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from cairn.catalog import _schema as s
 from cairn.catalog._rows import RUN_COLUMNS, VERSION_COLUMNS
 from cairn.catalog._ttl import alive
+from cairn.core import LATEST
 
 _p, _r, _c, _v = s.projects.c, s.runs.c, s.collections.c, s.versions.c
 
@@ -104,6 +105,63 @@ VERSION_WITH_DIGEST = (
 )
 
 
+def collection_records(where: Any) -> Select[Any]:
+    """The collections ``where`` selects with their project's names, and the count and newest
+    index of their versions alive at ``now`` (a parameter), by type and name."""
+    counts = (
+        select(_v.collection_id, func.count().label("n"), func.max(_v.idx).label("latest_idx"))
+        .where(alive(bindparam("now")))
+        .group_by(_v.collection_id)
+        .subquery()
+    )
+    return (
+        select(s.collections, _p.entity, _p.name.label("project"), counts.c.n, counts.c.latest_idx)
+        .join(s.projects, _p.id == _c.project_id)
+        .outerjoin(counts, counts.c.collection_id == _c.id)
+        .where(where)
+        .order_by(_c.type, _c.name)
+    )
+
+
+COLLECTION_RECORDS = collection_records(_c.project_id == bindparam("project_id"))
+COLLECTION_RECORDS_OF_TYPE = collection_records(
+    and_(_c.project_id == bindparam("project_id"), _c.type == bindparam("type"))
+)
+_ct, _a = s.collection_tags.c, s.aliases.c
+
+
+def collection_tags(among: Any) -> Select[Any]:
+    """(collection id, tag) of the collections ``among`` selects, by tag."""
+    return select(_ct.collection_id, _ct.tag).where(among).order_by(_ct.tag)
+
+
+def collection_aliases(among: Any) -> Select[Any]:
+    """(collection id, alias) of every alias in use in the collections ``among`` selects."""
+    return select(_a.collection_id, _a.alias).where(among)
+
+
+def latest_aliased(among: Any) -> Select[Any]:
+    """(collection id, index, size) of the version alive at ``now`` with the ``latest`` alias."""
+    return (
+        select(_a.collection_id, _v.idx, _v.size)
+        .join(s.versions, _v.id == _a.version_id)
+        .where(_a.alias == LATEST, alive(bindparam("now")), among)
+    )
+
+
+def alive_indexes(among: Any) -> Select[Any]:
+    """(collection id, index, size) of every version alive at ``now`` of these collections."""
+    return select(_v.collection_id, _v.idx, _v.size).where(among, alive(bindparam("now")))
+
+
+# The quick listing's IN lists: ``__[POSTCOMPILE_ids]`` in the text, one parameter per id there.
+_IDS: Any = bindparam("ids", expanding=True)
+COLLECTION_TAGS = collection_tags(_ct.collection_id.in_(_IDS))
+COLLECTION_ALIASES = collection_aliases(_a.collection_id.in_(_IDS))
+LATEST_ALIASED = latest_aliased(_a.collection_id.in_(_IDS))
+ALIVE_INDEXES = alive_indexes(_v.collection_id.in_(_IDS))
+
+
 def dialect_insert(dialect: str) -> Any:
     """The dialect's ``insert`` construct, which takes ``on_conflict_do_*``."""
     if dialect == "postgresql":
@@ -154,6 +212,12 @@ QUICK: dict[str, tuple[ClauseElement, tuple[str, ...] | None]] = {
     "ALIAS_ASSIGN": (alias_assign("sqlite"), ("collection_id", "alias", "version_id")),
     "TAG_ADD": (tag_add("sqlite"), ("version_id", "tag")),
     "LINEAGE_ADD": (lineage_add("sqlite"), ("version_id", "run_id", "role", "created_at")),
+    "COLLECTION_RECORDS": (COLLECTION_RECORDS, None),
+    "COLLECTION_RECORDS_OF_TYPE": (COLLECTION_RECORDS_OF_TYPE, None),
+    "COLLECTION_TAGS": (COLLECTION_TAGS, None),
+    "COLLECTION_ALIASES": (COLLECTION_ALIASES, None),
+    "LATEST_ALIASED": (LATEST_ALIASED, None),
+    "ALIVE_INDEXES": (ALIVE_INDEXES, None),
 }
 
 
