@@ -309,8 +309,9 @@ def _local_service(what: str, service: LocalService | None = None) -> LocalServi
             " check; for a server's store give --db and --store (or CAIRN_SERVER_DB and"
             " CAIRN_SERVER_STORE)"
         )
-    found = current_session(settings).service
-    assert isinstance(found, LocalService)
+    found = current_session(settings).embedded
+    if found is None:  # not reached: CAIRN_BASE_URL is refused above
+        raise UsageError(f"{what} works on an embedded store, and this session is not one")
     return found
 
 

@@ -29,13 +29,15 @@ class Session:
     """Settings, service, stat cache and page reader of one store."""
 
     def __init__(
-        self, settings: Settings, service: Service, local_blobs: LocalBlobStore | None = None
+        self, settings: Settings, service: Service, embedded: LocalService | None = None
     ) -> None:
-        """``local_blobs``: the embedded store's blob directory when ``service`` is that store
-        (``LocalService.local_blobs``): big jobs are staged into it by worker processes."""
+        """``embedded``: ``service`` again when it is the embedded store: its blob directory
+        (``LocalService.local_blobs``) takes big jobs staged by worker processes, and its
+        maintenance (gc, verify) runs here; None for a server or a wrapper around a store."""
         self.settings = settings
         self.service = service
-        self.local_blobs = local_blobs
+        self.embedded = embedded
+        self.local_blobs: LocalBlobStore | None = None if embedded is None else embedded.local_blobs
         self._stat_cache: StatCache | None = None
         self._reader: PageReader | None = None
         self._lock = threading.Lock()
@@ -114,7 +116,7 @@ def session_for(settings: Settings) -> Session:
                 )
             else:
                 local = open_embedded(settings.dir, settings)
-                session = Session(settings, local, local.local_blobs)
+                session = Session(settings, local, embedded=local)
             _sessions[key] = session
         return session
 
