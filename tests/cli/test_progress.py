@@ -201,3 +201,23 @@ def test_a_bar_moves_while_one_large_file_is_stored(tmp_path: pathlib.Path) -> N
         if 0 < float(done) < float(total)
     }
     assert len(partial) >= 3, drawn
+
+
+def test_progress_shows_as_the_settings_handed_down_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CAIRN_SILENT / CAIRN_PROGRESS* are read once into Settings; progress follows the settings
+    it is handed (W&B's ``silent`` too), not the environment at the time it starts."""
+    from cairn import Settings
+    from cairn.errors import ValidationError
+    from cairn.sdk._settings import progress_output
+
+    monkeypatch.setenv("CAIRN_PROGRESS", "plain")
+    monkeypatch.setenv("CAIRN_PROGRESS_SECONDS", "2")
+    read = Settings.from_env()
+    monkeypatch.setenv("CAIRN_PROGRESS", "off")
+    monkeypatch.setenv("CAIRN_SILENT", "true")
+    assert progress_output(read) == ("plain", 2.0)
+    assert progress_output(None) == (None, 0.0)  # a caller without settings reads them now
+    assert progress_output(read.replace(silent=True)) == (None, 0.0)
+    assert progress_output(Settings(silent=False, progress="plain")) == ("plain", 5.0)
+    with pytest.raises(ValidationError, match="CAIRN_PROGRESS_SECONDS"):
+        progress_output(Settings(progress="plain", progress_seconds="soon"))

@@ -69,8 +69,9 @@ def add_file(
         entry_name(name) if name is not None else os.path.basename(path)
     )
     directory, base = os.path.split(path)
-    with _progress.progress("adding", 1, st.st_size) as bar:
-        staged = art._stage().stage([(directory, base, st)], link=link)[0]
+    stager = art._stage()
+    with _progress.progress("adding", 1, st.st_size, settings=stager.settings) as bar:
+        staged = stager.stage([(directory, base, st)], link=link)[0]
         bar.advance(1, st.st_size)
     if is_tmp:
         head, _, tail = entry_path.rpartition("/")

@@ -8,6 +8,7 @@ thin layer over these.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,13 @@ from cairn.sdk._resolver import NameResolver
 from cairn.sdk._session import current_service, current_session
 from cairn.sdk._settings import Settings
 from cairn.sdk._values import Policy, link_target
-from cairn.service import DEFAULT_GRACE_SECONDS, GcReport, LocalService, VerifyReport
+from cairn.service import (
+    DEFAULT_GRACE_SECONDS,
+    GcReport,
+    LocalService,
+    ProgressFactory,
+    VerifyReport,
+)
 
 
 def version_json(rec: VersionRecord) -> dict[str, Any]:
@@ -326,7 +333,7 @@ def collect_garbage(
     if grace_seconds < 0:
         raise ValidationError(f"the grace period must be zero or more, got {grace_seconds}")
     return _local_service("cairn gc", service).collect_garbage(
-        grace_seconds=grace_seconds, dry_run=dry_run, progress=_progress.progress
+        grace_seconds=grace_seconds, dry_run=dry_run, progress=_progress_of(Settings.from_env())
     )
 
 
@@ -361,4 +368,9 @@ def verify_store(
             else:
                 versions = [service.resolve(entity, project, name, label)]
         versions = [v for v in versions if v.state == COMMITTED]
-    return service.verify(versions, progress=_progress.progress)
+    return service.verify(versions, progress=_progress_of(Settings.from_env()))
+
+
+def _progress_of(settings: Settings) -> ProgressFactory:
+    """``_progress.progress`` showing as ``settings`` say."""
+    return functools.partial(_progress.progress, settings=settings)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairn.core import Advance, format_size, listening
-from cairn.sdk._settings import progress_output
+from cairn.sdk._settings import Settings, progress_output
 
 MIN_FILES = 200
 MIN_BYTES = 64 << 20
@@ -211,10 +211,13 @@ def progress(
     total_files: int | None = None,
     total_bytes: int | None = None,
     unit: str = "files",
+    *,
+    settings: Settings | None = None,
 ) -> Iterator[Progress]:
     """A Progress that shows itself (see the module's docstring) if the work is large or takes
-    a while; while it is open it hears every blob's bytes as they move."""
-    output, seconds = progress_output()
+    a while; while it is open it hears every blob's bytes as they move. ``settings``: those of
+    the caller's session (None: read from the environment)."""
+    output, seconds = progress_output(settings)
     bar = Progress(description, total_files, total_bytes, unit, output, seconds)
     if output == "bar" and ((total_files or 0) >= MIN_FILES or (total_bytes or 0) >= MIN_BYTES):
         with bar._lock:

@@ -103,7 +103,7 @@ def _add_walked(
     logical = [p for _, _, _, p in head]
     del head
     total = sum(st.st_size for _, _, st in files)
-    with _progress.progress("hashing", len(files), total) as bar:
+    with _progress.progress("hashing", len(files), total, settings=stager.settings) as bar:
         staged = stager.stage(files, link=link, on_progress=bar.advance)
     stager.release_workers()
     entries = [
@@ -137,7 +137,7 @@ def _add_stream(
     builder = TreeBuilder(stager.stage_page)
     chunk = head
     count = size = 0
-    with _progress.progress("hashing", None, None) as bar:
+    with _progress.progress("hashing", None, None, settings=stager.settings) as bar:
         for group in rest:
             chunk.extend(group)
             stager.read_ahead([(d, n, st) for d, n, st, _ in group], link=link)

@@ -9,6 +9,7 @@ again from the environment below the call that opened it.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from typing import TYPE_CHECKING
@@ -70,7 +71,15 @@ class Session:
             self.stat_cache,
             workers=self.settings.stage_workers,
             local_blobs=self.local_blobs,
+            settings=self.settings,
         )
+
+    def under(self, settings: Settings) -> Session:
+        """This store under other settings (the same service, stat cache and lock): what an
+        entry point that read other settings (the environment changed, a run's own) works in."""
+        view = copy.copy(self)
+        view.settings = settings
+        return view
 
     def over(self, service: Service) -> Session:
         """These settings over another service (a wrapper around this one, say)."""
@@ -118,6 +127,10 @@ def session_for(settings: Settings) -> Session:
                 local = open_embedded(settings.dir, settings)
                 session = Session(settings, local, embedded=local)
             _sessions[key] = session
+        elif session.settings != settings:
+            # The environment changed since (one process, several commands), or a run's own
+            # settings: the same store, under the newest settings from now on.
+            session = _sessions[key] = session.under(settings)
         return session
 
 

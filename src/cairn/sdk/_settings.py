@@ -77,19 +77,20 @@ def parse_stage_workers(value: object) -> int | None:
 PROGRESS_MODES = ("auto", "plain", "off")
 
 
-def progress_output() -> tuple[str | None, float]:
-    """How long work shows progress: ``"bar"`` (a terminal, ``CAIRN_PROGRESS=auto``),
-    ``"plain"`` (a line every ``CAIRN_PROGRESS_SECONDS``, for CI logs) or None (silent, or no
-    terminal), and the seconds between two lines."""
-    if is_true(env_value("CAIRN_SILENT", "WANDB_SILENT")):
-        return None, 0.0
-    mode = (env_value("CAIRN_PROGRESS") or "auto").lower()
+def parse_progress(value: object) -> str:
+    """``CAIRN_PROGRESS``: ``auto`` (unset), ``plain`` or ``off``."""
+    mode = str(value or "auto").lower()
     if mode not in PROGRESS_MODES:
         raise ValidationError(
             f"invalid CAIRN_PROGRESS {mode!r}: use 'auto' (a bar on a terminal), 'plain' (a line"
             " every few seconds, for logs) or 'off'"
         )
-    raw = env_value("CAIRN_PROGRESS_SECONDS") or "5"
+    return mode
+
+
+def parse_progress_seconds(value: object) -> float:
+    """``CAIRN_PROGRESS_SECONDS``: seconds between two plain lines (0 or more; unset: 5)."""
+    raw = "5" if value is None or value == "" else str(value)
     try:
         seconds = float(raw)
     except ValueError:
@@ -98,6 +99,19 @@ def progress_output() -> tuple[str | None, float]:
         raise ValidationError(
             f"invalid CAIRN_PROGRESS_SECONDS {raw!r}: give a number of seconds (0 or more)"
         )
+    return seconds
+
+
+def progress_output(settings: Settings | None) -> tuple[str | None, float]:
+    """How long work shows progress: ``"bar"`` (a terminal, ``CAIRN_PROGRESS=auto``),
+    ``"plain"`` (a line every ``CAIRN_PROGRESS_SECONDS``, for CI logs) or None (silent, W&B's
+    ``silent`` too, or no terminal), and the seconds between two lines. ``settings``: those the
+    caller was handed (None: a caller without any, which reads the environment now)."""
+    if settings is None:
+        settings = Settings.from_env()
+    if settings.silent:
+        return None, 0.0
+    mode, seconds = settings.progress, settings.progress_seconds
     if mode == "plain":
         return "plain", seconds
     if mode == "auto" and sys.stderr.isatty():
@@ -173,6 +187,8 @@ class Settings:
             transfer_threads=env_value("CAIRN_TRANSFER_THREADS"),
             stage_workers=env_value("CAIRN_STAGE_WORKERS"),
             allow_network_fs=is_true(env_value("CAIRN_ALLOW_NETWORK_FS")),
+            progress=env_value("CAIRN_PROGRESS"),
+            progress_seconds=env_value("CAIRN_PROGRESS_SECONDS"),
         )
 
     def _get(self, name: str) -> Any:
@@ -264,6 +280,17 @@ class Settings:
         """Whether an embedded store may live on a network or FUSE file system
         (``CAIRN_ALLOW_NETWORK_FS``)."""
         return bool(self._get("allow_network_fs"))
+
+    @property
+    def progress(self) -> str:
+        """How progress shows (``CAIRN_PROGRESS``): ``auto``, ``plain`` or ``off``; checked
+        when progress starts (``progress_output``)."""
+        return parse_progress(self._get("progress"))
+
+    @property
+    def progress_seconds(self) -> float:
+        """Seconds between two plain progress lines (``CAIRN_PROGRESS_SECONDS``; 5)."""
+        return parse_progress_seconds(self._get("progress_seconds"))
 
     # -- W&B's interface ------------------------------------------------------------------------
 

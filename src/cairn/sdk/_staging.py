@@ -20,6 +20,7 @@ from cairn.core import PageReader, digest_bytes
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._read_ahead import CHUNK_BYTES, CHUNK_FILES, ReadAhead
+from cairn.sdk._settings import Settings
 from cairn.sdk._stage_pool import StagePool, changed_while_reading, default_workers, read_whole
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.service import CommitResult, Service
@@ -75,11 +76,14 @@ class Stager:
         *,
         workers: int | None = None,
         local_blobs: LocalBlobStore | None = None,
+        settings: Settings | None = None,
     ) -> None:
         """``workers``: processes that stage a big job, this one included (the settings'
         ``CAIRN_STAGE_WORKERS``; 1: this process does it all; None: not chosen, one per core for
         small files), into ``local_blobs``, the embedded store's blob directory
-        (``LocalService.local_blobs``; None: no workers)."""
+        (``LocalService.local_blobs``; None: no workers). ``settings``: the session's, for how
+        progress shows (None: read from the environment when it starts)."""
+        self.settings = settings
         self._service = service
         self._local_blobs = local_blobs
         self._cache = stat_cache
@@ -375,7 +379,7 @@ class Stager:
         batch: list[tuple[str, bytes]] = []
         size = 0
         from_trees = self._tree_sources({d for d in digests if d not in self._sources})
-        with _progress.progress("storing", len(digests), None) as bar:
+        with _progress.progress("storing", len(digests), None, settings=self.settings) as bar:
             for digest in digests:
                 source = self._sources.get(digest) or from_trees.get(digest)
                 if source is None:
