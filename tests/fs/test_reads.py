@@ -157,26 +157,44 @@ def test_ls_of_one_directory_reads_few_pages(counter: CountingService) -> None:
 
 def test_one_handle_read_by_many_threads_gives_each_its_own_bytes(fs: CairnFileSystem) -> None:
     """DuckDB reads one handle from all of its threads, each a seek then a read: each thread's
-    read returns the bytes at its own seek, whatever the others do meanwhile."""
+    read returns the bytes at its own seek, whatever the others do meanwhile. First in lockstep
+    (every thread seeks before any reads: one position shared by the threads fails every round),
+    then free-running with threads switching between any two steps (as under load)."""
     data = os.urandom(3 << 20)  # ranged reads through the read-ahead cache, not one whole read
     log_files("shared", {"blob.bin": data})
     wrong: list[tuple[int, int]] = []
+    threads_n, rounds = 8, 12
+    step = threading.Barrier(threads_n)
+    phase = threading.Barrier(threads_n + 1)  # the test's thread switches the interval between
     with fs.open("proj/shared:latest/blob.bin", block_size=64 << 10) as f:
+
+        def read_at(rnd: random.Random, lockstep: bool) -> None:
+            at, n = rnd.randrange(len(data)), rnd.randrange(1, 200_000)
+            f.seek(at)
+            if lockstep:
+                step.wait()
+            if f.read(n) != data[at : at + n]:
+                wrong.append((at, n))
+            if lockstep:
+                step.wait()
 
         def reader(seed: int) -> None:
             rnd = random.Random(seed)
-            for _ in range(150):
-                at, n = rnd.randrange(len(data)), rnd.randrange(1, 200_000)
-                f.seek(at)
-                if f.read(n) != data[at : at + n]:
-                    wrong.append((at, n))
+            for _ in range(rounds):
+                read_at(rnd, True)
+            phase.wait()
+            phase.wait()
+            for _ in range(rounds):
+                read_at(rnd, False)
 
-        threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(threads_n)]
+        for t in threads:
+            t.start()
+        phase.wait()
         interval = sys.getswitchinterval()
-        sys.setswitchinterval(1e-6)  # threads switch between any two steps, as under load
+        sys.setswitchinterval(1e-6)
         try:
-            for t in threads:
-                t.start()
+            phase.wait()
             for t in threads:
                 t.join()
         finally:

@@ -391,14 +391,14 @@ def download_contents(
     else:
         entries = iter(contents)
         count, total = len(contents), contents.size
-    with _progress.progress("downloading", count, total) as bar:
+    with _progress.progress("downloading", count, total, settings=session.settings) as bar:
         _downloader(session, root, allow_missing_references, bar).fetch_all(entries)
     return root
 
 
 def download_entry(session: Session, entry: ManifestEntry, root: str) -> str:
     """Write one entry under ``root``; returns its path."""
-    with _progress.progress("downloading", 1, entry.size) as bar:
+    with _progress.progress("downloading", 1, entry.size, settings=session.settings) as bar:
         return _downloader(session, root, False, bar).fetch(entry)
 
 

@@ -36,6 +36,7 @@ import datetime
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 
 from cairn.errors import (
     ValidationError,
@@ -137,7 +138,9 @@ def sync(
     try:
         dst = open_store(destination, destination_key, settings)
         try:
-            return sync_stores(src, dst, options)
+            return sync_stores(
+                src, dst, options, progress=partial(_progress.progress, settings=settings)
+            )
         finally:
             dst.close()
     finally:
