@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from filelock import FileLock
 
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.service import CommitRequest, HttpService
@@ -156,9 +158,24 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Logged:
     read-only by this module's tests (for the session: a worker of pytest-xdist may run other
     modules' tests between them, which would make a module fixture again). Left to pytest's
     clean-up of old temporary directories: deleting 200,000 files costs as much as making them."""
-    base = tmp_path_factory.mktemp("scale-100k")
+    # pytest-xdist may run this module's tests on both workers: the first to come makes the
+    # tree and its store in the run's directory shared by the workers, the other waits for it
+    # (under a file lock) and reads the same store.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    base = shared / "scale-100k"
+    made = base / "logged.json"
     tree = base / "tree"
-    _make_tree(tree)
+    with FileLock(str(shared / "scale-100k.lock")):
+        return _logged(base, tree, made)
+
+
+def _logged(base: Path, tree: Path, made: Path) -> Logged:
+    if not made.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir()
+        _make_tree(tree)
     env = {
         **os.environ,
         "CAIRN_DIR": str(base / "store"),
@@ -167,8 +184,12 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Logged:
     }
     for var in ("CAIRN_BASE_URL", "CAIRN_API_KEY"):
         env.pop(var, None)
+    if made.exists():
+        floor, peak, count, digest = json.loads(made.read_text())
+        return Logged(base, tree, env, floor, peak, count, digest)
     floor, _ = _step("base", "", env)
     peak, result = _step("log", str(tree), env)
+    made.write_text(json.dumps([floor, peak, int(result["count"]), str(result["digest"])]))
     return Logged(base, tree, env, floor, peak, int(result["count"]), str(result["digest"]))
 
 
