@@ -9,8 +9,8 @@ from tests._forked import run_workers
 SCRIPT = """
 import atexit, os, sys, threading
 atexit.register(lambda: print("atexit", flush=True))
+print(__name__, os.getpid(), os.environ["WHO"], *sys.argv, flush=True)  # before the thread's line
 threading.Thread(target=lambda: print("thread", flush=True)).start()
-print(__name__, os.getpid(), os.environ["WHO"], *sys.argv)
 if sys.argv[1] == "fail":
     raise ValueError("worker failed")
 if sys.argv[1] == "exit":
