@@ -98,12 +98,16 @@ def _images(work: str) -> str:
 
 
 def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
-    """Fill the store under ``root``; returns names the tests look for."""
+    """Fill the store under ``root``; returns names the tests look for. Every run has a fixed id:
+    a random one (8 of [a-z0-9]) holds a word a test searches for in about one store of a
+    thousand ("xss" in a run id of project mnist once showed results where a test expects none)."""
     work = os.path.join(root, "work")
     os.makedirs(work, exist_ok=True)
     data = _images(work)
     with cairn_environment(root):
-        with cairn.init(project="mnist", job_type="prepare", name="prepare-data") as run:
+        with cairn.init(
+            project="mnist", job_type="prepare", name="prepare-data", id="prep0001"
+        ) as run:
             art = cairn.Artifact(
                 "mnist-images",
                 type="dataset",
@@ -118,7 +122,7 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
             art.add_file(os.path.join(data, "labels.csv"))
             art.add_file(os.path.join(data, "README.md"))
             run.log_artifact(art, aliases=["raw"])
-        with cairn.init(project="mnist", job_type="clean", name="clean-data") as run:
+        with cairn.init(project="mnist", job_type="clean", name="clean-data", id="clean001") as run:
             draft = run.use_artifact("mnist-images:raw").new_draft()
             draft.remove("images/test/")
             fixed = _write(
@@ -130,7 +134,9 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
             draft.metadata["cleaned"] = True
             run.log_artifact(draft, aliases=["clean"])
         config = {"lr": 0.001, "epochs": 12, "optimizer": "adam", "layers": [32, 64, 10]}
-        with cairn.init(project="mnist", job_type="train", name="train-cnn", config=config) as run:
+        with cairn.init(
+            project="mnist", job_type="train", name="train-cnn", config=config, id="train001"
+        ) as run:
             run.use_artifact("mnist-images:clean")
             model = cairn.Artifact("cnn-model", type="model", metadata={"accuracy": 0.987})
             model.add_file(
@@ -141,7 +147,9 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
                 run.log({"loss": 2.0 / (epoch + 1), "accuracy": 0.5 + epoch * 0.04})
             run.summary["best_accuracy"] = 0.987
             run.log_artifact(model, aliases=["best"])
-        with cairn.init(project="mnist", job_type="evaluate", name="evaluate-cnn") as run:
+        with cairn.init(
+            project="mnist", job_type="evaluate", name="evaluate-cnn", id="eval0001"
+        ) as run:
             run.use_artifact("cnn-model:best")
             results = cairn.Artifact("eval-results", type="evaluation")
             table = cairn.Table(columns=["image", "label", "prediction", "score"])
@@ -154,7 +162,11 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
             run.log_artifact(results)
         for shard in range(3):
             with cairn.init(
-                project="mnist", job_type="score", group="eval-42", name=f"score-{shard}"
+                project="mnist",
+                job_type="score",
+                group="eval-42",
+                name=f"score-{shard}",
+                id=f"score00{shard}",
             ) as run:
                 part = cairn.Artifact("predictions", type="evaluation")
                 part.add_file(
@@ -167,7 +179,7 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
         # A second model and its evaluation: metadata, JSON and Table diffs between versions.
         config2 = {**config, "lr": 0.0005, "epochs": 20}
         with cairn.init(
-            project="mnist", job_type="train", name="finetune-cnn", config=config2
+            project="mnist", job_type="train", name="finetune-cnn", config=config2, id="tune0001"
         ) as run:
             run.use_artifact("mnist-images:clean")
             model = cairn.Artifact(
@@ -182,7 +194,9 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
                 name="config.json",
             )
             run.log_artifact(model, tags=["nightly"])
-        with cairn.init(project="mnist", job_type="evaluate", name="evaluate-cnn-2") as run:
+        with cairn.init(
+            project="mnist", job_type="evaluate", name="evaluate-cnn-2", id="eval0002"
+        ) as run:
             run.use_artifact("cnn-model:v1")
             results = cairn.Artifact("eval-results", type="evaluation")
             table = cairn.Table(columns=["image", "label", "prediction", "score"])
@@ -200,6 +214,7 @@ def fill(root: str, *, malicious: bool = True) -> dict[str, str]:
         if malicious:
             with cairn.init(
                 project="sandbox",
+                id="evil0001",
                 job_type=MALICIOUS,
                 name=f"run {MALICIOUS}",
                 config={MALICIOUS: MALICIOUS},
