@@ -113,3 +113,79 @@ def test_streamed_files_are_stored_again_if_the_store_lost_them(
     art.checkout(out)
     assert not os.path.exists(os.path.join(out, "stray.txt"))
     art.verify(out)
+
+
+def _draft_with_dir(tree: str, extra: pathlib.Path, **kw: bool) -> cairn.Artifact:
+    """A draft of v0 (a.txt and data/b/1.txt) that removes a.txt, adds new.txt, then adds the
+    tree under data/."""
+    draft = cairn.Api(overrides={"project": "p"}).artifact("ds:v0").new_draft()
+    draft.remove("a.txt")
+    draft.add_file(str(extra), name="new.txt")
+    draft.add_dir(tree, name="data", **kw)
+    return draft
+
+
+def test_a_draft_streams_a_large_directory_onto_its_base(
+    tree: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A draft adding a large directory: the directory's entries merged with the base version's
+    and the draft's changes into manifest pages (never one list of changes); the version logged
+    is the one the in-memory path builds, and the base version stays its base."""
+    extra = tmp_path / "extra.txt"
+    extra.write_text("extra")
+    kept = tmp_path / "kept.txt"
+    kept.write_text("kept")
+    v0 = cairn.Artifact("ds", "dataset")
+    v0.add_file(str(extra), name="a.txt")
+    v0.add_file(str(kept), name="data/b/1.txt")  # other content than the tree's b/1.txt
+    v0.add_file(str(kept), name="data/zz/kept.txt")  # under the directory, not in the tree
+    _log(v0)
+    listed = _draft_with_dir(tree, extra, merge=True)
+    assert not listed._contents.local_base  # below the threshold: the in-memory path
+    monkeypatch.setattr(scan_module, "STREAM_THRESHOLD", 2)
+    monkeypatch.setattr(scan_module, "STREAM_CHUNK", 3)
+    with pytest.raises(cairn.errors.ValidationError, match=r"data/b/1\.txt"):
+        _draft_with_dir(tree, extra)  # replacing other content needs merge=True
+    draft = _draft_with_dir(tree, extra, merge=True)
+    assert draft._contents.local_base and not draft._contents.changed  # it streamed
+    expected = sorted(["new.txt", "data/zz/kept.txt", *("data/" + p for p in FILES)])
+    assert sorted(draft.manifest.entries) == expected
+    assert draft.digest == listed.digest
+    entries = draft.manifest.entries
+    assert entries["data/b/1.txt"].local_path == os.path.join(tree, "b", "1.txt")
+    assert entries["data/zz/kept.txt"].local_path is None  # the base's, not in the tree
+    draft.add_file(str(kept), name="top.txt")  # a change on top of the streamed manifest
+    listed.add_file(str(kept), name="top.txt")
+    assert draft.digest == listed.digest
+    _log(draft)
+    assert draft.version == "v1" and draft.digest == listed.digest
+    got = cairn.Api(overrides={"project": "p"}).artifact("ds:v1")
+    assert got._record is not None and got._record.base_version_id == v0.id
+    assert sorted(got.manifest.entries) == sorted([*expected, "top.txt"])
+    out = got.download(str(tmp_path / "out"))
+    assert pathlib.Path(out, "data", "b", "1.txt").read_text() == "one"
+    assert pathlib.Path(out, "data", "zz", "kept.txt").read_text() == "kept"
+    got.verify(out)
+
+
+@pytest.mark.usefixtures("streaming")
+def test_an_upsert_of_a_draft_with_a_streamed_directory_sends_its_difference(
+    tree: str, tmp_path: pathlib.Path
+) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("extra")
+    v0 = cairn.Artifact("ds", "dataset")
+    v0.add_file(str(extra), name="a.txt")
+    v0.add_file(str(extra), name="gone.txt")
+    _log(v0)
+    draft = cairn.Api(overrides={"project": "p"}).artifact("ds:v0").new_draft()
+    draft.remove("gone.txt")
+    draft.add_dir(tree, name="data")
+    changes = draft._contents.all_changes()
+    assert changes == sorted(
+        [("gone.txt", None), *((f"data/{p}", draft._contents.get(f"data/{p}")) for p in FILES)]
+    )
+    with cairn.init(project="p") as run:
+        run.finish_artifact(draft, distributed_id="d")
+    got = cairn.Api(overrides={"project": "p"}).artifact("ds:latest")
+    assert sorted(got.manifest.entries) == sorted(["a.txt", *("data/" + p for p in FILES)])

@@ -108,7 +108,7 @@ def add_dir(
         reader=art._sess().reader,
         link=link,
         merge=merge,
-        may_stream=art._contents.empty_new and not art._incremental,
+        may_stream=not art._incremental,
         tree=tree,
     )
     art._tree = tree

@@ -308,13 +308,15 @@ class Artifact(ArtifactLineage, ArtifactReading):
         """The version digest: the root digest of the manifest (equal content, equal digest)."""
         if self._record is not None and self._record.digest is not None:
             return self._record.digest
-        if self._base is not None and not self._contents.changed:
-            assert self._base.digest is not None
-            return self._base.digest
         if self._contents.local_base and not self._contents.changed:
             assert self._contents.root is not None
             return self._contents.root
-        base_root = self._base.digest if self._base is not None else self._contents.root
+        if self._base is not None and not self._contents.changed:
+            assert self._base.digest is not None
+            return self._base.digest
+        base_root = self._contents.root
+        if self._base is not None and not self._contents.local_base:
+            base_root = self._base.digest
         if base_root is not None:
             from cairn.core import update_tree
 

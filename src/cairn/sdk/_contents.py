@@ -5,9 +5,11 @@ goes through the changes first, then the base's pages, loaded only when a path f
 draft of a million-entry version costs nothing until it is read, and committing it sends only the
 changes.
 
-A large directory added to a new artifact becomes a *local base*: its manifest pages are written
-to the store as the directory is walked (never held whole), and the commit names that manifest
-(``CommitRequest.manifest``) with any later changes on top, exactly like a draft's base.
+A large directory added to an artifact becomes a *local base*: the directory's entries merged in
+path order with the artifact's entries so far (a draft's base version and its changes) go into
+manifest pages written to the store as the directory is walked (never held whole), and the commit
+names that manifest (``CommitRequest.manifest``) with any later changes on top; a draft's base
+version stays its base (lineage, diffs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Contents:
         self._base_count = base_count
         self._base_size = base_size
         self.local_base = False  # the base is a manifest written by this artifact, not a version
+        self._version_root: str | None = None  # a local base's draft version (its root)
         self.overlay: dict[str, ManifestEntry] = {}
         self.removed: set[str] = set()
         # Counts kept up to date on every change, so len() never reads a page.
@@ -52,10 +55,15 @@ class Contents:
         return self._root
 
     def set_local_base(self, reader: PageReader, root: str, count: int, size: int) -> None:
-        """Make the manifest at ``root`` (written to the store by this artifact) the base."""
-        assert self.empty_new
+        """Make the manifest at ``root`` (written to the store by this artifact, holding every
+        entry these contents had and more) the base: the changes so far are in it."""
+        if not self.local_base:
+            self._version_root = self._root
         self._reader, self._root = reader, root
         self._base_count, self._base_size = count, size
+        self.overlay = {}
+        self.removed = set()
+        self._delta_count = self._delta_size = 0
         self.local_base = True
         self.generation += 1
 
@@ -154,7 +162,28 @@ class Contents:
         return out
 
     def all_changes(self) -> list[Change]:
-        """Changes that build these contents from nothing (a local base is sent whole)."""
+        """Changes that build these contents from the draft's base version (from nothing for a
+        new artifact): a local base is sent whole, or as its difference from the version."""
         if not self.local_base:
             return self.changes()
-        return [(e.path, e) for e in self]
+        if self._version_root is None:
+            return [(e.path, e) for e in self]
+        assert self._reader is not None
+        return list(_difference(self._reader.iter_from(self._version_root, ""), iter(self)))
+
+
+def _difference(old: Iterator[ManifestEntry], new: Iterator[ManifestEntry]) -> Iterator[Change]:
+    """The changes that turn ``old`` into ``new`` (both in path order), in path order."""
+    a, b = next(old, None), next(new, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.path < b.path):
+            assert a is not None
+            yield a.path, None
+            a = next(old, None)
+        elif a is None or b.path < a.path:
+            yield b.path, b
+            b = next(new, None)
+        else:
+            if a != b:
+                yield b.path, b
+            a, b = next(old, None), next(new, None)

@@ -3,8 +3,8 @@
 ``add_directory`` walks a directory in entry-path order (one stat per file, no global sort), hands
 the files to the stager (``_staging.Stager``: each file read and hashed once, its blob stored) and
 puts their entries into the artifact's contents. A directory of more than ``STREAM_THRESHOLD``
-files added to a new artifact goes into manifest pages as it is walked instead, so memory does not
-grow with the number of files. ``merge_local`` walks a directory beside a manifest (``checkout``,
+files goes into manifest pages as it is walked instead, merged in path order with the artifact's
+entries so far (a draft's too), so memory does not grow with the number of files. ``merge_local`` walks a directory beside a manifest (``checkout``,
 ``verify``). ``LocalPaths`` remembers which local file each entry came from (``local_path``).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat as _stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from cairn.core import ManifestEntry, PageReader, TreeBuilder, entry_path_problem
@@ -24,7 +24,7 @@ from cairn.sdk._staging import POOL_FILES, Stager
 if TYPE_CHECKING:
     from cairn.sdk._trees import TreeAdd
 
-# add_directory of more files than this into a new artifact streams (see _add_stream)
+# add_directory of more files than this streams (see _add_stream)
 STREAM_THRESHOLD = 50_000
 STREAM_CHUNK = 5_000
 
@@ -47,8 +47,8 @@ def add_directory(
     """Add every regular file below ``root`` to ``contents`` as ``prefix + relative path``.
 
     ``merge`` replaces paths already there with other content (else ``ValidationError``);
-    ``may_stream`` says the contents are a new artifact's first files, so a large directory may
-    become their base (a manifest written to the store through ``stager``, read by ``reader``).
+    ``may_stream`` says a large directory may become the contents' base: a manifest of their
+    entries and the directory's, written to the store through ``stager``, read by ``reader``.
     ``tree`` (a new artifact's only ``add_dir``) adds the directory again from its tree record
     when it has one (``_trees.py``: unchanged directories cost a stat), and fingerprints the
     walk otherwise.
@@ -96,7 +96,10 @@ def _add_walked(
             stager.expect([(d, n, st) for d, n, st, _ in head], link=link)
             expected = True
         if may_stream and len(head) > STREAM_THRESHOLD:
-            _add_stream(root, prefix, contents, local_paths, stager, reader, link, head, walk)
+            beside = _Beside(iter(contents), merge)
+            _add_stream(
+                root, prefix, contents, local_paths, stager, reader, link, head, walk, beside
+            )
             return
     head.sort(key=lambda f: f[3])  # already sorted, unless the walk met a symlink cycle
     files = [(d, n, st) for d, n, st, _ in head]
@@ -128,40 +131,76 @@ def _add_stream(
     link: bool,
     head: list[LocalFileAt],
     rest: Iterator[list[LocalFileAt]],
+    beside: _Beside,
 ) -> None:
-    """``add_directory`` of a large directory into a new artifact, as a stream: files are staged
-    a chunk at a time and their entries go straight into manifest pages written to the store, so
-    memory does not grow with the number of files. The manifest becomes the contents' base (a
-    local one); the commit names it. The steps run one after another per chunk (walk, stat-cache
-    lookup, read and hash, store, page): the hashing step is where more cores would fan out."""
+    """``add_directory`` of a large directory, as a stream: files are staged a chunk at a time
+    and their entries, merged in path order with the contents' entries so far (``beside``), go
+    straight into manifest pages written to the store, so memory does not grow with the number
+    of files. The manifest becomes the contents' base (a local one); the commit names it. The
+    steps run one after another per chunk (walk, stat-cache lookup, read and hash, store, page)."""
     builder = TreeBuilder(stager.stage_page)
     chunk = head
-    count = size = 0
     with _progress.progress("hashing", None, None, settings=stager.settings) as bar:
         for group in rest:
             chunk.extend(group)
             stager.read_ahead([(d, n, st) for d, n, st, _ in group], link=link)
             if len(chunk) >= STREAM_CHUNK:
-                size += _stage_chunk(stager, builder, chunk, link, bar.advance)
-                count += len(chunk)
+                _stage_chunk(stager, builder, beside, chunk, link, bar.advance)
                 chunk = []
         if chunk:
-            size += _stage_chunk(stager, builder, chunk, link, bar.advance)
-            count += len(chunk)
+            _stage_chunk(stager, builder, beside, chunk, link, bar.advance)
+    builder.extend(beside.rest())
     ref = builder.finish()
     stager.flush()  # the pages are read back from the store from now on
-    contents.set_local_base(reader, ref.digest, count, size)
+    merged = len(contents) > 0
+    contents.set_local_base(reader, ref.digest, ref.entry_count, ref.size)
     stager.add_tree(ref.digest, root, prefix)
-    local_paths.add_tree(prefix, root)
+    local_paths.add_tree(prefix, root, merged=merged)
+
+
+class _Beside:
+    """The contents' entries so far (in path order), put into a streamed directory's manifest
+    beside the walked ones: a walked file replaces the entry at its path (with other content
+    only when ``merge``), every other entry stays."""
+
+    def __init__(self, entries: Iterator[ManifestEntry], merge: bool) -> None:
+        self._entries = entries
+        self._next = next(entries, None)
+        self._merge = merge
+
+    def around(self, walked: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]:
+        """``walked`` with the entries before each of them, in path order."""
+        for e in walked:
+            here = self._next
+            while here is not None and here.path < e.path:
+                yield here
+                here = next(self._entries, None)
+            if here is not None and here.path == e.path:
+                if not self._merge and not here.same_content(e):
+                    raise ValidationError(
+                        f"Cannot add the same path twice: {e.path!r} is already in the artifact"
+                        " with other content; pass merge=True to replace changed files"
+                    )
+                here = next(self._entries, None)
+            self._next = here
+            yield e
+
+    def rest(self) -> Iterator[ManifestEntry]:
+        """The entries after the last walked one."""
+        here, self._next = self._next, None
+        if here is not None:
+            yield here
+            yield from self._entries
 
 
 def _stage_chunk(
     stager: Stager,
     builder: TreeBuilder,
+    beside: _Beside,
     chunk: list[LocalFileAt],
     link: bool,
     on_progress: Callable[[int, int], None],
-) -> int:
+) -> None:
     staged = stager.stage(
         [(d, n, st) for d, n, st, _ in chunk],
         link=link,
@@ -170,14 +209,17 @@ def _stage_chunk(
     )
     try:
         builder.extend(
-            ManifestEntry(f[3], sf.digest, sf.size) for f, sf in zip(chunk, staged, strict=True)
+            beside.around(
+                ManifestEntry(f[3], sf.digest, sf.size) for f, sf in zip(chunk, staged, strict=True)
+            )
         )
+    except ValidationError:
+        raise
     except ValueError:
         raise ValidationError(
             "cannot add a directory whose files are reached twice (a symbolic link loop or"
             " two links to one directory); remove the extra link"
         ) from None
-    return sum(sf.size for sf in staged)
 
 
 def walk_tree(root: str, prefix: str) -> Iterator[list[LocalFileAt]]:
@@ -279,13 +321,19 @@ class LocalPaths:
     def __init__(self) -> None:
         self._map: dict[str, str] = {}
         self._pending: list[tuple[list[str], list[tuple[str, str, os.stat_result]]]] = []
-        # Streamed directories: (entry path prefix, local root); paths below the prefix map to
-        # files below the root, except those removed or added again since (kept in _map).
-        self._trees: list[tuple[str, str]] = []
+        # Streamed directories, newest first: (entry path prefix, local root, merged); paths
+        # below the prefix map to files below the root, except those removed or added again
+        # since (kept in _map). A directory merged with entries already there (a draft's) maps
+        # only paths whose file is there: the others are the entries it kept.
+        self._trees: list[tuple[str, str, bool]] = []
         self._dropped: set[str] = set()
 
-    def add_tree(self, prefix: str, local_root: str) -> None:
-        self._trees.append((prefix, local_root))
+    def add_tree(self, prefix: str, local_root: str, *, merged: bool = False) -> None:
+        self._materialize()
+        for path in [p for p in self._map if p.startswith(prefix)]:
+            del self._map[path]  # below the directory now: its file, or an entry it kept
+        self._dropped = {p for p in self._dropped if not p.startswith(prefix)}
+        self._trees.insert(0, (prefix, local_root, merged))
 
     def add(self, path: str, local: str) -> None:
         self._materialize()
@@ -299,9 +347,11 @@ class LocalPaths:
         found = self._map.get(path)
         if found is not None or path in self._dropped:
             return found
-        for prefix, local_root in self._trees:
+        for prefix, local_root, merged in self._trees:
             if path.startswith(prefix):
-                return os.path.join(local_root, *path[len(prefix) :].split("/"))
+                local = os.path.join(local_root, *path[len(prefix) :].split("/"))
+                if not merged or os.path.isfile(local):
+                    return local
         return None
 
     def pop(self, path: str) -> None:
@@ -315,7 +365,7 @@ class LocalPaths:
         for path, source in self._map.items():
             if os.path.abspath(source) == local:
                 return path
-        for prefix, local_root in self._trees:
+        for prefix, local_root, _ in self._trees:
             if local.startswith(local_root + os.sep) and os.path.isfile(local):
                 path = prefix + os.path.relpath(local, local_root).replace(os.sep, "/")
                 if path not in self._dropped:

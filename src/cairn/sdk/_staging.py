@@ -426,7 +426,8 @@ class Stager:
                     break
                 if entry.digest in wanted and entry.digest not in found:
                     local = os.path.join(local_root, *entry.path[len(prefix) :].split("/"))
-                    found[entry.digest] = os.path.split(local)
+                    if os.path.isfile(local):  # else an entry a draft's directory kept
+                        found[entry.digest] = os.path.split(local)
         return found
 
     def commit_with_blobs(self, commit: Callable[[], CommitResult]) -> CommitResult:

@@ -104,12 +104,11 @@ def commit(store: Store, request: CommitRequest) -> CommitResult:
 
 def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[str]]:
     """The manifest the changes apply onto (None: a new one), and the blobs a client-written
-    manifest names that the store lacks."""
+    manifest names that the store lacks. A client-written manifest may come with a base version
+    (a draft that streamed a large directory): the changes apply onto the manifest, and the
+    version is recorded as the new one's base (lineage, diffs), checked as a draft's base."""
+    base = _base_version(store, request)
     if request.manifest is not None:
-        if request.base_version_id is not None:
-            raise ValidationError(
-                "a commit applies its changes to a base version or to a manifest, not both"
-            )
         # Re-logging the same tree (or changes to it): a version of this collection has the
         # manifest already, checked when it was committed (and its blobs kept since): no
         # need to read it again.
@@ -118,9 +117,15 @@ def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[s
         )
         missing = [] if known else manifests.check_client_manifest(store, request.manifest)
         return request.manifest, missing
-    if request.base_version_id is None:
-        return None, []
+    return base, []
+
+
+def _base_version(store: Store, request: CommitRequest) -> str | None:
+    """The root of the request's base version (a draft's), checked: committed, and of the
+    collection the draft is logged to."""
     base_id = request.base_version_id
+    if base_id is None:
+        return None
     base = store.catalog.read(lambda tx: tx.versions.record(base_id))
     if base.state != COMMITTED or base.digest is None:
         raise UsageError(f"the base version {base.qualified_name} is not committed")
@@ -129,7 +134,7 @@ def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[s
             f"a draft of {base.qualified_name} must be logged as"
             f" {base.project}/{base.name}, not {request.project}/{request.name}"
         )
-    return base.digest, []
+    return base.digest
 
 
 def _commit(store: Store, request: CommitRequest) -> CommitResult:

@@ -26,8 +26,10 @@ class CommitRequest:
     (and nothing is committed) unless the alias still names that version (``None``: names no
     version) inside the same catalog transaction: a compare-and-set for writers of one alias.
     With ``manifest`` (the root digest of a manifest whose pages the client stored as blobs, as
-    the SDK does for large directories, streaming) the changes apply onto that manifest instead
-    (no base version then); the service checks it page by page, never holding it whole.
+    the SDK does for large directories, streaming) the changes apply onto that manifest instead;
+    the service checks it page by page, never holding it whole. Both (a draft that streamed a
+    directory): the changes apply onto the manifest, and ``base_version_id`` is checked as a
+    draft's base and recorded as the new version's base.
     """
 
     entity: str

@@ -96,11 +96,21 @@ class CommitTests:
         assert result.version is None and result.missing == (ghost.digest,)
         v0 = service.commit(commit_request(service, [entries[0]])).version
         assert v0 is not None
+        # With a base version too (a draft that streamed a large directory): the changes apply
+        # onto the manifest, and the version is recorded as the new one's base.
         root, pages = manifest_pages(entries[:3])
         service.store_blobs(pages)
-        with pytest.raises(ValidationError, match="not both"):
-            commit(root, base_version_id=v0.id)
-        assert [v.id for v in service.list_versions("me", "proj", "ds")] == [v0.id]
+        extra = ManifestEntry("d.bin", blob.digest, 4)
+        v1 = commit(root, base_version_id=v0.id, changes=[(extra.path, extra)]).version
+        assert v1 is not None and v1.base_version_id == v0.id
+        assert v1.digest == manifest_pages([*entries[:3], extra])[0]
+        assert v1.file_count == 4
+        # The base is checked as a draft's: of the same collection.
+        other = service.commit(commit_request(service, [entries[0]], name="other")).version
+        assert other is not None
+        with pytest.raises(ValidationError, match="draft of"):
+            commit(root, base_version_id=other.id)
+        assert {v.id for v in service.list_versions("me", "proj", "ds")} == {v0.id, v1.id}
 
     def test_commit_resolve_and_dedup(self, service: Service) -> None:
         a = stored_entry(service, b"one", "a.txt")
