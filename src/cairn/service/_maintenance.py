@@ -328,7 +328,9 @@ def _referrers(
     """Every (version, path) that refers to one of the ``bad`` digests (digest -> kind)."""
     problems: list[VerifyProblem] = []
     seen: set[str] = set()
-    reader = PageReader(blobs.get, capacity=1024)
+    # Only run when blobs are bad; each version's tree is walked whole, so a larger cache only
+    # helps versions of fewer pages than it holds (a 1,000,000-entry one has ~2,000 leaves).
+    reader = PageReader(blobs.get, capacity=64)
     for rec in versions:
         assert rec.digest is not None
         stack = [rec.digest]
