@@ -10,11 +10,10 @@ processes is printed beside (a loaded machine inflates it less than wall time).
 ``CAIRN_BENCH_CORE_SETS=s1`` runs only s1 (``s1,img``: those two), e.g.
 ``CAIRN_BENCH_CORE_SETS=s1 python -m benchmarks core`` for the re-log figures alone.
 
-A first log runs with the default staging (s1: one process per core; img, files larger than a
-pack's blobs: the logging process alone) and again the other way (s1 with
-``CAIRN_STAGE_WORKERS=1``, img with one process per core), so the scaling and the evidence of
-the default show; each prints its CPU time beside (the logging process and its workers), which
-a loaded machine inflates less than wall time."""
+A first log runs with the default staging (s1 and img: one process per core) and again with
+``CAIRN_STAGE_WORKERS=1`` (the logging process alone), so the scaling and the evidence of the
+default show; each prints its CPU time beside (the logging process and its workers), which a
+loaded machine inflates less than wall time."""
 
 from __future__ import annotations
 
@@ -138,13 +137,12 @@ def run() -> list[Figure]:
         load = os.getloadavg()[0]
         other: dict[str, float] | None = None
         cores = os.cpu_count() or 1
-        # The default stages files of the packs' size (under 128 KiB on average) on every core
-        # and larger ones in the logging process alone (see design.md, "First logs on every
-        # core"); the same first log is run the other way too, so the rule's evidence shows.
-        pooled = label == "s1"
-        if label != "s2" and cores > 1:
-            workers = "1" if pooled else str(cores)  # an explicit count overrides the rule
-            forced = {**env, "CAIRN_STAGE_WORKERS": workers}
+        # The default stages files read whole (under 8 MiB; s2's are streamed) on every core
+        # (see design.md, "First logs on every core"); the same first log is run in one
+        # process too, so the scaling and the rule's evidence show.
+        pooled = label != "s2"
+        if pooled and cores > 1:
+            forced = {**env, "CAIRN_STAGE_WORKERS": "1"}
             for _ in range(2):
                 for path in env.values():
                     shutil.rmtree(path, ignore_errors=True)
@@ -169,7 +167,7 @@ def run() -> list[Figure]:
         )
         figures.append(Figure(f"{label}: log new, CPU (process + workers)", res["new_cpu"], "s"))
         if other is not None:
-            how = "1 process (CAIRN_STAGE_WORKERS=1)" if pooled else f"{cores} staging processes"
+            how = "1 process (CAIRN_STAGE_WORKERS=1)"
             figures.append(Figure(f"{label}: log new, {how}", other["seconds"], "s", "sha", sha))
             figures.append(Figure(f"{label}: log new, {how}, CPU", other["cpu"], "s"))
         figures.append(

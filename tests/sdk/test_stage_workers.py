@@ -273,20 +273,21 @@ def test_a_walk_that_fails_ends_the_workers_reading_ahead(
 
 
 @pytest.mark.embedded_only
-def test_files_of_blob_file_size_stay_in_one_process_unless_workers_are_chosen(
+def test_files_of_blob_file_size_go_to_the_workers_by_default(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
 ) -> None:
     root = tmp_path / "data"
-    for i in range(6):  # 128 KiB or more each: blob files, disk work (the default: no worker)
+    for i in range(6):  # 128 KiB or more each: blob files, written behind by the workers too
         write(root / f"i{i}.bin", bytes([i]) * (200_000 + i))
     write(root / "small.txt", "small")
     monkeypatch.delenv("CAIRN_STAGE_WORKERS", raising=False)
-    one = _log("images", root)
-    assert not pool_for_small_jobs
+    monkeypatch.setattr(_staging, "default_workers", lambda: 2)  # two cores, whatever this has
+    two = _log("images", root)
+    assert len(pool_for_small_jobs) == 1
     monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store2"))
     monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")  # chosen: a worker, whatever the sizes
-    two = _log("images", root)
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "1")  # chosen: this process alone
+    one = _log("images", root)
     assert len(pool_for_small_jobs) == 1
     assert one.digest == two.digest == _expected(root)
 

@@ -43,10 +43,9 @@ POOL_BYTES = 64 << 20
 # digest costs the caller about what reading the file does (measured, 100,000 files of a few
 # bytes: 23-40% more CPU and a longer wall time with a worker, at load ~10-17).
 POOL_MEAN_BYTES = 1024
-# Nor are files of a blob file's size (the store's small limit, 128 KiB, or more on average)
-# unless CAIRN_STAGE_WORKERS is set: storing them is disk work (each file written, fsynced,
-# renamed), which a second writer slows down on 2 cores (measured quietly: 5,000 x 200 KiB,
-# 2.91x a SHA-256 pass in one process, 3.69x with a worker; see design.md).
+# Files of a blob file's size (128 KiB or more) go to the workers too, since they write behind
+# while they read: 5,000 x 200 KiB logged in 2.72 s with a worker and 3.42 s without on the quiet
+# machine (1.24 s SHA-256 pass; the same CPU), and faster with it under load too (design.md).
 PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a rate, per file)
 
 T = TypeVar("T")
@@ -99,8 +98,7 @@ class Stager:
         # Directories where a file was read too soon after it changed to be cached (racy): a
         # tree record must not vouch for them (see _trees.py).
         self.racy_dirs: set[str] = set()
-        # Chosen by the settings, or (None) one per core, used by the data's shape.
-        self._workers_chosen = workers is not None
+        # Chosen by the settings, or (None) one per core.
         self._workers = default_workers() if workers is None else workers
         # The staging workers of the directory being added, with the files they and this
         # process share (``_read_ahead.py``); None: this process reads alone.
@@ -243,8 +241,6 @@ class Stager:
         blobs = self._local_blobs
         if blobs is None:
             return None
-        if size >= blobs.small_limit * count and not self._workers_chosen:
-            return None  # files of blob-file size: one process by default (POOL_MEAN_BYTES)
         try:
             # This process reads a share too: it and ``workers - 1`` worker processes.
             pool = StagePool(self._workers - 1, blobs.root, blobs.small_limit, blobs.durable)
