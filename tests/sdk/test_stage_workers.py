@@ -15,7 +15,7 @@ import pytest
 
 import cairn
 from cairn.errors import CommError, ValidationError
-from cairn.sdk import _scan, _staging
+from cairn.sdk import _scan, _stage_pool, _staging
 from cairn.sdk._stage_pool import StagePool
 from tests.conftest import write
 from tests.sdk.test_relog import _expected
@@ -54,14 +54,14 @@ def pool_for_small_jobs(monkeypatch: pytest.MonkeyPatch) -> list[StagePool]:
     monkeypatch.setattr(_scan, "POOL_FILES", 2)  # the walk starts them (and reads ahead) too
     monkeypatch.setattr(_staging, "POOL_MEAN_BYTES", 0)
     started: list[StagePool] = []
-    real = _staging.StagePool
+    real = _stage_pool.StagePool
 
     def spy(*args: object) -> StagePool:
         pool = real(*args)  # type: ignore[arg-type]
         started.append(pool)
         return pool
 
-    monkeypatch.setattr(_staging, "StagePool", spy)
+    monkeypatch.setattr(_stage_pool, "StagePool", spy)
     return started
 
 

@@ -20,11 +20,9 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from cairn.sdk._stage_pool import AHEAD, FileDone, FileJob, StagePool, read_whole
+from cairn.sdk._stage_pool import AHEAD, StagePool
 from cairn.sdk._statcache import now_ns
-
-CHUNK_FILES = 256  # files read by one reader at a time
-CHUNK_BYTES = 8 << 20
+from cairn.sdk._whole import CHUNK_BYTES, CHUNK_FILES, FileDone, FileJob, read_whole
 
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
 Blobs = list[tuple[str, bytes]]

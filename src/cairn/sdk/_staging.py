@@ -13,18 +13,27 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from cairn.core import PageReader, digest_bytes
 from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
 from cairn.sdk import _progress
-from cairn.sdk._read_ahead import CHUNK_BYTES, CHUNK_FILES, ReadAhead
 from cairn.sdk._settings import Settings
-from cairn.sdk._stage_pool import StagePool, changed_while_reading, default_workers, read_whole
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
+from cairn.sdk._whole import (
+    CHUNK_BYTES,
+    CHUNK_FILES,
+    changed_while_reading,
+    default_workers,
+    read_whole,
+)
 from cairn.service import CommitResult, Service
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from cairn.sdk._read_ahead import ReadAhead
 
 FLUSH_BYTES = 32 << 20
 FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
@@ -193,6 +202,8 @@ class Stager:
         if not large:
             yield from self._read_small(files, small, started, ahead)
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(_THREADS, thread_name_prefix="cairn-hash") as threads:
             # Large files first, so their flushes overlap the small files' reading.
             big = [threads.submit(self._read_large, i, files[i], link, started) for i in large]
@@ -241,6 +252,10 @@ class Stager:
         blobs = self._local_blobs
         if blobs is None:
             return None
+        # Imported here: a re-log starts no worker and needs neither (nor subprocess, pickle...).
+        from cairn.sdk._read_ahead import ReadAhead
+        from cairn.sdk._stage_pool import StagePool
+
         try:
             # This process reads a share too: it and ``workers - 1`` worker processes.
             pool = StagePool(self._workers - 1, blobs.root, blobs.small_limit, blobs.durable)
@@ -339,6 +354,8 @@ class Stager:
                 # A remote store: two batches in flight (one asks which blobs are missing while
                 # the other is sent). The embedded store: one writer (SQLite has one anyway).
                 workers = 1 if self._service.is_local else 2
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._writer = ThreadPoolExecutor(workers, thread_name_prefix="cairn-store")
             # At most two batches in flight or waiting: memory stays bounded.
             while len(self._writes) >= 2:

@@ -14,9 +14,7 @@ import errno
 import fcntl
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, TypeVar
 
 from cairn.core import (
@@ -54,6 +52,8 @@ def _each(fn: Callable[[T], object], items: list[T]) -> None:
         for item in items:
             fn(item)
         return
+    from concurrent.futures import ThreadPoolExecutor  # not on a re-log's path
+
     with ThreadPoolExecutor(min(_FLUSHERS, len(items)), thread_name_prefix="cairn-fsync") as pool:
         for _ in pool.map(fn, items):
             pass
@@ -203,7 +203,7 @@ class BlobFiles:
         return BlobInfo(digest, size)
 
     def _tmp_path(self) -> str:
-        return os.path.join(self.tmp, f"{uuid.uuid4().hex}.partial")
+        return os.path.join(self.tmp, f"{os.urandom(16).hex()}.partial")
 
     def _settle(self, tmp: str, digest: str) -> None:
         """Make the complete file ``tmp`` blob ``digest``; when the store has it already, drop
