@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cairn.core import (
+    entry_names_ok,
     entry_path_problem,
     normalize_entry_path,
     parse_artifact_path,
@@ -122,3 +123,44 @@ def test_parse_artifact_paths() -> None:
     for bad in ("a/b/c/d", "name:", "bad name", ":v1"):
         with pytest.raises(ValidationError):
             parse_artifact_path(bad)
+
+
+_NAMES = [
+    "f00001.bin",
+    "a b",
+    ".hidden",
+    "c:",
+    "x:y",
+    "back\\slash",
+    "é.txt",
+    "tab\tname",
+    "..",
+    "n" * 255,
+    "n" * 200,
+    "ok-1",
+    "~tmp",
+    "-",
+    "%20",
+]
+_PREFIXES = ["", "data/", "d000/sub/", ".git/", "c:/", "a:b/", "é/", "p" * 100 + "/", "x/../"]
+
+
+@pytest.mark.parametrize("prefix", _PREFIXES)
+def test_a_directory_whose_names_pass_at_once_holds_no_bad_path(prefix: str) -> None:
+    import itertools
+
+    for size in (1, 2, 3):
+        for names in itertools.combinations(_NAMES, size):
+            if entry_names_ok(prefix, list(names)):
+                assert all(entry_path_problem(prefix + n) is None for n in names), (prefix, names)
+
+
+def test_common_names_pass_at_once_and_a_bad_one_does_not() -> None:
+    names = [f"f{i:05}.bin" for i in range(200)]
+    assert entry_names_ok("", names)
+    assert entry_names_ok("d000/sub/", names)
+    assert entry_names_ok("data/", [])
+    assert not entry_names_ok("d000/", [*names, ".env"])
+    assert not entry_names_ok("", [*names, "c:"])
+    assert not entry_names_ok(".git/", names)
+    assert not entry_names_ok("d000/", [*names, "n" * 252])  # 257 characters: checked one by one

@@ -15,7 +15,13 @@ import stat as _stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from cairn.core import ManifestEntry, PageReader, TreeBuilder, entry_path_problem
+from cairn.core import (
+    ManifestEntry,
+    PageReader,
+    TreeBuilder,
+    entry_names_ok,
+    entry_path_problem,
+)
 from cairn.errors import ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
@@ -248,6 +254,8 @@ def walk_tree(root: str, prefix: str) -> Iterator[list[LocalFileAt]]:
                 elif _stat.S_ISREG(st.st_mode):
                     listed.append((entry.name, entry, st))
         listed.sort(key=lambda x: x[0])
+        # One test of the directory's names instead of one per file (the common case).
+        checked = entry_names_ok(rel, [k for k, _, _ in listed if not k.endswith("/")])
         group: list[LocalFileAt] = []
         for key, entry, st in listed:
             if key.endswith("/"):
@@ -256,11 +264,14 @@ def walk_tree(root: str, prefix: str) -> Iterator[list[LocalFileAt]]:
                     group = []
                 yield from walk(entry.path, rel + key)
                 continue
-            path = rel + entry.name
-            problem = entry_path_problem(path)
-            if problem is not None:
-                raise ValidationError(f"cannot add {entry.path}: invalid entry path ({problem})")
-            group.append((directory, entry.name, st, path))
+            path = rel + key
+            if not checked:
+                problem = entry_path_problem(path)
+                if problem is not None:
+                    raise ValidationError(
+                        f"cannot add {entry.path}: invalid entry path ({problem})"
+                    )
+            group.append((directory, key, st, path))
         if group:
             yield group
 
