@@ -21,7 +21,13 @@ class Queries:
         self._store = store
 
     def resolve(self, entity: str, project: str, name: str, label: str | None) -> VersionRecord:
-        def fn(tx: Tx) -> VersionRecord:
+        found = self._store.catalog.read_single(
+            lambda tx: tx.versions.named(entity, project, name, label)
+        )
+        if found is not None:  # the common case, in one query
+            return found
+
+        def fn(tx: Tx) -> VersionRecord:  # why not (an error), or latest without its alias
             where = f"{entity}/{project}"
             pid, cid = tx.collections.locate(entity, project, name)
             if pid is None:
@@ -40,7 +46,7 @@ class Queries:
         return self._store.catalog.read(fn)
 
     def get_version(self, version_id: str) -> VersionRecord:
-        return self._store.catalog.read(lambda tx: tx.versions.record(version_id))
+        return self._store.catalog.read_single(lambda tx: tx.versions.record(version_id))
 
     def list_versions(
         self, entity: str, project: str, name: str, *, include_pending: bool = False

@@ -94,6 +94,30 @@ class VersionTests:
             service.resolve("me", "proj", "ds2", None)
         assert [c.name for c in service.list_collections("me", "proj")] == ["other"]
 
+    def test_a_resolve_answers_the_whole_record(self, service: Service) -> None:
+        # Whatever the label, resolving gives the record reading the version by id gives: every
+        # alias (not only the one resolved), its tags and metadata.
+        v0 = service.commit(
+            commit_request(
+                service, [stored_entry(service, b"r0", "f")], aliases=["best", "gold"], tags=["t"]
+            )
+        ).version
+        v1 = service.commit(commit_request(service, [stored_entry(service, b"r1", "f")])).version
+        assert v0 is not None and v1 is not None
+        whole0, whole1 = service.get_version(v0.id), service.get_version(v1.id)
+        assert whole0.aliases == ("best", "gold") and whole0.tags == ("t",)
+        labels: list[tuple[str | None, Any]] = [
+            *((label, whole0) for label in ("best", "gold", "v0")),
+            *((label, whole1) for label in (None, LATEST, "v1")),
+        ]
+        for label, whole in labels:
+            assert service.resolve("me", "proj", "ds", label) == whole
+        for name, missing in (("ds", "silver"), ("ds", "v2"), ("nope", None)):
+            with pytest.raises(ArtifactNotFoundError):
+                service.resolve("me", "proj", name, missing)
+        with pytest.raises(ArtifactNotFoundError, match="does not exist"):
+            service.resolve("me", "elsewhere", "ds", None)
+
     def test_lists(self, service: Service) -> None:
         service.commit(
             commit_request(service, [stored_entry(service, b"m", "m")], name="net", type="model")
