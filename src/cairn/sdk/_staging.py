@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from cairn.sdk._read_ahead import ReadAhead
 
 FLUSH_BYTES = 32 << 20
+# A remote store's buffers are smaller: up to three are held at once (one filling, two being
+# sent), which is what an upload's client holds (16 MiB: ~100 MiB at its peak, issue 14).
+REMOTE_FLUSH_BYTES = 16 << 20
 FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
 STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again this many times
 # Files up to this size are read whole, hashed, buffered and stored many at a time: a remote
@@ -98,6 +101,7 @@ class Stager:
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, bytes]] = []
         self._buffer_bytes = 0
+        self._flush_bytes = FLUSH_BYTES if service.is_local else REMOTE_FLUSH_BYTES
         self._sources: dict[str, tuple[str, str]] = {}  # digest -> a local file with that content
         # Directories staged as a stream (too many files to remember one by one): the manifest
         # written for each, where its files came from, and the entry path prefix they got.
@@ -340,7 +344,7 @@ class Stager:
         with self._lock:
             self._buffer.extend(items)
             self._buffer_bytes += size
-            full = self._buffer_bytes >= FLUSH_BYTES or len(self._buffer) >= FLUSH_COUNT
+            full = self._buffer_bytes >= self._flush_bytes or len(self._buffer) >= FLUSH_COUNT
         if full:
             self._write_behind()
 
@@ -388,7 +392,7 @@ class Stager:
         """Store again blobs the store reports missing, from the local files they came from.
 
         Small files are read and stored many at a time (one transaction, or one request to a
-        server, per 32 MiB), not one by one."""
+        server, per 32 MiB; a server 16), not one by one."""
         batch: list[tuple[str, bytes]] = []
         size = 0
         from_trees = self._tree_sources({d for d in digests if d not in self._sources})
@@ -420,7 +424,7 @@ class Stager:
                     raise ValidationError(
                         f"file {path} changed after it was added to the artifact; add it again"
                     )
-                if size >= FLUSH_BYTES:
+                if size >= self._flush_bytes:
                     self._service.store_blobs(batch)
                     batch, size = [], 0
                 bar.advance(1, stored)

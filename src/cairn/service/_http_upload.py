@@ -23,7 +23,7 @@ from typing import Any
 from cairn.core import counting_reads, digest_bytes, transfer
 from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
 from cairn.service._http_client import HttpClient, seg
-from cairn.service._wire import BATCH_TYPE, pack_blobs
+from cairn.service._wire import BATCH_TYPE, packed_chunks, packed_size
 from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
 
 BATCH_BYTES = 8 << 20  # one request of small blobs
@@ -69,12 +69,13 @@ class Uploader:
         batches = [b for b in batches if b]
 
         def send(batch: list[tuple[str, bytes]]) -> None:
-            body = pack_blobs(batch)
+            # Packed as it is sent (a piece at a time), not copied whole: the blobs are held
+            # once, by the caller, however many requests are in flight.
             self.client.send(
                 "POST",
                 "/blobs/batch",
-                headers={"Content-Type": BATCH_TYPE, "Content-Length": str(len(body))},
-                body_factory=lambda: _chunks(body),
+                headers={"Content-Type": BATCH_TYPE, "Content-Length": str(packed_size(batch))},
+                body_factory=lambda: packed_chunks(batch, CHUNK),
             )
 
         if len(batches) == 1:

@@ -165,11 +165,33 @@ def changes_from_json(rows: Any) -> list[Change]:
 
 
 def pack_blobs(items: Sequence[tuple[str, bytes]]) -> bytes:
+    return b"".join(_packed_parts(items))
+
+
+def packed_size(items: Sequence[tuple[str, bytes]]) -> int:
+    """The length of ``pack_blobs(items)``, without packing them."""
+    return sum(_HEAD.size + len(data) for _, data in items)
+
+
+def packed_chunks(items: Sequence[tuple[str, bytes]], chunk: int) -> Iterator[bytes]:
+    """``pack_blobs(items)`` as pieces of about ``chunk`` bytes (a blob larger than that is one
+    piece): a request body sent as it is made, never a copy of the whole batch."""
     parts: list[bytes] = []
+    size = 0
+    for part in _packed_parts(items):
+        parts.append(part)
+        size += len(part)
+        if size >= chunk:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+def _packed_parts(items: Sequence[tuple[str, bytes]]) -> Iterator[bytes]:
     for digest, data in items:
-        parts.append(_HEAD.pack(digest_raw(digest), len(data)))
-        parts.append(data)
-    return b"".join(parts)
+        yield _HEAD.pack(digest_raw(digest), len(data))
+        yield data
 
 
 def unpack_blobs(body: bytes | memoryview) -> Iterator[tuple[str, bytes]]:
