@@ -171,6 +171,26 @@ def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> dic
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its live children so far (a server's
+    workers, PostgreSQL's backends), from ``/proc``."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    total = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def process_seconds(cmd: list[str], env: dict[str, str] | None = None, runs: int = 3) -> float:
     """Median wall time of ``cmd`` as a new process (what a user feels: start, imports, work)."""
     full_env = {**os.environ, **(env or {}), "CAIRN_SILENT": "true"}

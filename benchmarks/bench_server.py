@@ -28,6 +28,7 @@ from tests._infra import CairnServer, Postgres, S3Server
 from benchmarks._common import (
     ROOT,
     Figure,
+    cpu_seconds,
     list_files,
     make_tree,
     ratio_figure,
@@ -39,19 +40,22 @@ from benchmarks._common import (
 PEAK_MIB = 200  # a download's client process, whatever the data set's size
 
 RESOLVE_CLIENT = """
-    import sys, time
+    import os, sys, time
     import cairn
     from cairn.sdk import current_service
     svc = current_service()
     entity = svc.default_entity
+    svc.resolve(entity, "bench", "meta", None)
+    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every client starts at once
     deadline = time.perf_counter() + float(sys.argv[1])
     n = 0
-    svc.resolve(entity, "bench", "meta", None)
+    cpu = os.times()
     start = time.perf_counter()
     while time.perf_counter() < deadline:
         svc.resolve(entity, "bench", "meta", None)
         n += 1
-    print(n / (time.perf_counter() - start))
+    end = os.times()
+    print(n, n / (time.perf_counter() - start), end.user - cpu.user + end.system - cpu.system)
 """
 
 
@@ -67,7 +71,12 @@ def _moto_put_floor(s3: S3Server, data: str) -> float:
     return elapsed
 
 
-def _resolves_per_second(server: CairnServer, key: str, clients: int, seconds: float) -> float:
+def _resolves_per_second(
+    server: CairnServer, pg: Postgres, key: str, clients: int, seconds: float
+) -> tuple[float, dict[str, float]]:
+    """Resolves a second from ``clients`` processes, and the CPU milliseconds per resolve of
+    the clients, the server (its workers) and PostgreSQL over the same seconds (all on the
+    same cores: the rate is bound by their sum)."""
     env = {
         **os.environ,
         "CAIRN_BASE_URL": server.url,
@@ -82,16 +91,29 @@ def _resolves_per_second(server: CairnServer, key: str, clients: int, seconds: f
         "    run.log_artifact(a)\n"
     )
     subprocess.run([sys.executable, "-c", setup], env=env, check=True, cwd=ROOT)
+    assert server.proc is not None
+    begin = time.time() + 5.0  # the clients' imports and first request are done by then
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(RESOLVE_CLIENT), str(seconds)],
+            [sys.executable, "-c", textwrap.dedent(RESOLVE_CLIENT), str(seconds), str(begin)],
             env=env,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(clients)
     ]
-    return sum(float(p.communicate()[0].strip()) for p in procs)
+    time.sleep(max(0.0, begin - time.time()))
+    before = cpu_seconds(server.proc.pid), cpu_seconds(pg.pid)
+    outs = [p.communicate()[0].split() for p in procs]
+    after = cpu_seconds(server.proc.pid), cpu_seconds(pg.pid)
+    count = sum(int(o[0]) for o in outs)
+    per = 1e3 / max(count, 1)
+    cpu = {
+        "clients": sum(float(o[2]) for o in outs) * per,
+        "server": (after[0] - before[0]) * per,
+        "PostgreSQL": (after[1] - before[1]) * per,
+    }
+    return sum(float(o[1]) for o in outs), cpu
 
 
 def _log(step: str, data: str, label: str, first: str, env: dict[str, str]) -> tuple[float, float]:
@@ -288,15 +310,18 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
     return figures
 
 
-def _resolves(one: CairnServer, store: str, servers: list[CairnServer]) -> list[Figure]:
+def _resolves(
+    one: CairnServer, pg: Postgres, store: str, servers: list[CairnServer]
+) -> list[Figure]:
     """``resolve name:latest`` per second, 8 client processes, against ``one`` (a server
-    process) and a server of 2 workers on the same catalog (added to ``servers``)."""
+    process) and a server of 2 workers on the same catalog (added to ``servers``), each with
+    the CPU it cost per resolve."""
     figures: list[Figure] = []
     two = CairnServer(one.db, store, {"CAIRN_SERVER_WORKERS": "2"}, migrate=False)
     servers.append(two)
     for label, server in (("1 server process", one), ("--workers 2", two)):
         key = server.create_key(f"meta{len(figures)}")
-        rate = _resolves_per_second(server, key, 8, 5.0)
+        rate, cpu = _resolves_per_second(server, pg, key, 8, 5.0)
         figures.append(
             Figure(
                 f"resolve name:latest, 8 clients ({label})",
@@ -306,6 +331,8 @@ def _resolves(one: CairnServer, store: str, servers: list[CairnServer]) -> list[
                 ok=rate >= 500,
             )
         )
+        for who, ms in cpu.items():
+            figures.append(Figure(f"  CPU per resolve: {who} ({label})", ms, "ms"))
     return figures
 
 
@@ -322,7 +349,7 @@ def run() -> list[Figure]:
             store = os.path.join(ROOT, "server-blobs-resolve")
             shutil.rmtree(store, ignore_errors=True)
             started.append(CairnServer(pg.create_database("bench_resolve"), store))
-            return _resolves(started[0], store, started)
+            return _resolves(started[0], pg, store, started)
         finally:
             for server in started:
                 server.stop()
@@ -396,7 +423,7 @@ def run() -> list[Figure]:
                             ok=rate >= 300,
                         )
                     )
-        figures.extend(_resolves(backends["local"], local_store, servers))
+        figures.extend(_resolves(backends["local"], pg, local_store, servers))
         figures.extend(_transfers(pg, s3))
     finally:
         for server in servers:

@@ -149,6 +149,14 @@ class Postgres:
         time.sleep(down_seconds)
         self._start()
 
+    @property
+    def pid(self) -> int:
+        """The cluster's postmaster (its backends are its children); 0 for an external one."""
+        if self._dir is None:
+            return 0
+        with open(os.path.join(self._data, "postmaster.pid")) as f:
+            return int(f.readline())
+
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""
         import psycopg
