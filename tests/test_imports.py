@@ -63,6 +63,7 @@ except SystemExit:
     )
 
 
+@pytest.mark.no_store
 def test_opening_a_current_store_does_not_load_alembic(tmp_path: pathlib.Path) -> None:
     env = {"CAIRN_DIR": str(tmp_path / "store"), "CAIRN_CACHE_DIR": str(tmp_path / "cache")}
     open_store = "import cairn.sdk; cairn.sdk.current_service().close()"
@@ -125,6 +126,7 @@ def test_lazy_exports_match_what_type_checkers_see(package: str) -> None:
         _ = module.nothing_here
 
 
+@pytest.mark.no_store
 def test_listing_a_current_store_loads_no_sqlalchemy(tmp_path: pathlib.Path) -> None:
     env = {"CAIRN_DIR": str(tmp_path / "store"), "CAIRN_CACHE_DIR": str(tmp_path / "cache")}
     ls = """

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
 
 import pytest
 from sqlalchemy import inspect
@@ -13,7 +14,9 @@ from cairn.testing import CatalogTests
 
 class TestSqliteCatalog(CatalogTests):
     @pytest.fixture
-    def catalog(self, tmp_path: pathlib.Path) -> Catalog:
+    def catalog(self, tmp_path: pathlib.Path, store_template: pathlib.Path) -> Catalog:
+        # A copy of a catalog migrated once (the tests below run the migrations on a new one).
+        shutil.copy(store_template / "catalog.sqlite", tmp_path / "catalog.sqlite")
         return Catalog(f"sqlite:///{tmp_path}/catalog.sqlite")
 
 

@@ -7,6 +7,8 @@ import os
 import pathlib
 import sqlite3
 
+import pytest
+
 import cairn
 from cairn.catalog import HEAD_REVISION, _quick
 from cairn.sdk import current_service, list_collections, reset_services
@@ -73,6 +75,7 @@ def test_the_quick_listing_answers_what_the_service_answers(cairn_env: pathlib.P
     assert list_collections("p") == service.list_collections(me, "p")
 
 
+@pytest.mark.no_store
 def test_the_quick_listing_reads_only_a_current_catalog(cairn_env: pathlib.Path) -> None:
     assert _quick.newest_revision() == HEAD_REVISION
     root = cairn_env / "store"

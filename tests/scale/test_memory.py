@@ -33,6 +33,7 @@ from filelock import FileLock
 from cairn.core import ManifestEntry, build_tree, digest_bytes
 from cairn.service import CommitRequest, HttpService
 from tests._infra import CairnServer, _wait_port, free_port
+from tests._peak import process_peak, run_measured
 
 pytestmark = [pytest.mark.xdist_group("scale-memory"), pytest.mark.timeout(600)]
 
@@ -49,20 +50,6 @@ LIST_ABOVE_FIRST_MIB = 20
 # A draft adding the tree (every file known to the stat cache) above the floor: measured
 # 75 MiB streamed into pages; 175 MiB with the changes sent as one list (the code before).
 DRAFT_ABOVE_FLOOR_MIB = 110
-
-# Every child prints its peak RSS (kB, from the kernel) as the last line of its stderr: its own
-# VmHWM, or a process it started and waited for (a first log's staging workers) if that is larger.
-PEAK = textwrap.dedent(
-    """
-    import atexit, resource, sys
-    def _peak():
-        with open("/proc/self/status") as f:
-            kb = int(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
-        kb = max(kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-        sys.stderr.write(f"\\nVmHWM {kb}\\n")
-    atexit.register(_peak)
-    """
-)
 
 STEPS = textwrap.dedent(
     """
@@ -108,29 +95,9 @@ STEPS = textwrap.dedent(
 CLI = "import sys\nfrom cairn.cli import main\nsys.argv[0] = 'cairn'\nmain()\n"
 
 
-def _peak_of(stderr: str) -> float:
-    found = re.findall(r"^VmHWM (\d+)$", stderr, re.M)
-    assert found, stderr[-3000:]
-    return int(found[-1]) / 1024
-
-
-def _run(code: str, args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Run ``code`` in a fresh process; its peak RSS (MiB) and its stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-c", PEAK + code, *args], capture_output=True, text=True, env=env
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return _peak_of(proc.stderr), proc.stdout
-
-
 def _step(step: str, arg: str, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
-    peak, out = _run(STEPS, [step, arg], env)
+    peak, out = run_measured(STEPS, [step, arg], env)
     return peak, (json.loads(out.splitlines()[-1]) if out.strip() else {})
-
-
-def _server_peak(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(line.split()[1] for line in f if line.startswith("VmHWM:"))) / 1024
 
 
 def _make_dirs(root: Path, dirs: range) -> None:
@@ -249,9 +216,11 @@ def test_files_of_a_100k_file_version_are_read_page_by_page(logged: Logged) -> N
 def test_cli_lists_a_100k_file_version_page_by_page(logged: Logged) -> None:
     # The floor: the same command, reading only the pages up to one entry (it alone matches).
     env = {**logged.env, "CAIRN_PROJECT": "scale"}
-    first, out = _run(CLI, ["artifact", "files", "--prefix", "d0000/f0000", "big:latest"], env)
+    first, out = run_measured(
+        CLI, ["artifact", "files", "--prefix", "d0000/f0000", "big:latest"], env
+    )
     assert out.splitlines()[1:] and out.splitlines()[-1].endswith("d0000/f0000.txt")
-    every, out = _run(CLI, ["artifact", "files", "big:latest"], env)
+    every, out = run_measured(CLI, ["artifact", "files", "big:latest"], env)
     lines = out.splitlines()
     assert len(lines) == FILES + 1 and lines[-1].endswith("d0199/f0499.txt")
     assert every - first <= LIST_ABOVE_FIRST_MIB, (every, first)
@@ -288,9 +257,9 @@ def test_web_ui_lists_a_100k_file_version_page_by_page(logged: Logged) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             page = client.get(collection)  # the floor: the store open, pages rendered
             assert page.status_code == 200 and "v0" in page.text
-            first = _server_peak(proc.pid)
+            first = process_peak(proc.pid)
             text = "".join(_listing_pages(client, collection + "/v0"))
-        every = _server_peak(proc.pid)
+        every = process_peak(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -335,14 +304,14 @@ def test_a_server_serves_a_100k_entry_version_page_by_page(tmp_path: Path) -> No
             assert page.status_code == 200 and "v0" in page.text, page.text[-2000:]
         client_first, out = _step("entry", "d0117/f0333.txt", env)
         assert out["path"] == "d0117/f0333.txt"
-        server_first = _server_peak(server.proc.pid)
+        server_first = process_peak(server.proc.pid)
         client_every, out = _step("files", "", env)
         assert out == {"count": FILES, "last": "d0199/f0499.txt"}
         version = "/me/scale/artifacts/dataset/big/v0"
         with httpx.Client(base_url=server.url, cookies={"cairn_key": key}, timeout=120) as c:
             text = "".join(_listing_pages(c, version))
         assert "f0333.txt" in text
-        server_every = _server_peak(server.proc.pid)
+        server_every = process_peak(server.proc.pid)
     finally:
         server.stop()
     figures = {"client": (client_every, client_first), "server": (server_every, server_first)}

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -39,6 +40,14 @@ def _log(name: str, root: pathlib.Path) -> cairn.Artifact:
     return art
 
 
+def _another_store(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+    """From here on, a second store and cache (every blob stored again, no stat-cache hits),
+    with ``workers`` staging processes."""
+    monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store2"))
+    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))
+    monkeypatch.setenv("CAIRN_STAGE_WORKERS", workers)
+
+
 def _store_blobs() -> dict[str, int]:
     from cairn.sdk import current_service
 
@@ -65,27 +74,40 @@ def pool_for_small_jobs(monkeypatch: pytest.MonkeyPatch) -> list[StagePool]:
     return started
 
 
+Data = Callable[..., pathlib.Path]
+
+
+@pytest.fixture
+def data(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Data:
+    """``data(files, workers=...)``: the test's tree (``_tree``) in ``tmp_path/data``, staged
+    with ``CAIRN_STAGE_WORKERS=workers``."""
+
+    def make(files: int = 300, *, workers: str) -> pathlib.Path:
+        root = tmp_path / "data"
+        _tree(root, files)
+        monkeypatch.setenv("CAIRN_STAGE_WORKERS", workers)
+        return root
+
+    return make
+
+
 @pytest.mark.embedded_only
 @pytest.mark.parametrize("streamed", [False, True])
 def test_workers_store_exactly_what_one_process_stores(
     tmp_path: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
     pool_for_small_jobs: list[StagePool],
+    data: Data,
     streamed: bool,
 ) -> None:
     if streamed:  # the large-directory path: staged 50 files at a time into manifest pages
         monkeypatch.setattr(_scan, "STREAM_THRESHOLD", 10)
         monkeypatch.setattr(_scan, "STREAM_CHUNK", 50)
-    root = tmp_path / "data"
-    _tree(root)
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "1")
+    root = data(workers="1")
     one = _log("one", root)
     assert not pool_for_small_jobs
     blobs_one = _store_blobs()
-    # A second store, so the workers store every blob themselves.
-    monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store2"))
-    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))  # no stat-cache hits
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "3")
+    _another_store(tmp_path, monkeypatch, workers="3")  # the workers store every blob themselves
     many = _log("many", root)
     assert len(pool_for_small_jobs) == 1 and pool_for_small_jobs[0].size == 2
     assert one.digest == many.digest == _expected(root)
@@ -98,11 +120,9 @@ def test_workers_store_exactly_what_one_process_stores(
 
 @pytest.mark.embedded_only
 def test_a_file_changed_while_a_worker_reads_it_is_refused(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+    monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool], data: Data
 ) -> None:
-    root = tmp_path / "data"
-    _tree(root, files=20)
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    root = data(20, workers="2")
     walk = _scan.walk_tree
 
     def walk_then_change(*args: str):  # type: ignore[no-untyped-def]
@@ -118,11 +138,9 @@ def test_a_file_changed_while_a_worker_reads_it_is_refused(
 
 @pytest.mark.embedded_only
 def test_a_killed_worker_fails_the_log_and_commits_nothing(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+    monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool], data: Data
 ) -> None:
-    root = tmp_path / "data"
-    _tree(root, files=2_000)
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "3")  # this process and two workers
+    root = data(2_000, workers="3")  # this process and two workers
     real_answer = StagePool.answer
     answers = []
 
@@ -220,11 +238,9 @@ def test_a_bad_worker_count_is_refused(value: str, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.embedded_only
 def test_workers_read_while_the_walk_goes_on(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+    monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool], data: Data
 ) -> None:
-    root = tmp_path / "data"
-    _tree(root, files=1_500)
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    root = data(1_500, workers="2")
     walked: list[bool] = []
     sent_before_the_end: list[bool] = []
     walk = _scan.walk_tree
@@ -248,11 +264,9 @@ def test_workers_read_while_the_walk_goes_on(
 
 @pytest.mark.embedded_only
 def test_a_walk_that_fails_ends_the_workers_reading_ahead(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
+    monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool], data: Data
 ) -> None:
-    root = tmp_path / "data"
-    _tree(root, files=1_500)
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "2")
+    root = data(1_500, workers="2")
     walk = _scan.walk_tree
 
     def walk_then_fail(*args: str):  # type: ignore[no-untyped-def]
@@ -284,9 +298,7 @@ def test_files_of_blob_file_size_go_to_the_workers_by_default(
     monkeypatch.setattr(_staging, "default_workers", lambda: 2)  # two cores, whatever this has
     two = _log("images", root)
     assert len(pool_for_small_jobs) == 1
-    monkeypatch.setenv("CAIRN_DIR", str(tmp_path / "store2"))
-    monkeypatch.setenv("CAIRN_CACHE_DIR", str(tmp_path / "cache2"))
-    monkeypatch.setenv("CAIRN_STAGE_WORKERS", "1")  # chosen: this process alone
+    _another_store(tmp_path, monkeypatch, workers="1")  # chosen: this process alone
     one = _log("images", root)
     assert len(pool_for_small_jobs) == 1
     assert one.digest == two.digest == _expected(root)

@@ -124,6 +124,7 @@ def history_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 def source_store(cairn_env: pathlib.Path, history_template: pathlib.Path) -> str:
     """This test's store (``CAIRN_DIR``) holding a copy of ``build_history``'s history."""
     store = cairn_env / "store"
+    shutil.rmtree(store)  # the empty store cairn_env made
     shutil.copytree(history_template, store)
     return str(store)
 

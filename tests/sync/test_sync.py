@@ -232,6 +232,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_sigkill_at_random_moments_then_resume(
     cairn_env: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -282,6 +283,7 @@ def test_sigkill_at_random_moments_then_resume(
     source.close()
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_export_import_round_trip(
     cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch, source_store: str
 ) -> None:
@@ -346,6 +348,7 @@ def test_server_to_server(
     ) == api_view(monkeypatch, CAIRN_BASE_URL=server_s3.url, CAIRN_API_KEY=server_key)
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_cli_text_report_and_refusal(
     cairn_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch, source_store: str
 ) -> None:

@@ -278,7 +278,7 @@ def test_copied_snippet_runs(chromium: Any, base_url: str, ui_store: str, tmp_pa
     finally:
         context.close()
     assert copied == shown and 'wandb.Api().artifact("acme/mnist/cnn-model:v1")' in copied
-    store = os.path.join(tmp_path, "store")
+    store = os.path.join(tmp_path, "ui-store")
     shutil.copytree(ui_store, store)
     env = {**os.environ, "CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(tmp_path, "cache")}
     env.pop("CAIRN_BASE_URL", None)

@@ -6,6 +6,7 @@ import os
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +137,7 @@ class _CountingService:
         return counted
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_a_dataset_used_by_a_few_hundred_runs_renders(tmp_path: object) -> None:
     """The lineage page of a dataset with 150 users (and their 150 models) stays quick: its work
     is bounded by the nodes it shows (a few Service calls each), whatever else is in the store.

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.ui.conftest import SWEEP
@@ -155,6 +156,7 @@ def _snippet(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_version_and_file_snippets_run(
     client: TestClient, ui_store: str, tmp_path: pathlib.Path
 ) -> None:
@@ -174,7 +176,7 @@ def test_version_and_file_snippets_run(
     assert f'fsspec.open("cairn://{ENTITY}/mnist/cnn-model:v1/config.json", "rb")' in read
 
     # The snippets run, unchanged, against (a copy of) the store they name.
-    store = str(tmp_path / "store")
+    store = str(tmp_path / "ui-store")
     shutil.copytree(ui_store, store)
     env = {
         **os.environ,

@@ -72,6 +72,7 @@ paths_strategy = st.lists(
 )
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 @settings(max_examples=120, deadline=None)
 @given(
     paths=paths_strategy,
