@@ -101,14 +101,18 @@ class KeyRules:
     def _readable_runs(self, found: Iterable[RunRecord]) -> list[RunRecord]:
         return [r for r in found if self.can_read(r.entity, r.project)]
 
-    def readable_blobs(self, digests: Sequence[str]) -> set[str]:
-        """Those of ``digests`` the key may read (and so need not upload)."""
+    def readable_blobs(self, digests: Sequence[str], *, remember: bool = True) -> set[str]:
+        """Those of ``digests`` the key may read (and so need not upload). Without
+        ``remember`` the answer is not kept (a commit's whole manifest, checked once: up to
+        200,000 remembered digests were ~30 MiB of a server's memory for nothing)."""
         with self._lock:
             known = {d for d in digests if d in self._known}
         rest = [d for d in digests if d not in known]
         if not rest:
             return known
         found = readable_blobs(self._b.catalog, self.who.uploader, self.who.readable, rest)
+        if not remember:
+            return known | found
         with self._lock:
             if len(self._known) + len(found) > _MAX_KNOWN:
                 self._known.clear()
@@ -121,8 +125,8 @@ class KeyRules:
             # The same answer as for content that does not exist: nothing leaks.
             raise BlobNotFoundError(f"blob {digest} is not in any project this key may read")
 
-    def _unreadable(self, digests: Sequence[str]) -> tuple[str, ...]:
-        have = self.readable_blobs(digests)
+    def _unreadable(self, digests: Sequence[str], *, remember: bool = True) -> tuple[str, ...]:
+        have = self.readable_blobs(digests, remember=remember)
         return tuple(d for d in dict.fromkeys(digests) if d not in have)
 
     def require_upload(self) -> None:

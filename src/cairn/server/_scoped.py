@@ -132,7 +132,7 @@ class ScopedService(ScopedBlobs):
             )
         absent: list[str] = []
         for batch in self._inner.manifest_blob_batches(root):
-            absent.extend(self._unreadable(batch))
+            absent.extend(self._unreadable(batch, remember=False))
         return tuple(dict.fromkeys(absent))
 
     def commit(self, request: CommitRequest) -> CommitResult:
