@@ -28,6 +28,7 @@ from cairn.core import (
 from cairn.errors import BlobNotFoundError
 from cairn.storage._base import BlobInfo
 from cairn.storage._hashing import CHUNK, hash_stream
+from cairn.storage._local_direct import DirectWriter
 from cairn.storage._local_io import (
     O_CLOEXEC,
     fsync_dir,
@@ -66,6 +67,7 @@ class BlobFiles:
         self.root = root
         self._durable = durable
         self.tmp = os.path.join(root, "tmp")
+        self._direct = DirectWriter()
         os.makedirs(os.path.join(root, BLOB_ROOT), exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
 
@@ -95,9 +97,11 @@ class BlobFiles:
                 tmp = self._tmp_path()
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o444)
                 pending.append((tmp, final, fd))
-                write_all(fd, memoryview(data))
-                if self._durable:
-                    start_writeback(fd)
+                # Past the page cache when the bytes are flushed anyway (``_local_direct.py``).
+                if not (self._durable and self._direct.write(fd, 0, [data])):
+                    write_all(fd, memoryview(data))
+                    if self._durable:
+                        start_writeback(fd)
             if self._durable:
                 _each(os.fsync, [fd for _, _, fd in pending])
         finally:

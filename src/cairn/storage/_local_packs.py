@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from cairn.core import digest_from_raw, digest_raw
 from cairn.errors import CommError
 from cairn.storage._base import BlobInfo
+from cairn.storage._local_direct import DirectWriter
 from cairn.storage._local_io import (
     O_CLOEXEC,
     disk_full,
@@ -67,6 +68,7 @@ class Packs:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = 0
+        self._direct = DirectWriter()
         self.legacy = False  # small.sqlite still holds first-format blobs (table ``blob``)
 
     def db(self) -> sqlite3.Connection:
@@ -204,14 +206,16 @@ class Packs:
         db.execute("RELEASE append")
         if fresh:
             os.makedirs(self._packs, exist_ok=True)
-        fd = os.open(self.pack_path(pack), os.O_WRONLY | os.O_CREAT | O_CLOEXEC, 0o644)
+        fd = os.open(self.pack_path(pack), os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644)
         try:
             # Reserving the space first lets the file system lay the batch out in one go.
             preallocate(fd, end, start)
-            for i in range(0, len(items), _IOV):
-                buffers = [data for _, data, _ in items[i : i + _IOV]]
-                pwritev_all(fd, buffers, start)
-                start += sum(len(b) for b in buffers)
+            datas = [data for _, data, _ in items]
+            # Past the page cache when the bytes are flushed anyway (``_local_direct.py``).
+            if not (self._durable and self._direct.write(fd, start, datas)):
+                for i in range(0, len(datas), _IOV):
+                    pwritev_all(fd, datas[i : i + _IOV], start)
+                    start += sum(len(b) for b in datas[i : i + _IOV])
             if self._durable:
                 os.fsync(fd)
         finally:
