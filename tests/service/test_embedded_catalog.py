@@ -23,7 +23,7 @@ import pytest
 
 from cairn.catalog import EmbeddedCatalog
 from cairn.core import FINISHED, RUNNING, ManifestEntry, RunRecord
-from cairn.service import CommitRequest, LocalService, StageRequest
+from cairn.service import CommitRequest, FinishRequest, LocalService, StageRequest
 
 ME = "me"
 
@@ -228,6 +228,42 @@ def _staged(w: World) -> Any:
     )
 
 
+def _finish(w: World, **fields: Any) -> Any:
+    """Finishing a distributed version another process staged into (two writers, aliases asked
+    for on the way), as ``finish_artifact`` of a run that brings nothing: the quick path takes
+    the finish; the writers' upserts are the full catalog's (another process here)."""
+    writers = LocalService.open(str(w.root / "store"))
+    try:
+        for i, alias in enumerate(("a", "b")):
+            extra = _entry(writers, w.root, f"d/w{i}.txt", b"w%d" % i)
+            writers.stage(
+                StageRequest(
+                    ME,
+                    "p",
+                    "ds",
+                    "dataset",
+                    distributed_id="g",
+                    aliases=[alias],
+                    changes=[(extra.path, extra)],
+                )
+            )
+    finally:
+        writers.close()
+    w.svc.start_run(_run("r1"))
+    request = FinishRequest(
+        ME,
+        "p",
+        "ds",
+        "dataset",
+        distributed_id="g",
+        changes=[],
+        aliases=["done"],
+        run_id="r1",
+        **fields,
+    )
+    return w.svc.finish(request)
+
+
 def _commit_other(w: World, **fields: Any) -> Any:
     return w.svc.commit(_request([], manifest=w.v0.digest, **fields))
 
@@ -245,7 +281,10 @@ CASES = [
         True,
         id="version-with-ttl",  # alive by the same statement (_ttl.alive) both ways
     ),
+    pytest.param(_finish, True, id="distributed-finish"),
     # Anything more: the full catalog.
+    pytest.param(lambda w: _finish(w, metadata={"m": 1}), False, id="finish-with-metadata"),
+    pytest.param(lambda w: [_finish(w), _finish(w)], False, id="finish-repeated"),
     pytest.param(_staged, False, id="distributed-stage"),
     pytest.param(lambda w: w.svc.start_run(_run("r0", config={"a": 2})), False, id="resumed-run"),
     pytest.param(lambda w: w.svc.start_run(_run("r9", project="q")), False, id="new-project"),

@@ -12,12 +12,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from cairn.catalog import _schema as s
+from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now, to_json
+from cairn.catalog._rows import staged_change
 from cairn.catalog._ttl import alive
-from cairn.core import COMMITTED, PENDING, Change, ManifestEntry
+from cairn.core import COMMITTED, PENDING, Change
 from cairn.errors import ArtifactNotFoundError, UsageError
 
 
@@ -26,13 +28,8 @@ class PendingVersions(Repository):
 
     def find(self, collection_id: int, distributed_id: str) -> str | None:
         """The pending version ``distributed_id`` builds in the collection (row locked), if any."""
-        v = s.versions.c
-        q = select(v.id).where(
-            v.collection_id == collection_id,
-            v.distributed_id == distributed_id,
-            v.state == PENDING,
-        )
-        vid = self.conn.execute(q.with_for_update()).scalar()
+        key = {"collection_id": collection_id, "distributed_id": distributed_id}
+        vid = self.conn.execute(st.PENDING_FIND, key).scalar()
         return None if vid is None else str(vid)
 
     def last_committed(self, collection_id: int, distributed_id: str) -> str | None:
@@ -97,16 +94,12 @@ class PendingVersions(Repository):
         """Remember aliases an upsert asked for; they are set when the version commits."""
         if not aliases:
             return
-        v = s.versions.c
-        raw = self.conn.execute(select(v.pending_aliases).where(v.id == version_id)).scalar()
-        merged = list(dict.fromkeys([*(json.loads(raw) if raw else []), *aliases]))
-        self.conn.execute(
-            update(s.versions).where(v.id == version_id).values(pending_aliases=to_json(merged))
-        )
+        merged = list(dict.fromkeys([*self.aliases(version_id), *aliases]))
+        row = {"vid": version_id, "pending_aliases": to_json(merged)}
+        self.conn.execute(st.PENDING_ALIASES_SET, row)
 
     def aliases(self, version_id: str) -> list[str]:
-        v = s.versions.c
-        raw = self.conn.execute(select(v.pending_aliases).where(v.id == version_id)).scalar()
+        raw = self.conn.execute(st.PENDING_ALIASES, {"vid": version_id}).scalar()
         return list(json.loads(raw)) if raw else []
 
     def staged(self, version_id: str) -> list[Change]:
@@ -115,7 +108,7 @@ class PendingVersions(Repository):
         q = select(se.path, se.removed, se.digest, se.size, se.ref, se.extra).where(
             se.version_id == version_id
         )
-        out = [_change(r) for r in self.conn.execute(q)]
+        out = [staged_change(r) for r in self.conn.execute(q)]
         out.sort(key=lambda c: c[0])
         return out
 
@@ -123,26 +116,27 @@ class PendingVersions(Repository):
         """Up to ``limit`` staged changes of a pending version with paths after ``after`` (None:
         from the first), in path order: code point order, as manifests sort (PostgreSQL compares
         in the "C" collation, from its own index; SQLite compares so already)."""
+        if self.tx.dialect != "postgresql":
+            q = st.STAGED_FIRST if after is None else st.STAGED_AFTER
+            key = {"vid": version_id, "after": after, "n": limit, "skip": 0}
+            return [staged_change(r) for r in self.conn.execute(q, key)]
         se = s.staged_entries.c
-        path = se.path.collate("C") if self.tx.dialect == "postgresql" else se.path
+        path = se.path.collate("C")
         q = select(se.path, se.removed, se.digest, se.size, se.ref, se.extra).where(
             se.version_id == version_id
         )
         if after is not None:
             q = q.where(path > after)
-        return [_change(r) for r in self.conn.execute(q.order_by(path).limit(limit))]
+        return [staged_change(r) for r in self.conn.execute(q.order_by(path).limit(limit))]
 
     def staged_generation(self, version_id: str) -> int:
         """How many stagings a pending version had (each ``stage`` with changes adds one): equal
         numbers, equal staged changes."""
-        v = s.versions.c
-        found = self.conn.execute(select(v.staged_generation).where(v.id == version_id)).scalar()
+        found = self.conn.execute(st.STAGED_GENERATION, {"vid": version_id}).scalar()
         return int(found or 0)
 
     def staged_count(self, version_id: str) -> int:
-        se = s.staged_entries.c
-        q = select(func.count()).select_from(s.staged_entries).where(se.version_id == version_id)
-        return int(self.conn.execute(q).scalar_one())
+        return int(self.conn.execute(st.STAGED_COUNT, {"vid": version_id}).scalar_one())
 
     def staged_digests(self, batch: int = 2_000) -> Iterator[str]:
         """Blobs that staged changes of any pending version refer to (gc keeps them): read
@@ -193,19 +187,13 @@ class PendingVersions(Repository):
             values["metadata"] = to_json(dict(metadata))
         if description is not None:
             values["description"] = description
-        self.conn.execute(update(s.versions).where(s.versions.c.id == version_id).values(**values))
-        row = self.conn.execute(
-            select(
-                s.versions.c.collection_id, s.versions.c.metadata, s.versions.c.description
-            ).where(s.versions.c.id == version_id)
-        ).one()
+        self.conn.execute(st.PENDING_COMMIT, {"vid": version_id, **values})
+        row = self.conn.execute(st.PENDING_ROW, {"vid": version_id}).one()
         versions = self.tx.versions
         versions.bump_index(int(row.collection_id), index)
         versions.index_metadata(version_id, json.loads(row.metadata))
         versions.index_words(version_id, row.description)
-        self.conn.execute(
-            delete(s.staged_entries).where(s.staged_entries.c.version_id == version_id)
-        )
+        self.conn.execute(st.STAGED_DELETE, {"vid": version_id})
 
     def drop(self, version_id: str) -> None:
         """Forget a PENDING version and its staged changes."""
@@ -228,11 +216,3 @@ class PendingVersions(Repository):
         ):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         self.conn.execute(delete(s.versions).where(s.versions.c.id == version_id))
-
-
-def _change(row: Any) -> Change:
-    """A staged row (path, removed, digest, size, ref, extra) as a change: a removal is None."""
-    path, removed, digest, size, ref, extra = row
-    if removed:
-        return path, None
-    return path, ManifestEntry(path, digest, size, ref, json.loads(extra) if extra else None)

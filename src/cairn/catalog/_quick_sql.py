@@ -23,6 +23,26 @@ VERSION_WITH_DIGEST_PARAMS = "state_1=COMMITTED"
 BUMP_INDEX = "UPDATE collections SET next_index=:next_index, updated_at=:updated_at WHERE collections.id = :collection_id AND collections.next_index <= :used"
 METADATA_INSERT = 'INSERT INTO version_metadata (version_id, "key", text_value, num_value) VALUES (:version_id, :key, :text_value, :num_value)'
 WORDS_INSERT = "INSERT INTO version_words (word, version_id) VALUES (:word, :version_id)"
+METADATA_DELETE = "DELETE FROM version_metadata WHERE version_metadata.version_id = :vid"
+WORDS_DELETE = "DELETE FROM version_words WHERE version_words.version_id = :vid"
+PENDING_FIND = "SELECT versions.id FROM versions WHERE versions.collection_id = :collection_id AND versions.distributed_id = :distributed_id AND versions.state = :state_1"
+PENDING_FIND_PARAMS = "state_1=PENDING"
+STAGED_GENERATION = "SELECT versions.staged_generation FROM versions WHERE versions.id = :vid"
+STAGED_COUNT = (
+    "SELECT count(*) AS count_1 FROM staged_entries WHERE staged_entries.version_id = :vid"
+)
+STAGED_FIRST = "SELECT staged_entries.path, staged_entries.removed, staged_entries.digest, staged_entries.size, staged_entries.ref, staged_entries.extra FROM staged_entries WHERE staged_entries.version_id = :vid ORDER BY staged_entries.path\n LIMIT :n OFFSET :skip"
+STAGED_FIRST_COLUMNS = "path,removed,digest,size,ref,extra"
+STAGED_AFTER = "SELECT staged_entries.path, staged_entries.removed, staged_entries.digest, staged_entries.size, staged_entries.ref, staged_entries.extra FROM staged_entries WHERE staged_entries.version_id = :vid AND staged_entries.path > :after ORDER BY staged_entries.path\n LIMIT :n OFFSET :skip"
+STAGED_AFTER_COLUMNS = "path,removed,digest,size,ref,extra"
+PENDING_ALIASES = "SELECT versions.pending_aliases FROM versions WHERE versions.id = :vid"
+PENDING_ALIASES_SET = (
+    "UPDATE versions SET pending_aliases=:pending_aliases WHERE versions.id = :vid"
+)
+PENDING_COMMIT = "UPDATE versions SET idx=:idx, state=:state, digest=:digest, size=:size, file_count=:file_count, created_by=:created_by, updated_at=:updated_at, committed_at=:committed_at WHERE versions.id = :vid"
+PENDING_ROW = "SELECT versions.collection_id, versions.metadata, versions.description FROM versions WHERE versions.id = :vid"
+PENDING_ROW_COLUMNS = "collection_id,metadata,description"
+STAGED_DELETE = "DELETE FROM staged_entries WHERE staged_entries.version_id = :vid"
 ALIAS_ASSIGN = "INSERT INTO aliases (collection_id, alias, version_id) VALUES (:collection_id, :alias, :version_id) ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = excluded.version_id"
 TAG_ADD = "INSERT INTO tags (version_id, tag) VALUES (:version_id, :tag) ON CONFLICT DO NOTHING"
 LINEAGE_ADD = "INSERT INTO version_runs (version_id, run_id, role, created_at) VALUES (:version_id, :run_id, :role, :created_at) ON CONFLICT DO NOTHING"

@@ -25,24 +25,26 @@ stale); what is left here is only the choice of what the quick path takes on.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from cairn.catalog import _quick_sql as q
-from cairn.catalog._repository import now
+from cairn.catalog._repository import now, to_json
 from cairn.catalog._rows import (
     bump_index_row,
     metadata_rows,
     run_record,
     run_row,
     run_state,
+    staged_change,
     version_record,
     version_row,
     word_rows,
 )
-from cairn.core import COMMITTED, RunRecord, VersionRecord
+from cairn.core import COMMITTED, Change, RunRecord, VersionRecord
 
 
 class NeedsCatalog(Exception):
@@ -181,6 +183,75 @@ class QuickLineage(_Quick):
         self._db.execute(q.LINEAGE_ADD, row)
 
 
+_PENDING_BOUND = dict(p.split("=", 1) for p in q.PENDING_FIND_PARAMS.split(","))
+
+
+class QuickPending(_Quick):
+    """What finishing a distributed version takes (its writers' upserts are the full
+    catalog's): ``PendingVersions``' own statements, and ``NeedsCatalog`` for anything more."""
+
+    def find(self, collection_id: int, distributed_id: str) -> str | None:
+        key = {"collection_id": collection_id, "distributed_id": distributed_id, **_PENDING_BOUND}
+        row = self._db.execute(q.PENDING_FIND, key).fetchone()
+        return None if row is None else str(row[0])
+
+    def stage(self, version_id: str, changes: Sequence[Change], run_pk: int | None) -> None:
+        if changes:
+            raise NeedsCatalog("staging changes")  # a finisher that brings none stages nothing
+
+    def add_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
+        if aliases:
+            merged = list(dict.fromkeys([*self.aliases(version_id), *aliases]))
+            row = {"vid": version_id, "pending_aliases": to_json(merged)}
+            self._db.execute(q.PENDING_ALIASES_SET, row)
+
+    def aliases(self, version_id: str) -> list[str]:
+        row = self._db.execute(q.PENDING_ALIASES, {"vid": version_id}).fetchone()
+        return list(json.loads(row[0])) if row is not None and row[0] else []
+
+    def staged_generation(self, version_id: str) -> int:
+        row = self._db.execute(q.STAGED_GENERATION, {"vid": version_id}).fetchone()
+        return int(row[0] or 0) if row is not None else 0
+
+    def staged_count(self, version_id: str) -> int:
+        return int(self._db.execute(q.STAGED_COUNT, {"vid": version_id}).fetchone()[0])
+
+    def staged_batch(self, version_id: str, after: str | None, limit: int) -> list[Change]:
+        sql = q.STAGED_FIRST if after is None else q.STAGED_AFTER
+        rows = self._db.execute(sql, {"vid": version_id, "after": after, "n": limit, "skip": 0})
+        return [staged_change(r) for r in rows]
+
+    def commit(
+        self,
+        version_id: str,
+        *,
+        index: int,
+        digest: str,
+        size: int,
+        file_count: int,
+        created_by: int | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
+    ) -> None:
+        """``PendingVersions.commit`` of a finish that sets no metadata or description."""
+        if metadata is not None or description is not None:
+            raise NeedsCatalog("a finish that sets metadata or a description")
+        at = now()
+        values = {"idx": index, "state": COMMITTED, "digest": digest, "size": size}
+        values |= {"file_count": file_count, "created_by": created_by}
+        self._db.execute(
+            q.PENDING_COMMIT, {"vid": version_id, **values, "committed_at": at, "updated_at": at}
+        )
+        row = self._db.execute(q.PENDING_ROW, {"vid": version_id}).fetchone()
+        # Versions.bump_index, index_metadata and index_words (replace=True): the same rows.
+        self._db.execute(q.BUMP_INDEX, bump_index_row(int(row[0]), index, at=now()))
+        self._db.execute(q.METADATA_DELETE, {"vid": version_id})
+        self._db.executemany(q.METADATA_INSERT, metadata_rows(version_id, json.loads(row[1])))
+        self._db.execute(q.WORDS_DELETE, {"vid": version_id})
+        self._db.executemany(q.WORDS_INSERT, word_rows(version_id, row[2]))
+        self._db.execute(q.STAGED_DELETE, {"vid": version_id})
+
+
 class QuickTx(_Quick):
     """``Tx``'s repositories that a re-log uses, over one ``sqlite3`` transaction."""
 
@@ -193,3 +264,4 @@ class QuickTx(_Quick):
         self.aliases = QuickAliases(db)
         self.tags = QuickTags(db)
         self.lineage = QuickLineage(db)
+        self.pending = QuickPending(db)

@@ -6,7 +6,7 @@ import SQLAlchemy."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cairn.catalog._repository import to_json
@@ -14,7 +14,9 @@ from cairn.core import (
     COMMITTED,
     DELETED,
     LATEST,
+    Change,
     CollectionRecord,
+    ManifestEntry,
     RunRecord,
     VersionRecord,
     index_rows,
@@ -222,3 +224,11 @@ def alias_lists(rows: Iterable[Any]) -> dict[int, list[str]]:
     for names in out.values():
         names.sort(key=lambda n: (n != LATEST, n))
     return out
+
+
+def staged_change(row: Sequence[Any]) -> Change:
+    """A staged row (path, removed, digest, size, ref, extra) as a change: a removal is None."""
+    path, removed, digest, size, ref, extra = row
+    if removed:
+        return path, None
+    return path, ManifestEntry(path, digest, size, ref, json.loads(extra) if extra else None)

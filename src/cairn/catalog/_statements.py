@@ -17,14 +17,14 @@ import functools
 import sys
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import ClauseElement
 
 from cairn.catalog import _schema as s
 from cairn.catalog._rows import RUN_COLUMNS, VERSION_COLUMNS
 from cairn.catalog._ttl import alive
-from cairn.core import LATEST
+from cairn.core import LATEST, PENDING
 
 _p, _r, _c, _v = s.projects.c, s.runs.c, s.collections.c, s.versions.c
 
@@ -51,6 +51,57 @@ BUMP_INDEX = update(s.collections).where(
 )
 METADATA_INSERT = s.version_metadata.insert()
 WORDS_INSERT = s.version_words.insert()
+METADATA_DELETE = delete(s.version_metadata).where(
+    s.version_metadata.c.version_id == bindparam("vid")
+)
+WORDS_DELETE = delete(s.version_words).where(s.version_words.c.version_id == bindparam("vid"))
+
+# A distributed version's finish (``_pending.py``): the pending version of a distributed id
+# (locked), how many stagings and changes it has, its changes a batch at a time in path order
+# (SQLite compares paths so already; PostgreSQL's repository adds the "C" collation), its
+# aliases, then its commit: SET the columns a finish sets, and its staged changes deleted.
+_se = s.staged_entries.c
+PENDING_FIND = (
+    select(_v.id)
+    .where(
+        _v.collection_id == bindparam("collection_id"),
+        _v.distributed_id == bindparam("distributed_id"),
+        _v.state == PENDING,
+    )
+    .with_for_update()
+)
+STAGED_GENERATION = select(_v.staged_generation).where(_v.id == bindparam("vid"))
+STAGED_COUNT = (
+    select(func.count()).select_from(s.staged_entries).where(_se.version_id == bindparam("vid"))
+)
+_STAGED = select(_se.path, _se.removed, _se.digest, _se.size, _se.ref, _se.extra)
+STAGED_FIRST = (
+    _STAGED.where(_se.version_id == bindparam("vid"))
+    .order_by(_se.path)
+    .limit(bindparam("n"))
+    .offset(bindparam("skip"))
+)
+STAGED_AFTER = (
+    _STAGED.where(_se.version_id == bindparam("vid"), _se.path > bindparam("after"))
+    .order_by(_se.path)
+    .limit(bindparam("n"))
+    .offset(bindparam("skip"))
+)
+PENDING_ALIASES = select(_v.pending_aliases).where(_v.id == bindparam("vid"))
+PENDING_ALIASES_SET = update(s.versions).where(_v.id == bindparam("vid"))
+PENDING_COMMIT = update(s.versions).where(_v.id == bindparam("vid"))
+PENDING_COMMIT_COLUMNS = (
+    "idx",
+    "state",
+    "digest",
+    "size",
+    "file_count",
+    "created_by",
+    "committed_at",
+    "updated_at",
+)
+PENDING_ROW = select(_v.collection_id, _v.metadata, _v.description).where(_v.id == bindparam("vid"))
+STAGED_DELETE = delete(s.staged_entries).where(_se.version_id == bindparam("vid"))
 
 
 def run_records(where: Any) -> Select[Any]:
@@ -209,6 +260,18 @@ QUICK: dict[str, tuple[ClauseElement, tuple[str, ...] | None]] = {
     "BUMP_INDEX": (BUMP_INDEX, ("next_index", "updated_at")),
     "METADATA_INSERT": (METADATA_INSERT, ("version_id", "key", "text_value", "num_value")),
     "WORDS_INSERT": (WORDS_INSERT, ("word", "version_id")),
+    "METADATA_DELETE": (METADATA_DELETE, None),
+    "WORDS_DELETE": (WORDS_DELETE, None),
+    "PENDING_FIND": (PENDING_FIND, None),
+    "STAGED_GENERATION": (STAGED_GENERATION, None),
+    "STAGED_COUNT": (STAGED_COUNT, None),
+    "STAGED_FIRST": (STAGED_FIRST, None),
+    "STAGED_AFTER": (STAGED_AFTER, None),
+    "PENDING_ALIASES": (PENDING_ALIASES, None),
+    "PENDING_ALIASES_SET": (PENDING_ALIASES_SET, ("pending_aliases",)),
+    "PENDING_COMMIT": (PENDING_COMMIT, PENDING_COMMIT_COLUMNS),
+    "PENDING_ROW": (PENDING_ROW, None),
+    "STAGED_DELETE": (STAGED_DELETE, None),
     "ALIAS_ASSIGN": (alias_assign("sqlite"), ("collection_id", "alias", "version_id")),
     "TAG_ADD": (tag_add("sqlite"), ("version_id", "tag")),
     "LINEAGE_ADD": (lineage_add("sqlite"), ("version_id", "run_id", "role", "created_at")),

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, true, update
+from sqlalchemy import and_, bindparam, or_, select, true, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
@@ -163,8 +163,7 @@ class Versions(Repository):
     ) -> None:
         """Make the search index hold ``metadata``'s leaves for the version (see _schema.py)."""
         if replace:
-            vm = s.version_metadata
-            self.conn.execute(delete(vm).where(vm.c.version_id == version_id))
+            self.conn.execute(st.METADATA_DELETE, {"vid": version_id})
         rows = metadata_rows(version_id, metadata)
         if rows:
             self.conn.execute(st.METADATA_INSERT, rows)
@@ -174,8 +173,7 @@ class Versions(Repository):
     ) -> None:
         """Make the search index hold the words of the version's description (see _schema.py)."""
         if replace:
-            vw = s.version_words
-            self.conn.execute(delete(vw).where(vw.c.version_id == version_id))
+            self.conn.execute(st.WORDS_DELETE, {"vid": version_id})
         rows = word_rows(version_id, description)
         if rows:
             self.conn.execute(st.WORDS_INSERT, rows)
