@@ -8,7 +8,8 @@ with one file changed must cost no more than an unchanged one): ``projects.id_of
 ``runs.insert`` (a new run), ``runs.record``, ``runs.set_state``, ``collections.lock``,
 ``versions.committed_with_digest``, ``versions.insert`` (a committed version of an existing
 collection, with its search index rows), ``versions.record``, ``aliases.assign``, ``tags.add``
-and ``lineage.add``. Each does exactly what
+and ``lineage.add``; and what a distributed version's finish takes once its writers have
+upserted (``QuickPending``). Each does exactly what
 the SQLAlchemy method does, or raises
 ``NeedsCatalog`` where that method would do more: create a project or a collection, resume a
 run, refuse something (not found, another type). So does every other
