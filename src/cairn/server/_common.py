@@ -18,6 +18,7 @@ from cairn.server._auth import Principal, require_valid
 from cairn.server._backend import Backend
 from cairn.server._log import key_refused
 from cairn.server._scoped import ScopedService
+from cairn.service import API
 
 
 def _json_out(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,9 +81,11 @@ Who = Annotated[Principal, Depends(principal)]
 B = Annotated[Backend, Depends(backend)]
 
 
-async def scoped(who: Who, b: B) -> ScopedService:
-    """The server's service as the request's key may use it: every route calls this."""
-    return ScopedService(b, who)
+async def scoped(request: Request) -> ScopedService:
+    """The server's service as the request's key may use it: every route calls this. One
+    dependency, not one over ``principal`` and ``backend``: FastAPI solves each dependency of a
+    request anew, which costs more than the key check itself on a small read."""
+    return ScopedService(request.app.state.backend, await principal(request))
 
 
 Svc = Annotated[ScopedService, Depends(scoped)]
@@ -117,5 +120,9 @@ def _run_id(run_id: str) -> str:
 
 
 def new_router() -> APIRouter:
-    """A router whose routes encode their answers once (see ``_json_out``)."""
-    return APIRouter(route_class=_Route)
+    """A router of ``/api/v1`` whose routes encode their answers once (see ``_json_out``).
+
+    Its routes carry the whole path: the app adds them to its own routes (``create_app``)
+    instead of including the router, whose included-router layer FastAPI matches twice per
+    request, over every route before the one that answers."""
+    return APIRouter(prefix=API, route_class=_Route)
