@@ -171,17 +171,22 @@ def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> dic
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid`` and its live children so far (a server's
-    workers, PostgreSQL's backends), from ``/proc``."""
+def with_children(pid: int) -> list[int]:
+    """Process ``pid`` and its live children (a server's workers, PostgreSQL's backends)."""
     pids = [pid]
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             pids += [int(p) for p in f.read().split()]
     except OSError:
         pass
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its live children so far, from
+    ``/proc``."""
     total = 0.0
-    for p in pids:
+    for p in with_children(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 
-from benchmarks._common import ROOT, Figure, cp_r, run_child, settle
+from benchmarks._common import ROOT, Figure, cp_r, run_child, settle, with_children
 
 PER_DIR = 500
 LOG_MIB = 300.0  # the issue's bound for the first log of 1,000,000 files
@@ -44,21 +44,11 @@ def make_tiny_tree(path: str, files: int) -> str:
     return path
 
 
-def _server_pids(pid: int) -> list[int]:
-    pids = [pid]
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            pids += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
-    return pids
-
-
 def _server_hwm_mib(pid: int) -> float:
     """Peak RSS of a server process and its children (VmHWM from /proc) since the last
     ``_reset_server_hwm``, MiB."""
     total = 0.0
-    for p in _server_pids(pid):
+    for p in with_children(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -72,7 +62,7 @@ def _server_hwm_mib(pid: int) -> float:
 def _reset_server_hwm(pid: int) -> None:
     """Start the server's peak RSS again from its current RSS (Linux: ``5`` into clear_refs),
     so that each step's figure is that step's peak, not the highest of every step so far."""
-    for p in _server_pids(pid):
+    for p in with_children(pid):
         try:
             with open(f"/proc/{p}/clear_refs", "w") as f:
                 f.write("5")

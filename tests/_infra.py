@@ -12,6 +12,8 @@ import atexit
 import contextlib
 import glob
 import os
+import pathlib
+import random
 import shutil
 import signal
 import socket
@@ -432,3 +434,14 @@ def reset_database(db_url: str, keep: Sequence[str] = ("blobs", "alembic_version
         ]
         if tables:
             conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+
+
+def image_tree(root: pathlib.Path, files: int, size: int, seed: int = 14) -> pathlib.Path:
+    """``files`` image-shaped files of ``size`` random bytes under ``root``, in 8 directories
+    (``c0/img0000.jpg``, ...): the data set of the server's transfer and memory tests."""
+    rng = random.Random(seed)
+    for i in range(files):
+        path = root / f"c{i % 8}" / f"img{i:04}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+    return root

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import random
 
 import pytest
 
 import cairn
-from tests._infra import CairnServer, reset_database
+from tests._infra import CairnServer, image_tree, reset_database
 from tests._peak import run_measured
 
 FILES = 128
@@ -49,12 +48,7 @@ def test_a_download_through_a_server_holds_a_batch_not_the_version(
     key = server_s3.create_key("tester", "*/*", "write")
     monkeypatch.setenv("CAIRN_BASE_URL", server_s3.url)
     monkeypatch.setenv("CAIRN_API_KEY", key)
-    rng = random.Random(14)
-    src = tmp_path / "images"
-    for i in range(FILES):
-        path = src / f"c{i % 8}" / f"img{i:04}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(rng.randbytes(FILE_BYTES))
+    src = image_tree(tmp_path / "images", FILES, FILE_BYTES)
     with cairn.init(project="memory") as run:
         art = cairn.Artifact("images", "dataset")
         art.add_dir(str(src))
