@@ -100,7 +100,7 @@ def log(
     request = commit_request(
         art, entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
     )
-    result = stager.commit_with_blobs(lambda: service.commit(request))
+    result = stager.commit_with_blobs(lambda: stager.commit(request))
     tree, art._tree = art._tree, None
     if tree is not None and result.version is not None and result.version.digest:
         tree.logged(art._contents, result.version.digest)  # the next add_dir: a stat per file

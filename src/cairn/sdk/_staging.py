@@ -27,13 +27,14 @@ from cairn.sdk._whole import (
     default_workers,
     read_whole,
 )
-from cairn.service import CommitResult, Service
+from cairn.service import CommitRequest, CommitResult, Service
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from cairn.sdk._read_ahead import ReadAhead
+    from cairn.service import LocalService
 
 FLUSH_BYTES = 32 << 20
 # A remote store's buffers are smaller: up to three are held at once (one filling, two being
@@ -41,10 +42,8 @@ FLUSH_BYTES = 32 << 20
 REMOTE_FLUSH_BYTES = 16 << 20
 FLUSH_COUNT = 20_000  # blobs per buffer too: a million tiny files must not sit in one buffer
 STORE_AGAIN_ATTEMPTS = 4  # blobs a store lost while logging are stored again this many times
-# Files up to this size are read whole, hashed, buffered and stored many at a time: a remote
-# store takes them many per request (an image-shaped dataset costs a few requests per hundred
-# files, not four requests per file), the embedded store makes a batch of them durable at once
-# (see LocalBlobStore.put_many). Larger files stream in parts, one per thread (or are cloned).
+# Files up to this size are read whole, hashed, buffered and stored many at a time (many per
+# request; a batch made durable at once): larger ones stream in parts, one per thread (or clone).
 BATCH_LIMIT = 8 << 20
 _THREADS = 2  # large files read at once, at least (each waits on its own flushes)
 # A job this big (files, or bytes) goes to worker processes; a smaller one would not repay
@@ -52,13 +51,11 @@ _THREADS = 2  # large files read at once, at least (each waits on its own flushe
 POOL_FILES = 2_000
 POOL_BYTES = 64 << 20
 # Files smaller than this on average are not worth a worker: sending a name and taking back a
-# digest costs the caller about what reading the file does (measured, 100,000 files of a few
-# bytes: 23-40% more CPU and a longer wall time with a worker, at load ~10-17).
+# digest costs the caller about what reading the file does (100,000 files of a few bytes: 23-40%
+# more CPU with a worker). Files of blob-file size go to the workers too (design.md, s7).
 POOL_MEAN_BYTES = 1024
-# Files of a blob file's size (128 KiB or more) go to the workers too, since they write behind
-# while they read: 5,000 x 200 KiB logged in 2.72 s with a worker and 3.42 s without on the quiet
-# machine (1.24 s SHA-256 pass; the same CPU), and faster with it under load too (design.md).
 PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a rate, per file)
+STORED_REMEMBERED = 50_000  # blobs a stager remembers storing for its commit (``commit``)
 
 T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
@@ -116,6 +113,9 @@ class Stager:
         # The staging workers of the directory being added, with the files they and this
         # process share (``_read_ahead.py``); None: this process reads alone.
         self._ahead: ReadAhead | None = None
+        # The embedded store's gc sweeps, counted before anything is stored; the blobs stored since.
+        self._sweeps = None if (local := self._embedded()) is None else local.sweeps()
+        self._stored: set[str] | None = set() if self._sweeps is not None else None
 
     # -- hashing and storing -------------------------------------------------------------------
 
@@ -161,9 +161,14 @@ class Stager:
         fresh: list[tuple[str, str, StatKey, str]] = []
         blobs: list[tuple[str, bytes]] = []
         blob_bytes = done = done_bytes = 0
+        stored = self._stored
+        if stored is not None and (not remember or len(stored) + len(misses) > STORED_REMEMBERED):
+            stored = self._stored = None  # streamed, or huge: its commit looks every blob up
         for read in self._read_all(files, misses, link, started):
             d, name, _ = files[read.position]
             results[read.position] = StagedFile(read.digest, read.size)
+            if stored is not None:
+                stored.add(read.digest)
             if read.digest not in sources:
                 sources[read.digest] = (d, name)
             if read.key_after is not None:
@@ -319,6 +324,8 @@ class Stager:
     def stage_bytes(self, data: bytes) -> StagedFile:
         """Store content that is not in a file (objects added with ``Artifact.add``)."""
         digest = digest_bytes(data)
+        if self._stored is not None:
+            self._stored.add(digest)
         if len(data) >= BATCH_LIMIT:
             self._service.store_blobs([(digest, data)])
         else:
@@ -389,10 +396,8 @@ class Stager:
             self._writes.pop(0).result()
 
     def restore(self, digests: Sequence[str]) -> None:
-        """Store again blobs the store reports missing, from the local files they came from.
-
-        Small files are read and stored many at a time (one transaction, or one request to a
-        server, per 32 MiB; a server 16), not one by one."""
+        """Store again blobs the store reports missing, from the local files they came from (small
+        ones many at a time: a transaction, or a request to a server, per buffer)."""
         batch: list[tuple[str, bytes]] = []
         size = 0
         from_trees = self._tree_sources({d for d in digests if d not in self._sources})
@@ -446,6 +451,20 @@ class Stager:
                     if os.path.isfile(local):  # else an entry a draft's directory kept
                         found[entry.digest] = os.path.split(local)
         return found
+
+    def commit(self, request: CommitRequest) -> CommitResult:
+        """``Service.commit``; the embedded store is told the blobs stored since its sweep count."""
+        local = self._embedded() if self._stored else None
+        if local is not None and self._stored:
+            return local.commit(request, stored=self._stored, sweeps=self._sweeps)
+        return self._service.commit(request)
+
+    def _embedded(self) -> LocalService | None:
+        if self._local_blobs is None:
+            return None  # not this machine's embedded store (LocalService not even imported)
+        from cairn.service import LocalService
+
+        return self._service if isinstance(self._service, LocalService) else None
 
     def commit_with_blobs(self, commit: Callable[[], CommitResult]) -> CommitResult:
         """The one way a commit (``commit`` or ``finish``) makes sure the store has its blobs.

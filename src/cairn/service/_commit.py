@@ -11,7 +11,7 @@ same labelling of the version it commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from cairn.core import (
@@ -94,12 +94,23 @@ def _check_expected_alias(tx: Tx, cid: int, name: str, expect: tuple[str, str | 
         )
 
 
-def commit(store: Store, request: CommitRequest) -> CommitResult:
-    """``Service.commit``: see the module's docstring."""
+def commit(
+    store: Store,
+    request: CommitRequest,
+    *,
+    stored: Collection[str] = (),
+    sweeps: int | None = None,
+) -> CommitResult:
+    """``Service.commit``: see the module's docstring. ``stored``: blobs the caller stored into
+    this store after it read the maintenance lock's count of sweeps, ``sweeps``; when the count
+    is the same under the shared lock, no sweep ran since, so they are there and not looked up
+    again (an embedded store's first log stored every blob it names a moment ago)."""
     check_request(request)
     # From the blob check to the catalog commit, gc may not sweep (see _maintenance.py).
     with store.maintenance.shared():
-        return _commit(store, request)
+        if sweeps is None or sweeps != store.maintenance.sweeps():
+            stored = ()
+        return _commit(store, request, stored)
 
 
 def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[str]]:
@@ -137,7 +148,7 @@ def _base_version(store: Store, request: CommitRequest) -> str | None:
     return base.digest
 
 
-def _commit(store: Store, request: CommitRequest) -> CommitResult:
+def _commit(store: Store, request: CommitRequest, stored: Collection[str]) -> CommitResult:
     validate_aliases(request.aliases)
     base_root, manifest_missing = _base_root(store, request)
     root, pages = manifests.build(store, base_root, request.changes)
@@ -145,7 +156,10 @@ def _commit(store: Store, request: CommitRequest) -> CommitResult:
         request.entity, request.project, request.name, root.digest
     )
     if existing is None:
-        missing = store.missing_blobs(blob_digests([e for _, e in request.changes]))
+        named = blob_digests([e for _, e in request.changes])
+        if stored:
+            named = [d for d in named if d not in stored]
+        missing = store.missing_blobs(named)
         missing = list(dict.fromkeys([*manifest_missing, *missing]))
         if missing:
             return CommitResult(None, False, tuple(missing))

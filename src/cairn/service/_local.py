@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cairn.core import CollectionRecord, RegistryRecord, RunRecord, VersionRecord
@@ -253,8 +253,17 @@ class LocalService:
 
     # -- committing (_commit.py, _manifests.py) --
 
-    def commit(self, request: CommitRequest) -> CommitResult:
-        return _commit.commit(self._store, request)
+    def commit(
+        self, request: CommitRequest, *, stored: Collection[str] = (), sweeps: int | None = None
+    ) -> CommitResult:
+        """``Service.commit``; ``stored`` and ``sweeps`` (not in the protocol: this process's
+        own staging only): blobs stored after ``sweeps()`` answered ``sweeps``, not looked up
+        again when no gc swept since (``_commit.commit``)."""
+        return _commit.commit(self._store, request, stored=stored, sweeps=sweeps)
+
+    def sweeps(self) -> int | None:
+        """How many gc sweeps this store has had, or None where it does not count them."""
+        return self._store.maintenance.sweeps()
 
     def manifest_blob_batches(self, root: str, batch: int = 10_000) -> Iterator[list[str]]:
         """The blobs a manifest needs (pages and content), in batches (not in the protocol:

@@ -25,11 +25,19 @@ if TYPE_CHECKING:
 
 class MaintenanceLock(Protocol):
     """Commits hold it shared from their blob check to their catalog commit; gc's sweep holds it
-    exclusive. Must work across every process (and machine) that writes the store."""
+    exclusive. Must work across every process (and machine) that writes the store.
+
+    ``sweeps`` counts the exclusive holds (each before its sweep deletes anything), or is None
+    where the lock does not count them: a commit that read the same count before storing its
+    blobs and again under the shared lock knows no sweep ran in between, so the blobs it stored
+    meanwhile are all there (``_commit.commit``'s ``stored``; a sweep deletes only blobs older
+    than its start anyway)."""
 
     def shared(self) -> AbstractContextManager[None]: ...
 
     def exclusive(self) -> AbstractContextManager[None]: ...
+
+    def sweeps(self) -> int | None: ...
 
 
 class ThreadMaintenanceLock:
@@ -39,6 +47,7 @@ class ThreadMaintenanceLock:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._sweeps = 0
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -57,6 +66,7 @@ class ThreadMaintenanceLock:
         with self._cond:
             self._cond.wait_for(lambda: not self._writer and self._readers == 0)
             self._writer = True
+            self._sweeps += 1
         try:
             yield
         finally:
@@ -64,12 +74,17 @@ class ThreadMaintenanceLock:
                 self._writer = False
                 self._cond.notify_all()
 
+    def sweeps(self) -> int | None:
+        with self._cond:
+            return self._sweeps
+
 
 class FileMaintenanceLock:
     """``flock(2)`` on a file of the embedded store: every process on the machine agrees.
 
     Each hold opens the file anew: flock belongs to an open file, so threads of one process
-    sharing a descriptor would release each other's locks.
+    sharing a descriptor would release each other's locks. The file holds the count of
+    exclusive holds (decimal; empty: 0), written by each exclusive holder as it starts.
     """
 
     def __init__(self, path: str) -> None:
@@ -82,15 +97,34 @@ class FileMaintenanceLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            if exclusive:
+                count = _count(os.pread(fd, 32, 0))
+                text = b"%d" % (0 if count is None else count + 1)
+                os.pwrite(fd, text.ljust(20), 0)  # one write of the same length: never torn
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def sweeps(self) -> int | None:
+        try:
+            with open(self.path, "rb") as f:
+                return _count(f.read(32))
+        except FileNotFoundError:
+            return 0
+        except OSError:
+            return None
 
     def shared(self) -> AbstractContextManager[None]:
         return self._hold(False)
 
     def exclusive(self) -> AbstractContextManager[None]:
         return self._hold(True)
+
+
+def _count(text: bytes) -> int | None:
+    """The count a lock file holds (empty: 0), or None when it holds something else."""
+    text = text.strip()
+    return int(text) if text.isdigit() else (0 if not text else None)
 
 
 _ADVISORY_KEY = 0x636169726E  # "cairn": the key of the maintenance lock among advisory locks
@@ -151,6 +185,9 @@ class AdvisoryMaintenanceLock:
 
     def exclusive(self) -> AbstractContextManager[None]:
         return self._hold(True)
+
+    def sweeps(self) -> int | None:
+        return None  # not counted: a server checks every blob a commit names
 
 
 def maintenance_lock_for_catalog(catalog: Catalog) -> MaintenanceLock:

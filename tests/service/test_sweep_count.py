@@ -1,0 +1,84 @@
+"""The maintenance lock counts gc's sweeps, and a commit of blobs the caller stored since it read
+the count does not look them up again unless a sweep ran in between (``_commit.commit``'s
+``stored``: an embedded store's first log stored every blob it names a moment before)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterable
+
+from cairn.catalog import Catalog
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.service import CommitRequest, FileMaintenanceLock, LocalService
+from cairn.storage import LocalBlobStore
+
+
+class CountingBlobs(LocalBlobStore):
+    """The local blob store, remembering every digest it was asked about."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.asked: set[str] = set()
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        wanted = list(digests)
+        self.asked.update(wanted)
+        return super().has_many(wanted)
+
+
+def _service(root: pathlib.Path) -> tuple[LocalService, CountingBlobs]:
+    blobs = CountingBlobs(str(root / "blobs"))
+    lock = FileMaintenanceLock(str(root / "maintenance.lock"))
+    catalog = Catalog("sqlite:///" + str(root / "catalog.sqlite"))
+    return LocalService(catalog, blobs, location=str(root), maintenance_lock=lock), blobs
+
+
+def _request(name: str, content: bytes) -> tuple[CommitRequest, str]:
+    digest = digest_bytes(content)
+    entry = ManifestEntry("f.bin", digest, len(content))
+    return CommitRequest("me", "p", name, "dataset", changes=[("f.bin", entry)]), digest
+
+
+def test_exclusive_holds_are_counted_in_the_lock_file(tmp_path: pathlib.Path) -> None:
+    lock = FileMaintenanceLock(str(tmp_path / "maintenance.lock"))
+    assert lock.sweeps() == 0  # no file yet
+    with lock.shared():
+        pass
+    assert lock.sweeps() == 0
+    for expected in (1, 2):
+        with lock.exclusive():
+            assert lock.sweeps() == expected  # counted as the sweep starts
+    assert FileMaintenanceLock(lock.path).sweeps() == 2  # another process reads the same
+
+
+def test_blobs_stored_since_the_count_are_not_looked_up_again(tmp_path: pathlib.Path) -> None:
+    svc, blobs = _service(tmp_path)
+    try:
+        sweeps = svc.sweeps()
+        request, digest = _request("ds", b"stored just now")
+        svc.store_blobs([(digest, b"stored just now")])
+        result = svc.commit(request, stored={digest}, sweeps=sweeps)
+        assert result.created and not result.missing
+        assert digest not in blobs.asked
+        # Without the count (a server, another process's blobs): looked up as before.
+        other, known = _request("other", b"stored just now")
+        assert svc.commit(other).created
+        assert known in blobs.asked
+    finally:
+        svc.close()
+
+
+def test_a_sweep_in_between_makes_the_commit_look_again(tmp_path: pathlib.Path) -> None:
+    svc, blobs = _service(tmp_path)
+    try:
+        sweeps = svc.sweeps()
+        request, digest = _request("ds", b"swept before its commit")
+        svc.store_blobs([(digest, b"swept before its commit")])
+        report = svc.collect_garbage(grace_seconds=0)  # unreferenced and older than the sweep
+        assert report.removed_blobs == 1
+        assert svc.sweeps() == sweeps + 1
+        result = svc.commit(request, stored={digest}, sweeps=sweeps)
+        assert result.version is None and result.missing == (digest,)  # stored again by the SDK
+        assert digest in blobs.asked
+    finally:
+        svc.close()
