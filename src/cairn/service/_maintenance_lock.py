@@ -97,10 +97,16 @@ class FileMaintenanceLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            held = os.pread(fd, 32, 0)
             if exclusive:
-                count = _count(os.pread(fd, 32, 0))
+                count = _count(held)
                 text = b"%d" % (0 if count is None else count + 1)
                 os.pwrite(fd, text.ljust(20), 0)  # one write of the same length: never torn
+            elif not held:
+                # The count's room, taken by the first commit: a sweep on a full disk then
+                # writes in place (each writer of "0" here writes the same bytes).
+                with contextlib.suppress(OSError):
+                    os.pwrite(fd, b"0".ljust(20), 0)
             yield
         finally:
             os.close(fd)  # releases the lock
