@@ -2,7 +2,8 @@
 
 The order is the rule (docs/design.md, "Garbage collection"): under the maintenance lock held
 shared, check the request, build the manifest (only the changed pages when there is a base),
-ask the store which blobs it lacks (the answer goes back in ``CommitResult.missing`` and nothing
+ask the store which blobs it lacks (not those the caller stored since a sweep count that is
+still the lock's: see ``commit``; the answer goes back in ``CommitResult.missing`` and nothing
 is committed: the SDK stores them and commits again, ``Stager.commit_with_blobs``), store the
 new pages, then one catalog transaction. No blob is read or written inside a catalog
 transaction. The distributed finish (``_distributed.py``) uses the same request checks and the
