@@ -11,7 +11,7 @@ aliases, tags, TTL) are saved by difference from what was read.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cairn.core import Change, validate_aliases, validate_tags
@@ -220,6 +220,6 @@ def save_changes(art: Artifact) -> None:
     art._assign(record)
 
 
-def blob_digests(changes: Sequence[Change]) -> list[str]:
+def blob_digests(changes: Iterable[Change]) -> list[str]:
     """The stored blobs (not references) that ``changes`` add."""
     return [e.digest for _, e in changes if e is not None and e.ref is None]

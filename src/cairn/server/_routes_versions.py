@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticError
 
 from cairn.core import (
     Change,
@@ -23,6 +28,7 @@ from cairn.core import (
 )
 from cairn.errors import ValidationError
 from cairn.server._common import Svc, _description, _names, _role, _run_id, _text, new_router
+from cairn.server._streamed_changes import StreamedChanges, streamed_body
 from cairn.service import (
     DEFAULT_GRACE_SECONDS,
     CommitRequest,
@@ -61,7 +67,7 @@ class StageIn(BaseModel):
     name: str
     type: str
     distributed_id: str = Field(min_length=1, max_length=256)
-    changes: list[Any]
+    changes: list[Any]  # read as a stream (StreamedChanges), never validated as this list
     base_version_id: str | None = None
     description: str | None = None
     metadata: dict[str, Any] | None = None
@@ -74,8 +80,8 @@ def commit_result_to_json(r: CommitResult) -> dict[str, Any]:
     return dict(to_json(r))
 
 
-def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, str, list[Change]]:
-    """The project and the changes of a commit, upsert or finish, validated."""
+def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, str]:
+    """The project of a commit, upsert or finish, and its fields but the changes, validated."""
     entity, project = _names(entity, project)
     validate_artifact_name(body.name)
     validate_type(body.type)
@@ -84,7 +90,7 @@ def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, 
     _description(body.description)
     if body.run_id is not None:
         _run_id(body.run_id)
-    return entity, project, changes_from_json(body.changes)
+    return entity, project
 
 
 @router.post(
@@ -93,7 +99,8 @@ def _checked(entity: str, project: str, body: CommitIn | StageIn) -> tuple[str, 
     response_model=CommitResult,
 )
 def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any]:
-    entity, project, changes = _checked(entity, project, body)
+    entity, project = _checked(entity, project, body)
+    changes = changes_from_json(body.changes)
     if body.manifest is not None:
         check_digest(body.manifest)
     req = CommitRequest(
@@ -114,19 +121,56 @@ def commit(entity: str, project: str, body: CommitIn, svc: Svc) -> dict[str, Any
     return commit_result_to_json(svc.commit(req))
 
 
+def _stage_schema() -> dict[str, Any]:
+    """The body ``/stage`` and ``/finish`` declare: ``StageIn`` (they read it themselves)."""
+    schema = StageIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _body_text(request: Request) -> str:
+    """The request's body as text (not kept as bytes besides: ``Request.body()`` would)."""
+    parts = [chunk async for chunk in request.stream()]
+    raw = b"".join(parts)
+    parts.clear()
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ValidationError("bad request: body: not UTF-8") from None
+
+
+def _streamed_stage(raw: str) -> tuple[StageIn, StreamedChanges]:
+    """An upsert's or a finish's body: its fields as ``StageIn`` and its changes streamed (an
+    upsert of 50,000 changes is never all Python objects at once: ``_streamed_changes``)."""
+    fields, changes = streamed_body(raw)
+    try:
+        body = StageIn.model_validate(fields)
+    except PydanticError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in e.errors()]
+        ) from None
+    return body, changes
+
+
 @router.post(
     "/projects/{entity}/{project}/stage",
     summary="Upsert into a distributed version",
     response_model=VersionRecord,
+    openapi_extra=_stage_schema(),
 )
-def stage(entity: str, project: str, body: StageIn, svc: Svc) -> dict[str, Any]:
-    entity, project, changes = _checked(entity, project, body)
-    req = StageRequest(**_distributed_fields(entity, project, body, changes))
-    return version_to_json(svc.stage(req))
+async def stage(entity: str, project: str, request: Request, svc: Svc) -> dict[str, Any]:
+    raw = await _body_text(request)
+
+    def run() -> dict[str, Any]:
+        body, changes = _streamed_stage(raw)
+        names = _checked(entity, project, body)
+        req = StageRequest(**_distributed_fields(*names, body, changes))
+        return version_to_json(svc.stage(req))
+
+    return await run_in_threadpool(run)
 
 
 def _distributed_fields(
-    entity: str, project: str, body: StageIn, changes: list[Change]
+    entity: str, project: str, body: StageIn, changes: Collection[Change]
 ) -> dict[str, Any]:
     """What an upsert and a finish send to the service alike (checked by ``_checked``)."""
     return {
@@ -148,11 +192,18 @@ def _distributed_fields(
     "/projects/{entity}/{project}/finish",
     summary="Commit a distributed version",
     response_model=CommitResult,
+    openapi_extra=_stage_schema(),
 )
-def finish(entity: str, project: str, body: StageIn, svc: Svc) -> dict[str, Any]:
-    entity, project, changes = _checked(entity, project, body)
-    req = FinishRequest(**_distributed_fields(entity, project, body, changes), tags=body.tags)
-    return commit_result_to_json(svc.finish(req))
+async def finish(entity: str, project: str, request: Request, svc: Svc) -> dict[str, Any]:
+    raw = await _body_text(request)
+
+    def run() -> dict[str, Any]:
+        body, changes = _streamed_stage(raw)
+        names = _checked(entity, project, body)
+        req = FinishRequest(**_distributed_fields(*names, body, changes), tags=body.tags)
+        return commit_result_to_json(svc.finish(req))
+
+    return await run_in_threadpool(run)
 
 
 @router.delete("/versions/{version_id}/pending", summary="Discard a PENDING version")

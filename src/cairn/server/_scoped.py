@@ -10,6 +10,7 @@ applied and a call to the server's ``LocalService``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ from cairn.service import (
     VerifyReport,
     VersionExport,
 )
+
+_CHECK_BATCH = 5_000  # changes of a request whose blobs are checked at a time
 
 
 class ScopedService(ScopedBlobs):
@@ -119,8 +122,14 @@ class ScopedService(ScopedBlobs):
                     f"the base version {base.qualified_name} is in another project than"
                     f" {request.entity}/{request.project}"
                 )
-        digests = [e.digest for _, e in request.changes if e is not None and e.ref is None]
-        return self._unreadable(digests)
+        # A few thousand at a time, nothing remembered: an upsert may name 50,000 blobs
+        # (the client asked which to upload just before, and that answer was remembered).
+        unreadable: dict[str, None] = {}
+        changes = iter(request.changes)
+        while batch := list(itertools.islice(changes, _CHECK_BATCH)):
+            digests = [e.digest for _, e in batch if e is not None and e.ref is None]
+            unreadable.update(dict.fromkeys(self._unreadable(digests, remember=False)))
+        return tuple(unreadable)
 
     def _unreadable_in_manifest(self, root: str) -> tuple[str, ...]:
         """A client-written manifest (``CommitRequest.manifest``): the key must be able to read

@@ -12,13 +12,14 @@ same labelling of the version it commits.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from cairn.core import (
     COMMITTED,
     INT_RANGE,
     LATEST,
+    Change,
     check_json_value,
     validate_alias,
     validate_aliases,
@@ -40,6 +41,12 @@ def check_request(request: CommitRequest | StageRequest) -> None:
     """A request's names, metadata and sizes, checked by the rules of ``cairn.core`` before
     anything is written (the server runs every request through here too, so the embedded store
     and a server accept exactly the same things, and nothing unreadable is committed)."""
+    check_fields(request)
+    check_sizes(request.changes)
+
+
+def check_fields(request: CommitRequest | StageRequest) -> None:
+    """``check_request`` but the changes' sizes (``check_sizes``, a batch at a time)."""
     validate_project(request.entity, "entity")
     validate_project(request.project)
     validate_artifact_name(request.name)
@@ -59,7 +66,10 @@ def check_request(request: CommitRequest | StageRequest) -> None:
             )
     if request.metadata is not None:
         check_json_value(dict(request.metadata), "metadata")
-    for path, entry in request.changes:
+
+
+def check_sizes(changes: Iterable[Change]) -> None:
+    for path, entry in changes:
         if entry is not None and entry.size is not None and entry.size > INT_RANGE[1]:
             raise ValidationError(f"entry {path!r}: size {entry.size} is beyond 64 bits")
 

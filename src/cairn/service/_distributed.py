@@ -11,6 +11,7 @@ held shared, and neither reads or writes a blob inside a catalog transaction.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ from cairn.core import (
     validate_aliases,
 )
 from cairn.errors import BlobNotFoundError, ConflictError, ValidationError
-from cairn.service._commit import check_request, label
+from cairn.service._commit import check_fields, check_sizes, label
 from cairn.service._manifests import check_total_size
 from cairn.service._protocol import CommitResult, FinishRequest, StageRequest
 from cairn.service._store import Store, blob_digests, optional_run
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 _FINISH_ATTEMPTS = 20  # rounds of a finish whose staged changes keep changing (see _finish)
 STAGED_BATCH = 10_000  # staged changes a finish reads per catalog transaction
+CHANGE_BATCH = 5_000  # changes of a request checked and staged at a time
 # A draft's staged changes up to this many apply onto its base in memory, rewriting only the
 # pages they fall in (update_tree); more are merged with the base's entries as a stream.
 UPDATE_IN_MEMORY = 20_000
@@ -90,17 +92,23 @@ def _applied(base: Iterator[ManifestEntry], changes: Iterable[Change]) -> Iterat
         entry = next(base, None)
 
 
+def _batches(changes: Iterable[Change]) -> Iterator[list[Change]]:
+    """``changes`` a few thousand at a time (a server's upsert decodes them as they are taken:
+    ``cairn.server``'s ``StreamedChanges``)."""
+    it = iter(changes)
+    while batch := list(itertools.islice(it, CHANGE_BATCH)):
+        yield batch
+
+
+def _digests(changes: Sequence[Change]) -> list[str]:
+    return blob_digests(e for _, e in changes)
+
+
 def _kept_changing(request: FinishRequest) -> ConflictError:
     return ConflictError(
         f"distributed version {request.distributed_id!r} of {request.name} kept changing while"
         " it was finished; finish it again"
     )
-
-
-def _check_base(request: StageRequest | FinishRequest) -> None:
-    validate_aliases(request.aliases)
-    if request.base_version_id is None and any(e is None for _, e in request.changes):
-        raise ValidationError("only a draft (a version with a base) can remove entries")
 
 
 class DistributedVersions:
@@ -109,8 +117,17 @@ class DistributedVersions:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def _missing_blobs(self, changes: Sequence[Change]) -> tuple[str, ...]:
-        return tuple(self._store.missing_blobs(blob_digests([e for _, e in changes])))
+    def _checked(self, request: StageRequest | FinishRequest) -> tuple[str, ...]:
+        """The request's changes checked (sizes; removals only in a draft), a batch at a time
+        (once through them: a server decodes them again each time); the blobs the store lacks."""
+        validate_aliases(request.aliases)
+        missing: dict[str, None] = {}
+        for batch in _batches(request.changes):
+            check_sizes(batch)
+            if request.base_version_id is None and any(e is None for _, e in batch):
+                raise ValidationError("only a draft (a version with a base) can remove entries")
+            missing.update(dict.fromkeys(self._store.missing_blobs(_digests(batch))))
+        return tuple(missing)
 
     def _stage_in(
         self, tx: Tx, request: StageRequest | FinishRequest
@@ -148,9 +165,10 @@ class DistributedVersions:
                 )
             if request.metadata or request.description is not None:
                 tx.versions.update(vid, description=request.description, metadata=request.metadata)
-        tx.pending.stage(vid, request.changes, run_pk)
+        for batch in _batches(request.changes):
+            tx.pending.stage(vid, batch, run_pk)
+            self._store.grant(tx, pid, _digests(batch))
         tx.pending.add_aliases(vid, request.aliases)
-        self._store.grant(tx, pid, blob_digests([e for _, e in request.changes]))
         # A finisher that brings nothing is made a writer when it commits (see _commit_staged).
         if run_pk is not None and (request.changes or not isinstance(request, FinishRequest)):
             tx.lineage.add(vid, run_pk, "writer")
@@ -159,10 +177,9 @@ class DistributedVersions:
     # -- stage --
 
     def stage(self, request: StageRequest) -> VersionRecord:
-        check_request(request)
+        check_fields(request)
         with self._store.maintenance.shared():
-            _check_base(request)
-            missing = self._missing_blobs(request.changes)
+            missing = self._checked(request)
             if missing:  # as a server answers: the SDK stores them again and retries
                 raise BlobNotFoundError(
                     f"{len(missing)} blobs must be uploaded before staging, e.g. {missing[0]}"
@@ -177,7 +194,7 @@ class DistributedVersions:
     # -- finish --
 
     def finish(self, request: FinishRequest) -> CommitResult:
-        check_request(request)
+        check_fields(request)
         with self._store.maintenance.shared():
             return self._finish(request)
 
@@ -226,8 +243,7 @@ class DistributedVersions:
         the manifest is built between transactions (``build``), and the last one commits it
         only if nothing was staged since the staging it was built from (the version's staging
         generation is the same); else it is built again."""
-        _check_base(request)
-        missing = self._missing_blobs(request.changes)
+        missing = self._checked(request)
         if missing:
             return CommitResult(None, False, missing)
         # (pending version id, base manifest root or "", staging generation, staged changes);

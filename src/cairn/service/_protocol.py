@@ -7,7 +7,7 @@ the same behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,6 +53,7 @@ class StageRequest:
 
     ``changes`` are sorted by path: entries to add or replace, or ``(path, None)`` to remove a path
     of the base version (only with ``base_version_id``, when the distributed version is a draft).
+    They are only iterated (a server's are decoded from the request body as they are taken).
     """
 
     entity: str
@@ -60,7 +61,7 @@ class StageRequest:
     name: str
     type: str
     distributed_id: str
-    changes: Sequence[Change]
+    changes: Collection[Change]
     base_version_id: str | None = None
     run_id: str | None = None
     description: str | None = None

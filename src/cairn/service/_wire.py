@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cairn import errors
@@ -127,7 +127,7 @@ def search_result_from_json(d: Mapping[str, Any]) -> SearchResult:
 # -- entries and changes ---------------------------------------------------------------------------
 
 
-def changes_to_json(changes: Sequence[Change]) -> list[list[Any]]:
+def changes_to_json(changes: Iterable[Change]) -> list[list[Any]]:
     return [[path, None if e is None else e.to_row()] for path, e in changes]
 
 
@@ -136,7 +136,11 @@ def changes_from_json(rows: Any) -> list[Change]:
     every path must be a valid entry path, sorted and unique; every stored entry a digest."""
     if not isinstance(rows, list):
         raise ValidationError("changes must be a list of [path, entry or null]")
-    out: list[Change] = []
+    return list(iter_changes(rows))
+
+
+def iter_changes(rows: Iterable[Any]) -> Iterator[Change]:
+    """``changes_from_json`` one change at a time (rows decoded as they are needed)."""
     previous: str | None = None
     for row in rows:
         if not isinstance(row, list) or len(row) != 2 or not isinstance(row[0], str):
@@ -157,8 +161,7 @@ def changes_from_json(rows: Any) -> list[Change]:
                 check_digest(entry.digest)
                 if entry.size is None:
                     raise ValidationError(f"entry {path!r} is stored content without a size")
-        out.append((path, entry))
-    return out
+        yield path, entry
 
 
 # -- blob batches ------------------------------------------------------------------------------------
