@@ -211,7 +211,11 @@ def _commit(store: Store, request: CommitRequest, stored: Collection[str]) -> Co
         label(tx, cid, vid, [*request.aliases, LATEST], request.tags, run_pk)
         return CommitResult(tx.versions.record(vid), created=True)
 
-    result = store.catalog.write(fn)
+    try:
+        result = store.catalog.write(fn)
+    finally:
+        if granted is not None:
+            granted.close()
     if existing is not None and result.created:
         # The duplicate vanished between the check and the commit (deleted): pages are needed.
         store.store_pages(pages)

@@ -8,6 +8,7 @@ format itself is ``cairn.core``'s; this is where the store reads and writes it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 
 from cairn.core import (
@@ -102,23 +103,24 @@ def blob_batches(store: Store, root: str, batch: int = 10_000) -> Iterator[list[
 
 
 class PackedDigests:
-    """Digests held as their 32 raw bytes each (a million in 32 MiB, not the 100 MiB of as many
-    strings): the blobs a manifest names, read before a catalog transaction (never in one) and
-    handed to it in batches."""
+    """Digests held as their 32 raw bytes each in a temporary file (a million: 32 MiB of disk,
+    not of memory, nor the 100 MiB of as many strings): the blobs a manifest names, read before
+    a catalog transaction (never in one) and handed to it in batches. ``close()`` when done."""
 
     def __init__(self, digests: Iterable[str] = ()) -> None:
-        self._raw = bytearray()
+        self._file = tempfile.TemporaryFile(prefix="cairn-digests-")  # noqa: SIM115 (close())
         self.extend(digests)
 
     def extend(self, digests: Iterable[str]) -> None:
-        for d in digests:
-            self._raw += digest_raw(d)
+        self._file.write(b"".join(digest_raw(d) for d in digests))
 
     def batches(self, batch: int = 10_000) -> Iterator[list[str]]:
-        step = 32 * batch
-        for start in range(0, len(self._raw), step):
-            chunk = bytes(self._raw[start : start + step])
+        self._file.seek(0)
+        while chunk := self._file.read(32 * batch):
             yield [digest_from_raw(chunk[i : i + 32]) for i in range(0, len(chunk), 32)]
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def packed_blobs(store: Store, root: str) -> PackedDigests:
