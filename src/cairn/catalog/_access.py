@@ -8,6 +8,7 @@ commit records which blobs its project refers to inside its own transaction (``B
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -185,19 +186,14 @@ class Uploads:
         return set(self.catalog.read(lambda tx: [r[0] for r in tx.conn.execute(select(u.id))]))
 
     def record_uploaded(
-        self, owner: str | None, digests: Sequence[str], *, index: Sequence[IndexRow] = ()
+        self, owner: str | None, digests: Iterable[str], *, index: Sequence[IndexRow] = ()
     ) -> None:
         """``owner`` uploaded these blobs and the server verified them; with ``index``, the
         rows a ``CatalogBlobStore.store_many`` left to record go in the same transaction (one
         per batch of blobs). ``owner`` None: only the index rows (a batch that failed half-way
-        is not recorded as its key's uploads)."""
-        now = time.time()
-        rows = [
-            {"user_name": owner, "digest": d, "created_at": now} for d in dict.fromkeys(digests)
-        ]
-        if owner is None or not rows:
-            rows = []
-        if not rows and not index:
+        is not recorded as its key's uploads). ``digests`` are read ``_BATCH`` at a time (a
+        request of tiny blobs names 190,000), each time the transaction runs."""
+        if owner is None and not index:
             return
 
         # Imported here: the blob index's module needs the catalog, which needs this module.
@@ -205,7 +201,16 @@ class Uploads:
 
         def fn(tx: Tx) -> None:
             insert_index(tx, index)
-            tx.insert_ignore(s.blob_uploads, rows)
+            if owner is None:
+                return
+            now = time.time()
+            them = iter(digests)
+            while batch := list(itertools.islice(them, _BATCH)):
+                rows = [
+                    {"user_name": owner, "digest": d, "created_at": now}
+                    for d in dict.fromkeys(batch)
+                ]
+                tx.insert_ignore(s.blob_uploads, rows)
 
         self.catalog.write(fn)
 

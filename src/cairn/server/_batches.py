@@ -27,12 +27,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from cairn.catalog import CatalogBlobStore, Uploads
 from cairn.errors import BlobNotFoundError, DigestMismatchError
-from cairn.service import BatchReader, pack_head, verify_blobs
+from cairn.service import BatchReader, PackedDigests, pack_head, verify_blobs
 from cairn.storage import BlobStore
 
 URL_DIGESTS = 4096  # presigned URLs asked at once
 
 STORE_GROUP_BYTES = 4 << 20  # verified and stored together, while the rest still arrives
+# ... or this many blobs, whichever comes first: 4 MiB of tiny blobs are 90,000 of them, ~30 MiB
+# as Python objects (two groups at a time per request, four requests of a first log at once).
+STORE_GROUP_BLOBS = 10_000
 FETCH_BLOB_LIMIT = 8 << 20  # larger blobs are fetched one by one (in ranges)
 FETCH_BYTES = 16 << 20  # one answer
 FETCH_DIGESTS = 4096  # asked at once
@@ -54,7 +57,10 @@ class BatchUpload:
         self.index = index
         self.uploads = uploads
         self.owner = owner
-        self.digests: list[str] = []
+        # The digests stored, packed in a file: a request of 8 MiB of tiny blobs names 190,000
+        # of them (as strings, and rows to insert, ~60 MiB of a server's memory per request).
+        self.digests = PackedDigests()
+        self.count = 0
         self.rows: list[tuple[str, int, bytes | None]] = []
 
     def put(self, group: list[tuple[bytes, bytes]]) -> None:
@@ -63,11 +69,16 @@ class BatchUpload:
             self.rows += self.index.store_many(items)  # durable; indexed by ``finish``
         else:
             self.blobs.put_many(items)
-        self.digests += [d for d, _ in items]
+        self.digests.extend(d for d, _ in items)
+        self.count += len(items)
 
     def finish(self, *, whole: bool) -> None:
         """Record what was stored: as the key's uploads only if the request arrived ``whole``."""
-        self.uploads.record_uploaded(self.owner if whole else None, self.digests, index=self.rows)
+        try:
+            owner = self.owner if whole else None
+            self.uploads.record_uploaded(owner, self.digests, index=self.rows)
+        finally:
+            self.digests.close()
 
 
 async def receive_batch(request: Request, batch: BatchUpload, max_blob: int) -> int:
@@ -83,7 +94,7 @@ async def receive_batch(request: Request, batch: BatchUpload, max_blob: int) -> 
             for item in reader.feed(chunk):
                 group.append(item)
                 size += len(item[1]) + 40
-            if size >= STORE_GROUP_BYTES:
+            if size >= STORE_GROUP_BYTES or len(group) >= STORE_GROUP_BLOBS:
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(run_in_threadpool(batch.put, group))
@@ -105,7 +116,7 @@ async def receive_batch(request: Request, batch: BatchUpload, max_blob: int) -> 
             pass
         raise
     await run_in_threadpool(batch.finish, whole=True)
-    return len(batch.digests)
+    return batch.count
 
 
 def fetch_plan(blobs: BlobStore, digests: Sequence[str]) -> list[str]:

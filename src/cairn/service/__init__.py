@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ThreadMaintenanceLock,
         maintenance_lock_for_catalog,
     )
+    from cairn.service._manifests import PackedDigests
     from cairn.service._protocol import (
         CommitRequest,
         CommitResult,
@@ -100,6 +101,7 @@ __all__ = [
     "HttpService",
     "CacheCleanupReport",
     "DownloadCache",
+    "PackedDigests",
     "http_service",
     "embedded_collections",
     "local_user",
@@ -133,6 +135,7 @@ __getattr__, __dir__ = lazy_exports(
         "._http": ["HttpService"],
         "._http_cache": ["CacheCleanupReport", "DownloadCache"],
         "._local": ["LocalService"],
+        "._manifests": ["PackedDigests"],
         "._maintenance": [
             "DEFAULT_GRACE_SECONDS",
             "GcReport",

@@ -105,7 +105,8 @@ def blob_batches(store: Store, root: str, batch: int = 10_000) -> Iterator[list[
 class PackedDigests:
     """Digests held as their 32 raw bytes each in a temporary file (a million: 32 MiB of disk,
     not of memory, nor the 100 MiB of as many strings): the blobs a manifest names, read before
-    a catalog transaction (never in one) and handed to it in batches. ``close()`` when done."""
+    a catalog transaction (never in one) and handed to it in batches; the blobs of a server's
+    batch upload. ``close()`` when done."""
 
     def __init__(self, digests: Iterable[str] = ()) -> None:
         self._file = tempfile.TemporaryFile(prefix="cairn-digests-")  # noqa: SIM115 (close())
@@ -118,6 +119,12 @@ class PackedDigests:
         self._file.seek(0)
         while chunk := self._file.read(32 * batch):
             yield [digest_from_raw(chunk[i : i + 32]) for i in range(0, len(chunk), 32)]
+
+    def __iter__(self) -> Iterator[str]:
+        """Every digest, from the first (each time: a transaction that runs again reads them
+        again)."""
+        for batch in self.batches():
+            yield from batch
 
     def close(self) -> None:
         self._file.close()
