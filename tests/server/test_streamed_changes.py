@@ -24,8 +24,9 @@ def _row(i: int) -> list[Any]:
     return [path, None if i % 7 == 3 else [path, DIGEST, i, None, {"k": [1, [2]]}]]
 
 
-@pytest.mark.parametrize("count", [0, 1, CHUNK, CHUNK + 1, 2 * CHUNK + 3])
-@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize(
+    ("count", "indent"), [(0, None), (1, 2), (CHUNK, None), (CHUNK + 1, 2), (2 * CHUNK + 3, None)]
+)
 def test_a_body_streamed_is_the_body_decoded(count: int, indent: int | None) -> None:
     body = {
         "name": "a",
