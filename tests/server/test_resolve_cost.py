@@ -66,3 +66,23 @@ def test_a_resolve_request_tries_each_route_once_and_solves_one_dependency(
     with mock.patch.object(APIRoute, "matches", counted):
         assert service.resolve("me", "proj", "ds", None).name == "ds"
     assert tried == [r.path for r in api[: api.index(resolve) + 1]]
+
+
+def test_a_resolve_parses_its_url_once(inprocess: InProcess, tmp_path: pathlib.Path) -> None:
+    """The client builds an API call's whole URL in one parse (``HttpClient.api_url``): httpx
+    parsed the relative path, the URL merged with its base and that one with its query."""
+    import httpx._urlparse
+    import httpx._urls
+
+    server = inprocess("postgres", "local")
+    reset_database(server.db)
+    service = server.service(server.create_key("me"), str(tmp_path / "cache"))
+    service.commit(CommitRequest("me", "proj", "ds", "dataset", changes=[], aliases=["best"]))
+    for label in (None, "best"):
+        parse = mock.Mock(wraps=httpx._urlparse.urlparse)
+        with (
+            mock.patch.object(httpx._urls, "urlparse", parse),
+            mock.patch.object(httpx._urlparse, "urlparse", parse),
+        ):
+            assert service.resolve("me", "proj", "ds", label).name == "ds"
+        assert parse.call_count == 1, parse.call_args_list

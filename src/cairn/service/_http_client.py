@@ -201,6 +201,7 @@ class HttpClient:
             limits=limits,
             transport=transport,
         )
+        self._api_path = self.api.base_url.raw_path  # ends with "/"
         self.plain = Client(timeout=timeout, limits=limits)
         self.retrying = Retrying(self.base_url, retries, retry_seconds, notice_after)
 
@@ -224,11 +225,12 @@ class HttpClient:
                 if field not in ("changes", "digests"):  # checked row by row by the server
                     check_json_value(value, field)
         client = self.plain if plain else self.api
+        target = url if plain else self.api_url(url, kw.pop("params", None))
 
         def attempt() -> httpx.Response:
             if body_factory is not None:
                 kw["content"] = body_factory()
-            resp = client.request(method, url, **kw)
+            resp = client.request(method, target, **kw)
             if resp.status_code in RETRY_STATUS and idempotent:
                 raise Busy(resp.status_code, json_body(resp))
             if resp.status_code >= 400 and resp.status_code not in accept:
@@ -236,6 +238,16 @@ class HttpClient:
             return resp
 
         return self.retrying(attempt, idempotent=idempotent)
+
+    def api_url(self, path: str, params: Any = None) -> httpx.URL:
+        """The whole URL of API path ``path`` (quoted, from the API's root) with query
+        ``params``, parsed once: httpx parses a relative URL, the URL merged with its base and
+        that one again with its query (three parses, ~0.15 ms of a resolve's 1.1 ms of client
+        CPU)."""
+        raw = path.lstrip("/")
+        if params:
+            raw += "?" + str(httpx.QueryParams(params))
+        return self.api.base_url.copy_with(raw_path=self._api_path + raw.encode("ascii"))
 
     def call(self, method: str, path: str, *, idempotent: bool = True, **kw: Any) -> Any:
         """An API call's JSON answer (None for an empty one)."""
