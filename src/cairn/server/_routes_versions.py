@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from fastapi import Request
@@ -151,6 +151,24 @@ def _streamed_stage(raw: str) -> tuple[StageIn, StreamedChanges]:
     return body, changes
 
 
+async def _distributed(
+    entity: str,
+    project: str,
+    request: Request,
+    answer: Callable[[StageIn, dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """An upsert or a finish: its body read and checked, then ``answer(body, fields)`` with the
+    fields of its ``StageRequest``, in a worker thread."""
+    raw = await _body_text(request)
+
+    def run() -> dict[str, Any]:
+        body, changes = _streamed_stage(raw)
+        names = _checked(entity, project, body)
+        return answer(body, _distributed_fields(*names, body, changes))
+
+    return await run_in_threadpool(run)
+
+
 @router.post(
     "/projects/{entity}/{project}/stage",
     summary="Upsert into a distributed version",
@@ -158,15 +176,12 @@ def _streamed_stage(raw: str) -> tuple[StageIn, StreamedChanges]:
     openapi_extra=_stage_schema(),
 )
 async def stage(entity: str, project: str, request: Request, svc: Svc) -> dict[str, Any]:
-    raw = await _body_text(request)
-
-    def run() -> dict[str, Any]:
-        body, changes = _streamed_stage(raw)
-        names = _checked(entity, project, body)
-        req = StageRequest(**_distributed_fields(*names, body, changes))
-        return version_to_json(svc.stage(req))
-
-    return await run_in_threadpool(run)
+    return await _distributed(
+        entity,
+        project,
+        request,
+        lambda _, fields: version_to_json(svc.stage(StageRequest(**fields))),
+    )
 
 
 def _distributed_fields(
@@ -195,15 +210,14 @@ def _distributed_fields(
     openapi_extra=_stage_schema(),
 )
 async def finish(entity: str, project: str, request: Request, svc: Svc) -> dict[str, Any]:
-    raw = await _body_text(request)
-
-    def run() -> dict[str, Any]:
-        body, changes = _streamed_stage(raw)
-        names = _checked(entity, project, body)
-        req = FinishRequest(**_distributed_fields(*names, body, changes), tags=body.tags)
-        return commit_result_to_json(svc.finish(req))
-
-    return await run_in_threadpool(run)
+    return await _distributed(
+        entity,
+        project,
+        request,
+        lambda body, fields: commit_result_to_json(
+            svc.finish(FinishRequest(**fields, tags=body.tags))
+        ),
+    )
 
 
 @router.delete("/versions/{version_id}/pending", summary="Discard a PENDING version")
