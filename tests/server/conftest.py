@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cairn.core import ManifestEntry, digest_bytes
 from cairn.service import LocalService, Service
 from cairn.service._http import HttpService
 from tests._infra import CairnServer, reset_database
@@ -22,3 +23,11 @@ def both(server_local: CairnServer, tmp_path: pathlib.Path) -> Iterator[dict[str
     yield {"embedded": embedded, "server": server}
     embedded.close()
     server.close()
+
+
+def stored_entries(svc: Service, prefix: bytes, n: int) -> list[ManifestEntry]:
+    """``n`` tiny blobs (``prefix`` + their number) stored through ``svc``, as the entries of a
+    tree of 500 files a directory, in path order (the memory tests' data)."""
+    blobs = [(digest_bytes(b"%s%d" % (prefix, i)), b"%s%d" % (prefix, i)) for i in range(n)]
+    svc.store_blobs(blobs)
+    return [ManifestEntry(f"d{i // 500:03}/f{i:05}", d, len(b)) for i, (d, b) in enumerate(blobs)]

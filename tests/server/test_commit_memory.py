@@ -9,10 +9,11 @@ from __future__ import annotations
 import pathlib
 import tracemalloc
 
-from cairn.core import ManifestEntry, TreeBuilder, digest_bytes
+from cairn.core import TreeBuilder
 from cairn.service import CommitRequest
 from tests._infra import reset_database
 from tests.conftest import InProcess
+from tests.server.conftest import stored_entries
 
 N = 10_000
 # Measured: 5.6 MiB with the check keeping nothing; 7.3 MiB when every digest checked was
@@ -26,16 +27,13 @@ def test_a_commit_naming_a_client_manifest_keeps_no_digest_per_entry(
     app = inprocess("sqlite", "local")
     reset_database(app.db)
     svc = app.service(app.create_key("me", "scale", "write"), str(tmp_path))
-    blobs = [(digest_bytes(b"m%d" % i), b"m%d" % i) for i in range(N)]
-    svc.store_blobs(blobs)
+    entries = stored_entries(svc, b"m", N)
     pages: list[tuple[str, bytes]] = []
     builder = TreeBuilder(lambda digest, data: pages.append((digest, data)))
-    builder.extend(
-        ManifestEntry(f"d{i // 500:03}/f{i:05}", d, len(b)) for i, (d, b) in enumerate(blobs)
-    )
+    builder.extend(entries)
     root = builder.finish().digest
     svc.store_blobs(pages)
-    del blobs, builder
+    del entries, builder
     pages.clear()
     tracemalloc.start()
     try:

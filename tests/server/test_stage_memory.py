@@ -11,11 +11,11 @@ import tracemalloc
 
 import httpx
 
-from cairn.core import ManifestEntry, digest_bytes
 from cairn.service import API
 from cairn.service._wire import changes_to_json
 from tests._infra import reset_database
 from tests.conftest import InProcess
+from tests.server.conftest import stored_entries
 
 N = 8_000
 # Measured: 7.8 MiB streamed (the body's text, a batch of 5,000 changes at a time); 12.8 MiB
@@ -31,12 +31,8 @@ def test_an_upsert_of_many_changes_is_staged_in_batches(
     reset_database(app.db)
     key = app.create_key("me", "scale", "write")
     svc = app.service(key, str(tmp_path))
-    blobs = [(digest_bytes(b"s%d" % i), b"s%d" % i) for i in range(N)]
-    svc.store_blobs(blobs)
-    changes = [
-        (f"d{i // 500:03}/f{i:05}", ManifestEntry(f"d{i // 500:03}/f{i:05}", d, len(b)))
-        for i, (d, b) in enumerate(blobs)
-    ]
+    entries = stored_entries(svc, b"s", N)
+    changes = [(e.path, e) for e in entries]
     body = json.dumps(
         {
             "name": "big",
@@ -45,7 +41,7 @@ def test_an_upsert_of_many_changes_is_staged_in_batches(
             "changes": changes_to_json(changes),
         }
     ).encode()
-    del blobs, changes
+    del entries, changes
     with httpx.Client(
         transport=app.transport,
         base_url=app.url,
