@@ -1,7 +1,9 @@
 """Child process: one step of logging a data set (new, unchanged, or with one file changed).
 
 Each step is its own process, as a user runs it: the parent times the whole process (interpreter,
-imports, opening the store); the child reports the time of the log itself."""
+imports, opening the store); the child reports the time of the log itself. With a fourth
+argument, the step "changed" changes that file's first byte before the log and puts it back
+after (bench_server); without one, the parent has changed a file already (bench_core)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import time
 
 
 def main() -> None:
-    step, path, name, changed_file = sys.argv[1:5]
+    step, path, name = sys.argv[1:4]
+    changed_file = sys.argv[4] if len(sys.argv) > 4 else ""
     import cairn
 
     if step == "new":
@@ -22,7 +25,8 @@ def main() -> None:
 
         current_service()
     first = b""
-    if step == "changed":
+    changing = step == "changed" and changed_file != ""
+    if changing:
         with open(changed_file, "r+b") as f:
             first = f.read(1)
             f.seek(0)
@@ -36,7 +40,7 @@ def main() -> None:
             run.log_artifact(art)
         seconds = time.perf_counter() - start
     finally:
-        if step == "changed":
+        if changing:
             with open(changed_file, "r+b") as f:
                 f.write(first)
     own = resource.getrusage(resource.RUSAGE_SELF)
