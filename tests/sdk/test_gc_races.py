@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import cairn
 from cairn.errors import ArtifactNotFoundError, BlobNotFoundError, CommError
 from cairn.sdk import _session, _settings
+from cairn.sdk._statcache import RACY_NS
 from cairn.service import LocalService, StageRequest
 from tests.conftest import write
 
@@ -129,3 +131,29 @@ def test_staging_missing_blobs_is_refused_alike_with_blob_not_found(
     request = StageRequest("me", "p", "ds", "dataset", "d", [("x", entry)])
     with pytest.raises(BlobNotFoundError, match="must be uploaded before staging"):
         svc.stage(request)
+
+
+def test_an_upsert_of_a_known_file_whose_blob_was_swept_stores_it_again(
+    cairn_env: pathlib.Path,
+) -> None:
+    """On the embedded store an upsert asks the service at once (no lookup of its own first):
+    a file the stat cache knows, whose blob a gc swept since, is refused by the stage
+    (BlobNotFoundError), stored again from the file and staged."""
+    path = files(1)[0]
+    time.sleep(2 * RACY_NS / 1e9)  # no longer racy: the stat cache keeps it
+    with cairn.init(project="p") as run:
+        first = cairn.Artifact("once", "dataset")
+        first.add_file(path)
+        run.log_artifact(first)
+    cairn.Api().artifact("p/once:v0").delete(delete_aliases=True)
+    svc = _session.session_for(_settings.Settings.from_env()).service
+    assert isinstance(svc, LocalService)  # the real service: the stager's own path
+    assert svc.collect_garbage(grace_seconds=0).removed_blobs >= 1
+    with cairn.init(project="p") as run:
+        art = cairn.Artifact("shards", "dataset")
+        art.add_file(path)  # known to the stat cache: not read again
+        run.upsert_artifact(art, distributed_id="d1")
+        run.finish_artifact(cairn.Artifact("shards", "dataset"), distributed_id="d1")
+    cairn.Api().artifact("p/shards:latest").download(root="out")
+    assert pathlib.Path("out", "f0.bin").read_bytes() == pathlib.Path(path).read_bytes()
+    assert svc.verify().ok

@@ -228,6 +228,35 @@ def _staged(w: World) -> Any:
     )
 
 
+def _upserts(w: World, *, draft: bool = False, **fields: Any) -> list[Any]:
+    """Two writers' upserts into a distributed version of an existing collection, as
+    ``upsert_artifact`` of processes that share a run group: the first makes the pending
+    version, the second stages into it (one path again: the last change staged wins), aliases
+    asked for on the way. ``draft``: onto the first version, one of its files removed."""
+    w.svc.start_run(_run("r2"))
+    out: list[Any] = []
+    for i, alias in enumerate(("a", "b")):
+        mine = _entry(w.svc, w.root, f"d/w{i}.txt", b"w%d" % i)
+        again = _entry(w.svc, w.root, "d/shared.txt", b"s%d" % i)
+        changes: list[Any] = [(again.path, again), (mine.path, mine)]
+        if draft:
+            changes.insert(0, ("d/f0.txt", None))
+        request = StageRequest(
+            ME,
+            "p",
+            "ds",
+            "dataset",
+            distributed_id="g",
+            aliases=[alias],
+            changes=changes,
+            run_id="r2",
+            base_version_id=w.v0.id if draft else None,
+            **fields,
+        )
+        out.append(w.svc.stage(request))
+    return out
+
+
 def _finish(w: World, **fields: Any) -> Any:
     """Finishing a distributed version another process staged into (two writers, aliases asked
     for on the way), as ``finish_artifact`` of a run that brings nothing: the quick path takes
@@ -281,15 +310,27 @@ CASES = [
         True,
         id="version-with-ttl",  # alive by the same statement (_ttl.alive) both ways
     ),
+    # A distributed version's writers and its finisher, the project and collection made too.
+    pytest.param(_staged, True, id="distributed-stage"),
+    pytest.param(_upserts, True, id="distributed-upserts"),
+    pytest.param(lambda w: _upserts(w, draft=True), True, id="distributed-draft-upserts"),
+    pytest.param(lambda w: [_upserts(w), _finish(w)], True, id="upserts-then-finish"),
     pytest.param(_finish, True, id="distributed-finish"),
+    pytest.param(
+        lambda w: w.svc.stage(
+            StageRequest(ME, "p", "new", "dataset", distributed_id="g", changes=[])
+        ),
+        True,
+        id="upsert-new-collection",
+    ),
+    pytest.param(lambda w: w.svc.start_run(_run("r9", project="q")), True, id="new-project"),
+    pytest.param(lambda w: _commit_other(w, name="fresh"), True, id="new-collection"),
     # Anything more: the full catalog.
     pytest.param(lambda w: _finish(w, metadata={"m": 1}), False, id="finish-with-metadata"),
     pytest.param(lambda w: [_finish(w), _finish(w)], False, id="finish-repeated"),
-    pytest.param(_staged, False, id="distributed-stage"),
+    pytest.param(lambda w: _upserts(w, metadata={"m": 1}), False, id="upsert-with-metadata"),
     pytest.param(lambda w: w.svc.start_run(_run("r0", config={"a": 2})), False, id="resumed-run"),
-    pytest.param(lambda w: w.svc.start_run(_run("r9", project="q")), False, id="new-project"),
     pytest.param(lambda w: _commit_other(w, type="model"), False, id="type-conflict"),
-    pytest.param(lambda w: _commit_other(w, name="fresh"), False, id="new-collection"),
     pytest.param(lambda w: _commit_other(w, run_id="nope"), False, id="unknown-run"),
     pytest.param(
         lambda w: _commit_other(w, expect_alias=("gold", w.v0.id)), False, id="expect-alias"
@@ -316,7 +357,7 @@ def test_quick_and_full_catalogs_leave_the_same_rows(
         full.svc.close()
 
 
-def test_a_relog_in_a_new_process_loads_no_sqlalchemy(tmp_path: pathlib.Path) -> None:
+def test_a_log_in_a_new_process_loads_no_sqlalchemy(tmp_path: pathlib.Path) -> None:
     data = tmp_path / "data"
     for d in range(3):
         (data / f"d{d}").mkdir(parents=True)
@@ -349,7 +390,7 @@ def test_a_relog_in_a_new_process_loads_no_sqlalchemy(tmp_path: pathlib.Path) ->
         )
         return out.stdout.strip()
 
-    assert log() == "v0 True"  # the first log makes the store, project, collection: full catalog
+    assert log() == "v0 False"  # the first log makes the project and collection (not the store)
     assert log() == "v0 False"  # unchanged: the same version, and never SQLAlchemy
     (data / "d1" / "f2.txt").write_text("changed")
     assert log() == "v1 False"  # one file changed: the next version, still without it

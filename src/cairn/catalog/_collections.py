@@ -15,7 +15,7 @@ from sqlalchemy import and_, bindparam, delete, select, update
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now
-from cairn.catalog._rows import collection_record
+from cairn.catalog._rows import collection_record, collection_row
 from cairn.core import CollectionRecord
 from cairn.errors import ArtifactNotFoundError, TypeConflictError, UsageError, ValidationError
 
@@ -42,19 +42,9 @@ class Collections(Repository):
         key = {"project_id": project_id, "name": name}
         row = self.conn.execute(st.COLLECTION_LOCK, key).first()
         if row is None:
-            created = now()
             self.conn.execute(
-                self.tx.upsert(s.collections)
-                .values(
-                    project_id=project_id,
-                    name=name,
-                    type=type_name,
-                    description=description,
-                    next_index=0,
-                    created_at=created,
-                    updated_at=created,
-                )
-                .on_conflict_do_nothing()
+                st.collection_create(self.tx.dialect),
+                collection_row(project_id, name, type_name, description, at=now()),
             )
             row = self.conn.execute(st.COLLECTION_LOCK, key).first()
             assert row is not None

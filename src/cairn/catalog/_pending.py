@@ -12,12 +12,12 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
 from cairn.catalog._repository import Repository, now, to_json
-from cairn.catalog._rows import staged_change
+from cairn.catalog._rows import staged_change, staged_rows
 from cairn.catalog._ttl import alive
 from cairn.core import COMMITTED, PENDING, Change
 from cairn.errors import ArtifactNotFoundError, UsageError
@@ -59,36 +59,10 @@ class PendingVersions(Repository):
         if not changes:
             return
         at = now()
-        rows = []
-        for path, e in changes:
-            rows.append(
-                {
-                    "version_id": version_id,
-                    "path": path,
-                    "removed": 1 if e is None else 0,
-                    "digest": "" if e is None else e.digest,
-                    "size": None if e is None else e.size,
-                    "ref": None if e is None else e.ref,
-                    "extra": None if e is None or not e.extra else to_json(dict(e.extra)),
-                    "run_id": run_pk,
-                    "staged_at": at,
-                }
-            )
-        ins = self.tx.upsert(s.staged_entries)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["version_id", "path"],
-            set_={
-                col: getattr(ins.excluded, col)
-                for col in ("removed", "digest", "size", "ref", "extra", "run_id", "staged_at")
-            },
-        )
-        self.conn.execute(stmt, rows)
-        v = s.versions.c
         self.conn.execute(
-            update(s.versions)
-            .where(v.id == version_id)
-            .values(updated_at=at, staged_generation=v.staged_generation + 1)
+            st.staged_upsert(self.tx.dialect), staged_rows(version_id, changes, run_pk, at=at)
         )
+        self.conn.execute(st.STAGED_BUMP, {"vid": version_id, "updated_at": at})
 
     def add_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
         """Remember aliases an upsert asked for; they are set when the version commits."""

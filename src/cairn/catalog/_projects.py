@@ -19,11 +19,8 @@ class Projects(Repository):
         q, key = st.PROJECT_ID, {"entity": entity, "name": name}
         pid = self.conn.execute(q, key).scalar()
         if pid is None and create:
-            self.conn.execute(
-                self.tx.upsert(s.projects)
-                .values(entity=entity, name=name, created_at=now())
-                .on_conflict_do_nothing()
-            )
+            row = {"entity": entity, "name": name, "created_at": now()}
+            self.conn.execute(st.project_create(self.tx.dialect), row)
             pid = self.conn.execute(q, key).scalar()
         return None if pid is None else int(pid)
 

@@ -35,6 +35,10 @@ STAGED_FIRST = "SELECT staged_entries.path, staged_entries.removed, staged_entri
 STAGED_FIRST_COLUMNS = "path,removed,digest,size,ref,extra"
 STAGED_AFTER = "SELECT staged_entries.path, staged_entries.removed, staged_entries.digest, staged_entries.size, staged_entries.ref, staged_entries.extra FROM staged_entries WHERE staged_entries.version_id = :vid AND staged_entries.path > :after ORDER BY staged_entries.path\n LIMIT :n OFFSET :skip"
 STAGED_AFTER_COLUMNS = "path,removed,digest,size,ref,extra"
+PROJECT_CREATE = "INSERT INTO projects (entity, name, created_at) VALUES (:entity, :name, :created_at) ON CONFLICT DO NOTHING"
+COLLECTION_CREATE = "INSERT INTO collections (project_id, name, type, description, next_index, created_at, updated_at) VALUES (:project_id, :name, :type, :description, :next_index, :created_at, :updated_at) ON CONFLICT DO NOTHING"
+STAGED_UPSERT = "INSERT INTO staged_entries (version_id, path, removed, digest, size, ref, extra, run_id, staged_at) VALUES (:version_id, :path, :removed, :digest, :size, :ref, :extra, :run_id, :staged_at) ON CONFLICT (version_id, path) DO UPDATE SET removed = excluded.removed, digest = excluded.digest, size = excluded.size, ref = excluded.ref, extra = excluded.extra, run_id = excluded.run_id, staged_at = excluded.staged_at"
+STAGED_BUMP = "UPDATE versions SET staged_generation=(versions.staged_generation + 1), updated_at=:updated_at WHERE versions.id = :vid"
 PENDING_ALIASES = "SELECT versions.pending_aliases FROM versions WHERE versions.id = :vid"
 PENDING_ALIASES_SET = (
     "UPDATE versions SET pending_aliases=:pending_aliases WHERE versions.id = :vid"

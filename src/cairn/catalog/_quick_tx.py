@@ -2,21 +2,22 @@
 needs, without SQLAlchemy (issue 13: importing it was half of re-logging an unchanged
 directory from a new process).
 
-``QuickTx`` offers the repositories of ``Tx`` that a run's start and finish and a re-log's commit
+``QuickTx`` offers the repositories of ``Tx`` that a run's start and finish and a log's commit
 use, whether it finds the identical version or makes the next one of the collection (a re-log
-with one file changed must cost no more than an unchanged one): ``projects.id_of``,
-``runs.insert`` (a new run), ``runs.record``, ``runs.set_state``, ``collections.lock``,
-``versions.committed_with_digest``, ``versions.insert`` (a committed version of an existing
-collection, with its search index rows), ``versions.record``, ``aliases.assign``, ``tags.add``
-and ``lineage.add``; and what a distributed version's finish takes once its writers have
-upserted (``QuickPending``). Each does exactly what
-the SQLAlchemy method does, or raises
-``NeedsCatalog`` where that method would do more: create a project or a collection, resume a
-run, refuse something (not found, another type). So does every other
-attribute. ``EmbeddedCatalog`` then rolls the transaction back and runs the same function again
-on the full ``Catalog``: no rule is decided here (the service's functions decide, over either
-transaction), and the slow path is always the full one. ``tests/catalog/test_quick_tx.py``
-compares the catalog after each operation, run both ways on fresh stores.
+with one file changed must cost no more than an unchanged one): ``projects.id_of`` (making
+the project), ``runs.insert`` (a new run), ``runs.record``, ``runs.set_state``,
+``collections.lock`` (making the collection), ``versions.committed_with_digest``,
+``versions.insert`` (a committed version, with its search index rows, or a distributed id's
+pending one), ``versions.record``, ``aliases.assign``, ``tags.add`` and ``lineage.add``; and
+what a distributed version's writers' upserts and its finish take (``QuickPending``: eight
+processes that upsert at once must not each import SQLAlchemy). Each does exactly what the
+SQLAlchemy method does, or raises ``NeedsCatalog`` where that method would do more: resume a
+run, set a pending version's metadata, refuse something (not found, another type). So does
+every other attribute. ``EmbeddedCatalog`` then rolls the transaction back and runs the same
+function again on the full ``Catalog``: no rule is decided here (the service's functions
+decide, over either transaction), and the slow path is always the full one.
+``tests/service/test_embedded_catalog.py`` compares the catalog after each operation, run both
+ways on fresh stores.
 
 Every statement is the repository's own (``_statements.py``), compiled to SQLite's text in the
 generated ``_quick_sql.py``, with the rows and records made by ``_rows.py`` for both: one source,
@@ -36,16 +37,18 @@ from cairn.catalog import _quick_sql as q
 from cairn.catalog._repository import now, to_json
 from cairn.catalog._rows import (
     bump_index_row,
+    collection_row,
     metadata_rows,
     run_record,
     run_row,
     run_state,
     staged_change,
+    staged_rows,
     version_record,
     version_row,
     word_rows,
 )
-from cairn.core import COMMITTED, Change, RunRecord, VersionRecord
+from cairn.core import COMMITTED, PENDING, Change, RunRecord, VersionRecord
 
 
 class NeedsCatalog(Exception):
@@ -66,12 +69,12 @@ class _Quick:
 
 class QuickProjects(_Quick):
     def id_of(self, entity: str, name: str, *, create: bool) -> int | None:
-        row = self._db.execute(q.PROJECT_ID, {"entity": entity, "name": name}).fetchone()
-        if row is None:
-            if create:
-                raise NeedsCatalog("a new project")
-            return None
-        return int(row[0])
+        key = {"entity": entity, "name": name}
+        row = self._db.execute(q.PROJECT_ID, key).fetchone()
+        if row is None and create:
+            self._db.execute(q.PROJECT_CREATE, {**key, "created_at": now()})
+            row = self._db.execute(q.PROJECT_ID, key).fetchone()
+        return None if row is None else int(row[0])
 
 
 class QuickRuns(_Quick):
@@ -114,11 +117,14 @@ class QuickCollections(_Quick):
         self, project_id: int, name: str, type_name: str, description: str | None
     ) -> tuple[int, int]:
         # SQLite has no row locks: the transaction's write lock (BEGIN IMMEDIATE) is the lock.
-        row = self._db.execute(
-            q.COLLECTION_LOCK, {"project_id": project_id, "name": name}
-        ).fetchone()
+        key = {"project_id": project_id, "name": name}
+        row = self._db.execute(q.COLLECTION_LOCK, key).fetchone()
+        if row is None:
+            new = collection_row(project_id, name, type_name, description, at=now())
+            self._db.execute(q.COLLECTION_CREATE, new)
+            row = self._db.execute(q.COLLECTION_LOCK, key).fetchone()
         if row is None or row[1] != type_name:
-            raise NeedsCatalog("a new collection, or another type")
+            raise NeedsCatalog("another type")  # Collections.lock's error
         return int(row[0]), int(row[2])
 
 
@@ -138,15 +144,21 @@ class QuickVersions(_Quick):
         **fields: Any,
     ) -> str:
         """A committed version numbered by its collection (``Collections.lock``), as one commit
-        makes it; pending, imported and linked versions are the full catalog's."""
-        if state != COMMITTED or index is None or created_at is not None:
-            raise NeedsCatalog("a pending or an imported version")
-        if distributed_id is not None or source_version_id is not None:
-            raise NeedsCatalog("a distributed version or a link")
+        makes it, or the pending version of a distributed id (no number, not indexed yet: its
+        first writer's upsert); imported and linked versions are the full catalog's."""
+        if created_at is not None or source_version_id is not None:
+            raise NeedsCatalog("an imported version or a link")
+        pending = state == PENDING and index is None and distributed_id is not None
+        if not pending and (state != COMMITTED or index is None or distributed_id is not None):
+            raise NeedsCatalog("another kind of version")
         vid = uuid.uuid4().hex
-        self._db.execute(
-            q.VERSION_INSERT, version_row(vid=vid, at=now(), state=state, index=index, **fields)
+        row = version_row(
+            vid=vid, at=now(), state=state, index=index, distributed_id=distributed_id, **fields
         )
+        self._db.execute(q.VERSION_INSERT, row)
+        if pending:
+            return vid
+        assert index is not None
         # Versions.bump_index, index_metadata and index_words (replace=False): the same rows.
         self._db.execute(q.BUMP_INDEX, bump_index_row(fields["collection_id"], index, at=now()))
         self._db.executemany(q.METADATA_INSERT, metadata_rows(vid, fields["metadata"]))
@@ -188,8 +200,8 @@ _PENDING_BOUND = dict(p.split("=", 1) for p in q.PENDING_FIND_PARAMS.split(","))
 
 
 class QuickPending(_Quick):
-    """What finishing a distributed version takes (its writers' upserts are the full
-    catalog's): ``PendingVersions``' own statements, and ``NeedsCatalog`` for anything more."""
+    """What a distributed version's writers' upserts and its finish take: ``PendingVersions``'
+    own statements, and ``NeedsCatalog`` for anything more."""
 
     def find(self, collection_id: int, distributed_id: str) -> str | None:
         key = {"collection_id": collection_id, "distributed_id": distributed_id, **_PENDING_BOUND}
@@ -198,7 +210,9 @@ class QuickPending(_Quick):
 
     def stage(self, version_id: str, changes: Sequence[Change], run_pk: int | None) -> None:
         if changes:
-            raise NeedsCatalog("staging changes")  # a finisher that brings none stages nothing
+            at = now()
+            self._db.executemany(q.STAGED_UPSERT, staged_rows(version_id, changes, run_pk, at=at))
+            self._db.execute(q.STAGED_BUMP, {"vid": version_id, "updated_at": at})
 
     def add_aliases(self, version_id: str, aliases: Sequence[str]) -> None:
         if aliases:

@@ -226,6 +226,45 @@ def alias_lists(rows: Iterable[Any]) -> dict[int, list[str]]:
     return out
 
 
+def collection_row(
+    project_id: int, name: str, type_name: str, description: str | None, *, at: float
+) -> dict[str, Any]:
+    """A new collection's row (``COLLECTION_CREATE``); ``at``: now."""
+    return {
+        "project_id": project_id,
+        "name": name,
+        "type": type_name,
+        "description": description,
+        "next_index": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+# The columns of a staged change an upsert sets (besides its version and path).
+STAGED_SET = ("removed", "digest", "size", "ref", "extra", "run_id", "staged_at")
+
+
+def staged_rows(
+    version_id: str, changes: Sequence[Change], run_pk: int | None, *, at: float
+) -> list[dict[str, Any]]:
+    """The ``staged_entries`` rows of an upsert's changes (``STAGED_UPSERT``); ``at``: now."""
+    return [
+        {
+            "version_id": version_id,
+            "path": path,
+            "removed": 1 if e is None else 0,
+            "digest": "" if e is None else e.digest,
+            "size": None if e is None else e.size,
+            "ref": None if e is None else e.ref,
+            "extra": None if e is None or not e.extra else to_json(dict(e.extra)),
+            "run_id": run_pk,
+            "staged_at": at,
+        }
+        for path, e in changes
+    ]
+
+
 def staged_change(row: Sequence[Any]) -> Change:
     """A staged row (path, removed, digest, size, ref, extra) as a change: a removal is None."""
     path, removed, digest, size, ref, extra = row

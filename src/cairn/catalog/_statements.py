@@ -17,12 +17,12 @@ import functools
 import sys
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import ClauseElement
 
 from cairn.catalog import _schema as s
-from cairn.catalog._rows import RUN_COLUMNS, VERSION_COLUMNS
+from cairn.catalog._rows import RUN_COLUMNS, STAGED_SET, VERSION_COLUMNS
 from cairn.catalog._ttl import alive
 from cairn.core import LATEST, PENDING
 
@@ -86,6 +86,13 @@ STAGED_AFTER = (
     .order_by(_se.path)
     .limit(bindparam("n"))
     .offset(bindparam("skip"))
+)
+# A writer's upsert: its changes (the last one staged for a path wins), and one more staging of
+# the version (``staged_upsert`` below is the insert; this bumps the staging generation).
+STAGED_BUMP = (
+    update(s.versions)
+    .where(_v.id == bindparam("vid"))
+    .values(staged_generation=_v.staged_generation + literal_column("1"))
 )
 PENDING_ALIASES = select(_v.pending_aliases).where(_v.id == bindparam("vid"))
 PENDING_ALIASES_SET = update(s.versions).where(_v.id == bindparam("vid"))
@@ -233,6 +240,40 @@ def alias_assign(dialect: str) -> Any:
     )
 
 
+PROJECT_CREATE_COLUMNS = ("entity", "name", "created_at")
+COLLECTION_CREATE_COLUMNS = (
+    "project_id",
+    "name",
+    "type",
+    "description",
+    "next_index",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def project_create(dialect: str) -> Any:
+    """Make a project (two writers at once make one row)."""
+    return dialect_insert(dialect)(s.projects).on_conflict_do_nothing()
+
+
+@functools.cache
+def collection_create(dialect: str) -> Any:
+    """Make a collection (two writers at once make one row; the type is the first's)."""
+    return dialect_insert(dialect)(s.collections).on_conflict_do_nothing()
+
+
+@functools.cache
+def staged_upsert(dialect: str) -> Any:
+    """Stage a change for a path of a pending version (replacing the one staged before)."""
+    ins = dialect_insert(dialect)(s.staged_entries)
+    return ins.on_conflict_do_update(
+        index_elements=["version_id", "path"],
+        set_={col: getattr(ins.excluded, col) for col in STAGED_SET},
+    )
+
+
 @functools.cache
 def tag_add(dialect: str) -> Any:
     return dialect_insert(dialect)(s.tags).on_conflict_do_nothing()
@@ -267,6 +308,10 @@ QUICK: dict[str, tuple[ClauseElement, tuple[str, ...] | None]] = {
     "STAGED_COUNT": (STAGED_COUNT, None),
     "STAGED_FIRST": (STAGED_FIRST, None),
     "STAGED_AFTER": (STAGED_AFTER, None),
+    "PROJECT_CREATE": (project_create("sqlite"), PROJECT_CREATE_COLUMNS),
+    "COLLECTION_CREATE": (collection_create("sqlite"), COLLECTION_CREATE_COLUMNS),
+    "STAGED_UPSERT": (staged_upsert("sqlite"), ("version_id", "path", *STAGED_SET)),
+    "STAGED_BUMP": (STAGED_BUMP, ("updated_at",)),
     "PENDING_ALIASES": (PENDING_ALIASES, None),
     "PENDING_ALIASES_SET": (PENDING_ALIASES_SET, ("pending_aliases",)),
     "PENDING_COMMIT": (PENDING_COMMIT, PENDING_COMMIT_COLUMNS),
