@@ -61,7 +61,8 @@ def test_gc_removes_only_what_no_version_uses(
     tmp_path: pathlib.Path, cairn_env: pathlib.Path
 ) -> None:
     store = cairn_env / "store"
-    shared, only_v0 = os.urandom(200_000), os.urandom(300_000)
+    # Blob files (1 MiB or more; smaller ones are packed).
+    shared, only_v0 = os.urandom(1_200_000), os.urandom(1_300_000)
     data = tmp_path / "d"
     write(data / "shared.bin", shared)
     write(data / "old.bin", only_v0)
@@ -78,12 +79,12 @@ def test_gc_removes_only_what_no_version_uses(
     dry = run_ok("gc", "--dry-run", "--grace", "0", "--json").json()
     # v0's large file, its small file and its manifest page.
     assert dry["dry_run"] and dry["removed_blobs"] == 3
-    assert dry["removed_bytes"] > 300_000
+    assert dry["removed_bytes"] > 1_300_000
     assert _blob_files(store) == large_before and _small_blobs(store) == small_before
     young = run_ok("gc").out  # default grace 1h: just-deleted content is young
     assert "removed 0 blobs" in young and "spared 3 unused blobs" in young
     freed = ok("gc", "--grace", "0").out
-    assert freed.startswith("removed 3 blobs (300.") and "blobs are in use" in freed
+    assert freed.startswith("removed 3 blobs (1.3 MB)") and "blobs are in use" in freed
     assert len(_blob_files(store)) == len(large_before) - 1
     assert _small_blobs(store) == small_before - 2
     assert run_ok("verify").out.strip().endswith(": ok")
@@ -157,13 +158,13 @@ def test_verify_names_damaged_and_missing_blobs(
 ) -> None:
     store = cairn_env / "store"
     data = tmp_path / "d"
-    big, other = os.urandom(200_000), os.urandom(250_000)
+    big, other = os.urandom(1_200_000), os.urandom(1_250_000)  # blob files (1 MiB or more)
     write(data / "big.bin", big)
     write(data / "other.bin", other)
     write(data / "small.txt", "small")
     put = run_ok("artifact", "put", str(data), "-n", "p/ds", "--json").json()
     run_ok("artifact", "put", str(data / "small.txt"), "-n", "p/solo")
-    assert run_ok("verify").out.strip() == "checked 2 versions, 5 blobs (450.0 kB): ok"
+    assert run_ok("verify").out.strip() == "checked 2 versions, 5 blobs (2.5 MB): ok"
     files = {e["path"]: e["digest"] for e in run_ok("artifact", "files", "p/ds", "--json").json()}
 
     hexd = files["big.bin"][len("sha256:") :]
@@ -236,7 +237,7 @@ def test_a_store_of_format_1_is_upgraded_when_opened(
     data = tmp_path / "d"
     for i in range(30):
         write(data / f"f{i:02}.txt", f"small file {i}\n" * (i + 1))
-    write(data / "big.bin", os.urandom(300_000))
+    write(data / "big.bin", os.urandom(1_300_000))  # a blob file (1 MiB or more)
     run_ok("artifact", "put", str(data), "-n", "p/ds")
     checked = run_ok("verify").out
     assert _to_first_format(store) == 31  # the 30 small files and the manifest page

@@ -91,7 +91,7 @@ def test_dedup_moves_aliases_and_warns() -> None:
 
 @pytest.mark.embedded_only
 def test_identical_content_dedups_across_collections_in_storage(cairn_env: pathlib.Path) -> None:
-    big = os.urandom(500_000)
+    big = os.urandom(1_200_000)  # a blob file (under 1 MiB: packed)
     for name in ("one", "two"):
         art = cairn.Artifact(name, "model")
         art.add_file(write(f"{name}.bin", big))

@@ -78,7 +78,7 @@ def test_checkout_removes_extra_files_and_verify_names_problems(tmp_path: pathli
 def test_corrupted_store_content_is_detected(
     cairn_env: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    big = os.urandom(400_000)
+    big = os.urandom(1_200_000)  # a blob file (under 1 MiB: packed)
     art = logged({"big.bin": big})
     blob = cairn_env / "store" / "blobs" / "sha256" / art.manifest.entries["big.bin"].digest[7:9]
     (path,) = list(blob.iterdir())

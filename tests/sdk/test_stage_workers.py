@@ -27,8 +27,8 @@ POOL_MODULE = "cairn.sdk._stage_pool"
 def _tree(root: pathlib.Path, files: int = 300) -> None:
     for i in range(files):  # several chunks of small files, two of them twice (one blob)
         write(root / f"d{i % 7}" / f"f{i:04}.txt", f"file {i % (files - 2)}\n" * (i % 13))
-    for i in range(3):  # larger than a pack's blobs: blob files, their durability batched
-        write(root / "mid" / f"m{i}.bin", bytes([i]) * (200_000 + i))
+    for i in range(3):  # too large for a pack (1 MiB or more): blob files, durability batched
+        write(root / "mid" / f"m{i}.bin", bytes([i]) * ((1 << 20) + i))
     write(root / "big" / "b.bin", b"B" * (9 << 20))  # streamed into the store, as ever
 
 
@@ -113,7 +113,7 @@ def test_workers_store_exactly_what_one_process_stores(
     assert one.digest == many.digest == _expected(root)
     assert _store_blobs() == blobs_one
     out = pathlib.Path(many.download(str(tmp_path / "out")))
-    assert (out / "mid" / "m2.bin").read_bytes() == bytes([2]) * 200_002
+    assert (out / "mid" / "m2.bin").read_bytes() == bytes([2]) * ((1 << 20) + 2)
     assert (out / "d3" / "f0003.txt").read_text() == "file 3\n" * 3
     assert all(p.poll() is not None for p in pool_for_small_jobs[0]._procs)  # ended
 
@@ -291,7 +291,7 @@ def test_files_of_blob_file_size_go_to_the_workers_by_default(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, pool_for_small_jobs: list[StagePool]
 ) -> None:
     root = tmp_path / "data"
-    for i in range(6):  # 128 KiB or more each: blob files, written behind by the workers too
+    for i in range(6):  # image-sized: packed, written behind by the workers too
         write(root / f"i{i}.bin", bytes([i]) * (200_000 + i))
     write(root / "small.txt", "small")
     monkeypatch.delenv("CAIRN_STAGE_WORKERS", raising=False)

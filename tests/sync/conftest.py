@@ -71,7 +71,7 @@ def build_history(root: pathlib.Path) -> None:
     data = root / "data"
     for i in range(30):
         write(data / f"images/{i:03}.txt", f"image {i}\n" * (i + 1))
-    write(data / "big.bin", os.urandom(300_000))
+    write(data / "big.bin", os.urandom(1_300_000))  # a blob file (under 1 MiB: packed)
     with cairn.init(project="vision", job_type="prepare", config={"seed": 1}) as run:
         art = cairn.Artifact("images", "dataset", description="raw", metadata={"source": "x"})
         art.add_dir(str(data / "images"), name="images")

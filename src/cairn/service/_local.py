@@ -54,7 +54,7 @@ from cairn.service._search import SearchRequest, SearchResult
 from cairn.service._store import Store
 from cairn.service._sync import Sync
 from cairn.service._versions import Versions
-from cairn.storage import BlobInfo, BlobStore, LocalBlobStore, network_filesystem
+from cairn.storage import PACKED_LIMIT, BlobInfo, BlobStore, LocalBlobStore, network_filesystem
 
 if TYPE_CHECKING:
     from cairn.catalog import Catalog
@@ -123,7 +123,8 @@ class LocalService:
                     f"the store at {root} has format {fmt!r}; this cairn reads formats"
                     f" {', '.join(map(str, FORMATS_READ))}: upgrade cairn"
                 )
-        blobs = LocalBlobStore(os.path.join(root, "blobs"))
+        # Blobs under 1 MiB go into packs (image-sized ones too; see storage/_local.py).
+        blobs = LocalBlobStore(os.path.join(root, "blobs"), small_limit=PACKED_LIMIT)
         if fmt != STORE_FORMAT:
             if fmt == 1:
                 # Small blobs move from small.sqlite into packs (the store's own upgrade, some

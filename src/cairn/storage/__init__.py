@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     )
     from cairn.storage._fs import filesystem_type, network_filesystem
     from cairn.storage._hashing import CHUNK, hash_file, hash_stream
-    from cairn.storage._local import SMALL_LIMIT, LocalBlobStore
+    from cairn.storage._local import PACKED_LIMIT, SMALL_LIMIT, LocalBlobStore
     from cairn.storage._memory import MemoryBlobStore
     from cairn.storage._s3 import S3BlobStore, checksum_b64
     from cairn.storage._wrappers import ReadOnlyBlobStore
 
 __all__ = [
     "CHUNK",
+    "PACKED_LIMIT",
     "SMALL_LIMIT",
     "BlobInfo",
     "BlobStore",
@@ -48,7 +49,7 @@ __getattr__, __dir__ = lazy_exports(
         "._base": ["BlobInfo", "BlobStore", "check_range", "put_verified_file", "range_header"],
         "._fs": ["filesystem_type", "network_filesystem"],
         "._hashing": ["CHUNK", "hash_file", "hash_stream"],
-        "._local": ["SMALL_LIMIT", "LocalBlobStore"],
+        "._local": ["PACKED_LIMIT", "SMALL_LIMIT", "LocalBlobStore"],
         "._memory": ["MemoryBlobStore"],
         "._s3": ["S3BlobStore", "checksum_b64"],
         "._wrappers": ["ReadOnlyBlobStore"],

@@ -21,6 +21,10 @@ atomically and SQLite serialises writers (a rollback journal, ``TRUNCATE``, not 
 ``Packs.db``; a writer waits up to a minute for the lock).
 
 ``LocalBlobStore`` is the ``BlobStore``: it sends each blob to the files or the packs by size.
+The embedded store packs blobs under ``PACKED_LIMIT`` (1 MiB: image-sized blobs too, see
+docs/design.md, "Image-sized blobs in packs"); a server's local store those under
+``SMALL_LIMIT``. Reads look in the packs first, then the files, whatever the size: a blob written
+as a file under another limit is found, and is not packed again (``put_many``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ from cairn.storage._local_io import disk_full, store_error
 from cairn.storage._local_packs import BATCH, Packs
 
 SMALL_LIMIT = 128 * 1024
+# The embedded store's limit: a blob file costs a file's creation, flush, rename and directory
+# flush, several times the CPU of its 200 KiB in a pack (5,000 image-sized blobs: ~1.5 s of
+# CPU as files, docs/design.md); larger blobs are few, and files keep them cheap to read whole.
+PACKED_LIMIT = 1 << 20
 
 
 class LocalBlobStore:
@@ -72,8 +80,8 @@ class LocalBlobStore:
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
-        small = [(digest_raw(d), b, now) for d, b in items if len(b) < self.small_limit]
-        large = [(d, b) for d, b in items if len(b) >= self.small_limit]
+        small = [(digest_raw(d), b, now) for d, b in items if not self._as_file(d, len(b))]
+        large = [(d, b) for d, b in items if self._as_file(d, len(b))]
         if large:
             try:
                 self.files.put_many(large)
@@ -84,6 +92,14 @@ class LocalBlobStore:
         if not small:
             return
         self.packs.put(small)
+
+    def _as_file(self, digest: str, size: int) -> bool:
+        """Whether a blob of ``size`` bytes is (or stays) a file: at the limit or over, or
+        between ``SMALL_LIMIT`` and a larger limit and already a file (stored under the
+        smaller limit before): then its file is kept (touched), not packed again."""
+        if size >= self.small_limit:
+            return True
+        return size >= SMALL_LIMIT and self.files.exists(digest)
 
     def put_file(self, path: str, *, link: bool = False) -> BlobInfo:
         """Store a file's content. With ``link`` (``policy="immutable"``), a large file is
