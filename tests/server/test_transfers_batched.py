@@ -475,3 +475,86 @@ def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
     assert not [o for o in listed.get("Contents", []) if o["Key"].endswith(liar[9:])]
     client.close()
     svc.close()
+
+
+def _marked_for(s3: S3Server, upload_id: str) -> int:
+    client = s3.client()
+    try:
+        listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=f"stream/uploads/{upload_id}/")
+        return len(listed.get("Contents", []))
+    finally:
+        client.close()
+
+
+def test_a_streamed_part_is_kept_only_where_all_before_it_matches(
+    stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
+) -> None:
+    """A part S3 kept from an interrupted attempt is reused only when every byte up to its end
+    is what is sent now (the server's record of a part is the SHA-256 of the blob up to its
+    end): an attempt whose second part differed leaves its first part reusable, not its third,
+    even though the third part's own bytes are the same."""
+    key = stream_server.create_key("me")
+    data = os.urandom(30 * MiB)  # 6 parts of 5 MiB
+    d = digest_bytes(data)
+    other = bytearray(data)
+    other[7 * MiB] ^= 1  # in the second part
+    svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
+
+    def cut_short() -> Iterator[bytes]:  # three whole parts and a little, then the client fails
+        for start in range(0, 16 * MiB, MiB):
+            yield bytes(other[start : start + MiB])
+        raise OSError("the client's disk failed")
+
+    with pytest.raises(OSError):
+        httpx.put(
+            f"{stream_server.url}/api/v1/uploads/{plan['id']}/content",
+            content=cut_short(),
+            headers={"Authorization": f"Bearer {key}", "Content-Length": str(len(data))},
+            timeout=60,
+        )
+    deadline = time.monotonic() + 60
+    while _marked_for(s3, plan["id"]) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the parts on their way when the request ended still land
+    assert _marked_for(s3, plan["id"]) == 3
+    again = svc._call(
+        "POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]}
+    )
+    assert again["id"] == plan["id"] and again["parts_done"] == [0, 1, 2]
+    answer = svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
+    assert answer == {"digest": d, "size": len(data), "parts_sent": 5, "parts_kept": 1}
+    svc.download_blob(d, str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+    svc.close()
+
+
+def test_an_older_servers_streamed_upload_is_begun_again(
+    stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
+) -> None:
+    """An upload an older server streamed (its parts carried their SHA-256, its row ends in
+    ``stream``) is not taken up by this one (its parts carry a CRC32): it is aborted, with its
+    S3 multipart upload, and a new upload begun."""
+    import psycopg
+
+    key = stream_server.create_key("me")
+    data = os.urandom(10 * MiB)
+    d = digest_bytes(data)
+    svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
+    with psycopg.connect(stream_server.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE uploads SET backend_ref = replace(backend_ref, 'stream-crc32', 'stream')"
+            " WHERE id = %s",
+            (plan["id"],),
+        )
+    again = svc._call(
+        "POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]}
+    )
+    assert again["id"] != plan["id"] and again["mode"] == "stream"
+    client = s3.client()
+    uploads = client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+    client.close()
+    assert len([u for u in uploads if str(u["Key"]).endswith(d.split(":")[1][2:])]) == 1
+    answer = svc._call("PUT", f"/uploads/{again['id']}/content", content=data)
+    assert answer["parts_sent"] == 2 and svc.missing_blobs([d]) == []
+    svc.close()

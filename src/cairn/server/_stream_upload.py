@@ -1,26 +1,29 @@
 """A large blob streamed through the server into an S3 multipart upload, verified on the way.
 
 The client sends the whole blob in one request (``PUT /uploads/{id}/content``). The server hashes
-it as it arrives (the blob's SHA-256, and each part's, which S3 checks again), hands each full
-part to a worker thread that uploads it (``IN_FLIGHT`` at a time), and once the last byte is in
-and the digest matches, completes the multipart upload at the blob's own key only where no
-object is yet (``If-None-Match: *``) and records the blob in the catalog: one pass through the
-object store, no read-back, no server-side copy. Content with another digest is never completed:
-its multipart upload is aborted and the upload forgotten.
+it as it arrives (the blob's SHA-256, one pass) and checks each part on its way to S3 with a
+CRC32 (``x-amz-checksum-crc32``, which S3 checks: the bytes S3 keeps are the bytes the server
+hashed), hands each full part to a worker thread that uploads it (``IN_FLIGHT`` at a time), and
+once the last byte is in and the digest matches, completes the multipart upload at the blob's own
+key only where no object is yet (``If-None-Match: *``) and records the blob in the catalog: one
+pass through the object store, no read-back, no server-side copy. Content with another digest is
+never completed: its multipart upload is aborted and the upload forgotten.
 
 Resuming: S3 keeps the parts that were uploaded. The client sends the blob again from its first
-byte (the server hashes all of it to verify the digest); a part that S3 kept with the same
-SHA-256 is not uploaded again. That SHA-256 is the server's own record, a marker object per part
-uploaded (``<prefix>uploads/<upload id>/parts/<number>.<sha256 hex>.<etag>``; not every store
-lists a part's checksum), trusted only while S3 lists the part with that ETag. Nobody else writes
-the parts of a streamed upload: it hands out no presigned part URLs.
+byte (the server hashes all of it to verify the digest); a part that S3 kept is not uploaded
+again when everything up to its end is what was sent before: the server's record of each part
+uploaded is a marker object (``<prefix>uploads/<upload id>/parts/<number>.<prefix sha256
+hex>.<crc32 hex>.<etag>``) naming the SHA-256 of the blob's bytes up to the end of that part (the
+running hash's state there, no extra pass), trusted only while S3 lists the part with that ETag.
+A CRC32 alone would not do for that (content can be made to match one); the prefix's SHA-256
+cannot. Nobody else writes the parts of a streamed upload: it hands out no presigned part URLs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +33,7 @@ from cairn.core import digest_from_hasher, new_hasher
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.storage import S3BlobStore
 
-IN_FLIGHT = 4  # parts on their way to the object store at once, per upload (memory: 5 parts)
+IN_FLIGHT = 8  # parts on their way to the object store at once, per upload (memory: 9 parts)
 
 
 class StreamSink:
@@ -62,7 +65,7 @@ class StreamSink:
         self._complete = complete
         self._abort = abort
         self._hasher = new_hasher()
-        self._part_hasher = hashlib.sha256()
+        self._crc = 0  # the part's CRC32 so far
         self._chunks: list[memoryview] = []
         self._filled = 0
         self._received = 0
@@ -75,11 +78,11 @@ class StreamSink:
         self._received += len(chunk)
         if self._received > self.size:
             raise ValidationError(f"the upload is {self.size} bytes; more arrived")
-        self._hasher.update(chunk)
         view = memoryview(chunk)
         while view:
             piece = view[: self._part_size - self._filled]
-            self._part_hasher.update(piece)
+            self._hasher.update(piece)  # per piece: at a part's end it holds that prefix
+            self._crc = zlib.crc32(piece, self._crc)
             self._chunks.append(piece)
             self._filled += len(piece)
             view = view[len(piece) :]
@@ -88,23 +91,23 @@ class StreamSink:
 
     async def _flush(self) -> None:
         number = len(self._parts) + len(self._pending) + 1
-        checksum = base64.b64encode(self._part_hasher.digest()).decode()
-        body = b"".join(self._chunks)
-        self._chunks, self._filled, self._part_hasher = [], 0, hashlib.sha256()
+        crc = self._crc.to_bytes(4, "big")
+        prefix = self._hasher.copy().digest()  # the SHA-256 of the blob up to this part's end
         kept = self._kept.get(number)
-        if kept is not None and kept.get("ChecksumSHA256") == checksum:
+        if kept is not None and kept["prefix"] == prefix and kept["crc"] == crc:
+            self._chunks, self._filled, self._crc = [], 0, 0
             self.reused += 1
-            self._parts.append(
-                {"PartNumber": number, "ETag": kept["ETag"], "ChecksumSHA256": checksum}
-            )
+            self._parts.append(_part(number, kept["ETag"], crc))
             return
+        body = b"".join(self._chunks)
+        self._chunks, self._filled, self._crc = [], 0, 0
         while len(self._pending) >= IN_FLIGHT:
             self._parts.append(await self._pending.pop(0))
         self._pending.append(
-            asyncio.ensure_future(run_in_threadpool(self._put_part, number, body, checksum))
+            asyncio.ensure_future(run_in_threadpool(self._put_part, number, body, crc, prefix))
         )
 
-    def _put_part(self, number: int, body: bytes, checksum: str) -> dict[str, Any]:
+    def _put_part(self, number: int, body: bytes, crc: bytes, prefix: bytes) -> dict[str, Any]:
         try:
             made = self._s3.client.upload_part(
                 Bucket=self._s3.bucket,
@@ -112,16 +115,16 @@ class StreamSink:
                 UploadId=self._upload_id,
                 PartNumber=number,
                 Body=body,
-                ChecksumSHA256=checksum,
+                ChecksumCRC32=base64.b64encode(crc).decode(),
             )
-            # What this part's SHA-256 is, for a later attempt (see the module).
+            # What was sent up to this part's end, for a later attempt (see the module).
             self._s3.client.put_object(
-                Bucket=self._s3.bucket, Key=_mark(self._marks, number, checksum, made["ETag"])
+                Bucket=self._s3.bucket, Key=_mark(self._marks, number, prefix, crc, made["ETag"])
             )
         except Exception as exc:  # noqa: BLE001 - translated
             raise self._s3.translate(exc) from None
         self.sent += 1
-        return {"PartNumber": number, "ETag": made["ETag"], "ChecksumSHA256": checksum}
+        return _part(number, made["ETag"], crc)
 
     async def finish(self) -> int:
         """Upload the last part, check the whole (size, then digest) and complete; the size."""
@@ -167,25 +170,31 @@ async def receive_stream(sink: StreamSink, chunks: Any) -> dict[str, Any]:
     return {"digest": sink.digest, "size": size, "parts_sent": sink.sent, "parts_kept": sink.reused}
 
 
-def _mark(marks: str, number: int, checksum: str, etag: str) -> str:
-    return f"{marks}{number}.{base64.b64decode(checksum).hex()}.{etag.strip(chr(34))}"
+def _part(number: int, etag: str, crc: bytes) -> dict[str, Any]:
+    """A part as ``complete_multipart_upload`` takes it."""
+    return {"PartNumber": number, "ETag": etag, "ChecksumCRC32": base64.b64encode(crc).decode()}
+
+
+def _mark(marks: str, number: int, prefix: bytes, crc: bytes, etag: str) -> str:
+    return f"{marks}{number}.{prefix.hex()}.{crc.hex()}.{etag.strip(chr(34))}"
 
 
 def kept_parts(
     s3: S3BlobStore, marks: str, listed: list[dict[str, Any]]
 ) -> dict[int, dict[str, Any]]:
-    """The parts S3 lists (``listed``) whose SHA-256 this server recorded: number -> part."""
+    """The parts S3 lists (``listed``) that this server recorded: number -> the part's ETag,
+    the SHA-256 of the blob up to its end (``prefix``) and its CRC32 (``crc``)."""
     etags = {int(p["PartNumber"]): str(p["ETag"]).strip('"') for p in listed}
     out: dict[int, dict[str, Any]] = {}
     for key in _marker_keys(s3, marks):
-        number, sha, etag = key[len(marks) :].split(".")
-        if number.isdigit() and etags.get(int(number)) == etag:
-            checksum = base64.b64encode(bytes.fromhex(sha)).decode()
-            out[int(number)] = {
-                "PartNumber": int(number),
-                "ETag": f'"{etag}"',
-                "ChecksumSHA256": checksum,
-            }
+        fields = key[len(marks) :].split(".")
+        if len(fields) != 4 or not fields[0].isdigit() or etags.get(int(fields[0])) != fields[3]:
+            continue  # not this server's record of a part S3 still has
+        try:
+            prefix, crc = bytes.fromhex(fields[1]), bytes.fromhex(fields[2])
+        except ValueError:
+            continue
+        out[int(fields[0])] = {"ETag": f'"{fields[3]}"', "prefix": prefix, "crc": crc}
     return out
 
 

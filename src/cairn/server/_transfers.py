@@ -42,6 +42,7 @@ from cairn.errors import (
 )
 from cairn.server._stream_upload import StreamSink, drop_marks, kept_parts
 from cairn.server._upload_parts import (
+    STREAM_REF,
     PartWriter,
     Upload,
     completed_parts,
@@ -145,12 +146,16 @@ class Transfers:
             # only where no object is yet): no copy from a staging key afterwards.
             ref = self.s3.key_of(digest)
             try:
+                # Parts streamed through the server carry a CRC32 (it hashed them already);
+                # presigned ones the SHA-256 their URL is bound to.
                 made = self.s3.client.create_multipart_upload(
-                    Bucket=self.s3.bucket, Key=ref, ChecksumAlgorithm="SHA256"
+                    Bucket=self.s3.bucket,
+                    Key=ref,
+                    ChecksumAlgorithm="CRC32" if stream else "SHA256",
                 )
             except Exception as exc:  # noqa: BLE001 - translated
                 raise self.s3.translate(exc) from None
-            ref = f"{ref}\n{made['UploadId']}" + ("\nstream" if stream else "")
+            ref = f"{ref}\n{made['UploadId']}" + (STREAM_REF if stream else "")
         up = Upload(upload_id, user, digest, size, part_size, ref)
 
         if self.s3 is None:
@@ -180,6 +185,9 @@ class Transfers:
         up = upload_of(row)
         if up.multipart is not None and up.streamed != stream:
             return None  # sent another way: never mixed (the server trusts its own parts only)
+        if up.streamed and not up.ref.endswith(STREAM_REF):
+            self._abort_s3(up)  # streamed by an older server (SHA-256 parts): begun again
+            return None
         if self.s3 is None and not os.path.exists(self._paths(up)[0]):
             self.abort(up)
             return None

@@ -11,6 +11,8 @@ from typing import Any
 from cairn.catalog import UploadRow
 from cairn.errors import ValidationError
 
+STREAM_REF = "\nstream-crc32"  # the end of a streamed upload's ``ref``
+
 
 @dataclass(frozen=True, slots=True)
 class Upload(UploadRow):
@@ -28,13 +30,14 @@ class Upload(UploadRow):
     @property
     def multipart(self) -> tuple[str, str] | None:
         """(key, S3 upload id) of an upload to an S3 multipart upload; ``ref`` is
-        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream`` (through the server)."""
+        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream-crc32`` (through the
+        server; ``stream``: an older server's, whose parts carried their SHA-256)."""
         lines = self.ref.split("\n")
         return (lines[0], lines[1]) if len(lines) >= 2 else None
 
     @property
     def streamed(self) -> bool:
-        return self.ref.endswith("\nstream")
+        return self.ref.endswith((STREAM_REF, "\nstream"))  # "stream": an older server's
 
 
 def upload_of(row: UploadRow) -> Upload:
@@ -52,7 +55,7 @@ def completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "PartNumber": p["PartNumber"],
             "ETag": p["ETag"],
-            **({"ChecksumSHA256": p["ChecksumSHA256"]} if p.get("ChecksumSHA256") else {}),
+            **{k: p[k] for k in ("ChecksumSHA256", "ChecksumCRC32") if p.get(k)},
         }
         for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
     ]
