@@ -12,6 +12,7 @@ import pytest
 
 import cairn
 import cairn.sdk._scan as scan_module
+from cairn.sdk._restore import tree_sources
 
 FILES = {
     "a-c.txt": "dash",  # sorts before "a/..." by code point: the walk must put it first
@@ -99,7 +100,8 @@ def test_streamed_files_are_stored_again_if_the_store_lost_them(
     art.add_dir(tree)
     stager = art._stage()
     assert not stager._sources
-    found = stager._tree_sources({e.digest for e in art.manifest.entries.values()})
+    wanted = {e.digest for e in art.manifest.entries.values()}
+    found = tree_sources(stager._service, stager._trees, wanted)
     assert {os.path.join(*found[e.digest]) for e in art.manifest.entries.values()} <= {
         os.path.join(tree, *p.split("/")) for p in FILES
     }

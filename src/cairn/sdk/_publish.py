@@ -92,7 +92,7 @@ def log(
     _bind(art, session)
     service = session.service
     stager = art._stage()
-    stager.flush()
+    stager.flush(hold_small=True)
     if art._incremental and art._base is None:
         # W&B's incremental artifact: the files added apply onto the latest version.
         with contextlib.suppress(NotFoundError):
@@ -100,7 +100,7 @@ def log(
     request = commit_request(
         art, entity=entity, project=project, run_id=run_id, aliases=aliases, tags=tags
     )
-    result = stager.commit_with_blobs(lambda: stager.commit(request))
+    result = stager.commit_with_blobs(lambda: stager.commit(request), hold_small=True)
     tree, art._tree = art._tree, None
     if tree is not None and result.version is not None and result.version.digest:
         tree.logged(art._contents, result.version.digest)  # the next add_dir: a stat per file

@@ -15,9 +15,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
-from cairn.core import PageReader, digest_bytes
-from cairn.errors import BlobNotFoundError, CommError, DigestMismatchError, ValidationError
-from cairn.sdk import _progress
+from cairn.core import digest_bytes
+from cairn.errors import BlobNotFoundError, CommError
 from cairn.sdk._settings import Settings
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.sdk._whole import (
@@ -56,6 +55,9 @@ POOL_BYTES = 64 << 20
 POOL_MEAN_BYTES = 1024
 PROGRESS_FILES = 16  # files reported to the progress bar at a time (it shows a rate, per file)
 STORED_REMEMBERED = 50_000  # blobs a stager remembers storing for its commit (``commit``)
+# A buffer this small at the commit is stored with the commit's pages (``flush``).
+HELD_BLOBS = 64
+HELD_BYTES = 4 << 20
 
 T = TypeVar("T")
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
@@ -387,77 +389,48 @@ class Stager:
             finally:
                 ahead.pool.close()
 
-    def flush(self) -> None:
+    def flush(self, *, hold_small: bool = False) -> None:
         """Make every buffered blob durable in the store (waits for background writes and for
-        the worker processes, which then end: a pool lives for one directory's staging)."""
+        the worker processes, which then end: a pool lives for one directory's staging).
+
+        ``hold_small`` (before ``commit``): a buffer of a few blobs for the embedded store is
+        kept, and ``commit`` hands it to the store to write with the commit's pages, in one
+        write and one flush instead of two (a re-log with one file changed)."""
         self.release_workers()
-        self._write_behind()
+        if not (hold_small and self._holdable()):
+            self._write_behind()
         while self._writes:
             self._writes.pop(0).result()
 
-    def restore(self, digests: Sequence[str]) -> None:
-        """Store again blobs the store reports missing, from the local files they came from (small
-        ones many at a time: a transaction, or a request to a server, per buffer)."""
-        batch: list[tuple[str, bytes]] = []
-        size = 0
-        from_trees = self._tree_sources({d for d in digests if d not in self._sources})
-        with _progress.progress("storing", len(digests), None, settings=self.settings) as bar:
-            for digest in digests:
-                source = self._sources.get(digest) or from_trees.get(digest)
-                if source is None:
-                    raise DigestMismatchError(
-                        f"content {digest} is missing from the store at {self._service.location}"
-                        " and no local file with it is known; add the file again"
-                    )
-                path = os.path.join(*source)
-                try:
-                    if os.path.getsize(path) < BATCH_LIMIT:
-                        with open(path, "rb") as f:
-                            data = f.read()
-                        found: str = digest_bytes(data)
-                        batch.append((found, data))
-                        size += len(data)
-                        stored = len(data)
-                    else:
-                        info = self._service.store_file(path)
-                        found, stored = info.digest, info.size
-                except FileNotFoundError:
-                    raise ValidationError(
-                        f"file {path} was added to the artifact but is gone; add it again"
-                    ) from None
-                if found != digest:
-                    raise ValidationError(
-                        f"file {path} changed after it was added to the artifact; add it again"
-                    )
-                if size >= self._flush_bytes:
-                    self._service.store_blobs(batch)
-                    batch, size = [], 0
-                bar.advance(1, stored)
-            if batch:
-                self._service.store_blobs(batch)
+    def _holdable(self) -> bool:
+        with self._lock:
+            few = len(self._buffer) <= HELD_BLOBS and self._buffer_bytes <= HELD_BYTES
+        return few and bool(self._stored) and self._embedded() is not None
 
-    def _tree_sources(self, wanted: set[str]) -> dict[str, tuple[str, str]]:
-        """Local files (directory, name) of wanted digests, found in the streamed trees' pages."""
-        found: dict[str, tuple[str, str]] = {}
-        if not wanted or not self._trees:
-            return found
-        reader = PageReader(self._service.read_blob, capacity=8)
-        for root, local_root, prefix in self._trees:
-            for entry in reader.iter_from(root, prefix):
-                if not entry.path.startswith(prefix):
-                    break
-                if entry.digest in wanted and entry.digest not in found:
-                    local = os.path.join(local_root, *entry.path[len(prefix) :].split("/"))
-                    if os.path.isfile(local):  # else an entry a draft's directory kept
-                        found[entry.digest] = os.path.split(local)
-        return found
+    def restore(self, digests: Sequence[str]) -> None:
+        """Store again blobs the store reports missing, from the local files they came from
+        (``_restore.py``)."""
+        from cairn.sdk._restore import restore
+
+        restore(
+            self._service, self._sources, self._trees, digests, self._flush_bytes, self.settings
+        )
 
     def commit(self, request: CommitRequest) -> CommitResult:
-        """``Service.commit``; the embedded store is told the blobs stored since its sweep count."""
+        """``Service.commit``; the embedded store is told the blobs stored since its sweep count,
+        and given the blobs ``flush(hold_small=True)`` held, to store with the commit's pages
+        (put back in the buffer if the commit fails: they are counted as stored)."""
         local = self._embedded() if self._stored else None
-        if local is not None and self._stored:
-            return local.commit(request, stored=self._stored, sweeps=self._sweeps)
-        return self._service.commit(request)
+        if local is None or not self._stored:
+            self.flush()
+            return self._service.commit(request)
+        with self._lock:
+            held, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        try:
+            return local.commit(request, stored=self._stored, sweeps=self._sweeps, held=held)
+        except BaseException:
+            self._buffer_extend(held, sum(len(data) for _, data in held))
+            raise
 
     def _embedded(self) -> LocalService | None:
         if self._local_blobs is None:
@@ -466,15 +439,18 @@ class Stager:
 
         return self._service if isinstance(self._service, LocalService) else None
 
-    def commit_with_blobs(self, commit: Callable[[], CommitResult]) -> CommitResult:
+    def commit_with_blobs(
+        self, commit: Callable[[], CommitResult], *, hold_small: bool = False
+    ) -> CommitResult:
         """The one way a commit (``commit`` or ``finish``) makes sure the store has its blobs.
 
         Buffered blobs are flushed, then ``commit`` runs; a store that reports blobs missing
         (gc swept them, or they were never stored here) gets them again from the local files
         and ``commit`` runs once more, up to ``STORE_AGAIN_ATTEMPTS`` times (a gc with grace 0
         may sweep what was just stored again). Still missing: an error, never a partial version.
+        ``hold_small``: ``commit`` is ``self.commit`` (see ``flush``).
         """
-        self.flush()
+        self.flush(hold_small=hold_small)
         result = commit()
         for _ in range(STORE_AGAIN_ATTEMPTS):
             if not result.missing:

@@ -111,24 +111,32 @@ def commit(
     *,
     stored: Collection[str] = (),
     sweeps: int | None = None,
+    held: Sequence[tuple[str, bytes]] = (),
 ) -> CommitResult:
     """``Service.commit``: see the module's docstring. ``stored``: blobs the caller stored into
     this store after it read the maintenance lock's count of sweeps, ``sweeps``; when the count
     is the same under the shared lock, no sweep ran since, so they are there and not looked up
-    again (an embedded store's first log stored every blob it names a moment ago)."""
+    again (an embedded store's first log stored every blob it names a moment ago). ``held``:
+    the caller's last few blobs, not stored yet (a re-log with a file or two changed): stored
+    here with the new pages, in one write made durable before the catalog transaction, or
+    alone when nothing is committed (an error before that leaves them to the caller)."""
     check_request(request)
     # From the blob check to the catalog commit, gc may not sweep (see _maintenance.py).
     with store.maintenance.shared():
         if sweeps is None or sweeps != store.maintenance.sweeps():
             stored = ()
-        return _commit(store, request, stored)
+        return _commit(store, request, stored, dict(held))
 
 
-def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[str]]:
+def _base_root(
+    store: Store, request: CommitRequest, held: dict[str, bytes]
+) -> tuple[str | None, list[str]]:
     """The manifest the changes apply onto (None: a new one), and the blobs a client-written
     manifest names that the store lacks. A client-written manifest may come with a base version
     (a draft that streamed a large directory): the changes apply onto the manifest, and the
-    version is recorded as the new one's base (lineage, diffs), checked as a draft's base."""
+    version is recorded as the new one's base (lineage, diffs), checked as a draft's base.
+    A manifest read here is stored already (a stager holds no blobs once it streams pages);
+    the ``held`` blobs are stored (and emptied) first all the same."""
     base = _base_version(store, request)
     if request.manifest is not None:
         # Re-logging the same tree (or changes to it): a version of this collection has the
@@ -137,6 +145,9 @@ def _base_root(store: Store, request: CommitRequest) -> tuple[str | None, list[s
         known = store.committed_with_digest(
             request.entity, request.project, request.name, request.manifest
         )
+        if not known:
+            store.store_pages(held)
+            held.clear()
         missing = [] if known else manifests.check_client_manifest(store, request.manifest)
         return request.manifest, missing
     return base, []
@@ -159,22 +170,27 @@ def _base_version(store: Store, request: CommitRequest) -> str | None:
     return base.digest
 
 
-def _commit(store: Store, request: CommitRequest, stored: Collection[str]) -> CommitResult:
+def _commit(
+    store: Store, request: CommitRequest, stored: Collection[str], held: dict[str, bytes]
+) -> CommitResult:
     validate_aliases(request.aliases)
-    base_root, manifest_missing = _base_root(store, request)
+    base_root, manifest_missing = _base_root(store, request, held)
     root, pages = manifests.build(store, base_root, request.changes)
     existing = store.committed_with_digest(
         request.entity, request.project, request.name, root.digest
     )
     if existing is None:
         named = blob_digests([e for _, e in request.changes])
-        if stored:
-            named = [d for d in named if d not in stored]
+        if stored or held:
+            named = [d for d in named if d not in stored and d not in held]
         missing = store.missing_blobs(named)
         missing = list(dict.fromkeys([*manifest_missing, *missing]))
         if missing:
+            store.store_pages(held)
             return CommitResult(None, False, tuple(missing))
-        store.store_pages(pages)
+        store.store_pages({**held, **pages})  # one write, one flush (a small re-log's blobs too)
+    else:
+        store.store_pages(held)
     # The blobs a client-written manifest names, granted to the project (a server's readers may
     # read them): read here, never inside the catalog's transaction.
     granted = None

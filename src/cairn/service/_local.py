@@ -255,12 +255,18 @@ class LocalService:
     # -- committing (_commit.py, _manifests.py) --
 
     def commit(
-        self, request: CommitRequest, *, stored: Collection[str] = (), sweeps: int | None = None
+        self,
+        request: CommitRequest,
+        *,
+        stored: Collection[str] = (),
+        sweeps: int | None = None,
+        held: Sequence[tuple[str, bytes]] = (),
     ) -> CommitResult:
-        """``Service.commit``; ``stored`` and ``sweeps`` (not in the protocol: this process's
-        own staging only): blobs stored after ``sweeps()`` answered ``sweeps``, not looked up
-        again when no gc swept since (``_commit.commit``)."""
-        return _commit.commit(self._store, request, stored=stored, sweeps=sweeps)
+        """``Service.commit``; ``stored``, ``sweeps`` and ``held`` (not in the protocol: this
+        process's own staging only): blobs stored after ``sweeps()`` answered ``sweeps``, not
+        looked up again when no gc swept since, and a few blobs to store with the commit's
+        pages (``_commit.commit``)."""
+        return _commit.commit(self._store, request, stored=stored, sweeps=sweeps, held=held)
 
     def sweeps(self) -> int | None:
         """How many gc sweeps this store has had, or None where it does not count them."""
