@@ -95,10 +95,14 @@ def test_gc_removes_only_what_no_version_uses(
 
 LOGGER = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, time
     import cairn
     work, count = sys.argv[1], int(sys.argv[2])
     for i in range(count):
+        if i == count // 2:  # half logged: wait for two gc runs to have started meanwhile
+            deadline = time.monotonic() + 120
+            while not os.path.exists(os.path.join(work, "gc-2")) and time.monotonic() < deadline:
+                time.sleep(0.01)
         art = cairn.Artifact("live", "dataset")
         for j in range(3):
             path = os.path.join(work, f"f{i}-{j}.bin")
@@ -136,6 +140,7 @@ def test_gc_during_concurrent_logging_never_breaks_a_version(
     freed = 0
     runs = 0
     while logger.poll() is None or runs == 0:
+        (work / f"gc-{runs + 1}").touch()  # the logger's second half waits for the second
         report = ok("gc", "--grace", "1s", "--json").json()
         freed += report["removed_blobs"]
         runs += 1

@@ -310,6 +310,13 @@ CASES = [
         True,
         id="version-with-ttl",  # alive by the same statement (_ttl.alive) both ways
     ),
+    # Resolving a name (``cairn artifact get``, ``Api().artifact``) in one statement.
+    pytest.param(
+        lambda w: [w.svc.resolve(ME, "p", "ds", label) for label in ("gold", "v0", None)],
+        True,
+        id="resolve",
+    ),
+    pytest.param(lambda w: w.svc.resolve(ME, "p", "short", None), True, id="resolve-with-ttl"),
     # A distributed version's writers and its finisher, the project and collection made too.
     pytest.param(_staged, True, id="distributed-stage"),
     pytest.param(_upserts, True, id="distributed-upserts"),
@@ -329,6 +336,8 @@ CASES = [
     pytest.param(lambda w: _finish(w, metadata={"m": 1}), False, id="finish-with-metadata"),
     pytest.param(lambda w: [_finish(w), _finish(w)], False, id="finish-repeated"),
     pytest.param(lambda w: _upserts(w, metadata={"m": 1}), False, id="upsert-with-metadata"),
+    pytest.param(lambda w: w.svc.resolve(ME, "p", "ds", "v7"), False, id="resolve-no-version"),
+    pytest.param(lambda w: w.svc.resolve(ME, "q", "ds", None), False, id="resolve-no-project"),
     pytest.param(lambda w: w.svc.start_run(_run("r0", config={"a": 2})), False, id="resumed-run"),
     pytest.param(lambda w: _commit_other(w, type="model"), False, id="type-conflict"),
     pytest.param(lambda w: _commit_other(w, run_id="nope"), False, id="unknown-run"),
@@ -395,6 +404,19 @@ def test_a_log_in_a_new_process_loads_no_sqlalchemy(tmp_path: pathlib.Path) -> N
     (data / "d1" / "f2.txt").write_text("changed")
     assert log() == "v1 False"  # one file changed: the next version, still without it
     assert log() == "v1 False"
+    fetch = (
+        "import sys, warnings, cairn\n"
+        "warnings.simplefilter('ignore')\n"
+        "art = cairn.Api().artifact('p/ds:again')\n"
+        "art.download(root=sys.argv[1])\n"
+        "print(art.version, 'sqlalchemy' in sys.modules)\n"
+    )
+    out = tmp_path / "out"
+    got = subprocess.run(
+        [sys.executable, "-c", fetch, str(out)], env=env, capture_output=True, text=True, check=True
+    )
+    assert got.stdout.strip() == "v1 False"  # a resolve and a download: never SQLAlchemy
+    assert (out / "d1" / "f2.txt").read_text() == "changed"
     svc = LocalService.open(str(tmp_path / "store"))
     try:
         record = svc.resolve(svc.default_entity, "p", "ds", "again")

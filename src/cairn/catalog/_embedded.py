@@ -120,6 +120,10 @@ class EmbeddedCatalog:
     def read(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, write=False)
 
+    def read_single(self, fn: Callable[[Tx], T]) -> T:
+        """``Catalog.read_single`` (one statement): on SQLite, ``read``."""
+        return self._run(fn, write=False)
+
     def __getattr__(self, name: str) -> Any:
         # Anything else Catalog has (none is used today) comes from the full catalog.
         if name.startswith("_"):

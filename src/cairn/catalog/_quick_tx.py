@@ -8,7 +8,8 @@ with one file changed must cost no more than an unchanged one): ``projects.id_of
 the project), ``runs.insert`` (a new run), ``runs.record``, ``runs.set_state``,
 ``collections.lock`` (making the collection), ``versions.committed_with_digest``,
 ``versions.insert`` (a committed version, with its search index rows, or a distributed id's
-pending one), ``versions.record``, ``aliases.assign``, ``tags.add`` and ``lineage.add``; and
+pending one), ``versions.record``, ``versions.named`` (a resolve: ``cairn artifact get``),
+``aliases.assign``, ``tags.add`` and ``lineage.add``; and
 what a distributed version's writers' upserts and its finish take (``QuickPending``: eight
 processes that upsert at once must not each import SQLAlchemy). Each does exactly what the
 SQLAlchemy method does, or raises ``NeedsCatalog`` where that method would do more: resume a
@@ -48,7 +49,16 @@ from cairn.catalog._rows import (
     version_row,
     word_rows,
 )
-from cairn.core import COMMITTED, PENDING, Change, RunRecord, VersionRecord
+from cairn.core import (
+    COMMITTED,
+    LATEST,
+    PENDING,
+    Change,
+    RunRecord,
+    VersionRecord,
+    is_version_label,
+    version_index,
+)
 
 
 class NeedsCatalog(Exception):
@@ -130,6 +140,8 @@ class QuickCollections(_Quick):
 
 # What VERSION_WITH_DIGEST binds itself (the committed state of ``_ttl.alive``).
 _VERSION_BOUND = dict(p.split("=", 1) for p in q.VERSION_WITH_DIGEST_PARAMS.split(","))
+_BY_ALIAS_BOUND = dict(p.split("=", 1) for p in q.RECORD_BY_ALIAS_PARAMS.split(","))
+_BY_INDEX_BOUND = dict(p.split("=", 1) for p in q.RECORD_BY_INDEX_PARAMS.split(","))
 
 
 class QuickVersions(_Quick):
@@ -169,6 +181,23 @@ class QuickVersions(_Quick):
         key = {"collection_id": collection_id, "digest": digest, "now": now(), **_VERSION_BOUND}
         row = self._db.execute(q.VERSION_WITH_DIGEST, key).fetchone()
         return None if row is None else str(row[0])
+
+    def named(
+        self, entity: str, project: str, name: str, label: str | None
+    ) -> VersionRecord | None:
+        """``Versions.named``: a resolve in one statement (None: the full catalog says why)."""
+        at = now()
+        key = {"entity": entity, "project": project, "name": name, "now": at}
+        if label is not None and is_version_label(label):
+            sql, columns = q.RECORD_BY_INDEX, q.RECORD_BY_INDEX_COLUMNS
+            key |= _BY_INDEX_BOUND | {"idx": version_index(label)}
+        else:
+            sql, columns = q.RECORD_BY_ALIAS, q.RECORD_BY_ALIAS_COLUMNS
+            key |= _BY_ALIAS_BOUND | {"alias": label or LATEST}
+        row = self._db.execute(sql, key).fetchone()
+        if row is None:
+            return None
+        return version_record(dict(zip(columns.split(","), row, strict=True)), at)
 
     def record(self, version_id: str) -> VersionRecord:
         row = self._db.execute(q.VERSION_RECORD, {"vid": version_id}).fetchone()

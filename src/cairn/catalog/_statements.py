@@ -151,6 +151,27 @@ VERSION_RECORDS = (
     .outerjoin(s.runs, _r.id == _v.created_by)
 )
 VERSION_RECORD = VERSION_RECORDS.where(_v.id == bindparam("vid"))
+# A resolve in one statement: the record of the version ``entity/project/name:label`` names
+# (``label`` an alias, or ``vN``), if it is alive at ``now``. One round trip instead of three;
+# the join to the alias goes through its own name for the table, so the record's ``alias_list``
+# still aggregates every alias of the version.
+_NAMED = (
+    _p.entity == bindparam("entity"),
+    _p.name == bindparam("project"),
+    _c.name == bindparam("name"),
+    alive(bindparam("now")),
+)
+_named_alias = s.aliases.alias("named_alias")
+RECORD_BY_ALIAS = (
+    VERSION_RECORDS.join(
+        _named_alias,
+        and_(_named_alias.c.version_id == _v.id, _named_alias.c.collection_id == _c.id),
+    )
+    .where(_named_alias.c.alias == bindparam("alias"))
+    .where(*_NAMED)
+)
+RECORD_BY_INDEX = VERSION_RECORDS.where(_v.idx == bindparam("idx")).where(*_NAMED)
+
 # The first version alive at ``now`` with this content, in the collection.
 VERSION_WITH_DIGEST = (
     select(_v.id)
@@ -298,6 +319,8 @@ QUICK: dict[str, tuple[ClauseElement, tuple[str, ...] | None]] = {
     "VERSION_INSERT": (VERSION_INSERT, VERSION_COLUMNS),
     "VERSION_RECORD": (VERSION_RECORD, None),
     "VERSION_WITH_DIGEST": (VERSION_WITH_DIGEST, None),
+    "RECORD_BY_ALIAS": (RECORD_BY_ALIAS, None),
+    "RECORD_BY_INDEX": (RECORD_BY_INDEX, None),
     "BUMP_INDEX": (BUMP_INDEX, ("next_index", "updated_at")),
     "METADATA_INSERT": (METADATA_INSERT, ("version_id", "key", "text_value", "num_value")),
     "WORDS_INSERT": (WORDS_INSERT, ("word", "version_id")),

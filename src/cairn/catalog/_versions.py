@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, true, update
+from sqlalchemy import bindparam, or_, select, true, update
 
 from cairn.catalog import _schema as s
 from cairn.catalog import _statements as st
@@ -52,27 +52,6 @@ _BY_INDEX = select(_v.id).where(
     _v.idx == bindparam("idx"),
     alive(bindparam("now")),
 )
-
-# A resolve in one statement: the record of the version ``entity/project/name:label`` names
-# (``label`` an alias, or ``vN``), if it is alive at ``now``. One round trip instead of three;
-# the join to the alias goes through its own name for the table, so the record's ``alias_list``
-# still aggregates every alias of the version.
-_NAMED = (
-    _p.entity == bindparam("entity"),
-    _p.name == bindparam("project"),
-    _c.name == bindparam("name"),
-    alive(bindparam("now")),
-)
-_named_alias = s.aliases.alias("named_alias")
-_RECORD_BY_ALIAS = (
-    st.VERSION_RECORDS.join(
-        _named_alias,
-        and_(_named_alias.c.version_id == _v.id, _named_alias.c.collection_id == _c.id),
-    )
-    .where(_named_alias.c.alias == bindparam("alias"))
-    .where(*_NAMED)
-)
-_RECORD_BY_INDEX = st.VERSION_RECORDS.where(_v.idx == bindparam("idx")).where(*_NAMED)
 
 
 class Versions(Repository):
@@ -234,9 +213,9 @@ class Versions(Repository):
         at = now()
         params: dict[str, Any] = {"entity": entity, "project": project, "name": name, "now": at}
         if label is not None and is_version_label(label):
-            row = self.conn.execute(_RECORD_BY_INDEX, {**params, "idx": version_index(label)})
+            row = self.conn.execute(st.RECORD_BY_INDEX, {**params, "idx": version_index(label)})
         else:
-            row = self.conn.execute(_RECORD_BY_ALIAS, {**params, "alias": label or LATEST})
+            row = self.conn.execute(st.RECORD_BY_ALIAS, {**params, "alias": label or LATEST})
         found = row.first()
         return None if found is None else version_record(found._mapping, at)
 
