@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install dev demo test lint bench bench-scale chaos docs screenshots chromium clean dist smoke test-min
+.PHONY: install dev demo test lint bench bench-scale bench-compare chaos docs screenshots chromium clean dist smoke test-min
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,18 @@ bench: dev
 # Issue 18 alone: a million tiny files (CAIRN_BENCH_SCALE_FILES=N for a quicker run).
 bench-scale: dev
 	$(BIN)/python -m benchmarks scale
+
+# Issue 13's independent check: cairn beside git, DVC and W&B's client (offline), each a whole
+# process on the same data sets. W&B's client and DVC are not cairn's dependencies: they go into
+# their own venv (pinned), called as processes of it.
+COMPARE_VENV := .bench/compare-venv
+$(COMPARE_VENV)/.installed:
+	$(PYTHON) -m venv $(COMPARE_VENV)
+	$(COMPARE_VENV)/bin/python -m pip --disable-pip-version-check -q install wandb==0.31.0 dvc==3.67.1
+	touch $@
+
+bench-compare: dev $(COMPARE_VENV)/.installed
+	$(BIN)/python -m benchmarks.compare --venv $(COMPARE_VENV)
 
 # The attack kit: SIGKILL rounds, concurrent writers, gc racing writers, the authorization matrix,
 # a full disk, a PostgreSQL restart, schemathesis; prints one table (CHAOS_ROUNDS=N scales it).

@@ -114,6 +114,20 @@ def make_tree(path: str, dirs: int, files_per_dir: int, size: int, seed: int = 1
     return path
 
 
+# Issue 13's data sets: (directories, files per directory, file size, seed), under ROOT.
+DATA_SETS = {
+    "s1": (100, 200, 4096, 1),  # 20,000 x 4 KiB
+    "s2": (1, 4, 256 << 20, 2),  # 4 x 256 MiB
+    "img": (50, 100, 200 << 10, 3),  # 5,000 x 200 KiB, image-shaped
+}
+
+
+def data_set(label: str) -> str:
+    """The data set ``label`` of ``DATA_SETS`` (made once, then reused)."""
+    dirs, files, size, seed = DATA_SETS[label]
+    return make_tree(os.path.join(ROOT, label), dirs, files, size, seed=seed)
+
+
 def list_files(path: str) -> list[str]:
     out = []
     for dirpath, dirnames, filenames in os.walk(path):

@@ -37,8 +37,8 @@ from benchmarks._common import (
     Figure,
     best_of,
     cp_r,
+    data_set,
     disk_usage,
-    make_tree,
     ratio_figure,
     run_child,
     settle,
@@ -129,9 +129,7 @@ def _one_byte(path: str) -> Iterator[Callable[[int], None]]:
 def run() -> list[Figure]:
     figures: list[Figure] = []
     sets = os.environ.get("CAIRN_BENCH_CORE_SETS", "s1,s2,img").split(",")
-    s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096) if "s1" in sets else ""
-    s2 = make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2) if "s2" in sets else ""
-    img = make_tree(os.path.join(ROOT, "img"), 50, 100, 200 << 10, seed=3) if "img" in sets else ""
+    s1, s2, img = (data_set(label) if label in sets else "" for label in ("s1", "s2", "img"))
     for label, data, targets in (
         ("s1", s1, {"new": 1.5, "unchanged": 0.35}),
         ("s2", s2, {"new": 1.5}),
