@@ -332,3 +332,25 @@ def test_read_ahead_answers_files_asked_for_in_another_order(tmp_path: pathlib.P
     assert [size for _, size, _ in got] == [files[i][2].st_size for i in order]
     stored = {digest for digest, _ in here} | {info.digest for info in store.list()}
     assert set(expected) <= stored
+
+
+def test_closing_the_pool_is_woken_when_a_worker_ends_not_by_polling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every log that started a worker waits for it to end; ``Popen.wait(timeout=)`` would sleep
+    in steps of up to 50 ms to find out. The pool's wait sleeps not at all, and still gives up
+    on a worker that does not end."""
+    naps: list[float] = []
+    sleep = time.sleep
+    monkeypatch.setattr(subprocess.time, "sleep", lambda s: (naps.append(s), sleep(s)))  # type: ignore[attr-defined]
+    ends = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    assert _stage_pool._wait_exit(ends, 30) == 0
+    assert naps == []
+    hangs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            _stage_pool._wait_exit(hangs, 0.2)
+    finally:
+        hangs.kill()
+        hangs.wait()
+    assert _stage_pool._wait_exit(hangs, 30) == -signal.SIGKILL  # reaped: not waited for again

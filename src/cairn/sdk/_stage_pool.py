@@ -219,10 +219,29 @@ def _kill_all(procs: list[subprocess.Popen[bytes]], *, kill: bool = True) -> Non
                     pass  # a broken pipe to a dead worker
     for proc in procs:
         try:
-            proc.wait(timeout=30)
+            _wait_exit(proc, 30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """``proc``'s exit status, waiting at most ``timeout`` seconds (``TimeoutExpired``). Woken
+    by the kernel the moment the process ends (a pidfd): ``Popen.wait(timeout=)`` polls with
+    sleeps of up to 50 ms, and this wait ends every log that started a worker."""
+    if proc.returncode is not None:
+        return proc.returncode  # reaped already: its pid may be another process's now
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+), or already reaped
+        return proc.wait(timeout=timeout)
+    try:
+        ended, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    if not ended:
+        raise subprocess.TimeoutExpired(proc.args, timeout)
+    return proc.wait()
 
 
 # -- the worker's side ------------------------------------------------------------------------
