@@ -115,9 +115,9 @@ def test_a_damaged_or_missing_blob_is_repaired_by_the_next_log(
     server: CairnServer, tmp_path: pathlib.Path
 ) -> None:
     from cairn.service import LocalService
-    from cairn.storage import LocalBlobStore
+    from cairn.storage import PACKED_LIMIT, LocalBlobStore
 
-    content = os.urandom(300_000)
+    content = os.urandom(PACKED_LIMIT + 300_000)  # a blob file (smaller ones go in packs)
     digest = digest_bytes(content)
     # Embedded: verify finds the damage (and drops the bad copy); the next log stores it again.
     local = LocalService.open(str(tmp_path / "store"))
