@@ -1,15 +1,19 @@
-"""The maintenance lock counts gc's sweeps, and a commit of blobs the caller stored since it read
-the count does not look them up again unless a sweep ran in between (``_commit.commit``'s
-``stored``: an embedded store's first log stored every blob it names a moment before)."""
+"""The maintenance lock counts gc's sweeps, and a commit (or an upsert) of blobs the caller stored
+since it read the count does not look them up again unless a sweep ran in between
+(``_commit.commit``'s and ``DistributedVersions.stage``'s ``stored``: an embedded store's first
+log stored every blob it names a moment before)."""
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterable
 
+import pytest
+
 from cairn.catalog import Catalog
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.service import CommitRequest, FileMaintenanceLock, LocalService
+from cairn.errors import BlobNotFoundError
+from cairn.service import CommitRequest, FileMaintenanceLock, LocalService, StageRequest
 from cairn.storage import LocalBlobStore
 
 
@@ -79,6 +83,42 @@ def test_a_sweep_in_between_makes_the_commit_look_again(tmp_path: pathlib.Path) 
         assert svc.sweeps() == sweeps + 1
         result = svc.commit(request, stored={digest}, sweeps=sweeps)
         assert result.version is None and result.missing == (digest,)  # stored again by the SDK
+        assert digest in blobs.asked
+    finally:
+        svc.close()
+
+
+def _stage(content: bytes) -> tuple[StageRequest, str]:
+    digest = digest_bytes(content)
+    entry = ManifestEntry("f.bin", digest, len(content))
+    return StageRequest("me", "p", "ds", "dataset", "g", changes=[("f.bin", entry)]), digest
+
+
+def test_an_upsert_of_blobs_stored_since_the_count_does_not_look_them_up(
+    tmp_path: pathlib.Path,
+) -> None:
+    svc, blobs = _service(tmp_path)
+    try:
+        sweeps = svc.sweeps()
+        request, digest = _stage(b"upserted just now")
+        svc.store_blobs([(digest, b"upserted just now")])
+        assert svc.stage(request, stored={digest}, sweeps=sweeps).state == "PENDING"
+        assert digest not in blobs.asked
+        assert svc.stage(request).state == "PENDING"  # without the count: looked up
+        assert digest in blobs.asked
+    finally:
+        svc.close()
+
+
+def test_a_sweep_in_between_makes_the_upsert_look_again(tmp_path: pathlib.Path) -> None:
+    svc, blobs = _service(tmp_path)
+    try:
+        sweeps = svc.sweeps()
+        request, digest = _stage(b"swept before its upsert")
+        svc.store_blobs([(digest, b"swept before its upsert")])
+        assert svc.collect_garbage(grace_seconds=0).removed_blobs == 1
+        with pytest.raises(BlobNotFoundError, match="must be uploaded before staging"):
+            svc.stage(request, stored={digest}, sweeps=sweeps)  # the SDK stores it again
         assert digest in blobs.asked
     finally:
         svc.close()

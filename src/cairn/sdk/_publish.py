@@ -143,9 +143,8 @@ def stage_distributed(
 ) -> None:
     """Upsert the artifact's files into the pending version ``dist`` (Run.upsert_artifact)."""
     request = _distributed_request(art, session, run, dist, aliases, finish=False)
-    art._stage().stage_with_blobs(
-        lambda: session.service.stage(request), blob_digests(request.changes)
-    )
+    stager = art._stage()
+    stager.stage_with_blobs(lambda: stager.upsert(request), blob_digests(request.changes))
     art._distributed_id = dist
 
 

@@ -26,12 +26,13 @@ from cairn.sdk._whole import (
     default_workers,
     read_whole,
 )
-from cairn.service import CommitRequest, CommitResult, Service
+from cairn.service import CommitRequest, CommitResult, Service, StageRequest
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from cairn.core import VersionRecord
     from cairn.sdk._read_ahead import ReadAhead
     from cairn.service import LocalService
 
@@ -431,6 +432,14 @@ class Stager:
         except BaseException:
             self._buffer_extend(held, sum(len(data) for _, data in held))
             raise
+
+    def upsert(self, request: StageRequest) -> VersionRecord:
+        """``Service.stage``; the embedded store is told the blobs stored since its sweep count
+        (as ``commit``): it looks up only the others."""
+        local = self._embedded() if self._stored else None
+        if local is None or not self._stored:
+            return self._service.stage(request)
+        return local.stage(request, stored=self._stored, sweeps=self._sweeps)
 
     def _embedded(self) -> LocalService | None:
         if self._local_blobs is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from cairn.core import (
@@ -117,16 +117,20 @@ class DistributedVersions:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def _checked(self, request: StageRequest | FinishRequest) -> tuple[str, ...]:
+    def _checked(
+        self, request: StageRequest | FinishRequest, stored: Collection[str] = ()
+    ) -> tuple[str, ...]:
         """The request's changes checked (sizes; removals only in a draft), a batch at a time
-        (once through them: a server decodes them again each time); the blobs the store lacks."""
+        (once through them: a server decodes them again each time); the blobs the store lacks,
+        those of ``stored`` not looked up (see ``stage``)."""
         validate_aliases(request.aliases)
         missing: dict[str, None] = {}
         for batch in _batches(request.changes):
             check_sizes(batch)
             if request.base_version_id is None and any(e is None for _, e in batch):
                 raise ValidationError("only a draft (a version with a base) can remove entries")
-            missing.update(dict.fromkeys(self._store.missing_blobs(_digests(batch))))
+            digests = [d for d in _digests(batch) if d not in stored]
+            missing.update(dict.fromkeys(self._store.missing_blobs(digests)))
         return tuple(missing)
 
     def _stage_in(
@@ -176,10 +180,17 @@ class DistributedVersions:
 
     # -- stage --
 
-    def stage(self, request: StageRequest) -> VersionRecord:
+    def stage(
+        self, request: StageRequest, *, stored: Collection[str] = (), sweeps: int | None = None
+    ) -> VersionRecord:
+        """An upsert. ``stored``: blobs the caller stored after the maintenance lock's count of
+        gc sweeps read ``sweeps``; not looked up again when no sweep ran since (under the shared
+        hold, so none runs until the staging is done), as ``_commit.commit`` does."""
         check_fields(request)
         with self._store.maintenance.shared():
-            missing = self._checked(request)
+            if sweeps is None or sweeps != self._store.maintenance.sweeps():
+                stored = ()
+            missing = self._checked(request, stored)
             if missing:  # as a server answers: the SDK stores them again and retries
                 raise BlobNotFoundError(
                     f"{len(missing)} blobs must be uploaded before staging, e.g. {missing[0]}"

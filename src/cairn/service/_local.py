@@ -284,8 +284,12 @@ class LocalService:
 
     # -- distributed versions (_distributed.py) --
 
-    def stage(self, request: StageRequest) -> VersionRecord:
-        return self._distributed.stage(request)
+    def stage(
+        self, request: StageRequest, *, stored: Collection[str] = (), sweeps: int | None = None
+    ) -> VersionRecord:
+        """``Service.stage``; ``stored`` and ``sweeps`` (not in the protocol: this process's own
+        staging only), as ``commit``'s."""
+        return self._distributed.stage(request, stored=stored, sweeps=sweeps)
 
     def finish(self, request: FinishRequest) -> CommitResult:
         return self._distributed.finish(request)
