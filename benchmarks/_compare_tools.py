@@ -57,6 +57,12 @@ class Step:
     setup: list[list[str]] = field(default_factory=list)
 
 
+def logs(cmd: list[str], cwd: str, setup: list[list[str]]) -> list[Step]:
+    """A tool's three logs, each the same command: new (after ``setup``), unchanged, and with
+    one file changed (the harness changes it between the two)."""
+    return [Step(OPS[0], cmd, cwd, setup), Step(OPS[1], cmd, cwd), Step(OPS[2], cmd, cwd)]
+
+
 class Tool:
     """A tool and what it does per operation (``what``: for the table's notes)."""
 
@@ -103,12 +109,7 @@ class CairnCli(Tool):
         made = [[sys.executable, "-c", MAKE_STORE]]
         out = os.path.join(run, "out")
         get = [*cairn_command(), "artifact", "get", f"bench/{label}:latest", "--root", out]
-        return [
-            Step(OPS[0], put, run, made),
-            Step(OPS[1], put, run),
-            Step(OPS[2], put, run),
-            Step(OPS[3], get, run),
-        ]
+        return [*logs(put, run, made), Step(OPS[3], get, run)]
 
 
 class CairnScript(CairnCli):
@@ -122,12 +123,7 @@ class CairnScript(CairnCli):
         log = [sys.executable, "-c", LOG_SCRIPT, "cairn", "", tree, label]
         made = [[sys.executable, "-c", MAKE_STORE]]
         fetch = [sys.executable, "-c", FETCH_SCRIPT, label, os.path.join(run, "out")]
-        return [
-            Step(OPS[0], log, run, made),
-            Step(OPS[1], log, run),
-            Step(OPS[2], log, run),
-            Step(OPS[3], fetch, run),
-        ]
+        return [*logs(log, run, made), Step(OPS[3], fetch, run)]
 
 
 class Git(Tool):
@@ -150,12 +146,7 @@ class Git(Tool):
         commit = ["sh", "-c", f"{git} add -A && {git} commit -q --allow-empty -m v"]
         init = [["git", "init", "-q", "--bare", repo]]
         clone = ["git", "clone", "-q", "--no-hardlinks", repo, os.path.join(run, "out")]
-        return [
-            Step(OPS[0], commit, run, init),
-            Step(OPS[1], commit, run),
-            Step(OPS[2], commit, run),
-            Step(OPS[3], clone, run),
-        ]
+        return [*logs(commit, run, init), Step(OPS[3], clone, run)]
 
 
 class Dvc(Tool):
@@ -201,11 +192,10 @@ class Dvc(Tool):
             [self.bin, "config", "cache.dir", os.path.join(ws, ".dvc", "cache")],
             ["cp", os.path.join(ws, "data.dvc"), fresh],
         ]
+        checkout = [self.bin, "checkout", "-q"]
         return [
-            Step(OPS[0], add, ws, [[self.bin, "init", "-q", "--no-scm"]]),
-            Step(OPS[1], add, ws),
-            Step(OPS[2], add, ws),
-            Step(OPS[3], [self.bin, "checkout", "-q"], fresh, fetch_setup),
+            *logs(add, ws, [[self.bin, "init", "-q", "--no-scm"]]),
+            Step(OPS[3], checkout, fresh, fetch_setup),
         ]
 
     def footprint(self, tree: str, run: str) -> list[str]:
@@ -248,7 +238,7 @@ class Wandb(Tool):
     def steps(self, tree: str, run: str, label: str) -> list[Step]:
         made = [["mkdir", "-p", *(v for k, v in self.env(run).items() if k.endswith("DIR"))]]
         log = [self.python, "-c", LOG_SCRIPT, "wandb", "offline", tree, label]
-        return [Step(OPS[0], log, run, made), Step(OPS[1], log, run), Step(OPS[2], log, run)]
+        return logs(log, run, made)
 
 
 def all_tools(venv: str) -> list[Tool]:
