@@ -108,3 +108,56 @@ def test_staged_changes_come_in_code_point_order_under_a_linguistic_collation(
     rest = catalog.read(lambda tx: tx.pending.staged_batch(vid, first[-1][0], 7))
     assert [p for p, _ in first + rest] == sorted(paths)
     catalog.dispose()
+
+
+def _sent_arrays(catalog: Catalog, values: list[str]) -> tuple[set[str], list[object]]:
+    """Insert ``values`` as the digests (and user names) of ``blob_uploads`` rows and read them
+    back with ``tx.among``; the values read and the parameters sent to psycopg."""
+    from sqlalchemy import event, select
+
+    from cairn.catalog import _schema as s
+
+    sent: list[object] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if isinstance(parameters, dict):
+            sent.extend(parameters.values())
+
+    def fn(tx: Tx) -> set[str]:
+        rows = [{"user_name": v, "digest": v, "created_at": 1.5} for v in values]
+        tx.insert_ignore(s.blob_uploads, rows)
+        bu = s.blob_uploads.c
+        mine = select(bu.user_name).where(tx.among(bu.digest, values), bu.created_at == 1.5)
+        ids = select(s.projects.c.id).where(tx.among(s.projects.c.id, [1, 2, 3]))
+        assert list(tx.conn.execute(ids)) == []
+        return {str(r[0]) for r in tx.conn.execute(mine)}
+
+    event.listen(catalog.engine, "before_cursor_execute", seen)
+    try:
+        return catalog.write(fn), sent
+    finally:
+        event.remove(catalog.engine, "before_cursor_execute", seen)
+
+
+def test_arrays_go_to_postgresql_as_one_text_parameter(pg_catalog_url: str) -> None:
+    """``tx.among`` / ``tx.insert_ignore`` bind an array of digests (strings, ints, floats) as
+    one text literal, not a list psycopg dumps element by element in Python; each value comes
+    back as itself, commas, braces, spaces and ``NULL`` included, and values the literal's quotes
+    would not keep (``"``, ``\\``) go as a list."""
+    reset_database(pg_catalog_url.replace("+psycopg", ""), keep=("alembic_version",))
+    catalog = Catalog(pg_catalog_url, create=False)
+    digests = [f"sha256:{i:064x}" for i in range(3000)]
+    got, sent = _sent_arrays(catalog, digests)
+    assert got == set(digests)
+    assert not [p for p in sent if isinstance(p, (list, tuple))]
+    literals = [p for p in sent if isinstance(p, str) and p.startswith("{")]
+    assert len(literals) == 5  # user names, digests, times; among(digests); among(ids)
+    assert '{"' + '","'.join(digests) + '"}' in literals and "{1,2,3}" in literals
+
+    odd = ["a,b", "{c}", " d ", "NULL", "", "é", "x" * 80, "a'b;--"]
+    got, sent = _sent_arrays(catalog, odd)
+    assert got == set(odd) and not [p for p in sent if isinstance(p, list)]
+    quoted = ['q"uote', "back\\slash", "a,b"]
+    got, sent = _sent_arrays(catalog, quoted)
+    assert got == set(quoted) and [p for p in sent if isinstance(p, list)]
+    catalog.dispose()
