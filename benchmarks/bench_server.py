@@ -8,7 +8,8 @@ Issue 14 (``transfers``): an image-shaped set (``BENCH_IMAGES`` files of 150-250
 default) and one large file (``BENCH_LARGE_MIB``, 512 by default) up and down through a server
 with 2 workers on PostgreSQL + S3, beside boto3's 8 parallel PUTs/GETs of the same files and its
 managed multipart transfer of the large file. ``BENCH_SERVER_ONLY=transfers`` runs only those;
-``BENCH_SERVER_ONLY=resolve`` only ``resolve name:latest`` (8 clients, 1 and 2 server processes).
+``BENCH_SERVER_ONLY=resolve`` only ``resolve name:latest`` (8 clients, 1 and 2 server processes);
+``BENCH_SERVER_ONLY=s1`` only s1's logs (embedded floor, then through a server: local and S3).
 """
 
 from __future__ import annotations
@@ -357,7 +358,7 @@ def run() -> list[Figure]:
                 s3.stop()
             pg.stop()
     s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096)
-    s2 = make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
+    s2 = "" if only == "s1" else make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
     pg = Postgres()
     s3 = S3Server()
     servers: list[CairnServer] = []
@@ -369,7 +370,8 @@ def run() -> list[Figure]:
             "s3": CairnServer(pg.create_database("bench_s3"), s3.url("bench"), s3.env),
         }
         servers.extend(backends.values())
-        for label, data, mb in (("s1", s1, 20_000 * 4096 / 1e6), ("s2", s2, 4 * 256 * 1.048576)):
+        sets = (("s1", s1, 20_000 * 4096 / 1e6), ("s2", s2, 4 * 256 * 1.048576))
+        for label, data, mb in sets[:1] if only == "s1" else sets:
             first = os.path.join(data, "d000", sorted(os.listdir(os.path.join(data, "d000")))[0])
             sha256_pass(data)  # every run below reads the files from a warm page cache
             store = os.path.join(ROOT, f"store-{label}")
@@ -413,8 +415,9 @@ def run() -> list[Figure]:
                             rate >= (0.8 * s3_rate if on_s3 else 300),
                         )
                     )
-        figures.extend(_resolves(backends["local"], pg, local_store, servers))
-        figures.extend(_transfers(pg, s3))
+        if only != "s1":
+            figures.extend(_resolves(backends["local"], pg, local_store, servers))
+            figures.extend(_transfers(pg, s3))
     finally:
         for server in servers:
             server.stop()
