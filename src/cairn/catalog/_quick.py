@@ -88,13 +88,13 @@ def _collections(
     if row is None:
         return []
     now = time.time()
-    params: dict[str, object] = {**_bound(q.COLLECTION_RECORDS_PARAMS), "now": now}
+    params: dict[str, object] = {**bound(q.COLLECTION_RECORDS_PARAMS), "now": now}
     params["project_id"] = row[0]
     if type_name is None:
         sql, columns = q.COLLECTION_RECORDS, q.COLLECTION_RECORDS_COLUMNS
     else:
         sql, columns = q.COLLECTION_RECORDS_OF_TYPE, q.COLLECTION_RECORDS_OF_TYPE_COLUMNS
-        params = {**params, **_bound(q.COLLECTION_RECORDS_OF_TYPE_PARAMS), "type": type_name}
+        params = {**params, **bound(q.COLLECTION_RECORDS_OF_TYPE_PARAMS), "type": type_name}
     rows = [dict(zip(columns.split(","), r, strict=True)) for r in conn.execute(sql, params)]
     ids = [int(r["id"]) for r in rows]
     latest = _latest_versions(conn, {int(r["id"]): r["latest_idx"] for r in rows}, now)
@@ -114,13 +114,13 @@ def _latest_versions(
 ) -> dict[int, tuple[int, int]]:
     """As ``tx.collections.latest_versions``: the version with the ``latest`` alias, else the newest."""
     out: dict[int, tuple[int, int]] = {}
-    at = {**_bound(q.LATEST_ALIASED_PARAMS), "now": now}
+    at = {**bound(q.LATEST_ALIASED_PARAMS), "now": now}
     for text, chunk in _among(q.LATEST_ALIASED, list(newest)):
         for cid, idx, size in conn.execute(text, {**at, **chunk}):
             out[int(cid)] = (int(idx), int(size))
     rest = [(cid, idx) for cid, idx in newest.items() if cid not in out and idx is not None]
     wanted = set(rest)
-    at = {**_bound(q.ALIVE_INDEXES_PARAMS), "now": now}
+    at = {**bound(q.ALIVE_INDEXES_PARAMS), "now": now}
     for text, chunk in _among(q.ALIVE_INDEXES, [cid for cid, _ in rest]):
         for cid, idx, size in conn.execute(text, {**at, **chunk}):
             if (int(cid), idx) in wanted:
@@ -128,7 +128,7 @@ def _latest_versions(
     return out
 
 
-def _bound(params: str) -> dict[str, object]:
+def bound(params: str) -> dict[str, object]:
     """What a statement binds itself (``_statements.quick_sql``'s ``_PARAMS``)."""
     out: dict[str, object] = {}
     for pair in params.split(","):

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from cairn.catalog import _quick_sql as q
+from cairn.catalog._quick import bound
 from cairn.catalog._repository import now, to_json
 from cairn.catalog._rows import (
     bump_index_row,
@@ -139,9 +140,9 @@ class QuickCollections(_Quick):
 
 
 # What VERSION_WITH_DIGEST binds itself (the committed state of ``_ttl.alive``).
-_VERSION_BOUND = dict(p.split("=", 1) for p in q.VERSION_WITH_DIGEST_PARAMS.split(","))
-_BY_ALIAS_BOUND = dict(p.split("=", 1) for p in q.RECORD_BY_ALIAS_PARAMS.split(","))
-_BY_INDEX_BOUND = dict(p.split("=", 1) for p in q.RECORD_BY_INDEX_PARAMS.split(","))
+_VERSION_BOUND = bound(q.VERSION_WITH_DIGEST_PARAMS)
+_BY_ALIAS_BOUND = bound(q.RECORD_BY_ALIAS_PARAMS)
+_BY_INDEX_BOUND = bound(q.RECORD_BY_INDEX_PARAMS)
 
 
 class QuickVersions(_Quick):
@@ -225,7 +226,7 @@ class QuickLineage(_Quick):
         self._db.execute(q.LINEAGE_ADD, row)
 
 
-_PENDING_BOUND = dict(p.split("=", 1) for p in q.PENDING_FIND_PARAMS.split(","))
+_PENDING_BOUND = bound(q.PENDING_FIND_PARAMS)
 
 
 class QuickPending(_Quick):
