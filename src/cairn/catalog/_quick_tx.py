@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -41,6 +40,7 @@ from cairn.catalog._rows import (
     bump_index_row,
     collection_row,
     metadata_rows,
+    new_version_id,
     run_record,
     run_row,
     run_state,
@@ -164,7 +164,7 @@ class QuickVersions(_Quick):
         pending = state == PENDING and index is None and distributed_id is not None
         if not pending and (state != COMMITTED or index is None or distributed_id is not None):
             raise NeedsCatalog("another kind of version")
-        vid = uuid.uuid4().hex
+        vid = new_version_id()
         row = version_row(
             vid=vid, at=now(), state=state, index=index, distributed_id=distributed_id, **fields
         )

@@ -6,6 +6,7 @@ import SQLAlchemy."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,16 @@ from cairn.core import (
     index_rows,
     text_words,
 )
+
+def new_version_id() -> str:
+    """A new version's id: the 32 hex digits of a random (version 4) UUID, as
+    ``uuid.uuid4().hex`` makes them, without importing ``uuid`` (it loads ``platform``: a few
+    ms of every re-log's process)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
+    return b.hex()
+
 
 RUN_COLUMNS = (
     "project_id",

@@ -9,7 +9,6 @@ its metadata (``version_metadata``) and the words of its description (``version_
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from cairn.catalog._repository import Repository, now, to_json
 from cairn.catalog._rows import (
     bump_index_row,
     metadata_rows,
+    new_version_id,
     version_record,
     version_row,
     word_rows,
@@ -79,7 +79,7 @@ class Versions(Repository):
         source_version_id: str | None = None,
         created_at: float | None = None,
     ) -> str:
-        vid = uuid.uuid4().hex
+        vid = new_version_id()
         row = version_row(
             vid=vid,
             at=now(),

@@ -1,5 +1,6 @@
 """Reading an artifact's files (W&B's members of ``Artifact``): entries, the objects added with
-``add``, downloads, ``file``, ``checkout`` and ``verify``, over ``sdk/_download.py``.
+``add``, downloads, ``file``, ``checkout`` and ``verify``, over ``sdk/_download.py`` (loaded when
+first used: logging an artifact needs none of it, nor its threads, ``uuid`` or ``logging``).
 ``ArtifactReading`` is a base of ``Artifact``: it reads the contents and session the artifact
 holds."""
 
@@ -13,13 +14,6 @@ from typing import TYPE_CHECKING, Any, cast
 from cairn.core import ManifestEntry, VersionRecord
 from cairn.errors import ValidationError
 from cairn.sdk._contents import Contents
-from cairn.sdk._download import (
-    default_root,
-    download_contents,
-    download_entry,
-    remove_extra_files,
-    verify_contents,
-)
 from cairn.sdk._entry import ArtifactFiles, ArtifactManifestEntry
 from cairn.sdk._scan import LocalPaths
 from cairn.sdk._session import Session
@@ -95,6 +89,8 @@ class ArtifactReading:
         return ArtifactFiles(self._artifact(), names)
 
     def _default_root(self, include_version: bool = True) -> str:
+        from cairn.sdk._download import default_root
+
         return default_root(self._sess().settings, self.name if include_version else self._name)
 
     def download(
@@ -111,6 +107,8 @@ class ArtifactReading:
         With ``path_prefix`` only entries whose path starts with it are written.
         """
         self._ensure_logged("download")
+        from cairn.sdk._download import download_contents
+
         return download_contents(
             self._sess(),
             self._contents,
@@ -120,6 +118,8 @@ class ArtifactReading:
         )
 
     def _download_entry(self, entry: ManifestEntry, root: str | None) -> str:
+        from cairn.sdk._download import download_entry
+
         root = os.fspath(root) if root is not None else self._default_root()
         return download_entry(self._sess(), entry, root)
 
@@ -138,6 +138,8 @@ class ArtifactReading:
         """Make ``root`` hold exactly the artifact's files: download, and delete any others."""
         self._ensure_logged("checkout")
         root = os.fspath(root) if root is not None else self._default_root(include_version=False)
+        from cairn.sdk._download import remove_extra_files
+
         remove_extra_files(self._contents, root)
         return self.download(root=root)
 
@@ -148,5 +150,7 @@ class ArtifactReading:
         different. References are checked only where they were recorded with a checksum.
         """
         self._ensure_logged("verify")
+        from cairn.sdk._download import verify_contents
+
         root = os.fspath(root) if root is not None else self._default_root()
         verify_contents(self._sess(), self._contents, root, self.name)

@@ -59,14 +59,15 @@ def add_directory(
     when it has one (``_trees.py``: unchanged directories cost a stat), and fingerprints the
     walk otherwise.
     """
-    walk = walk_tree(root, prefix)
     if tree is not None:
-        if tree.add_again(contents, walk, STREAM_THRESHOLD, link):
+        if tree.add_again(contents, STREAM_THRESHOLD, link):
             stager.add_tree(contents.root or "", root, prefix)
             local_paths.add_tree(prefix, root)
             tree.added(contents)
             return
         walk = tree.watch(walk_tree(root, prefix))
+    else:
+        walk = walk_tree(root, prefix)
     try:
         _add_walked(
             root, prefix, contents, local_paths, stager, reader, link, merge, may_stream, walk
