@@ -5,9 +5,12 @@ directories added or removed, content the store lost."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -15,10 +18,13 @@ import pytest
 
 import cairn
 from cairn.core import ManifestEntry, build_tree
+from cairn.sdk._scan import walk_tree
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import RACY_NS
+from cairn.sdk._trees import _Scan, scan_tree
 from tests.conftest import write
 
+SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
 FILES = {
     "a.txt": "alpha",
     "b.txt": "bravo",
@@ -252,3 +258,65 @@ def test_a_distributed_version_leaves_no_record(tmp_path: pathlib.Path) -> None:
     alone = _log(root)  # the directory alone: not the shared version's files
     assert alone.digest == _expected(root)
     assert alone.version == "v1"
+
+
+# A re-log in a new process, as a user runs it, with an audit hook that lists every file and
+# directory it opens or lists below the data directory (``open``: ``open()`` and ``os.open``;
+# ``os.scandir`` of a path).
+RELOG_AUDITED = """
+import json, os, sys
+root = sys.argv[1]
+opened = []
+def hook(event, args):
+    if event in ("open", "os.scandir") and isinstance(args[0], str) and args[0].startswith(root):
+        opened.append(args[0])
+sys.addaudithook(hook)
+import warnings
+warnings.simplefilter("ignore")
+import cairn
+art = cairn.Artifact("ds", "dataset")
+art.add_dir(root)
+with cairn.init(project="p") as run:
+    run.log_artifact(art)
+print(json.dumps({"version": art.version, "opened": opened}))
+"""
+
+
+@pytest.mark.embedded_only  # the process's own walk: the same against a server
+def test_an_unchanged_relog_in_a_new_process_reads_no_file(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "data"
+    _make(root, FILES)
+    _settle()
+    _log(root)
+    out = subprocess.run(
+        [sys.executable, "-c", RELOG_AUDITED, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},  # this tree's cairn, wherever the cwd is
+    )
+    result = json.loads(out.stdout)
+    assert result["version"] == "v0"  # the version there: no new one
+    # Only directories were opened and listed, never a file's content.
+    assert len(set(result["opened"])) == 4, result["opened"]  # data, sub, sub/deep, z
+    assert [p for p in result["opened"] if not os.path.isdir(p)] == []
+
+
+@pytest.mark.embedded_only  # no store involved
+@pytest.mark.no_store
+def test_the_fingerprint_walk_sees_what_the_first_log_saw(tmp_path: pathlib.Path) -> None:
+    """``scan_tree`` (a re-log's walk) fingerprints the directories ``walk_tree`` (a first
+    log's walk) gives ``_Scan``: the same directories, keys and order, a directory linked twice
+    walked once (where the first log walked it), names that sort differently with "/"."""
+    root = tmp_path / "data"
+    _make(root, {**FILES, "a-b/x.txt": "x", "a/y.txt": "y", "a.b": "dot", "sub/a-b": "file"})
+    os.symlink(root / "sub", root / "link-sub")  # after "a*/", before "sub/": walked here
+    os.symlink(root / "sub" / "deep", root / "z" / "loop")  # a directory reached twice
+    scan = _Scan()
+    for group in walk_tree(str(root), "pre/"):
+        if group:
+            scan.add(group)
+    walked = scan.finish()
+    assert scan_tree(str(root), "pre/") == walked
+    assert walked[str(root / "link-sub")][0] == "pre/link-sub/"
+    assert str(root / "sub") not in walked  # the link came first in path order

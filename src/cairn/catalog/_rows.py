@@ -24,6 +24,7 @@ from cairn.core import (
     text_words,
 )
 
+
 def new_version_id() -> str:
     """A new version's id: the 32 hex digits of a random (version 4) UUID, as
     ``uuid.uuid4().hex`` makes them, without importing ``uuid`` (it loads ``platform``: a few
