@@ -6,9 +6,7 @@ artifact's contents, its files staged into the artifact's store as they are adde
 from __future__ import annotations
 
 import os
-import shutil
 import stat as _stat
-import tempfile
 import weakref
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -18,7 +16,6 @@ from cairn.errors import NotFoundError, ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._entry import ArtifactManifestEntry, as_fs_path
 from cairn.sdk._gc import without_gc
-from cairn.sdk._references import add_reference_entries
 from cairn.sdk._scan import add_directory
 from cairn.sdk._trees import TreeAdd
 from cairn.sdk._values import ARTIFACT_SCHEMES, Policy, check_policy, entry_name, ref_name
@@ -120,6 +117,9 @@ def open_new_file(
     """The file ``new_file`` opens for writing, its entry path, and whether it replaces one."""
     entry_path = normalize_entry_path(entry_name(name))
     if art._tmp_dir is None:
+        import shutil  # here, not at import: logging files needs neither (nor bz2, lzma)
+        import tempfile
+
         art._tmp_dir = tempfile.mkdtemp(
             prefix="cairn-new-file-", dir=_staging_root(art._sess().settings)
         )
@@ -160,6 +160,9 @@ def add_reference(
         raise ValidationError(
             f"references must be URIs, got {uri!r}; to reference a local file use file:///path"
         )
+    # Loaded here: logging local files needs none of the reference handlers (S3's, HTTP's).
+    from cairn.sdk._references import add_reference_entries
+
     limit = MAX_REFERENCE_OBJECTS if max_objects is None else max_objects
     entries = add_reference_entries(
         uri,
