@@ -46,7 +46,7 @@ class DirectWriter:
         self._lock = threading.Lock()
         self.usable = O_DIRECT != 0  # False once the file system refused
 
-    def write(self, fd: int, start: int, buffers: Sequence[bytes]) -> bool:
+    def write(self, fd: int, start: int, buffers: Sequence[bytes | memoryview]) -> bool:
         """Write ``buffers`` back to back at ``start`` of ``fd`` (opened for reading and
         writing when ``start`` is not a multiple of ``ALIGN``); the bytes after the last whole
         block are written through the page cache. False when the file system does not take direct writes: the caller writes the bytes
@@ -78,7 +78,7 @@ class DirectWriter:
         fd: int,
         offset: int,
         prior: bytes,
-        buffers: Sequence[bytes],
+        buffers: Sequence[bytes | memoryview],
         buf: mmap.mmap,
         flags: int,
     ) -> bool:

@@ -85,7 +85,7 @@ def pread_spans(fd: int, spots: Sequence[tuple[int, int]]) -> list[bytes]:
     return out
 
 
-def pwritev_all(fd: int, buffers: list[bytes], offset: int) -> None:
+def pwritev_all(fd: int, buffers: Sequence[bytes | memoryview], offset: int) -> None:
     """Write ``buffers`` back to back at ``offset`` (one system call, no copy, when it can)."""
     n = os.pwritev(fd, buffers, offset)
     total = sum(len(b) for b in buffers)
