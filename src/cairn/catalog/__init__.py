@@ -10,7 +10,14 @@ from cairn._lazy import lazy_exports
 # and the embedded store's catalog until a transaction needs more than sqlite3 (a re-log does
 # not: ``EmbeddedCatalog``) must not load SQLAlchemy.
 if TYPE_CHECKING:
-    from cairn.catalog._access import ApiKeys, KeyRow, UploadRow, Uploads, readable_blobs
+    from cairn.catalog._access import (
+        ApiKeys,
+        BlobReader,
+        KeyRow,
+        UploadRow,
+        Uploads,
+        readable_blobs,
+    )
     from cairn.catalog._blobs import CatalogBlobStore
     from cairn.catalog._catalog import OUTAGE_SECONDS, Catalog
     from cairn.catalog._embedded import EmbeddedCatalog, open_embedded_catalog
@@ -23,6 +30,7 @@ __all__ = [
     "HEAD_REVISION",
     "OUTAGE_SECONDS",
     "ApiKeys",
+    "BlobReader",
     "Catalog",
     "CatalogBlobStore",
     "EmbeddedCatalog",
@@ -40,7 +48,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "._access": ["ApiKeys", "KeyRow", "UploadRow", "Uploads", "readable_blobs"],
+        "._access": ["ApiKeys", "BlobReader", "KeyRow", "UploadRow", "Uploads", "readable_blobs"],
         "._blobs": ["CatalogBlobStore"],
         "._catalog": ["OUTAGE_SECONDS", "Catalog"],
         "._embedded": ["EmbeddedCatalog", "open_embedded_catalog"],

@@ -14,8 +14,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, false, or_, select, true, union, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from cairn.catalog import _schema as s
 from cairn.catalog._repository import Repository
@@ -208,7 +222,7 @@ class Uploads:
             while batch := list(itertools.islice(them, _BATCH)):
                 rows = [
                     {"user_name": owner, "digest": d, "created_at": now}
-                    for d in dict.fromkeys(batch)
+                    for d in sorted(set(batch))  # in key order (``BlobGrants.add_readable``)
                 ]
                 tx.insert_ignore(s.blob_uploads, rows)
 
@@ -226,16 +240,77 @@ def _upload_row(row: object) -> UploadRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BlobReader:
+    """Who reads blobs on a server: one key, which may read the blobs it uploaded (``owner``,
+    its ``key:<id>``) and those a project matching one of ``projects`` refers to (``(entity,
+    project)`` patterns, ``*`` for any). ``readable_blobs`` and ``BlobGrants.add_readable``
+    apply it, both through ``_readable``."""
+
+    owner: str
+    projects: tuple[tuple[str, str], ...]
+
+
 class BlobGrants(Repository):
     """The ``project_blobs`` table: which blobs each project's versions refer to (servers)."""
 
     def add(self, project_id: int, digests: Iterable[str]) -> None:
         """Record that the project's versions refer to these blobs (so its readers may read them)."""
-        rows = [{"project_id": project_id, "digest": d} for d in dict.fromkeys(digests)]
+        rows = [{"project_id": project_id, "digest": d} for d in sorted(set(digests))]
         self.tx.insert_ignore(s.project_blobs, rows)
+
+    def add_readable(
+        self, project_id: int, digests: Iterable[str], reader: BlobReader
+    ) -> list[str]:
+        """``add`` those of ``digests`` that ``reader`` may read; return the others, for which
+        nothing is granted (a commit that names any commits nothing: its transaction is rolled
+        back). On PostgreSQL the key's read check and the grants are one statement per
+        ``_BATCH`` digests: the check's rows are the insert's. In key order, as every insert
+        here: the indexes' pages are then visited in order (measured: 20,000 grants cost
+        PostgreSQL 0.30-0.32 s of CPU sorted, 0.37 s not)."""
+        wanted = sorted(set(digests))
+        refused: list[str] = []
+        for start in range(0, len(wanted), _batch(self.tx.dialect)):
+            chunk = wanted[start : start + _batch(self.tx.dialect)]
+            if self.tx.dialect == "postgresql":
+                refused += self._add_readable_pg(project_id, chunk, reader)
+                continue
+            found = {str(r[0]) for r in self.conn.execute(_readable(self.tx, reader, chunk))}
+            self.add(project_id, [d for d in chunk if d in found])
+            refused += [d for d in chunk if d not in found]
+        return refused
+
+    def _add_readable_pg(self, project_id: int, chunk: list[str], reader: BlobReader) -> list[str]:
+        # WITH ok AS (<the readable ones>), granted AS (INSERT ... SELECT from ok ON CONFLICT
+        # DO NOTHING) SELECT the asked ones not in ok: PostgreSQL runs the insert whether or
+        # not the SELECT reads it.
+        from cairn.catalog._tx import pg_array
+
+        pb = s.project_blobs.c
+        ok = _readable(self.tx, reader, chunk).cte("ok")
+        granted = (
+            self.tx.upsert(s.project_blobs)
+            .from_select(
+                ["project_id", "digest"],
+                select(literal(project_id, Integer), ok.c.digest),
+            )
+            .on_conflict_do_nothing()
+            .cte("granted")
+        )
+        asked = select(func.unnest(pg_array(None, chunk, pb.digest.type)).label("d")).subquery()
+        refused = (
+            select(asked.c.d).where(~exists().where(ok.c.digest == asked.c.d)).add_cte(granted)
+        )
+        return [str(r[0]) for r in self.conn.execute(refused)]
 
 
 _BATCH = 20_000
+
+
+def _batch(dialect: str) -> int:
+    """Digests checked per statement: SQLite takes at most 32,766 parameters (each digest is
+    two in ``_readable``); PostgreSQL gets each list as one array parameter."""
+    return _BATCH if dialect == "postgresql" else 2000
 
 
 def _project_filter(
@@ -257,27 +332,33 @@ def _project_filter(
     return or_(*terms)
 
 
+def _readable(tx: Tx, reader: BlobReader, chunk: Sequence[str]) -> CompoundSelect[tuple[str]]:
+    """The rule, written once: those of ``chunk`` that ``reader.owner`` uploaded or that a
+    project matching one of ``reader.projects`` refers to (one SELECT of ``digest``)."""
+    bu, pb, p = s.blob_uploads.c, s.project_blobs.c, s.projects.c
+    readable = select(p.id).where(_project_filter(reader.projects, p.entity, p.name))
+    mine = select(bu.digest).where(bu.user_name == reader.owner, tx.among(bu.digest, chunk))
+    theirs = select(pb.digest).where(
+        tx.among(pb.digest, chunk), pb.project_id.in_(readable.scalar_subquery())
+    )
+    return union(mine, theirs)
+
+
 def readable_blobs(
     catalog: Catalog, owner: str, projects: Sequence[tuple[str, str]], digests: Sequence[str]
 ) -> set[str]:
     """Those of ``digests`` that ``owner`` uploaded or that a project matching one of
     ``projects`` (``(entity, project)`` patterns, ``*`` for any) refers to."""
-    bu, pb, p = s.blob_uploads.c, s.project_blobs.c, s.projects.c
+    reader = BlobReader(owner, tuple(projects))
 
     def chunk_of(chunk: list[str]) -> list[str]:
-        def fn(tx: Tx) -> list[str]:
-            readable = select(p.id).where(_project_filter(projects, p.entity, p.name))
-            mine = select(bu.digest).where(bu.user_name == owner, tx.among(bu.digest, chunk))
-            theirs = select(pb.digest).where(
-                tx.among(pb.digest, chunk), pb.project_id.in_(readable.scalar_subquery())
-            )
-            return [str(r[0]) for r in tx.conn.execute(union(mine, theirs))]
-
-        return catalog.read(fn)
+        return catalog.read_single(
+            lambda tx: [str(r[0]) for r in tx.conn.execute(_readable(tx, reader, chunk))]
+        )
 
     found: set[str] = set()
     wanted = list(dict.fromkeys(digests))
-    batch = _BATCH if catalog.dialect == "postgresql" else 2000  # SQLite: 32,766 parameters
+    batch = _batch(catalog.dialect)
     for start in range(0, len(wanted), batch):
         found.update(chunk_of(wanted[start : start + batch]))
     return found

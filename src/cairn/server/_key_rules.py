@@ -10,7 +10,9 @@ route and every page of the web UI calls one. The rules it applies, all here:
 * lists (projects, a run's versions, a version's runs and links, registries, lineage in exports)
   leave out what the key may not read;
 * blobs: a key sees those it uploaded and those of projects it may read
-  (``cairn.catalog.readable_blobs``); a commit may refer only to those, others are "missing";
+  (``cairn.catalog.readable_blobs``); a commit may refer only to those, others are "missing"
+  (a commit's changes are checked by the statement that grants them to its project, with the
+  key's ``blob_reader``: ``cairn.catalog.BlobReader``, the same rule);
 * uploads need write access somewhere; maintenance and API keys need a server admin key.
 
 Input is validated by the routes (the adapter) before it gets here; these check only who may do
@@ -22,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
-from cairn.catalog import Uploads, readable_blobs
+from cairn.catalog import BlobReader, Uploads, readable_blobs
 from cairn.core import RunRecord, VersionRecord
 from cairn.errors import (
     ArtifactNotFoundError,
@@ -100,6 +102,11 @@ class KeyRules:
 
     def _readable_runs(self, found: Iterable[RunRecord]) -> list[RunRecord]:
         return [r for r in found if self.can_read(r.entity, r.project)]
+
+    @property
+    def blob_reader(self) -> BlobReader:
+        """The rule of which blobs the key may read, for a statement to apply (a commit's)."""
+        return BlobReader(self.who.uploader, self.who.readable)
 
     def readable_blobs(self, digests: Sequence[str], *, remember: bool = True) -> set[str]:
         """Those of ``digests`` the key may read (and so need not upload). Without

@@ -111,9 +111,8 @@ class ScopedService(ScopedBlobs):
 
     # -- versions: writes --
 
-    def _check_write(self, request: CommitRequest | StageRequest) -> tuple[str, ...]:
-        """Write access to the project; the base version readable and in the project; returns
-        the blobs the changes name that the key may not use (it must upload them first)."""
+    def _check_target(self, request: CommitRequest | StageRequest) -> None:
+        """Write access to the project; the base version readable and in the project."""
         self.require(request.entity, request.project, "write")
         if request.base_version_id is not None:
             base = self._version(request.base_version_id)
@@ -122,6 +121,11 @@ class ScopedService(ScopedBlobs):
                     f"the base version {base.qualified_name} is in another project than"
                     f" {request.entity}/{request.project}"
                 )
+
+    def _check_write(self, request: CommitRequest | StageRequest) -> tuple[str, ...]:
+        """``_check_target``; returns the blobs the changes name that the key may not use (it
+        must upload them first)."""
+        self._check_target(request)
         # A few thousand at a time, nothing remembered: an upsert may name 50,000 blobs
         # (the client asked which to upload just before, and that answer was remembered).
         unreadable: dict[str, None] = {}
@@ -131,9 +135,15 @@ class ScopedService(ScopedBlobs):
             unreadable.update(dict.fromkeys(self._unreadable(digests, remember=False)))
         return tuple(unreadable)
 
-    def _unreadable_in_manifest(self, root: str) -> tuple[str, ...]:
+    def _unreadable_in_manifest(self, request: CommitRequest) -> tuple[str, ...]:
         """A client-written manifest (``CommitRequest.manifest``): the key must be able to read
-        its pages and every blob it names, checked page by page (never the whole manifest)."""
+        its pages and every blob it names, checked page by page (never the whole manifest).
+        Not when a version of the same collection was committed with it (a re-log of the same
+        tree): the project, which the key may write, was granted every blob it names then."""
+        root = request.manifest
+        assert root is not None
+        if self._inner.committed_with_manifest(request.entity, request.project, request.name, root):
+            return ()
         if self._unreadable([root]):
             raise ValidationError(
                 f"manifest page {root} is not in the store: store the manifest's pages before"
@@ -145,12 +155,15 @@ class ScopedService(ScopedBlobs):
         return tuple(dict.fromkeys(absent))
 
     def commit(self, request: CommitRequest) -> CommitResult:
-        missing = self._check_write(request)
+        self._check_target(request)
         if request.manifest is not None:
-            missing = (*self._unreadable_in_manifest(request.manifest), *missing)
-        if missing:
-            return CommitResult(None, False, missing)
-        return self._inner.commit(request)
+            missing = self._unreadable_in_manifest(request)
+            if missing:
+                return CommitResult(None, False, missing)
+        # The blobs the changes name: checked against the key's grants inside the commit's
+        # transaction, by the statement that grants them to the project (those it may not
+        # read come back as missing, and nothing is committed).
+        return self._inner.commit(request, reader=self.blob_reader)
 
     def stage(self, request: StageRequest) -> VersionRecord:
         missing = self._check_write(request)

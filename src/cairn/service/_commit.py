@@ -34,7 +34,7 @@ from cairn.service._protocol import CommitRequest, CommitResult, StageRequest
 from cairn.service._store import Store, blob_digests, optional_run
 
 if TYPE_CHECKING:
-    from cairn.catalog import Tx
+    from cairn.catalog import BlobReader, Tx
 
 
 def check_request(request: CommitRequest | StageRequest) -> None:
@@ -105,6 +105,15 @@ def _check_expected_alias(tx: Tx, cid: int, name: str, expect: tuple[str, str | 
         )
 
 
+class _Unreadable(Exception):
+    """Raised inside the commit's transaction (rolling it back): the changes name blobs the
+    server's key may not read."""
+
+    def __init__(self, digests: Sequence[str]) -> None:
+        super().__init__(f"{len(digests)} blobs the key may not read")
+        self.digests = tuple(digests)
+
+
 def commit(
     store: Store,
     request: CommitRequest,
@@ -112,6 +121,7 @@ def commit(
     stored: Collection[str] = (),
     sweeps: int | None = None,
     held: Sequence[tuple[str, bytes]] = (),
+    reader: BlobReader | None = None,
 ) -> CommitResult:
     """``Service.commit``: see the module's docstring. ``stored``: blobs the caller stored into
     this store after it read the maintenance lock's count of sweeps, ``sweeps``; when the count
@@ -119,20 +129,24 @@ def commit(
     again (an embedded store's first log stored every blob it names a moment ago). ``held``:
     the caller's last few blobs, not stored yet (a re-log with a file or two changed): stored
     here with the new pages, in one write made durable before the catalog transaction, or
-    alone when nothing is committed (an error before that leaves them to the caller)."""
+    alone when nothing is committed (an error before that leaves them to the caller).
+    ``reader``: a server's key, which may name only blobs it may read; those it may not are
+    answered as missing, as absent ones are (checked in the statement that grants the others
+    to the project, in the commit's transaction)."""
     check_request(request)
     # From the blob check to the catalog commit, gc may not sweep (see _maintenance.py).
     with store.maintenance.shared():
         if sweeps is None or sweeps != store.maintenance.sweeps():
             stored = ()
-        return _commit(store, request, stored, dict(held))
+        return _commit(store, request, stored, dict(held), reader)
 
 
 def _base_root(
     store: Store, request: CommitRequest, held: dict[str, bytes]
-) -> tuple[str | None, list[str]]:
-    """The manifest the changes apply onto (None: a new one), and the blobs a client-written
-    manifest names that the store lacks. A client-written manifest may come with a base version
+) -> tuple[str | None, list[str], bool]:
+    """The manifest the changes apply onto (None: a new one), the blobs a client-written
+    manifest names that the store lacks, and whether a committed version of the collection has
+    that manifest already. A client-written manifest may come with a base version
     (a draft that streamed a large directory): the changes apply onto the manifest, and the
     version is recorded as the new one's base (lineage, diffs), checked as a draft's base.
     A manifest read here is stored already (a stager holds no blobs once it streams pages);
@@ -149,8 +163,8 @@ def _base_root(
             store.store_pages(held)
             held.clear()
         missing = [] if known else manifests.check_client_manifest(store, request.manifest)
-        return request.manifest, missing
-    return base, []
+        return request.manifest, missing, known is not None
+    return base, [], False
 
 
 def _base_version(store: Store, request: CommitRequest) -> str | None:
@@ -171,10 +185,14 @@ def _base_version(store: Store, request: CommitRequest) -> str | None:
 
 
 def _commit(
-    store: Store, request: CommitRequest, stored: Collection[str], held: dict[str, bytes]
+    store: Store,
+    request: CommitRequest,
+    stored: Collection[str],
+    held: dict[str, bytes],
+    reader: BlobReader | None,
 ) -> CommitResult:
     validate_aliases(request.aliases)
-    base_root, manifest_missing = _base_root(store, request, held)
+    base_root, manifest_missing, known = _base_root(store, request, held)
     root, pages = manifests.build(store, base_root, request.changes)
     existing = store.committed_with_digest(
         request.entity, request.project, request.name, root.digest
@@ -186,15 +204,21 @@ def _commit(
         missing = store.missing_blobs(named)
         missing = list(dict.fromkeys([*manifest_missing, *missing]))
         if missing:
+            if reader is not None:
+                # Present blobs the key may not read are answered with the absent ones: the
+                # answer never tells a key that content it may not read is stored.
+                missing = list(dict.fromkeys([*store.unreadable(reader, named), *missing]))
             store.store_pages(held)
             return CommitResult(None, False, tuple(missing))
         store.store_pages({**held, **pages})  # one write, one flush (a small re-log's blobs too)
     else:
         store.store_pages(held)
     # The blobs a client-written manifest names, granted to the project (a server's readers may
-    # read them): read here, never inside the catalog's transaction.
+    # read them): read here, never inside the catalog's transaction. Not when a version of the
+    # collection has that manifest: its commit granted them to the project (every commit grants
+    # its project what its version names, and grants are never taken back).
     granted = None
-    if store.track_blob_owners and request.manifest is not None:
+    if store.track_blob_owners and request.manifest is not None and not known:
         granted = manifests.packed_blobs(store, request.manifest)
 
     def fn(tx: Tx) -> CommitResult:
@@ -204,7 +228,12 @@ def _commit(
         cid, next_index = tx.collections.lock(pid, request.name, request.type, request.description)
         if request.expect_alias is not None:
             _check_expected_alias(tx, cid, request.name, request.expect_alias)
-        store.grant(tx, pid, [*blob_digests([e for _, e in request.changes]), *pages])
+        unreadable = store.grant_readable(
+            tx, pid, blob_digests([e for _, e in request.changes]), reader
+        )
+        if unreadable:
+            raise _Unreadable(unreadable)
+        store.grant(tx, pid, pages)  # the new pages, made here
         for batch in granted.batches() if granted is not None else ():
             tx.grants.add(pid, batch)
         found = tx.versions.committed_with_digest(cid, root.digest)
@@ -229,6 +258,8 @@ def _commit(
 
     try:
         result = store.catalog.write(fn)
+    except _Unreadable as refused:
+        return CommitResult(None, False, refused.digests)
     finally:
         if granted is not None:
             granted.close()

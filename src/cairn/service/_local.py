@@ -57,7 +57,7 @@ from cairn.service._versions import Versions
 from cairn.storage import PACKED_LIMIT, BlobInfo, BlobStore, LocalBlobStore, network_filesystem
 
 if TYPE_CHECKING:
-    from cairn.catalog import Catalog
+    from cairn.catalog import BlobReader, Catalog
 
 
 class LocalService:
@@ -261,16 +261,26 @@ class LocalService:
         stored: Collection[str] = (),
         sweeps: int | None = None,
         held: Sequence[tuple[str, bytes]] = (),
+        reader: BlobReader | None = None,
     ) -> CommitResult:
         """``Service.commit``; ``stored``, ``sweeps`` and ``held`` (not in the protocol: this
         process's own staging only): blobs stored after ``sweeps()`` answered ``sweeps``, not
         looked up again when no gc swept since, and a few blobs to store with the commit's
-        pages (``_commit.commit``)."""
-        return _commit.commit(self._store, request, stored=stored, sweeps=sweeps, held=held)
+        pages; ``reader`` (a server's): the key whose read grants the blobs the changes name
+        must pass (``_commit.commit``)."""
+        return _commit.commit(
+            self._store, request, stored=stored, sweeps=sweeps, held=held, reader=reader
+        )
 
     def sweeps(self) -> int | None:
         """How many gc sweeps this store has had, or None where it does not count them."""
         return self._store.maintenance.sweeps()
+
+    def committed_with_manifest(self, entity: str, project: str, name: str, root: str) -> bool:
+        """Whether a committed version of ``entity/project/name`` has the manifest ``root``
+        (not in the protocol: its project holds every blob that manifest names, granted when
+        it was committed, so a server need not check them again; see ``_commit.py``)."""
+        return self._store.committed_with_digest(entity, project, name, root) is not None
 
     def manifest_blob_batches(self, root: str, batch: int = 10_000) -> Iterator[list[str]]:
         """The blobs a manifest needs (pages and content), in batches (not in the protocol:

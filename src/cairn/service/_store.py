@@ -18,7 +18,7 @@ from cairn.service._maintenance_lock import MaintenanceLock
 from cairn.storage import BlobStore
 
 if TYPE_CHECKING:
-    from cairn.catalog import Catalog, Tx
+    from cairn.catalog import BlobReader, Catalog, Tx
 
 
 class Store:
@@ -63,6 +63,24 @@ class Store:
         """Record that the project refers to these blobs (a server's readers may read them)."""
         if self.track_blob_owners:
             tx.grants.add(project_id, digests)
+
+    def grant_readable(
+        self, tx: Tx, project_id: int, digests: Iterable[str], reader: BlobReader | None
+    ) -> list[str]:
+        """``grant`` those of ``digests`` that ``reader`` (a server's key) may read, and return
+        the others: nothing may be committed then. On PostgreSQL the read check and the grants
+        are one statement (``BlobGrants.add_readable``). ``reader`` None: ``grant`` them all."""
+        if reader is None or not self.track_blob_owners:
+            self.grant(tx, project_id, digests)
+            return []
+        return tx.grants.add_readable(project_id, digests, reader)
+
+    def unreadable(self, reader: BlobReader, digests: Sequence[str]) -> list[str]:
+        """Those of ``digests`` that ``reader`` may not read (outside any transaction)."""
+        from cairn.catalog import readable_blobs
+
+        found = readable_blobs(self.catalog, reader.owner, reader.projects, digests)
+        return [d for d in dict.fromkeys(digests) if d not in found]
 
     def committed_with_digest(
         self, entity: str, project: str, name: str, digest: str

@@ -1,0 +1,129 @@
+"""What a commit through a server does per blob it names, and what it must still refuse.
+
+A re-log of a tree the collection has already (the SDK's unchanged re-log: a client-written
+manifest, no changes) reads no manifest page and grants nothing again: the version committed
+with it granted its project every blob it names. A key still cannot name, in a commit, a blob
+it may not read.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from cairn.catalog import _access
+from cairn.core import ManifestEntry, TreeBuilder, digest_bytes
+from cairn.errors import ValidationError
+from cairn.service import CommitRequest
+from cairn.service import _manifests as manifests
+from tests._infra import reset_database
+from tests.conftest import InProcess
+from tests.server.conftest import stored_entries
+
+
+def _manifest(svc: Any, entries: list[ManifestEntry]) -> str:
+    """The root of a manifest of ``entries``, its pages stored through ``svc``."""
+    pages: list[tuple[str, bytes]] = []
+    builder = TreeBuilder(lambda digest, data: pages.append((digest, data)))
+    builder.extend(entries)
+    root = builder.finish().digest
+    svc.store_blobs(pages)
+    return root
+
+
+def test_a_relog_of_a_committed_manifest_reads_no_page_and_grants_nothing_again(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = inprocess("sqlite", "local")
+    reset_database(app.db)
+    svc = app.service(app.create_key("me", "p", "write"), str(tmp_path))
+    root = _manifest(svc, stored_entries(svc, b"relog", 600))
+    request = CommitRequest("me", "p", "ds", "dataset", [], manifest=root)
+    first = svc.commit(request).version
+    assert first is not None
+    counted: Counter[str] = Counter()
+    read_pages, grant = manifests.blob_batches, _access.BlobGrants.add
+
+    def pages_read(*args: Any, **kw: Any) -> Any:
+        counted["manifest reads"] += 1
+        return read_pages(*args, **kw)
+
+    def granted(self: Any, project_id: int, digests: Any) -> None:
+        digests = list(digests)
+        counted["grants"] += len(digests)
+        grant(self, project_id, digests)
+
+    monkeypatch.setattr(manifests, "blob_batches", pages_read)
+    monkeypatch.setattr(_access.BlobGrants, "add", granted)
+    again = svc.commit(request)
+    # The old code read the manifest twice (the key's read check, then the grants) and granted
+    # its 600 blobs and pages again.
+    assert counted == Counter(), counted
+    assert again.version is not None and again.version.id == first.id and not again.created
+
+
+def test_a_key_cannot_commit_a_manifest_of_blobs_it_may_not_read(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """The shortcut above holds only for a version of the same collection: another project's
+    manifest, even one committed there, is checked blob by blob."""
+    app = inprocess("sqlite", "local")
+    reset_database(app.db)
+    alice = app.service(app.create_key("alice", "private", "write"), str(tmp_path / "a"))
+    bob = app.service(app.create_key("bob", "mine", "write"), str(tmp_path / "b"))
+    secret = b"alice's weights"
+    digest = digest_bytes(secret)
+    alice.store_blobs([(digest, secret)])
+    entries = [ManifestEntry("w.bin", digest, len(secret))]
+    root = _manifest(alice, entries)
+    done = alice.commit(CommitRequest("alice", "private", "ds", "dataset", [], manifest=root))
+    assert done.version is not None
+    request = CommitRequest("bob", "mine", "ds", "dataset", [], manifest=root)
+    with pytest.raises(ValidationError, match="not in the store"):
+        bob.commit(request)  # its pages are not bob's to name either
+    assert _manifest(bob, entries) == root  # bob writes the same pages himself
+    stolen = bob.commit(request)
+    assert stolen.version is None and stolen.missing == (digest,)
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgres"])
+def test_a_commit_cannot_name_a_blob_its_key_may_not_read(
+    inprocess: InProcess, tmp_path: pathlib.Path, catalog: str
+) -> None:
+    """The changes' blobs are checked in the statement that grants them to the project (one
+    on PostgreSQL): one the key may not read is answered as missing, and the commit's
+    transaction grants nothing (fails if the check in that statement is taken out)."""
+    app = inprocess(catalog, "local")
+    reset_database(app.db)
+    alice = app.service(app.create_key("alice"), str(tmp_path / "a"))
+    bob = app.service(app.create_key("bob"), str(tmp_path / "b"))
+    reader = app.service(app.create_key("carol", "bob/mine", "read"), str(tmp_path / "c"))
+    secret, own = b"alice's weights", b"bob's own file"
+    d_secret, d_own = digest_bytes(secret), digest_bytes(own)
+    alice.store_blobs([(d_secret, secret)])
+    entry = ManifestEntry("w.bin", d_secret, len(secret))
+    assert alice.commit(CommitRequest("alice", "p", "ds", "dataset", [("w.bin", entry)])).version
+    bob.store_blobs([(d_own, own)])
+    changes = [
+        ("a.bin", ManifestEntry("a.bin", d_own, len(own))),
+        ("w.bin", ManifestEntry("w.bin", d_secret, len(secret))),
+    ]
+    stolen = bob.commit(CommitRequest("bob", "mine", "ds", "dataset", changes))
+    assert stolen.version is None and stolen.missing == (d_secret,)
+    # Rolled back: bob's own blob was not granted to his project either.
+    assert reader.missing_blobs([d_own]) == [d_own]
+    # Beside an absent blob, the answer names both: it never tells that the secret is stored.
+    absent = digest_bytes(b"never stored")
+    changes.insert(1, ("n.bin", ManifestEntry("n.bin", absent, 12)))
+    assert set(bob.commit(CommitRequest("bob", "mine", "ds", "dataset", changes)).missing) == {
+        d_secret,
+        absent,
+    }
+    # Uploading the content proves bob has it: then he may name it.
+    bob.store_blobs([(d_secret, secret)])
+    del changes[1]
+    assert bob.commit(CommitRequest("bob", "mine", "ds", "dataset", changes)).version
+    assert reader.missing_blobs([d_own, d_secret]) == []
