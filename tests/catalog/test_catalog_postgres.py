@@ -161,3 +161,41 @@ def test_arrays_go_to_postgresql_as_one_text_parameter(pg_catalog_url: str) -> N
     got, sent = _sent_arrays(catalog, quoted)
     assert got == set(quoted) and [p for p in sent if isinstance(p, list)]
     catalog.dispose()
+
+
+def test_small_blobs_are_indexed_by_one_copy_and_a_race_is_run_again(
+    pg_catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the index rows of a batch go by one binary COPY (not an INSERT per row):
+    bytes kept as they are, rows there already kept. A row another request indexed between the
+    look-up and the COPY fails it (a unique violation): the transaction runs again."""
+    from sqlalchemy import select
+
+    from cairn.catalog import _blobs
+    from cairn.catalog import _schema as s
+    from cairn.core import digest_bytes
+
+    reset_database(pg_catalog_url.replace("+psycopg", ""), keep=("alembic_version",))
+    catalog = Catalog(pg_catalog_url, create=False)
+    data = [bytes([i]) * (100 + i) + b'\x00\\,{}"' for i in range(50)]
+    rows = [(digest_bytes(d), len(d), d) for d in data]
+    big = digest_bytes(b"large")
+    catalog.write(lambda tx: _blobs.insert_index(tx, rows[:10]))
+    looked: list[int] = []
+    real = _blobs._indexed
+
+    def racing(tx: Tx, digests: list[str]) -> set[str]:
+        looked.append(len(digests))
+        # The first look-up misses the ten rows a "concurrent request" indexed already.
+        return set() if len(looked) == 1 else real(tx, digests)
+
+    monkeypatch.setattr(_blobs, "_indexed", racing)
+    catalog.write(lambda tx: _blobs.insert_index(tx, [*rows, (big, 9 << 20, None)]))
+    assert looked == [51, 51]  # the COPY failed, the transaction ran again
+    b = s.blobs.c
+    kept = catalog.read(lambda tx: list(tx.conn.execute(select(b.digest, b.size, b.data))))
+    catalog.dispose()
+    assert {str(d): (n, None if x is None else bytes(x)) for d, n, x in kept} == {
+        **{d: (n, x) for d, n, x in rows},
+        big: (9 << 20, None),
+    }

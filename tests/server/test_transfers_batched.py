@@ -150,11 +150,24 @@ def _writes(app: InProcessServer) -> Iterator[list[set[str]]]:
             if tables:
                 done.append(tables)
 
+    # An S3 store's index rows go by COPY on PostgreSQL, on the DBAPI cursor (no SQLAlchemy
+    # statement event): counted where it is made, in its transaction.
+    from cairn.catalog import _blobs
+
+    copy_index = _blobs._copy_index
+
+    def counted_copy(tx: Any, *args: Any) -> None:
+        with lock:
+            open_tx.setdefault(id(tx.conn), set()).add("blobs")
+        copy_index(tx, *args)
+
     event.listen(engine, "before_cursor_execute", on_execute)
     event.listen(engine, "commit", on_commit)
+    _blobs._copy_index = counted_copy  # type: ignore[assignment]
     try:
         yield done
     finally:
+        _blobs._copy_index = copy_index  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", on_execute)
         event.remove(engine, "commit", on_commit)
 

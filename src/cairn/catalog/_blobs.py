@@ -34,11 +34,50 @@ def insert_index(tx: Tx, items: Sequence[IndexRow]) -> None:
     if not items:
         return
     now = time.time()
+    if tx.dialect == "postgresql":
+        _copy_index(tx, items, now)
+        return
     rows = [
         {"digest": check_digest(d), "size": n, "stored_at": now, "data": data}
         for d, n, data in items
     ]
     tx.insert_ignore(s.blobs, rows)
+
+
+_COPY = "COPY blobs (digest, size, stored_at, data) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["varchar", "int8", "float8", "bytea"]
+
+
+def _copy_index(tx: Tx, items: Sequence[IndexRow], now: float) -> None:
+    """On PostgreSQL: the rows not indexed yet, in one ``COPY`` (binary: a small blob's bytes go
+    as they are), not an ``INSERT`` per row: 20,000 rows of 4 KiB (s1 through a server on S3)
+    cost the server 0.06 s of CPU instead of 0.38-0.49 s, and PostgreSQL 0.47-0.51 s instead of
+    0.76-0.91 s (measured, docs/design.md). A row another request indexed between the look-up
+    and the ``COPY`` fails it with a unique violation, raised as SQLAlchemy's
+    ``IntegrityError``: ``Catalog`` runs the transaction again, whose look-up then finds it."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    wanted = {check_digest(d): (n, data) for d, n, data in items}
+    there = _indexed(tx, list(wanted))
+    new = [(d, n, now, data) for d, (n, data) in sorted(wanted.items()) if d not in there]
+    if not new:
+        return
+    raw: Any = tx.conn.connection.dbapi_connection
+    try:
+        with raw.cursor() as cur, cur.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in new:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        # As SQLAlchemy would raise it (the catalog's retries and messages depend on it).
+        raise DBAPIError.instance(_COPY, None, exc, psycopg.Error) from None
+
+
+def _indexed(tx: Tx, digests: list[str]) -> set[str]:
+    """Those of ``digests`` the index has (in ``tx``)."""
+    b = s.blobs.c
+    return {str(r[0]) for r in tx.conn.execute(select(b.digest).where(tx.among(b.digest, digests)))}
 
 
 class CatalogBlobStore:
