@@ -296,6 +296,7 @@ def test_files_of_blob_file_size_go_to_the_workers_by_default(
     write(root / "small.txt", "small")
     monkeypatch.delenv("CAIRN_STAGE_WORKERS", raising=False)
     monkeypatch.setattr(_staging, "default_workers", lambda: 2)  # two cores, whatever this has
+    monkeypatch.setattr(_staging, "runnable", lambda: 1)  # a quiet machine, whatever this is
     two = _log("images", root)
     assert len(pool_for_small_jobs) == 1
     _another_store(tmp_path, monkeypatch, workers="1")  # chosen: this process alone
@@ -322,7 +323,7 @@ def test_read_ahead_answers_files_asked_for_in_another_order(tmp_path: pathlib.P
         ahead.add(files[:500])  # found by a walk, read by the worker and here
         # Asked for in another order, and with files never handed in (the slow way, by name).
         order = [*range(0, 500, 2), *range(1, 600, 2)]
-        got = list(ahead.take(files, order))
+        got = [answer for run in ahead.take(files, order) for answer in run]
         ahead.drain()
         pool.flush()
     finally:
@@ -354,3 +355,111 @@ def test_closing_the_pool_is_woken_when_a_worker_ends_not_by_polling(
         hangs.kill()
         hangs.wait()
     assert _stage_pool._wait_exit(hangs, 30) == -signal.SIGKILL  # reaped: not waited for again
+
+
+@pytest.mark.embedded_only
+def test_a_modest_job_gets_no_worker_while_more_processes_run_than_cores() -> None:
+    worth = _staging.worth_workers
+    shard = (2_500, 2_500 * 4096)  # one of eight processes' shard of s1
+    assert worth(*shard, 1, 2) and worth(*shard, 2, 2)  # a core is idle (or about to be)
+    assert worth(*shard, None, 2)  # the system does not say: as on a quiet machine
+    assert not worth(*shard, 3, 2) and not worth(*shard, 9, 2)  # every core is taken
+    assert worth(*shard, 9, 16)
+    assert worth(_staging.BUSY_FILES, 20_000 * 4096, 9, 2)  # a large job still gets them
+    assert worth(5_000, _staging.BUSY_BYTES, 9, 2)  # image-sized files: bytes count too
+    running = _staging.runnable()
+    assert running is None or running >= 1  # this process is running as it reads it
+
+
+@pytest.mark.embedded_only
+@pytest.mark.parametrize(
+    ("running", "workers", "started"), [(9, None, 0), (1, None, 1), (9, "2", 1)]
+)
+def test_a_busy_machine_starts_no_worker_unless_the_settings_chose_them(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pool_for_small_jobs: list[StagePool],
+    running: int,
+    workers: str | None,
+    started: int,
+) -> None:
+    root = tmp_path / "data"
+    for i in range(40):
+        write(root / f"d{i % 3}" / f"f{i:02}.txt", f"file {i}\n" * i)
+    monkeypatch.setattr(_staging, "default_workers", lambda: 2)
+    monkeypatch.setattr(_staging.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(_staging, "runnable", lambda: running)
+    if workers is None:
+        monkeypatch.delenv("CAIRN_STAGE_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("CAIRN_STAGE_WORKERS", workers)
+    art = _log("busy", root)
+    assert len(pool_for_small_jobs) == started
+    assert art.digest == _expected(root)
+
+
+class _SlowPool:
+    """A pool of one worker that answers only when made to (``answer``), reading the files it
+    was sent: the caller's side of ``ReadAhead`` without a process."""
+
+    size = 1
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []  # names of each chunk sent, in order
+        self._unanswered: list[list[tuple[str, str, int, int, int]]] = []
+
+    def poll(self) -> None:
+        pass
+
+    def backlog(self, worker: int) -> int:
+        return len(self._unanswered)
+
+    def answered(self, worker: int) -> bool:
+        return False  # still reading: the caller reads meanwhile
+
+    def submit(self, worker: int, jobs: list[tuple[str, str, int, int, int]], started: int) -> None:
+        self.sent.append([name for _, name, _, _, _ in jobs])
+        self._unanswered.append(jobs)
+
+    def answer(self, worker: int) -> list[tuple[str, int, object]]:
+        from cairn.core import digest_bytes
+
+        jobs = self._unanswered.pop(0)
+        return [
+            (digest_bytes(pathlib.Path(d, n).read_bytes()), size, None) for d, n, size, _, _ in jobs
+        ]
+
+
+@pytest.mark.embedded_only
+def test_the_caller_reads_nothing_while_it_walks_then_reads_from_the_back(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cairn.core import digest_bytes
+    from cairn.sdk import _read_ahead
+
+    monkeypatch.setattr(_read_ahead, "CHUNK_FILES", 4)
+    files = []
+    for i in range(40):  # ten chunks
+        path = write(tmp_path / "d" / f"f{i:02}", f"content {i}\n")
+        files.append((os.path.dirname(path), os.path.basename(path), os.stat(path)))
+    read_here: list[str] = []
+    pool = _SlowPool()
+    ahead = _read_ahead.ReadAhead(
+        pool,  # type: ignore[arg-type]
+        lambda blobs, size: read_here.extend(digest for digest, _ in blobs),
+    )
+    ahead.add(files[:20])
+    ahead.add(files[20:])  # the walk is over: the worker holds its first chunks, nothing read here
+    assert read_here == []
+    assert pool.sent == [[f"f{i:02}" for i in range(k, k + 4)] for k in (0, 4, 8, 12)]
+    got = [answer for run in ahead.take(files, list(range(40))) for answer in run]
+    assert [digest for digest, _, _ in got] == [
+        digest_bytes(f"content {i}\n".encode()) for i in range(40)
+    ]
+    # While the worker had not answered its first chunk, this process read the others, last first.
+    by_chunk = [
+        [digest_bytes(f"content {i}\n".encode()) for i in range(k, k + 4)]
+        for k in range(36, 15, -4)
+    ]
+    assert read_here == [digest for chunk in by_chunk for digest in chunk]
+    assert len(pool.sent) == 4
