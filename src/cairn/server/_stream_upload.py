@@ -113,9 +113,7 @@ class StreamSink:
         if self._hashing is None:
             self._hashing = ThreadPoolExecutor(1, thread_name_prefix="cairn-stream-hash")
         # Submitted here, part after part: the one hashing thread takes them in order.
-        hashed = asyncio.get_running_loop().run_in_executor(
-            self._hashing, self._hash, buf, filled
-        )
+        hashed = asyncio.get_running_loop().run_in_executor(self._hashing, self._hash, buf, filled)
         self._pending.append(asyncio.ensure_future(self._send(number, buf, filled, hashed)))
 
     def _hash(self, buf: bytearray, filled: int) -> tuple[bytes, bytes]:
@@ -139,9 +137,7 @@ class StreamSink:
         finally:
             self._free.append(buf)  # the part is sent (or failed): its buffer takes another
 
-    def _put_part(
-        self, number: int, body: bytearray, crc: bytes, prefix: bytes
-    ) -> dict[str, Any]:
+    def _put_part(self, number: int, body: bytearray, crc: bytes, prefix: bytes) -> dict[str, Any]:
         try:
             made = self._s3.client.upload_part(
                 Bucket=self._s3.bucket,

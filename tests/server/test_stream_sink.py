@@ -1,0 +1,105 @@
+"""A streamed upload's parts on their way to S3 (``server/_stream_upload.py``), in process: what
+each part carries, the buffers they are sent from, and the digest at the end. The object store
+is a recorder (the real one is tested in test_transfers_batched.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import threading
+import zlib
+from typing import Any
+
+import pytest
+
+from cairn.core import digest_bytes
+from cairn.errors import DigestMismatchError
+from cairn.server._stream_upload import IN_FLIGHT, StreamSink
+
+PART = 64 << 10
+
+
+class _Client:
+    """Records ``upload_part`` calls (what each carried, and the body object itself)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, dict[str, Any]] = {}
+        self.bodies: list[object] = []
+        self.marks: list[str] = []
+        self._lock = threading.Lock()
+
+    def upload_part(self, **kw: Any) -> dict[str, str]:
+        body = kw["Body"]
+        with self._lock:
+            self.bodies.append(body)
+            self.parts[kw["PartNumber"]] = {"data": bytes(body), "crc": kw["ChecksumCRC32"]}
+        return {"ETag": f'"{hashlib.md5(bytes(body)).hexdigest()}"'}
+
+    def put_object(self, **kw: Any) -> None:
+        with self._lock:
+            self.marks.append(kw["Key"])
+
+
+class _S3:
+    bucket = "b"
+
+    def __init__(self) -> None:
+        self.client = _Client()
+
+    def translate(self, exc: Exception) -> Exception:
+        return exc
+
+
+def _sink(s3: _S3, data: bytes, digest: str, done: list[list[dict[str, Any]]]) -> StreamSink:
+    return StreamSink(
+        s3,  # type: ignore[arg-type]
+        ("key", "upload"),
+        "marks/",
+        digest,
+        len(data),
+        PART,
+        {},
+        lambda parts: done.append(parts) or len(data),
+        lambda: None,
+    )
+
+
+async def _stream(sink: StreamSink, data: bytes, chunk: int) -> int:
+    for start in range(0, len(data), chunk):
+        await sink.feed(data[start : start + chunk])
+    return await sink.finish()
+
+
+def test_parts_go_out_from_a_few_reused_buffers_each_with_its_checksum() -> None:
+    """20 parts and a short last one, fed in odd-sized chunks: every part reaches the store with
+    its bytes, its CRC32 and a marker naming the SHA-256 of the blob up to its end; the parts
+    are sent as ``bytearray`` (botocore sends those in one write; ``bytes`` it wraps in a file
+    sent 16 KiB at a time after an ``Expect: 100-continue``) from at most ``IN_FLIGHT + 1``
+    buffers, reused (the old code built a new ``bytes`` per part: 21 objects)."""
+    data = os.urandom(20 * PART + 1000)
+    s3, done = _S3(), []
+    sink = _sink(s3, data, digest_bytes(data), done)
+    assert asyncio.run(_stream(sink, data, 10_007)) == len(data)
+    client = s3.client
+    assert sorted(client.parts) == list(range(1, 22)) and sink.sent == 21
+    for n, part in client.parts.items():
+        expect = data[(n - 1) * PART : n * PART]
+        assert part["data"] == expect
+        assert part["crc"] == base64.b64encode(zlib.crc32(expect).to_bytes(4, "big")).decode()
+    prefixes = {m.split("/")[-1].split(".")[0]: m.split(".")[1] for m in client.marks}
+    for n in (1, 7, 21):
+        assert prefixes[str(n)] == hashlib.sha256(data[: n * PART]).hexdigest()
+    assert all(isinstance(b, bytearray) for b in client.bodies)
+    assert len({id(b) for b in client.bodies[:-1]}) <= IN_FLIGHT + 1  # the short last: a copy
+    assert [p["PartNumber"] for p in done[0]] == list(range(1, 22))
+
+
+def test_other_content_is_refused_after_its_parts_are_hashed_in_order() -> None:
+    data = os.urandom(5 * PART)
+    s3, done = _S3(), []
+    sink = _sink(s3, data, digest_bytes(data[::-1]), done)
+    with pytest.raises(DigestMismatchError):
+        asyncio.run(_stream(sink, data, PART // 3))
+    assert done == []  # never completed
