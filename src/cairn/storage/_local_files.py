@@ -15,7 +15,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from cairn.core import (
     BLOB_ROOT,
@@ -27,19 +27,13 @@ from cairn.core import (
 )
 from cairn.errors import BlobNotFoundError
 from cairn.storage._base import BlobInfo
-from cairn.storage._hashing import hash_stream
-from cairn.storage._local_direct import BUFFER as DIRECT_CHUNK
+from cairn.storage._hashing import CHUNK, hash_stream
 from cairn.storage._local_direct import DirectWriter
-
-if TYPE_CHECKING:
-    from hashlib import _Hash as Hasher
-
 from cairn.storage._local_io import (
     O_CLOEXEC,
     fsync_dir,
     pread_all,
     preallocate,
-    pwritev_all,
     start_writeback,
     touch,
     write_all,
@@ -138,22 +132,25 @@ class BlobFiles:
 
     def put_stream(self, src: BinaryIO, size: int, path: str) -> BlobInfo:
         """Copy the open file ``src`` (``size`` bytes, at ``path``) into the store, hashing it
-        as it is read. A durable store writes it past the page cache (``_local_direct.py``: on
-        this project's VM a 256 MiB blob written through it cost 0.1-0.6 s of system CPU, each
-        new page faulted in from the host), a part at a time on a thread of its own while the
-        next part is read and hashed, so the disk's time hides behind the hashing."""
+        as it is read."""
         hasher = new_hasher()
         tmp = self._tmp_path()
         written = 0
         try:
-            # Read and write: a direct write that starts inside a block reads that block's head.
-            out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o644)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o644)
             try:
                 # Reserving the space first lets the file system lay the file out in one go:
                 # measured, it halves the cost of writing and flushing a 256 MiB blob.
                 preallocate(out, size)
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                fd = src.fileno()
                 with transfer("storing", size, path) as advance:
-                    written = self._copy(src.fileno(), out, hasher, advance)
+                    while n := os.readv(fd, [buf]):
+                        hasher.update(view[:n])
+                        write_all(out, view[:n])
+                        written += n
+                        advance(n)
                 if written != size:
                     os.ftruncate(out, written)  # the file shrank while it was read
                 if self._durable:
@@ -167,36 +164,6 @@ class BlobFiles:
                 os.unlink(tmp)
             raise
         return BlobInfo(digest, written)
-
-    def _copy(self, fd: int, out: int, hasher: Hasher, advance: Callable[[int], None]) -> int:
-        """Read ``fd`` to its end into ``out``, hashing it: the bytes read; two buffers, one
-        being written (by a thread) while the other is read and hashed."""
-        from concurrent.futures import ThreadPoolExecutor  # large files only: not on a re-log's
-
-        def write(data: memoryview, offset: int) -> None:
-            if not (self._durable and self._direct.write(out, offset, [data])):
-                pwritev_all(out, [data], offset)  # no direct writes here: through the cache
-
-        buffers = [bytearray(DIRECT_CHUNK), bytearray(DIRECT_CHUNK)]
-        written = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="cairn-write") as writer:
-            pending = None
-            while True:
-                buf = buffers[0]
-                n = os.readv(fd, [buf])  # the other buffer may be being written meanwhile
-                if not n:
-                    break
-                view = memoryview(buf)[:n]
-                hasher.update(view)
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(write, view, written)
-                written += n
-                advance(n)
-                buffers.reverse()
-            if pending is not None:
-                pending.result()
-        return written
 
     def put_clone(self, src: BinaryIO, size: int) -> BlobInfo | None:
         """Clone ``src`` into the store and hash the clone (which no one else can change), or
