@@ -49,17 +49,17 @@ def on_terminal(*args: str, env: dict[str, str] | None = None) -> tuple[int, str
 
 def test_progress_bars_on_a_terminal_only(tmp_path: pathlib.Path) -> None:
     data = tmp_path / "many"
-    for i in range(240):
+    for i in range(600):  # three chunks of files (``_whole.CHUNK_FILES``): the bar moves, a rate
         write(data / f"f{i:03}.txt", f"file {i}\n" * 50)
     code, drawn = on_terminal("artifact", "put", str(data), "-n", "p/many")
     assert code == 0, drawn
-    assert "hashing" in drawn and "240/240 files" in drawn
+    assert "hashing" in drawn and "600/600 files" in drawn
     assert re.search(r"\d+(\.\d+)? ?[kKM]?B/s", drawn), drawn  # a rate
     assert re.search(r"\d+:\d\d:\d\d", drawn), drawn  # an ETA
     assert "created" in drawn
 
     code, drawn = on_terminal("artifact", "get", "p/many", "--root", str(tmp_path / "out"))
-    assert code == 0 and "downloading" in drawn and "240/240 files" in drawn
+    assert code == 0 and "downloading" in drawn and "600/600 files" in drawn
 
     code, drawn = on_terminal("verify")
     assert code == 0 and "verifying" in drawn and ": ok" in drawn

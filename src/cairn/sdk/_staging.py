@@ -20,11 +20,13 @@ from cairn.errors import BlobNotFoundError, CommError
 from cairn.sdk._settings import Settings
 from cairn.sdk._statcache import StatCache, StatKey, is_racy, now_ns, stat_key
 from cairn.sdk._whole import (
-    CHUNK_BYTES,
-    CHUNK_FILES,
+    LocalFile,
+    ReadRun,
     changed_while_reading,
     default_workers,
-    read_whole,
+    read_here,
+    runnable,
+    worth_workers,
 )
 from cairn.service import CommitRequest, CommitResult, Service, StageRequest
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
@@ -54,82 +56,17 @@ POOL_BYTES = 64 << 20
 # digest costs the caller about what reading the file does (100,000 files of a few bytes: 23-40%
 # more CPU with a worker). Files of blob-file size go to the workers too (design.md, s7).
 POOL_MEAN_BYTES = 1024
-# While more processes are runnable than the machine has cores, no core is idle for a worker:
-# it would only add its start and the protocol's work to a busy machine. A job this small (files
-# and bytes) then stays in this process when the settings chose no number (eight processes each
-# adding a 2,500-file shard of s1 on 2 cores: 2.4 s of CPU with a worker each, 1.35-1.59 s without).
-BUSY_FILES = 10_000
-BUSY_BYTES = 256 << 20
 STORED_REMEMBERED = 50_000  # blobs a stager remembers storing for its commit (``commit``)
 # A buffer this small at the commit is stored with the commit's pages (``flush``).
 HELD_BLOBS = 64
 HELD_BYTES = 4 << 20
 
 T = TypeVar("T")
-LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
-
-
-def _read_here(files: Sequence[LocalFile], positions: list[int], started: int) -> Iterator[_Run]:
-    """The files at ``positions`` read and hashed in this process, a run (a chunk's files or
-    bytes) at a time, their blobs to buffer."""
-    run: list[int] = []
-    digests: list[str] = []
-    sizes: list[int] = []
-    keys: list[StatKey | None] = []
-    blobs: list[tuple[str, bytes]] = []
-    size = 0
-    for i in positions:
-        d, name, st = files[i]
-        file_size = st.st_size
-        whole = read_whole(
-            os.path.join(d, name), file_size, st.st_mtime_ns, st.st_ctime_ns, started
-        )
-        run.append(i)
-        digests.append(whole.digest)
-        sizes.append(file_size)
-        keys.append(whole.key)
-        blobs.append((whole.digest, whole.data))
-        size += file_size
-        if len(run) >= CHUNK_FILES or size >= CHUNK_BYTES:
-            yield _Run(run, digests, sizes, keys, blobs)
-            run, digests, sizes, keys, blobs, size = [], [], [], [], [], 0
-    if run:
-        yield _Run(run, digests, sizes, keys, blobs)
-
-
-def runnable() -> int | None:
-    """Processes runnable on this machine now, this one included (``/proc/loadavg``'s fourth
-    field, "runnable/total"); None where the system does not say."""
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def worth_workers(count: int, size: int, running: int | None, cores: int) -> bool:
-    """Whether a job of ``count`` files (``size`` bytes) that is big enough for worker processes
-    gets them when the settings chose no number, with ``running`` processes runnable on a
-    machine of ``cores`` cores: not a modest job (under ``BUSY_FILES`` and ``BUSY_BYTES``) while
-    more processes are runnable than there are cores (no core is idle for a worker)."""
-    if running is None or running <= cores:
-        return True
-    return count >= BUSY_FILES or size >= BUSY_BYTES
 
 
 class StagedFile(NamedTuple):
     digest: str
     size: int
-
-
-class _Run(NamedTuple):
-    """Files read and hashed, a run of them at a time (``Stager._read_all``)."""
-
-    positions: Sequence[int]  # their places in the files staged
-    digests: Sequence[str]
-    sizes: Sequence[int]
-    keys: Sequence[StatKey | None]  # None where a file must not be cached (racy)
-    blobs: list[tuple[str, bytes]] | None  # to buffer; None: stored already (by a worker, ...)
 
 
 class Stager:
@@ -252,7 +189,7 @@ class Stager:
 
     def _read_all(
         self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int
-    ) -> Iterator[_Run]:
+    ) -> Iterator[ReadRun]:
         """Read and hash the missed files, in order. Files up to BATCH_LIMIT are read whole, by
         worker processes and this one when the job is big enough for workers (``_read_ahead``:
         the workers store their blobs themselves), else here; larger ones (and, with ``link``,
@@ -344,23 +281,23 @@ class Stager:
         small: list[int],
         started: int,
         ahead: ReadAhead | None,
-    ) -> Iterator[_Run]:
+    ) -> Iterator[ReadRun]:
         """The files of ``small``, in order, a run at a time: shared with the workers (their
         blobs stored by whoever read them), or all read here."""
         if ahead is None:
-            yield from _read_here(files, small, started)
+            yield from read_here(files, small, started)
             return
         try:
             k = 0
             for answers in ahead.take(files, small):
                 digests, sizes, keys = zip(*answers, strict=True)
-                yield _Run(small[k : k + len(answers)], digests, sizes, keys, None)
+                yield ReadRun(small[k : k + len(answers)], digests, sizes, keys, None)
                 k += len(answers)
         except BaseException:
             self.abandon_workers()
             raise
 
-    def _read_large(self, index: int, file: LocalFile, link: bool, started: int) -> _Run:
+    def _read_large(self, index: int, file: LocalFile, link: bool, started: int) -> ReadRun:
         d, name, st = file
         path = os.path.join(d, name)
         info = self._service.store_file(path, link=link)
@@ -368,7 +305,7 @@ class Stager:
         if st_after.st_size != info.size or stat_key(st_after) != stat_key(st):
             raise changed_while_reading(path)
         key = None if is_racy(st_after, started) else stat_key(st_after)
-        return _Run((index,), (info.digest,), (info.size,), (key,), None)
+        return ReadRun((index,), (info.digest,), (info.size,), (key,), None)
 
     def abandon_workers(self) -> None:
         """End the worker processes at once (a failed walk or read): what they stored is
