@@ -16,7 +16,7 @@ import pytest
 
 import cairn
 from cairn.errors import CommError, ValidationError
-from cairn.sdk import _scan, _stage_pool, _staging
+from cairn.sdk import _scan, _stage_pool, _staging, _whole
 from cairn.sdk._stage_pool import StagePool
 from tests.conftest import write
 from tests.sdk.test_relog import _expected
@@ -359,15 +359,15 @@ def test_closing_the_pool_is_woken_when_a_worker_ends_not_by_polling(
 
 @pytest.mark.embedded_only
 def test_a_modest_job_gets_no_worker_while_more_processes_run_than_cores() -> None:
-    worth = _staging.worth_workers
+    worth = _whole.worth_workers
     shard = (2_500, 2_500 * 4096)  # one of eight processes' shard of s1
     assert worth(*shard, 1, 2) and worth(*shard, 2, 2)  # a core is idle (or about to be)
     assert worth(*shard, None, 2)  # the system does not say: as on a quiet machine
     assert not worth(*shard, 3, 2) and not worth(*shard, 9, 2)  # every core is taken
     assert worth(*shard, 9, 16)
-    assert worth(_staging.BUSY_FILES, 20_000 * 4096, 9, 2)  # a large job still gets them
-    assert worth(5_000, _staging.BUSY_BYTES, 9, 2)  # image-sized files: bytes count too
-    running = _staging.runnable()
+    assert worth(_whole.BUSY_FILES, 20_000 * 4096, 9, 2)  # a large job still gets them
+    assert worth(5_000, _whole.BUSY_BYTES, 9, 2)  # image-sized files: bytes count too
+    running = _whole.runnable()
     assert running is None or running >= 1  # this process is running as it reads it
 
 
