@@ -163,12 +163,13 @@ def test_arrays_go_to_postgresql_as_one_text_parameter(pg_catalog_url: str) -> N
     catalog.dispose()
 
 
-def test_small_blobs_are_indexed_by_one_copy_and_a_race_is_run_again(
+def test_small_blobs_are_indexed_by_one_copy_and_a_race_falls_back_to_an_insert(
     pg_catalog_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On PostgreSQL the index rows of a batch go by one binary COPY (not an INSERT per row):
     bytes kept as they are, rows there already kept. A row another request indexed between the
-    look-up and the COPY fails it (a unique violation): the transaction runs again."""
+    look-up and the COPY fails it (a unique violation): the COPY's savepoint is rolled back and
+    the batch goes by an insert that keeps the rows there, in the same transaction."""
     from sqlalchemy import select
 
     from cairn.catalog import _blobs
@@ -191,7 +192,7 @@ def test_small_blobs_are_indexed_by_one_copy_and_a_race_is_run_again(
 
     monkeypatch.setattr(_blobs, "_indexed", racing)
     catalog.write(lambda tx: _blobs.insert_index(tx, [*rows, (big, 9 << 20, None)]))
-    assert looked == [51, 51]  # the COPY failed, the transaction ran again
+    assert looked == [51]  # the COPY failed; the same transaction inserted the batch
     b = s.blobs.c
     kept = catalog.read(lambda tx: list(tx.conn.execute(select(b.digest, b.size, b.data))))
     catalog.dispose()

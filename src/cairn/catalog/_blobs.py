@@ -53,10 +53,11 @@ def _copy_index(tx: Tx, items: Sequence[IndexRow], now: float) -> None:
     as they are), not an ``INSERT`` per row: 20,000 rows of 4 KiB (s1 through a server on S3)
     cost the server 0.06 s of CPU instead of 0.38-0.49 s, and PostgreSQL 0.47-0.51 s instead of
     0.76-0.91 s (measured, docs/design.md). A row another request indexed between the look-up
-    and the ``COPY`` fails it with a unique violation, raised as SQLAlchemy's
-    ``IntegrityError``: ``Catalog`` runs the transaction again, whose look-up then finds it."""
+    and the ``COPY`` fails it with a unique violation: the ``COPY`` runs in a savepoint, rolled
+    back then, and the batch goes by an insert that keeps the rows there (one batch's cost, not
+    the whole transaction's again, when many requests upload the same blobs at once)."""
     import psycopg
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError, IntegrityError
 
     wanted = {check_digest(d): (n, data) for d, n, data in items}
     there = _indexed(tx, list(wanted))
@@ -65,13 +66,18 @@ def _copy_index(tx: Tx, items: Sequence[IndexRow], now: float) -> None:
         return
     raw: Any = tx.conn.connection.dbapi_connection
     try:
-        with raw.cursor() as cur, cur.copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in new:
-                copy.write_row(row)
-    except psycopg.Error as exc:
-        # As SQLAlchemy would raise it (the catalog's retries and messages depend on it).
-        raise DBAPIError.instance(_COPY, None, exc, psycopg.Error) from None
+        with tx.conn.begin_nested():
+            try:
+                with raw.cursor() as cur, cur.copy(_COPY) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for row in new:
+                        copy.write_row(row)
+            except psycopg.Error as exc:
+                # As SQLAlchemy would raise it (the catalog's retries and messages depend on it).
+                raise DBAPIError.instance(_COPY, None, exc, psycopg.Error) from None
+    except IntegrityError:  # indexed meanwhile by another request: keep its rows
+        rows = [{"digest": d, "size": n, "stored_at": t, "data": x} for d, n, t, x in new]
+        tx.insert_ignore(s.blobs, rows)
 
 
 def _indexed(tx: Tx, digests: list[str]) -> set[str]:
