@@ -3,6 +3,8 @@
 Each check runs a new interpreter and asserts on ``sys.modules`` (never on time): the time a user
 feels is `make bench` (benchmarks/bench_start.py). The lazy re-exports (cairn._lazy) are checked
 against the ``if TYPE_CHECKING:`` imports type checkers see, so the two lists cannot drift apart.
+A re-log's imports are checked by tests/sdk/test_relog.py, in the new process that checks its
+reads (one interpreter for both).
 """
 
 from __future__ import annotations
@@ -145,30 +147,3 @@ except SystemExit:
         m.startswith(("cairn.catalog._catalog", "cairn.service._local")) for m in modules
     )
     assert not {"cairn.storage._s3", "cairn.storage._local", "cairn.sdk._artifact"} & modules
-
-
-def test_a_relog_loads_no_download_or_reference_code(tmp_path: pathlib.Path) -> None:
-    """Logging a directory again from a new process (issue 13: the re-log's imports) loads
-    neither the download module (its threads, ``logging``, ``uuid``) nor the reference
-    handlers: both load when first used."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.txt").write_text("alpha")
-    # The test's store (a copy of the session's template: no Alembic here) and this tree's
-    # cairn, whatever the working directory.
-    env = {"CAIRN_SILENT": "true", "PYTHONPATH": str(SRC)}
-    log = f"""
-import warnings
-warnings.simplefilter("ignore")
-import cairn
-art = cairn.Artifact("ds", "dataset")
-art.add_dir({str(data)!r})
-with cairn.init(project="p") as run:
-    run.log_artifact(art)
-"""
-    loaded_after(log, env)  # logs v0
-    modules = loaded_after(log, env)
-    assert "cairn.sdk._trees" in modules  # it did log
-    unwanted = {"cairn.sdk._download", "cairn.sdk._references", "concurrent.futures", "uuid"}
-    assert sorted(unwanted & modules) == []
-    assert heavy(modules) == []

@@ -23,6 +23,7 @@ from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import RACY_NS
 from cairn.sdk._trees import _Scan, scan_tree
 from tests.conftest import write
+from tests.test_imports import heavy
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
 FILES = {
@@ -262,7 +263,7 @@ def test_a_distributed_version_leaves_no_record(tmp_path: pathlib.Path) -> None:
 
 # A re-log in a new process, as a user runs it, with an audit hook that lists every file and
 # directory it opens or lists below the data directory (``open``: ``open()`` and ``os.open``;
-# ``os.scandir`` of a path).
+# ``os.scandir`` of a path), and the modules it loaded.
 RELOG_AUDITED = """
 import json, os, sys
 root = sys.argv[1]
@@ -278,12 +279,17 @@ art = cairn.Artifact("ds", "dataset")
 art.add_dir(root)
 with cairn.init(project="p") as run:
     run.log_artifact(art)
-print(json.dumps({"version": art.version, "opened": opened}))
+print(json.dumps({"version": art.version, "opened": opened, "modules": sorted(sys.modules)}))
 """
 
 
 @pytest.mark.embedded_only  # the process's own walk: the same against a server
-def test_an_unchanged_relog_in_a_new_process_reads_no_file(tmp_path: pathlib.Path) -> None:
+def test_an_unchanged_relog_in_a_new_process_reads_no_file_nor_download_code(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Logging a directory again from a new process opens no file of it, and loads neither the
+    download module (its threads, ``logging``, ``uuid``) nor the reference handlers (issue 13:
+    the re-log's imports): both load when first used."""
     root = tmp_path / "data"
     _make(root, FILES)
     _settle()
@@ -300,6 +306,11 @@ def test_an_unchanged_relog_in_a_new_process_reads_no_file(tmp_path: pathlib.Pat
     # Only directories were opened and listed, never a file's content.
     assert len(set(result["opened"])) == 4, result["opened"]  # data, sub, sub/deep, z
     assert [p for p in result["opened"] if not os.path.isdir(p)] == []
+    modules = set(result["modules"])
+    assert "cairn.sdk._trees" in modules  # it did log
+    unwanted = {"cairn.sdk._download", "cairn.sdk._references", "concurrent.futures", "uuid"}
+    assert sorted(unwanted & modules) == []
+    assert heavy(modules) == []
 
 
 @pytest.mark.embedded_only  # no store involved
