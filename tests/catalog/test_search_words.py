@@ -244,10 +244,12 @@ def sqlite_store(sqlite_template: pathlib.Path, tmp_path: pathlib.Path) -> Itera
     svc.close()
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_words_find_the_same_versions_both_ways_on_sqlite(sqlite_store: LocalService) -> None:
     _check(sqlite_store)
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_words_find_the_same_versions_both_ways_on_postgres(
     postgres: Postgres, tmp_path: pathlib.Path
 ) -> None:

@@ -127,6 +127,7 @@ def test_one_large_file_reports_its_bytes_in_plain_lines_embedded(
     assert (tmp_path / "out" / "model.ckpt").read_bytes() == pathlib.Path(ckpt).read_bytes()
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_one_large_file_reports_its_bytes_through_a_server(
     tmp_path: pathlib.Path, server_s3: CairnServer
 ) -> None:

@@ -155,6 +155,7 @@ def test_ls_of_one_directory_reads_few_pages(counter: CountingService) -> None:
     assert cairn.Api().artifact("proj/many:latest").file_count == 20_000
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_one_handle_read_by_many_threads_gives_each_its_own_bytes(fs: CairnFileSystem) -> None:
     """DuckDB reads one handle from all of its threads, each a seek then a read: each thread's
     read returns the bytes at its own seek, whatever the others do meanwhile. First in lockstep

@@ -51,6 +51,7 @@ def log_parts() -> str:
     return "proj/parts:latest/data"
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_reading_a_big_parquet_file_fetches_only_what_is_read(
     counter: CountingService, big_parquet: tuple[str, Any]
 ) -> None:

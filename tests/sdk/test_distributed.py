@@ -178,6 +178,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 @pytest.mark.process_server
 def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
     workers, per_worker = 16, 40
@@ -206,6 +207,7 @@ def test_sixteen_processes_upsert_at_once_and_lose_nothing() -> None:
     assert len(versions[0].written_by()) == workers + 1
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 @pytest.mark.embedded_only  # reads the staged rows in the catalog
 def test_a_worker_killed_mid_upsert_leaves_nothing_half_staged() -> None:
     per_worker = 3000

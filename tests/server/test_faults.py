@@ -45,6 +45,7 @@ def _log(svc: HttpService, i: int) -> None:
     assert result.version is not None
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_a_postgresql_restart_mid_log_is_carried_through(
     own_postgres: Postgres, tmp_path: pathlib.Path
 ) -> None:

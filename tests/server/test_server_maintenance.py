@@ -52,6 +52,7 @@ def _log(svc: HttpService, name: str, data: bytes) -> str:
     return result.version.id
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_gc_and_verify_run_against_a_servers_store(
     server: CairnServer, tmp_path: pathlib.Path
 ) -> None:

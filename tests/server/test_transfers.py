@@ -124,6 +124,7 @@ def server_s3_parts(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
     srv.stop()
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_s3_parts_go_presigned_and_resume(
     server_s3_parts: CairnServer, tmp_path: pathlib.Path
 ) -> None:

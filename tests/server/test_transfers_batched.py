@@ -88,6 +88,7 @@ def _use(
     return seen
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_image_set_costs_few_requests_per_file_both_ways(
     app: InProcessServer, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,6 +338,7 @@ def _parts_kept(server: CairnServer) -> int:
     )
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_upload_resumes_after_a_killed_client_and_a_killed_server(
     parts_server: CairnServer, tmp_path: pathlib.Path
 ) -> None:
@@ -435,6 +437,7 @@ def _s3_parts_of(s3: S3Server, digest: str) -> int:
         client.close()
 
 
+@pytest.mark.slow  # long: dealt out first (tests/conftest.py)
 def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
     stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
 ) -> None:
