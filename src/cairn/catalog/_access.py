@@ -172,9 +172,36 @@ class Uploads:
         return None if row is None else _upload_row(row)
 
     def delete(self, upload_id: str) -> None:
-        self.catalog.write(
-            lambda tx: tx.conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
-        )
+        """Forget an upload and the parts recorded of it."""
+
+        def fn(tx: Tx) -> None:
+            tx.conn.execute(delete(s.upload_parts).where(s.upload_parts.c.upload_id == upload_id))
+            tx.conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
+
+        self.catalog.write(fn)
+
+    def record_part(
+        self, upload_id: str, number: int, prefix_sha256: bytes, crc32: bytes, etag: str
+    ) -> None:
+        """Part ``number`` of a streamed upload is in the object store (``etag``): the SHA-256
+        of the blob up to its end and its CRC32 (a later attempt reuses the part when its own
+        bytes up to there hash the same). Replaces an earlier attempt's record of the part."""
+        values = {"prefix_sha256": prefix_sha256, "crc32": crc32, "etag": etag}
+
+        def fn(tx: Tx) -> None:
+            ins = tx.upsert(s.upload_parts).values(upload_id=upload_id, number=number, **values)
+            tx.conn.execute(
+                ins.on_conflict_do_update(index_elements=["upload_id", "number"], set_=values)
+            )
+
+        self.catalog.write(fn)
+
+    def parts(self, upload_id: str) -> dict[int, tuple[bytes, bytes, str]]:
+        """The parts recorded of an upload: number -> (prefix SHA-256, CRC32, ETag)."""
+        p = s.upload_parts.c
+        q = select(p.number, p.prefix_sha256, p.crc32, p.etag).where(p.upload_id == upload_id)
+        rows = self.catalog.read(lambda tx: tx.conn.execute(q).all())
+        return {int(r[0]): (bytes(r[1]), bytes(r[2]), str(r[3])) for r in rows}
 
     def begun_before(self, cutoff: float) -> list[UploadRow]:
         u = s.uploads.c

@@ -272,6 +272,19 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# The parts of a streamed upload that S3 acknowledged (migration 0012): the part's ETag, its
+# CRC32 and the SHA-256 of the blob's bytes up to its end, so an attempt that sends the same
+# bytes again reuses the part. Deleted with the upload's row.
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("upload_id", String(32), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("prefix_sha256", LargeBinary, nullable=False),
+    Column("crc32", LargeBinary, nullable=False),
+    Column("etag", String(128), nullable=False),
+)
+
 # -- W&B parity (migration 0005) ----------------------------------------------------------------
 
 # Tags on a collection (W&B's ArtifactCollection.tags), validated as version tags are.
@@ -293,4 +306,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0011_staged_order"
+HEAD_REVISION = "0012_upload_parts"

@@ -11,12 +11,13 @@ never completed: its multipart upload is aborted and the upload forgotten.
 
 Resuming: S3 keeps the parts that were uploaded. The client sends the blob again from its first
 byte (the server hashes all of it to verify the digest); a part that S3 kept is not uploaded
-again when everything up to its end is what was sent before: the server's record of each part
-uploaded is a marker object (``<prefix>uploads/<upload id>/parts/<number>.<prefix sha256
-hex>.<crc32 hex>.<etag>``) naming the SHA-256 of the blob's bytes up to the end of that part (the
-running hash's state there, no extra pass), trusted only while S3 lists the part with that ETag.
-A CRC32 alone would not do for that (content can be made to match one); the prefix's SHA-256
-cannot. Nobody else writes the parts of a streamed upload: it hands out no presigned part URLs.
+again when everything up to its end is what was sent before: the server records each part S3
+acknowledged in the catalog (``upload_parts``: its ETag, its CRC32 and the SHA-256 of the blob's
+bytes up to the end of that part, the running hash's state there, no extra pass), trusted only
+while S3 lists the part with that ETag. A CRC32 alone would not do for that (content can be made
+to match one); the prefix's SHA-256 cannot. Nobody else writes the parts of a streamed upload:
+it hands out no presigned part URLs. (Servers before the twelfth session kept these records as
+marker objects in S3, one PUT per part: ``drop_marks`` removes those of their uploads.)
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ IN_FLIGHT = 8  # parts on their way to the object store at once, per upload (mem
 class StreamSink:
     """Takes the bytes of one upload in order (``feed``), then ``finish``es it.
 
-    ``kept``: the parts S3 has of this multipart upload (``ListParts``), not sent again when the
-    bytes match; ``complete(parts)`` completes and records the verified blob (in a thread);
+    ``kept``: the parts S3 has of this multipart upload (``ListParts``) that ``record`` recorded,
+    not sent again when the bytes match; ``complete(parts)`` completes and records the verified blob (in a thread);
     ``abort()`` gives up on content with another digest.
 
     The event loop only copies each chunk into the part filling up (one copy, into one of at
@@ -56,7 +57,7 @@ class StreamSink:
         self,
         s3: S3BlobStore,
         multipart: tuple[str, str],
-        marks: str,
+        record: Callable[[int, bytes, bytes, str], None],
         digest: str,
         size: int,
         part_size: int,
@@ -66,7 +67,7 @@ class StreamSink:
     ) -> None:
         self._s3 = s3
         self._key, self._upload_id = multipart
-        self._marks = marks
+        self._record = record  # (number, prefix SHA-256, CRC32, ETag) of a part S3 has
         self.digest = digest
         self.size = size
         self._part_size = part_size
@@ -147,12 +148,10 @@ class StreamSink:
                 Body=body,
                 ChecksumCRC32=base64.b64encode(crc).decode(),
             )
-            # What was sent up to this part's end, for a later attempt (see the module).
-            self._s3.client.put_object(
-                Bucket=self._s3.bucket, Key=_mark(self._marks, number, prefix, crc, made["ETag"])
-            )
         except Exception as exc:  # noqa: BLE001 - translated
             raise self._s3.translate(exc) from None
+        # What was sent up to this part's end, for a later attempt (see the module).
+        self._record(number, prefix, crc, str(made["ETag"]))
         self.sent += 1
         return _part(number, made["ETag"], crc)
 
@@ -210,31 +209,22 @@ def _part(number: int, etag: str, crc: bytes) -> dict[str, Any]:
     return {"PartNumber": number, "ETag": etag, "ChecksumCRC32": base64.b64encode(crc).decode()}
 
 
-def _mark(marks: str, number: int, prefix: bytes, crc: bytes, etag: str) -> str:
-    return f"{marks}{number}.{prefix.hex()}.{crc.hex()}.{etag.strip(chr(34))}"
-
-
 def kept_parts(
-    s3: S3BlobStore, marks: str, listed: list[dict[str, Any]]
+    recorded: dict[int, tuple[bytes, bytes, str]], listed: list[dict[str, Any]]
 ) -> dict[int, dict[str, Any]]:
-    """The parts S3 lists (``listed``) that this server recorded: number -> the part's ETag,
-    the SHA-256 of the blob up to its end (``prefix``) and its CRC32 (``crc``)."""
+    """The parts S3 lists (``listed``) that the server recorded (``recorded``: number ->
+    prefix SHA-256, CRC32, ETag) with the ETag S3 lists: number -> the part's ETag, the SHA-256
+    of the blob up to its end (``prefix``) and its CRC32 (``crc``)."""
     etags = {int(p["PartNumber"]): str(p["ETag"]).strip('"') for p in listed}
-    out: dict[int, dict[str, Any]] = {}
-    for key in _marker_keys(s3, marks):
-        fields = key[len(marks) :].split(".")
-        if len(fields) != 4 or not fields[0].isdigit() or etags.get(int(fields[0])) != fields[3]:
-            continue  # not this server's record of a part S3 still has
-        try:
-            prefix, crc = bytes.fromhex(fields[1]), bytes.fromhex(fields[2])
-        except ValueError:
-            continue
-        out[int(fields[0])] = {"ETag": f'"{fields[3]}"', "prefix": prefix, "crc": crc}
-    return out
+    return {
+        number: {"ETag": f'"{etags[number]}"', "prefix": prefix, "crc": crc}
+        for number, (prefix, crc, etag) in recorded.items()
+        if number in etags and etags[number] == etag.strip('"')
+    }
 
 
 def drop_marks(s3: S3BlobStore, marks: str) -> None:
-    """Remove an upload's part markers (completed or given up); best effort."""
+    """Remove the part markers an older server kept in S3 for an upload; best effort."""
     try:
         keys = _marker_keys(s3, marks)
         for start in range(0, len(keys), 1000):

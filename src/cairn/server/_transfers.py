@@ -165,7 +165,7 @@ class Transfers:
             open(data, "wb").close()
             os.makedirs(parts, exist_ok=True)
         self.rows.insert(up)
-        return self.describe(up)
+        return self.describe(up, new=True)
 
     def _part_size(self, size: int, stream: bool) -> int:
         """Parts of a streamed upload: small ones, larger only as S3's 10,000 parts need."""
@@ -186,7 +186,7 @@ class Transfers:
         if up.multipart is not None and up.streamed != stream:
             return None  # sent another way: never mixed (the server trusts its own parts only)
         if up.streamed and not up.ref.endswith(STREAM_REF):
-            self._abort_s3(up)  # streamed by an older server (SHA-256 parts): begun again
+            self._abort_s3(up)  # streamed by an older server (its own part records): begun again
             return None
         if self.s3 is None and not os.path.exists(self._paths(up)[0]):
             self.abort(up)
@@ -197,8 +197,9 @@ class Transfers:
             self._forget(up.id)
             return None
 
-    def describe(self, up: Upload) -> dict[str, Any]:
-        """An upload as the client sees it: how to send it (``mode``), the parts kept."""
+    def describe(self, up: Upload, *, new: bool = False) -> dict[str, Any]:
+        """An upload as the client sees it: how to send it (``mode``), the parts kept (none
+        of one begun just now: S3 is not asked)."""
         out: dict[str, Any] = {
             "id": up.id,
             "digest": up.digest,
@@ -207,7 +208,7 @@ class Transfers:
         }
         if self.s3 is not None and up.multipart is not None:
             mode = "stream" if up.streamed else "presigned-parts"
-            out.update(mode=mode, parts_done=self._s3_parts(up))
+            out.update(mode=mode, parts_done=[] if new else self._s3_parts(up))
         elif self.s3 is not None:
             headers = {"x-amz-checksum-sha256": checksum_b64(up.digest)}
             url = self.s3.client.generate_presigned_url(
@@ -271,15 +272,12 @@ class Transfers:
         store = self.object_store
         if store is None or up.multipart is None or not up.streamed:
             raise ValidationError(f"upload {upload_id} does not take its content in one stream")
-        marks = self._marks(up)
-        try:
-            kept = kept_parts(store.s3, marks, self._s3_list(up))
-        except Exception as exc:  # noqa: BLE001 - translated (what is cairn's already is kept)
-            raise store.s3.translate(exc) from None
+        recorded = self.rows.parts(up.id)  # none: the first attempt, S3 is not asked
+        kept = kept_parts(recorded, self._s3_list(up)) if recorded else {}
         return StreamSink(
             store.s3,
             up.multipart,
-            marks,
+            lambda *part: self.rows.record_part(up.id, *part),
             up.digest,
             up.size,
             up.part_size,
@@ -315,8 +313,7 @@ class Transfers:
             self._abort_s3(up)
             size = s3.verify_object(key, up.digest)
         store.index.record([(up.digest, size, None)])
-        drop_marks(s3, self._marks(up))
-        self._forget(up.id)
+        self._forget(up.id)  # and its parts' records
         return size
 
     def _abort_s3(self, up: Upload) -> None:
@@ -329,8 +326,8 @@ class Transfers:
                 )
             except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
                 pass
-            if up.streamed:
-                drop_marks(self.s3, self._marks(up))
+            if up.streamed and not up.ref.endswith(STREAM_REF):
+                drop_marks(self.s3, self._marks(up))  # an older server's part records
         self.abort(up)
 
     def status(self, user: str, upload_id: str) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from typing import Any
 from cairn.catalog import UploadRow
 from cairn.errors import ValidationError
 
-STREAM_REF = "\nstream-crc32"  # the end of a streamed upload's ``ref``
+STREAM_REF = "\nstream-parts"  # the end of a streamed upload's ``ref`` (parts in the catalog)
+# Streamed by older servers: parts checked by their SHA-256 ("stream"), or by a CRC32 with their
+# records kept as marker objects in S3 ("stream-crc32"). Such an upload is begun again.
+OLDER_STREAM_REFS = ("\nstream", "\nstream-crc32")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +33,14 @@ class Upload(UploadRow):
     @property
     def multipart(self) -> tuple[str, str] | None:
         """(key, S3 upload id) of an upload to an S3 multipart upload; ``ref`` is
-        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream-crc32`` (through the
-        server; ``stream``: an older server's, whose parts carried their SHA-256)."""
+        ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream-parts`` (through the
+        server; ``OLDER_STREAM_REFS``: an older server's)."""
         lines = self.ref.split("\n")
         return (lines[0], lines[1]) if len(lines) >= 2 else None
 
     @property
     def streamed(self) -> bool:
-        return self.ref.endswith((STREAM_REF, "\nstream"))  # "stream": an older server's
+        return self.ref.endswith((STREAM_REF, *OLDER_STREAM_REFS))
 
 
 def upload_of(row: UploadRow) -> Upload:
