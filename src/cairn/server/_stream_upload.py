@@ -16,7 +16,7 @@ acknowledged in the catalog (``upload_parts``: its ETag, its CRC32 and the SHA-2
 bytes up to the end of that part, the running hash's state there, no extra pass), trusted only
 while S3 lists the part with that ETag. A CRC32 alone would not do for that (content can be made
 to match one); the prefix's SHA-256 cannot. Nobody else writes the parts of a streamed upload:
-it hands out no presigned part URLs. (Servers before the twelfth session kept these records as
+it hands out no presigned part URLs. (Servers before the eleventh session kept these records as
 marker objects in S3, one PUT per part: ``drop_marks`` removes those of their uploads.)
 """
 
