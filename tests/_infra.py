@@ -432,7 +432,17 @@ def reset_database(db_url: str, keep: Sequence[str] = ("blobs", "alembic_version
             ).fetchall()
             if r[0] not in keep
         ]
-        if tables:
+        if not tables:
+            return
+        # DELETE, not TRUNCATE: a TRUNCATE gives each table and index a new file, ~100 files
+        # made and removed per reset (143-188 ms against 41-51 ms on empty tables at load 17);
+        # the tests' tables hold a few rows. Foreign keys are not checked while they are all
+        # emptied (any order); a server we may not do that on (not a superuser) truncates.
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL session_replication_role = replica")
+                conn.execute("; ".join(f'DELETE FROM "{t}"' for t in tables))
+        except psycopg.errors.InsufficientPrivilege:
             conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
 
 
