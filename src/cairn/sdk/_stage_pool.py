@@ -38,7 +38,7 @@ from collections import deque
 from typing import IO, Any
 
 from cairn.errors import CommError
-from cairn.sdk._whole import FileDone, FileJob, read_whole
+from cairn.sdk._whole import Directories, FileDone, FileJob, read_whole
 
 FLUSH_BYTES = 32 << 20  # a worker writes its buffer when it holds this many bytes
 FLUSH_COUNT = 20_000  # or this many blobs
@@ -94,6 +94,10 @@ class StagePool:
         self._replies: list[deque[Any]] = []
         self._asked: list[int] = []
         self._ended: list[bool] = []
+        # Per worker: flushes asked and answered, and whether one was asked since its last chunk.
+        self._flushes: list[int] = []
+        self._flushed: list[int] = []
+        self._flush_asked: list[bool] = []
         self._finalizer = weakref.finalize(self, _kill_all, self._procs)
         try:
             for _ in range(count):
@@ -106,6 +110,9 @@ class StagePool:
                 self._replies.append(deque())
                 self._asked.append(0)
                 self._ended.append(False)
+                self._flushes.append(0)
+                self._flushed.append(0)
+                self._flush_asked.append(False)
         except BaseException:
             self.close(kill=True)
             raise
@@ -117,6 +124,7 @@ class StagePool:
     def submit(self, worker: int, chunk: list[FileJob], started: int) -> None:
         """Send worker ``worker`` a chunk to read (its answer comes after those sent before)."""
         self._ask(worker, ("read", started, chunk))
+        self._flush_asked[worker] = False  # a flush asked before does not cover this chunk
 
     def answer(self, worker: int) -> list[FileDone]:
         """The (digest, size, stat key) of each file of the oldest chunk sent to ``worker``."""
@@ -148,12 +156,26 @@ class StagePool:
                 if not self._pump(fds[fd]):
                     del fds[fd]
 
+    def flush_soon(self) -> None:
+        """Ask every worker to write its buffered blobs durably once it has read the chunks it
+        was sent, without waiting (``flush`` waits): the caller goes on meanwhile, and the
+        workers' last writes and fsyncs overlap its own work (the last chunk of a job sent)."""
+        for worker in range(len(self._procs)):
+            if not self._flush_asked[worker]:
+                self._ask(worker, ("flush",))
+                self._flushes[worker] += 1
+                self._flush_asked[worker] = True
+
     def flush(self) -> None:
-        """Every worker's buffered blobs written to the store, durably."""
+        """Every worker's buffered blobs written to the store, durably (called once the answers
+        of the chunks sent are taken)."""
+        self.flush_soon()
         for worker in range(len(self._procs)):
-            self._ask(worker, ("flush",))
-        for worker in range(len(self._procs)):
-            self._answer(worker)
+            while self._flushed[worker] < self._flushes[worker]:
+                if self._replies[worker]:
+                    self._answer(worker)  # a worker's error is raised here
+                elif self._ended[worker] or not self._pump(worker):
+                    raise self._died(worker)
 
     def close(self, *, kill: bool = False) -> None:
         """End the workers (their input closes; ``kill``: at once, e.g. after an error)."""
@@ -198,7 +220,12 @@ class StagePool:
             end = start + _HEADER.size + length
             if len(inbound) < end:
                 break
-            self._replies[worker].append(pickle.loads(inbound[start + _HEADER.size : end]))
+            reply = pickle.loads(inbound[start + _HEADER.size : end])
+            if reply[0] == "flushed":  # counted, not queued: the replies are the chunks' answers
+                self._flushed[worker] += 1
+                self._asked[worker] -= 1
+            else:
+                self._replies[worker].append(reply)
             start = end
         del inbound[:start]
         return True
@@ -278,12 +305,12 @@ def _serve(root: str, small_limit: int, durable: bool) -> None:
             if message[0] == "read":
                 _, started, chunk = message
                 done: list[FileDone] = []
-                for directory, name, file_size, mtime, ctime in chunk:
-                    path = os.path.join(directory, name)
-                    whole = read_whole(path, file_size, mtime, ctime, started)
-                    buffer.append((whole.digest, whole.data))
-                    size += file_size
-                    done.append((whole.digest, file_size, whole.key))
+                with Directories() as dirs:
+                    for directory, name, file_size, mtime, ctime in chunk:
+                        whole = read_whole(dirs, directory, name, file_size, mtime, ctime, started)
+                        buffer.append((whole.digest, whole.data))
+                        size += file_size
+                        done.append((whole.digest, file_size, whole.key))
                 if size >= FLUSH_BYTES or len(buffer) >= FLUSH_COUNT:
                     writer.write(buffer)
                     buffer, size = [], 0
@@ -293,7 +320,7 @@ def _serve(root: str, small_limit: int, durable: bool) -> None:
                     writer.write(buffer)
                     buffer, size = [], 0
                 writer.wait()
-                reply = ("ok", None)
+                reply = ("flushed", None)
         except Exception as exc:  # noqa: BLE001 - every error is the parent's to raise
             buffer, size = [], 0
             reply = ("error", _picklable(exc))

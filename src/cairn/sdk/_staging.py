@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 from cairn.core import digest_bytes
 from cairn.errors import BlobNotFoundError, CommError
@@ -126,17 +126,21 @@ class Stager:
         link: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
         remember: bool = True,
+        more: bool = False,
     ) -> list[StagedFile]:
         """Digest and store ``files``; the results come in the same order.
 
         With ``remember=False`` the local source of each digest is not kept (a streamed
-        directory: ``add_tree`` says where its files are, for ``restore``)."""
+        directory: ``add_tree`` says where its files are, for ``restore``). ``more``: files of
+        the same job come after these (a streamed directory's next chunk); else the worker
+        processes, if any, write their last blobs as soon as they have read their last chunk."""
         started = now_ns()
         results: list[StagedFile | None] = [None] * len(files)
         misses: list[int] = []
         sources: dict[str, tuple[str, str]] = self._sources if remember else {}
-        if use_cache and self._cache is not None:
-            cached = self._cache.load_dirs({d for d, _, _ in files})
+        cache = self._cache if use_cache else None
+        cached = {} if cache is None else cache.load_dirs({d for d, _, _ in files})
+        if any(cached.values()):  # else nothing is cached (a first log): every file is a miss
             empty: dict[str, tuple[StatKey, str]] = {}
             for i, (d, name, st) in enumerate(files):
                 hit = cached.get(d, empty).get(name)
@@ -164,7 +168,7 @@ class Stager:
             stored = self._stored = None  # streamed, or huge: its commit looks every blob up
         # A run of files at a time (up to a chunk's): per-file Python work here is the calling
         # process's, the critical path of a first log (20,000 files: ~3 us a file was 0.06 s).
-        for run in self._read_all(files, misses, link, started):
+        for run in self._read_all(files, misses, link, started, more):
             positions, digests = run.positions, run.digests
             for i, staged in zip(positions, map(StagedFile, digests, run.sizes), strict=True):
                 results[i] = staged
@@ -183,12 +187,16 @@ class Stager:
                 self._buffer_extend(run.blobs, size)
             if on_progress is not None:
                 on_progress(len(positions), size)
-        if use_cache and self._cache is not None and fresh:
-            self._cache.record_files(fresh)
-        return [r for r in results if r is not None]
+        if self._ahead is not None and not more:
+            # The job is read: this process's last blobs go to its writer now, while the
+            # workers write theirs and this process goes on (stat-cache rows, entries).
+            self._write_behind()
+        if cache is not None and fresh:
+            cache.record_files(fresh)
+        return cast("list[StagedFile]", results)  # every file has its result now
 
     def _read_all(
-        self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int
+        self, files: Sequence[LocalFile], misses: list[int], link: bool, started: int, more: bool
     ) -> Iterator[ReadRun]:
         """Read and hash the missed files, in order. Files up to BATCH_LIMIT are read whole, by
         worker processes and this one when the job is big enough for workers (``_read_ahead``:
@@ -200,14 +208,14 @@ class Stager:
         small = [i for i in misses if files[i][2].st_size < limit] if large else misses
         ahead = self._ahead_for(len(small), sum(files[i][2].st_size for i in small))
         if not large:
-            yield from self._read_small(files, small, started, ahead)
+            yield from self._read_small(files, small, started, ahead, more)
             return
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(_THREADS, thread_name_prefix="cairn-hash") as threads:
             # Large files first, so their flushes overlap the small files' reading.
             big = [threads.submit(self._read_large, i, files[i], link, started) for i in large]
-            yield from self._read_small(files, small, started, ahead)
+            yield from self._read_small(files, small, started, ahead, more)
             for one in big:
                 yield one.result()
 
@@ -281,6 +289,7 @@ class Stager:
         small: list[int],
         started: int,
         ahead: ReadAhead | None,
+        more: bool,
     ) -> Iterator[ReadRun]:
         """The files of ``small``, in order, a run at a time: shared with the workers (their
         blobs stored by whoever read them), or all read here."""
@@ -289,7 +298,7 @@ class Stager:
             return
         try:
             k = 0
-            for answers in ahead.take(files, small):
+            for answers in ahead.take(files, small, last=not more):
                 digests, sizes, keys = zip(*answers, strict=True)
                 yield ReadRun(small[k : k + len(answers)], digests, sizes, keys, None)
                 k += len(answers)

@@ -19,6 +19,8 @@ CHUNK_FILES = 256  # files read by one reader at a time
 CHUNK_BYTES = 8 << 20
 RACY_NS = 50_000_000  # as ``_statcache.RACY_NS``: a file changed this recently is not cached
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = _O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # a directory opened to look names up in
+_BY_DIR = os.open in os.supports_dir_fd
 
 StatKey = tuple[int, int, int, int, int]
 FileJob = tuple[str, str, int, int, int]  # directory, name, size, mtime_ns, ctime_ns (as walked)
@@ -54,13 +56,60 @@ class WholeFile(NamedTuple):
     key: StatKey | None  # None when the file must not be cached (racy)
 
 
-def read_whole(path: str, size: int, mtime_ns: int, ctime_ns: int, started: int) -> WholeFile:
-    """Read and hash a file of ``size`` bytes (as walked), checking it did not change meanwhile.
+class Directories:
+    """The directory of the files being read, held open: each file is opened by its name relative
+    to it (``openat``), not by its whole path looked up again component by component, in every
+    reader of a first log (the calling process and the workers). Files come a directory at a
+    time (a walk's order, a chunk's), so one descriptor is kept; ``close`` (or ``with``) ends it."""
+
+    __slots__ = ("_fd", "_path")
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._fd = -1
+
+    def open(self, directory: str, name: str) -> int:
+        """A descriptor of ``name`` in ``directory``, read-only (``OSError`` as ``os.open``'s)."""
+        if not _BY_DIR:
+            return os.open(os.path.join(directory, name), _O_RDONLY)
+        if directory != self._path:
+            self.close()
+            self._fd = os.open(directory, DIR_FLAGS)
+            self._path = directory
+        return os.open(name, _O_RDONLY, dir_fd=self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._path = -1, None
+
+    def __enter__(self) -> Directories:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_whole(
+    dirs: Directories,
+    directory: str,
+    name: str,
+    size: int,
+    mtime_ns: int,
+    ctime_ns: int,
+    started: int,
+) -> WholeFile:
+    """Read and hash the file ``name`` in ``directory``, of ``size`` bytes (as walked), checking
+    it did not change meanwhile; opened through ``dirs``. An error names the file's whole path.
 
     Unbuffered: one read of size+1 bytes both gets the content and shows it is all. This runs
     once per file of every tree added (in the calling process or a worker), so the stat key and
-    the racy rule are inlined."""
-    fd = os.open(path, _O_RDONLY)
+    the racy rule are inlined, and the path is joined only for an error."""
+    try:
+        fd = dirs.open(directory, name)
+    except OSError as exc:
+        exc.filename = os.path.join(directory, name)  # the whole path, not the name alone
+        raise
     try:
         data = os.read(fd, size + 1)
         st = os.fstat(fd)
@@ -68,7 +117,7 @@ def read_whole(path: str, size: int, mtime_ns: int, ctime_ns: int, started: int)
         os.close(fd)
     mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
     if len(data) != st.st_size or (st.st_size, mtime, ctime) != (size, mtime_ns, ctime_ns):
-        raise changed_while_reading(path)
+        raise changed_while_reading(os.path.join(directory, name))
     key = (
         None
         if max(mtime, ctime) >= started - RACY_NS
@@ -116,20 +165,19 @@ def read_here(files: Sequence[LocalFile], positions: list[int], started: int) ->
     keys: list[StatKey | None] = []
     blobs: list[tuple[str, bytes]] = []
     size = 0
-    for i in positions:
-        d, name, st = files[i]
-        file_size = st.st_size
-        whole = read_whole(
-            os.path.join(d, name), file_size, st.st_mtime_ns, st.st_ctime_ns, started
-        )
-        run.append(i)
-        digests.append(whole.digest)
-        sizes.append(file_size)
-        keys.append(whole.key)
-        blobs.append((whole.digest, whole.data))
-        size += file_size
-        if len(run) >= CHUNK_FILES or size >= CHUNK_BYTES:
-            yield ReadRun(run, digests, sizes, keys, blobs)
-            run, digests, sizes, keys, blobs, size = [], [], [], [], [], 0
+    with Directories() as dirs:
+        for i in positions:
+            d, name, st = files[i]
+            file_size = st.st_size
+            whole = read_whole(dirs, d, name, file_size, st.st_mtime_ns, st.st_ctime_ns, started)
+            run.append(i)
+            digests.append(whole.digest)
+            sizes.append(file_size)
+            keys.append(whole.key)
+            blobs.append((whole.digest, whole.data))
+            size += file_size
+            if len(run) >= CHUNK_FILES or size >= CHUNK_BYTES:
+                yield ReadRun(run, digests, sizes, keys, blobs)
+                run, digests, sizes, keys, blobs, size = [], [], [], [], [], 0
     if run:
         yield ReadRun(run, digests, sizes, keys, blobs)

@@ -80,8 +80,16 @@ class LocalBlobStore:
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
-        small = [(digest_raw(d), b, now) for d, b in items if not self._as_file(d, len(b))]
-        large = [(d, b) for d, b in items if self._as_file(d, len(b))]
+        # One pass, and a blob under both limits is packed without asking whether it is a file
+        # (a stat for each blob between them, twice before).
+        packed_below = min(SMALL_LIMIT, self.small_limit)
+        small: list[tuple[bytes, bytes, float]] = []
+        large: list[tuple[str, bytes]] = []
+        for d, b in items:
+            if len(b) < packed_below or not self._as_file(d, len(b)):
+                small.append((digest_raw(d), b, now))
+            else:
+                large.append((d, b))
         if large:
             try:
                 self.files.put_many(large)
