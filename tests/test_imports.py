@@ -89,6 +89,18 @@ assert type(service).__name__ == "HttpService", service
     assert not any(m.startswith(("cairn.server", "cairn.catalog", "cairn.ui")) for m in modules)
 
 
+def test_a_staging_worker_loads_the_digests_not_the_records_search_or_manifests() -> None:
+    # What a worker process imports before it reads (python -m cairn.sdk._stage_pool, then
+    # the blob store): cairn.core loaded whole made its start a third longer.
+    modules = loaded_after("import cairn.sdk._stage_pool\nfrom cairn.storage import LocalBlobStore")
+    assert "cairn.core._digest" in modules
+    assert heavy(modules) == []
+    unneeded = ("._records", "._search", "._manifest", "._codec", "._names", "._history")
+    assert (
+        sorted(m for m in modules if m.startswith(tuple("cairn.core" + u for u in unneeded))) == []
+    )
+
+
 def read_init(package: str) -> tuple[dict[str, str], set[str]]:
     """A package __init__'s imports under ``if TYPE_CHECKING:`` (``{name: module}``) and the
     names it binds at import time (imports, assignments, functions)."""
@@ -111,7 +123,8 @@ def read_init(package: str) -> tuple[dict[str, str], set[str]]:
 
 
 @pytest.mark.parametrize(
-    "package", ["cairn", "cairn.sdk", "cairn.service", "cairn.catalog", "cairn.storage"]
+    "package",
+    ["cairn", "cairn.core", "cairn.sdk", "cairn.service", "cairn.catalog", "cairn.storage"],
 )
 def test_lazy_exports_match_what_type_checkers_see(package: str) -> None:
     module = importlib.import_module(package)
