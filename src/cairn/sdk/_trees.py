@@ -35,10 +35,9 @@ from typing import NamedTuple
 from cairn.core import Index, ManifestEntry, PageReader, entry_path_problem
 from cairn.errors import ValidationError
 from cairn.sdk._contents import Contents
-from cairn.sdk._scan import LISTS_BY_FD, LocalFileAt
+from cairn.sdk._scan import LocalFileAt, listing
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import StatCache
-from cairn.sdk._whole import DIR_FLAGS
 from cairn.service import Service
 
 # Directory -> (its entry path prefix, fingerprint of its files, number of files).
@@ -82,25 +81,14 @@ def scan_tree(root: str, prefix: str) -> Fingerprints:
     def walk(directory: str, rel: str) -> None:
         files: list[FileKey] = []
         subdirs: list[tuple[str, int, int]] = []
-        fd = os.open(directory, DIR_FLAGS) if LISTS_BY_FD else -1
-        try:
-            with os.scandir(fd if LISTS_BY_FD else directory) as it:
-                for entry in it:
-                    try:
-                        st = entry.stat()
-                    except FileNotFoundError:
-                        continue  # a dangling link, or deleted while we looked
-                    mode = st.st_mode
-                    if is_reg(mode):
-                        name = entry.name
-                        files.append(
-                            (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                        )
-                    elif is_dir(mode):
-                        subdirs.append((entry.name + "/", st.st_dev, st.st_ino))
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        for name, st in listing(directory):
+            mode = st.st_mode
+            if is_reg(mode):
+                files.append(
+                    (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                )
+            elif is_dir(mode):
+                subdirs.append((name + "/", st.st_dev, st.st_ino))
         if files:
             files.sort()
             out[directory] = (rel, fingerprint(files), len(files))
