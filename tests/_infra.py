@@ -20,9 +20,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -455,3 +456,48 @@ def image_tree(root: pathlib.Path, files: int, size: int, seed: int = 14) -> pat
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(rng.randbytes(size))
     return root
+
+
+@contextlib.contextmanager
+def writer_turn_held(db_path: str) -> Iterator[Callable[[threading.Thread], bool]]:
+    """Hold the turn of ``db_path``'s writers (``cairn.storage.writer_turn``'s lock file) as
+    another process would; yields ``queued(thread)``: whether ``thread`` came to wait in that
+    queue (a blocked ``flock`` on the file in ``/proc/locks``) before it ended."""
+    import fcntl
+
+    lock = db_path + ".writers.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    inode = f":{os.fstat(fd).st_ino} "
+
+    def queued(thread: threading.Thread) -> bool:
+        deadline = time.monotonic() + 30  # a bound on a hang, not a timing
+        while thread.is_alive() and time.monotonic() < deadline:
+            with open("/proc/locks") as f:
+                if any("->" in line and inode in line for line in f):
+                    return True
+            time.sleep(0.001)
+        return False
+
+    try:
+        yield queued
+    finally:
+        os.close(fd)
+
+
+def waits_its_turn(db_path: str, write: Callable[[], object]) -> bool:
+    """Whether ``write`` (a write transaction on the SQLite file ``db_path``), run in a thread
+    while another process has the turn of its writers, waits in their queue with SQLite's
+    lock free meanwhile; it is then let go and finishes."""
+    import sqlite3
+
+    writer = threading.Thread(target=write)
+    with writer_turn_held(db_path) as queued:
+        writer.start()
+        waited = queued(writer)
+        other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # free: the writer has not begun
+        other.execute("ROLLBACK")
+        other.close()
+    writer.join()
+    return waited

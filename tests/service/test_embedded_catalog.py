@@ -24,6 +24,7 @@ import pytest
 from cairn.catalog import EmbeddedCatalog
 from cairn.core import FINISHED, RUNNING, ManifestEntry, RunRecord
 from cairn.service import CommitRequest, FinishRequest, LocalService, StageRequest
+from tests._infra import waits_its_turn
 
 ME = "me"
 
@@ -424,3 +425,23 @@ def test_a_log_in_a_new_process_loads_no_sqlalchemy(tmp_path: pathlib.Path) -> N
         assert [r.state for r in svc.list_runs(svc.default_entity, "p")] == [FINISHED] * 4
     finally:
         svc.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads /proc/locks (Linux)")
+def test_a_quick_write_waits_for_its_turn_in_a_queue_not_on_sqlites_lock(
+    tmp_path: pathlib.Path,
+) -> None:
+    """As the blob index's writers (``tests/storage/test_packs.py``): eight processes upserting
+    at once polled for the catalog's write lock, and a run's start or finish waited up to
+    0.3 s for it. A quick write now waits in the kernel's queue (``writer_turn``), SQLite's
+    lock free meanwhile; it still commits once its turn comes. (On the old code the write went
+    straight to SQLite's lock and was done.)"""
+    svc = LocalService.open(str(tmp_path / "store"))
+    svc.close()
+    svc = LocalService.open(str(tmp_path / "store"))
+    assert isinstance(svc.catalog, EmbeddedCatalog) and svc.catalog.quick
+    db_path = str(tmp_path / "store" / "catalog.sqlite")
+    assert waits_its_turn(db_path, lambda: svc.start_run(_run("queued")))
+    assert svc.get_run(ME, "p", "queued").state == RUNNING
+    assert svc.catalog.quick  # and it was the quick path's
+    svc.close()

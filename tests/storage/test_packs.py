@@ -10,9 +10,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+
+import pytest
 
 from cairn.core import digest_bytes
 from cairn.storage import LocalBlobStore
+from cairn.storage._local_packs import OWN_PACK
+from tests._infra import waits_its_turn, writer_turn_held
 
 
 def _disk_usage(root: str) -> int:
@@ -283,3 +288,65 @@ def test_many_blobs_read_back_a_span_at_a_time_each_verified(tmp_path: pathlib.P
         assert kept[150][0] in str(exc)
     else:
         raise AssertionError("a damaged blob was read back")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads /proc/locks (Linux)")
+def test_a_writer_waits_for_its_turn_in_a_queue_not_on_sqlites_lock(tmp_path: pathlib.Path) -> None:
+    """Eight processes storing blobs at once waited for SQLite's write lock by polling (sleeps
+    growing to 100 ms): the lock was handed on late, and one waited most of a second while the
+    others took turns. A writer now waits in the kernel's queue (``writer_turn``): while another
+    process has the turn, it waits there, and SQLite's lock stays free. (On the old code the
+    put went straight to SQLite's lock and was done.)"""
+    root = str(tmp_path / "blobs")
+    store = LocalBlobStore(root)
+    store.put_many(_blobs(1, 4096))  # the index exists
+    items = _blobs(20, 4096, b"queued")
+    db_path = os.path.join(root, "small.sqlite")
+    assert waits_its_turn(db_path, lambda: store.put_many(items))
+    assert store.has_many([d for d, _ in items]) == {d for d, _ in items}
+    store.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads /proc/locks (Linux)")
+def test_a_large_batch_is_written_and_flushed_before_the_writers_turn(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Eight upserting processes held the turn in line each through its 10 MB write and flush.
+    A batch of ``OWN_PACK`` bytes or more is now written into a file of its own before the
+    writer queues (on the old code nothing was written before the turn); in its turn the file
+    becomes a new pack, indexed in the same transaction."""
+    root = str(tmp_path / "blobs")
+    store = LocalBlobStore(root)
+    store.put_many(_blobs(1, 4096))  # the index and its first pack exist
+    items = _blobs(OWN_PACK // 4096 + 10, 4096, b"own")
+    size = sum(len(b) for _, b in items)
+    writer = threading.Thread(target=store.put_many, args=(items,))
+    with writer_turn_held(os.path.join(root, "small.sqlite")) as queued:
+        writer.start()
+        waited = queued(writer)
+        partial = [e.stat().st_size for e in os.scandir(os.path.join(root, "tmp"))]
+    writer.join()
+    assert waited and partial == [size]
+    assert sorted(os.listdir(os.path.join(root, "packs"))) == ["00000001.pack", "00000002.pack"]
+    assert os.path.getsize(os.path.join(root, "packs", "00000002.pack")) == size
+    assert os.listdir(os.path.join(root, "tmp")) == []
+    assert store.get(items[-1][0]) == items[-1][1]
+    store.close()
+    again = LocalBlobStore(root)  # indexed durably, as any append
+    assert again.has_many([d for d, _ in items]) == {d for d, _ in items}
+    again.close()
+
+
+def test_a_large_batch_with_a_known_blob_appends_the_new_ones_as_before(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    known = _blobs(1, 4096, b"known")
+    store.put_many(known)
+    items = _blobs(OWN_PACK // 4096 + 10, 4096, b"new")
+    store.put_many([*items, known[0]])
+    assert os.listdir(os.path.join(store.root, "packs")) == ["00000001.pack"]
+    assert os.listdir(os.path.join(store.root, "tmp")) == []  # its own file was dropped
+    assert _disk_usage(os.path.join(store.root, "packs")) <= 1.01 * (len(items) + 1) * 4096
+    assert store.get(items[5][0]) == items[5][1]
+    store.close()

@@ -15,6 +15,7 @@ to a catalog may run more than once; the result is that of the one that committe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cairn.catalog._quick import open_current
 from cairn.catalog._quick_tx import NeedsCatalog, QuickTx
+from cairn.storage import writer_turn
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -102,16 +104,19 @@ class EmbeddedCatalog:
         with self._lock:
             conn = self._quick if self._full is None and self._pid == os.getpid() else None
             if conn is not None and not conn.in_transaction:  # not nested in another one
-                try:
-                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    result = fn(cast("Tx", QuickTx(conn)))
-                    conn.execute("COMMIT")
-                    return result
-                except (NeedsCatalog, sqlite3.Error):
-                    pass  # rolled back below; the full catalog runs fn again
-                finally:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                # A write waits for the catalog's other writers in a queue (``writer_turn``),
+                # not by SQLite's polling.
+                with writer_turn(self.path) if write else contextlib.nullcontext():
+                    try:
+                        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                        result = fn(cast("Tx", QuickTx(conn)))
+                        conn.execute("COMMIT")
+                        return result
+                    except (NeedsCatalog, sqlite3.Error):
+                        pass  # rolled back below; the full catalog runs fn again
+                    finally:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
         return self.full.write(fn) if write else self.full.read(fn)
 
     def write(self, fn: Callable[[Tx], T]) -> T:

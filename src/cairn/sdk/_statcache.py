@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from cairn.storage import hash_file
+from cairn.storage import hash_file, writer_turn
 
 StatKey = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 DirEntries = dict[str, tuple[StatKey, str]]
@@ -153,23 +153,29 @@ class StatCache:
             db = self._db()
             if db is None:
                 return
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                for directory, updates in by_dir.items():
-                    row = db.execute(
-                        "SELECT entries FROM dirs WHERE path = ?", (directory,)
-                    ).fetchone()
-                    merged = {} if row is None else _decode(row[0])
-                    merged.update(updates)
-                    self._remember(directory, merged)
-                    db.execute(
-                        "INSERT OR REPLACE INTO dirs (path, entries) VALUES (?, ?)",
-                        (directory, marshal.dumps(merged)),
-                    )
-                db.execute("COMMIT")
-            except sqlite3.Error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+            # Eight processes adding directories at once write here after each one: in turn
+            # (``writer_turn``), not by SQLite's polling.
+            with writer_turn(self.path):
+                try:
+                    self._record(db, by_dir)
+                except sqlite3.Error:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+
+    def _record(
+        self, db: sqlite3.Connection, by_dir: dict[str, dict[str, tuple[StatKey, str]]]
+    ) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        for directory, updates in by_dir.items():
+            row = db.execute("SELECT entries FROM dirs WHERE path = ?", (directory,)).fetchone()
+            merged = {} if row is None else _decode(row[0])
+            merged.update(updates)
+            self._remember(directory, merged)
+            db.execute(
+                "INSERT OR REPLACE INTO dirs (path, entries) VALUES (?, ?)",
+                (directory, marshal.dumps(merged)),
+            )
+        db.execute("COMMIT")
 
     def load_tree(self, key: str) -> bytes | None:
         """The tree record saved under ``key`` (see ``_trees.py``), or None."""

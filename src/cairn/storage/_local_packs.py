@@ -3,16 +3,19 @@
 ``packs/NNNNNNNN.pack`` holds blobs under the store's ``small_limit`` back to back (no header, no
 padding), so a small blob costs its size on disk; ``small.sqlite`` indexes them (table
 ``packed``: digest -> pack, offset, size, stored_at; table ``pack``: each pack's committed end
-and live bytes). A writer appends under SQLite's write lock at the pack's committed end, flushes
-the pack, then commits the index rows: a writer killed in between leaves bytes past the committed
-end that no row refers to, and the next writer writes over them. gc deletes rows, then rewrites a
-pack whose live bytes fell under half (``compact``) and removes the old one. Stores of the first
-format (blob bytes in the ``blob`` table of ``small.sqlite``) are moved into packs when opened
-(``upgrade``); until then those blobs are read in place.
+and live bytes). Writers take turns (``writer_turn``: a queue, then SQLite's write lock). A writer
+appends at the pack's committed end, flushes the pack, then commits the index rows: a writer
+killed in between leaves bytes past the committed end that no row refers to, and the next writer
+writes over them. A batch of ``OWN_PACK`` bytes or more is written and flushed into a file of its
+own before the turn, which then makes it a new pack (``_index_own``). gc deletes rows, then
+rewrites a pack whose live bytes fell under half (``compact``) and removes the old one. Stores of
+the first format (blob bytes in the ``blob`` table of ``small.sqlite``) are moved into packs
+when opened (``upgrade``); until then those blobs are read in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -31,10 +34,14 @@ from cairn.storage._local_io import (
     preallocate,
     pwritev_all,
     store_error,
+    writer_turn,
 )
 
 BATCH = 500  # SQLite host parameters per statement, well under its limit
 PACK_LIMIT = 64 << 20  # a pack takes no more appends once it holds this many bytes
+# A batch of new blobs this large is written into a pack of its own before the writer's turn
+# (only the index rows and the file's name wait for it); smaller ones append under the turn.
+OWN_PACK = 4 << 20
 _IOV = 1024  # buffers per write call when appending to a pack (Linux's IOV_MAX)
 _MOVE = 32 << 20  # bytes of first-format blobs moved into packs per transaction
 
@@ -109,42 +116,131 @@ class Packs:
     def pack_path(self, pack: int) -> str:
         return os.path.join(self._packs, f"{pack:08d}.pack")
 
+    def _turn(self) -> contextlib.AbstractContextManager[None]:
+        """This process's turn among the index's writers (``writer_turn``), around each write
+        transaction."""
+        return writer_turn(self._db_path)
+
     # -- writes --------------------------------------------------------------------------------
 
     def put(self, items: Sequence[tuple[bytes, bytes, float]]) -> None:
         """Append the blobs not yet stored to a pack and index them, in one transaction; those
         already stored get their ``stored_at`` refreshed (gc's grace period counts from the last
         time a writer relied on the blob)."""
-        with self._lock:
-            db = self.db()
+        own = None
+        if sum(len(data) for _, data, _ in items) >= OWN_PACK:
+            own = self._write_own(items)
+        try:
+            with self._lock:
+                db = self.db()  # outside the turn: opening may move a first-format store
+                with self._turn():
+                    if own is None or self.legacy or not self._index_own(db, items, own):
+                        self._put(db, items)
+        finally:
+            if own is not None and os.path.exists(own):
+                os.unlink(own)  # not installed (a known blob in the batch, or an error)
+
+    def _write_own(self, items: Sequence[tuple[bytes, bytes, float]]) -> str:
+        """Write the blobs back to back into a new file under ``tmp/`` and flush it, before
+        the writer's turn: eight processes storing their blobs at once each held the turn
+        through its write and flush, one after the other (design.md "Eight upserting
+        processes"). Returns its path (``_index_own`` makes it a pack; a killed writer leaves
+        a partial file, which ``remove_stale_temp`` deletes)."""
+        tmp = os.path.join(self.root, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        path = os.path.join(tmp, f"{os.urandom(16).hex()}.partial")
+        datas = [data for _, data, _ in items]
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o644)
             try:
-                db.execute("BEGIN IMMEDIATE")
-                # Usually every blob is new (writers ask which are missing first): then the index
-                # rows go in as one statement, and only a batch with a known blob is sorted out.
-                if not self.legacy and self._append(db, items, only_new=True):
-                    db.execute("COMMIT")
-                    return
-                present = self._present(db, [raw for raw, _, _ in items])
-                for table in ("packed", "blob") if self.legacy else ("packed",):
-                    db.executemany(
-                        f"UPDATE {table} SET stored_at = ? WHERE digest = ?",
-                        [(at, raw) for raw, _, at in items if raw in present],
-                    )
-                new: dict[bytes, tuple[bytes, bytes, float]] = {}
-                for item in items:
-                    if item[0] not in present:
-                        new.setdefault(item[0], item)
-                if new:
-                    self._append(db, list(new.values()))
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(db)
+                self._write_flushed(fd, 0, datas)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            if disk_full(exc):
                 raise store_error(self.root, "could not store blobs", exc) from None
-            except OSError as exc:
-                _rollback(db)
-                if disk_full(exc):
-                    raise store_error(self.root, "could not store blobs", exc) from None
+            raise
+        return path
+
+    def _index_own(
+        self, db: sqlite3.Connection, items: Sequence[tuple[bytes, bytes, float]], own: str
+    ) -> bool:
+        """In one transaction (the writer's turn held): a new pack row, the blobs' index rows
+        pointing into it, and the file ``own`` renamed to that pack's name (its directory
+        flushed before the commit). False, with nothing changed, when a blob of the batch is
+        indexed already (or comes twice): then ``_put`` appends the new ones as usual."""
+        with self._storing(db):
+            db.execute("BEGIN IMMEDIATE")
+            total = sum(len(data) for _, data, _ in items)
+            cur = db.execute("INSERT INTO pack (size, live) VALUES (?, ?)", (total, total))
+            pack = int(cur.lastrowid or 0)
+            rows: list[tuple[bytes, int, int, int, float]] = []
+            end = 0
+            for raw, data, stored_at in items:
+                rows.append((raw, pack, end, len(data), stored_at))
+                end += len(data)
+            changes = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO packed (digest, pack, offset, size, stored_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            if db.total_changes - changes != len(rows):
+                db.execute("ROLLBACK")
+                return False
+            fresh = not os.path.isdir(self._packs)
+            os.makedirs(self._packs, exist_ok=True)
+            os.replace(own, self.pack_path(pack))
+            try:
+                if self._durable:
+                    fsync_dir(self._packs)
+                    if fresh:
+                        fsync_dir(self.root)
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.pack_path(pack))  # no row will name it
                 raise
+            return True
+
+    @contextlib.contextmanager
+    def _storing(self, db: sqlite3.Connection) -> Iterator[None]:
+        """A transaction storing blobs: on an error it is rolled back, and SQLite's errors and a
+        full disk are reported as the store's (``store_error``)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            _rollback(db)
+            raise store_error(self.root, "could not store blobs", exc) from None
+        except OSError as exc:
+            _rollback(db)
+            if disk_full(exc):
+                raise store_error(self.root, "could not store blobs", exc) from None
+            raise
+
+    def _put(self, db: sqlite3.Connection, items: Sequence[tuple[bytes, bytes, float]]) -> None:
+        with self._storing(db):
+            db.execute("BEGIN IMMEDIATE")
+            # Usually every blob is new (writers ask which are missing first): then the index
+            # rows go in as one statement, and only a batch with a known blob is sorted out.
+            if not self.legacy and self._append(db, items, only_new=True):
+                db.execute("COMMIT")
+                return
+            present = self._present(db, [raw for raw, _, _ in items])
+            for table in ("packed", "blob") if self.legacy else ("packed",):
+                db.executemany(
+                    f"UPDATE {table} SET stored_at = ? WHERE digest = ?",
+                    [(at, raw) for raw, _, at in items if raw in present],
+                )
+            new: dict[bytes, tuple[bytes, bytes, float]] = {}
+            for item in items:
+                if item[0] not in present:
+                    new.setdefault(item[0], item)
+            if new:
+                self._append(db, list(new.values()))
+            db.execute("COMMIT")
 
     def present(self, raws: Sequence[bytes]) -> set[bytes]:
         """Those of ``raws`` in a pack (or, until moved, in the first format's table)."""
@@ -208,22 +304,25 @@ class Packs:
             os.makedirs(self._packs, exist_ok=True)
         fd = os.open(self.pack_path(pack), os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644)
         try:
-            # Reserving the space first lets the file system lay the batch out in one go.
-            preallocate(fd, end, start)
-            datas = [data for _, data, _ in items]
-            # Past the page cache when the bytes are flushed anyway (``_local_direct.py``).
-            if not (self._durable and self._direct.write(fd, start, datas)):
-                for i in range(0, len(datas), _IOV):
-                    pwritev_all(fd, datas[i : i + _IOV], start)
-                    start += sum(len(b) for b in datas[i : i + _IOV])
-            if self._durable:
-                os.fsync(fd)
+            self._write_flushed(fd, start, [data for _, data, _ in items])
         finally:
             os.close(fd)
         if fresh and self._durable:  # a new pack file (every PACK_LIMIT bytes): its name too
             fsync_dir(self._packs)
             fsync_dir(self.root)
         return True
+
+    def _write_flushed(self, fd: int, start: int, datas: Sequence[bytes]) -> None:
+        """Write ``datas`` back to back from ``start`` of the pack file ``fd`` and flush it."""
+        # Reserving the space first lets the file system lay the batch out in one go.
+        preallocate(fd, start + sum(len(b) for b in datas), start)
+        # Past the page cache when the bytes are flushed anyway (``_local_direct.py``).
+        if not (self._durable and self._direct.write(fd, start, datas)):
+            for i in range(0, len(datas), _IOV):
+                pwritev_all(fd, datas[i : i + _IOV], start)
+                start += sum(len(b) for b in datas[i : i + _IOV])
+        if self._durable:
+            os.fsync(fd)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -322,118 +421,21 @@ class Packs:
         for raw, size, stored_at in rows:
             yield BlobInfo(digest_from_raw(bytes(raw)), int(size), float(stored_at))
 
-    # -- removal and compaction ----------------------------------------------------------------
+    # -- removal and compaction (``_local_pack_gc.py``) ---------------------------------------
 
     def delete(self, raws: Sequence[bytes]) -> int:
         """Remove the index rows of these blobs (their bytes stay in their packs until
         ``compact``); returns how many there were."""
-        removed = 0
-        with self._lock:
-            db = self.db()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                freed: dict[int, int] = {}
-                for start in range(0, len(raws), BATCH):
-                    chunk = list(raws[start : start + BATCH])
-                    marks = ",".join("?" * len(chunk))
-                    for pack, size in db.execute(
-                        f"SELECT pack, size FROM packed WHERE digest IN ({marks})", chunk
-                    ):
-                        freed[int(pack)] = freed.get(int(pack), 0) + int(size)
-                    removed += db.execute(
-                        f"DELETE FROM packed WHERE digest IN ({marks})", chunk
-                    ).rowcount
-                    if self.legacy:
-                        removed += db.execute(
-                            f"DELETE FROM blob WHERE digest IN ({marks})", chunk
-                        ).rowcount
-                db.executemany(
-                    "UPDATE pack SET live = live - ? WHERE id = ?",
-                    [(n, pack) for pack, n in freed.items()],
-                )
-                db.execute("COMMIT")
-                db.execute("PRAGMA incremental_vacuum")  # give the freed pages back
-            except sqlite3.Error as exc:
-                _rollback(db)
-                raise store_error(self.root, "could not remove blobs", exc) from None
-        return removed
+        from cairn.storage._local_pack_gc import delete
+
+        return delete(self, raws)
 
     def compact(self) -> int:
-        """Rewrite each pack whose live blobs use less than half of it: its live blobs are
-        appended to another pack and the index points at them there (one transaction), then the
-        old pack is removed. Pack files no index row refers to (a writer killed after creating
-        one) are removed too. Returns the bytes given back. On a full disk the packs are left as
-        they are (the rows are gone already; a later gc finishes)."""
-        given_back = 0
-        with self._lock:
-            db = self.db()
-            candidates = db.execute("SELECT id FROM pack WHERE live * 2 < size").fetchall()
-            for (pack,) in candidates:
-                try:
-                    given_back += self._compact_one(db, int(pack))
-                except sqlite3.Error as exc:
-                    _rollback(db)
-                    raise store_error(self.root, "could not compact blob packs", exc) from None
-                except OSError as exc:
-                    _rollback(db)
-                    if disk_full(exc):
-                        return given_back
-                    raise
-            try:
-                given_back += self._remove_orphan_packs(db)
-            except sqlite3.Error as exc:
-                _rollback(db)
-                raise store_error(self.root, "could not compact blob packs", exc) from None
-        return given_back
+        """Rewrite packs mostly of deleted blobs, remove pack files no row names; returns the
+        bytes given back (``_local_pack_gc.compact``)."""
+        from cairn.storage._local_pack_gc import compact
 
-    def _compact_one(self, db: sqlite3.Connection, pack: int) -> int:
-        db.execute("BEGIN IMMEDIATE")
-        row = db.execute("SELECT size, live FROM pack WHERE id = ?", (pack,)).fetchone()
-        if row is None or int(row[1]) * 2 >= int(row[0]):
-            db.execute("COMMIT")  # compacted by another process meanwhile
-            return 0
-        size = int(row[0])
-        rows = db.execute(
-            "SELECT digest, offset, size, stored_at FROM packed WHERE pack = ? ORDER BY offset",
-            (pack,),
-        ).fetchall()
-        items: list[tuple[bytes, bytes, float]] = []
-        if rows:
-            fd = os.open(self.pack_path(pack), os.O_RDONLY | O_CLOEXEC)
-            try:
-                for raw, offset, n, stored_at in rows:
-                    items.append((bytes(raw), pread_all(fd, int(n), int(offset)), stored_at))
-            finally:
-                os.close(fd)
-            self._append(db, items, avoid=pack)
-        db.execute("DELETE FROM pack WHERE id = ?", (pack,))
-        db.execute("COMMIT")
-        try:
-            os.unlink(self.pack_path(pack))
-        except FileNotFoundError:
-            pass
-        return size - sum(len(data) for _, data, _ in items)
-
-    def _remove_orphan_packs(self, db: sqlite3.Connection) -> int:
-        # Writers create and write pack files only while they hold the write lock: holding it,
-        # a pack file without a row is no one's.
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            known = {int(r[0]) for r in db.execute("SELECT id FROM pack")}
-            given_back = 0
-            entries = list(os.scandir(self._packs)) if os.path.isdir(self._packs) else []
-            for entry in entries:
-                stem, _, ext = entry.name.partition(".")
-                if ext != "pack" or not stem.isdigit() or int(stem) in known:
-                    continue
-                try:
-                    given_back += entry.stat().st_size
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
-        finally:
-            db.execute("COMMIT")
-        return given_back
+        return compact(self)
 
     # -- the first format ----------------------------------------------------------------------
 
@@ -447,7 +449,8 @@ class Packs:
             db = self.db()
             while self.legacy:
                 try:
-                    n = self._move_some(db)
+                    with self._turn():
+                        n = self._move_some(db)
                 except BaseException:
                     _rollback(db)
                     raise
