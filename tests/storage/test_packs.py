@@ -350,3 +350,35 @@ def test_a_large_batch_with_a_known_blob_appends_the_new_ones_as_before(
     assert _disk_usage(os.path.join(store.root, "packs")) <= 1.01 * (len(items) + 1) * 4096
     assert store.get(items[5][0]) == items[5][1]
     store.close()
+
+
+def test_a_child_forked_during_a_turn_does_not_keep_the_writers_waiting(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A lock of ``flock`` belongs to the open file, and a fork copies the open files: a child
+    forked (multiprocessing, a data loader's workers) while a thread of its parent has the
+    writers' turn held it on after the parent left its turn, and every writer of the store
+    waited for the child to exit. The child now closes its copy at once (fails on 3b459ee: the
+    turn is still taken while the child lives)."""
+    import fcntl
+
+    from cairn.storage import writer_turn
+
+    db = str(tmp_path / "small.sqlite")
+    r, w = os.pipe()
+    with writer_turn(db):
+        child = os.fork()
+        if child == 0:  # the child lives on (a worker) until the test lets it go
+            os.close(w)
+            os.read(r, 1)
+            os._exit(0)
+    os.close(r)
+    try:
+        other = os.open(db + ".writers.lock", os.O_RDONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError on the old code
+        finally:
+            os.close(other)
+    finally:
+        os.close(w)
+        os.waitpid(child, 0)

@@ -33,14 +33,35 @@ def writer_turn(db_path: str) -> Iterator[None]:
     except OSError:
         yield
         return
+    owner = os.getpid()
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             pass  # a file system without flock (some network ones): SQLite's lock alone
+        _HELD.add(fd)
         yield
     finally:
-        os.close(fd)  # releases it
+        _HELD.discard(fd)
+        if os.getpid() == owner:  # a forked child closed its copy already (_leave_turns)
+            os.close(fd)  # releases it
+
+
+# The lock files of the turns this process holds. A fork (multiprocessing, a data loader's
+# workers) copies them into the child, and a lock belongs to the open file: the parent's close
+# would not release it while the child lives, and every writer of the store would wait for the
+# child to exit. The child closes its copies at once; the parent's turn is unchanged.
+_HELD: set[int] = set()
+
+
+def _leave_turns() -> None:
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_leave_turns)
 
 
 def touch(path: str) -> None:
