@@ -19,8 +19,13 @@ CHUNK_FILES = 256  # files read by one reader at a time
 CHUNK_BYTES = 8 << 20
 RACY_NS = 50_000_000  # as ``_statcache.RACY_NS``: a file changed this recently is not cached
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-DIR_FLAGS = _O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # a directory opened to look names up in
+DIR_FLAGS = _O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # a directory opened to list it
 _BY_DIR = os.open in os.supports_dir_fd
+# A directory opened only to look its files up in: ``O_PATH`` (Linux) asks no permission to read
+# it, so a directory one may pass through but not list (mode 0711, shared home directories)
+# serves as its whole path does; elsewhere a refused open falls back to the whole path.
+_LOOKUP_FLAGS = (getattr(os, "O_PATH", 0) or os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0)
+_LOOKUP_FLAGS |= getattr(os, "O_CLOEXEC", 0)
 
 StatKey = tuple[int, int, int, int, int]
 FileJob = tuple[str, str, int, int, int]  # directory, name, size, mtime_ns, ctime_ns (as walked)
@@ -74,7 +79,10 @@ class Directories:
             return os.open(os.path.join(directory, name), _O_RDONLY)
         if directory != self._path:
             self.close()
-            self._fd = os.open(directory, DIR_FLAGS)
+            try:
+                self._fd = os.open(directory, _LOOKUP_FLAGS)
+            except PermissionError:  # one may pass through it, not open it: by its whole path
+                return os.open(os.path.join(directory, name), _O_RDONLY)
             self._path = directory
         return os.open(name, _O_RDONLY, dir_fd=self._fd)
 
