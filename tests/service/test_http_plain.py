@@ -134,6 +134,8 @@ def test_a_kept_alive_socket_the_server_closed(scripted: list[ScriptedServer]) -
 
 
 def test_who_takes_the_plain_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # a runner's own proxy
     assert plain_url("http://127.0.0.1:8400") == ("127.0.0.1", 8400)
     assert plain_url("http://cairn.example/base") == ("cairn.example", 80)
     assert plain_url("https://cairn.example") is None  # TLS: httpx
@@ -141,6 +143,9 @@ def test_who_takes_the_plain_way(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
     assert plain_url("http://cairn.example") is None  # httpx honours the proxy
     monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.setenv("all_proxy", "http://proxy:3128")
+    assert plain_url("http://cairn.example") is None
+    monkeypatch.delenv("all_proxy")
     refused = HttpService("http://127.0.0.1:9", "k", "/nonexistent", retries=0)
     assert refused._client.json_calls is not None
     with pytest.raises(CommError, match="cannot reach the cairn server"):

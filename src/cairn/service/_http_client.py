@@ -211,7 +211,10 @@ class HttpClient:
         self.json_calls = None
         if address is not None:
             self.json_calls = PlainHttp(
-                *address, headers, timeout=timeout.read or 300.0, connect_timeout=10.0
+                *address,
+                headers,
+                timeout=timeout.read or 300.0,
+                connect_timeout=timeout.connect or 10.0,
             )
         self.retrying = Retrying(self.base_url, retries, retry_seconds, notice_after)
 

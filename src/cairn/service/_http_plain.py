@@ -14,7 +14,6 @@ httpx's. Streams, uploads, downloads, ``https://`` and proxies stay with httpx.
 from __future__ import annotations
 
 import http.client
-import os
 import threading
 from urllib.parse import urlsplit
 
@@ -29,9 +28,19 @@ def plain_url(base_url: str) -> tuple[str, int] | None:
     parts = urlsplit(base_url)
     if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
         return None
-    if any(os.environ.get(v) for v in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")):
+    if _proxied():
         return None
     return parts.hostname, parts.port or 80
+
+
+def _proxied() -> bool:
+    """Whether a proxy is set for plain HTTP, as httpx finds it (``urllib.request.getproxies``:
+    the environment, and the system's settings on macOS and Windows): httpx then takes the call
+    (it also knows ``no_proxy``)."""
+    import urllib.request
+
+    found = urllib.request.getproxies()
+    return bool(found.get("http") or found.get("all"))
 
 
 class PlainHttp:
