@@ -10,10 +10,11 @@ from unittest import mock
 
 import fastapi.routing
 import httpx
+from fastapi import Path
 from fastapi.routing import APIRoute
 from sqlalchemy import event
 
-from cairn.server._common import _Route
+from cairn.server._common import Svc, _Route
 from cairn.server._log import ACCESS
 from cairn.service import API, CommitRequest
 from tests._infra import reset_database
@@ -170,3 +171,19 @@ def test_a_resolve_parses_its_url_once(inprocess: InProcess, tmp_path: pathlib.P
         ):
             assert service.resolve("me", "proj", "ds", label).name == "ds"
         assert parse.call_count == 1, parse.call_args_list
+
+
+def _plain_entity(entity: str, svc: Svc) -> dict[str, str]:
+    return {"entity": entity}
+
+
+def _checked_entity(svc: Svc, entity: str = Path(max_length=3)) -> dict[str, str]:
+    return {"entity": entity}
+
+
+def test_a_constrained_path_parameter_keeps_fastapis_way() -> None:
+    """``_PlainRead`` passes path parameters as matched: a route whose path parameter FastAPI
+    checks (``Path(max_length=...)``, a pattern) is not taken the plain way, or its check would
+    be skipped (review of 48a6882: fails there, where only the type was looked at)."""
+    assert _Route("/x/{entity}", _plain_entity, methods=["GET"]).plain is not None
+    assert _Route("/x/{entity}", _checked_entity, methods=["GET"]).plain is None

@@ -108,7 +108,10 @@ class _PlainRead:
             if hint == Svc and svc is None:
                 svc = name
             elif convertor is not None:
-                if hint is not str or type(convertor) is not StringConvertor:
+                # a plain ``str`` path parameter only: ``Path(...)`` (a pattern, a length) is
+                # FastAPI's to check
+                plain = param.default is inspect.Parameter.empty
+                if hint is not str or type(convertor) is not StringConvertor or not plain:
                     return None
             elif hint == (str | None) and param.default is None:
                 query.add(name)
