@@ -624,3 +624,40 @@ def test_an_older_servers_streamed_upload_is_begun_again(
     answer = svc._call("PUT", f"/uploads/{again['id']}/content", content=data)
     assert answer["parts_sent"] == 2 and svc.missing_blobs([d]) == []
     svc.close()
+
+
+def test_content_sent_to_an_older_servers_streamed_upload_begins_it_again(
+    stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
+) -> None:
+    """A client that began its upload with an older server (part records as S3 markers) and
+    sends the content to this one after a restart is told the upload is gone: the S3 upload is
+    aborted and its markers dropped, not left behind under parts completed the new way (review
+    of 836eccd: the markers stayed, and a ``stream`` upload took CRC32-checked parts)."""
+    import psycopg
+
+    from cairn.errors import NotFoundError
+
+    key = stream_server.create_key("me")
+    data = os.urandom(10 * MiB)
+    d = digest_bytes(data)
+    svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
+    with psycopg.connect(stream_server.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE uploads SET backend_ref = replace(backend_ref, 'stream-parts', 'stream-crc32')"
+            " WHERE id = %s",
+            (plan["id"],),
+        )
+    client = s3.client()
+    client.put_object(Bucket=s3.bucket, Key=f"stream/uploads/{plan['id']}/parts/1.x")
+    client.close()
+    with pytest.raises(NotFoundError, match="begin again"):
+        svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
+    assert _objects(s3, f"stream/uploads/{plan['id']}/") == []
+    again = svc._call(
+        "POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]}
+    )
+    assert again["id"] != plan["id"]
+    assert svc._call("PUT", f"/uploads/{again['id']}/content", content=data)["parts_sent"] == 2
+    assert svc.missing_blobs([d]) == []
+    svc.close()

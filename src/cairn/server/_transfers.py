@@ -272,6 +272,9 @@ class Transfers:
         store = self.object_store
         if store is None or up.multipart is None or not up.streamed:
             raise ValidationError(f"upload {upload_id} does not take its content in one stream")
+        if not up.ref.endswith(STREAM_REF):  # an older server's (its parts are S3 objects):
+            self._abort_s3(up)  # its markers dropped; the client begins a new upload
+            raise NotFoundError(f"no upload {upload_id!r} (begun by an older server: begin again)")
         recorded = self.rows.parts(up.id)  # none: the first attempt, S3 is not asked
         kept = kept_parts(recorded, self._s3_list(up)) if recorded else {}
         return StreamSink(
