@@ -32,3 +32,22 @@ def test_an_existing_catalog_gains_part_records(tmp_path: pathlib.Path) -> None:
     uploads.delete("u1")
     assert uploads.get("u1") is None and uploads.parts("u1") == {}
     catalog.dispose()
+
+
+def test_parts_recorded_after_their_upload_went_are_dropped(tmp_path: pathlib.Path) -> None:
+    """A part thread may record its part after its upload was swept or completed by another
+    request (or an older server forgot the upload, not its parts): nothing deletes those
+    records with their upload; the sweep drops them (review of 836eccd)."""
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    upgrade(catalog)
+    uploads = Uploads(catalog)
+    for name in ("gone", "kept"):
+        ref = "k\nid\nstream-parts"
+        uploads.insert(UploadRow(name, "key:k", "sha256:" + "ab" * 32, 30 << 20, 8 << 20, ref))
+    uploads.delete("gone")
+    uploads.record_part("gone", 1, b"p" * 32, b"crc1", '"e1"')  # the late part thread
+    uploads.record_part("kept", 1, b"q" * 32, b"crc2", '"e2"')
+    assert uploads.parts("gone") != {}
+    assert uploads.drop_orphan_parts() == 1
+    assert uploads.parts("gone") == {} and uploads.parts("kept") != {}
+    catalog.dispose()

@@ -196,6 +196,14 @@ class Uploads:
 
         self.catalog.write(fn)
 
+    def drop_orphan_parts(self) -> int:
+        """Forget the part records of uploads no longer under way: a part thread that recorded
+        its part after the upload was swept or completed by another request, or an older server
+        that forgot an upload without its parts. Returns how many went."""
+        p, u = s.upload_parts.c, s.uploads.c
+        q = delete(s.upload_parts).where(p.upload_id.not_in(select(u.id)))
+        return int(self.catalog.write(lambda tx: tx.conn.execute(q).rowcount))
+
     def parts(self, upload_id: str) -> dict[int, tuple[bytes, bytes, str]]:
         """The parts recorded of an upload: number -> (prefix SHA-256, CRC32, ETag)."""
         p = s.upload_parts.c

@@ -459,6 +459,7 @@ class Transfers:
         rows = self.rows.begun_before(cutoff)
         for row in rows:
             self._abort_s3(upload_of(row))
+        self.rows.drop_orphan_parts()
         known = self.rows.ids()
         orphans = 0
         for entry in os.scandir(self.spool):
