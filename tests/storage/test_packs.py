@@ -366,13 +366,18 @@ def test_a_child_forked_during_a_turn_does_not_keep_the_writers_waiting(
 
     db = str(tmp_path / "small.sqlite")
     r, w = os.pipe()
+    started_r, started_w = os.pipe()
     with writer_turn(db):
         child = os.fork()
         if child == 0:  # the child lives on (a worker) until the test lets it go
             os.close(w)
+            os.write(started_w, b"s")  # after the fork's hooks ran in the child
             os.read(r, 1)
             os._exit(0)
     os.close(r)
+    os.close(started_w)
+    assert os.read(started_r, 1) == b"s"
+    os.close(started_r)
     try:
         other = os.open(db + ".writers.lock", os.O_RDONLY)
         try:
