@@ -588,6 +588,26 @@ def test_a_streamed_part_is_kept_only_where_all_before_it_matches(
     svc.close()
 
 
+def _an_older_servers_stream(
+    server: CairnServer, tmp_path: pathlib.Path
+) -> tuple[HttpService, bytes, str, dict[str, Any]]:
+    """A client, 10 MiB, its digest and an upload of it begun as an older server would have
+    (its row's ref ``stream-crc32``: part records as S3 marker objects)."""
+    import psycopg
+
+    data = os.urandom(10 * MiB)
+    d = digest_bytes(data)
+    svc = HttpService(server.url, server.create_key("me"), str(tmp_path / "cache"))
+    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
+    with psycopg.connect(server.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE uploads SET backend_ref = replace(backend_ref, 'stream-parts', 'stream-crc32')"
+            " WHERE id = %s",
+            (plan["id"],),
+        )
+    return svc, data, d, plan
+
+
 def test_an_older_servers_streamed_upload_is_begun_again(
     stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
 ) -> None:
@@ -595,19 +615,7 @@ def test_an_older_servers_streamed_upload_is_begun_again(
     SHA-256; or ``stream-crc32``: its part records kept as marker objects in S3) is not taken up
     by this one (parts recorded in the catalog): it is aborted, with its S3 multipart upload and
     its markers, and a new upload begun."""
-    import psycopg
-
-    key = stream_server.create_key("me")
-    data = os.urandom(10 * MiB)
-    d = digest_bytes(data)
-    svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
-    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
-    with psycopg.connect(stream_server.db, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE uploads SET backend_ref = replace(backend_ref, 'stream-parts', 'stream-crc32')"
-            " WHERE id = %s",
-            (plan["id"],),
-        )
+    svc, data, d, plan = _an_older_servers_stream(stream_server, tmp_path)
     marker = f"stream/uploads/{plan['id']}/parts/1.{'0' * 64}.{'0' * 8}.{'0' * 32}"
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key=marker)
@@ -633,21 +641,9 @@ def test_content_sent_to_an_older_servers_streamed_upload_begins_it_again(
     sends the content to this one after a restart is told the upload is gone: the S3 upload is
     aborted and its markers dropped, not left behind under parts completed the new way (review
     of 836eccd: the markers stayed, and a ``stream`` upload took CRC32-checked parts)."""
-    import psycopg
-
     from cairn.errors import NotFoundError
 
-    key = stream_server.create_key("me")
-    data = os.urandom(10 * MiB)
-    d = digest_bytes(data)
-    svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
-    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
-    with psycopg.connect(stream_server.db, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE uploads SET backend_ref = replace(backend_ref, 'stream-parts', 'stream-crc32')"
-            " WHERE id = %s",
-            (plan["id"],),
-        )
+    svc, data, d, plan = _an_older_servers_stream(stream_server, tmp_path)
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key=f"stream/uploads/{plan['id']}/parts/1.x")
     client.close()
