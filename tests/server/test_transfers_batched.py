@@ -657,3 +657,22 @@ def test_content_sent_to_an_older_servers_streamed_upload_begins_it_again(
     assert svc._call("PUT", f"/uploads/{again['id']}/content", content=data)["parts_sent"] == 2
     assert svc.missing_blobs([d]) == []
     svc.close()
+
+
+def test_an_older_servers_stream_is_known_by_its_ref() -> None:
+    """One rule says which uploads an older server streamed (``Upload.older_stream``): taking
+    one up, sending content to one and aborting one all ask it (written out three times
+    before, review)."""
+    from cairn.catalog import UploadRow
+    from cairn.server._upload_parts import upload_of
+
+    d = "sha256:" + "ab" * 32
+    for ref, streamed, older in [
+        ("k\nid\nstream-parts", True, False),  # this server's
+        ("k\nid\nstream", True, True),  # older servers'
+        ("k\nid\nstream-crc32", True, True),
+        ("k\nid", False, False),  # presigned parts
+        ("spool", False, False),  # a local store's
+    ]:
+        up = upload_of(UploadRow("u", "key:k", d, 30 << 20, 8 << 20, ref))
+        assert (up.streamed, up.older_stream) == (streamed, older), ref

@@ -185,7 +185,7 @@ class Transfers:
         up = upload_of(row)
         if up.multipart is not None and up.streamed != stream:
             return None  # sent another way: never mixed (the server trusts its own parts only)
-        if up.streamed and not up.ref.endswith(STREAM_REF):
+        if up.older_stream:
             self._abort_s3(up)  # streamed by an older server (its own part records): begun again
             return None
         if self.s3 is None and not os.path.exists(self._paths(up)[0]):
@@ -272,7 +272,7 @@ class Transfers:
         store = self.object_store
         if store is None or up.multipart is None or not up.streamed:
             raise ValidationError(f"upload {upload_id} does not take its content in one stream")
-        if not up.ref.endswith(STREAM_REF):  # an older server's (its parts are S3 objects):
+        if up.older_stream:  # an older server's (its parts are S3 objects):
             self._abort_s3(up)  # its markers dropped; the client begins a new upload
             raise NotFoundError(f"no upload {upload_id!r} (begun by an older server: begin again)")
         recorded = self.rows.parts(up.id)  # none: the first attempt, S3 is not asked
@@ -329,7 +329,7 @@ class Transfers:
                 )
             except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
                 pass
-            if up.streamed and not up.ref.endswith(STREAM_REF):
+            if up.older_stream:
                 drop_marks(self.s3, self._marks(up))  # an older server's part records
         self.abort(up)
 

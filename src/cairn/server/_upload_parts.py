@@ -42,6 +42,12 @@ class Upload(UploadRow):
     def streamed(self) -> bool:
         return self.ref.endswith((STREAM_REF, *OLDER_STREAM_REFS))
 
+    @property
+    def older_stream(self) -> bool:
+        """Streamed by an older server (``OLDER_STREAM_REFS``: its part records are S3 marker
+        objects, its parts checked another way): never taken up, begun again."""
+        return self.ref.endswith(OLDER_STREAM_REFS)
+
 
 def upload_of(row: UploadRow) -> Upload:
     return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref)
