@@ -8,7 +8,7 @@ import pathlib
 
 from alembic import command
 
-from cairn.catalog import Catalog, UploadRow, Uploads
+from cairn.catalog import Catalog, PartRecord, UploadRow, Uploads
 from cairn.catalog._migrate import _alembic_config, current_revision, upgrade
 from cairn.catalog._schema import HEAD_REVISION
 
@@ -28,7 +28,10 @@ def test_an_existing_catalog_gains_part_records(tmp_path: pathlib.Path) -> None:
     uploads.record_part("u1", 1, b"p" * 32, b"crc1", '"e1"')
     uploads.record_part("u1", 2, b"q" * 32, b"crc2", '"e2"')
     uploads.record_part("u1", 1, b"r" * 32, b"crc3", '"e3"')  # sent again: the newer record
-    assert uploads.parts("u1") == {1: (b"r" * 32, b"crc3", '"e3"'), 2: (b"q" * 32, b"crc2", '"e2"')}
+    assert uploads.parts("u1") == {
+        1: PartRecord(b"r" * 32, b"crc3", '"e3"'),
+        2: PartRecord(b"q" * 32, b"crc2", '"e2"'),
+    }
     uploads.delete("u1")
     assert uploads.get("u1") is None and uploads.parts("u1") == {}
     catalog.dispose()

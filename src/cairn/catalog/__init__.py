@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         ApiKeys,
         BlobReader,
         KeyRow,
+        PartRecord,
         UploadRow,
         Uploads,
         readable_blobs,
@@ -35,6 +36,7 @@ __all__ = [
     "CatalogBlobStore",
     "EmbeddedCatalog",
     "KeyRow",
+    "PartRecord",
     "Tx",
     "UploadRow",
     "Uploads",
@@ -48,7 +50,15 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "._access": ["ApiKeys", "BlobReader", "KeyRow", "UploadRow", "Uploads", "readable_blobs"],
+        "._access": [
+            "ApiKeys",
+            "BlobReader",
+            "KeyRow",
+            "PartRecord",
+            "UploadRow",
+            "Uploads",
+            "readable_blobs",
+        ],
         "._blobs": ["CatalogBlobStore"],
         "._catalog": ["OUTAGE_SECONDS", "Catalog"],
         "._embedded": ["EmbeddedCatalog", "open_embedded_catalog"],

@@ -143,6 +143,16 @@ class UploadRow:
     ref: str
 
 
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    """A part of a streamed upload the object store has: the SHA-256 of the blob up to the
+    part's end (``prefix_sha256``), the part's CRC32 and the ETag the store gave it."""
+
+    prefix_sha256: bytes
+    crc32: bytes
+    etag: str
+
+
 class Uploads:
     """The ``uploads`` table (large blobs under way) and ``blob_uploads`` (who uploaded what)."""
 
@@ -204,12 +214,12 @@ class Uploads:
         q = delete(s.upload_parts).where(p.upload_id.not_in(select(u.id)))
         return int(self.catalog.write(lambda tx: tx.conn.execute(q).rowcount))
 
-    def parts(self, upload_id: str) -> dict[int, tuple[bytes, bytes, str]]:
-        """The parts recorded of an upload: number -> (prefix SHA-256, CRC32, ETag)."""
+    def parts(self, upload_id: str) -> dict[int, PartRecord]:
+        """The parts recorded of an upload, by number."""
         p = s.upload_parts.c
         q = select(p.number, p.prefix_sha256, p.crc32, p.etag).where(p.upload_id == upload_id)
         rows = self.catalog.read(lambda tx: tx.conn.execute(q).all())
-        return {int(r[0]): (bytes(r[1]), bytes(r[2]), str(r[3])) for r in rows}
+        return {int(r[0]): PartRecord(bytes(r[1]), bytes(r[2]), str(r[3])) for r in rows}
 
     def begun_before(self, cutoff: float) -> list[UploadRow]:
         u = s.uploads.c

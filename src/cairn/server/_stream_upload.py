@@ -31,6 +31,7 @@ from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
+from cairn.catalog import PartRecord
 from cairn.core import digest_from_hasher, new_hasher
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.storage import S3BlobStore
@@ -210,16 +211,16 @@ def _part(number: int, etag: str, crc: bytes) -> dict[str, Any]:
 
 
 def kept_parts(
-    recorded: dict[int, tuple[bytes, bytes, str]], listed: list[dict[str, Any]]
+    recorded: dict[int, PartRecord], listed: list[dict[str, Any]]
 ) -> dict[int, dict[str, Any]]:
-    """The parts S3 lists (``listed``) that the server recorded (``recorded``: number ->
-    prefix SHA-256, CRC32, ETag) with the ETag S3 lists: number -> the part's ETag, the SHA-256
-    of the blob up to its end (``prefix``) and its CRC32 (``crc``)."""
+    """The parts S3 lists (``listed``) that the server recorded (``recorded``, by number) with
+    the ETag S3 lists: number -> the part's ETag, the SHA-256 of the blob up to its end
+    (``prefix``) and its CRC32 (``crc``)."""
     etags = {int(p["PartNumber"]): str(p["ETag"]).strip('"') for p in listed}
     return {
-        number: {"ETag": f'"{etags[number]}"', "prefix": prefix, "crc": crc}
-        for number, (prefix, crc, etag) in recorded.items()
-        if number in etags and etags[number] == etag.strip('"')
+        number: {"ETag": f'"{etags[number]}"', "prefix": part.prefix_sha256, "crc": part.crc32}
+        for number, part in recorded.items()
+        if number in etags and etags[number] == part.etag.strip('"')
     }
 
 
