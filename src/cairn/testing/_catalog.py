@@ -7,7 +7,16 @@ from collections.abc import Callable
 
 import pytest
 
-from cairn.catalog import HEAD_REVISION, ApiKeys, Catalog, Tx, UploadRow, Uploads, readable_blobs
+from cairn.catalog import (
+    HEAD_REVISION,
+    ApiKeys,
+    Catalog,
+    PartRecord,
+    Tx,
+    UploadRow,
+    Uploads,
+    readable_blobs,
+)
 from cairn.core import (
     COMMITTED,
     LATEST,
@@ -320,3 +329,28 @@ class CatalogTests:
         uploads.record_uploaded("key:a", [d1])  # again: no error
         assert readable_blobs(catalog, "key:a", [], [d1, d2]) == {d1}
         assert readable_blobs(catalog, "key:b", [("*", "*")], [d1, d2]) == set()
+
+    def test_a_streamed_uploads_parts_are_recorded_replaced_and_go_with_it(
+        self, catalog: Catalog
+    ) -> None:
+        uploads = Uploads(catalog)
+        d = digest_from_raw(b"\x33" * 32)
+        for name in ("u1", "u2"):
+            uploads.insert(UploadRow(name, "key:a", d, 30 << 20, 8 << 20, "k\nid\nstream-parts"))
+        assert uploads.parts("u1") == {}
+        uploads.record_part("u1", 1, b"p" * 32, b"crc1", '"e1"')
+        uploads.record_part("u1", 2, b"q" * 32, b"crc2", '"e2"')
+        uploads.record_part("u1", 1, b"r" * 32, b"crc3", '"e3"')  # sent again: the newer record
+        uploads.record_part("u2", 1, b"s" * 32, b"crc4", '"e4"')
+        assert uploads.parts("u1") == {
+            1: PartRecord(b"r" * 32, b"crc3", '"e3"'),
+            2: PartRecord(b"q" * 32, b"crc2", '"e2"'),
+        }
+        uploads.delete("u1")  # its parts go with it, another upload's stay
+        assert uploads.get("u1") is None and uploads.parts("u1") == {}
+        assert uploads.parts("u2") == {1: PartRecord(b"s" * 32, b"crc4", '"e4"')}
+        # A part's thread that records after its upload went (swept, or completed by another
+        # request): the sweep drops what no upload owns.
+        uploads.record_part("u1", 3, b"t" * 32, b"crc5", '"e5"')
+        assert uploads.drop_orphan_parts() == 1
+        assert uploads.parts("u1") == {} and len(uploads.parts("u2")) == 1
