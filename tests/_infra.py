@@ -485,6 +485,53 @@ def writer_turn_held(db_path: str) -> Iterator[Callable[[threading.Thread], bool
         os.close(fd)
 
 
+_STOPPED_HOLDER = """
+import fcntl, os, signal, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+sys.stdout.write("held\\n")
+sys.stdout.flush()
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+@contextlib.contextmanager
+def turn_held_by_a_stopped_process(db_path: str) -> Iterator[int]:
+    """Another process takes the turn of ``db_path``'s writers and stops (as Ctrl-Z or a
+    debugger stops one); yields its pid. Killed at the end, which lets the turn go."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _STOPPED_HOLDER, db_path + ".writers.lock"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"held\n"
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def raised_within(fn: Callable[[], object], seconds: float = 30) -> BaseException | None:
+    """What ``fn`` raised (None: it returned), run in a thread; a wait with no bound (a hang)
+    fails after ``seconds``, a bound on a hang, not a timing."""
+    out: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            out.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert out, f"still waiting after {seconds} s"
+    return out[0]
+
+
 def waits_its_turn(db_path: str, write: Callable[[], object]) -> bool:
     """Whether ``write`` (a write transaction on the SQLite file ``db_path``), run in a thread
     while another process has the turn of its writers, waits in their queue with SQLite's

@@ -22,7 +22,7 @@ from cairn.sdk._scan import walk_tree
 from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import RACY_NS, StatCache
 from cairn.sdk._trees import _Scan, scan_tree
-from tests._infra import waits_its_turn
+from tests._infra import raised_within, turn_held_by_a_stopped_process, waits_its_turn
 from tests.conftest import write
 from tests.test_imports import heavy
 
@@ -346,4 +346,22 @@ def test_stat_cache_rows_are_written_in_turn_not_by_polling(tmp_path: pathlib.Pa
     row = ("/d", "b", (1, 3, 3, 4, 5), "sha256:" + "1" * 64)
     assert waits_its_turn(cache.path, lambda: cache.record_files([row]))
     assert set(StatCache(cache.path).load_dir("/d")) == {"a", "b"}
+    cache.close()
+
+
+@pytest.mark.embedded_only
+def test_a_stat_cache_write_waits_for_its_turn_only_as_long_as_sqlite_waited(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A best-effort cache: a write whose turn does not come within the stat cache's busy
+    timeout (SQLite's, 5 s) is skipped, as one SQLite refused was, not waited for with no bound
+    (the old code: the bound on a hang fails it)."""
+    cache = StatCache(str(tmp_path / "stat-cache.sqlite"))
+    cache.busy_seconds = 0.2
+    row = ("/d", "a", (1, 2, 3, 4, 5), "sha256:" + "0" * 64)
+    with turn_held_by_a_stopped_process(cache.path):
+        assert raised_within(lambda: cache.record_files([row])) is None
+    assert StatCache(cache.path).load_dir("/d") == {}  # forgotten, not failed
+    cache.record_files([row])
+    assert set(StatCache(cache.path).load_dir("/d")) == {"a"}
     cache.close()

@@ -24,7 +24,7 @@ import pytest
 from cairn.catalog import EmbeddedCatalog
 from cairn.core import FINISHED, RUNNING, ManifestEntry, RunRecord
 from cairn.service import CommitRequest, FinishRequest, LocalService, StageRequest
-from tests._infra import waits_its_turn
+from tests._infra import raised_within, turn_held_by_a_stopped_process, waits_its_turn
 
 ME = "me"
 
@@ -444,4 +444,29 @@ def test_a_quick_write_waits_for_its_turn_in_a_queue_not_on_sqlites_lock(
     assert waits_its_turn(db_path, lambda: svc.start_run(_run("queued")))
     assert svc.get_run(ME, "p", "queued").state == RUNNING
     assert svc.catalog.quick  # and it was the quick path's
+    svc.close()
+
+
+def test_a_quick_write_waits_for_its_turn_only_as_long_as_sqlite_waited(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A write waits for the catalog's turn as long as SQLite waited for its lock, then is
+    refused with the holder named (not handed to the full catalog to wait on SQLite's lock the
+    old way): nothing is written, and it commits once the holder is gone. (On the old code it
+    waits on: the bound on a hang fails it.)"""
+    from cairn.errors import UnavailableError
+
+    svc = LocalService.open(str(tmp_path / "store"))
+    svc.close()
+    svc = LocalService.open(str(tmp_path / "store"))
+    assert isinstance(svc.catalog, EmbeddedCatalog)
+    svc.catalog.busy_seconds = 0.2
+    with turn_held_by_a_stopped_process(str(tmp_path / "store" / "catalog.sqlite")) as pid:
+        refused = raised_within(lambda: svc.start_run(_run("stopped")))
+        assert isinstance(refused, UnavailableError), refused
+        assert f"process {pid}" in str(refused)
+        assert svc.catalog.quick  # not waited for again through the full catalog
+    assert svc.list_runs(ME, "p") == []
+    svc.start_run(_run("stopped"))
+    assert svc.get_run(ME, "p", "stopped").state == RUNNING
     svc.close()

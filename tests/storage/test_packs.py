@@ -17,7 +17,12 @@ import pytest
 from cairn.core import digest_bytes
 from cairn.storage import LocalBlobStore
 from cairn.storage._local_packs import OWN_PACK
-from tests._infra import waits_its_turn, writer_turn_held
+from tests._infra import (
+    raised_within,
+    turn_held_by_a_stopped_process,
+    waits_its_turn,
+    writer_turn_held,
+)
 
 
 def _disk_usage(root: str) -> int:
@@ -387,3 +392,36 @@ def test_a_child_forked_during_a_turn_does_not_keep_the_writers_waiting(
     finally:
         os.close(w)
         os.waitpid(child, 0)
+
+
+def test_a_writer_waits_for_its_turn_only_as_long_as_sqlite_waited(tmp_path: pathlib.Path) -> None:
+    """SQLite's busy handler gave up after its timeout (60 s); the writers' queue waited with no
+    bound, so a holder stopped by Ctrl-Z or a debugger kept every writer of the store waiting
+    until it went on. A writer now waits as long as SQLite did (``busy_seconds``), then is
+    refused with the holder named, nothing written (a large batch's own file dropped too);
+    once the holder is gone the same put is stored. (On the old code the put waits on: the
+    bound on a hang fails it.)"""
+    from cairn.errors import UnavailableError
+    from cairn.storage import writer_turn
+
+    root = str(tmp_path / "blobs")
+    store = LocalBlobStore(root)
+    store.put_many(_blobs(1, 4096))  # the index and its first pack exist
+    small, large = _blobs(5, 4096, b"small"), _blobs(OWN_PACK // 4096 + 1, 4096, b"large")
+    db = os.path.join(root, "small.sqlite")
+    store.packs.busy_seconds = 0.2
+    with turn_held_by_a_stopped_process(db) as pid:
+        for batch in (small, large):
+            refused = raised_within(lambda batch=batch: store.put_many(batch))
+            assert isinstance(refused, UnavailableError), refused
+            assert f"process {pid}" in str(refused) and "Ctrl-Z" in str(refused)
+        assert store.has_many([d for d, _ in small + large]) == set()
+        assert os.listdir(os.path.join(root, "tmp")) == []
+    store.put_many(small + large)  # the holder gone (the given-up waits let the turn go)
+    assert store.get(large[-1][0]) == large[-1][1] and store.get(small[0][0]) == small[0][1]
+    with writer_turn(db):  # held by another thread of this process
+        refused = raised_within(lambda: writer_turn(db, 0.05).__enter__())
+    assert isinstance(refused, UnavailableError) and "this process" in str(refused)
+    with writer_turn(db, 5):
+        pass
+    store.close()

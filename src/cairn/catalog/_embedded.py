@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cairn.catalog._quick import open_current
 from cairn.catalog._quick_tx import NeedsCatalog, QuickTx
-from cairn.storage import writer_turn
+from cairn.storage import BUSY_SECONDS, writer_turn
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -64,6 +64,7 @@ class EmbeddedCatalog:
         self._pid = os.getpid()
         self._full: Catalog | None = None
         self._lock = threading.RLock()
+        self.busy_seconds = BUSY_SECONDS  # a write's wait for its turn (SQLite's is that of _quick)
 
     @property
     def display(self) -> str:
@@ -105,8 +106,11 @@ class EmbeddedCatalog:
             conn = self._quick if self._full is None and self._pid == os.getpid() else None
             if conn is not None and not conn.in_transaction:  # not nested in another one
                 # A write waits for the catalog's other writers in a queue (``writer_turn``),
-                # not by SQLite's polling.
-                with writer_turn(self.path) if write else contextlib.nullcontext():
+                # not by SQLite's polling; one that waited too long is refused (not tried again
+                # through the full catalog, which would wait on SQLite's lock the old way).
+                with (
+                    writer_turn(self.path, self.busy_seconds) if write else contextlib.nullcontext()
+                ):
                     try:
                         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                         result = fn(cast("Tx", QuickTx(conn)))

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 
+from cairn.errors import UnavailableError
 from cairn.storage import hash_file, writer_turn
 
 StatKey = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
@@ -49,6 +50,8 @@ def _decode(blob: bytes) -> DirEntries:
 class StatCache:
     """A best-effort cache in SQLite: any error makes it forget, never fail the caller."""
 
+    busy_seconds = 5.0  # a write's wait for its turn, and SQLite's for its lock: then it forgets
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
@@ -67,7 +70,10 @@ class StatCache:
             try:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 conn = sqlite3.connect(
-                    self.path, timeout=5, isolation_level=None, check_same_thread=False
+                    self.path,
+                    timeout=self.busy_seconds,
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -154,13 +160,13 @@ class StatCache:
             if db is None:
                 return
             # Eight processes adding directories at once write here after each one: in turn
-            # (``writer_turn``), not by SQLite's polling.
-            with writer_turn(self.path):
-                try:
+            # (``writer_turn``), not by SQLite's polling; a turn not had in time is skipped.
+            try:
+                with writer_turn(self.path, self.busy_seconds):
                     self._record(db, by_dir)
-                except sqlite3.Error:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
+            except (sqlite3.Error, UnavailableError):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
 
     def _record(
         self, db: sqlite3.Connection, by_dir: dict[str, dict[str, tuple[StatKey, str]]]

@@ -6,18 +6,25 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 from collections.abc import Iterator, Sequence
 
-from cairn.errors import CommError
+from cairn.errors import CommError, UnavailableError
 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
+BUSY_SECONDS = 60.0  # how long a writer waits for its turn (and SQLite for its lock) by default
+
+
 @contextlib.contextmanager
-def writer_turn(db_path: str) -> Iterator[None]:
+def writer_turn(db_path: str, timeout: float = BUSY_SECONDS) -> Iterator[None]:
     """This process's turn among the writers of the SQLite file ``db_path``: ``flock(2)`` on
     ``<db_path>.writers.lock``, held around each write transaction (``BEGIN IMMEDIATE`` to its
     end; never around another's turn: two turns of one process on one file would wait forever).
+    A writer waits at most ``timeout`` seconds (its file's busy timeout, as SQLite waited for
+    its lock), then gets ``UnavailableError`` naming the process that holds the turn (one
+    stopped by a signal or a debugger keeps every writer waiting): nothing is written.
 
     SQLite waits for its write lock by polling, each sleep longer than the last (up to 100 ms):
     eight processes storing their blobs at once handed the lock on up to 0.1 s after a commit,
@@ -34,23 +41,112 @@ def writer_turn(db_path: str) -> Iterator[None]:
         yield
         return
     owner = os.getpid()
+    _HELD.add(fd)  # before the wait: a child forked meanwhile must not keep it either
+    wait: _Wait | None = None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            wait = _Wait.start(fd)
+            if wait is not None and not wait.until(timeout):
+                raise _turn_timeout(db_path, timeout) from None
         except OSError:
             pass  # a file system without flock (some network ones): SQLite's lock alone
-        _HELD.add(fd)
         yield
     finally:
-        _HELD.discard(fd)
-        if os.getpid() == owner:  # a forked child closed its copy already (_leave_turns)
-            os.close(fd)  # releases it
+        if wait is None or not wait.given_up:  # else the wait closes it when it ends
+            _release(fd, owner)
 
 
-# The lock files of the turns this process holds. A fork (multiprocessing, a data loader's
-# workers) copies them into the child, and a lock belongs to the open file: the parent's close
-# would not release it while the child lives, and every writer of the store would wait for the
-# child to exit. The child closes its copies at once; the parent's turn is unchanged.
+class _Wait:
+    """A blocking ``flock`` in a thread of its own (the kernel's queue has no timeout), which
+    the caller stops waiting for after a while: a wait given up on releases the lock (closes
+    the file) as soon as its ``flock`` returns."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.given_up = False
+        self._done = threading.Event()
+        self._state = threading.Lock()
+
+    @classmethod
+    def start(cls, fd: int) -> _Wait | None:
+        """The wait for ``fd``'s lock, begun; None when no thread can start (an exiting
+        interpreter's ``atexit``): then the lock was waited for here, with no bound."""
+        wait = cls(fd)
+        try:
+            threading.Thread(target=wait._run, name="cairn-writer-turn", daemon=True).start()
+        except RuntimeError:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            return None
+        return wait
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError):  # no flock after all: SQLite's lock alone
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        with self._state:
+            if not self.given_up:
+                self._done.set()
+                return
+        _release(self.fd, os.getpid())
+
+    def until(self, timeout: float) -> bool:
+        """Whether the lock was taken within ``timeout`` seconds; if not, it is given up."""
+        try:
+            self._done.wait(timeout)
+        finally:  # also when interrupted (Ctrl-C): the thread then lets the lock go
+            with self._state:
+                self.given_up = not self._done.is_set()
+        return not self.given_up
+
+
+def _release(fd: int, owner: int) -> None:
+    _HELD.discard(fd)
+    if os.getpid() == owner:  # a forked child closed its copy already (_leave_turns)
+        os.close(fd)  # releases the lock
+
+
+def _turn_timeout(db_path: str, timeout: float) -> UnavailableError:
+    pid = _holder(db_path + ".writers.lock")
+    who = f"process {pid}" if pid else "another process"  # 0: one of another pid namespace
+    if pid == os.getpid():
+        who = "another thread of this process"
+    return UnavailableError(
+        f"{db_path} is being written by {who}, which has held the writers' turn for more than"
+        f" {timeout:g} s: if it is stopped (Ctrl-Z, a debugger), let it go on or end it, then"
+        " try again (nothing was written)"
+    )
+
+
+def _holder(path: str) -> int | None:
+    """The process holding the ``flock`` of the file at ``path``, as Linux's ``/proc/locks``
+    says (no write in a turn needed to know it), or None. By the file's device and inode;
+    by its inode alone where that is the one lock (an overlay file system shows another
+    device than ``stat``)."""
+    try:
+        st = os.stat(path)
+        exact = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        inode = f":{st.st_ino}"
+        same_inode = []
+        with open("/proc/locks") as f:
+            for line in f:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters "->"
+                fields = line.split()
+                if len(fields) > 5 and fields[1] == "FLOCK":
+                    if fields[5] == exact:
+                        return int(fields[4])
+                    if fields[5].endswith(inode):
+                        same_inode.append(int(fields[4]))
+    except (OSError, ValueError):
+        return None
+    return same_inode[0] if len(same_inode) == 1 else None
+
+
+# The lock files of the turns this process holds or waits for. A fork (multiprocessing, a data
+# loader's workers) copies them into the child, and a lock belongs to the open file: the
+# parent's close would not release it while the child lives, and every writer of the store
+# would wait for the child to exit. The child closes its copies at once; the parent's turn is
+# unchanged.
 _HELD: set[int] = set()
 
 

@@ -26,6 +26,7 @@ from cairn.errors import CommError
 from cairn.storage._base import BlobInfo
 from cairn.storage._local_direct import DirectWriter
 from cairn.storage._local_io import (
+    BUSY_SECONDS,
     O_CLOEXEC,
     disk_full,
     fsync_dir,
@@ -73,6 +74,7 @@ class Packs:
         self._db_path = os.path.join(root, "small.sqlite")
         self._packs = os.path.join(root, "packs")  # created with the first pack
         self._lock = threading.RLock()
+        self.busy_seconds = BUSY_SECONDS  # a writer's wait for its turn, and SQLite's for its lock
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = 0
         self._direct = DirectWriter()
@@ -82,7 +84,7 @@ class Packs:
         # A connection must not cross fork(); open a fresh one in a child process.
         if self._conn is None or self._conn_pid != os.getpid():
             conn = sqlite3.connect(
-                self._db_path, timeout=60, isolation_level=None, check_same_thread=False
+                self._db_path, self.busy_seconds, isolation_level=None, check_same_thread=False
             )
             try:
                 # The index only (the bytes are in packs): small pages waste least.
@@ -119,7 +121,7 @@ class Packs:
     def _turn(self) -> contextlib.AbstractContextManager[None]:
         """This process's turn among the index's writers (``writer_turn``), around each write
         transaction."""
-        return writer_turn(self._db_path)
+        return writer_turn(self._db_path, self.busy_seconds)
 
     # -- writes --------------------------------------------------------------------------------
 
