@@ -240,10 +240,8 @@ class HttpClient:
             if body_factory is not None:
                 kw["content"] = body_factory()
             resp = client.request(method, target, **kw)
-            if resp.status_code in RETRY_STATUS and idempotent:
-                raise Busy(resp.status_code, json_body(resp))
-            if resp.status_code >= 400 and resp.status_code not in accept:
-                raise error_from_body(resp.status_code, json_body(resp), self.base_url)
+            if resp.status_code >= 400:
+                self.raise_for(resp.status_code, lambda: json_body(resp), idempotent, accept)
             return resp
 
         return self.retrying(attempt, idempotent=idempotent)
@@ -273,16 +271,26 @@ class HttpClient:
         # httpx's encoding of a JSON body, byte for byte
         body = None if kw.get("json") is None else _dumps(kw["json"])
 
+        hooks = self.api.event_hooks  # they see every API request and answer, as httpx's
+
         def attempt() -> bytes:
-            for hook in self.api.event_hooks["request"]:  # they see every API request
-                hook(httpx.Request(method, self.api.base_url.copy_with(raw_path=target)))
-            status, content = calls.request(
+            request = None
+            if hooks["request"] or hooks["response"]:
+                url = self.api.base_url.copy_with(raw_path=target)
+                request = httpx.Request(method, url, headers=calls.headers, content=body)
+            for hook in hooks["request"]:
+                hook(request)
+            status, content, headers = calls.request(
                 method, target.decode("ascii"), body, idempotent=idempotent
             )
-            if status in RETRY_STATUS and idempotent:
-                raise Busy(status, _loads(content))
+            for hook in hooks["response"]:
+                hook(
+                    httpx.Response(
+                        status, headers=headers.items(), content=content, request=request
+                    )
+                )
             if status >= 400:
-                raise error_from_body(status, _loads(content), self.base_url)
+                self.raise_for(status, lambda: _loads(content), idempotent)
             return content
 
         content = self.retrying(attempt, idempotent=idempotent)
@@ -290,12 +298,25 @@ class HttpClient:
 
     def check(self, resp: httpx.Response) -> None:
         """Raise what a streamed answer's error status means (``Busy`` for 502/503/504)."""
-        if resp.status_code in RETRY_STATUS:
-            resp.read()
-            raise Busy(resp.status_code, json_body(resp))
         if resp.status_code >= 400:
             resp.read()
-            raise error_from_body(resp.status_code, json_body(resp), self.base_url)
+            self.raise_for(resp.status_code, lambda: json_body(resp))
+
+    def raise_for(
+        self,
+        status: int,
+        body: Callable[[], Any],
+        idempotent: bool = True,
+        accept: tuple[int, ...] = (),
+    ) -> None:
+        """Raise what an answer's error ``status`` means, its JSON ``body()`` read only then:
+        ``Busy`` (502/503/504) for a call ``Retrying`` may repeat, else the error the body
+        names; a status in ``accept`` is an answer, not an error. The one owner of this rule
+        for every way an answer comes (``send``, ``call``, ``check``)."""
+        if status in RETRY_STATUS and idempotent:
+            raise Busy(status, body())
+        if status >= 400 and status not in accept:
+            raise error_from_body(status, body(), self.base_url)
 
     def close(self) -> None:
         self.api.close()

@@ -14,6 +14,7 @@ httpx's. Streams, uploads, downloads, ``https://`` and proxies stay with httpx.
 from __future__ import annotations
 
 import http.client
+import select
 import threading
 from urllib.parse import urlsplit
 
@@ -66,11 +67,12 @@ class PlainHttp:
 
     def request(
         self, method: str, target: str, body: bytes | None, *, idempotent: bool = True
-    ) -> tuple[int, bytes]:
-        """(status, body) of one call; ``target`` the path and query, quoted. A kept-alive
-        connection the server closed meanwhile is replaced by a new one for an ``idempotent``
-        call (a call that is not might have reached a server that died before answering:
-        raised)."""
+    ) -> tuple[int, bytes, http.client.HTTPMessage]:
+        """(status, body, headers) of one call; ``target`` the path and query, quoted. A
+        kept-alive connection is checked before it is used again: one the server closed (as
+        uvicorn does one idle for 5 s) is replaced. One it closes as the request goes out is
+        replaced for an ``idempotent`` call only (a call that is not might have reached a
+        server that died before answering: raised), as httpx does."""
         headers = self.headers
         if body is not None:
             headers = {**headers, "Content-Type": "application/json"}
@@ -90,8 +92,15 @@ class PlainHttp:
             conn.close()
 
     def _take(self) -> http.client.HTTPConnection | None:
-        with self._lock:
-            return self._idle.pop() if self._idle else None
+        """A kept-alive connection the server has not closed, or None."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                conn = self._idle.pop()
+            if _open(conn):
+                return conn
+            conn.close()
 
     def _connect(self) -> http.client.HTTPConnection:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
@@ -112,7 +121,7 @@ class PlainHttp:
         target: str,
         body: bytes | None,
         headers: dict[str, str],
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, http.client.HTTPMessage]:
         reused = conn.sock is not None and getattr(conn, "_cairn_reused", False)
         keep = False
         try:
@@ -136,7 +145,7 @@ class PlainHttp:
             except OSError as exc:
                 raise httpx.ReadError(str(exc)) from None
             keep = not resp.will_close
-            return resp.status, data
+            return resp.status, data, resp.msg
         finally:
             if keep:
                 conn._cairn_reused = True  # type: ignore[attr-defined]
@@ -146,6 +155,17 @@ class PlainHttp:
                         conn = None  # type: ignore[assignment]
             if conn is not None:
                 conn.close()
+
+
+def _open(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection may carry a request: nothing to read on it (a closed one
+    reads as its end; an idle one has no answer coming). ``poll``, not ``select``: a process
+    with over 1,024 files open has descriptors ``select`` cannot watch."""
+    if conn.sock is None:
+        return False
+    watch = select.poll()
+    watch.register(conn.sock, select.POLLIN)
+    return not watch.poll(0)
 
 
 class _Stale(Exception):
