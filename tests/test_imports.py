@@ -19,8 +19,9 @@ import sys
 
 import pytest
 
+from tests._modules import heavy
+
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
-HEAVY = {"sqlalchemy", "alembic", "httpx", "rich", "fastapi", "starlette", "uvicorn", "pandas"}
 REPORT = """
 import json, sys
 print(json.dumps(sorted(sys.modules)))
@@ -37,10 +38,6 @@ def loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
         env={**os.environ, **(env or {})},
     )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
 
 
 def test_import_cairn_loads_no_heavy_module() -> None:

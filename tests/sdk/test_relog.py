@@ -23,8 +23,8 @@ from cairn.sdk._staging import Stager
 from cairn.sdk._statcache import RACY_NS, StatCache
 from cairn.sdk._trees import _Scan, scan_tree
 from tests._infra import raised_within, turn_held_by_a_stopped_process, waits_its_turn
+from tests._modules import heavy
 from tests.conftest import write
-from tests.test_imports import heavy
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
 FILES = {
