@@ -1,6 +1,7 @@
 """Pure core: names and paths, digests, manifest entries and paged manifests, diff.
 
-Nothing in this package does I/O or imports outside the standard library (and cairn.errors).
+Nothing in this package does I/O or imports outside the standard library, but for cairn.errors
+(the errors it raises) and, here, cairn._lazy (the lazy names).
 
 The names below load on first use (``cairn._lazy``): a staging worker needs the digests and
 nothing else, and ``cairn.core``'s records, search and manifest modules cost it a third of its
@@ -8,13 +9,14 @@ imports (0.09-0.12 s of CPU with them, 0.06-0.08 s without, at load ~15)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cairn._lazy import lazy_exports
 from cairn.core._digest import (
     PREFIX as DIGEST_PREFIX,
 )
 
+# Not `from typing import TYPE_CHECKING` (as cairn._lazy): a name only type checkers read needs
+# no import (typing is still loaded, by _digest's NewType).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cairn.core._codec import from_json, to_json
     from cairn.core._digest import (
