@@ -236,6 +236,25 @@ def test_first_format_blobs_not_moved_yet_are_read_in_place(tmp_path: pathlib.Pa
     assert dict(store.get_many([d for d, _ in everything])) == dict(everything)
 
 
+def test_a_first_format_store_opened_while_the_turn_is_held_is_read_in_place(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Opening a first-format store moves its blobs in the writers' turn; when another process
+    holds the turn past the busy timeout, the store is read in place, as when SQLite's lock was
+    busy, and moved later (on c37a53f every read failed with the turn's UnavailableError)."""
+    root = str(tmp_path / "blobs")
+    items = _blobs(3, 100, b"v1")
+    _make_first_format(root, items, stored_at=5.0)
+    store = LocalBlobStore(root)
+    store.packs.busy_seconds = 0.1
+    read: list[bytes | None] = []
+    with turn_held_by_a_stopped_process(os.path.join(root, "small.sqlite")):
+        assert raised_within(lambda: read.extend(store.get(d) for d, _ in items)) is None
+    assert read == [b for _, b in items] and store.packs.legacy
+    assert store.upgrade() == 3 and not store.packs.legacy
+    store.close()
+
+
 def test_a_batch_with_known_and_repeated_blobs_appends_each_new_one_once(
     tmp_path: pathlib.Path,
 ) -> None:

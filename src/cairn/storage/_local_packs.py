@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from cairn.core import digest_from_raw, digest_raw
-from cairn.errors import CommError
+from cairn.errors import CommError, UnavailableError
 from cairn.storage._base import BlobInfo
 from cairn.storage._local_direct import DirectWriter
 from cairn.storage._local_io import (
@@ -111,7 +111,7 @@ class Packs:
             if self.legacy:
                 try:
                     self.upgrade()
-                except (sqlite3.Error, OSError):
+                except (sqlite3.Error, OSError, UnavailableError):  # busy: the turn not had
                     pass  # a store we cannot write (yet): first-format blobs are read in place
         return self._conn
 
