@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cairn.storage._local_io import O_CLOEXEC, disk_full, pread_all, store_error
-from cairn.storage._local_packs import BATCH, _rollback
+from cairn.storage._local_packs import BATCH, rollback
 
 if TYPE_CHECKING:
     from cairn.storage._local_packs import Packs
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 def delete(packs: Packs, raws: Sequence[bytes]) -> int:
     """Remove the index rows of these blobs (their bytes stay in their packs until
     ``compact``); returns how many there were."""
-    with packs._lock:
+    with packs.lock:
         db = packs.db()
-        with packs._turn():
+        with packs.turn():
             return _delete(packs, db, raws)
 
 
@@ -47,7 +47,7 @@ def _delete(packs: Packs, db: sqlite3.Connection, raws: Sequence[bytes]) -> int:
         db.execute("COMMIT")
         db.execute("PRAGMA incremental_vacuum")  # give the freed pages back
     except sqlite3.Error as exc:
-        _rollback(db)
+        rollback(db)
         raise store_error(packs.root, "could not remove blobs", exc) from None
     return removed
 
@@ -59,26 +59,26 @@ def compact(packs: Packs) -> int:
     one) are removed too. Returns the bytes given back. On a full disk the packs are left as
     they are (the rows are gone already; a later gc finishes)."""
     given_back = 0
-    with packs._lock:
+    with packs.lock:
         db = packs.db()
         candidates = db.execute("SELECT id FROM pack WHERE live * 2 < size").fetchall()
         for (pack,) in candidates:
             try:
-                with packs._turn():
+                with packs.turn():
                     given_back += _compact_one(packs, db, int(pack))
             except sqlite3.Error as exc:
-                _rollback(db)
+                rollback(db)
                 raise store_error(packs.root, "could not compact blob packs", exc) from None
             except OSError as exc:
-                _rollback(db)
+                rollback(db)
                 if disk_full(exc):
                     return given_back
                 raise
         try:
-            with packs._turn():
+            with packs.turn():
                 given_back += _remove_orphan_packs(packs, db)
         except sqlite3.Error as exc:
-            _rollback(db)
+            rollback(db)
             raise store_error(packs.root, "could not compact blob packs", exc) from None
     return given_back
 
@@ -102,7 +102,7 @@ def _compact_one(packs: Packs, db: sqlite3.Connection, pack: int) -> int:
                 items.append((bytes(raw), pread_all(fd, int(n), int(offset)), stored_at))
         finally:
             os.close(fd)
-        packs._append(db, items, avoid=pack)
+        packs.append(db, items, avoid=pack)
     db.execute("DELETE FROM pack WHERE id = ?", (pack,))
     db.execute("COMMIT")
     try:
@@ -119,7 +119,7 @@ def _remove_orphan_packs(packs: Packs, db: sqlite3.Connection) -> int:
     try:
         known = {int(r[0]) for r in db.execute("SELECT id FROM pack")}
         given_back = 0
-        entries = list(os.scandir(packs._packs)) if os.path.isdir(packs._packs) else []
+        entries = list(os.scandir(packs.packs_dir)) if os.path.isdir(packs.packs_dir) else []
         for entry in entries:
             stem, _, ext = entry.name.partition(".")
             if ext != "pack" or not stem.isdigit() or int(stem) in known:

@@ -56,7 +56,7 @@ _SCHEMA = (
 )
 
 
-def _rollback(db: sqlite3.Connection) -> None:
+def rollback(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         try:
             db.execute("ROLLBACK")
@@ -72,8 +72,8 @@ class Packs:
         self.root = root
         self._durable = durable
         self._db_path = os.path.join(root, "small.sqlite")
-        self._packs = os.path.join(root, "packs")  # created with the first pack
-        self._lock = threading.RLock()
+        self.packs_dir = os.path.join(root, "packs")  # created with the first pack
+        self.lock = threading.RLock()  # one user of the connection at a time (gc too)
         self.busy_seconds = BUSY_SECONDS  # a writer's wait for its turn, and SQLite's for its lock
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = 0
@@ -116,9 +116,9 @@ class Packs:
         return self._conn
 
     def pack_path(self, pack: int) -> str:
-        return os.path.join(self._packs, f"{pack:08d}.pack")
+        return os.path.join(self.packs_dir, f"{pack:08d}.pack")
 
-    def _turn(self) -> contextlib.AbstractContextManager[None]:
+    def turn(self) -> contextlib.AbstractContextManager[None]:
         """This process's turn among the index's writers (``writer_turn``), around each write
         transaction."""
         return writer_turn(self._db_path, self.busy_seconds)
@@ -133,9 +133,9 @@ class Packs:
         if sum(len(data) for _, data, _ in items) >= OWN_PACK:
             own = self._write_own(items)
         try:
-            with self._lock:
+            with self.lock:
                 db = self.db()  # outside the turn: opening may move a first-format store
-                with self._turn():
+                with self.turn():
                     if own is None or self.legacy or not self._index_own(db, items, own):
                         self._put(db, items)
         finally:
@@ -192,12 +192,12 @@ class Packs:
             if db.total_changes - changes != len(rows):
                 db.execute("ROLLBACK")
                 return False
-            fresh = not os.path.isdir(self._packs)
-            os.makedirs(self._packs, exist_ok=True)
+            fresh = not os.path.isdir(self.packs_dir)
+            os.makedirs(self.packs_dir, exist_ok=True)
             os.replace(own, self.pack_path(pack))
             try:
                 if self._durable:
-                    fsync_dir(self._packs)
+                    fsync_dir(self.packs_dir)
                     if fresh:
                         fsync_dir(self.root)
                 db.execute("COMMIT")
@@ -214,10 +214,10 @@ class Packs:
         try:
             yield
         except sqlite3.Error as exc:
-            _rollback(db)
+            rollback(db)
             raise store_error(self.root, "could not store blobs", exc) from None
         except OSError as exc:
-            _rollback(db)
+            rollback(db)
             if disk_full(exc):
                 raise store_error(self.root, "could not store blobs", exc) from None
             raise
@@ -227,7 +227,7 @@ class Packs:
             db.execute("BEGIN IMMEDIATE")
             # Usually every blob is new (writers ask which are missing first): then the index
             # rows go in as one statement, and only a batch with a known blob is sorted out.
-            if not self.legacy and self._append(db, items, only_new=True):
+            if not self.legacy and self.append(db, items, only_new=True):
                 db.execute("COMMIT")
                 return
             present = self._present(db, [raw for raw, _, _ in items])
@@ -241,12 +241,12 @@ class Packs:
                 if item[0] not in present:
                     new.setdefault(item[0], item)
             if new:
-                self._append(db, list(new.values()))
+                self.append(db, list(new.values()))
             db.execute("COMMIT")
 
     def present(self, raws: Sequence[bytes]) -> set[bytes]:
         """Those of ``raws`` in a pack (or, until moved, in the first format's table)."""
-        with self._lock:
+        with self.lock:
             return self._present(self.db(), raws)
 
     def _present(self, db: sqlite3.Connection, raws: Sequence[bytes]) -> set[bytes]:
@@ -263,7 +263,7 @@ class Packs:
                 found.update(bytes(r[0]) for r in rows)
         return found
 
-    def _append(
+    def append(
         self,
         db: sqlite3.Connection,
         items: Sequence[tuple[bytes, bytes, float]],
@@ -303,14 +303,14 @@ class Packs:
         )
         db.execute("RELEASE append")
         if fresh:
-            os.makedirs(self._packs, exist_ok=True)
+            os.makedirs(self.packs_dir, exist_ok=True)
         fd = os.open(self.pack_path(pack), os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644)
         try:
             self._write_flushed(fd, start, [data for _, data, _ in items])
         finally:
             os.close(fd)
         if fresh and self._durable:  # a new pack file (every PACK_LIMIT bytes): its name too
-            fsync_dir(self._packs)
+            fsync_dir(self.packs_dir)
             fsync_dir(self.root)
         return True
 
@@ -333,7 +333,7 @@ class Packs:
         place from its pack (or the first format's row), or None if there is no such small blob.
         A pack that gc rewrote between the lookup and the read is looked up again."""
         for _ in range(5):
-            with self._lock:
+            with self.lock:
                 db = self.db()
                 row = db.execute(
                     "SELECT pack, offset, size FROM packed WHERE digest = ?", (raw,)
@@ -376,7 +376,7 @@ class Packs:
         looked up in one query, each pack opened once and its blobs read a span at a time; None
         for a blob not in a pack (large, first-format, absent, or its pack rewritten by gc)."""
         raws = [digest_raw(d) for d in chunk]
-        with self._lock:
+        with self.lock:
             rows = (
                 self.db()
                 .execute(
@@ -407,7 +407,7 @@ class Packs:
         return iter(found)
 
     def size(self, raw: bytes) -> int | None:
-        with self._lock:
+        with self.lock:
             db = self.db()
             row = db.execute("SELECT size FROM packed WHERE digest = ?", (raw,)).fetchone()
             if row is None and self.legacy:
@@ -415,7 +415,7 @@ class Packs:
         return None if row is None else int(row[0])
 
     def entries(self) -> Iterator[BlobInfo]:
-        with self._lock:
+        with self.lock:
             db = self.db()
             rows = db.execute("SELECT digest, size, stored_at FROM packed").fetchall()
             if self.legacy:
@@ -447,14 +447,14 @@ class Packs:
         each blob is in one place or the other, both are read), then drop the table and give
         its pages back. Returns how many blobs were moved. Runs when the store is opened."""
         moved, dropped = 0, False
-        with self._lock:
+        with self.lock:
             db = self.db()
             while self.legacy:
                 try:
-                    with self._turn():
+                    with self.turn():
                         n = self._move_some(db)
                 except BaseException:
-                    _rollback(db)
+                    rollback(db)
                     raise
                 moved += n
                 dropped = dropped or (n == 0 and not self.legacy)
@@ -497,13 +497,13 @@ class Packs:
                 [b[1] for b in batch[start : start + BATCH]],
             )
         }
-        self._append(db, [(raw, data, at) for _, raw, data, at in batch if raw not in packed])
+        self.append(db, [(raw, data, at) for _, raw, data, at in batch if raw not in packed])
         db.executemany("DELETE FROM blob WHERE rowid = ?", [(b[0],) for b in batch])
         db.execute("COMMIT")
         return len(batch)
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             if self._conn is not None and self._conn_pid == os.getpid():
                 self._conn.close()
             self._conn = None
