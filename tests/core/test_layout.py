@@ -12,6 +12,7 @@ from cairn.core import (
     digest_in_folder,
     digest_of_blob_path,
     digest_raw,
+    is_digest,
 )
 from cairn.errors import ValidationError
 
@@ -45,3 +46,17 @@ def test_paths_that_are_not_blobs(path: str) -> None:
 def test_a_bad_digest_has_no_path() -> None:
     with pytest.raises(ValidationError):
         blob_path("sha256:xyz")
+
+
+def test_a_digest_is_sha256_and_64_lowercase_hex_digits_nothing_more() -> None:
+    # Checked without a regular expression now (``re`` is not loaded by a staging worker): the
+    # expression's ``$`` also took a digest followed by a newline, which ``digest_hex`` then
+    # passed to ``bytes.fromhex`` (it skips whitespace).
+    d = digest_bytes(b"layout")
+    assert is_digest(d)
+    hexd = d.removeprefix("sha256:")
+    for bad in (d + "\n", d + " ", d[:-1], d[:-1] + "G", "sha256:" + hexd.upper(), "md5:" + hexd):
+        assert not is_digest(bad), bad
+        with pytest.raises(ValidationError):
+            blob_path(bad)
+    assert not is_digest(None) and not is_digest(b"sha256:" + hexd.encode())

@@ -21,7 +21,7 @@ from cairn.sdk._stage_pool import StagePool
 from tests.conftest import write
 from tests.sdk.test_relog import _expected
 
-POOL_MODULE = "cairn.sdk._stage_pool"
+POOL_MODULE = "cairn.sdk._stage_worker"
 
 
 def _tree(root: pathlib.Path, files: int = 300) -> None:
@@ -499,6 +499,22 @@ def test_a_flush_asked_early_covers_only_the_chunks_sent_before_it(tmp_path: pat
     assert pool._flushes == pool._flushed == [2]
     stored = {info.digest for info in store.list()}
     assert {digest for digest, _, _ in first + second} <= stored and len(stored) == 4
+
+
+def test_a_worker_runs_in_a_process_group_of_its_own(tmp_path: pathlib.Path) -> None:
+    # Ctrl-C in a terminal reaches the foreground process group: the caller, which closes its
+    # workers' input. A worker ignored SIGINT itself before, and paid the signal module (and
+    # enum) at every start for it.
+    from cairn.storage import LocalBlobStore
+
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    pool = StagePool(1, store.root, store.small_limit, store.durable)
+    try:
+        pid = pool._procs[0].pid
+        assert os.getpgid(pid) == pid != os.getpgrp()
+    finally:
+        pool.close()
+    assert pool._procs[0].returncode == 0
 
 
 @pytest.mark.embedded_only

@@ -1,8 +1,6 @@
 """The SDK: Run, Artifact, entries and the query Api, over the Service protocol."""
 
-from typing import TYPE_CHECKING
-
-from cairn._lazy import lazy_exports
+from cairn._lazy import TYPE_CHECKING, lazy_exports
 
 # Each module loads when one of its names is first read (cairn._lazy): the CLI's parser and
 # `import cairn` do not pay for the store.

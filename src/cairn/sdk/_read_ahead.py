@@ -162,11 +162,11 @@ class ReadAhead:
                 if known is not None:
                     yield known
                     continue
-                whole = read_whole(
+                digest, data, key = read_whole(
                     dirs, d, name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, now_ns()
                 )
-                self._store([(whole.digest, whole.data)], st.st_size)
-                yield (whole.digest, st.st_size, whole.key)
+                self._store([(digest, data)], st.st_size)
+                yield (digest, st.st_size, key)
 
     def _split(self, *, final: bool) -> None:
         """Whole chunks of the files found (``final``: all of them) made ready to give out."""
@@ -215,12 +215,12 @@ class ReadAhead:
         with Directories() as dirs:
             for d, name, st in chunk.files:
                 file_size = st.st_size
-                whole = read_whole(
+                digest, data, key = read_whole(
                     dirs, d, name, file_size, st.st_mtime_ns, st.st_ctime_ns, started
                 )
-                blobs.append((whole.digest, whole.data))
+                blobs.append((digest, data))
                 size += file_size
-                done.append((whole.digest, file_size, whole.key))
+                done.append((digest, file_size, key))
         self._store(blobs, size)
         chunk.done = done
         return done

@@ -2,9 +2,9 @@
 
 A first log of many small files is per-file work (open, read, fstat, close, SHA-256, a few
 Python objects) that holds the GIL, so threads do not use a second core. ``StagePool`` starts
-``CAIRN_STAGE_WORKERS`` processes (``python -m cairn.sdk._stage_pool``: a new interpreter that
-imports only this module and the blob store, never the caller's ``__main__``, with no inherited
-threads, locks or SQLite connections) when a job is big enough to repay their start. The parent
+``CAIRN_STAGE_WORKERS`` processes (``_stage_worker.py``: a new interpreter that imports only the
+worker's side and the blob store, never the caller's ``__main__``, with no inherited threads,
+locks or SQLite connections) when a job is big enough to repay their start. The parent
 walks, sends the workers chunks of file names and reads a share of the chunks itself once the
 walk is over (so one process fewer is started: on 2 cores, one worker; ``_read_ahead.py``
 says which chunks); a worker reads each file whole
@@ -25,52 +25,23 @@ workers' input: they stop at once, dropping what they had not written (nothing r
 from __future__ import annotations
 
 import os
-import pickle
-import queue
 import select
-import signal
-import struct
 import subprocess
 import sys
-import threading
 import weakref
 from collections import deque
-from typing import IO, Any
+from typing import Any
 
 from cairn.errors import CommError
-from cairn.sdk._whole import Directories, FileDone, FileJob, read_whole
+from cairn.sdk._stage_worker import HEADER_SIZE, decode, error_of, frame, length_of
+from cairn.sdk._whole import FileDone, FileJob
 
-FLUSH_BYTES = 32 << 20  # a worker writes its buffer when it holds this many bytes
-FLUSH_COUNT = 20_000  # or this many blobs
 # Chunks a worker holds unanswered: enough that it never waits while the caller reads a chunk
 # or works on answers (with 2, s1's worker waited 0.03-0.24 s of its ~0.4 s under load; with 4,
 # 0.00-0.01 s), few enough that at the end the caller does not wait on more than it could read.
 AHEAD = 4
-_HEADER = struct.Struct("<Q")
-
-
-# -- framing: an 8-byte length, then a pickle ---------------------------------------------------
-
-
-def _send(out: IO[bytes], message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_HEADER.pack(len(data)) + data)
-    out.flush()
-
-
-def _receive(src: IO[bytes]) -> Any:
-    """The next message, or None at the end of the stream."""
-    head = src.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        return None
-    (length,) = _HEADER.unpack(head)
-    data = src.read(length)
-    if len(data) < length:
-        return None
-    return pickle.loads(data)
-
-
-# -- the parent's side ------------------------------------------------------------------------
+# The worker's command: no ``site`` (what it imports is on ``PYTHONPATH``), no ``runpy``.
+WORKER = ("-S", "-c", "from cairn.sdk._stage_worker import main; main()")
 
 
 class StagePool:
@@ -85,8 +56,7 @@ class StagePool:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_parent, env.get("PYTHONPATH", "")) if p
         )
-        command = [sys.executable, "-m", "cairn.sdk._stage_pool"]
-        command += [root, str(small_limit), "1" if durable else "0"]
+        command = [sys.executable, *WORKER, root, str(small_limit), "1" if durable else "0"]
         self._procs: list[subprocess.Popen[bytes]] = []
         # Per worker: bytes read from its pipe not yet a whole answer, answers read not yet
         # taken, requests sent not yet answered (its backlog), and whether its pipe ended.
@@ -101,9 +71,15 @@ class StagePool:
         self._finalizer = weakref.finalize(self, _kill_all, self._procs)
         try:
             for _ in range(count):
+                # A process group of its own: Ctrl-C in a terminal reaches the caller alone,
+                # which closes the workers' input (they end); they do not handle signals.
                 self._procs.append(
                     subprocess.Popen(
-                        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                        command,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        env=env,
+                        process_group=0,
                     )
                 )
                 self._inbound.append(bytearray())
@@ -186,7 +162,8 @@ class StagePool:
         proc = self._procs[worker]
         assert proc.stdin is not None
         try:
-            _send(proc.stdin, message)
+            proc.stdin.write(frame(message))
+            proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died(worker) from None
         self._asked[worker] += 1
@@ -199,7 +176,7 @@ class StagePool:
         reply = replies.popleft()
         self._asked[worker] -= 1
         if reply[0] == "error":
-            raise reply[1]
+            raise error_of(reply[1])
         return reply[1]
 
     def _pump(self, worker: int) -> bool:
@@ -215,12 +192,11 @@ class StagePool:
         inbound = self._inbound[worker]
         inbound += data
         start = 0
-        while len(inbound) - start >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(inbound, start)
-            end = start + _HEADER.size + length
+        while len(inbound) - start >= HEADER_SIZE:
+            end = start + HEADER_SIZE + length_of(inbound, start)
             if len(inbound) < end:
                 break
-            reply = pickle.loads(inbound[start + _HEADER.size : end])
+            reply = decode(inbound[start + HEADER_SIZE : end])
             if reply[0] == "flushed":  # counted, not queued: the replies are the chunks' answers
                 self._flushed[worker] += 1
                 self._asked[worker] -= 1
@@ -278,105 +254,3 @@ def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
     if not ended:
         raise subprocess.TimeoutExpired(proc.args, timeout)
     return proc.wait()
-
-
-# -- the worker's side ------------------------------------------------------------------------
-
-
-def _serve(root: str, small_limit: int, durable: bool) -> None:
-    from cairn.storage import LocalBlobStore
-
-    store = LocalBlobStore(root, small_limit=small_limit, durable=durable)
-    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def take_requests() -> None:
-        # Reading ahead on a thread: the parent's writes never wait for this worker's answers.
-        while (message := _receive(sys.stdin.buffer)) is not None:
-            inbox.put(message)
-        inbox.put(None)
-
-    threading.Thread(target=take_requests, daemon=True).start()
-    out = sys.stdout.buffer
-    writer = _WriteBehind(store)
-    buffer: list[tuple[str, bytes]] = []
-    size = 0
-    while (message := inbox.get()) is not None:  # None: the parent is done, or gone
-        try:
-            if message[0] == "read":
-                _, started, chunk = message
-                done: list[FileDone] = []
-                with Directories() as dirs:
-                    for directory, name, file_size, mtime, ctime in chunk:
-                        whole = read_whole(dirs, directory, name, file_size, mtime, ctime, started)
-                        buffer.append((whole.digest, whole.data))
-                        size += file_size
-                        done.append((whole.digest, file_size, whole.key))
-                if size >= FLUSH_BYTES or len(buffer) >= FLUSH_COUNT:
-                    writer.write(buffer)
-                    buffer, size = [], 0
-                reply: tuple[str, object] = ("ok", done)
-            else:  # "flush"
-                if buffer:
-                    writer.write(buffer)
-                    buffer, size = [], 0
-                writer.wait()
-                reply = ("flushed", None)
-        except Exception as exc:  # noqa: BLE001 - every error is the parent's to raise
-            buffer, size = [], 0
-            reply = ("error", _picklable(exc))
-        try:
-            _send(out, reply)
-        except BrokenPipeError:
-            return
-    try:
-        writer.wait()
-    finally:
-        store.close()
-
-
-class _WriteBehind:
-    """A worker's full buffers written on a thread while it reads on (one write at a time, so
-    at most two buffers are held: the one written and the one filling). Writing files and
-    their fsyncs release the GIL: a set of large files is read while the last batch is made
-    durable, as the calling process does with its own buffer."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def write(self, blobs: list[tuple[str, bytes]]) -> None:
-        """Start writing ``blobs`` (after the write before it ended)."""
-        self.wait()
-
-        def run() -> None:
-            try:
-                self._store.put_many(blobs)
-            except BaseException as exc:  # noqa: BLE001 - raised by the next wait()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="cairn-stage-write", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> None:
-        """The write under way ended; its error, if any, raised here."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-
-def _picklable(exc: Exception) -> Exception:
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - any exception that does not travel becomes a CommError
-        return CommError(f"a staging worker failed: {type(exc).__name__}: {exc}")
-    return exc
-
-
-if __name__ == "__main__":
-    # Ctrl-C reaches the whole process group: the parent handles it and closes our input.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1")

@@ -3,17 +3,22 @@ and in the staging workers alike (``_stage_pool.py``, ``_read_ahead.py``), and w
 is made of.
 
 Kept apart from the worker pool so that a re-log, which starts no worker, imports neither the
-pool nor what it needs (subprocess, select, pickle, signal).
+pool nor what it needs (subprocess, select, pickle, signal); and a worker imports this module,
+so it loads nothing a worker does not use (no ``typing`` at run time: ``tests/test_imports.py``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
-from cairn.core import Digest, digest_bytes
+from cairn._lazy import TYPE_CHECKING
+from cairn.core import digest_bytes
 from cairn.errors import ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from cairn.core import Digest
 
 CHUNK_FILES = 256  # files read by one reader at a time
 CHUNK_BYTES = 8 << 20
@@ -53,12 +58,6 @@ def changed_while_reading(path: str) -> ValidationError:
     return ValidationError(
         f"file {path} changed while cairn was reading it; add it again once it is complete"
     )
-
-
-class WholeFile(NamedTuple):
-    digest: Digest
-    data: bytes
-    key: StatKey | None  # None when the file must not be cached (racy)
 
 
 class Directories:
@@ -106,13 +105,15 @@ def read_whole(
     mtime_ns: int,
     ctime_ns: int,
     started: int,
-) -> WholeFile:
+) -> tuple[Digest, bytes, StatKey | None]:
     """Read and hash the file ``name`` in ``directory``, of ``size`` bytes (as walked), checking
-    it did not change meanwhile; opened through ``dirs``. An error names the file's whole path.
+    it did not change meanwhile; opened through ``dirs``: its (digest, content, stat key), the
+    key None when the file must not be cached (racy). An error names the file's whole path.
 
     Unbuffered: one read of size+1 bytes both gets the content and shows it is all. This runs
     once per file of every tree added (in the calling process or a worker), so the stat key and
-    the racy rule are inlined, and the path is joined only for an error."""
+    the racy rule are inlined, the path is joined only for an error, and the answer is a plain
+    tuple (a named tuple's constructor is a Python call: ~0.3 us a file)."""
     try:
         fd = dirs.open(directory, name)
     except OSError as exc:
@@ -131,7 +132,7 @@ def read_whole(
         if max(mtime, ctime) >= started - RACY_NS
         else (st.st_dev, st.st_ino, size, mtime, ctime)
     )
-    return WholeFile(digest_bytes(data), data, key)
+    return digest_bytes(data), data, key
 
 
 def runnable() -> int | None:
@@ -154,14 +155,24 @@ def worth_workers(count: int, size: int, running: int | None, cores: int) -> boo
     return count >= BUSY_FILES or size >= BUSY_BYTES
 
 
-class ReadRun(NamedTuple):
+class ReadRun:
     """Files read and hashed, a run of them at a time (``Stager._read_all``, ``read_here``)."""
 
-    positions: Sequence[int]  # their places in the files staged
-    digests: Sequence[str]
-    sizes: Sequence[int]
-    keys: Sequence[StatKey | None]  # None where a file must not be cached (racy)
-    blobs: list[tuple[str, bytes]] | None  # to buffer; None: stored already (by a worker, ...)
+    __slots__ = ("blobs", "digests", "keys", "positions", "sizes")
+
+    def __init__(
+        self,
+        positions: Sequence[int],  # their places in the files staged
+        digests: Sequence[str],
+        sizes: Sequence[int],
+        keys: Sequence[StatKey | None],  # None where a file must not be cached (racy)
+        blobs: list[tuple[str, bytes]] | None,  # to buffer; None: stored already (by a worker)
+    ) -> None:
+        self.positions = positions
+        self.digests = digests
+        self.sizes = sizes
+        self.keys = keys
+        self.blobs = blobs
 
 
 def read_here(files: Sequence[LocalFile], positions: list[int], started: int) -> Iterator[ReadRun]:
@@ -177,12 +188,14 @@ def read_here(files: Sequence[LocalFile], positions: list[int], started: int) ->
         for i in positions:
             d, name, st = files[i]
             file_size = st.st_size
-            whole = read_whole(dirs, d, name, file_size, st.st_mtime_ns, st.st_ctime_ns, started)
+            digest, data, key = read_whole(
+                dirs, d, name, file_size, st.st_mtime_ns, st.st_ctime_ns, started
+            )
             run.append(i)
-            digests.append(whole.digest)
+            digests.append(digest)
             sizes.append(file_size)
-            keys.append(whole.key)
-            blobs.append((whole.digest, whole.data))
+            keys.append(key)
+            blobs.append((digest, data))
             size += file_size
             if len(run) >= CHUNK_FILES or size >= CHUNK_BYTES:
                 yield ReadRun(run, digests, sizes, keys, blobs)

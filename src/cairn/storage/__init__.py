@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from cairn._lazy import lazy_exports
+from cairn._lazy import TYPE_CHECKING, lazy_exports
 
 # Loaded on first use (cairn._lazy): the Service protocol needs only BlobInfo, and a listing only
 # the file-system check; neither should load the S3 store's thread pool and logging.

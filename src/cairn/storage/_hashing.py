@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
 
-from cairn.core import Advance, Digest, digest_from_hasher, new_hasher, transfer
+from cairn._lazy import TYPE_CHECKING
+from cairn.core import digest_from_hasher, new_hasher
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    from cairn.core import Advance, Digest
 
 CHUNK = 1 << 20  # bytes per read wherever content is hashed, copied or streamed
 
@@ -27,6 +32,8 @@ def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[Digest, in
 
 def hash_file(path: str) -> tuple[Digest, int]:
     """The digest and size of a local file, read in chunks."""
+    from cairn.core import transfer  # progress (and typing): not loaded by a staging worker
+
     with (
         open(path, "rb") as f,
         transfer("hashing", os.fstat(f.fileno()).st_size, path) as advance,

@@ -14,19 +14,16 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import BinaryIO, TypeVar
 
+from cairn._lazy import TYPE_CHECKING
 from cairn.core import (
     BLOB_ROOT,
     blob_path_parts,
     digest_from_hasher,
     digest_in_folder,
     new_hasher,
-    transfer,
 )
 from cairn.errors import BlobNotFoundError
-from cairn.storage._base import BlobInfo
 from cairn.storage._hashing import CHUNK, hash_stream
 from cairn.storage._local_direct import DirectWriter
 from cairn.storage._local_io import (
@@ -39,11 +36,21 @@ from cairn.storage._local_io import (
     write_all,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import BinaryIO, TypeVar
+
+    from cairn.storage._base import BlobInfo
+
+    T = TypeVar("T")
+
+# A staging worker stores its batches through ``put_many``: ``BlobInfo`` (a dataclass) and the
+# progress of a transfer (``typing``) are imported where a stream or a listing needs them.
+
 _FICLONE = 0x40049409  # Linux ioctl: a copy-on-write clone of a whole file (btrfs, XFS, ...)
 # Flushes waiting at once when a batch of blob files is made durable (measured on ext4: 500 x
 # 200 KiB flushed 2-4x faster by eight threads than one by one; each thread mostly waits).
 _FLUSHERS = 8
-T = TypeVar("T")
 
 
 def _each(fn: Callable[[T], object], items: list[T]) -> None:
@@ -133,6 +140,9 @@ class BlobFiles:
     def put_stream(self, src: BinaryIO, size: int, path: str) -> BlobInfo:
         """Copy the open file ``src`` (``size`` bytes, at ``path``) into the store, hashing it
         as it is read."""
+        from cairn.core import transfer
+        from cairn.storage._base import BlobInfo
+
         hasher = new_hasher()
         tmp = self._tmp_path()
         written = 0
@@ -168,6 +178,9 @@ class BlobFiles:
     def put_clone(self, src: BinaryIO, size: int) -> BlobInfo | None:
         """Clone ``src`` into the store and hash the clone (which no one else can change), or
         None when this file system cannot clone."""
+        from cairn.core import transfer
+        from cairn.storage._base import BlobInfo
+
         tmp = self._tmp_path()
         try:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o644)
@@ -194,6 +207,8 @@ class BlobFiles:
     def take(self, path: str, digest: str, size: int) -> BlobInfo | None:
         """Move the verified file ``path`` in as blob ``digest`` (a rename); None when it is on
         another file system (the caller copies it)."""
+        from cairn.storage._base import BlobInfo
+
         final = self.path_of(digest)
         if os.path.exists(final):
             os.unlink(path)
@@ -262,6 +277,8 @@ class BlobFiles:
             return None
 
     def list(self) -> Iterator[BlobInfo]:
+        from cairn.storage._base import BlobInfo
+
         base = os.path.join(self.root, BLOB_ROOT)
         for sub in sorted(os.listdir(base)):
             subdir = os.path.join(base, sub)

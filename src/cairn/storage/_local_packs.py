@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 
 from cairn.core import digest_from_raw, digest_raw
 from cairn.errors import CommError, UnavailableError
-from cairn.storage._base import BlobInfo
 from cairn.storage._local_direct import DirectWriter
 from cairn.storage._local_io import (
     BUSY_SECONDS,
@@ -414,14 +413,15 @@ class Packs:
                 row = db.execute("SELECT size FROM blob WHERE digest = ?", (raw,)).fetchone()
         return None if row is None else int(row[0])
 
-    def entries(self) -> Iterator[BlobInfo]:
+    def entries(self) -> Iterator[tuple[str, int, float]]:
+        """(digest, size, stored_at) of every packed blob."""
         with self.lock:
             db = self.db()
             rows = db.execute("SELECT digest, size, stored_at FROM packed").fetchall()
             if self.legacy:
                 rows += db.execute("SELECT digest, size, stored_at FROM blob").fetchall()
         for raw, size, stored_at in rows:
-            yield BlobInfo(digest_from_raw(bytes(raw)), int(size), float(stored_at))
+            yield digest_from_raw(bytes(raw)), int(size), float(stored_at)
 
     # -- removal and compaction (``_local_pack_gc.py``) ---------------------------------------
 
