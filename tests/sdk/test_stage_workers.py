@@ -501,6 +501,7 @@ def test_a_flush_asked_early_covers_only_the_chunks_sent_before_it(tmp_path: pat
     assert {digest for digest, _, _ in first + second} <= stored and len(stored) == 4
 
 
+@pytest.mark.embedded_only
 def test_a_worker_runs_in_a_process_group_of_its_own(tmp_path: pathlib.Path) -> None:
     # Ctrl-C in a terminal reaches the foreground process group: the caller, which closes its
     # workers' input. A worker ignored SIGINT itself before, and paid the signal module (and
@@ -515,6 +516,58 @@ def test_a_worker_runs_in_a_process_group_of_its_own(tmp_path: pathlib.Path) -> 
     finally:
         pool.close()
     assert pool._procs[0].returncode == 0
+
+
+@pytest.mark.embedded_only
+def test_a_worker_writes_its_small_blobs_while_it_reads(tmp_path: pathlib.Path) -> None:
+    # A buffer of EARLY_BLOBS small blobs (EARLY_BYTES or more) goes to the worker's idle writer
+    # at once, not at 32 MiB or at the flush: what is left to write after its last read is what
+    # it read meanwhile (s1's worker wrote up to 8,192 blobs after it had read them all).
+    from cairn.storage import LocalBlobStore
+
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    count, size = _whole.EARLY_BLOBS, -(-_whole.EARLY_BYTES // _whole.EARLY_BLOBS)
+    jobs = []
+    for i in range(count):
+        path = write(tmp_path / "d" / f"f{i}", i.to_bytes(4, "little") * (size // 4))
+        st = os.stat(path)
+        jobs.append((os.path.dirname(path), f"f{i}", st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    pool = StagePool(1, store.root, store.small_limit, store.durable)
+    try:
+        pool.submit(0, jobs, time.time_ns())
+        digests = {digest for digest, _, _ in pool.answer(0)}
+        deadline = time.monotonic() + 10  # no flush asked: the worker's own write
+        while store.has_many(digests) != digests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.has_many(digests) == digests
+        pool.flush()
+    finally:
+        pool.close()
+
+
+@pytest.mark.embedded_only
+def test_the_caller_hands_its_small_blobs_to_an_idle_writer_while_it_shares_a_job() -> None:
+    from typing import Any, cast
+
+    from cairn.sdk import current_service
+
+    service = current_service()
+    stager = _staging.Stager(service, None, workers=1)
+    batches: list[list[tuple[str, bytes]]] = []
+    stager._service = cast(Any, type("S", (), {"is_local": True, "store_blobs": batches.append}))
+    blobs = [(f"sha256:{i:064x}", bytes(4096)) for i in range(_whole.EARLY_BLOBS)]
+    stager._buffer_extend(blobs, 4096 * len(blobs))  # alone: kept until 32 MiB (or the flush)
+    stager.flush()
+    assert batches == [blobs]
+    batches.clear()
+    stager._ahead = cast(Any, object())  # reading a job with workers
+    stager._buffer_extend(blobs[:-1], 4096 * (len(blobs) - 1))
+    assert stager._writes == []
+    stager._buffer_extend(blobs[-1:], 4096)
+    stager._ahead = None
+    assert len(stager._writes) == 1  # handed over at once
+    stager.flush()
+    assert batches == [blobs]
 
 
 @pytest.mark.embedded_only

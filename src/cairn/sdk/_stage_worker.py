@@ -22,7 +22,7 @@ import threading
 from queue import SimpleQueue
 
 from cairn._lazy import TYPE_CHECKING
-from cairn.sdk._whole import Directories, FileDone, read_whole
+from cairn.sdk._whole import Directories, FileDone, read_whole, write_early
 
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
@@ -114,7 +114,8 @@ def serve(root: str, small_limit: int, durable: bool) -> None:
                         buffer.append((digest, data))
                         size += file_size
                         done.append((digest, file_size, key))
-                if size >= FLUSH_BYTES or len(buffer) >= FLUSH_COUNT:
+                full = size >= FLUSH_BYTES or len(buffer) >= FLUSH_COUNT
+                if full or (write_early(len(buffer), size) and writer.idle()):
                     writer.write(buffer)
                     buffer, size = [], 0
                 reply: tuple[str, object] = ("ok", done)
@@ -161,6 +162,10 @@ class _WriteBehind:
 
         self._thread = threading.Thread(target=run, name="cairn-stage-write", daemon=True)
         self._thread.start()
+
+    def idle(self) -> bool:
+        """No write under way (the last one ended)."""
+        return self._thread is None or not self._thread.is_alive()
 
     def wait(self) -> None:
         """The write under way ended; its error, if any, raised here."""

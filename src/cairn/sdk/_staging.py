@@ -27,6 +27,7 @@ from cairn.sdk._whole import (
     read_here,
     runnable,
     worth_workers,
+    write_early,
 )
 from cairn.service import CommitRequest, CommitResult, Service, StageRequest
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
@@ -354,6 +355,8 @@ class Stager:
             self._buffer.extend(items)
             self._buffer_bytes += size
             full = self._buffer_bytes >= self._flush_bytes or len(self._buffer) >= FLUSH_COUNT
+            if self._ahead is not None and write_early(len(self._buffer), self._buffer_bytes):
+                full = full or all(write.done() for write in self._writes)  # an idle writer
         if full:
             self._write_behind()
 

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 CHUNK_FILES = 256  # files read by one reader at a time
 CHUNK_BYTES = 8 << 20
 RACY_NS = 50_000_000  # as ``_statcache.RACY_NS``: a file changed this recently is not cached
+# A reader of a job shared with workers (the caller and each worker) hands its buffer of small
+# blobs to its writer as soon as the writer is idle and the buffer holds this many blobs and
+# bytes, not only when it is full (32 MiB): the writes go on while it reads, and what is left to
+# write when the reading ends is what was read during the last write. Large blobs (img's 200
+# KiB) never reach the count before the bytes fill a buffer: their batches stay as they were.
+EARLY_BLOBS = 1024
+EARLY_BYTES = 4 << 20  # the store's ``OWN_PACK``: such a batch is written before its turn
+
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 DIR_FLAGS = _O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # a directory opened to list it
 _BY_DIR = os.open in os.supports_dir_fd
@@ -133,6 +141,11 @@ def read_whole(
         else (st.st_dev, st.st_ino, size, mtime, ctime)
     )
     return digest_bytes(data), data, key
+
+
+def write_early(count: int, size: int) -> bool:
+    """Whether a buffer of ``count`` blobs (``size`` bytes) goes to an idle writer now."""
+    return count >= EARLY_BLOBS and size >= EARLY_BYTES
 
 
 def runnable() -> int | None:
