@@ -15,7 +15,7 @@ from cairn.core._digest import (
 )
 
 # Not `from typing import TYPE_CHECKING` (as cairn._lazy): a name only type checkers read needs
-# no import (typing is still loaded, by _digest's NewType).
+# no import (nor does _digest's NewType: a staging worker loads no typing at all).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cairn.core._codec import from_json, to_json
