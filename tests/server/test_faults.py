@@ -114,7 +114,7 @@ def test_the_catalog_retries_only_unique_violations(tmp_path: pathlib.Path) -> N
 
     def dangling(tx: Tx) -> None:
         calls.append(1)
-        tx.conn.execute(insert(s.project_blobs).values(project_id=424242, digest="sha256:x"))
+        tx.conn.execute(insert(s.tags).values(version_id="no-such-version", tag="t"))
 
     with pytest.raises(ConflictError, match="refused the change"):
         catalog.write(dangling)

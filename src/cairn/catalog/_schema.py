@@ -250,11 +250,14 @@ blob_uploads = Table(
 )
 
 # Blobs a project's versions (files and manifest pages) refer to: a key reads a blob only if a
-# project it may read holds it, or the key itself uploaded it.
+# project it may read holds it, or the key itself uploaded it. ``project_id`` is a project's id
+# with no foreign key (migration 0013): a commit inserts a row per blob its version names, and
+# the key's check cost a query per row; the id comes from the commit's own transaction, and
+# projects are never deleted.
 project_blobs = Table(
     "project_blobs",
     metadata,
-    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
     Column("digest", String(80), primary_key=True, index=True),
 )
 
@@ -306,4 +309,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0012_upload_parts"
+HEAD_REVISION = "0013_grants_without_fk"
