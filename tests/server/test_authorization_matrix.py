@@ -82,6 +82,7 @@ def _bodies(digest: str) -> dict[str, dict[str, object]]:
         "post /versions/{version_id}/users": {"entity": "alice", "project": "p", "run_id": "r1"},
         "post /uploads": {"digest": digest, "size": 1000},
         "post /uploads/{upload_id}/parts/{number}/url": {"checksum": "x"},
+        "post /uploads/{upload_id}/name": {"digest": digest},
         "post /blobs/missing": {"digests": [digest]},
         "post /blobs/fetch": {"digests": [digest]},
         "post /blobs/urls": {"digests": [digest]},

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from cairn.core import ManifestEntry
-from cairn.errors import ArtifactNotFoundError
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.errors import ArtifactNotFoundError, NotFoundError
 from cairn.service import CommitRequest, CommitResult, FinishRequest
 from cairn.service._http import HttpService
 from tests._forked import run_workers
@@ -198,3 +198,64 @@ def test_a_server_killed_mid_upload_leaves_no_version_and_the_retry_succeeds(
         fresh.close()
     finally:
         server.stop()
+
+
+def test_an_upload_streamed_to_one_server_is_named_through_the_other(
+    pair: tuple[CairnServer, CairnServer], tmp_path: pathlib.Path
+) -> None:
+    """A large file is sent while it is hashed: its content goes to one server process, its
+    name (the digest) by another request that may reach another process (``--workers 2``);
+    they meet in the upload's catalog row. The first server holds the parts until the name
+    comes, then stores the blob; a second upload of the same blob is told it is stored, and
+    the first server ends its stream without storing anything."""
+    a, b = pair
+    reset_database(a.db)
+    key = a.create_key("namer")
+    data = os.urandom(12 << 20)  # two parts of 8 MiB and 4 MiB
+    d = digest_bytes(data)
+    on_a = HttpService(a.url, key, str(tmp_path / "ca"))
+    on_b = HttpService(b.url, key, str(tmp_path / "cb"))
+
+    def stream(upload: str, named: threading.Event, out: dict[str, object]) -> threading.Thread:
+        def body() -> Iterator[bytes]:
+            yield data[: 9 << 20]  # a whole part, held by the first server until named
+            named.wait(60)
+            yield data[9 << 20 :]
+
+        def put() -> None:
+            try:
+                out.update(
+                    on_a._call(
+                        "PUT",
+                        f"/uploads/{upload}/content",
+                        content=body(),
+                        headers={"Content-Length": str(len(data))},
+                    )
+                )
+            except NotFoundError as exc:
+                out["error"] = exc
+
+        thread = threading.Thread(target=put)
+        thread.start()
+        return thread
+
+    for stored in (False, True):
+        plan = on_a._call("POST", "/uploads", json={"size": len(data), "modes": ["stream"]})
+        assert plan["mode"] == "stream" and plan["unnamed"] is True
+        named, out = threading.Event(), {}
+        sending = stream(plan["id"], named, out)
+        answer = on_b._call("POST", f"/uploads/{plan['id']}/name", json={"digest": d})
+        named.set()
+        sending.join()
+        assert answer == {"stored": stored}
+        if not stored:
+            assert out == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
+            assert on_b.missing_blobs([d]) == []
+        else:  # the row went with the answer: the stream ends, nothing sent to S3
+            assert isinstance(out.get("error"), NotFoundError)
+    on_b.download_blob(d, str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+    with psycopg.connect(a.db, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM uploads").fetchone() == (0,)
+    on_a.close()
+    on_b.close()

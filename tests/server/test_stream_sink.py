@@ -10,15 +10,15 @@ import hashlib
 import os
 import threading
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
 
 from cairn.core import digest_bytes
-from cairn.errors import DigestMismatchError
-from cairn.server._stream_upload import IN_FLIGHT, StreamSink
+from cairn.errors import DigestMismatchError, NotFoundError
+from cairn.server._stream_upload import IN_FLIGHT, StreamSink, StreamTarget
 
 PART = 64 << 10
 T = TypeVar("T")
@@ -63,14 +63,20 @@ def _sink(
     def record(n: int, prefix: bytes, crc: bytes, etag: str) -> None:
         kept[n] = (prefix, crc, etag)
 
-    return StreamSink(
-        s3,  # type: ignore[arg-type]
+    return StreamSink(s3, len(data), PART, _target(data, digest, done, record))  # type: ignore[arg-type]
+
+
+def _target(
+    data: bytes,
+    digest: str,
+    done: list[list[dict[str, Any]]],
+    record: Callable[[int, bytes, bytes, str], None] = lambda *_: None,
+) -> StreamTarget:
+    return StreamTarget(
         ("key", "upload"),
-        record,
         digest,
-        len(data),
-        PART,
         {},
+        record,
         lambda parts: done.append(parts) or len(data),
         lambda: None,
     )
@@ -125,3 +131,62 @@ def test_other_content_is_refused_after_its_parts_are_hashed_in_order() -> None:
     with pytest.raises(DigestMismatchError):
         _run(_stream(sink, data, PART // 3))
     assert done == []  # never completed
+
+
+def test_an_unnamed_upload_holds_at_most_its_buffers_until_named() -> None:
+    """An upload begun before its digest: the parts are received and hashed but none goes to
+    the object store (its key is the blob's) until a look at the upload's row finds the name;
+    meanwhile the sink holds at most ``IN_FLIGHT + 1`` parts and then stops taking chunks.
+    Once named, every part goes and the blob completes under the named digest."""
+    data = os.urandom(3 * IN_FLIGHT * PART)
+    s3, done = _S3(), []
+    target = _target(data, digest_bytes(data), done)
+    named = threading.Event()
+    looks = 0
+
+    def lookup() -> StreamTarget | None:
+        nonlocal looks
+        looks += 1
+        return target if named.is_set() else None
+
+    async def run() -> int:
+        sink = StreamSink(s3, len(data), PART, lookup)  # type: ignore[arg-type]
+        taken = 0
+
+        async def feed() -> None:
+            nonlocal taken
+            for start in range(0, len(data), PART // 2):
+                await sink.feed(data[start : start + PART // 2])
+                taken += PART // 2
+
+        feeding = asyncio.ensure_future(feed())
+        while looks < 3:  # the sink waits for its name, looking at the row now and then;
+            await asyncio.sleep(0.005)  # the feeding yields only once no buffer is free
+        assert not feeding.done() and s3.client.parts == {}
+        assert taken <= (IN_FLIGHT + 1) * PART
+        named.set()
+        await feeding
+        return await sink.finish()
+
+    assert _run(run()) == len(data)
+    assert sorted(s3.client.parts) == list(range(1, 3 * IN_FLIGHT + 1))
+    assert b"".join(s3.client.parts[n]["data"] for n in sorted(s3.client.parts)) == data
+    assert len(done) == 1
+
+
+def test_an_unnamed_upload_whose_row_went_ends_without_sending() -> None:
+    """The naming request found the blob stored for the key (or the upload was swept): the row
+    is gone, and the stream ends without one request to the object store."""
+    data = os.urandom(4 * PART)
+    s3 = _S3()
+
+    def lookup() -> StreamTarget | None:
+        raise NotFoundError("gone")
+
+    async def run() -> None:
+        sink = StreamSink(s3, len(data), PART, lookup)  # type: ignore[arg-type]
+        await _stream(sink, data, PART)
+
+    with pytest.raises(NotFoundError):
+        _run(run())
+    assert s3.client.parts == {}

@@ -190,6 +190,30 @@ class Uploads:
 
         self.catalog.write(fn)
 
+    def name(self, upload_id: str, digest: str, ref: str, *, taking_up: str | None = None) -> bool:
+        """Name the blob of an upload begun without its digest (its ``digest`` is ``''``):
+        ``digest`` and the backend's ``ref`` are written in; with ``taking_up``, that earlier
+        upload of the same blob is taken over in the same transaction (its part records move
+        to this upload, its row goes). False when the upload is gone or named already."""
+        u, p = s.uploads.c, s.upload_parts.c
+
+        def fn(tx: Tx) -> bool:
+            named = tx.conn.execute(
+                update(s.uploads)
+                .where(u.id == upload_id, u.digest == "")
+                .values(digest=digest, backend_ref=ref)
+            ).rowcount
+            if named and taking_up is not None:
+                tx.conn.execute(
+                    update(s.upload_parts)
+                    .where(p.upload_id == taking_up)
+                    .values(upload_id=upload_id)
+                )
+                tx.conn.execute(delete(s.uploads).where(u.id == taking_up))
+            return bool(named)
+
+        return bool(self.catalog.write(fn))
+
     def record_part(
         self, upload_id: str, number: int, prefix_sha256: bytes, crc32: bytes, etag: str
     ) -> None:

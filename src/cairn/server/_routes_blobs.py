@@ -131,14 +131,27 @@ def get_blob(
 
 
 class UploadIn(BaseModel):
-    digest: str
+    digest: str | None = None  # None: streamed before the client has it (named later)
     size: int = Field(ge=0, le=5 << 40)
     modes: list[str] = Field(default_factory=list, max_length=8)
 
 
+class NameIn(BaseModel):
+    digest: str
+
+
 @router.post("/uploads", summary="Begin uploading a large blob (in parts, or presigned to S3)")
 def begin_upload(body: UploadIn, svc: Svc) -> dict[str, Any]:
-    return svc.begin_upload(check_digest(body.digest), body.size, body.modes)
+    digest = None if body.digest is None else check_digest(body.digest)
+    return svc.begin_upload(digest, body.size, body.modes)
+
+
+@router.post(
+    "/uploads/{upload_id}/name",
+    summary="Name the blob of an upload begun without its digest: go on, or stop (stored)",
+)
+def name_upload(upload_id: str, body: NameIn, svc: Svc) -> dict[str, Any]:
+    return svc.name_upload(upload_id, check_digest(body.digest))
 
 
 @router.get("/uploads/{upload_id}", summary="An upload's state: which parts arrived")

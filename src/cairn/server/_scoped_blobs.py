@@ -68,9 +68,18 @@ class ScopedBlobs(KeyRules):
 
     # -- uploads of large blobs (server/_transfers.py) --
 
-    def begin_upload(self, digest: str, size: int, modes: Sequence[str] = ()) -> dict[str, Any]:
+    def begin_upload(
+        self, digest: str | None, size: int, modes: Sequence[str] = ()
+    ) -> dict[str, Any]:
         self.require_upload()
         return self._b.transfers.begin(self.who.uploader, digest, size, modes)
+
+    def name_upload(self, upload_id: str, digest: str) -> dict[str, Any]:
+        """Name the blob of an upload begun without its digest: stored already (as
+        ``missing_blobs`` sees it for this key: it stops), or go on."""
+        self.require_upload()
+        stored = not self.missing_blobs([digest])
+        return self._b.transfers.name(self.who.uploader, upload_id, digest, stored=stored)
 
     def upload_status(self, upload_id: str) -> dict[str, Any]:
         self.require_upload()

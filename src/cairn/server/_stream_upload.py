@@ -18,33 +18,67 @@ while S3 lists the part with that ETag. A CRC32 alone would not do for that (con
 to match one); the prefix's SHA-256 cannot. Nobody else writes the parts of a streamed upload:
 it hands out no presigned part URLs. (Servers before the eleventh session kept these records as
 marker objects in S3, one PUT per part: ``drop_marks`` removes those of their uploads.)
+
+Begun before its digest (``unnamed``): the client sends while it hashes, and names the blob by
+another request, which may reach another server process. Until then the sink receives, hashes
+and holds the parts (at most ``IN_FLIGHT + 1`` buffers, then it stops reading), sending none:
+their key is the blob's. It looks at the upload's catalog row every ``NAME_POLL`` seconds for
+the name (``StreamTarget``: where the parts go), for at most ``name_wait(size)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
 from cairn.catalog import PartRecord
 from cairn.core import digest_from_hasher, new_hasher
-from cairn.errors import DigestMismatchError, ValidationError
+from cairn.errors import DigestMismatchError, NotFoundError, ValidationError
 from cairn.storage import S3BlobStore
 
 IN_FLIGHT = 8  # parts on their way to the object store at once, per upload (memory: 9 parts)
+NAME_POLL = 0.02  # seconds between looks at an unnamed upload's row
+NAME_WAIT = 60.0  # seconds an unnamed upload waits for its name, plus a second per NAME_RATE
+NAME_RATE = 10_000_000  # bytes: the client hashes the whole file before it names the blob
+
+
+def name_wait(size: int) -> float:
+    """How long an upload of ``size`` bytes begun before its digest waits for the name."""
+    return NAME_WAIT + size / NAME_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTarget:
+    """Where a named stream's parts go and what its end does: the S3 multipart upload at the
+    blob's key (``multipart``: key, S3 upload id), the blob's digest, the parts S3 kept of an
+    earlier attempt that were recorded (``kept``, see ``kept_parts``), ``record(number, prefix
+    SHA-256, CRC32, ETag)`` of a part S3 has, ``complete(parts)`` (completes and records the
+    verified blob, in a thread; its size) and ``abort()`` (content with another digest)."""
+
+    multipart: tuple[str, str]
+    digest: str
+    kept: dict[int, dict[str, Any]]
+    record: Callable[[int, bytes, bytes, str], None]
+    complete: Callable[[list[dict[str, Any]]], int]
+    abort: Callable[[], None]
 
 
 class StreamSink:
     """Takes the bytes of one upload in order (``feed``), then ``finish``es it.
 
-    ``kept``: the parts S3 has of this multipart upload (``ListParts``) that ``record`` recorded,
-    not sent again when the bytes match; ``complete(parts)`` completes and records the verified blob (in a thread);
-    ``abort()`` gives up on content with another digest.
+    ``target``: where the parts go (``StreamTarget``), or for an upload begun before its digest
+    a look at its row (``StreamTarget`` once named, None until then; it raises
+    ``NotFoundError`` once the row is gone: the blob was stored already, or the upload swept),
+    made in a thread every ``NAME_POLL`` seconds from the first full part on, for at most
+    ``name_within`` seconds.
 
     The event loop only copies each chunk into the part filling up (one copy, into one of at
     most ``IN_FLIGHT + 1`` part buffers that are reused, never a fresh allocation per part);
@@ -52,29 +86,26 @@ class StreamSink:
     CRC32; hashlib and zlib let go of the GIL), then sent from another, so receiving, hashing
     and sending overlap. A part goes to botocore as a ``bytearray``: sent in one write, where
     ``bytes`` are wrapped in a file (read and sent 16 KiB at a time, after an
-    ``Expect: 100-continue`` round trip)."""
+    ``Expect: 100-continue`` round trip). A part of an unnamed upload waits, hashed, in its
+    buffer for the name; so at most ``IN_FLIGHT + 1`` parts are held, then ``feed`` waits."""
 
     def __init__(
         self,
         s3: S3BlobStore,
-        multipart: tuple[str, str],
-        record: Callable[[int, bytes, bytes, str], None],
-        digest: str,
         size: int,
         part_size: int,
-        kept: dict[int, dict[str, Any]],
-        complete: Callable[[list[dict[str, Any]]], int],
-        abort: Callable[[], None],
+        target: StreamTarget | Callable[[], StreamTarget | None],
+        *,
+        name_within: float = NAME_WAIT,
     ) -> None:
         self._s3 = s3
-        self._key, self._upload_id = multipart
-        self._record = record  # (number, prefix SHA-256, CRC32, ETag) of a part S3 has
-        self.digest = digest
         self.size = size
         self._part_size = part_size
-        self._kept = kept
-        self._complete = complete
-        self._abort = abort
+        self._target = target if isinstance(target, StreamTarget) else None
+        self._lookup = None if isinstance(target, StreamTarget) else target
+        self._name_within = name_within
+        self._named: asyncio.Future[StreamTarget] | None = None  # resolved by ``_wait_name``
+        self._polling: asyncio.Task[None] | None = None
         self._hasher = new_hasher()
         self._hashing: ThreadPoolExecutor | None = None  # one thread: parts hashed in order
         self._free: list[bytearray] = []  # part buffers to fill again
@@ -85,6 +116,11 @@ class StreamSink:
         self._pending: list[asyncio.Future[dict[str, Any]]] = []
         self.sent = 0  # parts uploaded to the object store by this request
         self.reused = 0  # parts the object store kept from an earlier attempt
+
+    @property
+    def digest(self) -> str:
+        """The blob's digest as named ('' while the upload waits for its name)."""
+        return "" if self._target is None else self._target.digest
 
     async def feed(self, chunk: bytes) -> None:
         self._received += len(chunk)
@@ -125,26 +161,77 @@ class StreamSink:
             crc = zlib.crc32(view).to_bytes(4, "big")
         return crc, self._hasher.copy().digest()
 
+    async def _ready(self) -> StreamTarget:
+        """Where the parts go: at once for a named upload, else once the client named it."""
+        if self._target is not None:
+            return self._target
+        if self._named is None:
+            self._named = asyncio.get_running_loop().create_future()
+            self._polling = asyncio.ensure_future(self._wait_name(self._named))
+        return await asyncio.shield(self._named)  # a cancelled part leaves the others waiting
+
+    async def _wait_name(self, named: asyncio.Future[StreamTarget]) -> None:
+        assert self._lookup is not None
+        deadline = time.monotonic() + self._name_within
+        try:
+            while (target := await run_in_threadpool(self._lookup)) is None:
+                if time.monotonic() > deadline:
+                    raise ValidationError(
+                        f"the upload was not named within {self._name_within:.0f} s"
+                        " (POST its digest to /uploads/{id}/name): begin it again"
+                    )
+                await asyncio.sleep(NAME_POLL)
+        except Exception as exc:  # noqa: BLE001 - the parts waiting raise it
+            if not named.done():
+                named.set_exception(exc)
+            return
+        self._target = target
+        if not named.done():
+            named.set_result(target)
+
+    async def _give_up_naming(self) -> None:
+        """The stream ended before its name came: one more look at the row (named after all:
+        the parts on their way go, and are recorded for the next attempt), then none waits."""
+        named = self._named
+        if named is None or named.done():
+            return
+        if self._polling is not None:
+            self._polling.cancel()
+        try:
+            target = await run_in_threadpool(self._lookup) if self._lookup else None
+        except Exception as exc:  # noqa: BLE001 - the parts waiting raise it
+            named.set_exception(exc)
+            return
+        if target is None:
+            named.set_exception(NotFoundError("the upload ended before its blob was named"))
+        else:
+            self._target = target
+            named.set_result(target)
+
     async def _send(
         self, number: int, buf: bytearray, filled: int, hashed: asyncio.Future[tuple[bytes, bytes]]
     ) -> dict[str, Any]:
         try:
             crc, prefix = await hashed
-            kept = self._kept.get(number)
+            target = await self._ready()
+            kept = target.kept.get(number)
             if kept is not None and kept["prefix"] == prefix and kept["crc"] == crc:
                 self.reused += 1
                 return _part(number, kept["ETag"], crc)
             body = buf if filled == len(buf) else buf[:filled]
-            return await run_in_threadpool(self._put_part, number, body, crc, prefix)
+            return await run_in_threadpool(self._put_part, target, number, body, crc, prefix)
         finally:
             self._free.append(buf)  # the part is sent (or failed): its buffer takes another
 
-    def _put_part(self, number: int, body: bytearray, crc: bytes, prefix: bytes) -> dict[str, Any]:
+    def _put_part(
+        self, target: StreamTarget, number: int, body: bytearray, crc: bytes, prefix: bytes
+    ) -> dict[str, Any]:
+        key, upload_id = target.multipart
         try:
             made = self._s3.client.upload_part(
                 Bucket=self._s3.bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
+                Key=key,
+                UploadId=upload_id,
                 PartNumber=number,
                 Body=body,
                 ChecksumCRC32=base64.b64encode(crc).decode(),
@@ -152,7 +239,7 @@ class StreamSink:
         except Exception as exc:  # noqa: BLE001 - translated
             raise self._s3.translate(exc) from None
         # What was sent up to this part's end, for a later attempt (see the module).
-        self._record(number, prefix, crc, str(made["ETag"]))
+        target.record(number, prefix, crc, str(made["ETag"]))
         self.sent += 1
         return _part(number, made["ETag"], crc)
 
@@ -165,16 +252,20 @@ class StreamSink:
             raise ValidationError(
                 f"the upload is {self.size} bytes; {self._received} arrived. Send it again"
             )
-        if digest_from_hasher(self._hasher) != self.digest:
-            await run_in_threadpool(self._abort)
+        target = await self._ready()
+        if digest_from_hasher(self._hasher) != target.digest:
+            await run_in_threadpool(target.abort)
             raise DigestMismatchError(
-                f"upload of blob {self.digest} has other content (digest mismatch); refused"
+                f"upload of blob {target.digest} has other content (digest mismatch); refused"
             )
         self._parts.sort(key=lambda p: int(p["PartNumber"]))
-        return await run_in_threadpool(self._complete, self._parts)
+        return await run_in_threadpool(target.complete, self._parts)
 
-    async def drain(self) -> None:
-        """Wait for the parts on their way (kept by S3 for a later attempt, or failed)."""
+    async def drain(self, *, cut_off: bool = False) -> None:
+        """Wait for the parts on their way (kept by S3 for a later attempt, or failed); with
+        ``cut_off`` (the stream failed), an upload not named yet waits no longer."""
+        if cut_off:
+            await self._give_up_naming()
         pending, self._pending = self._pending, []
         try:
             if pending:
@@ -198,7 +289,7 @@ async def receive_stream(sink: StreamSink, chunks: Any) -> dict[str, Any]:
         size = await sink.finish()
     except BaseException:
         try:
-            await sink.drain()
+            await sink.drain(cut_off=True)
         except Exception:  # noqa: BLE001 - the request's own error is the one to answer
             pass
         raise

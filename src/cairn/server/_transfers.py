@@ -10,7 +10,9 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
   hashes the file, makes it durable (one fsync) and moves it into the store (a rename).
 * **Streamed** (S3 stores, from ``PARTS_FROM``, clients that offer ``stream``): an S3 multipart
   upload at the blob's own key, fed by one request that the server hashes as it arrives and
-  uploads part by part (``_stream_upload.py``): verified without reading anything back.
+  uploads part by part (``_stream_upload.py``): verified without reading anything back. Such an
+  upload may be begun before the client has the digest (``begin`` with None: it hashes while it
+  sends); ``name`` then names the blob, and answers whether the key has it already.
 * **Presigned parts** (S3 stores, from ``PARTS_FROM``, other clients): the same multipart
   upload; the client PUTs each part by a URL bound to the part's SHA-256. ``complete`` completes
   it only where no object is yet (``If-None-Match: *``) and verifies the whole (read back, as S3
@@ -40,7 +42,8 @@ from cairn.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from cairn.server._stream_upload import StreamSink, drop_marks, kept_parts
+from cairn.server._stream_upload import StreamSink, drop_marks
+from cairn.server._transfers_streamed import UNNAMED_ONLY, Streamed
 from cairn.server._upload_parts import (
     STREAM_REF,
     PartWriter,
@@ -100,6 +103,8 @@ class Transfers:
         os.makedirs(self.spool, exist_ok=True)
         self.max_age = upload_max_age
         self._last_sweep = time.monotonic()
+        # Uploads streamed through the server (S3 stores): begun with or before the digest.
+        self.streamed = None if object_store is None else Streamed(self, object_store)
 
     @property
     def presigned(self) -> bool:
@@ -107,7 +112,7 @@ class Transfers:
 
     # -- the uploads table -------------------------------------------------------------------
 
-    def _load(self, user: str, upload_id: str) -> Upload:
+    def load(self, user: str, upload_id: str) -> Upload:
         row = self.rows.get(upload_id)
         if row is None:
             raise NotFoundError(f"no upload {upload_id!r} (completed, abandoned or never begun)")
@@ -115,7 +120,7 @@ class Transfers:
             raise PermissionDeniedError(f"upload {upload_id!r} belongs to another key")
         return upload_of(row)
 
-    def _forget(self, upload_id: str) -> None:
+    def forget(self, upload_id: str) -> None:
         self.rows.delete(upload_id)
 
     def _paths(self, up: Upload) -> tuple[str, str]:
@@ -124,12 +129,19 @@ class Transfers:
 
     # -- the protocol ---------------------------------------------------------------------------
 
-    def begin(self, user: str, digest: str, size: int, modes: Sequence[str] = ()) -> dict[str, Any]:
+    def begin(
+        self, user: str, digest: str | None, size: int, modes: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Begin (or take up) an upload. ``modes``: what the client can do besides parts and
-        presigned PUTs (``stream``: send the whole blob in one request, on S3 stores)."""
-        check_digest(digest)
+        presigned PUTs (``stream``: send the whole blob in one request, on S3 stores).
+        ``digest`` None: a streamed upload begun before its digest (``name`` names it)."""
         if not isinstance(size, int) or size < 0:
             raise ValidationError("size must be a non-negative integer")
+        if digest is None:
+            if self.streamed is None:
+                raise ValidationError(UNNAMED_ONLY)
+            return self.streamed.begin_unnamed(user, size, modes)
+        check_digest(digest)
         if self.s3 is None and -(-size // self.part_size) > MAX_PARTS:
             raise ValidationError(f"blob too large: at most {MAX_PARTS} parts of {self.part_size}")
         self.sweep_now_and_then()
@@ -144,18 +156,7 @@ class Transfers:
             # In parts: S3 keeps the parts that arrived, so the upload can resume. At the blob's
             # own key (a multipart upload is invisible until the server completes it, and then
             # only where no object is yet): no copy from a staging key afterwards.
-            ref = self.s3.key_of(digest)
-            try:
-                # Parts streamed through the server carry a CRC32 (it hashed them already);
-                # presigned ones the SHA-256 their URL is bound to.
-                made = self.s3.client.create_multipart_upload(
-                    Bucket=self.s3.bucket,
-                    Key=ref,
-                    ChecksumAlgorithm="CRC32" if stream else "SHA256",
-                )
-            except Exception as exc:  # noqa: BLE001 - translated
-                raise self.s3.translate(exc) from None
-            ref = f"{ref}\n{made['UploadId']}" + (STREAM_REF if stream else "")
+            ref = self.multipart(digest, stream)
         up = Upload(upload_id, user, digest, size, part_size, ref)
 
         if self.s3 is None:
@@ -166,6 +167,23 @@ class Transfers:
             os.makedirs(parts, exist_ok=True)
         self.rows.insert(up)
         return self.describe(up, new=True)
+
+    def multipart(self, digest: str, stream: bool) -> str:
+        """Begin an S3 multipart upload at the blob's key; the upload's ``ref``."""
+        assert self.s3 is not None
+        key = self.s3.key_of(digest)
+        try:
+            # Parts streamed through the server carry a CRC32 (it hashed them already);
+            # presigned ones the SHA-256 their URL is bound to.
+            made = self.s3.client.create_multipart_upload(
+                Bucket=self.s3.bucket, Key=key, ChecksumAlgorithm="CRC32" if stream else "SHA256"
+            )
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self.s3.translate(exc) from None
+        return f"{key}\n{made['UploadId']}" + (STREAM_REF if stream else "")
+
+    def stream_part_size(self, size: int) -> int:
+        return self._part_size(size, True)
 
     def _part_size(self, size: int, stream: bool) -> int:
         """Parts of a streamed upload: small ones, larger only as S3's 10,000 parts need."""
@@ -179,6 +197,20 @@ class Transfers:
     ) -> dict[str, Any] | None:
         """This key's open upload of the same blob, with the parts it kept (a client killed
         mid-upload takes it up again), or None. One whose parts are gone is forgotten."""
+        up = self.earlier(user, digest, size, stream, part_size)
+        if up is None:
+            return None
+        try:
+            return self.describe(up)
+        except CommError:  # the object store no longer has the multipart upload
+            self.forget(up.id)
+            return None
+
+    def earlier(
+        self, user: str, digest: str, size: int, stream: bool, part_size: int
+    ) -> Upload | None:
+        """This key's newest open upload of the blob that the same way of sending may take up
+        (S3 not asked), or None; one that cannot be taken up as it is was sent is forgotten."""
         row = self.rows.latest_for(user, digest, size)
         if row is None or row.part_size != part_size:
             return None
@@ -186,16 +218,12 @@ class Transfers:
         if up.multipart is not None and up.streamed != stream:
             return None  # sent another way: never mixed (the server trusts its own parts only)
         if up.older_stream:
-            self._abort_s3(up)  # streamed by an older server (its own part records): begun again
+            self.abort_s3(up)  # streamed by an older server (its own part records): begun again
             return None
         if self.s3 is None and not os.path.exists(self._paths(up)[0]):
             self.abort(up)
             return None
-        try:
-            return self.describe(up)
-        except CommError:  # the object store no longer has the multipart upload
-            self._forget(up.id)
-            return None
+        return up
 
     def describe(self, up: Upload, *, new: bool = False) -> dict[str, Any]:
         """An upload as the client sees it: how to send it (``mode``), the parts kept (none
@@ -206,7 +234,9 @@ class Transfers:
             "size": up.size,
             "part_size": up.part_size,
         }
-        if self.s3 is not None and up.multipart is not None:
+        if up.unnamed:
+            out.update(mode="stream", unnamed=True, parts_done=[])
+        elif self.s3 is not None and up.multipart is not None:
             mode = "stream" if up.streamed else "presigned-parts"
             out.update(mode=mode, parts_done=[] if new else self._s3_parts(up))
         elif self.s3 is not None:
@@ -228,9 +258,9 @@ class Transfers:
         return out
 
     def _s3_parts(self, up: Upload) -> list[int]:
-        return sorted(p["PartNumber"] - 1 for p in self._s3_list(up))
+        return sorted(p["PartNumber"] - 1 for p in self.s3_list(up))
 
-    def _s3_list(self, up: Upload) -> list[dict[str, Any]]:
+    def s3_list(self, up: Upload) -> list[dict[str, Any]]:
         assert self.s3 is not None and up.multipart is not None
         key, s3_id = up.multipart
         out: list[dict[str, Any]] = []
@@ -246,7 +276,7 @@ class Transfers:
 
     def part_url(self, user: str, upload_id: str, n: int, checksum: str) -> dict[str, Any]:
         """A presigned URL for part ``n`` that S3 accepts only with this SHA-256 (base64)."""
-        up = self._load(user, upload_id)
+        up = self.load(user, upload_id)
         if self.s3 is None or up.multipart is None or up.streamed:
             raise ValidationError(f"upload {upload_id} does not take parts by presigned URL")
         up.part_length(n)
@@ -266,60 +296,25 @@ class Transfers:
         )
         return {"url": url, "headers": {"x-amz-checksum-sha256": checksum}}
 
+    def name(self, user: str, upload_id: str, digest: str, *, stored: bool) -> dict[str, Any]:
+        """Name the blob of an upload begun before its digest (``Streamed.name``)."""
+        if self.streamed is None:
+            self.load(user, upload_id)  # an upload of this key's, or 404
+            raise ValidationError(f"upload {upload_id} is not waiting for its blob's name")
+        return self.streamed.name(user, upload_id, digest, stored=stored)
+
     def open_stream(self, user: str, upload_id: str) -> StreamSink:
         """Where the whole content of an S3 upload goes, from its first byte (``stream``)."""
-        up = self._load(user, upload_id)
-        store = self.object_store
-        if store is None or up.multipart is None or not up.streamed:
+        up = self.load(user, upload_id)
+        if self.streamed is None or not (up.unnamed or up.streamed):
             raise ValidationError(f"upload {upload_id} does not take its content in one stream")
-        if up.older_stream:  # an older server's (its parts are S3 objects):
-            self._abort_s3(up)  # its markers dropped; the client begins a new upload
-            raise NotFoundError(f"no upload {upload_id!r} (begun by an older server: begin again)")
-        recorded = self.rows.parts(up.id)  # none: the first attempt, S3 is not asked
-        kept = kept_parts(recorded, self._s3_list(up)) if recorded else {}
-        return StreamSink(
-            store.s3,
-            up.multipart,
-            lambda *part: self.rows.record_part(up.id, *part),
-            up.digest,
-            up.size,
-            up.part_size,
-            kept,
-            lambda parts: self._complete_streamed(store, up, parts),
-            lambda: self._abort_s3(up),
-        )
+        return self.streamed.open(up)
 
     def _marks(self, up: Upload) -> str:
         assert self.s3 is not None
         return f"{self.s3.prefix}uploads/{up.id}/parts/"
 
-    def _complete_streamed(
-        self, store: ObjectStore, up: Upload, parts: list[dict[str, Any]]
-    ) -> int:
-        """Complete a streamed upload whose content the server verified as it arrived: at the
-        blob's key where no object is yet; an object there already is verified, kept as it is."""
-        assert up.multipart is not None
-        key, s3_id = up.multipart
-        s3 = store.s3
-        try:
-            s3.client.complete_multipart_upload(
-                Bucket=s3.bucket,
-                Key=key,
-                UploadId=s3_id,
-                MultipartUpload={"Parts": completed_parts(parts)},
-                IfNoneMatch="*",
-            )
-            size = up.size
-        except Exception as exc:  # noqa: BLE001 - translated
-            if s3_error_code(exc) != "PreconditionFailed":
-                raise s3.translate(exc) from None
-            self._abort_s3(up)
-            size = s3.verify_object(key, up.digest)
-        store.index.record([(up.digest, size, None)])
-        self._forget(up.id)  # and its parts' records
-        return size
-
-    def _abort_s3(self, up: Upload) -> None:
+    def abort_s3(self, up: Upload) -> None:
         """Abort an upload's S3 multipart upload (if it has one) and forget the upload."""
         if self.s3 is not None and up.multipart is not None:
             key, s3_id = up.multipart
@@ -334,11 +329,11 @@ class Transfers:
         self.abort(up)
 
     def status(self, user: str, upload_id: str) -> dict[str, Any]:
-        return self.describe(self._load(user, upload_id))
+        return self.describe(self.load(user, upload_id))
 
     def open_part(self, user: str, upload_id: str, n: int) -> PartWriter:
         """Where part ``n`` goes: written as it arrives, marked done only if it was whole."""
-        up = self._load(user, upload_id)
+        up = self.load(user, upload_id)
         if self.s3 is not None:
             raise ValidationError("this upload goes straight to the object store, not in parts")
         length = up.part_length(n)
@@ -351,7 +346,9 @@ class Transfers:
 
     def complete(self, user: str, upload_id: str) -> tuple[str, int]:
         """Verify and store the upload's blob; return its digest and size."""
-        up = self._load(user, upload_id)
+        up = self.load(user, upload_id)
+        if up.unnamed:
+            raise ValidationError(f"upload {upload_id} is completed by sending its content")
         try:
             if self.object_store is not None:
                 return up.digest, self._complete_presigned(self.object_store, up)
@@ -387,7 +384,7 @@ class Transfers:
         client, bucket = s3.client, s3.bucket
         known = index.sizes_many([up.digest]).get(up.digest)
         if known is None:
-            parts = self._s3_list(up)
+            parts = self.s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
                 raise ValidationError(f"upload {up.id} lacks parts; send them first")
             completed = True
@@ -420,7 +417,7 @@ class Transfers:
         if size != up.size:
             raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
         index.record([(up.digest, size, None)])
-        self._forget(up.id)
+        self.forget(up.id)
         return size
 
     def _complete_presigned(self, store: ObjectStore, up: Upload) -> int:
@@ -432,7 +429,7 @@ class Transfers:
             return self._complete_in_place(store, up)
         if multipart is not None:
             key, s3_id = multipart
-            parts = self._s3_list(up)
+            parts = self.s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
                 raise ValidationError(f"upload {up.id} lacks parts; send them first")
             try:
@@ -448,7 +445,7 @@ class Transfers:
         if size != up.size:
             raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")
         store.index.record([(up.digest, size, None)])
-        self._forget(up.id)
+        self.forget(up.id)
         return size
 
     def sweep(self, older_than: float) -> int:
@@ -458,7 +455,7 @@ class Transfers:
         cutoff = time.time() - older_than
         rows = self.rows.begun_before(cutoff)
         for row in rows:
-            self._abort_s3(upload_of(row))
+            self.abort_s3(upload_of(row))
         self.rows.drop_orphan_parts()
         known = self.rows.ids()
         orphans = 0
@@ -493,4 +490,4 @@ class Transfers:
                 pass
             # Another server process may be sweeping the same upload: what is gone is gone.
             shutil.rmtree(parts, ignore_errors=True)
-        self._forget(up.id)
+        self.forget(up.id)

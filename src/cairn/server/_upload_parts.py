@@ -15,6 +15,9 @@ STREAM_REF = "\nstream-parts"  # the end of a streamed upload's ``ref`` (parts i
 # Streamed by older servers: parts checked by their SHA-256 ("stream"), or by a CRC32 with their
 # records kept as marker objects in S3 ("stream-crc32"). Such an upload is begun again.
 OLDER_STREAM_REFS = ("\nstream", "\nstream-crc32")
+# The ``ref`` of a streamed upload begun before its digest (``digest`` is ``''`` until the client
+# names it: then the digest and the ref of a streamed upload are written in its place).
+UNNAMED_REF = "unnamed-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,11 @@ class Upload(UploadRow):
         """Streamed by an older server (``OLDER_STREAM_REFS``: its part records are S3 marker
         objects, its parts checked another way): never taken up, begun again."""
         return self.ref.endswith(OLDER_STREAM_REFS)
+
+    @property
+    def unnamed(self) -> bool:
+        """Begun before its digest: its content streams in, its blob is not named yet."""
+        return self.ref == UNNAMED_REF
 
 
 def upload_of(row: UploadRow) -> Upload:

@@ -354,3 +354,27 @@ class CatalogTests:
         uploads.record_part("u1", 3, b"t" * 32, b"crc5", '"e5"')
         assert uploads.drop_orphan_parts() == 1
         assert uploads.parts("u1") == {} and len(uploads.parts("u2")) == 1
+
+    def test_an_upload_begun_before_its_digest_is_named_once(self, catalog: Catalog) -> None:
+        """Its ``digest`` is ``''`` until named: then the digest and the backend's reference
+        are written in, once; taking up an earlier upload of the blob moves that upload's part
+        records to it and removes its row, in the same transaction."""
+        uploads = Uploads(catalog)
+        d = digest_from_raw(b"\x34" * 32)
+        ref = "k\nid1\nstream-parts"
+        uploads.insert(UploadRow("early", "key:a", d, 30 << 20, 8 << 20, ref))
+        uploads.record_part("early", 1, b"p" * 32, b"crc1", '"e1"')
+        for name in ("new", "other"):
+            uploads.insert(UploadRow(name, "key:a", "", 30 << 20, 8 << 20, "unnamed-stream"))
+        assert uploads.latest_for("key:a", d, 30 << 20) == uploads.get("early")
+        assert uploads.name("new", d, ref, taking_up="early")
+        assert uploads.get("early") is None and uploads.parts("early") == {}
+        assert uploads.get("new") == UploadRow("new", "key:a", d, 30 << 20, 8 << 20, ref)
+        assert uploads.parts("new") == {1: PartRecord(b"p" * 32, b"crc1", '"e1"')}
+        assert not uploads.name("new", d, "k\nid2\nstream-parts")  # named already: unchanged
+        assert uploads.get("new") == UploadRow("new", "key:a", d, 30 << 20, 8 << 20, ref)
+        assert not uploads.name("gone", d, "k\nid3\nstream-parts")
+        assert uploads.name("other", d, "k\nid4\nstream-parts")  # nothing to take up
+        assert uploads.parts("other") == {}
+        uploads.delete("new")
+        uploads.delete("other")
