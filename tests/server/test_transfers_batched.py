@@ -265,7 +265,9 @@ def test_large_file_in_parts_restarts_an_upload_the_server_lost(
     svc._client.api.event_hooks["request"].append(lose_it)
     info = svc.store_file(str(src))
     assert info.digest == digest_bytes(data) and swept == [1]
-    assert seen["POST /uploads"] == 2  # begun again after the server lost it
+    # Begun again after the server lost it (on S3 the first begun before its digest; a local
+    # store refuses that first, and the client hashes first).
+    assert seen["POST /uploads"] == (2 if parts_app.backend.transfers.s3 else 3)
     assert svc.missing_blobs([info.digest]) == []
     if parts_app.backend.transfers.s3 is not None:
         s3 = parts_app.backend.transfers.s3
@@ -374,7 +376,10 @@ def test_upload_resumes_after_a_killed_client_and_a_killed_server(
     info = svc.store_file(str(src))
     assert info.digest == digest_bytes(data)
     assert seen["PUT /uploads/parts/"] == 8 - kept  # only the parts the server did not keep
-    assert seen["POST /uploads"] == 1 and seen["POST /uploads/complete"] == 1
+    # Two begins: the first before the digest, which a server on a local store refuses
+    # (the client then hashes first, and asks that server no more).
+    assert seen["POST /uploads"] == 2 and seen["POST /uploads/complete"] == 1
+    assert svc._uploads.unnamed is False
     svc.download_blob(info.digest, str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == data
     assert _parts_kept(parts_server) == 0  # spool cleaned up on completion
@@ -394,18 +399,19 @@ def stream_server(postgres: Postgres, s3: S3Server) -> Iterator[CairnServer]:
 
 
 STUCK_UPLOADER = """
-import os, sys, time
+import sys, time
+import cairn.service._http_upload as up
 from cairn.service._http import HttpService
-from cairn.storage import hash_file
 svc = HttpService(sys.argv[1], sys.argv[2], sys.argv[3])
-path = sys.argv[4]
-digest, size = hash_file(path)
-fd = os.open(path, os.O_RDONLY)
-def read(off, n):
-    if off >= 16 << 20:
-        time.sleep(600)  # a disk that hangs after three parts: the test kills this client
-    return os.pread(fd, n, off)
-svc._uploads.upload(digest, size, read, path)
+read_chunks = up._read_chunks
+def stuck(read, off, n):
+    for chunk in read_chunks(read, off, n):
+        off += len(chunk)
+        if off > 16 << 20:
+            time.sleep(600)  # a disk that hangs after three parts: the test kills this client
+        yield chunk
+up._read_chunks = stuck
+svc.store_file(sys.argv[4])  # sent while hashed, named once hashed
 print("done")
 """
 
@@ -460,9 +466,11 @@ def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
     stream_server: CairnServer, s3: S3Server, tmp_path: pathlib.Path
 ) -> None:
     """An S3 store takes a large file in one request that the server verifies as it arrives and
-    stores in parts. Client and server killed mid-upload: the resumed upload sends the object
-    store only the parts it did not keep, and nothing is left behind. The server records each
-    part in the catalog, never as an object of its own in the bucket."""
+    stores in parts (sent while the client hashes it, named by a second request). Client and
+    server killed mid-upload: the resumed upload, begun before its digest again, takes up the
+    earlier one once named and sends the object store only the parts it did not keep, and
+    nothing is left behind. The server records each part in the catalog, never as an object of
+    its own in the bucket."""
     key = stream_server.create_key("me")
     data = os.urandom(30 * MiB)  # 6 parts
     d = digest_bytes(data)
@@ -493,9 +501,18 @@ def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
     assert _objects(s3, "stream/uploads/") == []  # no marker objects (one PUT per part before)
     stream_server.start()
     svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
-    plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data), "modes": ["stream"]})
-    assert plan["mode"] == "stream" and len(plan["parts_done"]) >= kept  # taken up again
-    answer = svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
+    plan = svc._call("POST", "/uploads", json={"size": len(data), "modes": ["stream"]})
+    assert plan["mode"] == "stream" and plan["unnamed"] is True
+    answer: dict[str, Any] = {}
+    sending = threading.Thread(
+        target=lambda: answer.update(
+            svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
+        )
+    )
+    sending.start()
+    named = svc._call("POST", f"/uploads/{plan['id']}/name", json={"digest": d})
+    sending.join()
+    assert named == {"stored": False}  # and the earlier upload taken up:
     assert answer == {"digest": d, "size": len(data), "parts_sent": 6 - kept, "parts_kept": kept}
     assert svc.missing_blobs([d]) == [] and _s3_parts_of(s3, d) == 0  # completed, none left
     assert _recorded(stream_server) == 0  # and its parts' records removed
@@ -543,6 +560,177 @@ def test_a_streamed_upload_asks_s3_only_for_the_upload_and_its_parts(
         {"CreateMultipartUpload": 1, "UploadPart": 2, "CompleteMultipartUpload": 1}
     )
     assert _recorded_rows(app.db) == 0  # the upload's records went with it
+    svc.close()
+
+
+def _s3_app(inprocess: InProcess) -> InProcessServer:
+    app = inprocess("postgres", "s3")
+    reset_database(app.db)
+    return app
+
+
+def test_a_large_file_leaves_before_its_hash_pass_ends(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """To a server on S3 a large file is sent while the client hashes it: the upload is begun
+    with its size alone, its content streams at once, and a second request names the digest
+    when the hash is done (no presence check before: the naming answers it). Pinned by order,
+    not time: the hash here waits until a whole part has gone (before, the file was hashed,
+    then its presence asked, then the upload begun and sent)."""
+    from cairn.service import _http_upload as up
+
+    app = _s3_app(inprocess)
+    data = os.urandom(20 * MiB)
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(data)
+    svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
+    seen: Counter[str] = Counter()
+    _counter(svc, seen)
+    sent = 0
+    a_part_went = threading.Event()
+    hashed_after: list[int] = []
+    read_chunks, hash_fd = up._read_chunks, up._hash_fd
+
+    def sending(read: Any, off: int, length: int) -> Iterator[bytes]:
+        nonlocal sent
+        for chunk in read_chunks(read, off, length):
+            yield chunk
+            sent += len(chunk)
+            if sent >= 8 * MiB:
+                a_part_went.set()
+
+    def hashing(fd: int) -> tuple[str, int]:
+        a_part_went.wait(60)  # a guard only: the stream must not wait for the hash
+        out = hash_fd(fd)
+        hashed_after.append(sent)
+        return out
+
+    monkeypatch.setattr(up, "_read_chunks", sending)
+    monkeypatch.setattr(up, "_hash_fd", hashing)
+    info = svc.store_file(str(src))
+    assert info.digest == digest_bytes(data) and info.size == len(data)
+    assert hashed_after and hashed_after[0] >= 8 * MiB  # a whole part had left by then
+    assert seen == Counter({"POST /uploads": 1, "PUT /uploads/content": 1, "POST /uploads/name": 1})
+    assert svc.missing_blobs([info.digest]) == [] and app.backend.transfers.rows.ids() == set()
+    svc.close()
+
+
+def test_a_blob_the_key_has_stops_the_stream_once_named(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file whose blob the key has already (another path, same content): the naming
+    answers ``stored``, the client stops sending, and the server ends the stream without one
+    request to S3 (nothing was begun there before the name)."""
+    from cairn.service import _http_upload as up
+
+    app = _s3_app(inprocess)
+    s3 = app.backend.transfers.s3
+    assert s3 is not None
+    data = os.urandom(20 * MiB)
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(data)
+    svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
+    until_stopped = up._Naming.until_stopped
+    sent: list[int] = []
+
+    def after_the_name(naming: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        # The first chunk, then (deterministically) the naming's answer, then the rest.
+        it = iter(chunks)
+        yield next(it)
+        naming.join()
+        for chunk in until_stopped(naming, it):
+            sent.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(up._Naming, "until_stopped", after_the_name)
+    first = svc.store_file(str(tmp_path / "a.bin"))
+    assert sum(sent) == len(data) - up.CHUNK
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    sent.clear()
+    s3.client.meta.events.register("before-call.s3", count)
+    try:
+        again = svc.store_file(str(tmp_path / "b.bin"))
+    finally:
+        s3.client.meta.events.unregister("before-call.s3", count)
+    assert again == first and sent == []  # stopped after the first chunk
+    assert calls == Counter()  # nothing asked of the object store
+    assert app.backend.transfers.rows.ids() == set()  # the upload's row went with the answer
+    svc.close()
+
+
+def test_content_named_with_another_digest_is_refused(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """The server hashes what it receives and completes only content whose SHA-256 is the
+    name: another digest (a client that lies, or a file that changed) is refused, its S3
+    upload aborted, nothing recorded or left under the named blob's key."""
+    app = _s3_app(inprocess)
+    s3 = app.backend.transfers.s3
+    assert s3 is not None
+    svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
+    data = os.urandom(12 * MiB)
+    liar = digest_bytes(data + b"!")
+    plan = svc._call("POST", "/uploads", json={"size": len(data), "modes": ["stream"]})
+    assert plan["mode"] == "stream" and plan["unnamed"] is True
+    refused: list[Exception] = []
+
+    def put() -> None:
+        try:
+            svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
+        except DigestMismatchError as exc:
+            refused.append(exc)
+
+    sending = threading.Thread(target=put)
+    sending.start()
+    named = svc._call("POST", f"/uploads/{plan['id']}/name", json={"digest": liar})
+    sending.join()
+    assert named == {"stored": False} and len(refused) == 1
+    assert svc.missing_blobs([liar]) == [liar] and s3.size(liar) is None
+    assert not s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=s3.prefix).get("Uploads")
+    assert app.backend.transfers.rows.ids() == set()
+    svc.close()
+
+
+class _OlderServer(httpx.BaseTransport):
+    """A server from before uploads begun without their digest: ``POST /uploads`` with no
+    digest is answered as its request validation did (400)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/v1/uploads") and b'"digest"' not in request.read():
+            message = "bad request: body.digest: Field required"
+            body = {"error": {"type": "ValidationError", "message": message}}
+            return httpx.Response(400, json=body, request=request)
+        return self._inner.handle_request(request)
+
+
+def test_an_older_server_gets_the_digest_first(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """A server that wants the digest to begin an upload refuses the first begin without it;
+    the client then hashes first (presence, begin, stream), and asks that server no more."""
+    app = _s3_app(inprocess)
+    key = app.create_key("me", "*/*", "write")
+    svc = HttpService(app.url, key, str(tmp_path / "cache"), transport=_OlderServer(app.transport))
+    seen: Counter[str] = Counter()
+    _counter(svc, seen)
+    infos = []
+    for name in ("a.bin", "b.bin"):
+        data = os.urandom(9 * MiB)
+        (tmp_path / name).write_bytes(data)
+        infos.append(svc.store_file(str(tmp_path / name)))
+        assert infos[-1].digest == digest_bytes(data)
+    assert seen == Counter(
+        {"POST /uploads": 3, "POST /blobs/missing": 2, "PUT /uploads/content": 2}
+    )
+    assert svc._uploads.unnamed is False
+    assert svc.missing_blobs([i.digest for i in infos]) == []
     svc.close()
 
 

@@ -5,7 +5,8 @@ files in parallel resumable parts (through the server, or straight to S3 by pres
 request (``application/vnd.cairn.blobs``), several requests at a time. Large files go through
 ``/uploads``: to a server on S3 in one request that it verifies as it arrives and stores in
 parts, several at a time (``stream``; what S3 kept of an interrupted attempt is not stored
-again); to a local-disk server in parts, several at a time, a part that failed sent again alone
+again), sent while the file is hashed (the upload is begun with its size alone and named by a
+second request once the hash is done: ``_Naming``); to a local-disk server in parts, several at a time, a part that failed sent again alone
 and the parts the server already has not sent again; smaller blobs to S3 by a presigned URL
 bound to their SHA-256. An upload the server lost is begun again. See docs/design.md.
 """
@@ -16,7 +17,8 @@ import base64
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,12 +26,13 @@ from cairn.core import counting_reads, digest_bytes, transfer
 from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
 from cairn.service._http_client import HttpClient, seg
 from cairn.service._wire import BATCH_TYPE, packed_chunks, packed_size
-from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
+from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file, hash_stream
 
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
 _BATCH_THREADS = 4  # batch requests in flight at once
 _UPLOAD_ATTEMPTS = 3  # an upload the server lost (swept, or gone with its state) begins again
+UNNAMED_FROM = 8 << 20  # files from this size are sent while they are hashed (S3 servers)
 _log = logging.getLogger("cairn")
 
 
@@ -39,6 +42,9 @@ class Uploader:
     def __init__(self, client: HttpClient, threads: int) -> None:
         self.client = client
         self.threads = threads  # parts in flight at once
+        # Whether the server takes an upload before its digest (None: not asked yet; False:
+        # it said no, an older server or one that is not on S3, so files are hashed first).
+        self.unnamed: bool | None = None
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         wanted = list(dict.fromkeys(digests))
@@ -88,6 +94,10 @@ class Uploader:
             self.upload(d, len(b), _slicer(b), None)
 
     def store_file(self, path: str) -> BlobInfo:
+        if self.unnamed is not False:
+            info = self._store_unnamed(path)
+            if info is not None:
+                return info
         digest, size = hash_file(path)
         if size < SMALL_LIMIT:
             with open(path, "rb") as f:
@@ -108,18 +118,73 @@ class Uploader:
             return
         self.upload_file(path, digest, size, hashed_here=False)
 
+    def _store_unnamed(self, path: str) -> BlobInfo | None:
+        """Send a large file while it is hashed: begin the upload with its size alone, stream
+        the content, and name the blob (``_Naming``, a thread) once hashed; the server stops
+        the stream if the key has the blob already. None: the server wants the digest first
+        (or the file is small): hash first."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size < UNNAMED_FROM:
+                return None
+            try:
+                plan = self.client.call(
+                    "POST", "/uploads", json={"size": size, "modes": ["stream"]}
+                )
+            except ValidationError:  # an older server (no digest: 400), or not on S3
+                self.unnamed = False
+                return None
+            self.unnamed = True
+            upload = f"/uploads/{seg(plan['id'])}"
+            naming = _Naming(self.client, upload, fd, size)
+            naming.start()
+            try:
+                sent = self._send_unnamed(path, fd, size, upload, naming)
+            except DigestMismatchError:
+                naming.join()
+                naming.result()  # the naming's own error, if it failed
+                raise _changed(path, "its content is not what was hashed") from None
+            except BaseException:
+                naming.abandon()
+                raise
+            finally:
+                naming.join()
+            digest = naming.result()
+            if not sent and not naming.stored and self.missing_blobs([digest]):
+                # The server lost the upload (swept, or gone with its state): begin it again,
+                # named (it takes up what S3 kept of this one).
+                self.upload_file(path, digest, size)
+            return BlobInfo(digest, size)
+        finally:
+            os.close(fd)
+
+    def _send_unnamed(self, path: str, fd: int, size: int, upload: str, naming: _Naming) -> bool:
+        """The content of an upload begun before its digest; False when it stopped: the blob
+        is stored already (``naming.stored``), the naming failed, or the server lost it."""
+        read = _reader(fd, path, "it got shorter while it was sent")
+        try:
+            with transfer("uploading", size, path) as advance:
+                reads = counting_reads(read, advance)
+                self.client.send(
+                    "PUT",
+                    f"{upload}/content",
+                    headers={"Content-Length": str(size)},
+                    body_factory=lambda: naming.until_stopped(_read_chunks(reads, 0, size)),
+                )
+            return True
+        except _Stopped:
+            return False
+        except NotFoundError:  # gone: stored (the naming's answer may come later), or lost
+            naming.join()
+            return False
+
     def upload_file(self, path: str, digest: str, size: int, *, hashed_here: bool = True) -> None:
         """Upload a file in parts. When this client hashed it (``hashed_here``), a digest the
         server refuses means the file changed since: say so; else the digest was only claimed
         and the `DigestMismatchError` stands."""
         fd = os.open(path, os.O_RDONLY)
-
-        def read(off: int, n: int) -> bytes:
-            data = os.pread(fd, n, off)
-            if len(data) != n:
-                raise _changed(path, "it is shorter than when it was hashed")
-            return data
-
+        read = _reader(fd, path, "it is shorter than when it was hashed")
         try:
             with transfer("uploading", size, path) as advance:
                 self.upload(digest, size, counting_reads(read, advance), path)
@@ -251,6 +316,85 @@ class Uploader:
         with ThreadPoolExecutor(threads) as pool:
             for _ in pool.map(send, todo):
                 pass
+
+
+class _Stopped(Exception):
+    """The stream of an upload begun before its digest stops: the naming said so."""
+
+
+class _Naming(threading.Thread):
+    """Hashes a file while it is sent (reading by offset, as the sender does), then names the
+    blob of the upload (``POST <upload>/name``). ``stored``: the key has the blob already, and
+    the stream stops (``until_stopped``). A failure stops the stream too; ``result`` raises it.
+    ``abandon``: the stream failed, the blob is not named."""
+
+    def __init__(self, client: HttpClient, upload: str, fd: int, size: int) -> None:
+        super().__init__(name="cairn-upload-hash", daemon=True)
+        self._client = client
+        self._upload = upload
+        self._fd = fd
+        self._size = size
+        self._stop_sending = threading.Event()
+        self._abandoned = threading.Event()
+        self.digest: str | None = None
+        self.stored = False
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            digest, size = _hash_fd(self._fd)
+            if size != self._size:
+                raise ValidationError(f"the file is {size} bytes now, not {self._size}")
+            self.digest = digest
+            if self._abandoned.is_set():
+                return
+            try:
+                answer = self._client.call("POST", f"{self._upload}/name", json={"digest": digest})
+                self.stored = bool(answer.get("stored"))
+            except NotFoundError:  # gone: a lost answer of ``stored``, or the upload swept
+                pass
+            if self.stored:
+                self._stop_sending.set()
+        except BaseException as exc:  # noqa: BLE001 - the caller's thread raises it
+            self._error = exc
+            self._stop_sending.set()
+
+    def until_stopped(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """``chunks``, until the naming stops the stream (``_Stopped``)."""
+        for chunk in chunks:
+            if self._stop_sending.is_set():
+                raise _Stopped()
+            yield chunk
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+    def result(self) -> str:
+        """The digest (once the thread ended), or the naming's error."""
+        if self._error is not None:
+            raise self._error
+        assert self.digest is not None
+        return self.digest
+
+
+def _hash_fd(fd: int) -> tuple[str, int]:
+    """The digest and size of an open file, from its start (on a descriptor of its own)."""
+    with os.fdopen(os.dup(fd), "rb") as f:
+        f.seek(0)
+        return hash_stream(f)
+
+
+def _reader(fd: int, path: str, short: str) -> Callable[[int, int], bytes]:
+    """``read(offset, n)`` of the open file ``path``: ``n`` bytes, or the file changed
+    (``short`` says how)."""
+
+    def read(off: int, n: int) -> bytes:
+        data = os.pread(fd, n, off)
+        if len(data) != n:
+            raise _changed(path, short)
+        return data
+
+    return read
 
 
 def _changed(path: str, how: str) -> ValidationError:
