@@ -362,13 +362,10 @@ class ScopedService(ScopedBlobs):
                 raise ValidationError(
                     f"the base version {base.qualified_name} is of another artifact"
                 )
-        # Everything the version refers to must be the key's to use: its pages and their blobs.
-        pages, blobs, missing = self._inner.manifest_closure(request.digest)
-        if not missing:
-            missing = list(self._unreadable([*pages, *blobs]))
-        if missing:
-            return CommitResult(None, False, tuple(missing))
-        return self._inner.import_version(request)
+        # Everything the version refers to must be the key's to use (its pages and their
+        # blobs): checked in the import's transaction, by the statement that grants them to the
+        # project (those it may not read come back as missing, and nothing is imported).
+        return self._inner.import_version(request, reader=self.blob_reader)
 
     # -- maintenance (server admins) --
 

@@ -31,7 +31,7 @@ from cairn.core import (
 from cairn.errors import ConflictError, UsageError, ValidationError
 from cairn.service import _manifests as manifests
 from cairn.service._protocol import CommitRequest, CommitResult, StageRequest
-from cairn.service._store import Store, blob_digests, optional_run
+from cairn.service._store import Store, Unreadable, blob_digests, optional_run
 
 if TYPE_CHECKING:
     from cairn.catalog import BlobReader, Tx
@@ -103,15 +103,6 @@ def _check_expected_alias(tx: Tx, cid: int, name: str, expect: tuple[str, str | 
             f"{name}:{alias} was expected to name {was} but names {moved} (another writer moved"
             " it); nothing was committed: read the new version and write again"
         )
-
-
-class _Unreadable(Exception):
-    """Raised inside the commit's transaction (rolling it back): the changes name blobs the
-    server's key may not read."""
-
-    def __init__(self, digests: Sequence[str]) -> None:
-        super().__init__(f"{len(digests)} blobs the key may not read")
-        self.digests = tuple(digests)
 
 
 def commit(
@@ -232,7 +223,7 @@ def _commit(
             tx, pid, blob_digests([e for _, e in request.changes]), reader
         )
         if unreadable:
-            raise _Unreadable(unreadable)
+            raise Unreadable(unreadable)
         store.grant(tx, pid, pages)  # the new pages, made here
         for batch in granted.batches() if granted is not None else ():
             tx.grants.add(pid, batch)
@@ -258,7 +249,7 @@ def _commit(
 
     try:
         result = store.catalog.write(fn)
-    except _Unreadable as refused:
+    except Unreadable as refused:
         return CommitResult(None, False, refused.digests)
     finally:
         if granted is not None:

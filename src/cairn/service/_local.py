@@ -217,7 +217,9 @@ class LocalService:
 
     # -- blobs --
 
-    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def store_blobs(
+        self, items: Sequence[tuple[str, bytes]], *, known_missing: bool = False
+    ) -> None:
         self.blobs.put_many(items)
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
@@ -286,11 +288,6 @@ class LocalService:
         """The blobs a manifest needs (pages and content), in batches (not in the protocol:
         the server checks with it that a key may read every blob a commit names)."""
         return _manifests.blob_batches(self._store, root, batch)
-
-    def manifest_closure(self, root: str) -> tuple[list[str], list[str], list[str]]:
-        """(pages, blobs, missing pages) of the manifest tree at ``root`` (not in the protocol:
-        the server checks with it that a key may read everything an import refers to)."""
-        return _manifests.closure(self._store, root)
 
     # -- distributed versions (_distributed.py) --
 
@@ -462,5 +459,9 @@ class LocalService:
     def import_run(self, run: RunRecord) -> RunRecord:
         return self._sync.import_run(run)
 
-    def import_version(self, request: ImportRequest) -> CommitResult:
-        return self._sync.import_version(request)
+    def import_version(
+        self, request: ImportRequest, *, reader: BlobReader | None = None
+    ) -> CommitResult:
+        """``Service.import_version``; ``reader`` (a server's, not in the protocol): the key
+        whose read grants every page and blob of the manifest must pass (``_sync.py``)."""
+        return self._sync.import_version(request, reader)

@@ -95,6 +95,15 @@ class Store:
         return self.catalog.read(fn)
 
 
+class Unreadable(Exception):
+    """Raised inside a transaction (rolling it back) that grants blobs a server's key may not
+    read (``Store.grant_readable`` returned them): a commit or an import names them."""
+
+    def __init__(self, digests: Sequence[str]) -> None:
+        super().__init__(f"{len(digests)} blobs the key may not read")
+        self.digests = tuple(digests)
+
+
 def blob_digests(entries: Iterable[ManifestEntry | None]) -> list[str]:
     """The stored content the entries name (references name none), once each."""
     return list({e.digest for e in entries if e is not None and e.ref is None})

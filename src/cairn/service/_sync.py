@@ -10,10 +10,10 @@ from cairn.core import LATEST, RunRecord, check_digest
 from cairn.errors import ArtifactNotFoundError, ConflictError, ValidationError
 from cairn.service import _manifests as manifests
 from cairn.service._protocol import CommitResult, ImportRequest, VersionExport
-from cairn.service._store import Store, optional_run, require_run
+from cairn.service._store import Store, Unreadable, optional_run, require_run
 
 if TYPE_CHECKING:
-    from cairn.catalog import Tx
+    from cairn.catalog import BlobReader, Tx
 
 _ROLES = ("output", "input", "writer")
 
@@ -69,11 +69,20 @@ class Sync:
 
         return self._store.catalog.write(fn)
 
-    def import_version(self, request: ImportRequest) -> CommitResult:
+    def import_version(
+        self, request: ImportRequest, reader: BlobReader | None = None
+    ) -> CommitResult:
+        """``Service.import_version``. ``reader``: a server's key, which may import only a
+        manifest whose pages and blobs it may read; the others are answered as missing, as
+        absent ones are (checked in the statement that grants them to the project, in the
+        import's transaction, as a commit's are: the manifest is read once)."""
         with self._store.maintenance.shared():
-            return self._import_version(request)
+            try:
+                return self._import_version(request, reader)
+            except Unreadable as refused:
+                return CommitResult(None, False, refused.digests)
 
-    def _import_version(self, request: ImportRequest) -> CommitResult:
+    def _import_version(self, request: ImportRequest, reader: BlobReader | None) -> CommitResult:
         store = self._store
         check_digest(request.digest)
         if request.index is not None and request.index < 0:
@@ -93,7 +102,11 @@ class Sync:
                 return CommitResult(None, False, tuple(missing))
             absent = store.missing_blobs(blobs)
             if absent:
-                return CommitResult(None, False, tuple(absent))
+                if reader is not None:
+                    # Present blobs the key may not read are answered with the absent ones:
+                    # the answer never tells a key that content it may not read is stored.
+                    absent = [*store.unreadable(reader, [*pages, *blobs]), *absent]
+                return CommitResult(None, False, tuple(dict.fromkeys(absent)))
             top = store.reader.root_ref(request.digest)
             size, count = top.size, top.entry_count
 
@@ -122,6 +135,9 @@ class Sync:
                         f"{request.project}/{request.name}:v{request.index} exists already with"
                         " other content; import it with a new number"
                     )
+                unreadable = store.grant_readable(tx, pid, [*pages, *blobs], reader)
+                if unreadable:
+                    raise Unreadable(unreadable)  # nothing of the import is written
                 found = tx.versions.insert_imported(
                     collection_id=cid,
                     index=index,
@@ -135,7 +151,6 @@ class Sync:
                     created_at=request.created_at,
                     source_version_id=source_id,
                 )
-                store.grant(tx, pid, [*pages, *blobs])
                 if ttl is not None:
                     tx.ttl.assign(found, ttl, start=request.created_at)
             elif ttl is not None and tx.versions.record(found).ttl_seconds != ttl:
