@@ -106,7 +106,7 @@ class ContentCopier:
             self._inflight.append(self._pool.submit(self._store_now, batch))
 
     def _store_now(self, batch: list[tuple[str, bytes]]) -> None:
-        self.dest.store_blobs(batch)
+        self.dest.store_blobs(batch, known_missing=True)  # asked about in ``copy``
         self._sent(len(batch), sum(len(b) for _, b in batch))
 
     def _drain(self, keep: int) -> None:

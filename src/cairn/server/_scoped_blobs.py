@@ -20,7 +20,9 @@ class ScopedBlobs(KeyRules):
 
     # -- blobs --
 
-    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def store_blobs(
+        self, items: Sequence[tuple[str, bytes]], *, known_missing: bool = False
+    ) -> None:
         """Store verified blobs (``items`` re-hashed by the caller) as uploaded by this key."""
         self.require_upload()
         self._b.blobs.put_many(items)

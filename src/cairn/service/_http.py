@@ -152,8 +152,10 @@ class HttpService:
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         return self._uploads.missing_blobs(digests)
 
-    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
-        self._uploads.store_blobs(items)
+    def store_blobs(
+        self, items: Sequence[tuple[str, bytes]], *, known_missing: bool = False
+    ) -> None:
+        self._uploads.store_blobs(items, known_missing=known_missing)
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         return self._uploads.store_file(path)

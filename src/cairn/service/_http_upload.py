@@ -55,12 +55,16 @@ class Uploader:
             missing.extend(answer["missing"])
         return missing
 
-    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def store_blobs(
+        self, items: Sequence[tuple[str, bytes]], *, known_missing: bool = False
+    ) -> None:
         unique = dict(items)
         if not unique:
             return
-        missing = set(self.missing_blobs(list(unique)))
-        todo = [(d, unique[d]) for d in unique if d in missing]
+        todo = list(unique.items())
+        if not known_missing:
+            missing = set(self.missing_blobs(list(unique)))
+            todo = [(d, b) for d, b in todo if d in missing]
         big = [(d, b) for d, b in todo if len(b) >= BATCH_BYTES]
         batches: list[list[tuple[str, bytes]]] = [[]]
         size = 0

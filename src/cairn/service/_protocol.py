@@ -201,8 +201,14 @@ class Service(Protocol):
 
     # -- blobs --
 
-    def store_blobs(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Store small blobs whose digests the caller computed (a server re-checks them)."""
+    def store_blobs(
+        self, items: Sequence[tuple[str, bytes]], *, known_missing: bool = False
+    ) -> None:
+        """Store small blobs whose digests the caller computed (a server re-checks them).
+
+        ``known_missing``: the caller asked ``missing_blobs`` about them just now (``cairn
+        sync``), so a remote store sends them all without asking again; what a store has
+        already is stored once all the same."""
 
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         """Store a file's content, hashing it on the way; returns its digest and size.

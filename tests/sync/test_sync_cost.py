@@ -1,0 +1,57 @@
+"""What ``cairn sync`` asks a server: each page and blob of a version once, whether it is there
+(then only the missing ones travel), through the in-process tier."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import httpx
+
+from cairn.core import ManifestEntry, digest_bytes
+from cairn.sdk import SyncOptions, sync_stores
+from cairn.service import CommitRequest, LocalService
+from cairn.service._http import HttpService
+from tests._infra import reset_database
+from tests.conftest import InProcess
+
+
+class _Asked(httpx.BaseTransport):
+    """Passes requests on to the in-process server, keeping the digests of presence questions."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.asked: list[str] = []
+        self.batches = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/blobs/missing"):
+            self.asked += json.loads(request.read())["digests"]
+        self.batches += request.url.path.endswith("/blobs/batch")
+        return self.inner.handle_request(request)
+
+
+def test_a_sync_asks_about_each_blob_once(
+    inprocess: InProcess, cairn_env: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    app = inprocess("sqlite", "local")
+    reset_database(app.db)
+    source = LocalService.open(str(cairn_env / "store"))  # the test's store, made already
+    blobs = [(digest_bytes(b"file %d" % i), b"file %d" % i) for i in range(40)]
+    source.store_blobs(blobs)
+    changes = [(f"f{i:02}", ManifestEntry(f"f{i:02}", d, len(b))) for i, (d, b) in enumerate(blobs)]
+    done = source.commit(CommitRequest("me", "p", "ds", "dataset", changes)).version
+    assert done is not None and done.digest is not None
+    asked = _Asked(app.transport)
+    dest: Any = HttpService(app.url, app.create_key("me"), str(tmp_path / "cache"), transport=asked)
+    try:
+        report = sync_stores(source, dest, SyncOptions(entity="me"))
+        assert report.copied == 1 and report.blobs_sent == 41  # the files and the one page
+        # The old code asked about the files twice: the sync, then its store_blobs call again.
+        assert sorted(asked.asked) == sorted([done.digest, *(d for d, _ in blobs)])
+        assert asked.batches == 1
+        assert dest.missing_blobs(asked.asked) == []
+    finally:
+        dest.close()
+        source.close()
