@@ -1,23 +1,24 @@
 """The content of synced versions: the destination is asked which pages and blobs it lacks (per
 batch of 20,000, as the manifest is walked: never all of it in memory) and only those are sent,
-small ones many per request, large ones through its upload path."""
+small ones many per request (a request each 8 MiB, as they are read, four at a time), large ones
+through its upload path (begun first, in a thread of their own)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from cairn.core import Index, decode_node
 from cairn.sdk._progress import Progress
 from cairn.sdk._sync_plan import SyncReport
-from cairn.service import Service
+from cairn.service import Service, packed_size
 
 _PRESENCE_BATCH = 20_000  # digests per presence question
 _MEMORY_LIMIT = 8 << 20  # blobs below this travel as bytes, larger ones through a file
-_SEND_BYTES = 32 << 20  # bytes of small blobs per store_blobs call
+_SEND_BYTES = 8 << 20  # small blobs per store_blobs call (as packed: one request to a server)
+_SENDING = 4  # store_blobs calls in flight at once, while the next batch is read
 _PAGE_BYTES = 2 << 20  # manifest pages held before asking about them
 
 
@@ -29,8 +30,9 @@ class ContentCopier:
         self.dest = dest
         self.report = report
         self.bar = bar
-        # Sending a batch overlaps reading the next one (at most two batches in memory).
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cairn-sync")
+        # Sending overlaps reading: a batch leaves as soon as it is read, a few at a time (at
+        # most _SENDING batches in memory besides the one being read).
+        self._pool = ThreadPoolExecutor(_SENDING, thread_name_prefix="cairn-sync")
         self._large = ThreadPoolExecutor(1, thread_name_prefix="cairn-sync-large")
         self._inflight: list[Future[None]] = []
         self._lock = threading.Lock()
@@ -63,26 +65,31 @@ class ContentCopier:
                     if e.ref is None:
                         blobs[e.digest] = e.size or 0
             if len(pages) + len(blobs) >= _PRESENCE_BATCH or held >= _PAGE_BYTES or not stack:
-                wanted = [*pages, *blobs]
-                for start in range(0, len(wanted), _PRESENCE_BATCH):
-                    missing = self.dest.missing_blobs(wanted[start : start + _PRESENCE_BATCH])
-                    self._send(missing, pages, blobs)
+                self._send(pages, blobs)
                 pages, blobs, held = {}, {}, 0
 
-    def _send(self, missing: Sequence[str], pages: dict[str, bytes], sizes: dict[str, int]) -> None:
-        small = [d for d in missing if d not in pages and sizes.get(d, 0) < _MEMORY_LIMIT]
-        large = [d for d in missing if d not in pages and sizes.get(d, 0) >= _MEMORY_LIMIT]
-        # Large blobs upload in another thread meanwhile (the server works on both at once).
-        uploads = [self._large.submit(self._send_large, d, sizes[d]) for d in large]
-        batch = [(d, pages[d]) for d in missing if d in pages]
-        pending = sum(len(b) for _, b in batch)
-        for digest, data in self.source.read_blobs(small):
-            pending += len(data)
-            batch.append((digest, data))
-            if pending >= _SEND_BYTES:
-                self._store(batch)
-                batch, pending = [], 0
-        self._store(batch)
+    def _send(self, pages: dict[str, bytes], sizes: dict[str, int]) -> None:
+        """Send what the destination lacks of one batch: the large blobs are asked about first
+        (a few digests) and upload in another thread while the pages and small blobs are asked
+        about, read and sent (the server works on both at once)."""
+        large = [d for d, n in sizes.items() if n >= _MEMORY_LIMIT and d not in pages]
+        uploads = [
+            self._large.submit(self._send_large, d, sizes[d])
+            for start in range(0, len(large), _PRESENCE_BATCH)
+            for d in self.dest.missing_blobs(large[start : start + _PRESENCE_BATCH])
+        ]
+        wanted = [*pages, *(d for d, n in sizes.items() if n < _MEMORY_LIMIT and d not in pages)]
+        for start in range(0, len(wanted), _PRESENCE_BATCH):
+            missing = self.dest.missing_blobs(wanted[start : start + _PRESENCE_BATCH])
+            batch = [(d, pages[d]) for d in missing if d in pages]
+            size = packed_size(batch)
+            for digest, data in self.source.read_blobs([d for d in missing if d not in pages]):
+                size += packed_size([(digest, data)])
+                if batch and size > _SEND_BYTES:
+                    self._store(batch)
+                    batch, size = [], packed_size([(digest, data)])
+                batch.append((digest, data))
+            self._store(batch)
         self._drain(0)
         for upload in uploads:
             upload.result()
@@ -102,11 +109,11 @@ class ContentCopier:
 
     def _store(self, batch: list[tuple[str, bytes]]) -> None:
         if batch:
-            self._drain(1)
+            self._drain(_SENDING - 1)
             self._inflight.append(self._pool.submit(self._store_now, batch))
 
     def _store_now(self, batch: list[tuple[str, bytes]]) -> None:
-        self.dest.store_blobs(batch, known_missing=True)  # asked about in ``copy``
+        self.dest.store_blobs(batch, known_missing=True)  # asked about in ``_send``
         self._sent(len(batch), sum(len(b) for _, b in batch))
 
     def _drain(self, keep: int) -> None:
