@@ -15,23 +15,13 @@ from typing import Any
 import pytest
 
 from cairn.catalog import _access
-from cairn.core import ManifestEntry, TreeBuilder, digest_bytes
+from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import ValidationError
 from cairn.service import CommitRequest
 from cairn.service import _manifests as manifests
 from tests._infra import reset_database
 from tests.conftest import InProcess
-from tests.server.conftest import stored_entries
-
-
-def _manifest(svc: Any, entries: list[ManifestEntry]) -> str:
-    """The root of a manifest of ``entries``, its pages stored through ``svc``."""
-    pages: list[tuple[str, bytes]] = []
-    builder = TreeBuilder(lambda digest, data: pages.append((digest, data)))
-    builder.extend(entries)
-    root = builder.finish().digest
-    svc.store_blobs(pages)
-    return root
+from tests.server.conftest import a_thief, stored_entries, stored_manifest
 
 
 def test_a_relog_of_a_committed_manifest_reads_no_page_and_grants_nothing_again(
@@ -40,7 +30,7 @@ def test_a_relog_of_a_committed_manifest_reads_no_page_and_grants_nothing_again(
     app = inprocess("sqlite", "local")
     reset_database(app.db)
     svc = app.service(app.create_key("me", "p", "write"), str(tmp_path))
-    root = _manifest(svc, stored_entries(svc, b"relog", 600))
+    root = stored_manifest(svc, stored_entries(svc, b"relog", 600))
     request = CommitRequest("me", "p", "ds", "dataset", [], manifest=root)
     first = svc.commit(request).version
     assert first is not None
@@ -78,13 +68,13 @@ def test_a_key_cannot_commit_a_manifest_of_blobs_it_may_not_read(
     digest = digest_bytes(secret)
     alice.store_blobs([(digest, secret)])
     entries = [ManifestEntry("w.bin", digest, len(secret))]
-    root = _manifest(alice, entries)
+    root = stored_manifest(alice, entries)
     done = alice.commit(CommitRequest("alice", "private", "ds", "dataset", [], manifest=root))
     assert done.version is not None
     request = CommitRequest("bob", "mine", "ds", "dataset", [], manifest=root)
     with pytest.raises(ValidationError, match="not in the store"):
         bob.commit(request)  # its pages are not bob's to name either
-    assert _manifest(bob, entries) == root  # bob writes the same pages himself
+    assert stored_manifest(bob, entries) == root  # bob writes the same pages himself
     stolen = bob.commit(request)
     assert stolen.version is None and stolen.missing == (digest,)
 
@@ -96,17 +86,10 @@ def test_a_commit_cannot_name_a_blob_its_key_may_not_read(
     """The changes' blobs are checked in the statement that grants them to the project (one
     on PostgreSQL): one the key may not read is answered as missing, and the commit's
     transaction grants nothing (fails if the check in that statement is taken out)."""
-    app = inprocess(catalog, "local")
-    reset_database(app.db)
-    alice = app.service(app.create_key("alice"), str(tmp_path / "a"))
-    bob = app.service(app.create_key("bob"), str(tmp_path / "b"))
-    reader = app.service(app.create_key("carol", "bob/mine", "read"), str(tmp_path / "c"))
-    secret, own = b"alice's weights", b"bob's own file"
+    alice, bob, reader, secret, own = a_thief(inprocess(catalog, "local"), tmp_path)
     d_secret, d_own = digest_bytes(secret), digest_bytes(own)
-    alice.store_blobs([(d_secret, secret)])
     entry = ManifestEntry("w.bin", d_secret, len(secret))
     assert alice.commit(CommitRequest("alice", "p", "ds", "dataset", [("w.bin", entry)])).version
-    bob.store_blobs([(d_own, own)])
     changes = [
         ("a.bin", ManifestEntry("a.bin", d_own, len(own))),
         ("w.bin", ManifestEntry("w.bin", d_secret, len(secret))),

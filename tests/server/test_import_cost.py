@@ -15,23 +15,13 @@ from typing import Any
 import pytest
 
 from cairn.catalog import _access
-from cairn.core import ManifestEntry, TreeBuilder, digest_bytes
+from cairn.core import ManifestEntry, digest_bytes
 from cairn.server import _key_rules
 from cairn.service import ImportRequest
 from cairn.service import _manifests as manifests
 from tests._infra import reset_database
 from tests.conftest import InProcess
-from tests.server.conftest import stored_entries
-
-
-def _manifest(svc: Any, entries: list[ManifestEntry]) -> str:
-    """The root of a manifest of ``entries``, its pages stored through ``svc``."""
-    pages: list[tuple[str, bytes]] = []
-    builder = TreeBuilder(lambda digest, data: pages.append((digest, data)))
-    builder.extend(entries)
-    root = builder.finish().digest
-    svc.store_blobs(pages)
-    return root
+from tests.server.conftest import a_thief, stored_entries, stored_manifest
 
 
 def _import(entity: str, project: str, root: str) -> ImportRequest:
@@ -44,7 +34,7 @@ def test_an_import_reads_its_manifest_once_and_checks_reads_in_the_grant(
     app = inprocess("sqlite", "local")
     reset_database(app.db)
     svc = app.service(app.create_key("me", "p", "write"), str(tmp_path))
-    root = _manifest(svc, stored_entries(svc, b"import", 60))
+    root = stored_manifest(svc, stored_entries(svc, b"import", 60))
     counted: Counter[str] = Counter()
     closure, checked, add_readable = (
         manifests.closure,
@@ -86,18 +76,11 @@ def test_an_import_cannot_name_a_blob_its_key_may_not_read(
     """Checked in the statement that grants the import's pages and blobs to the project (one
     per 20,000 on PostgreSQL): one the key may not read is answered as missing, and the
     import's transaction keeps nothing (no version, no grant)."""
-    app = inprocess(catalog, "local")
-    reset_database(app.db)
-    alice = app.service(app.create_key("alice"), str(tmp_path / "a"))
-    bob = app.service(app.create_key("bob"), str(tmp_path / "b"))
-    reader = app.service(app.create_key("carol", "bob/mine", "read"), str(tmp_path / "c"))
-    secret, own = b"alice's weights", b"bob's own file"
+    alice, bob, reader, secret, own = a_thief(inprocess(catalog, "local"), tmp_path)
     d_secret, d_own = digest_bytes(secret), digest_bytes(own)
-    alice.store_blobs([(d_secret, secret)])
     entries = [ManifestEntry("a.bin", d_own, len(own)), ManifestEntry("w.bin", d_secret, 15)]
-    assert alice.import_version(_import("alice", "p", _manifest(alice, entries[1:]))).version
-    bob.store_blobs([(d_own, own)])
-    root = _manifest(bob, entries)
+    assert alice.import_version(_import("alice", "p", stored_manifest(alice, entries[1:]))).version
+    root = stored_manifest(bob, entries)
     stolen = bob.import_version(_import("bob", "mine", root))
     assert stolen.version is None and stolen.missing == (d_secret,)
     # Rolled back: no project, no version, and neither bob's pages nor his own blob granted.
@@ -105,7 +88,7 @@ def test_an_import_cannot_name_a_blob_its_key_may_not_read(
     assert reader.missing_blobs([root, d_own]) == [root, d_own]
     # Beside an absent blob, the answer names both: it never tells that the secret is stored.
     absent = digest_bytes(b"never stored")
-    with_absent = _manifest(bob, [*entries, ManifestEntry("z.bin", absent, 12)])
+    with_absent = stored_manifest(bob, [*entries, ManifestEntry("z.bin", absent, 12)])
     assert set(bob.import_version(_import("bob", "mine", with_absent)).missing) == {
         d_secret,
         absent,
