@@ -695,6 +695,26 @@ def test_content_named_with_another_digest_is_refused(
     svc.close()
 
 
+def test_the_stream_waits_for_the_name_once_two_parts_are_sent() -> None:
+    """The client sends ``lead`` bytes (two parts) before the name, then waits for it: the
+    server holds those parts and sends none to S3 before the name, and a stream sent on
+    meanwhile took the CPU the hash needs (under load the name, and the first part to S3,
+    came 0.2-0.4 s later than after a hash pass alone)."""
+    from cairn.service import _http_upload as up
+
+    naming = up._Naming(None, "/uploads/u", -1, 12, lead=8)  # type: ignore[arg-type]
+    chunks = naming.until_stopped(iter([b"abcd", b"efgh", b"ijkl"]))
+    assert next(chunks) + next(chunks) == b"abcdefgh"
+    got: list[bytes] = []
+    third = threading.Thread(target=lambda: got.extend(chunks))
+    third.start()
+    third.join(0.1)
+    assert third.is_alive() and got == []  # waiting for the name
+    naming._over.set()  # named (or the naming failed: the stream learns which)
+    third.join()
+    assert got == [b"ijkl"]
+
+
 class _OlderServer(httpx.BaseTransport):
     """A server from before uploads begun without their digest: ``POST /uploads`` with no
     digest is answered as its request validation did (400)."""

@@ -33,6 +33,7 @@ MISSING_BATCH = 20_000  # digests per presence check
 _BATCH_THREADS = 4  # batch requests in flight at once
 _UPLOAD_ATTEMPTS = 3  # an upload the server lost (swept, or gone with its state) begins again
 UNNAMED_FROM = 8 << 20  # files from this size are sent while they are hashed (S3 servers)
+AHEAD = 2  # parts sent before the name; then the hash has the cores until it is done
 _log = logging.getLogger("cairn")
 
 
@@ -141,7 +142,7 @@ class Uploader:
                 return None
             self.unnamed = True
             upload = f"/uploads/{seg(plan['id'])}"
-            naming = _Naming(self.client, upload, fd, size)
+            naming = _Naming(self.client, upload, fd, size, lead=AHEAD * int(plan["part_size"]))
             naming.start()
             try:
                 sent = self._send_unnamed(path, fd, size, upload, naming)
@@ -329,16 +330,19 @@ class _Stopped(Exception):
 class _Naming(threading.Thread):
     """Hashes a file while it is sent (reading by offset, as the sender does), then names the
     blob of the upload (``POST <upload>/name``). ``stored``: the key has the blob already, and
-    the stream stops (``until_stopped``). A failure stops the stream too; ``result`` raises it.
-    ``abandon``: the stream failed, the blob is not named."""
+    the stream stops (``until_stopped``); it waits for the name once ``lead`` bytes are sent.
+    A failure stops the stream too; ``result`` raises it. ``abandon``: the stream failed, the
+    blob is not named."""
 
-    def __init__(self, client: HttpClient, upload: str, fd: int, size: int) -> None:
+    def __init__(self, client: HttpClient, upload: str, fd: int, size: int, lead: int) -> None:
         super().__init__(name="cairn-upload-hash", daemon=True)
         self._client = client
         self._upload = upload
         self._fd = fd
         self._size = size
+        self._lead = lead
         self._stop_sending = threading.Event()
+        self._over = threading.Event()  # named, or failed
         self._abandoned = threading.Event()
         self.digest: str | None = None
         self.stored = False
@@ -362,12 +366,21 @@ class _Naming(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - the caller's thread raises it
             self._error = exc
             self._stop_sending.set()
+        finally:
+            self._over.set()
 
     def until_stopped(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """``chunks``, until the naming stops the stream (``_Stopped``)."""
+        """``chunks``, until the naming stops the stream (``_Stopped``). Once ``lead`` bytes
+        are sent it waits for the name: the server holds those parts and sends none before it,
+        and a stream sent on meanwhile takes the CPU the hash needs (measured under load: the
+        name, and so the first part to S3, came 0.3 s later than after a hash pass alone)."""
+        sent = 0
         for chunk in chunks:
+            if sent >= self._lead:
+                self._over.wait()
             if self._stop_sending.is_set():
                 raise _Stopped()
+            sent += len(chunk)
             yield chunk
 
     def abandon(self) -> None:
