@@ -43,7 +43,6 @@ PACK_LIMIT = 64 << 20  # a pack takes no more appends once it holds this many by
 # (only the index rows and the file's name wait for it); smaller ones append under the turn.
 OWN_PACK = 4 << 20
 _IOV = 1024  # buffers per write call when appending to a pack (Linux's IOV_MAX)
-_MOVE = 32 << 20  # bytes of first-format blobs moved into packs per transaction
 
 _SCHEMA = (
     # Each pack's committed end (bytes past it are a killed writer's, and written over) and the
@@ -439,68 +438,14 @@ class Packs:
 
         return compact(self)
 
-    # -- the first format ----------------------------------------------------------------------
+    # -- the first format (``_local_pack_upgrade.py``) -----------------------------------------
 
     def upgrade(self) -> int:
-        """Move the blobs of a first-format store (bytes in the ``blob`` table of
-        ``small.sqlite``) into packs, some MiB per transaction (a kill in between loses nothing:
-        each blob is in one place or the other, both are read), then drop the table and give
-        its pages back. Returns how many blobs were moved. Runs when the store is opened."""
-        moved, dropped = 0, False
-        with self.lock:
-            db = self.db()
-            while self.legacy:
-                try:
-                    with self.turn():
-                        n = self._move_some(db)
-                except BaseException:
-                    rollback(db)
-                    raise
-                moved += n
-                dropped = dropped or (n == 0 and not self.legacy)
-            if dropped:
-                try:
-                    db.execute("VACUUM")  # the dropped table's pages (and the new page size)
-                except sqlite3.Error:
-                    pass  # busy: the pages stay free inside the file until the next gc
-        return moved
+        """Move the blobs of a first-format store into packs; returns how many were moved
+        (``_local_pack_upgrade.upgrade``). Runs when the store is opened."""
+        from cairn.storage._local_pack_upgrade import upgrade
 
-    def _move_some(self, db: sqlite3.Connection) -> int:
-        db.execute("BEGIN IMMEDIATE")
-        exists = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blob'"
-        ).fetchone()
-        if exists is None:
-            db.execute("COMMIT")
-            self.legacy = False
-            return 0
-        batch: list[tuple[int, bytes, bytes, float]] = []
-        taken = 0
-        cur = db.execute("SELECT rowid, digest, data, stored_at FROM blob ORDER BY rowid")
-        for rowid, raw, data, stored_at in cur:
-            batch.append((int(rowid), bytes(raw), bytes(data), float(stored_at)))
-            taken += len(data)
-            if taken >= _MOVE:
-                break
-        cur.close()
-        if not batch:
-            db.execute("DROP TABLE blob")
-            db.execute("COMMIT")
-            self.legacy = False
-            return 0
-        packed = {
-            bytes(r[0])
-            for start in range(0, len(batch), BATCH)
-            for r in db.execute(
-                "SELECT digest FROM packed WHERE digest IN"
-                f" ({','.join('?' * len(batch[start : start + BATCH]))})",
-                [b[1] for b in batch[start : start + BATCH]],
-            )
-        }
-        self.append(db, [(raw, data, at) for _, raw, data, at in batch if raw not in packed])
-        db.executemany("DELETE FROM blob WHERE rowid = ?", [(b[0],) for b in batch])
-        db.execute("COMMIT")
-        return len(batch)
+        return upgrade(self)
 
     def close(self) -> None:
         with self.lock:
