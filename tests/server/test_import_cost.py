@@ -97,3 +97,16 @@ def test_an_import_cannot_name_a_blob_its_key_may_not_read(
     bob.store_blobs([(d_secret, secret)])
     assert bob.import_version(_import("bob", "mine", root)).version
     assert reader.missing_blobs([root, d_own, d_secret]) == []
+
+
+def test_an_import_of_a_root_its_key_may_not_read_names_only_the_root(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """A key that knows only the root digest of another project's manifest learns nothing of
+    the tree below it (the reviewer's M2; fails on the old code, which answered with the
+    digests of the files it names), as a commit of a client-written manifest."""
+    alice, bob, _, secret, _ = a_thief(inprocess("sqlite", "local"), tmp_path)
+    root = stored_manifest(alice, [ManifestEntry("w.bin", digest_bytes(secret), len(secret))])
+    assert alice.import_version(_import("alice", "p", root)).version
+    stolen = bob.import_version(_import("bob", "mine", root))
+    assert stolen.version is None and stolen.missing == (root,)

@@ -97,6 +97,10 @@ class Sync:
         blobs: list[str] = []
         size = count = 0
         if existing is None:
+            if reader is not None and store.unreadable(reader, [request.digest]):
+                # The root alone first, as a commit's manifest: a key that may not read it is
+                # told to upload it (proving it has it), never what the tree below it names.
+                return CommitResult(None, False, (request.digest,))
             pages, blobs, missing = manifests.closure(store, request.digest)
             if missing:
                 return CommitResult(None, False, tuple(missing))
