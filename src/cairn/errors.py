@@ -58,6 +58,10 @@ __all__ = [
 class CairnError(Exception):
     """Base class of every error cairn raises on purpose."""
 
+    # What a server answers instead of the text, when the text names the server's own detail
+    # (a file's path, a process id): the server logs the text. None: the text is answered.
+    public: str | None = None
+
 
 class UsageError(CairnError):
     """A call that is not allowed in the current state (W&B: ``wandb.errors.UsageError``)."""

@@ -15,10 +15,18 @@ from sqlalchemy import insert
 from cairn.catalog import Catalog, Tx
 from cairn.catalog import _schema as s
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.errors import CommError, ConflictError
+from cairn.errors import CommError, ConflictError, UnavailableError
 from cairn.service import CommitRequest
 from cairn.service._http import HttpService
-from tests._infra import CairnServer, Postgres, free_port
+from tests._infra import (
+    CairnServer,
+    Postgres,
+    free_port,
+    raised_within,
+    reset_database,
+    turn_held_by_a_stopped_process,
+)
+from tests.conftest import InProcess
 
 
 @pytest.fixture
@@ -132,3 +140,23 @@ def test_the_catalog_retries_only_unique_violations(tmp_path: pathlib.Path) -> N
     catalog.write(racing)
     assert len(tries) == 2
     catalog.dispose()
+
+
+def test_a_busy_store_answers_503_without_its_path_or_the_holders_pid(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server on a directory store whose writers' turn a stopped process holds: the client
+    # gets a generic busy error (503, which it retries), not the store's path and a pid (review
+    # S8); the server logs them.
+    app = inprocess("sqlite", "local")
+    reset_database(app.db)
+    store = app.backend.blobs
+    monkeypatch.setattr(store.packs, "busy_seconds", 0.1)
+    svc = app.service(app.create_key("e"), str(tmp_path / "cache"), retries=0)
+    data = b"a small blob"
+    with turn_held_by_a_stopped_process(os.path.join(store.root, "small.sqlite")) as pid:
+        raised = raised_within(lambda: svc.store_blobs([(digest_bytes(data), data)]))
+    assert isinstance(raised, UnavailableError), raised
+    assert "(503)" in str(raised) or "busy" in str(raised)
+    assert store.root not in str(raised) and str(pid) not in str(raised)
+    svc.close()

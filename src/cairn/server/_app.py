@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from cairn._version import __version__
 from cairn.errors import CairnError, ValidationError
 from cairn.server._backend import Backend
-from cairn.server._log import RequestLog
+from cairn.server._log import RequestLog, withheld
 from cairn.server._log import configure as configure_logging
 from cairn.server._openapi import declare_errors
 from cairn.server._routes import ROUTERS
@@ -133,7 +133,9 @@ def create_app(backend: Backend) -> FastAPI:
     app.state.backend = backend
 
     @app.exception_handler(CairnError)
-    async def cairn_error(_request: Request, exc: CairnError) -> JSONResponse:
+    async def cairn_error(request: Request, exc: CairnError) -> JSONResponse:
+        if exc.public is not None:
+            withheld(request.url.path, exc)  # the detail for the server's log, not the client
         return JSONResponse(error_body(exc), status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -2,7 +2,8 @@
 
 Each request is logged once it is answered (``event: "request"``: method, path, status, key id,
 milliseconds), and each refused key once more (``event: "key_refused"``: the key id if the key
-had the shape of one, and why). A key's secret is never logged: the ``Authorization`` header is
+had the shape of one, and why), and the text of an error whose answer withheld it
+(``event: "error_withheld"``: it names the server's own detail). A key's secret is never logged: the ``Authorization`` header is
 not read here, and any text that looks like a whole key is cut down to its id.
 """
 
@@ -79,6 +80,21 @@ def key_refused(path: str, token: str, reason: str) -> None:
                 "path": redact(path),
                 "key_id": m.group(1) if m else None,
                 "reason": reason,
+            }
+        },
+    )
+
+
+def withheld(path: str, exc: BaseException) -> None:
+    """Log the text of an error whose answer withheld it (it names the server's own detail)."""
+    logging.getLogger("cairn.server").warning(
+        "error",
+        extra={
+            "fields": {
+                "event": "error_withheld",
+                "path": redact(path),
+                "type": type(exc).__name__,
+                "message": redact(str(exc)),
             }
         },
     )

@@ -302,7 +302,10 @@ def status_of(exc: errors.CairnError) -> int:
 
 
 def error_body(exc: errors.CairnError) -> dict[str, Any]:
-    return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+    """A server's answer to ``exc``: its ``public`` text if it has one (the server logs the
+    rest), else its text."""
+    message = str(exc) if exc.public is None else exc.public
+    return {"error": {"type": type(exc).__name__, "message": message}}
 
 
 def error_from_body(status: int, body: Any, where: str) -> errors.CairnError:

@@ -112,11 +112,13 @@ def _turn_timeout(db_path: str, timeout: float) -> UnavailableError:
     who = f"process {pid}" if pid else "another process"  # 0: one of another pid namespace
     if pid == os.getpid():
         who = "another thread of this process"
-    return UnavailableError(
+    err = UnavailableError(
         f"{db_path} is being written by {who}, which has held the writers' turn for more than"
         f" {timeout:g} s: if it is stopped (Ctrl-Z, a debugger), let it go on or end it, then"
         " try again (nothing was written)"
     )
+    err.public = "the server's store is busy (nothing was written); try again later"
+    return err
 
 
 def _holder(path: str) -> int | None:
