@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -250,16 +251,19 @@ blob_uploads = Table(
 )
 
 # Blobs a project's versions (files and manifest pages) refer to: a key reads a blob only if a
-# project it may read holds it, or the key itself uploaded it. ``project_id`` is a project's id
-# with no foreign key (migration 0013): a commit inserts a row per blob its version names, and
-# the key's check cost a query per row; the id comes from the commit's own transaction, and
-# projects are never deleted.
+# project it may read holds it, or the key itself uploaded it. ``project_id`` has a foreign key
+# on SQLite only (migration 0013): a commit inserts a row per blob its version names, and
+# PostgreSQL's check of the key cost a query per row (SQLite's is an index probe); the id comes
+# from the commit's own transaction, and projects are never deleted.
 project_blobs = Table(
     "project_blobs",
     metadata,
     Column("project_id", Integer, primary_key=True, autoincrement=False),
     Column("digest", String(80), primary_key=True, index=True),
+    ForeignKeyConstraint(["project_id"], ["projects.id"]).ddl_if(dialect="sqlite"),
 )
+# Foreign keys on SQLite only (migration 0013; see ``project_blobs``).
+SQLITE_KEYS = ("fk_project_blobs_project_id_projects",)
 
 # Uploads in parts that are under way (so another server, or the same after a restart, can take
 # them up): who, which blob, the part size, and the backend's handle.

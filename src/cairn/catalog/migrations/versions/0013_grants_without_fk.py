@@ -5,8 +5,11 @@ A commit grants its project every blob its version names: one ``project_blobs`` 
 trigger query (``SELECT 1 FROM projects ... FOR KEY SHARE``, one per row) inside the commit's
 transaction: 30-40% of the grants' insert (measured, docs/design.md). The project id always
 comes from the same transaction (``projects.id_of(create=True)``) and projects are never
-deleted, so the check guarded nothing. SQLite (the embedded store keeps no grants): the table is
-rebuilt without it, as SQLite drops a constraint.
+deleted, so the check guarded nothing. SQLite (a server's SQLite catalog; the embedded store
+keeps no grants) keeps the key: there its check is a probe of ``projects``' primary key, not a
+query, and it refuses a grant whose project was deleted by hand (whose id SQLite gives the next
+project made, which would inherit the grants). A downgrade on PostgreSQL first deletes the grants
+of projects that are gone, then puts the key back.
 
 Revision ID: 0013_grants_without_fk
 Revises: 0012_upload_parts
@@ -24,10 +27,16 @@ _FK = "fk_project_blobs_project_id_projects"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("project_blobs") as batch:
-        batch.drop_constraint(_FK, type_="foreignkey")
+    if op.get_bind().dialect.name == "sqlite":
+        return  # an index probe there: the key stays
+    op.drop_constraint(_FK, "project_blobs", type_="foreignkey")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("project_blobs") as batch:
-        batch.create_foreign_key(_FK, "projects", ["project_id"], ["id"])
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    op.execute(
+        "DELETE FROM project_blobs WHERE NOT EXISTS"
+        " (SELECT 1 FROM projects WHERE projects.id = project_blobs.project_id)"
+    )
+    op.create_foreign_key(_FK, "project_blobs", "projects", ["project_id"], ["id"])
