@@ -4,11 +4,13 @@ directories added or removed, content the store lost."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -346,6 +348,37 @@ def test_stat_cache_rows_are_written_in_turn_not_by_polling(tmp_path: pathlib.Pa
     row = ("/d", "b", (1, 3, 3, 4, 5), "sha256:" + "1" * 64)
     assert waits_its_turn(cache.path, lambda: cache.record_files([row]))
     assert set(StatCache(cache.path).load_dir("/d")) == {"a", "b"}
+    cache.close()
+
+
+@pytest.mark.embedded_only
+def test_a_failed_stat_cache_write_is_rolled_back_before_its_turn_goes(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails is rolled back while it still has the writers' turn: the next writer
+    does not meet SQLite's lock and poll for it (review N8; the old code released the turn with
+    the transaction open)."""
+    from cairn.sdk import _statcache
+
+    cache = StatCache(str(tmp_path / "stat-cache.sqlite"))
+    real, open_at_release = _statcache.writer_turn, []
+
+    @contextlib.contextmanager
+    def turn(path: str, timeout: float) -> Iterator[None]:
+        with real(path, timeout):
+            try:
+                yield
+            finally:
+                open_at_release.append(cache._db().in_transaction)  # type: ignore[union-attr]
+
+    def failing(db: sqlite3.Connection, _by_dir: object) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(_statcache, "writer_turn", turn)
+    monkeypatch.setattr(cache, "_record", failing)
+    cache.record_files([("/d", "a", (1, 2, 3, 4, 5), "sha256:" + "0" * 64)])  # forgotten
+    assert open_at_release == [False]
     cache.close()
 
 

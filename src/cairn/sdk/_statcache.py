@@ -160,13 +160,17 @@ class StatCache:
             if db is None:
                 return
             # Eight processes adding directories at once write here after each one: in turn
-            # (``writer_turn``), not by SQLite's polling; a turn not had in time is skipped.
+            # (``writer_turn``), not by SQLite's polling; a turn not had in time is skipped. A
+            # failed write is rolled back before the turn goes to the next writer.
             try:
                 with writer_turn(self.path, self.busy_seconds):
-                    self._record(db, by_dir)
+                    try:
+                        self._record(db, by_dir)
+                    finally:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
             except (sqlite3.Error, UnavailableError):
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                pass  # a cache: the write is forgotten
 
     def _record(
         self, db: sqlite3.Connection, by_dir: dict[str, dict[str, tuple[StatKey, str]]]
