@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 import cairn
+from cairn.core import digest_bytes
 from cairn.errors import CommError, ValidationError
 from cairn.sdk import _scan, _stage_pool, _staging, _whole
 from cairn.sdk._stage_pool import StagePool
@@ -516,6 +517,29 @@ def test_a_worker_runs_in_a_process_group_of_its_own(tmp_path: pathlib.Path) -> 
     finally:
         pool.close()
     assert pool._procs[0].returncode == 0
+
+
+@pytest.mark.embedded_only
+def test_a_module_in_the_callers_directory_does_not_shadow_the_workers(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker started with the caller's working directory first on sys.path: a queue.py of
+    # the user's there was imported instead of the standard library's (review N3).
+    from cairn.storage import LocalBlobStore
+
+    (tmp_path / "queue.py").write_text("raise ImportError('the user's queue.py')\n")
+    monkeypatch.chdir(tmp_path)
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    path = write(tmp_path / "d" / "f", b"data")
+    st = os.stat(path)
+    pool = StagePool(1, store.root, store.small_limit, store.durable)
+    try:
+        pool.submit(
+            0, [(os.path.dirname(path), "f", 4, st.st_mtime_ns, st.st_ctime_ns)], time.time_ns()
+        )
+        assert [digest for digest, _, _ in pool.answer(0)] == [digest_bytes(b"data")]
+    finally:
+        pool.close()
 
 
 @pytest.mark.embedded_only

@@ -40,8 +40,10 @@ from cairn.sdk._whole import FileDone, FileJob
 # or works on answers (with 2, s1's worker waited 0.03-0.24 s of its ~0.4 s under load; with 4,
 # 0.00-0.01 s), few enough that at the end the caller does not wait on more than it could read.
 AHEAD = 4
-# The worker's command: no ``site`` (what it imports is on ``PYTHONPATH``), no ``runpy``.
-WORKER = ("-S", "-c", "from cairn.sdk._stage_worker import main; main()")
+# The worker's command: no ``site`` (what it imports is on ``PYTHONPATH``), no ``runpy``, and not
+# the caller's working directory first on ``sys.path`` (``-P``: a ``queue.py`` there would shadow
+# the standard library's).
+WORKER = ("-S", "-P", "-c", "from cairn.sdk._stage_worker import main; main()")
 
 
 class StagePool:

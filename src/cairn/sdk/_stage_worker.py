@@ -1,8 +1,8 @@
 """A staging worker process: the worker's side of ``_stage_pool.StagePool`` (issue 13, item 3).
 
-Started as ``python -S -c "from cairn.sdk._stage_worker import main; main()" ROOT LIMIT DURABLE``:
-no ``site`` (the worker needs the standard library and this cairn, which ``PYTHONPATH`` names),
-no ``runpy``, and this module imports only what a worker uses: ``os``, ``marshal``, threads, the
+Started as ``python -S -P -c "from cairn.sdk._stage_worker import main; main()" ROOT LIMIT
+DURABLE``: no ``site`` (the worker needs the standard library and this cairn, which
+``PYTHONPATH`` names), not the caller's working directory on ``sys.path``, no ``runpy``, and this module imports only what a worker uses: ``os``, ``marshal``, threads, the
 reader (``_whole.read_whole``) and the blob store. Not ``subprocess``, ``select``, ``weakref``
 (the parent's side) nor ``pickle`` (loaded only to send an error): a worker starts while the
 caller walks, and what it imports is time it does not read (``tests/test_imports.py`` checks).
