@@ -4,6 +4,7 @@ large downloads in parallel ranges, and damaged content refused on the way down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pathlib
@@ -16,7 +17,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ import cairn.service
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import DigestMismatchError
 from cairn.sdk import reset_services
+from cairn.server._stream_upload import receive_stream
 from cairn.service import CommitRequest, DownloadCache
 from cairn.service._http import HttpService
 from tests._infra import CairnServer, InProcessServer, Postgres, S3Server, reset_database
@@ -713,6 +715,48 @@ def test_the_stream_waits_for_the_name_once_two_parts_are_sent() -> None:
     naming._over.set()  # named (or the naming failed: the stream learns which)
     third.join()
     assert got == [b"ijkl"]
+
+
+def test_a_naming_that_loses_the_race_keeps_the_winners_upload(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """Two requests name one upload at once (a naming retried after a timeout, perhaps on the
+    other server process): the one that loses aborts only the S3 multipart upload it made and
+    answers as the other did; the winner's row and its multipart upload stay, and the content
+    completes (review M1: the loser forgot the winner's row, its multipart upload leaked)."""
+    app = _s3_app(inprocess)
+    t = app.backend.transfers
+    s3 = t.s3
+    assert s3 is not None and t.streamed is not None
+    user = "key:review"
+    data = os.urandom(12 * MiB)
+    d = digest_bytes(data)
+    plan = t.begin(user, None, len(data), ["stream"])
+    real = t.multipart
+    first: list[str] = []
+
+    def racing(digest: str, stream: bool) -> str:
+        ref = real(digest, stream)  # the other request names the upload meanwhile
+        first.append(ref)
+        assert t.rows.name(plan["id"], digest, ref)
+        return real(digest, stream)
+
+    t.multipart = racing  # type: ignore[method-assign]
+    try:
+        assert t.streamed.name(user, plan["id"], d, stored=False) == {"stored": False}
+    finally:
+        del t.multipart
+    row = t.rows.get(plan["id"])
+    assert row is not None and row.ref == first[0]  # the winner's upload is kept
+    listed = s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=s3.prefix)
+    assert [u["UploadId"] for u in listed.get("Uploads", [])] == [first[0].split("\n")[1]]
+
+    async def content() -> AsyncIterator[bytes]:
+        yield data
+
+    sink = t.open_stream(user, plan["id"])
+    answer = asyncio.run(receive_stream(sink, content()))
+    assert answer == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
 
 
 class _OlderServer(httpx.BaseTransport):

@@ -193,26 +193,35 @@ class Uploads:
     def name(self, upload_id: str, digest: str, ref: str, *, taking_up: str | None = None) -> bool:
         """Name the blob of an upload begun without its digest (its ``digest`` is ``''``):
         ``digest`` and the backend's ``ref`` are written in; with ``taking_up``, that earlier
-        upload of the same blob is taken over in the same transaction (its part records move
-        to this upload, its row goes). False when the upload is gone or named already."""
+        upload of the same blob is taken over in the same transaction (its row goes first, and
+        only one naming can take it: its part records move to this upload). False, and nothing
+        changed, when the upload is gone or named already, or the earlier one was taken."""
         u, p = s.uploads.c, s.upload_parts.c
 
         def fn(tx: Tx) -> bool:
+            if taking_up is not None:
+                taken = tx.conn.execute(delete(s.uploads).where(u.id == taking_up)).rowcount
+                if taken != 1:
+                    return False  # another naming took it (or it went): nothing changed
             named = tx.conn.execute(
                 update(s.uploads)
                 .where(u.id == upload_id, u.digest == "")
                 .values(digest=digest, backend_ref=ref)
             ).rowcount
-            if named and taking_up is not None:
+            if not named:
+                raise _NotNamed()  # the earlier row's delete is rolled back with it
+            if taking_up is not None:
                 tx.conn.execute(
                     update(s.upload_parts)
                     .where(p.upload_id == taking_up)
                     .values(upload_id=upload_id)
                 )
-                tx.conn.execute(delete(s.uploads).where(u.id == taking_up))
-            return bool(named)
+            return True
 
-        return bool(self.catalog.write(fn))
+        try:
+            return bool(self.catalog.write(fn))
+        except _NotNamed:
+            return False
 
     def record_part(
         self, upload_id: str, number: int, prefix_sha256: bytes, crc32: bytes, etag: str
@@ -296,6 +305,10 @@ class Uploads:
                 tx.insert_ignore(s.blob_uploads, rows)
 
         self.catalog.write(fn)
+
+
+class _NotNamed(Exception):
+    """``Uploads.name``: the upload is gone or named already (its transaction rolls back)."""
 
 
 def _upload_row(row: object) -> UploadRow:

@@ -317,16 +317,18 @@ class Transfers:
     def abort_s3(self, up: Upload) -> None:
         """Abort an upload's S3 multipart upload (if it has one) and forget the upload."""
         if self.s3 is not None and up.multipart is not None:
-            key, s3_id = up.multipart
-            try:
-                self.s3.client.abort_multipart_upload(
-                    Bucket=self.s3.bucket, Key=key, UploadId=s3_id
-                )
-            except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
-                pass
+            self.abort_multipart(*up.multipart)
             if up.older_stream:
                 drop_marks(self.s3, self._marks(up))  # an older server's part records
         self.abort(up)
+
+    def abort_multipart(self, key: str, s3_id: str) -> None:
+        """Abort an S3 multipart upload; no row is touched."""
+        assert self.s3 is not None
+        try:
+            self.s3.client.abort_multipart_upload(Bucket=self.s3.bucket, Key=key, UploadId=s3_id)
+        except Exception:  # noqa: BLE001 - already gone, or S3 down: the row goes anyway
+            pass
 
     def status(self, user: str, upload_id: str) -> dict[str, Any]:
         return self.describe(self.load(user, upload_id))

@@ -79,13 +79,15 @@ class Streamed:
             except CommError:
                 t.forget(earlier.id)
                 earlier = None
-        if earlier is not None:
-            named = t.rows.name(up.id, digest, earlier.ref, taking_up=earlier.id)
-        else:
+        named = earlier is not None and t.rows.name(
+            up.id, digest, earlier.ref, taking_up=earlier.id
+        )
+        if not named:  # nothing to take up, or another naming took it: a multipart of its own
             ref = t.multipart(digest, True)
             named = t.rows.name(up.id, digest, ref)
-            if not named:
-                t.abort_s3(Upload(up.id, user, digest, up.size, up.part_size, ref))
+            if not named:  # another request named this upload meanwhile: its row stays
+                key, s3_id = ref.split("\n")[:2]
+                t.abort_multipart(key, s3_id)  # only the multipart upload made just now
         if not named and t.load(user, upload_id).digest != digest:
             # named just now by another request (this one sent again names it the same)
             raise ValidationError(f"upload {upload_id} is not waiting for its blob's name")

@@ -374,6 +374,19 @@ class CatalogTests:
         assert not uploads.name("new", d, "k\nid2\nstream-parts")  # named already: unchanged
         assert uploads.get("new") == UploadRow("new", "key:a", d, 30 << 20, 8 << 20, ref)
         assert not uploads.name("gone", d, "k\nid3\nstream-parts")
+        # Two namings taking up one earlier upload (the same key logging one file twice at
+        # once): only the first takes it; the second changes nothing (review S1: both were
+        # named with its ref, two streams fed one S3 multipart upload).
+        uploads.insert(UploadRow("early2", "key:a", d, 30 << 20, 8 << 20, ref))
+        uploads.insert(UploadRow("third", "key:a", "", 30 << 20, 8 << 20, "unnamed-stream"))
+        assert uploads.name("third", d, ref, taking_up="early2")
+        assert not uploads.name("other", d, ref, taking_up="early2")
+        assert uploads.get("other") == UploadRow(
+            "other", "key:a", "", 30 << 20, 8 << 20, "unnamed-stream"
+        )
+        assert not uploads.name("gone", d, ref, taking_up="new")  # not named: "new" stays
+        assert uploads.get("new") is not None
+        uploads.delete("third")
         assert uploads.name("other", d, "k\nid4\nstream-parts")  # nothing to take up
         assert uploads.parts("other") == {}
         uploads.delete("new")
