@@ -31,7 +31,14 @@ from cairn.sdk import reset_services
 from cairn.server._stream_upload import receive_stream
 from cairn.service import CommitRequest, DownloadCache
 from cairn.service._http import HttpService
-from tests._infra import CairnServer, InProcessServer, Postgres, S3Server, reset_database
+from tests._infra import (
+    CairnServer,
+    InProcessServer,
+    Postgres,
+    S3Server,
+    raised_within,
+    reset_database,
+)
 from tests.conftest import InProcess
 
 MiB = 1 << 20
@@ -601,9 +608,9 @@ def test_a_large_file_leaves_before_its_hash_pass_ends(
             if sent >= 8 * MiB:
                 a_part_went.set()
 
-    def hashing(fd: int) -> tuple[str, int]:
+    def hashing(fd: int, stop: threading.Event) -> tuple[str, int] | None:
         a_part_went.wait(60)  # a guard only: the stream must not wait for the hash
-        out = hash_fd(fd)
+        out = hash_fd(fd, stop)
         hashed_after.append(sent)
         return out
 
@@ -757,6 +764,50 @@ def test_a_naming_that_loses_the_race_keeps_the_winners_upload(
     sink = t.open_stream(user, plan["id"])
     answer = asyncio.run(receive_stream(sink, content()))
     assert answer == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
+
+
+def test_a_failed_stream_does_not_wait_for_the_whole_hash(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream of a file begun before its digest fails (Ctrl-C, a server error): the hash
+    stops at its next chunk instead of reading the whole file for a name nobody wants (review
+    S3: the caller waited for the whole hash pass, minutes for a large file on a slow disk)."""
+    from cairn.service import _http_upload as up
+
+    app = _s3_app(inprocess)
+    (tmp_path / "big.bin").write_bytes(os.urandom(20 * MiB))
+    svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
+    abandoned = threading.Event()
+    updates: list[int] = []
+    abandon, hasher = up._Naming.abandon, up.new_hasher
+
+    class Slow:  # a hash slower than the failure: its first chunk waits for it
+        def __init__(self) -> None:
+            self._inner = hasher()
+
+        def update(self, data: Any) -> None:
+            abandoned.wait(30)  # a guard only
+            updates.append(len(data))
+            self._inner.update(data)
+
+        def digest(self) -> bytes:
+            return self._inner.digest()
+
+    def on_abandon(naming: Any) -> None:
+        abandon(naming)
+        abandoned.set()
+
+    def failing(read: Any, off: int, n: int) -> Iterator[bytes]:
+        raise RuntimeError("the disk went away")
+        yield b""
+
+    monkeypatch.setattr(up._Naming, "abandon", on_abandon)
+    monkeypatch.setattr(up, "new_hasher", Slow)
+    monkeypatch.setattr(up, "_read_chunks", failing)
+    failed = raised_within(lambda: svc.store_file(str(tmp_path / "big.bin")))
+    assert isinstance(failed, RuntimeError)
+    assert len(updates) <= 1  # of 20 chunks: stopped at the next one
+    svc.close()
 
 
 class _OlderServer(httpx.BaseTransport):

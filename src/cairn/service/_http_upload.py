@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cairn.core import counting_reads, digest_bytes, transfer
+from cairn.core import counting_reads, digest_bytes, digest_from_hasher, new_hasher, transfer
 from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
 from cairn.service._http_client import HttpClient, seg
 from cairn.service._wire import BATCH_TYPE, packed_chunks, packed_size
-from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file, hash_stream
+from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
 
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
@@ -350,7 +350,10 @@ class _Naming(threading.Thread):
 
     def run(self) -> None:
         try:
-            digest, size = _hash_fd(self._fd)
+            hashed = _hash_fd(self._fd, self._abandoned)
+            if hashed is None:
+                return  # the stream failed: no name wanted
+            digest, size = hashed
             if size != self._size:
                 raise ValidationError(f"the file is {size} bytes now, not {self._size}")
             self.digest = digest
@@ -394,11 +397,20 @@ class _Naming(threading.Thread):
         return self.digest
 
 
-def _hash_fd(fd: int) -> tuple[str, int]:
-    """The digest and size of an open file, from its start (on a descriptor of its own)."""
-    with os.fdopen(os.dup(fd), "rb") as f:
-        f.seek(0)
-        return hash_stream(f)
+def _hash_fd(fd: int, stop: threading.Event) -> tuple[str, int] | None:
+    """The digest and size of an open file, from its start (read by offset); None once
+    ``stop`` is set (the stream failed: the whole file is not read for nothing)."""
+    hasher = new_hasher()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while not stop.is_set():
+        n = os.preadv(fd, [buf], size)
+        if not n:
+            return digest_from_hasher(hasher), size
+        hasher.update(view[:n])
+        size += n
+    return None
 
 
 def _reader(fd: int, path: str, short: str) -> Callable[[int, int], bytes]:
