@@ -26,7 +26,7 @@ import pytest
 import cairn
 import cairn.service
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.errors import DigestMismatchError
+from cairn.errors import DigestMismatchError, ValidationError
 from cairn.sdk import reset_services
 from cairn.server._stream_upload import receive_stream
 from cairn.service import CommitRequest, DownloadCache
@@ -807,6 +807,36 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
     failed = raised_within(lambda: svc.store_file(str(tmp_path / "big.bin")))
     assert isinstance(failed, RuntimeError)
     assert len(updates) <= 1  # of 20 chunks: stopped at the next one
+    svc.close()
+
+
+def test_a_server_process_holds_few_unnamed_uploads(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """Each upload whose stream waits for its name holds up to nine part buffers: a server
+    process holds ``MAX_WAITING`` of them; beyond, an unnamed begin (and such a stream) is
+    refused and the client hashes first (review S2: any key with the upload grant could pin
+    72 MiB per request it never named)."""
+    from cairn.server._transfers_streamed import MAX_WAITING
+
+    app = _s3_app(inprocess)
+    t = app.backend.transfers
+    user = "key:cap"
+    ids = [t.begin(user, None, 9 * MiB, ["stream"])["id"] for _ in range(MAX_WAITING + 1)]
+    sinks = [t.open_stream(user, i) for i in ids[:MAX_WAITING]]
+    with pytest.raises(ValidationError):
+        t.begin(user, None, 9 * MiB, ["stream"])
+    with pytest.raises(ValidationError):
+        t.open_stream(user, ids[-1])
+    data = os.urandom(9 * MiB)
+    (tmp_path / "f.bin").write_bytes(data)
+    svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
+    assert svc.store_file(str(tmp_path / "f.bin")).digest == digest_bytes(data)  # hashed first
+    assert svc._uploads.unnamed is False
+    sinks[0].released()  # one named, or its stream ended: room for another
+    sinks.append(t.open_stream(user, ids[-1]))
+    for sink in sinks[1:]:
+        sink.released()
     svc.close()
 
 

@@ -22,8 +22,9 @@ marker objects in S3, one PUT per part: ``drop_marks`` removes those of their up
 Begun before its digest (``unnamed``): the client sends while it hashes, and names the blob by
 another request, which may reach another server process. Until then the sink receives, hashes
 and holds the parts (at most ``IN_FLIGHT + 1`` buffers, then it stops reading), sending none:
-their key is the blob's. It looks at the upload's catalog row every ``NAME_POLL`` seconds for
-the name (``StreamTarget``: where the parts go), for at most ``name_wait(size)``.
+their key is the blob's. It looks at the upload's catalog row for the name (``StreamTarget``:
+where the parts go), ``NAME_POLL`` seconds after the last look, growing to ``NAME_POLL_MAX``,
+for at most ``NAME_WAIT`` seconds.
 """
 
 from __future__ import annotations
@@ -45,14 +46,9 @@ from cairn.errors import DigestMismatchError, NotFoundError, ValidationError
 from cairn.storage import S3BlobStore
 
 IN_FLIGHT = 8  # parts on their way to the object store at once, per upload (memory: 9 parts)
-NAME_POLL = 0.02  # seconds between looks at an unnamed upload's row
-NAME_WAIT = 60.0  # seconds an unnamed upload waits for its name, plus a second per NAME_RATE
-NAME_RATE = 10_000_000  # bytes: the client hashes the whole file before it names the blob
-
-
-def name_wait(size: int) -> float:
-    """How long an upload of ``size`` bytes begun before its digest waits for the name."""
-    return NAME_WAIT + size / NAME_RATE
+NAME_POLL = 0.02  # seconds between the first looks at an unnamed upload's row, growing
+NAME_POLL_MAX = 0.1  # to this
+NAME_WAIT = 120.0  # seconds an unnamed upload waits for its name, whatever its size
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +73,9 @@ class StreamSink:
     ``target``: where the parts go (``StreamTarget``), or for an upload begun before its digest
     a look at its row (``StreamTarget`` once named, None until then; it raises
     ``NotFoundError`` once the row is gone: the blob was stored already, or the upload swept),
-    made in a thread every ``NAME_POLL`` seconds from the first full part on, for at most
-    ``name_within`` seconds.
+    made in a thread from the first full part on, ``NAME_POLL`` seconds apart growing to
+    ``NAME_POLL_MAX``, for at most ``name_within`` seconds. ``release`` is called once the
+    upload is named or its stream ended (the server counts the uploads that wait).
 
     The event loop only copies each chunk into the part filling up (one copy, into one of at
     most ``IN_FLIGHT + 1`` part buffers that are reused, never a fresh allocation per part);
@@ -97,6 +94,7 @@ class StreamSink:
         target: StreamTarget | Callable[[], StreamTarget | None],
         *,
         name_within: float = NAME_WAIT,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self._s3 = s3
         self.size = size
@@ -104,6 +102,7 @@ class StreamSink:
         self._target = target if isinstance(target, StreamTarget) else None
         self._lookup = None if isinstance(target, StreamTarget) else target
         self._name_within = name_within
+        self._release = release
         self._named: asyncio.Future[StreamTarget] | None = None  # resolved by ``_wait_name``
         self._polling: asyncio.Task[None] | None = None
         self._hasher = new_hasher()
@@ -173,6 +172,7 @@ class StreamSink:
     async def _wait_name(self, named: asyncio.Future[StreamTarget]) -> None:
         assert self._lookup is not None
         deadline = time.monotonic() + self._name_within
+        pause = NAME_POLL
         try:
             while (target := await run_in_threadpool(self._lookup)) is None:
                 if time.monotonic() > deadline:
@@ -180,14 +180,22 @@ class StreamSink:
                         f"the upload was not named within {self._name_within:.0f} s"
                         " (POST its digest to /uploads/{id}/name): begin it again"
                     )
-                await asyncio.sleep(NAME_POLL)
+                await asyncio.sleep(pause)
+                pause = min(NAME_POLL_MAX, pause * 1.5)
         except Exception as exc:  # noqa: BLE001 - the parts waiting raise it
             if not named.done():
                 named.set_exception(exc)
             return
         self._target = target
+        self.released()
         if not named.done():
             named.set_result(target)
+
+    def released(self) -> None:
+        """No longer waiting for a name (named, or the stream ended): said once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     async def _give_up_naming(self) -> None:
         """The stream ended before its name came: one more look at the row (named after all:
@@ -293,6 +301,8 @@ async def receive_stream(sink: StreamSink, chunks: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - the request's own error is the one to answer
             pass
         raise
+    finally:
+        sink.released()
     return {"digest": sink.digest, "size": size, "parts_sent": sink.sent, "parts_kept": sink.reused}
 
 

@@ -9,12 +9,13 @@ See docs/design.md ("Transfers", S3 store from 8 MiB).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cairn.core import check_digest
 from cairn.errors import CommError, NotFoundError, ValidationError
-from cairn.server._stream_upload import StreamSink, StreamTarget, kept_parts, name_wait
+from cairn.server._stream_upload import NAME_WAIT, StreamSink, StreamTarget, kept_parts
 from cairn.server._upload_parts import (
     UNNAMED_REF,
     Upload,
@@ -32,6 +33,13 @@ UNNAMED_ONLY = (
     "name the blob (its digest) to begin this upload: this server takes a blob before its"
     f" digest only streamed to an S3 store, from {UNNAMED_FROM} bytes"
 )
+# Unnamed uploads one server process holds parts of at once (each up to nine part buffers, 72
+# MiB): over this, one is refused (the client hashes first and names it when it begins).
+MAX_WAITING = 8
+_BUSY = (
+    f"this server holds the parts of {MAX_WAITING} uploads waiting for their names already:"
+    " name the blob (its digest) to begin this upload"
+)
 
 
 class Streamed:
@@ -40,12 +48,16 @@ class Streamed:
     def __init__(self, transfers: Transfers, store: ObjectStore) -> None:
         self._t = transfers
         self._store = store
+        self._waiting = 0  # unnamed uploads whose stream waits for the name, in this process
+        self._lock = threading.Lock()
 
     def begin_unnamed(self, user: str, size: int, modes: Sequence[str]) -> dict[str, Any]:
         """A streamed upload begun before the client has the blob's digest: a row with the
         digest ``''``, nothing in S3 until ``name``."""
         if "stream" not in modes or size < UNNAMED_FROM:
             raise ValidationError(UNNAMED_ONLY)
+        if self._waiting >= MAX_WAITING:
+            raise ValidationError(_BUSY)
         t = self._t
         t.sweep_now_and_then()
         part_size = t.stream_part_size(size)
@@ -102,12 +114,27 @@ class Streamed:
                 up.size,
                 up.part_size,
                 lambda: self._named_target(up.owner, up.id),
-                name_within=min(name_wait(up.size), t.max_age),
+                name_within=min(NAME_WAIT, t.max_age),
+                release=self._hold(),
             )
         if up.older_stream:  # an older server's (its parts are S3 objects):
             t.abort_s3(up)  # its markers dropped; the client begins a new upload
             raise NotFoundError(f"no upload {up.id!r} (begun by an older server: begin again)")
         return StreamSink(store.s3, up.size, up.part_size, self._target(up))
+
+    def _hold(self) -> Callable[[], None]:
+        """Count one more upload waiting for its name (``MAX_WAITING`` at most: refused
+        beyond); the function that counts it out."""
+        with self._lock:
+            if self._waiting >= MAX_WAITING:
+                raise ValidationError(_BUSY)
+            self._waiting += 1
+
+        def release() -> None:
+            with self._lock:
+                self._waiting -= 1
+
+        return release
 
     def _target(self, up: Upload) -> StreamTarget:
         """Where a streamed upload's parts go, with the parts an earlier attempt left that S3

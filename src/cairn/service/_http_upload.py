@@ -32,7 +32,8 @@ BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
 _BATCH_THREADS = 4  # batch requests in flight at once
 _UPLOAD_ATTEMPTS = 3  # an upload the server lost (swept, or gone with its state) begins again
-UNNAMED_FROM = 8 << 20  # files from this size are sent while they are hashed (S3 servers)
+UNNAMED_FROM = 8 << 20  # files from this size are sent while they are hashed (S3 servers),
+UNNAMED_UP_TO = 2 << 30  # up to this: a server waits 120 s for the name (the hash at 18 MB/s)
 AHEAD = 2  # parts sent before the name; then the hash has the cores until it is done
 _log = logging.getLogger("cairn")
 
@@ -131,7 +132,7 @@ class Uploader:
         fd = os.open(path, os.O_RDONLY)
         try:
             size = os.fstat(fd).st_size
-            if size < UNNAMED_FROM:
+            if not UNNAMED_FROM <= size <= UNNAMED_UP_TO:
                 return None
             try:
                 plan = self.client.call(
@@ -139,6 +140,9 @@ class Uploader:
                 )
             except ValidationError:  # an older server (no digest: 400), or not on S3
                 self.unnamed = False
+                return None
+            if plan.get("mode") != "stream" or plan.get("unnamed") is not True:
+                self.unnamed = False  # a server that did not take it as asked: digest first
                 return None
             self.unnamed = True
             upload = f"/uploads/{seg(plan['id'])}"
@@ -180,7 +184,9 @@ class Uploader:
             return True
         except _Stopped:
             return False
-        except NotFoundError:  # gone: stored (the naming's answer may come later), or lost
+        except (NotFoundError, ValidationError):
+            # Gone (stored: the naming's answer may come later; or lost), or refused (a server
+            # holding as many unnamed uploads as it takes): sent named, once hashed.
             naming.join()
             return False
 
