@@ -26,7 +26,7 @@ import pytest
 import cairn
 import cairn.service
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.errors import DigestMismatchError, ValidationError
+from cairn.errors import ConflictError, DigestMismatchError, ValidationError
 from cairn.sdk import reset_services
 from cairn.server._stream_upload import receive_stream
 from cairn.service import CommitRequest, DownloadCache
@@ -815,28 +815,37 @@ def test_a_server_process_holds_few_unnamed_uploads(
 ) -> None:
     """Each upload whose stream waits for its name holds up to nine part buffers: a server
     process holds ``MAX_WAITING`` of them; beyond, an unnamed begin (and such a stream) is
-    refused and the client hashes first (review S2: any key with the upload grant could pin
-    72 MiB per request it never named)."""
+    refused as a conflict (409) and the client hashes that file first (review S2: any key with
+    the upload grant could pin 72 MiB per request it never named); a busy moment does not turn
+    the client's unnamed uploads off (review S2(ii): the 400 of an older server did). A begin
+    larger than a client sends unnamed is refused (S2b: 5 TiB would hold 9 parts of 525 MiB)."""
     from cairn.server._transfers_streamed import MAX_WAITING
+    from cairn.service import UNNAMED_UP_TO
 
     app = _s3_app(inprocess)
     t = app.backend.transfers
     user = "key:cap"
+    with pytest.raises(ValidationError):
+        t.begin(user, None, UNNAMED_UP_TO + 1, ["stream"])
     ids = [t.begin(user, None, 9 * MiB, ["stream"])["id"] for _ in range(MAX_WAITING + 1)]
     sinks = [t.open_stream(user, i) for i in ids[:MAX_WAITING]]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConflictError):
         t.begin(user, None, 9 * MiB, ["stream"])
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConflictError):
         t.open_stream(user, ids[-1])
     data = os.urandom(9 * MiB)
     (tmp_path / "f.bin").write_bytes(data)
     svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
     assert svc.store_file(str(tmp_path / "f.bin")).digest == digest_bytes(data)  # hashed first
-    assert svc._uploads.unnamed is False
+    assert svc._uploads.unnamed is not False  # busy for now, not a server that never takes them
     sinks[0].released()  # one named, or its stream ended: room for another
     sinks.append(t.open_stream(user, ids[-1]))
     for sink in sinks[1:]:
         sink.released()
+    more = os.urandom(9 * MiB)
+    (tmp_path / "g.bin").write_bytes(more)
+    assert svc.store_file(str(tmp_path / "g.bin")).digest == digest_bytes(more)
+    assert svc._uploads.unnamed is True  # room again: sent while hashed
     svc.close()
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cairn.core import check_digest
-from cairn.errors import CommError, NotFoundError, ValidationError
+from cairn.errors import CommError, ConflictError, NotFoundError, ValidationError
 from cairn.server._stream_upload import NAME_WAIT, StreamSink, StreamTarget, kept_parts
 from cairn.server._upload_parts import (
     UNNAMED_REF,
@@ -22,19 +22,20 @@ from cairn.server._upload_parts import (
     completed_parts,
     s3_error_code,
 )
+from cairn.service import UNNAMED_FROM, UNNAMED_UP_TO
 
 if TYPE_CHECKING:
     from cairn.server._transfers import ObjectStore, Transfers
 
 # Uploads begun before their digest: S3 stores only (a local one hashes the spool file at
 # ``complete``, against the digest it was begun with), from the size S3 stores take in parts.
-UNNAMED_FROM = 8 << 20
 UNNAMED_ONLY = (
     "name the blob (its digest) to begin this upload: this server takes a blob before its"
-    f" digest only streamed to an S3 store, from {UNNAMED_FROM} bytes"
+    f" digest only streamed to an S3 store, of {UNNAMED_FROM} to {UNNAMED_UP_TO} bytes"
 )
 # Unnamed uploads one server process holds parts of at once (each up to nine part buffers, 72
-# MiB): over this, one is refused (the client hashes first and names it when it begins).
+# MiB): over this, one is refused as a conflict with the server's state (409, not the 400 of
+# a server that never takes them: the client hashes this file first and tries again with the next).
 MAX_WAITING = 8
 _BUSY = (
     f"this server holds the parts of {MAX_WAITING} uploads waiting for their names already:"
@@ -54,10 +55,10 @@ class Streamed:
     def begin_unnamed(self, user: str, size: int, modes: Sequence[str]) -> dict[str, Any]:
         """A streamed upload begun before the client has the blob's digest: a row with the
         digest ``''``, nothing in S3 until ``name``."""
-        if "stream" not in modes or size < UNNAMED_FROM:
+        if "stream" not in modes or not UNNAMED_FROM <= size <= UNNAMED_UP_TO:
             raise ValidationError(UNNAMED_ONLY)
         if self._waiting >= MAX_WAITING:
-            raise ValidationError(_BUSY)
+            raise ConflictError(_BUSY)
         t = self._t
         t.sweep_now_and_then()
         part_size = t.stream_part_size(size)
@@ -127,7 +128,7 @@ class Streamed:
         beyond); the function that counts it out."""
         with self._lock:
             if self._waiting >= MAX_WAITING:
-                raise ValidationError(_BUSY)
+                raise ConflictError(_BUSY)
             self._waiting += 1
 
         def release() -> None:

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from cairn.service._wire import (
         API,
         BATCH_TYPE,
+        UNNAMED_FROM,
+        UNNAMED_UP_TO,
         BatchReader,
         changes_from_json,
         check_digests,
@@ -109,6 +111,8 @@ __all__ = [
     "maintenance_lock_for_catalog",
     "API",
     "BATCH_TYPE",
+    "UNNAMED_FROM",
+    "UNNAMED_UP_TO",
     "BatchReader",
     "changes_from_json",
     "check_digests",
@@ -164,6 +168,8 @@ __getattr__, __dir__ = lazy_exports(
         "._wire": [
             "API",
             "BATCH_TYPE",
+            "UNNAMED_FROM",
+            "UNNAMED_UP_TO",
             "BatchReader",
             "changes_from_json",
             "check_digests",

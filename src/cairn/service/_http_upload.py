@@ -23,17 +23,27 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cairn.core import counting_reads, digest_bytes, digest_from_hasher, new_hasher, transfer
-from cairn.errors import CommError, DigestMismatchError, NotFoundError, ValidationError
+from cairn.errors import (
+    CommError,
+    ConflictError,
+    DigestMismatchError,
+    NotFoundError,
+    ValidationError,
+)
 from cairn.service._http_client import HttpClient, seg
-from cairn.service._wire import BATCH_TYPE, packed_chunks, packed_size
+from cairn.service._wire import (
+    BATCH_TYPE,
+    UNNAMED_FROM,
+    UNNAMED_UP_TO,
+    packed_chunks,
+    packed_size,
+)
 from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
 
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
 _BATCH_THREADS = 4  # batch requests in flight at once
 _UPLOAD_ATTEMPTS = 3  # an upload the server lost (swept, or gone with its state) begins again
-UNNAMED_FROM = 8 << 20  # files from this size are sent while they are hashed (S3 servers),
-UNNAMED_UP_TO = 2 << 30  # up to this: a server waits 120 s for the name (the hash at 18 MB/s)
 AHEAD = 2  # parts sent before the name; then the hash has the cores until it is done
 _log = logging.getLogger("cairn")
 
@@ -141,6 +151,8 @@ class Uploader:
             except ValidationError:  # an older server (no digest: 400), or not on S3
                 self.unnamed = False
                 return None
+            except ConflictError:  # busy with other unnamed uploads (409): this one named
+                return None
             if plan.get("mode") != "stream" or plan.get("unnamed") is not True:
                 self.unnamed = False  # a server that did not take it as asked: digest first
                 return None
@@ -184,9 +196,9 @@ class Uploader:
             return True
         except _Stopped:
             return False
-        except (NotFoundError, ValidationError):
+        except (NotFoundError, ValidationError, ConflictError):
             # Gone (stored: the naming's answer may come later; or lost), or refused (a server
-            # holding as many unnamed uploads as it takes): sent named, once hashed.
+            # holding as many unnamed uploads as it takes: 409): sent named, once hashed.
             naming.join()
             return False
 

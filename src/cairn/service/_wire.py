@@ -41,6 +41,12 @@ from cairn.service._search import SearchRequest, SearchResult
 
 API = "/api/v1"
 BATCH_TYPE = "application/vnd.cairn.blobs"
+# Files a client sends to a server on S3 while it hashes them (an upload begun before its
+# digest, named by a second request): from the size S3 takes in parts, up to the size whose
+# hash ends well within the server's 120 s wait for the name (at 18 MB/s). A server refuses
+# an unnamed begin outside this range: an unnamed upload holds its parts until named.
+UNNAMED_FROM = 8 << 20
+UNNAMED_UP_TO = 2 << 30
 _HEAD = struct.Struct(">32sQ")
 
 
