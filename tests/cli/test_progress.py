@@ -152,9 +152,9 @@ def test_one_large_file_reports_its_bytes_through_a_server(
     _, _, downloads = rest.partition("DOWNLOADING")
     downloading, _, file = downloads.partition("FILE")
     seen = phases_seen_midway(adding)
-    # Hashed (1 MiB steps), then uploaded (read as it is sent, in steps of the transfer's
-    # choosing, 8 MiB today): both move before they end.
-    assert len(seen.get("hashing", ())) >= 3 and len(seen.get("uploading", ())) >= 1, adding
+    # Sent to a server on S3 while it is hashed (the hash runs beside the upload, in a thread
+    # with no bar of its own): the upload's bar moves, in steps as it is read (1 MiB).
+    assert len(seen.get("uploading", ())) >= 3, adding
     seen = phases_seen_midway(downloading)
     assert len(seen.get("downloading", ())) >= 3, downloading
     # The ranges after the first 16 MiB (fetched in parallel) report too: past 40%.
