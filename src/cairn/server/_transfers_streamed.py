@@ -20,6 +20,7 @@ from cairn.server._upload_parts import (
     UNNAMED_REF,
     Upload,
     completed_parts,
+    multipart_of,
     s3_error_code,
 )
 from cairn.service import UNNAMED_FROM, UNNAMED_UP_TO
@@ -99,8 +100,9 @@ class Streamed:
             ref = t.multipart(digest, True)
             named = t.rows.name(up.id, digest, ref)
             if not named:  # another request named this upload meanwhile: its row stays
-                key, s3_id = ref.split("\n")[:2]
-                t.abort_multipart(key, s3_id)  # only the multipart upload made just now
+                made = multipart_of(ref)
+                assert made is not None
+                t.abort_multipart(*made)  # only the multipart upload made just now
         if not named and t.load(user, upload_id).digest != digest:
             # named just now by another request (this one sent again names it the same)
             raise ValidationError(f"upload {upload_id} is not waiting for its blob's name")

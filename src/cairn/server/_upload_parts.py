@@ -38,8 +38,7 @@ class Upload(UploadRow):
         """(key, S3 upload id) of an upload to an S3 multipart upload; ``ref`` is
         ``key\\nid`` (sent by presigned URLs) or ``key\\nid\\nstream-parts`` (through the
         server; ``OLDER_STREAM_REFS``: an older server's)."""
-        lines = self.ref.split("\n")
-        return (lines[0], lines[1]) if len(lines) >= 2 else None
+        return multipart_of(self.ref)
 
     @property
     def streamed(self) -> bool:
@@ -55,6 +54,12 @@ class Upload(UploadRow):
     def unnamed(self) -> bool:
         """Begun before its digest: its content streams in, its blob is not named yet."""
         return self.ref == UNNAMED_REF
+
+
+def multipart_of(ref: str) -> tuple[str, str] | None:
+    """(key, S3 upload id) named by an upload's ``ref`` (``key\\nid[\\n...]``), if it names one."""
+    lines = ref.split("\n")
+    return (lines[0], lines[1]) if len(lines) >= 2 else None
 
 
 def upload_of(row: UploadRow) -> Upload:
