@@ -8,6 +8,7 @@ refuses root. ``CAIRN_TEST_POSTGRES_URL`` points the tests at a running server i
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import glob
@@ -23,8 +24,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 
@@ -548,3 +550,13 @@ def waits_its_turn(db_path: str, write: Callable[[], object]) -> bool:
         other.close()
     writer.join()
     return waited
+
+
+_T = TypeVar("_T")
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run`` on a thread of its own: a loop another test left running in this thread
+    (Playwright's, a session's; the order of tests varies between runs) must not matter."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -10,18 +10,17 @@ import hashlib
 import os
 import threading
 import zlib
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from cairn.core import digest_bytes
 from cairn.errors import DigestMismatchError, NotFoundError
 from cairn.server._stream_upload import IN_FLIGHT, StreamSink, StreamTarget
+from tests._infra import run_coroutine
 
 PART = 64 << 10
-T = TypeVar("T")
 
 
 class _Client:
@@ -88,13 +87,6 @@ async def _stream(sink: StreamSink, data: bytes, chunk: int) -> int:
     return await sink.finish()
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on a thread of its own: a loop another test left running in this thread
-    (the suite runs in random order) must not matter."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 def test_parts_go_out_from_a_few_reused_buffers_each_with_its_checksum() -> None:
     """20 parts and a short last one, fed in odd-sized chunks: every part reaches the store with
     its bytes and its CRC32, and is recorded (for the catalog) with its ETag, its CRC32 and the
@@ -105,7 +97,7 @@ def test_parts_go_out_from_a_few_reused_buffers_each_with_its_checksum() -> None
     data = os.urandom(20 * PART + 1000)
     s3, done, records = _S3(), [], {}
     sink = _sink(s3, data, digest_bytes(data), done, records)
-    assert _run(_stream(sink, data, 10_007)) == len(data)
+    assert run_coroutine(_stream(sink, data, 10_007)) == len(data)
     client = s3.client
     assert sorted(client.parts) == list(range(1, 22)) and sink.sent == 21
     for n, part in client.parts.items():
@@ -129,7 +121,7 @@ def test_other_content_is_refused_after_its_parts_are_hashed_in_order() -> None:
     s3, done = _S3(), []
     sink = _sink(s3, data, digest_bytes(data[::-1]), done)
     with pytest.raises(DigestMismatchError):
-        _run(_stream(sink, data, PART // 3))
+        run_coroutine(_stream(sink, data, PART // 3))
     assert done == []  # never completed
 
 
@@ -168,7 +160,7 @@ def test_an_unnamed_upload_holds_at_most_its_buffers_until_named() -> None:
         await feeding
         return await sink.finish()
 
-    assert _run(run()) == len(data)
+    assert run_coroutine(run()) == len(data)
     assert sorted(s3.client.parts) == list(range(1, 3 * IN_FLIGHT + 1))
     assert b"".join(s3.client.parts[n]["data"] for n in sorted(s3.client.parts)) == data
     assert len(done) == 1
@@ -188,5 +180,5 @@ def test_an_unnamed_upload_whose_row_went_ends_without_sending() -> None:
         await _stream(sink, data, PART)
 
     with pytest.raises(NotFoundError):
-        _run(run())
+        run_coroutine(run())
     assert s3.client.parts == {}

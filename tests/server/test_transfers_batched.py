@@ -4,7 +4,6 @@ large downloads in parallel ranges, and damaged content refused on the way down.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pathlib
@@ -38,6 +37,7 @@ from tests._infra import (
     S3Server,
     raised_within,
     reset_database,
+    run_coroutine,
 )
 from tests.conftest import InProcess
 
@@ -762,7 +762,7 @@ def test_a_naming_that_loses_the_race_keeps_the_winners_upload(
         yield data
 
     sink = t.open_stream(user, plan["id"])
-    answer = asyncio.run(receive_stream(sink, content()))
+    answer = run_coroutine(receive_stream(sink, content()))
     assert answer == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
 
 
