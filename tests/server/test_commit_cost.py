@@ -3,7 +3,7 @@
 A re-log of a tree the collection has already (the SDK's unchanged re-log: a client-written
 manifest, no changes) reads no manifest page and grants nothing again: the version committed
 with it granted its project every blob it names. A key still cannot name, in a commit, a blob
-it may not read.
+it may not read, nor learn what a manifest page it may not read names (an import neither).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from cairn.catalog import _access
-from cairn.core import ManifestEntry, digest_bytes
+from cairn.core import Index, ManifestEntry, TreeBuilder, decode_node, digest_bytes
 from cairn.errors import ValidationError
-from cairn.service import CommitRequest
+from cairn.service import CommitRequest, ImportRequest, LocalService
 from cairn.service import _manifests as manifests
 from tests._infra import reset_database
 from tests.conftest import InProcess
@@ -110,3 +110,51 @@ def test_a_commit_cannot_name_a_blob_its_key_may_not_read(
     del changes[1]
     assert bob.commit(CommitRequest("bob", "mine", "ds", "dataset", changes)).version
     assert reader.missing_blobs([d_own, d_secret]) == []
+
+
+def test_a_key_learns_nothing_below_a_manifest_page_it_may_not_read(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """Bob stores the root page of alice's two-level manifest himself (he has its bytes, say
+    from a cache) and commits or imports it: the answer names her leaf pages, which he may not
+    read, as missing, and never a digest of the files under them; the embedded store, which
+    lacks those pages, answers the same (the reviewer's S10; fails on the old code, which
+    checked only the root and answered with her files' digests)."""
+    alice, bob, _, _, _ = a_thief(inprocess("sqlite", "local"), tmp_path)
+    files = [b"alice's file %d" % i for i in range(3)]
+    alice.store_blobs([(digest_bytes(f), f) for f in files])
+    entries = [
+        ManifestEntry(f"d/{i:04}", digest_bytes(files[i % 3]), len(files[i % 3]))
+        for i in range(700)
+    ]
+    pages: dict[str, bytes] = {}
+    builder = TreeBuilder(pages.__setitem__)
+    builder.extend(entries)
+    root = builder.finish().digest
+    top = decode_node(pages[root])
+    assert isinstance(top, Index) and len(top.children) >= 2  # a root over leaf pages
+    leaves = tuple(c.digest for c in top.children)
+    alice.store_blobs(list(pages.items()))
+    own = ImportRequest("alice", "p", "ds", "dataset", root, None, 1.0)
+    assert alice.import_version(own).version
+    bob.store_blobs([(root, pages[root])])
+    secrets = {digest_bytes(f) for f in files}
+
+    commit = CommitRequest("bob", "mine", "ds", "dataset", [], manifest=root)
+    imported = ImportRequest("bob", "mine", "ds", "dataset", root, None, 1.0)
+    with pytest.raises(ValidationError) as refused:
+        bob.commit(commit)
+    assert f"manifest page {leaves[0]} is not in the store" in str(refused.value)
+    assert not any(d in str(refused.value) for d in secrets)
+    answer = bob.import_version(imported)
+    assert answer.version is None and answer.missing == leaves
+
+    embedded = LocalService.open(str(tmp_path / "embedded"))
+    try:
+        embedded.store_blobs([(root, pages[root])])
+        with pytest.raises(ValidationError) as lacking:
+            embedded.commit(commit)
+        assert str(lacking.value) == str(refused.value)
+        assert embedded.import_version(imported).missing == answer.missing
+    finally:
+        embedded.close()

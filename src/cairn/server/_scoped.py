@@ -137,20 +137,22 @@ class ScopedService(ScopedBlobs):
 
     def _unreadable_in_manifest(self, request: CommitRequest) -> tuple[str, ...]:
         """A client-written manifest (``CommitRequest.manifest``): the key must be able to read
-        its pages and every blob it names, checked page by page (never the whole manifest).
-        Not when a version of the same collection was committed with it (a re-log of the same
-        tree): the project, which the key may write, was granted every blob it names then."""
+        its pages and every blob it names, checked level by level and page by page (never the
+        whole manifest). A page it may not read, the root or one below it, is refused as one
+        the store lacks, before anything below it is read (``_manifests.walk``): the answer
+        never names what such a page names. Not when a version of the same collection was
+        committed with it (a re-log of the same tree): the project, which the key may write,
+        was granted every blob it names then."""
         root = request.manifest
         assert root is not None
         if self._inner.committed_with_manifest(request.entity, request.project, request.name, root):
             return ()
-        if self._unreadable([root]):
-            raise ValidationError(
-                f"manifest page {root} is not in the store: store the manifest's pages before"
-                " committing it (log the artifact again)"
-            )
+
+        def pages(digests: list[str]) -> tuple[str, ...]:
+            return self._unreadable(digests, remember=False)
+
         absent: list[str] = []
-        for batch in self._inner.manifest_blob_batches(root):
+        for batch in self._inner.manifest_blob_batches(root, unreadable=pages):
             absent.extend(self._unreadable(batch, remember=False))
         return tuple(dict.fromkeys(absent))
 

@@ -284,10 +284,16 @@ class LocalService:
         it was committed, so a server need not check them again; see ``_commit.py``)."""
         return self._store.committed_with_digest(entity, project, name, root) is not None
 
-    def manifest_blob_batches(self, root: str, batch: int = 10_000) -> Iterator[list[str]]:
+    def manifest_blob_batches(
+        self,
+        root: str,
+        batch: int = 10_000,
+        unreadable: _manifests.PageCheck | None = None,
+    ) -> Iterator[list[str]]:
         """The blobs a manifest needs (pages and content), in batches (not in the protocol:
-        the server checks with it that a key may read every blob a commit names)."""
-        return _manifests.blob_batches(self._store, root, batch)
+        the server checks with it that a key may read every blob a commit names; a page
+        ``unreadable`` names is refused before anything below it is read)."""
+        return _manifests.blob_batches(self._store, root, batch, unreadable)
 
     # -- distributed versions (_distributed.py) --
 

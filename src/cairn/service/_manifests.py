@@ -9,7 +9,7 @@ format itself is ``cairn.core``'s; this is where the store reads and writes it.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from cairn.core import (
     INT_RANGE,
@@ -21,6 +21,7 @@ from cairn.core import (
     TreeBuilder,
     build_tree,
     check_digest,
+    decode_node,
     digest_from_raw,
     digest_raw,
     update_tree,
@@ -58,46 +59,72 @@ def build(
     return root, pages
 
 
+PageCheck = Callable[[list[str]], Collection[str]]
+"""Those of a level's manifest pages a server's key may not read (``Store.unreadable``)."""
+
+
+def not_stored(digest: str) -> ValidationError:
+    """A client-written manifest's page the store lacks, or that its key may not read: the
+    same answer for both (it never tells a key that a page it may not read is stored)."""
+    return ValidationError(
+        f"manifest page {digest} is not in the store: store the manifest's pages before"
+        " committing it (log the artifact again)"
+    )
+
+
 def _load_page(store: Store, digest: str) -> bytes:
     try:
         return store.blobs.get(check_digest(digest))
     except BlobNotFoundError:
-        raise ValidationError(
-            f"manifest page {digest} is not in the store at {store.location}: store the"
-            " manifest's pages before committing it (log the artifact again)"
-        ) from None
+        raise not_stored(digest) from None
 
 
-def _index_pages(reader: PageReader, root: str) -> list[str]:
-    top = reader.root_ref(root)
-    found: list[str] = []
-    stack = [top] if top.level > 1 else []
-    while stack:
-        node = reader.node(stack.pop().digest)
-        assert isinstance(node, Index)
-        for child in node.children:
-            if child.level >= 1:
-                found.append(child.digest)
-                if child.level > 1:
-                    stack.append(child)
-    return found
+def walk(
+    store: Store, root: str, unreadable: PageCheck | None = None
+) -> Iterator[tuple[str, Leaf | Index | None]]:
+    """The pages of the manifest tree at ``root``, level by level and each once, read one at a
+    time: (digest, its page), or (digest, None) for a page the store lacks or, with
+    ``unreadable`` (a server's key, one check a level), one the key may not read. Nothing
+    below such a page is read: a key that may read (or stored) the root learns nothing of what
+    a page below it that it may not read names, not even the digests of its files."""
+    seen: set[str] = set()
+    level: list[str] = [check_digest(root)]
+    while level:
+        seen.update(level)
+        refused = set(unreadable(level)) if unreadable is not None else set()
+        yield from ((digest, None) for digest in level if digest in refused)
+        below: dict[str, None] = {}
+        for digest in level:
+            if digest in refused:
+                continue
+            try:
+                node = decode_node(store.blobs.get(digest))  # not kept: read once
+            except BlobNotFoundError:
+                yield digest, None
+                continue
+            yield digest, node
+            if isinstance(node, Index):
+                below.update((c.digest, None) for c in node.children if c.digest not in seen)
+        level = list(below)
 
 
-def blob_batches(store: Store, root: str, batch: int = 10_000) -> Iterator[list[str]]:
+def blob_batches(
+    store: Store, root: str, batch: int = 10_000, unreadable: PageCheck | None = None
+) -> Iterator[list[str]]:
     """The blobs a manifest needs (its pages, and its entries' stored content), in batches:
-    read page by page, never the whole manifest at once."""
-    reader = PageReader(lambda digest: _load_page(store, digest), capacity=8)
-    leaves = reader.leaves(root)
-    out: list[str] = [root, *_index_pages(reader, root)]
-    for ref in leaves:
-        node = reader.node(ref.digest)
-        if not isinstance(node, Leaf):
-            raise ManifestFormatError(f"manifest page {ref.digest} is not a leaf page")
-        out.append(ref.digest)
-        out.extend(e.digest for e in node.entries if e.ref is None)
-        if len(out) >= batch:
-            yield list(dict.fromkeys(out))
-            out = []
+    read page by page, never the whole manifest at once. A page the store lacks, or that
+    ``unreadable`` names (``walk``), is refused (``not_stored``) before anything below it is
+    read."""
+    out: list[str] = []
+    for digest, node in walk(store, root, unreadable):
+        if node is None:
+            raise not_stored(digest)
+        out.append(digest)
+        if isinstance(node, Leaf):
+            out.extend(e.digest for e in node.entries if e.ref is None)
+            if len(out) >= batch:
+                yield list(dict.fromkeys(out))
+                out = []
     if out:
         yield list(dict.fromkeys(out))
 
@@ -158,8 +185,8 @@ def check_client_manifest(store: Store, root: str) -> list[str]:
                 missing += store.missing_blobs(list(dict.fromkeys(pending)))
                 pending = []
         built = builder.finish()
-    except ManifestFormatError:
-        raise
+    except ValidationError:
+        raise  # a format error, or a page not stored (``not_stored``), as a server says it
     except ValueError as exc:
         raise ManifestFormatError(f"manifest {root} refused: {exc}") from None
     if pending:
@@ -174,40 +201,33 @@ def check_client_manifest(store: Store, root: str) -> list[str]:
 
 
 def every_blob(store: Store, root: str) -> list[str]:
-    """Every page and file blob a manifest names (what a reader of a link must reach)."""
+    """Every page and file blob a committed version's manifest names (what a reader of a link
+    must reach)."""
     out: list[str] = []
-    stack = [root]
-    while stack:
-        digest = stack.pop()
+    for digest, node in walk(store, root):
+        if node is None:
+            raise BlobNotFoundError(f"manifest page {digest} is not in the store")
         out.append(digest)
-        node = store.reader.node(digest)
         if isinstance(node, Leaf):
             out.extend(e.digest for e in node.entries if e.ref is None)
-        else:
-            stack.extend(c.digest for c in node.children)
     return out
 
 
-def closure(store: Store, root: str) -> tuple[list[str], list[str], list[str]]:
+def closure(
+    store: Store, root: str, unreadable: PageCheck | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """(pages, blobs, missing pages) of the manifest tree at ``root``: every page reachable
-    from it that the store holds, the blobs their entries name, and the pages it lacks (whose
-    subtrees could not be read)."""
+    from it that the store holds (and ``unreadable``, a server's key, does not name), the blobs
+    their entries name, and the pages it lacks or the key may not read, whose subtrees are not
+    read (``walk``)."""
     pages: list[str] = []
     blobs: dict[str, None] = {}
     missing: list[str] = []
-    level = [root]
-    while level:
-        present = store.blobs.has_many(level)
-        below: list[str] = []
-        for digest in dict.fromkeys(level):
-            if digest not in present:
-                missing.append(digest)
-                continue
-            pages.append(digest)
-            node = store.reader.node(digest)
-            if isinstance(node, Index):
-                below.extend(c.digest for c in node.children)
-            else:
-                blobs.update((e.digest, None) for e in node.entries if e.ref is None)
-        level = below
+    for digest, node in walk(store, root, unreadable):
+        if node is None:
+            missing.append(digest)
+            continue
+        pages.append(digest)
+        if isinstance(node, Leaf):
+            blobs.update((e.digest, None) for e in node.entries if e.ref is None)
     return pages, list(blobs), missing

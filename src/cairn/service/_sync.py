@@ -97,11 +97,11 @@ class Sync:
         blobs: list[str] = []
         size = count = 0
         if existing is None:
-            if reader is not None and store.unreadable(reader, [request.digest]):
-                # The root alone first, as a commit's manifest: a key that may not read it is
-                # told to upload it (proving it has it), never what the tree below it names.
-                return CommitResult(None, False, (request.digest,))
-            pages, blobs, missing = manifests.closure(store, request.digest)
+            # Level by level, as a commit's manifest: a page the key may not read (the root, or
+            # one below it) is answered as missing, as an absent one is, and nothing below it is
+            # read. The key is told to upload it (proving it has it), never what it names.
+            unreadable = None if reader is None else lambda d: store.unreadable(reader, d)
+            pages, blobs, missing = manifests.closure(store, request.digest, unreadable)
             if missing:
                 return CommitResult(None, False, tuple(missing))
             absent = store.missing_blobs(blobs)
@@ -109,7 +109,7 @@ class Sync:
                 if reader is not None:
                     # Present blobs the key may not read are answered with the absent ones:
                     # the answer never tells a key that content it may not read is stored.
-                    absent = [*store.unreadable(reader, [*pages, *blobs]), *absent]
+                    absent = [*store.unreadable(reader, blobs), *absent]
                 return CommitResult(None, False, tuple(dict.fromkeys(absent)))
             top = store.reader.root_ref(request.digest)
             size, count = top.size, top.entry_count
