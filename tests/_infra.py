@@ -490,7 +490,7 @@ def writer_turn_held(db_path: str) -> Iterator[Callable[[threading.Thread], bool
 _STOPPED_HOLDER = """
 import fcntl, os, signal, sys
 fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
+fcntl.flock(fd, fcntl.LOCK_SH if sys.argv[2] == "shared" else fcntl.LOCK_EX)
 sys.stdout.write("held\\n")
 sys.stdout.flush()
 os.kill(os.getpid(), signal.SIGSTOP)
@@ -501,9 +501,17 @@ os.kill(os.getpid(), signal.SIGSTOP)
 def turn_held_by_a_stopped_process(db_path: str) -> Iterator[int]:
     """Another process takes the turn of ``db_path``'s writers and stops (as Ctrl-Z or a
     debugger stops one); yields its pid. Killed at the end, which lets the turn go."""
+    with lock_held_by_a_stopped_process(db_path + ".writers.lock") as pid:
+        yield pid
+
+
+@contextlib.contextmanager
+def lock_held_by_a_stopped_process(path: str, *, shared: bool = False) -> Iterator[int]:
+    """Another process takes the ``flock`` of the file at ``path`` (exclusive, or ``shared``)
+    and stops; yields its pid. Killed at the end, which lets the lock go."""
+    how = "shared" if shared else "exclusive"
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _STOPPED_HOLDER, db_path + ".writers.lock"],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-I", "-S", "-c", _STOPPED_HOLDER, path, how], stdout=subprocess.PIPE
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"held\n"

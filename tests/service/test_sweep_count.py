@@ -1,4 +1,4 @@
-"""The maintenance lock counts gc's sweeps, and a commit (or an upsert) of blobs the caller stored
+"""The maintenance lock counts gc's sweeps (and waits a while, not for ever), and a commit (or an upsert) of blobs the caller stored
 since it read the count does not look them up again unless a sweep ran in between
 (``_commit.commit``'s and ``DistributedVersions.stage``'s ``stored``: an embedded store's first
 log stored every blob it names a moment before)."""
@@ -12,9 +12,10 @@ import pytest
 
 from cairn.catalog import Catalog
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.errors import BlobNotFoundError
+from cairn.errors import BlobNotFoundError, UnavailableError
 from cairn.service import CommitRequest, FileMaintenanceLock, LocalService, StageRequest
 from cairn.storage import LocalBlobStore
+from tests._infra import lock_held_by_a_stopped_process, raised_within
 
 
 class CountingBlobs(LocalBlobStore):
@@ -30,9 +31,9 @@ class CountingBlobs(LocalBlobStore):
         return super().has_many(wanted)
 
 
-def _service(root: pathlib.Path) -> tuple[LocalService, CountingBlobs]:
+def _service(root: pathlib.Path, busy: float = 60) -> tuple[LocalService, CountingBlobs]:
     blobs = CountingBlobs(str(root / "blobs"))
-    lock = FileMaintenanceLock(str(root / "maintenance.lock"))
+    lock = FileMaintenanceLock(str(root / "maintenance.lock"), busy_seconds=busy)
     catalog = Catalog("sqlite:///" + str(root / "catalog.sqlite"))
     return LocalService(catalog, blobs, location=str(root), maintenance_lock=lock), blobs
 
@@ -120,5 +121,40 @@ def test_a_sweep_in_between_makes_the_upsert_look_again(tmp_path: pathlib.Path) 
         with pytest.raises(BlobNotFoundError, match="must be uploaded before staging"):
             svc.stage(request, stored={digest}, sweeps=sweeps)  # the SDK stores it again
         assert digest in blobs.asked
+    finally:
+        svc.close()
+
+
+def test_a_stopped_holder_of_the_lock_is_waited_for_a_while_not_for_ever(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A real second process holds the lock and stops itself (Ctrl-Z, a debugger): a gc while
+    it sweeps keeps a commit waiting at most the lock's busy timeout, then the commit gets
+    ``UnavailableError`` naming that process and writes nothing; a commit stopped under the
+    lock keeps gc waiting as long, and no sweep is counted. Once the holder is gone both go
+    on. (On the old code the commit waits on: the bound on a hang fails it.)"""
+    svc, _ = _service(tmp_path, busy=0.2)
+    lock = FileMaintenanceLock(str(tmp_path / "maintenance.lock"), busy_seconds=0.2)
+    request, digest = _request("ds", b"content")
+    svc.store_blobs([(digest, b"content")])
+
+    def sweep() -> None:
+        with lock.exclusive():
+            pass
+
+    try:
+        with lock_held_by_a_stopped_process(lock.path) as pid:
+            refused = raised_within(lambda: svc.commit(request))
+            assert isinstance(refused, UnavailableError), refused
+            assert f"process {pid}" in str(refused) and "gc" in str(refused)
+        done = svc.commit(request).version
+        assert done is not None and done.version == "v0"  # the refused commit wrote nothing
+        with lock_held_by_a_stopped_process(lock.path, shared=True) as pid:
+            refused = raised_within(sweep)
+            assert isinstance(refused, UnavailableError), refused
+            assert f"process {pid}" in str(refused) and "a commit" in str(refused)
+        assert lock.sweeps() == 0
+        sweep()
+        assert lock.sweeps() == 1
     finally:
         svc.close()

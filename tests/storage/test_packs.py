@@ -444,3 +444,48 @@ def test_a_writer_waits_for_its_turn_only_as_long_as_sqlite_waited(tmp_path: pat
     with writer_turn(db, 5):
         pass
     store.close()
+
+
+def test_waits_given_up_on_a_stopped_holder_keep_one_thread_and_file(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Each wait for a turn given up on stays in the kernel's queue until the holder lets go
+    (a blocked flock cannot be called off): the next wait of the process takes it up instead
+    of starting a thread and opening the file again, so a server refusing write after write
+    while a stopped process holds the turn keeps one thread and one descriptor, not one of
+    each per refusal (review N1; fails on the old code: three of each), and once the holder is
+    gone they are back."""
+    from cairn.errors import UnavailableError
+    from cairn.storage import writer_turn
+
+    db = str(tmp_path / "small.sqlite")
+    lock = os.path.realpath(db + ".writers.lock")
+
+    def files() -> int:
+        out = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                out += os.readlink(f"/proc/self/fd/{fd}") == lock
+            except OSError:
+                pass  # closed meanwhile (the listing's own descriptor)
+        return out
+
+    def waits() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "cairn-flock-wait"]
+
+    def write() -> None:
+        with writer_turn(db, 0.05):
+            pass
+
+    before = set(waits())
+    with turn_held_by_a_stopped_process(db) as pid:
+        for _ in range(3):
+            refused = raised_within(write)
+            assert isinstance(refused, UnavailableError) and f"process {pid}" in str(refused)
+        pending = [t for t in waits() if t not in before]
+        assert files() == 1 and len(pending) == 1, (files(), pending)
+    for t in pending:
+        t.join(30)  # a bound on a hang: the holder is gone, the pending wait lets the turn go
+    assert files() == 0 and not any(t.is_alive() for t in pending)
+    write()
+    assert files() == 0

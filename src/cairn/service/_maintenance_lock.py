@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cairn.errors import UnavailableError
+from cairn.storage import BUSY_SECONDS, flock_holder, flock_within
 
 if TYPE_CHECKING:
     from cairn.catalog import Catalog
@@ -85,18 +86,27 @@ class FileMaintenanceLock:
     Each hold opens the file anew: flock belongs to an open file, so threads of one process
     sharing a descriptor would release each other's locks. The file holds the count of
     exclusive holds (decimal; empty: 0), written by each exclusive holder as it starts.
+    A hold waits at most ``busy_seconds`` (as a writer's turn does, ``storage.writer_turn``),
+    then gets ``UnavailableError`` naming the process that holds the lock, nothing written: a
+    ``cairn gc`` stopped while it sweeps (Ctrl-Z, a debugger) kept every commit waiting, and a
+    commit stopped under the lock kept gc waiting, with no bound.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_seconds: float = BUSY_SECONDS) -> None:
         self.path = path
+        self.busy_seconds = busy_seconds
 
     @contextlib.contextmanager
     def _hold(self, exclusive: bool) -> Iterator[None]:
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        opened = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        with flock_within(
+            self.path,
+            opened,
+            exclusive=exclusive,
+            timeout=self.busy_seconds,
+            refused=lambda: self._refused(exclusive),
+            required=True,
+        ) as fd:
             held = os.pread(fd, 32, 0)
             if exclusive:
                 count = _count(held)
@@ -108,8 +118,24 @@ class FileMaintenanceLock:
                 with contextlib.suppress(OSError):
                     os.pwrite(fd, b"0".ljust(20), 0)
             yield
-        finally:
-            os.close(fd)  # releases the lock
+
+    def _refused(self, exclusive: bool) -> UnavailableError:
+        who = flock_holder(self.path)
+        if exclusive:  # gc: commits hold it shared, another gc exclusive
+            doing = "a commit (or another gc)"
+            then = "let it go on or end it, then run gc again (nothing was deleted)"
+        else:
+            doing = "gc deleting unused blobs"
+            then = (
+                "let it go on or end it (a gc deleting many blobs holds it until it is done),"
+                " then try again (nothing was written)"
+            )
+        err = UnavailableError(
+            f"the store's maintenance lock ({self.path}) has been held by {who}, {doing}, for"
+            f" more than {self.busy_seconds:g} s: if it is stopped (Ctrl-Z, a debugger), {then}"
+        )
+        err.public = "the server's store is busy (nothing was written); try again later"
+        return err
 
     def sweeps(self) -> int | None:
         try:

@@ -7,7 +7,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from cairn.errors import CommError, UnavailableError
 
@@ -35,24 +35,64 @@ def writer_turn(db_path: str, timeout: float = BUSY_SECONDS) -> Iterator[None]:
     a directory that cannot hold the file goes without. Each turn opens the file anew (a lock
     belongs to an open file: threads sharing one would hand it to each other), for reading
     only (``flock`` needs no more: another user's file will do)."""
+    path = db_path + ".writers.lock"
     try:
-        fd = os.open(db_path + ".writers.lock", os.O_RDONLY | os.O_CREAT | O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | O_CLOEXEC, 0o644)
     except OSError:
         yield
         return
+    with flock_within(
+        path, fd, exclusive=True, timeout=timeout, refused=lambda: _turn_timeout(db_path, timeout)
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def flock_within(
+    path: str,
+    fd: int,
+    *,
+    exclusive: bool,
+    timeout: float,
+    refused: Callable[[], BaseException],
+    required: bool = False,
+) -> Iterator[int]:
+    """``flock(2)`` (exclusive or shared) of ``fd``, the file at ``path`` just opened (this
+    takes it over: closed at the end, which lets the lock go), held while the body runs; the
+    body gets the descriptor that holds it. Waited for at most ``timeout`` seconds, then
+    ``refused()`` is raised and the body does not run. A file system without ``flock`` goes
+    without the lock, or raises its ``OSError`` when ``required``.
+
+    A free lock costs one call. A held one is waited for in the kernel's queue (which has no
+    timeout) from a thread of its own. A blocked ``flock`` cannot be called off (only a signal
+    handler of the process's own would end it), so a wait given up on stays in the queue until
+    the holder lets go, then lets the lock go at once: it is the lock's pending wait, which the
+    next wait for the same lock of this process takes up (its descriptor the one that holds the
+    lock) instead of starting a thread and opening a file of its own. So a stopped holder costs
+    a process at most one thread and one descriptor a lock however many waits give up, both
+    back when the holder lets go (there were one of each per wait given up)."""
     owner = os.getpid()
     _HELD.add(fd)  # before the wait: a child forked meanwhile must not keep it either
+    key = (path, exclusive)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     wait: _Wait | None = None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            wait = _Wait.start(fd)
+            wait = _Wait.take_up(key)
+            if wait is not None:  # an earlier wait of this process is in the queue already
+                _release(fd, owner)
+                fd = wait.fd
+            else:
+                wait = _Wait.start(fd, mode, key)
             if wait is not None and not wait.until(timeout):
-                raise _turn_timeout(db_path, timeout) from None
+                raise refused() from None
         except OSError:
-            pass  # a file system without flock (some network ones): SQLite's lock alone
-        yield
+            if required:
+                raise
+            # a file system without flock (some network ones): SQLite's lock alone
+        yield fd
     finally:
         if wait is None or not wait.given_up:  # else the wait closes it when it ends
             _release(fd, owner)
@@ -60,44 +100,61 @@ def writer_turn(db_path: str, timeout: float = BUSY_SECONDS) -> Iterator[None]:
 
 class _Wait:
     """A blocking ``flock`` in a thread of its own (the kernel's queue has no timeout), which
-    the caller stops waiting for after a while: a wait given up on releases the lock (closes
-    the file) as soon as its ``flock`` returns."""
+    the caller stops waiting for after a while: a wait given up on is the lock's pending wait
+    (``take_up``) until its ``flock`` returns, and then releases the lock (closes the file)
+    unless it was taken up meanwhile."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, mode: int, key: tuple[str, bool]) -> None:
         self.fd = fd
+        self.mode = mode
+        self.key = key
         self.given_up = False
         self._done = threading.Event()
-        self._state = threading.Lock()
 
     @classmethod
-    def start(cls, fd: int) -> _Wait | None:
+    def start(cls, fd: int, mode: int, key: tuple[str, bool]) -> _Wait | None:
         """The wait for ``fd``'s lock, begun; None when no thread can start (an exiting
         interpreter's ``atexit``): then the lock was waited for here, with no bound."""
-        wait = cls(fd)
+        wait = cls(fd, mode, key)
         try:
-            threading.Thread(target=wait._run, name="cairn-writer-turn", daemon=True).start()
+            threading.Thread(target=wait._run, name="cairn-flock-wait", daemon=True).start()
         except RuntimeError:
             with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(fd, mode)
             return None
         return wait
 
+    @staticmethod
+    def take_up(key: tuple[str, bool]) -> _Wait | None:
+        """The pending wait for the lock ``key`` (given up on, still in the queue or holding
+        the lock just now), now the caller's; None if there is none."""
+        with _PENDING_LOCK:
+            wait = _PENDING.pop(key, None)
+            if wait is not None:
+                wait.given_up = False
+            return wait
+
     def _run(self) -> None:
         with contextlib.suppress(OSError):  # no flock after all: SQLite's lock alone
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        with self._state:
+            fcntl.flock(self.fd, self.mode)
+        with _PENDING_LOCK:
+            self._done.set()
             if not self.given_up:
-                self._done.set()
                 return
+            if _PENDING.get(self.key) is self:
+                del _PENDING[self.key]
         _release(self.fd, os.getpid())
 
     def until(self, timeout: float) -> bool:
-        """Whether the lock was taken within ``timeout`` seconds; if not, it is given up."""
+        """Whether the lock was taken within ``timeout`` seconds; if not, it is given up (and
+        pending, unless the lock has a pending wait already)."""
         try:
             self._done.wait(timeout)
         finally:  # also when interrupted (Ctrl-C): the thread then lets the lock go
-            with self._state:
+            with _PENDING_LOCK:
                 self.given_up = not self._done.is_set()
+                if self.given_up:
+                    _PENDING.setdefault(self.key, self)
         return not self.given_up
 
 
@@ -107,15 +164,21 @@ def _release(fd: int, owner: int) -> None:
         os.close(fd)  # releases the lock
 
 
-def _turn_timeout(db_path: str, timeout: float) -> UnavailableError:
-    pid = _holder(db_path + ".writers.lock")
-    who = f"process {pid}" if pid else "another process"  # 0: one of another pid namespace
+def flock_holder(path: str) -> str:
+    """Who holds the ``flock`` of the file at ``path``, for an error: "process <pid>" (Linux's
+    ``/proc/locks``), "another thread of this process", or "another process" where it cannot
+    be known (another pid namespace, another system)."""
+    pid = _holder(path)
     if pid == os.getpid():
-        who = "another thread of this process"
+        return "another thread of this process"
+    return f"process {pid}" if pid else "another process"
+
+
+def _turn_timeout(db_path: str, timeout: float) -> UnavailableError:
     err = UnavailableError(
-        f"{db_path} is being written by {who}, which has held the writers' turn for more than"
-        f" {timeout:g} s: if it is stopped (Ctrl-Z, a debugger), let it go on or end it, then"
-        " try again (nothing was written)"
+        f"{db_path} is being written by {flock_holder(db_path + '.writers.lock')}, which has held the"
+        f" writers' turn for more than {timeout:g} s: if it is stopped (Ctrl-Z, a debugger), let"
+        " it go on or end it, then try again (nothing was written)"
     )
     err.public = "the server's store is busy (nothing was written); try again later"
     return err
@@ -150,13 +213,19 @@ def _holder(path: str) -> int | None:
 # would wait for the child to exit. The child closes its copies at once; the parent's turn is
 # unchanged.
 _HELD: set[int] = set()
+# The waits given up on whose ``flock`` has not returned yet, a lock's at most (``_Wait``).
+_PENDING: dict[tuple[str, bool], _Wait] = {}
+_PENDING_LOCK = threading.Lock()
 
 
 def _leave_turns() -> None:
+    global _PENDING_LOCK
     for fd in list(_HELD):
         with contextlib.suppress(OSError):
             os.close(fd)
     _HELD.clear()
+    _PENDING.clear()  # their threads are not in the child
+    _PENDING_LOCK = threading.Lock()  # another thread may have held it at the fork
 
 
 os.register_at_fork(after_in_child=_leave_turns)
