@@ -773,13 +773,14 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
     stops at its next chunk instead of reading the whole file for a name nobody wants (review
     S3: the caller waited for the whole hash pass, minutes for a large file on a slow disk)."""
     from cairn.service import _http_upload as up
+    from cairn.storage import _hashing
 
     app = _s3_app(inprocess)
     (tmp_path / "big.bin").write_bytes(os.urandom(20 * MiB))
     svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
     abandoned = threading.Event()
     updates: list[int] = []
-    abandon, hasher = up._Naming.abandon, up.new_hasher
+    abandon, hasher = up._Naming.abandon, _hashing.new_hasher
 
     class Slow:  # a hash slower than the failure: its first chunk waits for it
         def __init__(self) -> None:
@@ -802,7 +803,7 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
         yield b""
 
     monkeypatch.setattr(up._Naming, "abandon", on_abandon)
-    monkeypatch.setattr(up, "new_hasher", Slow)
+    monkeypatch.setattr(_hashing, "new_hasher", Slow)  # the client's hash: hash_stream's
     monkeypatch.setattr(up, "_read_chunks", failing)
     failed = raised_within(lambda: svc.store_file(str(tmp_path / "big.bin")))
     assert isinstance(failed, RuntimeError)

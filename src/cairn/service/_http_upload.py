@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cairn.core import counting_reads, digest_bytes, digest_from_hasher, new_hasher, transfer
+from cairn.core import counting_reads, digest_bytes, transfer
 from cairn.errors import (
     CommError,
     ConflictError,
@@ -38,7 +38,7 @@ from cairn.service._wire import (
     packed_chunks,
     packed_size,
 )
-from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
+from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file, hash_stream
 
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
@@ -415,20 +415,23 @@ class _Naming(threading.Thread):
         return self.digest
 
 
+class _Abandoned(Exception):
+    """The hash of a file sent before its digest stops: its stream failed."""
+
+
 def _hash_fd(fd: int, stop: threading.Event) -> tuple[str, int] | None:
     """The digest and size of an open file, from its start (read by offset); None once
-    ``stop`` is set (the stream failed: the whole file is not read for nothing)."""
-    hasher = new_hasher()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    while not stop.is_set():
-        n = os.preadv(fd, [buf], size)
-        if not n:
-            return digest_from_hasher(hasher), size
-        hasher.update(view[:n])
-        size += n
-    return None
+    ``stop`` is set (the stream failed: the whole file is not read for nothing, only up to the
+    next chunk)."""
+
+    def go_on(n: int) -> None:
+        if stop.is_set():
+            raise _Abandoned
+
+    try:
+        return hash_stream(fd, go_on)
+    except _Abandoned:
+        return None
 
 
 def _reader(fd: int, path: str, short: str) -> Callable[[int, int], bytes]:

@@ -15,19 +15,23 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20  # bytes per read wherever content is hashed, copied or streamed
 
 
-def hash_stream(f: BinaryIO, advance: Advance | None = None) -> tuple[Digest, int]:
-    """The digest and size of what is left to read in ``f`` (``advance`` gets each chunk's
-    size as it is hashed)."""
+def hash_stream(f: BinaryIO | int, advance: Advance | None = None) -> tuple[Digest, int]:
+    """The digest and size of what is left to read in ``f``, or of the whole file open as the
+    descriptor ``f`` (read by offset from its start, its position untouched: another thread may
+    read it at once). ``advance`` gets each chunk's size as it is hashed (it may raise, to stop
+    at the next chunk)."""
     hasher = new_hasher()
     size = 0
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    while n := f.readinto(buf):  # type: ignore[attr-defined]
+    while True:
+        n = os.preadv(f, [buf], size) if isinstance(f, int) else f.readinto(buf)  # type: ignore[attr-defined]
+        if not n:
+            return digest_from_hasher(hasher), size
         hasher.update(view[:n])
         size += n
         if advance is not None:
             advance(n)
-    return digest_from_hasher(hasher), size
 
 
 def hash_file(path: str) -> tuple[Digest, int]:
