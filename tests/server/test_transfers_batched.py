@@ -4,6 +4,7 @@ large downloads in parallel ranges, and damaged content refused on the way down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pathlib
@@ -764,6 +765,50 @@ def test_a_naming_that_loses_the_race_keeps_the_winners_upload(
     sink = t.open_stream(user, plan["id"])
     answer = run_coroutine(receive_stream(sink, content()))
     assert answer == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
+
+
+def test_a_naming_in_the_same_process_wakes_its_waiting_stream(
+    inprocess: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream waiting for its name looks at the upload's row now and then (across server
+    processes they meet only there); a naming in the same process wakes it at once instead
+    (the looks' backoff cost up to 0.1 s before the first part left for S3). Here the clock
+    would bring the next look in an hour: the naming brings it (the old code waited)."""
+    from cairn.server import _stream_upload
+
+    monkeypatch.setattr(_stream_upload, "NAME_POLL", 3600.0)
+    app = _s3_app(inprocess)
+    t = app.backend.transfers
+    assert t.streamed is not None
+    streamed = t.streamed
+    user = "key:wake"
+    data = os.urandom(12 * MiB)
+    d = digest_bytes(data)
+    plan = t.begin(user, None, len(data), ["stream"])
+    looks: list[object] = []
+    look = streamed._named_target
+
+    def counted(*args: Any) -> Any:
+        looks.append(look(*args))
+        return looks[-1]
+
+    monkeypatch.setattr(streamed, "_named_target", counted)
+
+    async def content() -> AsyncIterator[bytes]:
+        yield data
+
+    async def run() -> dict[str, Any]:
+        sink = t.open_stream(user, plan["id"])
+        sending = asyncio.ensure_future(receive_stream(sink, content()))
+        while not looks:  # the first look found no name
+            await asyncio.sleep(0.005)
+        await asyncio.to_thread(streamed.name, user, plan["id"], d, stored=False)
+        return await asyncio.wait_for(sending, 30)  # a bound on a hang
+
+    answer = run_coroutine(run())
+    assert answer == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
+    assert looks[0] is None and len(looks) == 2
+    assert t.s3 is not None and t.s3.size(d) == len(data) and t.rows.ids() == set()
 
 
 def test_a_failed_stream_does_not_wait_for_the_whole_hash(

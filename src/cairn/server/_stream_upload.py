@@ -24,13 +24,14 @@ another request, which may reach another server process. Until then the sink rec
 and holds the parts (at most ``IN_FLIGHT + 1`` buffers, then it stops reading), sending none:
 their key is the blob's. It looks at the upload's catalog row for the name (``StreamTarget``:
 where the parts go), ``NAME_POLL`` seconds after the last look, growing to ``NAME_POLL_MAX``,
-for at most ``NAME_WAIT`` seconds.
+for at most ``NAME_WAIT`` seconds; a naming in the same server process wakes it at once (``wake``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 import zlib
 from collections.abc import Callable
@@ -105,6 +106,8 @@ class StreamSink:
         self._release = release
         self._named: asyncio.Future[StreamTarget] | None = None  # resolved by ``_wait_name``
         self._polling: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()  # ``wake``: look at the row now
+        self._loop: asyncio.AbstractEventLoop | None = None  # while ``_wait_name`` waits
         self._hasher = new_hasher()
         self._hashing: ThreadPoolExecutor | None = None  # one thread: parts hashed in order
         self._free: list[bytearray] = []  # part buffers to fill again
@@ -173,23 +176,39 @@ class StreamSink:
         assert self._lookup is not None
         deadline = time.monotonic() + self._name_within
         pause = NAME_POLL
+        woken = self._woken
+        self._loop = asyncio.get_running_loop()
         try:
-            while (target := await run_in_threadpool(self._lookup)) is None:
+            while True:
+                woken.clear()  # a wake from here on is not missed: the next wait sees it
+                if (target := await run_in_threadpool(self._lookup)) is not None:
+                    break
                 if time.monotonic() > deadline:
                     raise ValidationError(
                         f"the upload was not named within {self._name_within:.0f} s"
                         " (POST its digest to /uploads/{id}/name): begin it again"
                     )
-                await asyncio.sleep(pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), pause)
                 pause = min(NAME_POLL_MAX, pause * 1.5)
         except Exception as exc:  # noqa: BLE001 - the parts waiting raise it
             if not named.done():
                 named.set_exception(exc)
             return
+        finally:
+            self._loop = None
         self._target = target
         self.released()
         if not named.done():
             named.set_result(target)
+
+    def wake(self) -> None:
+        """The upload was named (or forgotten) by a request in this process: the stream looks
+        at the row now, not at its next look. Any thread; nothing if it is not waiting."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                loop.call_soon_threadsafe(self._woken.set)
 
     def released(self) -> None:
         """No longer waiting for a name (named, or the stream ended): said once."""

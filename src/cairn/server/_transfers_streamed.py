@@ -51,6 +51,7 @@ class Streamed:
         self._t = transfers
         self._store = store
         self._waiting = 0  # unnamed uploads whose stream waits for the name, in this process
+        self._streams: dict[str, list[StreamSink]] = {}  # their streams, by upload id
         self._lock = threading.Lock()
 
     def begin_unnamed(self, user: str, size: int, modes: Sequence[str]) -> dict[str, Any]:
@@ -75,6 +76,12 @@ class Streamed:
         the blob's key. The stream, wherever it is, finds the name in the row. Naming again
         with the same digest (an answer lost) answers the same."""
         check_digest(digest)
+        try:
+            return self._name(user, upload_id, digest, stored=stored)
+        finally:
+            self._wake(upload_id)  # a stream of it in this process looks at its row now
+
+    def _name(self, user: str, upload_id: str, digest: str, *, stored: bool) -> dict[str, Any]:
         t = self._t
         up = t.load(user, upload_id)
         if not up.unnamed:
@@ -112,22 +119,25 @@ class Streamed:
         """Where the whole content of streamed upload ``up`` goes, from its first byte."""
         store, t = self._store, self._t
         if up.unnamed:  # the name comes by another request: see ``name``
-            return StreamSink(
-                store.s3,
-                up.size,
-                up.part_size,
-                lambda: self._named_target(up.owner, up.id),
-                name_within=min(NAME_WAIT, t.max_age),
-                release=self._hold(),
+            return self._hold(
+                up.id,
+                lambda release: StreamSink(
+                    store.s3,
+                    up.size,
+                    up.part_size,
+                    lambda: self._named_target(up.owner, up.id),
+                    name_within=min(NAME_WAIT, t.max_age),
+                    release=release,
+                ),
             )
         if up.older_stream:  # an older server's (its parts are S3 objects):
             t.abort_s3(up)  # its markers dropped; the client begins a new upload
             raise NotFoundError(f"no upload {up.id!r} (begun by an older server: begin again)")
         return StreamSink(store.s3, up.size, up.part_size, self._target(up))
 
-    def _hold(self) -> Callable[[], None]:
-        """Count one more upload waiting for its name (``MAX_WAITING`` at most: refused
-        beyond); the function that counts it out."""
+    def _hold(self, upload_id: str, make: Callable[[Callable[[], None]], StreamSink]) -> StreamSink:
+        """The stream ``make(release)`` of an upload waiting for its name, counted as one more
+        (``MAX_WAITING`` at most: refused beyond) and found by ``_wake`` until ``release``."""
         with self._lock:
             if self._waiting >= MAX_WAITING:
                 raise ConflictError(_BUSY)
@@ -136,8 +146,27 @@ class Streamed:
         def release() -> None:
             with self._lock:
                 self._waiting -= 1
+                streams = self._streams.get(upload_id, [])
+                if sink in streams:
+                    streams.remove(sink)
+                if not streams:
+                    self._streams.pop(upload_id, None)
 
-        return release
+        try:
+            sink = make(release)
+        except BaseException:
+            with self._lock:
+                self._waiting -= 1
+            raise
+        with self._lock:
+            self._streams.setdefault(upload_id, []).append(sink)
+        return sink
+
+    def _wake(self, upload_id: str) -> None:
+        with self._lock:
+            streams = list(self._streams.get(upload_id, ()))
+        for sink in streams:
+            sink.wake()
 
     def _target(self, up: Upload) -> StreamTarget:
         """Where a streamed upload's parts go, with the parts an earlier attempt left that S3
