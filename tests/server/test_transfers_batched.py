@@ -811,6 +811,43 @@ def test_a_naming_in_the_same_process_wakes_its_waiting_stream(
     assert t.s3 is not None and t.s3.size(d) == len(data) and t.rows.ids() == set()
 
 
+def test_the_hash_starts_before_the_upload_is_begun(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client hashes a large file from before it asks the server to begin its upload (the
+    name, and so the first part to S3, waits for the hash): pinned by order, the begin here
+    waits for the hash to end (the old code began the upload, then hashed)."""
+    from cairn.service import _http_upload as up
+
+    app = _s3_app(inprocess)
+    streamed = app.backend.transfers.streamed
+    assert streamed is not None
+    data = os.urandom(12 * MiB)
+    (tmp_path / "ckpt.bin").write_bytes(data)
+    svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
+    hashed = threading.Event()
+    hashed_first: list[bool] = []
+    hash_fd, begin = up._hash_fd, streamed.begin_unnamed
+
+    def hashing(fd: int, stop: threading.Event) -> tuple[str, int] | None:
+        out = hash_fd(fd, stop)
+        hashed.set()
+        return out
+
+    def begin_after_the_hash(*args: Any) -> dict[str, Any]:
+        hashed_first.append(hashed.wait(10))  # a bound: the old code hashed after this
+        return begin(*args)
+
+    monkeypatch.setattr(up, "_hash_fd", hashing)
+    monkeypatch.setattr(streamed, "begin_unnamed", begin_after_the_hash)
+    seen: Counter[str] = Counter()
+    _counter(svc, seen)
+    info = svc.store_file(str(tmp_path / "ckpt.bin"))
+    assert info.digest == digest_bytes(data) and hashed_first == [True]
+    assert seen == Counter({"POST /uploads": 1, "PUT /uploads/content": 1, "POST /uploads/name": 1})
+    svc.close()
+
+
 def test_a_failed_stream_does_not_wait_for_the_whole_hash(
     inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -110,11 +110,13 @@ class Uploader:
             self.upload(d, len(b), _slicer(b), None)
 
     def store_file(self, path: str) -> BlobInfo:
+        hashed: tuple[str, int] | None = None
         if self.unnamed is not False:
             info = self._store_unnamed(path)
-            if info is not None:
+            if isinstance(info, BlobInfo):
                 return info
-        digest, size = hash_file(path)
+            hashed = info  # hashed while the server was asked (it wants the digest first)
+        digest, size = hashed or hash_file(path)
         if size < SMALL_LIMIT:
             with open(path, "rb") as f:
                 data = f.read()
@@ -134,32 +136,40 @@ class Uploader:
             return
         self.upload_file(path, digest, size, hashed_here=False)
 
-    def _store_unnamed(self, path: str) -> BlobInfo | None:
+    def _store_unnamed(self, path: str) -> BlobInfo | tuple[str, int] | None:
         """Send a large file while it is hashed: begin the upload with its size alone, stream
         the content, and name the blob (``_Naming``, a thread) once hashed; the server stops
-        the stream if the key has the blob already. None: the server wants the digest first
-        (or the file is small): hash first."""
+        the stream if the key has the blob already. The hash starts before the begin is
+        asked (the name, and so the first part to S3, waits for it). When the server wants
+        the digest first: the digest and size hashed meanwhile; None: the file is small, hash
+        first."""
         fd = os.open(path, os.O_RDONLY)
         try:
             size = os.fstat(fd).st_size
             if not UNNAMED_FROM <= size <= UNNAMED_UP_TO:
                 return None
+            naming = _Naming(self.client, None, fd, size)
+            naming.start()
+            plan: dict[str, Any] = {}
             try:
                 plan = self.client.call(
                     "POST", "/uploads", json={"size": size, "modes": ["stream"]}
                 )
             except ValidationError:  # an older server (no digest: 400), or not on S3
                 self.unnamed = False
-                return None
             except ConflictError:  # busy with other unnamed uploads (409): this one named
-                return None
+                pass
+            except BaseException:
+                naming.abandon()
+                naming.join()
+                raise
             if plan.get("mode") != "stream" or plan.get("unnamed") is not True:
-                self.unnamed = False  # a server that did not take it as asked: digest first
-                return None
+                if plan:  # a server that did not take it as asked: digest first
+                    self.unnamed = False
+                return naming.hashed()
             self.unnamed = True
             upload = f"/uploads/{seg(plan['id'])}"
-            naming = _Naming(self.client, upload, fd, size, lead=AHEAD * int(plan["part_size"]))
-            naming.start()
+            naming.begun(upload, lead=AHEAD * int(plan["part_size"]))
             try:
                 sent = self._send_unnamed(path, fd, size, upload, naming)
             except DigestMismatchError:
@@ -347,24 +357,42 @@ class _Stopped(Exception):
 
 class _Naming(threading.Thread):
     """Hashes a file while it is sent (reading by offset, as the sender does), then names the
-    blob of the upload (``POST <upload>/name``). ``stored``: the key has the blob already, and
-    the stream stops (``until_stopped``); it waits for the name once ``lead`` bytes are sent.
-    A failure stops the stream too; ``result`` raises it. ``abandon``: the stream failed, the
-    blob is not named."""
+    blob of the upload (``POST <upload>/name``: the upload given here, or by ``begun`` once
+    the server began it). ``stored``: the key has the blob already, and the stream stops
+    (``until_stopped``); it waits for the name once ``lead`` bytes are sent. A failure stops
+    the stream too; ``result`` raises it. ``abandon``: the stream failed, the blob is not
+    named; ``hashed``: no upload to name, the digest is wanted all the same."""
 
-    def __init__(self, client: HttpClient, upload: str, fd: int, size: int, lead: int) -> None:
+    def __init__(
+        self, client: HttpClient, upload: str | None, fd: int, size: int, lead: int = 0
+    ) -> None:
         super().__init__(name="cairn-upload-hash", daemon=True)
         self._client = client
         self._upload = upload
         self._fd = fd
         self._size = size
         self._lead = lead
+        self._begun = threading.Event()  # the upload is known (or none will be)
+        if upload is not None:
+            self._begun.set()
         self._stop_sending = threading.Event()
         self._over = threading.Event()  # named, or failed
         self._abandoned = threading.Event()
         self.digest: str | None = None
         self.stored = False
         self._error: BaseException | None = None
+
+    def begun(self, upload: str, lead: int) -> None:
+        """The upload to name, begun while the file was hashed; ``lead``: see the class."""
+        self._upload, self._lead = upload, lead
+        self._begun.set()
+
+    def hashed(self) -> tuple[str, int]:
+        """No upload to name (the server wants the digest first): the digest and size, once
+        hashed."""
+        self._begun.set()
+        self.join()
+        return self.result(), self._size
 
     def run(self) -> None:
         try:
@@ -375,7 +403,8 @@ class _Naming(threading.Thread):
             if size != self._size:
                 raise ValidationError(f"the file is {size} bytes now, not {self._size}")
             self.digest = digest
-            if self._abandoned.is_set():
+            self._begun.wait()
+            if self._abandoned.is_set() or self._upload is None:
                 return
             try:
                 answer = self._client.call("POST", f"{self._upload}/name", json={"digest": digest})
@@ -406,6 +435,7 @@ class _Naming(threading.Thread):
 
     def abandon(self) -> None:
         self._abandoned.set()
+        self._begun.set()
 
     def result(self) -> str:
         """The digest (once the thread ended), or the naming's error."""
