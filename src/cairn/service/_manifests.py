@@ -104,8 +104,8 @@ def walk(
                 continue
             yield digest, node
             if isinstance(node, Index):
-                below.update((c.digest, None) for c in node.children if c.digest not in seen)
-        level = list(below)
+                below.update((check_digest(c.digest), None) for c in node.children)
+        level = [d for d in below if d not in seen]
 
 
 def blob_batches(
