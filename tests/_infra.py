@@ -487,13 +487,16 @@ def writer_turn_held(db_path: str) -> Iterator[Callable[[threading.Thread], bool
         os.close(fd)
 
 
-_STOPPED_HOLDER = """
+_LOCK_HOLDER = """
 import fcntl, os, signal, sys
 fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
 fcntl.flock(fd, fcntl.LOCK_SH if sys.argv[2] == "shared" else fcntl.LOCK_EX)
 sys.stdout.write("held\\n")
 sys.stdout.flush()
-os.kill(os.getpid(), signal.SIGSTOP)
+if sys.argv[3] == "stop":
+    os.kill(os.getpid(), signal.SIGSTOP)
+else:
+    sys.stdin.read()  # runs until its stdin is closed
 """
 
 
@@ -509,18 +512,34 @@ def turn_held_by_a_stopped_process(db_path: str) -> Iterator[int]:
 def lock_held_by_a_stopped_process(path: str, *, shared: bool = False) -> Iterator[int]:
     """Another process takes the ``flock`` of the file at ``path`` (exclusive, or ``shared``)
     and stops; yields its pid. Killed at the end, which lets the lock go."""
-    how = "shared" if shared else "exclusive"
+    with _lock_held(path, "shared" if shared else "exclusive", "stop") as proc:
+        yield proc.pid
+
+
+@contextlib.contextmanager
+def lock_held_by_a_running_process(path: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process takes the ``flock`` of the file at ``path`` (exclusive) and runs on (a
+    gc deleting many blobs, say) until its stdin is closed; yields it. Killed at the end."""
+    with _lock_held(path, "exclusive", "run") as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def _lock_held(path: str, how: str, then: str) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _STOPPED_HOLDER, path, how], stdout=subprocess.PIPE
+        [sys.executable, "-I", "-S", "-c", _LOCK_HOLDER, path, how, then],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"held\n"
-        yield proc.pid
+        yield proc
     finally:
         proc.kill()
         proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def raised_within(fn: Callable[[], object], seconds: float = 30) -> BaseException | None:

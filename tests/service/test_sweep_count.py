@@ -6,6 +6,7 @@ log stored every blob it names a moment before)."""
 from __future__ import annotations
 
 import pathlib
+import threading
 from collections.abc import Iterable
 
 import pytest
@@ -15,7 +16,11 @@ from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import BlobNotFoundError, UnavailableError
 from cairn.service import CommitRequest, FileMaintenanceLock, LocalService, StageRequest
 from cairn.storage import LocalBlobStore
-from tests._infra import lock_held_by_a_stopped_process, raised_within
+from tests._infra import (
+    lock_held_by_a_running_process,
+    lock_held_by_a_stopped_process,
+    raised_within,
+)
 
 
 class CountingBlobs(LocalBlobStore):
@@ -128,8 +133,8 @@ def test_a_sweep_in_between_makes_the_upsert_look_again(tmp_path: pathlib.Path) 
 def test_a_stopped_holder_of_the_lock_is_waited_for_a_while_not_for_ever(
     tmp_path: pathlib.Path,
 ) -> None:
-    """A real second process holds the lock and stops itself (Ctrl-Z, a debugger): a gc while
-    it sweeps keeps a commit waiting at most the lock's busy timeout, then the commit gets
+    """A real second process holds the lock and stops itself (Ctrl-Z, a debugger): a gc stopped
+    while it sweeps keeps a commit waiting at most the lock's busy timeout, then the commit gets
     ``UnavailableError`` naming that process and writes nothing; a commit stopped under the
     lock keeps gc waiting as long, and no sweep is counted. Once the holder is gone both go
     on. (On the old code the commit waits on: the bound on a hang fails it.)"""
@@ -156,5 +161,41 @@ def test_a_stopped_holder_of_the_lock_is_waited_for_a_while_not_for_ever(
         assert lock.sweeps() == 0
         sweep()
         assert lock.sweeps() == 1
+    finally:
+        svc.close()
+
+
+def test_a_running_holder_of_the_lock_is_waited_for_past_the_busy_timeout(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gc that runs on (deleting many blobs holds the lock for minutes) keeps a commit
+    waiting past the busy timeout, as long as it runs: the commit is not refused (review of
+    02ec2a6, which refused it after 60 s, failing a training run's log at its end). Pinned by
+    rounds, not time: the holder lets go only once the commit asked, after a busy timeout,
+    whether it is stopped."""
+    from cairn.service import _maintenance_lock
+
+    svc, _ = _service(tmp_path, busy=0.05)
+    request, digest = _request("ds", b"content")
+    svc.store_blobs([(digest, b"content")])
+    asked = threading.Event()
+    stopped = _maintenance_lock.flock_holder_stopped
+
+    def asking(path: str) -> bool:
+        answer = stopped(path)
+        asked.set()
+        return answer
+
+    monkeypatch.setattr(_maintenance_lock, "flock_holder_stopped", asking)
+    done: list[object] = []
+    try:
+        with lock_held_by_a_running_process(str(tmp_path / "maintenance.lock")) as holder:
+            commit = threading.Thread(target=lambda: done.append(svc.commit(request).version))
+            commit.start()
+            assert asked.wait(30)  # a bound on a hang: a busy timeout went by, it waits on
+            assert holder.stdin is not None
+            holder.stdin.close()  # the sweep ends
+            commit.join(30)
+        assert done and done[0] is not None
     finally:
         svc.close()

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cairn.errors import UnavailableError
-from cairn.storage import BUSY_SECONDS, flock_holder, flock_within
+from cairn.storage import BUSY_SECONDS, flock_holder, flock_holder_stopped, flock_within
 
 if TYPE_CHECKING:
     from cairn.catalog import Catalog
@@ -86,10 +86,12 @@ class FileMaintenanceLock:
     Each hold opens the file anew: flock belongs to an open file, so threads of one process
     sharing a descriptor would release each other's locks. The file holds the count of
     exclusive holds (decimal; empty: 0), written by each exclusive holder as it starts.
-    A hold waits at most ``busy_seconds`` (as a writer's turn does, ``storage.writer_turn``),
-    then gets ``UnavailableError`` naming the process that holds the lock, nothing written: a
-    ``cairn gc`` stopped while it sweeps (Ctrl-Z, a debugger) kept every commit waiting, and a
-    commit stopped under the lock kept gc waiting, with no bound.
+    A hold waits while the holder runs (a gc deleting many blobs holds it for minutes), but
+    at most ``busy_seconds`` more once the holder is stopped (Ctrl-Z, a debugger: Linux's
+    ``/proc`` tells), then gets ``UnavailableError`` naming that process, nothing written: a
+    ``cairn gc`` stopped while it sweeps kept every commit waiting, and a commit stopped under
+    the lock kept gc waiting, with no bound. A holder that cannot be known (another pid
+    namespace, no ``/proc``) is waited for as one that runs.
     """
 
     def __init__(self, path: str, busy_seconds: float = BUSY_SECONDS) -> None:
@@ -106,6 +108,7 @@ class FileMaintenanceLock:
             timeout=self.busy_seconds,
             refused=lambda: self._refused(exclusive),
             required=True,
+            keep_waiting=lambda: not flock_holder_stopped(self.path),
         ) as fd:
             held = os.pread(fd, 32, 0)
             if exclusive:
@@ -120,19 +123,14 @@ class FileMaintenanceLock:
             yield
 
     def _refused(self, exclusive: bool) -> UnavailableError:
-        who = flock_holder(self.path)
-        if exclusive:  # gc: commits hold it shared, another gc exclusive
-            doing = "a commit (or another gc)"
-            then = "let it go on or end it, then run gc again (nothing was deleted)"
-        else:
-            doing = "gc deleting unused blobs"
-            then = (
-                "let it go on or end it (a gc deleting many blobs holds it until it is done),"
-                " then try again (nothing was written)"
-            )
+        doing = "a commit (or another gc)" if exclusive else "gc deleting unused blobs"
+        then = (
+            "run gc again (nothing was deleted)" if exclusive else "try again (nothing was written)"
+        )
         err = UnavailableError(
-            f"the store's maintenance lock ({self.path}) has been held by {who}, {doing}, for"
-            f" more than {self.busy_seconds:g} s: if it is stopped (Ctrl-Z, a debugger), {then}"
+            f"the store's maintenance lock ({self.path}) is held by {flock_holder(self.path)},"
+            f" {doing}, which is stopped (Ctrl-Z, a debugger; waited {self.busy_seconds:g} s):"
+            f" let it go on or end it, then {then}"
         )
         err.public = "the server's store is busy (nothing was written); try again later"
         return err

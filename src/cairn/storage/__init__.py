@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from cairn.storage._fs import filesystem_type, network_filesystem
     from cairn.storage._hashing import CHUNK, hash_file, hash_stream
     from cairn.storage._local import PACKED_LIMIT, SMALL_LIMIT, LocalBlobStore
-    from cairn.storage._local_io import BUSY_SECONDS, flock_holder, flock_within, writer_turn
+    from cairn.storage._local_io import (
+        BUSY_SECONDS,
+        flock_holder,
+        flock_holder_stopped,
+        flock_within,
+        writer_turn,
+    )
     from cairn.storage._memory import MemoryBlobStore
     from cairn.storage._s3 import S3BlobStore, checksum_b64
     from cairn.storage._wrappers import ReadOnlyBlobStore
@@ -43,6 +49,7 @@ __all__ = [
     "range_header",
     "writer_turn",
     "flock_holder",
+    "flock_holder_stopped",
     "flock_within",
 ]
 
@@ -53,7 +60,13 @@ __getattr__, __dir__ = lazy_exports(
         "._fs": ["filesystem_type", "network_filesystem"],
         "._hashing": ["CHUNK", "hash_file", "hash_stream"],
         "._local": ["PACKED_LIMIT", "SMALL_LIMIT", "LocalBlobStore"],
-        "._local_io": ["BUSY_SECONDS", "flock_holder", "flock_within", "writer_turn"],
+        "._local_io": [
+            "BUSY_SECONDS",
+            "flock_holder",
+            "flock_holder_stopped",
+            "flock_within",
+            "writer_turn",
+        ],
         "._memory": ["MemoryBlobStore"],
         "._s3": ["S3BlobStore", "checksum_b64"],
         "._wrappers": ["ReadOnlyBlobStore"],

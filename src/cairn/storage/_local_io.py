@@ -56,12 +56,14 @@ def flock_within(
     timeout: float,
     refused: Callable[[], BaseException],
     required: bool = False,
+    keep_waiting: Callable[[], bool] | None = None,
 ) -> Iterator[int]:
     """``flock(2)`` (exclusive or shared) of ``fd``, the file at ``path`` just opened (this
     takes it over: closed at the end, which lets the lock go), held while the body runs; the
-    body gets the descriptor that holds it. Waited for at most ``timeout`` seconds, then
-    ``refused()`` is raised and the body does not run. A file system without ``flock`` goes
-    without the lock, or raises its ``OSError`` when ``required``.
+    body gets the descriptor that holds it. Waited for at most ``timeout`` seconds (another
+    ``timeout`` each time ``keep_waiting()`` says so then), then ``refused()`` is raised and the
+    body does not run. A file system without ``flock`` goes without the lock, or raises its
+    ``OSError`` when ``required``.
 
     A free lock costs one call. A held one is waited for in the kernel's queue (which has no
     timeout) from a thread of its own. A blocked ``flock`` cannot be called off (only a signal
@@ -86,7 +88,7 @@ def flock_within(
                 fd = wait.fd
             else:
                 wait = _Wait.start(fd, mode, key)
-            if wait is not None and not wait.until(timeout):
+            if wait is not None and not wait.until(timeout, keep_waiting):
                 raise refused() from None
         except OSError:
             if required:
@@ -145,11 +147,13 @@ class _Wait:
                 del _PENDING[self.key]
         _release(self.fd, os.getpid())
 
-    def until(self, timeout: float) -> bool:
-        """Whether the lock was taken within ``timeout`` seconds; if not, it is given up (and
-        pending, unless the lock has a pending wait already)."""
+    def until(self, timeout: float, keep_waiting: Callable[[], bool] | None = None) -> bool:
+        """Whether the lock was taken within ``timeout`` seconds (or more rounds of it while
+        ``keep_waiting()``); if not, it is given up (and pending, unless the lock has a pending
+        wait already)."""
         try:
-            self._done.wait(timeout)
+            while not self._done.wait(timeout) and keep_waiting is not None and keep_waiting():
+                pass
         finally:  # also when interrupted (Ctrl-C): the thread then lets the lock go
             with _PENDING_LOCK:
                 self.given_up = not self._done.is_set()
@@ -172,6 +176,21 @@ def flock_holder(path: str) -> str:
     if pid == os.getpid():
         return "another thread of this process"
     return f"process {pid}" if pid else "another process"
+
+
+def flock_holder_stopped(path: str) -> bool:
+    """Whether the process holding the ``flock`` of the file at ``path`` is known to be stopped
+    (Ctrl-Z, a debugger: state T or t in Linux's ``/proc/<pid>/stat``); False where it runs or
+    cannot be known."""
+    pid = _holder(path)
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]  # "pid (comm) S ...": comm may hold ")"
+    except (OSError, IndexError):
+        return False  # gone (the lock with it), or no /proc
+    return state in (b"T", b"t")
 
 
 def _turn_timeout(db_path: str, timeout: float) -> UnavailableError:
