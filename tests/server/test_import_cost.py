@@ -50,10 +50,10 @@ def test_an_import_reads_its_manifest_once_and_checks_reads_in_the_grant(
         counted["read checks"] += 1
         return checked(*args)
 
-    def granted(self: Any, project_id: int, digests: Any, reader: Any) -> list[str]:
+    def granted(self: Any, project_id: int, digests: Any, reader: Any, **kw: Any) -> list[str]:
         digests = list(digests)
         counted["granted, checked"] += len(digests)
-        return add_readable(self, project_id, digests, reader)
+        return add_readable(self, project_id, digests, reader, **kw)
 
     monkeypatch.setattr(manifests, "closure", pages_read)
     monkeypatch.setattr(_key_rules, "readable_blobs", read_check)

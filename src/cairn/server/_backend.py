@@ -71,6 +71,9 @@ class Backend:
             location=config.store,
             entity="server",
             track_blob_owners=True,
+            # An S3 store's blobs are rows of the catalog's index: a commit checks they are
+            # there in the statement that grants them (``Store.presence_in_grant``).
+            indexed_by_catalog=index is not None,
             # Shared with every server process and `cairn gc --db/--store`: see _maintenance_lock.py.
             maintenance_lock=maintenance_lock_for_catalog(catalog),
         )

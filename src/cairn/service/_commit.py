@@ -5,7 +5,9 @@ shared, check the request, build the manifest (only the changed pages when there
 ask the store which blobs it lacks (not those the caller stored since a sweep count that is
 still the lock's: see ``commit``; the answer goes back in ``CommitResult.missing`` and nothing
 is committed: the SDK stores them and commits again, ``Stager.commit_with_blobs``), store the
-new pages, then one catalog transaction. No blob is read or written inside a catalog
+new pages, then one catalog transaction. A server whose catalog indexes its store's blobs (S3)
+asks inside that transaction instead, in the statement that grants a key's blobs
+(``Store.presence_in_grant``). No blob is read or written inside a catalog
 transaction. The distributed finish (``_distributed.py``) uses the same request checks and the
 same labelling of the version it commits.
 """
@@ -192,7 +194,11 @@ def _commit(
         named = blob_digests([e for _, e in request.changes])
         if stored or held:
             named = [d for d in named if d not in stored and d not in held]
-        missing = store.missing_blobs(named)
+        # A key's blobs in a store its catalog indexes are looked for in the statement that
+        # grants them (in the transaction below: absent ones roll it back and come back as
+        # missing), not by a check of their own first.
+        in_grant = reader is not None and store.presence_in_grant and not manifest_missing
+        missing = [] if in_grant else store.missing_blobs(named)
         missing = list(dict.fromkeys([*manifest_missing, *missing]))
         if missing:
             if reader is not None:

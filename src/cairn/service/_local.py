@@ -72,6 +72,7 @@ class LocalService:
         entity: str | None = None,
         maintenance_lock: MaintenanceLock | None = None,
         track_blob_owners: bool = False,
+        indexed_by_catalog: bool = False,
     ):
         self.catalog = catalog
         self.blobs = blobs
@@ -87,6 +88,7 @@ class LocalService:
             location=location,
             maintenance=maintenance_lock or ThreadMaintenanceLock(),
             track_blob_owners=track_blob_owners,
+            indexed_by_catalog=indexed_by_catalog,
         )
         self._runs = Runs(self._store)
         self._queries = Queries(self._store)

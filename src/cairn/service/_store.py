@@ -32,6 +32,7 @@ class Store:
         location: str,
         maintenance: MaintenanceLock,
         track_blob_owners: bool,
+        indexed_by_catalog: bool = False,
     ) -> None:
         self.catalog = catalog
         self.blobs = blobs
@@ -42,6 +43,10 @@ class Store:
         # A server records which project refers to which blob (files and manifest pages), so a
         # key reads only blobs of projects it may read. The embedded store has one user: no need.
         self.track_blob_owners = track_blob_owners
+        # Which blobs a key may use and which the store has are one statement in the commit's
+        # transaction (``grant_readable``), not a presence check before it, where the catalog
+        # indexes every blob of the store (an S3 store's ``CatalogBlobStore``) and grants them.
+        self.presence_in_grant = track_blob_owners and indexed_by_catalog
         # Pages of commits onto a base and of diffs: a draft's commit reads the pages from the
         # root to each change (index pages stay recent, so they stay); 64 decoded pages as the
         # SDK keeps (512 held ~260,000 entries, ~80 MiB once full, for no measured gain).
@@ -69,11 +74,13 @@ class Store:
     ) -> list[str]:
         """``grant`` those of ``digests`` that ``reader`` (a server's key) may read, and return
         the others: nothing may be committed then. On PostgreSQL the read check and the grants
-        are one statement (``BlobGrants.add_readable``). ``reader`` None: ``grant`` them all."""
+        are one statement (``BlobGrants.add_readable``); with ``presence_in_grant`` it also
+        returns those the store lacks (the same statement). ``reader`` None: ``grant`` them
+        all."""
         if reader is None or not self.track_blob_owners:
             self.grant(tx, project_id, digests)
             return []
-        return tx.grants.add_readable(project_id, digests, reader)
+        return tx.grants.add_readable(project_id, digests, reader, indexed=self.presence_in_grant)
 
     def unreadable(self, reader: BlobReader, digests: Sequence[str]) -> list[str]:
         """Those of ``digests`` that ``reader`` may not read (outside any transaction)."""
@@ -97,7 +104,8 @@ class Store:
 
 class Unreadable(Exception):
     """Raised inside a transaction (rolling it back) that grants blobs a server's key may not
-    read (``Store.grant_readable`` returned them): a commit or an import names them."""
+    read, or that the store lacks (``Store.grant_readable`` returned them): a commit or an
+    import names them."""
 
     def __init__(self, digests: Sequence[str]) -> None:
         super().__init__(f"{len(digests)} blobs the key may not read")

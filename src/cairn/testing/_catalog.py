@@ -10,6 +10,7 @@ import pytest
 from cairn.catalog import (
     HEAD_REVISION,
     ApiKeys,
+    BlobReader,
     Catalog,
     PartRecord,
     Tx,
@@ -329,6 +330,29 @@ class CatalogTests:
         uploads.record_uploaded("key:a", [d1])  # again: no error
         assert readable_blobs(catalog, "key:a", [], [d1, d2]) == {d1}
         assert readable_blobs(catalog, "key:b", [("*", "*")], [d1, d2]) == set()
+
+    def test_a_grant_checked_against_the_blob_index_refuses_what_it_lacks(
+        self, catalog: Catalog
+    ) -> None:
+        """``add_readable(indexed=True)``: a server whose catalog indexes its blobs (S3) checks
+        a key's blobs are there in the statement that grants them; an uploaded blob whose index
+        row is gone (swept) is refused as an unreadable one is, and not granted."""
+        d1, d2, d3 = (digest_from_raw(bytes([n]) * 32) for n in (0x41, 0x42, 0x43))
+        Uploads(catalog).record_uploaded("key:a", [d1, d2], index=[(d1, 3, b"abc")])
+        reader = BlobReader("key:a", ())
+
+        def grant(indexed: bool) -> list[str]:
+            def fn(tx: Tx) -> list[str]:
+                pid = tx.projects.id_of("e", "p" if indexed else "q", create=True)
+                assert pid is not None
+                return tx.grants.add_readable(pid, [d3, d2, d1, d1], reader, indexed=indexed)
+
+            return catalog.write(fn)
+
+        assert grant(indexed=False) == [d3]  # d2's upload is recorded: readable
+        assert grant(indexed=True) == [d2, d3]  # but not in the index
+        assert readable_blobs(catalog, "key:b", [("e", "q")], [d1, d2, d3]) == {d1, d2}
+        assert readable_blobs(catalog, "key:b", [("e", "p")], [d1, d2, d3]) == {d1}
 
     def test_a_streamed_uploads_parts_are_recorded_replaced_and_go_with_it(
         self, catalog: Catalog
