@@ -19,7 +19,7 @@ from cairn.core import Index, ManifestEntry, TreeBuilder, decode_node, digest_by
 from cairn.errors import ValidationError
 from cairn.service import CommitRequest, ImportRequest, LocalService
 from cairn.service import _manifests as manifests
-from tests._infra import reset_database
+from tests._infra import reset_database, run_coroutine
 from tests.conftest import InProcess
 from tests.server.conftest import a_thief, stored_entries, stored_manifest
 
@@ -196,3 +196,24 @@ def test_on_s3_a_commit_looks_for_its_blobs_only_in_the_statement_that_grants_th
     assert done.version is not None and done.created
     # The old code asked about all 30 before its transaction; only the new pages are looked up.
     assert not asked & {e.digest for e in entries}, len(asked)
+
+
+def test_a_started_server_leaves_what_it_holds_out_of_the_collectors_passes(
+    inprocess: InProcess,
+) -> None:
+    """Once started (the app's lifespan, under uvicorn), a server process freezes what it holds
+    (``gc.freeze``): the full passes a 20,000-change commit's objects set off walked every
+    object of the process too (fails on the old code: nothing frozen)."""
+    import gc
+
+    app = inprocess("sqlite", "local").app
+
+    async def started() -> int:
+        async with app.router.lifespan_context(app):
+            return gc.get_freeze_count()
+
+    before = gc.get_freeze_count()
+    try:
+        assert run_coroutine(started()) > before
+    finally:
+        gc.unfreeze()  # this test process's objects go back to the collector
