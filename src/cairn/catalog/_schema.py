@@ -313,4 +313,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0013_grants_without_fk"
+HEAD_REVISION = "0014_blobs_out_of_line"
