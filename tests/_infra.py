@@ -403,6 +403,26 @@ class InProcessServer:
         self.backend.close()
 
 
+def use_in_process(
+    app: InProcessServer, monkeypatch: Any, cache: str, wrap: Callable[[Any], None]
+) -> None:
+    """Point the SDK at ``app`` with a write key on every project and the download cache
+    ``cache``; ``wrap(service)`` sees each ``HttpService`` the SDK makes (to count requests)."""
+    import cairn.service
+    from cairn.sdk import reset_services
+
+    def service(_url: str, key: str | None, cache_dir: str, **kw: Any) -> Any:
+        svc = app.service(key, cache_dir, **kw)
+        wrap(svc)
+        return svc
+
+    reset_services()
+    monkeypatch.setattr(cairn.service, "http_service", service)
+    monkeypatch.setenv("CAIRN_BASE_URL", app.url)
+    monkeypatch.setenv("CAIRN_API_KEY", app.create_key("tester", "*/*", "write"))
+    monkeypatch.setenv("CAIRN_CACHE_DIR", cache)
+
+
 def reset_database(db_url: str, keep: Sequence[str] = ("blobs", "alembic_version")) -> None:
     """Empty every catalog table (except those in ``keep``): a fresh store for the next test.
 

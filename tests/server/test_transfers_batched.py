@@ -27,7 +27,6 @@ import cairn
 import cairn.service
 from cairn.core import ManifestEntry, digest_bytes
 from cairn.errors import ConflictError, DigestMismatchError, ValidationError
-from cairn.sdk import reset_services
 from cairn.server._stream_upload import receive_stream
 from cairn.service import CommitRequest, DownloadCache
 from cairn.service._http import HttpService
@@ -39,6 +38,7 @@ from tests._infra import (
     raised_within,
     reset_database,
     run_coroutine,
+    use_in_process,
 )
 from tests.conftest import InProcess
 
@@ -84,17 +84,7 @@ def _use(
 ) -> Counter[str]:
     """Point the SDK at ``app`` (a fresh download cache); count the requests it makes."""
     seen: Counter[str] = Counter()
-
-    def service(_url: str, key: str | None, cache_dir: str, **kw: Any) -> Any:
-        svc = app.service(key, cache_dir, **kw)
-        _counter(svc, seen)
-        return svc
-
-    reset_services()
-    monkeypatch.setattr(cairn.service, "http_service", service)
-    monkeypatch.setenv("CAIRN_BASE_URL", app.url)
-    monkeypatch.setenv("CAIRN_API_KEY", app.create_key("tester", "*/*", "write"))
-    monkeypatch.setenv("CAIRN_CACHE_DIR", str(cache))
+    use_in_process(app, monkeypatch, str(cache), lambda svc: _counter(svc, seen))
     return seen
 
 

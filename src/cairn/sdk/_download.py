@@ -276,12 +276,25 @@ class Downloader:
                 continue
             todo.append((e, dest, new))
             size += e.size
-            if size >= _BATCH_BYTES:
+            if size >= _BATCH_BYTES and self._service.is_local:
                 self._write_batch(todo, pool)
                 todo, size = [], 0
-        if todo:
+        if todo and not self._service.is_local:
+            self._write_arriving(todo)
+        elif todo:
             self._write_batch(todo, pool)
         return rest
+
+    def _write_arriving(self, todo: list[tuple[ManifestEntry, str, bool]]) -> None:
+        """From a server: write each file as its blob arrives (verified; the service holds a
+        bounded window of them and keeps fetching ahead while this thread writes)."""
+        started = now_ns()
+        fresh: list[tuple[str, tuple[int, int, int, int, int], str]] = []
+        blobs = self._service.read_blobs([e.digest for e, _, _ in todo])
+        for (entry, dest, new), (_, data) in zip(todo, blobs, strict=True):  # in that order
+            self._write_one(entry, dest, new, data, started, fresh)
+        with self._lock:
+            self._fresh.extend(fresh)
 
     def _write_batch(
         self, todo: list[tuple[ManifestEntry, str, bool]], pool: ThreadPoolExecutor
@@ -314,42 +327,52 @@ class Downloader:
         self, items: list[tuple[ManifestEntry, str, bool]], blobs: dict[str, bytes]
     ) -> None:
         started = now_ns()
-        fresh = []
+        fresh: list[tuple[str, tuple[int, int, int, int, int], str]] = []
         for entry, dest, new in items:
-            data = blobs[entry.digest]
-            # In a directory this download made, the file goes straight in under its name
-            # (O_EXCL: created, never replaced; removed again if writing fails): a rename per
-            # file costs as much as creating it. Elsewhere a temporary name, renamed into place.
-            tmp = (
-                dest
-                if new
-                else f"{os.path.dirname(dest)}{os.sep}.cairn-{self._token}-"
-                f"{next(self._serial)}.partial"
-            )
-            try:
-                fd = os.open(tmp, _O_NEW, 0o666)
-            except FileExistsError:
-                if not new:
-                    raise
-                self.fetch(entry)  # someone else put a file there meanwhile: checked, replaced
-                continue
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                st = os.fstat(fd)
-            except BaseException:
-                os.close(fd)
-                os.unlink(tmp)
-                raise
-            os.close(fd)
-            if not new:
-                os.replace(tmp, dest)
-            if not is_racy(st, started):
-                fresh.append((dest, stat_key(st), entry.digest))
-            self._progress(entry)
+            self._write_one(entry, dest, new, blobs[entry.digest], started, fresh)
         with self._lock:
             self._fresh.extend(fresh)
+
+    def _write_one(
+        self,
+        entry: ManifestEntry,
+        dest: str,
+        new: bool,
+        data: bytes,
+        started: int,
+        fresh: list[tuple[str, tuple[int, int, int, int, int], str]],
+    ) -> None:
+        """Write one file from its verified bytes; remember its stat in ``fresh``."""
+        # In a directory this download made, the file goes straight in under its name
+        # (O_EXCL: created, never replaced; removed again if writing fails): a rename per
+        # file costs as much as creating it. Elsewhere a temporary name, renamed into place.
+        tmp = (
+            dest
+            if new
+            else f"{os.path.dirname(dest)}{os.sep}.cairn-{self._token}-{next(self._serial)}.partial"
+        )
+        try:
+            fd = os.open(tmp, _O_NEW, 0o666)
+        except FileExistsError:
+            if not new:
+                raise
+            self.fetch(entry)  # someone else put a file there meanwhile: checked, replaced
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        if not new:
+            os.replace(tmp, dest)
+        if not is_racy(st, started):
+            fresh.append((dest, stat_key(st), entry.digest))
+        self._progress(entry)
 
 
 # -- an artifact's files to a directory (Artifact.download, file, checkout, verify) ----------------

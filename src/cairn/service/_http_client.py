@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -38,6 +39,8 @@ NOTICE_AFTER = 2.0  # waiting longer than this is said on stderr, once per call
 RETRY_STATUS = (502, 503, 504)
 TRANSFER_THREADS = 4  # parts (or batches, or ranges) in flight at once, unless told
 _log = logging.getLogger("cairn")
+_OBJECT_HEADERS = {"User-Agent": "cairn-http"}  # to an object store: no key
+_UNKNOWN: Any = object()
 
 
 def seg(value: str) -> str:
@@ -217,6 +220,10 @@ class HttpClient:
                 connect_timeout=timeout.connect or 10.0,
             )
         self.retrying = Retrying(self.base_url, retries, retry_seconds, notice_after)
+        # Object stores of presigned GETs: (scheme, host:port) -> http.client pool, or None
+        # where httpx takes them (https://, a proxy).
+        self._stores: dict[tuple[str, str], PlainHttp | None] = {}
+        self._stores_lock = threading.Lock()
 
     def send(
         self,
@@ -245,6 +252,31 @@ class HttpClient:
             return resp
 
         return self.retrying(attempt, idempotent=idempotent)
+
+    def get_object(self, url: str) -> tuple[int, bytes]:
+        """One GET of a presigned object-store URL, not retried (the caller falls back to the
+        server): its status and body. Over ``http.client`` where the URL is ``http://`` and no
+        proxy is set (``_http_plain.py``: about 0.6 ms less of the client's CPU per GET than
+        httpx, measured on 200 KiB objects), else through httpx (``plain``). The API key is
+        never sent: the URL carries its own signature."""
+        parts = urlsplit(url)
+        where = (parts.scheme, parts.netloc)
+        store = self._stores.get(where, _UNKNOWN)
+        if store is _UNKNOWN:
+            address = plain_url(url)
+            with self._stores_lock:
+                store = self._stores.setdefault(
+                    where,
+                    None
+                    if address is None
+                    else PlainHttp(*address, _OBJECT_HEADERS, timeout=300.0, connect_timeout=10.0),
+                )
+        if store is None:
+            resp = self.plain.get(url)
+            return resp.status_code, resp.content
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        status, body, _ = store.request("GET", target or "/", None)
+        return status, body
 
     def api_url(self, path: str, params: Any = None) -> httpx.URL:
         """The whole URL of API path ``path`` (quoted, from the API's root) with query
@@ -323,6 +355,9 @@ class HttpClient:
         self.plain.close()
         if self.json_calls is not None:
             self.json_calls.close()
+        for store in self._stores.values():
+            if store is not None:
+                store.close()
 
 
 def _check_fields(body: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -35,6 +35,8 @@ from cairn.storage import CHUNK, check_range, hash_stream, range_header
 
 PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 16 MiB)
 URL_BATCH = 4096  # presigned URLs per request
+URL_FIRST = 128  # the first request of a download asks for fewer: its GETs start sooner
+GATHER_BATCH = 256  # digests fetched together from a store without presigned GETs
 RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time
 HELD_BYTES = 64 << 20  # fetched blobs held in memory for ``read_blobs`` (the rest: read back)
 HELD_BLOB = 8 << 20  # a presigned GET up to this size comes into memory, a larger one to a file
@@ -72,14 +74,29 @@ class Fetcher:
 
     def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
         """Verified contents, in the order asked. Blobs not cached are fetched many at a time
-        and handed on from memory as they arrived (verified then), besides being cached; what
-        did not fit in ``HELD_BYTES`` or was cached already is read from the cache (verified)."""
+        and handed on from memory (verified), besides being cached: from an S3 store each as
+        soon as it and those before it have come (``_Window``: presigned GETs kept going ahead,
+        at most ``HELD_BYTES`` of them held), from another store a batch at a time. What did
+        not come whole, or was cached already, is read from the cache (verified)."""
         for start in range(0, len(digests), PREFETCH_BATCH * 8):
             chunk = digests[start : start + PREFETCH_BATCH * 8]
-            held = self._gather(chunk)
-            for digest in chunk:
-                data = held.pop(digest, None)
-                yield digest, data if data is not None else self.read_blob(digest)
+            todo = [d for d in dict.fromkeys(chunk) if self.cache.lookup(d) is None]
+            first = self._presigned_gets(todo[:URL_FIRST]) if todo else {}
+            if first:
+                window = _Window(self, todo, first)
+                try:
+                    for digest in chunk:
+                        data = window.take(digest)
+                        yield digest, data if data is not None else self.read_blob(digest)
+                finally:
+                    window.close()
+                continue
+            for at in range(0, len(chunk), GATHER_BATCH):
+                part = chunk[at : at + GATHER_BATCH]
+                held = self._gather(part)
+                for digest in part:
+                    data = held.pop(digest, None)
+                    yield digest, data if data is not None else self.read_blob(digest)
 
     def _gather(self, digests: Sequence[str]) -> dict[str, bytes]:
         """Fetch those of ``digests`` not cached into the cache; up to ``HELD_BYTES`` of them
@@ -243,14 +260,17 @@ class Fetcher:
         gets one by one, in ranges, with its own clear error."""
         self._fetch_many(digests, self.cache.add)
 
-    def _fetch_many(self, digests: Sequence[str], keep: Callable[[str, bytes], None]) -> None:
+    def _fetch_many(
+        self, digests: Sequence[str], keep: Callable[[str, bytes], None], urls: bool = True
+    ) -> None:
         """``prefetch``'s work: each blob not cached that came whole and verified goes to
-        ``keep(digest, data)`` (which caches it); a large one fetched straight into the cache."""
+        ``keep(digest, data)`` (which caches it); a large one fetched straight into the cache.
+        ``urls=False``: the server was asked already and has no presigned GETs of these."""
         todo = [d for d in dict.fromkeys(digests) if self.cache.lookup(d) is None]
         if not todo:
             return
         threads = self.threads
-        direct = self._presigned_gets(todo)
+        direct = self._presigned_gets(todo) if urls else {}
         todo = [d for d in todo if d not in direct]
         # Enough chunks to keep every thread busy, none over PREFETCH_BATCH digests.
         size = min(PREFETCH_BATCH, max(64, -(-len(todo) // threads)))
@@ -269,29 +289,9 @@ class Fetcher:
                 chunk = chunk[last + 1 :]
 
         def get(item: tuple[str, tuple[str, int]]) -> None:
-            digest, (url, size) = item
-            if size <= HELD_BLOB:
-                try:
-                    resp = self.client.plain.get(url)
-                except httpx.TransportError:
-                    return  # left to fetch(), which retries and says what is wrong
-                if resp.status_code == 200 and digest_bytes(resp.content) == digest:
-                    keep(digest, resp.content)  # else left out, never cached
-                return
-            tmp = self.cache.partial()
-            try:
-                hasher = new_hasher()
-                with self.client.plain.stream("GET", url) as resp:
-                    if resp.status_code != 200:
-                        return  # left to fetch(), which says what is wrong
-                    self._write_stream(resp, tmp, hasher)
-                if digest_from_hasher(hasher) == digest:  # else left out, never cached
-                    self.cache.install(tmp, digest)
-            except (httpx.TransportError, CairnError):
-                pass  # left to fetch(), which retries and says what is wrong
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            data = self.get_direct(*item)
+            if data is not None:
+                keep(item[0], data)
 
         tasks: list[tuple[Callable[[Any], None], Any]] = [(fetch, c) for c in chunks]
         tasks += [(get, item) for item in direct.items()]
@@ -303,6 +303,34 @@ class Fetcher:
             with ThreadPoolExecutor(threads * 2 if direct else threads) as pool:
                 for _ in pool.map(lambda task: task[0](task[1]), tasks):
                     pass
+
+    def get_direct(self, digest: str, where: tuple[str, int]) -> bytes | None:
+        """A blob by its presigned GET ``where`` (URL, size): its bytes if it came whole and
+        verified and is up to ``HELD_BLOB`` (a larger one goes into the cache as it comes);
+        None otherwise (left to ``fetch``, which retries and says what is wrong; nothing
+        unverified is cached)."""
+        url, size = where
+        if size <= HELD_BLOB:
+            try:
+                status, data = self.client.get_object(url)
+            except httpx.TransportError:
+                return None
+            return data if status == 200 and digest_bytes(data) == digest else None
+        tmp = self.cache.partial()
+        try:
+            hasher = new_hasher()
+            with self.client.plain.stream("GET", url) as resp:
+                if resp.status_code != 200:
+                    return None
+                self._write_stream(resp, tmp, hasher)
+            if digest_from_hasher(hasher) == digest:
+                self.cache.install(tmp, digest)
+        except (httpx.TransportError, CairnError):
+            pass
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return None
 
     def _presigned_gets(self, digests: list[str]) -> dict[str, tuple[str, int]]:
         """Presigned GET URLs of those of ``digests`` an S3 store keeps, up to ``RANGE_PART``
@@ -329,3 +357,96 @@ class Fetcher:
                 if int(u["size"]) <= RANGE_PART
             )
         return out
+
+
+class _Window:
+    """The presigned GETs of ``todo`` (blobs not cached, in the order they will be taken),
+    kept going ``threads * 2`` at a time, at most ``HELD_BYTES`` of them fetched or on their
+    way and not yet taken; each verified and cached by the thread that fetched it. URLs are
+    asked ahead, by a thread of their own (not queued behind the GETs): ``first`` answers the
+    first ``URL_FIRST`` (so the first GETs go at once), the next four times as many (up to
+    ``URL_BATCH``) are asked as soon as an answer is used. The blobs of an answer the store
+    keeps elsewhere (no URL: small ones in its catalog) are fetched many per request into the
+    cache."""
+
+    def __init__(
+        self, fetcher: Fetcher, todo: list[str], first: dict[str, tuple[str, int]]
+    ) -> None:
+        self.fetcher = fetcher
+        self.todo = todo
+        self.pool = ThreadPoolExecutor(fetcher.threads * 2)
+        self.asker = ThreadPoolExecutor(1)  # requests of URLs
+        self.pending: dict[str, tuple[Future[bytes | None], int]] = {}  # GET, bytes held
+        self.elsewhere: dict[str, Future[None]] = {}  # fetched into the cache, many a request
+        self.held = 0  # bytes of GETs submitted and not yet taken
+        self.next = 0  # todo[next] is the next to submit
+        self.urls: dict[str, tuple[str, int]] = {}
+        self.answered = 0  # todo[:answered] have their URL answer in ``urls``
+        self.asked = 0  # todo[answered:asked] are asked by ``later``
+        self.later: Future[dict[str, tuple[str, int]]] | None = None
+        self._answer(min(URL_FIRST, len(todo)), first)
+
+    def _answer(self, upto: int, answer: dict[str, tuple[str, int]]) -> None:
+        """URLs of ``todo[answered:upto]`` are ``answer``; ask the next batch at once."""
+        batch = self.todo[self.answered : upto]
+        self.urls.update(answer)
+        rest = [d for d in batch if d not in answer]
+        if rest:
+            fetched = self.pool.submit(
+                self.fetcher._fetch_many, rest, self.fetcher.cache.add, False
+            )
+            self.elsewhere.update(dict.fromkeys(rest, fetched))
+        self.answered = self.asked = upto
+        if upto < len(self.todo):
+            # Each request four times the last (up to URL_BATCH): signed while the blobs of
+            # the last are fetched, which takes longer than signing four times as many.
+            more = min(URL_BATCH, 4 * len(batch))
+            self.asked = min(upto + more, len(self.todo))
+            self.later = self.asker.submit(
+                self.fetcher._presigned_gets, self.todo[upto : self.asked]
+            )
+
+    def _fill(self) -> None:
+        """Submit GETs in order while fewer than ``HELD_BYTES`` are held (at least one)."""
+        while self.next < len(self.todo) and (self.held < HELD_BYTES or not self.pending):
+            if self.next >= self.answered:
+                assert self.later is not None
+                later, self.later = self.later, None
+                self._answer(self.asked, later.result())
+            digest = self.todo[self.next]
+            self.next += 1
+            where = self.urls.pop(digest, None)
+            if where is not None:
+                size = where[1] if where[1] <= HELD_BLOB else 0  # a larger one: cached only
+                self.pending[digest] = (self.pool.submit(self._get, digest, where), size)
+                self.held += size
+
+    def _get(self, digest: str, where: tuple[str, int]) -> bytes | None:
+        data = self.fetcher.get_direct(digest, where)
+        if data is not None:
+            self.fetcher.cache.add(digest, data)
+        return data
+
+    def take(self, digest: str) -> bytes | None:
+        """The verified bytes of ``digest`` if they came by presigned GET; None where the
+        cache has them now or never did (``fetch`` then reads them there or gets them)."""
+        self._fill()
+        got = self.pending.pop(digest, None)
+        if got is None:
+            fetched = self.elsewhere.pop(digest, None)
+            if fetched is not None:
+                fetched.result()
+            return None
+        future, size = got
+        self.held -= size
+        data = future.result()
+        self._fill()
+        return data
+
+    def close(self) -> None:
+        for future, _ in self.pending.values():
+            future.cancel()
+        if self.later is not None:
+            self.later.cancel()
+        self.asker.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
