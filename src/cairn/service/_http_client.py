@@ -40,6 +40,7 @@ RETRY_STATUS = (502, 503, 504)
 TRANSFER_THREADS = 4  # parts (or batches, or ranges) in flight at once, unless told
 _log = logging.getLogger("cairn")
 _OBJECT_HEADERS = {"User-Agent": "cairn-http"}  # to an object store: no key
+_OBJECT_STORES = 8  # object stores reached over http.client (each a pool of kept-alive sockets)
 _UNKNOWN: Any = object()
 
 
@@ -263,7 +264,8 @@ class HttpClient:
         where = (parts.scheme, parts.netloc)
         store = self._stores.get(where, _UNKNOWN)
         if store is _UNKNOWN:
-            address = plain_url(url)
+            # A pool per object store the server's URLs name, a few at most (then httpx).
+            address = plain_url(url) if len(self._stores) < _OBJECT_STORES else None
             with self._stores_lock:
                 store = self._stores.setdefault(
                     where,

@@ -36,7 +36,7 @@ from cairn.storage import CHUNK, check_range, hash_stream, range_header
 PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 16 MiB)
 URL_BATCH = 4096  # presigned URLs per request
 URL_FIRST = 128  # the first request of a download asks for fewer: its GETs start sooner
-GATHER_BATCH = 256  # digests fetched together from a store without presigned GETs
+GATHER_FIRST = 64  # blobs without presigned GETs: the first gathered, to learn their size
 RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time
 HELD_BYTES = 64 << 20  # fetched blobs held in memory for ``read_blobs`` (the rest: read back)
 HELD_BLOB = 8 << 20  # a presigned GET up to this size comes into memory, a larger one to a file
@@ -74,33 +74,53 @@ class Fetcher:
 
     def read_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
         """Verified contents, in the order asked. Blobs not cached are fetched many at a time
-        and handed on from memory (verified), besides being cached: from an S3 store each as
-        soon as it and those before it have come (``_Window``: presigned GETs kept going ahead,
-        at most ``HELD_BYTES`` of them held), from another store a batch at a time. What did
-        not come whole, or was cached already, is read from the cache (verified)."""
+        and handed on from memory (verified), besides being cached: those an S3 store keeps
+        each as soon as it and those before it have come (``_Window``: presigned GETs kept
+        going ahead, at most ``HELD_BYTES`` of them held); from a store without presigned GETs
+        (or blobs it keeps in its catalog) many per request, a batch at a time (``_gathered``).
+        What did not come whole, or was cached already, is read from the cache (verified)."""
         for start in range(0, len(digests), PREFETCH_BATCH * 8):
             chunk = digests[start : start + PREFETCH_BATCH * 8]
             todo = [d for d in dict.fromkeys(chunk) if self.cache.lookup(d) is None]
-            first = self._presigned_gets(todo[:URL_FIRST]) if todo else {}
-            if first:
-                window = _Window(self, todo, first)
-                try:
-                    for digest in chunk:
-                        data = window.take(digest)
-                        yield digest, data if data is not None else self.read_blob(digest)
-                finally:
-                    window.close()
+            upto = min(URL_FIRST, len(todo))
+            urls = self._presigned_gets(todo[:upto]) if todo else {}
+            if not urls and todo[upto:] and not self._no_urls:
+                # An object store keeps the first ones elsewhere (small blobs, in its catalog):
+                # are there any it keeps itself? Asked once for the rest.
+                upto = len(todo)
+                urls = self._presigned_gets(todo[URL_FIRST:])
+            if not urls:
+                yield from self._gathered(chunk)
                 continue
-            for at in range(0, len(chunk), GATHER_BATCH):
-                part = chunk[at : at + GATHER_BATCH]
-                held = self._gather(part)
-                for digest in part:
-                    data = held.pop(digest, None)
+            window = _Window(self, todo, upto, urls)
+            try:
+                for digest in chunk:
+                    data = window.take(digest)
                     yield digest, data if data is not None else self.read_blob(digest)
+            finally:
+                window.close()
+
+    def _gathered(self, chunk: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """``read_blobs`` of blobs without presigned GETs: gathered many per request, a part
+        of ``chunk`` at a time: the first ``GATHER_FIRST``, then as many as three quarters of
+        ``HELD_BYTES`` hold at the size those averaged (all of a chunk of small files at once;
+        ~250 image-sized ones: each held, not read back from the cache)."""
+        at, step = 0, GATHER_FIRST
+        while at < len(chunk):
+            part = chunk[at : at + step]
+            at += len(part)
+            held = self._gather(part)
+            sizes = [len(data) for data in held.values()]
+            for digest in part:
+                data = held.pop(digest, None)
+                yield digest, data if data is not None else self.read_blob(digest)
+            average = sum(sizes) / len(sizes) if sizes else 0
+            step = max(GATHER_FIRST, int(HELD_BYTES * 3 / 4 / average)) if average else len(chunk)
 
     def _gather(self, digests: Sequence[str]) -> dict[str, bytes]:
-        """Fetch those of ``digests`` not cached into the cache; up to ``HELD_BYTES`` of them
-        are also returned (verified), so they need not be read back."""
+        """Fetch those of ``digests`` not cached into the cache (the server asked already for
+        presigned GETs of them, or has none); up to ``HELD_BYTES`` of them are also returned
+        (verified), so they need not be read back."""
         held: dict[str, bytes] = {}
         lock = threading.Lock()
         size = 0
@@ -113,7 +133,7 @@ class Fetcher:
                     held[digest] = data
                     size += len(data)
 
-        self._fetch_many(digests, keep)
+        self._fetch_many(digests, keep, urls=False)
         return held
 
     def download_blob(self, digest: str, dest: str) -> None:
@@ -363,14 +383,14 @@ class _Window:
     """The presigned GETs of ``todo`` (blobs not cached, in the order they will be taken),
     kept going ``threads * 2`` at a time, at most ``HELD_BYTES`` of them fetched or on their
     way and not yet taken; each verified and cached by the thread that fetched it. URLs are
-    asked ahead, by a thread of their own (not queued behind the GETs): ``first`` answers the
-    first ``URL_FIRST`` (so the first GETs go at once), the next four times as many (up to
-    ``URL_BATCH``) are asked as soon as an answer is used. The blobs of an answer the store
+    asked ahead, by a thread of their own (not queued behind the GETs): ``first`` answers
+    ``todo[:upto]`` (the first ``URL_FIRST``, so the first GETs go at once), the next four times
+    as many (up to ``URL_BATCH``) are asked as soon as an answer is used. The blobs of an answer the store
     keeps elsewhere (no URL: small ones in its catalog) are fetched many per request into the
     cache."""
 
     def __init__(
-        self, fetcher: Fetcher, todo: list[str], first: dict[str, tuple[str, int]]
+        self, fetcher: Fetcher, todo: list[str], upto: int, first: dict[str, tuple[str, int]]
     ) -> None:
         self.fetcher = fetcher
         self.todo = todo
@@ -384,7 +404,7 @@ class _Window:
         self.answered = 0  # todo[:answered] have their URL answer in ``urls``
         self.asked = 0  # todo[answered:asked] are asked by ``later``
         self.later: Future[dict[str, tuple[str, int]]] | None = None
-        self._answer(min(URL_FIRST, len(todo)), first)
+        self._answer(upto, first)
 
     def _answer(self, upto: int, answer: dict[str, tuple[str, int]]) -> None:
         """URLs of ``todo[answered:upto]`` are ``answer``; ask the next batch at once."""
@@ -448,5 +468,5 @@ class _Window:
             future.cancel()
         if self.later is not None:
             self.later.cancel()
-        self.asker.shutdown(wait=True)
-        self.pool.shutdown(wait=True)
+        self.asker.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)  # a failed download stops soon
