@@ -20,8 +20,7 @@ import cairn
 from cairn.core import digest_bytes
 from cairn.errors import DigestMismatchError
 from cairn.sdk import current_service
-from cairn.service import DownloadCache
-from cairn.service._http_download import URL_FIRST
+from cairn.service import DownloadCache, _http_download
 from tests._infra import InProcessServer, reset_database, use_in_process
 from tests.conftest import InProcess
 
@@ -77,15 +76,17 @@ def _tree(root: pathlib.Path) -> set[str]:
 def test_urls_are_asked_a_few_first_and_objects_come_without_httpx(
     app: InProcessServer, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    first = 8  # URL_FIRST's role with a tenth of the bytes
+    monkeypatch.setattr(_http_download, "URL_FIRST", first)
     seen = _Seen()
     _use(app, monkeypatch, tmp_path / "c1", seen)
-    files = _log(tmp_path / "images", URL_FIRST + 22, seed=1413)
+    files = _log(tmp_path / "images", first + 4, seed=1413)
     _use(app, monkeypatch, tmp_path / "c2", seen)  # nothing cached
     with cairn.init(project="p") as run:
         got = pathlib.Path(run.use_artifact("images:latest").download(str(tmp_path / "out")))
     # One request of URLs for the first blobs (their GETs start while the server signs the
     # rest), one for the rest: not one for every blob of the version at once.
-    assert seen.url_asks == [URL_FIRST, len(files) - URL_FIRST]
+    assert seen.url_asks == [first, len(files) - first]
     assert seen.plain == []  # http:// object store, no proxy: over http.client
     for name, data in files.items():
         assert (got / name).read_bytes() == data
