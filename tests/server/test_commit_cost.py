@@ -16,7 +16,7 @@ import pytest
 
 from cairn.catalog import _access
 from cairn.core import Index, ManifestEntry, TreeBuilder, decode_node, digest_bytes
-from cairn.errors import ValidationError
+from cairn.errors import DigestMismatchError, ValidationError
 from cairn.service import CommitRequest, ImportRequest, LocalService
 from cairn.service import _manifests as manifests
 from tests._infra import reset_database, run_coroutine
@@ -217,3 +217,36 @@ def test_a_started_server_leaves_what_it_holds_out_of_the_collectors_passes(
         assert run_coroutine(started()) > before
     finally:
         gc.unfreeze()  # this test process's objects go back to the collector
+
+
+def test_a_damaged_manifest_page_is_answered_without_the_stores_path(
+    inprocess: InProcess, tmp_path: pathlib.Path
+) -> None:
+    """A client-written manifest over a page damaged in the server's store: the commit is
+    refused as damaged, and the answer says "the server's store", not the store's directory
+    (the server logs that; session 13's review: the text reached the client, wrapped as a
+    format error, with the path in it)."""
+    app = inprocess("sqlite", "local")
+    reset_database(app.db)
+    svc = app.service(app.create_key("me", "p", "write"), str(tmp_path))
+    root = stored_manifest(svc, stored_entries(svc, b"rot", 3))
+    store: Any = app.backend.blobs
+    pack, offset, _ = (
+        store.packs.db()
+        .execute(
+            "SELECT pack, offset, size FROM packed WHERE digest = ?", (bytes.fromhex(root[7:]),)
+        )
+        .fetchone()
+    )
+    with open(store.packs.pack_path(pack), "r+b") as f:  # one byte of the page changed on disk
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 1]))
+    try:
+        with pytest.raises(DigestMismatchError) as refused:
+            svc.commit(CommitRequest("me", "p", "ds", "dataset", [], manifest=root))
+        assert f"blob {root} in the server's store is damaged" in str(refused.value)
+        assert store.root not in str(refused.value)
+    finally:
+        store.delete_many([root])  # no damaged blob left to the tests that share the store

@@ -26,7 +26,12 @@ from cairn.core import (
     digest_raw,
     update_tree,
 )
-from cairn.errors import BlobNotFoundError, ManifestFormatError, ValidationError
+from cairn.errors import (
+    BlobNotFoundError,
+    DigestMismatchError,
+    ManifestFormatError,
+    ValidationError,
+)
 from cairn.service._store import Store
 
 
@@ -185,8 +190,8 @@ def check_client_manifest(store: Store, root: str) -> list[str]:
                 missing += store.missing_blobs(list(dict.fromkeys(pending)))
                 pending = []
         built = builder.finish()
-    except ValidationError:
-        raise  # a format error, or a page not stored (``not_stored``), as a server says it
+    except (ValidationError, DigestMismatchError):
+        raise  # a format error, a page not stored (``not_stored``) or damaged, as said
     except ValueError as exc:
         raise ManifestFormatError(f"manifest {root} refused: {exc}") from None
     if pending:

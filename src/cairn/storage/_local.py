@@ -40,6 +40,7 @@ from cairn.storage._hashing import CHUNK
 from cairn.storage._local_files import BlobFiles
 from cairn.storage._local_io import disk_full, store_error
 from cairn.storage._local_packs import BATCH, Packs
+from cairn.storage._location import location_withheld
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -160,7 +161,7 @@ class LocalBlobStore:
         """A small blob's bytes (verified), or None if it is absent or not a small blob."""
         data = self._small(digest)
         if data is not None and digest_bytes(data) != digest:
-            raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+            raise self._damaged(digest)
         return data
 
     def small_many(self, digests: Sequence[str]) -> dict[str, bytes]:
@@ -186,14 +187,18 @@ class LocalBlobStore:
     def _small(self, digest: str) -> bytes | None:
         return self.packs.read(digest_raw(digest), 0, None)
 
+    def _damaged(self, digest: str, why: str = "") -> DigestMismatchError:
+        err = DigestMismatchError(f"blob {digest} in {self.root} is damaged{why}")
+        return location_withheld(err, self.root)
+
     def get(self, digest: str) -> bytes:
         data = self._small(digest)
         if data is None:
             data = self.files.read(digest)
         if digest_bytes(data) != digest:
-            raise DigestMismatchError(
-                f"blob {digest} in {self.root} is damaged: its content has another digest;"
-                " run `cairn verify` to find every damaged blob"
+            raise self._damaged(
+                digest,
+                ": its content has another digest; run `cairn verify` to find every damaged blob",
             )
         return data
 
@@ -220,7 +225,7 @@ class LocalBlobStore:
         data = self._small(digest)
         if data is not None:
             if digest_bytes(data) != digest:
-                raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+                raise self._damaged(digest)
             with open(dest, "wb") as f:
                 f.write(data)
             return
@@ -240,9 +245,7 @@ class LocalBlobStore:
                 advance(n)
         if digest_from_hasher(hasher) != digest:
             os.unlink(dest)
-            raise DigestMismatchError(
-                f"blob {digest} in {self.root} is damaged: its content has another digest"
-            )
+            raise self._damaged(digest, ": its content has another digest")
 
     def get_many(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
         """``(digest, content)`` of each blob, small ones looked up many per query; each
@@ -254,7 +257,7 @@ class LocalBlobStore:
                 if data is None:
                     yield digest, self.get(digest)  # large, moved, first-format, or absent
                 elif digest_bytes(data) != digest:
-                    raise DigestMismatchError(f"blob {digest} in {self.root} is damaged")
+                    raise self._damaged(digest)
                 else:
                     yield digest, data
 

@@ -35,6 +35,7 @@ from cairn.storage._local_io import (
     touch,
     write_all,
 )
+from cairn.storage._location import location_withheld
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -244,24 +245,29 @@ class BlobFiles:
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def _absent(self, digest: str) -> BlobNotFoundError:
+        return location_withheld(
+            BlobNotFoundError(f"blob {digest} is not in {self.root}"), self.root
+        )
+
     def read(self, digest: str) -> bytes:
         try:
             with open(self.path_of(digest), "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.root}") from None
+            raise self._absent(digest) from None
 
     def open(self, digest: str) -> BinaryIO:
         try:
             return open(self.path_of(digest), "rb")
         except FileNotFoundError:
-            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.root}") from None
+            raise self._absent(digest) from None
 
     def read_range(self, digest: str, start: int, length: int) -> bytes:
         try:
             fd = os.open(self.path_of(digest), os.O_RDONLY | O_CLOEXEC)
         except FileNotFoundError:
-            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.root}") from None
+            raise self._absent(digest) from None
         try:
             return pread_all(fd, length, start)
         finally:

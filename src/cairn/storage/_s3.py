@@ -38,6 +38,7 @@ from cairn.storage._base import (
     range_header,
 )
 from cairn.storage._hashing import CHUNK, hash_file
+from cairn.storage._location import location_withheld
 
 PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit is 5 GiB)
 _THREADS = 8
@@ -127,7 +128,9 @@ class S3BlobStore:
         if isinstance(exc, ClientError):
             code = _code(exc)
             if code in ("NoSuchKey", "404", "NotFound"):
-                return BlobNotFoundError(f"{what} is not in {self.location}")
+                return location_withheld(
+                    BlobNotFoundError(f"{what} is not in {self.location}"), self.location
+                )
             if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
                 return DigestMismatchError(
                     f"{what}: the object store refused content with another digest"
@@ -290,8 +293,11 @@ class S3BlobStore:
         except Exception as exc:  # noqa: BLE001 - translated below
             raise self._translate(exc, digest) from None
         if digest_bytes(data) != digest:
-            raise DigestMismatchError(
-                f"blob {digest} in {self.location} is damaged: its content has another digest"
+            raise location_withheld(
+                DigestMismatchError(
+                    f"blob {digest} in {self.location} is damaged: its content has another digest"
+                ),
+                self.location,
             )
         return data
 
@@ -327,8 +333,11 @@ class S3BlobStore:
             raise self._translate(exc, digest) from None
         if digest_from_hasher(hasher) != digest:
             os.unlink(dest)
-            raise DigestMismatchError(
-                f"blob {digest} in {self.location} is damaged: its content has another digest"
+            raise location_withheld(
+                DigestMismatchError(
+                    f"blob {digest} in {self.location} is damaged: its content has another digest"
+                ),
+                self.location,
             )
 
     def size(self, digest: str) -> int | None:
