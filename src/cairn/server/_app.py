@@ -118,7 +118,8 @@ def create_app(backend: Backend) -> FastAPI:
         # left out of the cyclic collector's passes from now on: a commit of 20,000 changes
         # makes some 100,000 objects, and each full pass they set off walked every object of
         # the process too (~0.1 s of such a commit's CPU, docs/design.md). None of it is freed
-        # before the process ends anyway.
+        # before the process ends anyway; what start-up left as garbage is collected first.
+        gc.collect()
         gc.freeze()
         try:
             yield
