@@ -182,3 +182,37 @@ def test_an_unnamed_upload_whose_row_went_ends_without_sending() -> None:
     with pytest.raises(NotFoundError):
         run_coroutine(run())
     assert s3.client.parts == {}
+
+
+def test_a_content_request_cancelled_while_its_stream_opens_releases_it() -> None:
+    """``PUT .../content`` opens its stream in a worker thread; a handler cancelled meanwhile
+    (the thread runs on) must still release the stream the thread opens, or its place among
+    the uploads a process holds waiting for their names (``MAX_WAITING``) is lost for the
+    life of the process (session 13's review). Fails on the old code: nothing releases it."""
+    from cairn.server import _routes_blobs
+
+    opening, go_on, released = threading.Event(), threading.Event(), threading.Event()
+    count: list[int] = []
+
+    class Sink:
+        def released(self) -> None:
+            count.append(1)
+            released.set()
+
+    class Svc:
+        def open_upload_stream(self, upload_id: str) -> Sink:
+            opening.set()
+            go_on.wait(30)  # a guard only: the handler is cancelled first
+            return Sink()
+
+    async def cancelled() -> None:
+        route = asyncio.ensure_future(_routes_blobs.upload_content("u", None, Svc()))  # type: ignore[arg-type]
+        await asyncio.get_running_loop().run_in_executor(None, opening.wait, 30)
+        route.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await route
+        go_on.set()
+
+    run_coroutine(cancelled())
+    assert released.wait(30)  # a bound on a hang: the thread released what it opened
+    assert count == [1]

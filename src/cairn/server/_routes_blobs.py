@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from cairn.server._batches import (
     receive_batch,
 )
 from cairn.server._common import B, Svc, new_router
-from cairn.server._stream_upload import receive_stream
+from cairn.server._stream_upload import StreamSink, receive_stream
 from cairn.service import BATCH_TYPE, check_digests, parse_range
 
 MAX_DIGESTS = 50_000
@@ -179,10 +180,37 @@ async def upload_part(upload_id: str, number: int, request: Request, svc: Svc) -
     summary="Send an upload's whole content (mode 'stream'): verified as it arrives and stored",
 )
 async def upload_content(upload_id: str, request: Request, svc: Svc) -> dict[str, Any]:
-    sink = await run_in_threadpool(svc.open_upload_stream, upload_id)
-    done = await receive_stream(sink, request.stream())
+    sink = await _opened(svc, upload_id)
+    done = await receive_stream(sink, request.stream())  # which releases it, however it ends
     await run_in_threadpool(svc.record_upload, sink.digest)
     return done
+
+
+async def _opened(svc: Svc, upload_id: str) -> StreamSink:
+    """``svc.open_upload_stream`` in a worker thread. A handler cancelled meanwhile (the thread
+    runs on) releases the stream the thread opens: its place among the uploads a process holds
+    waiting for their names (``MAX_WAITING``) was lost for the life of the process."""
+    lock = threading.Lock()
+    held: list[StreamSink] = []
+    gave_up = False
+
+    def open_stream() -> StreamSink:
+        sink = svc.open_upload_stream(upload_id)
+        with lock:
+            if not gave_up:
+                held.append(sink)
+                return sink
+        sink.released()  # the handler is gone
+        return sink
+
+    try:
+        return await run_in_threadpool(open_stream)
+    except BaseException:
+        with lock:
+            gave_up = True
+        for sink in held:
+            sink.released()
+        raise
 
 
 class PartUrlIn(BaseModel):
