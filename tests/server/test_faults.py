@@ -15,12 +15,15 @@ from sqlalchemy import insert
 from cairn.catalog import Catalog, Tx
 from cairn.catalog import _schema as s
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.errors import CommError, ConflictError, UnavailableError
+from cairn.errors import CairnError, CommError, ConflictError, UnavailableError
 from cairn.service import CommitRequest
 from cairn.service._http import HttpService
+from cairn.storage._local_io import store_error
 from tests._infra import (
     CairnServer,
+    InProcessServer,
     Postgres,
+    S3Server,
     free_port,
     raised_within,
     reset_database,
@@ -160,3 +163,33 @@ def test_a_busy_store_answers_503_without_its_path_or_the_holders_pid(
     assert "(503)" in str(raised) or "busy" in str(raised)
     assert store.root not in str(raised) and str(pid) not in str(raised)
     svc.close()
+
+
+def test_an_object_store_it_cannot_reach_is_not_named_to_the_client(tmp_path: pathlib.Path) -> None:
+    # botocore's text names the endpoint (an internal address) and the bucket: the server logs
+    # it and answers a generic text (review of session 13; before, "cannot reach
+    # s3://bucket/p/: Could not connect to the endpoint URL: http://127.0.0.1:PORT/...").
+    s3 = S3Server(bucket="unreachable")
+    app = InProcessServer(f"sqlite:///{tmp_path / 'catalog.sqlite'}", s3.url("p"), env=s3.env)
+    try:
+        svc = app.service(app.create_key("me", "p", "write"), str(tmp_path / "cache"), retries=0)
+        s3.stop()  # a network fault, a restart of the object store
+        data = os.urandom(300_000)  # above the small-blob limit: it goes to S3
+        with pytest.raises(CairnError) as refused:
+            svc.store_blobs([(digest_bytes(data), data)])
+        text = str(refused.value)
+        assert "object store" in text, text
+        assert s3.endpoint not in text and "127.0.0.1" not in text and "unreachable" not in text
+        svc.close()
+    finally:
+        app.stop()
+
+
+def test_a_store_error_answers_without_the_stores_directory() -> None:
+    full = store_error(
+        "/srv/blobs", "could not store blobs", OSError(28, "No space left on device")
+    )
+    assert "/srv/blobs" in str(full) and "full" in str(full)  # the server's log, the embedded user
+    assert full.public is not None and "/srv/blobs" not in full.public and "full" in full.public
+    other = store_error("/srv/blobs", "could not store blobs", OSError(5, "Input/output error"))
+    assert other.public is not None and "/srv/blobs" not in other.public

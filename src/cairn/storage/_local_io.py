@@ -350,12 +350,19 @@ def disk_full(exc: OSError) -> bool:
 
 
 def store_error(root: str, what: str, exc: BaseException) -> CommError:
-    """A write that failed, naming the store at ``root`` (and saying so when it is full)."""
+    """A write that failed, naming the store at ``root`` (and saying so when it is full); a
+    server answers it with "the server's blob store" in the root's place and logs the root."""
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in text.lower()
-    if full:
-        return CommError(
-            f"{what}: the blob store {root} is full ({text}); free space on its disk,"
-            " or delete versions and run `cairn gc`"
-        )
-    return CommError(f"{what} in the blob store {root}: {text}")
+
+    def said(store: str) -> str:
+        if full:
+            return (
+                f"{what}: {store} is full ({text}); free space on its disk,"
+                " or delete versions and run `cairn gc`"
+            )
+        return f"{what} in {store}: {text}"
+
+    err = CommError(said(f"the blob store {root}"))
+    err.public = said("the server's blob store")
+    return err

@@ -135,9 +135,16 @@ class S3BlobStore:
                 return DigestMismatchError(
                     f"{what}: the object store refused content with another digest"
                 )
-            return CommError(f"{self.location}: {code or 'error'}: {exc}")
+            err = CommError(f"{self.location}: {code or 'error'}: {exc}")
+            err.public = (
+                f"the server's object store answered {code or 'an error'} (its log says more)"
+            )
+            return err
         if isinstance(exc, BotoCoreError):
-            return CommError(f"cannot reach {self.location}: {exc}")
+            # botocore's text names the endpoint (an internal address): the server logs it
+            err = CommError(f"cannot reach {self.location}: {exc}")
+            err.public = "the server cannot reach its object store (its log says why)"
+            return err
         return exc
 
     # -- writes --------------------------------------------------------------------------------
