@@ -168,9 +168,9 @@ class Uploader:
                     self.unnamed = False
                 return naming.hashed()
             self.unnamed = True
-            upload = f"/uploads/{seg(plan['id'])}"
-            naming.begun(upload, lead=AHEAD * int(plan["part_size"]))
-            try:
+            try:  # an answer without its id or part size abandons the hash too, joined here
+                upload = f"/uploads/{seg(plan['id'])}"
+                naming.begun(upload, lead=AHEAD * int(plan["part_size"]))
                 sent = self._send_unnamed(path, fd, size, upload, naming)
             except DigestMismatchError:
                 naming.join()
