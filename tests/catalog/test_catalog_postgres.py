@@ -217,3 +217,80 @@ def test_small_blobs_are_indexed_by_one_copy_and_a_race_falls_back_to_an_insert(
         **{d: (n, x) for d, n, x in rows},
         big: (9 << 20, None),
     }
+
+
+def test_a_keys_uploads_go_by_one_copy_and_rows_there_already_are_kept(
+    pg_catalog_url: str,
+) -> None:
+    """On PostgreSQL a batch's uploads (``blob_uploads`` rows) go by one binary COPY, not an
+    ``INSERT ... ON CONFLICT`` (fails on the old code: the insert ran); rows the key has already
+    (an upload again, or another request's) make the COPY fail, and its savepoint rolled back,
+    the rows go by that insert, in the same transaction: every row kept once."""
+    from sqlalchemy import event, select
+
+    from cairn.catalog import Uploads
+    from cairn.catalog import _schema as s
+    from cairn.core import digest_bytes
+
+    reset_database(pg_catalog_url.replace("+psycopg", ""), keep=("alembic_version",))
+    catalog = Catalog(pg_catalog_url, create=False)
+    digests = [digest_bytes(bytes([i])) for i in range(30)]
+    sent: list[str] = []
+
+    def spy(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(catalog.engine, "before_cursor_execute", spy)
+    Uploads(catalog).record_uploaded("key:a", digests[:20])
+    assert not [q for q in sent if "blob_uploads" in q]  # the COPY goes by psycopg itself
+    Uploads(catalog).record_uploaded("key:a", digests[10:])  # ten of them there already
+    assert len([q for q in sent if q.startswith("INSERT INTO blob_uploads")]) == 1
+    bu = s.blob_uploads.c
+    rows = catalog.read(lambda tx: list(tx.conn.execute(select(bu.user_name, bu.digest))))
+    catalog.dispose()
+    assert sorted((str(u), str(d)) for u, d in rows) == [("key:a", d) for d in sorted(digests)]
+
+
+def test_a_commits_grants_go_by_one_copy_and_grants_there_already_are_kept(
+    pg_catalog_url: str,
+) -> None:
+    """On PostgreSQL the grants of a commit (``BlobGrants.add_readable``: the key's read check,
+    then ``project_blobs`` rows) go by one binary COPY of the readable ones not granted yet,
+    not an ``INSERT ... ON CONFLICT`` (fails on the old code: the insert ran). Those the
+    project has already are found by the check's statement and left out: no COPY that fails
+    (an ERROR in PostgreSQL's log per commit) and no fallback; the refused are not granted."""
+    from sqlalchemy import event, select
+
+    from cairn.catalog import BlobReader, Uploads
+    from cairn.catalog import _schema as s
+    from cairn.core import digest_bytes
+
+    reset_database(pg_catalog_url.replace("+psycopg", ""), keep=("alembic_version",))
+    catalog = Catalog(pg_catalog_url, create=False)
+    digests = sorted(digest_bytes(bytes([i])) for i in range(30))
+    stranger = digest_bytes(b"never uploaded")
+    Uploads(catalog).record_uploaded("key:a", digests)
+    reader = BlobReader("key:a", ())
+    sent: list[str] = []
+
+    def spy(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    def grant(wanted: list[str]) -> list[str]:
+        def fn(tx: Tx) -> list[str]:
+            project = tx.projects.id_of("e", "p", create=True)
+            assert project is not None
+            return tx.grants.add_readable(project, wanted, reader)
+
+        return catalog.write(fn)
+
+    event.listen(catalog.engine, "before_cursor_execute", spy)
+    assert grant(digests[:20]) == []
+    assert not [q for q in sent if "INSERT INTO project_blobs" in q]  # the old: WITH ... INSERT
+    assert grant([*digests[10:], stranger]) == [stranger]  # ten granted already
+    assert not [q for q in sent if "INSERT INTO project_blobs" in q]  # no fallback either
+    assert grant(digests) == []  # all there: nothing to copy
+    pb = s.project_blobs.c
+    rows = catalog.read(lambda tx: list(tx.conn.execute(select(pb.digest))))
+    catalog.dispose()
+    assert sorted(str(r[0]) for r in rows) == digests

@@ -151,24 +151,24 @@ def _writes(app: InProcessServer) -> Iterator[list[set[str]]]:
             if tables:
                 done.append(tables)
 
-    # An S3 store's index rows go by COPY on PostgreSQL, on the DBAPI cursor (no SQLAlchemy
-    # statement event): counted where it is made, in its transaction.
-    from cairn.catalog import _blobs
+    # New rows (an S3 store's index rows, the key's uploads) go by COPY on PostgreSQL, on the
+    # DBAPI cursor (no SQLAlchemy statement event): counted where it is made, in its transaction.
+    from cairn.catalog import Tx
 
-    copy_index = _blobs._copy_index
+    copy_new = Tx.copy_new
 
-    def counted_copy(tx: Any, *args: Any) -> None:
+    def counted_copy(tx: Tx, table: Any, *args: Any) -> None:
         with lock:
-            open_tx.setdefault(id(tx.conn), set()).add("blobs")
-        copy_index(tx, *args)
+            open_tx.setdefault(id(tx.conn), set()).add(table.name)
+        copy_new(tx, table, *args)
 
     event.listen(engine, "before_cursor_execute", on_execute)
     event.listen(engine, "commit", on_commit)
-    _blobs._copy_index = counted_copy  # type: ignore[assignment]
+    Tx.copy_new = counted_copy  # type: ignore[method-assign]
     try:
         yield done
     finally:
-        _blobs._copy_index = copy_index  # type: ignore[assignment]
+        Tx.copy_new = copy_new  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", on_execute)
         event.remove(engine, "commit", on_commit)
 

@@ -44,40 +44,21 @@ def insert_index(tx: Tx, items: Sequence[IndexRow]) -> None:
     tx.insert_ignore(s.blobs, rows)
 
 
-_COPY = "COPY blobs (digest, size, stored_at, data) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = ["varchar", "int8", "float8", "bytea"]
+_COPY_TYPES = {"digest": "varchar", "size": "int8", "stored_at": "float8", "data": "bytea"}
 
 
 def _copy_index(tx: Tx, items: Sequence[IndexRow], now: float) -> None:
-    """On PostgreSQL: the rows not indexed yet, in one ``COPY`` (binary: a small blob's bytes go
-    as they are), not an ``INSERT`` per row: 20,000 rows of 4 KiB (s1 through a server on S3)
-    cost the server 0.06 s of CPU instead of 0.38-0.49 s, and PostgreSQL 0.47-0.51 s instead of
-    0.76-0.91 s (measured, docs/design.md). A row another request indexed between the look-up
-    and the ``COPY`` fails it with a unique violation: the ``COPY`` runs in a savepoint, rolled
-    back then, and the batch goes by an insert that keeps the rows there (one batch's cost, not
-    the whole transaction's again, when many requests upload the same blobs at once)."""
-    import psycopg
-    from sqlalchemy.exc import DBAPIError, IntegrityError
-
+    """On PostgreSQL: the rows not indexed yet, in one ``COPY`` (``Tx.copy_new``; binary: a
+    small blob's bytes go as they are), not an ``INSERT`` per row: 20,000 rows of 4 KiB (s1
+    through a server on S3) cost the server 0.06 s of CPU instead of 0.38-0.49 s, and
+    PostgreSQL 0.47-0.51 s instead of 0.76-0.91 s (measured, docs/design.md). A row another
+    request indexed between the look-up and the ``COPY`` makes that batch go by an insert that
+    keeps the rows there (one batch's cost, not the whole transaction's again, when many
+    requests upload the same blobs at once)."""
     wanted = {check_digest(d): (n, data) for d, n, data in items}
     there = _indexed(tx, list(wanted))
     new = [(d, n, now, data) for d, (n, data) in sorted(wanted.items()) if d not in there]
-    if not new:
-        return
-    raw: Any = tx.conn.connection.dbapi_connection
-    try:
-        with tx.conn.begin_nested():
-            try:
-                with raw.cursor() as cur, cur.copy(_COPY) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in new:
-                        copy.write_row(row)
-            except psycopg.Error as exc:
-                # As SQLAlchemy would raise it (the catalog's retries and messages depend on it).
-                raise DBAPIError.instance(_COPY, None, exc, psycopg.Error) from None
-    except IntegrityError:  # indexed meanwhile by another request: keep its rows
-        rows = [{"digest": d, "size": n, "stored_at": t, "data": x} for d, n, t, x in new]
-        tx.insert_ignore(s.blobs, rows)
+    tx.copy_new(s.blobs, _COPY_TYPES, new)
 
 
 def _indexed(tx: Tx, digests: list[str]) -> set[str]:

@@ -103,6 +103,45 @@ class Tx:
                 self.upsert(table).on_conflict_do_nothing(), list(rows[start : start + batch])
             )
 
+    def copy_new(self, table: Any, types: Mapping[str, str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (tuples in the order of ``types``: column name -> PostgreSQL type)
+        that are expected to be new; one whose key exists is skipped, as ``insert_ignore``
+        does. On PostgreSQL: one binary ``COPY`` in a savepoint (the values as they are, no
+        text or array to build and parse; no ``ON CONFLICT`` step per row); a row that is
+        there already (another request wrote it first: a unique violation, raised as
+        SQLAlchemy's ``IntegrityError``) rolls the savepoint back and the rows go by
+        ``insert_ignore`` in the same transaction. Measured alone (docs/design.md): s1's 20,000
+        uploads of a key in 14 batches 0.16 -> 0.10 s of PostgreSQL's CPU, a commit's 20,000
+        grants 0.11-0.17 -> 0.05 s."""
+        if not rows:
+            return
+        cols = list(types)
+        if self.dialect != "postgresql":
+            self.insert_ignore(table, [dict(zip(cols, r, strict=True)) for r in rows])
+            return
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.conn.begin_nested():
+                self._copy(table.name, cols, list(types.values()), rows)
+        except IntegrityError:  # written meanwhile by another request: keep its rows
+            self.insert_ignore(table, [dict(zip(cols, r, strict=True)) for r in rows])
+
+    def _copy(self, name: str, cols: list[str], types: list[str], rows: Sequence[Any]) -> None:
+        import psycopg
+        from sqlalchemy.exc import DBAPIError
+
+        sql = f"COPY {name} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)"
+        raw: Any = self.conn.connection.dbapi_connection
+        try:
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            # As SQLAlchemy would raise it (the catalog's retries and messages depend on it).
+            raise DBAPIError.instance(sql, None, exc, psycopg.Error) from None
+
 
 def _column_of(name: str, values: Sequence[Any], element: Any) -> Any:
     """One column of ``insert_ignore``'s rows: the one value every row has (rows that would all

@@ -73,10 +73,10 @@ class Store:
         self, tx: Tx, project_id: int, digests: Iterable[str], reader: BlobReader | None
     ) -> list[str]:
         """``grant`` those of ``digests`` that ``reader`` (a server's key) may read, and return
-        the others: nothing may be committed then. On PostgreSQL the read check and the grants
-        are one statement (``BlobGrants.add_readable``); with ``presence_in_grant`` it also
-        returns those the store lacks (the same statement). ``reader`` None: ``grant`` them
-        all."""
+        the others: nothing may be committed then. On PostgreSQL the read check is one
+        statement and the grants one ``COPY`` (``BlobGrants.add_readable``); with
+        ``presence_in_grant`` the check also returns those the store lacks (the same
+        statement). ``reader`` None: ``grant`` them all."""
         if reader is None or not self.track_blob_owners:
             self.grant(tx, project_id, digests)
             return []
