@@ -47,6 +47,9 @@ _RECORD_EVERY = 50_000  # downloaded files remembered in the stat cache this man
 # Files written from blobs read many at a time: small ones of a local store; from a server, those
 # its batches carry (up to 8 MiB), read into memory at most this many bytes at a time.
 _REMOTE_FILE_LIMIT = 8 << 20
+# Entries a batch from a server: the first requests of a batch wait for the last of the one
+# before (its files written), about 0.07 s each; a server's fetcher holds what it fetched ahead.
+_REMOTE_BATCH = 8192
 # Bytes of small files held at once (a batch read while the one before is written, if both fit):
 # below what HttpService holds in memory (64 MiB).
 _BATCH_BYTES = 48 << 20
@@ -226,11 +229,11 @@ class Downloader:
         (writing small files is system calls, which release the GIL); the rest go one by one
         through ``fetch`` (from a server: fetched into the download cache first, many at a
         time, then copied out)."""
-        batch = 4 * _THREADS * 64
+        local = self._service.is_local
+        batch = 4 * _THREADS * 64 if local else _REMOTE_BATCH
         with ThreadPoolExecutor(_THREADS) as pool:
             pending: list[ManifestEntry] = []
 
-            local = self._service.is_local
             limit = SMALL_LIMIT if local else _REMOTE_FILE_LIMIT
 
             def run(chunk: list[ManifestEntry]) -> None:

@@ -38,6 +38,7 @@ STORE_GROUP_BYTES = 4 << 20  # verified and stored together, while the rest stil
 STORE_GROUP_BLOBS = 10_000
 FETCH_BLOB_LIMIT = 8 << 20  # larger blobs are fetched one by one (in ranges)
 FETCH_BYTES = 16 << 20  # one answer
+FETCH_PIECE = 1 << 20  # sent at a time (or one larger blob)
 FETCH_DIGESTS = 4096  # asked at once
 _READERS = 8
 
@@ -138,7 +139,10 @@ def fetch_plan(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
 
 
 def fetch_body(blobs: BlobStore, chosen: Sequence[str]) -> Iterator[bytes]:
-    """The batch of ``chosen``, read in parallel, sent in order as they come."""
+    """The batch of ``chosen``, read in parallel, sent in order as they come, in pieces of
+    about ``FETCH_PIECE`` bytes: each piece the app sends is a hop from a worker thread to the
+    event loop and a write, which per blob (two pieces each) cost the server ~0.25 ms, 5 s of
+    CPU for 20,000 small blobs."""
     small = blobs.small_many(chosen)  # one query for those the store keeps small
 
     def read(d: str) -> bytes | None:
@@ -151,14 +155,29 @@ def fetch_body(blobs: BlobStore, chosen: Sequence[str]) -> Iterator[bytes]:
             return None  # left out: fetched alone, it gets its own error
 
     if len(chosen) - len(small) <= 1:
-        results: Iterator[bytes | None] = map(read, chosen)
-        for d, data in zip(chosen, results, strict=True):
-            if data is not None:
-                yield pack_head(d, len(data))
-                yield data
+        yield from _pieces(chosen, map(read, chosen))
         return
     with ThreadPoolExecutor(_READERS) as pool:
-        for d, data in zip(chosen, pool.map(read, chosen), strict=True):
-            if data is not None:
-                yield pack_head(d, len(data))
-                yield data
+        yield from _pieces(chosen, pool.map(read, chosen))
+
+
+def _pieces(chosen: Sequence[str], found: Iterator[bytes | None]) -> Iterator[bytes]:
+    """Each blob of ``found`` with its head, joined into pieces of about ``FETCH_PIECE`` (a
+    blob that large goes alone, not copied)."""
+    piece: list[bytes] = []
+    size = 0
+    for d, data in zip(chosen, found, strict=True):
+        if data is None:
+            continue
+        if len(data) >= FETCH_PIECE:
+            yield b"".join([*piece, pack_head(d, len(data))])
+            yield data
+            piece, size = [], 0
+            continue
+        piece += (pack_head(d, len(data)), data)
+        size += len(data)
+        if size >= FETCH_PIECE:
+            yield b"".join(piece)
+            piece, size = [], 0
+    if piece:
+        yield b"".join(piece)

@@ -10,6 +10,7 @@ out of the cache is verified again on the way (a damaged entry is dropped, never
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from cairn.core import (
 )
 from cairn.errors import DigestMismatchError, ValidationError
 from cairn.storage import CHUNK
+
+_O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class DownloadCache:
         self.root = os.path.join(os.path.abspath(cache_dir), "blobs")
         self.tmp = os.path.join(self.root, "tmp")
         self._dirs: set[str] = set()  # made already: a mkdir that fails costs as much as one
+        self._token = uuid.uuid4().hex[:16]  # names of partial files: this one's, then a count
+        self._serial = itertools.count()
 
     def _makedirs(self, path: str) -> None:
         if path not in self._dirs:
@@ -80,7 +85,7 @@ class DownloadCache:
     def partial(self) -> str:
         """A new name in ``tmp/`` to write a blob under until it is verified."""
         self._makedirs(self.tmp)
-        return os.path.join(self.tmp, f"{uuid.uuid4().hex}.partial")
+        return os.path.join(self.tmp, f"{self._token}-{os.getpid()}-{next(self._serial)}.partial")
 
     def install(self, tmp: str, digest: str) -> str:
         """Move ``tmp``, verified by the caller as ``digest``, into the cache."""
@@ -90,15 +95,24 @@ class DownloadCache:
         return path
 
     def add(self, digest: str, data: bytes) -> None:
-        """Cache ``data``, verified by the caller as ``digest``."""
+        """Cache ``data``, verified by the caller as ``digest`` (system calls alone: a
+        download of many small files adds one per file)."""
         tmp = self.partial()
+        fd = os.open(tmp, _O_NEW, 0o666)
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        try:
             self.install(tmp, digest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        except BaseException:
+            drop(tmp)
+            raise
 
     def read(self, path: str, digest: str) -> bytes:
         """The content of the cached file ``path``, verified (a damaged file is removed)."""

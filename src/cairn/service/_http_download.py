@@ -12,7 +12,7 @@ several at a time, each retried alone. See docs/design.md.
 from __future__ import annotations
 
 import os
-import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -37,6 +37,7 @@ PREFETCH_BATCH = 1024  # digests per download request (the server answers up to 
 URL_BATCH = 4096  # presigned URLs per request
 URL_FIRST = 128  # the first request of a download asks for fewer: its GETs start sooner
 GATHER_FIRST = 64  # blobs without presigned GETs: the first gathered, to learn their size
+GATHER_PART = 256  # ... then this many a request at most, several requests on their way
 RANGE_PART = 16 << 20  # a large blob comes down in ranges of this size, several at a time
 HELD_BYTES = 64 << 20  # fetched blobs held in memory for ``read_blobs`` (the rest: read back)
 HELD_BLOB = 8 << 20  # a presigned GET up to this size comes into memory, a larger one to a file
@@ -77,7 +78,8 @@ class Fetcher:
         and handed on from memory (verified), besides being cached: those an S3 store keeps
         each as soon as it and those before it have come (``_Window``: presigned GETs kept
         going ahead, at most ``HELD_BYTES`` of them held); from a store without presigned GETs
-        (or blobs it keeps in its catalog) many per request, a batch at a time (``_gathered``).
+        (or blobs it keeps in its catalog) many per request, each answer's as soon as it and
+        those before it have come, while the next requests are on their way (``_gathered``).
         What did not come whole, or was cached already, is read from the cache (verified)."""
         for start in range(0, len(digests), PREFETCH_BATCH * 8):
             chunk = digests[start : start + PREFETCH_BATCH * 8]
@@ -90,7 +92,7 @@ class Fetcher:
                 upto = len(todo)
                 urls = self._presigned_gets(todo[URL_FIRST:])
             if not urls:
-                yield from self._gathered(chunk)
+                yield from self._gathered(chunk, todo)
                 continue
             window = _Window(self, todo, upto, urls)
             try:
@@ -100,40 +102,51 @@ class Fetcher:
             finally:
                 window.close()
 
-    def _gathered(self, chunk: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-        """``read_blobs`` of blobs without presigned GETs: gathered many per request, a part
-        of ``chunk`` at a time: the first ``GATHER_FIRST``, then as many as three quarters of
-        ``HELD_BYTES`` hold at the size those averaged (all of a chunk of small files at once;
-        ~250 image-sized ones: each held, not read back from the cache)."""
-        at, step = 0, GATHER_FIRST
-        while at < len(chunk):
-            part = chunk[at : at + step]
-            at += len(part)
-            held = self._gather(part)
-            sizes = [len(data) for data in held.values()]
-            for digest in part:
+    def _gathered(self, chunk: Sequence[str], todo: list[str]) -> Iterator[tuple[str, bytes]]:
+        """``read_blobs`` of blobs without presigned GETs, many per request: the first
+        ``GATHER_FIRST`` (to learn their size), then parts of as many as ``HELD_BYTES / (threads
+        + 1)`` hold at the size those averaged (up to ``GATHER_PART``), ``threads`` of them on
+        their way at once. Each part is cached by the thread that fetched it and handed on as
+        soon as it and those before it have come, while the next ones are fetched (at most
+        ``HELD_BYTES`` held); what did not come is read from the cache (or fetched alone).
+        ``todo``: those of ``chunk`` not cached, once each."""
+        limit = HELD_BYTES // (self.threads + 1)
+        held = self._gather(todo[:GATHER_FIRST], limit)
+        sizes = [len(data) for data in held.values()]
+        average = sum(sizes) / len(sizes) if sizes else 0
+        step = max(GATHER_FIRST, min(GATHER_PART, int(limit / average) if average else GATHER_PART))
+        parts = [todo[i : i + step] for i in range(GATHER_FIRST, len(todo), step)]
+        part_of = {d: n for n, part in enumerate(parts) for d in part}
+        pool = ThreadPoolExecutor(self.threads)
+        window = deque(pool.submit(self._gather, part, limit) for part in parts[: self.threads])
+        merged = 0  # parts[:merged] are in ``held`` (or taken)
+        try:
+            for digest in chunk:
+                while part_of.get(digest, -1) >= merged:
+                    held.update(window.popleft().result())
+                    merged += 1
+                    if (following := merged + len(window)) < len(parts):
+                        window.append(pool.submit(self._gather, parts[following], limit))
                 data = held.pop(digest, None)
                 yield digest, data if data is not None else self.read_blob(digest)
-            average = sum(sizes) / len(sizes) if sizes else 0
-            step = max(GATHER_FIRST, int(HELD_BYTES * 3 / 4 / average)) if average else len(chunk)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _gather(self, digests: Sequence[str]) -> dict[str, bytes]:
-        """Fetch those of ``digests`` not cached into the cache (the server asked already for
-        presigned GETs of them, or has none); up to ``HELD_BYTES`` of them are also returned
-        (verified), so they need not be read back."""
+    def _gather(self, digests: Sequence[str], limit: int) -> dict[str, bytes]:
+        """Fetch ``digests`` (not cached: the server asked already for presigned GETs of them,
+        or has none) into the cache; up to ``limit`` bytes of them are also returned (verified),
+        so they need not be read back."""
         held: dict[str, bytes] = {}
-        lock = threading.Lock()
         size = 0
 
-        def keep(digest: str, data: bytes) -> None:
+        def keep(digest: str, data: bytes) -> None:  # in this thread alone: no lock
             nonlocal size
             self.cache.add(digest, data)
-            with lock:
-                if size + len(data) <= HELD_BYTES:
-                    held[digest] = data
-                    size += len(data)
+            if size + len(data) <= limit:
+                held[digest] = data
+                size += len(data)
 
-        self._fetch_many(digests, keep, urls=False)
+        self._fetch_batch(list(digests), keep)  # looked up in the cache already
         return held
 
     def download_blob(self, digest: str, dest: str) -> None:
@@ -297,16 +310,7 @@ class Fetcher:
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
 
         def fetch(chunk: list[str]) -> None:
-            while chunk:
-                resp = self.client.send("POST", "/blobs/fetch", json={"digests": chunk})
-                index = {d: i for i, d in enumerate(chunk)}
-                last = -1
-                for digest, data in unpack_blobs(resp.content):  # each re-hashed
-                    keep(digest, data)
-                    last = max(last, index.get(digest, -1))
-                if last < 0:
-                    return
-                chunk = chunk[last + 1 :]
+            self._fetch_batch(chunk, keep)  # asked again for what follows the last that came
 
         def get(item: tuple[str, tuple[str, int]]) -> None:
             data = self.get_direct(*item)
@@ -323,6 +327,20 @@ class Fetcher:
             with ThreadPoolExecutor(threads * 2 if direct else threads) as pool:
                 for _ in pool.map(lambda task: task[0](task[1]), tasks):
                     pass
+
+    def _fetch_batch(self, chunk: list[str], keep: Callable[[str, bytes], None]) -> None:
+        """``chunk``'s blobs by ``POST /blobs/fetch``, each that came (verified) to ``keep``:
+        asked again for what follows the last one an answer carried."""
+        while chunk:
+            resp = self.client.send("POST", "/blobs/fetch", json={"digests": chunk})
+            index = {d: i for i, d in enumerate(chunk)}
+            last = -1
+            for digest, data in unpack_blobs(resp.content):  # each re-hashed
+                keep(digest, data)
+                last = max(last, index.get(digest, -1))
+            if last < 0:
+                return
+            chunk = chunk[last + 1 :]
 
     def get_direct(self, digest: str, where: tuple[str, int]) -> bytes | None:
         """A blob by its presigned GET ``where`` (URL, size): its bytes if it came whole and
