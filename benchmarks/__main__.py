@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 
-from benchmarks._common import ROOT, Figure, table
+from benchmarks._common import ROOT, Figure, empty_trash, table
 
 SUITES = [
     "start",
@@ -66,6 +66,7 @@ def main(argv: list[str]) -> int:
         f" / {load[2]:.1f}; {len(rows) - len(missed)} figures met or without a target,"
         f" {len(missed)} MISS"
     )
+    empty_trash()  # what suites discarded, deleted after the last figure
     out = f"{head}\n\n{table(rows)}\n"
     print("\n" + out)
     os.makedirs(ROOT, exist_ok=True)

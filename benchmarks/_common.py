@@ -77,6 +77,22 @@ def tree_bytes(path: str) -> int:
     return sum(os.path.getsize(p) for p in list_files(path))
 
 
+TRASH = os.path.join(ROOT, "trash")
+
+
+def discard(path: str) -> None:
+    """Move ``path`` into ``TRASH``, deleted once every suite ran (``empty_trash``): creating
+    files right after a mass delete costs ext4 far more, for many seconds, so a suite that
+    deletes many files would slow the next one's first figures."""
+    if os.path.lexists(path):
+        os.makedirs(TRASH, exist_ok=True)
+        os.rename(path, os.path.join(TRASH, f"{time.time_ns()}-{os.path.basename(path)}"))
+
+
+def empty_trash() -> None:
+    shutil.rmtree(TRASH, ignore_errors=True)
+
+
 def settle() -> None:
     """Flush the page cache and finish the file system's pending work (with the ``discard``
     mount option, deleting a previous run's gigabytes makes the next fsync wait for the TRIMs),

@@ -9,7 +9,9 @@ default) and one large file (``BENCH_LARGE_MIB``, 512 by default) up and down th
 with 2 workers on PostgreSQL + S3, beside boto3's 8 parallel PUTs/GETs of the same files and its
 managed multipart transfer of the large file. ``BENCH_SERVER_ONLY=transfers`` runs only those;
 ``BENCH_SERVER_ONLY=resolve`` only ``resolve name:latest`` (8 clients, 1 and 2 server processes);
-``BENCH_SERVER_ONLY=s1`` only s1's logs (embedded floor, then through a server: local and S3).
+``BENCH_SERVER_ONLY=s1`` only s1's logs (embedded floor, then through a server: local and S3)
+and its downloads (issue 14 item 3: a new process, its download cache empty, beside the embedded
+store's download of the same version).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from benchmarks._common import (
     ROOT,
     Figure,
     cpu_seconds,
+    discard,
     list_files,
     make_tree,
     ratio_figure,
@@ -122,6 +125,33 @@ def _log(step: str, data: str, label: str, first: str, env: dict[str, str]) -> t
     start = time.perf_counter()
     res = run_child("_log_child", step, data, f"{label}-data", first, env=env)
     return res["seconds"], time.perf_counter() - start
+
+
+def _download(label: str, out: str, env: dict[str, str]) -> dict[str, float]:
+    """``label``'s latest version downloaded by a new process (``_transfer_child``: the store
+    opened before the clock) into the new directory ``out``, its download cache empty. Nothing
+    is deleted here: right after a mass delete ext4 creates files far slower, for longer than
+    we can wait (s1 embedded: 0.8-2.2 s, then 9.7-13 s right after another download's 20,000
+    files were deleted, 6 s of wait or not); the caller discards them all at the end."""
+    settle()
+    return run_child("_transfer_child", "down", out, f"{label}-data", env=env)
+
+
+def _download_figures(name: str, res: dict[str, float], floor: float) -> list[Figure]:
+    """A download through a server beside the embedded store's (issue 14 item 3: <= 3x, issue
+    6's ratio for a log through a server), with the client's CPU and peak RSS."""
+    peak = res["peak_mib"]
+    return [
+        ratio_figure(name, res["seconds"], "embedded", floor, 3.0),
+        Figure(f"{name}, client CPU", res["cpu"], "s"),
+        Figure(
+            f"{name}, client peak RSS",
+            peak,
+            "MiB",
+            target=f"target <= {PEAK_MIB['down']}",
+            ok=peak <= PEAK_MIB["down"],
+        ),
+    ]
 
 
 def _images(path: str, count: int) -> str:
@@ -358,6 +388,7 @@ def run() -> list[Figure]:
                 s3.stop()
             pg.stop()
     s1 = make_tree(os.path.join(ROOT, "s1"), 100, 200, 4096)
+    dirs: list[str] = []  # s1's downloads and their caches: discarded last (``_download``)
     s2 = "" if only == "s1" else make_tree(os.path.join(ROOT, "s2"), 1, 4, 256 << 20, seed=2)
     pg = Postgres()
     s3 = S3Server()
@@ -379,8 +410,11 @@ def run() -> list[Figure]:
             env = {"CAIRN_DIR": store, "CAIRN_CACHE_DIR": os.path.join(ROOT, f"cache-{label}")}
             shutil.rmtree(env["CAIRN_CACHE_DIR"], ignore_errors=True)  # "new" means unseen files
             embedded = _log("new", data, label, first, env)[0]
-            shutil.rmtree(store, ignore_errors=True)
             figures.append(Figure(f"{label}: embedded log new (floor)", embedded, "s"))
+            # s1's downloads from the store: the floors of those through a server (below)
+            embedded_env = {**env, "CAIRN_CACHE_DIR": env["CAIRN_CACHE_DIR"] + "-dl"}
+            if label != "s1":
+                shutil.rmtree(store, ignore_errors=True)
             s3_rate = 0.0
             if label == "s2":
                 s3_rate = mb / _moto_put_floor(s3, data)
@@ -399,6 +433,15 @@ def run() -> list[Figure]:
                     figures.append(
                         Figure(f"s1: server ({name}) re-log unchanged (process)", unchanged, "s")
                     )
+                    # The floor right before each, in the same state (no files deleted since)
+                    outs = [os.path.join(ROOT, f"out-s1-{name}{side}") for side in ("-emb", "")]
+                    dirs += [*outs, embedded_env["CAIRN_CACHE_DIR"], cache + "-dl"]
+                    for d in dirs[-4:]:
+                        discard(d)
+                    floor = _download(label, outs[0], embedded_env)["seconds"]
+                    figures.append(Figure(f"s1: embedded download (floor, {name})", floor, "s"))
+                    down = _download(label, outs[1], {**env, "CAIRN_CACHE_DIR": cache + "-dl"})
+                    figures += _download_figures(f"s1: server ({name}) download", down, floor)
                 else:
                     # Issue 6's 300 MB/s is more than the S3 server itself takes (moto: 70-170
                     # MB/s here): on S3 the target is relative to its own rate, as issue 14's
@@ -415,6 +458,7 @@ def run() -> list[Figure]:
                             rate >= (0.8 * s3_rate if on_s3 else 300),
                         )
                     )
+            shutil.rmtree(store, ignore_errors=True)  # kept for s1's downloads
         if only != "s1":
             figures.extend(_resolves(backends["local"], pg, local_store, servers))
             figures.extend(_transfers(pg, s3))
@@ -423,4 +467,6 @@ def run() -> list[Figure]:
             server.stop()
         s3.stop()
         pg.stop()
+        for d in dict.fromkeys(dirs):
+            discard(d)  # deleted after the last suite (the next one's files are created faster)
     return figures
