@@ -577,6 +577,7 @@ def test_a_large_file_leaves_before_its_hash_pass_ends(
     when the hash is done (no presence check before: the naming answers it). Pinned by order,
     not time: the hash here waits until a whole part has gone (before, the file was hashed,
     then its presence asked, then the upload begun and sent)."""
+    from cairn.service import _http_naming as nm
     from cairn.service import _http_upload as up
 
     app = _s3_app(inprocess)
@@ -589,7 +590,7 @@ def test_a_large_file_leaves_before_its_hash_pass_ends(
     sent = 0
     a_part_went = threading.Event()
     hashed_after: list[int] = []
-    read_chunks, hash_fd = up._read_chunks, up._hash_fd
+    read_chunks, hash_fd = up._read_chunks, nm._hash_fd
 
     def sending(read: Any, off: int, length: int) -> Iterator[bytes]:
         nonlocal sent
@@ -606,7 +607,7 @@ def test_a_large_file_leaves_before_its_hash_pass_ends(
         return out
 
     monkeypatch.setattr(up, "_read_chunks", sending)
-    monkeypatch.setattr(up, "_hash_fd", hashing)
+    monkeypatch.setattr(nm, "_hash_fd", hashing)
     info = svc.store_file(str(src))
     assert info.digest == digest_bytes(data) and info.size == len(data)
     assert hashed_after and hashed_after[0] >= 8 * MiB  # a whole part had left by then
@@ -621,6 +622,7 @@ def test_a_blob_the_key_has_stops_the_stream_once_named(
     """A large file whose blob the key has already (another path, same content): the naming
     answers ``stored``, the client stops sending, and the server ends the stream without one
     request to S3 (nothing was begun there before the name)."""
+    from cairn.service import _http_naming as nm
     from cairn.service import _http_upload as up
 
     app = _s3_app(inprocess)
@@ -630,7 +632,7 @@ def test_a_blob_the_key_has_stops_the_stream_once_named(
     for name in ("a.bin", "b.bin"):
         (tmp_path / name).write_bytes(data)
     svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
-    until_stopped = up._Naming.until_stopped
+    until_stopped = nm.Naming.until_stopped
     sent: list[int] = []
 
     def after_the_name(naming: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -642,7 +644,7 @@ def test_a_blob_the_key_has_stops_the_stream_once_named(
             sent.append(len(chunk))
             yield chunk
 
-    monkeypatch.setattr(up._Naming, "until_stopped", after_the_name)
+    monkeypatch.setattr(nm.Naming, "until_stopped", after_the_name)
     first = svc.store_file(str(tmp_path / "a.bin"))
     assert sum(sent) == len(data) - up.CHUNK
     calls: Counter[str] = Counter()
@@ -700,9 +702,9 @@ def test_the_stream_waits_for_the_name_once_two_parts_are_sent() -> None:
     server holds those parts and sends none to S3 before the name, and a stream sent on
     meanwhile took the CPU the hash needs (under load the name, and the first part to S3,
     came 0.2-0.4 s later than after a hash pass alone)."""
-    from cairn.service import _http_upload as up
+    from cairn.service import _http_naming as nm
 
-    naming = up._Naming(None, "/uploads/u", -1, 12, lead=8)  # type: ignore[arg-type]
+    naming = nm.Naming(None, "/uploads/u", -1, 12, lead=8)  # type: ignore[arg-type]
     chunks = naming.until_stopped(iter([b"abcd", b"efgh", b"ijkl"]))
     assert next(chunks) + next(chunks) == b"abcdefgh"
     got: list[bytes] = []
@@ -807,7 +809,7 @@ def test_the_hash_starts_before_the_upload_is_begun(
     """The client hashes a large file from before it asks the server to begin its upload (the
     name, and so the first part to S3, waits for the hash): pinned by order, the begin here
     waits for the hash to end (the old code began the upload, then hashed)."""
-    from cairn.service import _http_upload as up
+    from cairn.service import _http_naming as nm
 
     app = _s3_app(inprocess)
     streamed = app.backend.transfers.streamed
@@ -817,7 +819,7 @@ def test_the_hash_starts_before_the_upload_is_begun(
     svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
     hashed = threading.Event()
     hashed_first: list[bool] = []
-    hash_fd, begin = up._hash_fd, streamed.begin_unnamed
+    hash_fd, begin = nm._hash_fd, streamed.begin_unnamed
 
     def hashing(fd: int, stop: threading.Event) -> tuple[str, int] | None:
         out = hash_fd(fd, stop)
@@ -828,7 +830,7 @@ def test_the_hash_starts_before_the_upload_is_begun(
         hashed_first.append(hashed.wait(10))  # a bound: the old code hashed after this
         return begin(*args)
 
-    monkeypatch.setattr(up, "_hash_fd", hashing)
+    monkeypatch.setattr(nm, "_hash_fd", hashing)
     monkeypatch.setattr(streamed, "begin_unnamed", begin_after_the_hash)
     seen: Counter[str] = Counter()
     _counter(svc, seen)
@@ -844,6 +846,7 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
     """The stream of a file begun before its digest fails (Ctrl-C, a server error): the hash
     stops at its next chunk instead of reading the whole file for a name nobody wants (review
     S3: the caller waited for the whole hash pass, minutes for a large file on a slow disk)."""
+    from cairn.service import _http_naming as nm
     from cairn.service import _http_upload as up
     from cairn.storage import _hashing
 
@@ -852,7 +855,7 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
     svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
     abandoned = threading.Event()
     updates: list[int] = []
-    abandon, hasher = up._Naming.abandon, _hashing.new_hasher
+    abandon, hasher = nm.Naming.abandon, _hashing.new_hasher
 
     class Slow:  # a hash slower than the failure: its first chunk waits for it
         def __init__(self) -> None:
@@ -874,7 +877,7 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
         raise RuntimeError("the disk went away")
         yield b""
 
-    monkeypatch.setattr(up._Naming, "abandon", on_abandon)
+    monkeypatch.setattr(nm.Naming, "abandon", on_abandon)
     monkeypatch.setattr(_hashing, "new_hasher", Slow)  # the client's hash: hash_stream's
     monkeypatch.setattr(up, "_read_chunks", failing)
     failed = raised_within(lambda: svc.store_file(str(tmp_path / "big.bin")))

@@ -6,7 +6,7 @@ request (``application/vnd.cairn.blobs``), several requests at a time. Large fil
 ``/uploads``: to a server on S3 in one request that it verifies as it arrives and stores in
 parts, several at a time (``stream``; what S3 kept of an interrupted attempt is not stored
 again), sent while the file is hashed (the upload is begun with its size alone and named by a
-second request once the hash is done: ``_Naming``); to a local-disk server in parts, several at a time, a part that failed sent again alone
+second request once the hash is done: ``_http_naming.Naming``); to a local-disk server in parts, several at a time, a part that failed sent again alone
 and the parts the server already has not sent again; smaller blobs to S3 by a presigned URL
 bound to their SHA-256. An upload the server lost is begun again. See docs/design.md.
 """
@@ -17,8 +17,7 @@ import base64
 import hashlib
 import logging
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,6 +30,7 @@ from cairn.errors import (
     ValidationError,
 )
 from cairn.service._http_client import HttpClient, seg
+from cairn.service._http_naming import Naming, Stopped
 from cairn.service._wire import (
     BATCH_TYPE,
     UNNAMED_FROM,
@@ -38,7 +38,7 @@ from cairn.service._wire import (
     packed_chunks,
     packed_size,
 )
-from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file, hash_stream
+from cairn.storage import CHUNK, SMALL_LIMIT, BlobInfo, hash_file
 
 BATCH_BYTES = 8 << 20  # one request of small blobs
 MISSING_BATCH = 20_000  # digests per presence check
@@ -138,7 +138,7 @@ class Uploader:
 
     def _store_unnamed(self, path: str) -> BlobInfo | tuple[str, int] | None:
         """Send a large file while it is hashed: begin the upload with its size alone, stream
-        the content, and name the blob (``_Naming``, a thread) once hashed; the server stops
+        the content, and name the blob (``Naming``, a thread) once hashed; the server stops
         the stream if the key has the blob already. The hash starts before the begin is
         asked (the name, and so the first part to S3, waits for it). When the server wants
         the digest first: the digest and size hashed meanwhile; None: the file is small, hash
@@ -148,7 +148,7 @@ class Uploader:
             size = os.fstat(fd).st_size
             if not UNNAMED_FROM <= size <= UNNAMED_UP_TO:
                 return None
-            naming = _Naming(self.client, None, fd, size)
+            naming = Naming(self.client, None, fd, size)
             naming.start()
             plan: dict[str, Any] = {}
             try:
@@ -190,7 +190,7 @@ class Uploader:
         finally:
             os.close(fd)
 
-    def _send_unnamed(self, path: str, fd: int, size: int, upload: str, naming: _Naming) -> bool:
+    def _send_unnamed(self, path: str, fd: int, size: int, upload: str, naming: Naming) -> bool:
         """The content of an upload begun before its digest; False when it stopped: the blob
         is stored already (``naming.stored``), the naming failed, or the server lost it."""
         read = _reader(fd, path, "it got shorter while it was sent")
@@ -204,7 +204,7 @@ class Uploader:
                     body_factory=lambda: naming.until_stopped(_read_chunks(reads, 0, size)),
                 )
             return True
-        except _Stopped:
+        except Stopped:
             return False
         except (NotFoundError, ValidationError, ConflictError):
             # Gone (stored: the naming's answer may come later; or lost), or refused (a server
@@ -349,119 +349,6 @@ class Uploader:
         with ThreadPoolExecutor(threads) as pool:
             for _ in pool.map(send, todo):
                 pass
-
-
-class _Stopped(Exception):
-    """The stream of an upload begun before its digest stops: the naming said so."""
-
-
-class _Naming(threading.Thread):
-    """Hashes a file while it is sent (reading by offset, as the sender does), then names the
-    blob of the upload (``POST <upload>/name``: the upload given here, or by ``begun`` once
-    the server began it). ``stored``: the key has the blob already, and the stream stops
-    (``until_stopped``); it waits for the name once ``lead`` bytes are sent. A failure stops
-    the stream too; ``result`` raises it. ``abandon``: the stream failed, the blob is not
-    named; ``hashed``: no upload to name, the digest is wanted all the same."""
-
-    def __init__(
-        self, client: HttpClient, upload: str | None, fd: int, size: int, lead: int = 0
-    ) -> None:
-        super().__init__(name="cairn-upload-hash", daemon=True)
-        self._client = client
-        self._upload = upload
-        self._fd = fd
-        self._size = size
-        self._lead = lead
-        self._begun = threading.Event()  # the upload is known (or none will be)
-        if upload is not None:
-            self._begun.set()
-        self._stop_sending = threading.Event()
-        self._over = threading.Event()  # named, or failed
-        self._abandoned = threading.Event()
-        self.digest: str | None = None
-        self.stored = False
-        self._error: BaseException | None = None
-
-    def begun(self, upload: str, lead: int) -> None:
-        """The upload to name, begun while the file was hashed; ``lead``: see the class."""
-        self._upload, self._lead = upload, lead
-        self._begun.set()
-
-    def hashed(self) -> tuple[str, int]:
-        """No upload to name (the server wants the digest first): the digest and size, once
-        hashed."""
-        self._begun.set()
-        self.join()
-        return self.result(), self._size
-
-    def run(self) -> None:
-        try:
-            hashed = _hash_fd(self._fd, self._abandoned)
-            if hashed is None:
-                return  # the stream failed: no name wanted
-            digest, size = hashed
-            if size != self._size:
-                raise ValidationError(f"the file is {size} bytes now, not {self._size}")
-            self.digest = digest
-            self._begun.wait()
-            if self._abandoned.is_set() or self._upload is None:
-                return
-            try:
-                answer = self._client.call("POST", f"{self._upload}/name", json={"digest": digest})
-                self.stored = bool(answer.get("stored"))
-            except NotFoundError:  # gone: a lost answer of ``stored``, or the upload swept
-                pass
-            if self.stored:
-                self._stop_sending.set()
-        except BaseException as exc:  # noqa: BLE001 - the caller's thread raises it
-            self._error = exc
-            self._stop_sending.set()
-        finally:
-            self._over.set()
-
-    def until_stopped(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """``chunks``, until the naming stops the stream (``_Stopped``). Once ``lead`` bytes
-        are sent it waits for the name: the server holds those parts and sends none before it,
-        and a stream sent on meanwhile takes the CPU the hash needs (measured under load: the
-        name, and so the first part to S3, came 0.3 s later than after a hash pass alone)."""
-        sent = 0
-        for chunk in chunks:
-            if sent >= self._lead:
-                self._over.wait()
-            if self._stop_sending.is_set():
-                raise _Stopped()
-            sent += len(chunk)
-            yield chunk
-
-    def abandon(self) -> None:
-        self._abandoned.set()
-        self._begun.set()
-
-    def result(self) -> str:
-        """The digest (once the thread ended), or the naming's error."""
-        if self._error is not None:
-            raise self._error
-        assert self.digest is not None
-        return self.digest
-
-
-class _Abandoned(Exception):
-    """The hash of a file sent before its digest stops: its stream failed."""
-
-
-def _hash_fd(fd: int, stop: threading.Event) -> tuple[str, int] | None:
-    """The digest and size of an open file, from its start (read by offset); None once
-    ``stop`` is set (the stream failed: the whole file is not read for nothing, only up to the
-    next chunk)."""
-
-    def go_on(n: int) -> None:
-        if stop.is_set():
-            raise _Abandoned
-
-    try:
-        return hash_stream(fd, go_on)
-    except _Abandoned:
-        return None
 
 
 def _reader(fd: int, path: str, short: str) -> Callable[[int, int], bytes]:
