@@ -1,7 +1,8 @@
 """The content of synced versions: the destination is asked which pages and blobs it lacks (per
 batch of 20,000, as the manifest is walked: never all of it in memory) and only those are sent,
 small ones many per request (a request each 8 MiB, as they are read, four at a time), large ones
-through its upload path (begun first, in a thread of their own)."""
+through its upload path (begun first, in a thread of their own; the small ones go once the first
+large one's content has left, while its server verifies and stores it)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ class ContentCopier:
         self._pool = ThreadPoolExecutor(_SENDING, thread_name_prefix="cairn-sync")
         self._large = ThreadPoolExecutor(1, thread_name_prefix="cairn-sync-large")
         self._inflight: list[Future[None]] = []
+        self._uploads: list[Future[None]] = []  # large blobs, in their thread
         self._lock = threading.Lock()
 
     def close(self) -> None:
         try:
             self._drain(0)
-        finally:
+        finally:  # the large thread's shutdown waits for its uploads (copy() raised their errors)
             self._pool.shutdown()
             self._large.shutdown()
 
@@ -67,20 +69,28 @@ class ContentCopier:
             if len(pages) + len(blobs) >= _PRESENCE_BATCH or held >= _PAGE_BYTES or not stack:
                 self._send(pages, blobs)
                 pages, blobs, held = {}, {}, 0
+        self._drain(0)
+        self._finish_large()
 
     def _send(self, pages: dict[str, bytes], sizes: dict[str, int]) -> None:
         """Send what the destination lacks of one batch: the large blobs are asked about first
-        (a few digests) and upload in another thread while the pages and small blobs are asked
-        about, read and sent (the server works on both at once)."""
+        (a few digests) and upload in another thread; the pages and small blobs are asked about
+        meanwhile, then read and sent once the first large blob's content has left. A server
+        hashes and fsyncs a large blob whole when it completes (a second for 1 GiB), which the
+        small ones fill; sent while its parts arrived, they shared one event loop and two cores
+        with them and the parts took longer by what they took (docs/design.md, sync)."""
         large = [d for d, n in sizes.items() if n >= _MEMORY_LIMIT and d not in pages]
-        uploads = [
-            self._large.submit(self._send_large, d, sizes[d])
-            for start in range(0, len(large), _PRESENCE_BATCH)
-            for d in self.dest.missing_blobs(large[start : start + _PRESENCE_BATCH])
-        ]
+        first_sent: threading.Event | None = None
+        for start in range(0, len(large), _PRESENCE_BATCH):
+            for d in self.dest.missing_blobs(large[start : start + _PRESENCE_BATCH]):
+                sent = threading.Event()
+                first_sent = first_sent or sent
+                self._uploads.append(self._large.submit(self._send_large, d, sizes[d], sent))
         wanted = [*pages, *(d for d, n in sizes.items() if n < _MEMORY_LIMIT and d not in pages)]
         for start in range(0, len(wanted), _PRESENCE_BATCH):
             missing = self.dest.missing_blobs(wanted[start : start + _PRESENCE_BATCH])
+            if first_sent is not None:
+                first_sent.wait()  # set however the upload ends
             batch = [(d, pages[d]) for d in missing if d in pages]
             size = packed_size(batch)
             for digest, data in self.source.read_blobs([d for d in missing if d not in pages]):
@@ -90,21 +100,27 @@ class ContentCopier:
                     batch, size = [], packed_size([(digest, data)])
                 batch.append((digest, data))
             self._store(batch)
-        self._drain(0)
-        for upload in uploads:
-            upload.result()
 
-    def _send_large(self, digest: str, size: int) -> None:
+    def _finish_large(self) -> None:
+        """Wait for the large blobs' uploads (raising what one raised)."""
+        while self._uploads:
+            self._uploads.pop(0).result()
+
+    def _send_large(self, digest: str, size: int, sent: threading.Event) -> None:
         # A local source's own file is read in place (the destination checks it); otherwise the
-        # blob is downloaded (verified) into a temporary file first.
-        path = self.source.blob_path(digest)
-        if path is not None:
-            self.dest.store_blob_file(path, digest, size)
-        else:
-            with tempfile.TemporaryDirectory(prefix="cairn-sync-") as tmp:
-                path = os.path.join(tmp, "blob")
-                self.source.download_blob(digest, path)
-                self.dest.store_blob_file(path, digest, size)
+        # blob is downloaded (verified) into a temporary file first, while the small ones go.
+        try:
+            path = self.source.blob_path(digest)
+            if path is not None:
+                self.dest.store_blob_file(path, digest, size, sent=sent.set)
+            else:
+                sent.set()
+                with tempfile.TemporaryDirectory(prefix="cairn-sync-") as tmp:
+                    path = os.path.join(tmp, "blob")
+                    self.source.download_blob(digest, path)
+                    self.dest.store_blob_file(path, digest, size)
+        finally:
+            sent.set()  # failed or stored: the small blobs wait no longer
         self._sent(1, size)
 
     def _store(self, batch: list[tuple[str, bytes]]) -> None:

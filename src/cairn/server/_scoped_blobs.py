@@ -4,7 +4,7 @@ uploaded, or one a project it may read refers to), and what it stores is recorde
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from cairn.errors import PermissionDeniedError
@@ -36,7 +36,9 @@ class ScopedBlobs(KeyRules):
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
 
-    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+    def store_blob_file(
+        self, path: str, digest: str, size: int, *, sent: Callable[[], None] | None = None
+    ) -> None:
         raise PermissionDeniedError("files are uploaded through /api/v1/uploads")
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:

@@ -10,7 +10,7 @@ blobs per request, presigned GETs, parallel ranges) into the ``DownloadCache``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -160,8 +160,10 @@ class HttpService:
     def store_file(self, path: str, *, link: bool = False) -> BlobInfo:
         return self._uploads.store_file(path)
 
-    def store_blob_file(self, path: str, digest: str, size: int) -> None:
-        self._uploads.store_blob_file(path, digest, size)
+    def store_blob_file(
+        self, path: str, digest: str, size: int, *, sent: Callable[[], None] | None = None
+    ) -> None:
+        self._uploads.store_blob_file(path, digest, size, sent=sent)
 
     def prefetch_blobs(self, digests: Sequence[str]) -> None:
         self._fetcher.prefetch(digests)

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -128,13 +129,17 @@ class Uploader:
             self.upload_file(path, digest, size)
         return BlobInfo(digest, size)
 
-    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+    def store_blob_file(
+        self, path: str, digest: str, size: int, *, sent: Callable[[], None] | None = None
+    ) -> None:
         # Not hashed here: the server hashes every upload before it stores it (422 otherwise).
         if size < SMALL_LIMIT:
             with open(path, "rb") as f:
                 self.store_blobs([(digest, f.read())])
+            if sent is not None:
+                sent()  # sent and stored in one request
             return
-        self.upload_file(path, digest, size, hashed_here=False)
+        self.upload_file(path, digest, size, hashed_here=False, sent=sent)
 
     def _store_unnamed(self, path: str) -> BlobInfo | tuple[str, int] | None:
         """Send a large file while it is hashed: begin the upload with its size alone, stream
@@ -212,15 +217,23 @@ class Uploader:
             naming.join()
             return False
 
-    def upload_file(self, path: str, digest: str, size: int, *, hashed_here: bool = True) -> None:
+    def upload_file(
+        self,
+        path: str,
+        digest: str,
+        size: int,
+        *,
+        hashed_here: bool = True,
+        sent: Callable[[], None] | None = None,
+    ) -> None:
         """Upload a file in parts. When this client hashed it (``hashed_here``), a digest the
         server refuses means the file changed since: say so; else the digest was only claimed
-        and the `DigestMismatchError` stands."""
+        and the `DigestMismatchError` stands. ``sent``: see ``upload``."""
         fd = os.open(path, os.O_RDONLY)
         read = _reader(fd, path, "it is shorter than when it was hashed")
         try:
             with transfer("uploading", size, path) as advance:
-                self.upload(digest, size, counting_reads(read, advance), path)
+                self.upload(digest, size, counting_reads(read, advance), path, sent=sent)
         except DigestMismatchError:
             if not hashed_here:
                 raise
@@ -234,16 +247,24 @@ class Uploader:
         size: int,
         read: Callable[[int, int], bytes],
         path: str | None,
+        *,
+        sent: Callable[[], None] | None = None,
     ) -> None:
         """Begin (or take up: the server hands back this key's open upload of the same blob,
         with the parts it kept), send what is missing, complete. An upload the server no longer
-        knows (swept as abandoned, or lost with a server's state) is begun again."""
+        knows (swept as abandoned, or lost with a server's state) is begun again. ``sent`` is
+        called (once) when the content has left, before the server has verified and stored it
+        (a local-disk server hashes and fsyncs the whole at ``complete``; one on S3 completes
+        the multipart upload when the stream ends): the caller's other requests take the
+        server's time then, not the content's."""
+        if sent is not None:
+            sent = _once(sent)
         for attempt in range(_UPLOAD_ATTEMPTS):
             plan = self.client.call(
                 "POST", "/uploads", json={"digest": digest, "size": size, "modes": ["stream"]}
             )
             try:
-                self._send_upload(plan, size, read)
+                self._send_upload(plan, size, read, sent)
                 return
             except NotFoundError:
                 if not self.missing_blobs([digest]):
@@ -257,7 +278,11 @@ class Uploader:
                 )
 
     def _send_upload(
-        self, plan: Mapping[str, Any], size: int, read: Callable[[int, int], bytes]
+        self,
+        plan: Mapping[str, Any],
+        size: int,
+        read: Callable[[int, int], bytes],
+        sent: Callable[[], None] | None = None,
     ) -> None:
         upload = f"/uploads/{seg(plan['id'])}"
         if plan["mode"] == "stream":
@@ -266,13 +291,15 @@ class Uploader:
                 "PUT",
                 f"{upload}/content",
                 headers={"Content-Length": str(size)},
-                body_factory=lambda: _read_chunks(read, 0, size),
+                body_factory=lambda: _then(_read_chunks(read, 0, size), sent),
             )
             return
         if plan["mode"] == "presigned":
             self._put_presigned(plan, size, read)
         else:
             self._put_parts(plan, size, read)
+        if sent is not None:
+            sent()
         try:
             self.client.call("POST", f"{upload}/complete")
         except ValidationError:
@@ -387,6 +414,29 @@ def _read_chunks(read: Callable[[int, int], bytes], off: int, length: int) -> It
             raise CommError("the file got shorter while it was uploaded; add it again")
         off += len(chunk)
         yield chunk
+
+
+def _then(chunks: Iterator[bytes], done: Callable[[], None] | None) -> Iterator[bytes]:
+    """``chunks``, then ``done()`` once the last one was taken (the body has left)."""
+    yield from chunks
+    if done is not None:
+        done()
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    """``fn``, called the first time only (a body sent again, an upload begun again)."""
+    lock = threading.Lock()
+    called = False
+
+    def once() -> None:
+        nonlocal called
+        with lock:
+            if called:
+                return
+            called = True
+        fn()
+
+    return once
 
 
 def _slicer(data: bytes) -> Callable[[int, int], bytes]:

@@ -7,7 +7,7 @@ the same behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -215,11 +215,16 @@ class Service(Protocol):
 
         ``link=True`` (the "immutable" policy) lets a local store clone the file (copy-on-write)."""
 
-    def store_blob_file(self, path: str, digest: str, size: int) -> None:
+    def store_blob_file(
+        self, path: str, digest: str, size: int, *, sent: Callable[[], None] | None = None
+    ) -> None:
         """Store a file whose digest the caller knows (a blob copied from another store). The
         store still checks it: a local store hashes it while copying, a server when the upload
         completes; other content raises ``DigestMismatchError`` and stores nothing under
-        ``digest``."""
+        ``digest``. ``sent`` (if given) is called at most once, when the content has left and
+        only the store's own work remains (a server's hashing and fsync at ``complete``, an S3
+        multipart completion; a local store calls it at once): a caller with more to send
+        sends it then (``cairn sync``'s small blobs)."""
 
     def missing_blobs(self, digests: Sequence[str]) -> list[str]:
         """Those of ``digests`` the store lacks (asked once per batch, never per file)."""

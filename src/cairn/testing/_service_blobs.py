@@ -43,13 +43,15 @@ class BlobTests:
         assert service.blob_path(digest_bytes(b"nope")) is None
 
     def test_store_blob_file_is_checked(self, service: Service, tmp_path: os.PathLike[str]) -> None:
+        sent: list[int] = []  # ``sent`` is called once a file, when its content has left
         for size in (1000, 300_000):
             data = os.urandom(size)
             path = os.path.join(os.fspath(tmp_path), f"f{size}")
             with open(path, "wb") as f:
                 f.write(data)
-            service.store_blob_file(path, digest_bytes(data), size)
-            assert service.read_blob(digest_bytes(data)) == data
+            service.store_blob_file(path, digest_bytes(data), size, sent=lambda: sent.append(1))
+            assert service.read_blob(digest_bytes(data)) == data and len(sent) == 1
+            sent.clear()
             liar = digest_bytes(data + b"!")
             with pytest.raises(DigestMismatchError):
                 service.store_blob_file(path, liar, size)
