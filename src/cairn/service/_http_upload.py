@@ -172,10 +172,10 @@ class Uploader:
                 if plan:  # a server that did not take it as asked: digest first
                     self.unnamed = False
                 return naming.hashed()
-            self.unnamed = True
             try:  # an answer without its id or part size abandons the hash too, joined here
-                upload = f"/uploads/{seg(plan['id'])}"
-                naming.begun(upload, lead=AHEAD * int(plan["part_size"]))
+                upload, part_size = _begun_as(plan)
+                self.unnamed = True
+                naming.begun(upload, lead=AHEAD * part_size)
                 sent = self._send_unnamed(path, fd, size, upload, naming)
             except DigestMismatchError:
                 naming.join()
@@ -441,3 +441,18 @@ def _once(fn: Callable[[], None]) -> Callable[[], None]:
 
 def _slicer(data: bytes) -> Callable[[int, int], bytes]:
     return lambda off, n: data[off : off + n]
+
+
+def _begun_as(plan: Mapping[str, Any]) -> tuple[str, int]:
+    """The upload path and part size of a server's answer to an unnamed begin; an answer
+    without them is the server's fault, said so (not a ``KeyError`` from deep inside)."""
+    try:
+        upload, part_size = f"/uploads/{seg(str(plan['id']))}", int(plan["part_size"])
+    except (KeyError, TypeError, ValueError):
+        raise CommError(
+            "the server answered an upload's begin without its id or part size: "
+            "is it a cairn server of a compatible version?"
+        ) from None
+    if part_size <= 0:
+        raise CommError(f"the server answered an upload's begin with part size {part_size}")
+    return upload, part_size
