@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from cairn.catalog import CatalogBlobStore, Uploads
 from cairn.errors import BlobNotFoundError, DigestMismatchError
-from cairn.service import BatchReader, PackedDigests, pack_head, verify_blobs
+from cairn.service import BatchReader, PackedDigests, packed_chunks, verify_blobs
 from cairn.storage import BlobStore
 
 URL_DIGESTS = 4096  # presigned URLs asked at once
@@ -162,22 +162,7 @@ def fetch_body(blobs: BlobStore, chosen: Sequence[str]) -> Iterator[bytes]:
 
 
 def _pieces(chosen: Sequence[str], found: Iterator[bytes | None]) -> Iterator[bytes]:
-    """Each blob of ``found`` with its head, joined into pieces of about ``FETCH_PIECE`` (a
-    blob that large goes alone, not copied)."""
-    piece: list[bytes] = []
-    size = 0
-    for d, data in zip(chosen, found, strict=True):
-        if data is None:
-            continue
-        if len(data) >= FETCH_PIECE:
-            yield b"".join([*piece, pack_head(d, len(data))])
-            yield data
-            piece, size = [], 0
-            continue
-        piece += (pack_head(d, len(data)), data)
-        size += len(data)
-        if size >= FETCH_PIECE:
-            yield b"".join(piece)
-            piece, size = [], 0
-    if piece:
-        yield b"".join(piece)
+    """Each blob of ``found`` with its head, in pieces of about ``FETCH_PIECE`` (a blob that
+    large goes alone, not copied)."""
+    came = ((d, data) for d, data in zip(chosen, found, strict=True) if data is not None)
+    return packed_chunks(came, FETCH_PIECE)

@@ -182,14 +182,22 @@ def packed_size(items: Sequence[tuple[str, bytes]]) -> int:
     return sum(_HEAD.size + len(data) for _, data in items)
 
 
-def packed_chunks(items: Sequence[tuple[str, bytes]], chunk: int) -> Iterator[bytes]:
-    """``pack_blobs(items)`` as pieces of about ``chunk`` bytes (a blob larger than that is one
-    piece): a request body sent as it is made, never a copy of the whole batch."""
+def packed_chunks(items: Iterable[tuple[str, bytes]], chunk: int) -> Iterator[bytes]:
+    """``pack_blobs(items)`` as pieces of about ``chunk`` bytes, made as ``items`` come: a body
+    sent as it is made, never a copy of the whole batch; a blob of ``chunk`` bytes or more is a
+    piece of its own, not copied (each piece costs a server a hop and a write: few, not one
+    per blob)."""
     parts: list[bytes] = []
     size = 0
-    for part in _packed_parts(items):
-        parts.append(part)
-        size += len(part)
+    for digest, data in items:
+        parts.append(pack_head(digest, len(data)))
+        if len(data) >= chunk:
+            yield b"".join(parts)
+            yield data
+            parts, size = [], 0
+            continue
+        parts.append(data)
+        size += _HEAD.size + len(data)
         if size >= chunk:
             yield b"".join(parts)
             parts, size = [], 0
