@@ -251,7 +251,7 @@ def test_an_upload_streamed_to_one_server_is_named_through_the_other(
         if not stored:
             assert out == {"digest": d, "size": len(data), "parts_sent": 2, "parts_kept": 0}
             assert on_b.missing_blobs([d]) == []
-        else:  # the row went with the answer: the stream ends, nothing sent to S3
+        else:  # the row and its multipart upload went with the answer: the stream ends
             assert isinstance(out.get("error"), NotFoundError)
     on_b.download_blob(d, str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == data

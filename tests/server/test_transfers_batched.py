@@ -467,9 +467,9 @@ def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
 ) -> None:
     """An S3 store takes a large file in one request that the server verifies as it arrives and
     stores in parts (sent while the client hashes it, named by a second request). Client and
-    server killed mid-upload: the resumed upload, begun before its digest again, takes up the
-    earlier one once named and sends the object store only the parts it did not keep, and
-    nothing is left behind. The server records each part in the catalog, never as an object of
+    server killed mid-upload: the resumed upload, begun before its digest again, is told to
+    resume the earlier one once named and sends the object store only the parts it did not
+    keep, and nothing is left behind. The server records each part in the catalog, never as an object of
     its own in the bucket."""
     key = stream_server.create_key("me")
     data = os.urandom(30 * MiB)  # 6 parts
@@ -500,21 +500,27 @@ def test_streamed_s3_upload_resumes_after_a_killed_client_and_a_killed_server(
     assert 2 <= kept <= 3  # the client's disk hung after three parts
     assert _objects(s3, "stream/uploads/") == []  # no marker objects (one PUT per part before)
     stream_server.start()
+    import psycopg
+
+    # The killed server never said the stream ended: as LIVE_FOR seconds later (a live stream's
+    # upload is never taken up).
+    with psycopg.connect(stream_server.db, autocommit=True) as conn:
+        conn.execute("UPDATE uploads SET active_at = NULL")
     svc = HttpService(stream_server.url, key, str(tmp_path / "cache"))
-    plan = svc._call("POST", "/uploads", json={"size": len(data), "modes": ["stream"]})
-    assert plan["mode"] == "stream" and plan["unnamed"] is True
-    answer: dict[str, Any] = {}
-    sending = threading.Thread(
-        target=lambda: answer.update(
-            svc._call("PUT", f"/uploads/{plan['id']}/content", content=data)
-        )
-    )
-    sending.start()
-    named = svc._call("POST", f"/uploads/{plan['id']}/name", json={"digest": d})
-    sending.join()
-    assert named == {"stored": False}  # and the earlier upload taken up:
-    assert answer == {"digest": d, "size": len(data), "parts_sent": 6 - kept, "parts_kept": kept}
-    assert svc.missing_blobs([d]) == [] and _s3_parts_of(s3, d) == 0  # completed, none left
+    answers: list[dict[str, Any]] = []
+
+    def content_answers(response: httpx.Response) -> None:
+        if response.request.url.path.endswith("/content") and response.status_code == 200:
+            response.read()
+            answers.append(response.json())
+
+    svc._client.api.event_hooks["response"].append(content_answers)
+    # Begun unnamed again (a new process knows nothing), its parts sent at once to a key of its
+    # own; once named, the server answers ``resume``: sent again named, the earlier upload is
+    # taken up and only the parts S3 did not keep are sent.
+    assert svc.store_file(str(src)).digest == d
+    assert answers == [{"digest": d, "size": len(data), "parts_sent": 6 - kept, "parts_kept": kept}]
+    assert svc.missing_blobs([d]) == []
     assert _recorded(stream_server) == 0  # and its parts' records removed
     svc.download_blob(d, str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == data
@@ -534,9 +540,10 @@ def test_a_streamed_upload_asks_s3_only_for_the_upload_and_its_parts(
     inprocess: InProcess, tmp_path: pathlib.Path
 ) -> None:
     """A large file streamed to an S3 store costs the object store one request per part and
-    two more (begin, complete): each part's record goes to the catalog. Before, each part also
-    cost a marker object (a PUT), and the upload two listings of its parts, two of its markers
-    and a delete of the markers (134 requests for 512 MiB where 66 do now)."""
+    three more (begin, complete, the digest's tag on its own key): each part's record goes to
+    the catalog. Before, each part also cost a marker object (a PUT), and the upload two
+    listings of its parts, two of its markers and a delete of the markers (134 requests for
+    512 MiB where 67 do now)."""
     app = inprocess("postgres", "s3")
     reset_database(app.db)
     s3 = app.backend.transfers.s3
@@ -556,8 +563,13 @@ def test_a_streamed_upload_asks_s3_only_for_the_upload_and_its_parts(
     finally:
         s3.client.meta.events.unregister("before-call.s3", count)
     assert info.digest == digest_bytes(data) and svc.missing_blobs([info.digest]) == []
-    assert calls == Counter(
-        {"CreateMultipartUpload": 1, "UploadPart": 2, "CompleteMultipartUpload": 1}
+    assert calls == Counter(  # (and the tag naming the blob of an object at its own key)
+        {
+            "CreateMultipartUpload": 1,
+            "UploadPart": 2,
+            "CompleteMultipartUpload": 1,
+            "PutObjectTagging": 1,
+        }
     )
     assert _recorded_rows(app.db) == 0  # the upload's records went with it
     svc.close()
@@ -567,6 +579,18 @@ def _s3_app(inprocess: InProcess) -> InProcessServer:
     app = inprocess("postgres", "s3")
     reset_database(app.db)
     return app
+
+
+def _held(app: InProcessServer, user: str, size: int) -> dict[str, Any]:
+    """An upload begun before its digest as a server before the fifteenth session began it
+    (its parts held until named, their key the blob's): a row such a server left, taken up
+    by this one."""
+    from cairn.server._upload_parts import UNNAMED_REF, Upload
+
+    t = app.backend.transfers
+    up = Upload(os.urandom(16).hex(), user, "", size, t.stream_part_size(size), UNNAMED_REF)
+    t.rows.insert(up)
+    return t.describe(up, new=True)
 
 
 def test_a_large_file_leaves_before_its_hash_pass_ends(
@@ -659,7 +683,10 @@ def test_a_blob_the_key_has_stops_the_stream_once_named(
     finally:
         s3.client.meta.events.unregister("before-call.s3", count)
     assert again == first and sent == []  # stopped after the first chunk
-    assert calls == Counter()  # nothing asked of the object store
+    # Its parts went to S3 at once, at a key of its own: that multipart upload is aborted
+    # (before, nothing was asked of S3 before the name).
+    assert calls == Counter({"CreateMultipartUpload": 1, "AbortMultipartUpload": 1})
+    assert not s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=s3.prefix).get("Uploads")
     assert app.backend.transfers.rows.ids() == set()  # the upload's row went with the answer
     svc.close()
 
@@ -731,7 +758,7 @@ def test_a_naming_that_loses_the_race_keeps_the_winners_upload(
     user = "key:review"
     data = os.urandom(12 * MiB)
     d = digest_bytes(data)
-    plan = t.begin(user, None, len(data), ["stream"])
+    plan = _held(app, user, len(data))
     real = t.multipart
     first: list[str] = []
 
@@ -776,7 +803,7 @@ def test_a_naming_in_the_same_process_wakes_its_waiting_stream(
     user = "key:wake"
     data = os.urandom(12 * MiB)
     d = digest_bytes(data)
-    plan = t.begin(user, None, len(data), ["stream"])
+    plan = _held(app, user, len(data))
     looks: list[object] = []
     look = streamed._named_target
 
@@ -889,12 +916,13 @@ def test_a_failed_stream_does_not_wait_for_the_whole_hash(
 def test_a_server_process_holds_few_unnamed_uploads(
     inprocess: InProcess, tmp_path: pathlib.Path
 ) -> None:
-    """Each upload whose stream waits for its name holds up to nine part buffers: a server
-    process holds ``MAX_WAITING`` of them; beyond, an unnamed begin (and such a stream) is
-    refused as a conflict (409) and the client hashes that file first (review S2: any key with
-    the upload grant could pin 72 MiB per request it never named); a busy moment does not turn
-    the client's unnamed uploads off (review S2(ii): the 400 of an older server did). A begin
-    larger than a client sends unnamed is refused (S2b: 5 TiB would hold 9 parts of 525 MiB)."""
+    """Each stream of an upload whose parts wait for its name (begun by a server before the
+    fifteenth session) holds up to nine part buffers: a server process holds ``MAX_WAITING``
+    of them; beyond, such a stream is refused as a conflict (409; review S2: any key with the
+    upload grant could pin 72 MiB per request it never named). An upload whose parts go to
+    S3 at once (a key of its own) holds none and is not counted: the client's next file still
+    goes while hashed. A begin larger than a client sends unnamed is refused (S2b: 5 TiB
+    would hold 9 parts of 525 MiB)."""
     from cairn.server._transfers_streamed import MAX_WAITING
     from cairn.service import UNNAMED_UP_TO
 
@@ -903,25 +931,19 @@ def test_a_server_process_holds_few_unnamed_uploads(
     user = "key:cap"
     with pytest.raises(ValidationError):
         t.begin(user, None, UNNAMED_UP_TO + 1, ["stream"])
-    ids = [t.begin(user, None, 9 * MiB, ["stream"])["id"] for _ in range(MAX_WAITING + 1)]
+    ids = [_held(app, user, 9 * MiB)["id"] for _ in range(MAX_WAITING + 1)]
     sinks = [t.open_stream(user, i) for i in ids[:MAX_WAITING]]
-    with pytest.raises(ConflictError):
-        t.begin(user, None, 9 * MiB, ["stream"])
     with pytest.raises(ConflictError):
         t.open_stream(user, ids[-1])
     data = os.urandom(9 * MiB)
     (tmp_path / "f.bin").write_bytes(data)
     svc = app.service(app.create_key("me", "*/*", "write"), str(tmp_path / "cache"))
-    assert svc.store_file(str(tmp_path / "f.bin")).digest == digest_bytes(data)  # hashed first
-    assert svc._uploads.unnamed is not False  # busy for now, not a server that never takes them
+    assert svc.store_file(str(tmp_path / "f.bin")).digest == digest_bytes(data)
+    assert svc._uploads.unnamed is True  # sent while hashed: not counted
     sinks[0].released()  # one named, or its stream ended: room for another
     sinks.append(t.open_stream(user, ids[-1]))
     for sink in sinks[1:]:
         sink.released()
-    more = os.urandom(9 * MiB)
-    (tmp_path / "g.bin").write_bytes(more)
-    assert svc.store_file(str(tmp_path / "g.bin")).digest == digest_bytes(more)
-    assert svc._uploads.unnamed is True  # room again: sent while hashed
     svc.close()
 
 

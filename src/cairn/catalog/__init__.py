@@ -10,15 +10,7 @@ from cairn._lazy import lazy_exports
 # and the embedded store's catalog until a transaction needs more than sqlite3 (a re-log does
 # not: ``EmbeddedCatalog``) must not load SQLAlchemy.
 if TYPE_CHECKING:
-    from cairn.catalog._access import (
-        ApiKeys,
-        BlobReader,
-        KeyRow,
-        PartRecord,
-        UploadRow,
-        Uploads,
-        readable_blobs,
-    )
+    from cairn.catalog._access import ApiKeys, BlobReader, KeyRow, readable_blobs
     from cairn.catalog._blobs import CatalogBlobStore
     from cairn.catalog._catalog import OUTAGE_SECONDS, Catalog
     from cairn.catalog._embedded import EmbeddedCatalog, open_embedded_catalog
@@ -26,6 +18,7 @@ if TYPE_CHECKING:
     from cairn.catalog._quick import quick_collections
     from cairn.catalog._schema import HEAD_REVISION
     from cairn.catalog._tx import Tx
+    from cairn.catalog._uploads import PartRecord, UploadRow, Uploads
 
 __all__ = [
     "HEAD_REVISION",
@@ -50,15 +43,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "._access": [
-            "ApiKeys",
-            "BlobReader",
-            "KeyRow",
-            "PartRecord",
-            "UploadRow",
-            "Uploads",
-            "readable_blobs",
-        ],
+        "._access": ["ApiKeys", "BlobReader", "KeyRow", "readable_blobs"],
         "._blobs": ["CatalogBlobStore"],
         "._catalog": ["OUTAGE_SECONDS", "Catalog"],
         "._embedded": ["EmbeddedCatalog", "open_embedded_catalog"],
@@ -66,5 +51,6 @@ __getattr__, __dir__ = lazy_exports(
         "._quick": ["quick_collections"],
         "._schema": ["HEAD_REVISION"],
         "._tx": ["Tx"],
+        "._uploads": ["PartRecord", "UploadRow", "Uploads"],
     },
 )

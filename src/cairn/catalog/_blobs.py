@@ -13,7 +13,7 @@ import io
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from sqlalchemy import delete, select
 
@@ -24,9 +24,15 @@ from cairn.core import check_digest, digest_bytes
 from cairn.errors import BlobNotFoundError, DigestMismatchError
 from cairn.storage import SMALL_LIMIT, BlobInfo, BlobStore, check_range, put_verified_file
 
+if TYPE_CHECKING:
+    from cairn.storage import S3BlobStore
+
 _BATCH = 5000
 
 IndexRow = tuple[str, int, bytes | None]  # (digest, size, the bytes of a small blob or None)
+# A blob's index row as its reads need it: (size, the bytes of a small blob or None, the object
+# store key of a large one when it is not the digest's: ``object_key``, migration 0015).
+_Row = tuple[int, bytes | None, str | None]
 
 
 def insert_index(tx: Tx, items: Sequence[IndexRow]) -> None:
@@ -99,11 +105,64 @@ class CatalogBlobStore:
 
         return self.catalog.read(fn)
 
-    def _row(self, digest: str) -> tuple[int, bytes | None] | None:
+    def _row(self, digest: str) -> _Row | None:
         b = s.blobs.c
-        q = select(b.size, b.data).where(b.digest == check_digest(digest))
+        q = select(b.size, b.data, b.object_key).where(b.digest == check_digest(digest))
         row = self.catalog.read(lambda tx: tx.conn.execute(q).first())
-        return None if row is None else (int(row[0]), None if row[1] is None else bytes(row[1]))
+        if row is None:
+            return None
+        return int(row[0]), None if row[1] is None else bytes(row[1]), row[2]
+
+    def _found(self, digest: str) -> _Row:
+        row = self._row(digest)
+        if row is None:
+            raise BlobNotFoundError(f"blob {digest} is not in the store")
+        return row
+
+    def _keyed(self) -> S3BlobStore:
+        """The object store of blobs at keys of their own (only an S3 store writes them)."""
+        from cairn.storage import S3BlobStore
+
+        if not isinstance(self.large, S3BlobStore):
+            raise BlobNotFoundError("a blob's index row names an object key, not in this store")
+        return self.large
+
+    def record_keyed(self, digest: str, size: int, key: str | None) -> str | None:
+        """Index large blob ``digest`` as stored at ``key`` (relative to the object store's
+        prefix, ``streamed/<upload id>``; None: the digest's key) unless the index has it
+        already; the key the index names once this returns (None: the digest's). Two uploads
+        of one blob racing: one row wins; the other's caller removes its own object."""
+        b = s.blobs.c
+        row = {"digest": check_digest(digest), "size": size, "stored_at": time.time()}
+        row.update(data=None, object_key=key)
+
+        def fn(tx: Tx) -> str | None:
+            tx.insert_ignore(s.blobs, [row])
+            q = select(b.object_key).where(b.digest == digest)
+            return cast("str | None", tx.conn.execute(q).scalar_one())
+
+        return self.catalog.write(fn)
+
+    def indexed_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` (relative to the object store's prefix) an index row names
+        (``object_key``, indexed where not NULL)."""
+        b = s.blobs.c
+        found: set[str] = set()
+        for start in range(0, len(keys), _BATCH):
+            chunk = list(keys[start : start + _BATCH])
+
+            def fn(tx: Tx, chunk: list[str] = chunk) -> list[Any]:
+                return list(
+                    tx.conn.execute(select(b.object_key).where(tx.among(b.object_key, chunk)))
+                )
+
+            found.update(str(r[0]) for r in self.catalog.read(fn))
+        return found
+
+    def _at(self, key: str) -> str:
+        """The object store key of a row's ``object_key`` (stored relative to the prefix, so a
+        store moved to another bucket or prefix reads the same)."""
+        return self._keyed().prefix + key
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -135,43 +194,48 @@ class CatalogBlobStore:
             self.record([(digest, len(data), data)])
             return BlobInfo(digest, len(data))
         info = self.large.put_file(path)
-        self.record([(info.digest, info.size, None)])
+        self.record_keyed(info.digest, info.size, None)  # (the digest's key is shared: kept)
         return info
 
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, digest: str) -> bytes:
-        row = self._row(digest)
-        if row is None:
-            raise BlobNotFoundError(f"blob {digest} is not in the store")
+        row = self._found(digest)
         if row[1] is None:
-            return self.large.get(digest)
+            return (
+                self.large.get(digest)
+                if row[2] is None
+                else self._keyed().get(digest, key=self._at(row[2]))
+            )
         if digest_bytes(row[1]) != digest:
             raise DigestMismatchError(f"blob {digest} is damaged: its content has another digest")
         return row[1]
 
     def open(self, digest: str) -> BinaryIO:
-        row = self._row(digest)
-        if row is None:
-            raise BlobNotFoundError(f"blob {digest} is not in the store")
+        row = self._found(digest)
         if row[1] is None:
-            return self.large.open(digest)
+            return (
+                self.large.open(digest)
+                if row[2] is None
+                else self._keyed().open(digest, key=self._at(row[2]))
+            )
         return io.BytesIO(row[1])
 
     def get_range(self, digest: str, start: int, length: int) -> bytes:
         """A slice of a small blob's row, or a ranged read of the large store."""
         check_range(start, length)
-        row = self._row(digest)
-        if row is None:
-            raise BlobNotFoundError(f"blob {digest} is not in the store")
+        row = self._found(digest)
+        if row[1] is None and row[2] is not None:
+            return self._keyed().get_range(digest, start, length, key=self._at(row[2]))
         if row[1] is None:
             return self.large.get_range(digest, start, length)
         return row[1][start : start + length]
 
     def copy_to(self, digest: str, dest: str) -> None:
-        row = self._row(digest)
-        if row is None:
-            raise BlobNotFoundError(f"blob {digest} is not in the store")
+        row = self._found(digest)
+        if row[1] is None and row[2] is not None:
+            self._keyed().copy_to(digest, dest, key=self._at(row[2]))
+            return
         if row[1] is None:
             self.large.copy_to(digest, dest)
             return
@@ -209,26 +273,50 @@ class CatalogBlobStore:
         return self.sizes_many(digests)
 
     def local_path(self, digest: str) -> str | None:
-        return None if self._is_small(digest) else self.large.local_path(digest)
+        row = self._row(digest)
+        if row is None or row[1] is not None or row[2] is not None:
+            return None  # (a blob at a key of its own is an object, never a local file)
+        return self.large.local_path(digest)
 
     def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
-        return None if self._is_small(digest) else self.large.presigned_url(digest, start, length)
+        row = self._row(digest)
+        if row is None or row[1] is not None:
+            return None
+        if row[2] is not None:
+            return self._keyed().presigned_url(digest, start, length, key=self._at(row[2]))
+        return self.large.presigned_url(digest, start, length)
 
     def presigned_gets(self, digests: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """Those kept in the object store (sizes from the index: one query, not one per blob);
-        ``{}`` if the object store gives no presigned URLs."""
+        """Those kept in the object store (sizes and keys from the index: one query, not one
+        per blob); ``{}`` if the object store gives no presigned URLs."""
         out: dict[str, tuple[str, int]] = {}
-        for d, n in self.sizes_many(digests).items():
-            if n >= self.small_limit:
-                url = self.large.presigned_url(d)
-                if url is None:
-                    return {}
-                out[d] = (url, n)
+        for d, (n, key) in self._large_rows(digests).items():
+            url = (
+                self.large.presigned_url(d)
+                if key is None
+                else self._keyed().presigned_url(d, key=self._at(key))
+            )
+            if url is None:
+                return {}
+            out[d] = (url, n)
         return out
 
-    def _is_small(self, digest: str) -> bool:
-        size = self.size(digest)
-        return size is None or size < self.small_limit
+    def _large_rows(self, digests: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+        """Size and ``object_key`` of those of ``digests`` kept in the object store."""
+        b = s.blobs.c
+        wanted = list(dict.fromkeys(digests))
+        out: dict[str, tuple[int, str | None]] = {}
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+
+            def fn(tx: Tx, chunk: list[str] = chunk) -> list[Any]:
+                q = select(b.digest, b.size, b.object_key).where(
+                    tx.among(b.digest, chunk), b.data.is_(None)
+                )
+                return list(tx.conn.execute(q))
+
+            out.update((str(d), (int(n), k)) for d, n, k in self.catalog.read(fn))
+        return out
 
     def remove_stale_temp(self, older_than: float) -> int:
         return self.large.remove_stale_temp(older_than)
@@ -237,7 +325,7 @@ class CatalogBlobStore:
         if os.path.getsize(path) < self.small_limit:
             return put_verified_file(self, path, digest)
         info = self.large.take_file(path, digest)
-        self.record([(info.digest, info.size, None)])
+        self.record_keyed(info.digest, info.size, None)  # (the digest's key is shared: kept)
         return info
 
     def sizes_many(self, digests: Sequence[str]) -> dict[str, int]:
@@ -273,24 +361,27 @@ class CatalogBlobStore:
         b = s.blobs.c
         removed = 0
         large: list[str] = []
+        keyed: list[str] = []  # objects at keys of their own
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
 
-            def fn(tx: Tx, chunk: list[str] = chunk) -> tuple[int, list[str]]:
-                big = [
-                    str(r[0])
-                    for r in tx.conn.execute(
-                        select(b.digest).where(b.digest.in_(chunk), b.data.is_(None))
+            def fn(tx: Tx, chunk: list[str] = chunk) -> tuple[int, list[Any]]:
+                big = list(
+                    tx.conn.execute(
+                        select(b.digest, b.object_key).where(b.digest.in_(chunk), b.data.is_(None))
                     )
-                ]
+                )
                 n = tx.conn.execute(delete(s.blobs).where(b.digest.in_(chunk))).rowcount
                 return int(n), big
 
             n, big = self.catalog.write(fn)
             removed += n
-            large.extend(big)
+            large.extend(str(d) for d, key in big if key is None)
+            keyed.extend(str(key) for _, key in big if key is not None)
         if large:
             self.large.delete_many(large)
+        if keyed:
+            self._keyed().delete_keys([self._at(k) for k in keyed])
         return removed
 
     def list(self) -> Iterator[BlobInfo]:

@@ -237,6 +237,17 @@ blobs = Table(
     Column("size", BigInteger, nullable=False),
     Column("stored_at", Float, nullable=False),
     Column("data", LargeBinary),
+    # A large blob's object store key, relative to the store's prefix, when it is not the
+    # digest's (migration 0015: a blob streamed to S3 before its digest was known, at
+    # ``streamed/<upload id>``); NULL: the digest's key. Read by ``CatalogBlobStore`` for every
+    # read of the blob.
+    Column("object_key", Text),
+)
+Index(
+    "ix_blobs_object_key",
+    blobs.c.object_key,
+    postgresql_where=blobs.c.object_key.is_not(None),
+    sqlite_where=blobs.c.object_key.is_not(None),
 )
 
 # Blobs a key uploaded and the server verified: the key may use them in a commit (and sees them
@@ -277,6 +288,9 @@ uploads = Table(
     Column("part_size", BigInteger, nullable=False),
     Column("backend_ref", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
+    # When a stream last sent a part (migration 0015; NULL: none is on it): a live stream's
+    # upload is never taken up by another.
+    Column("active_at", Float),
 )
 
 # The parts of a streamed upload that S3 acknowledged (migration 0012): the part's ETag, its
@@ -313,4 +327,4 @@ registries = Table(
     Column("created_at", Float, nullable=False),
 )
 
-HEAD_REVISION = "0014_blobs_out_of_line"
+HEAD_REVISION = "0015_blob_object_keys"

@@ -20,9 +20,10 @@ it hands out no presigned part URLs. (Servers before the eleventh session kept t
 marker objects in S3, one PUT per part: ``drop_marks`` removes those of their uploads.)
 
 Begun before its digest (``unnamed``): the client sends while it hashes, and names the blob by
-another request, which may reach another server process. Until then the sink receives, hashes
-and holds the parts (at most ``IN_FLIGHT + 1`` buffers, then it stops reading), sending none:
-their key is the blob's. It looks at the upload's catalog row for the name (``StreamTarget``:
+another request, which may reach another server process. The parts go at once to a key of the
+upload's own (``named``: only the end waits for the name). An upload a server
+before the fifteenth session began holds its parts instead (at most ``IN_FLIGHT + 1``
+buffers, then it stops reading), sending none until named: their key is the blob's. It looks at the upload's catalog row for the name (``StreamTarget``:
 where the parts go), ``NAME_POLL`` seconds after the last look, growing to ``NAME_POLL_MAX``,
 for at most ``NAME_WAIT`` seconds; a naming in the same server process wakes it at once (``wake``).
 """
@@ -50,6 +51,7 @@ IN_FLIGHT = 8  # parts on their way to the object store at once, per upload (mem
 NAME_POLL = 0.02  # seconds between the first looks at an unnamed upload's row, growing
 NAME_POLL_MAX = 0.1  # to this
 NAME_WAIT = 120.0  # seconds an unnamed upload waits for its name, whatever its size
+_GONE = "no such upload: the blob named is stored already, or the upload was abandoned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,9 @@ class StreamTarget:
     record: Callable[[int, bytes, bytes, str], None]
     complete: Callable[[list[dict[str, Any]]], int]
     abort: Callable[[], None]
+    # Whether the upload is gone (a part S3 refused: its multipart upload was aborted by a
+    # naming that found the blob stored, or by the sweep); asked only when a part fails.
+    gone: Callable[[], bool] = lambda: False
 
 
 class StreamSink:
@@ -94,14 +99,21 @@ class StreamSink:
         part_size: int,
         target: StreamTarget | Callable[[], StreamTarget | None],
         *,
+        named: Callable[[], StreamTarget | None] | None = None,
         name_within: float = NAME_WAIT,
         release: Callable[[], None] | None = None,
     ) -> None:
         self._s3 = s3
         self.size = size
         self._part_size = part_size
-        self._target = target if isinstance(target, StreamTarget) else None
-        self._lookup = None if isinstance(target, StreamTarget) else target
+        # ``named``: ``target``'s digest is not known yet (its parts go to a key of their own
+        # at once): its end waits for the name, looked up as an unnamed upload's (see above).
+        self._target: StreamTarget | None = None
+        self._lookup: Callable[[], StreamTarget | None] | None = named
+        if isinstance(target, StreamTarget):
+            self._target = target
+        else:
+            self._lookup = target
         self._name_within = name_within
         self._release = release
         self._named: asyncio.Future[StreamTarget] | None = None  # resolved by ``_wait_name``
@@ -264,6 +276,8 @@ class StreamSink:
                 ChecksumCRC32=base64.b64encode(crc).decode(),
             )
         except Exception as exc:  # noqa: BLE001 - translated
+            if target.gone():  # aborted: the key had the blob, or the upload was swept
+                raise NotFoundError(_GONE) from None
             raise self._s3.translate(exc) from None
         # What was sent up to this part's end, for a later attempt (see the module).
         target.record(number, prefix, crc, str(made["ETag"]))
@@ -280,6 +294,9 @@ class StreamSink:
                 f"the upload is {self.size} bytes; {self._received} arrived. Send it again"
             )
         target = await self._ready()
+        if not target.digest:  # sent to a key of its own: the name may still be on its way
+            self._target = None
+            target = await self._ready()
         if digest_from_hasher(self._hasher) != target.digest:
             await run_in_threadpool(target.abort)
             raise DigestMismatchError(

@@ -12,7 +12,8 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
   upload at the blob's own key, fed by one request that the server hashes as it arrives and
   uploads part by part (``_stream_upload.py``): verified without reading anything back. Such an
   upload may be begun before the client has the digest (``begin`` with None: it hashes while it
-  sends); ``name`` then names the blob, and answers whether the key has it already.
+  sends; the parts go at once to a key of the upload's own, which the blob's index row names);
+  ``name`` then names the blob, and answers whether the key has it already.
 * **Presigned parts** (S3 stores, from ``PARTS_FROM``, other clients): the same multipart
   upload; the client PUTs each part by a URL bound to the part's SHA-256. ``complete`` completes
   it only where no object is yet (``If-None-Match: *``) and verifies the whole (read back, as S3
@@ -43,7 +44,7 @@ from cairn.errors import (
     ValidationError,
 )
 from cairn.server._stream_upload import StreamSink, drop_marks
-from cairn.server._transfers_streamed import UNNAMED_ONLY, Streamed
+from cairn.server._transfers_streamed import LIVE_FOR, UNNAMED_ONLY, Streamed
 from cairn.server._upload_parts import (
     STREAM_REF,
     PartWriter,
@@ -171,7 +172,11 @@ class Transfers:
     def multipart(self, digest: str, stream: bool) -> str:
         """Begin an S3 multipart upload at the blob's key; the upload's ``ref``."""
         assert self.s3 is not None
-        key = self.s3.key_of(digest)
+        return self.multipart_at(self.s3.key_of(digest), stream)
+
+    def multipart_at(self, key: str, stream: bool) -> str:
+        """Begin an S3 multipart upload at ``key``; the upload's ``ref``."""
+        assert self.s3 is not None
         try:
             # Parts streamed through the server carry a CRC32 (it hashed them already);
             # presigned ones the SHA-256 their URL is bound to.
@@ -234,8 +239,8 @@ class Transfers:
             "size": up.size,
             "part_size": up.part_size,
         }
-        if up.unnamed:
-            out.update(mode="stream", unnamed=True, parts_done=[])
+        if up.unnamed:  # (``keyfree``: its parts go to S3 at once, to a key of its own)
+            out.update(mode="stream", unnamed=True, keyfree=not up.held, parts_done=[])
         elif self.s3 is not None and up.multipart is not None:
             mode = "stream" if up.streamed else "presigned-parts"
             out.update(mode=mode, parts_done=[] if new else self._s3_parts(up))
@@ -455,12 +460,15 @@ class Transfers:
         their rows, spool files and S3 multipart uploads; and spool files no row owns (a server
         killed between the two). Returns how many were removed."""
         cutoff = time.time() - older_than
-        rows = self.rows.begun_before(cutoff)
+        live = time.time() - LIVE_FOR  # a stream on it sent a part since: not abandoned
+        rows = [row for row in self.rows.begun_before(cutoff) if not row.live(live)]
         for row in rows:
+            if self.streamed is not None:  # an object completed at its own key, not indexed
+                self.streamed.drop_unindexed(upload_of(row))
             self.abort_s3(upload_of(row))
         self.rows.drop_orphan_parts()
+        orphans = 0 if self.streamed is None else self.streamed.sweep_orphans(cutoff)
         known = self.rows.ids()
-        orphans = 0
         for entry in os.scandir(self.spool):
             upload_id = entry.name.split(".", 1)[0]
             try:

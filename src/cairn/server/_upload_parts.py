@@ -52,7 +52,14 @@ class Upload(UploadRow):
 
     @property
     def unnamed(self) -> bool:
-        """Begun before its digest: its content streams in, its blob is not named yet."""
+        """Begun before its digest: its content streams in, its blob is not named yet (its
+        parts held until then, ``held``, or sent at once to a key of its own)."""
+        return self.digest == "" or self.ref == UNNAMED_REF
+
+    @property
+    def held(self) -> bool:
+        """Begun before its digest by a server that holds the parts until the name (their key
+        was the blob's; ``UNNAMED_REF``, nothing in S3 yet)."""
         return self.ref == UNNAMED_REF
 
 
@@ -63,7 +70,7 @@ def multipart_of(ref: str) -> tuple[str, str] | None:
 
 
 def upload_of(row: UploadRow) -> Upload:
-    return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref)
+    return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref, row.active_at)
 
 
 def s3_error_code(exc: Exception) -> str:

@@ -72,8 +72,10 @@ class Naming(threading.Thread):
                 answer = self._client.call("POST", f"{self._upload}/name", json={"digest": digest})
                 self.stored = bool(answer.get("stored"))
             except NotFoundError:  # gone: a lost answer of ``stored``, or the upload swept
-                pass
-            if self.stored:
+                answer = {}
+            if self.stored or answer.get("resume"):
+                # (``resume``: the server dropped this upload for an interrupted one of the
+                # same blob; the caller sends the file again named, which takes that one up)
                 self._stop_sending.set()
         except BaseException as exc:  # noqa: BLE001 - the caller's thread raises it
             self._error = exc

@@ -144,10 +144,11 @@ class Uploader:
     def _store_unnamed(self, path: str) -> BlobInfo | tuple[str, int] | None:
         """Send a large file while it is hashed: begin the upload with its size alone, stream
         the content, and name the blob (``Naming``, a thread) once hashed; the server stops
-        the stream if the key has the blob already. The hash starts before the begin is
-        asked (the name, and so the first part to S3, waits for it). When the server wants
-        the digest first: the digest and size hashed meanwhile; None: the file is small, hash
-        first."""
+        the stream if the key has the blob already (or has an interrupted upload of it to
+        resume: then the file is sent again named). The hash starts before the begin is
+        asked (the name waits for it; on an older server the first part to S3 too). When the
+        server wants the digest first: the digest and size hashed meanwhile; None: the file is
+        small, hash first."""
         fd = os.open(path, os.O_RDONLY)
         try:
             size = os.fstat(fd).st_size
@@ -175,7 +176,9 @@ class Uploader:
             try:  # an answer without its id or part size abandons the hash too, joined here
                 upload, part_size = _begun_as(plan)
                 self.unnamed = True
-                naming.begun(upload, lead=AHEAD * part_size)
+                # A server that sends the parts to S3 at once (``keyfree``: at a key of their
+                # own) takes the whole stream beside the hash; else two parts, then the name.
+                naming.begun(upload, lead=size if plan.get("keyfree") else AHEAD * part_size)
                 sent = self._send_unnamed(path, fd, size, upload, naming)
             except DigestMismatchError:
                 naming.join()

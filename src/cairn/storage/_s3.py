@@ -13,13 +13,11 @@ instead (``cairn.catalog.CatalogBlobStore``) and asks this store only for conten
 from __future__ import annotations
 
 import base64
-import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
-from cairn._extras import install_hint
 from cairn.core import (
     BLOB_ROOT,
     blob_path,
@@ -39,7 +37,12 @@ from cairn.storage._base import (
 )
 from cairn.storage._hashing import CHUNK, hash_file
 from cairn.storage._location import location_withheld
+from cairn.storage._s3_client import DEFAULT_REGION, BodyReader, make_client
 
+# Objects of blobs streamed before their digest: ``<prefix>streamed/<upload id>``, tagged with
+# their digest (``DIGEST_TAG``); the catalog's index row of each names its key.
+STREAMED_ROOT = "streamed"
+DIGEST_TAG = "cairn-sha256"
 PART_SIZE = 64 << 20  # multipart uploads above this size (S3's single PUT limit is 5 GiB)
 _THREADS = 8
 
@@ -61,9 +64,6 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise UsageError(f"{url!r} names no bucket; use s3://bucket/prefix")
     prefix = prefix.strip("/")
     return bucket, (prefix + "/" if prefix else "")
-
-
-DEFAULT_REGION = "us-east-1"  # when neither AWS_REGION nor AWS_DEFAULT_REGION is set
 
 
 def _code(exc: Exception) -> str:
@@ -113,6 +113,45 @@ class S3BlobStore:
 
     def key_of(self, digest: str) -> str:
         return self.prefix + blob_path(digest)
+
+    def streamed_key(self, upload_id: str) -> str:
+        """Where a blob streamed before its digest is written (its upload's id: the parts go to
+        S3 before anyone knows the digest); the catalog's index names it (``object_key``)."""
+        return f"{self.prefix}{STREAMED_ROOT}/{upload_id}"
+
+    def tag_digest(self, key: str, digest: str) -> None:
+        """Tag the object at ``key`` with the digest of its content (``cairn-sha256``), so a
+        bucket whose catalog is lost can still tell which blob each streamed object is."""
+        try:
+            self._client.put_object_tagging(
+                Bucket=self.bucket,
+                Key=key,
+                Tagging={"TagSet": [{"Key": DIGEST_TAG, "Value": digest}]},
+            )
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, digest) from None
+
+    def streamed_objects(self) -> Iterator[tuple[str, float]]:
+        """(key, last modified) of every object under ``streamed/``."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        root = f"{self.prefix}{STREAMED_ROOT}/"
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=root):
+                for obj in page.get("Contents", []):
+                    yield str(obj["Key"]), obj["LastModified"].timestamp()
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc) from None
+
+    def streamed_multiparts(self) -> Iterator[tuple[str, str, float]]:
+        """(key, S3 upload id, initiated) of every multipart upload open under ``streamed/``."""
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        root = f"{self.prefix}{STREAMED_ROOT}/"
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=root):
+                for up in page.get("Uploads", []):
+                    yield str(up["Key"]), str(up["UploadId"]), up["Initiated"].timestamp()
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc) from None
 
     def _digest_of_key(self, key: str) -> str | None:
         return digest_of_blob_path(key[len(self.prefix) :])
@@ -287,14 +326,18 @@ class S3BlobStore:
             )
         return size
 
-    def _get_body(self, digest: str) -> Any:
+    def _get_body(self, digest: str, key: str | None = None) -> Any:
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=self.key_of(digest))["Body"]
+            return self._client.get_object(Bucket=self.bucket, Key=key or self.key_of(digest))[
+                "Body"
+            ]
         except Exception as exc:  # noqa: BLE001 - translated below
             raise self._translate(exc, digest) from None
 
-    def get(self, digest: str) -> bytes:
-        body = self._get_body(digest)
+    def get(self, digest: str, *, key: str | None = None) -> bytes:
+        """The blob's bytes, verified; ``key``: where its object is, if not at the digest's key
+        (a blob streamed before its digest: the catalog's index names the key)."""
+        body = self._get_body(digest, key)
         try:
             data = cast(bytes, body.read())
         except Exception as exc:  # noqa: BLE001 - translated below
@@ -308,14 +351,16 @@ class S3BlobStore:
             )
         return data
 
-    def get_range(self, digest: str, start: int, length: int) -> bytes:
+    def get_range(self, digest: str, start: int, length: int, *, key: str | None = None) -> bytes:
         """One ranged GET (``Range: bytes=start-end``); past the end of the blob, no bytes."""
         check_range(start, length)
         if length == 0:
             return b""
         try:
             resp = self._client.get_object(
-                Bucket=self.bucket, Key=self.key_of(digest), Range=range_header(start, length)
+                Bucket=self.bucket,
+                Key=key or self.key_of(digest),
+                Range=range_header(start, length),
             )
             return cast(bytes, resp["Body"].read())
         except Exception as exc:  # noqa: BLE001 - translated below
@@ -323,11 +368,11 @@ class S3BlobStore:
                 return b""  # the range starts at or past the end of the blob
             raise self._translate(exc, digest) from None
 
-    def open(self, digest: str) -> BinaryIO:
-        return cast(BinaryIO, _BodyReader(self._get_body(digest)))
+    def open(self, digest: str, *, key: str | None = None) -> BinaryIO:
+        return cast(BinaryIO, BodyReader(self._get_body(digest, key)))
 
-    def copy_to(self, digest: str, dest: str) -> None:
-        body = self._get_body(digest)
+    def copy_to(self, digest: str, dest: str, *, key: str | None = None) -> None:
+        body = self._get_body(digest, key)
         hasher = new_hasher()
         try:
             with open(dest, "wb") as out:
@@ -367,16 +412,20 @@ class S3BlobStore:
 
     def delete_many(self, digests: Iterable[str]) -> int:
         present = sorted(self.has_many(digests))
-        for start in range(0, len(present), 1000):
-            chunk = present[start : start + 1000]
+        self.delete_keys([self.key_of(d) for d in present])
+        return len(present)
+
+    def delete_keys(self, keys: Sequence[str]) -> None:
+        """Remove the objects at ``keys`` (those gone already count as removed)."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
             try:
                 self._client.delete_objects(
                     Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": self.key_of(d)} for d in chunk], "Quiet": True},
+                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
                 )
             except Exception as exc:  # noqa: BLE001 - translated below
                 raise self._translate(exc) from None
-        return len(present)
 
     def list(self) -> Iterator[BlobInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -401,8 +450,10 @@ class S3BlobStore:
     def local_path(self, digest: str) -> str | None:
         return None
 
-    def presigned_url(self, digest: str, start: int = 0, length: int | None = None) -> str | None:
-        params = {"Bucket": self.bucket, "Key": self.key_of(digest)}
+    def presigned_url(
+        self, digest: str, start: int = 0, length: int | None = None, *, key: str | None = None
+    ) -> str | None:
+        params = {"Bucket": self.bucket, "Key": key or self.key_of(digest)}
         if length is not None:
             params["Range"] = range_header(start, length)  # signed: the URL serves this range
         url: str = self._client.generate_presigned_url(
@@ -427,56 +478,6 @@ class S3BlobStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-class _BodyReader(io.RawIOBase):
-    """botocore's streaming body as a file object."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self._body.read(len(b))
-        n = len(data)
-        b[:n] = data
-        return n
-
-    def read(self, size: int | None = -1) -> bytes:
-        return cast(bytes, self._body.read(None if size is None or size < 0 else size))
-
-    def close(self) -> None:
-        self._body.close()
-        super().close()
-
-
-def make_client(endpoint: str | None = None, region: str = DEFAULT_REGION) -> Any:
-    """A boto3 S3 client of the object store at ``endpoint`` (None: AWS) in ``region``; its
-    credentials are boto3's own (the standard AWS variables and files). The server's entry point
-    reads the endpoint and region from the environment (``ServerConfig``)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise UsageError(f"an s3:// store needs boto3: {install_hint('s3')}") from None
-    # No SigV4 hash of each body (botocore makes one on plain HTTP): every body cairn sends
-    # carries its SHA-256 as the signed ``x-amz-checksum-sha256``, which the object store checks.
-    s3: dict[str, Any] = {"payload_signing_enabled": False}
-    if endpoint:
-        s3["addressing_style"] = "path"
-    config = Config(
-        max_pool_connections=32,
-        retries={"mode": "standard", "max_attempts": 5},
-        s3=s3,
-        signature_version="s3v4",
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint or None, region_name=region, config=config
-    )
 
 
 __all__ = ["PART_SIZE", "S3BlobStore", "checksum_b64", "make_client", "parse_s3_url"]

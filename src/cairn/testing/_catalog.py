@@ -373,9 +373,18 @@ class CatalogTests:
         uploads.delete("u1")  # its parts go with it, another upload's stay
         assert uploads.get("u1") is None and uploads.parts("u1") == {}
         assert uploads.parts("u2") == {1: PartRecord(b"s" * 32, b"crc4", '"e4"')}
-        # A part's thread that records after its upload went (swept, or completed by another
-        # request): the sweep drops what no upload owns.
+        # A part's thread that records after its upload went (swept, completed by another
+        # request, or dropped by a naming): nothing is recorded; what no upload owns (an
+        # older server's records) the sweep drops.
         uploads.record_part("u1", 3, b"t" * 32, b"crc5", '"e5"')
+        assert uploads.parts("u1") == {}
+        from sqlalchemy import text
+
+        orphan = text(
+            "INSERT INTO upload_parts (upload_id, number, prefix_sha256, crc32, etag)"
+            " VALUES ('u1', 3, :p, :c, 'e')"
+        )
+        catalog.write(lambda tx: tx.conn.execute(orphan, {"p": b"t", "c": b"c"}))
         assert uploads.drop_orphan_parts() == 1
         assert uploads.parts("u1") == {} and len(uploads.parts("u2")) == 1
 
