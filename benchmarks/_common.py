@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import mmap
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".bench")
@@ -163,6 +166,46 @@ def sha256_pass(path: str) -> float:
                 h.update(chunk)
         h.hexdigest()
     return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def resident(path: str) -> Iterator[None]:
+    """Every file under ``path`` held in the page cache while the block runs: mapped (read
+    only, populated) by this process. A run that reads a data set from the page cache must not
+    find part of it dropped since it was warmed: this machine's kernel pages out page cache it
+    sees as cold (a DAMON ``pageout`` scheme for unmapped file pages, not accessed for ~60 s,
+    up to 128 MiB a second; pages read once, say by the warm-up, still count as cold), so
+    without this, whichever timed run came first after an eviction read those pages from the
+    disk (a 512 MiB file left alone for half an hour hashed at 67 MB/s instead of 1.3 GB/s).
+    Pages mapped by a process are not paged out by it."""
+    maps: list[mmap.mmap] = []
+    try:
+        for p in list_files(path):
+            with open(p, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size:
+                    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+                    maps.append(mmap.mmap(f.fileno(), size, flags=flags, prot=mmap.PROT_READ))
+        yield
+    finally:
+        for m in maps:
+            m.close()
+
+
+def disk_read_bytes() -> int:
+    """Bytes this process and its ended children read from storage so far (``getrusage``'s
+    512-byte blocks): 0 over a run that found its data set in the page cache."""
+    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    return sum(resource.getrusage(w).ru_inblock for w in who) * 512
+
+
+def alternated(rounds: int) -> list[str]:
+    """The order of ``rounds`` runs each of a floor and of ours against one server: pairs in
+    ABBA order (floor, ours, ours, floor, floor, ours, ...). A server whose runs get cheaper one
+    after another (moto's first large multipart completes are slow, whoever sends them) gives
+    each side runs early and late, so the medians compare them in the same state; the floor
+    goes first, so the coldest run is one of the floor's, not ours."""
+    return [("floor", "ours")[(i + i // 2) % 2] for i in range(2 * rounds)]
 
 
 def stat_pass(path: str) -> float:

@@ -7,24 +7,26 @@ embedded store with the same data, and the S3 server's own speed with boto3 (no 
 Issue 14 (``transfers``): an image-shaped set (``BENCH_IMAGES`` files of 150-250 KiB, 2,000 by
 default) and one large file (``BENCH_LARGE_MIB``, 512 by default) up and down through a server
 with 2 workers on PostgreSQL + S3, beside boto3's 8 parallel PUTs/GETs of the same files and its
-managed multipart transfer of the large file. ``BENCH_SERVER_ONLY=transfers`` runs only those;
-``BENCH_SERVER_ONLY=resolve`` only ``resolve name:latest`` (8 clients, 1 and 2 server processes);
-``BENCH_SERVER_ONLY=s1`` only s1's logs (embedded floor, then through a server: local and S3)
-and its downloads (issue 14 item 3: a new process, its download cache empty, beside the embedded
-store's download of the same version).
+managed multipart transfer of the large file (up: three runs of each, alternated on the same S3
+server, each figure their median: ``_rounds.large_rounds``). ``BENCH_SERVER_ONLY=transfers``
+runs only those; ``BENCH_SERVER_ONLY=resolve`` only ``resolve name:latest`` (8 clients, 1 and 2
+server processes); ``BENCH_SERVER_ONLY=s1`` only s1's logs (embedded floor, then through a
+server: local and S3) and its downloads (issue 14 item 3: a new process, its download cache
+empty, beside the embedded store's download of the same version).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from tests._infra import CairnServer, Postgres, S3Server
 
@@ -36,12 +38,15 @@ from benchmarks._common import (
     list_files,
     make_tree,
     ratio_figure,
+    resident,
     run_child,
     settle,
     sha256_pass,
 )
+from benchmarks._rounds import large_rounds
 
 PEAK_MIB = {"up": 120, "down": 200}  # a client process's, whatever the data set's size
+LARGE_ROUNDS = 3  # runs of ours and of the floor each, alternated; each figure their median
 
 RESOLVE_CLIENT = """
     import os, sys, time
@@ -176,7 +181,7 @@ def _boto_floor(s3: S3Server, files: list[str], prefix: str) -> tuple[float, flo
     them back (8 GETs at a time), with boto3."""
     from botocore.config import Config
 
-    client = boto3_client(s3, Config(max_pool_connections=16))
+    client = s3.client(Config(max_pool_connections=16))
 
     def put(item: tuple[int, str]) -> None:
         with open(item[1], "rb") as f:
@@ -200,36 +205,6 @@ def _boto_floor(s3: S3Server, files: list[str], prefix: str) -> tuple[float, flo
     return up, down
 
 
-def boto3_client(s3: S3Server, config: object) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    )
-
-
-def _boto_multipart_floor(s3: S3Server, path: str) -> tuple[float, float]:
-    """boto3's managed multipart upload and download of one large file (its defaults)."""
-    from botocore.config import Config
-
-    client = boto3_client(s3, Config(max_pool_connections=16))
-    start = time.perf_counter()
-    client.upload_file(path, s3.bucket, "floor/large")
-    up = time.perf_counter() - start
-    dest = os.path.join(ROOT, "floor-large.tmp")
-    start = time.perf_counter()
-    client.download_file(s3.bucket, "floor/large", dest)
-    down = time.perf_counter() - start
-    os.unlink(dest)
-    client.close()
-    return up, down
-
-
 def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
     """Issue 14: an image-shaped set and one large file, up and down, beside their floors."""
     figures: list[Figure] = []
@@ -238,19 +213,33 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
     images = _images(os.path.join(ROOT, "images"), count)
     files = list_files(images)
     image_mb = sum(os.path.getsize(f) for f in files) / 1e6
-    large_dir = make_tree(os.path.join(ROOT, f"large-{large_mib}"), 1, 1, large_mib << 20, seed=14)
-    (large,) = list_files(large_dir)
+    larges = [  # one file for each round (``large_rounds``), each its own content
+        make_tree(
+            os.path.join(ROOT, f"large-{large_mib}{f'-{k}' if k else ''}"),
+            1,
+            1,
+            large_mib << 20,
+            seed=14 + k,
+        )
+        for k in range(LARGE_ROUNDS)
+    ]
     server = CairnServer(
         pg.create_database("bench_transfers"),
         s3.url("transfers"),
         {**s3.env, "CAIRN_SERVER_WORKERS": "2"},
     )
+    held = contextlib.ExitStack()
     try:
-        for label, data, floors in (
-            (f"images ({count} x ~200 KiB, {image_mb:.0f} MB)", images, "images"),
-            (f"large file ({large_mib} MiB)", large_dir, "large"),
+        for label, sets, floors in (
+            (f"images ({count} x ~200 KiB, {image_mb:.0f} MB)", [images], "images"),
+            (f"large file ({large_mib} MiB)", larges, "large"),
         ):
-            sha256_pass(data)  # every run reads the files from a warm page cache
+            data = sets[0]
+            for each in sets:
+                # Every run, ours and the floors, reads the files from memory: warmed, and kept
+                # there (``resident``: this host pages out page cache left alone for ~60 s)
+                held.enter_context(resident(each))
+                sha256_pass(each)
             tag = "img" if floors == "images" else "large"
             embedded_env = {
                 "CAIRN_DIR": os.path.join(ROOT, f"store-{tag}"),
@@ -269,7 +258,10 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
             }
             times: dict[str, float] = {}
             peaks: dict[str, float] = {}
-            for where, env in (("embedded", embedded_env), ("server", server_env)):
+            sides = [("embedded", embedded_env)]
+            if floors == "images":  # the large file through the server: in rounds, below
+                sides.append(("server", server_env))
+            for where, env in sides:
                 for way, path in (("up", data), ("down", out)):
                     if way == "down":
                         shutil.rmtree(out, ignore_errors=True)
@@ -284,7 +276,15 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
             if floors == "images":
                 s3_up, s3_down = _boto_floor(s3, files, "floor-images")
             else:
-                s3_up, s3_down = _boto_multipart_floor(s3, large)
+                runs = large_rounds(s3, "transfers/", larges, server_env, out)
+                shutil.rmtree(out, ignore_errors=True)
+                s3_up, s3_down = (
+                    statistics.median(runs["floor up"]),
+                    statistics.median(runs["floor down"]),
+                )
+                for way in ("up", "down"):
+                    times[f"server {way}"] = statistics.median(runs[f"ours {way}"])
+                    peaks[f"server {way}"] = max(runs[f"ours {way} peak_mib"])
             for way, floor in (("up", s3_up), ("down", s3_down)):
                 # The client process's own peak (VmHWM), not its parent's: bounded by batches
                 # and parts in flight, whatever the data set's size. Up, the stager's buffers
@@ -337,6 +337,7 @@ def _transfers(pg: Postgres, s3: S3Server) -> list[Figure]:
                         )
                     )
     finally:
+        held.close()
         server.stop()
     return figures
 

@@ -202,7 +202,8 @@ class S3Server:
         client.create_bucket(Bucket=bucket)
         client.close()
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self, config: object = None):  # type: ignore[no-untyped-def]
+        """A boto3 client of this server (``config``: a ``botocore.config.Config``, if any)."""
         import boto3
 
         return boto3.client(
@@ -211,6 +212,7 @@ class S3Server:
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
+            config=config,
         )
 
     def url(self, prefix: str) -> str:
