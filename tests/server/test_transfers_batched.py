@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import pathlib
 import random
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -1116,3 +1118,103 @@ def test_an_older_servers_stream_is_known_by_its_ref() -> None:
     ]:
         up = upload_of(UploadRow("u", "key:k", d, 30 << 20, 8 << 20, ref))
         assert (up.streamed, up.older_stream) == (streamed, older), ref
+
+
+def test_a_part_still_arriving_is_waited_for_and_never_writes_into_the_stored_blob(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part's writer (held by ``PUT .../parts/{n}`` while its body arrives: a descriptor on
+    the spool file) could write after ``complete`` had verified the file and moved it into the
+    store, changing a blob every key then dedups against (review of session 15, P1). Now
+    ``complete`` waits for the parts in flight (``flock``) and hashes what they wrote: here a
+    slow second body of part 0 with other bytes, refused as a mismatch, nothing stored. Fails on
+    the old code: complete went ahead, and the late bytes landed in the stored blob."""
+    app = inprocess("sqlite", "local")
+    reset_database(app.db)
+    transfers = app.backend.transfers
+    svc = app.service(app.create_key("mallory"), str(tmp_path / "cache"))
+    data = os.urandom(300 << 10)
+    d = digest_bytes(data)
+    asked = threading.Event()  # complete asked for its exclusive lock
+    flock = fcntl.flock
+
+    def noted_flock(fd: int, op: int) -> None:
+        if op == fcntl.LOCK_EX:
+            asked.set()
+        flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", noted_flock)
+    try:
+        plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data)})
+        upload_id, part_size = plan["id"], plan["part_size"]
+        for n in range(-(-len(data) // part_size)):
+            body = data[n * part_size : (n + 1) * part_size]
+            svc._call("PUT", f"/uploads/{upload_id}/parts/{n}", content=body)
+        slow = transfers.open_part(transfers.rows.get(upload_id).owner, upload_id, 0)
+        with ThreadPoolExecutor(1) as pool:
+            completing = pool.submit(svc._call, "POST", f"/uploads/{upload_id}/complete")
+            while not (asked.wait(0.01) or completing.done()):
+                pass
+            slow.write(b"\0" * 4096)  # the rest of the slow body arrives now
+            with pytest.raises(ValidationError):
+                slow.close()  # short: refused, but its bytes are in the spool file
+            with pytest.raises(DigestMismatchError):
+                completing.result(60)
+        path = transfers.blobs.local_path(d)
+        assert path is None or digest_bytes(pathlib.Path(path).read_bytes()) == d
+        assert not transfers.blobs.has_many([d])
+    finally:
+        svc.close()
+
+
+def test_a_part_request_cancelled_while_its_writer_opens_closes_it() -> None:
+    """``PUT .../parts/{n}`` opens its writer (a descriptor on the spool file under a shared
+    lock) in a worker thread; a handler cancelled meanwhile (the thread runs on) must close the
+    writer the thread opens, or the lock stays held and the upload's ``complete`` waits for it
+    for the life of the process (as a content request releases its stream)."""
+    from cairn.server import _routes_blobs
+
+    opening, go_on, closed = threading.Event(), threading.Event(), threading.Event()
+
+    class Writer:
+        def abort(self) -> None:
+            closed.set()
+
+    class Svc:
+        def open_upload_part(self, upload_id: str, number: int) -> Writer:
+            opening.set()
+            go_on.wait(30)  # a guard only: the handler is cancelled first
+            return Writer()
+
+    async def cancelled() -> None:
+        route = asyncio.ensure_future(_routes_blobs.upload_part("u", 0, None, Svc()))  # type: ignore[arg-type]
+        await asyncio.get_running_loop().run_in_executor(None, opening.wait, 30)
+        route.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await route
+        go_on.set()
+
+    run_coroutine(cancelled())
+    assert closed.wait(30)  # a bound on a hang: the thread closed what it opened
+
+
+def test_a_part_opened_before_a_complete_and_locked_after_it_is_refused(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: a part's writer opened the spool file, then ``complete`` locked, stored
+    and released it before the writer's shared lock was granted. The path no longer names the
+    file the writer holds: refused (the route answers 404), nothing written."""
+    from cairn.server import _upload_parts
+
+    spool = tmp_path / "u.partial"
+    spool.write_bytes(b"x" * 10)
+    flock = _upload_parts.fcntl.flock
+
+    def completed_meanwhile(fd: int, op: int) -> None:
+        os.rename(spool, tmp_path / "stored")  # what complete's take_file does
+        flock(fd, op)
+
+    monkeypatch.setattr(_upload_parts.fcntl, "flock", completed_meanwhile)
+    with pytest.raises(FileNotFoundError):
+        _upload_parts.open_for_part(str(spool))
+    assert (tmp_path / "stored").read_bytes() == b"x" * 10

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -22,10 +22,11 @@ from cairn.server._batches import (
     receive_batch,
 )
 from cairn.server._common import B, Svc, new_router
-from cairn.server._stream_upload import StreamSink, receive_stream
+from cairn.server._stream_upload import receive_stream
 from cairn.service import BATCH_TYPE, check_digests, parse_range
 
 MAX_DIGESTS = 50_000
+T = TypeVar("T")
 
 router = new_router()
 
@@ -162,7 +163,7 @@ def upload_status(upload_id: str, svc: Svc) -> dict[str, Any]:
 
 @router.put("/uploads/{upload_id}/parts/{number}", summary="Send one part of an upload")
 async def upload_part(upload_id: str, number: int, request: Request, svc: Svc) -> dict[str, Any]:
-    writer = await run_in_threadpool(svc.open_upload_part, upload_id, number)
+    writer = await _opened(lambda: svc.open_upload_part(upload_id, number), lambda w: w.abort())
     try:
         # Each chunk goes to the page cache as it arrives (microseconds: no thread hop).
         async for chunk in request.stream():
@@ -180,36 +181,37 @@ async def upload_part(upload_id: str, number: int, request: Request, svc: Svc) -
     summary="Send an upload's whole content (mode 'stream'): verified as it arrives and stored",
 )
 async def upload_content(upload_id: str, request: Request, svc: Svc) -> dict[str, Any]:
-    sink = await _opened(svc, upload_id)
+    sink = await _opened(lambda: svc.open_upload_stream(upload_id), lambda s: s.released())
     done = await receive_stream(sink, request.stream())  # which releases it, however it ends
     await run_in_threadpool(svc.record_upload, sink.digest)
     return done
 
 
-async def _opened(svc: Svc, upload_id: str) -> StreamSink:
-    """``svc.open_upload_stream`` in a worker thread. A handler cancelled meanwhile (the thread
-    runs on) releases the stream the thread opens: its place among the uploads a process holds
-    waiting for their names (``MAX_WAITING``) was lost for the life of the process."""
+async def _opened(open_it: Callable[[], T], release: Callable[[T], None]) -> T:
+    """``open_it()`` in a worker thread. A handler cancelled meanwhile (the thread runs on)
+    releases what the thread opens, which was otherwise held for the life of the process: a
+    stream's place among the uploads waiting for their names (``MAX_WAITING``), a part's
+    descriptor and its lock on the spool file (the upload's ``complete`` would wait for it)."""
     lock = threading.Lock()
-    held: list[StreamSink] = []
+    held: list[T] = []
     gave_up = False
 
-    def open_stream() -> StreamSink:
-        sink = svc.open_upload_stream(upload_id)
+    def opening() -> T:
+        opened = open_it()
         with lock:
             if not gave_up:
-                held.append(sink)
-                return sink
-        sink.released()  # the handler is gone
-        return sink
+                held.append(opened)
+                return opened
+        release(opened)  # the handler is gone
+        return opened
 
     try:
-        return await run_in_threadpool(open_stream)
+        return await run_in_threadpool(opening)
     except BaseException:
         with lock:
             gave_up = True
-        for sink in held:
-            sink.released()
+        for opened in held:
+            release(opened)
         raise
 
 

@@ -50,6 +50,8 @@ from cairn.server._upload_parts import (
     PartWriter,
     Upload,
     completed_parts,
+    held_spool,
+    open_for_part,
     s3_error_code,
     upload_of,
 )
@@ -346,7 +348,7 @@ class Transfers:
         length = up.part_length(n)
         path, parts = self._paths(up)
         try:
-            fd = os.open(path, os.O_WRONLY)
+            fd = open_for_part(path)  # locked; refused once completed (never into a blob)
         except FileNotFoundError:
             raise NotFoundError(f"upload {upload_id!r} has no spool file; begin again") from None
         return PartWriter(fd, n * up.part_size, length, os.path.join(parts, str(n)))
@@ -370,14 +372,14 @@ class Transfers:
         missing = [n for n in range(up.part_count) if n not in done]
         if missing and up.size > 0:
             raise ValidationError(f"upload {up.id} lacks parts {missing[:10]}; send them first")
-        with open(path, "rb") as f:
+        with held_spool(path) as f:  # parts in flight end first; none writes until it is stored
             digest, size = hash_stream(f)
             os.fsync(f.fileno())  # durable before any version may refer to it
-        if digest != up.digest or size != up.size:
-            raise DigestMismatchError(
-                f"upload of blob {up.digest} has other content (digest mismatch); refused"
-            )
-        self.blobs.take_file(path, up.digest)  # verified just now; the parts were fsynced
+            if digest != up.digest or size != up.size:
+                raise DigestMismatchError(
+                    f"upload of blob {up.digest} has other content (digest mismatch); refused"
+                )
+            self.blobs.take_file(path, up.digest)  # verified just now; the parts were fsynced
         self.abort(up)
         return size
 

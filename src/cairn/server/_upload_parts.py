@@ -4,9 +4,12 @@ of one part into the spool file, and the S3 answers it reads."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from cairn.catalog import UploadRow
 from cairn.errors import ValidationError
@@ -90,8 +93,37 @@ def completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def open_for_part(path: str) -> int:
+    """The spool file at ``path`` opened to write one part, under a shared ``flock`` held until
+    the part's writer closes it (``complete`` takes it exclusively: ``held_spool``). Raises
+    ``FileNotFoundError`` where ``path`` no longer names the file once it is locked: the upload
+    was completed (the file moved into the store, where no part may write) or abandoned."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits while a complete holds it; across processes too
+        if os.stat(path).st_ino == os.fstat(fd).st_ino:
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    raise FileNotFoundError(path)
+
+
+@contextmanager
+def held_spool(path: str) -> Iterator[BinaryIO]:
+    """The spool file at ``path`` to read, under an exclusive ``flock``: the parts being written
+    have ended (each writer holds a shared lock), and none writes until the caller is done (one
+    waiting then finds the file gone from ``path``: ``open_for_part``). ``complete`` hashes,
+    fsyncs and stores it under this lock, so the blob's bytes are the ones it verified."""
+    with open(path, "rb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield f
+
+
 class PartWriter:
-    """Writes one part at its offset in the spool file, chunk by chunk (no 32 MiB buffers).
+    """Writes one part at its offset in the spool file, chunk by chunk (no 32 MiB buffers), on
+    a descriptor from ``open_for_part`` (closing it ends the shared lock).
 
     Not fsynced here: ``complete`` hashes the whole file and fsyncs it once before it becomes a
     blob, so a part lost in a crash fails that check, never a version."""
