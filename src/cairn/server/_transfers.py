@@ -7,7 +7,8 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
 * **Parts** (local-disk stores): the client sends parts of ``part_size`` bytes in any order, several
   at a time; each is written at its offset into one spool file next to the store and marked done
   once written, so an interrupted upload resumes with the parts still missing. ``complete``
-  hashes the file, makes it durable (one fsync) and moves it into the store (a rename).
+  hashes the file while it makes it durable (one fsync, begun as the hash begins) and moves it
+  into the store (a rename) once both are done.
 * **Streamed** (S3 stores, from ``PARTS_FROM``, clients that offer ``stream``): an S3 multipart
   upload at the blob's own key, fed by one request that the server hashes as it arrives and
   uploads part by part (``_stream_upload.py``): verified without reading anything back. Such an
@@ -31,6 +32,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,14 +374,20 @@ class Transfers:
         missing = [n for n in range(up.part_count) if n not in done]
         if missing and up.size > 0:
             raise ValidationError(f"upload {up.id} lacks parts {missing[:10]}; send them first")
-        with held_spool(path) as f:  # parts in flight end first; none writes until it is stored
+        # Parts in flight end first, and none writes until the blob is stored (``held_spool``).
+        # Written out while it is hashed (the disk and a core at once: for 1 GiB the fsync was
+        # ~0.7 s after ~0.55 s of hash), and durable before it is stored or any version may refer
+        # to it: the fsync is waited for before ``take_file`` (and by the pool's exit, whatever
+        # the hash raised, before the file is closed).
+        with held_spool(path) as f, ThreadPoolExecutor(1, "cairn-fsync") as flusher:
+            flushed = flusher.submit(os.fsync, f.fileno())
             digest, size = hash_stream(f)
-            os.fsync(f.fileno())  # durable before any version may refer to it
+            flushed.result()
             if digest != up.digest or size != up.size:
                 raise DigestMismatchError(
                     f"upload of blob {up.digest} has other content (digest mismatch); refused"
                 )
-            self.blobs.take_file(path, up.digest)  # verified just now; the parts were fsynced
+            self.blobs.take_file(path, up.digest)  # verified and fsynced just now
         self.abort(up)
         return size
 
