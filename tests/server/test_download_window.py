@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import random
+import threading
 from collections import Counter
 from typing import Any
 
@@ -124,6 +125,53 @@ def test_a_damaged_blob_stops_the_download_and_nothing_lands_outside_it(
         assert not os.listdir(tmp_path / "c2" / "blobs" / "tmp")
     finally:
         app.backend.blobs.delete_many([bad])  # no damaged blob left for other tests
+
+
+def test_small_blobs_of_an_s3_store_come_while_the_rest_of_their_urls_are_asked(
+    app: InProcessServer, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 store keeps small blobs in its catalog (no presigned GETs). Once the first
+    ``URL_FIRST`` have none, they are fetched while the server is asked about the rest (s1 on
+    S3: those requests, two a batch of 8,192, went one after the other before the first fetch).
+    Pinned by order: the rest's URLs are answered only once a fetch has gone (the old code asked
+    them first: the guard ran out); no request more than before."""
+    first = 8
+    monkeypatch.setattr(_http_download, "URL_FIRST", first)
+    root = tmp_path / "small"
+    rng = random.Random(1416)
+    files = {f"d{i % 2}/f{i:03}.txt": rng.randbytes(rng.randrange(300, 900)) for i in range(40)}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    use_in_process(app, monkeypatch, str(tmp_path / "c1"), lambda svc: None)
+    with cairn.init(project="p") as run:
+        art = cairn.Artifact("small", "dataset")
+        art.add_dir(str(root))
+        run.log_artifact(art)
+    fetched = threading.Event()
+    waited: list[bool] = []
+    seen: list[str] = []
+
+    def wrap(svc: Any) -> None:
+        def api(request: httpx.Request) -> None:
+            if request.url.path.endswith("/blobs/urls"):
+                asked = len(json.loads(request.read())["digests"])
+                if asked != first:
+                    waited.append(fetched.wait(10))  # a guard only: the old code asked first
+                seen.append(f"urls {asked}")
+            elif request.url.path.endswith("/blobs/fetch"):
+                seen.append("fetch")
+                fetched.set()
+
+        svc._client.api.event_hooks["request"].append(api)
+
+    use_in_process(app, monkeypatch, str(tmp_path / "c2"), wrap)
+    with cairn.init(project="p") as run:
+        got = pathlib.Path(run.use_artifact("small:latest").download(str(tmp_path / "out")))
+    assert waited == [True]
+    assert seen == ["urls 8", "fetch", "urls 32", "fetch"]
+    for name, data in files.items():
+        assert (got / name).read_bytes() == data
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])

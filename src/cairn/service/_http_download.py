@@ -79,8 +79,10 @@ class Fetcher:
         each as soon as it and those before it have come (``_Window``: presigned GETs kept
         going ahead, at most ``HELD_BYTES`` of them held); from a store without presigned GETs
         (or blobs it keeps in its catalog) many per request, each answer's as soon as it and
-        those before it have come, while the next requests are on their way (``_gathered``).
-        What did not come whole, or was cached already, is read from the cache (verified)."""
+        those before it have come, while the next requests are on their way (``_gathered``;
+        where an object store has no URLs for the first ``URL_FIRST``, those come while it is
+        asked about the rest). What did not come whole, or was cached already, is read from the
+        cache (verified)."""
         for start in range(0, len(digests), PREFETCH_BATCH * 8):
             chunk = digests[start : start + PREFETCH_BATCH * 8]
             todo = [d for d in dict.fromkeys(chunk) if self.cache.lookup(d) is None]
@@ -88,9 +90,14 @@ class Fetcher:
             urls = self._presigned_gets(todo[:upto]) if todo else {}
             if not urls and todo[upto:] and not self._no_urls:
                 # An object store keeps the first ones elsewhere (small blobs, in its catalog):
-                # are there any it keeps itself? Asked once for the rest.
-                upto = len(todo)
-                urls = self._presigned_gets(todo[URL_FIRST:])
+                # are there any it keeps itself? Asked once for the rest (two requests for
+                # 8,192) while the first are fetched and handed on, not before them.
+                cut = chunk.index(todo[upto])  # chunk[:cut]: cached, or in todo[:upto]
+                with ThreadPoolExecutor(1) as asker:
+                    later = asker.submit(self._presigned_gets, todo[upto:])
+                    yield from self._gathered(chunk[:cut], todo[:upto])
+                    urls = later.result()
+                chunk, todo, upto = chunk[cut:], todo[upto:], len(todo) - upto
             if not urls:
                 yield from self._gathered(chunk, todo)
                 continue
