@@ -28,7 +28,12 @@ import pytest
 import cairn
 import cairn.service
 from cairn.core import ManifestEntry, digest_bytes
-from cairn.errors import ConflictError, DigestMismatchError, ValidationError
+from cairn.errors import (
+    ConflictError,
+    DigestMismatchError,
+    UnavailableError,
+    ValidationError,
+)
 from cairn.server._stream_upload import receive_stream
 from cairn.service import CommitRequest, DownloadCache
 from cairn.service._http import HttpService
@@ -1120,57 +1125,68 @@ def test_an_older_servers_stream_is_known_by_its_ref() -> None:
         assert (up.streamed, up.older_stream) == (streamed, older), ref
 
 
-def test_a_part_still_arriving_is_waited_for_and_never_writes_into_the_stored_blob(
+def test_a_part_still_arriving_refuses_complete_and_never_writes_into_the_stored_blob(
     inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A part's writer (held by ``PUT .../parts/{n}`` while its body arrives: a descriptor on
     the spool file) could write after ``complete`` had verified the file and moved it into the
     store, changing a blob every key then dedups against (review of session 15, P1). Now
-    ``complete`` waits for the parts in flight (``flock``) and hashes what they wrote: here a
-    slow second body of part 0 with other bytes, refused as a mismatch, nothing stored. Fails on
-    the old code: complete went ahead, and the late bytes landed in the stored blob."""
+    ``complete`` refuses at once (503, no thread held: the body's pace is the client's) while a
+    part is still arriving; the client's retry, once the part has ended, hashes what it wrote:
+    here a slow second body of part 0 with other bytes, refused as a mismatch, nothing stored.
+    Fails on the old code: complete went ahead, and the late bytes landed in the stored blob."""
     app = inprocess("sqlite", "local")
     reset_database(app.db)
     transfers = app.backend.transfers
     svc = app.service(app.create_key("mallory"), str(tmp_path / "cache"))
     data = os.urandom(300 << 10)
     d = digest_bytes(data)
-    asked = threading.Event()  # complete asked for its exclusive lock
+    refused = threading.Event()  # a complete found a part's writer holding the spool file
     flock = fcntl.flock
 
     def noted_flock(fd: int, op: int) -> None:
-        if op == fcntl.LOCK_EX:
-            asked.set()
-        flock(fd, op)
+        try:
+            flock(fd, op)
+        except BlockingIOError:
+            refused.set()
+            raise
 
     monkeypatch.setattr(fcntl, "flock", noted_flock)
+    pool, slow = ThreadPoolExecutor(2), None
     try:
         plan = svc._call("POST", "/uploads", json={"digest": d, "size": len(data)})
         upload_id, part_size = plan["id"], plan["part_size"]
         for n in range(-(-len(data) // part_size)):
             body = data[n * part_size : (n + 1) * part_size]
             svc._call("PUT", f"/uploads/{upload_id}/parts/{n}", content=body)
-        slow = transfers.open_part(transfers.rows.get(upload_id).owner, upload_id, 0)
-        with ThreadPoolExecutor(1) as pool:
-            completing = pool.submit(svc._call, "POST", f"/uploads/{upload_id}/complete")
-            while not (asked.wait(0.01) or completing.done()):
-                pass
-            slow.write(b"\0" * 4096)  # the rest of the slow body arrives now
-            with pytest.raises(ValidationError):
-                slow.close()  # short: refused, but its bytes are in the spool file
-            with pytest.raises(DigestMismatchError):
-                completing.result(60)
+        owner = transfers.rows.get(upload_id).owner
+        slow = transfers.open_part(owner, upload_id, 0)  # a second body of part 0, arriving
+        with pytest.raises(UnavailableError):
+            pool.submit(transfers.complete, owner, upload_id).result(30)  # at once, not waiting
+        refused.clear()
+        completing = pool.submit(svc._call, "POST", f"/uploads/{upload_id}/complete")
+        while not (refused.wait(0.01) or completing.done()):
+            pass  # the client's first complete is refused (503); it retries
+        slow.write(b"\0" * 4096)  # the rest of the slow body arrives now
+        with pytest.raises(ValidationError):
+            slow.close()  # short: refused, but its bytes are in the spool file
+        slow = None
+        with pytest.raises(DigestMismatchError):
+            completing.result(60)
         path = transfers.blobs.local_path(d)
         assert path is None or digest_bytes(pathlib.Path(path).read_bytes()) == d
         assert not transfers.blobs.has_many([d])
     finally:
+        if slow is not None:
+            slow.abort()  # a complete that waits for it (a regression) can end
+        pool.shutdown(wait=True)
         svc.close()
 
 
 def test_a_part_request_cancelled_while_its_writer_opens_closes_it() -> None:
     """``PUT .../parts/{n}`` opens its writer (a descriptor on the spool file under a shared
     lock) in a worker thread; a handler cancelled meanwhile (the thread runs on) must close the
-    writer the thread opens, or the lock stays held and the upload's ``complete`` waits for it
+    writer the thread opens, or the lock stays held and the upload's ``complete`` is refused
     for the life of the process (as a content request releases its stream)."""
     from cairn.server import _routes_blobs
 

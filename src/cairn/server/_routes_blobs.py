@@ -191,7 +191,7 @@ async def _opened(open_it: Callable[[], T], release: Callable[[T], None]) -> T:
     """``open_it()`` in a worker thread. A handler cancelled meanwhile (the thread runs on)
     releases what the thread opens, which was otherwise held for the life of the process: a
     stream's place among the uploads waiting for their names (``MAX_WAITING``), a part's
-    descriptor and its lock on the spool file (the upload's ``complete`` would wait for it)."""
+    descriptor and its lock on the spool file (the upload could never be completed)."""
     lock = threading.Lock()
     held: list[T] = []
     gave_up = False

@@ -7,8 +7,7 @@ against the digest before the blob may be used, and refuses (and forgets) it oth
 * **Parts** (local-disk stores): the client sends parts of ``part_size`` bytes in any order, several
   at a time; each is written at its offset into one spool file next to the store and marked done
   once written, so an interrupted upload resumes with the parts still missing. ``complete``
-  hashes the file while it makes it durable (one fsync, begun as the hash begins) and moves it
-  into the store (a rename) once both are done.
+  hashes the file while it makes it durable (one fsync) and moves it into the store (a rename).
 * **Streamed** (S3 stores, from ``PARTS_FROM``, clients that offer ``stream``): an S3 multipart
   upload at the blob's own key, fed by one request that the server hashes as it arrives and
   uploads part by part (``_stream_upload.py``): verified without reading anything back. Such an
@@ -374,12 +373,9 @@ class Transfers:
         missing = [n for n in range(up.part_count) if n not in done]
         if missing and up.size > 0:
             raise ValidationError(f"upload {up.id} lacks parts {missing[:10]}; send them first")
-        # Parts in flight end first, and none writes until the blob is stored (``held_spool``).
-        # Written out while it is hashed (the disk and a core at once: for 1 GiB the fsync was
-        # ~0.7 s after ~0.55 s of hash), and durable before it is stored or any version may refer
-        # to it: the fsync is waited for before ``take_file`` (and by the pool's exit, whatever
-        # the hash raised, before the file is closed).
-        with held_spool(path) as f, ThreadPoolExecutor(1, "cairn-fsync") as flusher:
+        # No part in flight (else 503) nor writing until it is stored (``held_spool``). Fsynced
+        # while hashed (disk and core at once), waited for before ``take_file``: as durable.
+        with held_spool(path, up.id) as f, ThreadPoolExecutor(1, "cairn-fsync") as flusher:
             flushed = flusher.submit(os.fsync, f.fileno())
             digest, size = hash_stream(f)
             flushed.result()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from cairn.catalog import UploadRow
-from cairn.errors import ValidationError
+from cairn.errors import UnavailableError, ValidationError
 
 STREAM_REF = "\nstream-parts"  # the end of a streamed upload's ``ref`` (parts in the catalog)
 # Streamed by older servers: parts checked by their SHA-256 ("stream"), or by a CRC32 with their
@@ -95,7 +95,8 @@ def completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def open_for_part(path: str) -> int:
     """The spool file at ``path`` opened to write one part, under a shared ``flock`` held until
-    the part's writer closes it (``complete`` takes it exclusively: ``held_spool``). Raises
+    the part's writer closes it (``complete`` takes it exclusively: ``held_spool``; a writer
+    opened meanwhile waits for it, in a worker thread, as long as a hash takes). Raises
     ``FileNotFoundError`` where ``path`` no longer names the file once it is locked: the upload
     was completed (the file moved into the store, where no part may write) or abandoned."""
     fd = os.open(path, os.O_WRONLY)
@@ -111,13 +112,21 @@ def open_for_part(path: str) -> int:
 
 
 @contextmanager
-def held_spool(path: str) -> Iterator[BinaryIO]:
-    """The spool file at ``path`` to read, under an exclusive ``flock``: the parts being written
-    have ended (each writer holds a shared lock), and none writes until the caller is done (one
+def held_spool(path: str, upload_id: str) -> Iterator[BinaryIO]:
+    """The spool file at ``path`` to read, under an exclusive ``flock``: no part is being
+    written (each writer holds a shared lock), and none writes until the caller is done (one
     waiting then finds the file gone from ``path``: ``open_for_part``). ``complete`` hashes,
-    fsyncs and stores it under this lock, so the blob's bytes are the ones it verified."""
+    fsyncs and stores it under this lock, so the blob's bytes are the ones it verified. Not
+    waited for: a part still arriving (its body's pace is the client's) refuses the complete
+    with ``UnavailableError`` (503, which clients retry), so no complete holds a thread."""
     with open(path, "rb") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UnavailableError(
+                f"a part of upload {upload_id} is still arriving; complete it once every part"
+                " has been answered"
+            ) from None
         yield f
 
 
