@@ -60,14 +60,19 @@ def _log(root: pathlib.Path, count: int, seed: int) -> dict[str, bytes]:
     logged as ``images:latest``."""
     rng = random.Random(seed)
     files = {f"c{i % 3}/img{i:04}.jpg": rng.randbytes(129 << 10) for i in range(count)}
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
+    _logged(root, files, "images")
+    return files
+
+
+def _logged(root: pathlib.Path, files: dict[str, bytes], name: str = "small") -> None:
+    """``files`` written under ``root`` and logged as ``name:latest``."""
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
     with cairn.init(project="p") as run:
-        art = cairn.Artifact("images", "dataset")
+        art = cairn.Artifact(name, "dataset")
         art.add_dir(str(root))
         run.log_artifact(art)
-    return files
 
 
 def _tree(root: pathlib.Path) -> set[str]:
@@ -137,17 +142,10 @@ def test_small_blobs_of_an_s3_store_come_while_the_rest_of_their_urls_are_asked(
     them first: the guard ran out); no request more than before."""
     first = 8
     monkeypatch.setattr(_http_download, "URL_FIRST", first)
-    root = tmp_path / "small"
     rng = random.Random(1416)
     files = {f"d{i % 2}/f{i:03}.txt": rng.randbytes(rng.randrange(300, 900)) for i in range(40)}
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
     use_in_process(app, monkeypatch, str(tmp_path / "c1"), lambda svc: None)
-    with cairn.init(project="p") as run:
-        art = cairn.Artifact("small", "dataset")
-        art.add_dir(str(root))
-        run.log_artifact(art)
+    _logged(tmp_path / "small", files)
     fetched = threading.Event()
     waited: list[bool] = []
     seen: list[str] = []
@@ -264,16 +262,9 @@ def test_a_damaged_small_blob_is_refused_on_the_way_down(
     see it) stops the download: its file is not written, nor is it cached."""
     app = inprocess("sqlite", store)
     reset_database(app.db)
-    root = tmp_path / "small"
     files = {f"d{i % 3}/f{i:04}.txt": os.urandom(200 + i) for i in range(300)}
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
     use_in_process(app, monkeypatch, str(tmp_path / "c1"), lambda svc: None)
-    with cairn.init(project="p") as run:
-        art = cairn.Artifact("small", "dataset")
-        art.add_dir(str(root))
-        run.log_artifact(art)
+    _logged(tmp_path / "small", files)
     name = sorted(files)[200]  # in a later answer than the first
     bad = digest_bytes(files[name])
     blobs = app.backend.blobs

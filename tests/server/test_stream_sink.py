@@ -184,33 +184,46 @@ def test_an_unnamed_upload_whose_row_went_ends_without_sending() -> None:
     assert s3.client.parts == {}
 
 
-def test_a_content_request_cancelled_while_its_stream_opens_releases_it() -> None:
-    """``PUT .../content`` opens its stream in a worker thread; a handler cancelled meanwhile
-    (the thread runs on) must still release the stream the thread opens, or its place among
-    the uploads a process holds waiting for their names (``MAX_WAITING``) is lost for the
-    life of the process (session 13's review). Fails on the old code: nothing releases it."""
+@pytest.mark.parametrize("route", ["content", "part"])
+def test_a_request_cancelled_while_what_it_writes_into_opens_releases_it(route: str) -> None:
+    """``PUT .../content`` opens its stream, ``PUT .../parts/{n}`` its part's writer, in a
+    worker thread; a handler cancelled meanwhile (the thread runs on) must still release what
+    the thread opens: a stream's place among the uploads a process holds waiting for their
+    names (``MAX_WAITING``; session 13's review), a part's descriptor and its shared lock on the
+    spool file (else the upload's ``complete`` is refused for the life of the process; session
+    15). Fails on the old code: nothing releases them."""
     from cairn.server import _routes_blobs
 
     opening, go_on, released = threading.Event(), threading.Event(), threading.Event()
     count: list[int] = []
 
-    class Sink:
-        def released(self) -> None:
+    class Opened:
+        def released(self) -> None:  # a stream's
             count.append(1)
             released.set()
 
+        abort = released  # a part writer's
+
     class Svc:
-        def open_upload_stream(self, upload_id: str) -> Sink:
+        def open_upload_stream(self, upload_id: str) -> Opened:
             opening.set()
             go_on.wait(30)  # a guard only: the handler is cancelled first
-            return Sink()
+            return Opened()
+
+        def open_upload_part(self, upload_id: str, number: int) -> Opened:
+            return self.open_upload_stream(upload_id)
 
     async def cancelled() -> None:
-        route = asyncio.ensure_future(_routes_blobs.upload_content("u", None, Svc()))  # type: ignore[arg-type]
+        handler = (
+            _routes_blobs.upload_content("u", None, Svc())  # type: ignore[arg-type]
+            if route == "content"
+            else _routes_blobs.upload_part("u", 0, None, Svc())  # type: ignore[arg-type]
+        )
+        task = asyncio.ensure_future(handler)
         await asyncio.get_running_loop().run_in_executor(None, opening.wait, 30)
-        route.cancel()
+        task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await route
+            await task
         go_on.set()
 
     run_coroutine(cancelled())

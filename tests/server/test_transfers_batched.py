@@ -1183,37 +1183,6 @@ def test_a_part_still_arriving_refuses_complete_and_never_writes_into_the_stored
         svc.close()
 
 
-def test_a_part_request_cancelled_while_its_writer_opens_closes_it() -> None:
-    """``PUT .../parts/{n}`` opens its writer (a descriptor on the spool file under a shared
-    lock) in a worker thread; a handler cancelled meanwhile (the thread runs on) must close the
-    writer the thread opens, or the lock stays held and the upload's ``complete`` is refused
-    for the life of the process (as a content request releases its stream)."""
-    from cairn.server import _routes_blobs
-
-    opening, go_on, closed = threading.Event(), threading.Event(), threading.Event()
-
-    class Writer:
-        def abort(self) -> None:
-            closed.set()
-
-    class Svc:
-        def open_upload_part(self, upload_id: str, number: int) -> Writer:
-            opening.set()
-            go_on.wait(30)  # a guard only: the handler is cancelled first
-            return Writer()
-
-    async def cancelled() -> None:
-        route = asyncio.ensure_future(_routes_blobs.upload_part("u", 0, None, Svc()))  # type: ignore[arg-type]
-        await asyncio.get_running_loop().run_in_executor(None, opening.wait, 30)
-        route.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await route
-        go_on.set()
-
-    run_coroutine(cancelled())
-    assert closed.wait(30)  # a bound on a hang: the thread closed what it opened
-
-
 def test_a_part_opened_before_a_complete_and_locked_after_it_is_refused(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
