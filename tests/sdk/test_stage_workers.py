@@ -586,7 +586,7 @@ def test_the_caller_hands_its_small_blobs_to_an_idle_writer_while_it_shares_a_jo
     batches.clear()
     stager._ahead = cast(Any, object())  # reading a job with workers
     stager._buffer_extend(blobs[:-1], 4096 * (len(blobs) - 1))
-    assert stager._writes == []
+    assert len(stager._writes) == 0
     stager._buffer_extend(blobs[-1:], 4096)
     stager._ahead = None
     assert len(stager._writes) == 1  # handed over at once

@@ -201,6 +201,73 @@ def test_a_batch_of_blobs_is_recorded_in_one_catalog_transaction(
     svc.close()
 
 
+def test_a_blob_in_two_writes_under_way_is_sent_and_recorded_once(
+    inprocess: InProcess, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two identical 4 KiB files 20 MiB apart in one log through a server on PostgreSQL: each in
+    another of the stager's buffers, their writes under way at once (the first one's batch held
+    until the second has asked which blobs are missing, so both find the blob missing). The
+    second write leaves it out: the key's uploads go by ``COPY`` alone, no savepoint rolled back
+    and no fallback insert (before: the second ``COPY`` failed, an ERROR line in PostgreSQL's
+    log), and every row is kept."""
+    from sqlalchemy import event, text
+
+    app = inprocess("postgres", "local")
+    reset_database(app.db)
+    rng = random.Random(1415)
+    same = rng.randbytes(4096)
+    files = {"a.bin": same, **{f"b{i}.bin": rng.randbytes(4 * MiB) for i in range(5)}}
+    files |= {"c.bin": same, "d.bin": rng.randbytes(4096)}  # c: 20 MiB after a
+    for name, data in files.items():
+        (tmp_path / "ds" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "ds" / name).write_bytes(data)
+    asked: list[str] = []
+    both_asked = threading.Event()
+
+    def hold(svc: HttpService) -> None:
+        def on_request(request: httpx.Request) -> None:
+            if request.url.path.endswith("/blobs/batch"):
+                assert both_asked.wait(30)
+
+        def on_response(response: httpx.Response) -> None:
+            if response.request.url.path.endswith("/blobs/missing"):
+                asked.append(response.request.url.path)
+                if len(asked) == 2:
+                    both_asked.set()
+
+        svc._client.api.event_hooks["request"].append(on_request)
+        svc._client.api.event_hooks["response"].append(on_response)
+
+    use_in_process(app, monkeypatch, str(tmp_path / "cache"), hold)
+    fallbacks: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "blob_uploads" in statement and statement.lstrip().upper().startswith("INSERT"):
+            fallbacks.append(statement)
+
+    def on_rollback_savepoint(*_: Any) -> None:
+        fallbacks.append("ROLLBACK TO SAVEPOINT")
+
+    engine = app.backend.catalog.engine
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "rollback_savepoint", on_rollback_savepoint)
+    try:
+        with cairn.init(project="p") as run:
+            art = cairn.Artifact("twice", "dataset")
+            art.add_dir(str(tmp_path / "ds"))
+            run.log_artifact(art)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "rollback_savepoint", on_rollback_savepoint)
+    assert len(asked) >= 2  # both writes asked before either sent
+    assert fallbacks == []
+    with engine.connect() as conn:
+        recorded = {str(r[0]) for r in conn.execute(text("SELECT digest FROM blob_uploads"))}
+    assert {digest_bytes(data) for data in files.values()} <= recorded
+    entries = art.manifest.entries
+    assert entries["c.bin"].digest == entries["a.bin"].digest == digest_bytes(same)
+
+
 def test_a_damaged_blob_is_refused_on_the_way_down(
     app: InProcessServer, tmp_path: pathlib.Path
 ) -> None:

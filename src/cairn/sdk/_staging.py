@@ -29,12 +29,11 @@ from cairn.sdk._whole import (
     worth_workers,
     write_early,
 )
+from cairn.sdk._write_behind import WriteBehind
 from cairn.service import CommitRequest, CommitResult, Service, StageRequest
 from cairn.storage import SMALL_LIMIT, LocalBlobStore
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     from cairn.core import VersionRecord
     from cairn.sdk._read_ahead import ReadAhead
     from cairn.service import LocalService
@@ -102,8 +101,7 @@ class Stager:
         # Directories staged as a stream (too many files to remember one by one): the manifest
         # written for each, where its files came from, and the entry path prefix they got.
         self._trees: list[tuple[str, str, str]] = []
-        self._writer: ThreadPoolExecutor | None = None
-        self._writes: list[Future[None]] = []
+        self._writes = WriteBehind()
         # Directories where a file was read too soon after it changed to be cached (racy): a
         # tree record must not vouch for them (see _trees.py).
         self.racy_dirs: set[str] = set()
@@ -356,7 +354,7 @@ class Stager:
             self._buffer_bytes += size
             full = self._buffer_bytes >= self._flush_bytes or len(self._buffer) >= FLUSH_COUNT
             if self._ahead is not None and write_early(len(self._buffer), self._buffer_bytes):
-                full = full or all(write.done() for write in self._writes)  # an idle writer
+                full = full or self._writes.idle()  # an idle writer
         if full:
             self._write_behind()
 
@@ -364,19 +362,7 @@ class Stager:
         """Hand the full buffer to a background writer; reading goes on meanwhile."""
         with self._lock:
             batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
-            if not batch:
-                return
-            if self._writer is None:
-                # A remote store: two batches in flight (one asks which blobs are missing while
-                # the other is sent). The embedded store: one writer (SQLite has one anyway).
-                workers = 1 if self._service.is_local else 2
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._writer = ThreadPoolExecutor(workers, thread_name_prefix="cairn-store")
-            # At most two batches in flight or waiting: memory stays bounded.
-            while len(self._writes) >= 2:
-                self._writes.pop(0).result()
-            self._writes.append(self._writer.submit(self._service.store_blobs, batch))
+            self._writes.write(self._service, batch)
 
     def release_workers(self) -> None:
         """The worker processes' blobs written durably, and the workers ended (at the end of a
@@ -402,8 +388,7 @@ class Stager:
         self.release_workers()
         if not (hold_small and self._holdable()):
             self._write_behind()
-        while self._writes:
-            self._writes.pop(0).result()
+        self._writes.wait()
 
     def _holdable(self) -> bool:
         with self._lock:
