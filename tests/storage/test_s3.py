@@ -69,6 +69,40 @@ class TestS3BlobStore(BlobStoreTests):
             store.adopt(staging, target)
         assert store.size(target) is None
 
+    def test_a_multipart_completes_only_where_asked(self, store: S3BlobStore) -> None:
+        """``complete_multipart``: the parts in any order; ``if_absent`` leaves an object that
+        is there already as it is (False, the upload still open); a failure is cairn's error."""
+        from cairn.errors import CairnError
+
+        key, c = f"{store.prefix}streamed/one", store.client
+
+        def upload(body: bytes) -> tuple[str, list[dict[str, object]]]:
+            s3_id = c.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+            parts = [
+                {
+                    "PartNumber": n,
+                    "ETag": c.upload_part(
+                        Bucket=store.bucket, Key=key, UploadId=s3_id, PartNumber=n, Body=b
+                    )["ETag"],
+                }
+                for n, b in ((2, body[5 << 20 :]), (1, body[: 5 << 20]))
+            ]
+            return s3_id, parts
+
+        first = os.urandom((5 << 20) + 7)
+        s3_id, parts = upload(first)
+        assert store.complete_multipart(key, s3_id, parts, if_absent=True)
+        s3_id, parts = upload(os.urandom((5 << 20) + 7))
+        assert not store.complete_multipart(key, s3_id, parts, if_absent=True)
+        assert c.get_object(Bucket=store.bucket, Key=key)["Body"].read() == first
+        open_ids = [
+            u["UploadId"] for u in c.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+        ]
+        assert s3_id in open_ids
+        c.abort_multipart_upload(Bucket=store.bucket, Key=key, UploadId=s3_id)
+        with pytest.raises(CairnError):
+            store.complete_multipart(key, s3_id, parts)
+
     def test_urls_and_checksums(self) -> None:
         assert parse_s3_url("s3://b/some/prefix/") == ("b", "some/prefix/")
         assert parse_s3_url("s3://b") == ("b", "")

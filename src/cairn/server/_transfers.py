@@ -50,10 +50,8 @@ from cairn.server._upload_parts import (
     STREAM_REF,
     PartWriter,
     Upload,
-    completed_parts,
     held_spool,
     open_for_part,
-    s3_error_code,
     upload_of,
 )
 from cairn.storage import BlobStore, S3BlobStore, checksum_b64, hash_stream
@@ -400,19 +398,8 @@ class Transfers:
             parts = self.s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
                 raise ValidationError(f"upload {up.id} lacks parts; send them first")
-            completed = True
-            try:
-                client.complete_multipart_upload(
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=s3_id,
-                    MultipartUpload={"Parts": completed_parts(parts)},
-                    IfNoneMatch="*",
-                )
-            except Exception as exc:  # noqa: BLE001 - translated
-                if s3_error_code(exc) != "PreconditionFailed":
-                    raise s3.translate(exc) from None
-                completed = False  # an object is there already: verified below, kept as it is
+            # False: an object is there already: verified below, kept as it is
+            completed = s3.complete_multipart(key, s3_id, parts, if_absent=True)
         if known is not None or not completed:
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=s3_id)
@@ -445,15 +432,7 @@ class Transfers:
             parts = self.s3_list(up)
             if sorted(p["PartNumber"] for p in parts) != list(range(1, up.part_count + 1)):
                 raise ValidationError(f"upload {up.id} lacks parts; send them first")
-            try:
-                s3.client.complete_multipart_upload(
-                    Bucket=s3.bucket,
-                    Key=key,
-                    UploadId=s3_id,
-                    MultipartUpload={"Parts": completed_parts(parts)},
-                )
-            except Exception as exc:  # noqa: BLE001 - translated
-                raise s3.translate(exc) from None
+            s3.complete_multipart(key, s3_id, parts)
         size = s3.adopt(key, up.digest)
         if size != up.size:
             raise DigestMismatchError(f"upload of blob {up.digest} has {size} bytes, not {up.size}")

@@ -18,12 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cairn.core import check_digest
 from cairn.errors import CommError, ConflictError, NotFoundError, ValidationError
 from cairn.server._stream_upload import NAME_WAIT, StreamSink, StreamTarget, kept_parts
-from cairn.server._upload_parts import (
-    Upload,
-    completed_parts,
-    multipart_of,
-    s3_error_code,
-)
+from cairn.server._upload_parts import Upload, multipart_of
 from cairn.service import UNNAMED_FROM, UNNAMED_UP_TO
 
 if TYPE_CHECKING:
@@ -291,18 +286,9 @@ class Streamed:
         s3 = self._store.s3
         if key != s3.key_of(up.digest):
             return self._complete_own(up, parts)
-        try:
-            s3.client.complete_multipart_upload(
-                Bucket=s3.bucket,
-                Key=key,
-                UploadId=s3_id,
-                MultipartUpload={"Parts": completed_parts(parts)},
-                IfNoneMatch="*",
-            )
+        if s3.complete_multipart(key, s3_id, parts, if_absent=True):
             size = up.size
-        except Exception as exc:  # noqa: BLE001 - translated
-            if s3_error_code(exc) != "PreconditionFailed":
-                raise s3.translate(exc) from None
+        else:  # an object is there already
             self._t.abort_s3(up)
             size = s3.verify_object(key, up.digest)
         self._store.index.record([(up.digest, size, None)])
@@ -323,15 +309,7 @@ class Streamed:
         if known is not None:
             self._t.abort_s3(up)
             return known
-        try:
-            s3.client.complete_multipart_upload(
-                Bucket=s3.bucket,
-                Key=key,
-                UploadId=s3_id,
-                MultipartUpload={"Parts": completed_parts(parts)},
-            )
-        except Exception as exc:  # noqa: BLE001 - translated
-            raise s3.translate(exc) from None
+        s3.complete_multipart(key, s3_id, parts)
         try:
             s3.tag_digest(key, up.digest)
         except Exception as exc:  # noqa: BLE001 - the index names the object either way

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cairn.catalog import UploadRow
 from cairn.errors import UnavailableError, ValidationError
@@ -74,23 +74,6 @@ def multipart_of(ref: str) -> tuple[str, str] | None:
 
 def upload_of(row: UploadRow) -> Upload:
     return Upload(row.id, row.owner, row.digest, row.size, row.part_size, row.ref, row.active_at)
-
-
-def s3_error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    err = response.get("Error", {}) if isinstance(response, dict) else {}
-    return str(err.get("Code", ""))
-
-
-def completed_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "PartNumber": p["PartNumber"],
-            "ETag": p["ETag"],
-            **{k: p[k] for k in ("ChecksumSHA256", "ChecksumCRC32") if p.get(k)},
-        }
-        for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
-    ]
 
 
 def open_for_part(path: str) -> int:

@@ -131,6 +131,30 @@ class S3BlobStore:
         except Exception as exc:  # noqa: BLE001 - translated below
             raise self._translate(exc, digest) from None
 
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[dict[str, Any]], *, if_absent: bool = False
+    ) -> bool:
+        """Complete multipart upload ``upload_id`` at ``key`` from ``parts`` (as S3 lists them:
+        number, ETag, checksums; in any order). With ``if_absent`` only where no object is at
+        ``key`` yet: False if one was (S3's ``PreconditionFailed``), the upload left open."""
+        done = [
+            {k: p[k] for k in ("PartNumber", "ETag", "ChecksumSHA256", "ChecksumCRC32") if p.get(k)}
+            for p in sorted(parts, key=lambda p: int(p["PartNumber"]))
+        ]
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+                **({"IfNoneMatch": "*"} if if_absent else {}),
+            )
+        except Exception as exc:  # noqa: BLE001 - translated below
+            if if_absent and _code(exc) == "PreconditionFailed":
+                return False
+            raise self._translate(exc) from None
+        return True
+
     def streamed_objects(self) -> Iterator[tuple[str, float]]:
         """(key, last modified) of every object under ``streamed/``."""
         paginator = self._client.get_paginator("list_objects_v2")
